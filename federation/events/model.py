@@ -1,0 +1,113 @@
+"""The PDU model shared by auth rules, state resolution, the node and the transport.
+
+Spec: server-server API "PDUs"; room versions 10-12 event format.  An ``Event`` wraps the
+PDU's JSON (exactly as signed, plus ``unsigned``) and its room version; it never touches I/O.
+Event IDs are derived from the reference hash (``$`` + URL-safe unpadded Base64).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..room_versions import RoomVersion
+
+StateKey = tuple[str, str]  # (type, state_key)
+
+
+class Event:
+    """A PDU in a known room version.  Treat ``pdu`` as read-only."""
+
+    __slots__ = ("pdu", "room_version", "_event_id", "rejected_reason", "internal")
+
+    def __init__(self, pdu: dict, room_version: RoomVersion, *,
+                 event_id: str | None = None) -> None:
+        self.pdu = pdu
+        self.room_version = room_version
+        self._event_id = event_id
+        # Set by whoever persists the event: why it was rejected (None when accepted).
+        self.rejected_reason: str | None = None
+        # Free slot for storage layers (stream ordering etc.); never part of the PDU.
+        self.internal: dict[str, Any] = {}
+
+    # --- identity --------------------------------------------------------------------
+    @property
+    def event_id(self) -> str:
+        if self._event_id is None:
+            from .hashes import compute_event_id
+            self._event_id = compute_event_id(self.pdu, self.room_version)
+        return self._event_id
+
+    @property
+    def room_id(self) -> str:
+        rid = self.pdu.get("room_id")
+        if rid is None and self.type == "m.room.create" \
+                and self.room_version.event_format.room_id_is_create_event_hash:
+            return "!" + self.event_id[1:]
+        return rid
+
+    # --- fields ----------------------------------------------------------------------
+    @property
+    def type(self) -> str:
+        return self.pdu["type"]
+
+    @property
+    def sender(self) -> str:
+        return self.pdu["sender"]
+
+    @property
+    def content(self) -> Mapping[str, Any]:
+        return self.pdu.get("content", {})
+
+    @property
+    def state_key(self) -> str | None:
+        return self.pdu.get("state_key")
+
+    @property
+    def is_state(self) -> bool:
+        return "state_key" in self.pdu
+
+    @property
+    def key(self) -> StateKey:
+        """(type, state_key) for a state event."""
+        return (self.pdu["type"], self.pdu["state_key"])
+
+    @property
+    def prev_event_ids(self) -> list[str]:
+        return self.pdu.get("prev_events", [])
+
+    @property
+    def auth_event_ids(self) -> list[str]:
+        return self.pdu.get("auth_events", [])
+
+    @property
+    def depth(self) -> int:
+        return self.pdu.get("depth", 0)
+
+    @property
+    def origin_server_ts(self) -> int:
+        return self.pdu.get("origin_server_ts", 0)
+
+    @property
+    def redacts(self) -> str | None:
+        """The redacted event ID: in ``content`` from v11, top level before."""
+        if self.room_version.redaction.v11_rules:
+            return self.content.get("redacts") or self.pdu.get("redacts")
+        return self.pdu.get("redacts")
+
+    @property
+    def membership(self) -> str | None:
+        return self.content.get("membership") if self.type == "m.room.member" else None
+
+    @property
+    def sender_domain(self) -> str:
+        return self.sender.split(":", 1)[1]
+
+    def __repr__(self) -> str:
+        sk = f" {self.state_key!r}" if self.is_state else ""
+        return f"<Event {self.event_id} {self.type}{sk} by {self.sender}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and other.event_id == self.event_id
+
+    def __hash__(self) -> int:
+        return hash(self.event_id)
