@@ -1,0 +1,111 @@
+"""Node configuration: a YAML file written by ``parta node init`` and read by every subcommand.
+
+Every key has a sane default, so a config file only needs what differs.  ``load_config`` turns
+mistakes (unknown keys, wrong types) into one clear ``ConfigError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class ListenerConfig:
+    bind_address: str = "127.0.0.1"
+    port: int = 8008
+    tls_certificate_path: str | None = None
+    tls_private_key_path: str | None = None
+
+
+@dataclass
+class RateLimitConfig:
+    enabled: bool = True
+    per_second: float = 10.0    # sustained requests/s per user on rate-limited endpoints
+    burst_count: int = 50
+
+
+@dataclass
+class MediaConfig:
+    max_upload_bytes: int = 50 * 1024 * 1024
+    per_user_quota_bytes: int = 1024 * 1024 * 1024
+    thumbnail_sizes: list[list[int]] = field(default_factory=lambda: [[32, 32], [96, 96],
+                                                                       [320, 240], [640, 480],
+                                                                       [800, 600]])
+
+
+@dataclass
+class RegistrationConfig:
+    open_registration: bool = False   # schools don't run open registration
+    password_min_length: int = 8
+
+
+@dataclass
+class Config:
+    server_name: str = "localhost"
+    data_dir: str = "."
+    database_url: str = ""            # default: sqlite:///<data_dir>/node.db
+    signing_key_path: str = ""        # default: <data_dir>/signing.key
+    public_baseurl: str = ""          # default: http://<bind>:<port>/
+    client_listener: ListenerConfig = field(default_factory=ListenerConfig)
+    metrics_listener: ListenerConfig = field(default_factory=lambda: ListenerConfig(port=9108))
+    max_request_body_bytes: int = 1024 * 1024
+    rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    default_room_version: str = "12"
+    log_level: str = "INFO"
+
+    @property
+    def media_dir(self) -> str:
+        return os.path.join(self.data_dir, "media")
+
+    def resolved(self) -> "Config":
+        """Fill derived defaults (paths relative to the data dir)."""
+        if not self.database_url:
+            self.database_url = "sqlite:///" + os.path.join(self.data_dir, "node.db")
+        if not self.signing_key_path:
+            self.signing_key_path = os.path.join(self.data_dir, "signing.key")
+        if not self.public_baseurl:
+            l = self.client_listener
+            scheme = "https" if l.tls_certificate_path else "http"
+            self.public_baseurl = f"{scheme}://{l.bind_address}:{l.port}/"
+        return self
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        f = known.get(key)
+        if f is None:
+            raise ConfigError(f"{path}{key}: unknown setting (known: {', '.join(sorted(known))})")
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        if is_dataclass(default):
+            kwargs[key] = _build(type(default), value, f"{path}{key}.")
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str) -> Config:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    cfg = _build(Config, data, "")
+    if not os.path.isabs(cfg.data_dir):
+        cfg.data_dir = os.path.join(os.path.dirname(os.path.abspath(path)), cfg.data_dir)
+    return cfg.resolved()

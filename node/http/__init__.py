@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every API of the node: routing, request parsing, JSON errors."""

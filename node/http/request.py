@@ -1,0 +1,96 @@
+"""The request object handlers receive: parsed path/query, lazy JSON body, the requester."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from federation.canonical_json import parse_json
+from federation.errors import BadJSON, MatrixError
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who is calling: the authenticated user, device and token row."""
+
+    user_id: str
+    device_id: str | None
+    token_id: int | None = None
+    is_appservice: bool = False
+
+
+class MissingParam(MatrixError):
+    errcode = "M_MISSING_PARAM"
+
+
+class ApiRequest:
+    """A parsed HTTP request.  ``body`` is already read and size-checked."""
+
+    __slots__ = ("method", "path", "args", "headers", "body", "requester", "client_ip",
+                 "raw", "_json", "route_name", "access_token")
+
+    def __init__(self, method: str, path: str, args: dict[str, list[str]],
+                 headers: dict[str, str], body: bytes, client_ip: str,
+                 raw: Any = None) -> None:
+        self.method = method
+        self.path = path
+        self.args = args
+        self.headers = headers            # lower-cased names
+        self.body = body
+        self.client_ip = client_ip
+        self.raw = raw                    # the twisted.web request, for streaming responses
+        self.requester: Requester | None = None
+        self.access_token: str | None = None
+        self.route_name: str = "unknown"
+        self._json: Any = None
+
+    # --- query ---------------------------------------------------------------------
+    def query(self, name: str, default: str | None = None) -> str | None:
+        values = self.args.get(name)
+        return values[-1] if values else default
+
+    def query_int(self, name: str, default: int | None = None, *, minimum: int | None = None,
+                  maximum: int | None = None) -> int | None:
+        raw = self.query(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise MatrixError(f"Query parameter {name!r} must be an integer",
+                              errcode="M_INVALID_PARAM") from None
+        if minimum is not None and value < minimum:
+            value = minimum
+        if maximum is not None and value > maximum:
+            value = maximum
+        return value
+
+    def query_bool(self, name: str, default: bool = False) -> bool:
+        raw = self.query(name)
+        if raw is None:
+            return default
+        if raw in ("true", "1"):
+            return True
+        if raw in ("false", "0"):
+            return False
+        raise MatrixError(f"Query parameter {name!r} must be true or false",
+                          errcode="M_INVALID_PARAM")
+
+    # --- body ----------------------------------------------------------------------
+    def json(self, *, allow_empty: bool = False) -> dict:
+        """The body as a JSON object (M_NOT_JSON / M_BAD_JSON on anything else)."""
+        if self._json is None:
+            if not self.body.strip():
+                if allow_empty:
+                    self._json = {}
+                    return self._json
+            value = parse_json(self.body)
+            if not isinstance(value, dict):
+                raise BadJSON("Request body must be a JSON object")
+            self._json = value
+        return self._json
+
+    @property
+    def user_id(self) -> str:
+        assert self.requester is not None, "route was registered without auth"
+        return self.requester.user_id

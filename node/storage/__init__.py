@@ -1,0 +1,1 @@
+"""Storage: the database wrapper and one repository per domain (accounts, events, media...)."""

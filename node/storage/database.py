@@ -1,0 +1,74 @@
+"""The database handle: SQLAlchemy Core engine + a thread pool so no DB work runs on the reactor.
+
+``await db.run(fn, *args)`` runs ``fn(conn, *args)`` inside one transaction on a pool thread and
+returns its result.  SQLite (the embedded default) runs in WAL mode with a single DB thread, so
+writes never contend; PostgreSQL gets a small pool of threads and connections.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from twisted.internet import threads
+from twisted.python.threadpool import ThreadPool
+
+log = logging.getLogger("parta.db")
+T = TypeVar("T")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+
+
+class Database:
+    def __init__(self, url: str, reactor: Any, *, threads_max: int | None = None) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        n = 1 if self.is_sqlite else (threads_max or 8)
+        self.engine = make_engine(url, pool_size=n)
+        self.reactor = reactor
+        self.pool = ThreadPool(minthreads=1, maxthreads=n, name="parta-db")
+        self.pool.start()
+        self._shutdown_trigger = reactor.addSystemEventTrigger(
+            "during", "shutdown", self.close)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(conn, *args, **kwargs)`` in a transaction off the reactor thread."""
+        return await threads.deferToThreadPool(self.reactor, self.pool, self._in_txn,
+                                               fn, args, kwargs)
+
+    def _in_txn(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        with self.engine.begin() as conn:
+            return fn(conn, *args, **kwargs)
+
+    def run_sync(self, fn: Callable[[Connection], T]) -> T:
+        """For CLI tools and start-up only (blocks the caller)."""
+        with self.engine.begin() as conn:
+            return fn(conn)
+
+    def pool_stats(self) -> dict[str, int]:
+        return {"threads_busy": len(self.pool.working), "threads_max": self.pool.max,
+                "queued": self.pool._queue.qsize()}
+
+    def close(self) -> None:
+        if self.pool.started:
+            self.pool.stop()
+        self.engine.dispose()
