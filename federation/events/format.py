@@ -1,0 +1,244 @@
+"""PDU format validation for room versions 10, 11 and 12.
+
+Spec: server-server API "Checks performed on receipt of a PDU", step 1 ("Is a valid event,
+otherwise it is dropped"); the PDU schemas ``pdu_v6`` (v10), ``pdu_v11`` and ``pdu_v12``
+(``data/api/server-server/definitions``); client-server API "Size limits"; appendices
+"Canonical JSON", "User Identifiers", "Room IDs", "Event IDs", "Server Name"; rooms v6
+fragment "Canonical JSON" ("Servers MUST strictly enforce the JSON format").
+
+``check_pdu_format`` raises ``BadJSON`` (``M_BAD_JSON``) naming the first problem.  What is a
+*format* error here (the event is dropped) and what is left to the authorization rules (the
+event is rejected) follows the spec: e.g. a v12 ``m.room.create`` that carries a ``room_id``
+is well-formed but rejected by auth rule 1.2.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from ..canonical_json import MAX_SAFE_INT, MIN_SAFE_INT, encode_canonical_json
+from ..errors import BadJSON
+from ..room_versions import RoomVersion
+
+MAX_PDU_BYTES = 65536          # "Size limits": the complete event, canonical JSON
+MAX_ID_BYTES = 255             # user IDs, room IDs, event IDs (appendices)
+MAX_TYPE_BYTES = 255           # `type`
+MAX_STATE_KEY_BYTES = 255      # `state_key`
+MAX_PREV_EVENTS = 20           # pdu schema: "Must contain less than or equal to 20 events"
+MAX_AUTH_EVENTS = 10           # pdu schema: "Must contain less than or equal to 10 events"
+
+# --- identifier grammar (appendices) -----------------------------------------------------
+# server_name = hostname [ ":" port ]; hostname = IPv4 / "[" IPv6 "]" / dns-name
+_SERVER_NAME = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.\-]{1,255})(?::[0-9]{1,5})?\Z")
+_IPV4ISH = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?::|\Z)")
+# Event IDs from room version 4 on: "$" + URL-safe unpadded Base64 of a SHA-256 hash.
+_EVENT_ID_V4 = re.compile(r"\$[A-Za-z0-9_\-]{43}\Z")
+# v12 room IDs: the create event's ID with the "!" sigil.
+_ROOM_ID_V12 = re.compile(r"![A-Za-z0-9_\-]{43}\Z")
+
+
+def _utf8_len(s: str) -> int:
+    # Max 4 bytes per code point: short strings skip the encode.
+    if len(s) * 4 <= MAX_ID_BYTES:
+        return len(s)
+    return len(s.encode("utf-8", "surrogatepass"))
+
+
+def is_valid_server_name(name: object) -> bool:
+    """The appendix "Server Name" grammar; IPv4 literals must have octets <= 255."""
+    if not isinstance(name, str) or _SERVER_NAME.match(name) is None:
+        return False
+    if _IPV4ISH.match(name):
+        host = name.split(":", 1)[0]
+        return all(int(octet) <= 255 for octet in host.split("."))
+    return True
+
+
+def is_valid_user_id(user_id: object) -> bool:
+    """A user ID as servers must accept it over federation ("Historical User IDs").
+
+    ``@localpart:server_name``, at most 255 bytes; the localpart may be empty and may hold
+    any code points except ``:`` and NUL.
+    """
+    if not isinstance(user_id, str) or user_id[:1] != "@" or _utf8_len(user_id) > MAX_ID_BYTES:
+        return False
+    localpart, sep, domain = user_id[1:].partition(":")
+    return bool(sep) and "\x00" not in localpart and is_valid_server_name(domain)
+
+
+def is_valid_event_id(event_id: object) -> bool:
+    """An event ID of room versions 4 and later (all of 10-12)."""
+    return isinstance(event_id, str) and _EVENT_ID_V4.match(event_id) is not None
+
+
+def is_valid_room_id(room_id: object, room_version: RoomVersion) -> bool:
+    """A room ID in ``room_version``: ``!opaque:server_name`` (v10/v11) or a hash (v12)."""
+    if not isinstance(room_id, str):
+        return False
+    if room_version.event_format.room_id_is_create_event_hash:
+        return _ROOM_ID_V12.match(room_id) is not None
+    if room_id[:1] != "!" or _utf8_len(room_id) > MAX_ID_BYTES:
+        return False
+    opaque, sep, domain = room_id[1:].partition(":")
+    return bool(sep) and "\x00" not in opaque and is_valid_server_name(domain)
+
+
+# --- the PDU -----------------------------------------------------------------------------
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return type(value).__name__
+
+
+def _bad(message: str) -> BadJSON:
+    return BadJSON(f"Invalid PDU: {message}")
+
+
+def _require(pdu: Mapping[str, Any], key: str) -> Any:
+    try:
+        return pdu[key]
+    except KeyError:
+        raise _bad(f"missing required key '{key}'") from None
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _check_int(key: str, value: Any) -> None:
+    if not _is_int(value):
+        raise _bad(f"'{key}' must be an integer, not {_type_name(value)}")
+    if not MIN_SAFE_INT <= value <= MAX_SAFE_INT:
+        raise _bad(f"'{key}' is outside the canonical JSON integer range: {value}")
+
+
+def _check_str(key: str, value: Any, max_bytes: int | None = None) -> None:
+    if not isinstance(value, str):
+        raise _bad(f"'{key}' must be a string, not {_type_name(value)}")
+    if max_bytes is not None and _utf8_len(value) > max_bytes:
+        raise _bad(f"'{key}' is longer than {max_bytes} bytes")
+
+
+def _check_event_id_list(key: str, value: Any, limit: int) -> None:
+    if type(value) is not list and not isinstance(value, (list, tuple)):
+        raise _bad(f"'{key}' must be an array of event IDs, not {_type_name(value)}")
+    if len(value) > limit:
+        raise _bad(f"'{key}' lists {len(value)} events; at most {limit} are allowed")
+    match = _EVENT_ID_V4.match
+    for i, eid in enumerate(value):
+        if not isinstance(eid, str) or match(eid) is None:
+            raise _bad(f"{key}[{i}] is not a valid event ID: {eid!r:.80}")
+
+
+def check_pdu_structure(pdu: Any, room_version: RoomVersion) -> None:
+    """Required keys, their types, identifier grammar and per-key size limits.
+
+    Does not look inside ``content``/``unsigned`` values nor measure the whole event; see
+    ``check_pdu_format`` for the complete check.
+    """
+    if not isinstance(pdu, Mapping):
+        raise _bad(f"a PDU must be a JSON object, not {_type_name(pdu)}")
+
+    # type: string, "MUST NOT exceed 255 bytes"
+    event_type = _require(pdu, "type")
+    _check_str("type", event_type, MAX_TYPE_BYTES)
+
+    # sender: a user ID (historical grammar accepted), at most 255 bytes
+    sender = _require(pdu, "sender")
+    _check_str("sender", sender)
+    if not is_valid_user_id(sender):
+        raise _bad(f"'sender' is not a valid user ID: {sender!r:.80}")
+
+    # room_id: required, except on a v12 m.room.create (whose ID *is* the room ID).
+    # A v12 create event that carries one anyway is rejected by auth rule 1.2, not here.
+    v12_create = (room_version.event_format.room_id_is_create_event_hash
+                  and event_type == "m.room.create")
+    if "room_id" in pdu or not v12_create:
+        room_id = _require(pdu, "room_id")
+        _check_str("room_id", room_id)
+        if not is_valid_room_id(room_id, room_version):
+            raise _bad(f"'room_id' is not a valid room ID for room version "
+                       f"{room_version.identifier}: {room_id!r:.80}")
+
+    # state_key: optional string, "MUST NOT exceed 255 bytes"
+    if "state_key" in pdu:
+        _check_str("state_key", pdu["state_key"], MAX_STATE_KEY_BYTES)
+
+    content = _require(pdu, "content")
+    if not isinstance(content, Mapping):
+        raise _bad(f"'content' must be an object, not {_type_name(content)}")
+
+    _check_int("depth", _require(pdu, "depth"))
+    _check_int("origin_server_ts", _require(pdu, "origin_server_ts"))
+    _check_event_id_list("prev_events", _require(pdu, "prev_events"), MAX_PREV_EVENTS)
+    _check_event_id_list("auth_events", _require(pdu, "auth_events"), MAX_AUTH_EVENTS)
+
+    hashes = _require(pdu, "hashes")
+    if not isinstance(hashes, Mapping):
+        raise _bad(f"'hashes' must be an object, not {_type_name(hashes)}")
+    if not isinstance(hashes.get("sha256"), str):
+        raise _bad("'hashes.sha256' must be a string (the content hash)")
+
+    signatures = _require(pdu, "signatures")
+    if not isinstance(signatures, Mapping):
+        raise _bad(f"'signatures' must be an object, not {_type_name(signatures)}")
+    for server, by_key in signatures.items():
+        if not isinstance(by_key, Mapping):
+            raise _bad(f"'signatures.{server}' must be an object of key ID -> signature")
+        for key_id, sig in by_key.items():
+            if not isinstance(sig, str):
+                raise _bad(f"'signatures.{server}.{key_id}' must be a string")
+
+    if "unsigned" in pdu and not isinstance(pdu["unsigned"], Mapping):
+        raise _bad(f"'unsigned' must be an object, not {_type_name(pdu['unsigned'])}")
+
+    if room_version.redaction.v11_rules:
+        # v11 moved `redacts` into the content of m.room.redaction events.
+        if event_type == "m.room.redaction" and "redacts" in content \
+                and not is_valid_event_id(content["redacts"]):
+            raise _bad("'content.redacts' must be an event ID")
+    elif "redacts" in pdu and not is_valid_event_id(pdu["redacts"]):
+        # v10 (pdu_v6 schema): top-level `redacts` on redaction events.
+        raise _bad("'redacts' must be an event ID")
+
+    if "event_id" in pdu:  # not part of v4+ PDUs, but limited by "Size limits" if sent
+        _check_str("event_id", pdu["event_id"], MAX_ID_BYTES)
+
+
+def check_pdu_size(encoded: bytes) -> None:
+    """The complete event, signatures included, must fit in 65536 bytes of canonical JSON."""
+    if len(encoded) > MAX_PDU_BYTES:
+        raise _bad(f"the event is {len(encoded)} bytes of canonical JSON; "
+                   f"the limit is {MAX_PDU_BYTES}")
+
+
+def check_pdu_format_and_encode(pdu: Any, room_version: RoomVersion) -> bytes:
+    """``check_pdu_format`` returning the canonical JSON of the whole PDU."""
+    check_pdu_structure(pdu, room_version)
+    try:
+        # Strict canonical JSON (v6+): no floats, integers within +-(2**53 - 1), string keys.
+        encoded = encode_canonical_json(pdu)
+    except BadJSON as exc:
+        raise _bad(exc.message) from None
+    check_pdu_size(encoded)
+    return encoded
+
+
+def check_pdu_format(pdu: Any, room_version: RoomVersion) -> None:
+    """Raise ``BadJSON`` unless ``pdu`` is a well-formed PDU of ``room_version``."""
+    check_pdu_format_and_encode(pdu, room_version)
