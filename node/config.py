@@ -30,12 +30,15 @@ class RateLimitConfig:
     enabled: bool = True
     per_second: float = 10.0    # sustained requests/s per user on rate-limited endpoints
     burst_count: int = 50
+    login_per_second: float = 1.0   # login/register/token validity attempts/s per client IP
+    login_burst_count: int = 30
 
 
 @dataclass
 class MediaConfig:
     max_upload_bytes: int = 50 * 1024 * 1024
     per_user_quota_bytes: int = 1024 * 1024 * 1024
+    max_thumbnail_pixels: int = 50_000_000      # larger images get 413 M_TOO_LARGE
     thumbnail_sizes: list[list[int]] = field(default_factory=lambda: [[32, 32], [96, 96],
                                                                        [320, 240], [640, 480],
                                                                        [800, 600]])

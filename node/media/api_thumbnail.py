@@ -1,0 +1,46 @@
+"""``GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}``
+(client-server API "Content repository" > "Thumbnails", authed-content-repo.yaml).
+
+``width`` and ``height`` are required positive integers, ``method`` is ``crop`` or ``scale``
+(default ``scale``), ``animated`` a boolean.  Answers ``inline`` with an image type from the
+spec's list; content Pillow cannot read is 400, images over the pixel limit 413 ``M_TOO_LARGE``.
+"""
+
+from __future__ import annotations
+
+from federation.errors import InvalidParam
+from node.http.request import ApiRequest, MissingParam
+from node.http.router import Router
+from node.http.server import Response
+
+from .headers import media_headers
+from .service import MediaService
+from .thumbnailer import METHODS
+
+THUMBNAIL = "/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}"
+MAX_DIMENSION = 10_000
+
+
+def _dimension(req: ApiRequest, name: str) -> int:
+    value = req.query_int(name)
+    if value is None:
+        raise MissingParam(f"Missing query parameter {name!r}")
+    if not 0 < value <= MAX_DIMENSION:
+        raise InvalidParam(f"{name} must be between 1 and {MAX_DIMENSION}")
+    return value
+
+
+def register(router: Router, media: MediaService) -> None:
+    async def thumbnail(req: ApiRequest, serverName: str, mediaId: str) -> Response:
+        width, height = _dimension(req, "width"), _dimension(req, "height")
+        method = req.query("method", "scale")
+        if method not in METHODS:
+            raise InvalidParam("method must be 'crop' or 'scale'")
+        animated = req.query_bool("animated", False)
+        result = await media.thumbnail(serverName, mediaId, width, height, method, animated)
+        ext = result.content_type.split("/", 1)[1]
+        return Response(200, result.data, result.content_type,
+                        media_headers(result.content_type, f"thumbnail.{ext}",
+                                      force_inline=True))
+
+    router.add("GET", THUMBNAIL, thumbnail)

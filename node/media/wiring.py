@@ -1,0 +1,31 @@
+"""Composition of the media area: ``wire(ctx, accounts) -> MediaService``.
+
+Builds the content-addressed store under ``config.media_dir``, the service (blocking work on the
+reactor's thread pool) and registers the routes.  ``node/app.py`` must pass
+``MediaService.body_limits`` to ``ApiResource(body_limits=...)`` so uploads may exceed the
+default request body limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import threads
+
+from . import api_config, api_download, api_thumbnail, api_upload
+from .service import MediaService
+from .store import MediaStore
+
+
+def wire(ctx: Any, accounts: Any = None) -> MediaService:
+    reactor = ctx.reactor
+
+    def offload(fn: Any, *args: Any) -> Any:
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+    service = MediaService(server_name=ctx.server_name, config=ctx.config.media, db=ctx.db,
+                           store=MediaStore(ctx.config.media_dir), clock=ctx.clock,
+                           offload=offload)
+    for module in (api_upload, api_download, api_thumbnail, api_config):
+        module.register(ctx.router, service)
+    return service

@@ -1,0 +1,249 @@
+"""The media endpoints through the real ``ApiResource`` and router, in-process.
+
+DB work and file I/O run synchronously here (a SQLite file DB, an immediate ``offload``), so each
+request completes inside ``render``; the real node runs the same code on worker threads.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from types import SimpleNamespace
+from urllib.parse import quote, urlencode
+
+import pytest
+from PIL import Image
+from twisted.internet import defer
+from twisted.web.test.requesthelper import DummyRequest
+
+import schema.media  # noqa: F401 - registers the tables
+from federation.errors import MatrixError
+from node.config import MediaConfig
+from node.http.request import Requester
+from node.http.router import Router
+from node.http.server import ApiResource
+from node.media.wiring import wire
+from node.storage.database import make_engine
+from schema.meta import metadata
+
+SERVER = "school.example"
+TOKENS = {"tok-anna": "@anna:school.example", "tok-ben": "@ben:school.example"}
+
+
+class SyncDB:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+
+    def run(self, fn, *args, **kwargs):
+        try:
+            with self.engine.begin() as conn:
+                return defer.succeed(fn(conn, *args, **kwargs))
+        except Exception:
+            return defer.fail()
+
+
+class FakeClock:
+    def time_ms(self) -> int:
+        return 1_700_000_000_000
+
+
+@pytest.fixture
+def api(tmp_path, monkeypatch):
+    monkeypatch.setattr("node.media.wiring.threads.deferToThreadPool",
+                        lambda reactor, pool, fn, *a: defer.maybeDeferred(fn, *a))
+    config = SimpleNamespace(media=MediaConfig(max_upload_bytes=200_000,
+                                               per_user_quota_bytes=300_000),
+                             media_dir=str(tmp_path / "media"))
+    router = Router()
+    ctx = SimpleNamespace(config=config, reactor=SimpleNamespace(getThreadPool=lambda: None),
+                          clock=FakeClock(), db=SyncDB(f"sqlite:///{tmp_path}/node.db"),
+                          router=router, server_name=SERVER)
+    media = wire(ctx, accounts=None)
+
+    async def authenticate(req, token):
+        if token not in TOKENS:
+            raise MatrixError("Unknown token", errcode="M_UNKNOWN_TOKEN", http_status=401)
+        return Requester(TOKENS[token], "DEV")
+
+    resource = ApiResource(router, authenticate=authenticate, max_body_bytes=1000,
+                           body_limits=media.body_limits)
+    return SimpleNamespace(resource=resource, media=media, media_dir=config.media_dir)
+
+
+def call(api, method: str, path: str, *, token: str | None = "tok-anna", body: bytes = b"",
+         headers: dict | None = None, query: dict | None = None):
+    req = DummyRequest([])
+    req.method = method.encode()
+    req.path = path.encode()
+    req.uri = path.encode() + (b"?" + urlencode(query).encode() if query else b"")
+    req.args = {k.encode(): [str(v).encode()] for k, v in (query or {}).items()}
+    req.content = io.BytesIO(body)
+    req._disconnected = False
+    req.requestHeaders.setRawHeaders(b"content-length", [str(len(body)).encode()])
+    if token:
+        req.requestHeaders.setRawHeaders(b"authorization", [f"Bearer {token}".encode()])
+    for k, v in (headers or {}).items():
+        req.requestHeaders.setRawHeaders(k.encode(), [v.encode()])
+    api.resource.render(req)
+    assert req.finished, "request did not complete synchronously"
+    data = b"".join(req.written)
+    resp_headers = {k.decode().lower(): v[-1].decode()
+                    for k, v in req.responseHeaders.getAllRawHeaders()}
+    code = req.responseCode or 200
+    return SimpleNamespace(code=code, body=data, headers=resp_headers,
+                           json=(json.loads(data) if resp_headers.get("content-type")
+                                 == "application/json" else None))
+
+
+def upload(api, data: bytes, content_type="application/octet-stream", filename=None,
+           token="tok-anna"):
+    query = {"filename": filename} if filename is not None else None
+    resp = call(api, "POST", "/_matrix/media/v3/upload", body=data, token=token,
+                headers={"content-type": content_type}, query=query)
+    return resp
+
+
+def media_path(mxc: str) -> str:
+    server, media_id = mxc[len("mxc://"):].split("/")
+    return f"{quote(server)}/{media_id}"
+
+
+def png(w: int, h: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (w, h), (0, 120, 240)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_upload_then_download_bytes_identical(api):
+    data = os.urandom(5000)
+    resp = upload(api, data, "application/pdf", filename="Zeugnis Klasse 5.pdf")
+    assert resp.code == 200, resp.body
+    mxc = resp.json["content_uri"]
+    assert mxc.startswith(f"mxc://{SERVER}/")
+    got = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}")
+    assert got.code == 200
+    assert got.body == data
+    assert got.headers["content-type"] == "application/pdf"
+    assert got.headers["content-disposition"] == 'attachment; filename="Zeugnis Klasse 5.pdf"'
+    assert "sandbox" in got.headers["content-security-policy"]
+    # matrix-nio's spelling (trailing slash) and a file name override from the path.
+    assert call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}/").body == data
+    over = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}/other.pdf")
+    assert over.body == data
+    assert over.headers["content-disposition"] == 'attachment; filename="other.pdf"'
+
+
+def test_identical_uploads_share_bytes_but_get_distinct_ids(api):
+    a = upload(api, b"same bytes").json["content_uri"]
+    b = upload(api, b"same bytes", token="tok-ben").json["content_uri"]
+    assert a != b
+    files = [f for _, _, fs in os.walk(os.path.join(api.media_dir, "content")) for f in fs]
+    assert len(files) == 1
+
+
+def test_html_is_served_as_attachment(api):
+    mxc = upload(api, b"<script>alert(1)</script>", "text/html", "x.html").json["content_uri"]
+    got = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}")
+    assert got.headers["content-disposition"].startswith("attachment")
+    assert got.headers["x-content-type-options"] == "nosniff"
+    mxc = upload(api, b"hello", "text/plain").json["content_uri"]
+    got = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}")
+    assert got.headers["content-disposition"] == "inline"           # no filename given
+    assert got.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_download_requires_auth(api):
+    mxc = upload(api, b"x").json["content_uri"]
+    resp = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}", token=None)
+    assert resp.code == 401 and resp.json["errcode"] == "M_MISSING_TOKEN"
+    resp = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}",
+                token="bogus")
+    assert resp.code == 401 and resp.json["errcode"] == "M_UNKNOWN_TOKEN"
+
+
+@pytest.mark.parametrize("path", [
+    f"/_matrix/client/v1/media/download/{SERVER}/doesnotexist",
+    "/_matrix/client/v1/media/download/other.example/abcdef",        # remote: later issue
+    f"/_matrix/client/v1/media/download/{SERVER}/..%2F..%2Fnode.db",
+    "/_matrix/client/v1/media/download/bad%2Fname/abc",
+])
+def test_unknown_media_404(api, path):
+    resp = call(api, "GET", path)
+    assert resp.code == 404 and resp.json["errcode"] == "M_NOT_FOUND"
+
+
+def test_too_large_upload_413(api):
+    resp = upload(api, b"x" * 200_001)
+    assert resp.code == 413 and resp.json["errcode"] == "M_TOO_LARGE"
+    assert upload(api, b"x" * 200_000).code == 200   # exactly the limit is fine
+
+
+def test_quota_403(api):
+    assert upload(api, os.urandom(150_000)).code == 200
+    assert upload(api, os.urandom(150_000)).code == 200
+    resp = upload(api, b"one byte too many")
+    assert resp.code == 403 and resp.json["errcode"] == "M_FORBIDDEN"
+    assert upload(api, b"other user is unaffected", token="tok-ben").code == 200
+
+
+def test_config(api):
+    resp = call(api, "GET", "/_matrix/client/v1/media/config")
+    assert resp.code == 200 and resp.json == {"m.upload.size": 200_000}
+
+
+def test_thumbnail_scale_and_crop(api):
+    mxc = upload(api, png(1000, 500), "image/png", "big.png").json["content_uri"]
+    path = f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}"
+    resp = call(api, "GET", path, query={"width": 300, "height": 200, "method": "scale"})
+    assert resp.code == 200, resp.body
+    assert resp.headers["content-type"] == "image/png"
+    assert resp.headers["content-disposition"] == 'inline; filename="thumbnail.png"'
+    assert Image.open(io.BytesIO(resp.body)).size == (320, 160)
+    resp = call(api, "GET", path, query={"width": 32, "height": 32, "method": "crop"})
+    assert Image.open(io.BytesIO(resp.body)).size == (32, 32)
+    # Served again from the cache: same bytes.
+    again = call(api, "GET", path, query={"width": 32, "height": 32, "method": "crop"})
+    assert again.body == resp.body
+
+
+def test_thumbnail_of_small_image_is_the_original(api):
+    data = png(20, 20)
+    mxc = upload(api, data, "application/octet-stream").json["content_uri"]
+    resp = call(api, "GET", f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}",
+                query={"width": 96, "height": 96})
+    assert resp.code == 200 and resp.body == data
+    assert resp.headers["content-type"] == "image/png"       # what Pillow saw, not the claim
+
+
+def test_thumbnail_errors(api):
+    mxc = upload(api, b"<html>not an image</html>", "image/png").json["content_uri"]
+    path = f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}"
+    resp = call(api, "GET", path, query={"width": 96, "height": 96})
+    assert resp.code == 400 and resp.json["errcode"] == "M_UNKNOWN"
+    resp = call(api, "GET", path, query={"width": 96})
+    assert resp.code == 400 and resp.json["errcode"] == "M_MISSING_PARAM"
+    resp = call(api, "GET", path, query={"width": -1, "height": 5})
+    assert resp.code == 400 and resp.json["errcode"] == "M_INVALID_PARAM"
+    resp = call(api, "GET", path, query={"width": 5, "height": 5, "method": "stretch"})
+    assert resp.code == 400 and resp.json["errcode"] == "M_INVALID_PARAM"
+    resp = call(api, "GET", f"/_matrix/client/v1/media/thumbnail/{SERVER}/nope",
+                query={"width": 5, "height": 5})
+    assert resp.code == 404 and resp.json["errcode"] == "M_NOT_FOUND"
+
+
+def test_thumbnail_too_many_pixels_413(api):
+    api.media.config.max_thumbnail_pixels = 10_000
+    mxc = upload(api, png(200, 200), "image/png").json["content_uri"]
+    resp = call(api, "GET", f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}",
+                query={"width": 32, "height": 32})
+    assert resp.code == 413 and resp.json["errcode"] == "M_TOO_LARGE"
+
+
+def test_service_upload_contract(api):
+    """MediaService.upload is what other areas (demo seeding, avatars) call directly."""
+    result = []
+    defer.ensureDeferred(api.media.upload("@anna:school.example", "text/plain", "a.txt",
+                                          b"hi")).addCallback(result.append)
+    assert result and result[0].startswith(f"mxc://{SERVER}/")
