@@ -1,0 +1,1 @@
+"""Client-server API handlers of the sync area, one module per spec section."""
