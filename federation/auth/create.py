@@ -43,7 +43,9 @@ def check_create_event(event: Event) -> None:
             raise AuthError(rv, "1.2", "room_id domain does not match sender domain")
 
     # 1.3 If content.room_version is present and is not a recognised version, reject.
-    if "room_version" in content and content["room_version"] not in KNOWN_ROOM_VERSIONS:
+    version = content.get("room_version")
+    if "room_version" in content \
+            and not (isinstance(version, str) and version in KNOWN_ROOM_VERSIONS):
         raise AuthError(rv, "1.3",
                         f"unrecognised room_version {content['room_version']!r}")
 
