@@ -12,8 +12,8 @@ Public API:
 
 * ``encode_canonical_json(value) -> bytes`` - raises ``CanonicalJSONError`` (``M_BAD_JSON``)
   naming the JSON path of the first offending value.
-* ``check_canonical(value)`` - the same validation without encoding, used on PDUs read from
-  the network (it also refuses lone surrogates, which the encoder finds while encoding).
+* ``check_canonical(value)`` - the same checks when only validity matters (PDUs read from
+  the network); the encoder also refuses lone surrogates, which have no UTF-8 form.
 * ``parse_json(body) -> Any`` - strict parser for request bodies (see its docstring).
 
 Two encoders produce identical bytes (a property test in
@@ -21,7 +21,9 @@ Two encoders produce identical bytes (a property test in
 ``canonicaljson`` library): orjson with ``OPT_SORT_KEYS`` (fast path) and the stdlib ``json``
 module (fallback for values orjson refuses, e.g. ``str`` subclasses as keys, nesting deeper
 than orjson's limit, or when orjson is absent).  Both run after a validation walk that refuses
-floats, out-of-range integers, non-string keys and non-JSON types.
+floats, out-of-range integers and non-JSON types; non-string keys are refused by orjson
+itself or by a key walk before the stdlib encoder (which would silently turn ``1`` into
+``"1"``).
 """
 
 from __future__ import annotations
@@ -336,6 +338,8 @@ def parse_json(body: bytes | bytearray | memoryview | str) -> Any:
     """
     if isinstance(body, str):
         text = body
+        if not text.isascii() and _SURROGATE.search(text):
+            raise BadJSON("JSON text contains a lone UTF-16 surrogate")
     elif isinstance(body, (bytes, bytearray, memoryview)):
         try:
             text = bytes(body).decode("utf-8")

@@ -303,6 +303,11 @@ def test_parse_refuses_lone_surrogate_escapes(body):
         parse_json(body)
 
 
+def test_parse_refuses_raw_lone_surrogates_in_str_input():
+    with pytest.raises(BadJSON, match="surrogate"):
+        parse_json('{"a":"\ud800"}')
+
+
 def test_parse_accepts_surrogate_pairs_and_escaped_backslashes():
     assert parse_json(b'"\\ud83d\\ude00"') == "\U0001F600"
     assert parse_json(b'"\\\\ud800"') == "\\ud800"  # a backslash, then the text "ud800"
