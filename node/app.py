@@ -1,4 +1,4 @@
-"""Composition root: builds the node's services and routes from a ``Config``.
+"""Composition root: builds the node's services and routes from a ``Config``, and runs it.
 
 Areas and who owns them (each exposes ``wire(ctx, ...) -> Service`` in ``node/<area>/wiring.py``):
 - ``node.accounts``: users, devices, access tokens, login/register/logout, profile, capabilities,
@@ -7,12 +7,36 @@ Areas and who owns them (each exposes ``wire(ctx, ...) -> Service`` in ``node/<a
 - ``node.sync``: notifier, sync, filters, typing, receipts, read markers, account data, user
   directory; returns ``SyncService``.
 - ``node.media``: upload/download/thumbnail/config; returns ``MediaService``.
+
+Wiring order (fixed): accounts, notifier, rooms, sync, media.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
+import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
+
+from federation.errors import MatrixError
+from federation.keys import SigningKey, read_signing_keys
+
+from . import metrics
+from .clock import ReactorClock
+from .config import Config
+from .context import NodeContext
+from .http.router import Router
+from .http.server import ApiResource
+from .ratelimit import RateLimiter, make_rate_limit_hook
+from .storage.database import Database
+
+log = logging.getLogger("parta.node")
+
+
+class StartupError(Exception):
+    """A problem that stops the node from starting (printed as one line by the CLI)."""
 
 
 @dataclass
@@ -26,3 +50,222 @@ class Node:
     media: Any
     resource: Any          # the client API twisted.web resource
     metrics_resource: Any
+    notifier: Any = None
+    limiter: Any = None    # the per-user limiter of rate_limited routes
+
+
+def load_signing_key(path: str) -> SigningKey:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return read_signing_keys(fh.read())[0]
+    except FileNotFoundError:
+        raise StartupError(f"signing key not found: {path} (run 'parta node init')") from None
+    except MatrixError as exc:       # KeyFormatError
+        raise StartupError(f"signing key {path}: {exc.message}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StartupError(f"cannot read signing key {path}: {exc}") from None
+
+
+def _optional(module: str) -> Any:
+    """Import an area's module, or None while that area is not written yet."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            log.warning("event=area_missing module=%s", module)
+            return None
+        raise
+
+
+def _health_route(router: Router) -> None:
+    async def health(req: Any) -> tuple[int, dict]:
+        return 200, {"status": "ok"}
+    router.add("GET", "/health", health, auth=False)
+
+
+def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None = None,
+               db: Database | None = None) -> Node:
+    """Wire every area onto one router; the database must already be at head."""
+    from .accounts import wiring as accounts_wiring
+
+    if signing_key is None:
+        signing_key = load_signing_key(config.signing_key_path)
+    clock = ReactorClock(reactor)
+    db = db or Database(config.database_url, reactor)
+    router = Router()
+    ctx = NodeContext(config=config, reactor=reactor, clock=clock, db=db, router=router,
+                      signing_key=signing_key)
+    _health_route(router)
+
+    accounts = accounts_wiring.wire(ctx)
+    notifier = rooms = sync = media = None
+    sync_notifier = _optional("node.sync.notifier")
+    if sync_notifier is not None:
+        notifier = sync_notifier.make_notifier(ctx)
+    rooms_wiring = _optional("node.rooms.wiring")
+    if rooms_wiring is not None:
+        rooms = rooms_wiring.wire(ctx, accounts=accounts, notifier=notifier)
+    sync_wiring = _optional("node.sync.wiring")
+    if sync_wiring is not None:
+        sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier)
+    media_wiring = _optional("node.media.wiring")
+    if media_wiring is not None:
+        media = media_wiring.wire(ctx, accounts=accounts)
+
+    limits = config.rate_limits
+    limiter = RateLimiter(clock, per_second=limits.per_second, burst_count=limits.burst_count,
+                          enabled=limits.enabled)
+    # Media uploads may be larger than the general JSON body limit.
+    body_limits = {r.name: max(config.media.max_upload_bytes, config.max_request_body_bytes)
+                   for r in router.routes() if "/media/" in r.template and "upload" in r.template}
+    resource = ApiResource(router, authenticate=accounts.authenticate,
+                           max_body_bytes=config.max_request_body_bytes,
+                           rate_limit=make_rate_limit_hook(limiter),
+                           observe=metrics.observe_request, body_limits=body_limits)
+    metrics.watch_db_pool(db)
+    return Node(ctx=ctx, accounts=accounts, rooms=rooms, sync=sync, media=media,
+                resource=resource, metrics_resource=metrics.MetricsResource(),
+                notifier=notifier, limiter=limiter)
+
+
+# --- running ---------------------------------------------------------------------------------
+class _KeyValueFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = (f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}.{int(record.msecs):03d} "
+                f"level={record.levelname} logger={record.name} {record.getMessage()}")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(level: str, stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    logging.getLogger("twisted").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+    globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")],
+                                     redirectStandardIO=False, discardBuffer=True)
+
+
+def _site(resource: Any) -> Any:
+    from twisted.web import server
+
+    class QuietSite(server.Site):
+        """No Twisted access log: it would print query strings (which may hold tokens)."""
+
+        def log(self, request: Any) -> None:
+            pass
+
+    site = QuietSite(resource)
+    site.displayTracebacks = False
+    return site
+
+
+def _listen(reactor: Any, listener: Any, site: Any) -> Any:
+    if listener.tls_certificate_path:
+        from twisted.internet import ssl
+        if not listener.tls_private_key_path:
+            raise StartupError("TLS needs both tls_certificate_path and tls_private_key_path")
+        try:
+            with open(listener.tls_certificate_path, "rb") as fh:
+                cert = fh.read()
+            with open(listener.tls_private_key_path, "rb") as fh:
+                key = fh.read()
+            options = ssl.PrivateCertificate.loadPEM(key + b"\n" + cert).options()
+        except OSError as exc:
+            raise StartupError(f"cannot read TLS files: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - bad PEM data
+            raise StartupError(f"invalid TLS certificate or key: {exc}") from None
+        return reactor.listenSSL(listener.port, site, options, interface=listener.bind_address)
+    return reactor.listenTCP(listener.port, site, interface=listener.bind_address)
+
+
+def _url(listener: Any, port: int) -> str:
+    scheme = "https" if listener.tls_certificate_path else "http"
+    host = listener.bind_address
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+def upgrade_database(config: Config) -> str | None:
+    """Bring the database to the head migration (blocking; before the reactor runs)."""
+    from schema.migrations import upgrade
+    from .storage.database import make_engine
+    if config.database_url.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(os.path.abspath(config.database_url[10:])) or ".",
+                    exist_ok=True)
+    engine = make_engine(config.database_url)
+    try:
+        return upgrade(engine)
+    except Exception as exc:  # noqa: BLE001 - one clear line for the operator
+        raise StartupError(f"database upgrade failed: {exc.__class__.__name__}: {exc}") \
+            from None
+    finally:
+        engine.dispose()
+
+
+def _install_signal_handlers(reactor: Any) -> None:
+    """SIGTERM/SIGINT stop the reactor cleanly (shutdown triggers close the DB pool)."""
+    import signal
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("event=signal signal=%s", signal.Signals(signum).name)
+        reactor.callFromThread(_stop_once, reactor)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _stop_once(reactor: Any) -> None:
+    if reactor.running:
+        try:
+            reactor.stop()
+        except Exception:  # noqa: BLE001 - already stopping
+            pass
+
+
+def run(config: Config, *, out: TextIO | None = None) -> int:
+    """Install the asyncio reactor, upgrade the DB, listen, and serve until SIGTERM/SIGINT."""
+    import asyncio
+    from twisted.internet import asyncioreactor
+    if "twisted.internet.reactor" not in sys.modules:
+        asyncioreactor.install(asyncio.new_event_loop())
+    from twisted.internet import reactor
+    from twisted.internet.error import CannotListenError
+
+    out = out or sys.stdout
+    setup_logging(config.log_level)
+    signing_key = load_signing_key(config.signing_key_path)
+    upgrade_database(config)
+    node = build_node(config, reactor, signing_key=signing_key)
+    try:
+        client_port = _listen(reactor, config.client_listener, _site(node.resource))
+        metrics_port = _listen(reactor, config.metrics_listener, _site(node.metrics_resource))
+    except CannotListenError as exc:
+        raise StartupError(f"cannot listen on {exc.interface}:{exc.port}: {exc.socketError}") \
+            from None
+    cport = client_port.getHost().port
+    mport = metrics_port.getHost().port
+    l = config.client_listener
+    if config.public_baseurl == f"{'https' if l.tls_certificate_path else 'http'}://" \
+                               f"{l.bind_address}:0/":
+        config.public_baseurl = _url(l, cport) + "/"     # port 0: advertise the real port
+
+    def stopping() -> None:
+        log.info("event=stopping")
+        node.accounts.stop()
+
+    reactor.addSystemEventTrigger("before", "shutdown", stopping)
+    _install_signal_handlers(reactor)
+    log.info("event=listening server_name=%s client=%s metrics=%s", config.server_name,
+             _url(l, cport), _url(config.metrics_listener, mport))
+    print(f"Parta node {config.server_name} listening on {_url(l, cport)} "
+          f"(metrics on {_url(config.metrics_listener, mport)}/metrics)", file=out, flush=True)
+    reactor.run(installSignalHandlers=False)
+    log.info("event=stopped")
+    return 0

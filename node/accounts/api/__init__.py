@@ -1,0 +1,13 @@
+"""Client-server API handlers of the accounts area, one module per spec section.
+
+Each module exposes ``register(router, accounts)`` adding its routes to the client router.
+"""
+
+from . import account, capabilities, devices, login, logout, profile, register, versions, wellknown
+
+MODULES = (versions, wellknown, capabilities, login, logout, register, account, devices, profile)
+
+
+def register_all(router, accounts) -> None:  # noqa: ANN001
+    for module in MODULES:
+        module.register(router, accounts)

@@ -1,0 +1,101 @@
+"""``POST /register``, ``GET /register/available`` and the registration-token validity check
+(client-server "Account registration", registration.yaml, registration_tokens.yaml).
+
+Rules for ``POST /register``:
+1. ``kind=guest`` is refused (403 ``M_FORBIDDEN``): schools have no guest accounts.
+2. The username is checked *before* UIA: ``M_INVALID_USERNAME``, ``M_USER_IN_USE``; no
+   username means a generated localpart.  The password must be long enough
+   (``M_WEAK_PASSWORD``).
+3. UIA flows: ``[m.login.registration_token, m.login.dummy]`` always (schools hand out
+   tokens); ``[m.login.dummy]`` only when ``registration.open_registration`` is on.
+4. On success the account gets the token's role (default role for open registration), the
+   token use moves from pending to completed, and unless ``inhibit_login`` a device and access
+   token are returned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation.errors import MatrixError
+
+from ...http.request import MissingParam
+from ..ids import check_localpart, generate_localpart
+from ..roles import DEFAULT_ROLE
+from ..uia import DUMMY, REGISTRATION_TOKEN
+from ._common import (CLIENT_V1, CLIENT_V3, check_new_password, client_ip, opt_bool, opt_str,
+                      req_str)
+from ._stages import dummy_stage, registration_token_stage
+
+
+def registration_flows(open_registration: bool) -> list[list[str]]:
+    flows = [[REGISTRATION_TOKEN, DUMMY]]
+    if open_registration:
+        flows.append([DUMMY])
+    return flows
+
+
+def register(router: Any, accounts: Any) -> None:
+    handlers = {DUMMY: dummy_stage, REGISTRATION_TOKEN: registration_token_stage(accounts)}
+
+    async def post_register(req: Any) -> tuple[int, dict]:
+        accounts.login_limiter.check(client_ip(req))
+        kind = req.query("kind", "user")
+        if kind == "guest":                                                     # rule 1
+            raise MatrixError("Guest access is disabled", errcode="M_FORBIDDEN",
+                              http_status=403)
+        if kind != "user":
+            raise MatrixError("Unknown kind of account", errcode="M_INVALID_PARAM")
+        body = req.json()
+        username = opt_str(body, "username")                                    # rule 2
+        if username:
+            localpart = check_localpart(username.lower(), accounts.server_name)
+            if await accounts.user_exists(accounts.user_id_for(localpart)):
+                raise MatrixError("Desired user ID is already taken.",
+                                  errcode="M_USER_IN_USE")
+        else:
+            localpart = generate_localpart()
+        inhibit_login = opt_bool(body, "inhibit_login", False)
+        password = opt_str(body, "password")
+        if password is None:
+            raise MissingParam("Missing 'password'")
+        check_new_password(accounts, password)
+        device_id = opt_str(body, "device_id") or None
+        display_name = opt_str(body, "initial_device_display_name")
+
+        flows = registration_flows(accounts.config.registration.open_registration)  # rule 3
+        session = await accounts.uia.authenticate("register", body.get("auth"), flows,
+                                                  handlers)
+        token = session.data.get("registration_token")                          # rule 4
+        user_id = await accounts.create_user(localpart, password,
+                                             session.data.get("role", DEFAULT_ROLE),
+                                             registration_token=token)
+        accounts.uia.finish(session)
+        result: dict[str, Any] = {"user_id": user_id, "home_server": accounts.server_name}
+        if not inhibit_login:
+            access_token, device_id = await accounts.issue_token(user_id, device_id,
+                                                                 display_name, req.client_ip)
+            result.update(access_token=access_token, device_id=device_id)
+        return 200, result
+
+    async def get_available(req: Any) -> tuple[int, dict]:
+        accounts.login_limiter.check(client_ip(req))
+        username = req.query("username")
+        if not username:
+            raise MissingParam("Missing 'username'")
+        localpart = check_localpart(username.lower(), accounts.server_name)
+        if await accounts.user_exists(accounts.user_id_for(localpart)):
+            raise MatrixError("Desired user ID is already taken.", errcode="M_USER_IN_USE")
+        return 200, {"available": True}
+
+    async def get_token_validity(req: Any) -> tuple[int, dict]:
+        accounts.login_limiter.check(client_ip(req))
+        token = req.query("token")
+        if token is None:
+            raise MissingParam("Missing 'token'")
+        return 200, {"valid": await accounts.registration_token_valid(token)}
+
+    router.add("POST", CLIENT_V3 + "/register", post_register, auth=False)
+    router.add("GET", CLIENT_V3 + "/register/available", get_available, auth=False)
+    router.add("GET", CLIENT_V1 + "/register/m.login.registration_token/validity",
+               get_token_validity, auth=False)

@@ -1,0 +1,350 @@
+"""AccountsService: users, devices, access tokens, profiles (used by every other area).
+
+Hot path: ``authenticate`` answers from an in-memory map ``sha256(token) -> Requester``; only a
+miss reads the database.  Every operation that revokes tokens (logout, logout all, device
+deletion, password change with ``logout_devices``) drops the affected entries, and a revocation
+counter stops a concurrent cache fill from resurrecting a revoked token.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, Iterable
+
+from twisted.internet import threads
+
+from federation.errors import Forbidden, MatrixError, NotFound
+
+from ..http.request import Requester
+from . import passwords, store
+from .ids import (check_localpart, generate_device_id, localpart_from_input, make_user_id)
+from .roles import DEFAULT_ROLE, check_role
+from .tokens import (generate_access_token, generate_registration_token, hash_token,
+                     registration_token_valid)
+
+log = logging.getLogger("parta.accounts")
+
+ProfileListener = Callable[[str, dict], Awaitable[Any]]
+LAST_SEEN_FLUSH_SECONDS = 60.0
+
+
+class UnknownToken(MatrixError):
+    errcode = "M_UNKNOWN_TOKEN"
+    http_status = 401
+
+
+class UserInUse(MatrixError):
+    errcode = "M_USER_IN_USE"
+
+
+class AccountsService:
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.db = ctx.db
+        self.clock = ctx.clock
+        self.config = ctx.config
+        self.server_name: str = ctx.config.server_name
+        self._reactor = ctx.reactor
+        self._tokens: dict[str, Requester] = {}            # token hash -> requester
+        self._user_tokens: dict[str, set[str]] = {}         # user -> cached token hashes
+        self._revocations = 0                               # bumped by every revocation
+        self._roles: dict[str, str] = {}
+        self._seen: dict[tuple[str, str], tuple[str, int]] = {}
+        self._profile_listeners: list[ProfileListener] = []
+        self._flush_call: Any = None
+        # Set by wiring: the per-IP limiter for login/register and the UIA session manager.
+        self.login_limiter: Any = None
+        self.uia: Any = None
+
+    # --- start-up ------------------------------------------------------------------------
+    def load(self) -> None:
+        """Start-up only: load the role map (small: one row per school account)."""
+        self._roles = self.db.run_sync(store.all_roles)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        self._flush_call = self.clock.call_later(LAST_SEEN_FLUSH_SECONDS, self._flush_seen)
+
+    def _flush_seen(self) -> None:
+        seen, self._seen = self._seen, {}
+        if seen:
+            batch = [(u, d, ip, ts) for (u, d), (ip, ts) in seen.items()]
+            d = self._defer(self.db.run(store.touch_devices, batch))
+            d.addErrback(lambda f: log.warning("event=last_seen_flush_failed error=%s",
+                                               f.getErrorMessage()))
+        self._schedule_flush()
+
+    def stop(self) -> None:
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+
+    @staticmethod
+    def _defer(coro: Any) -> Any:
+        from twisted.internet import defer
+        return defer.ensureDeferred(coro)
+
+    async def _on_thread(self, fn: Callable, *args: Any) -> Any:
+        return await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(),
+                                               fn, *args)
+
+    def now_ms(self) -> int:
+        return self.clock.time_ms()
+
+    def user_id_for(self, localpart: str) -> str:
+        return make_user_id(localpart, self.server_name)
+
+    # --- authentication (hot path) -------------------------------------------------------
+    async def authenticate(self, req: Any, token: str) -> Requester:
+        h = hash_token(token)
+        requester = self._tokens.get(h)
+        if requester is None:
+            revocations = self._revocations
+            row = await self.db.run(store.lookup_access_token, h)
+            if row is None:
+                raise UnknownToken("Unknown access token", soft_logout=False)
+            user_id, device_id, token_id = row
+            requester = Requester(user_id, device_id, token_id)
+            # Cache only if no revocation ran while we read the database.
+            if self._revocations == revocations:
+                self._tokens[h] = requester
+                self._user_tokens.setdefault(user_id, set()).add(h)
+        if requester.device_id is not None:
+            ip = getattr(req, "client_ip", None) or "?"
+            self._seen[(requester.user_id, requester.device_id)] = (ip, self.now_ms())
+        return requester
+
+    def _forget_tokens(self, user_id: str, hashes: Iterable[str] | None = None) -> None:
+        """Drop cached tokens (all of the user's when ``hashes`` is None)."""
+        self._revocations += 1
+        cached = self._user_tokens.get(user_id, set())
+        drop = set(cached) if hashes is None else set(hashes)
+        for h in drop:
+            self._tokens.pop(h, None)
+            cached.discard(h)
+        if not cached:
+            self._user_tokens.pop(user_id, None)
+
+    async def issue_token(self, user_id: str, device_id: str | None,
+                          display_name: str | None, ip: str | None) -> tuple[str, str]:
+        """Create (or reuse) a device and a new access token for it."""
+        device_id = device_id or generate_device_id()
+        token = generate_access_token()
+        now = self.now_ms()
+
+        def txn(conn: Any) -> None:
+            store.ensure_device(conn, user_id, device_id, display_name, now, ip)
+            store.insert_access_token(conn, token_hash=hash_token(token), user_id=user_id,
+                                      device_id=device_id, now_ms=now)
+        await self.db.run(txn)
+        return token, device_id
+
+    # --- users ---------------------------------------------------------------------------
+    async def create_user(self, localpart: str, password: str | None, role: str,
+                          display_name: str | None = None, *,
+                          registration_token: str | None = None) -> str:
+        """Create a local account (CLI, demo, registration).  Raises M_USER_IN_USE.
+
+        ``registration_token``: a token reserved by the UIA stage; its use is completed in the
+        same transaction as the account is created.
+        """
+        check_localpart(localpart, self.server_name)
+        try:
+            check_role(role)
+        except ValueError as exc:
+            raise MatrixError(str(exc), errcode="M_INVALID_PARAM") from None
+        user_id = self.user_id_for(localpart)
+        pw_hash = await self._on_thread(passwords.hash_password, password) if password else None
+        now = self.now_ms()
+
+        def txn(conn: Any) -> None:
+            if store.user_exists(conn, user_id):
+                raise UserInUse("Desired user ID is already taken.")
+            store.insert_user(conn, user_id=user_id, localpart=localpart, role=role,
+                              displayname=display_name if display_name is not None
+                              else localpart, password_hash=pw_hash, now_ms=now)
+            if registration_token is not None:
+                store.complete_registration_token(conn, registration_token)
+        await self.db.run(txn)
+        self._roles[user_id] = role
+        log.info("event=user_created user_id=%s role=%s", user_id, role)
+        return user_id
+
+    async def user_exists(self, user_id: str) -> bool:
+        if user_id in self._roles:
+            return True
+        if not user_id.endswith(":" + self.server_name):
+            return False
+        return await self.db.run(store.user_exists, user_id)
+
+    def role_of(self, user_id: str) -> str | None:
+        """The user's school role from memory (None for unknown/remote users)."""
+        return self._roles.get(user_id)
+
+    async def get_role(self, user_id: str) -> str | None:
+        role = self._roles.get(user_id)
+        if role is None:
+            user = await self.db.run(store.get_user, user_id)
+            if user is not None:
+                role = self._roles[user_id] = user["role"]
+        return role
+
+    async def search_users(self, term: str, limit: int) -> list[dict]:
+        """Local users whose ID or display name contains ``term`` (user directory format)."""
+        rows = await self.db.run(store.search_users, term, limit)
+        out = []
+        for r in rows:
+            item = {"user_id": r["user_id"]}
+            if r["displayname"] is not None:
+                item["display_name"] = r["displayname"]
+            if r["avatar_url"] is not None:
+                item["avatar_url"] = r["avatar_url"]
+            out.append(item)
+        return out
+
+    async def list_users(self) -> list[dict]:
+        return await self.db.run(store.list_users)
+
+    # --- passwords -----------------------------------------------------------------------
+    async def check_password(self, user_id: str, password: str) -> bool:
+        user = await self.db.run(store.get_user, user_id)
+        pw_hash = user["password_hash"] if user and not user["deactivated"] else None
+        return bool(await self._on_thread(passwords.verify_password, password, pw_hash))
+
+    async def resolve_login_user(self, identifier: str) -> str | None:
+        """Map a login identifier to a local user ID (not checked for existence)."""
+        localpart = localpart_from_input(identifier, self.server_name)
+        return None if localpart is None else self.user_id_for(localpart)
+
+    async def login_password(self, identifier: str, password: str, device_id: str | None,
+                             display_name: str | None, ip: str | None) -> dict:
+        user_id = await self.resolve_login_user(identifier)
+        ok = await self.check_password(user_id or "@:invalid", password)
+        if not ok or user_id is None:
+            log.info("event=login_failed ip=%s", ip)
+            raise Forbidden("Invalid username or password")
+        token, device_id = await self.issue_token(user_id, device_id, display_name, ip)
+        log.info("event=login user_id=%s device_id=%s", user_id, device_id)
+        return {"user_id": user_id, "access_token": token, "device_id": device_id}
+
+    async def change_password(self, user_id: str, new_password: str, *,
+                              keep_device_id: str | None, logout_devices: bool) -> None:
+        pw_hash = await self._on_thread(passwords.hash_password, new_password)
+
+        def txn(conn: Any) -> list[str]:
+            store.set_password_hash(conn, user_id, pw_hash)
+            if not logout_devices:
+                return []
+            others = [d for d in store.device_ids_of(conn, user_id) if d != keep_device_id]
+            return store.delete_devices(conn, user_id, others)
+        hashes = await self.db.run(txn)
+        if logout_devices:
+            self._forget_tokens(user_id, None if keep_device_id is None else hashes)
+        log.info("event=password_changed user_id=%s logout_devices=%s", user_id,
+                 logout_devices)
+
+    # --- logout / devices ----------------------------------------------------------------
+    async def logout(self, requester: Requester) -> None:
+        """Spec: invalidate the token and delete its device."""
+        if requester.device_id is None:
+            return
+        await self.delete_devices(requester.user_id, [requester.device_id])
+
+    async def logout_all(self, user_id: str) -> None:
+        def txn(conn: Any) -> list[str]:
+            return store.delete_devices(conn, user_id, store.device_ids_of(conn, user_id))
+        await self.db.run(txn)
+        self._forget_tokens(user_id)
+        log.info("event=logout_all user_id=%s", user_id)
+
+    async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
+        hashes = await self.db.run(store.delete_devices, user_id, device_ids)
+        self._forget_tokens(user_id, hashes)
+        for d in device_ids:
+            self._seen.pop((user_id, d), None)
+
+    def _device_json(self, row: dict) -> dict:
+        out: dict[str, Any] = {"device_id": row["device_id"]}
+        if row["display_name"] is not None:
+            out["display_name"] = row["display_name"]
+        ip, ts = self._seen.get((row["user_id"], row["device_id"]),
+                                (row["last_seen_ip"], row["last_seen_ts"]))
+        if ip is not None:
+            out["last_seen_ip"] = ip
+        if ts is not None:
+            out["last_seen_ts"] = ts
+        return out
+
+    async def list_devices(self, user_id: str) -> list[dict]:
+        return [self._device_json(r) for r in await self.db.run(store.list_devices, user_id)]
+
+    async def get_device(self, user_id: str, device_id: str) -> dict:
+        row = await self.db.run(store.get_device, user_id, device_id)
+        if row is None:
+            raise NotFound("Device not found")
+        return self._device_json(row)
+
+    async def update_device(self, user_id: str, device_id: str,
+                            display_name: str | None) -> None:
+        if not await self.db.run(store.update_device_name, user_id, device_id, display_name):
+            raise NotFound("Device not found")
+
+    # --- profile -------------------------------------------------------------------------
+    def add_profile_listener(self, callback: ProfileListener) -> None:
+        self._profile_listeners.append(callback)
+
+    async def get_profile(self, user_id: str) -> dict:
+        """``{displayname?, avatar_url?, ...}``; empty dict for unknown users."""
+        return await self.db.run(store.get_profile, user_id) or {}
+
+    async def get_profile_or_none(self, user_id: str) -> dict | None:
+        return await self.db.run(store.get_profile, user_id)
+
+    async def update_profile(self, user_id: str, changes: dict[str, Any],
+                             removals: Iterable[str] = ()) -> dict:
+        """Apply field changes/removals atomically; awaits the profile listeners."""
+        from .profile_rules import check_profile_size
+
+        def txn(conn: Any) -> dict:
+            profile = store.get_profile(conn, user_id)
+            if profile is None:
+                raise NotFound("Profile not found")
+            profile.update(changes)
+            for key in removals:
+                profile.pop(key, None)
+            check_profile_size(profile)
+            store.set_profile(conn, user_id, profile)
+            return profile
+        profile = await self.db.run(txn)
+        for listener in list(self._profile_listeners):
+            try:
+                await listener(user_id, profile)
+            except Exception:  # noqa: BLE001 - one failing listener must not break the change
+                log.exception("event=profile_listener_failed user_id=%s", user_id)
+        return profile
+
+    # --- registration tokens -------------------------------------------------------------
+    async def create_registration_token(self, *, uses_allowed: int | None,
+                                        expiry_time: int | None, role: str = DEFAULT_ROLE,
+                                        token: str | None = None) -> str:
+        token = token or generate_registration_token()
+        now = self.now_ms()
+        await self.db.run(lambda conn: store.insert_registration_token(
+            conn, token=token, uses_allowed=uses_allowed, expiry_time=expiry_time, role=role,
+            now_ms=now))
+        return token
+
+    async def reserve_registration_token(self, token: str) -> dict | None:
+        return await self.db.run(store.reserve_registration_token, token, self.now_ms())
+
+    def release_registration_token(self, token: str) -> None:
+        """A UIA session holding a reserved use expired: give the use back."""
+        d = self._defer(self.db.run(store.release_registration_token, token))
+        d.addErrback(lambda f: log.warning("event=token_release_failed error=%s",
+                                           f.getErrorMessage()))
+
+    async def registration_token_valid(self, token: str) -> bool:
+        row = await self.db.run(store.get_registration_token, token)
+        return row is not None and registration_token_valid(row, self.now_ms())
+
+    async def list_registration_tokens(self) -> list[dict]:
+        return await self.db.run(store.list_registration_tokens)

@@ -1,0 +1,133 @@
+"""User-Interactive Authentication API (client-server "User-Interactive Authentication API").
+
+A request to a UIA endpoint carries an optional ``auth`` dict.  The server answers 401 with
+``{flows, params, session[, completed][, errcode, error]}`` until the client has completed every
+stage of one flow; then the endpoint runs.  Rules, numbered after the spec section:
+
+1. A request without ``auth`` (or with an ``auth`` naming neither a ``type`` nor a ``session``)
+   never succeeds: it gets the 401 with a new ``session``.
+2. A stage attempt must use a type that appears in an offered flow.
+3. A successful stage is added to ``completed``; if a whole flow is complete the call proceeds,
+   otherwise the 401 is repeated with ``completed``.
+4. A failed attempt repeats the 401 with ``errcode``/``error`` added; the client may retry.
+5. A session belongs to one operation (and user), so it cannot be replayed elsewhere; it is
+   discarded once the operation succeeds, and expires after ``timeout_ms``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from federation.errors import MatrixError
+
+DUMMY = "m.login.dummy"
+PASSWORD = "m.login.password"
+REGISTRATION_TOKEN = "m.login.registration_token"
+
+
+@dataclass
+class UiaSession:
+    session_id: str
+    op: str                          # "register", "password", "delete_devices"
+    user_id: str | None              # the user who must authenticate (None for register)
+    created_ms: int
+    completed: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)    # stage results (e.g. reserved token)
+
+
+class AuthRequired(MatrixError):
+    """The 401 UIA response; ``to_json`` renders the exact body the spec describes."""
+
+    errcode = "M_FORBIDDEN"
+    http_status = 401
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body.get("error", "Additional authentication required"))
+        self.body = body
+
+    def to_json(self) -> dict:
+        return self.body
+
+
+class StageFailed(Exception):
+    def __init__(self, message: str, errcode: str = "M_FORBIDDEN") -> None:
+        super().__init__(message)
+        self.message = message
+        self.errcode = errcode
+
+
+StageHandler = Callable[[UiaSession, dict], Awaitable[None]]
+
+
+class UserInteractiveAuth:
+    def __init__(self, now_ms: Callable[[], int], *, timeout_ms: int = 30 * 60 * 1000,
+                 on_discard: Callable[[UiaSession], Any] | None = None) -> None:
+        self._now_ms = now_ms
+        self._timeout_ms = timeout_ms
+        self._on_discard = on_discard
+        self._sessions: dict[str, UiaSession] = {}
+
+    def _expire(self) -> None:
+        cutoff = self._now_ms() - self._timeout_ms
+        for sid in [s for s, sess in self._sessions.items() if sess.created_ms < cutoff]:
+            self.discard(self._sessions[sid])
+
+    def discard(self, session: UiaSession) -> None:
+        if self._sessions.pop(session.session_id, None) is not None and self._on_discard:
+            self._on_discard(session)
+
+    def _body(self, session: UiaSession, flows: list[list[str]], params: dict,
+              error: StageFailed | None = None) -> dict:
+        body: dict[str, Any] = {"flows": [{"stages": list(f)} for f in flows],
+                                "params": params, "session": session.session_id}
+        if session.completed:
+            body["completed"] = list(session.completed)
+        if error is not None:
+            body["errcode"] = error.errcode
+            body["error"] = error.message
+        return body
+
+    async def authenticate(self, op: str, auth: Any, flows: list[list[str]],
+                           handlers: dict[str, StageHandler], *, user_id: str | None = None,
+                           params: dict | None = None) -> UiaSession:
+        """Run one UIA round; return the session once a flow is complete, else raise 401."""
+        self._expire()
+        params = params or {}
+        if auth is not None and not isinstance(auth, dict):
+            raise MatrixError("'auth' must be an object", errcode="M_BAD_JSON")
+        auth = auth or {}
+        sid = auth.get("session")
+        stage = auth.get("type")
+        if sid is not None:
+            session = self._sessions.get(sid) if isinstance(sid, str) else None
+            if session is None:
+                raise MatrixError("Unknown or expired UIA session", errcode="M_UNKNOWN")
+            if session.op != op or session.user_id != user_id:            # rule 5
+                raise MatrixError("UIA session belongs to another request",
+                                  errcode="M_FORBIDDEN", http_status=403)
+        else:
+            session = UiaSession(secrets.token_urlsafe(18), op, user_id, self._now_ms())
+            self._sessions[session.session_id] = session
+            if stage is None:                                              # rule 1
+                raise AuthRequired(self._body(session, flows, params))
+        if stage is not None:
+            offered = {s for f in flows for s in f}
+            if stage not in offered or stage not in handlers:              # rule 2
+                raise AuthRequired(self._body(session, flows, params, StageFailed(
+                    f"Authentication type {stage!r} is not offered here")))
+            if stage not in session.completed:
+                try:
+                    await handlers[stage](session, auth)
+                except StageFailed as exc:                                 # rule 4
+                    raise AuthRequired(self._body(session, flows, params, exc)) from None
+                session.completed.append(stage)
+        done = set(session.completed)
+        if any(set(f) <= done for f in flows):                             # rule 3
+            return session
+        raise AuthRequired(self._body(session, flows, params))
+
+    def finish(self, session: UiaSession) -> None:
+        """The operation succeeded: forget the session (rule 5) without on_discard."""
+        self._sessions.pop(session.session_id, None)

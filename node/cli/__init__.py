@@ -1,0 +1,1 @@
+"""The ``parta`` command line: a dispatcher plus subcommands registered by entry points."""

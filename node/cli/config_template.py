@@ -1,0 +1,77 @@
+"""The commented YAML config ``parta node init`` writes.
+
+Generated from the ``Config`` dataclasses so every setting appears, each with a comment (ours
+below, else the inline comment in ``node/config.py``).  Values are written as JSON, which is
+valid YAML.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from node.config import Config
+
+COMMENTS = {
+    "server_name": "The server name in every user ID (@user:<server_name>). Cannot change later.",
+    "data_dir": "Directory for the database, signing key and media.",
+    "database_url": 'Empty: SQLite at <data_dir>/node.db. PostgreSQL: "postgresql://user:pass@host/db".',
+    "signing_key_path": "ed25519 signing key (Synapse key-file format). Empty: <data_dir>/signing.key.",
+    "public_baseurl": "URL clients use to reach this node (well-known, login). Empty: from the client listener.",
+    "client_listener": "Where the client-server API listens (loopback by default).",
+    "metrics_listener": "Where /metrics (Prometheus) and /health listen.",
+    "bind_address": "Address to bind (127.0.0.1 = this machine only; 0.0.0.0 = all IPv4).",
+    "port": "TCP port.",
+    "tls_certificate_path": "PEM certificate (chain) to serve HTTPS; null = plain HTTP.",
+    "tls_private_key_path": "PEM private key for the certificate.",
+    "max_request_body_bytes": "Largest JSON request body accepted (413 M_TOO_LARGE above).",
+    "rate_limits": "Per-user limits on sending, room creation, joins and invites (429 M_LIMIT_EXCEEDED).",
+    "enabled": "false switches all rate limits off (benchmarks only).",
+    "burst_count": "Requests a user may make at once before the per_second rate applies.",
+    "login_burst_count": "Login/registration attempts a client IP may make at once.",
+    "max_upload_bytes": "Largest media upload (413 M_TOO_LARGE above).",
+    "per_user_quota_bytes": "Total media bytes one user may store.",
+    "thumbnail_sizes": "Thumbnail sizes [width, height] generated for images.",
+    "media": "Uploaded files (stored under <data_dir>/media).",
+    "registration": "Self-service registration. Schools hand out registration tokens instead.",
+    "open_registration": "true lets anyone register without a token (off for schools).",
+    "password_min_length": "Shortest password accepted at registration and password change.",
+    "default_room_version": "Room version for new rooms (10, 11 or 12).",
+    "log_level": "DEBUG, INFO, WARNING or ERROR.",
+}
+
+_INLINE = re.compile(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+)$")
+
+
+def _inline_comments(cls: type) -> dict[str, str]:
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return {m.group(1): m.group(2).strip() for m in map(_INLINE.match, source.splitlines()) if m}
+
+
+def _emit(obj: Any, indent: int, lines: list[str]) -> None:
+    inline = _inline_comments(type(obj))
+    pad = "  " * indent
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        comment = COMMENTS.get(f.name) or inline.get(f.name) or f.name.replace("_", " ")
+        if is_dataclass(value):
+            lines.append("")
+            lines.append(f"{pad}# {comment}")
+            lines.append(f"{pad}{f.name}:")
+            _emit(value, indent + 1, lines)
+        else:
+            lines.append(f"{pad}# {comment}")
+            lines.append(f"{pad}{f.name}: {json.dumps(value)}")
+
+
+def render_config(config: Config) -> str:
+    lines = ["# Parta node configuration (written by 'parta node init').",
+             "# Every setting is listed with its value; see node/config.py for defaults.", ""]
+    _emit(config, 0, lines)
+    return "\n".join(lines) + "\n"

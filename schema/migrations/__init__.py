@@ -1,0 +1,77 @@
+"""Alembic migrations for every table on ``schema.metadata``.
+
+``upgrade(url)`` brings a database to the head revision; the node calls it on start and
+``parta node db upgrade`` calls it explicitly.  Alembic is configured in code (no alembic.ini):
+the scripts live next to this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pkgutil
+from typing import Any
+
+log = logging.getLogger("parta.db")
+
+MIGRATIONS_DIR = os.path.dirname(os.path.abspath(__file__))
+_SKIP = {"meta", "migrations"}
+
+
+def import_all_tables() -> None:
+    """Import every ``schema/<domain>.py`` so all tables are registered on the metadata."""
+    import schema
+    for info in pkgutil.iter_modules(schema.__path__):
+        if info.name not in _SKIP and not info.name.startswith("_"):
+            importlib.import_module(f"schema.{info.name}")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 (the only PostgreSQL driver we ship)."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def alembic_config(url: str | None = None, connection: Any = None):  # noqa: ANN201
+    from alembic.config import Config as AlembicConfig
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", MIGRATIONS_DIR)
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _has_revisions() -> bool:
+    versions = os.path.join(MIGRATIONS_DIR, "versions")
+    return any(n.endswith(".py") and not n.startswith("_") for n in os.listdir(versions))
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Any) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Any) -> str | None:
+    """Upgrade the database behind ``engine`` to head; returns the revision it is at."""
+    from alembic import command
+    import_all_tables()
+    if not _has_revisions():
+        # Before the first revision exists (during development) create tables directly.
+        from schema.meta import metadata
+        metadata.create_all(engine)
+        return None
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(connection=conn), "head")
+    rev = current_revision(engine)
+    log.info("event=db_upgraded revision=%s", rev)
+    return rev

@@ -1,0 +1,1 @@
+"""Alembic revision scripts (generated from schema.metadata)."""
