@@ -7,6 +7,19 @@ state subgraph* to the full conflicted set.
 
 ``resolve_state`` is pure: it reads events only through the ``get_event`` callback, keeps
 its caches for the duration of one call, and never touches a clock or I/O.
+
+Readings of the spec where it leaves room (each noted where it is implemented):
+
+* the full auth chain of a state set includes the set's own events (``auth_chain.py``);
+* the DAG ordered in step 1 has the ``auth_events`` references between events of X as
+  edges (``ordering.py``);
+* X is the power events plus their auth chains intersected with the full conflicted set,
+  as the spec words it;
+* previously rejected events are re-checked like any other in the iterative auth checks,
+  and only the *auth events* fallback skips rejected events (spec "Rejected events");
+* the iterative auth checks apply the state-dependent authorization rules (rules 4-11;
+  v10/v11: 3-10) -- rules 1-3 concern an event and its own auth events and were checked
+  when the event was received.
 """
 
 from __future__ import annotations
