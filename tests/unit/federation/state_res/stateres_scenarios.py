@@ -221,6 +221,24 @@ def demoted_moderator_kick(rv: RoomVersion) -> Scenario:
     return _at_end("demoted_moderator_kick", room, {POWER: "PD"})
 
 
+def creator_power_ordering(rv: RoomVersion) -> Scenario:
+    """Alice (creator) and Bob (promoted to 100) change the join rules concurrently.
+
+    Both changes are allowed whatever the order, so the one replayed *last* stands.
+    Before v12 both senders have 100 and the older event (Bob's JB) goes first: Alice's
+    JA stands.  In v12 the creator's power is infinite, so JA goes first and Bob's JB
+    stands.
+    """
+    room = Room(rv)
+    room.power("PB", ALICE, {ALICE: 100, BOB: 100})
+    room.join_rules("JB", BOB, "invite")
+    room.join_rules("JA", ALICE, "knock")
+    room.message("END", ALICE)
+    room.chain("START -> PB -> JB -> END", "PB -> JA -> END")
+    winner = "JB" if rv.auth.privileged_creators else "JA"
+    return _at_end("creator_power_ordering", room, {POWER: "PB", JOIN_RULES: winner})
+
+
 # --- where v2.1 (room version 12) and v2 differ -------------------------------------------
 
 def join_rules_after_creator_left(rv: RoomVersion) -> Scenario:
@@ -270,7 +288,8 @@ SCENARIOS: dict[str, Callable[[RoomVersion], Scenario]] = {
     f.__name__: f for f in (
         ban_vs_pl, topic_basic, topic_reset, topic, mainline_sort, join_rules_race,
         offtopic_pl, concurrent_joins_leaves, ban_vs_rejoin, power_level_reversion,
-        demoted_moderator_kick, join_rules_after_creator_left, power_levels_chain,
+        demoted_moderator_kick, creator_power_ordering, join_rules_after_creator_left,
+        power_levels_chain,
     )
 }
 

@@ -54,6 +54,16 @@ def test_merge_event_was_built_on_the_resolved_state(name, rv):
     assert scenario.expected[POWER] in end.auth_event_ids
 
 
+def test_creator_power_decides_the_order_in_v12_only():
+    # The same scenario under both algorithms: the difference is the creator's power.
+    v10 = SCENARIOS["creator_power_ordering"](V10)
+    v12 = SCENARIOS["creator_power_ordering"](V12)
+    assert v10.room.resolve(v10.state_sets)[JOIN_RULES] == "$JA"
+    assert v12.room.resolve(v12.state_sets)[JOIN_RULES] == "$JB"
+    assert v12.room.resolve(v12.state_sets, V12_WITH_V2)[JOIN_RULES] == "$JB"
+    assert v10.room.resolve(v10.state_sets, V10_WITH_V2_1)[JOIN_RULES] == "$JA"
+
+
 def test_scenarios_run_in_room_version_11_like_10():
     # v11 changes only the creator rules and redaction; the algorithm is v2.
     for name in SCENARIOS:
