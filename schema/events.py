@@ -34,6 +34,9 @@ events = Table(
     Column("rejected_reason", Text, nullable=True),
     Column("redacted_by", String(255), nullable=True),
     Column("outlier", Boolean, nullable=False, default=False),
+    # Server-generated ``unsigned`` data fixed at persist time (``replaces_state``,
+    # ``prev_content``, ``prev_sender``) as JSON; NULL when there is none.
+    Column("unsigned_json", Text, nullable=True),
 )
 Index("ix_events_room_stream", events.c.room_id, events.c.stream_ordering)
 
@@ -76,3 +79,5 @@ event_txn_ids = Table(
     Column("inserted_ts", BigInteger, nullable=False),
     PrimaryKeyConstraint("user_id", "device_id", "txn_id"),
 )
+# unsigned.transaction_id when serving an event back to the device that sent it.
+Index("ix_event_txn_ids_event", event_txn_ids.c.event_id)

@@ -1,0 +1,150 @@
+"""Batched event persistence: many concurrent sends -> one database transaction.
+
+Events are queued in creation order by the room service (already authorised and applied
+to the in-memory room state).  While one batch is being written on the DB thread, new
+events queue up; the next batch takes them all (up to ``max_batch``) and writes them in
+ONE ``db.run`` transaction (``store.write_events``).  Stream orderings -- the node-local
+total order that sync tokens and ``/messages`` pagination are built on -- are assigned
+here, consecutively, right before a batch is written, so they are dense and ordered.
+
+After a batch commits: the ``on_persisted`` hooks run (caches), the notifier wakes the
+waiting syncs (one call per room with the room's highest stream ordering), the
+``events persisted`` metric is incremented, and each sender's Deferred fires.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+from twisted.internet import defer
+
+from federation.events.model import Event
+
+from . import store
+
+log = logging.getLogger("parta.rooms.persist")
+
+MEMBER = "m.room.member"
+
+
+_METRICS: list = []
+
+
+def _count_persisted(n: int) -> None:
+    """Increment ``node.metrics``' event counters when that module provides them."""
+    if not _METRICS:
+        try:
+            from node import metrics  # noqa: PLC0415 - optional, written by the accounts area
+        except ImportError:
+            metrics = None
+        _METRICS.append((getattr(metrics, "EVENTS_PERSISTED", None),
+                         getattr(metrics, "EVENT_PERSIST_BATCHES", None)))
+    events_counter, batches_counter = _METRICS[0]
+    try:
+        if events_counter is not None:
+            events_counter.inc(n)
+        if batches_counter is not None:
+            batches_counter.inc()
+    except Exception:  # noqa: BLE001 - metrics never break persistence
+        log.debug("metrics counter failed", exc_info=True)
+
+
+class EventPersister:
+    def __init__(self, db: Any, notifier: Any, *, max_batch: int = 1000) -> None:
+        self.db = db
+        self.notifier = notifier
+        self.max_batch = max_batch
+        self._queue: list[tuple[Event, defer.Deferred]] = []
+        self._writing = False
+        self._started = False
+        self.max_persisted = 0          # highest committed stream ordering
+        self._next_stream = 1
+        self.on_persisted: list[Callable[[Sequence[Event]], None]] = []
+        self.on_failed: list[Callable[[Sequence[Event]], None]] = []
+        self.batches_written = 0
+
+    def start_sync(self) -> None:
+        """Read the highest stream ordering at start-up (blocking; wiring only)."""
+        self._set_max(self.db.run_sync(store.max_stream_ordering))
+
+    async def start(self) -> None:
+        if not self._started:
+            self._set_max(await self.db.run(store.max_stream_ordering))
+
+    def _set_max(self, value: int) -> None:
+        self.max_persisted = value
+        self._next_stream = value + 1
+        self._started = True
+
+    def enqueue(self, event: Event) -> defer.Deferred:
+        """Queue an event; the Deferred fires with it once committed (stream ordering set)."""
+        d: defer.Deferred = defer.Deferred()
+        self._queue.append((event, d))
+        if not self._writing:
+            self._writing = True
+            defer.ensureDeferred(self._drain())
+        return d
+
+    async def _drain(self) -> None:
+        try:
+            if not self._started:
+                await self.start()
+            while self._queue:
+                batch = self._queue[:self.max_batch]
+                del self._queue[:self.max_batch]
+                await self._write(batch)
+        except Exception:  # noqa: BLE001 - never leave the queue stuck
+            log.exception("event persister loop failed")
+        finally:
+            self._writing = False
+            if self._queue:     # something arrived after the loop's last check
+                self._writing = True
+                defer.ensureDeferred(self._drain())
+
+    async def _write(self, batch: list[tuple[Event, defer.Deferred]]) -> None:
+        evs = [ev for ev, _ in batch]
+        first = self._next_stream
+        for i, ev in enumerate(evs):
+            ev.internal["stream_ordering"] = first + i
+        self._next_stream = first + len(evs)
+        try:
+            await self.db.run(store.write_events, evs)
+        except Exception as exc:  # noqa: BLE001 - the senders get the failure
+            log.exception("persisting %d events failed", len(evs))
+            self._next_stream = first
+            for ev in evs:
+                ev.internal.pop("stream_ordering", None)
+            for hook in self.on_failed:
+                hook(evs)
+            for _, d in batch:
+                d.errback(exc)
+            return
+        self.max_persisted = first + len(evs) - 1
+        self.batches_written += 1
+        for ev in evs:
+            ev.internal.pop("new_room", None)
+        for hook in self.on_persisted:
+            try:
+                hook(evs)
+            except Exception:  # noqa: BLE001
+                log.exception("on_persisted hook failed")
+        self._notify(evs)
+        _count_persisted(len(evs))
+        for ev, d in batch:
+            d.callback(ev)
+
+    def _notify(self, evs: Sequence[Event]) -> None:
+        if self.notifier is None:
+            return
+        per_room: dict[str, tuple[int, set[str]]] = {}
+        for ev in evs:
+            stream, extra = per_room.get(ev.room_id, (0, set()))
+            if ev.type == MEMBER and ev.is_state:
+                extra.add(ev.state_key)
+            per_room[ev.room_id] = (max(stream, ev.internal["stream_ordering"]), extra)
+        for room_id, (stream, extra) in per_room.items():
+            try:
+                self.notifier.notify_room_event(room_id, stream, extra_user_ids=sorted(extra))
+            except Exception:  # noqa: BLE001 - a broken waiter must not fail the send
+                log.exception("notifier failed for %s", room_id)

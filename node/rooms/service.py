@@ -1,0 +1,503 @@
+"""``RoomService``: event creation, persistence and the room queries other areas use.
+
+Spec: server-server API "PDUs" (prev_events = forward extremities, depth, auth events
+selection), the room versions' "Authorisation rules" (every event we create is checked
+against the current state before it is persisted), client-server API "Room Events",
+"Transaction identifiers" (idempotent sends per device and txn ID), "Redactions".
+
+Hot path (``send_event``): the room's state and forward extremities are held in memory
+(``RoomState``, loaded once); under the room's lock the event is built, signed,
+auth-checked and applied to the in-memory state, then queued with the batching
+``EventPersister``; the lock is released before the commit is awaited, so concurrent
+senders in one room share DB transactions.  Transaction IDs are remembered in memory
+(preloaded from the last day on first use), so a send does no DB read.
+
+Public API (used by sync and the other areas; keep these names):
+  create_room, send_event, redact_event, update_membership, joined_room_ids,
+  get_current_state, get_event, rooms_shared_with, get_events_in_range,
+  current_stream_ordering, user_memberships_changed, format_client_event,
+  get_rooms_for_user, get_state_at, stripped_state, filter_events_for_user,
+  forgotten_room_ids, room_exists, get_room_version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Any, Callable, Iterable, Sequence
+
+from twisted.internet import defer
+
+from federation.auth.rules import check_auth
+from federation.auth.selection import auth_types_for_event
+from federation.errors import Forbidden, InvalidParam, MatrixError, NotFound
+from federation.events.builder import build_event
+from federation.events.model import Event
+from federation.room_versions import RoomVersion
+
+from . import store
+from .client_format import format_client_event, strip_state_event
+from .persister import EventPersister
+from .state_cache import RoomState
+from .visibility import filter_visible
+
+log = logging.getLogger("parta.rooms")
+
+CREATE = ("m.room.create", "")
+TXN_KEEP_MS = 24 * 3600 * 1000
+EVENT_CACHE_SIZE = 20000
+# Stripped state for invites (client-server API "Stripped state": recommended types).
+STRIPPED_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic",
+                  "m.room.join_rules", "m.room.canonical_alias", "m.room.encryption")
+
+
+class RoomService:
+    def __init__(self, *, db: Any, clock: Any, server_name: str, signing_key: Any,
+                 accounts: Any = None, notifier: Any = None,
+                 default_room_version: str = "12") -> None:
+        self.db = db
+        self.clock = clock
+        self.server_name = server_name
+        self.signing_key = signing_key
+        self.accounts = accounts
+        self.notifier = notifier
+        self.default_room_version = default_room_version
+        self.persister = EventPersister(db, notifier)
+        self.persister.on_persisted.append(self._after_persist)
+        self.persister.on_failed.append(self._after_failure)
+        self._rooms: dict[str, RoomState] = {}
+        self._room_loads: dict[str, list[defer.Deferred]] = {}
+        self._events: OrderedDict[str, Event] = OrderedDict()
+        self._joined: dict[str, set[str]] = {}
+        self._membership_gen = 0
+        self._txns: OrderedDict[tuple[str, str, str, str], tuple[str, int]] = OrderedDict()
+        self._txns_loaded = False
+        self._txn_waiters: dict[tuple[str, str, str, str], list[defer.Deferred]] = {}
+
+    # ==================================================================================
+    # Rooms in memory
+    # ==================================================================================
+    async def get_room(self, room_id: str) -> RoomState:
+        """The cached ``RoomState`` (loaded on first use); 404 M_NOT_FOUND when unknown."""
+        room = self._rooms.get(room_id)
+        if room is not None:
+            return room
+        waiters = self._room_loads.get(room_id)
+        if waiters is not None:
+            d: defer.Deferred = defer.Deferred()
+            waiters.append(d)
+            return await d
+        self._room_loads[room_id] = waiters = []
+        try:
+            data = await self.db.run(store.load_room, room_id) if _plausible_room_id(
+                room_id) else None
+            if data is None:
+                raise NotFound("Unknown room")
+            room = self._room_from_data(room_id, data)
+            self._rooms[room_id] = room
+        except Exception as exc:
+            for d in waiters:
+                d.errback(exc)
+            raise
+        finally:
+            self._room_loads.pop(room_id, None)
+        for d in waiters:
+            d.callback(room)
+        return room
+
+    def _room_from_data(self, room_id: str, data: dict) -> RoomState:
+        row = data["row"]
+        from federation.room_versions import get_room_version
+        room = RoomState(room_id, get_room_version(row["room_version"]),
+                         creator=row["creator"], is_public=bool(row["is_public"]),
+                         room_type=row["room_type"])
+        for ev in data["state"]:
+            room.set_state_event(ev)
+        room.extremities = list(data["extremities"])
+        room.depth = data["depth"]
+        return room
+
+    async def room_exists(self, room_id: str) -> bool:
+        try:
+            await self.get_room(room_id)
+        except NotFound:
+            return False
+        return True
+
+    async def get_room_version(self, room_id: str) -> RoomVersion:
+        return (await self.get_room(room_id)).room_version
+
+    async def get_current_state(self, room_id: str) -> dict[tuple[str, str], Event]:
+        """A copy of the room's current state map (type, state_key) -> Event."""
+        return dict((await self.get_room(room_id)).state)
+
+    # ==================================================================================
+    # Event creation
+    # ==================================================================================
+    def build_and_check(self, room: RoomState, sender: str, etype: str, content: dict,
+                        state_key: str | None = None, redacts: str | None = None) -> Event:
+        """Build the signed PDU on top of ``room`` and run the auth rules (no side effects).
+
+        Raises ``AuthError`` (403 M_FORBIDDEN, with the failing rule) when not allowed.
+        """
+        rv = room.room_version
+        state = room.state
+        keys = auth_types_for_event(rv, etype, sender, state_key, content)
+        auth_evs = [state[k] for k in keys if k in state]
+        ev = build_event(
+            rv, server_name=self.server_name, signing_key=self.signing_key, type=etype,
+            sender=sender, content=content, room_id=room.room_id,
+            prev_events=list(room.extremities), auth_events=[e.event_id for e in auth_evs],
+            depth=room.depth + 1, origin_server_ts=self.clock.time_ms(),
+            state_key=state_key, redacts=redacts)
+        auth_map = {e.event_id: e for e in auth_evs}
+        create = state.get(CREATE)
+        if create is not None:
+            auth_map[create.event_id] = create
+        check_auth(ev, state, auth_events=auth_map)
+        if ev.is_state:
+            prev = state.get(ev.key)
+            if prev is not None:
+                ev.internal["unsigned"] = {"replaces_state": prev.event_id,
+                                           "prev_content": dict(prev.content),
+                                           "prev_sender": prev.sender}
+        return ev
+
+    def _commit_locally(self, room: RoomState, ev: Event) -> defer.Deferred:
+        """Apply a checked event to the in-memory room and queue it for persistence."""
+        room.apply(ev)
+        self._cache_event(ev)
+        return self.persister.enqueue(ev)
+
+    async def create_event(self, room_id: str, sender: str, etype: str, content: dict, *,
+                           state_key: str | None = None, redacts: str | None = None,
+                           txn: tuple[str, str] | None = None,
+                           precheck: Callable[[RoomState], bool] | None = None
+                           ) -> Event | None:
+        """Create, authorise and persist one event; None when ``precheck`` says no-op."""
+        room = await self.get_room(room_id)
+        async with room.lock:
+            if precheck is not None and not precheck(room):
+                return None
+            ev = self.build_and_check(room, sender, etype, content, state_key, redacts)
+            if txn is not None:
+                ev.internal["txn"] = txn
+            if redacts is not None:
+                ev.internal["redacts_target"] = redacts
+            d = self._commit_locally(room, ev)
+        await d
+        return ev
+
+    async def send_event(self, user_id: str, room_id: str, etype: str, content: dict,
+                         state_key: str | None = None,
+                         txn: tuple[str | None, str] | None = None) -> str:
+        """Send a message (or, with ``state_key``, a state) event; returns its event ID.
+
+        ``txn`` is ``(device_id, txn_id)``: a repeated transaction returns the first event
+        ID without sending again.  Membership and redaction events go through their own
+        paths (``update_membership``, ``redact_event``).
+        """
+        if not isinstance(content, dict):
+            raise MatrixError("Content must be a JSON object", errcode="M_BAD_JSON")
+        if txn is None:
+            return (await self._dispatch(user_id, room_id, etype, content, state_key)).event_id
+        device_id, txn_id = txn
+        # "the same transaction ID ... and the path of the HTTP request is the same": the
+        # room is part of the path, so it is part of the key.
+        key = (user_id, device_id or "", txn_id, room_id)
+        found = await self._txn_lookup(key)
+        if found is not None:
+            return found
+        waiters = self._txn_waiters.get(key)
+        if waiters is not None:      # the same transaction is in flight: share its result
+            d: defer.Deferred = defer.Deferred()
+            waiters.append(d)
+            return await d
+        self._txn_waiters[key] = waiters = []
+        try:
+            ev = await self._dispatch(user_id, room_id, etype, content, state_key,
+                                      txn=(key[1], txn_id))
+        except Exception as exc:
+            for d in self._txn_waiters.pop(key, []):
+                d.errback(exc)
+            raise
+        self._remember_txn(key, ev.event_id)
+        for d in self._txn_waiters.pop(key, []):
+            d.callback(ev.event_id)
+        return ev.event_id
+
+    async def _dispatch(self, user_id: str, room_id: str, etype: str, content: dict,
+                        state_key: str | None, txn: tuple[str, str] | None = None) -> Event:
+        if etype == "m.room.redaction" and state_key is None:
+            redacts = content.get("redacts")
+            if not isinstance(redacts, str):
+                raise MatrixError("m.room.redaction needs content.redacts",
+                                  errcode="M_BAD_JSON")
+            body = {k: v for k, v in content.items() if k != "redacts"}
+            return await self.redact_event(user_id, room_id, redacts, body, txn=txn)
+        if etype == "m.room.member" and state_key is not None:
+            from .membership_ops import set_member_state
+            ev = await set_member_state(self, user_id, room_id, state_key, content)
+            if ev is None:      # no-op change: answer with the current member event
+                room = await self.get_room(room_id)
+                return room.state[("m.room.member", state_key)]
+            return ev
+        if etype == "m.room.canonical_alias" and state_key == "":
+            from .aliases_ops import check_canonical_alias_content
+            await check_canonical_alias_content(self, room_id, content)
+        ev = await self.create_event(room_id, user_id, etype, content,
+                                     state_key=state_key, txn=txn)
+        assert ev is not None
+        return ev
+
+    # --- transaction IDs ---------------------------------------------------------------
+    async def _txn_lookup(self, key: tuple[str, str, str, str]) -> str | None:
+        if not self._txns_loaded:
+            since = self.clock.time_ms() - TXN_KEEP_MS
+            rows = await self.db.run(_recent_txns, since)
+            if not self._txns_loaded:
+                for k, eid, ts in rows:
+                    self._txns.setdefault(k, (eid, ts))
+                self._txns_loaded = True
+        hit = self._txns.get(key)
+        return hit[0] if hit is not None else None
+
+    def _remember_txn(self, key: tuple[str, str, str, str], event_id: str) -> None:
+        now = self.clock.time_ms()
+        self._txns[key] = (event_id, now)
+        if len(self._txns) > 50000:
+            while self._txns:
+                k, (_, ts) = next(iter(self._txns.items()))
+                if ts >= now - TXN_KEEP_MS and len(self._txns) <= 200000:
+                    break
+                self._txns.popitem(last=False)
+
+    # --- redaction ---------------------------------------------------------------------
+    async def redact_event(self, user_id: str, room_id: str, target_id: str,
+                           content: dict | None = None,
+                           txn: tuple[str, str] | None = None) -> Event:
+        """Send ``m.room.redaction`` for ``target_id`` (client-server API "Redactions")."""
+        room = await self.get_room(room_id)
+        target = await self.get_event(target_id)
+        if target is None or target.room_id != room_id:
+            raise NotFound("Event not found")
+        content = dict(content or {})
+        reason = content.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise MatrixError("'reason' must be a string", errcode="M_BAD_JSON")
+
+        def precheck(room: RoomState) -> bool:
+            from federation.auth.power_levels import (event_send_level, named_level,
+                                                      user_power_level)
+            if room.membership(user_id) != "join":
+                raise Forbidden("You are not in this room")
+            level = user_power_level(user_id, room.state, room.room_version)
+            if level < event_send_level("m.room.redaction", False, room.state):
+                raise Forbidden("You do not have permission to send redactions in this room")
+            if target.sender != user_id and level < named_level("redact", room.state):
+                raise Forbidden("You do not have permission to redact other users' events")
+            return True
+
+        ev = await self.create_event(room.room_id, user_id, "m.room.redaction", content,
+                                     redacts=target_id, txn=txn, precheck=precheck)
+        assert ev is not None
+        return ev
+
+    # ==================================================================================
+    # Persistence hooks (reactor thread, after a batch committed / failed)
+    # ==================================================================================
+    def _after_persist(self, evs: Sequence[Event]) -> None:
+        for ev in evs:
+            if ev.type == "m.room.member" and ev.is_state:
+                self._membership_gen += 1
+                joined = self._joined.get(ev.state_key)
+                if joined is not None:
+                    if ev.content.get("membership") == "join":
+                        joined.add(ev.room_id)
+                    else:
+                        joined.discard(ev.room_id)
+            target = ev.internal.get("redacts_target")
+            if target is not None:
+                self._apply_redaction(ev, target)
+
+    def _apply_redaction(self, redaction: Event, target_id: str) -> None:
+        cached = self._events.get(target_id)
+        if cached is not None and cached.room_id == redaction.room_id:
+            self._events[target_id] = red = store.redacted_copy(cached, redaction)
+        else:
+            self._events.pop(target_id, None)
+            red = None
+        room = self._rooms.get(redaction.room_id)
+        if room is None:
+            return
+        for key, ev in room.state.items():
+            if ev.event_id == target_id:
+                room.set_state_event(red or store.redacted_copy(ev, redaction))
+                break
+
+    def _after_failure(self, evs: Sequence[Event]) -> None:
+        for ev in evs:
+            self._rooms.pop(ev.room_id, None)      # reload from the database next time
+            self._events.pop(ev.event_id, None)
+
+    # ==================================================================================
+    # Events
+    # ==================================================================================
+    def _cache_event(self, ev: Event) -> None:
+        self._events[ev.event_id] = ev
+        if len(self._events) > EVENT_CACHE_SIZE:
+            self._events.popitem(last=False)
+
+    async def get_event(self, event_id: str) -> Event | None:
+        """The event (redacted if it was redacted), or None when unknown."""
+        ev = self._events.get(event_id)
+        if ev is not None:
+            return ev
+        found = await self.db.run(store.fetch_events, [event_id])
+        ev = found.get(event_id)
+        if ev is not None:
+            self._cache_event(ev)
+        return ev
+
+    async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
+        ids = list(event_ids)
+        out = {i: self._events[i] for i in ids if i in self._events}
+        missing = [i for i in ids if i not in out]
+        if missing:
+            found = await self.db.run(store.fetch_events, missing)
+            for ev in found.values():
+                self._cache_event(ev)
+            out.update(found)
+        return out
+
+    def current_stream_ordering(self) -> int:
+        """The highest committed stream ordering (the position sync tokens refer to)."""
+        return self.persister.max_persisted
+
+    async def get_events_in_range(self, room_id: str, from_stream: int | None,
+                                  to_stream: int | None, limit: int,
+                                  direction: str = "b") -> list[Event]:
+        """Accepted events of a room between two stream positions (see ``store``):
+        ``"b"``: to < stream <= from, newest first; ``"f"``: from < stream <= to, oldest
+        first.  No visibility filtering (``filter_events_for_user`` does that)."""
+        if direction not in ("b", "f"):
+            raise InvalidParam("direction must be 'b' or 'f'")
+        return await self.db.run(store.events_in_range, room_id, from_stream, to_stream,
+                                 limit, direction)
+
+    def format_client_event(self, event: Event, *, include_room_id: bool = True,
+                            user_id: str | None = None, device_id: str | None = None,
+                            requester: Any = None) -> dict:
+        if requester is not None:
+            user_id, device_id = requester.user_id, requester.device_id
+        return format_client_event(event, now_ms=self.clock.time_ms(),
+                                   include_room_id=include_room_id, user_id=user_id,
+                                   device_id=device_id)
+
+    # ==================================================================================
+    # Users and memberships
+    # ==================================================================================
+    async def joined_room_ids(self, user_id: str) -> list[str]:
+        joined = self._joined.get(user_id)
+        if joined is None:
+            gen = self._membership_gen
+            rows = await self.db.run(store.current_memberships, user_id, ["join"])
+            joined = {r[0] for r in rows}
+            if gen == self._membership_gen:
+                self._joined[user_id] = joined
+        return sorted(joined)
+
+    async def rooms_shared_with(self, user_id: str) -> set[str]:
+        """User IDs joined to at least one room the user is joined to (the user too)."""
+        users: set[str] = set()
+        for room_id in await self.joined_room_ids(user_id):
+            try:
+                users |= (await self.get_room(room_id)).joined
+            except NotFound:
+                continue
+        return users
+
+    async def get_rooms_for_user(self, user_id: str,
+                                 memberships: Sequence[str] | None = None
+                                 ) -> list[tuple[str, str, Event]]:
+        """(room_id, membership, member event) for the user's current memberships, without
+        forgotten rooms.  ``memberships`` restricts to those values."""
+        rows, forgotten = await self.db.run(_memberships_and_forgotten, user_id, memberships)
+        evs = await self.get_events([r[2] for r in rows])
+        return [(room_id, m, evs[eid]) for room_id, m, eid in rows
+                if eid in evs and room_id not in forgotten]
+
+    async def user_memberships_changed(self, user_id: str, since_stream: int
+                                       ) -> list[tuple[str, str, Event]]:
+        """The latest membership change per room of ``user_id`` after ``since_stream`` (and
+        up to what is committed), in stream order: (room_id, membership, member event)."""
+        return await self.db.run(store.memberships_changed, user_id, since_stream)
+
+    async def forgotten_room_ids(self, user_id: str) -> set[str]:
+        return await self.db.run(store.forgotten_room_ids, user_id)
+
+    async def get_state_at(self, room_id: str, stream: int) -> dict[tuple[str, str], Event]:
+        """The room state just after the event at ``stream``."""
+        return await self.db.run(store.state_at_stream, room_id, stream)
+
+    async def stripped_state(self, room_id: str, extra: Sequence[Event] = ()) -> list[dict]:
+        """Stripped state events for an invite (plus ``extra``, e.g. the invite itself)."""
+        room = await self.get_room(room_id)
+        out = [strip_state_event(room.state[(t, "")]) for t in STRIPPED_TYPES
+               if (t, "") in room.state]
+        out.extend(strip_state_event(ev) for ev in extra)
+        return out
+
+    async def filter_events_for_user(self, user_id: str, room_id: str,
+                                     events: Sequence[Event]) -> list[Event]:
+        """The subset of ``events`` (from one room, with stream orderings) that the history
+        visibility rules let ``user_id`` see."""
+        if not events:
+            return []
+        mem, hv = await self.db.run(_visibility_timelines, room_id, user_id)
+        return filter_visible(events, user_id, mem, hv)
+
+    async def visibility_timelines(self, room_id: str, user_id: str
+                                   ) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        return await self.db.run(_visibility_timelines, room_id, user_id)
+
+    # --- delegated operations ------------------------------------------------------------
+    async def create_room(self, user_id: str, body: dict) -> str:
+        from .create_ops import create_room
+        return await create_room(self, user_id, body)
+
+    async def update_membership(self, sender: str, room_id: str, target: str,
+                                membership: str, reason: str | None = None, *,
+                                action: str | None = None, extra_content: dict | None = None,
+                                txn: tuple[str, str] | None = None) -> Event | None:
+        """Change ``target``'s membership; returns the new member event, or None when the
+        request changes nothing (e.g. inviting an already invited user)."""
+        from .membership_ops import update_membership
+        return await update_membership(self, sender, room_id, target, membership, reason,
+                                       action=action, extra_content=extra_content)
+
+    async def on_profile_changed(self, user_id: str, profile: dict) -> None:
+        from .membership_ops import propagate_profile
+        await propagate_profile(self, user_id, profile)
+
+
+def _plausible_room_id(room_id: str) -> bool:
+    return isinstance(room_id, str) and room_id.startswith("!") and len(room_id) <= 255
+
+
+def _recent_txns(conn: Any, since: int) -> list:
+    from sqlalchemy import select
+    from schema.events import event_txn_ids as t
+    return [((r.user_id, r.device_id, r.txn_id, r.room_id), r.event_id, r.inserted_ts)
+            for r in conn.execute(select(t).where(t.c.inserted_ts >= since)
+                                  .order_by(t.c.inserted_ts.asc()))]
+
+
+def _memberships_and_forgotten(conn: Any, user_id: str, memberships: Sequence[str] | None):
+    return (store.current_memberships(conn, user_id, memberships),
+            store.forgotten_room_ids(conn, user_id))
+
+
+def _visibility_timelines(conn: Any, room_id: str, user_id: str):
+    return (store.membership_timeline(conn, room_id, user_id),
+            store.history_visibility_timeline(conn, room_id))

@@ -1,0 +1,111 @@
+"""Helpers for the rooms area's unit tests (not a test module).
+
+``InlineDB`` runs ``db.run`` synchronously on an in-memory SQLite engine and returns a fired
+Deferred, so the whole ``RoomService`` completes synchronously and ``result_of`` can drive
+it without a reactor.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine
+from sqlalchemy.pool import StaticPool
+from twisted.internet import defer
+
+import schema.events  # noqa: F401 - registers the tables
+import schema.rooms  # noqa: F401
+from federation.keys import SigningKey
+from node.rooms.service import RoomService
+from schema.meta import metadata
+
+SERVER = "school.test"
+
+
+class InlineDB:
+    def __init__(self) -> None:
+        self.engine = create_engine("sqlite://", poolclass=StaticPool,
+                                    connect_args={"check_same_thread": False})
+        metadata.create_all(self.engine)
+        self.is_sqlite = True
+        self.fail_next = False
+        self.runs = 0
+
+    def run(self, fn, *args, **kwargs):
+        self.runs += 1
+        if self.fail_next and getattr(fn, "__name__", "") == "write_events":
+            self.fail_next = False
+            return defer.fail(RuntimeError("disk full"))
+        try:
+            with self.engine.begin() as conn:
+                return defer.succeed(fn(conn, *args, **kwargs))
+        except Exception:
+            return defer.fail()
+
+    def run_sync(self, fn):
+        with self.engine.begin() as conn:
+            return fn(conn)
+
+
+class StepClock:
+    """Milliseconds that advance by one on every read (distinct timestamps)."""
+
+    def __init__(self, start: int = 1_700_000_000_000) -> None:
+        self.now = start
+
+    def time_ms(self) -> int:
+        self.now += 1
+        return self.now
+
+    def call_later(self, seconds, fn, *args):  # pragma: no cover - unused
+        raise AssertionError("no timers in room tests")
+
+
+class FakeAccounts:
+    def __init__(self, users=("alice", "bob", "carol", "dave")) -> None:
+        self.profiles = {f"@{u}:{SERVER}": {"displayname": u.capitalize()} for u in users}
+        self.listeners = []
+
+    async def get_profile(self, user_id):
+        return dict(self.profiles.get(user_id, {}))
+
+    async def user_exists(self, user_id):
+        return user_id in self.profiles
+
+    def add_profile_listener(self, cb):
+        self.listeners.append(cb)
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, tuple]] = []
+
+    def notify_room_event(self, room_id, stream_ordering, extra_user_ids=()):
+        self.calls.append((room_id, stream_ordering, tuple(extra_user_ids)))
+
+    def notify_users(self, user_ids, stream):
+        pass
+
+
+def result_of(coro_or_deferred):
+    """The result of a coroutine/Deferred that completes synchronously (re-raises)."""
+    d = coro_or_deferred if isinstance(coro_or_deferred, defer.Deferred) \
+        else defer.ensureDeferred(coro_or_deferred)
+    out: list = []
+    d.addBoth(out.append)
+    assert out, "did not complete synchronously"
+    if hasattr(out[0], "raiseException"):
+        out[0].raiseException()
+    return out[0]
+
+
+def uid(name: str) -> str:
+    return f"@{name}:{SERVER}"
+
+
+def make_service(db: InlineDB | None = None, **kw) -> RoomService:
+    db = db or InlineDB()
+    svc = RoomService(db=db, clock=kw.pop("clock", StepClock()), server_name=SERVER,
+                      signing_key=kw.pop("signing_key", SigningKey("t1", b"\x01" * 32)),
+                      accounts=kw.pop("accounts", FakeAccounts()),
+                      notifier=kw.pop("notifier", RecordingNotifier()), **kw)
+    svc.persister.start_sync()
+    return svc
