@@ -19,14 +19,15 @@ event ID costs no further encoding.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..b64 import encode_base64
 from ..canonical_json import encode_canonical_json
 from ..errors import InvalidParam
 from ..keys import SigningKey
 from ..room_versions import RoomVersion
-from .format import check_pdu_size, check_pdu_structure, is_valid_user_id
+from .format import MAX_PDU_BYTES, check_pdu_size, check_pdu_structure, is_valid_user_id
 from .hashes import (
     _content_hash_view,
     _signing_view,
@@ -37,6 +38,8 @@ from .hashes import (
 from .model import Event
 
 _sha256 = hashlib.sha256
+# ',"hashes":{"sha256":"<43>"}' + ',"signatures":{"":{"":"<86>"}}' with room to spare.
+_SIGNED_OVERHEAD_BOUND = 256
 
 
 def sign_event(pdu: dict, room_version: RoomVersion, server_name: str,
@@ -113,8 +116,8 @@ def build_event(room_version: RoomVersion, *, server_name: str, signing_key: Sig
     check_pdu_structure(pdu, room_version)
 
     # 1. Content hash over the full event without unsigned/signatures/hashes.
-    pdu["hashes"] = {"sha256": encode_base64(
-        _sha256(encode_validated(_content_hash_view(pdu))).digest())}
+    hashed = encode_validated(_content_hash_view(pdu))
+    pdu["hashes"] = {"sha256": encode_base64(_sha256(hashed).digest())}
     # 2. Sign the redacted event; its bytes' SHA-256 is also the reference hash.
     signed = encode_validated(_signing_view(pdu, room_version))
     _add_signature(pdu, server_name, signing_key, signed)
@@ -122,7 +125,11 @@ def build_event(room_version: RoomVersion, *, server_name: str, signing_key: Sig
 
     if unsigned is not None:
         pdu["unsigned"] = _copy_checked(unsigned)
-    check_pdu_size(encode_validated(pdu))
+    # 3. Size limit of the complete event.  Without `unsigned`, the complete event is the
+    # hashed bytes plus `hashes` and one signature: far below the limit, skip encoding it.
+    if unsigned is not None or len(hashed) + _SIGNED_OVERHEAD_BOUND + len(server_name) \
+            + len(signing_key.key_id) > MAX_PDU_BYTES:
+        check_pdu_size(encode_validated(pdu))
     return Event(pdu, room_version, event_id=event_id)
 
 

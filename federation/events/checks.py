@@ -29,10 +29,10 @@ whose ``valid_until_ts`` (capped at 7 days ahead) is before the event's
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable
 
-from ..b64 import decode_base64, encode_base64
-from ..errors import BadJSON
+from ..b64 import encode_base64
 from ..keys import VerifyKey
 from ..room_versions import RoomVersion
 from ..signing import SignatureInvalid, SignatureMalformed, SignatureMissing, verify_raw
@@ -42,6 +42,7 @@ from .hashes import (
     _loads,
     _signing_view,
     claimed_content_hash,
+    decode_unpadded_base64,
     encode_validated,
     redacted_signing_bytes,
 )
@@ -110,11 +111,10 @@ def _verify_server(pdu: Mapping[str, Any], server: str, why: str, message: bytes
             unknown.append(key_id)
             continue
         # 4: decode the signature.
-        try:
-            raw = decode_base64(b64)
-        except BadJSON:
+        raw = decode_unpadded_base64(b64)
+        if raw is None:
             raise SignatureMalformed(
-                f"Signature {server}/{key_id} is not valid unpadded Base64") from None
+                f"Signature {server}/{key_id} is not valid unpadded Base64")
         if len(raw) != 64:
             raise SignatureMalformed(
                 f"Signature {server}/{key_id} is {len(raw)} bytes, expected 64")

@@ -15,11 +15,13 @@ is well-formed but rejected by auth rule 1.2.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..canonical_json import MAX_SAFE_INT, MIN_SAFE_INT, encode_canonical_json
 from ..errors import BadJSON
 from ..room_versions import RoomVersion
+from .hashes import encode_validated
 
 MAX_PDU_BYTES = 65536          # "Size limits": the complete event, canonical JSON
 MAX_ID_BYTES = 255             # user IDs, room IDs, event IDs (appendices)
@@ -30,42 +32,48 @@ MAX_AUTH_EVENTS = 10           # pdu schema: "Must contain less than or equal to
 
 # --- identifier grammar (appendices) -----------------------------------------------------
 # server_name = hostname [ ":" port ]; hostname = IPv4 / "[" IPv6 "]" / dns-name
-_SERVER_NAME = re.compile(
-    r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.\-]{1,255})(?::[0-9]{1,5})?\Z")
+_SERVER_NAME_RE = r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.\-]{1,255})(?::[0-9]{1,5})?"
+_SERVER_NAME = re.compile(_SERVER_NAME_RE + r"\Z")
+# user_id = "@" localpart ":" server_name, localpart as "Historical User IDs" allow.
+_USER_ID = re.compile(r"@[^:\x00]*:(" + _SERVER_NAME_RE + r")\Z")
 _IPV4ISH = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?::|\Z)")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Event IDs from room version 4 on: "$" + URL-safe unpadded Base64 of a SHA-256 hash.
 _EVENT_ID_V4 = re.compile(r"\$[A-Za-z0-9_\-]{43}\Z")
 # v12 room IDs: the create event's ID with the "!" sigil.
 _ROOM_ID_V12 = re.compile(r"![A-Za-z0-9_\-]{43}\Z")
 
 
-def _utf8_len(s: str) -> int:
-    # Max 4 bytes per code point: short strings skip the encode.
-    if len(s) * 4 <= MAX_ID_BYTES:
-        return len(s)
-    return len(s.encode("utf-8", "surrogatepass"))
+def _too_long(s: str, max_bytes: int) -> bool:
+    """Is the UTF-8 form of ``s`` longer than ``max_bytes``?  (<= 4 bytes per code point.)"""
+    return len(s) * 4 > max_bytes and len(s.encode("utf-8", "surrogatepass")) > max_bytes
+
+
+def _ipv4_ok(server_name: str) -> bool:
+    """IPv4 literals "must be ... four decimal numbers in the range 0 to 255"."""
+    if not server_name[0].isdigit() or not _IPV4ISH.match(server_name):
+        return True
+    host = server_name.split(":", 1)[0]
+    return all(int(octet) <= 255 for octet in host.split("."))
 
 
 def is_valid_server_name(name: object) -> bool:
     """The appendix "Server Name" grammar; IPv4 literals must have octets <= 255."""
-    if not isinstance(name, str) or _SERVER_NAME.match(name) is None:
-        return False
-    if _IPV4ISH.match(name):
-        host = name.split(":", 1)[0]
-        return all(int(octet) <= 255 for octet in host.split("."))
-    return True
+    return isinstance(name, str) and _SERVER_NAME.match(name) is not None and _ipv4_ok(name)
 
 
 def is_valid_user_id(user_id: object) -> bool:
     """A user ID as servers must accept it over federation ("Historical User IDs").
 
     ``@localpart:server_name``, at most 255 bytes; the localpart may be empty and may hold
-    any code points except ``:`` and NUL.
+    any non-surrogate code points except ``:`` and NUL.
     """
-    if not isinstance(user_id, str) or user_id[:1] != "@" or _utf8_len(user_id) > MAX_ID_BYTES:
+    if not isinstance(user_id, str) or _too_long(user_id, MAX_ID_BYTES):
         return False
-    localpart, sep, domain = user_id[1:].partition(":")
-    return bool(sep) and "\x00" not in localpart and is_valid_server_name(domain)
+    m = _USER_ID.match(user_id)
+    if m is None or not _ipv4_ok(m.group(1)):
+        return False
+    return user_id.isascii() or _SURROGATE.search(user_id) is None
 
 
 def is_valid_event_id(event_id: object) -> bool:
@@ -79,7 +87,7 @@ def is_valid_room_id(room_id: object, room_version: RoomVersion) -> bool:
         return False
     if room_version.event_format.room_id_is_create_event_hash:
         return _ROOM_ID_V12.match(room_id) is not None
-    if room_id[:1] != "!" or _utf8_len(room_id) > MAX_ID_BYTES:
+    if room_id[:1] != "!" or _too_long(room_id, MAX_ID_BYTES):
         return False
     opaque, sep, domain = room_id[1:].partition(":")
     return bool(sep) and "\x00" not in opaque and is_valid_server_name(domain)
@@ -130,7 +138,7 @@ def _check_int(key: str, value: Any) -> None:
 def _check_str(key: str, value: Any, max_bytes: int | None = None) -> None:
     if not isinstance(value, str):
         raise _bad(f"'{key}' must be a string, not {_type_name(value)}")
-    if max_bytes is not None and _utf8_len(value) > max_bytes:
+    if max_bytes is not None and _too_long(value, max_bytes):
         raise _bad(f"'{key}' is longer than {max_bytes} bytes")
 
 
@@ -140,9 +148,67 @@ def _check_event_id_list(key: str, value: Any, limit: int) -> None:
     if len(value) > limit:
         raise _bad(f"'{key}' lists {len(value)} events; at most {limit} are allowed")
     match = _EVENT_ID_V4.match
+    try:
+        if all(map(match, value)):
+            return
+    except TypeError:  # a non-string entry
+        pass
     for i, eid in enumerate(value):
         if not isinstance(eid, str) or match(eid) is None:
             raise _bad(f"{key}[{i}] is not a valid event ID: {eid!r:.80}")
+
+
+_SHORT = MAX_ID_BYTES // 4  # strings this short fit any 255-byte limit whatever they hold
+_STR_TYPE = frozenset((str,))
+
+
+def _fast_well_formed(pdu: dict, room_version: RoomVersion) -> bool:
+    """The common case in one pass: True only if ``_check_structure`` would pass.
+
+    Anything unusual (subclasses, long strings, optional keys out of the ordinary) returns
+    False and gets the full check, which is the authority and names the problem.
+    """
+    get = pdu.get
+    event_type = get("type")
+    depth = get("depth")
+    ts = get("origin_server_ts")
+    prev = get("prev_events")
+    auth = get("auth_events")
+    hashes = get("hashes")
+    sigs = get("signatures")
+    if not (type(event_type) is str and len(event_type) <= _SHORT
+            and type(get("content")) is dict
+            and type(depth) is int and MIN_SAFE_INT <= depth <= MAX_SAFE_INT
+            and type(ts) is int and MIN_SAFE_INT <= ts <= MAX_SAFE_INT
+            and type(prev) is list and len(prev) <= MAX_PREV_EVENTS
+            and type(auth) is list and len(auth) <= MAX_AUTH_EVENTS
+            and type(hashes) is dict and type(hashes.get("sha256")) is str
+            and type(sigs) is dict):
+        return False
+    for by_key in sigs.values():
+        if type(by_key) is not dict or not set(map(type, by_key.values())) <= _STR_TYPE:
+            return False
+    if "state_key" in pdu:
+        sk = pdu["state_key"]
+        if type(sk) is not str or len(sk) > _SHORT:
+            return False
+    if "unsigned" in pdu and type(pdu["unsigned"]) is not dict:
+        return False
+    if "redacts" in pdu or "event_id" in pdu or event_type == "m.room.redaction":
+        return False
+    room_id = get("room_id")
+    if room_id is None:
+        if not (room_version.event_format.room_id_is_create_event_hash
+                and event_type == "m.room.create" and "room_id" not in pdu):
+            return False
+    elif not is_valid_room_id(room_id, room_version):
+        return False
+    match = _EVENT_ID_V4.match
+    try:
+        return (all(map(match, prev)) and all(map(match, auth))
+                and is_valid_user_id(get("sender")))
+    except TypeError:
+        return False
 
 
 def check_pdu_structure(pdu: Any, room_version: RoomVersion) -> None:
@@ -151,6 +217,13 @@ def check_pdu_structure(pdu: Any, room_version: RoomVersion) -> None:
     Does not look inside ``content``/``unsigned`` values nor measure the whole event; see
     ``check_pdu_format`` for the complete check.
     """
+    if type(pdu) is dict and _fast_well_formed(pdu, room_version):
+        return
+    _check_structure(pdu, room_version)
+
+
+def _check_structure(pdu: Any, room_version: RoomVersion) -> None:
+    """The full structure check, naming the first problem."""
     if not isinstance(pdu, Mapping):
         raise _bad(f"a PDU must be a JSON object, not {_type_name(pdu)}")
 
@@ -227,12 +300,43 @@ def check_pdu_size(encoded: bytes) -> None:
                    f"the limit is {MAX_PDU_BYTES}")
 
 
+# Keys whose values check_pdu_structure has fully typed (strings, in-range integers, lists
+# of strings, objects of objects of strings): no float can hide there.
+_TYPED_BY_STRUCTURE = frozenset((
+    "type", "sender", "room_id", "state_key", "depth", "origin_server_ts", "prev_events",
+    "auth_events", "signatures",
+))
+
+
+def _untyped_parts_plain(pdu: dict) -> bool:
+    """True if the other values hold only exact JSON types and no float anywhere."""
+    stack = [v for k, v in pdu.items() if k not in _TYPED_BY_STRUCTURE]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is str or t is int or t is bool or v is None:
+            continue
+        if t is dict:
+            extend(v.values())
+        elif t is list:
+            extend(v)
+        else:
+            return False  # float, or a subclass: the full encoder decides and explains
+    return True
+
+
 def check_pdu_format_and_encode(pdu: Any, room_version: RoomVersion) -> bytes:
     """``check_pdu_format`` returning the canonical JSON of the whole PDU."""
     check_pdu_structure(pdu, room_version)
+    # Strict canonical JSON (v6+): no floats, integers within +-(2**53 - 1), string keys.
+    # When only plain values remain to check, encode_validated's strict encoder refuses
+    # the rest (out-of-range integers, non-string keys, lone surrogates) by falling back to
+    # the full canonical encoder, which names the problem.
+    encode = encode_validated if type(pdu) is dict and _untyped_parts_plain(pdu) \
+        else encode_canonical_json
     try:
-        # Strict canonical JSON (v6+): no floats, integers within +-(2**53 - 1), string keys.
-        encoded = encode_canonical_json(pdu)
+        encoded = encode(pdu)
     except BadJSON as exc:
         raise _bad(exc.message) from None
     check_pdu_size(encoded)

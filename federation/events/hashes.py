@@ -15,8 +15,10 @@ and appendix "Room IDs": a v12 room ID is the create event's ID with ``!`` inste
 
 from __future__ import annotations
 
+import binascii
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..b64 import decode_base64, encode_base64
 from ..canonical_json import encode_canonical_json
@@ -30,6 +32,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
     _orjson = None
 
 _sha256 = hashlib.sha256
+_a2b_base64 = binascii.a2b_base64
 _NOT_IN_CONTENT_HASH = frozenset(("unsigned", "signatures", "hashes"))
 
 if _orjson is not None:
@@ -55,6 +58,24 @@ else:  # pragma: no cover
 
     encode_validated = encode_canonical_json
     _loads = _json.loads
+
+
+def decode_unpadded_base64(text: Any) -> bytes | None:
+    """Decode (unpadded) standard Base64 as ``b64.decode_base64`` does; None if malformed.
+
+    The common case goes straight to the C decoder in strict mode (no regex validation).
+    """
+    if type(text) is str:
+        rem = len(text) % 4
+        if rem != 1:
+            try:
+                return _a2b_base64(text + "=="[:(4 - rem) % 4], strict_mode=True)
+            except (binascii.Error, ValueError):
+                pass
+    try:
+        return decode_base64(text)
+    except BadJSON:
+        return None
 
 
 def copy_checked(value: Any) -> Any:
@@ -86,14 +107,8 @@ def claimed_content_hash(pdu: Mapping[str, Any]) -> bytes | None:
     hashes = pdu.get("hashes")
     if not isinstance(hashes, Mapping):
         return None
-    b64 = hashes.get("sha256")
-    if not isinstance(b64, str):
-        return None
-    try:
-        raw = decode_base64(b64)
-    except BadJSON:
-        return None
-    return raw if len(raw) == 32 else None
+    raw = decode_unpadded_base64(hashes.get("sha256"))
+    return raw if raw is not None and len(raw) == 32 else None
 
 
 def check_content_hash(pdu: Mapping[str, Any]) -> bool:

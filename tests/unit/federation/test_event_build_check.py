@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import copy
 
+import canonicaljson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 
 from federation.errors import BadJSON, InvalidParam
+from federation.events import format as pdu_format
 from federation.events.builder import build_create_event, build_event, sign_event
 from federation.events.checks import (
     SignatureKeyUnknown,
@@ -438,3 +442,76 @@ def test_v11_content_redacts_must_be_an_event_id():
 ])
 def test_user_id_grammar(user_id, ok):
     assert is_valid_user_id(user_id) is ok
+
+
+# --- the fast paths agree with the full checks ----------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.floats(allow_nan=False)
+    | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=8,
+)
+pdu_keys = st.sampled_from(["type", "sender", "room_id", "state_key", "content", "depth",
+                            "origin_server_ts", "prev_events", "auth_events", "hashes",
+                            "signatures", "unsigned", "redacts", "event_id", "origin"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(rv=st.sampled_from(VERSIONS), key=pdu_keys, value=json_values, delete=st.booleans())
+def test_fast_structure_check_never_accepts_what_the_full_check_refuses(rv, key, value,
+                                                                         delete):
+    pdu = copy.deepcopy(BASE_PDUS[rv.identifier])
+    if delete:
+        pdu.pop(key, None)
+    else:
+        pdu[key] = value
+    if pdu_format._fast_well_formed(pdu, rv):
+        pdu_format._check_structure(pdu, rv)  # must not raise
+
+
+@settings(max_examples=300, deadline=None)
+@given(rv=st.sampled_from(VERSIONS), key=st.sampled_from(["content", "unsigned", "hashes",
+                                                          "origin"]), value=json_values)
+def test_format_encoding_matches_the_reference_canonical_json(rv, key, value):
+    pdu = copy.deepcopy(BASE_PDUS[rv.identifier])
+    pdu[key] = {"sha256": "x", "v": value} if key == "hashes" else \
+        (value if key == "origin" else {"v": value})
+    try:
+        expected = canonicaljson.encode_canonical_json(pdu)
+        canonical = not _has_float_or_big_int(pdu)
+    except Exception:
+        canonical = False
+    if canonical:
+        assert pdu_format.check_pdu_format_and_encode(pdu, rv) == expected
+    else:
+        with pytest.raises(BadJSON):
+            check_pdu_format(pdu, rv)
+
+
+def _has_float_or_big_int(value) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not -(2**53) < value < 2**53
+    if isinstance(value, dict):
+        return any(map(_has_float_or_big_int, value.values()))
+    if isinstance(value, list):
+        return any(map(_has_float_or_big_int, value))
+    return False
+
+
+def test_float_hidden_in_hashes_or_signatures_container_is_refused():
+    pdu = good_pdu()
+    pdu["hashes"]["other"] = 0.5
+    with pytest.raises(BadJSON, match="Float"):
+        check_pdu_format(pdu, V12)
+    pdu = good_pdu()
+    pdu["unsigned"] = {"age": 2**60}
+    with pytest.raises(BadJSON, match="range"):
+        check_pdu_format(pdu, V12)
+
+
+BASE_PDUS = {rv.identifier: copy.deepcopy(message(rv, create(rv), unsigned={"age": 1}).pdu)
+             for rv in VERSIONS}
