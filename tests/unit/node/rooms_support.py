@@ -109,3 +109,36 @@ def make_service(db: InlineDB | None = None, **kw) -> RoomService:
                       notifier=kw.pop("notifier", RecordingNotifier()), **kw)
     svc.persister.start_sync()
     return svc
+
+
+class Api:
+    """Calls the rooms area's route handlers in-process (no HTTP): the real request
+    object, the real router registration, a fixed requester."""
+
+    def __init__(self, service: RoomService) -> None:
+        from node.http.router import Router
+        from node.rooms.api import register_all
+        self.router = Router()
+        register_all(self.router, service)
+        self.service = service
+
+    def call(self, method: str, path: str, user: str | None = None, body=None,
+             query: dict | None = None, device: str = "DEV"):
+        import orjson
+        from node.http.request import ApiRequest, Requester
+        route, params, _ = self.router.match(method, path)
+        assert route is not None, f"no route for {method} {path}"
+        raw = b"" if body is None else (body if isinstance(body, bytes) else orjson.dumps(body))
+        args = {k: (v if isinstance(v, list) else [v]) for k, v in (query or {}).items()}
+        req = ApiRequest(method, path, args, {}, raw, "127.0.0.1")
+        if user is not None:
+            req.requester = Requester(user, device)
+        return result_of(route.handler(req, **params))
+
+    def status(self, *args, **kw):
+        """(status, errcode-or-body) without raising."""
+        from federation.errors import MatrixError
+        try:
+            return self.call(*args, **kw)
+        except MatrixError as exc:
+            return exc.http_status, exc.errcode
