@@ -36,10 +36,12 @@ def _read(conn: Any, user_id: str, room_id: str, type_: str) -> str | None:
                                account_data.c.type == type_)).scalar()
 
 
-def _since(conn: Any, user_id: str, since: int) -> list:
+def _since(conn: Any, user_id: str, since: int, upto: int | None) -> list:
     q = (select(account_data.c.room_id, account_data.c.type, account_data.c.content)
          .where(account_data.c.user_id == user_id, account_data.c.stream_id > since)
          .order_by(account_data.c.stream_id))
+    if upto is not None:
+        q = q.where(account_data.c.stream_id <= upto)
     return list(conn.execute(q))
 
 
@@ -72,10 +74,10 @@ class AccountDataStore:
         text = await self.db.run(_read, user_id, room_id or "", type_)
         return None if text is None else orjson.loads(text)
 
-    async def changes_since(self, user_id: str, since: int
+    async def changes_since(self, user_id: str, since: int, upto: int | None = None
                             ) -> tuple[list[dict], dict[str, list[dict]]]:
-        """(global events, room ID -> events) changed after ``since`` (all when 0)."""
-        rows = await self.db.run(_since, user_id, since)
+        """(global events, room ID -> events) changed in (since, upto] (all when 0)."""
+        rows = await self.db.run(_since, user_id, since, upto)
         global_events: list[dict] = []
         rooms: dict[str, list[dict]] = {}
         for room_id, type_, text in rows:

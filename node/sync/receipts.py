@@ -39,12 +39,15 @@ def _write(conn: Any, room_id: str, receipt_type: str, user_id: str, thread_id: 
     return int(result.inserted_primary_key[0]), event_stream
 
 
-def _rows_for_rooms(conn: Any, room_ids: list[str], since: int, user_id: str) -> list:
+def _rows_for_rooms(conn: Any, room_ids: list[str], since: int, upto: int | None,
+                    user_id: str) -> list:
     visible = or_(receipts.c.receipt_type != PRIVATE, receipts.c.user_id == user_id)
     q = (select(receipts.c.room_id, receipts.c.receipt_type, receipts.c.user_id,
                 receipts.c.thread_id, receipts.c.event_id, receipts.c.ts, receipts.c.data)
          .where(receipts.c.room_id.in_(room_ids), receipts.c.stream_id > since, visible)
          .order_by(receipts.c.stream_id))
+    if upto is not None:
+        q = q.where(receipts.c.stream_id <= upto)
     return list(conn.execute(q))
 
 
@@ -80,6 +83,8 @@ class ReceiptStore:
         self.notifier = notifier
         self.clock = clock
         self._lock = defer.DeferredLock()
+        # (user, room) -> read-up-to stream ordering (0: none); dropped on each new receipt.
+        self._read_pos: dict[tuple[str, str], int] = {}
 
     async def load_position(self) -> int:
         pos = await self.db.run(_max_stream)
@@ -95,18 +100,19 @@ class ReceiptStore:
                                                thread_id or "", event_id, ts, {})
         finally:
             self._lock.release()
+        self._read_pos.pop((user_id, room_id), None)
         if receipt_type == PRIVATE:
             self.notifier.notify_users([user_id], "receipts", stream_id)
         else:
             self.notifier.notify_room_stream(room_id, "receipts", stream_id)
         return stream_id
 
-    async def receipts_for_rooms(self, room_ids: list[str], since: int,
-                                 user_id: str) -> dict[str, dict]:
-        """``m.receipt`` events per room with receipts newer than ``since`` visible to user."""
+    async def receipts_for_rooms(self, room_ids: list[str], since: int, user_id: str,
+                                 upto: int | None = None) -> dict[str, dict]:
+        """``m.receipt`` events per room with receipts in (since, upto] visible to user."""
         if not room_ids:
             return {}
-        rows = await self.db.run(_rows_for_rooms, room_ids, since, user_id)
+        rows = await self.db.run(_rows_for_rooms, list(room_ids), since, upto, user_id)
         by_room: dict[str, list] = {}
         for row in rows:
             by_room.setdefault(row[0], []).append(row)
@@ -114,6 +120,20 @@ class ReceiptStore:
 
     async def read_positions(self, user_id: str, room_ids: list[str]) -> dict[str, int]:
         """The stream ordering each room is read up to (``m.read``/``m.read.private``)."""
-        if not room_ids:
-            return {}
-        return await self.db.run(_read_positions, user_id, room_ids)
+        out = {}
+        missing = []
+        for room_id in room_ids:
+            pos = self._read_pos.get((user_id, room_id))
+            if pos is None:
+                missing.append(room_id)
+            else:
+                out[room_id] = pos
+        if missing:
+            found = await self.db.run(_read_positions, user_id, missing)
+            if len(self._read_pos) > 200_000:
+                self._read_pos.clear()
+            for room_id in missing:
+                pos = found.get(room_id, 0)
+                self._read_pos[(user_id, room_id)] = pos
+                out[room_id] = pos
+        return {r: p for r, p in out.items() if p}

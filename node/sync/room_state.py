@@ -1,0 +1,171 @@
+"""Room state and timelines as ``/sync`` needs them (client-server API "Syncing", "Room
+Summaries" in the sync response, "Lazy-loading room members", "Room History Visibility").
+
+- ``state_at(room, pos)``: the state just after stream position ``pos``, computed by rewinding the
+  (in-memory) current state over the keys that changed after ``pos`` -- only those keys touch
+  the database;
+- ``fetch_timeline``: the newest ``limit`` events of a stream range that pass the timeline
+  filter and the history visibility rules, scanning backwards in batches;
+- ``summary``: ``m.heroes`` and the joined/invited member counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from federation.events.model import Event
+from node.rooms.visibility import filter_visible
+
+from . import queries
+
+MEMBER = "m.room.member"
+SCAN_BUDGET = 1000        # events looked at per room timeline at most
+HEROES = 5
+
+
+def stream_of(ev: Event) -> int | None:
+    return ev.internal.get("stream_ordering")
+
+
+@dataclass
+class Timeline:
+    events: list[Event] = field(default_factory=list)     # oldest first
+    limited: bool = False
+    prev_pos: int = 0            # position for prev_batch (just before the first event)
+    raw: list[Event] = field(default_factory=list)        # every event fetched, newest first
+    raw_covers_from: int | None = None    # raw holds *all* events in (this, upper]
+
+
+class RoomStateReader:
+    def __init__(self, db: Any, rooms: Any) -> None:
+        self.db = db
+        self.rooms = rooms
+
+    async def current_state(self, room_id: str) -> dict[tuple[str, str], Event]:
+        """The room's current state; the rooms area's live map when it exposes it (read only)."""
+        get_room = getattr(self.rooms, "get_room", None)
+        if get_room is not None:
+            return (await get_room(room_id)).state
+        return await self.rooms.get_current_state(room_id)
+
+    async def state_at(self, room_id: str, position: int,
+                       keys: Iterable[tuple[str, str]] | None = None
+                       ) -> dict[tuple[str, str], Event]:
+        """State just after stream ``position`` (restricted to ``keys`` when given)."""
+        current = await self.current_state(room_id)
+        if keys is None:
+            state = dict(current)
+        else:
+            state = {k: current[k] for k in set(keys) if k in current}
+        # A key without a value now had none then either (state never disappears in a linear
+        # room), so only keys whose current value came after ``position`` need a look back.
+        stale = [k for k, ev in state.items()
+                 if (stream_of(ev) is None or stream_of(ev) > position)]
+        if not stale:
+            return state
+        ids = await self.db.run(queries.state_ids_at, room_id, stale, position)
+        evs = await self.rooms.get_events(ids.values()) if ids else {}
+        for k in stale:
+            event_id = ids.get(k)
+            ev = evs.get(event_id) if event_id else None
+            if ev is None:
+                state.pop(k, None)
+            else:
+                state[k] = ev
+        return state
+
+    async def state_delta(self, room_id: str, lo: int, hi: int) -> list[Event]:
+        """The latest state event per key among those in (lo, hi], in stream order."""
+        if hi <= lo:
+            return []
+        ids = await self.db.run(queries.state_ids_between, room_id, lo, hi)
+        if not ids:
+            return []
+        evs = await self.rooms.get_events(ids.values())
+        out = [evs[i] for i in ids.values() if i in evs]
+        out.sort(key=lambda e: stream_of(e) or 0)
+        return out
+
+    async def fetch_timeline(self, room_id: str, user_id: str, lower: int | None, upper: int,
+                             limit: int, allow: Callable[[Event], bool],
+                             visibility: tuple[Sequence, Sequence] | None) -> Timeline:
+        """Newest ``limit`` events in (lower, upper] passing ``allow`` and, when
+        ``visibility`` (membership and history timelines) is given, the visibility rules."""
+        tl = Timeline(prev_pos=upper)
+        picked: list[Event] = []
+        cursor = upper
+        batch = limit + 1 if visibility is None else max(limit + 1, 50)
+        exhausted = False
+        while True:
+            if lower is not None and cursor <= lower:
+                exhausted = True
+                break
+            evs = await self.rooms.get_events_in_range(room_id, cursor, lower, batch, "b")
+            tl.raw.extend(evs)
+            exhausted = len(evs) < batch
+            candidates = evs
+            if visibility is not None and evs:
+                candidates = filter_visible(list(reversed(evs)), user_id, visibility[0],
+                                            visibility[1])
+                candidates.reverse()
+            for ev in candidates:
+                if allow(ev):
+                    picked.append(ev)
+                    if len(picked) > limit:
+                        break
+            if len(picked) > limit:
+                tl.limited = True
+                break
+            if exhausted:
+                break
+            if len(tl.raw) >= SCAN_BUDGET:
+                tl.limited = True
+                break
+            cursor = stream_of(evs[-1]) - 1
+        # ``raw`` holds every event of (raw_covers_from, upper]: the batches are contiguous.
+        if exhausted:
+            tl.raw_covers_from = lower if lower is not None else 0
+        elif tl.raw:
+            tl.raw_covers_from = stream_of(tl.raw[-1]) - 1
+        tl.events = list(reversed(picked[:limit]))
+        if tl.events:
+            tl.prev_pos = stream_of(tl.events[0]) - 1
+        elif tl.limited:
+            tl.prev_pos = cursor if not tl.raw else stream_of(tl.raw[-1]) - 1
+        return tl
+
+
+def summary(state: dict[tuple[str, str], Event], user_id: str) -> dict:
+    """``summary``: ``m.heroes`` (first 5 joined/invited members by stream ordering, never the
+    user; else left/banned ones) and the joined/invited counts."""
+    active: list[tuple[int, str]] = []
+    inactive: list[tuple[int, str]] = []
+    joined = invited = 0
+    for (etype, skey), ev in state.items():
+        if etype != MEMBER:
+            continue
+        membership = ev.content.get("membership")
+        if membership == "join":
+            joined += 1
+        elif membership == "invite":
+            invited += 1
+        if skey == user_id:
+            continue
+        entry = (stream_of(ev) or 0, skey)
+        if membership in ("join", "invite"):
+            active.append(entry)
+        elif membership in ("leave", "ban"):
+            inactive.append(entry)
+    pool = active or inactive
+    pool.sort()
+    return {"m.heroes": [uid for _, uid in pool[:HEROES]],
+            "m.joined_member_count": joined, "m.invited_member_count": invited}
+
+
+def has_name(state: dict[tuple[str, str], Event]) -> bool:
+    name = state.get(("m.room.name", ""))
+    if name is not None and name.content.get("name"):
+        return True
+    alias = state.get(("m.room.canonical_alias", ""))
+    return alias is not None and bool(alias.content.get("alias"))

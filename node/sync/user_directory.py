@@ -1,0 +1,80 @@
+"""User directory search (client-server API "User Directory", ``users.yaml``).
+
+The spec's minimum: users sharing a room with the requester, and users joined to rooms with a
+``public`` join rule or ``world_readable`` history.  A school node also lists its own users
+(the school directory, from the accounts area).  Matching is case-insensitive on the user ID
+and display name.  Results are ranked: prefix matches first, then users with a display name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import queries
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
+_REMOTE_SCAN = 2000
+
+
+def _matches(term: str, user_id: str, display_name: str | None) -> bool:
+    if term in user_id.lower():
+        return True
+    return bool(display_name) and term in display_name.lower()
+
+
+def _rank(term: str, item: dict) -> tuple:
+    localpart = item["user_id"][1:].split(":", 1)[0].lower()
+    name = (item.get("display_name") or "").lower()
+    words = name.split()
+    if localpart == term or name == term:
+        prefix = 0
+    elif localpart.startswith(term) or name.startswith(term) \
+            or any(w.startswith(term) for w in words):
+        prefix = 1
+    else:
+        prefix = 2
+    return (prefix, 0 if item.get("display_name") else 1, item["user_id"])
+
+
+class UserDirectory:
+    def __init__(self, db: Any, accounts: Any, rooms: Any, server_name: str) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.rooms = rooms
+        self.server_name = server_name
+
+    async def _visible_rooms(self, user_id: str) -> set[str]:
+        visible = set(await self.rooms.joined_room_ids(user_id))
+        join_rules = await self.db.run(queries.room_state_contents, "m.room.join_rules")
+        visible.update(r for r, c in join_rules.items() if c.get("join_rule") == "public")
+        history = await self.db.run(queries.room_state_contents, "m.room.history_visibility")
+        visible.update(r for r, c in history.items()
+                       if c.get("history_visibility") == "world_readable")
+        return visible
+
+    async def search(self, user_id: str, term: str, limit: int = DEFAULT_LIMIT) -> dict:
+        limit = max(1, min(limit, MAX_LIMIT))
+        needle = term.strip().lower()
+        found: dict[str, dict] = {}
+        if self.accounts is not None:
+            for item in await self.accounts.search_users(term.strip(), limit + 1):
+                found[item["user_id"]] = item
+        # Users of other servers met in shared or public rooms (federation, later issues).
+        rooms = await self._visible_rooms(user_id)
+        if rooms and needle:
+            for uid, content in await self.db.run(queries.joined_members_not_on, sorted(rooms),
+                                                  self.server_name, _REMOTE_SCAN):
+                name = content.get("displayname")
+                name = name if isinstance(name, str) else None
+                if uid in found or not _matches(needle, uid, name):
+                    continue
+                item: dict = {"user_id": uid}
+                if name:
+                    item["display_name"] = name
+                avatar = content.get("avatar_url")
+                if isinstance(avatar, str) and avatar.startswith("mxc://"):
+                    item["avatar_url"] = avatar
+                found[uid] = item
+        ranked = sorted(found.values(), key=lambda it: _rank(needle, it))
+        return {"results": ranked[:limit], "limited": len(ranked) > limit}

@@ -1,0 +1,24 @@
+"""Composition of the sync area: ``wire(ctx, accounts, rooms, notifier) -> SyncService``.
+
+The notifier is made first (``node.sync.notifier.make_notifier``) because the rooms area
+needs it; this then builds filters, typing, receipts, account data, the user directory and
+the ``/sync`` handler around it and registers the endpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .api import register_all
+from .notifier import SyncNotifier
+from .service import SyncService
+
+
+def wire(ctx: Any, accounts: Any = None, rooms: Any = None,
+         notifier: SyncNotifier | None = None) -> SyncService:
+    if notifier is None:
+        notifier = SyncNotifier(ctx.clock)
+    service = SyncService(db=ctx.db, clock=ctx.clock, server_name=ctx.server_name,
+                          accounts=accounts, rooms=rooms, notifier=notifier)
+    register_all(ctx.router, service)
+    return service
