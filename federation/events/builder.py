@@ -29,7 +29,6 @@ from ..keys import SigningKey
 from ..room_versions import RoomVersion
 from .format import MAX_PDU_BYTES, check_pdu_size, check_pdu_structure, is_valid_user_id
 from .hashes import (
-    _content_hash_view,
     _signing_view,
     copy_checked,
     encode_validated,
@@ -103,9 +102,6 @@ def build_event(room_version: RoomVersion, *, server_name: str, signing_key: Sig
         "auth_events": list(auth_events),
         "depth": depth,
         "origin_server_ts": origin_server_ts,
-        # Placeholders so the structure check sees a complete PDU; replaced below.
-        "hashes": {"sha256": ""},
-        "signatures": {},
     }
     if room_id is not None:
         pdu["room_id"] = room_id
@@ -113,15 +109,18 @@ def build_event(room_version: RoomVersion, *, server_name: str, signing_key: Sig
         pdu["state_key"] = state_key
     if redacts is not None and not room_version.redaction.v11_rules:
         pdu["redacts"] = redacts
-    check_pdu_structure(pdu, room_version)
 
-    # 1. Content hash over the full event without unsigned/signatures/hashes.
-    hashed = encode_validated(_content_hash_view(pdu))
+    # 1. Content hash over the full event (it has no unsigned/signatures/hashes yet).
+    hashed = encode_validated(pdu)
     pdu["hashes"] = {"sha256": encode_base64(_sha256(hashed).digest())}
     # 2. Sign the redacted event; its bytes' SHA-256 is also the reference hash.
+    pdu["signatures"] = {}
     signed = encode_validated(_signing_view(pdu, room_version))
     _add_signature(pdu, server_name, signing_key, signed)
     event_id = event_id_from_reference_hash(_sha256(signed).digest())
+    # The format rules for the result (types, identifier grammar, per-key limits): checked
+    # once the PDU is complete; a refusal only wastes the signature.
+    check_pdu_structure(pdu, room_version)
 
     if unsigned is not None:
         pdu["unsigned"] = _copy_checked(unsigned)
@@ -173,6 +172,8 @@ def build_create_event(room_version: RoomVersion, *, server_name: str,
 
 def _copy_checked(value: Mapping[str, Any]) -> dict:
     """A deep copy of a JSON object, refusing what canonical JSON refuses."""
-    if not isinstance(value, Mapping):
-        raise InvalidParam(f"expected a JSON object, got {type(value).__name__}")
-    return copy_checked(dict(value))
+    if type(value) is not dict:
+        if not isinstance(value, Mapping):
+            raise InvalidParam(f"expected a JSON object, got {type(value).__name__}")
+        value = dict(value)
+    return copy_checked(value)

@@ -73,11 +73,14 @@ def required_signers(pdu: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(server_name, why)`` for each server whose signature is required on ``pdu``."""
     servers: list[tuple[str, str]] = []
     sender_server = _domain(pdu.get("sender"))
+    if pdu.get("type") != "m.room.member":
+        if sender_server is not None:
+            servers.append((sender_server, "the sender's server"))
+        return servers
     if sender_server is not None and not _is_third_party_invite(pdu):
         servers.append((sender_server, "the sender's server"))
     content = pdu.get("content")
-    if pdu.get("type") == "m.room.member" and isinstance(content, Mapping) \
-            and content.get("membership") == "join" \
+    if isinstance(content, Mapping) and content.get("membership") == "join" \
             and "join_authorised_via_users_server" in content:
         # A value that is not a user ID names no server; auth rule 4.3.5.2 rejects it.
         via = _domain(content["join_authorised_via_users_server"])
@@ -90,14 +93,14 @@ def _verify_server(pdu: Mapping[str, Any], server: str, why: str, message: bytes
                    get_verify_key: GetVerifyKey, required: bool) -> None:
     """Verify every known-key signature of ``server`` on ``message``; see module docs."""
     sigs = pdu.get("signatures")
-    if not isinstance(sigs, Mapping):
+    if type(sigs) is not dict and not isinstance(sigs, Mapping):
         raise SignatureMalformed("The event's 'signatures' is not an object")
     by_key = sigs.get(server)
     if by_key is None:
         if required:
             raise SignatureMissing(f"The event is not signed by {server} ({why})")
         return
-    if not isinstance(by_key, Mapping):
+    if type(by_key) is not dict and not isinstance(by_key, Mapping):
         raise SignatureMalformed(f"signatures.{server} is not an object")
     verified = 0
     unknown: list[str] = []
@@ -136,7 +139,7 @@ def _verify(pdu: Mapping[str, Any], message: bytes, get_verify_key: GetVerifyKey
     required = required_signers(pdu)
     for server, why in required:
         _verify_server(pdu, server, why, message, get_verify_key, required=True)
-    if _is_third_party_invite(pdu):
+    if pdu.get("type") == "m.room.member" and _is_third_party_invite(pdu):
         sender_server = _domain(pdu.get("sender"))
         if sender_server is not None and all(s != sender_server for s, _ in required):
             _verify_server(pdu, sender_server, "the sender's server", message,

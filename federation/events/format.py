@@ -196,19 +196,39 @@ def _fast_well_formed(pdu: dict, room_version: RoomVersion) -> bool:
         return False
     if "redacts" in pdu or "event_id" in pdu or event_type == "m.room.redaction":
         return False
+    hash_room_ids = room_version.event_format.room_id_is_create_event_hash
     room_id = get("room_id")
     if room_id is None:
-        if not (room_version.event_format.room_id_is_create_event_hash
-                and event_type == "m.room.create" and "room_id" not in pdu):
+        if not (hash_room_ids and event_type == "m.room.create" and "room_id" not in pdu):
             return False
-    elif not is_valid_room_id(room_id, room_version):
+    elif type(room_id) is not str or not _seen_valid(
+            _valid_room_ids[hash_room_ids], room_id,
+            lambda r: is_valid_room_id(r, room_version)):
+        return False
+    sender = get("sender")
+    if type(sender) is not str or not _seen_valid(_valid_user_ids, sender, is_valid_user_id):
         return False
     match = _EVENT_ID_V4.match
     try:
-        return (all(map(match, prev)) and all(map(match, auth))
-                and is_valid_user_id(get("sender")))
+        return all(map(match, prev)) and all(map(match, auth))
     except TypeError:
         return False
+
+
+# Senders and rooms repeat from event to event: remember which strings passed the grammar.
+_SEEN_LIMIT = 4096
+_valid_user_ids: dict[str, bool] = {}
+_valid_room_ids: dict[bool, dict[str, bool]] = {False: {}, True: {}}
+
+
+def _seen_valid(cache: dict[str, bool], value: str, check: Any) -> bool:
+    ok = cache.get(value)
+    if ok is None:
+        ok = check(value)
+        if len(cache) >= _SEEN_LIMIT:
+            cache.clear()
+        cache[value] = ok
+    return ok
 
 
 def check_pdu_structure(pdu: Any, room_version: RoomVersion) -> None:
@@ -308,21 +328,33 @@ _TYPED_BY_STRUCTURE = frozenset((
 ))
 
 
+_PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
+
+
 def _untyped_parts_plain(pdu: dict) -> bool:
     """True if the other values hold only exact JSON types and no float anywhere."""
     stack = [v for k, v in pdu.items() if k not in _TYPED_BY_STRUCTURE]
-    pop, extend = stack.pop, stack.extend
+    pop, push = stack.pop, stack.append
+    plain = _PLAIN_SCALARS
     while stack:
         v = pop()
         t = type(v)
-        if t is str or t is int or t is bool or v is None:
-            continue
         if t is dict:
-            extend(v.values())
+            values = v.values()
         elif t is list:
-            extend(v)
+            values = v
+        elif t in plain:
+            continue
         else:
             return False  # float, or a subclass: the full encoder decides and explains
+        for x in values:
+            tx = type(x)
+            if tx in plain:
+                continue
+            if tx is dict or tx is list:
+                push(x)
+            else:
+                return False
     return True
 
 

@@ -105,7 +105,7 @@ def add_content_hash(pdu: dict) -> dict:
 def claimed_content_hash(pdu: Mapping[str, Any]) -> bytes | None:
     """The decoded ``hashes.sha256`` of ``pdu``, or None if absent or malformed."""
     hashes = pdu.get("hashes")
-    if not isinstance(hashes, Mapping):
+    if type(hashes) is not dict and not isinstance(hashes, Mapping):
         return None
     raw = decode_unpadded_base64(hashes.get("sha256"))
     return raw if raw is not None and len(raw) == 32 else None

@@ -16,7 +16,8 @@ values are *shared* with the input, so it must only be read (encoded), never mut
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..room_versions import RoomVersion
 
@@ -64,7 +65,7 @@ _EMPTY: frozenset[str] = frozenset()
 
 def _redact_content(event_type: Any, content: Any, v11: bool) -> dict:
     """The kept part of ``content`` (shallow: values are shared with the input)."""
-    if not isinstance(content, Mapping):
+    if type(content) is not dict and not isinstance(content, Mapping):
         return {}
     if v11:
         if event_type in _ALL_CONTENT_V11:
@@ -88,7 +89,10 @@ def redacted_view(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict:
     """The redacted form of ``pdu`` sharing nested values with it.  Read it, never mutate it."""
     v11 = room_version.redaction.v11_rules
     keep = _TOP_LEVEL_V11 if v11 else _TOP_LEVEL_V9
-    out = {k: v for k, v in pdu.items() if k in keep}
+    out = dict(pdu)
+    if not keep.issuperset(pdu):
+        for key in pdu.keys() - keep:
+            del out[key]
     if "content" in pdu:
         out["content"] = _redact_content(pdu.get("type"), pdu["content"], v11)
     return out
