@@ -283,7 +283,11 @@ class SyncHandler:
                 response["rooms"]["knock"][room_id] = {"knock_state": {
                     "events": await self.rooms.stripped_state(room_id, [ev])}}
             elif membership in ("leave", "ban"):
-                if full and room_id not in changes and not f.room.include_leave:
+                # Without ``include_leave`` a full sync still reports rooms the user was
+                # kicked or banned from (so they learn why the room went away), not rooms
+                # they left themselves.
+                if full and room_id not in changes and not f.room.include_leave \
+                        and membership == "leave" and ev.sender == user_id:
                     continue
                 lower = None if full else since.events
                 response["rooms"]["leave"][room_id] = await self._left(run, room_id, ev, lower)

@@ -23,7 +23,8 @@ def _check_type(type_: str) -> None:
 
 
 def _check_room(room_id: str) -> None:
-    if not room_id.startswith("!") or ":" not in room_id or len(room_id) > 255:
+    # Room version 12 room IDs are "!" + a hash, without a server name.
+    if not room_id.startswith("!") or len(room_id) < 2 or len(room_id) > 255:
         raise InvalidParam(f"{room_id} is not a valid room ID")
 
 

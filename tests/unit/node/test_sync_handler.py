@@ -223,6 +223,23 @@ def test_left_rooms_need_include_leave_on_initial_sync(node):
                                                                           BOB)
 
 
+def test_initial_sync_reports_kicks_and_bans(node):
+    r1 = node.room(preset="public_chat")
+    r2 = node.room(preset="public_chat")
+    for room in (r1, r2):
+        node.member(BOB, room, BOB, "join")
+    node.member(ALICE, r1, BOB, "leave")
+    node.member(ALICE, r2, BOB, "ban")
+    out = node.do(BOB)
+    assert set(out["rooms"]["leave"]) == {r1, r2}
+    last = out["rooms"]["leave"][r2]["timeline"]["events"][-1]
+    assert (last["content"]["membership"], last["sender"]) == ("ban", ALICE)
+    # The state before the timeline describes the room (no lazy loading here).
+    st = types(out["rooms"]["leave"][r1]["state"]["events"]
+               + out["rooms"]["leave"][r1]["timeline"]["events"])
+    assert ("m.room.create", "") in st
+
+
 # --- long poll --------------------------------------------------------------------------
 def test_long_poll_wakes_on_message_and_times_out(node):
     room = node.room()
