@@ -51,8 +51,8 @@ def api(node: Any, method: str, path: str, *, token: str | None = None,
     return status, data
 
 
-async def sync_until(client: Any, predicate: Callable[[Any], bool], *, timeout_ms: int = 5000,
-                     attempts: int = 20) -> Any:
+async def sync_until(client: Any, predicate: Callable[[Any], bool], *, timeout_ms: int = 3000,
+                     attempts: int = 10) -> Any:
     """Incremental /sync until ``predicate(sync_response)`` holds (bounded by ``attempts``)."""
     from nio import SyncResponse
 

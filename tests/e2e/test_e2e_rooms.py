@@ -122,14 +122,27 @@ def test_forbidden_state_change_is_403(node):
 
 
 def test_unknown_room(node):
+    """Unknown rooms answer like rooms the user is not in (403), so existence does not leak."""
     token = node.register("lost")["access_token"]
-    room = quote(f"!doesnotexist:{node.server_name}")
-    status, body = api(node, "PUT", f"/_matrix/client/v3/rooms/{room}/send/m.room.message/t1",
-                       token=token, json_body=text("hello?"))
-    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
-    status, body = api(node, "GET", f"/_matrix/client/v3/rooms/{room}/state", token=token)
-    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
-    status, body = api(node, "POST", f"/_matrix/client/v3/join/{room}", token=token,
+    owner = node.register("roomowner")["access_token"]
+    status, body = api(node, "POST", "/_matrix/client/v3/createRoom", token=owner,
+                       json_body={"preset": "private_chat"})
+    assert status == 200, body
+    existing = quote(body["room_id"])
+    unknown = quote(f"!doesnotexist:{node.server_name}")
+    problems = []
+    for room in (existing, unknown):
+        for method, path, payload in (
+                ("PUT", f"/rooms/{room}/send/m.room.message/t1", text("hello?")),
+                ("GET", f"/rooms/{room}/state", None),
+                ("GET", f"/rooms/{room}/state/m.room.create/", None),
+                ("GET", f"/rooms/{room}/messages?dir=b", None)):
+            status, body = api(node, method, "/_matrix/client/v3" + path, token=token,
+                               json_body=payload)
+            if (status, body.get("errcode")) != (403, "M_FORBIDDEN"):
+                problems.append(f"{method} {path}: {status} {body}")
+    assert not problems, "expected 403 M_FORBIDDEN:\n" + "\n".join(problems)
+    status, body = api(node, "POST", f"/_matrix/client/v3/join/{unknown}", token=token,
                        json_body={})
     assert (status, body["errcode"]) in ((404, "M_NOT_FOUND"), (403, "M_FORBIDDEN"))
     alias = quote(f"#nope:{node.server_name}")
@@ -176,6 +189,7 @@ def test_leave_kick_ban(node):
         try:
             room_id = await create_room_with(owner, leaver, kicked, banned)
             assert len(await joined_ids(owner, room_id)) == 4
+            await kicked.sync(timeout=0)     # a later incremental sync reports the kick
 
             assert isinstance(await leaver.room_leave(room_id), RoomLeaveResponse)
             assert isinstance(await owner.room_kick(room_id, kicked.user_id, "stört"),
