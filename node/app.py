@@ -242,13 +242,18 @@ def run(config: Config, *, out: TextIO | None = None) -> int:
     setup_logging(config.log_level)
     signing_key = load_signing_key(config.signing_key_path)
     upgrade_database(config)
-    node = build_node(config, reactor, signing_key=signing_key)
+    db = Database(config.database_url, reactor)
     try:
+        node = build_node(config, reactor, signing_key=signing_key, db=db)
         client_port = _listen(reactor, config.client_listener, _site(node.resource))
         metrics_port = _listen(reactor, config.metrics_listener, _site(node.metrics_resource))
     except CannotListenError as exc:
+        db.close()
         raise StartupError(f"cannot listen on {exc.interface}:{exc.port}: {exc.socketError}") \
             from None
+    except BaseException:
+        db.close()          # the pool's threads would otherwise keep the process alive
+        raise
     cport = client_port.getHost().port
     mport = metrics_port.getHost().port
     l = config.client_listener

@@ -96,8 +96,31 @@ def _build(cls: type, data: Any, path: str) -> Any:
         if is_dataclass(default):
             kwargs[key] = _build(type(default), value, f"{path}{key}.")
         else:
-            kwargs[key] = value
+            kwargs[key] = _check_type(f"{path}{key}", str(f.type), value)
     return cls(**kwargs)
+
+
+_TYPE_NAMES = {"bool": "true or false", "int": "an integer", "float": "a number",
+               "str": "a string", "list": "a list"}
+
+
+def _check_type(name: str, type_name: str, value: Any) -> Any:
+    """Reject a value of the wrong type with a message naming the setting."""
+    optional = type_name.endswith("| None")
+    base = type_name.split("|")[0].strip().split("[")[0]
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{name}: must be {_TYPE_NAMES.get(base, base)}, not null")
+    ok = {"bool": lambda v: isinstance(v, bool),
+          "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "str": lambda v: isinstance(v, str),
+          "list": lambda v: isinstance(v, list)}.get(base)
+    if ok is not None and not ok(value):
+        raise ConfigError(f"{name}: must be {_TYPE_NAMES[base]}, got {type(value).__name__} "
+                          f"{value!r}")
+    return float(value) if base == "float" else value
 
 
 def load_config(path: str) -> Config:
@@ -110,5 +133,6 @@ def load_config(path: str) -> Config:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     cfg = _build(Config, data, "")
     if not os.path.isabs(cfg.data_dir):
-        cfg.data_dir = os.path.join(os.path.dirname(os.path.abspath(path)), cfg.data_dir)
+        cfg.data_dir = os.path.normpath(
+            os.path.join(os.path.dirname(os.path.abspath(path)), cfg.data_dir))
     return cfg.resolved()
