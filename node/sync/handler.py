@@ -169,10 +169,14 @@ class SyncHandler:
     def _user_events_pos(self, user_id: str) -> int:
         return self.notifier.user_pos.get(user_id, {}).get("events", 0)
 
-    async def _memberships(self, user_id: str) -> dict[str, tuple[str, Event]]:
+    async def _memberships(self, user_id: str, fresh: bool = False
+                           ) -> dict[str, tuple[str, Event]]:
+        """room -> (membership, member event), forgotten rooms excluded.  Cached until the
+        notifier reports a membership event for the user (``fresh``: reload anyway, e.g.
+        for a full sync after the user forgot a room)."""
         marker = self._user_events_pos(user_id)
         hit = self._memberships_cache.get(user_id)
-        if hit is not None and hit[0] >= marker:
+        if hit is not None and hit[0] >= marker and not fresh:
             self._memberships_cache.move_to_end(user_id)
             return dict(hit[1])
         rows = await self.rooms.get_rooms_for_user(user_id)
@@ -192,7 +196,7 @@ class SyncHandler:
         upper = StreamToken(self.rooms.current_stream_ordering(), self.typing.serial,
                             self.notifier.current["receipts"],
                             self.notifier.current["account_data"])
-        memberships = await self._memberships(user_id)
+        memberships = await self._memberships(user_id, fresh=full)
         changes: dict[str, tuple[str, Event]] = {}
         if not initial and (since.events < self._start.events
                             or self._user_events_pos(user_id) > since.events):

@@ -16,8 +16,7 @@ handler only looks at rooms whose position moved past the client's token.
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from twisted.internet import defer
 
@@ -25,7 +24,6 @@ from node.notifier import Notifier
 
 from .tokens import StreamToken
 
-log = logging.getLogger("parta.sync.notifier")
 
 ROOM_STREAMS = ("events", "typing", "receipts")
 USER_STREAMS = ("events", "receipts", "account_data")
@@ -69,7 +67,6 @@ class SyncNotifier(Notifier):
         self.current = {"events": 0, "typing": 0, "receipts": 0, "account_data": 0}
         self._room_waiters: dict[str, set[_Waiter]] = {}
         self._user_waiters: dict[str, set[_Waiter]] = {}
-        self._room_event_listeners: list[Callable[[str, int], None]] = []
 
     # --- producers --------------------------------------------------------------------------
     def notify_room_event(self, room_id: str, stream_ordering: int,
@@ -78,11 +75,6 @@ class SyncNotifier(Notifier):
             self.room_events[room_id] = stream_ordering
         if stream_ordering > self.current["events"]:
             self.current["events"] = stream_ordering
-        for listener in self._room_event_listeners:
-            try:
-                listener(room_id, stream_ordering)
-            except Exception:  # noqa: BLE001 - a listener must not break persistence
-                log.exception("room event listener failed")
         self._wake_room(room_id)
         for user_id in extra_user_ids:
             self._advance_user(user_id, "events", stream_ordering)
@@ -106,9 +98,6 @@ class SyncNotifier(Notifier):
             self._wake_user(user_id)
         if position is not None and position > self.current.get(stream, 0):
             self.current[stream] = position
-
-    def add_room_event_listener(self, listener: Callable[[str, int], None]) -> None:
-        self._room_event_listeners.append(listener)
 
     def load_room_positions(self, positions: dict[str, int]) -> None:
         """Seed the per-room event positions (start-up, from the events table)."""

@@ -47,7 +47,10 @@ def register(router: Any, service: Any) -> None:
         waiting = WaitHandle()
         raw = req.raw
         if raw is not None and hasattr(raw, "notifyFinish"):
-            raw.notifyFinish().addErrback(lambda _f: waiting.cancel())
+            if getattr(raw, "_disconnected", False):
+                waiting.gone = True
+            else:
+                raw.notifyFinish().addErrback(lambda _f: waiting.cancel())
         if gauge is not None:
             gauge.inc()
         try:
