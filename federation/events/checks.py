@@ -35,7 +35,14 @@ from typing import Any, Callable
 from ..b64 import encode_base64
 from ..keys import VerifyKey
 from ..room_versions import RoomVersion
-from ..signing import SignatureInvalid, SignatureMalformed, SignatureMissing, verify_raw
+from ..errors import BadJSON
+from ..signing import (
+    SignatureError,
+    SignatureInvalid,
+    SignatureMalformed,
+    SignatureMissing,
+    verify_raw,
+)
 from .format import check_pdu_format_and_encode
 from .hashes import (
     _content_hash_view,
@@ -166,7 +173,7 @@ def has_valid_signature_from(pdu: Mapping[str, Any], room_version: RoomVersion,
     try:
         _verify_server(pdu, server, "requested", redacted_signing_bytes(pdu, room_version),
                        get_verify_key, required=True)
-    except (SignatureMissing, SignatureInvalid, SignatureMalformed):
+    except (SignatureError, BadJSON):  # BadJSON: no canonical form to check against
         return False
     return True
 
