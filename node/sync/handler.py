@@ -332,7 +332,8 @@ class SyncHandler:
             at_start = await self.state.state_at(room_id, start)
             state_evs = [ev for k, ev in at_start.items()
                          if k[0] != MEMBER or k[1] in wanted]
-            self._ll_reset_room(run, room_id, [ev for ev in state_evs if ev.type == MEMBER])
+            self._ll_reset_room(run, room_id, [ev for ev in state_evs + tl.events
+                                               if ev.type == MEMBER])
         else:
             state_evs = list((await self.state.state_at(room_id, start)).values())
         state_evs.sort(key=lambda e: stream_of(e) or 0)
@@ -357,13 +358,14 @@ class SyncHandler:
             # The gap's state changes (its member events are never "redundant").
             state_evs = await self.state.state_delta(room_id, lower, tl.prev_pos)
         if run.filter.lazy_load_members and tl.events:
-            have = {ev.state_key for ev in state_evs if ev.type == MEMBER}
-            have |= {ev.state_key for ev in tl.events if ev.type == MEMBER}
+            delivered = [ev for ev in state_evs + tl.events if ev.type == MEMBER]
+            have = {ev.state_key for ev in delivered}
             senders = {ev.sender for ev in tl.events} - have
             if senders:
                 members = await self.state.state_at(room_id, tl.prev_pos,
                                                     [(MEMBER, s) for s in senders])
                 state_evs.extend(self._ll_not_sent(run, room_id, members.values()))
+            self._ll_room(run, room_id).update(ev.event_id for ev in delivered)
         current = None
         summ = None
         if any(ev.type == MEMBER for ev in tl.events) or any(ev.type == MEMBER

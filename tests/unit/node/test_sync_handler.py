@@ -17,6 +17,7 @@ import sync_support  # noqa: F401 - registers the sync tables before InlineDB cr
 from rooms_support import SERVER, FakeAccounts, InlineDB, make_service, result_of, uid
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
+USERS = ("alice", "bob", "carol", "dave", "u1", "u2", "u3", "u4", "u5", "u6")
 
 
 class Node:
@@ -26,7 +27,8 @@ class Node:
         self.rclock = ReactorClock(self.clock)
         self.db = db or InlineDB()
         self.notifier = SyncNotifier(self.rclock)
-        self.rooms = make_service(self.db, clock=self.rclock, notifier=self.notifier)
+        self.rooms = make_service(self.db, clock=self.rclock, notifier=self.notifier,
+                                  accounts=FakeAccounts(USERS))
         self.sync = SyncService(db=self.db, clock=self.rclock, server_name=SERVER,
                                 accounts=FakeAccounts(), rooms=self.rooms,
                                 notifier=self.notifier)
@@ -412,3 +414,120 @@ def test_incremental_after_restart_from_old_token(node):
     restarted.send(ALICE, room, "after restart")
     assert bodies(restarted.do(ALICE, alice_since)["rooms"]["join"][room]) == [
         "after restart"]
+
+
+def test_lazy_loading_incremental_skips_members_already_sent(node):
+    room = node.room(preset="public_chat")
+    for who in (BOB, CAROL):
+        node.member(who, room, who, "join")
+    flt = {"room": {"state": {"lazy_load_members": True}}}
+    since = node.do(CAROL, flt=flt)["next_batch"]
+    node.send(BOB, room, "1")
+    out = node.do(CAROL, since, flt=flt)
+    # Bob's member event was in the initial answer (timeline) and is not sent again...
+    assert out["rooms"]["join"][room]["state"]["events"] == []
+    # ...except when the client asks for redundant members.
+    redundant = {"room": {"state": {"lazy_load_members": True,
+                                    "include_redundant_members": True}}}
+    out = node.do(CAROL, since, flt=redundant)
+    assert [e["state_key"] for e in out["rooms"]["join"][room]["state"]["events"]] == [BOB]
+
+
+def test_lazy_loading_incremental_sends_unknown_sender_once(node):
+    room = node.room(preset="public_chat")
+    others = [uid(f"u{i}") for i in range(1, 7)]
+    for who in others:                       # more members than heroes (5)
+        node.member(who, room, who, "join")
+    for i in range(12):
+        node.send(ALICE, room, f"a{i}")
+    node.member(CAROL, room, CAROL, "join")
+    flt = {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 2}}}
+    first = node.do(CAROL, flt=flt)
+    entry = first["rooms"]["join"][room]
+    members = {e["state_key"] for e in entry["state"]["events"]
+               if e["type"] == "m.room.member"}
+    late = others[-1]                        # joined last: not a hero, sent nothing yet
+    assert late not in entry["summary"]["m.heroes"] and late not in members
+    assert CAROL in members or any(e.get("state_key") == CAROL
+                                   for e in entry["timeline"]["events"])
+    since = first["next_batch"]
+    node.send(late, room, "hello carol")
+    out = node.do(CAROL, since, flt=flt)["rooms"]["join"][room]
+    assert [e["state_key"] for e in out["state"]["events"]] == [late]
+    since = node.do(CAROL, since, flt=flt)["next_batch"]
+    node.send(late, room, "again")
+    out = node.do(CAROL, since, flt=flt)["rooms"]["join"][room]
+    assert out["state"]["events"] == []
+
+
+def test_summary_heroes_and_counts(node):
+    room = node.room(preset="public_chat")
+    node.member(BOB, room, BOB, "join")
+    node.member(ALICE, room, CAROL, "invite")
+    entry = node.do(BOB)["rooms"]["join"][room]
+    assert entry["summary"] == {"m.heroes": [ALICE, CAROL], "m.joined_member_count": 2,
+                                "m.invited_member_count": 1}
+    named = node.room(name="Named")
+    since = node.do(ALICE)["next_batch"]
+    node.member(ALICE, named, BOB, "invite")
+    summ = node.do(ALICE, since)["rooms"]["join"][named]["summary"]
+    # A named room's incremental summary carries only the counts.
+    assert summ == {"m.joined_member_count": 1, "m.invited_member_count": 1}
+
+
+def test_left_room_incremental_limited(node):
+    room = node.room(preset="public_chat")
+    node.member(BOB, room, BOB, "join")
+    since = node.do(BOB)["next_batch"]
+    result_of(node.rooms.send_event(ALICE, room, "m.room.topic", {"topic": "T"}, ""))
+    for i in range(12):
+        node.send(ALICE, room, f"m{i}")
+    node.member(ALICE, room, BOB, "ban")
+    node.send(ALICE, room, "after ban")
+    left = node.do(BOB, since)["rooms"]["leave"][room]
+    assert left["timeline"]["limited"] is True
+    assert left["timeline"]["events"][-1]["content"]["membership"] == "ban"
+    assert "after ban" not in bodies(left)
+    assert [e["content"]["topic"] for e in left["state"]["events"]
+            if e["type"] == "m.room.topic"] == ["T"]
+
+
+def test_state_at_rewinds_current_state(node):
+    room = node.room(name="v1")
+    pos1 = node.rooms.current_stream_ordering()
+    result_of(node.rooms.send_event(ALICE, room, "m.room.name", {"name": "v2"}, ""))
+    pos2 = node.rooms.current_stream_ordering()
+    result_of(node.rooms.send_event(ALICE, room, "m.room.name", {"name": "v3"}, ""))
+    reader = node.sync.handler.state
+    name_at = lambda pos: result_of(reader.state_at(room, pos))[("m.room.name", "")].content[
+        "name"]
+    assert [name_at(pos1), name_at(pos2), name_at(10 ** 9)] == ["v1", "v2", "v3"]
+    assert ("m.room.name", "") not in result_of(reader.state_at(room, 1))
+    only = result_of(reader.state_at(room, pos2, [("m.room.name", ""), ("m.none", "")]))
+    assert list(only) == [("m.room.name", "")]
+
+
+def test_sync_api_disconnect_cancels_long_poll(node):
+    from node.http.request import ApiRequest
+    from node.http.router import Router
+    from node.sync.api import register_all
+
+    room = node.room()
+    since = node.do(ALICE)["next_batch"]
+    router = Router()
+    register_all(router, node.sync)
+    route, params, _ = router.match("GET", "/_matrix/client/v3/sync")
+    finished = defer.Deferred()
+    raw = type("Raw", (), {"notifyFinish": lambda self: finished, "_disconnected": False})()
+    req = ApiRequest("GET", "/_matrix/client/v3/sync", {"since": [since], "timeout": ["60000"]},
+                     {}, b"", "127.0.0.1", raw=raw)
+    req.requester = Requester(ALICE, "DEV")
+    out: list = []
+    defer.ensureDeferred(route.handler(req, **params)).addBoth(out.append)
+    assert out == [] and node.notifier.waiter_count() == 1
+    from node.metrics import ACTIVE_SYNCS
+    assert ACTIVE_SYNCS._value.get() >= 1
+    finished.errback(ConnectionError("client went away"))
+    assert out == [(200, {})]
+    assert node.notifier.waiter_count() == 0
+    assert room
