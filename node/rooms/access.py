@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from federation.errors import Forbidden
+from federation.errors import Forbidden, NotFound
 from federation.events.model import Event
 
 from . import store
@@ -31,14 +31,22 @@ class RoomView:
         return await service.get_state_at(self.room.room_id, self.at)
 
 
+async def _room(service: Any, room_id: str) -> RoomState:
+    try:
+        return await service.get_room(room_id)
+    except NotFound:
+        raise Forbidden(NOT_MEMBER) from None
+
+
 def history_visibility(room: RoomState) -> str:
     value = room.content("m.room.history_visibility").get("history_visibility")
     return value if isinstance(value, str) else "shared"
 
 
 async def room_view(service: Any, user_id: str, room_id: str) -> RoomView:
-    """The view of ``room_id`` that ``user_id`` may read, or 403 (404 for unknown rooms)."""
-    room = await service.get_room(room_id)
+    """The view of ``room_id`` that ``user_id`` may read, or 403 (unknown rooms too: their
+    existence does not leak)."""
+    room = await _room(service, room_id)
     membership = room.membership(user_id)
     if membership == "join":
         return RoomView(room, None)
@@ -54,7 +62,7 @@ async def room_view(service: Any, user_id: str, room_id: str) -> RoomView:
 async def may_read_history(service: Any, user_id: str, room_id: str) -> RoomState:
     """Rooms whose events a user may page through: members (past or present, invitees
     included -- visibility rules then pick the events) and world-readable rooms."""
-    room = await service.get_room(room_id)
+    room = await _room(service, room_id)
     if room.membership(user_id) is not None or history_visibility(room) == "world_readable":
         return room
     raise Forbidden("You aren't a member of the room")

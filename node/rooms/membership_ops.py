@@ -62,7 +62,7 @@ async def set_member_state(service, sender: str, room_id: str, target: str,
                           errcode="M_BAD_JSON")
     if not is_valid_user_id(target):
         raise InvalidParam(f"{target!r} is not a valid user ID")
-    room = await service.get_room(room_id)
+    room = await service.room_for_sender(room_id)
     action = None
     if membership == "leave" and sender != target:
         action = "unban" if room.membership(target) == "ban" else "kick"

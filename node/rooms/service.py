@@ -117,6 +117,14 @@ class RoomService:
         room.depth = data["depth"]
         return room
 
+    async def room_for_sender(self, room_id: str) -> RoomState:
+        """The room someone wants to send into: an unknown room is 403 "not in the room"
+        (as for any room the sender is not in), not 404."""
+        try:
+            return await self.get_room(room_id)
+        except NotFound:
+            raise Forbidden("You are not in this room") from None
+
     async def room_exists(self, room_id: str) -> bool:
         try:
             await self.get_room(room_id)
@@ -175,7 +183,7 @@ class RoomService:
                            precheck: Callable[[RoomState], bool] | None = None
                            ) -> Event | None:
         """Create, authorise and persist one event; None when ``precheck`` says no-op."""
-        room = await self.get_room(room_id)
+        room = await self.room_for_sender(room_id)
         async with room.lock:
             if precheck is not None and not precheck(room):
                 return None
@@ -277,7 +285,7 @@ class RoomService:
                            content: dict | None = None,
                            txn: tuple[str, str] | None = None) -> Event:
         """Send ``m.room.redaction`` for ``target_id`` (client-server API "Redactions")."""
-        room = await self.get_room(room_id)
+        room = await self.room_for_sender(room_id)
         target = await self.get_event(target_id)
         if target is None or target.room_id != room_id:
             raise NotFound("Event not found")

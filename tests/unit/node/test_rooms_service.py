@@ -198,10 +198,13 @@ def test_non_member_cannot_send():
     assert e.value.errcode == "M_FORBIDDEN" and e.value.http_status == 403
 
 
-def test_unknown_room_is_404():
+def test_unknown_room_send_is_403_join_is_404():
     svc = make_service()
-    with pytest.raises(NotFound):
+    with pytest.raises(MatrixError) as e:
         result_of(svc.send_event(ALICE, "!nope", "m.room.message", {"body": "x"}))
+    assert e.value.http_status == 403 and e.value.errcode == "M_FORBIDDEN"
+    with pytest.raises(NotFound):
+        result_of(svc.update_membership(ALICE, "!nope", ALICE, "join"))
 
 
 def test_forbidden_state_change_for_plain_member():
