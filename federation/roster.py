@@ -395,7 +395,8 @@ class RosterState:
         return self._current is None or self._current.valid_until_ts < now_ms
 
     def add_listener(self, fn: Listener) -> None:
-        """``fn(old, new)`` is called after each accepted change of version."""
+        """``fn(old, new)`` is called after each accepted change of version (synchronously,
+        after the new roster is installed; a listener must not raise)."""
         self._listeners.append(fn)
 
     # --- updating ----------------------------------------------------------------------
