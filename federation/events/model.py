@@ -89,10 +89,13 @@ class Event:
 
     @property
     def redacts(self) -> str | None:
-        """The redacted event ID: in ``content`` from v11, top level before."""
+        """The redacted event ID: in ``content`` from v11 (protected by redaction there), top
+        level before.  A top-level copy in a v11+ PDU is unsigned-by-redaction and ignored."""
         if self.room_version.redaction.v11_rules:
-            return self.content.get("redacts") or self.pdu.get("redacts")
-        return self.pdu.get("redacts")
+            value = self.content.get("redacts")
+        else:
+            value = self.pdu.get("redacts")
+        return value if isinstance(value, str) else None
 
     @property
     def membership(self) -> str | None:
