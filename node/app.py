@@ -13,7 +13,6 @@ Wiring order (fixed): accounts, notifier, rooms, sync, media.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -66,17 +65,6 @@ def load_signing_key(path: str) -> SigningKey:
         raise StartupError(f"cannot read signing key {path}: {exc}") from None
 
 
-def _optional(module: str) -> Any:
-    """Import an area's module, or None while that area is not written yet."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
-            log.warning("event=area_missing module=%s", module)
-            return None
-        raise
-
-
 def _health_route(router: Router) -> None:
     async def health(req: Any) -> tuple[int, dict]:
         return 200, {"status": "ok"}
@@ -87,6 +75,10 @@ def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None =
                db: Database | None = None) -> Node:
     """Wire every area onto one router; the database must already be at head."""
     from .accounts import wiring as accounts_wiring
+    from .media import wiring as media_wiring
+    from .rooms import wiring as rooms_wiring
+    from .sync import wiring as sync_wiring
+    from .sync.notifier import make_notifier
 
     if signing_key is None:
         signing_key = load_signing_key(config.signing_key_path)
@@ -98,26 +90,16 @@ def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None =
     _health_route(router)
 
     accounts = accounts_wiring.wire(ctx)
-    notifier = rooms = sync = media = None
-    sync_notifier = _optional("node.sync.notifier")
-    if sync_notifier is not None:
-        notifier = sync_notifier.make_notifier(ctx)
-    rooms_wiring = _optional("node.rooms.wiring")
-    if rooms_wiring is not None:
-        rooms = rooms_wiring.wire(ctx, accounts=accounts, notifier=notifier)
-    sync_wiring = _optional("node.sync.wiring")
-    if sync_wiring is not None:
-        sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier)
-    media_wiring = _optional("node.media.wiring")
-    if media_wiring is not None:
-        media = media_wiring.wire(ctx, accounts=accounts)
+    notifier = make_notifier(ctx)
+    rooms = rooms_wiring.wire(ctx, accounts=accounts, notifier=notifier)
+    sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier)
+    media = media_wiring.wire(ctx, accounts=accounts)
 
     limits = config.rate_limits
     limiter = RateLimiter(clock, per_second=limits.per_second, burst_count=limits.burst_count,
                           enabled=limits.enabled)
     # Media uploads may be larger than the general JSON body limit.
-    body_limits = {r.name: max(config.media.max_upload_bytes, config.max_request_body_bytes)
-                   for r in router.routes() if "/media/" in r.template and "upload" in r.template}
+    body_limits = dict(media.body_limits)
     resource = ApiResource(router, authenticate=accounts.authenticate,
                            max_body_bytes=config.max_request_body_bytes,
                            rate_limit=make_rate_limit_hook(limiter),
