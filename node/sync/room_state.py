@@ -11,6 +11,7 @@ Summaries" in the sync response, "Lazy-loading room members", "Room History Visi
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -28,6 +29,52 @@ def stream_of(ev: Event) -> int | None:
     return ev.internal.get("stream_ordering")
 
 
+class RecentEvents:
+    """The last few persisted events of recently active rooms, in memory.
+
+    Fed with every committed batch (the rooms area's persister hook, before the notifier
+    wakes anyone), so a woken incremental sync finds the new events here without a database
+    round trip.  Per room, the cache is complete above ``floor``: every accepted event with a
+    higher stream ordering is in it.  A redaction drops the room's cache (the cached copy of
+    the target would be stale); rooms fall out least-recently-used first.
+    """
+
+    def __init__(self, per_room: int = 32, max_rooms: int = 512) -> None:
+        self.per_room = per_room
+        self.max_rooms = max_rooms
+        self._rooms: OrderedDict[str, tuple[int, deque]] = OrderedDict()
+
+    def on_persisted(self, evs: Sequence[Event]) -> None:
+        for ev in evs:
+            so = stream_of(ev)
+            if so is None or ev.rejected_reason is not None:
+                continue
+            room_id = ev.room_id
+            if "redacts_target" in ev.internal or ev.type == "m.room.redaction":
+                self._rooms.pop(room_id, None)
+                continue
+            entry = self._rooms.get(room_id)
+            if entry is None:
+                entry = (so - 1, deque())
+                self._rooms[room_id] = entry
+                if len(self._rooms) > self.max_rooms:
+                    self._rooms.popitem(last=False)
+            else:
+                self._rooms.move_to_end(room_id)
+            floor, events = entry
+            events.append(ev)
+            if len(events) > self.per_room:
+                dropped = events.popleft()
+                self._rooms[room_id] = (stream_of(dropped), events)
+
+    def newest_first(self, room_id: str, lower: int, upper: int) -> list[Event] | None:
+        """All events in (lower, upper], newest first, or None when not all are cached."""
+        entry = self._rooms.get(room_id)
+        if entry is None or lower < entry[0]:
+            return None
+        return [ev for ev in reversed(entry[1]) if lower < stream_of(ev) <= upper]
+
+
 @dataclass
 class Timeline:
     events: list[Event] = field(default_factory=list)     # oldest first
@@ -41,6 +88,7 @@ class RoomStateReader:
     def __init__(self, db: Any, rooms: Any) -> None:
         self.db = db
         self.rooms = rooms
+        self.recent = RecentEvents()
 
     async def current_state(self, room_id: str) -> dict[tuple[str, str], Event]:
         """The room's current state; the rooms area's live map when it exposes it (read only)."""
@@ -101,9 +149,14 @@ class RoomStateReader:
             if lower is not None and cursor <= lower:
                 exhausted = True
                 break
-            evs = await self.rooms.get_events_in_range(room_id, cursor, lower, batch, "b")
+            cached = self.recent.newest_first(room_id, lower, cursor) \
+                if lower is not None else None
+            if cached is not None:
+                evs, exhausted = cached, True
+            else:
+                evs = await self.rooms.get_events_in_range(room_id, cursor, lower, batch, "b")
+                exhausted = len(evs) < batch
             tl.raw.extend(evs)
-            exhausted = len(evs) < batch
             candidates = evs
             if visibility is not None and evs:
                 candidates = filter_visible(list(reversed(evs)), user_id, visibility[0],

@@ -39,6 +39,11 @@ class SyncService:
         self.handler = SyncHandler(db=db, rooms=rooms, notifier=notifier, typing=self.typing,
                                    receipts=self.receipts, account_data=self.account_data,
                                    clock=clock)
+        # Read-only tap on the rooms area's persistence hook: recent events for woken syncs.
+        persister = getattr(rooms, "persister", None)
+        hooks = getattr(persister, "on_persisted", None)
+        if isinstance(hooks, list):
+            hooks.append(self.handler.state.recent.on_persisted)
 
     # --- checks shared by the endpoints -----------------------------------------------------
     @staticmethod

@@ -531,3 +531,46 @@ def test_sync_api_disconnect_cancels_long_poll(node):
     assert out == [(200, {})]
     assert node.notifier.waiter_count() == 0
     assert room
+
+
+def test_recent_events_serve_woken_syncs_without_database(node):
+    room = node.room()
+    since = node.do(ALICE)["next_batch"]
+    node.send(ALICE, room, "fresh")
+    runs = node.db.runs
+    out = node.do(ALICE, since)
+    assert bodies(out["rooms"]["join"][room]) == ["fresh"]
+    assert node.db.runs == runs               # timeline and unread counts from memory
+
+
+def test_redaction_inside_the_window_is_served_redacted(node):
+    room = node.room()
+    since = node.do(ALICE)["next_batch"]
+    eid = node.send(ALICE, room, "oops")
+    red = result_of(node.rooms.redact_event(ALICE, room, eid, {"reason": "typo"}))
+    events = node.do(ALICE, since)["rooms"]["join"][room]["timeline"]["events"]
+    original = next(e for e in events if e["event_id"] == eid)
+    assert original["content"] == {}
+    assert original["unsigned"]["redacted_because"]["event_id"] == red.event_id
+    assert events[-1]["type"] == "m.room.redaction"
+
+
+def test_recent_events_cache_bounds():
+    from types import SimpleNamespace
+    from node.sync.room_state import RecentEvents
+
+    def ev(room, so, etype="m.room.message"):
+        return SimpleNamespace(room_id=room, type=etype, rejected_reason=None,
+                               internal={"stream_ordering": so})
+
+    cache = RecentEvents(per_room=3, max_rooms=2)
+    cache.on_persisted([ev("!a", 5), ev("!a", 6), ev("!b", 7)])
+    assert [e.internal["stream_ordering"] for e in cache.newest_first("!a", 4, 10)] == [6, 5]
+    assert cache.newest_first("!a", 3, 10) is None           # event 4 may exist: unknown
+    cache.on_persisted([ev("!a", 8), ev("!a", 9)])           # 5 falls out
+    assert cache.newest_first("!a", 4, 10) is None
+    assert [e.internal["stream_ordering"] for e in cache.newest_first("!a", 5, 8)] == [8, 6]
+    cache.on_persisted([ev("!c", 10)])                       # "!b" is least recently used
+    assert cache.newest_first("!b", 6, 10) is None
+    cache.on_persisted([ev("!a", 11, "m.room.redaction")])
+    assert cache.newest_first("!a", 9, 20) is None
