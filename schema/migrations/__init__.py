@@ -1,8 +1,15 @@
 """Alembic migrations for every table on ``schema.metadata``.
 
-``upgrade(url)`` brings a database to the head revision; the node calls it on start and
+``upgrade(engine)`` brings a database to the head revision; the node calls it on start and
 ``parta node db upgrade`` calls it explicitly.  Alembic is configured in code (no alembic.ini):
 the scripts live next to this file.
+
+After changing a table, generate a revision and review it::
+
+    python -m schema.migrations "what changed"
+
+``tests/unit/node/test_cli_migrations.py`` fails while ``schema.metadata`` and the
+migrations disagree.
 """
 
 from __future__ import annotations
@@ -45,11 +52,6 @@ def alembic_config(url: str | None = None, connection: Any = None):  # noqa: ANN
     return cfg
 
 
-def _has_revisions() -> bool:
-    versions = os.path.join(MIGRATIONS_DIR, "versions")
-    return any(n.endswith(".py") and not n.startswith("_") for n in os.listdir(versions))
-
-
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -61,17 +63,48 @@ def current_revision(engine: Any) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+class MigrationError(Exception):
+    pass
+
+
 def upgrade(engine: Any) -> str | None:
     """Upgrade the database behind ``engine`` to head; returns the revision it is at."""
     from alembic import command
+    from sqlalchemy import inspect
     import_all_tables()
-    if not _has_revisions():
-        # Before the first revision exists (during development) create tables directly.
-        from schema.meta import metadata
-        metadata.create_all(engine)
-        return None
+    tables = set(inspect(engine).get_table_names())
+    if tables and "alembic_version" not in tables:
+        raise MigrationError("the database has tables but no migration history "
+                             "(not created by Parta?); use an empty database")
     with engine.begin() as conn:
         command.upgrade(alembic_config(connection=conn), "head")
     rev = current_revision(engine)
     log.info("event=db_upgraded revision=%s", rev)
     return rev
+
+
+def pending_changes(engine: Any) -> list:
+    """Differences between the database and ``schema.metadata`` (empty when in sync)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from schema.meta import metadata
+    import_all_tables()
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), metadata)
+
+
+def make_revision(message: str) -> str:
+    """Autogenerate a revision from the difference between head and ``schema.metadata``."""
+    import tempfile
+    from alembic import command
+    from sqlalchemy import create_engine
+    import_all_tables()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/head.db"
+        engine = create_engine(url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        script = command.revision(alembic_config(url), message=message, autogenerate=True)
+    return script.path if script is not None and not isinstance(script, list) else ""
