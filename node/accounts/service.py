@@ -15,6 +15,7 @@ from twisted.internet import threads
 
 from federation.errors import Forbidden, MatrixError, NotFound
 
+from .. import metrics
 from ..http.request import Requester
 from . import passwords, store
 from .ids import (check_localpart, generate_device_id, localpart_from_input, make_user_id)
@@ -220,8 +221,10 @@ class AccountsService:
         user_id = await self.resolve_login_user(identifier)
         ok = await self.check_password(user_id or "@:invalid", password)
         if not ok or user_id is None:
+            metrics.LOGINS.labels("failure").inc()
             log.info("event=login_failed ip=%s", ip)
             raise Forbidden("Invalid username or password")
+        metrics.LOGINS.labels("success").inc()
         token, device_id = await self.issue_token(user_id, device_id, display_name, ip)
         log.info("event=login user_id=%s device_id=%s", user_id, device_id)
         return {"user_id": user_id, "access_token": token, "device_id": device_id}

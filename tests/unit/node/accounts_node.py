@@ -56,7 +56,7 @@ class NodeProcess:
              "node", "run", "-c", self.config_path],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self._first_line()     # "... listening on http://127.0.0.1:PORT (metrics on ...)"
-        urls = re.findall(r"http://127\.0\.0\.1:\d+", line)
+        urls = re.findall(r"https?://127\.0\.0\.1:\d+", line)
         if len(urls) < 2:
             self.stop()
             raise AssertionError(f"node did not start: {line!r}\n{self.read_log()}")

@@ -344,3 +344,72 @@ def test_open_registration_switch(tmp_path):
         assert body["user_id"].endswith(":" + n.server_name)
     finally:
         assert n.stop() == 0
+
+
+def test_password_change_without_access_token(node):
+    node.add_user("paul")
+    a = node.login("paul")["access_token"]
+    body = {"new_password": "paul's new password"}
+    status, uia = node.request("POST", V3 + "/account/password", body)
+    assert status == 401
+    auth = {"type": "m.login.password", "session": uia["session"], "password": PASSWORD,
+            "identifier": {"type": "m.id.user", "user": "paul"}}
+    assert node.request("POST", V3 + "/account/password", {**body, "auth": auth}) == (200, {})
+    assert node.request("GET", V3 + "/account/whoami", token=a)[0] == 401   # all devices out
+    node.login("paul", password="paul's new password")
+
+
+def test_per_user_rate_limit_on_marked_routes(tmp_path):
+    n = NodeProcess(str(tmp_path), rate_limits={"per_second": 0.01, "burst_count": 2})
+    try:
+        n.add_user("quinn")
+        n.add_user("rita")
+        q = n.login("quinn")["access_token"]
+        r = n.login("rita")["access_token"]
+        statuses = [n.request("POST", V3 + "/createRoom", {}, token=q)[0] for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        status, body = n.request("POST", V3 + "/createRoom", {}, token=q)
+        assert (status, body["errcode"]) == (429, "M_LIMIT_EXCEEDED")
+        assert body["retry_after_ms"] > 0
+        # Another user has their own bucket; unmarked routes are not limited.
+        assert n.request("POST", V3 + "/createRoom", {}, token=r)[0] == 200
+        assert all(n.request("GET", V3 + "/account/whoami", token=q)[0] == 200
+                   for _ in range(5))
+    finally:
+        assert n.stop() == 0
+
+
+def test_tls_listener(tmp_path):
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    n = NodeProcess(str(tmp_path / "node"), client_listener={
+        "tls_certificate_path": str(cert_path), "tls_private_key_path": str(key_path)})
+    try:
+        assert n.base_url.startswith("https://")
+        ctx = ssl.create_default_context(cafile=str(cert_path))
+        ctx.check_hostname = False
+        import urllib.request
+        with urllib.request.urlopen(n.base_url + "/_matrix/client/versions",  # noqa: S310
+                                    context=ctx, timeout=30) as resp:
+            assert resp.status == 200 and b"v1.1" in resp.read()
+    finally:
+        assert n.stop() == 0
