@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, TextIO
 
 from federation.errors import MatrixError
@@ -51,6 +52,7 @@ class Node:
     metrics_resource: Any
     notifier: Any = None
     limiter: Any = None    # the per-user limiter of rate_limited routes
+    extras: list = field(default_factory=list)  # what each extra area returned
 
 
 def load_signing_key(path: str) -> SigningKey:
@@ -72,8 +74,11 @@ def _health_route(router: Router) -> None:
 
 
 def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None = None,
-               db: Database | None = None) -> Node:
-    """Wire every area onto one router; the database must already be at head."""
+               db: Database | None = None, extra_areas: Any = ()) -> Node:
+    """Wire every area onto one router; the database must already be at head.
+
+    ``extra_areas``: callables ``fn(ctx, services)`` run after the node's own areas (e.g.
+    the gateway's routes); ``services`` has .accounts .notifier .rooms .sync .media."""
     from .accounts import wiring as accounts_wiring
     from .media import wiring as media_wiring
     from .rooms import wiring as rooms_wiring
@@ -94,6 +99,9 @@ def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None =
     rooms = rooms_wiring.wire(ctx, accounts=accounts, notifier=notifier)
     sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier)
     media = media_wiring.wire(ctx, accounts=accounts)
+    services = SimpleNamespace(accounts=accounts, notifier=notifier, rooms=rooms, sync=sync,
+                               media=media)
+    extras = [fn(ctx, services) for fn in extra_areas]
 
     limits = config.rate_limits
     limiter = RateLimiter(clock, per_second=limits.per_second, burst_count=limits.burst_count,
@@ -107,7 +115,7 @@ def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None =
     metrics.watch_db_pool(db)
     return Node(ctx=ctx, accounts=accounts, rooms=rooms, sync=sync, media=media,
                 resource=resource, metrics_resource=metrics.MetricsResource(),
-                notifier=notifier, limiter=limiter)
+                notifier=notifier, limiter=limiter, extras=extras)
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -211,7 +219,7 @@ def _stop_once(reactor: Any) -> None:
             pass
 
 
-def run(config: Config, *, out: TextIO | None = None) -> int:
+def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> int:
     """Install the asyncio reactor, upgrade the DB, listen, and serve until SIGTERM/SIGINT."""
     import asyncio
     from twisted.internet import asyncioreactor
@@ -226,7 +234,8 @@ def run(config: Config, *, out: TextIO | None = None) -> int:
     upgrade_database(config)
     db = Database(config.database_url, reactor)
     try:
-        node = build_node(config, reactor, signing_key=signing_key, db=db)
+        node = build_node(config, reactor, signing_key=signing_key, db=db,
+                          extra_areas=extra_areas)
         client_port = _listen(reactor, config.client_listener, _site(node.resource))
         metrics_port = _listen(reactor, config.metrics_listener, _site(node.metrics_resource))
     except CannotListenError as exc:

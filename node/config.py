@@ -65,6 +65,7 @@ class Config:
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
     default_room_version: str = "12"
     log_level: str = "INFO"
+    extensions: dict = field(default_factory=dict)  # raw sections of other packages (gateway:)
 
     @property
     def media_dir(self) -> str:
@@ -131,7 +132,13 @@ def load_config(path: str) -> Config:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    # Top-level sections other packages declare (entry-point group ``parta.config_sections``)
+    # are kept raw in ``extensions``; any other unknown key is still refused.
+    from importlib.metadata import entry_points
+    names = {ep.name for ep in entry_points(group="parta.config_sections")}
+    raw = {k: data.pop(k) for k in list(data) if k in names} if isinstance(data, dict) else {}
     cfg = _build(Config, data, "")
+    cfg.extensions = {**(cfg.extensions if isinstance(cfg.extensions, dict) else {}), **raw}
     if not os.path.isabs(cfg.data_dir):
         cfg.data_dir = os.path.normpath(
             os.path.join(os.path.dirname(os.path.abspath(path)), cfg.data_dir))
