@@ -7,6 +7,7 @@ route's body limit is ``max_upload_bytes`` (``MediaService.body_limits``); bigge
 
 from __future__ import annotations
 
+from node import metrics
 from node.http.request import ApiRequest
 from node.http.router import Router
 
@@ -17,6 +18,7 @@ def register(router: Router, media: MediaService) -> None:
     async def upload(req: ApiRequest) -> tuple[int, dict]:
         uri = await media.upload(req.user_id, req.headers.get("content-type"),
                                  req.query("filename"), req.body)
+        metrics.MEDIA_UPLOADED_BYTES.inc(len(req.body))
         return 200, {"content_uri": uri}
 
     router.add("POST", UPLOAD_ROUTE, upload, rate_limited=True)
