@@ -35,7 +35,7 @@ class SyncService:
         self.typing = TypingManager(clock, notifier)
         self.receipts = ReceiptStore(db, notifier, clock)
         self.account_data = AccountDataStore(db, notifier)
-        self.directory = UserDirectory(db, accounts, rooms, server_name)
+        self.directory = UserDirectory(db, accounts, rooms, server_name, clock)
         self.handler = SyncHandler(db=db, rooms=rooms, notifier=notifier, typing=self.typing,
                                    receipts=self.receipts, account_data=self.account_data,
                                    clock=clock)
@@ -43,7 +43,16 @@ class SyncService:
         persister = getattr(rooms, "persister", None)
         hooks = getattr(persister, "on_persisted", None)
         if isinstance(hooks, list):
-            hooks.append(self.handler.state.recent.on_persisted)
+            hooks.append(self._on_persisted)
+
+    def _on_persisted(self, evs: Any) -> None:
+        """After each committed batch: cache recent events; a member who is no longer
+        joined stops typing."""
+        self.handler.state.recent.on_persisted(evs)
+        for ev in evs:
+            if ev.type == MEMBER and ev.content.get("membership") != "join" \
+                    and ev.state_key in self.typing.typing_users_set(ev.room_id):
+                self.typing.user_left(ev.room_id, ev.state_key)
 
     # --- checks shared by the endpoints -----------------------------------------------------
     @staticmethod

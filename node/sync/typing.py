@@ -78,6 +78,10 @@ class TypingManager:
         users = self._typing.get(room_id)
         return sorted(users) if users else []
 
+    def typing_users_set(self, room_id: str) -> Any:
+        """The room's typing users (a live, read-only view)."""
+        return self._typing.get(room_id, {}).keys()
+
     def room_serial(self, room_id: str) -> int:
         return self._room_serial.get(room_id, 0)
 

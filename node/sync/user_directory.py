@@ -15,6 +15,7 @@ from . import queries
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 _REMOTE_SCAN = 2000
+_OPEN_ROOMS_TTL_MS = 10_000
 
 
 def _matches(term: str, user_id: str, display_name: str | None) -> bool:
@@ -38,19 +39,33 @@ def _rank(term: str, item: dict) -> tuple:
 
 
 class UserDirectory:
-    def __init__(self, db: Any, accounts: Any, rooms: Any, server_name: str) -> None:
+    def __init__(self, db: Any, accounts: Any, rooms: Any, server_name: str,
+                 clock: Any = None) -> None:
         self.db = db
         self.accounts = accounts
         self.rooms = rooms
         self.server_name = server_name
+        self.clock = clock
+        self._open_rooms: tuple[int, set[str]] | None = None   # (expiry ms, room IDs)
+
+    async def _rooms_open_to_all(self) -> set[str]:
+        """Rooms with a ``public`` join rule or ``world_readable`` history (cached briefly:
+        clients search as the user types)."""
+        now = self.clock.time_ms() if self.clock is not None else None
+        if self._open_rooms is not None and now is not None and now < self._open_rooms[0]:
+            return self._open_rooms[1]
+        join_rules = await self.db.run(queries.room_state_contents, "m.room.join_rules")
+        out = {r for r, c in join_rules.items() if c.get("join_rule") == "public"}
+        history = await self.db.run(queries.room_state_contents, "m.room.history_visibility")
+        out.update(r for r, c in history.items()
+                   if c.get("history_visibility") == "world_readable")
+        if now is not None:
+            self._open_rooms = (now + _OPEN_ROOMS_TTL_MS, out)
+        return out
 
     async def _visible_rooms(self, user_id: str) -> set[str]:
         visible = set(await self.rooms.joined_room_ids(user_id))
-        join_rules = await self.db.run(queries.room_state_contents, "m.room.join_rules")
-        visible.update(r for r, c in join_rules.items() if c.get("join_rule") == "public")
-        history = await self.db.run(queries.room_state_contents, "m.room.history_visibility")
-        visible.update(r for r, c in history.items()
-                       if c.get("history_visibility") == "world_readable")
+        visible |= await self._rooms_open_to_all()
         return visible
 
     async def search(self, user_id: str, term: str, limit: int = DEFAULT_LIMIT) -> dict:

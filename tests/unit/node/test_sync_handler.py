@@ -574,3 +574,12 @@ def test_recent_events_cache_bounds():
     assert cache.newest_first("!b", 6, 10) is None
     cache.on_persisted([ev("!a", 11, "m.room.redaction")])
     assert cache.newest_first("!a", 9, 20) is None
+
+
+def test_leaving_stops_typing(node):
+    room = node.room(preset="public_chat")
+    node.member(BOB, room, BOB, "join")
+    node.sync.typing.set_typing(room, BOB, True, 30_000)
+    node.member(BOB, room, BOB, "leave")
+    assert node.sync.typing.typing_users(room) == []
+    assert node.clock.getDelayedCalls() == []
