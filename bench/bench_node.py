@@ -1,6 +1,7 @@
 """School-node benchmark: Parta against Synapse under the same matrix-nio load (not a test).
 
-Run: ``.venv/bin/python bench/bench_node.py [--senders 7] [--messages 100] [--only parta]``.
+Run: ``.venv/bin/python bench/bench_node.py [--senders 7] [--messages 100] [--runs 3]
+[--only parta|synapse] [--json FILE]``.
 
 For each server (a fresh Synapse from PyPI in ``/tmp/parta-bench/synapse-venv`` and a fresh Parta
 node, both on 127.0.0.1 with SQLite, rate limits off, see ``synapse_env.py``):
@@ -26,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -236,6 +238,20 @@ def parta_version() -> str:
         return "dev"
 
 
+def medians(results: list[Result]) -> list[Result]:
+    out = []
+    for name in dict.fromkeys(r.server for r in results):
+        runs = [r for r in results if r.server == name]
+        fields = {k: statistics.median(getattr(r, k) for r in runs)
+                  for k in ("send_rate", "send_p50_ms", "send_p99_ms", "delivery_p50_ms",
+                            "delivery_p99_ms", "peak_rss_mib")}
+        out.append(Result(server=name, version=f"median of {len(runs)}", senders=runs[0].senders,
+                          messages_per_sender=runs[0].messages_per_sender,
+                          sent=sum(r.sent for r in runs), delivered=sum(r.delivered for r in runs),
+                          errors=sum(r.errors for r in runs), **fields))
+    return out
+
+
 def print_table(results: list[Result]) -> None:
     cols = [("send msgs/s", "send_rate", "{:.1f}"), ("send p50 ms", "send_p50_ms", "{:.1f}"),
             ("send p99 ms", "send_p99_ms", "{:.1f}"),
@@ -243,12 +259,12 @@ def print_table(results: list[Result]) -> None:
             ("delivery p99 ms", "delivery_p99_ms", "{:.1f}"),
             ("peak RSS MiB", "peak_rss_mib", "{:.0f}"), ("sent/delivered/errors", None, None)]
     print()
-    print(f"{'':24}" + "".join(f"{c[0]:>22}" for c in cols))
+    print(f"{'':28}" + "".join(f"{c[0]:>22}" for c in cols))
     for r in results:
         cells = [fmt.format(getattr(r, key)) for _, key, fmt in cols if key]
         cells.append(f"{r.sent}/{r.delivered}/{r.errors}")
-        print(f"{r.server + ' ' + r.version:24}" + "".join(f"{c:>22}" for c in cells))
-    by = {r.server: r for r in results}
+        print(f"{r.server + ' ' + r.version:28}" + "".join(f"{c:>22}" for c in cells))
+    by = {r.server: r for r in results}        # the last row per server: the median if any
     if "parta" in by and "synapse" in by:
         p, s = by["parta"], by["synapse"]
         print()
@@ -267,6 +283,9 @@ def main() -> int:
                     help="seconds per server for the whole load (bounds the run)")
     ap.add_argument("--synapse-spec", default="matrix-synapse",
                     help="pip requirement for Synapse (default: latest)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="repeat the whole measurement (fresh servers each time); the table "
+                         "shows every run and the per-server median")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     args = ap.parse_args()
 
@@ -276,7 +295,7 @@ def main() -> int:
     os.makedirs(BENCH_ROOT, exist_ok=True)
     results: list[Result] = []
     order = [args.only] if args.only else ["synapse", "parta"]
-    for which in order:
+    for which in order * args.runs:
         workdir = tempfile.mkdtemp(prefix=f"{which}-", dir=BENCH_ROOT)
         server = None
         try:
@@ -293,6 +312,8 @@ def main() -> int:
                 server.stop()
                 log(f"{which}: stopped")
             shutil.rmtree(workdir, ignore_errors=True)
+    if args.runs > 1:
+        results += medians(results)
     print_table(results)
     if args.json:
         with open(args.json, "w") as fh:
