@@ -124,6 +124,7 @@ class EventPersister:
         self.batches_written += 1
         for ev in evs:
             ev.internal.pop("new_room", None)
+            ev.internal.pop("extremities_after", None)
         for hook in self.on_persisted:
             try:
                 hook(evs)

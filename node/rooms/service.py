@@ -174,6 +174,7 @@ class RoomService:
     def _commit_locally(self, room: RoomState, ev: Event) -> defer.Deferred:
         """Apply a checked event to the in-memory room and queue it for persistence."""
         room.apply(ev)
+        ev.internal["extremities_after"] = tuple(room.extremities)
         self._cache_event(ev)
         return self.persister.enqueue(ev)
 

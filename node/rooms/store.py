@@ -82,17 +82,6 @@ def redacted_copy(ev: Event, redaction: Event) -> Event:
 
 # --- events --------------------------------------------------------------------------
 
-def _insert_ignore(conn: Connection, table: Any) -> Any:
-    """INSERT that skips rows whose primary key exists (SQLite and PostgreSQL)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        return pg_insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-        return sqlite_insert(table).on_conflict_do_nothing()
-    return insert(table).prefix_with("IGNORE")  # pragma: no cover - other databases
-
-
 def max_stream_ordering(conn: Connection) -> int:
     return conn.execute(select(func.max(events.c.stream_ordering))).scalar() or 0
 
@@ -232,93 +221,7 @@ def memberships_changed(conn: Connection, user_id: str, since: int
 
 # --- persistence ---------------------------------------------------------------------
 
-def write_events(conn: Connection, batch: Sequence[Event]) -> None:
-    """Persist a batch of accepted events (stream orderings already assigned) in order.
-
-    Writes the event rows, room rows for new rooms, current state, memberships, forward
-    extremities, transaction IDs and redaction marks.
-    """
-    ev_rows, mem_rows, txn_rows = [], [], []
-    for ev in batch:
-        new_room = ev.internal.get("new_room")
-        if new_room is not None:
-            conn.execute(insert(rooms).values(**new_room))
-        unsigned = ev.internal.get("unsigned")
-        ev_rows.append({
-            "stream_ordering": ev.internal["stream_ordering"], "event_id": ev.event_id,
-            "room_id": ev.room_id, "type": ev.type, "state_key": ev.state_key,
-            "sender": ev.sender, "depth": ev.depth, "origin_server_ts": ev.origin_server_ts,
-            "json": orjson.dumps(ev.pdu, option=orjson.OPT_SORT_KEYS).decode(),
-            "rejected_reason": None, "redacted_by": None, "outlier": False,
-            "unsigned_json": orjson.dumps(unsigned).decode() if unsigned else None,
-        })
-        txn = ev.internal.get("txn")
-        if txn is not None:
-            txn_rows.append({"user_id": ev.sender, "device_id": txn[0], "txn_id": txn[1],
-                             "event_id": ev.event_id, "room_id": ev.room_id,
-                             "inserted_ts": ev.origin_server_ts})
-        if ev.type == MEMBER and ev.is_state:
-            mem_rows.append({"event_id": ev.event_id, "room_id": ev.room_id,
-                             "user_id": ev.state_key, "sender": ev.sender,
-                             "membership": ev.content.get("membership", ""),
-                             "stream_ordering": ev.internal["stream_ordering"]})
-    conn.execute(insert(events), ev_rows)
-    if mem_rows:
-        conn.execute(insert(room_memberships), mem_rows)
-        # Joining or being invited again brings a forgotten room back.
-        for m in mem_rows:
-            if m["membership"] in ("join", "invite"):
-                unforget_room(conn, m["user_id"], m["room_id"])
-    if txn_rows:
-        # The same txn ID may have been used by the device for another room (a different
-        # endpoint path, so a different request): keep the first mapping, never fail.
-        conn.execute(_insert_ignore(conn, event_txn_ids), txn_rows)
-
-    # Current state: the last event per (room, type, state_key) in this batch wins.
-    last_state: dict[tuple[str, str, str], Event] = {}
-    for ev in batch:
-        if ev.is_state:
-            last_state[(ev.room_id, ev.type, ev.state_key)] = ev
-    if last_state:
-        cs = room_current_state.c
-        for (room_id, etype, skey) in last_state:
-            conn.execute(delete(room_current_state).where(
-                cs.room_id == room_id, cs.type == etype, cs.state_key == skey))
-        conn.execute(insert(room_current_state), [
-            {"room_id": r, "type": t, "state_key": k, "event_id": ev.event_id,
-             "membership": ev.content.get("membership") if t == MEMBER else None}
-            for (r, t, k), ev in last_state.items()])
-
-    # Forward extremities: each event replaces its prev_events as a tip of its room.
-    tips: dict[str, list[str]] = {}
-    for ev in batch:
-        room_tips = tips.get(ev.room_id)
-        if room_tips is None:
-            room_tips = tips[ev.room_id] = [r.event_id for r in conn.execute(
-                select(forward_extremities.c.event_id)
-                .where(forward_extremities.c.room_id == ev.room_id))]
-            tips[ev.room_id + "\x00orig"] = list(room_tips)
-        prev = set(ev.prev_event_ids)
-        room_tips[:] = [t for t in room_tips if t not in prev] + [ev.event_id]
-    for room_id in [k for k in tips if "\x00" not in k]:
-        new, old = tips[room_id], tips[room_id + "\x00orig"]
-        gone = [t for t in old if t not in new]
-        if gone:
-            conn.execute(delete(forward_extremities).where(
-                forward_extremities.c.room_id == room_id,
-                forward_extremities.c.event_id.in_(gone)))
-        added = [t for t in new if t not in old]
-        if added:
-            conn.execute(insert(forward_extremities),
-                         [{"room_id": room_id, "event_id": t} for t in added])
-
-    # Redactions mark their target (same room only; the spec's rules for redactions).
-    for ev in batch:
-        target = ev.internal.get("redacts_target")
-        if target is not None:
-            conn.execute(update(events).where(events.c.event_id == target,
-                                              events.c.room_id == ev.room_id)
-                         .values(redacted_by=ev.event_id))
+from .store_write import write_events  # noqa: E402,F401 - re-exported for the persister
 
 
 def set_room_public(conn: Connection, room_id: str, is_public: bool) -> bool:
