@@ -252,9 +252,9 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
                                f"{l.bind_address}:0/":
         config.public_baseurl = _url(l, cport) + "/"     # port 0: advertise the real port
 
-    def stopping() -> None:
+    def stopping() -> Any:
         log.info("event=stopping")
-        node.accounts.stop()
+        return node.accounts.stop()      # writes pending device last-seen data first
 
     reactor.addSystemEventTrigger("before", "shutdown", stopping)
     _install_signal_handlers(reactor)

@@ -67,17 +67,24 @@ class AccountsService:
         self._flush_call = self.clock.call_later(LAST_SEEN_FLUSH_SECONDS, self._flush_seen)
 
     def _flush_seen(self) -> None:
-        seen, self._seen = self._seen, {}
-        if seen:
-            batch = [(u, d, ip, ts) for (u, d), (ip, ts) in seen.items()]
-            d = self._defer(self.db.run(store.touch_devices, batch))
-            d.addErrback(lambda f: log.warning("event=last_seen_flush_failed error=%s",
-                                               f.getErrorMessage()))
+        self.flush_last_seen().addErrback(
+            lambda f: log.warning("event=last_seen_flush_failed error=%s", f.getErrorMessage()))
         self._schedule_flush()
 
-    def stop(self) -> None:
+    def flush_last_seen(self) -> Any:
+        """Write the batched last-seen IP/time of devices; returns a Deferred."""
+        from twisted.internet import defer
+        seen, self._seen = self._seen, {}
+        if not seen:
+            return defer.succeed(None)
+        batch = [(u, d, ip, ts) for (u, d), (ip, ts) in seen.items()]
+        return self._defer(self.db.run(store.touch_devices, batch))
+
+    def stop(self) -> Any:
+        """Stop the flush timer and write what is pending (a Deferred for shutdown)."""
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
+        return self.flush_last_seen().addErrback(lambda f: None)
 
     @staticmethod
     def _defer(coro: Any) -> Any:

@@ -23,8 +23,7 @@ from ...http.request import MissingParam
 from ..ids import check_localpart, generate_localpart
 from ..roles import DEFAULT_ROLE
 from ..uia import DUMMY, REGISTRATION_TOKEN
-from ._common import (CLIENT_V1, CLIENT_V3, check_new_password, client_ip, opt_bool, opt_str,
-                      req_str)
+from ._common import CLIENT_V1, CLIENT_V3, check_new_password, client_ip, opt_bool, opt_str
 from ._stages import dummy_stage, registration_token_stage
 
 

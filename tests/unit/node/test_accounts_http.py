@@ -413,3 +413,26 @@ def test_tls_listener(tmp_path):
             assert resp.status == 200 and b"v1.1" in resp.read()
     finally:
         assert n.stop() == 0
+
+
+def test_device_last_seen_written_on_shutdown(tmp_path):
+    import time
+
+    from sqlalchemy import create_engine, select
+
+    from schema.accounts import devices
+
+    n = NodeProcess(str(tmp_path))
+    try:
+        n.add_user("sven")
+        token = n.login("sven")["access_token"]
+        time.sleep(0.05)
+        assert n.request("GET", V3 + "/account/whoami", token=token)[0] == 200
+    finally:
+        assert n.stop() == 0
+    engine = create_engine(f"sqlite:///{tmp_path}/node.db")
+    with engine.connect() as conn:
+        row = conn.execute(select(devices)).mappings().one()
+    engine.dispose()
+    assert row["last_seen_ip"] == "127.0.0.1"
+    assert row["last_seen_ts"] > row["created_ts"]      # the whoami, flushed at shutdown
