@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from federation.errors import InvalidParam, MatrixError, NotFound
+from federation.auth.power_levels import named_level, user_power_level
+from federation.errors import Forbidden, InvalidParam, MatrixError, NotFound
 from federation.events.format import is_valid_user_id
 from federation.events.model import Event
 
@@ -44,6 +45,10 @@ async def update_membership(service, sender: str, room_id: str, target: str,
         content["reason"] = reason
     if extra_content:
         content.update(extra_content)
+    if membership == "join" and sender == target:
+        via = await restricted_join_authoriser(service, room, target)
+        if via is not None:
+            content["join_authorised_via_users_server"] = via
 
     def precheck(room) -> bool:
         return check_membership_change(room.state, room.room_version, sender, target,
@@ -51,6 +56,33 @@ async def update_membership(service, sender: str, room_id: str, target: str,
 
     return await service.create_event(room.room_id, sender, "m.room.member", content,
                                       state_key=target, precheck=precheck)
+
+
+async def restricted_join_authoriser(service, room, user_id: str) -> str | None:
+    """For a ``restricted``/``knock_restricted`` room the user may join through membership
+    of an allowed room: a local joined member who may invite, to name in
+    ``join_authorised_via_users_server`` (client-server API "Restricted rooms"; auth rule
+    5.3.5.2).  None when no authoriser is needed; 403 when the conditions are not met."""
+    rules = room.content("m.room.join_rules")
+    if rules.get("join_rule") not in ("restricted", "knock_restricted") or \
+            room.membership(user_id) in ("join", "invite", "ban"):
+        return None
+    allowed = [a.get("room_id") for a in rules.get("allow") or []
+               if isinstance(a, dict) and a.get("type") == "m.room_membership"]
+    joined = set(await service.joined_room_ids(user_id))
+    if not any(r in joined for r in allowed):
+        if rules.get("join_rule") == "knock_restricted":
+            return None             # the auth rules give the precise refusal
+        raise Forbidden("You are not allowed to join this room: you are not a member of "
+                        "any room that grants access")
+    invite_level = named_level("invite", room.state)
+    candidates = sorted(
+        (-user_power_level(u, room.state, room.room_version), u) for u in room.joined
+        if u.partition(":")[2] == service.server_name
+        and user_power_level(u, room.state, room.room_version) >= invite_level)
+    if not candidates:
+        raise Forbidden("No member of this room on this server can authorise your join")
+    return candidates[0][1]
 
 
 async def set_member_state(service, sender: str, room_id: str, target: str,

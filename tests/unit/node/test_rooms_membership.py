@@ -242,3 +242,20 @@ def test_rooms_wiring_registers_profile_listener():
                for r in ctx.router.routes())
     room = result_of(svc.create_room(ALICE, {}))
     assert result_of(svc.get_room(room)).room_version.identifier == "11"
+
+
+def test_restricted_room_join_through_space_membership(env):
+    svc, api = env
+    space = new_room(api, creation_content={"type": "m.space"}, preset="public_chat")
+    inner = new_room(api, initial_state=[{"type": "m.room.join_rules", "content": {
+        "join_rule": "restricted",
+        "allow": [{"type": "m.room_membership", "room_id": space}]}}])
+    # not in the space yet: refused with a clear message
+    with pytest.raises(MatrixError) as e:
+        api.call("POST", f"{V3}/rooms/{inner}/join", BOB, {})
+    assert e.value.http_status == 403 and "grants access" in e.value.message
+    api.call("POST", f"{V3}/rooms/{space}/join", BOB, {})
+    assert api.call("POST", f"{V3}/rooms/{inner}/join", BOB, {}) == (200, {"room_id": inner})
+    ev = result_of(svc.get_room(inner)).get("m.room.member", BOB)
+    assert ev.content["membership"] == "join"
+    assert ev.content["join_authorised_via_users_server"] == ALICE
