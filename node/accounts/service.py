@@ -12,6 +12,7 @@ import logging
 from typing import Any, Awaitable, Callable, Iterable
 
 from twisted.internet import threads
+from twisted.python.threadpool import ThreadPool
 
 from federation.errors import Forbidden, MatrixError, NotFound
 
@@ -27,6 +28,7 @@ log = logging.getLogger("parta.accounts")
 
 ProfileListener = Callable[[str, dict], Awaitable[Any]]
 LAST_SEEN_FLUSH_SECONDS = 60.0
+KDF_THREADS = 2
 
 
 class UnknownToken(MatrixError):
@@ -53,6 +55,7 @@ class AccountsService:
         self._seen: dict[tuple[str, str], tuple[str, int]] = {}
         self._profile_listeners: list[ProfileListener] = []
         self._flush_call: Any = None
+        self._kdf_pool = ThreadPool(minthreads=0, maxthreads=KDF_THREADS, name="parta-kdf")
         # Set by wiring: the per-IP limiter for login/register and the UIA session manager.
         self.login_limiter: Any = None
         self.uia: Any = None
@@ -92,8 +95,11 @@ class AccountsService:
         return defer.ensureDeferred(coro)
 
     async def _on_thread(self, fn: Callable, *args: Any) -> Any:
-        return await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(),
-                                               fn, *args)
+        """Run password hashing on the KDF pool (at most two hashes in memory at once)."""
+        if not self._kdf_pool.started:
+            self._kdf_pool.start()
+            self._reactor.addSystemEventTrigger("during", "shutdown", self._kdf_pool.stop)
+        return await threads.deferToThreadPool(self._reactor, self._kdf_pool, fn, *args)
 
     def now_ms(self) -> int:
         return self.clock.time_ms()
