@@ -46,6 +46,7 @@ log = logging.getLogger("parta.rooms")
 CREATE = ("m.room.create", "")
 TXN_KEEP_MS = 24 * 3600 * 1000
 EVENT_CACHE_SIZE = 20000
+VIS_CACHE_SIZE = 50000
 # Stripped state for invites (client-server API "Stripped state": recommended types).
 STRIPPED_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic",
                   "m.room.join_rules", "m.room.canonical_alias", "m.room.encryption")
@@ -70,6 +71,9 @@ class RoomService:
         self._events: OrderedDict[str, Event] = OrderedDict()
         self._joined: dict[str, set[str]] = {}
         self._membership_gen = 0
+        self._vis_gen = 0
+        self._mem_timelines: OrderedDict[tuple[str, str], list] = OrderedDict()
+        self._hv_timelines: dict[str, list] = {}
         self._txns: OrderedDict[tuple[str, str, str, str], tuple[str, int]] = OrderedDict()
         self._txns_loaded = False
         self._txn_waiters: dict[tuple[str, str, str, str], list[defer.Deferred]] = {}
@@ -317,8 +321,20 @@ class RoomService:
     # ==================================================================================
     def _after_persist(self, evs: Sequence[Event]) -> None:
         for ev in evs:
+            if ev.type == "m.room.history_visibility" and ev.state_key == "":
+                self._vis_gen += 1
+                points = self._hv_timelines.get(ev.room_id)
+                if points is not None:
+                    value = ev.content.get("history_visibility")
+                    points.append((ev.internal["stream_ordering"],
+                                   value if isinstance(value, str) else "shared"))
             if ev.type == "m.room.member" and ev.is_state:
                 self._membership_gen += 1
+                self._vis_gen += 1
+                points = self._mem_timelines.get((ev.room_id, ev.state_key))
+                if points is not None:
+                    points.append((ev.internal["stream_ordering"],
+                                   ev.content.get("membership", "")))
                 joined = self._joined.get(ev.state_key)
                 if joined is not None:
                     if ev.content.get("membership") == "join":
@@ -348,6 +364,7 @@ class RoomService:
         for ev in evs:
             self._rooms.pop(ev.room_id, None)      # reload from the database next time
             self._events.pop(ev.event_id, None)
+            self._hv_timelines.pop(ev.room_id, None)
 
     # ==================================================================================
     # Events
@@ -463,12 +480,29 @@ class RoomService:
         visibility rules let ``user_id`` see."""
         if not events:
             return []
-        mem, hv = await self.db.run(_visibility_timelines, room_id, user_id)
+        mem, hv = await self.visibility_timelines(room_id, user_id)
         return filter_visible(events, user_id, mem, hv)
 
     async def visibility_timelines(self, room_id: str, user_id: str
                                    ) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-        return await self.db.run(_visibility_timelines, room_id, user_id)
+        """(the user's memberships, the room's history visibility values) as sorted
+        (stream_ordering, value) lists of committed events -- cached in memory and kept up
+        to date as events are persisted."""
+        mem = self._mem_timelines.get((room_id, user_id))
+        hv = self._hv_timelines.get(room_id)
+        if mem is None or hv is None:
+            gen = self._vis_gen
+            mem_db, hv_db = await self.db.run(_visibility_timelines, room_id, user_id)
+            if gen == self._vis_gen:
+                self._mem_timelines[(room_id, user_id)] = mem = mem_db
+                self._hv_timelines[room_id] = hv = hv_db
+                if len(self._mem_timelines) > VIS_CACHE_SIZE:
+                    self._mem_timelines.popitem(last=False)
+            else:
+                mem, hv = mem_db, hv_db
+        else:
+            self._mem_timelines.move_to_end((room_id, user_id))
+        return list(mem), list(hv)
 
     # --- delegated operations ------------------------------------------------------------
     async def create_room(self, user_id: str, body: dict) -> str:

@@ -257,3 +257,22 @@ def test_send_rejects_bad_content(room_with_messages):
                       b"not json") == (400, "M_NOT_JSON")
     with pytest.raises(MatrixError):
         api.call("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/x3", ALICE, {})
+
+
+def test_visibility_timelines_cached_and_kept_current():
+    svc = make_service()
+    api = Api(svc)
+    room = new_room(api, preset="public_chat")
+    api.call("POST", f"{V3}/rooms/{room}/join", BOB, {})
+    first = result_of(svc.visibility_timelines(room, BOB))
+    runs = svc.db.runs
+    assert result_of(svc.visibility_timelines(room, BOB)) == first
+    assert svc.db.runs == runs                                   # served from memory
+    api.call("POST", f"{V3}/rooms/{room}/leave", BOB, {})
+    api.call("PUT", f"{V3}/rooms/{room}/state/m.room.history_visibility", ALICE,
+             {"history_visibility": "joined"})
+    cached = result_of(svc.visibility_timelines(room, BOB))
+    fresh = make_service(svc.db)                                  # same DB, empty caches
+    assert cached == result_of(fresh.visibility_timelines(room, BOB))
+    assert [m for _, m in cached[0]] == ["join", "leave"]
+    assert [v for _, v in cached[1]] == ["shared", "joined"]
