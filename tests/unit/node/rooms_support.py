@@ -21,11 +21,15 @@ SERVER = "school.test"
 
 
 class InlineDB:
-    def __init__(self) -> None:
-        self.engine = create_engine("sqlite://", poolclass=StaticPool,
-                                    connect_args={"check_same_thread": False})
+    def __init__(self, url: str | None = None) -> None:
+        if url is None:
+            self.engine = create_engine("sqlite://", poolclass=StaticPool,
+                                        connect_args={"check_same_thread": False})
+        else:
+            from node.storage.database import make_engine
+            self.engine = make_engine(url, pool_size=2)
         metadata.create_all(self.engine)
-        self.is_sqlite = True
+        self.is_sqlite = url is None or url.startswith("sqlite")
         self.fail_next = False
         self.runs = 0
 
