@@ -21,7 +21,7 @@ from twisted.internet import defer
 
 from federation.events.model import Event
 
-from . import store
+from . import store, store_write
 
 log = logging.getLogger("parta.rooms.persist")
 
@@ -109,7 +109,7 @@ class EventPersister:
             ev.internal["stream_ordering"] = first + i
         self._next_stream = first + len(evs)
         try:
-            await self.db.run(store.write_events, evs)
+            await self.db.run(store_write.write_events, evs)
         except Exception as exc:  # noqa: BLE001 - the senders get the failure
             log.exception("persisting %d events failed", len(evs))
             self._next_stream = first

@@ -33,7 +33,7 @@ from federation.auth.selection import auth_types_for_event
 from federation.errors import Forbidden, InvalidParam, MatrixError, NotFound
 from federation.events.builder import build_event
 from federation.events.model import Event
-from federation.room_versions import RoomVersion
+from federation.room_versions import RoomVersion, get_room_version
 
 from . import store
 from .client_format import format_client_event, strip_state_event
@@ -111,7 +111,6 @@ class RoomService:
 
     def _room_from_data(self, room_id: str, data: dict) -> RoomState:
         row = data["row"]
-        from federation.room_versions import get_room_version
         room = RoomState(room_id, get_room_version(row["room_version"]),
                          creator=row["creator"], is_public=bool(row["is_public"]),
                          room_type=row["room_type"])

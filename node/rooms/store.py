@@ -219,11 +219,6 @@ def memberships_changed(conn: Connection, user_id: str, since: int
     return out
 
 
-# --- persistence ---------------------------------------------------------------------
-
-from .store_write import write_events  # noqa: E402,F401 - re-exported for the persister
-
-
 def set_room_public(conn: Connection, room_id: str, is_public: bool) -> bool:
     res = conn.execute(update(rooms).where(rooms.c.room_id == room_id)
                        .values(is_public=is_public))

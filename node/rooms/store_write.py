@@ -20,8 +20,8 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.engine import Connection
 
 from federation.events.model import Event
-from schema.events import (event_txn_ids, events, forward_extremities, room_current_state,
-                           room_memberships, rooms)
+from schema.events import (events, forward_extremities, room_current_state, room_memberships,
+                           rooms)
 
 MEMBER = "m.room.member"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rooms_support import Api, make_service, result_of, uid
+from rooms_support import Api, make_service, uid
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
 V3 = "/_matrix/client/v3"

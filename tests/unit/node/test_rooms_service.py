@@ -6,7 +6,7 @@ import pytest
 
 from federation.auth.errors import AuthError
 from federation.errors import MatrixError, NotFound
-from federation.room_versions import V10, V12
+from federation.room_versions import V10
 
 from rooms_support import (InlineDB, RecordingNotifier, make_service, result_of, uid)
 
