@@ -17,6 +17,9 @@ Fixtures (all e2e tests may use them):
   ``PARTA_TEST_PG_URL``.  Each node gets its own database.  Without PostgreSQL the postgres
   variants skip — except in CI (``CI=true``), where that is a hard failure.
 
+Every test here is marked ``e2e``; the PostgreSQL variants also ``postgres`` (so
+``pytest -m "not postgres"`` runs the SQLite half only).
+
 matrix-nio is async: tests write ``async def scenario(): ...`` and call ``run(scenario())`` (plain
 ``asyncio.run`` with a per-scenario timeout), so no pytest plugin is needed.
 """
@@ -54,6 +57,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if str(item.fspath).startswith(here):
             item.add_marker(pytest.mark.e2e)
+            callspec = getattr(item, "callspec", None)
+            if callspec is not None and callspec.params.get("db_backend") == "postgres":
+                item.add_marker(pytest.mark.postgres)
 
 
 # --- helpers -------------------------------------------------------------------------------
