@@ -30,7 +30,7 @@ from twisted.internet import defer
 
 from federation.auth.rules import check_auth
 from federation.auth.selection import auth_types_for_event
-from federation.errors import Forbidden, InvalidParam, MatrixError, NotFound
+from federation.errors import BadJSON, Forbidden, InvalidParam, MatrixError, NotFound
 from federation.events.builder import build_event
 from federation.events.model import Event
 from federation.room_versions import RoomVersion, get_room_version
@@ -155,12 +155,18 @@ class RoomService:
         state = room.state
         keys = auth_types_for_event(rv, etype, sender, state_key, content)
         auth_evs = [state[k] for k in keys if k in state]
-        ev = build_event(
-            rv, server_name=self.server_name, signing_key=self.signing_key, type=etype,
-            sender=sender, content=content, room_id=room.room_id,
-            prev_events=list(room.extremities), auth_events=[e.event_id for e in auth_evs],
-            depth=room.depth + 1, origin_server_ts=self.clock.time_ms(),
-            state_key=state_key, redacts=redacts)
+        try:
+            ev = build_event(
+                rv, server_name=self.server_name, signing_key=self.signing_key, type=etype,
+                sender=sender, content=content, room_id=room.room_id,
+                prev_events=list(room.extremities),
+                auth_events=[e.event_id for e in auth_evs], depth=room.depth + 1,
+                origin_server_ts=self.clock.time_ms(), state_key=state_key, redacts=redacts)
+        except BadJSON as exc:
+            if "the limit is" in exc.message:       # the 64 KiB PDU size limit
+                raise MatrixError("Event too large (the limit is 65536 bytes)",
+                                  errcode="M_TOO_LARGE", http_status=413) from None
+            raise
         auth_map = {e.event_id: e for e in auth_evs}
         create = state.get(CREATE)
         if create is not None:

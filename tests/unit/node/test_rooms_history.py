@@ -276,3 +276,9 @@ def test_visibility_timelines_cached_and_kept_current():
     assert cached == result_of(fresh.visibility_timelines(room, BOB))
     assert [m for _, m in cached[0]] == ["join", "leave"]
     assert [v for _, v in cached[1]] == ["shared", "joined"]
+
+
+def test_oversized_event_is_413(room_with_messages):
+    svc, api, room = room_with_messages
+    assert api.status("PUT", f"{V3}/rooms/{room}/send/m.room.message/big", ALICE,
+                      {"body": "x" * 70000}) == (413, "M_TOO_LARGE")
