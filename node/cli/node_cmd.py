@@ -72,6 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _config_arg(p)
     p.set_defaults(func=cmd_db_upgrade)
 
+    from .enrol_cmd import add_enrol_parser   # issue 5: parta node enrol (city gateway)
+    add_enrol_parser(sub)
+
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, metavar="CONFIG",
