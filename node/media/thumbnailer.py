@@ -117,8 +117,11 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 def describe(data: bytes, max_pixels: int) -> tuple[str | None, int, int, bool]:
     """(inline-safe content type or None, width, height, animated) as Pillow sees the bytes."""
     img = _open(data, max_pixels)
-    return (THUMBNAIL_TYPES.get(img.format or ""), img.width, img.height,
-            bool(getattr(img, "is_animated", False)))
+    try:
+        is_animated = bool(getattr(img, "is_animated", False))
+    except Exception as exc:  # noqa: BLE001 - corrupt frame data
+        raise CannotThumbnail(f"cannot read image: {type(exc).__name__}") from None
+    return THUMBNAIL_TYPES.get(img.format or ""), img.width, img.height, is_animated
 
 
 def make_thumbnail(data: bytes, box_w: int, box_h: int, method: str, *, animated: bool,
@@ -127,34 +130,39 @@ def make_thumbnail(data: bytes, box_w: int, box_h: int, method: str, *, animated
     if method not in METHODS:
         raise ValueError(method)
     img = _open(data, max_pixels)
+    try:
+        return _thumbnail_of(img, box_w, box_h, method, animated, max_pixels)
+    except (TooLargeToThumbnail, CannotThumbnail):
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt data fails on load, not open
+        raise CannotThumbnail(f"cannot decode image: {type(exc).__name__}") from None
+
+
+def _thumbnail_of(img: Image.Image, box_w: int, box_h: int, method: str, animated: bool,
+                  max_pixels: int) -> Thumbnail | None:
     source_type = THUMBNAIL_TYPES.get(img.format or "")
     is_animated = bool(getattr(img, "is_animated", False))
-    n_frames = int(getattr(img, "n_frames", 1))
     # The EXIF orientation swaps axes for rotated photos; compare against the shown size.
-    orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
+    orientation = img.getexif().get(0x0112, 1)
     shown_w, shown_h = (img.height, img.width) if orientation in (5, 6, 7, 8) else img.size
     fits = shown_w <= box_w and shown_h <= box_h
     want_animation = animated and is_animated
     if fits and source_type is not None and orientation == 1 and (want_animation
                                                                    or not is_animated):
         return None
-    try:
-        if want_animation:
-            if n_frames > MAX_ANIMATION_FRAMES:
-                raise TooLargeToThumbnail("animation has too many frames")
-            return _animated_thumbnail(img, box_w, box_h, method)
-        if img.format == "JPEG":
-            # Let libjpeg decode at a reduced scale (still >= the box) - much less work.
-            img.draft("RGB", (max(box_w, box_h), max(box_w, box_h)))
-        img.seek(0)
-        frame = ImageOps.exif_transpose(img)
-        frame = _resize_frame(frame, box_w, box_h, method)
-        body, ctype = _encode_static(frame, lossless_source=img.format in ("PNG", "GIF"))
-        return Thumbnail(body, ctype, frame.width, frame.height)
-    except (TooLargeToThumbnail, CannotThumbnail):
-        raise
-    except Exception as exc:  # noqa: BLE001 - truncated/corrupt data fails on load, not open
-        raise CannotThumbnail(f"cannot decode image: {type(exc).__name__}") from None
+    if want_animation:
+        n_frames = int(getattr(img, "n_frames", 1))
+        if n_frames > MAX_ANIMATION_FRAMES or n_frames * img.width * img.height > max_pixels:
+            raise TooLargeToThumbnail("animation has too many frames")
+        return _animated_thumbnail(img, box_w, box_h, method)
+    if img.format == "JPEG":
+        # Let libjpeg decode at a reduced scale (still >= the box) - much less work.
+        img.draft("RGB", (max(box_w, box_h), max(box_w, box_h)))
+    img.seek(0)
+    frame = ImageOps.exif_transpose(img)
+    frame = _resize_frame(frame, box_w, box_h, method)
+    body, ctype = _encode_static(frame, lossless_source=img.format in ("PNG", "GIF"))
+    return Thumbnail(body, ctype, frame.width, frame.height)
 
 
 def _animated_thumbnail(img: Image.Image, box_w: int, box_h: int, method: str) -> Thumbnail:

@@ -135,3 +135,25 @@ def test_too_many_pixels():
 
 def test_describe_reports_detected_type():
     assert thumbnailer.describe(image_bytes(10, 20, "GIF"), BIG)[:3] == ("image/gif", 10, 20)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP"])
+def test_corrupted_images_never_crash(fmt):
+    """Uploads are hostile: damaged bytes end in CannotThumbnail/TooLarge, nothing else."""
+    import random
+
+    rng = random.Random(fmt)
+    original = image_bytes(120, 90, fmt) if fmt != "GIF" else gif_bytes(3, 120, 90)
+    for _ in range(150):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(1, len(data))]
+        try:
+            thumb = make_thumbnail(bytes(data), 32, 32, "crop", animated=rng.random() < 0.5,
+                                   max_pixels=BIG)
+        except (CannotThumbnail, TooLargeToThumbnail):
+            continue        # refused cleanly; any other exception fails the test
+        if thumb is not None:
+            assert Image.open(io.BytesIO(thumb.data)).size == (thumb.width, thumb.height)
