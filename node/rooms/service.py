@@ -45,7 +45,7 @@ log = logging.getLogger("parta.rooms")
 
 CREATE = ("m.room.create", "")
 TXN_KEEP_MS = 24 * 3600 * 1000
-EVENT_CACHE_SIZE = 20000
+EVENT_CACHE_SIZE = 2000       # recent events (redaction targets, /event); bounded for RSS
 VIS_CACHE_SIZE = 50000
 # Stripped state for invites (client-server API "Stripped state": recommended types).
 STRIPPED_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic",
