@@ -10,7 +10,7 @@ Hot path (``send_event``): the room's state and forward extremities are held in 
 auth-checked and applied to the in-memory state, then queued with the batching
 ``EventPersister``; the lock is released before the commit is awaited, so concurrent
 senders in one room share DB transactions.  Transaction IDs are remembered in memory
-(preloaded from the last day on first use), so a send does no DB read.
+(preloaded from the last hour on first use), so a send does no DB read.
 
 Public API (used by sync and the other areas; keep these names):
   create_room, send_event, redact_event, update_membership, joined_room_ids,
@@ -44,7 +44,10 @@ from .visibility import filter_visible
 log = logging.getLogger("parta.rooms")
 
 CREATE = ("m.room.create", "")
-TXN_KEEP_MS = 24 * 3600 * 1000
+# Transaction IDs remembered in memory (and preloaded after a restart): retransmissions
+# come within seconds or minutes; bounded in time and count for memory.
+TXN_KEEP_MS = 3600 * 1000
+TXN_MAX = 20000
 EVENT_CACHE_SIZE = 2000       # recent events (redaction targets, /event); bounded for RSS
 VIS_CACHE_SIZE = 50000
 # Stripped state for invites (client-server API "Stripped state": recommended types).
@@ -283,12 +286,11 @@ class RoomService:
     def _remember_txn(self, key: tuple[str, str, str, str], event_id: str) -> None:
         now = self.clock.time_ms()
         self._txns[key] = (event_id, now)
-        if len(self._txns) > 50000:
-            while self._txns:
-                k, (_, ts) = next(iter(self._txns.items()))
-                if ts >= now - TXN_KEEP_MS and len(self._txns) <= 200000:
-                    break
-                self._txns.popitem(last=False)
+        while self._txns:
+            _, (_, ts) = next(iter(self._txns.items()))
+            if ts >= now - TXN_KEEP_MS and len(self._txns) <= TXN_MAX:
+                break
+            self._txns.popitem(last=False)
 
     # --- redaction ---------------------------------------------------------------------
     async def redact_event(self, user_id: str, room_id: str, target_id: str,

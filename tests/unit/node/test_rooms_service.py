@@ -328,3 +328,16 @@ def test_redacted_state_event_is_redacted_in_current_state():
     name_ev = result_of(svc.get_current_state(room_id))[("m.room.name", "")]
     result_of(svc.redact_event(ALICE, room_id, name_ev.event_id, {}))
     assert result_of(svc.get_current_state(room_id))[("m.room.name", "")].content == {}
+
+
+def test_txn_memory_is_bounded(monkeypatch):
+    import node.rooms.service as service_module
+    monkeypatch.setattr(service_module, "TXN_MAX", 3)
+    svc = make_service()
+    room_id = create(svc)
+    ids = [result_of(svc.send_event(ALICE, room_id, "m.room.message", {"body": str(i)},
+                                    txn=("D", f"t{i}"))) for i in range(5)]
+    assert len(svc._txns) == 3
+    # recent transactions are still recognised
+    assert result_of(svc.send_event(ALICE, room_id, "m.room.message", {"body": "4"},
+                                    txn=("D", "t4"))) == ids[4]
