@@ -518,8 +518,8 @@ class RoomService:
 
     async def update_membership(self, sender: str, room_id: str, target: str,
                                 membership: str, reason: str | None = None, *,
-                                action: str | None = None, extra_content: dict | None = None,
-                                txn: tuple[str, str] | None = None) -> Event | None:
+                                action: str | None = None, extra_content: dict | None = None
+                                ) -> Event | None:
         """Change ``target``'s membership; returns the new member event, or None when the
         request changes nothing (e.g. inviting an already invited user)."""
         from .membership_ops import update_membership
