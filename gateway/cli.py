@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="localpart of the city office admin account (default 'office')")
     p.add_argument("--admin-password-file",
                    help="file holding the admin password (default: generate and print one)")
+    p.add_argument("--database-url",
+                   help='e.g. "postgresql://user:pass@host/db" (default: SQLite in the data dir)')
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="serve the gateway (node + roster API + dashboard)")
@@ -163,8 +165,18 @@ def cmd_init(args: argparse.Namespace) -> int:
         node_init(args)            # validates, writes config + signing key, creates the DB
     data_dir = os.path.abspath(args.data_dir)
     config_path = os.path.join(data_dir, "config.yaml")
-    with open(config_path, "a", encoding="utf-8") as fh:
-        fh.write(render_section(GatewayConfig(admin_localpart=args.admin)))
+    with open(config_path, encoding="utf-8") as fh:
+        text = fh.read()
+    if args.database_url:
+        # The node's init made an empty SQLite database; the gateway lives elsewhere.
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(data_dir, "node.db" + suffix))
+        text = re.sub(r"(?m)^database_url: .*$",
+                      lambda m: "database_url: " + json.dumps(args.database_url), text)
+    text += render_section(GatewayConfig(admin_localpart=args.admin))
+    with open(config_path, "w", encoding="utf-8") as fh:
+        fh.write(text)
     config = load_config(config_path)
     gw_config = gateway_config(config)
 
