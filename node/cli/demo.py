@@ -115,6 +115,10 @@ async def _seed(ctx: Any, services: Any, marker: str) -> dict[str, str]:
         "power_level_content_override": {"events_default": 50}})
     for user in pupils + [ben, uid["parent.eva"]]:
         await rooms.update_membership(user, class_room, user, "join")
+    for user in uid.values():       # everyone is in the school space and reads the news
+        if user != director:
+            await rooms.update_membership(user, space, user, "join")
+            await rooms.update_membership(user, news, user, "join")
     for user in (ana, ben):
         await rooms.update_membership(user, staff, user, "join")
     for child in (class_room, staff, news):
