@@ -62,7 +62,7 @@ NAV = (("schools", "/dashboard/", "Schools"), ("enrolment", "/dashboard/enrolmen
 
 def layout(*, title: str, body: Markup, server_name: str, active: str = "",
            user_id: str | None = None, csrf: str | None = None,
-           flash: Iterable[tuple[str, Any]] = ()) -> bytes:
+           flash: Iterable[tuple[str, Any]] = (), narrow: bool = False) -> bytes:
     nav = join(html('<a href="{href}"{cur}>{label}</a>', href=href, label=label,
                     cur=Markup(' class="active" aria-current="page"') if key == active
                     else Markup(""))
@@ -84,9 +84,10 @@ def layout(*, title: str, body: Markup, server_name: str, active: str = "",
         '<body><header class="top"><div class="brand"><span class="logo">P</span>'
         '<span>Parta <small>city office \u00b7 {server}</small></span></div>'
         '<nav>{nav}</nav>{who}</header>'
-        '<main>{notes}<h1>{title}</h1>{body}</main>'
+        '<main{cls}>{notes}<h1>{title}</h1>{body}</main>'
         '<footer>Parta gateway {server}</footer></body></html>\n',
-        title=title, server=server_name, nav=nav, who=who, notes=notes, body=body)
+        title=title, server=server_name, nav=nav, who=who, notes=notes, body=body,
+        cls=Markup(' class="narrow"') if narrow else Markup(""))
     return page.encode("utf-8")
 
 

@@ -23,7 +23,7 @@ def _login_page(gw: Any, *, error: str | None, username: str, token: str,
                 status: int = 200) -> Any:
     flash = [("error", error)] if error else []
     body = html(
-        '<div class="panel login-panel"><form class="stack" method="post" '
+        '<div class="panel"><form class="stack" method="post" '
         'action="/dashboard/login">'
         '<input type="hidden" name="csrf" value="{tok}">'
         '<label for="username">Username</label>'
@@ -35,8 +35,8 @@ def _login_page(gw: Any, *, error: str | None, username: str, token: str,
         '<div class="actions"><button class="btn" type="submit">Log in</button></div>'
         '</form></div><p class="muted">City office accounts of {server} only.</p>',
         tok=token, user=username, server=gw.server_name)
-    page = layout(title="City office login", body=html('<div class="login">{b}</div>', b=body),
-                  server_name=gw.server_name, flash=flash)
+    page = layout(title="City office login", body=body, server_name=gw.server_name,
+                  flash=flash, narrow=True)
     cookie = cookie_header(LOGIN_COOKIE, token, max_age=3600, secure=gw.secure_cookies)
     return html_response(status, page, cookie=cookie)
 

@@ -26,8 +26,16 @@ async def _entries(gw: Any) -> tuple[list[dict], dict | None]:
 
 
 def _school_link(e: dict) -> Markup:
-    return html('<a href="/dashboard/schools/{id}">{name}</a>', id=_path(e["school_id"]),
-                name=e["name"])
+    tag = html('<span class="tag">{c}</span>', c="gateway" if e["class"] == "city"
+               else e["class"]) if e["class"] != "school" else Markup("")
+    return html('<a href="/dashboard/schools/{id}">{name}</a>{tag}', id=_path(e["school_id"]),
+                name=e["name"], tag=tag)
+
+
+def _server(e: dict) -> Markup:
+    if not e["server"]:
+        return Markup('<td class="muted">\u2014</td>')
+    return html('<td class="mono">{s}</td>', s=e["server"])
 
 
 def _path(segment: Any) -> str:
@@ -45,10 +53,10 @@ def _schools_table(entries: list[dict], statuses: dict, *, empty: str) -> Markup
         st = statuses.get(e["server"], UNKNOWN) if e["server"] else UNKNOWN
         rows.append(html(
             "<tr><td>{link}<div class=\"muted mono\">#{sid}</div></td><td>{district}</td>"
-            "<td class=\"mono\">{server}</td><td>{status}</td><td>{contact}</td>{queue}{ack}"
+            "{server}<td>{status}</td><td>{contact}</td>{queue}{ack}"
             "{users}{rooms}</tr>",
             link=_school_link(e), sid=e["school_id"], district=or_dash(e["district"]),
-            server=or_dash(e["server"]), status=badge(e["status"]),
+            server=_server(e), status=badge(e["status"]),
             contact=when(st.last_contact_ts) if st.last_contact_ts is not None else DASH,
             queue=_num(st.outbound_queue_depth), ack=_num(st.roster_version_acked),
             users=_num(st.user_count), rooms=_num(st.room_count)))
@@ -67,11 +75,12 @@ def register(router: Any, gw: Any) -> None:
         entries, doc = await _entries(gw)
         servers = [e["server"] for e in entries if e["server"]]
         statuses = await gw.status_source.status_of(servers)
-        counts = {s: sum(1 for e in entries if e["status"] == s)
+        counts = {s: sum(1 for e in entries if e["status"] == s and e["class"] != "city")
                   for s in ("enrolled", "pending", "revoked")}
         cards = html(
             '<div class="cards">'
-            '<div class="card"><div class="num">{enr}</div><div class="label">enrolled</div></div>'
+            '<div class="card"><div class="num">{enr}</div><div class="label">schools enrolled'
+            '</div></div>'
             '<div class="card"><div class="num">{pend}</div><div class="label">pending '
             'enrolment</div></div>'
             '<div class="card"><div class="num">{rev}</div><div class="label">revoked</div></div>'
@@ -168,9 +177,9 @@ def register(router: Any, gw: Any) -> None:
         q = (req.query("q", "") or "")[:MAX_QUERY]
         entries, _ = await _entries(gw)
         found = search(entries, q)
-        rows = [html('<tr><td>{link}</td><td>{district}</td><td class="mono">{server}</td>'
+        rows = [html('<tr><td>{link}</td><td>{district}</td>{server}'
                      '<td>{status}</td></tr>', link=_school_link(e),
-                     district=or_dash(e["district"]), server=or_dash(e["server"]),
+                     district=or_dash(e["district"]), server=_server(e),
                      status=badge(e["status"])) for e in found]
         if not rows:
             rows = [html('<tr><td colspan="4" class="empty">No school matches \u201c{q}\u201d.'

@@ -90,8 +90,11 @@ dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .4rem 1.2
   margin: 0; }
 dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; }
-.login { max-width: 380px; margin: 4rem auto; }
-.login h1 { text-align: center; }
+main.narrow { max-width: 400px; padding-top: 4rem; }
+main.narrow h1 { text-align: center; }
+.tag { display: inline-block; margin-left: .4rem; padding: 0 .4rem; border-radius: .3rem;
+  background: #e6eefb; color: var(--brand); font-size: .75rem; font-weight: 600;
+  vertical-align: middle; }
 pre.json { background: #0f1c2b; color: #dbe7f3; padding: 1rem; border-radius: .5rem;
   overflow: auto; font-size: .8rem; }
 """
