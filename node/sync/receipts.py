@@ -85,6 +85,9 @@ class ReceiptStore:
         self._lock = defer.DeferredLock()
         # (user, room) -> read-up-to stream ordering (0: none); dropped on each new receipt.
         self._read_pos: dict[tuple[str, str], int] = {}
+        # ``fn(room_id, receipt_type, user_id, event_id, ts, thread_id)`` after each stored
+        # receipt (federation sends its own users' public receipts to the room's servers).
+        self.listeners: list = []
 
     async def load_position(self) -> int:
         pos = await self.db.run(_max_stream)
@@ -101,6 +104,12 @@ class ReceiptStore:
         finally:
             self._lock.release()
         self._read_pos.pop((user_id, room_id), None)
+        for listener in self.listeners:
+            try:
+                listener(room_id, receipt_type, user_id, event_id, ts, thread_id)
+            except Exception:  # noqa: BLE001 - a listener never breaks receipts
+                import logging
+                logging.getLogger("parta.sync").exception("receipt listener failed")
         if receipt_type == PRIVATE:
             self.notifier.notify_users([user_id], "receipts", stream_id)
         else:

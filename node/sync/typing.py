@@ -22,6 +22,9 @@ class TypingManager:
         # room -> user -> (expiry ms, timer)
         self._typing: dict[str, dict[str, tuple[int, Any]]] = {}
         self._room_serial: dict[str, int] = {}
+        # ``fn(room_id, user_id, typing)`` after every start/refresh/stop/expiry (federation
+        # sends its own users' typing to the room's other servers).
+        self.listeners: list = []
 
     def set_typing(self, room_id: str, user_id: str, typing: bool,
                    timeout_ms: int | None = None) -> None:
@@ -45,9 +48,19 @@ class TypingManager:
             users[user_id] = (expiry, timer)
             if previous is None:      # a refresh of an ongoing typing span changes nothing
                 self._changed(room_id)
+            self._tell(room_id, user_id, True)
         elif previous is not None:
             self._remove(room_id, user_id)
             self._changed(room_id)
+            self._tell(room_id, user_id, False)
+
+    def _tell(self, room_id: str, user_id: str, typing: bool) -> None:
+        for listener in self.listeners:
+            try:
+                listener(room_id, user_id, typing)
+            except Exception:  # noqa: BLE001 - a listener never breaks typing
+                import logging
+                logging.getLogger("parta.sync").exception("typing listener failed")
 
     def _expire(self, room_id: str, user_id: str, expiry: int) -> None:
         users = self._typing.get(room_id)
@@ -56,6 +69,7 @@ class TypingManager:
             return
         self._remove(room_id, user_id)
         self._changed(room_id)
+        self._tell(room_id, user_id, False)
 
     def _remove(self, room_id: str, user_id: str) -> None:
         users = self._typing.get(room_id)
