@@ -74,8 +74,7 @@ async def create_room(service, user_id: str, body: dict) -> str:
     check_auth(create, {})
     room = RoomState(create.room_id, rv, creator=user_id,
                      is_public=plan.visibility == "public", room_type=plan.room_type)
-    room.apply(create)
-    create.internal["extremities_after"] = tuple(room.extremities)
+    service.apply_local(room, create)
     built: list[Event] = [create]
 
     def add(etype: str, state_key: str | None, content: dict) -> None:
@@ -84,8 +83,7 @@ async def create_room(service, user_id: str, body: dict) -> str:
         except AuthError as exc:
             raise invalid_room_state(f"Cannot send {etype} while creating the room: "
                                      f"{exc.message}") from None
-        room.apply(ev)
-        ev.internal["extremities_after"] = tuple(room.extremities)
+        service.apply_local(room, ev)
         built.append(ev)
 
     # 2. the creator joins

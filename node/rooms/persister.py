@@ -7,9 +7,13 @@ ONE ``db.run`` transaction (``store.write_events``).  Stream orderings -- the no
 total order that sync tokens and ``/messages`` pagination are built on -- are assigned
 here, consecutively, right before a batch is written, so they are dense and ordered.
 
-After a batch commits: the ``on_persisted`` hooks run (caches), the notifier wakes the
-waiting syncs (one call per room with the room's highest stream ordering), the
-``events persisted`` metric is incremented, and each sender's Deferred fires.
+After a batch commits: the ``on_committed`` hooks run with every event (storage
+bookkeeping, e.g. state groups), then the ``on_persisted`` hooks (caches, federation
+fan-out) and the notifier (one call per room with the room's highest stream ordering)
+with the *visible* events only -- events received over federation may be stored hidden:
+outliers (``internal["outlier"]``, including soft-failed events) and rejected events
+(``rejected_reason``) are never shown to clients.  Then the ``events persisted`` metric is
+incremented, and each sender's Deferred fires.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ from . import store, store_write
 log = logging.getLogger("parta.rooms.persist")
 
 MEMBER = "m.room.member"
+
+
+def is_hidden(ev: Event) -> bool:
+    """Stored but not part of the room as clients see it: outliers (no known state;
+    soft-failed events are stored as outliers too) and rejected events."""
+    return ev.rejected_reason is not None or bool(ev.internal.get("outlier"))
 
 
 _METRICS: list = []
@@ -60,6 +70,7 @@ class EventPersister:
         self._started = False
         self.max_persisted = 0          # highest committed stream ordering
         self._next_stream = 1
+        self.on_committed: list[Callable[[Sequence[Event]], None]] = []
         self.on_persisted: list[Callable[[Sequence[Event]], None]] = []
         self.on_failed: list[Callable[[Sequence[Event]], None]] = []
         self.batches_written = 0
@@ -125,12 +136,20 @@ class EventPersister:
         for ev in evs:
             ev.internal.pop("new_room", None)
             ev.internal.pop("extremities_after", None)
-        for hook in self.on_persisted:
+            ev.internal.pop("current_state_delta", None)
+        for hook in self.on_committed:
             try:
                 hook(evs)
             except Exception:  # noqa: BLE001
-                log.exception("on_persisted hook failed")
-        self._notify(evs)
+                log.exception("on_committed hook failed")
+        visible = [ev for ev in evs if not is_hidden(ev)]
+        if visible:
+            for hook in self.on_persisted:
+                try:
+                    hook(visible)
+                except Exception:  # noqa: BLE001
+                    log.exception("on_persisted hook failed")
+            self._notify(visible)
         _count_persisted(len(evs))
         for ev, d in batch:
             d.callback(ev)

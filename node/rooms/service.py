@@ -37,6 +37,8 @@ from federation.room_versions import RoomVersion, get_room_version
 
 from . import store
 from .client_format import format_client_event, strip_state_event
+from node.federation.state_store import StateStore
+
 from .persister import EventPersister
 from .state_cache import RoomState
 from .visibility import filter_visible
@@ -67,6 +69,10 @@ class RoomService:
         self.notifier = notifier
         self.default_room_version = default_room_version
         self.persister = EventPersister(db, notifier)
+        # The state before/after every event (node.federation.state_store): local sends
+        # reuse the room's current group (messages) or add a one-entry delta (state).
+        self.state_store = StateStore(db)
+        self.state_store.attach(self.persister)
         self.persister.on_persisted.append(self._after_persist)
         self.persister.on_failed.append(self._after_failure)
         self._rooms: dict[str, RoomState] = {}
@@ -121,6 +127,10 @@ class RoomService:
             room.set_state_event(ev)
         room.extremities = list(data["extremities"])
         room.depth = data["depth"]
+        group = data.get("state_group")
+        if group is not None:
+            room.state_group = group[0]
+            self.state_store.note_group(group[0], group[1])
         return room
 
     async def room_for_sender(self, room_id: str) -> RoomState:
@@ -183,12 +193,54 @@ class RoomService:
                                            "prev_sender": prev.sender}
         return ev
 
-    def _commit_locally(self, room: RoomState, ev: Event) -> defer.Deferred:
-        """Apply a checked event to the in-memory room and queue it for persistence."""
+    def apply_local(self, room: RoomState, ev: Event) -> None:
+        """Advance the in-memory room past an event created here (state groups, current
+        state, forward extremities); the caller queues it for persistence."""
+        self.state_store.assign_local(room, ev)
         room.apply(ev)
         ev.internal["extremities_after"] = tuple(room.extremities)
+
+    def _commit_locally(self, room: RoomState, ev: Event) -> defer.Deferred:
+        """Apply a checked event to the in-memory room and queue it for persistence."""
+        self.apply_local(room, ev)
         self._cache_event(ev)
         return self.persister.enqueue(ev)
+
+    def commit_received(self, room: RoomState, ev: Event, *,
+                        state_delta: dict[tuple[str, str], Event | None] | None = None,
+                        extremities: Sequence[str] | None = None,
+                        state_group: int | None = None) -> defer.Deferred:
+        """Queue an event received over federation (caller holds ``room.lock``; the state
+        groups are already in ``ev.internal``).
+
+        ``state_delta``: how the room's current state changes (after state resolution);
+        ``extremities``: the new forward extremities; ``state_group``: the group of the new
+        current state.  Hidden events (outliers, soft-failed, rejected) pass None for all
+        three and change nothing in memory but the depth.
+        """
+        if state_delta:
+            for key, new in state_delta.items():
+                if new is None:
+                    room.remove_state(key)
+                else:
+                    room.set_state_event(new)
+            ev.internal["current_state_delta"] = dict(state_delta)
+        elif state_delta is not None:
+            ev.internal["current_state_delta"] = {}
+        if extremities is not None:
+            room.extremities = list(extremities)
+            ev.internal["extremities_after"] = tuple(room.extremities)
+        if state_group is not None and state_group != room.state_group:
+            room.state_group = state_group
+            ev.internal["sg_current"] = (room.room_id, state_group)
+        if ev.depth > room.depth and extremities is not None:
+            room.depth = ev.depth
+        self._cache_event(ev)
+        return self.persister.enqueue(ev)
+
+    def add_room(self, room: RoomState) -> None:
+        """Register a room built elsewhere (a room joined over federation)."""
+        self._rooms[room.room_id] = room
 
     async def create_event(self, room_id: str, sender: str, etype: str, content: dict, *,
                            state_key: str | None = None, redacts: str | None = None,
@@ -470,8 +522,11 @@ class RoomService:
         return await self.db.run(store.forgotten_room_ids, user_id)
 
     async def get_state_at(self, room_id: str, stream: int) -> dict[tuple[str, str], Event]:
-        """The room state just after the event at ``stream``."""
-        return await self.db.run(store.state_at_stream, room_id, stream)
+        """The room state just after the last accepted event at or before ``stream`` (from
+        its state group: the resolved state, whatever the shape of the room's DAG)."""
+        ids = await self.state_store.state_ids_at_stream(room_id, stream)
+        evs = await self.get_events(ids.values())
+        return {k: evs[eid] for k, eid in ids.items() if eid in evs}
 
     async def stripped_state(self, room_id: str, extra: Sequence[Event] = ()) -> list[dict]:
         """Stripped state events for an invite (plus ``extra``, e.g. the invite itself)."""

@@ -24,7 +24,7 @@ MEMBER = "m.room.member"
 
 class RoomState:
     __slots__ = ("room_id", "room_version", "state", "extremities", "depth", "lock",
-                 "joined", "is_public", "room_type", "creator")
+                 "joined", "is_public", "room_type", "creator", "state_group")
 
     def __init__(self, room_id: str, room_version: RoomVersion, *, creator: str,
                  is_public: bool = False, room_type: str | None = None) -> None:
@@ -38,6 +38,9 @@ class RoomState:
         self.depth = 0
         self.lock = DeferredLock()
         self.joined: set[str] = set()
+        # The state group holding ``state`` (node.federation.state_store); None until the
+        # room's first event, or for a room from before state groups existed.
+        self.state_group: int | None = None
 
     # --- reading ---------------------------------------------------------------------
     def get(self, event_type: str, state_key: str = "") -> Event | None:
@@ -65,6 +68,12 @@ class RoomState:
                 self.joined.add(event.state_key)
             else:
                 self.joined.discard(event.state_key)
+
+    def remove_state(self, key: tuple[str, str]) -> None:
+        """Drop a key from the current state (state resolution may do that)."""
+        event = self.state.pop(key, None)
+        if event is not None and event.type == MEMBER:
+            self.joined.discard(event.state_key)
 
     def apply(self, event: Event) -> None:
         """Advance the room past a newly created event (linear DAG: it is the only tip)."""

@@ -147,8 +147,9 @@ def load_room(conn: Connection, room_id: str) -> dict | None:
     state = fetch_events(conn, state_ids)
     depth = conn.execute(select(func.max(events.c.depth))
                          .where(events.c.room_id == room_id)).scalar() or 0
+    from node.federation.state_store import room_group
     return {"row": row._mapping, "state": list(state.values()), "extremities": extremities,
-            "depth": depth}
+            "depth": depth, "state_group": room_group(conn, room_id)}
 
 
 def all_room_ids(conn: Connection) -> list[str]:

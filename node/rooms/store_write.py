@@ -20,6 +20,7 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.engine import Connection
 
 from federation.events.model import Event
+from node.federation.state_store import write_state_rows
 from schema.events import (events, forward_extremities, room_current_state, room_memberships,
                            rooms)
 
@@ -76,8 +77,23 @@ def _event_row(ev: Event) -> tuple:
     unsigned = ev.internal.get("unsigned")
     return (ev.internal["stream_ordering"], ev.event_id, ev.room_id, ev.type, ev.state_key,
             ev.sender, ev.depth, ev.origin_server_ts,
-            orjson.dumps(ev.pdu, option=orjson.OPT_SORT_KEYS).decode(), None, None, False,
+            orjson.dumps(ev.pdu, option=orjson.OPT_SORT_KEYS).decode(), ev.rejected_reason,
+            None, bool(ev.internal.get("outlier", False)),
             orjson.dumps(unsigned).decode() if unsigned else None)
+
+
+def _hidden(ev: Event) -> bool:
+    return ev.rejected_reason is not None or bool(ev.internal.get("outlier"))
+
+
+def _becomes_current(ev: Event) -> bool:
+    """Is this (visible) state event part of the room's current state after it?  Local
+    events always are; a received event carries the current-state delta it caused."""
+    delta = ev.internal.get("current_state_delta")
+    if delta is None:
+        return True
+    new = delta.get(ev.key)
+    return new is not None and new.event_id == ev.event_id
 
 
 def write_events(conn: Connection, batch: Sequence[Event]) -> None:
@@ -85,9 +101,16 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
 
     Writes room rows for new rooms, the event rows, transaction IDs, memberships (and
     un-forgets rooms on join/invite), current state, forward extremities and redaction
-    marks.  Each event may carry ``internal["extremities_after"]``: the room's forward
+    marks, and the state groups (``node.federation.state_store.write_state_rows``).
+    Each event may carry ``internal["extremities_after"]``: the room's forward
     extremities once it is applied (the service knows them); without it they are derived
     from the stored extremities and ``prev_events``.
+
+    Events received over federation may carry ``internal["current_state_delta"]``
+    (``{(type, state_key): Event | None}``: how the room's current state changed, after
+    state resolution) instead of "a state event replaces its key"; hidden events
+    (outliers, soft-failed, rejected) change neither memberships, current state nor
+    forward extremities.
     """
     for ev in batch:
         new_room = ev.internal.get("new_room")
@@ -108,7 +131,8 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
     mem_rows = [{"event_id": ev.event_id, "room_id": ev.room_id, "user_id": ev.state_key,
                  "sender": ev.sender, "membership": ev.content.get("membership", ""),
                  "stream_ordering": ev.internal["stream_ordering"]}
-                for ev in batch if ev.type == MEMBER and ev.is_state]
+                for ev in batch if ev.type == MEMBER and ev.is_state and not _hidden(ev)
+                and _becomes_current(ev)]
     if mem_rows:
         from .store import unforget_room
         conn.execute(insert(room_memberships), mem_rows)
@@ -116,22 +140,28 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
             if m["membership"] in ("join", "invite"):
                 unforget_room(conn, m["user_id"], m["room_id"])
 
-    # Current state: the last event per (room, type, state_key) in this batch wins.
-    last_state: dict[tuple[str, str, str], Event] = {}
+    # Current state: the last change per (room, type, state_key) in this batch wins.
+    last_state: dict[tuple[str, str, str], Event | None] = {}
     for ev in batch:
-        if ev.is_state:
+        delta = ev.internal.get("current_state_delta")
+        if delta is not None:
+            for (etype, skey), new in delta.items():
+                last_state[(ev.room_id, etype, skey)] = new
+        elif ev.is_state and not _hidden(ev):
             last_state[(ev.room_id, ev.type, ev.state_key)] = ev
     if last_state:
         cs = room_current_state.c
         for (room_id, etype, skey) in last_state:
             conn.execute(delete(room_current_state).where(
                 cs.room_id == room_id, cs.type == etype, cs.state_key == skey))
-        conn.execute(insert(room_current_state), [
-            {"room_id": r, "type": t, "state_key": k, "event_id": ev.event_id,
-             "membership": ev.content.get("membership") if t == MEMBER else None}
-            for (r, t, k), ev in last_state.items()])
+        rows = [{"room_id": r, "type": t, "state_key": k, "event_id": ev.event_id,
+                 "membership": ev.content.get("membership") if t == MEMBER else None}
+                for (r, t, k), ev in last_state.items() if ev is not None]
+        if rows:
+            conn.execute(insert(room_current_state), rows)
 
-    _write_extremities(conn, batch)
+    _write_extremities(conn, [ev for ev in batch if not _hidden(ev)])
+    write_state_rows(conn, batch)
 
     # Redactions mark their target (same room only).
     for ev in batch:
@@ -144,6 +174,8 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
 
 def _write_extremities(conn: Connection, batch: Sequence[Event]) -> None:
     """Each event replaces its prev_events as a tip of its room."""
+    if not batch:
+        return
     final: dict[str, list[str]] = {}
     for ev in batch:
         after = ev.internal.get("extremities_after")

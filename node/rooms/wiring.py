@@ -22,6 +22,7 @@ def wire(ctx: Any, accounts: Any = None, notifier: Any = None) -> RoomService:
                           default_room_version=ctx.config.default_room_version)
     try:
         service.persister.start_sync()
+        service.state_store.start_sync()
     except Exception:  # noqa: BLE001 - tables missing: the persister reads it lazily
         log.warning("event=rooms_start_deferred reason=cannot_read_stream_ordering",
                     exc_info=True)
