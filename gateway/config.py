@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from typing import Any
-
 from node.config import Config, ConfigError, _build
 
 SECTION = "gateway"
@@ -75,7 +73,3 @@ def render_section(gw: GatewayConfig) -> str:
         lines.append(f"  # {comments.get(f.name, f.name.replace('_', ' '))}")
         lines.append(f"  {f.name}: {json.dumps(getattr(gw, f.name))}")
     return "\n".join(lines) + "\n"
-
-
-def as_dict(gw: GatewayConfig) -> dict[str, Any]:
-    return {f.name: getattr(gw, f.name) for f in fields(gw)}

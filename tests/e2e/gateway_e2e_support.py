@@ -125,6 +125,11 @@ def _configure(data_dir: str, database_url: str | None = None) -> None:
     with open(path) as fh:
         config = yaml.safe_load(fh)
     config["rate_limits"] = {**config.get("rate_limits", {}), "enabled": False}
+    fed = config.get("federation")
+    if isinstance(fed, dict) and isinstance(fed.get("listener"), dict):
+        # Two processes on one machine: never the default federation port for both.
+        fed["listener"] = {**fed["listener"], "bind_address": "127.0.0.1",
+                           "port": free_port()}
     if database_url:
         config["database_url"] = database_url
     with open(path, "w") as fh:
