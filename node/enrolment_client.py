@@ -208,8 +208,11 @@ async def _post_json(reactor: Any, url: str, body: dict, ca_file: str | None
     except EnrolmentClientError:
         raise
     except Exception as exc:  # noqa: BLE001 - connection refused, TLS failure, timeout
-        raise EnrolmentClientError(f"cannot reach the gateway at {url}: "
-                                   f"{_describe(exc)}") from None
+        why = _describe(exc)
+        if "certificate verify failed" in why:
+            why += (" (the gateway's certificate is not trusted: if the city runs its own "
+                    "CA, pass it with --ca-file)")
+        raise EnrolmentClientError(f"cannot reach the gateway at {url}: {why}") from None
     raw = b"".join(chunks)
     try:
         return resp.code, json.loads(raw)

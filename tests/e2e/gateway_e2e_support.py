@@ -44,6 +44,16 @@ def parta(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return res
 
 
+def _health(url: str, ca_file: str | None) -> bool:
+    if ca_file is None:
+        return http_request("GET", url, timeout=2.0)[0] == 200
+    import ssl
+    import urllib.request
+    ctx = ssl.create_default_context(cafile=ca_file)
+    with urllib.request.urlopen(url, timeout=2.0, context=ctx) as resp:  # noqa: S310
+        return resp.status == 200
+
+
 class Proc:
     """A ``parta <kind> run`` subprocess."""
 
@@ -58,8 +68,9 @@ class Proc:
             config = yaml.safe_load(fh)
         self.port = config["client_listener"]["port"]
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.health_url = self.base_url + "/health"
 
-    def start(self) -> "Proc":
+    def start(self, ca_file: str | None = None) -> "Proc":
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(parta_command() + [self.kind, "run", "-c",
                                                         self.config_path],
@@ -70,7 +81,7 @@ class Proc:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.kind} exited during start-up:\n{self.log_tail()}")
             try:
-                if http_request("GET", self.base_url + "/health", timeout=2.0)[0] == 200:
+                if _health(self.health_url, ca_file):
                     return self
             except OSError:
                 pass
