@@ -531,6 +531,13 @@ class RoomService:
     async def stripped_state(self, room_id: str, extra: Sequence[Event] = ()) -> list[dict]:
         """Stripped state events for an invite (plus ``extra``, e.g. the invite itself)."""
         room = await self.get_room(room_id)
+        hook = getattr(self, "out_of_band_stripped_state", None)
+        if hook is not None and CREATE not in room.state:
+            # A room known only through a remote invite/knock: the inviting server's
+            # room state (node.federation.membership.out_of_band).
+            found = await hook(room, list(extra))
+            if found is not None:
+                return found
         out = [strip_state_event(room.state[(t, "")]) for t in STRIPPED_TYPES
                if (t, "") in room.state]
         out.extend(strip_state_event(ev) for ev in extra)

@@ -1,11 +1,15 @@
 """Room membership endpoints (client-server API "Room membership").
 
-- ``POST /join/{roomIdOrAlias}`` (``via`` / deprecated ``server_name`` query: this node
-  only joins rooms it knows), ``POST /rooms/{roomId}/join`` (joining.yaml)
+- ``POST /join/{roomIdOrAlias}`` (``via`` / deprecated ``server_name`` query: the servers
+  to join a remote room through), ``POST /rooms/{roomId}/join`` (joining.yaml)
 - ``POST /rooms/{roomId}/invite`` (inviting.yaml)
 - ``POST /rooms/{roomId}/leave``, ``POST /rooms/{roomId}/forget`` (leaving.yaml)
 - ``POST /rooms/{roomId}/kick`` (kicking.yaml), ``/ban``, ``/unban`` (banning.yaml)
 - ``GET /joined_rooms`` (list_joined_rooms.yaml)
+
+With federation wired, ``service.federation_membership`` (node/federation/membership)
+takes joins (remote rooms and aliases), invites of remote users and leaves of rooms known
+only through a remote invite; without it everything stays local.
 """
 
 from __future__ import annotations
@@ -26,10 +30,17 @@ def register(router: Any, service: Any) -> None:
         if body.get("third_party_signed") is not None:
             raise MatrixError("Third-party invites are not supported by this server",
                               errcode="M_UNRECOGNIZED", http_status=400)
+        fed = getattr(service, "federation_membership", None)
+        if fed is not None:
+            via = list(req.args.get("via") or []) + list(req.args.get("server_name") or [])
+            room_id = await fed.join_room(req.user_id, room_id, via, reason)
+            return 200, {"room_id": room_id}
         await service.update_membership(req.user_id, room_id, req.user_id, "join", reason)
         return 200, {"room_id": room_id}
 
     async def join_by_id_or_alias(req: Any, roomIdOrAlias: str) -> tuple[int, dict]:
+        if getattr(service, "federation_membership", None) is not None:
+            return await _join(req, roomIdOrAlias)       # resolves remote aliases too
         room_id = await resolve_room_id_or_alias(service, roomIdOrAlias)
         return await _join(req, room_id)
 
@@ -39,12 +50,20 @@ def register(router: Any, service: Any) -> None:
     async def invite(req: Any, roomId: str) -> tuple[int, dict]:
         body = req.json()
         target = required_str(body, "user_id")
+        fed = getattr(service, "federation_membership", None)
+        if fed is not None:
+            await fed.invite_user(req.user_id, roomId, target, optional_str(body, "reason"))
+            return 200, {}
         await service.update_membership(req.user_id, roomId, target, "invite",
                                         optional_str(body, "reason"))
         return 200, {}
 
     async def leave(req: Any, roomId: str) -> tuple[int, dict]:
         body = req.json(allow_empty=True)
+        fed = getattr(service, "federation_membership", None)
+        if fed is not None:
+            await fed.leave_room(req.user_id, roomId, optional_str(body, "reason"))
+            return 200, {}
         await service.update_membership(req.user_id, roomId, req.user_id, "leave",
                                         optional_str(body, "reason"))
         return 200, {}

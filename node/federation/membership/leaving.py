@@ -1,0 +1,84 @@
+"""This server leaving a room it is not in: rejecting a remote invite, retracting a knock.
+
+Spec: server-server API "Leaving Rooms (Rejecting Invites)": "Remote invites/knocks from
+other homeservers do not involve the server in the graph and therefore need another
+approach": make_leave against a resident ("the resident server may be the server which
+sent the invite"), sign the template, send_leave (v2).  In a room where one of our users
+is joined, leaving is a normal event (``RoomService.update_membership``) that the
+outbound sender delivers.
+
+When no resident can be reached, the invite is still rejected locally (a leave event
+stored out of band) so the user is not stuck with it; the inviting server is not told.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from federation.errors import MatrixError
+from federation.events.builder import build_event
+from federation.room_versions import KNOWN_ROOM_VERSIONS
+
+from .common import MEMBER, check_template
+from .out_of_band import store_out_of_band
+
+log = logging.getLogger("parta.federation.membership")
+
+MAKE_LEAVE = "/_matrix/federation/v1/make_leave/{}/{}"
+SEND_LEAVE = "/_matrix/federation/v2/send_leave/{}/{}"
+
+
+async def leave_via(ms: Any, server: str, user_id: str, room_id: str,
+                    reason: str | None) -> Any:
+    from .remote_calls import call
+    resp = await call(ms.client, server, "GET", MAKE_LEAVE, room_id, user_id)
+    rv = KNOWN_ROOM_VERSIONS.get(resp.get("room_version", "1"))
+    if rv is None:
+        raise MatrixError("Unsupported room version", errcode="M_UNSUPPORTED_ROOM_VERSION",
+                          http_status=400)
+    try:
+        tmpl = check_template(resp, room_id, user_id, "leave")
+    except MatrixError as exc:
+        raise MatrixError(f"{server}: {exc.message}", errcode="M_UNKNOWN",
+                          http_status=502) from None
+    content = dict(tmpl["content"])
+    if reason:
+        content["reason"] = reason
+    ev = build_event(rv, server_name=ms.server_name, signing_key=ms.signing_key,
+                     type=MEMBER, sender=user_id, content=content, room_id=room_id,
+                     prev_events=list(tmpl["prev_events"]),
+                     auth_events=list(tmpl["auth_events"]), depth=tmpl["depth"],
+                     origin_server_ts=ms.clock.time_ms(), state_key=user_id)
+    await call(ms.client, server, "PUT", SEND_LEAVE, room_id, ev.event_id,
+               body=dict(ev.pdu))
+    return ev
+
+
+async def leave_out_of_band(ms: Any, user_id: str, room_id: str, current: Any,
+                            candidates: list[str], reason: str | None) -> None:
+    """Reject the invite (or retract the knock) ``current`` of ``user_id``."""
+    for server in candidates:
+        try:
+            ev = await leave_via(ms, server, user_id, room_id, reason)
+        except MatrixError as exc:
+            log.info("event=remote_leave_attempt_failed room_id=%s via=%s error=%s %s",
+                     room_id, server, exc.errcode, exc.message)
+            continue
+        ms.sender.skip_event(ev.event_id)
+        await store_out_of_band(ms, ev, origin=server, record=False)
+        return
+    # Nobody reachable: reject locally only.
+    rv = current.room_version
+    content: dict = {"membership": "leave"}
+    if reason:
+        content["reason"] = reason
+    ev = build_event(rv, server_name=ms.server_name, signing_key=ms.signing_key,
+                     type=MEMBER, sender=user_id, content=content, room_id=room_id,
+                     prev_events=[current.event_id], auth_events=[current.event_id],
+                     depth=current.depth + 1, origin_server_ts=ms.clock.time_ms(),
+                     state_key=user_id)
+    ms.sender.skip_event(ev.event_id)
+    log.warning("event=remote_leave_local_only room_id=%s user_id=%s tried=%s", room_id,
+                user_id, ",".join(candidates) or "-")
+    await store_out_of_band(ms, ev, origin=ms.server_name, record=False)

@@ -1,0 +1,150 @@
+"""``MembershipService``: the membership handshakes in both roles, and the client-API
+operations that need them.
+
+Resident side (federation endpoints, ``wiring.register``): ``on_make_join``,
+``on_send_join``, ``on_invite``, ``on_make_leave``, ``on_send_leave``.
+
+Client side (``node/rooms/api/membership.py`` calls these when federation is on):
+``join_room`` (a room we are in: a normal join; otherwise the remote handshake,
+``joining.py``), ``invite_user`` (a remote invitee: ``remote_invite.py``), ``leave_room``
+(a room we are in: a normal leave; an out-of-band invite/knock: ``leaving.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from federation.errors import InvalidParam, NotFound
+
+from node.rooms import store as rooms_store
+
+from . import joining, leaving, make_join, make_leave, remote_invite, send_join, send_leave
+from . import invite as invite_endpoint
+from .common import MEMBER, domain_of, local_members_joined
+from .out_of_band import remote_invite_for
+
+log = logging.getLogger("parta.federation.membership")
+
+
+class MembershipService:
+    def __init__(self, *, rooms: Any, accounts: Any, sender: Any, client: Any, keyring: Any,
+                 ingest: Any, state_store: Any, policy: Any, db: Any, clock: Any,
+                 server_name: str, signing_key: Any) -> None:
+        self.rooms = rooms
+        self.accounts = accounts
+        self.sender = sender
+        self.client = client
+        self.keyring = keyring
+        self._ingest = ingest
+        self.state_store = state_store
+        self.policy = policy
+        self.db = db
+        self.clock = clock
+        self.server_name = server_name
+        self._signing_key = signing_key
+
+    @property
+    def ingest(self) -> Any:
+        """The inbound pipeline (may be given as a callable: built after this service)."""
+        i = self._ingest
+        return i() if callable(i) and not hasattr(i, "receive_pdus") else i
+
+    @property
+    def signing_key(self) -> Any:
+        k = self._signing_key
+        return k() if callable(k) else k
+
+    # --- resident side --------------------------------------------------------------------
+    async def on_make_join(self, origin: str, room_id: str, user_id: str,
+                           versions: Sequence[str]) -> dict:
+        return await make_join.make_join(self, origin, room_id, user_id, versions)
+
+    async def on_send_join(self, origin: str, room_id: str, event_id: str, body: Any) -> dict:
+        return await send_join.send_join(self, origin, room_id, event_id, body)
+
+    async def on_invite(self, origin: str, room_id: str, event_id: str, body: Any) -> dict:
+        return await invite_endpoint.invite(self, origin, room_id, event_id, body)
+
+    async def on_make_leave(self, origin: str, room_id: str, user_id: str) -> dict:
+        return await make_leave.make_leave(self, origin, room_id, user_id)
+
+    async def on_send_leave(self, origin: str, room_id: str, event_id: str, body: Any
+                            ) -> dict:
+        return await send_leave.send_leave(self, origin, room_id, event_id, body)
+
+    # --- client side ----------------------------------------------------------------------
+    async def _room_or_none(self, room_id: str) -> Any:
+        try:
+            return await self.rooms.get_room(room_id)
+        except NotFound:
+            return None
+
+    def _participating(self, room: Any) -> bool:
+        return room is not None and ("m.room.create", "") in room.state and \
+            local_members_joined(room, self.server_name)
+
+    async def join_room(self, user_id: str, room_id_or_alias: str,
+                        via: Sequence[str] = (), reason: str | None = None) -> str:
+        """``POST /join/{roomIdOrAlias}`` and ``/rooms/{roomId}/join``."""
+        alias_servers: list[str] = []
+        if room_id_or_alias.startswith("#"):
+            if domain_of(room_id_or_alias) == self.server_name:
+                room_id = await self.db.run(rooms_store.alias_room_id, room_id_or_alias)
+                if room_id is None:
+                    raise NotFound(f"Room alias {room_id_or_alias} not found")
+            else:
+                room_id, alias_servers = await joining.resolve_remote_alias(
+                    self, room_id_or_alias)
+        elif room_id_or_alias.startswith("!"):
+            room_id = room_id_or_alias
+        else:
+            raise InvalidParam(f"{room_id_or_alias!r} is neither a room ID nor a room alias")
+        room = await self._room_or_none(room_id)
+        # A room we are in, or one of ours nobody else is in: a normal join.
+        if room is not None and ("m.room.create", "") in room.state and (
+                self._participating(room) or
+                not any(domain_of(u) != self.server_name for u in room.joined)):
+            await self.rooms.update_membership(user_id, room_id, user_id, "join", reason)
+            return room_id
+        inviter: list[str] = []
+        row = await remote_invite_for(self.db, room_id, user_id)
+        if row is not None:
+            inviter.append(row["origin"])
+        known = sorted({domain_of(u) for u in room.joined}) if room is not None else []
+        room_server = [domain_of(room_id)] if ":" in room_id else []
+        candidates = joining.ordered_candidates(self.server_name, self.policy, via,
+                                                alias_servers, inviter, room_server, known)
+        content: dict = {}
+        if self.accounts is not None:
+            from node.rooms.create_ops import member_profile
+            content.update(await member_profile(self.rooms, user_id))
+        if reason:
+            content["reason"] = reason
+        return await joining.join_remote(self, user_id, room_id, candidates, content)
+
+    async def invite_user(self, sender: str, room_id: str, target: str,
+                          reason: str | None = None) -> None:
+        """``POST /rooms/{roomId}/invite``."""
+        if domain_of(target) == self.server_name:
+            await self.rooms.update_membership(sender, room_id, target, "invite", reason)
+            return
+        await remote_invite.invite_remote(self, sender, room_id, target, reason)
+
+    async def leave_room(self, user_id: str, room_id: str, reason: str | None = None) -> None:
+        """``POST /rooms/{roomId}/leave``."""
+        room = await self._room_or_none(room_id)
+        if room is None:
+            await self.rooms.update_membership(user_id, room_id, user_id, "leave", reason)
+            return
+        current = room.state.get((MEMBER, user_id))
+        membership = current.content.get("membership") if current is not None else None
+        if ("m.room.create", "") in room.state or membership not in ("invite", "knock"):
+            await self.rooms.update_membership(user_id, room_id, user_id, "leave", reason)
+            return
+        row = await remote_invite_for(self.db, room_id, user_id)
+        candidates = joining.ordered_candidates(
+            self.server_name, self.policy,
+            [row["origin"]] if row else [], [domain_of(current.sender)],
+            [domain_of(room_id)] if ":" in room_id else [])
+        await leaving.leave_out_of_band(self, user_id, room_id, current, candidates, reason)

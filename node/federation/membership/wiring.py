@@ -1,0 +1,66 @@
+"""Composition of the membership handshakes:
+``wire(fctx, *, rooms, accounts, sender) -> MembershipService``.
+
+Registers the resident-side endpoints on the federation listener (X-Matrix
+authenticated, server policy applied: ``fctx.routes``) and hooks the service into the
+rooms area (``rooms.federation_membership``: the client membership endpoints use it for
+remote joins, invites and leaves; ``rooms.out_of_band_stripped_state``: invites to rooms
+we are not in show the inviting server's room state in ``/sync``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .out_of_band import stripped_state_for
+from .service import MembershipService
+
+FED_V1 = "/_matrix/federation/v1"
+FED_V2 = "/_matrix/federation/v2"
+
+
+def register(routes: Any, ms: MembershipService) -> None:
+    async def make_join(req: Any, origin: str, roomId: str, userId: str) -> tuple[int, dict]:
+        return 200, await ms.on_make_join(origin, roomId, userId, req.args.get("ver") or [])
+
+    async def send_join(req: Any, origin: str, roomId: str, eventId: str
+                        ) -> tuple[int, dict]:
+        return 200, await ms.on_send_join(origin, roomId, eventId, req.json())
+
+    async def invite(req: Any, origin: str, roomId: str, eventId: str) -> tuple[int, dict]:
+        return 200, await ms.on_invite(origin, roomId, eventId, req.json())
+
+    async def make_leave(req: Any, origin: str, roomId: str, userId: str
+                         ) -> tuple[int, dict]:
+        return 200, await ms.on_make_leave(origin, roomId, userId)
+
+    async def send_leave(req: Any, origin: str, roomId: str, eventId: str
+                         ) -> tuple[int, dict]:
+        return 200, await ms.on_send_leave(origin, roomId, eventId, req.json())
+
+    routes.add("GET", FED_V1 + "/make_join/{roomId}/{userId}", make_join)
+    routes.add("PUT", FED_V2 + "/send_join/{roomId}/{eventId}", send_join)
+    routes.add("PUT", FED_V2 + "/invite/{roomId}/{eventId}", invite)
+    routes.add("GET", FED_V1 + "/make_leave/{roomId}/{userId}", make_leave)
+    routes.add("PUT", FED_V2 + "/send_leave/{roomId}/{eventId}", send_leave)
+
+
+def attach(ms: MembershipService, rooms: Any) -> None:
+    rooms.federation_membership = ms
+
+    async def out_of_band_stripped_state(room: Any, extra: Any) -> Any:
+        return await stripped_state_for(ms.db, room, extra)
+    rooms.out_of_band_stripped_state = out_of_band_stripped_state
+
+
+def wire(fctx: Any, *, rooms: Any, accounts: Any = None, sender: Any = None
+         ) -> MembershipService:
+    ctx = fctx.ctx
+    ms = MembershipService(rooms=rooms, accounts=accounts, sender=sender, client=fctx.client,
+                           keyring=fctx.keyring, ingest=lambda: fctx.ingest,
+                           state_store=fctx.state_store, policy=fctx.policy, db=ctx.db,
+                           clock=ctx.clock, server_name=ctx.server_name,
+                           signing_key=lambda: fctx.signing_key)
+    register(fctx.routes, ms)
+    attach(ms, rooms)
+    return ms
