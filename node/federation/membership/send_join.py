@@ -23,6 +23,12 @@ async def send_join(ms: Any, origin: str, room_id: str, event_id: str, body: Any
     state_evs = await ms.rooms.get_events(list(state_ids.values()))
     state = [dict(state_evs[i].pdu) for i in state_ids.values() if i in state_evs]
     chain = await auth_chain_pdus(ms.rooms, [ev.event_id, *state_evs])
+    create = room.state.get(("m.room.create", ""))
+    if create is not None and room.room_version.event_format.room_id_is_create_event_hash \
+            and all(p.get("type") != "m.room.create" for p in chain):
+        # v12: the create event is in no event's auth_events, yet every auth check of
+        # the room starts from it.
+        chain.insert(0, dict(create.pdu))
     servers = {domain_of(k[1]) for k, eid in state_ids.items()
                if k[0] == "m.room.member" and eid in state_evs
                and state_evs[eid].content.get("membership") == "join"}

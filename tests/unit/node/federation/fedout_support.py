@@ -133,3 +133,195 @@ def fired(d):
     if isinstance(d, defer.Deferred):
         d.addBoth(lambda r: (out.append(r), r)[1])
     return out[0] if out else None
+
+
+# --- two in-process servers -------------------------------------------------------------
+
+class FakeKeyring:
+    """Knows every test server's key (no fetching)."""
+
+    def __init__(self, keys: dict) -> None:
+        self.keys = keys            # server -> SigningKey
+
+    async def ensure_event_keys(self, pdus):
+        return None
+
+    def event_key_lookup(self, pdu):
+        def lookup(server, key_id):
+            k = self.keys.get(server)
+            return k.verify_key if k is not None and k.key_id == key_id else None
+        return lookup
+
+
+class LinearIngest:
+    """A small stand-in for FED-CORE's inbound pipeline (linear rooms only): enough to
+    drive the membership handshakes between two in-process servers."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+
+    async def receive_pdus(self, origin, pdus):
+        from federation.auth.rules import check_auth
+        from federation.events.checks import check_received_event
+        from federation.errors import MatrixError, NotFound
+        from federation.events.model import Event
+        rooms = self.node.rooms
+        out = {}
+        for pdu in pdus:
+            try:
+                room = await rooms.get_room(pdu["room_id"])
+            except NotFound:
+                out[pdu.get("event_id", "?")] = {"error": "unknown room"}
+                continue
+            try:
+                ev = check_received_event(pdu, room.room_version,
+                                          self.node.keyring.event_key_lookup(pdu))
+                if await rooms.get_event(ev.event_id) is not None:
+                    out[ev.event_id] = {}
+                    continue
+                auth = dict(await rooms.get_events(ev.auth_event_ids))
+                create = room.state[("m.room.create", "")]
+                auth[create.event_id] = create
+                async with room.lock:
+                    check_auth(ev, room.state, auth_events=auth)
+                    d = rooms._commit_locally(room, ev)
+                await d
+                out[ev.event_id] = {}
+            except MatrixError as exc:
+                import logging
+                logging.getLogger("test.ingest").warning("refused: %s", exc.message)
+                out[Event(dict(pdu), room.room_version).event_id] = {"error": exc.message}
+        return out
+
+    async def persist_joined_room(self, *, room_version, join_event, state, auth_chain,
+                                  origin):
+        from federation.events.model import Event
+        from node.rooms.state_cache import RoomState
+        rooms = self.node.rooms
+        rv = room_version
+        evs = {}
+        for pdu in list(auth_chain) + list(state):
+            ev = Event(dict(pdu), rv)
+            evs[ev.event_id] = ev
+        join = Event(dict(join_event), rv)
+        create = next(e for e in evs.values() if e.type == "m.room.create")
+        room = RoomState(join.room_id, rv, creator=create.sender)
+        known = await rooms.get_events(list(evs))
+        from node.rooms import store
+        first = await rooms.db.run(store.load_room, join.room_id) is None
+        pending = []
+        for ev in sorted(evs.values(), key=lambda e: e.depth):
+            if ev.event_id in known:
+                continue
+            ev.internal["outlier"] = True
+            if first:
+                ev.internal["new_room"] = {"room_id": join.room_id,
+                                           "room_version": rv.identifier,
+                                           "creator": create.sender, "is_public": False,
+                                           "room_type": None, "created_ts": 0}
+                first = False
+            pending.append(rooms.persister.enqueue(ev))
+        for d in pending:
+            await d
+        for pdu in state:
+            room.set_state_event(Event(dict(pdu), rv))
+        room.extremities = list(join.prev_event_ids)
+        room.depth = join.depth - 1
+        if first:
+            join.internal["new_room"] = {"room_id": join.room_id,
+                                         "room_version": rv.identifier,
+                                         "creator": create.sender, "is_public": False,
+                                         "room_type": None, "created_ts": 0}
+        rooms._rooms[join.room_id] = room
+        async with room.lock:
+            d = rooms._commit_locally(room, join)
+        await d
+        return join
+
+
+class FedNode:
+    """One server: rooms, outbound sender and membership service on its own database;
+    ``network`` routes federation requests between nodes in-process."""
+
+    def __init__(self, server: str, key: SigningKey, network: dict, reactor_clock,
+                 users=("alice", "bob")) -> None:
+        from node.federation.membership.service import MembershipService
+        from node.federation.membership.wiring import attach as attach_membership
+        from node.federation.outbound.wiring import attach, build_sender
+        self.server = server
+        self.key = key
+        self.network = network
+        network[server] = self
+        self.reactor, self.clock = reactor_clock
+        self.db = InlineDB()
+        accounts = FakeAccounts(())
+        accounts.profiles = {f"@{u}:{server}": {"displayname": u.capitalize()}
+                             for u in users}
+        self.accounts = accounts
+        self.rooms = make_rooms(server, self.db, self.clock, key, accounts=accounts)
+        self.client = FakeClient()
+        self.client.responder = self._route
+        self.policy = Policy()
+        self.keyring = FakeKeyring({})
+        self.sender = build_sender(db=self.db, clock=self.clock, client=self.client,
+                                   server_name=server, rooms=self.rooms, policy=self.policy,
+                                   random=lambda: 0.5)
+        attach(self.sender, rooms=self.rooms)
+        self.ingest = LinearIngest(self)
+        self.ms = MembershipService(
+            rooms=self.rooms, accounts=accounts, sender=self.sender, client=self.client,
+            keyring=self.keyring, ingest=self.ingest, state_store=self.rooms.state_store,
+            policy=self.policy, db=self.db, clock=self.clock, server_name=server,
+            signing_key=key)
+        attach_membership(self.ms, self.rooms)
+        result_of(self.sender.start())
+
+    def uid(self, name: str) -> str:
+        return f"@{name}:{self.server}"
+
+    async def _route(self, dest, method, path, body, query):
+        """Deliver a request from this node to ``dest`` (another FedNode)."""
+        from urllib.parse import unquote
+        from federation.errors import MatrixError
+        target = self.network.get(dest)
+        if target is None:
+            from federation.transport.errors import DestinationUnreachable
+            raise DestinationUnreachable(dest, "no such server")
+        parts = [unquote(p) for p in path.split("/")]
+        ms = target.ms
+        origin = self.server
+        try:
+            if "/make_join/" in path:
+                return 200, await ms.on_make_join(origin, parts[-2], parts[-1],
+                                                  (query or {}).get("ver", []))
+            if "/send_join/" in path:
+                return 200, await ms.on_send_join(origin, parts[-2], parts[-1], body)
+            if "/invite/" in path:
+                return 200, await ms.on_invite(origin, parts[-2], parts[-1], body)
+            if "/make_leave/" in path:
+                return 200, await ms.on_make_leave(origin, parts[-2], parts[-1])
+            if "/send_leave/" in path:
+                return 200, await ms.on_send_leave(origin, parts[-2], parts[-1], body)
+            if "/send/" in path:
+                res = await target.ingest.receive_pdus(origin, body["pdus"])
+                target.received_edus.extend(body.get("edus", []))
+                return 200, {"pdus": res}
+            if "/query/directory" in path:
+                from node.rooms import store
+                rid = await target.db.run(store.alias_room_id, query["room_alias"])
+                if rid is None:
+                    return 404, {"errcode": "M_NOT_FOUND", "error": "no alias"}
+                return 200, {"room_id": rid, "servers": [dest]}
+        except MatrixError as exc:
+            return exc.http_status, exc.to_json()
+        return 404, {"errcode": "M_UNRECOGNIZED", "error": path}
+
+    received_edus: list = []
+
+
+def link(*nodes) -> None:
+    """Every node trusts every other node's key."""
+    keys = {n.server: n.key for n in nodes}
+    for n in nodes:
+        n.keyring.keys.update(keys)
+        n.received_edus = []
