@@ -146,6 +146,7 @@ class FakeServer:
 
     def __init__(self, ca: TestCA, workdir: str) -> None:
         os.makedirs(workdir, exist_ok=True)
+        self.workdir = workdir
         self.ca = ca
         self.port = free_port()
         self.server_name = f"localhost:{self.port}"
