@@ -145,6 +145,10 @@ class MediaService:
         return info
 
     async def download(self, server_name: str, media_id: str) -> tuple[MediaInfo, bytes]:
+        remote = getattr(self, "remote_media", None)    # set when federating
+        if remote is not None and server_name != self.server_name and \
+                is_valid_server_name(server_name) and is_valid_media_id(media_id):
+            return await remote.download(server_name, media_id)
         info = await self.get_local_media(server_name, media_id)
         data = await self.offload(self.store.get, info.sha256)
         if data is None:

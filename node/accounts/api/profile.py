@@ -1,7 +1,8 @@
 """Profiles (client-server "Profiles", profile.yaml).
 
 ``GET /profile/{userId}``, ``GET/PUT/DELETE /profile/{userId}/{keyName}``.  Rules:
-(1) only local users have profiles here (others: 404 until federation); (2) a user changes only
+(1) only local users have profiles here (others: asked over federation when
+``accounts.remote_profiles`` is set, node/federation/remote/profile.py); (2) a user changes only
 their own profile (403 ``M_FORBIDDEN``); (3) the PUT body must contain ``keyName``
 (``M_MISSING_PARAM``); field rules live in ``profile_rules``; (4) a change is announced to the
 profile listeners (rooms update the user's member events).
@@ -20,6 +21,9 @@ from ._common import CLIENT_V3
 
 def register(router: Any, accounts: Any) -> None:
     async def _profile(user_id: str) -> dict:
+        remote = getattr(accounts, "remote_profiles", None)     # set when federating
+        if remote is not None and remote.is_remote(user_id):
+            return await remote.get_profile(user_id)
         profile = await accounts.get_profile_or_none(user_id)                   # rule 1
         if profile is None:
             raise NotFound("Profile not found")

@@ -63,4 +63,22 @@ def wire(fctx: Any, *, rooms: Any, accounts: Any = None, sender: Any = None
                            signing_key=lambda: fctx.signing_key)
     register(fctx.routes, ms)
     attach(ms, rooms)
+    attach_remote(fctx, accounts=accounts or getattr(fctx, "accounts", None),
+                  media=getattr(fctx, "media", None))
     return ms
+
+
+def attach_remote(fctx: Any, *, accounts: Any, media: Any) -> None:
+    """Remote profile look-ups and remote media downloads for the client API."""
+    from node.federation.remote.media import RemoteMedia
+    from node.federation.remote.profile import RemoteProfiles
+    ctx = fctx.ctx
+    if accounts is not None:
+        accounts.remote_profiles = RemoteProfiles(client=fctx.client, clock=ctx.clock,
+                                                  server_name=ctx.server_name,
+                                                  policy=fctx.policy)
+    if media is not None:
+        max_bytes = getattr(getattr(ctx.config, "media", None), "max_upload_bytes", None)
+        media.remote_media = RemoteMedia(client=fctx.client, clock=ctx.clock,
+                                         server_name=ctx.server_name, policy=fctx.policy,
+                                         max_bytes=max_bytes or 50 * 1024 * 1024)

@@ -1,0 +1,1 @@
+"""Client-API features that ask other servers (FED-OUT): remote profiles, remote media."""

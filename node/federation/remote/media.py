@@ -1,0 +1,190 @@
+"""Media of other servers for the client API (``GET /_matrix/client/v1/media/download/
+{serverName}/{mediaId}``).
+
+Spec: server-server API "Content Repository": servers "MUST download the media from
+ServerName" with ``GET /_matrix/federation/v1/media/download/{mediaId}``
+(``content_repository.yaml``): a ``multipart/mixed`` answer with exactly two parts, a JSON
+metadata object and the bytes with their ``Content-Type`` / ``Content-Disposition`` (or a
+``Location`` redirect, which this server does not follow: 502); "servers MUST try the
+endpoints described below before falling back to the deprecated ``/_matrix/media/*``
+endpoints when they receive a 404 M_UNRECOGNIZED error. When falling back, servers MUST be
+sure to set ``allow_remote`` to false".
+
+Downloads are bounded (``max_bytes``) and the most recent ones are kept in memory
+(bounded total size), so a file shared into a room is fetched once by the whole school.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from federation.errors import MatrixError, NotFound
+from federation.transport.client import encode_path
+from federation.transport.errors import FederationRequestError
+
+FED_DOWNLOAD = "/_matrix/federation/v1/media/download/{}"
+LEGACY_DOWNLOAD = "/_matrix/media/v3/download/{}/{}"
+_FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RemoteMediaInfo:
+    """The fields of ``node.media.service.MediaInfo`` the download endpoint uses."""
+
+    media_id: str
+    user_id: str
+    content_type: str
+    upload_name: str | None
+    size: int
+    sha256: str
+    created_ts: int
+
+
+def _boundary(content_type: str) -> bytes | None:
+    m = re.search(r'boundary="?([^";]+)"?', content_type or "", re.IGNORECASE)
+    return m.group(1).encode("latin-1") if m else None
+
+
+def parse_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str], bytes]]:
+    """The parts of a ``multipart/mixed`` body: (lower-cased headers, content)."""
+    boundary = _boundary(content_type)
+    if boundary is None:
+        raise ValueError("multipart response without a boundary")
+    delim = b"--" + boundary
+    parts = []
+    chunks = body.split(delim)
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):
+            break                      # the closing delimiter
+        if chunk.startswith(b"\r\n"):
+            chunk = chunk[2:]
+        head, sep, content = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            if chunk.startswith(b"\r\n"):      # no headers at all
+                head, content = b"", chunk[2:]
+            else:
+                raise ValueError("multipart part without a header block")
+        if content.endswith(b"\r\n"):
+            content = content[:-2]
+        headers = {}
+        for line in head.split(b"\r\n"):
+            name, colon, value = line.partition(b":")
+            if colon:
+                headers[name.decode("latin-1").strip().lower()] = \
+                    value.decode("latin-1").strip()
+        parts.append((headers, content))
+    return parts
+
+
+def _filename(disposition: str | None) -> str | None:
+    if not disposition:
+        return None
+    m = _FILENAME.search(disposition)
+    if not m:
+        return None
+    from urllib.parse import unquote
+    return unquote(m.group(1))
+
+
+class RemoteMedia:
+    def __init__(self, *, client: Any, clock: Any, server_name: str, policy: Any = None,
+                 max_bytes: int = 50 * 1024 * 1024, cache_bytes: int = 32 * 1024 * 1024,
+                 timeout: float = 60.0) -> None:
+        self.client = client
+        self.clock = clock
+        self.server_name = server_name
+        self.policy = policy
+        self.max_bytes = max_bytes
+        self.cache_bytes = cache_bytes
+        self.timeout = timeout
+        self._cache: OrderedDict[tuple[str, str], tuple[RemoteMediaInfo, bytes]] = \
+            OrderedDict()
+        self._cached_size = 0
+
+    async def download(self, server_name: str, media_id: str) -> tuple[RemoteMediaInfo, bytes]:
+        key = (server_name, media_id)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        if self.policy is not None and not self.policy.allow_outbound(server_name):
+            raise NotFound("Media not found")
+        try:
+            raw = await self.client.get_raw(server_name, encode_path(FED_DOWNLOAD, media_id),
+                                            timeout=self.timeout, max_bytes=self.max_bytes)
+            if raw.status == 404 and self._errcode(raw.body) == "M_UNRECOGNIZED":
+                raw = await self.client.get_raw(
+                    server_name, encode_path(LEGACY_DOWNLOAD, server_name, media_id),
+                    query={"allow_remote": "false"}, timeout=self.timeout,
+                    max_bytes=self.max_bytes)
+                return self._remember(key, self._plain(server_name, media_id, raw))
+        except FederationRequestError as exc:
+            raise MatrixError(f"Could not fetch the media from {server_name}: "
+                              f"{exc.message}", errcode="M_UNKNOWN", http_status=502) from None
+        return self._remember(key, self._multipart(server_name, media_id, raw))
+
+    @staticmethod
+    def _errcode(body: bytes) -> str | None:
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        return value.get("errcode") if isinstance(value, dict) else None
+
+    def _check_status(self, server_name: str, raw: Any) -> None:
+        if raw.status == 404:
+            raise NotFound("Media not found")
+        if raw.status == 413:
+            raise MatrixError("The media is too large", errcode="M_TOO_LARGE",
+                              http_status=502)
+        if raw.status != 200:
+            raise MatrixError(f"{server_name} answered HTTP {raw.status} for the media",
+                              errcode="M_UNKNOWN", http_status=502)
+
+    def _info(self, server_name: str, media_id: str, content_type: str | None,
+              disposition: str | None, data: bytes) -> RemoteMediaInfo:
+        return RemoteMediaInfo(media_id=media_id, user_id="", upload_name=_filename(disposition),
+                               content_type=content_type or "application/octet-stream",
+                               size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                               created_ts=self.clock.time_ms())
+
+    def _multipart(self, server_name: str, media_id: str, raw: Any
+                   ) -> tuple[RemoteMediaInfo, bytes]:
+        self._check_status(server_name, raw)
+        try:
+            parts = parse_multipart(raw.body, raw.header("content-type") or "")
+        except ValueError as exc:
+            raise MatrixError(f"{server_name} sent an unreadable media response: {exc}",
+                              errcode="M_UNKNOWN", http_status=502) from None
+        if len(parts) != 2:
+            raise MatrixError(f"{server_name} sent {len(parts)} parts instead of 2",
+                              errcode="M_UNKNOWN", http_status=502)
+        headers, data = parts[1]
+        if "location" in headers:
+            raise MatrixError(f"{server_name} redirects media downloads, which this server "
+                              "does not follow", errcode="M_UNKNOWN", http_status=502)
+        return self._info(server_name, media_id, headers.get("content-type"),
+                          headers.get("content-disposition"), data), data
+
+    def _plain(self, server_name: str, media_id: str, raw: Any
+               ) -> tuple[RemoteMediaInfo, bytes]:
+        self._check_status(server_name, raw)
+        return self._info(server_name, media_id, raw.header("content-type"),
+                          raw.header("content-disposition"), raw.body), raw.body
+
+    def _remember(self, key: tuple[str, str], entry: tuple[RemoteMediaInfo, bytes]
+                  ) -> tuple[RemoteMediaInfo, bytes]:
+        size = len(entry[1])
+        if size <= self.cache_bytes // 4:
+            self._cache[key] = entry
+            self._cached_size += size
+            while self._cached_size > self.cache_bytes and self._cache:
+                _, (_, old) = self._cache.popitem(last=False)
+                self._cached_size -= len(old)
+        return entry
