@@ -113,14 +113,10 @@ async def join_via(ms: Any, server: str, user_id: str, room_id: str,
 
 async def persist_joined(ms: Any, rv: Any, join_pdu: dict, state: list, chain: list,
                          origin: str) -> None:
-    """Hand the send_join answer to the inbound side.  A room we knew only through an
-    out-of-band invite/knock is dropped from memory first (its stored state is replaced)."""
-    room_id = join_pdu.get("room_id")
-    cached = ms.rooms._rooms.get(room_id)
-    if cached is not None and ("m.room.create", "") not in cached.state:
-        ms.rooms._rooms.pop(room_id, None)
-    await ms.ingest.persist_joined_room(room_version=rv, join_event=join_pdu,
-                                        state=state, auth_chain=chain, origin=origin)
+    """Hand the send_join answer to the inbound side (``Ingest.persist_joined_room``: the
+    state and auth chain as outliers, then the join with that state before it; a room we
+    knew only through an out-of-band invite/knock gets its state replaced)."""
+    await ms.ingest.persist_joined_room(rv, join_pdu, state, chain, origin)
 
 
 async def join_remote(ms: Any, user_id: str, room_id: str, candidates: list[str],

@@ -77,6 +77,15 @@ class FakeClient:
             return await self.responder(destination, method, path, json_body, query)
         return self.status, {"pdus": {}}
 
+    async def request_ok(self, destination, method, path, json_body=None, query=None,
+                         timeout=None):
+        from federation.transport.errors import RemoteError
+        status, body = await self.request(destination, method, path, json_body, query,
+                                          timeout)
+        if not 200 <= status < 300:
+            raise RemoteError(destination, status, body)
+        return body
+
     def transactions(self, destination: str) -> list[tuple[str, dict]]:
         """(txn_id, body) of every /send request that reached ``destination``'s network."""
         out = []
@@ -193,7 +202,7 @@ class LinearIngest:
                 out[Event(dict(pdu), room.room_version).event_id] = {"error": exc.message}
         return out
 
-    async def persist_joined_room(self, *, room_version, join_event, state, auth_chain,
+    async def persist_joined_room(self, room_version, join_event, state, auth_chain,
                                   origin):
         from federation.events.model import Event
         from node.rooms.state_cache import RoomState
@@ -267,7 +276,13 @@ class FedNode:
                                    server_name=server, rooms=self.rooms, policy=self.policy,
                                    random=lambda: 0.5)
         attach(self.sender, rooms=self.rooms)
-        self.ingest = LinearIngest(self)
+        if os.environ.get("FEDOUT_LINEAR_INGEST"):
+            self.ingest = LinearIngest(self)
+        else:       # the real inbound pipeline (node/federation/ingest.py)
+            from node.federation.ingest import Ingest
+            self.ingest = Ingest(rooms=self.rooms, state_store=self.rooms.state_store,
+                                 keyring=self.keyring, client=self.client,
+                                 policy=self.policy, server_name=server)
         self.ms = MembershipService(
             rooms=self.rooms, accounts=accounts, sender=self.sender, client=self.client,
             keyring=self.keyring, ingest=self.ingest, state_store=self.rooms.state_store,
