@@ -19,7 +19,8 @@ from federation.errors import InvalidParam, NotFound
 
 from node.rooms import store as rooms_store
 
-from . import joining, leaving, make_join, make_leave, remote_invite, send_join, send_leave
+from . import (joining, knock, leaving, make_join, make_leave, remote_invite, send_join,
+               send_leave)
 from . import invite as invite_endpoint
 from .common import MEMBER, domain_of, local_members_joined
 from .out_of_band import remote_invite_for
@@ -73,6 +74,14 @@ class MembershipService:
                             ) -> dict:
         return await send_leave.send_leave(self, origin, room_id, event_id, body)
 
+    async def on_make_knock(self, origin: str, room_id: str, user_id: str,
+                            versions: Sequence[str]) -> dict:
+        return await knock.make_knock(self, origin, room_id, user_id, versions)
+
+    async def on_send_knock(self, origin: str, room_id: str, event_id: str, body: Any
+                            ) -> dict:
+        return await knock.send_knock(self, origin, room_id, event_id, body)
+
     # --- client side ----------------------------------------------------------------------
     async def _room_or_none(self, room_id: str) -> Any:
         try:
@@ -84,22 +93,23 @@ class MembershipService:
         return room is not None and ("m.room.create", "") in room.state and \
             local_members_joined(room, self.server_name)
 
-    async def join_room(self, user_id: str, room_id_or_alias: str,
-                        via: Sequence[str] = (), reason: str | None = None) -> str:
-        """``POST /join/{roomIdOrAlias}`` and ``/rooms/{roomId}/join``."""
-        alias_servers: list[str] = []
+    async def _resolve(self, room_id_or_alias: str) -> tuple[str, list[str]]:
+        """(room ID, servers from the alias lookup)."""
         if room_id_or_alias.startswith("#"):
             if domain_of(room_id_or_alias) == self.server_name:
                 room_id = await self.db.run(rooms_store.alias_room_id, room_id_or_alias)
                 if room_id is None:
                     raise NotFound(f"Room alias {room_id_or_alias} not found")
-            else:
-                room_id, alias_servers = await joining.resolve_remote_alias(
-                    self, room_id_or_alias)
-        elif room_id_or_alias.startswith("!"):
-            room_id = room_id_or_alias
-        else:
-            raise InvalidParam(f"{room_id_or_alias!r} is neither a room ID nor a room alias")
+                return room_id, []
+            return await joining.resolve_remote_alias(self, room_id_or_alias)
+        if room_id_or_alias.startswith("!"):
+            return room_id_or_alias, []
+        raise InvalidParam(f"{room_id_or_alias!r} is neither a room ID nor a room alias")
+
+    async def join_room(self, user_id: str, room_id_or_alias: str,
+                        via: Sequence[str] = (), reason: str | None = None) -> str:
+        """``POST /join/{roomIdOrAlias}`` and ``/rooms/{roomId}/join``."""
+        room_id, alias_servers = await self._resolve(room_id_or_alias)
         room = await self._room_or_none(room_id)
         # A room we are in, or one of ours nobody else is in: a normal join.
         if room is not None and ("m.room.create", "") in room.state and (
@@ -122,6 +132,22 @@ class MembershipService:
         if reason:
             content["reason"] = reason
         return await joining.join_remote(self, user_id, room_id, candidates, content)
+
+    async def knock_room(self, user_id: str, room_id_or_alias: str,
+                         via: Sequence[str] = (), reason: str | None = None) -> str:
+        """``POST /knock/{roomIdOrAlias}``."""
+        room_id, alias_servers = await self._resolve(room_id_or_alias)
+        room = await self._room_or_none(room_id)
+        if room is not None and ("m.room.create", "") in room.state and (
+                self._participating(room) or
+                not any(domain_of(u) != self.server_name for u in room.joined)):
+            await self.rooms.update_membership(user_id, room_id, user_id, "knock", reason)
+            return room_id
+        room_server = [domain_of(room_id)] if ":" in room_id else []
+        known = sorted({domain_of(u) for u in room.joined}) if room is not None else []
+        candidates = joining.ordered_candidates(self.server_name, self.policy, via,
+                                                alias_servers, room_server, known)
+        return await knock.knock_remote(self, user_id, room_id, candidates, reason)
 
     async def invite_user(self, sender: str, room_id: str, target: str,
                           reason: str | None = None) -> None:

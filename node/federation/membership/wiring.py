@@ -38,7 +38,17 @@ def register(routes: Any, ms: MembershipService) -> None:
                          ) -> tuple[int, dict]:
         return 200, await ms.on_send_leave(origin, roomId, eventId, req.json())
 
+    async def make_knock(req: Any, origin: str, roomId: str, userId: str
+                         ) -> tuple[int, dict]:
+        return 200, await ms.on_make_knock(origin, roomId, userId, req.args.get("ver") or [])
+
+    async def send_knock(req: Any, origin: str, roomId: str, eventId: str
+                         ) -> tuple[int, dict]:
+        return 200, await ms.on_send_knock(origin, roomId, eventId, req.json())
+
     routes.add("GET", FED_V1 + "/make_join/{roomId}/{userId}", make_join)
+    routes.add("GET", FED_V1 + "/make_knock/{roomId}/{userId}", make_knock)
+    routes.add("PUT", FED_V1 + "/send_knock/{roomId}/{eventId}", send_knock)
     routes.add("PUT", FED_V2 + "/send_join/{roomId}/{eventId}", send_join)
     routes.add("PUT", FED_V2 + "/invite/{roomId}/{eventId}", invite)
     routes.add("GET", FED_V1 + "/make_leave/{roomId}/{userId}", make_leave)

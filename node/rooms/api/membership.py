@@ -3,6 +3,7 @@
 - ``POST /join/{roomIdOrAlias}`` (``via`` / deprecated ``server_name`` query: the servers
   to join a remote room through), ``POST /rooms/{roomId}/join`` (joining.yaml)
 - ``POST /rooms/{roomId}/invite`` (inviting.yaml)
+- ``POST /knock/{roomIdOrAlias}`` (knocking.yaml)
 - ``POST /rooms/{roomId}/leave``, ``POST /rooms/{roomId}/forget`` (leaving.yaml)
 - ``POST /rooms/{roomId}/kick`` (kicking.yaml), ``/ban``, ``/unban`` (banning.yaml)
 - ``GET /joined_rooms`` (list_joined_rooms.yaml)
@@ -46,6 +47,18 @@ def register(router: Any, service: Any) -> None:
 
     async def join_by_id(req: Any, roomId: str) -> tuple[int, dict]:
         return await _join(req, roomId)
+
+    async def knock(req: Any, roomIdOrAlias: str) -> tuple[int, dict]:
+        body = req.json(allow_empty=True)
+        reason = optional_str(body, "reason")
+        fed = getattr(service, "federation_membership", None)
+        if fed is not None:
+            via = list(req.args.get("via") or []) + list(req.args.get("server_name") or [])
+            return 200, {"room_id": await fed.knock_room(req.user_id, roomIdOrAlias, via,
+                                                         reason)}
+        room_id = await resolve_room_id_or_alias(service, roomIdOrAlias)
+        await service.update_membership(req.user_id, room_id, req.user_id, "knock", reason)
+        return 200, {"room_id": room_id}
 
     async def invite(req: Any, roomId: str) -> tuple[int, dict]:
         body = req.json()
@@ -92,6 +105,7 @@ def register(router: Any, service: Any) -> None:
     router.add("POST", V3 + "/join/{roomIdOrAlias}", join_by_id_or_alias, rate_limited=True)
     router.add("POST", V3 + "/rooms/{roomId}/join", join_by_id, rate_limited=True)
     router.add("POST", V3 + "/rooms/{roomId}/invite", invite, rate_limited=True)
+    router.add("POST", V3 + "/knock/{roomIdOrAlias}", knock, rate_limited=True)
     router.add("POST", V3 + "/rooms/{roomId}/leave", leave, rate_limited=True)
     router.add("POST", V3 + "/rooms/{roomId}/forget", forget, rate_limited=True)
     router.add("POST", V3 + "/rooms/{roomId}/kick", _moderation("leave", "kick"))

@@ -313,6 +313,11 @@ class FedNode:
                 return 200, await ms.on_send_join(origin, parts[-2], parts[-1], body)
             if "/invite/" in path:
                 return 200, await ms.on_invite(origin, parts[-2], parts[-1], body)
+            if "/make_knock/" in path:
+                return 200, await ms.on_make_knock(origin, parts[-2], parts[-1],
+                                                   (query or {}).get("ver", []))
+            if "/send_knock/" in path:
+                return 200, await ms.on_send_knock(origin, parts[-2], parts[-1], body)
             if "/make_leave/" in path:
                 return 200, await ms.on_make_leave(origin, parts[-2], parts[-1])
             if "/send_leave/" in path:

@@ -249,3 +249,35 @@ def test_invite_endpoint_validation(net):
     assert set(out["signatures"]) == {A, B}
     assert {k: v for k, v in out.items() if k != "signatures"} == \
         {k: v for k, v in ev.pdu.items() if k != "signatures"}
+
+
+# --- knocking ---------------------------------------------------------------------------
+
+def test_knock_on_a_remote_room_then_invited_in(net):
+    a, b = net
+    alice, carol = a.uid("alice"), b.uid("carol")
+    room_id = result_of(a.rooms.create_room(alice, {
+        "name": "Chess club", "initial_state": [
+            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]}))
+    assert result_of(b.ms.knock_room(carol, room_id, via=[A], reason="let me in")) == room_id
+    knock_ev = state_of(a, room_id)[("m.room.member", carol)]
+    assert knock_ev.content == {"membership": "knock", "reason": "let me in"}
+    rows = result_of(b.rooms.get_rooms_for_user(carol))
+    assert [(r, m) for r, m, _ in rows] == [(room_id, "knock")]
+    stripped = result_of(b.rooms.stripped_state(room_id, [rows[0][2]]))
+    assert {"type": "m.room.name", "state_key": "", "content": {"name": "Chess club"},
+            "sender": alice} in stripped
+    # the resident's admin accepts by inviting; carol then joins
+    result_of(a.ms.invite_user(alice, room_id, carol))
+    assert result_of(b.ms.join_room(carol, room_id)) == room_id
+    assert membership(a, room_id, carol) == "join"
+
+
+def test_make_knock_refusals(net):
+    a, _ = net
+    alice = a.uid("alice")
+    invite_only = result_of(a.rooms.create_room(alice, {"preset": "private_chat"}))
+    assert err(a.ms.on_make_knock(B, invite_only, "@bob:b.test", ["12"])) == \
+        (403, "M_FORBIDDEN")
+    assert err(a.ms.on_make_knock(B, invite_only, "@bob:b.test", [])) == \
+        (400, "M_INCOMPATIBLE_ROOM_VERSION")
