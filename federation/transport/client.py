@@ -1,0 +1,395 @@
+"""Outbound federation HTTPS (spec: server-server API "API standards", "TLS", "Request
+Authentication", "Resolving server names").
+
+``FederationHttpClient.request(destination, method, path, json_body=None, query=None,
+timeout=None) -> (status, json)``:
+
+1. resolve ``destination`` (``resolution.ServerResolver``: override map, IP literal, explicit
+   port, ``.well-known``, port 8448);
+2. sign ``{method, uri, origin, destination, content?}`` and send ``Authorization: X-Matrix``
+   (``uri`` = the exact request target sent, so the receiver can check it);
+3. connect over TLS to the resolved host/port, verifying the certificate for the resolved
+   ``tls_name`` (SNI for DNS names) with the ``tls.ClientTLSPolicy`` (CA file / system store,
+   or the loud ``insecure_skip_tls_verify`` switch); ``Host`` header from the resolution;
+4. connections are pooled (``HTTPConnectionPool``, persistent, ``max_persistent_per_host``)
+   per destination server name;
+5. the response must be a JSON object (``InvalidResponse`` otherwise, naming the destination
+   and status); a non-2xx status is returned as is (``request_ok`` raises ``RemoteError``).
+   Failures: ``DestinationUnreachable``, ``TLSFailure``, ``RequestTimedOut`` (whole request,
+   including reading the body, bounded by ``timeout``).
+
+``get_raw`` does the same for non-JSON bodies (federation media downloads).
+
+``WellKnownGetter`` is the plain HTTPS GET (no signature, no redirects followed) that the
+resolver uses for ``https://<hostname>/.well-known/matrix/server``.
+
+All Twisted objects get the reactor passed explicitly (TLS write aggregation, the pool, the
+endpoints): nothing here imports the global reactor.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import quote, urlencode, urlsplit
+
+import orjson
+from twisted.internet import defer, error as terror
+from twisted.internet.endpoints import (HostnameEndpoint, TCP4ClientEndpoint,
+                                        TCP6ClientEndpoint, wrapClientTLS)
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
+from zope.interface import implementer
+
+from ..canonical_json import parse_json
+from ..errors import MatrixError
+from ..keys import SigningKey
+from .errors import (DestinationUnreachable, FederationRequestError, InvalidResponse,
+                     RemoteError, RequestTimedOut, TLSFailure)
+from .resolution import HttpsResponse, Resolution, ServerResolver
+from .server_names import is_ip_literal, parse_server_name
+from .tls import ClientTLSPolicy
+from .xmatrix import sign_request
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = b"Parta/0.1 (federation)"
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_SCHEME = b"matrix-federation"
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    headers: Mapping[str, Sequence[str]]      # lower-case names
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[-1] if values else None
+
+
+def encode_path(template: str, *args: str) -> str:
+    """``encode_path("/_matrix/federation/v1/send/{}", txn_id)``: each arg percent-encoded
+    as one path segment."""
+    return template.format(*(quote(str(a), safe="") for a in args))
+
+
+def build_target(path: str, query: Mapping[str, Any] | None) -> str:
+    """The request target: ``path`` (already percent-encoded) plus the encoded ``query``.
+
+    Query values may be str/int/bool or lists of them (repeated parameters)."""
+    if not path.startswith("/") or not path.isascii() or any(c in path for c in " #\r\n\t"):
+        raise ValueError(f"invalid request path {path!r}: must be a percent-encoded ASCII "
+                         "path starting with '/'")
+    if not query:
+        return path
+
+    def enc(v: Any) -> str:
+        return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+    pairs = []
+    for k, v in query.items():
+        for item in (v if isinstance(v, (list, tuple)) else [v]):
+            pairs.append((k, enc(item)))
+    return path + ("&" if "?" in path else "?") + urlencode(pairs, quote_via=quote)
+
+
+# --- Twisted plumbing ----------------------------------------------------------------------
+
+@implementer(IBodyProducer)
+class _BytesProducer:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: Any) -> defer.Deferred:
+        consumer.write(self._body)
+        return defer.succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class ResponseTooLarge(Exception):
+    pass
+
+
+class _BodyCollector(Protocol):
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.deferred: defer.Deferred[bytes] = defer.Deferred(self._cancel)
+
+    def _cancel(self, _d: defer.Deferred) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.deferred.called:
+            return
+        self._size += len(data)
+        if self._size > self._max:
+            self.deferred.errback(ResponseTooLarge(f"response larger than {self._max} bytes"))
+            self.transport.stopProducing()
+            return
+        self._chunks.append(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self.deferred.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.deferred.callback(b"".join(self._chunks))
+        else:
+            self.deferred.errback(reason)
+
+
+def _read_body(response: Any, max_bytes: int) -> defer.Deferred:
+    collector = _BodyCollector(max_bytes)
+    response.deliverBody(collector)
+    return collector.deferred
+
+
+def _headers_dict(headers: Headers) -> dict[str, list[str]]:
+    return {name.decode("latin-1").lower(): [v.decode("latin-1") for v in values]
+            for name, values in headers.getAllRawHeaders()}
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    mod = type(exc).__module__ or ""
+    return mod.startswith("OpenSSL") or mod.startswith("service_identity")
+
+
+def _flatten(exc: BaseException) -> list[BaseException]:
+    """The exception and, for Twisted's ``_WrapperException``s, the wrapped reasons."""
+    out = [exc]
+    for reason in getattr(exc, "reasons", None) or []:
+        if isinstance(reason, Failure):
+            out += _flatten(reason.value)
+    return out
+
+
+def _classify(destination: str, exc: BaseException, timeout: float) -> Exception:
+    """Map a Twisted/OpenSSL failure onto our ``FederationRequestError`` types."""
+    if isinstance(exc, (FederationRequestError, MatrixError)):
+        return exc  # type: ignore[return-value]
+    if isinstance(exc, (defer.TimeoutError, defer.CancelledError)):
+        return RequestTimedOut(destination, f"no complete response within {timeout:g} s")
+    all_excs = _flatten(exc)
+    tls = next((e for e in all_excs if _is_tls_failure(e)), None)
+    if tls is not None:
+        return TLSFailure(destination, f"TLS failed: {type(tls).__name__}: {tls}")
+    if any(isinstance(e, ResponseTooLarge) for e in all_excs):
+        return InvalidResponse(destination, str(next(e for e in all_excs
+                                                     if isinstance(e, ResponseTooLarge))))
+    if any(isinstance(e, terror.TimeoutError) for e in all_excs):
+        return DestinationUnreachable(destination, "connection attempt timed out")
+    inner = all_excs[-1]
+    return DestinationUnreachable(destination, f"{type(inner).__name__}: {inner}")
+
+
+def _add_timeout(d: defer.Deferred, timeout: float, reactor: Any, destination: str) -> None:
+    """Cancel ``d`` after ``timeout`` s; whatever the cancelled operation then fails with
+    (often ``ResponseNeverReceived``), the result is ``RequestTimedOut``."""
+    def on_timeout(_result: Any, _timeout: float) -> Failure:
+        return Failure(RequestTimedOut(destination,
+                                       f"no complete response within {timeout:g} s"))
+
+    d.addTimeout(timeout, reactor, onTimeoutCancel=on_timeout)
+
+
+def _tcp_endpoint(reactor: Any, host: str, port: int, connect_timeout: float) -> Any:
+    if is_ip_literal(host):
+        cls = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
+        return cls(reactor, host, port, timeout=connect_timeout)
+    return HostnameEndpoint(reactor, host, port, timeout=connect_timeout)
+
+
+class _ResolvingEndpoint:
+    """Connects to wherever ``server_name`` resolves, then TLS for the resolved name."""
+
+    def __init__(self, client: "FederationHttpClient", server_name: str) -> None:
+        self._client = client
+        self._server_name = server_name
+
+    def connect(self, protocol_factory: Any) -> defer.Deferred:
+        return defer.ensureDeferred(self._connect(protocol_factory))
+
+    async def _connect(self, protocol_factory: Any) -> Any:
+        c = self._client
+        res = await c.resolver.resolve(self._server_name)
+        tcp = _tcp_endpoint(c.reactor, res.host, res.port, c.connect_timeout)
+        tls = wrapClientTLS(c.tls.creator_for(res.tls_name), tcp, clock=c.reactor)
+        return await tls.connect(protocol_factory)
+
+
+@implementer(IAgentEndpointFactory)
+class _FederationEndpointFactory:
+    def __init__(self, client: "FederationHttpClient") -> None:
+        self._client = client
+
+    def endpointForURI(self, uri: Any) -> _ResolvingEndpoint:
+        return _ResolvingEndpoint(self._client, bytes.fromhex(uri.host.decode()).decode())
+
+
+@implementer(IAgentEndpointFactory)
+class _HttpsEndpointFactory:
+    """Plain ``https://host[:port]`` with our TLS policy and an explicit clock."""
+
+    def __init__(self, reactor: Any, tls: ClientTLSPolicy, connect_timeout: float) -> None:
+        self._reactor = reactor
+        self._tls = tls
+        self._timeout = connect_timeout
+
+    def endpointForURI(self, uri: Any) -> Any:
+        if uri.scheme != b"https":
+            raise ValueError(f"only https URLs are fetched, not {uri.scheme!r}")
+        host = uri.host.decode("ascii")
+        if host.startswith("["):
+            host = host[1:-1]
+        tcp = _tcp_endpoint(self._reactor, host, uri.port, self._timeout)
+        return wrapClientTLS(self._tls.creator_for(host), tcp, clock=self._reactor)
+
+
+# --- the client ----------------------------------------------------------------------------
+
+class FederationHttpClient:
+    """Signed, pooled, TLS-verified requests to other homeservers."""
+
+    def __init__(self, reactor: Any, server_name: str,
+                 signing_key: SigningKey | Callable[[], SigningKey],
+                 resolver: ServerResolver, tls: ClientTLSPolicy, *,
+                 max_persistent_per_host: int = 5, cached_connection_timeout: float = 120.0,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+                 default_timeout: float = DEFAULT_TIMEOUT_S,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+        self.reactor = reactor
+        self.server_name = server_name
+        self._signing_key = signing_key
+        self.resolver = resolver
+        self.tls = tls
+        self.connect_timeout = connect_timeout
+        self.default_timeout = default_timeout
+        self.max_response_bytes = max_response_bytes
+        self.pool = HTTPConnectionPool(reactor, persistent=True)
+        self.pool.maxPersistentPerHost = max_persistent_per_host
+        self.pool.cachedConnectionTimeout = cached_connection_timeout
+        self._agent = Agent.usingEndpointFactory(reactor, _FederationEndpointFactory(self),
+                                                 pool=self.pool)
+
+    @property
+    def signing_key(self) -> SigningKey:
+        k = self._signing_key
+        return k if isinstance(k, SigningKey) else k()
+
+    # --- public API ----------------------------------------------------------------------
+    async def request(self, destination: str, method: str, path: str, json_body: Any = None,
+                      query: Mapping[str, Any] | None = None,
+                      timeout: float | None = None) -> tuple[int, Any]:
+        """Send a signed request; return ``(status, parsed JSON object)``."""
+        raw = await self._send(destination, method, path, json_body, query, timeout,
+                               self.max_response_bytes)
+        try:
+            body = parse_json(raw.body)
+        except MatrixError as exc:
+            raise InvalidResponse(destination, f"{method} {path}: response is not JSON "
+                                               f"({exc.message})", raw.status) from None
+        if not isinstance(body, dict):
+            raise InvalidResponse(destination, f"{method} {path}: response is not a JSON "
+                                               "object", raw.status)
+        return raw.status, body
+
+    async def request_ok(self, destination: str, method: str, path: str,
+                         json_body: Any = None, query: Mapping[str, Any] | None = None,
+                         timeout: float | None = None) -> Any:
+        """Like ``request`` but returns only the body of a 2xx; ``RemoteError`` otherwise."""
+        status, body = await self.request(destination, method, path, json_body, query,
+                                          timeout)
+        if not 200 <= status < 300:
+            raise RemoteError(destination, status, body)
+        return body
+
+    async def get_raw(self, destination: str, path: str,
+                      query: Mapping[str, Any] | None = None, timeout: float | None = None,
+                      max_bytes: int | None = None) -> RawResponse:
+        """A signed GET returning the raw body (media downloads)."""
+        return await self._send(destination, "GET", path, None, query, timeout,
+                                max_bytes or self.max_response_bytes)
+
+    async def close(self) -> None:
+        """Close pooled connections (at shutdown and in tests)."""
+        await self.pool.closeCachedConnections()
+
+    # --- internals -----------------------------------------------------------------------
+    async def _send(self, destination: str, method: str, path: str, json_body: Any,
+                    query: Mapping[str, Any] | None, timeout: float | None,
+                    max_bytes: int) -> RawResponse:
+        parse_server_name(destination)          # InvalidServerName for a bad destination
+        timeout = self.default_timeout if timeout is None else timeout
+        d = defer.ensureDeferred(self._send_inner(destination, method.upper(), path,
+                                                  json_body, query, max_bytes))
+        _add_timeout(d, timeout, self.reactor, destination)
+        try:
+            return await d
+        except Exception as exc:  # noqa: BLE001 - classified below
+            raise _classify(destination, exc, timeout) from None
+
+    async def _send_inner(self, destination: str, method: str, path: str, json_body: Any,
+                          query: Mapping[str, Any] | None, max_bytes: int) -> RawResponse:
+        target = build_target(path, query)
+        resolution: Resolution = await self.resolver.resolve(destination)
+        headers = Headers({b"Host": [resolution.host_header.encode("ascii")],
+                           b"User-Agent": [USER_AGENT]})
+        auth = sign_request(method, target, self.server_name, destination, self.signing_key,
+                            json_body)
+        headers.addRawHeader(b"Authorization", auth.encode("ascii"))
+        producer = None
+        if json_body is not None:
+            headers.addRawHeader(b"Content-Type", b"application/json")
+            producer = _BytesProducer(orjson.dumps(json_body))
+        url = _SCHEME + b"://" + destination.encode("ascii").hex().encode() \
+            + target.encode("ascii")
+        response = await self._agent.request(method.encode("ascii"), url, headers, producer)
+        body = await _read_body(response, max_bytes)
+        return RawResponse(response.code, _headers_dict(response.headers), body)
+
+
+class WellKnownGetter:
+    """``HttpsGetter`` for the resolver: one HTTPS GET, certificate verified, no redirects."""
+
+    def __init__(self, reactor: Any, tls: ClientTLSPolicy, *,
+                 pool: HTTPConnectionPool | None = None,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
+        self.reactor = reactor
+        self.pool = pool or HTTPConnectionPool(reactor, persistent=False)
+        self._agent = Agent.usingEndpointFactory(
+            reactor, _HttpsEndpointFactory(reactor, tls, connect_timeout), pool=self.pool)
+
+    async def get(self, url: str, *, timeout: float, max_bytes: int) -> HttpsResponse:
+        host = urlsplit(url).hostname or url
+        d = defer.ensureDeferred(self._get(url, max_bytes))
+        _add_timeout(d, timeout, self.reactor, host)
+        try:
+            return await d
+        except Exception as exc:  # noqa: BLE001
+            raise _classify(host, exc, timeout) from None
+
+    async def _get(self, url: str, max_bytes: int) -> HttpsResponse:
+        headers = Headers({b"User-Agent": [USER_AGENT]})
+        response = await self._agent.request(b"GET", url.encode("ascii"), headers)
+        body = await _read_body(response, max_bytes)
+        return HttpsResponse(response.code, _headers_dict(response.headers), body)
