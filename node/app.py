@@ -7,8 +7,10 @@ Areas and who owns them (each exposes ``wire(ctx, ...) -> Service`` in ``node/<a
 - ``node.sync``: notifier, sync, filters, typing, receipts, read markers, account data, user
   directory; returns ``SyncService``.
 - ``node.media``: upload/download/thumbnail/config; returns ``MediaService``.
+- ``node.federation``: the server-server API (own HTTPS listener); returns
+  ``FederationService``.
 
-Wiring order (fixed): accounts, notifier, rooms, sync, media.
+Wiring order (fixed): accounts, notifier, rooms, sync, media, federation.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Node:
     notifier: Any = None
     limiter: Any = None    # the per-user limiter of rate_limited routes
     extras: list = field(default_factory=list)  # what each extra area returned
+    federation: Any = None  # node.federation.wiring.FederationService
 
 
 def load_signing_key(path: str) -> SigningKey:
@@ -80,6 +83,7 @@ def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None =
     ``extra_areas``: callables ``fn(ctx, services)`` run after the node's own areas (e.g.
     the gateway's routes); ``services`` has .accounts .notifier .rooms .sync .media."""
     from .accounts import wiring as accounts_wiring
+    from .federation import wiring as federation_wiring
     from .media import wiring as media_wiring
     from .rooms import wiring as rooms_wiring
     from .sync import wiring as sync_wiring
@@ -99,8 +103,10 @@ def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None =
     rooms = rooms_wiring.wire(ctx, accounts=accounts, notifier=notifier)
     sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier)
     media = media_wiring.wire(ctx, accounts=accounts)
+    federation = federation_wiring.wire(ctx, accounts=accounts, rooms=rooms,
+                                        notifier=notifier, sync=sync, media=media)
     services = SimpleNamespace(accounts=accounts, notifier=notifier, rooms=rooms, sync=sync,
-                               media=media)
+                               media=media, federation=federation)
     extras = [fn(ctx, services) for fn in extra_areas]
 
     limits = config.rate_limits
@@ -115,7 +121,7 @@ def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None =
     metrics.watch_db_pool(db)
     return Node(ctx=ctx, accounts=accounts, rooms=rooms, sync=sync, media=media,
                 resource=resource, metrics_resource=metrics.MetricsResource(),
-                notifier=notifier, limiter=limiter, extras=extras)
+                notifier=notifier, limiter=limiter, extras=extras, federation=federation)
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -182,6 +188,24 @@ def _url(listener: Any, port: int) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+def _url_tls(listener: Any, port: int) -> str:
+    host = listener.bind_address
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
+
+
+def _listen_federation(node: Node) -> Any:
+    """The HTTPS federation listener (None when off or without a certificate)."""
+    if node.federation is None:
+        return None
+    from federation.transport.tls import TLSConfigError
+    try:
+        return node.federation.listen(node.ctx.reactor, _site)
+    except TLSConfigError as exc:
+        raise StartupError(f"federation TLS: {exc}") from None
+
+
 def upgrade_database(config: Config) -> str | None:
     """Bring the database to the head migration (blocking; before the reactor runs)."""
     from schema.migrations import upgrade
@@ -238,6 +262,7 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
                           extra_areas=extra_areas)
         client_port = _listen(reactor, config.client_listener, _site(node.resource))
         metrics_port = _listen(reactor, config.metrics_listener, _site(node.metrics_resource))
+        federation_port = _listen_federation(node)
     except CannotListenError as exc:
         db.close()
         raise StartupError(f"cannot listen on {exc.interface}:{exc.port}: {exc.socketError}") \
@@ -260,8 +285,14 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
     _install_signal_handlers(reactor)
     log.info("event=listening server_name=%s client=%s metrics=%s", config.server_name,
              _url(l, cport), _url(config.metrics_listener, mport))
+    fed = ""
+    if federation_port is not None:
+        fed_url = _url_tls(config.federation.listener, federation_port.getHost().port)
+        fed = f" (federation on {fed_url})"
+        log.info("event=federation_listening url=%s", fed_url)
     print(f"Parta node {config.server_name} listening on {_url(l, cport)} "
-          f"(metrics on {_url(config.metrics_listener, mport)}/metrics)", file=out, flush=True)
+          f"(metrics on {_url(config.metrics_listener, mport)}/metrics){fed}", file=out,
+          flush=True)
     reactor.run(installSignalHandlers=False)
     log.info("event=stopped")
     return 0

@@ -51,6 +51,22 @@ class RegistrationConfig:
 
 
 @dataclass
+class FederationConfig:
+    """Server-server API (spec: server-server API; node/federation)."""
+
+    enabled: bool = True            # false: no federation listener, no outbound federation
+    listener: ListenerConfig = field(default_factory=lambda: ListenerConfig(port=8448))
+    tls_ca_file: str | None = None  # CA bundle for outbound TLS; null = the system store
+    insecure_skip_tls_verify: bool = False   # loopback tests only: no outbound cert checks
+    server_overrides: dict = field(default_factory=dict)   # server name -> "host:port"
+    key_validity_ms: int = 24 * 3600 * 1000  # valid_until_ts of our published keys
+    old_signing_keys_path: str = ""  # default: <data_dir>/old_signing_keys.json
+    notary_servers: list = field(default_factory=list)  # [{server_name, verify_keys: {id: key}}]
+    presence: bool = False          # m.presence EDUs are ignored while off
+    max_missing_events: int = 20    # prev_events fetched with get_missing_events per PDU
+
+
+@dataclass
 class Config:
     server_name: str = "localhost"
     data_dir: str = "."
@@ -64,6 +80,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
     default_room_version: str = "12"
+    federation: FederationConfig = field(default_factory=FederationConfig)
     log_level: str = "INFO"
     extensions: dict = field(default_factory=dict)  # raw sections of other packages (gateway:)
 
@@ -71,12 +88,25 @@ class Config:
     def media_dir(self) -> str:
         return os.path.join(self.data_dir, "media")
 
+    def _in_data_dir(self, path: str | None) -> str | None:
+        if not path or os.path.isabs(path):
+            return path
+        return os.path.join(self.data_dir, path)
+
     def resolved(self) -> "Config":
         """Fill derived defaults (paths relative to the data dir)."""
         if not self.database_url:
             self.database_url = "sqlite:///" + os.path.join(self.data_dir, "node.db")
         if not self.signing_key_path:
             self.signing_key_path = os.path.join(self.data_dir, "signing.key")
+        fed = self.federation
+        if not fed.old_signing_keys_path:
+            fed.old_signing_keys_path = "old_signing_keys.json"
+        # Relative federation file paths are relative to the data dir.
+        fed.old_signing_keys_path = self._in_data_dir(fed.old_signing_keys_path)
+        fed.listener.tls_certificate_path = self._in_data_dir(fed.listener.tls_certificate_path)
+        fed.listener.tls_private_key_path = self._in_data_dir(fed.listener.tls_private_key_path)
+        fed.tls_ca_file = self._in_data_dir(fed.tls_ca_file)
         if not self.public_baseurl:
             l = self.client_listener
             scheme = "https" if l.tls_certificate_path else "http"
@@ -102,7 +132,7 @@ def _build(cls: type, data: Any, path: str) -> Any:
 
 
 _TYPE_NAMES = {"bool": "true or false", "int": "an integer", "float": "a number",
-               "str": "a string", "list": "a list"}
+               "str": "a string", "list": "a list", "dict": "a mapping"}
 
 
 def _check_type(name: str, type_name: str, value: Any) -> Any:
@@ -117,7 +147,8 @@ def _check_type(name: str, type_name: str, value: Any) -> Any:
           "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
           "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
           "str": lambda v: isinstance(v, str),
-          "list": lambda v: isinstance(v, list)}.get(base)
+          "list": lambda v: isinstance(v, list),
+          "dict": lambda v: isinstance(v, dict)}.get(base)
     if ok is not None and not ok(value):
         raise ConfigError(f"{name}: must be {_TYPE_NAMES[base]}, got {type(value).__name__} "
                           f"{value!r}")

@@ -41,6 +41,8 @@ COMMENTS = {
     "password_min_length": "Shortest password accepted at registration and password change.",
     "default_room_version": "Room version for new rooms (10, 11 or 12).",
     "log_level": "DEBUG, INFO, WARNING or ERROR.",
+    "federation": "Server-server API: HTTPS listener, outbound TLS, keys (node/federation).",
+    "listener": "Where the federation API listens (HTTPS; other servers reach server_name here).",
 }
 
 _INLINE = re.compile(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+)$")

@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8008, help="client API port (default 8008)")
     p.add_argument("--bind", default="127.0.0.1", help="client API address (default 127.0.0.1)")
     p.add_argument("--metrics-port", type=int, default=9108, help="metrics port (default 9108)")
+    p.add_argument("--federation-port", type=int, default=None,
+                   help="federation (HTTPS) port (default 8448; 0 when --port is 0)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="serve the client API")
@@ -72,6 +74,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _config_arg(p)
     p.set_defaults(func=cmd_db_upgrade)
 
+    keys = sub.add_parser("keys", help="manage the server's signing keys")
+    ksub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    keys.set_defaults(func=lambda args: _help(keys))
+    p = ksub.add_parser("rotate", help="make a new signing key; the old one is kept as an "
+                                       "old verify key (takes effect at the next start)")
+    _config_arg(p)
+    p.set_defaults(func=cmd_keys_rotate)
+
     from .enrol_cmd import add_enrol_parser   # issue 5: parta node enrol (city gateway)
     add_enrol_parser(sub)
 
@@ -106,14 +116,17 @@ def _engine(config: Any) -> Any:
 # --- init / run / db ---------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
     from federation.keys import SigningKey, write_signing_keys
-    from node.config import Config, ListenerConfig
+    from node.config import Config, FederationConfig, ListenerConfig
     from node.app import upgrade_database
     from .config_template import render_config
 
     if not _SERVER_NAME.match(args.server_name):
         raise CliError(f"invalid server name {args.server_name!r} (a host name, e.g. "
                        "school42.city.example)")
-    for port in (args.port, args.metrics_port):
+    fed_port = args.federation_port
+    if fed_port is None:
+        fed_port = 0 if args.port == 0 else 8448
+    for port in (args.port, args.metrics_port, fed_port):
         if not 0 <= port <= 65535:
             raise CliError(f"invalid port {port}")
     data_dir = os.path.abspath(args.data_dir)
@@ -125,8 +138,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     config = Config(server_name=args.server_name, data_dir=".",
                     client_listener=ListenerConfig(bind_address=args.bind, port=args.port),
                     metrics_listener=ListenerConfig(bind_address=args.bind,
-                                                    port=args.metrics_port))
+                                                    port=args.metrics_port),
+                    federation=FederationConfig(listener=ListenerConfig(
+                        bind_address=args.bind, port=fed_port,
+                        tls_certificate_path="tls.crt", tls_private_key_path="tls.key")))
     text = render_config(config)
+    cert_path = os.path.join(data_dir, "tls.crt")
+    if not os.path.exists(cert_path):
+        # A self-signed development certificate; production nodes configure a real one.
+        from federation.transport.tls import generate_self_signed
+        generate_self_signed(args.server_name, cert_path, os.path.join(data_dir, "tls.key"))
 
     key_path = os.path.join(data_dir, "signing.key")
     if os.path.exists(key_path):
@@ -143,6 +164,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"Initialised node {args.server_name} in {data_dir}")
     print(f"  config:      {config_path}")
     print(f"  signing key: {key_path}")
+    print(f"  TLS (federation, self-signed for development): {cert_path}")
     print(f"  database:    {os.path.join(data_dir, 'node.db')}")
     print(f"Next: parta node user add LOCALPART --role teacher -c {config_path}")
     print(f"      parta node run -c {config_path}")
@@ -153,6 +175,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     from node.app import run
     return run(config)
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from node.federation.signing_keys import rotate
+    config = _load(args)
+    new_key, old = rotate(config, _now_ms())
+    print(f"New signing key {new_key.key_id} written to {config.signing_key_path}")
+    print(f"Old verify keys ({config.federation.old_signing_keys_path}): "
+          + ", ".join(o.verify_key.key_id for o in old))
+    print("Restart the node to sign with the new key.")
+    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

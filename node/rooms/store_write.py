@@ -117,6 +117,12 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
         if new_room is not None:
             conn.execute(insert(rooms).values(**new_room))
 
+    # An event held as an outlier (no state known) and now received with its state is
+    # stored again as a timeline event: the outlier row goes first.
+    replaced = [ev.event_id for ev in batch if ev.internal.get("replaces_outlier")]
+    if replaced:
+        conn.execute(delete(events).where(events.c.event_id.in_(replaced),
+                                          events.c.outlier.is_(True)))
     _executemany(conn, _sql(conn, "events", _insert_sql("events", EVENT_COLUMNS)),
                  [_event_row(ev) for ev in batch])
 

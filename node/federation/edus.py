@@ -1,0 +1,104 @@
+"""Inbound EDUs, dispatched by type (spec: server-server API "EDUs", "Typing
+Notifications", "Receipts", "Presence").
+
+* ``m.typing`` (``{room_id, user_id, typing}``): "Receiving servers should verify that the
+  user is in the room, and is a user belonging to the sending server" -- then the sync
+  area's typing manager shows it to local clients (remote typing has no explicit timeout:
+  the default 30 s applies, refreshed by the sender while the user types).
+* ``m.receipt`` (``{room_id: {"m.read": {user_id: {event_ids, data}}}}``): the same checks,
+  plus the event must be one we hold in that room; stored through the sync area's
+  receipts (so local clients get ``m.receipt`` in their sync).
+* ``m.presence``: ignored (presence is off by default).
+* anything else: ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+from federation.errors import MatrixError, NotFound
+
+log = logging.getLogger("parta.federation.edus")
+
+TYPING_TIMEOUT_MS = 30_000
+
+
+def _domain(user_id: Any) -> str | None:
+    if isinstance(user_id, str) and user_id.startswith("@") and ":" in user_id:
+        return user_id.split(":", 1)[1]
+    return None
+
+
+class EduHandler:
+    def __init__(self, *, rooms: Any, sync: Any, presence: bool = False) -> None:
+        self.rooms = rooms
+        self.sync = sync
+        self.presence = presence
+        self.handlers: dict[str, Callable[[str, Any], Awaitable[None]]] = {
+            "m.typing": self.typing,
+            "m.receipt": self.receipt,
+            "m.presence": self.ignore,
+        }
+        self.counts: dict[str, int] = {}
+
+    async def handle(self, origin: str, edu: Any) -> None:
+        if not isinstance(edu, dict) or not isinstance(edu.get("edu_type"), str):
+            return
+        handler = self.handlers.get(edu["edu_type"], self.ignore)
+        try:
+            await handler(origin, edu.get("content"))
+        except MatrixError as exc:
+            log.info("event=edu_refused origin=%s type=%s reason=%s", origin,
+                     edu["edu_type"], exc.message)
+        self.counts[edu["edu_type"]] = self.counts.get(edu["edu_type"], 0) + 1
+
+    async def ignore(self, origin: str, content: Any) -> None:
+        return None
+
+    async def _joined(self, room_id: Any, user_id: str) -> bool:
+        if not isinstance(room_id, str):
+            return False
+        try:
+            room = await self.rooms.get_room(room_id)
+        except NotFound:
+            return False
+        return room.membership(user_id) == "join"
+
+    async def typing(self, origin: str, content: Any) -> None:
+        if not isinstance(content, dict) or self.sync is None:
+            return
+        user_id, room_id = content.get("user_id"), content.get("room_id")
+        if _domain(user_id) != origin or not isinstance(content.get("typing"), bool):
+            return
+        if not await self._joined(room_id, user_id):
+            return
+        self.sync.typing.set_typing(room_id, user_id, content["typing"], TYPING_TIMEOUT_MS)
+
+    async def receipt(self, origin: str, content: Any) -> None:
+        if not isinstance(content, dict) or self.sync is None:
+            return
+        for room_id, by_type in content.items():
+            if not isinstance(by_type, dict):
+                continue
+            by_user = by_type.get("m.read")
+            if not isinstance(by_user, dict):
+                continue
+            for user_id, receipt in by_user.items():
+                if _domain(user_id) != origin or not isinstance(receipt, dict):
+                    continue
+                event_ids = receipt.get("event_ids")
+                if not isinstance(event_ids, list) or not event_ids \
+                        or not all(isinstance(e, str) for e in event_ids):
+                    continue
+                if not await self._joined(room_id, user_id):
+                    continue
+                data = receipt.get("data") if isinstance(receipt.get("data"), dict) else {}
+                thread_id = data.get("thread_id")
+                thread_id = thread_id if isinstance(thread_id, str) and thread_id else None
+                for event_id in event_ids[:10]:
+                    ev = await self.rooms.get_event(event_id)
+                    if ev is None or ev.room_id != room_id:
+                        continue
+                    await self.sync.receipts.set_receipt(room_id, "m.read", user_id,
+                                                         event_id, thread_id)

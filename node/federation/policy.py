@@ -1,0 +1,68 @@
+"""Which servers this node federates with, and with which keys (the city roster, issue 5,
+plugs in here).
+
+Spec: server-server API "Server Access Control Lists" motivates refusing servers; Parta's
+closed federation (docs/DESIGN: every inbound origin and outbound destination must be in
+the signed roster, keys pinned from it).
+
+``ServerPolicy`` is consulted:
+
+* ``allow_inbound(origin)`` on EVERY inbound federation request (403 ``M_FORBIDDEN``) and
+  for the sender's server of every received PDU (the PDU is refused);
+* ``allow_outbound(destination)`` before every outbound request / transaction;
+* ``pinned_keys(server_name)``: ``{key_id: VerifyKey}`` to use *instead of* fetching the
+  server's keys, or None when not pinned.
+
+``AllowAllPolicy`` (the default) allows everything and pins nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol
+
+from federation.errors import Forbidden
+from federation.keys import VerifyKey
+from federation.transport.keyring import PinnedKey
+
+
+class ServerPolicy(Protocol):
+    def allow_inbound(self, origin: str) -> bool: ...
+
+    def allow_outbound(self, destination: str) -> bool: ...
+
+    def pinned_keys(self, server_name: str) -> "dict[str, VerifyKey] | None": ...
+
+
+class AllowAllPolicy:
+    def allow_inbound(self, origin: str) -> bool:
+        return True
+
+    def allow_outbound(self, destination: str) -> bool:
+        return True
+
+    def pinned_keys(self, server_name: str) -> dict[str, VerifyKey] | None:
+        return None
+
+
+class PinnedKeysFromPolicy:
+    """Adapter: the key ring's ``PinnedKeySource`` backed by a ``ServerPolicy``."""
+
+    def __init__(self, policy: ServerPolicy) -> None:
+        self._policy = policy
+
+    def pinned_keys(self, server_name: str) -> Mapping[str, PinnedKey] | None:
+        keys = self._policy.pinned_keys(server_name)
+        if keys is None:
+            return None
+        return {key_id: (k if isinstance(k, PinnedKey) else PinnedKey(k))
+                for key_id, k in keys.items()}
+
+
+class ServerNotAllowed(Forbidden):
+    """403 ``M_FORBIDDEN``: the policy refuses to federate with this server."""
+
+
+def require_inbound(policy: ServerPolicy, origin: str) -> None:
+    if not policy.allow_inbound(origin):
+        raise ServerNotAllowed(f"Federation with {origin} is not allowed by this server's "
+                               "policy")

@@ -1,0 +1,26 @@
+"""The federation listener's endpoints, one module per spec endpoint (server-server API):
+
+``keys`` (key/v2 server + query), ``version``, ``send`` (transactions), ``event``,
+``state``, ``state_ids``, ``backfill``, ``missing_events`` (get_missing_events),
+``event_auth``, ``query`` (profile, directory), ``public_rooms``, ``media`` (federation
+media download).  ``register_all(routes, fctx)`` adds them to a ``FederationRoutes``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+MODULES = ("keys", "version", "send", "event", "state", "state_ids", "backfill",
+           "missing_events", "event_auth", "query", "public_rooms", "media")
+
+
+def register_all(routes: Any, fctx: Any) -> None:
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue        # not written yet
+        module.register(routes, fctx)

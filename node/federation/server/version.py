@@ -1,0 +1,16 @@
+"""``GET /_matrix/federation/v1/version`` (spec: server-server API ``version.yaml``; no
+authentication): the implementation's name and version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAME = "Parta"
+VERSION = "0.1.0"
+
+
+def register(routes: Any, fctx: Any) -> None:
+    async def version(req: Any) -> tuple[int, dict]:
+        return 200, {"server": {"name": NAME, "version": VERSION}}
+
+    routes.add_public("GET", "/_matrix/federation/v1/version", version)

@@ -1,0 +1,81 @@
+"""SQL the federation area needs beyond ``node.rooms.store``: functions ``fn(conn, ...)``
+for ``Database.run`` (no reactor here).
+
+Tables: ``schema/events.py`` (events, rooms, room_current_state), ``schema/federation.py``
+(event_state_groups, federation_inbound_txns).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import orjson
+from sqlalchemy import delete, insert, select
+
+from schema.events import events, room_current_state, rooms
+from schema.federation import event_state_groups, federation_inbound_txns
+
+
+def event_status(conn: Any, event_ids: Sequence[str]) -> dict[str, tuple[bool, bool, bool]]:
+    """event_id -> (outlier, rejected, has state groups) for the events we hold."""
+    out: dict[str, tuple[bool, bool, bool]] = {}
+    ids = list(event_ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        grouped = {r.event_id for r in conn.execute(
+            select(event_state_groups.c.event_id)
+            .where(event_state_groups.c.event_id.in_(chunk)))}
+        for r in conn.execute(select(events.c.event_id, events.c.outlier,
+                                     events.c.rejected_reason)
+                              .where(events.c.event_id.in_(chunk))):
+            out[r.event_id] = (bool(r.outlier), r.rejected_reason is not None,
+                               r.event_id in grouped)
+    return out
+
+
+def delete_outliers(conn: Any, event_ids: Sequence[str]) -> None:
+    """Drop outlier rows about to be stored again as timeline events (de-outliering)."""
+    if event_ids:
+        conn.execute(delete(events).where(events.c.event_id.in_(list(event_ids)),
+                                          events.c.outlier.is_(True)))
+
+
+def room_ids_of(conn: Any, event_ids: Sequence[str]) -> dict[str, str]:
+    return {r.event_id: r.room_id for r in conn.execute(
+        select(events.c.event_id, events.c.room_id)
+        .where(events.c.event_id.in_(list(event_ids))))}
+
+
+def joined_servers(conn: Any, room_id: str) -> set[str]:
+    """Servers with a joined member in the room's current state."""
+    rows = conn.execute(select(room_current_state.c.state_key).where(
+        room_current_state.c.room_id == room_id,
+        room_current_state.c.type == "m.room.member",
+        room_current_state.c.membership == "join"))
+    return {r.state_key.partition(":")[2] for r in rows}
+
+
+def room_exists(conn: Any, room_id: str) -> bool:
+    return conn.execute(select(rooms.c.room_id).where(rooms.c.room_id == room_id)).first() \
+        is not None
+
+
+# --- inbound transactions ------------------------------------------------------------------
+
+def get_txn_response(conn: Any, origin: str, txn_id: str) -> dict | None:
+    row = conn.execute(select(federation_inbound_txns.c.response).where(
+        federation_inbound_txns.c.origin == origin,
+        federation_inbound_txns.c.txn_id == txn_id)).first()
+    return orjson.loads(row.response) if row is not None else None
+
+
+def save_txn_response(conn: Any, origin: str, txn_id: str, response: dict, ts: int) -> None:
+    t = federation_inbound_txns
+    conn.execute(delete(t).where(t.c.origin == origin, t.c.txn_id == txn_id))
+    conn.execute(insert(t).values(origin=origin, txn_id=txn_id,
+                                  response=orjson.dumps(response).decode(), received_ts=ts))
+
+
+def prune_txns(conn: Any, before_ts: int) -> int:
+    t = federation_inbound_txns
+    return conn.execute(delete(t).where(t.c.received_ts < before_ts)).rowcount
