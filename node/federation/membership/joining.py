@@ -22,11 +22,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from federation.errors import Forbidden, InvalidParam, MatrixError, NotFound
+from federation.errors import InvalidParam, MatrixError, NotFound
 from federation.events.builder import build_event
 from federation.room_versions import KNOWN_ROOM_VERSIONS
 
 from .common import MEMBER, SUPPORTED_VERSIONS, check_template, domain_of
+from ..roster_policy import refusal
 from .remote_calls import RemoteRefused, call
 
 log = logging.getLogger("parta.federation.membership")
@@ -51,7 +52,7 @@ async def resolve_remote_alias(ms: Any, alias: str) -> tuple[str, list[str]]:
     if not server:
         raise InvalidParam(f"{alias!r} is not a room alias")
     if ms.policy is not None and not ms.policy.allow_outbound(server):
-        raise Forbidden(f"This server does not federate with {server}")
+        raise refusal(ms.policy, server)
     try:
         resp = await call(ms.client, server, "GET", DIRECTORY, query={"room_alias": alias})
     except RemoteRefused as exc:

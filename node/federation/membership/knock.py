@@ -21,6 +21,7 @@ from federation.room_versions import KNOWN_ROOM_VERSIONS
 from node.rooms.client_format import strip_state_event
 from node.rooms.membership_checks import check_membership_change
 
+from ..audience import check_audience
 from .common import (MEMBER, SUPPORTED_VERSIONS, check_template, incompatible_version,
                      require_user_on, room_for_resident, template)
 from .out_of_band import store_out_of_band
@@ -39,6 +40,7 @@ async def make_knock(ms: Any, origin: str, room_id: str, user_id: str,
                      versions: Sequence[str]) -> dict:
     require_user_on(user_id, origin)
     room = await room_for_resident(ms.rooms, room_id)
+    check_audience(ms.policy, room.state, origin, local_server=ms.server_name, what="knock")
     rv_id = room.room_version.identifier
     if rv_id not in list(versions):
         raise incompatible_version(rv_id)

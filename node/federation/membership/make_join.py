@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from node.rooms.membership_checks import check_membership_change
 from node.rooms.membership_ops import restricted_join_authoriser
 
+from ..audience import check_audience
 from .common import incompatible_version, require_user_on, room_for_resident, template
 
 
@@ -24,6 +25,7 @@ async def make_join(ms: Any, origin: str, room_id: str, user_id: str,
                     versions: Sequence[str]) -> dict:
     require_user_on(user_id, origin)
     room = await room_for_resident(ms.rooms, room_id)
+    check_audience(ms.policy, room.state, origin, local_server=ms.server_name)
     rv_id = room.room_version.identifier
     if rv_id not in (list(versions) or ["1"]):
         raise incompatible_version(rv_id)

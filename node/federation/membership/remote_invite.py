@@ -27,6 +27,8 @@ from federation.events.model import Event
 from node.rooms.create_ops import member_profile
 from node.rooms.membership_checks import check_membership_change
 
+from ..audience import check_audience
+from ..roster_policy import refusal
 from .common import MEMBER, domain_of
 from .remote_calls import call
 
@@ -44,8 +46,9 @@ async def invite_remote(ms: Any, sender: str, room_id: str, target: str,
     room = await rooms.room_for_sender(room_id)
     server = domain_of(target)
     if ms.policy is not None and not ms.policy.allow_outbound(server):
-        raise MatrixError(f"This server does not federate with {server}",
-                          errcode="M_FORBIDDEN", http_status=403)
+        raise refusal(ms.policy, server)
+    check_audience(ms.policy, room.state, server, local_server=ms.server_name,
+                   what="be invited")
     content: dict = {"membership": "invite"}
     if reason:
         content["reason"] = reason

@@ -21,6 +21,7 @@ from federation.errors import Forbidden
 from federation.events.builder import sign_event
 from federation.events.model import Event
 
+from ..audience import check_audience
 from .common import MEMBER, check_submitted, domain_of, room_for_resident
 
 log = logging.getLogger("parta.federation.membership")
@@ -30,6 +31,9 @@ async def accept_membership(ms: Any, origin: str, room_id: str, event_id: str, p
                             membership: str) -> tuple[Any, Event]:
     """Check, countersign if needed, ingest and forward; returns (room, event)."""
     room = await room_for_resident(ms.rooms, room_id)
+    if membership in ("join", "knock"):
+        check_audience(ms.policy, room.state, origin, local_server=ms.server_name,
+                       what=membership)
     rv = room.room_version
     if isinstance(pdu, dict):
         pdu = dict(pdu)

@@ -24,6 +24,7 @@ from . import (joining, knock, leaving, make_join, make_leave, remote_invite, se
 from . import invite as invite_endpoint
 from .common import MEMBER, domain_of, local_members_joined
 from .out_of_band import remote_invite_for
+from ..roster_policy import refusal
 
 log = logging.getLogger("parta.federation.membership")
 
@@ -125,6 +126,12 @@ class MembershipService:
         room_server = [domain_of(room_id)] if ":" in room_id else []
         candidates = joining.ordered_candidates(self.server_name, self.policy, via,
                                                 alias_servers, inviter, room_server, known)
+        if not candidates and self.policy is not None:
+            refused = [s for s in (*via, *alias_servers, *inviter, *room_server)
+                       if isinstance(s, str) and s and s != self.server_name
+                       and not self.policy.allow_outbound(s)]
+            if refused:
+                raise refusal(self.policy, refused[0])
         content: dict = {}
         if self.accounts is not None:
             from node.rooms.create_ops import member_profile
