@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8008, help="client API port (default 8008)")
     p.add_argument("--bind", default="127.0.0.1", help="client API address (default 127.0.0.1)")
     p.add_argument("--metrics-port", type=int, default=9108, help="metrics port (default 9108)")
+    p.add_argument("--federation-port", type=int, default=None,
+                   help="federation (HTTPS) port (default 8448; 0 when --port is 0)")
     p.add_argument("--city-name", default="City office",
                    help="the gateway's name in the roster (default 'City office')")
     p.add_argument("--admin", default="office",

@@ -64,5 +64,7 @@ class ServerNotAllowed(Forbidden):
 
 def require_inbound(policy: ServerPolicy, origin: str) -> None:
     if not policy.allow_inbound(origin):
-        raise ServerNotAllowed(f"Federation with {origin} is not allowed by this server's "
+        describe = getattr(policy, "refusal_message", None)   # e.g. the city roster's
+        raise ServerNotAllowed(describe(origin) if describe is not None else
+                               f"Federation with {origin} is not allowed by this server's "
                                "policy")

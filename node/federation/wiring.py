@@ -33,7 +33,7 @@ from .edus import EduHandler
 from .ingest import Ingest
 from .key_store import DbKeyStore
 from .listener import make_resource
-from .policy import AllowAllPolicy, PinnedKeysFromPolicy
+from .policy import PinnedKeysFromPolicy
 from .policy_client import PolicyClient
 from .server import register_all
 from .signing_keys import load_keys
@@ -117,7 +117,9 @@ def build_context(ctx: Any, *, rooms: Any, policy: Any = None, signing_keys: Any
                                                 if k.key_id != ctx.signing_key.key_id]
     key_server = KeyServer(ctx.server_name, signing_keys, ctx.clock, old_keys or (),
                            key_lifetime_ms=cfg.key_validity_ms)
-    policy = policy or AllowAllPolicy()
+    if policy is None:       # the city roster when enrolled (issue 5), else open
+        from .roster_policy import policy_from_config
+        policy = policy_from_config(ctx.config)
     if client is None:
         tls = ClientTLSPolicy(cfg.tls_ca_file,
                               insecure_skip_tls_verify=cfg.insecure_skip_tls_verify)
@@ -130,7 +132,9 @@ def build_context(ctx: Any, *, rooms: Any, policy: Any = None, signing_keys: Any
     fetchers += _notary_fetchers(cfg, client, ctx.clock)
     keyring = KeyRing(ctx.clock, fetchers, pinned=PinnedKeysFromPolicy(policy),
                       store=DbKeyStore(ctx.db), local=key_server)
-    notary = NotaryService(key_server, keyring, ctx.clock)
+    from .roster_policy import RosterNotarySource, RosterPolicy
+    notary = NotaryService(key_server, RosterNotarySource(keyring, policy)
+                           if isinstance(policy, RosterPolicy) else keyring, ctx.clock)
     router = Router()
     routes = FederationRoutes(router, XMatrixAuthenticator(ctx.server_name, keyring, policy))
     return FederationContext(ctx=ctx, config=cfg, keyring=keyring, key_server=key_server,
@@ -153,6 +157,8 @@ def wire(ctx: Any, *, accounts: Any = None, rooms: Any, notifier: Any = None,
     fctx.extras["transactions"] = transactions
     fctx.extras["edus"] = edus
     register_all(fctx.routes, fctx)
+    from .roster_refresh import install as install_roster
+    install_roster(fctx)         # roster refresh + push hints (an enrolled node)
     from node import metrics
     resource = make_resource(fctx.router, observe=metrics.observe_request)
     service = FederationService(fctx=fctx, resource=resource, ingest=ingest,
