@@ -17,10 +17,4 @@ MODULES = ("keys", "version", "send", "event", "state", "state_ids", "backfill",
 
 def register_all(routes: Any, fctx: Any) -> None:
     for name in MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue        # not written yet
-        module.register(routes, fctx)
+        importlib.import_module(f"{__name__}.{name}").register(routes, fctx)

@@ -26,6 +26,7 @@ from twisted.internet import task  # noqa: E402
 from twisted.web.http_headers import Headers  # noqa: E402
 
 import schema.federation  # noqa: E402,F401 - registers the tables
+import schema.media  # noqa: E402,F401
 import schema.sync  # noqa: E402,F401
 from federation.auth.selection import auth_types_for_event  # noqa: E402
 from federation.errors import MatrixError  # noqa: E402
@@ -141,7 +142,7 @@ class InProcessClient:
 class FedNode:
     def __init__(self, network: Network, server_name: str, *, users=("alice", "bob"),
                  key_version: str | None = None, policy: Any = None,
-                 max_missing_events: int = 20) -> None:
+                 max_missing_events: int = 20, media_dir: str | None = None) -> None:
         self.network = network
         self.server_name = server_name
         self.reactor = task.Clock()
@@ -167,8 +168,18 @@ class FedNode:
                                    db=self.db, signing_key=self.key, server_name=server_name,
                                    router=None)
         self.client = InProcessClient(network, server_name, self.key)
+        self.media = None
+        if media_dir is not None:
+            from twisted.internet import defer
+            from node.media.service import MediaService
+            from node.media.store import MediaStore
+            self.media = MediaService(server_name=server_name, config=config.media,
+                                      db=self.db, store=MediaStore(media_dir),
+                                      clock=self.clock,
+                                      offload=lambda fn, *a: defer.succeed(fn(*a)))
         self.fed = wiring.wire(self.ctx, accounts=self.accounts, rooms=self.rooms,
                                notifier=self.notifier, sync=self.sync, policy=policy,
+                               media=self.media,
                                signing_keys=[self.key], old_keys=[], client=self.client)
         network.nodes[server_name] = self
 

@@ -1,0 +1,23 @@
+"""``GET /_matrix/federation/v1/event/{eventId}`` (spec: server-server API "Retrieving
+events", ``events.yaml``): a transaction holding the one PDU.  Soft-failed events are
+returned ("A soft failed event should be returned in response to federation requests
+where appropriate (e.g. in /event/<event_id>)"); rejected ones are not.  The requesting
+server must be allowed to read the room (``access.py``); an event it may not see is
+served redacted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..access import ServerVisibility, require_room_access
+from .common import V1, envelope, event_in_room
+
+
+def register(routes: Any, fctx: Any) -> None:
+    async def get_event(req: Any, origin: str, eventId: str) -> tuple[int, dict]:
+        ev = await event_in_room(fctx, eventId)
+        room = await require_room_access(fctx.rooms, ev.room_id, origin)
+        pdus = await ServerVisibility(fctx.rooms, room, origin).serve([ev])
+        return 200, envelope(fctx, pdus)
+
+    routes.add("GET", V1 + "/event/{eventId}", get_event)

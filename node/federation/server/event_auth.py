@@ -1,0 +1,21 @@
+"""``GET /_matrix/federation/v1/event_auth/{roomId}/{eventId}`` (spec: server-server API
+"Retrieving event authorisation information", ``event_auth.yaml``): the complete auth
+chain of the event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..access import require_room_access
+from .common import V1, auth_chain_events, event_in_room
+
+
+def register(routes: Any, fctx: Any) -> None:
+    async def event_auth(req: Any, origin: str, roomId: str, eventId: str
+                         ) -> tuple[int, dict]:
+        await require_room_access(fctx.rooms, roomId, origin)
+        ev = await event_in_room(fctx, eventId, roomId)
+        chain = await auth_chain_events(fctx, [ev.event_id], roomId)
+        return 200, {"auth_chain": [dict(e.pdu) for e in chain]}
+
+    routes.add("GET", V1 + "/event_auth/{roomId}/{eventId}", event_auth)

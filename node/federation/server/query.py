@@ -1,0 +1,64 @@
+"""``GET /_matrix/federation/v1/query/profile`` and ``/query/directory`` (spec:
+server-server API "Querying for information", ``query.yaml``).
+
+* profile: ``user_id`` must be local (400 ``M_INVALID_PARAM`` otherwise); unknown users
+  and missing fields are 404 ``M_NOT_FOUND``; with ``field`` only that field is returned.
+* directory: ``room_alias`` must be one of ours; the answer names the room and the servers
+  likely to hold it (ours first, then the servers of the joined members).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation.errors import InvalidParam, MatrixError, NotFound
+from node.rooms import store as rooms_store
+
+from ..access import server_of
+from .common import V1
+
+PROFILE_FIELDS = ("displayname", "avatar_url", "m.tz")
+
+
+def _required(req: Any, name: str) -> str:
+    value = req.query(name)
+    if not value:
+        raise MatrixError(f"Missing query parameter {name!r}", errcode="M_MISSING_PARAM")
+    return value
+
+
+def register(routes: Any, fctx: Any) -> None:
+    async def profile(req: Any, origin: str) -> tuple[int, dict]:
+        user_id = _required(req, "user_id")
+        if not user_id.startswith("@") or server_of(user_id) != fctx.server_name:
+            raise InvalidParam("User is not hosted on this server")
+        field = req.query("field")
+        accounts = fctx.accounts
+        found = await accounts.get_profile_or_none(user_id) \
+            if hasattr(accounts, "get_profile_or_none") else await accounts.get_profile(user_id)
+        if found is None or (not found and not await accounts.user_exists(user_id)):
+            raise NotFound("User does not exist")
+        public = {k: v for k, v in found.items() if k in PROFILE_FIELDS and v is not None}
+        if field is not None:
+            if field not in public:
+                raise NotFound(f"The user has no {field!r} profile field")
+            return 200, {field: public[field]}
+        return 200, public
+
+    async def directory(req: Any, origin: str) -> tuple[int, dict]:
+        alias = _required(req, "room_alias")
+        if not alias.startswith("#") or server_of(alias) != fctx.server_name:
+            raise NotFound("Room alias not found")
+        room_id = await fctx.ctx.db.run(rooms_store.alias_room_id, alias)
+        if room_id is None:
+            raise NotFound("Room alias not found")
+        servers = [fctx.server_name]
+        try:
+            room = await fctx.rooms.get_room(room_id)
+            servers += sorted({server_of(u) for u in room.joined} - {fctx.server_name})
+        except NotFound:
+            pass
+        return 200, {"room_id": room_id, "servers": servers}
+
+    routes.add("GET", V1 + "/query/profile", profile)
+    routes.add("GET", V1 + "/query/directory", directory)
