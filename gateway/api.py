@@ -24,6 +24,7 @@ from typing import Any
 from federation.errors import BadJSON, InvalidParam, MatrixError, NotFound
 
 from .directory import MAX_QUERY, directory_entries, search
+from .roster_enforcement import note_roster_request
 
 log = logging.getLogger("parta.gateway")
 
@@ -53,6 +54,7 @@ def register(router: Any, gw: Any) -> None:
         since_raw = req.query("since")
         if since_raw is not None:
             since = _version_param(since_raw, "since")
+            note_roster_request(gw, req, since)     # a node's signed refresh = its ack
             docs = await roster.since(since, MAX_CHAIN + 1)
             limited = len(docs) > MAX_CHAIN
             docs = docs[:MAX_CHAIN]

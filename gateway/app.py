@@ -127,6 +127,8 @@ def build_gateway(ctx: Any, services: Any, gw_config: GatewayConfig) -> Gateway:
                  accounts=services.accounts, rooms=services.rooms, clock=ctx.clock,
                  reactor=ctx.reactor)
     api.register(ctx.router, gw)
+    from .roster_enforcement import wire as wire_roster
+    wire_roster(gw, getattr(services, "federation", None))   # own roster, hints, acks
     if gw_config.dashboard_enabled:
         dashboard.register(ctx.router, gw)
     return gw
