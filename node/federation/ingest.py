@@ -17,7 +17,10 @@ Resolution" (forks are merged with the room version's algorithm).
   room_id=None) -> {event_id: Event}``: checks (1-4) and stores events as outliers;
 * ``await persist_joined_room(room_version, join_pdu, state_pdus, auth_chain_pdus, origin)
   -> room_id``: a ``send_join`` response: the state and auth chain as outliers, then the
-  join event as the room's first (or newest) timeline event with that state before it.
+  join event as the room's first (or newest) timeline event with that state before it;
+* ``await persist_backfilled(origin, room_id, pdus) -> [Event]``: history from
+  ``/backfill`` (checks 1-4), stored below every stream ordering of the room so
+  ``/messages`` pages back into it; current state and extremities do not change.
 
 Work per PDU, in spec order: policy (sender's server) -> 1-3 format, signatures, hashes ->
 4 auth events (fetched with ``/event_auth`` when missing) -> missing prev events (fetched
@@ -583,3 +586,66 @@ class Ingest:
                                            extremities=[join.event_id], state_group=after.id)
         await d
         return room_id
+
+    # ======================================================================================
+    # backfill
+    # ======================================================================================
+    async def persist_backfilled(self, origin: str, room_id: str, pdus: Sequence[Any]
+                                 ) -> list[Event]:
+        """Store events a ``/backfill`` answer brought (spec: "Backfilling and retrieving
+        missing events").  Each passes checks 1-4 (format, signatures, hashes, its auth
+        events; missing auth events are fetched with ``/event_auth``); the state before
+        such old events is not known here, so they get no state groups and change neither
+        the current state nor the forward extremities.  They are queued newest first and
+        get stream orderings below everything in the room.  Returns the accepted new
+        events, newest first (already known events are skipped)."""
+        room = await self.rooms.get_room(room_id)
+        rv = room.room_version
+        checked: dict[str, Event] = {}
+        for pdu in pdus:
+            if not isinstance(pdu, dict):
+                continue
+            sender_server = _domain(pdu.get("sender"))
+            if sender_server is not None and not self.policy.allow_inbound(sender_server):
+                continue
+            try:
+                ev = await check_format_signatures_hashes(pdu, rv, self.keyring)
+            except Dropped as exc:
+                log.info("event=backfill_dropped origin=%s reason=%s", origin, exc.reason)
+                continue
+            if ev.room_id == room_id:
+                checked.setdefault(ev.event_id, ev)
+        if not checked:
+            return []
+        status = await self.db.run(store.event_status, list(checked))
+        new = [ev for eid, ev in checked.items()
+               if eid not in status or (status[eid][0] and not status[eid][2])]
+        if not new:
+            return []
+        create = room.state.get(CREATE_KEY)
+        wanted = {a for ev in new for a in ev.auth_event_ids if a not in checked}
+        pool: dict[str, Event] = dict(await self.rooms.get_events(wanted))
+        if any(a not in pool for a in wanted):
+            missing_for = next(ev for ev in new if any(a not in pool and a not in checked
+                                                       for a in ev.auth_event_ids))
+            chain = await self.remote.event_auth(origin, room_id, missing_for.event_id)
+            if chain:
+                await self.persist_outlier_and_state(rv, [], chain, origin, room_id=room_id)
+                pool.update(await self.rooms.get_events([a for a in wanted if a not in pool]))
+        pool.update(checked)
+        for ev in sorted(new, key=lambda e: (e.depth, e.event_id)):
+            ev.rejected_reason = check_against_auth_events(ev, pool, create,
+                                                           self.is_signed_by)
+        ds = []
+        for ev in sorted(new, key=lambda e: (-e.depth, e.event_id)):
+            ev.internal["backfilled"] = True
+            ev.internal["current_state_delta"] = {}
+            if ev.event_id in status:
+                ev.internal["replaces_outlier"] = True
+            self.rooms._cache_event(ev)
+            ds.append(self.rooms.persister.enqueue(ev))
+        for d in ds:
+            await d
+        self.rooms.invalidate_history(room_id)
+        return [ev for ev in sorted(new, key=lambda e: (-e.depth, e.event_id))
+                if ev.rejected_reason is None]

@@ -12,7 +12,9 @@ bookkeeping, e.g. state groups), then the ``on_persisted`` hooks (caches, federa
 fan-out) and the notifier (one call per room with the room's highest stream ordering)
 with the *visible* events only -- events received over federation may be stored hidden:
 outliers (``internal["outlier"]``, including soft-failed events) and rejected events
-(``rejected_reason``) are never shown to clients.  Then the ``events persisted`` metric is
+(``rejected_reason``) are never shown to clients; backfilled history
+(``internal["backfilled"]``: stream orderings -1, -2, ... below everything else, so
+``/messages`` finds it where it belongs) is not news for hooks or the notifier either.  Then the ``events persisted`` metric is
 incremented, and each sender's Deferred fires.
 """
 
@@ -70,22 +72,25 @@ class EventPersister:
         self._started = False
         self.max_persisted = 0          # highest committed stream ordering
         self._next_stream = 1
+        self._next_backfill = -1         # backfilled history: -1, -2, ... (older: lower)
         self.on_committed: list[Callable[[Sequence[Event]], None]] = []
         self.on_persisted: list[Callable[[Sequence[Event]], None]] = []
         self.on_failed: list[Callable[[Sequence[Event]], None]] = []
         self.batches_written = 0
 
     def start_sync(self) -> None:
-        """Read the highest stream ordering at start-up (blocking; wiring only)."""
-        self._set_max(self.db.run_sync(store.max_stream_ordering))
+        """Read the stream ordering bounds at start-up (blocking; wiring only)."""
+        self._set_bounds(self.db.run_sync(store.stream_ordering_bounds))
 
     async def start(self) -> None:
         if not self._started:
-            self._set_max(await self.db.run(store.max_stream_ordering))
+            self._set_bounds(await self.db.run(store.stream_ordering_bounds))
 
-    def _set_max(self, value: int) -> None:
-        self.max_persisted = value
-        self._next_stream = value + 1
+    def _set_bounds(self, bounds: tuple[int, int]) -> None:
+        low, high = bounds
+        self.max_persisted = high
+        self._next_stream = high + 1
+        self._next_backfill = min(low, 0) - 1
         self._started = True
 
     def enqueue(self, event: Event) -> defer.Deferred:
@@ -116,14 +121,24 @@ class EventPersister:
     async def _write(self, batch: list[tuple[Event, defer.Deferred]]) -> None:
         evs = [ev for ev, _ in batch]
         first = self._next_stream
-        for i, ev in enumerate(evs):
-            ev.internal["stream_ordering"] = first + i
-        self._next_stream = first + len(evs)
+        first_backfill = self._next_backfill
+        n = 0
+        for ev in evs:
+            if ev.internal.get("backfilled"):
+                # History older than anything in the room: below every stream ordering,
+                # in the order queued (newest first), so /messages pages back through it.
+                ev.internal["stream_ordering"] = self._next_backfill
+                self._next_backfill -= 1
+            else:
+                ev.internal["stream_ordering"] = first + n
+                n += 1
+        self._next_stream = first + n
         try:
             await self.db.run(store_write.write_events, evs)
         except Exception as exc:  # noqa: BLE001 - the senders get the failure
             log.exception("persisting %d events failed", len(evs))
             self._next_stream = first
+            self._next_backfill = first_backfill
             for ev in evs:
                 ev.internal.pop("stream_ordering", None)
             for hook in self.on_failed:
@@ -131,7 +146,7 @@ class EventPersister:
             for _, d in batch:
                 d.errback(exc)
             return
-        self.max_persisted = first + len(evs) - 1
+        self.max_persisted = first + n - 1
         self.batches_written += 1
         for ev in evs:
             ev.internal.pop("new_room", None)
@@ -142,7 +157,7 @@ class EventPersister:
                 hook(evs)
             except Exception:  # noqa: BLE001
                 log.exception("on_committed hook failed")
-        visible = [ev for ev in evs if not is_hidden(ev)]
+        visible = [ev for ev in evs if not is_hidden(ev) and not ev.internal.get("backfilled")]
         if visible:
             for hook in self.on_persisted:
                 try:

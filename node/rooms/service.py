@@ -238,6 +238,14 @@ class RoomService:
         self._cache_event(ev)
         return self.persister.enqueue(ev)
 
+    def invalidate_history(self, room_id: str) -> None:
+        """Older events were added below the room's history (backfill): the cached
+        visibility timelines of the room are stale."""
+        self._vis_gen += 1
+        self._hv_timelines.pop(room_id, None)
+        for key in [k for k in self._mem_timelines if k[0] == room_id]:
+            del self._mem_timelines[key]
+
     def add_room(self, room: RoomState) -> None:
         """Register a room built elsewhere (a room joined over federation)."""
         self._rooms[room.room_id] = room

@@ -86,6 +86,13 @@ def max_stream_ordering(conn: Connection) -> int:
     return conn.execute(select(func.max(events.c.stream_ordering))).scalar() or 0
 
 
+def stream_ordering_bounds(conn: Connection) -> tuple[int, int]:
+    """(lowest, highest) stream ordering (backfilled history is at or below 0)."""
+    low, high = conn.execute(select(func.min(events.c.stream_ordering),
+                                    func.max(events.c.stream_ordering))).first()
+    return (low or 0, high or 0)
+
+
 def fetch_events(conn: Connection, event_ids: Sequence[str]) -> dict[str, Event]:
     if not event_ids:
         return {}

@@ -166,7 +166,8 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
         if rows:
             conn.execute(insert(room_current_state), rows)
 
-    _write_extremities(conn, [ev for ev in batch if not _hidden(ev)])
+    _write_extremities(conn, [ev for ev in batch
+                              if not _hidden(ev) and not ev.internal.get("backfilled")])
     write_state_rows(conn, batch)
 
     # Redactions mark their target (same room only).

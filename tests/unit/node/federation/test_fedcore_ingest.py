@@ -254,3 +254,36 @@ def test_join_of_an_unknown_key_is_dropped():
     n = a.db.run_sync(lambda c: c.execute(select(func.count()).select_from(events).where(
         events.c.event_id == ev.event_id)).scalar())
     assert n == 0
+
+
+def test_backfilled_history_is_stored_below_the_room_and_visible_in_order():
+    net = Network()
+    a = FedNode(net, "a.test")
+    b = FedNode(net, "b.test")
+    room_id = result_of(a.rooms.create_room(a.uid("alice"), {"preset": "public_chat"}))
+    history = [result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message",
+                                            {"body": f"old {i}"})) for i in range(5)]
+    join_id = join_remote(a, b, room_id)
+    newer = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message",
+                                         {"body": "new"}))
+    forward(a, b, [newer], "n1")
+    before = b.rooms.current_stream_ordering()
+    status, body = result_of(b.client.request(
+        "a.test", "GET", f"/_matrix/federation/v1/backfill/{room_id}",
+        query={"v": b.event(join_id).prev_event_ids, "limit": 3}))
+    assert status == 200
+    stored = result_of(b.fed.ingest.persist_backfilled("a.test", room_id, body["pdus"]))
+    assert [e.event_id for e in stored] == history[:-4:-1]      # newest first
+    assert b.rooms.current_stream_ordering() == before           # not news for sync
+    assert all(e.internal["stream_ordering"] < 0 for e in stored)
+    # /messages order (newest first) continues from the join into the backfilled events.
+    page = result_of(b.rooms.get_events_in_range(room_id, None, None, 100, "b"))
+    ids = [e.event_id for e in page]
+    assert ids.index(newer) < ids.index(join_id) < ids.index(history[4]) \
+        < ids.index(history[3]) < ids.index(history[2])
+    visible = result_of(b.rooms.filter_events_for_user(b.uid("bob"), room_id, page))
+    assert history[2] in [e.event_id for e in visible]
+    # Current state and extremities did not move; a second backfill stores nothing twice.
+    assert b.room(room_id).extremities == [newer]
+    again = result_of(b.fed.ingest.persist_backfilled("a.test", room_id, body["pdus"]))
+    assert again == []
