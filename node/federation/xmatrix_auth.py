@@ -11,6 +11,9 @@ origin before the signature, so refused servers never cause key fetches.
 ``FederationRoutes.add(method, template, handler)`` registers a handler
 ``async def h(req, origin, **path_params)`` that only runs for authenticated requests;
 ``add_public`` registers an unauthenticated one (``h(req, **path_params)``).
+
+``XMatrixAuthenticator.observers``: callables ``fn(origin)`` run after each successful
+authentication (e.g. the gateway's "last federation contact" per school).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class XMatrixAuthenticator:
         self.server_name = server_name
         self.keyring = keyring
         self.policy = policy
+        self.observers: list[Callable[[str], None]] = []
 
     async def authenticate(self, req: Any) -> str:
         """The verified origin server of ``req`` (401 / 403 otherwise)."""
@@ -47,6 +51,8 @@ class XMatrixAuthenticator:
         origin = await verify_request_async(req.method, uri, body, headers, self.server_name,
                                             self.keyring.get_verify_key)
         require_inbound(self.policy, origin)
+        for fn in self.observers:
+            fn(origin)
         return origin
 
 

@@ -45,6 +45,17 @@ class Router:
                       auth_optional, rate_limited, name or template)
         self._routes.append(route)
 
+    def replace(self, method: str, template: str, handler: Handler, **kw: Any) -> None:
+        """Like ``add``, but take the place of an existing route with the same method and
+        template (e.g. the gateway's city-wide ``publicRooms`` over the node's own)."""
+        self.add(method, template, handler, **kw)
+        new = self._routes.pop()
+        for i, route in enumerate(self._routes):
+            if route.method == new.method and route.template == template:
+                self._routes[i] = new
+                return
+        self._routes.append(new)
+
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         """Return (route, params, path_known).  ``path_known`` without a route means 405."""
         path_known = False

@@ -3,7 +3,8 @@
 ``keys`` (key/v2 server + query), ``version``, ``send`` (transactions), ``event``,
 ``state``, ``state_ids``, ``backfill``, ``missing_events`` (get_missing_events),
 ``event_auth``, ``query`` (profile, directory), ``public_rooms``, ``media`` (federation
-media download).  ``register_all(routes, fctx)`` adds them to a ``FederationRoutes``.
+media download), ``stats`` (Parta: counts for the city gateway).  ``register_all(routes,
+fctx)`` adds them to a ``FederationRoutes``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 from typing import Any
 
 MODULES = ("keys", "version", "send", "event", "state", "state_ids", "backfill",
-           "missing_events", "event_auth", "query", "public_rooms", "media")
+           "missing_events", "event_auth", "query", "public_rooms", "media", "stats")
 
 
 def register_all(routes: Any, fctx: Any) -> None:

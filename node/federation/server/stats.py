@@ -1,0 +1,60 @@
+"""``GET /_parta/v1/stats`` on the federation listener: what a school publishes to its city
+gateway (Parta's own endpoint, issue 5 "City services": the dashboard shows "users/rooms
+counts the school publishes"; "enrolled schools' directors are invited" to the city rooms).
+
+X-Matrix authenticated like every federation request, and answered only for the server
+that signs this node's roster (its city gateway); anyone else, and every server while the
+node has not enrolled, gets 403 ``M_FORBIDDEN``.  Response::
+
+    {"users": 123,            # active (not deactivated) accounts on this server
+     "rooms": 45,             # rooms created on this server
+     "public_rooms": 3,       # of those, published in the room directory
+     "directors": ["@director:school42.example", ...]}   # accounts with role director
+
+Counts only: no names, no memberships, nothing about pupils beyond a number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from federation.errors import Forbidden
+
+STATS_PATH = "/_parta/v1/stats"
+MAX_DIRECTORS = 50
+
+
+def collect_stats(conn: Connection, server_name: str) -> dict:
+    from schema.accounts import users
+    from schema.events import rooms
+    n_users = conn.execute(select(func.count()).select_from(users)
+                           .where(users.c.deactivated.is_(False))).scalar() or 0
+    ours = rooms.c.creator.endswith(":" + server_name, autoescape=True)
+    n_rooms = conn.execute(select(func.count()).select_from(rooms).where(ours)).scalar() or 0
+    n_public = conn.execute(select(func.count()).select_from(rooms)
+                            .where(ours, rooms.c.is_public.is_(True))).scalar() or 0
+    directors = [r[0] for r in conn.execute(
+        select(users.c.user_id).where(users.c.role == "director",
+                                      users.c.deactivated.is_(False))
+        .order_by(users.c.user_id).limit(MAX_DIRECTORS))]
+    return {"users": int(n_users), "rooms": int(n_rooms), "public_rooms": int(n_public),
+            "directors": directors}
+
+
+def gateway_of(policy: Any) -> str | None:
+    """The server that signs the roster this node enforces (None: not enrolled)."""
+    state = getattr(policy, "state", None)
+    return getattr(state, "signer_name", None)
+
+
+def register(routes: Any, fctx: Any) -> None:
+    async def get_stats(req: Any, origin: str) -> tuple[int, dict]:
+        gateway = gateway_of(fctx.policy)
+        if gateway is None or origin != gateway:
+            raise Forbidden("Only this server's city gateway may read its statistics")
+        return 200, await fctx.ctx.db.run(collect_stats, fctx.server_name)
+
+    routes.add("GET", STATS_PATH, get_stats)
