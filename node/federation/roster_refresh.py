@@ -187,9 +187,8 @@ class RosterRefresher:
             self.last_outcome = "unchanged"
             return "unchanged"
         try:
-            older = [d.get("version") for d in docs
-                     if not isinstance(d, Mapping) or not isinstance(d.get("version"), int)
-                     or d.get("version") <= since]
+            older = [d["version"] for d in docs if isinstance(d, Mapping)
+                     and isinstance(d.get("version"), int) and d["version"] < since]
             if older:
                 raise RosterError(f"asked for versions after {since}, got version(s) "
                                   f"{older[:5]} (rollback)", reason="rollback")
@@ -200,6 +199,9 @@ class RosterRefresher:
                         exc.reason, exc.message, state.version)
             self.last_outcome = "rejected"
             return "rejected"
+        if new.version == since:           # only the version we already hold
+            self.last_outcome = "unchanged"
+            return "unchanged"
         # Acknowledge: the gateway records the version a signed request says we enforce.
         try:
             await self._get(new.version)
