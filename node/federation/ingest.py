@@ -384,6 +384,11 @@ class Ingest:
         pdu = await self.remote.event(origin, event_id)
         if pdu is None:
             return
+        sender_server = _domain(pdu.get("sender"))
+        if sender_server is not None and not self.policy.allow_inbound(sender_server):
+            log.info("event=gap_event_dropped event_id=%s reason=server_policy sender=%s",
+                     event_id, sender_server)
+            return
         try:
             ev = await check_format_signatures_hashes(pdu, room.room_version, self.keyring)
         except Dropped as exc:
