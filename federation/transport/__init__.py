@@ -16,4 +16,6 @@ Modules:
 * ``client``       - ``FederationHttpClient`` (Twisted Agent, pooled, TLS verified, signed).
 * ``tls``          - dev certificates and TLS context factories.
 * ``errors``       - outbound request failures.
+* ``coalesce``     - concurrent callers share one running call (key fetches, .well-known).
+* ``service``      - ``build_transport``: all of the above wired from a ``TransportConfig``.
 """

@@ -201,6 +201,7 @@ class _Entry:
 
 class KeyRing:
     MAX_RESPONSES_PER_SERVER = 4
+    MAX_NEGATIVE_ENTRIES = 10_000
 
     def __init__(self, clock: Clock, fetchers: Sequence[KeyFetcher] = (),
                  pinned: PinnedKeySource | None = None, store: KeyStore | None = None, *,
@@ -288,10 +289,23 @@ class KeyRing:
         if key is not None:
             self._negative.pop((server_name, key_id), None)
             return key
-        self._negative[(server_name, key_id)] = self._clock.time_ms() + self._negative_ttl
+        self._remember_missing(server_name, key_id)
         if self._find(server_name, key_id) is not None:
             raise KeyNotFound(f"Key {key_id} of {server_name} is not valid until {need}")
         raise KeyNotFound(f"Key {key_id} of {server_name} could not be obtained")
+
+    def _remember_missing(self, server_name: str, key_id: str) -> None:
+        now = self._clock.time_ms()
+        if len(self._negative) >= self.MAX_NEGATIVE_ENTRIES:   # bound attacker-chosen keys
+            self._negative = {k: t for k, t in self._negative.items() if t > now}
+            if len(self._negative) >= self.MAX_NEGATIVE_ENTRIES:
+                self._negative.clear()
+        self._negative[(server_name, key_id)] = now + self._negative_ttl
+
+    def key_source(self, server_name: str, key_id: str) -> str | None:
+        """Where a cached remote key came from (``direct``, ``notary:<name>``, ``store``)."""
+        entry = self._keys.get(server_name, {}).get(key_id)
+        return entry.source if entry is not None else None
 
     async def get_verify_key_or_none(self, server_name: str, key_id: str,
                                      minimum_valid_until_ts: int | None = None

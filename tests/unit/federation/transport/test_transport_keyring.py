@@ -157,6 +157,23 @@ def test_negative_results_are_cached_briefly():
     assert len(f.calls) == 3
 
 
+def test_negative_cache_is_bounded():
+    kr, f, clock = ring(*[ConnectionError("down")] * 5)
+    kr.MAX_NEGATIVE_ENTRIES = 3
+    for i in range(5):
+        with pytest.raises(KeyNotFound):
+            result_of(kr.get_verify_key(f"s{i}.example", "ed25519:x"))
+    assert len(kr._negative) <= 3
+    assert len(f.calls) == 5
+
+
+def test_key_source_names_the_fetcher():
+    kr, _, _ = ring(response())
+    result_of(kr.get_verify_key(A, "ed25519:a1"))
+    assert kr.key_source(A, "ed25519:a1") == "direct"
+    assert kr.key_source(A, "ed25519:zz") is None
+
+
 def test_concurrent_lookups_share_one_fetch():
     gate = defer.Deferred()
     kr, f, _ = ring(gate)

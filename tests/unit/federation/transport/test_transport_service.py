@@ -121,7 +121,7 @@ def test_keys_through_a_notary_when_the_origin_stops_serving_them(env):
     b.serve_keys = False
     got = env.run(a.t.keyring.get_verify_key(b.server_name, b.signing_key.key_id))
     assert got == b.signing_key.verify_key
-    assert a.t.keyring._keys[b.server_name][b.signing_key.key_id].source == \
+    assert a.t.keyring.key_source(b.server_name, b.signing_key.key_id) == \
         f"notary:{n.server_name}"
 
 
