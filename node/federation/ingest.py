@@ -54,6 +54,7 @@ from .state_store import GroupRecord, StateMap, diff_states
 log = logging.getLogger("parta.federation.ingest")
 
 MAX_STATE_FETCHES = 3          # prev events whose state we ask for, per PDU
+_NONE = object()               # "looked up: not stored"
 
 
 def _depth(pdu: Any) -> int:
@@ -108,44 +109,76 @@ class Ingest:
                 continue
             by_room.setdefault(room_id, []).append((event_id, pdu))
         results: dict[str, dict] = {}
+        statuses = await self.db.run(store.event_status,
+                                     [eid for items in by_room.values() for eid, _ in items])
+        pending: list[tuple[str, defer.Deferred]] = []
         for room_id, items in by_room.items():
             items.sort(key=lambda item: _depth(item[1]))
             for event_id, pdu in items:
                 try:
-                    error = await self.process_pdu(origin, rooms[room_id], pdu)
+                    error, d = await self._process(origin, rooms[room_id], pdu,
+                                                   fetch_missing=True,
+                                                   status=statuses.get(event_id, _NONE))
                 except Exception:  # noqa: BLE001 - one PDU must not fail the transaction
                     log.exception("event=pdu_failed origin=%s event_id=%s", origin, event_id)
-                    error = "Internal error while processing the event"
+                    error, d = "Internal error while processing the event", None
                 results[event_id] = {} if error is None else {"error": error}
+                if d is not None:
+                    pending.append((event_id, d))
+        # The transaction's events are written together (the persister batches them).
+        for event_id, d in pending:
+            try:
+                await d
+            except Exception:  # noqa: BLE001
+                log.exception("event=pdu_persist_failed origin=%s event_id=%s", origin,
+                              event_id)
+                results[event_id] = {"error": "Internal error while storing the event"}
         return results
 
     async def process_pdu(self, origin: str, room: RoomState, pdu: dict, *,
                           fetch_missing: bool = True) -> str | None:
-        """All checks for one PDU of a room we are in; None when it was accepted (or
-        soft-failed, or already known), else why it was dropped or rejected."""
+        """All checks for one PDU of a room we are in, and its persistence; None when it
+        was accepted (or soft-failed, or already known), else why it was dropped or
+        rejected."""
+        outcome, d = await self._process(origin, room, pdu, fetch_missing=fetch_missing)
+        if d is not None:
+            await d
+        return outcome
+
+    async def _process(self, origin: str, room: RoomState, pdu: dict, *,
+                       fetch_missing: bool, status: Any = None
+                       ) -> tuple[str | None, defer.Deferred | None]:
+        """``process_pdu`` without waiting for the write: (outcome, Deferred of the write).
+        ``status``: the stored event's ``event_status`` when already looked up
+        (``_NONE``: not stored), None to look it up here."""
         rv = room.room_version
         # The sender's server must be one we federate with (policy; the origin was
         # checked when the request was authenticated).
         sender_server = _domain(pdu.get("sender"))
         if sender_server is not None and not self.policy.allow_inbound(sender_server):
             self.stats["dropped"] += 1
-            return f"Events from {sender_server} are not accepted by this server"
+            return f"Events from {sender_server} are not accepted by this server", None
         # 1.-3. format, signatures (sender's server, and others required), hashes
         try:
             ev = await check_format_signatures_hashes(pdu, rv, self.keyring)
         except Dropped as exc:
             self.stats["dropped"] += 1
             log.info("event=pdu_dropped origin=%s reason=%s", origin, exc.reason)
-            return exc.reason
+            return exc.reason, None
         if ev.room_id != room.room_id:
             self.stats["dropped"] += 1
-            return "The event is not in the room it claims"
-        status = (await self.db.run(store.event_status, [ev.event_id])).get(ev.event_id)
+            return "The event is not in the room it claims", None
+        if self.state_store.known_groups([ev.event_id]):
+            return None, None   # processed moments ago (the write may still be queued)
+        if status is None:
+            status = (await self.db.run(store.event_status, [ev.event_id])).get(ev.event_id)
+        elif status is _NONE:
+            status = None
         if status is not None and (status[2] or status[1] or not status[0]):
-            return None         # already processed (or rejected before): nothing to do
+            return None, None   # already processed (or rejected before): nothing to do
         if ev.type == "m.room.create":
             self.stats["dropped"] += 1
-            return "A room's m.room.create event cannot be received into the room"
+            return "A room's m.room.create event cannot be received into the room", None
 
         # 4. auth rules against the event's own auth events
         auth_map = await self._auth_events(origin, room, ev)
@@ -157,9 +190,7 @@ class Ingest:
         async with room.lock:
             d, outcome = await self._commit(room, ev, rejected, replaces_outlier=status
                                             is not None)
-        if d is not None:
-            await d
-        return outcome
+        return outcome, d
 
     # ======================================================================================
     # state before / after, under the room's lock
@@ -339,7 +370,15 @@ class Ingest:
     # ======================================================================================
     async def _auth_events(self, origin: str, room: RoomState, ev: Event) -> dict[str, Event]:
         ids = [i for i in ev.auth_event_ids if isinstance(i, str)]
-        have = await self.rooms.get_events(ids)
+        # Usually the auth events are the room's current state for the selected keys.
+        have: dict[str, Event] = {}
+        for key in state_keys_for_auth(ev):
+            current = room.state.get(key)
+            if current is not None and current.event_id in ids:
+                have[current.event_id] = current
+        rest = [i for i in ids if i not in have]
+        if rest:
+            have.update(await self.rooms.get_events(rest))
         if len(have) < len(set(ids)):
             chain = await self.remote.event_auth(origin, room.room_id, ev.event_id)
             if chain:
@@ -349,8 +388,12 @@ class Ingest:
         return have
 
     async def _prevs_without_state(self, prevs: Sequence[str]) -> list[str]:
-        status = await self.db.run(store.event_status, list(prevs))
-        return [p for p in prevs
+        known = self.state_store.known_groups(prevs)
+        rest = [p for p in prevs if p not in known]
+        if not rest:
+            return []
+        status = await self.db.run(store.event_status, rest)
+        return [p for p in rest
                 if p not in status or (status[p][0] and not status[p][2])]
 
     async def _fill_prev_gaps(self, origin: str, room: RoomState, ev: Event) -> None:

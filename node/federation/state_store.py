@@ -402,6 +402,15 @@ class StateStore:
         self._full.put(group, state)
         return state
 
+    def known_groups(self, event_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """(before, after) of the events whose groups are in memory (no database)."""
+        out = {}
+        for eid in event_ids:
+            hit = self._event_groups.get(eid)
+            if hit is not None:
+                out[eid] = hit
+        return out
+
     async def get_event_groups(self, event_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
         """(before, after) groups of the events that have them."""
         out: dict[str, tuple[int, int]] = {}
