@@ -28,6 +28,18 @@ MAX_ROUNDS = 5          # DB round trips per request while events are filtered o
 MIN_FETCH = 20
 
 
+def _token(pos: int) -> str:
+    """Pagination token; backfilled history has negative stream orderings: ``h<N>``."""
+    return events_token(pos) if pos >= 0 else f"h{-pos}"
+
+
+def _position(token: str) -> int:
+    if isinstance(token, str) and token.startswith("h") and token[1:].isascii() and \
+            token[1:].isdigit() and len(token) < 20:
+        return -int(token[1:])
+    return events_position(token)
+
+
 @dataclass
 class Page:
     start: str
@@ -50,10 +62,10 @@ async def paginate(service: Any, user_id: str, room_id: str, *, from_token: str 
                    event_filter: EventFilter | None = None) -> Page:
     room = await may_read_history(service, user_id, room_id)
     if from_token is not None:
-        pos = events_position(from_token)
+        pos = _position(from_token)
     else:
         pos = service.current_stream_ordering() if direction == "b" else 0
-    to_pos = events_position(to_token) if to_token is not None else None
+    to_pos = _position(to_token) if to_token is not None else None
     start = from_token if from_token is not None else events_token(pos)
     if event_filter is not None and event_filter.limit is not None:
         limit = min(limit, event_filter.limit)
@@ -69,25 +81,36 @@ async def paginate(service: Any, user_id: str, room_id: str, *, from_token: str 
             to_pos = cap if to_pos is None else min(to_pos, cap)
 
     chunk: list[Event] = []
-    exhausted = False
-    for _ in range(MAX_ROUNDS):
-        fetch = max(limit - len(chunk), MIN_FETCH)
-        rows = await service.get_events_in_range(room_id, pos, to_pos, fetch, direction)
-        consumed = 0
-        for ev in rows:
+    exhausted = backfilled = False
+    for attempt in range(2):
+        for _ in range(MAX_ROUNDS):
+            fetch = max(limit - len(chunk), MIN_FETCH)
+            rows = await service.get_events_in_range(room_id, pos, to_pos, fetch, direction)
+            consumed = 0
+            for ev in rows:
+                if len(chunk) >= limit:
+                    break
+                consumed += 1
+                stream = ev.internal["stream_ordering"]
+                pos = stream - 1 if direction == "b" else stream
+                if checker.visible(ev) and _allowed(ev, event_filter):
+                    chunk.append(ev)
+            if len(rows) < fetch and consumed == len(rows):
+                exhausted = True
+                break
             if len(chunk) >= limit:
                 break
-            consumed += 1
-            stream = ev.internal["stream_ordering"]
-            pos = stream - 1 if direction == "b" else stream
-            if checker.visible(ev) and _allowed(ev, event_filter):
-                chunk.append(ev)
-        if len(rows) < fetch and consumed == len(rows):
-            exhausted = True
+        # Past the start of our copy of a federated room: fetch older history from a
+        # server in the room (node/federation/remote/backfill.py), stored below it.
+        backfill = getattr(service, "backfill_hook", None)
+        if attempt or not exhausted or direction != "b" or backfill is None or \
+                to_pos is not None or len(chunk) >= limit or \
+                not await backfill(room_id, max(limit - len(chunk), MIN_FETCH)):
             break
-        if len(chunk) >= limit:
-            break
-    page = Page(start=start, end=None if exhausted else events_token(pos), chunk=chunk)
+        exhausted, backfilled = False, True
+    # After a backfill there may be more to fetch: the next request asks again.
+    page = Page(start=start, end=None if exhausted and not backfilled else _token(pos),
+                chunk=chunk)
     if event_filter is not None and event_filter.lazy_load_members:
         page.state = await _member_state(service, user_id, room_id, chunk)
     return page

@@ -75,6 +75,10 @@ def wire(fctx: Any, *, rooms: Any, accounts: Any = None, sender: Any = None
     attach(ms, rooms)
     attach_remote(fctx, accounts=accounts or getattr(fctx, "accounts", None),
                   media=getattr(fctx, "media", None))
+    from node.federation.remote.backfill import Backfiller
+    rooms.backfill_hook = Backfiller(rooms=rooms, client=fctx.client, clock=ctx.clock,
+                                     server_name=ctx.server_name,
+                                     ingest=lambda: fctx.ingest, policy=fctx.policy).backfill
     return ms
 
 

@@ -289,6 +289,11 @@ class FedNode:
             policy=self.policy, db=self.db, clock=self.clock, server_name=server,
             signing_key=key)
         attach_membership(self.ms, self.rooms)
+        from node.federation.remote.backfill import Backfiller
+        self.rooms.backfill_hook = Backfiller(rooms=self.rooms, client=self.client,
+                                              clock=self.clock, server_name=server,
+                                              ingest=self.ingest,
+                                              policy=self.policy).backfill
         result_of(self.sender.start())
 
     def uid(self, name: str) -> str:
@@ -322,6 +327,12 @@ class FedNode:
                 return 200, await ms.on_make_leave(origin, parts[-2], parts[-1])
             if "/send_leave/" in path:
                 return 200, await ms.on_send_leave(origin, parts[-2], parts[-1], body)
+            if "/backfill/" in path:
+                from types import SimpleNamespace
+                from node.federation.server.backfill import walk_back
+                evs = await walk_back(SimpleNamespace(rooms=target.rooms), parts[-1],
+                                      list(query["v"]), int(query["limit"]))
+                return 200, {"origin": dest, "pdus": [dict(e.pdu) for e in evs]}
             if "/send/" in path:
                 res = await target.ingest.receive_pdus(origin, body["pdus"])
                 target.received_edus.extend(body.get("edus", []))

@@ -281,3 +281,28 @@ def test_make_knock_refusals(net):
         (403, "M_FORBIDDEN")
     assert err(a.ms.on_make_knock(B, invite_only, "@bob:b.test", [])) == \
         (400, "M_INCOMPATIBLE_ROOM_VERSION")
+
+
+# --- /messages past the join: backfill ---------------------------------------------------
+
+def test_messages_before_the_join_are_backfilled_from_the_resident(net):
+    from node.rooms.pagination import paginate
+    a, b = net
+    alice, bob = a.uid("alice"), b.uid("bob")
+    room_id = result_of(a.rooms.create_room(alice, {"preset": "public_chat"}))
+    for i in range(30):
+        result_of(a.rooms.send_event(alice, room_id, "m.room.message",
+                                     {"msgtype": "m.text", "body": f"old {i}"}))
+    result_of(b.ms.join_room(bob, room_id, via=[A]))
+    assert bodies(b, room_id) == []            # nothing from before the join yet
+    seen, token = [], None
+    for _ in range(10):
+        page = result_of(paginate(b.rooms, bob, room_id, from_token=token, to_token=None,
+                                  direction="b", limit=8))
+        seen += [e.content.get("body") for e in page.chunk if e.type == "m.room.message"]
+        if page.end is None:
+            break
+        token = page.end
+    assert seen == [f"old {i}" for i in range(29, -1, -1)]       # newest first, no gaps
+    backfills = [r for r in b.client.requests if "/backfill/" in r[2]]
+    assert backfills and all(r[0] == A for r in backfills)
