@@ -129,6 +129,8 @@ def build_gateway(ctx: Any, services: Any, gw_config: GatewayConfig) -> Gateway:
     api.register(ctx.router, gw)
     from .roster_enforcement import wire as wire_roster
     wire_roster(gw, getattr(services, "federation", None))   # own roster, hints, acks
+    from .directory.wiring import wire as wire_directory
+    wire_directory(gw, services, ctx.router, ctx.db)   # room directory, status, directors
     if gw_config.dashboard_enabled:
         dashboard.register(ctx.router, gw)
     return gw

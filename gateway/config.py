@@ -27,6 +27,7 @@ class GatewayConfig:
     directors_alias: str = "directors"   # the directors' room
     dashboard_enabled: bool = True       # serve the city office dashboard at /dashboard/
     dashboard_session_hours: int = 8     # a dashboard login lasts this long
+    directory_refresh_seconds: int = 300  # gather schools' public rooms and counts this often
 
     def resolved(self, data_dir: str) -> "GatewayConfig":
         if not self.roster_key_path:
@@ -34,7 +35,8 @@ class GatewayConfig:
         elif not os.path.isabs(self.roster_key_path):
             self.roster_key_path = os.path.join(data_dir, self.roster_key_path)
         for name in ("roster_validity_hours", "roster_refresh_check_seconds",
-                     "enrolment_token_ttl_hours", "dashboard_session_hours"):
+                     "enrolment_token_ttl_hours", "dashboard_session_hours",
+                     "directory_refresh_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SECTION}.{name}: must be a positive integer")
         return self

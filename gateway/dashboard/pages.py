@@ -89,8 +89,8 @@ def register(router: Any, gw: Any) -> None:
             enr=counts["enrolled"], pend=counts["pending"], rev=counts["revoked"],
             ver=doc["version"] if doc else DASH,
             until=when(doc["valid_until_ts"]) if doc else DASH)
-        note = Markup('<p class="muted">Columns marked \u201c\u2014\u201d have no data '
-                      'source yet (server-server federation reports them).</p>')
+        note = Markup('<p class="muted">\u201c\u2014\u201d: no data yet (the gateway '
+                      'gathers it from each school over federation).</p>')
         body = html("{cards}{table}{note}", cards=cards, note=note,
                     table=_schools_table(entries, statuses,
                                          empty="No schools yet: create an enrolment token."))
@@ -193,6 +193,7 @@ def register(router: Any, gw: Any) -> None:
             '<table class="directory"><thead><tr><th>School</th><th>District</th>'
             '<th>Server</th><th>Status</th></tr></thead><tbody>{rows}</tbody></table>',
             q=q, max=MAX_QUERY, n=len(found), rows=join(rows))
+        body = html("{b}{r}", b=body, r=await _room_results(gw, entries, q))
         return render(gw, session, "Directory", body, active="directory")
 
     async def style(req: Any) -> Response:
@@ -225,10 +226,35 @@ def _keys_table(entry: dict | None) -> Markup:
                 '<th>State</th></tr></thead><tbody>{rows}</tbody></table>', rows=join(rows))
 
 
+async def _room_results(gw: Any, entries: list[dict], q: str) -> Markup:
+    """The city's public rooms matching ``q`` (room name/topic/alias or school)."""
+    directory = getattr(gw, "directory", None)
+    if directory is None:
+        return Markup("")
+    from ..directory.rooms import filter_rooms
+    names = {e["server"]: f'{e["name"]} {e["district"]}' for e in entries if e["server"]}
+    found = filter_rooms(await directory.pairs(), term=q, school_names=names)
+    by_server = {e["server"]: e for e in entries if e["server"] and e["in_roster"]}
+    rows = [html('<tr><td>{name}</td><td>{school}</td><td class="mono">{alias}</td>'
+                 '<td>{topic}</td><td class="num">{n}</td></tr>', name=or_dash(r.get("name")),
+                 school=_school_link(by_server[s]) if s in by_server else s,
+                 alias=or_dash(r.get("canonical_alias") or r.get("room_id")),
+                 topic=or_dash(r.get("topic")), n=or_dash(r.get("num_joined_members")))
+            for s, r in found]
+    if not rows:
+        rows = [html('<tr><td colspan="5" class="empty">No public room matches \u201c{q}'
+                     '\u201d.</td></tr>', q=q)]
+    return html('<h2>Public rooms</h2><p class="muted">{n} room(s), gathered from each '
+                'school over federation</p><table class="rooms"><thead><tr><th>Room</th>'
+                '<th>School</th><th>Alias</th><th>Topic</th><th class="num">Members</th>'
+                '</tr></thead><tbody>{rows}</tbody></table>', n=len(found), rows=join(rows))
+
+
 def _rooms_table(rooms: list[dict] | None) -> Markup:
     if rooms is None:
-        return Markup('<p class="muted">\u2014 Not gathered yet: public rooms come over '
-                      'federation (publicRooms), which does not report them yet.</p>')
+        return Markup('<p class="muted">\u2014 Not gathered yet: the gateway asks each '
+                      'school for its public rooms over federation (publicRooms) every few '
+                      'minutes.</p>')
     if not rooms:
         return Markup('<p class="muted">This school publishes no public rooms.</p>')
     rows = [html('<tr><td>{name}</td><td class="mono">{alias}</td><td>{topic}</td>'
