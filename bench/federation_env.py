@@ -99,6 +99,27 @@ def parta_federation_section(*, port: int, cert_path: str, key_path: str, ca_fil
     }
 
 
+class TLSNameConnection(http.client.HTTPSConnection):
+    """HTTPS to ``127.0.0.1:port`` checking the certificate for ``tls_name`` (a server name's
+    host that need not resolve, e.g. ``school-a1.fed.test`` mapped by server_overrides)."""
+
+    def __init__(self, tls_name: str, port: int, context: ssl.SSLContext,
+                 timeout: float = 60.0) -> None:
+        super().__init__("127.0.0.1", port, timeout=timeout, context=context)
+        self._tls_name = tls_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._tls_name)
+
+
+def server_host(server_name: str) -> str:
+    """The hostname part of ``host[:port]`` (IPv6 literals keep their brackets off)."""
+    if server_name.startswith("["):
+        return server_name[1:server_name.index("]")]
+    return server_name.rsplit(":", 1)[0] if ":" in server_name else server_name
+
+
 # --- a fake homeserver ---------------------------------------------------------------------
 Handler = Callable[["FakeServer", str, str, Any, dict], "tuple[int, Any] | None"]
 
@@ -233,7 +254,7 @@ class FakeServer:
         ``sign_destination`` let a test sign with the wrong key, origin or destination."""
         if port is None:
             port = int(destination.rsplit(":", 1)[1])
-        hdrs = dict(headers or {})
+        hdrs = {"Host": destination, **(headers or {})}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -242,8 +263,7 @@ class FakeServer:
             hdrs["Authorization"] = sign_request(
                 method, path, origin or self.server_name, sign_destination or destination,
                 signing_key or self.signing_key, body)
-        conn = http.client.HTTPSConnection("localhost", port, timeout=timeout,
-                                           context=self._client_ctx)
+        conn = TLSNameConnection(server_host(destination), port, self._client_ctx, timeout)
         try:
             conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()

@@ -65,8 +65,8 @@ merge_config = _e2e._merge
 IN_CI = _e2e.IN_CI
 
 from e2e_helpers import http_request  # noqa: E402
-from federation_env import (FakeServer, TestCA, parta_federation_section,  # noqa: E402,F401
-                            q)
+from federation_env import (FakeServer, TestCA, TLSNameConnection,  # noqa: E402,F401
+                            parta_federation_section, q, server_host)
 
 FED_STARTUP_TIMEOUT = 60.0
 DEFAULT_WAIT = 90.0        # seconds a cross-server condition may take (2 shared cores)
@@ -147,10 +147,8 @@ class FedNode(RunningNode):
 
     # raw federation requests (unsigned, for readiness; signed ones go through FakeServer) --
     def fed_get(self, path: str, sign: bool = False) -> tuple[int, Any]:
-        import http.client
-
-        conn = http.client.HTTPSConnection("localhost", self.fed_port, timeout=10,
-                                           context=self.ca.client_context())
+        conn = TLSNameConnection(server_host(self.server_name), self.fed_port,
+                                 self.ca.client_context(), timeout=10)
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
