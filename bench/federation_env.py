@@ -183,6 +183,7 @@ class FakeServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._client_ctx = ca.client_context()
+        self._local = threading.local()
 
     # server side ------------------------------------------------------------------------
     def start(self) -> "FakeServer":
@@ -248,7 +249,7 @@ class FakeServer:
                 signing_key: SigningKey | None = None, origin: str | None = None,
                 sign_destination: str | None = None,
                 headers: dict[str, str] | None = None,
-                timeout: float = 60.0) -> tuple[int, Any]:
+                timeout: float = 60.0, keepalive: bool = False) -> tuple[int, Any]:
         """An HTTPS request to ``destination`` (``localhost:PORT``, or ``port`` given), signed
         with X-Matrix unless ``sign`` is false.  ``signing_key``/``origin``/
         ``sign_destination`` let a test sign with the wrong key, origin or destination."""
@@ -263,17 +264,41 @@ class FakeServer:
             hdrs["Authorization"] = sign_request(
                 method, path, origin or self.server_name, sign_destination or destination,
                 signing_key or self.signing_key, body)
-        conn = TLSNameConnection(server_host(destination), port, self._client_ctx, timeout)
+        if keepalive:
+            status, raw = self._keepalive_request(destination, port, method, path, data, hdrs,
+                                                  timeout)
+        else:
+            conn = TLSNameConnection(server_host(destination), port, self._client_ctx, timeout)
+            try:
+                conn.request(method, path, body=data, headers=hdrs)
+                resp = conn.getresponse()
+                status, raw = resp.status, resp.read()
+            finally:
+                conn.close()
         try:
-            conn.request(method, path, body=data, headers=hdrs)
-            resp = conn.getresponse()
-            raw = resp.read()
-        finally:
-            conn.close()
-        try:
-            return resp.status, json.loads(raw) if raw else None
+            return status, json.loads(raw) if raw else None
         except ValueError:
-            return resp.status, raw
+            return status, raw
+
+    def _keepalive_request(self, destination: str, port: int, method: str, path: str,
+                           data: bytes | None, hdrs: dict, timeout: float) -> tuple[int, bytes]:
+        """One persistent connection per thread and destination (the benchmark's sender)."""
+        conns = self._local.__dict__.setdefault("conns", {})
+        for attempt in (1, 2):
+            conn = conns.get((destination, port))
+            if conn is None:
+                conn = conns[(destination, port)] = TLSNameConnection(
+                    server_host(destination), port, self._client_ctx, timeout)
+            try:
+                conn.request(method, path, body=data, headers=hdrs)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            except (http.client.HTTPException, ConnectionError):
+                conn.close()
+                conns.pop((destination, port), None)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     # events -----------------------------------------------------------------------------
     def build_event(self, room_version: RoomVersion | str, *, type: str, sender: str,
