@@ -19,6 +19,8 @@ from typing import Any, Awaitable, Callable
 
 from federation.errors import MatrixError, NotFound
 
+from . import fed_metrics
+
 log = logging.getLogger("parta.federation.edus")
 
 TYPING_TIMEOUT_MS = 30_000
@@ -52,6 +54,7 @@ class EduHandler:
             log.info("event=edu_refused origin=%s type=%s reason=%s", origin,
                      edu["edu_type"], exc.message)
         self.counts[edu["edu_type"]] = self.counts.get(edu["edu_type"], 0) + 1
+        fed_metrics.edu(edu["edu_type"])
 
     async def ignore(self, origin: str, content: Any) -> None:
         return None

@@ -43,7 +43,7 @@ from federation.room_versions import RoomVersion, get_room_version
 from federation.state_res import StateResolutionError
 from node.rooms.state_cache import RoomState
 
-from . import store
+from . import fed_metrics, store
 from .pdu_checks import (CREATE_KEY, Dropped, check_against_auth_events,
                          check_against_state, check_format_signatures_hashes,
                          signature_checker, state_keys_for_auth)
@@ -82,6 +82,10 @@ class Ingest:
         self.resolver = StateResolver(rooms.get_events)
         self.is_signed_by = signature_checker(keyring)
         self.stats = {"accepted": 0, "rejected": 0, "soft_failed": 0, "dropped": 0}
+
+    def _count(self, outcome: str) -> None:
+        self.stats[outcome] += 1
+        fed_metrics.pdu(outcome)
 
     # ======================================================================================
     # /send
@@ -156,17 +160,17 @@ class Ingest:
         # checked when the request was authenticated).
         sender_server = _domain(pdu.get("sender"))
         if sender_server is not None and not self.policy.allow_inbound(sender_server):
-            self.stats["dropped"] += 1
+            self._count("dropped")
             return f"Events from {sender_server} are not accepted by this server", None
         # 1.-3. format, signatures (sender's server, and others required), hashes
         try:
             ev = await check_format_signatures_hashes(pdu, rv, self.keyring)
         except Dropped as exc:
-            self.stats["dropped"] += 1
+            self._count("dropped")
             log.info("event=pdu_dropped origin=%s reason=%s", origin, exc.reason)
             return exc.reason, None
         if ev.room_id != room.room_id:
-            self.stats["dropped"] += 1
+            self._count("dropped")
             return "The event is not in the room it claims", None
         if self.state_store.known_groups([ev.event_id]):
             return None, None   # processed moments ago (the write may still be queued)
@@ -177,7 +181,7 @@ class Ingest:
         if status is not None and (status[2] or status[1] or not status[0]):
             return None, None   # already processed (or rejected before): nothing to do
         if ev.type == "m.room.create":
-            self.stats["dropped"] += 1
+            self._count("dropped")
             return "A room's m.room.create event cannot be received into the room", None
 
         # 4. auth rules against the event's own auth events
@@ -300,11 +304,11 @@ class Ingest:
             if soft_failed:
                 ev.internal["outlier"] = True
                 ev.internal["soft_failed"] = True
-                self.stats["soft_failed"] += 1
+                self._count("soft_failed")
                 log.info("event=pdu_soft_failed event_id=%s room=%s", ev.event_id,
                          room.room_id)
             else:
-                self.stats["rejected"] += 1
+                self._count("rejected")
                 log.info("event=pdu_rejected event_id=%s room=%s reason=%s", ev.event_id,
                          room.room_id, rejected)
             d = self.rooms.commit_received(room, ev)
@@ -348,7 +352,7 @@ class Ingest:
         if new_groups:
             ev.internal["sg_new"] = new_groups
         await self._maybe_redact(room, ev)
-        self.stats["accepted"] += 1
+        self._count("accepted")
         d = self.rooms.commit_received(room, ev, state_delta=delta, extremities=extremities,
                                        state_group=current_group)
         return d, None

@@ -21,7 +21,7 @@ from twisted.internet import defer
 
 from federation.errors import BadJSON
 
-from . import store
+from . import fed_metrics, store
 
 log = logging.getLogger("parta.federation.txn")
 
@@ -71,10 +71,12 @@ class InboundTransactions:
             d: defer.Deferred = defer.Deferred()
             waiters.append(d)
             self.replayed += 1
+            fed_metrics.transaction("replayed")
             return await d
         stored = await self.db.run(store.get_txn_response, origin, txn_id)
         if stored is not None:
             self.replayed += 1
+            fed_metrics.transaction("replayed")
             return stored
         self._inflight[key] = waiters = []
         try:
@@ -98,6 +100,7 @@ class InboundTransactions:
         now = self.clock.time_ms()
         await self.db.run(store.save_txn_response, origin, txn_id, response, now)
         self.processed += 1
+        fed_metrics.transaction("processed")
         self._count += 1
         if self._count >= PRUNE_EVERY:
             self._count = 0

@@ -287,3 +287,34 @@ def test_backfilled_history_is_stored_below_the_room_and_visible_in_order():
     assert b.room(room_id).extremities == [newer]
     again = result_of(b.fed.ingest.persist_backfilled("a.test", room_id, body["pdus"]))
     assert again == []
+
+
+def test_checks_apply_in_the_spec_order():
+    net, a, b, room_id = _two_nodes()
+    pl = dict(a.room(room_id).content("m.room.power_levels"))
+    pl["users"] = {**pl.get("users", {}), b.uid("bob"): 100}
+    # 2 before 4: a forged signature on an unauthorised event is dropped, not rejected.
+    bad = b.build(room_id, b.uid("bob"), "m.room.power_levels", pl, state_key="",
+                  key=SigningKey(b.key.version, b"\x09" * 32))
+    err = forward_raw(a, b, [bad.pdu], "o1")[bad.event_id]["error"]
+    assert "Signature" in err and _stored(a, bad.event_id) is None
+    # 3 before 4: a wrong content hash redacts first; the redacted event is then rejected.
+    ev = b.build(room_id, b.uid("bob"), "m.room.power_levels", pl, state_key="")
+    tampered = copy.deepcopy(ev.pdu)
+    tampered["content"]["extra"] = 1
+    err = forward_raw(a, b, [tampered], "o2")[ev.event_id]["error"]
+    assert err.startswith("Event rejected")
+    outlier, reason = _stored(a, ev.event_id)
+    assert reason is not None
+    assert "extra" not in a.event(ev.event_id).content
+    # 4 passes, 5 fails: bob cites his old join as auth event, but his prev events
+    # come after he left -- rejected against the state before the event.
+    join_state = dict(b.room(room_id).state)
+    leave = result_of(b.rooms.update_membership(b.uid("bob"), room_id, b.uid("bob"),
+                                                "leave"))
+    forward(b, a, [leave.event_id], "o3")
+    late = b.build(room_id, b.uid("bob"), "m.room.message", {"body": "after leaving"},
+                   state=join_state, prev=[leave.event_id], depth=leave.depth + 1)
+    err = forward_raw(a, b, [late.pdu], "o4")[late.event_id]["error"]
+    assert "state before the event" in err
+    assert _stored(a, late.event_id)[1] is not None
