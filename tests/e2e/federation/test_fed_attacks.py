@@ -312,6 +312,133 @@ def test_unsigned_and_missigned_requests_are_refused(world):
     run(_still_chatting(world, "unsigniert"))
 
 
+def test_read_endpoints_for_a_member_server(world):
+    """The fake server, a member of the room, reads it over federation (spec: server-server
+    API "Retrieving events", "Backfilling", "Querying for information", "Public Room
+    Directory", "Querying Keys Through Another Server")."""
+    from federation.events.model import Event
+    from federation.keys import VerifyKey
+    from federation.signing import verify_json
+
+    room, room_id, fake = world["room"], world["room_id"], world["fake"]
+    a, b = world["a"], world["b"]
+    dest = a.server_name
+    get = lambda path: fake.request(dest, "GET", path)  # noqa: E731
+
+    status, body = get("/_matrix/federation/v1/version")
+    assert status == 200 and body["server"]["name"], body
+
+    # event/{eventId}: our own accepted message, as a PDU with the same ID.
+    status, body = get(f"/_matrix/federation/v1/event/{q(room.tip)}")
+    assert status == 200 and body["origin"] == dest, body
+    assert [Event(p, room.version).event_id for p in body["pdus"]] == [room.tip]
+
+    # state_ids / state at our event: the room's create, power levels and our join.
+    status, ids = get(f"/_matrix/federation/v1/state_ids/{q(room_id)}?event_id={q(room.tip)}")
+    assert status == 200, ids
+    create_id = room.state[("m.room.create", "")]
+    for key in (("m.room.create", ""), ("m.room.power_levels", ""),
+                ("m.room.member", world["mallory"])):
+        assert room.state[key] in ids["pdu_ids"], (key, ids)
+    status, full = get(f"/_matrix/federation/v1/state/{q(room_id)}?event_id={q(room.tip)}")
+    assert status == 200, full
+    assert sorted(Event(p, room.version).event_id for p in full["pdus"]) == sorted(ids["pdu_ids"])
+    assert sorted(Event(p, room.version).event_id for p in full["auth_chain"]) == \
+        sorted(ids["auth_chain_ids"])
+
+    # event_auth: the auth chain of our message reaches the create event.
+    status, body = get(f"/_matrix/federation/v1/event_auth/{q(room_id)}/{q(room.tip)}")
+    assert status == 200, body
+    assert create_id in {Event(p, room.version).event_id for p in body["auth_chain"]}
+
+    # backfill from our message: it and earlier events, none after.
+    status, body = get(f"/_matrix/federation/v1/backfill/{q(room_id)}?v={q(room.tip)}&limit=5")
+    assert status == 200 and 1 <= len(body["pdus"]) <= 5, body
+    assert room.tip in {Event(p, room.version).event_id for p in body["pdus"]}
+
+    # get_missing_events between our join and our latest message.
+    join_id = room.state[("m.room.member", world["mallory"])]
+    status, body = fake.request(dest, "POST",
+                                f"/_matrix/federation/v1/get_missing_events/{q(room_id)}",
+                                {"earliest_events": [join_id], "latest_events": [room.tip],
+                                 "limit": 10, "min_depth": 0})
+    assert status == 200 and isinstance(body.get("events"), list), body
+    assert join_id not in {Event(p, room.version).event_id for p in body["events"]}
+
+    # query/profile and query/directory.
+    status, body = _api(world["alice"], "PUT",
+                        f"/_matrix/client/v3/profile/{q(world['alice'].user_id)}/displayname",
+                        {"displayname": "Frau Adler"})
+    assert status == 200, body
+    status, body = get(f"/_matrix/federation/v1/query/profile?user_id={q(world['alice'].user_id)}")
+    assert status == 200 and body.get("displayname") == "Frau Adler", body
+    status, body = get(f"/_matrix/federation/v1/query/profile?user_id={q('@niemand:' + dest)}")
+    assert status == 404 and body["errcode"] == "M_NOT_FOUND", body
+    alias = f"#offen{secrets.token_hex(3)}:{dest}"
+    status, body = _api(world["alice"], "PUT", f"/_matrix/client/v3/directory/room/{q(alias)}",
+                        {"room_id": room_id})
+    assert status == 200, body
+    status, body = get(f"/_matrix/federation/v1/query/directory?room_alias={q(alias)}")
+    assert status == 200 and body["room_id"] == room_id and dest in body["servers"], body
+
+    # publicRooms lists the room once it is published in A's directory.
+    status, body = _api(world["alice"], "PUT",
+                        f"/_matrix/client/v3/directory/list/room/{q(room_id)}",
+                        {"visibility": "public"})
+    assert status == 200, body
+    status, body = get("/_matrix/federation/v1/publicRooms?limit=50")
+    assert status == 200, body
+    listed = {r["room_id"]: r for r in body["chunk"]}
+    assert room_id in listed and listed[room_id].get("name") == "Offener Raum", body
+
+    # A as a notary for B's keys: B's own signature plus A's.
+    status, body = fake.request(dest, "POST", "/_matrix/key/v2/query",
+                                {"server_keys": {b.server_name: {}}})
+    assert status == 200, body
+    (resp,) = [k for k in body["server_keys"] if k["server_name"] == b.server_name]
+    status, b_keys = b.fed_get("/_matrix/key/v2/server")
+    assert status == 200
+    for key_id, key in b_keys["verify_keys"].items():
+        assert resp["verify_keys"][key_id]["key"] == key["key"]
+        verify_json(resp, b.server_name, VerifyKey.decode(key_id, key["key"]))
+    status, a_keys = a.fed_get("/_matrix/key/v2/server")
+    (a_key_id, a_key), = a_keys["verify_keys"].items()
+    verify_json(resp, a.server_name, VerifyKey.decode(a_key_id, a_key["key"]))
+    status, body2 = fake.request(dest, "GET", f"/_matrix/key/v2/query/{q(b.server_name)}")
+    assert status == 200 and any(k["server_name"] == b.server_name
+                                 for k in body2["server_keys"]), body2
+
+
+def test_read_endpoints_refused_to_a_server_outside_the_room(world, fed_ca, tmp_path):
+    """A second fake server that never joined may not read the room's events or state."""
+    room, room_id = world["room"], world["room_id"]
+    outsider = FakeServer(fed_ca, str(tmp_path / "outsider")).start()
+    try:
+        dest = world["a"].server_name
+        for path in (f"/_matrix/federation/v1/event/{q(room.tip)}",
+                     f"/_matrix/federation/v1/state_ids/{q(room_id)}?event_id={q(room.tip)}",
+                     f"/_matrix/federation/v1/state/{q(room_id)}?event_id={q(room.tip)}",
+                     f"/_matrix/federation/v1/backfill/{q(room_id)}?v={q(room.tip)}&limit=5",
+                     f"/_matrix/federation/v1/event_auth/{q(room_id)}/{q(room.tip)}"):
+            status, body = outsider.request(dest, "GET", path)
+            assert status in (403, 404), (path, status, body)
+            assert body.get("errcode") in ("M_FORBIDDEN", "M_NOT_FOUND"), (path, body)
+            assert "pdus" not in body and "pdu_ids" not in body and "auth_chain" not in body
+        # Its transactions into the room are refused PDU by PDU (not a member).
+        ev = outsider.build_event(room.version, type="m.room.message",
+                                  sender=f"@eve:{outsider.server_name}",
+                                  content={"msgtype": "m.text", "body": "von draussen"},
+                                  room_id=room_id, prev_events=[room.tip],
+                                  auth_events=[room.state[("m.room.power_levels", "")]],
+                                  depth=room.depth + 1)
+        _txn, status, reply = outsider.send_transaction(dest, [ev.pdu])
+        assert status == 200, reply
+        _result(reply, ev.event_id)
+        _assert_not_stored(world, ev.event_id)
+    finally:
+        outsider.stop()
+
+
 def test_room_intact_after_attacks(world):
     """Mallory is still a member with power 0, the name is unchanged, and a message from
     each of A, B and the fake server still gets through."""
