@@ -132,17 +132,22 @@ class GatewayNode(FedNode):
     def roster_version(self) -> int:
         return self.roster()["version"]
 
-    def enrol_fake(self, fake: FakeServer, school_id: str, name: str,
+    def enrol_keys(self, server_name: str, keys: list, school_id: str, name: str,
                    server_class: str = "school") -> dict:
-        """Enrol an in-process fake server with its own key (what ``parta node enrol``
-        does, through the gateway's HTTP API); returns the new roster."""
+        """Enrol a server we hold the signing keys of (a fake, or a Synapse) through the
+        gateway's HTTP enrolment API -- what ``parta node enrol`` does; the new roster."""
         from federation.enrolment import build_enrolment_request, parse_token
         token = parse_token(self.create_token(school_id, name, server_class))
-        body = build_enrolment_request(token, fake.server_name, [fake.signing_key],
+        body = build_enrolment_request(token, server_name, list(keys),
                                        int(time.time() * 1000))
         status, answer = self.api("POST", "/_parta/v1/enrol", body)
         assert status == 200, answer
         return answer
+
+    def enrol_fake(self, fake: FakeServer, school_id: str, name: str,
+                   server_class: str = "school") -> dict:
+        return self.enrol_keys(fake.server_name, [fake.signing_key], school_id, name,
+                               server_class)
 
 
 class City:
