@@ -85,6 +85,7 @@ class FedNode(RunningNode):
         self.base_overrides: dict[str, str] = dict(
             config.get("federation", {}).get("server_overrides") or {})
         self.init_federation: dict = {}     # the federation section `parta node init` wrote
+        self.self_signed = False
 
     def __repr__(self) -> str:
         return f"<FedNode {self.label} {self.server_name}>"
@@ -147,8 +148,14 @@ class FedNode(RunningNode):
 
     # raw federation requests (unsigned, for readiness; signed ones go through FakeServer) --
     def fed_get(self, path: str, sign: bool = False) -> tuple[int, Any]:
-        conn = TLSNameConnection(server_host(self.server_name), self.fed_port,
-                                 self.ca.client_context(), timeout=10)
+        import ssl
+
+        # Readiness only: a node keeping its self-signed init certificate is reached without
+        # verification here (the tested code never is).
+        ctx = (ssl._create_unverified_context() if self.self_signed  # noqa: S323
+               else self.ca.client_context())
+        conn = TLSNameConnection(server_host(self.server_name), self.fed_port, ctx,
+                                 timeout=10)
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -176,9 +183,12 @@ class FedCluster:
         self._n = 0
 
     def create(self, count: int, *, named: bool = False,
-               backends: Iterable[str] | None = None,
+               backends: Iterable[str] | None = None, self_signed: bool = False,
                **overrides: Any) -> list[FedNode]:
-        """``count`` nodes, initialised, configured to federate with each other, started."""
+        """``count`` nodes, initialised, configured to federate with each other, started.
+
+        ``self_signed``: keep the self-signed certificate ``parta node init`` made instead of
+        one from the test CA (other nodes then cannot verify it)."""
         backends = list(backends or ["sqlite"] * count)
         specs = []
         for i in range(count):
@@ -193,7 +203,7 @@ class FedCluster:
         for (label, fed_port, name), backend in zip(specs, backends):
             node = self._init_node(label, fed_port, name, backend,
                                    {k: v for k, v in peer_overrides.items() if k != name},
-                                   overrides)
+                                   overrides, self_signed)
             made.append(node)
         for node in made:
             self.nodes.append(node)
@@ -201,7 +211,8 @@ class FedCluster:
         return made
 
     def _init_node(self, label: str, fed_port: int, server_name: str, backend: str,
-                   peer_overrides: dict[str, str], overrides: dict) -> FedNode:
+                   peer_overrides: dict[str, str], overrides: dict,
+                   self_signed: bool = False) -> FedNode:
         data_dir = os.path.join(self.tmp_root, f"node-{label}-{fed_port}")
         res = subprocess.run(parta_command() + ["node", "init", "--server-name", server_name,
                                                 "--data-dir", data_dir],
@@ -213,8 +224,14 @@ class FedCluster:
         with open(config_path) as fh:
             config = yaml.safe_load(fh) or {}
         init_federation = json.loads(json.dumps(config.get("federation") or {}))
-        cert, key = self.ca.issue(server_name, os.path.join(data_dir, "fed-ca-signed.crt"),
-                                  os.path.join(data_dir, "fed-ca-signed.key"))
+        if self_signed:
+            listener = init_federation.get("listener") or {}
+            cert, key = (os.path.join(data_dir, listener["tls_certificate_path"]),
+                         os.path.join(data_dir, listener["tls_private_key_path"]))
+        else:
+            cert, key = self.ca.issue(server_name,
+                                      os.path.join(data_dir, "fed-ca-signed.crt"),
+                                      os.path.join(data_dir, "fed-ca-signed.key"))
         config["server_name"] = server_name
         config["client_listener"] = {**config.get("client_listener", {}),
                                      "bind_address": "127.0.0.1", "port": free_port()}
@@ -234,6 +251,7 @@ class FedCluster:
             yaml.safe_dump(config, fh, sort_keys=False)
         node = FedNode(data_dir, config_path, config, fed_port, self.ca, label)
         node.init_federation = init_federation
+        node.self_signed = self_signed
         return node
 
     def stop_all(self) -> list[str]:
