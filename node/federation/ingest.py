@@ -93,7 +93,7 @@ class Ingest:
     async def receive_pdus(self, origin: str, pdus: Sequence[Any]) -> dict[str, dict]:
         """Process a transaction's PDUs; per-PDU results keyed by event ID.  PDUs of rooms
         we are not in (their room version is unknown, so is their ID) get no entry."""
-        by_room: dict[str, list[tuple[str, dict]]] = {}
+        by_room: dict[str, list[tuple[str, Event | None, str | None, int]]] = {}
         rooms: dict[str, RoomState] = {}
         for pdu in pdus:
             if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
@@ -107,25 +107,33 @@ class Ingest:
                     log.info("event=pdu_for_unknown_room origin=%s room=%s", origin, room_id)
                     continue
             try:
-                event_id = Event(pdu, room.room_version).event_id
-            except Exception:  # noqa: BLE001 - too malformed to even have an ID
-                log.info("event=pdu_without_id origin=%s room=%s", origin, room_id)
-                continue
-            by_room.setdefault(room_id, []).append((event_id, pdu))
+                ev, error = await self._check(origin, room, pdu), None
+                event_id = ev.event_id
+            except Dropped as exc:
+                ev, error = None, exc.reason
+                try:
+                    event_id = Event(pdu, room.room_version).event_id
+                except Exception:  # noqa: BLE001 - too malformed to even have an ID
+                    log.info("event=pdu_without_id origin=%s room=%s", origin, room_id)
+                    continue
+            by_room.setdefault(room_id, []).append((event_id, ev, error, _depth(pdu)))
         results: dict[str, dict] = {}
-        statuses = await self.db.run(store.event_status,
-                                     [eid for items in by_room.values() for eid, _ in items])
+        statuses = await self.db.run(store.event_status, [
+            eid for items in by_room.values() for eid, ev, _, _ in items if ev is not None])
         pending: list[tuple[str, defer.Deferred]] = []
         for room_id, items in by_room.items():
-            items.sort(key=lambda item: _depth(item[1]))
-            for event_id, pdu in items:
-                try:
-                    error, d = await self._process(origin, rooms[room_id], pdu,
-                                                   fetch_missing=True,
-                                                   status=statuses.get(event_id, _NONE))
-                except Exception:  # noqa: BLE001 - one PDU must not fail the transaction
-                    log.exception("event=pdu_failed origin=%s event_id=%s", origin, event_id)
-                    error, d = "Internal error while processing the event", None
+            items.sort(key=lambda item: item[3])
+            for event_id, ev, error, _depth_ in items:
+                d = None
+                if ev is not None:
+                    try:
+                        error, d = await self._process_checked(
+                            origin, rooms[room_id], ev, fetch_missing=True,
+                            status=statuses.get(event_id, _NONE))
+                    except Exception:  # noqa: BLE001 - one PDU must not fail the rest
+                        log.exception("event=pdu_failed origin=%s event_id=%s", origin,
+                                      event_id)
+                        error, d = "Internal error while processing the event", None
                 results[event_id] = {} if error is None else {"error": error}
                 if d is not None:
                     pending.append((event_id, d))
@@ -144,34 +152,43 @@ class Ingest:
         """All checks for one PDU of a room we are in, and its persistence; None when it
         was accepted (or soft-failed, or already known), else why it was dropped or
         rejected."""
-        outcome, d = await self._process(origin, room, pdu, fetch_missing=fetch_missing)
+        try:
+            ev = await self._check(origin, room, pdu)
+        except Dropped as exc:
+            return exc.reason
+        outcome, d = await self._process_checked(origin, room, ev,
+                                                 fetch_missing=fetch_missing)
         if d is not None:
             await d
         return outcome
 
-    async def _process(self, origin: str, room: RoomState, pdu: dict, *,
-                       fetch_missing: bool, status: Any = None
-                       ) -> tuple[str | None, defer.Deferred | None]:
-        """``process_pdu`` without waiting for the write: (outcome, Deferred of the write).
-        ``status``: the stored event's ``event_status`` when already looked up
-        (``_NONE``: not stored), None to look it up here."""
-        rv = room.room_version
+    async def _check(self, origin: str, room: RoomState, pdu: dict) -> Event:
+        """Policy and steps 1-3; ``Dropped`` when the PDU is not to be stored at all."""
         # The sender's server must be one we federate with (policy; the origin was
         # checked when the request was authenticated).
         sender_server = _domain(pdu.get("sender"))
         if sender_server is not None and not self.policy.allow_inbound(sender_server):
             self._count("dropped")
-            return f"Events from {sender_server} are not accepted by this server", None
+            raise Dropped(f"Events from {sender_server} are not accepted by this server")
         # 1.-3. format, signatures (sender's server, and others required), hashes
         try:
-            ev = await check_format_signatures_hashes(pdu, rv, self.keyring)
+            ev = await check_format_signatures_hashes(pdu, room.room_version, self.keyring)
         except Dropped as exc:
             self._count("dropped")
             log.info("event=pdu_dropped origin=%s reason=%s", origin, exc.reason)
-            return exc.reason, None
+            raise
         if ev.room_id != room.room_id:
             self._count("dropped")
-            return "The event is not in the room it claims", None
+            raise Dropped("The event is not in the room it claims")
+        return ev
+
+    async def _process_checked(self, origin: str, room: RoomState, ev: Event, *,
+                               fetch_missing: bool, status: Any = None
+                               ) -> tuple[str | None, defer.Deferred | None]:
+        """Steps 4-6 and persistence of a checked event, without waiting for the write:
+        (outcome, Deferred of the write).  ``status``: the stored event's
+        ``event_status`` when already looked up (``_NONE``: not stored), None to look it
+        up here."""
         if self.state_store.known_groups([ev.event_id]):
             return None, None   # processed moments ago (the write may still be queued)
         if status is None:
@@ -192,8 +209,8 @@ class Ingest:
         if fetch_missing:
             await self._fill_prev_gaps(origin, room, ev)
         async with room.lock:
-            d, outcome = await self._commit(room, ev, rejected, replaces_outlier=status
-                                            is not None)
+            d, outcome = await self._commit(room, ev, rejected, auth_map,
+                                            replaces_outlier=status is not None)
         return outcome, d
 
     # ======================================================================================
@@ -255,7 +272,24 @@ class Ingest:
             room.state_group = rec.id
             ev.internal["sg_current"] = (room.room_id, rec.id)
 
-    async def _commit(self, room: RoomState, ev: Event, rejected: str | None, *,
+    @staticmethod
+    def _auth_state_is_current(room: RoomState, ev: Event, auth_map: Mapping[str, Event]
+                               ) -> bool:
+        """Do the event's auth events hold, for every key the auth rules may consult,
+        exactly the room's current state?  Then step 5 on the current state would repeat
+        step 4 (same rules, same events)."""
+        listed = {e.key: e.event_id for eid in ev.auth_event_ids
+                  if (e := auth_map.get(eid)) is not None and e.is_state}
+        for key in state_keys_for_auth(ev):
+            if key == CREATE_KEY:
+                continue
+            current = room.state.get(key)
+            if (current.event_id if current is not None else None) != listed.get(key):
+                return False
+        return True
+
+    async def _commit(self, room: RoomState, ev: Event, rejected: str | None,
+                      auth_map: Mapping[str, Event] | None = None, *,
                       replaces_outlier: bool) -> tuple[defer.Deferred | None, str | None]:
         prevs = list(ev.prev_event_ids)
         new_groups: list[GroupRecord] = []
@@ -277,8 +311,10 @@ class Ingest:
                 return None, f"State resolution failed: {exc}"
             new_groups += recs
             before_state = await self._state_events(before_ids, state_keys_for_auth(ev))
-        # 5. auth rules against the state before the event
-        if rejected is None:
+        # 5. auth rules against the state before the event (the same check as step 4
+        # when the auth events are the current state and that is the state before)
+        if rejected is None and not (fast and auth_map is not None
+                                     and self._auth_state_is_current(room, ev, auth_map)):
             reason = check_against_state(ev, before_state, self.is_signed_by)
             if reason is not None:
                 rejected = f"state before the event: {reason}"

@@ -27,7 +27,8 @@ from federation.auth.rules import (check_state_dependent_auth_rules,
                                    check_state_independent_auth_rules)
 from federation.auth.selection import auth_types_for_event
 from federation.errors import BadJSON
-from federation.events.checks import check_received_event, has_valid_signature_from
+from federation.events.checks import (SignatureKeyUnknown, check_received_event,
+                                      has_valid_signature_from)
 from federation.events.model import Event
 from federation.room_versions import RoomVersion
 from federation.signing import SignatureError
@@ -48,16 +49,22 @@ async def check_format_signatures_hashes(pdu: Any, room_version: RoomVersion,
     """Steps 1-3: the event (its redacted form after a content hash mismatch)."""
     if not isinstance(pdu, dict):
         raise Dropped("PDU is not a JSON object")
-    try:
-        await keyring.ensure_event_keys([pdu])
-    except Exception:  # noqa: BLE001 - a failed prefetch shows as a signature failure
-        pass
-    try:
-        return check_received_event(pdu, room_version, keyring.event_key_lookup(pdu))
-    except BadJSON as exc:                                            # 1.
-        raise Dropped(f"Invalid event: {exc.message}") from None
-    except SignatureError as exc:                                     # 2.
-        raise Dropped(f"Signature check failed: {exc}") from None
+    for attempt in (1, 2):
+        try:
+            return check_received_event(pdu, room_version, keyring.event_key_lookup(pdu))
+        except BadJSON as exc:                                            # 1.
+            raise Dropped(f"Invalid event: {exc.message}") from None
+        except SignatureKeyUnknown as exc:
+            if attempt == 2:
+                raise Dropped(f"Signature check failed: {exc}") from None
+        except SignatureError as exc:                                     # 2.
+            raise Dropped(f"Signature check failed: {exc}") from None
+        # The keys are not in the key ring (or not valid long enough): fetch, retry.
+        try:
+            await keyring.ensure_event_keys([pdu])
+        except Exception:  # noqa: BLE001 - a failed fetch shows as a signature failure
+            pass
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def signature_checker(keyring: Any) -> Any:
