@@ -120,6 +120,12 @@ def test_rogue_users_cannot_be_invited_or_join(world):
             await close_all(wb)
     run(scenario(), timeout=300)
     assert eve.user_id not in run(_joined(alice, room_id))
+    # A school user cannot join a room on the rogue node either: A never contacts it.
+    rogue_room = create_room(eve, name="Draussen")
+    status, body = _api(alice, "POST", f"/_matrix/client/v3/join/{q(rogue_room)}", {},
+                        {"server_name": [world["rogue"].server_name]})
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN", body
+    assert "not in the city roster" in body["error"], body
 
 
 async def _joined(account, room_id):
@@ -139,6 +145,7 @@ def test_rogue_event_relayed_by_a_member_server_is_refused(world):
     a = world["a"]
     mallory = f"@mallory:{member.server_name}"
     room = FakeRoom.join(member, a.server_name, room_id, mallory)
+    world["member_room"] = room
     rogue_key = signing_key_of(rogue)
     eve = world["eve"].user_id
     # Fabricated by the rogue (its user, its signature): a message and a join.
@@ -173,6 +180,18 @@ def test_external_server_only_joins_rooms_that_admit_it(world):
     # A school room (no audience event: schools and the city only).
     status, body = ministry.request(a.server_name, "GET",
                                     path.format(q(world["room_id"]), q(official)))
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN", body
+    assert "external" in body["error"], body
+    # Nor can it skip make_join: a join event built from the room's state (the member
+    # double knows it) and sent straight to send_join is refused as well.
+    room = world["member_room"]
+    join = room.build(type="m.room.member", sender=official, state_key=official,
+                      content={"membership": "join"}, signing_key=ministry.signing_key,
+                      server_name=ministry.server_name)
+    status, body = ministry.request(
+        a.server_name, "PUT",
+        f"/_matrix/federation/v2/send_join/{q(world['room_id'])}/{q(join.event_id)}",
+        join.pdu)
     assert status == 403 and body["errcode"] == "M_FORBIDDEN", body
     assert "external" in body["error"], body
     # Inviting the ministry's user into that room is refused too.
