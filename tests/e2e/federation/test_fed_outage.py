@@ -144,3 +144,72 @@ def test_queue_survives_a_restart_of_the_sending_node(nodes):
             await close_all(wb)
 
     run(after(), timeout=CATCH_UP_TIMEOUT + 60)
+
+
+def _rotate_keys(node) -> None:
+    import subprocess
+    from fed_harness import parta_command
+
+    node.stop_checked()
+    res = subprocess.run(parta_command() + ["node", "keys", "rotate", "-c", node.config_path],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, f"parta node keys rotate failed:\n{res.stdout}\n{res.stderr}"
+    node.start()
+
+
+@pytest.mark.timeout(600)
+def test_key_rotation_keeps_the_room_working_for_old_and_new_servers(nodes, fed_cluster):
+    """`parta node keys rotate` on A: the old key moves to old_verify_keys; B (which cached the
+    old key) accepts events signed with the new one, and a server joining afterwards, C,
+    verifies the room's earlier events (signed with the old key)."""
+    import time
+
+    from federation.keys import VerifyKey
+    from federation.signing import verify_json
+    from fed_harness import join_via
+
+    a, b = nodes
+    anna, bea = Account(a, "anna"), Account(b, "bea")
+
+    async def before():
+        wa, wb = await anna.watcher(), await bea.watcher()
+        try:
+            from nio import RoomPreset
+            room_id = await setup_room(wa, wb, name="Schlüssel", preset=RoomPreset.public_chat)
+            await send_text(wa, room_id, "mit altem Schlüssel")
+            await wait_for_bodies(wb, room_id, ["mit altem Schlüssel"])
+            return room_id
+        finally:
+            await close_all(wa, wb)
+
+    room_id = run(before(), timeout=300)
+    status, old = a.fed_get("/_matrix/key/v2/server")
+    assert status == 200, old
+    (old_id,) = old["verify_keys"]
+
+    _rotate_keys(a)
+    status, new = a.fed_get("/_matrix/key/v2/server")
+    assert status == 200, new
+    (new_id,) = new["verify_keys"]
+    assert new_id != old_id
+    assert new["old_verify_keys"][old_id]["key"] == old["verify_keys"][old_id]["key"]
+    assert new["old_verify_keys"][old_id]["expired_ts"] <= time.time() * 1000
+    verify_json(new, a.server_name, VerifyKey.decode(new_id, new["verify_keys"][new_id]["key"]))
+
+    (c,) = fed_cluster.create(1)
+    carl = Account(c, "carl")
+
+    async def after():
+        wa, wb, wc = await anna.watcher(), await bea.watcher(), await carl.watcher()
+        try:
+            await send_text(wa, room_id, "mit neuem Schlüssel")
+            await wait_for_bodies(wb, room_id, ["mit neuem Schlüssel"])
+            assert await join_via(wc.client, room_id, [a.server_name]) == room_id
+            await send_text(wa, room_id, "hallo Carl")
+            await wait_for_bodies(wc, room_id, ["hallo Carl"])
+            await send_text(wc, room_id, "hallo zurück")
+            await wait_for_bodies(wb, room_id, ["hallo zurück"])
+        finally:
+            await close_all(wa, wb, wc)
+
+    run(after(), timeout=300)
