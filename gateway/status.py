@@ -72,14 +72,15 @@ class CityStatusSource:
     them may be None (e.g. no federation: no queue depth)."""
 
     def __init__(self, *, db: Any = None, contacts: ContactTracker | None = None,
-                 acks: Any = None, gatherer: Any = None) -> None:
+                 acks: Any = None, gatherer: Any = None, own_server: str | None = None) -> None:
+        self.own_server = own_server        # the gateway itself: nothing to report
         self.db = db
         self.contacts = contacts
         self.acks = acks
         self.gatherer = gatherer
 
     async def status_of(self, server_names: Iterable[str]) -> dict[str, SchoolStatus]:
-        names = sorted(set(server_names))
+        names = sorted(set(server_names) - {self.own_server})
         outbound = await self.db.run(outbound_status, names) if self.db is not None and names \
             else {}
         out: dict[str, SchoolStatus] = {}

@@ -53,7 +53,7 @@ def wire(gw: Any, services: Any, router: Any, db: Any = None) -> DirectoryGather
     gw.status_source = CityStatusSource(db=db if fctx is not None else None,
                                         contacts=contacts,
                                         acks=getattr(gw, "roster_acks", None),
-                                        gatherer=gatherer)
+                                        gatherer=gatherer, own_server=gw.server_name)
     gw.directory = CityDirectory(gw, gatherer, getattr(services, "rooms", None))
     register(router, gw, gw.directory)
 

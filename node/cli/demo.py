@@ -1,9 +1,12 @@
 """``parta demo``: the README's main job on the embedded default (SQLite, loopback).
 
-Initialises a school node under ``var/demo`` (once), seeds demo users and rooms through the
-node's own services (the same code paths a client uses), prints the client URL and the demo
-logins, and serves until Ctrl-C.  ``--protocol`` instead walks through the signed-event core
-in memory and exits.
+With the gateway package installed, ``parta demo`` runs the demo *city* (a gateway and two
+school nodes): the ``parta.demo`` entry point ``city`` takes over (``gateway.demo_city``).
+``parta demo --school`` (and ``parta demo`` without the gateway package) initialises one
+school node under ``var/demo`` (once), seeds demo users and rooms through the node's own
+services (the same code paths a client uses), prints the client URL and the demo logins,
+and serves until Ctrl-C.  ``--protocol`` instead walks through the signed-event core in
+memory and exits.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ DEMO_USERS = [  # localpart, role, display name
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="run a demo school node with seeded users and rooms (SQLite, loopback)")
-    p.add_argument("--data-dir", default=os.path.join("var", "demo"),
-                   help="where the demo node lives (default ./var/demo)")
+        "demo", help="run a demo city (gateway + two schools) or, with --school, one school "
+                     "node, with seeded users and rooms (SQLite, loopback)")
+    p.add_argument("--data-dir", default=None,
+                   help="where the demo lives (default ./var/demo-city, or ./var/demo with "
+                        "--school)")
+    p.add_argument("--school", action="store_true",
+                   help="only one school node (the demo before the city gateway)")
     p.add_argument("--port", type=int, default=8008, help="client API port (default 8008)")
     p.add_argument("--fresh", action="store_true", help="wipe the demo data dir first")
     p.add_argument("--protocol", action="store_true",
@@ -45,9 +52,13 @@ def _run(args: argparse.Namespace) -> int:
         from .protocol_walk import run_protocol_walk
         run_protocol_walk()
         return 0
+    if not args.school:
+        city = _city_demo()
+        if city is not None:
+            return int(city(args) or 0)
     from node.config import load_config
 
-    data_dir = os.path.abspath(args.data_dir)
+    data_dir = os.path.abspath(args.data_dir or os.path.join("var", "demo"))
     if args.fresh and os.path.isdir(data_dir):
         shutil.rmtree(data_dir)
     config_path = os.path.join(data_dir, "config.yaml")
@@ -60,6 +71,14 @@ def _run(args: argparse.Namespace) -> int:
     from node.app import run
     return run(config, extra_areas=[lambda ctx, services: _schedule_seed(
         ctx, services, data_dir, stop_after=args.seed_only)])
+
+
+def _city_demo() -> Any:
+    """The ``parta.demo`` entry point ``city`` (the gateway package's), or None."""
+    from importlib.metadata import entry_points
+    for ep in entry_points(group="parta.demo", name="city"):
+        return ep.load()
+    return None
 
 
 def _init(data_dir: str, port: int) -> None:

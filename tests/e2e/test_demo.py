@@ -1,4 +1,5 @@
-"""`parta demo` (the README's main job): seeds a school and serves it to a real client."""
+"""`parta demo --school` (the single-school demo; `parta demo` is the city, see
+tests/e2e/city_services): seeds a school and serves it to a real client."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.e2e
 def test_demo_seeds_a_school_a_client_can_use(tmp_path):
     port = free_port()
     data_dir = str(tmp_path / "demo")
-    seeded = subprocess.run(parta_command() + ["demo", "--data-dir", data_dir, "--port", str(port),
-                                               "--seed-only"],
+    seeded = subprocess.run(parta_command() + ["demo", "--school", "--data-dir", data_dir,
+                                               "--port", str(port), "--seed-only"],
                             capture_output=True, text=True, timeout=180)
     assert seeded.returncode == 0, seeded.stderr
     assert f"Client URL (homeserver): http://127.0.0.1:{port}" in seeded.stdout
@@ -29,7 +30,8 @@ def test_demo_seeds_a_school_a_client_can_use(tmp_path):
     password = seeded.stdout.split("password for all: ")[1].split(")")[0]
 
     # Second start: no re-seeding, serves until SIGTERM; a real client logs in and reads.
-    proc = subprocess.Popen(parta_command() + ["demo", "--data-dir", data_dir, "--port", str(port)],
+    proc = subprocess.Popen(parta_command() + ["demo", "--school", "--data-dir", data_dir,
+                                             "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -67,6 +67,12 @@ def test_without_sources_nothing_is_made_up():
     assert result_of(source.status_of([A])) == {}
 
 
+def test_the_gateway_reports_nothing_about_itself():
+    db = InlineDB()
+    source = CityStatusSource(db=db, own_server="city.example")
+    assert set(result_of(source.status_of(["city.example", A]))) == {A}
+
+
 def test_schools_page_shows_the_status_columns():
     h = CityHarness()
     h.add_school(A, "42", "Lyceum No. 42", "North")
