@@ -387,6 +387,12 @@ class Ingest:
                     delta[key] = loaded[eid]
         if new_groups:
             ev.internal["sg_new"] = new_groups
+        prev = room.state.get(ev.key) if ev.is_state else None
+        if prev is not None and prev.event_id != ev.event_id:
+            # What clients see in ``unsigned`` (as for local state events).
+            ev.internal["unsigned"] = {"replaces_state": prev.event_id,
+                                       "prev_content": dict(prev.content),
+                                       "prev_sender": prev.sender}
         await self._maybe_redact(room, ev)
         self._count("accepted")
         d = self.rooms.commit_received(room, ev, state_delta=delta, extremities=extremities,

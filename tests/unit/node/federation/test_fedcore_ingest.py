@@ -318,3 +318,15 @@ def test_checks_apply_in_the_spec_order():
     err = forward_raw(a, b, [late.pdu], "o4")[late.event_id]["error"]
     assert "state before the event" in err
     assert _stored(a, late.event_id)[1] is not None
+
+
+def test_received_state_events_carry_prev_content_for_clients():
+    net, a, b, room_id = _two_nodes()
+    t1 = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.topic",
+                                      {"topic": "one"}, ""))
+    t2 = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.topic",
+                                      {"topic": "two"}, ""))
+    forward(a, b, [t1, t2], "pc")
+    client = b.rooms.format_client_event(b.event(t2))
+    assert client["unsigned"]["prev_content"] == {"topic": "one"}
+    assert client["unsigned"]["replaces_state"] == t1
