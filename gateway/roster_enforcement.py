@@ -34,7 +34,7 @@ from federation.errors import MatrixError
 from federation.roster import RosterError, RosterState
 from federation.transport.xmatrix import verify_request
 
-from .sources import SchoolStatus
+from .sources import NoStatusSource, SchoolStatus
 
 log = logging.getLogger("parta.gateway.roster")
 
@@ -242,7 +242,7 @@ def wire(gw: Any, federation: Any) -> GatewayRoster | None:
     data_dir = getattr(gw.config, "data_dir", None)
     gw.roster_acks = RosterAcks(os.path.join(data_dir, ACK_FILE) if data_dir else None,
                                 gw.clock)
-    if type(gw.status_source).__name__ == "NoStatusSource":
+    if isinstance(gw.status_source, NoStatusSource):
         gw.status_source = gw.roster_acks
     if federation is None:
         return None

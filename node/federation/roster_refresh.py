@@ -338,6 +338,9 @@ def install(fctx: Any) -> "RosterRefresher | None":
             reactor.addSystemEventTrigger("before", "shutdown", refresher.stop)
             reactor.addSystemEventTrigger("before", "shutdown",
                                           lambda: defer.ensureDeferred(client.close()))
+    elif policy.bound:
+        log.warning("event=roster_not_refreshed reason=no_gateway_url: roster_key.json names "
+                    "no gateway_url; enrol again to get roster updates")
     fctx.extras["roster_refresher"] = refresher
     register_hint_route(fctx.routes, policy, refresher)
     return refresher
