@@ -447,9 +447,10 @@ class Ingest:
         if not missing:
             return
         if self.max_missing > 0:
+            min_depth = await self.db.run(store.min_depth_with_state, room.room_id)
             pdus = await self.remote.get_missing_events(
                 origin, room.room_id, list(room.extremities), [ev.event_id],
-                self.max_missing)
+                self.max_missing, min_depth)
             pdus = [p for p in pdus if p.get("room_id") == room.room_id]
             pdus.sort(key=_depth)
             for pdu in pdus:

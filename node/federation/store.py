@@ -33,6 +33,17 @@ def event_status(conn: Any, event_ids: Sequence[str]) -> dict[str, tuple[bool, b
     return out
 
 
+def min_depth_with_state(conn: Any, room_id: str) -> int:
+    """The smallest depth of the room's events whose state we know (0 if none): walking
+    back further than that cannot connect to what we have (``get_missing_events``'
+    ``min_depth``)."""
+    from sqlalchemy import func
+    value = conn.execute(select(func.min(events.c.depth)).select_from(
+        events.join(event_state_groups, event_state_groups.c.event_id == events.c.event_id))
+        .where(events.c.room_id == room_id)).scalar()
+    return int(value or 0)
+
+
 def delete_outliers(conn: Any, event_ids: Sequence[str]) -> None:
     """Drop outlier rows about to be stored again as timeline events (de-outliering)."""
     if event_ids:

@@ -330,3 +330,30 @@ def test_received_state_events_carry_prev_content_for_clients():
     client = b.rooms.format_client_event(b.event(t2))
     assert client["unsigned"]["prev_content"] == {"topic": "one"}
     assert client["unsigned"]["replaces_state"] == t1
+
+
+def test_event_concurrent_with_our_join_is_accepted_with_fetched_state():
+    net = Network()
+    a = FedNode(net, "a.test")
+    b = FedNode(net, "b.test")
+    c = FedNode(net, "c.test")
+    room_id = result_of(a.rooms.create_room(a.uid("alice"), {"preset": "public_chat"}))
+    join_remote(a, c, room_id, user="carol")
+    history = [result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message",
+                                            {"body": str(i)})) for i in range(30)]
+    forward(a, c, history, "h")
+    before_b = list(c.room(room_id).extremities)
+    c_state = dict(c.room(room_id).state)
+    join_id = join_remote(a, b, room_id)
+    forward(a, c, [join_id], "j")
+    # carol's message was created before c heard of bob's join: its prev is older than
+    # anything b holds.
+    msg = c.build(room_id, c.uid("carol"), "m.room.message", {"body": "concurrent"},
+                  prev=before_b, state=c_state)
+    assert forward_raw(b, c, [msg.pdu], "cc") == {msg.event_id: {}}
+    assert msg.event_id in b.visible_ids(room_id)
+    assert sorted(b.room(room_id).extremities) == sorted(
+        [msg.event_id, b.room(room_id).get("m.room.member", b.uid("bob")).event_id])
+    assert b.room(room_id).membership(b.uid("bob")) == "join"
+    # The walk back stopped at what b could connect to: old history was not fetched.
+    assert history[0] not in b.visible_ids(room_id)
