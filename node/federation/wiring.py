@@ -127,6 +127,12 @@ def build_context(ctx: Any, *, rooms: Any, policy: Any = None, signing_keys: Any
                                   overrides=cfg.server_overrides or {})
         client = FederationHttpClient(ctx.reactor, ctx.server_name,
                                       lambda: key_server.signing_key, resolver, tls)
+        if hasattr(ctx.reactor, "addSystemEventTrigger"):
+            # Pooled connections are closed before the reactor stops.
+            from twisted.internet import defer
+            inner = client
+            ctx.reactor.addSystemEventTrigger(
+                "before", "shutdown", lambda: defer.ensureDeferred(inner.close()))
     client = PolicyClient(client, policy)
     fetchers: list[Any] = [DirectKeyFetcher(client, ctx.clock)]
     fetchers += _notary_fetchers(cfg, client, ctx.clock)
