@@ -252,6 +252,8 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
     from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
 
+    from .memory import settle_after_startup, tune_allocator
+    tune_allocator()                 # before the DB and KDF threads start
     out = out or sys.stdout
     setup_logging(config.log_level)
     signing_key = load_signing_key(config.signing_key_path)
@@ -293,6 +295,7 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
     print(f"Parta node {config.server_name} listening on {_url(l, cport)} "
           f"(metrics on {_url(config.metrics_listener, mport)}/metrics){fed}", file=out,
           flush=True)
+    reactor.callWhenRunning(settle_after_startup)
     reactor.run(installSignalHandlers=False)
     log.info("event=stopped")
     return 0
