@@ -227,6 +227,10 @@ class PartaServer(_Server):
                                   "port": self.port}
         cfg["metrics_listener"] = {**cfg.get("metrics_listener", {}),
                                    "bind_address": "127.0.0.1", "port": free_port()}
+        if isinstance(cfg.get("federation"), dict):   # on, like Synapse's; a free port
+            fed = cfg["federation"]
+            fed["listener"] = {**fed.get("listener", {}), "bind_address": "127.0.0.1",
+                               "port": free_port()}
         cfg["rate_limits"] = {**cfg.get("rate_limits", {}), "enabled": False}
         cfg["registration"] = {**cfg.get("registration", {}), "open_registration": True}
         cfg["log_level"] = "WARNING"
