@@ -12,6 +12,10 @@ Functions ``fn(conn, ...)`` run inside one ``Database.run`` transaction:
 * ``claim_batch`` -- the transaction to send next: the one in flight (same ``txnId``, same
   rows) if there is one, else the oldest ``<= 50`` PDUs (stream order) and ``<= 100`` EDUs,
   marked with a new ``txnId``;
+* ``claim_batches`` / ``complete_txns`` -- the same for many destinations in one
+  transaction with a fixed number of statements (set-based: the fan-out of one event to
+  hundreds of servers must not cost a dozen statements per server on the single SQLite
+  writer, see docs/benchmarks.md "City gateway");
 * ``complete_txn`` -- delete the sent rows, clear the in-flight mark, reset the retries;
 * ``record_failure`` / ``load_retry_states`` -- retry state per destination;
 * ``drop_destination`` -- forget everything queued for a destination (policy refusal).
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import orjson
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from schema.events import events as events_t
@@ -184,6 +188,83 @@ def claim_batch(conn: Connection, destination: str, now_ms: int, *,
     return Batch(txn_id, event_ids, edus, resumed=False)
 
 
+def _first_rows(conn: Connection, table: Any, destinations: Sequence[str], limit: int,
+                order: Sequence[Any], columns: Sequence[Any]) -> dict[str, list[Any]]:
+    """The first ``limit`` unclaimed rows of each destination (one window-function query)."""
+    rn = func.row_number().over(partition_by=table.c.destination, order_by=list(order))
+    inner = (select(table.c.id, table.c.destination, *columns, rn.label("rn"))
+             .where(table.c.destination.in_(list(destinations)), table.c.txn_id.is_(None))
+             .subquery())
+    out: dict[str, list[Any]] = {}
+    for r in conn.execute(select(inner).where(inner.c.rn <= limit)
+                          .order_by(inner.c.destination, inner.c.rn)):
+        out.setdefault(r.destination, []).append(r)
+    return out
+
+
+def claim_batches(conn: Connection, destinations: Sequence[str], now_ms: int, *,
+                  max_pdus: int = MAX_PDUS, max_edus: int = MAX_EDUS
+                  ) -> dict[str, Batch | None]:
+    """``claim_batch`` for each of ``destinations`` (distinct) in one transaction.
+
+    Destinations with a transaction in flight get it again (one by one: a retry after a
+    failure or a restart); for the others the statements do not grow with their number:
+    one window-function query per table picks the first rows of every destination, and
+    one executemany per table marks them with each destination's new ``txnId``."""
+    out: dict[str, Batch | None] = {d: None for d in destinations}
+    rows = {r.destination: r for r in conn.execute(
+        select(dest_t).where(dest_t.c.destination.in_(list(destinations))))}
+    fresh = []
+    for d in destinations:
+        row = rows.get(d)
+        if row is None:
+            continue
+        if row.inflight_txn_id is not None:
+            out[d] = claim_batch(conn, d, now_ms, max_pdus=max_pdus, max_edus=max_edus)
+        else:
+            fresh.append(d)
+    if not fresh:
+        return out
+    pdus = _first_rows(conn, pdus_t, fresh, max_pdus, (pdus_t.c.stream_ordering, pdus_t.c.id),
+                       (pdus_t.c.event_id,))
+    edus = _first_rows(conn, edus_t, fresh, max_edus, (edus_t.c.id,),
+                       (edus_t.c.edu_type, edus_t.c.content))
+    dest_params, pdu_params, edu_params = [], [], []
+    for d in fresh:
+        if d not in pdus and d not in edus:
+            continue
+        counter = int(rows[d].txn_counter or 0) + 1
+        txn_id = f"{now_ms}_{counter}"          # as in claim_batch
+        dest_params.append({"b_dest": d, "b_counter": counter, "b_txn": txn_id})
+        pdu_params += [{"b_id": r.id, "b_txn": txn_id} for r in pdus.get(d, ())]
+        edu_params += [{"b_id": r.id, "b_txn": txn_id} for r in edus.get(d, ())]
+        out[d] = Batch(txn_id, [r.event_id for r in pdus.get(d, ())],
+                       [{"edu_type": r.edu_type, "content": orjson.loads(r.content)}
+                        for r in edus.get(d, ())], resumed=False)
+    if dest_params:
+        conn.execute(update(dest_t).where(dest_t.c.destination == bindparam("b_dest"))
+                     .values(txn_counter=bindparam("b_counter"),
+                             inflight_txn_id=bindparam("b_txn")), dest_params)
+    for table, params in ((pdus_t, pdu_params), (edus_t, edu_params)):
+        if params:
+            conn.execute(update(table).where(table.c.id == bindparam("b_id"))
+                         .values(txn_id=bindparam("b_txn")), params)
+    return out
+
+
+def complete_txns(conn: Connection, done: Sequence[tuple[str, str]], now_ms: int) -> None:
+    """``complete_txn`` for each ``(destination, txn_id)`` (three executemany statements)."""
+    if not done:
+        return
+    params = [{"b_dest": d, "b_txn": t} for d, t in done]
+    for table in (pdus_t, edus_t):
+        conn.execute(delete(table).where(table.c.destination == bindparam("b_dest"),
+                                         table.c.txn_id == bindparam("b_txn")), params)
+    conn.execute(update(dest_t).where(dest_t.c.destination == bindparam("b_dest")).values(
+        inflight_txn_id=None, last_txn_id=bindparam("b_txn"), last_success_ts=now_ms,
+        failures=0, retry_interval_ms=0, next_retry_ts=0), params)
+
+
 def complete_txn(conn: Connection, destination: str, txn_id: str, now_ms: int) -> None:
     conn.execute(delete(pdus_t).where(pdus_t.c.destination == destination,
                                       pdus_t.c.txn_id == txn_id))
@@ -238,7 +319,8 @@ def destination_row(conn: Connection, destination: str) -> dict | None:
     return dict(row._mapping) if row is not None else None
 
 
-__all__ = ["Batch", "MAX_EDUS", "MAX_PDUS", "claim_batch", "complete_txn", "destination_row",
+__all__ = ["Batch", "MAX_EDUS", "MAX_PDUS", "claim_batch", "claim_batches", "complete_txn",
+           "complete_txns", "destination_row",
            "drop_destination", "enqueue_edus", "enqueue_pdus", "events_after", "get_position",
            "max_stream_ordering",
            "load_retry_states", "queue_sizes", "record_failure", "reset_retry", "set_position"]

@@ -15,6 +15,13 @@ database and schedules one retry after the backoff delay (``backoff.py``); new e
 a destination that is backing off only queue up.  ``destination_up`` (e.g. the server just
 sent us a request) ends the wait at once.
 
+The database work of all loops is coalesced (``_Coalesced``): claims (and completions)
+asked for while one database call runs are served together by the next one, with
+``queue.claim_batches`` / ``queue.complete_txns``, whose statements do not grow with the
+number of destinations.  So the fan-out of one event to N servers costs a handful of
+database transactions instead of 2N (one SQLite writer thread; see docs/benchmarks.md
+"City gateway").
+
 A 400 ``M_BAD_JSON``/``M_NOT_JSON``/``M_TOO_LARGE`` says the transaction itself can never
 be accepted: it is logged and dropped rather than blocking the queue forever.  Nothing is
 ever sent to a destination the server policy refuses (``policy.allow_outbound``); what was
@@ -28,6 +35,7 @@ import random as _random
 from typing import Any, Awaitable, Callable, Mapping
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from federation.transport.client import encode_path
 from federation.transport.errors import FederationRequestError
@@ -41,6 +49,44 @@ SEND_PATH = "/_matrix/federation/v1/send/{}"
 UNSENDABLE = ("M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE")
 
 GetEvents = Callable[[list[str]], Awaitable[Mapping[str, Any]]]
+
+
+class _Coalesced:
+    """``await call(key)``: ``fn(conn, keys, *args())`` -> ``{key: result}`` in one database
+    transaction for every key asked for while the previous call was running."""
+
+    def __init__(self, db: Any, fn: Callable[..., Any], args: Callable[[], tuple]) -> None:
+        self.db = db
+        self.fn = fn
+        self.args = args
+        self._pending: dict[Any, list[defer.Deferred]] = {}
+        self._running = False
+
+    def __call__(self, key: Any) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+        self._pending.setdefault(key, []).append(d)
+        if not self._running:
+            defer.ensureDeferred(self._drain())
+        return d
+
+    async def _drain(self) -> None:
+        self._running = True
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                try:
+                    results = await self.db.run(self.fn, list(batch), *self.args())
+                except Exception:  # noqa: BLE001 - every waiting loop gets the failure
+                    failure = Failure()
+                    for waiters in batch.values():
+                        for d in waiters:
+                            d.errback(failure)
+                    continue
+                for key, waiters in batch.items():
+                    for d in waiters:
+                        d.callback((results or {}).get(key))
+        finally:
+            self._running = False
 
 
 class TransactionSender:
@@ -65,6 +111,9 @@ class TransactionSender:
         self._retry: dict[str, RetryState] = {}
         self._loops: dict[str, defer.Deferred] = {}
         self._stopped = False
+        self._claim = _Coalesced(db, _claim_all, lambda: (
+            self.clock.time_ms(), self.max_pdus, self.max_edus))
+        self._complete = _Coalesced(db, _complete_all, lambda: (self.clock.time_ms(),))
         # Observability (tests, metrics): transactions sent OK / failed attempts.
         self.sent_transactions = 0
         self.failed_attempts = 0
@@ -172,9 +221,7 @@ class TransactionSender:
                     log.warning("event=federation_outbound_refused destination=%s "
                                 "dropped_rows=%d reason=server_policy", destination, dropped)
                     return
-                batch = await self.db.run(queue.claim_batch, destination,
-                                          self.clock.time_ms(), max_pdus=self.max_pdus,
-                                          max_edus=self.max_edus)
+                batch = await self._claim(destination)
                 if batch is None:
                     return
                 ok = await self._send(destination, batch)
@@ -204,8 +251,7 @@ class TransactionSender:
             await self._failed(destination, str(exc))
             return False
         if status == 200:
-            await self.db.run(queue.complete_txn, destination, batch.txn_id,
-                              self.clock.time_ms())
+            await self._complete((destination, batch.txn_id))
             self._retry.pop(destination, None)
             self.sent_transactions += 1
             self._log_pdu_errors(destination, batch.txn_id, resp)
@@ -248,3 +294,14 @@ class TransactionSender:
             log.exception("event=federation_retry_state_write_failed destination=%s",
                           destination)
         self._schedule(destination, state.retry_interval_ms)
+
+
+def _claim_all(conn: Any, destinations: list[str], now_ms: int, max_pdus: int,
+               max_edus: int) -> dict:
+    return queue.claim_batches(conn, destinations, now_ms, max_pdus=max_pdus,
+                               max_edus=max_edus)
+
+
+def _complete_all(conn: Any, done: list[tuple[str, str]], now_ms: int) -> dict:
+    queue.complete_txns(conn, done, now_ms)
+    return {}
