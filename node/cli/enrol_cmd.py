@@ -66,4 +66,6 @@ def cmd_enrol(args: argparse.Namespace) -> int:
           f"{roster_key_fingerprint(result.roster_key)})")
     print(f"  stored:      {result.roster_key_path}")
     print(f"               {result.roster_path}")
+    print("  (re)start the node to enforce the roster: federation is then closed to servers "
+          "outside it")
     return 0
