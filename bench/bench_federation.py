@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/bench_federation.py [--rate 20] [--duration 30]
 [--tp-senders 4] [--tp-messages 200] [--ingest-pdus 5000] [--only parta|synapse|ingest]
-[--skip-ingest] [--json FILE]``.
+[--skip-ingest] [--runs N] [--json FILE]``.
 
 Servers: two Parta nodes, and two Synapses from PyPI (``synapse_env``), each pair federating
 over HTTPS on loopback with certificates from a throwaway CA (verification on), SQLite, rate
@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -372,6 +373,38 @@ def _parta_version() -> str:
         return "dev"
 
 
+def pair_medians(pairs: list[PairResult]) -> list[PairResult]:
+    out = []
+    for name in dict.fromkeys(r.server for r in pairs):
+        runs = [r for r in pairs if r.server == name]
+        nums = {f: statistics.median(getattr(r, f) for r in runs)
+                for f in ("steady_rate", "delivery_p50_ms", "delivery_p99_ms", "delivery_max_ms",
+                          "tp_send_rate", "tp_federated_rate", "tp_delivery_p50_ms",
+                          "tp_delivery_p99_ms")}
+        counts = {f: sum(getattr(r, f) for r in runs)
+                  for f in ("steady_sent", "steady_delivered", "tp_sent", "tp_delivered",
+                            "errors")}
+        rss = [statistics.median(r.peak_rss_mib[i] for r in runs) for i in (0, 1)]
+        out.append(PairResult(server=name, version=f"median of {len(runs)}",
+                              tp_senders=runs[0].tp_senders, peak_rss_mib=rss, **nums, **counts))
+    return out
+
+
+def ingest_medians(results: list[IngestResult]) -> list[IngestResult]:
+    out = []
+    for origins in dict.fromkeys(r.origins for r in results):
+        runs = [r for r in results if r.origins == origins]
+        if len(runs) < 2:
+            continue
+        med = {f: statistics.median(getattr(r, f) for r in runs)
+               for f in ("seconds", "pdus_per_s", "verify_per_s_one_core", "ratio",
+                         "peak_rss_mib")}
+        out.append(IngestResult(origins=origins, pdus=sum(r.pdus for r in runs),
+                                accepted=sum(r.accepted for r in runs),
+                                errors=sum(r.errors for r in runs), **med))
+    return out
+
+
 def print_report(pairs: list[PairResult], ingest: list[IngestResult]) -> None:
     if pairs:
         print()
@@ -398,7 +431,8 @@ def print_report(pairs: list[PairResult], ingest: list[IngestResult]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rate", type=float, default=20.0, help="steady load, messages/s")
+    ap.add_argument("--rate", type=float, default=10.0,
+                    help="steady load, messages/s (below Synapse's saturation on 2 cores)")
     ap.add_argument("--duration", type=float, default=30.0, help="steady load, seconds")
     ap.add_argument("--tp-senders", type=int, default=4)
     ap.add_argument("--tp-messages", type=int, default=200, help="per throughput sender")
@@ -408,6 +442,8 @@ def main() -> int:
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--deadline", type=float, default=900, help="seconds per server pair")
     ap.add_argument("--synapse-spec", default="matrix-synapse")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="repeat everything with fresh servers; the report adds medians")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     args = ap.parse_args()
 
@@ -421,12 +457,16 @@ def main() -> int:
     try:
         order = ([] if args.only == "ingest" else [args.only] if args.only
                  else ["synapse", "parta"])
-        for which in order:
-            pairs.append(bench_pair(which, args, ca))
-        if not args.skip_ingest and args.only != "synapse":
-            ingest = bench_ingest(args, ca)
+        for run_no in range(args.runs):
+            for which in order:
+                pairs.append(bench_pair(which, args, ca))
+            if not args.skip_ingest and args.only != "synapse":
+                ingest += bench_ingest(args, ca)
     finally:
         shutil.rmtree(ca_dir, ignore_errors=True)
+    if args.runs > 1:
+        pairs += pair_medians(pairs)
+        ingest += ingest_medians(ingest)
     print_report(pairs, ingest)
     if args.json:
         with open(args.json, "w") as fh:
