@@ -25,7 +25,7 @@ Start-up (``policy_from_config``), ``federation.roster`` in the node's config:
 * ``auto`` (default): enforce the roster when the node has enrolled (``roster_key.json`` +
   ``roster.json`` in its data dir, written by ``parta node enrol``), else open federation;
 * ``required``: refuse to start without an enrolment (a gateway binds its own roster);
-* ``off``: open federation even when enrolled (logged loudly).
+* ``off``: open federation even when enrolled (logged loudly), on a gateway too.
 
 The last good roster is restored from ``roster.json`` on start even when it has expired; a
 ``roster.json`` that does not verify with the pinned key leaves the node with an empty
@@ -202,7 +202,7 @@ def restore_state(key: VerifyKey, signer_name: str, doc: Any, where: str) -> Ros
     return state
 
 
-def policy_from_config(config: Any) -> RosterPolicy:
+def policy_from_config(config: Any) -> Any:
     """The node's policy at start-up (see module docstring); ``RosterStartupError`` when
     ``federation.roster`` forbids starting."""
     from node.enrolment_client import EnrolmentClientError, load_pinned, load_roster
@@ -218,7 +218,8 @@ def policy_from_config(config: Any) -> RosterPolicy:
         if pinned is not None:
             log.warning("event=roster_enforcement_off: this node is enrolled with %s but "
                         "federation.roster is 'off': federating with ANY server", pinned[1])
-        return RosterPolicy()
+        from .policy import AllowAllPolicy
+        return AllowAllPolicy()     # not a RosterPolicy: a gateway does not bind it either
     if pinned is None:
         if mode == "required" and not is_gateway_config(config):
             raise RosterStartupError(
