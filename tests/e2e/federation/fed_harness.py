@@ -9,7 +9,8 @@ copied) plus a federation listener:
   ``federation.server_overrides``;
 * the federation listener serves a certificate signed by the session's ``TestCA``
   (bench/federation_env.py) and every node verifies outbound TLS against that CA file - the
-  insecure switch is never used here;
+  insecure switch is only used by test_fed_tls.py, which is about it (``self_signed=True``
+  keeps the certificate ``parta node init`` generated instead);
 * ``FedNode.partition_from(others)`` / ``heal()`` rewrite ``server_overrides`` so that the
   other servers' names point at a dead loopback port, then restart the node (its database and
   queues survive): a network partition without touching the tested code.
@@ -99,7 +100,7 @@ class FedNode(RunningNode):
             if self.proc is not None and self.proc.poll() is not None:
                 raise NodeFailed(f"{self.label} exited during start-up:\n{self.log_tail()}")
             try:
-                status, body = self.fed_get("/_matrix/federation/v1/version", sign=False)
+                status, body = self.fed_get("/_matrix/federation/v1/version")
                 if status == 200:
                     return
                 last = (status, body)
@@ -147,7 +148,8 @@ class FedNode(RunningNode):
             raise NodeFailed(f"{self.label} exited with {code} on SIGTERM:\n{self.log_tail()}")
 
     # raw federation requests (unsigned, for readiness; signed ones go through FakeServer) --
-    def fed_get(self, path: str, sign: bool = False) -> tuple[int, Any]:
+    def fed_get(self, path: str) -> tuple[int, Any]:
+        """An unsigned GET on the federation listener (key and version endpoints)."""
         import ssl
 
         # Readiness only: a node keeping its self-signed init certificate is reached without

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 
 import pytest
 from cryptography import x509
@@ -24,6 +25,8 @@ from fed_harness import (accept_invite, client_api, close_all, joined_members, j
                          new_watcher, q, room_state, send_text, setup_room, wait_for,
                          wait_for_bodies)
 from e2e_helpers import run
+from federation.keys import VerifyKey, load_signing_key_file
+from federation.signing import verify_json
 from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 (pytest fixtures)
 
 USES_POSTGRES = True
@@ -38,10 +41,6 @@ def pair(fed_cluster):
 def test_init_cert_and_published_keys(pair):
     """`parta node init` made a certificate and key for the federation listener, and each
     node publishes its signing key, self-signed, on /_matrix/key/v2/server over HTTPS."""
-    from federation.keys import load_signing_key_file
-    from federation.signing import verify_json
-    from federation.keys import VerifyKey
-
     for node in pair:
         listener = node.init_federation.get("listener") or {}
         cert_path = listener.get("tls_certificate_path")
@@ -60,7 +59,6 @@ def test_init_cert_and_published_keys(pair):
         own = load_signing_key_file(node.config.get("signing_key_path") or
                                     os.path.join(node.data_dir, "signing.key"))[0]
         assert body["verify_keys"][own.key_id]["key"] == own.verify_key.encode()
-        import time
         assert body["valid_until_ts"] > time.time() * 1000
         verify_json(body, node.server_name,
                     VerifyKey.decode(own.key_id, body["verify_keys"][own.key_id]["key"]))
@@ -289,8 +287,6 @@ def test_join_by_alias_and_backfill_history(pair):
                               what="bob's join on A")
 
             # Page back from the newest event known on B until the room's start.
-            seen: list[str] = []
-            token = None
             sync = await bob.sync_once()
             join_info = sync.rooms.join.get(room_id)
             token = join_info.timeline.prev_batch if join_info else None
