@@ -14,15 +14,16 @@ Run: ``.venv/bin/python bench/bench_city.py [--n 100] [--announcements 3]
 2. **Fan-out** (real processes on loopback): a real gateway (``parta gateway init`` +
    ``parta gateway run``, SQLite, HTTPS federation with a throwaway CA, verification on)
    whose roster lists N simulated school servers; one Twisted process (``--receiver``)
-   serves all N server names on one TLS port (``federation.server_overrides`` maps every
-   name to it, its certificate names all of them), checks every request's X-Matrix
-   signature against the gateway's key and the destination name, and records when each
-   server first received each announcement.  Each simulated school joins
+   serves the N server names, each on its own TLS port with its own certificate
+   (``federation.server_overrides`` maps each name to its port), checks every request's
+   X-Matrix signature against the gateway's key and that its destination is the server of
+   that port, and records when each server first received each announcement.  Each simulated school joins
    ``#announcements`` with a real make_join/send_join handshake (its own ed25519 key,
    pinned by the roster); once the gateway's outbound queue is empty, the office posts an
    announcement through the client API and the clock runs until all N servers have it.
    ``--announcements`` warm rounds (pooled TLS connections), then one cold round after a
-   gateway restart (new connections, TLS handshakes).  The per-school cost is what each
+   gateway restart (new connections, TLS handshakes; once the gateway's start-up directory
+   round is over).  The per-school cost is what each
    further school adds after the first arrival, ``(last - first) / (N - 1)``; the estimate
    for 1000 schools is the first arrival plus 999 times that.
 
@@ -183,10 +184,11 @@ def receiver_main(args: argparse.Namespace) -> int:
     from federation.transport.xmatrix import parse_authorization, verify_request
 
     with open(args.names, encoding="utf-8") as fh:
-        names = set(json.load(fh))
+        ports = {name: int(port) for name, port in json.load(fh).items()}
+    by_port = {port: name for name, port in ports.items()}
     gw_key = VerifyKey.decode(args.gateway_key_id, args.gateway_key)
     arrivals: dict[str, dict[str, float]] = {}
-    counters = {"txns": 0, "pdus": 0, "refused": 0}
+    counters = {"txns": 0, "pdus": 0, "refused": 0, "other": 0}
 
     def key_of(origin: str, key_id: str) -> VerifyKey | None:
         return gw_key if origin == args.gateway and key_id == gw_key.key_id else None
@@ -207,8 +209,8 @@ def receiver_main(args: argparse.Namespace) -> int:
                 headers = request.requestHeaders.getRawHeaders(b"authorization")
                 try:
                     destination = parse_authorization(headers)[0].destination
-                    if destination not in names:
-                        raise ValueError(f"not one of ours: {destination}")
+                    if destination != by_port.get(request.getHost().port):
+                        raise ValueError(f"not the server of this port: {destination}")
                     verify_request("PUT", request.uri, body, headers, destination, key_of)
                 except (MatrixError, ValueError) as exc:
                     counters["refused"] += 1
@@ -225,16 +227,18 @@ def receiver_main(args: argparse.Namespace) -> int:
                 return b'{"pdus": {}}'
             # Anything else (directory gathering, stats, hints): not here, and no pooled
             # connection is kept for it (the cold round must start without connections).
+            counters["other"] += 1
             request.setHeader(b"Connection", b"close")
             request.setResponseCode(404)
             return b'{"errcode": "M_UNRECOGNIZED", "error": "bench receiver"}'
 
     site = server.Site(Root())
     site.log = lambda *a, **kw: None  # type: ignore[method-assign]
-    # N servers behind one port: a backlog for N simultaneous connects (Twisted's default
-    # of 50 would drop SYNs and add the kernel's 1 s retransmission to a cold round).
-    reactor.listenSSL(args.port, site, server_tls_options(args.cert, args.key),
-                      backlog=max(128, 2 * len(names)), interface="127.0.0.1")
+    for name, port in ports.items():
+        reactor.listenSSL(port, site, server_tls_options(
+            os.path.join(args.certs, name + ".crt"), os.path.join(args.certs, name + ".key")),
+            interface="127.0.0.1")
+    reactor.listenTCP(args.port, site, interface="127.0.0.1")      # /_bench/ (control)
     print("ready", flush=True)
     reactor.run()
     return 0
@@ -243,10 +247,22 @@ def receiver_main(args: argparse.Namespace) -> int:
 # --- 2. fan-out: the driver -------------------------------------------------------------------
 
 def _free_port() -> int:
+    return _free_ports(1)[0]
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports (all bound at once, then released)."""
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _http(method: str, url: str, body: Any = None, token: str | None = None,
@@ -273,8 +289,9 @@ class Fanout:
         self.ca = TestCA(os.path.join(root, "ca"))
         self.names = [school_name(i) for i in range(1, n + 1)]
         self.gw_dir = os.path.join(root, "gateway")
-        self.client_port, self.fed_port = _free_port(), _free_port()
-        self.recv_port = _free_port()
+        ports = _free_ports(n + 3)
+        self.client_port, self.fed_port, self.recv_port = ports[:3]    # recv: control
+        self.ports = dict(zip(self.names, ports[3:]))
         self.gateway: subprocess.Popen | None = None
         self.receiver: subprocess.Popen | None = None
 
@@ -301,7 +318,7 @@ class Fanout:
         config["log_level"] = "WARNING"
         fed = config["federation"]
         fed["tls_ca_file"] = self.ca.cert_path
-        fed["server_overrides"] = {name: f"127.0.0.1:{self.recv_port}" for name in self.names}
+        fed["server_overrides"] = {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}
         config["gateway"]["directory_refresh_seconds"] = 86400
         with open(path, "w") as fh:
             yaml.safe_dump(config, fh, sort_keys=False)
@@ -325,13 +342,15 @@ class Fanout:
             gw_key = read_signing_keys(fh.read())[0]
         names_file = os.path.join(self.root, "names.json")
         with open(names_file, "w") as fh:
-            json.dump(self.names, fh)
-        cert, key = self.ca.issue(self.names[0], os.path.join(self.root, "recv.crt"),
-                                  os.path.join(self.root, "recv.key"),
-                                  extra_sans=self.names[1:])
+            json.dump(self.ports, fh)
+        certs = os.path.join(self.root, "certs")
+        os.makedirs(certs)
+        for name in self.names:
+            self.ca.issue(name, os.path.join(certs, name + ".crt"),
+                          os.path.join(certs, name + ".key"))
         self.receiver = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--receiver", "--port",
-             str(self.recv_port), "--names", names_file, "--cert", cert, "--key", key,
+             str(self.recv_port), "--names", names_file, "--certs", certs,
              "--gateway", GATEWAY, "--gateway-key-id", gw_key.key_id,
              "--gateway-key", gw_key.verify_key.encode()],
             stdout=subprocess.PIPE, text=True)
@@ -424,15 +443,23 @@ class Fanout:
             time.sleep(0.5)
         raise RuntimeError("the gateway's outbound queue did not drain")
 
-    def arrivals(self, tag: str) -> dict:
-        status, body = _http("GET", f"https://127.0.0.1:{self.recv_port}/_bench/arrivals"
-                                    f"?tag={quote(tag)}", context=self._recv_ctx())
-        return body
+    def wait_startup_settled(self, timeout: float = 300) -> None:
+        """Until the gateway's start-up directory round (publicRooms + stats of every
+        school, answered 404 here) is over: no such request for 2 s."""
+        deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            other = self.arrivals("")["other"]
+            if other != last:
+                last, since = other, time.monotonic()
+            elif time.monotonic() - since > 2:
+                return
+            time.sleep(0.2)
 
-    def _recv_ctx(self) -> Any:
-        ctx = self.ca.client_context()
-        ctx.check_hostname = False
-        return ctx
+    def arrivals(self, tag: str) -> dict:
+        status, body = _http("GET", f"http://127.0.0.1:{self.recv_port}/_bench/arrivals"
+                                    f"?tag={quote(tag)}")
+        return body
 
     def announce(self, token: str, room_id: str, k: int) -> dict:
         tag = f"{TAG}{k}"
@@ -504,12 +531,12 @@ def bench_fanout(n: int, rounds: int) -> dict:
         status, login = _http("POST", f"{f.url}/_matrix/client/v3/login", {
             "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "office"},
             "password": "bench office password"})
-        time.sleep(2)                     # start-up work (directory gathering) settles
+        f.wait_startup_settled()
         cold = f.announce(login["access_token"], room_id, rounds + 1)
         log(f"cold round (after a restart): all {n} in {cold['all_s']:.3f} s")
         counters = f.arrivals("")
         return {"n": n, "join_s": join_s, "warm": warm, "cold": cold,
-                "receiver": {k: counters[k] for k in ("txns", "pdus", "refused")}}
+                "receiver": {k: counters[k] for k in ("txns", "pdus", "refused", "other")}}
     finally:
         f.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -524,7 +551,7 @@ def main() -> int:
     p.add_argument("--skip-fanout", action="store_true")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
-    for name in ("--port", "--names", "--cert", "--key", "--gateway", "--gateway-key-id",
+    for name in ("--port", "--names", "--certs", "--gateway", "--gateway-key-id",
                  "--gateway-key"):
         p.add_argument(name, help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -256,13 +256,19 @@ def verify(city: City, rooms: dict[str, str]) -> None:
         raise DemoError(f"the gateway's directory does not list both schools as enrolled: "
                         f"{data}")
     office = login(city.gateway, OFFICE)
-    office.call("POST", "/_parta/v1/directory/refresh", {})
+    gathered = office.call("POST", "/_parta/v1/directory/refresh", {})["gathered"]
+    for node in city.schools:
+        stats = (gathered.get(node.server) or {}).get("stats") or {}
+        if stats.get("users") != len(node.school.users) or \
+                f"@director:{node.server}" not in stats.get("directors", []):
+            raise DemoError(f"the gateway did not gather {node.server}'s counts: "
+                            f"{gathered.get(node.server)}")
     status, data = http("GET", city.gateway.url + "/_parta/v1/directory/rooms")
     servers = {r["server"] for r in (data or {}).get("rooms", [])}
     if not {a.server, b.server} <= servers:
         raise DemoError(f"the city directory lacks a school's public rooms: {data}")
-    say(f"[5/5] verified: the gateway lists both schools as enrolled and "
-        f"{data['total']} public rooms of the city")
+    say(f"[5/5] verified: the gateway lists both schools as enrolled, their published "
+        f"counts and directors, and {data['total']} public rooms of the city")
 
 
 def print_summary(city: City, rooms: dict[str, str]) -> None:
