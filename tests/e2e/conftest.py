@@ -372,6 +372,11 @@ def node_factory(db_backend: str, request: pytest.FixtureRequest,
                                      "bind_address": "127.0.0.1", "port": free_port()}
         config["metrics_listener"] = {**config.get("metrics_listener", {}),
                                       "bind_address": "127.0.0.1", "port": free_port()}
+        fed = config.setdefault("federation", {})
+        # init defaults the federation listener to 8448: nodes started side by side (and
+        # parallel sessions on one machine) would collide, so every node gets a free port.
+        fed["listener"] = {**fed.get("listener", {}), "bind_address": "127.0.0.1",
+                           "port": free_port()}
         if isinstance(rate_limits, dict):
             config["rate_limits"] = {**config.get("rate_limits", {}), "enabled": True,
                                      **rate_limits}
