@@ -17,15 +17,15 @@ Run: ``.venv/bin/python bench/bench_city.py [--n 100] [--announcements 3]
    serves the N server names, each on its own TLS port with its own certificate
    (``federation.server_overrides`` maps each name to its port), checks every request's
    X-Matrix signature against the gateway's key and that its destination is the server of
-   that port, and records when each server first received each announcement.  Each simulated school joins
-   ``#announcements`` with a real make_join/send_join handshake (its own ed25519 key,
-   pinned by the roster); once the gateway's outbound queue is empty, the office posts an
-   announcement through the client API and the clock runs until all N servers have it.
-   ``--announcements`` warm rounds (pooled TLS connections), then one cold round after a
-   gateway restart (new connections, TLS handshakes; once the gateway's start-up directory
-   round is over).  The per-school cost is what each
-   further school adds after the first arrival, ``(last - first) / (N - 1)``; the estimate
-   for 1000 schools is the first arrival plus 999 times that.
+   that port, and records when each server first received each announcement.  Each
+   simulated school joins ``#announcements`` with a real make_join/send_join handshake (its
+   own ed25519 key, pinned by the roster); once the gateway's outbound queue is empty, the
+   office posts an announcement through the client API and the clock runs until all N
+   servers have it.  ``--announcements`` warm rounds (pooled TLS connections), then one cold
+   round after a gateway restart (new connections, TLS handshakes; once the gateway's
+   start-up directory round is over).  The per-school cost is what each further school
+   adds after the first arrival, ``(last - first) / (N - 1)``; the estimate for 1000
+   schools is the first arrival plus 999 times that.
 
 Everything is bounded in time; processes are stopped and the temp dir removed at the end.
 """
@@ -246,10 +246,6 @@ def receiver_main(args: argparse.Namespace) -> int:
 
 # --- 2. fan-out: the driver -------------------------------------------------------------------
 
-def _free_port() -> int:
-    return _free_ports(1)[0]
-
-
 def _free_ports(n: int) -> list[int]:
     """``n`` distinct free loopback ports (all bound at once, then released)."""
     import socket
@@ -289,9 +285,9 @@ class Fanout:
         self.ca = TestCA(os.path.join(root, "ca"))
         self.names = [school_name(i) for i in range(1, n + 1)]
         self.gw_dir = os.path.join(root, "gateway")
-        ports = _free_ports(n + 3)
-        self.client_port, self.fed_port, self.recv_port = ports[:3]    # recv: control
-        self.ports = dict(zip(self.names, ports[3:]))
+        ports = _free_ports(n + 4)       # all at once: no two of them can be the same
+        self.client_port, self.fed_port, self.metrics_port, self.recv_port = ports[:4]
+        self.ports = dict(zip(self.names, ports[4:]))
         self.gateway: subprocess.Popen | None = None
         self.receiver: subprocess.Popen | None = None
 
@@ -306,7 +302,7 @@ class Fanout:
         import io
         with contextlib.redirect_stdout(io.StringIO()):
             rc = main(["gateway", "init", "--server-name", GATEWAY, "--data-dir", self.gw_dir,
-                       "--port", str(self.client_port), "--metrics-port", str(_free_port()),
+                       "--port", str(self.client_port), "--metrics-port", str(self.metrics_port),
                        "--federation-port", str(self.fed_port), "--admin-password-file", pw])
         assert rc == 0
         self.ca.issue(GATEWAY, os.path.join(self.gw_dir, "tls.crt"),
@@ -364,6 +360,10 @@ class Fanout:
                                         stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if self.gateway.poll() is not None:
+                with open(self._log.name, "rb") as fh:
+                    tail = fh.read()[-2000:].decode("utf-8", "replace")
+                raise RuntimeError(f"the gateway exited during start-up:\n{tail}")
             try:
                 if _http("GET", f"{self.url}/health", timeout=2)[0] == 200 and \
                         self.fed_request("GET", "/_matrix/federation/v1/version",

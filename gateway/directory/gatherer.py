@@ -25,7 +25,7 @@ answer.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
 from twisted.internet import defer, task
