@@ -1,5 +1,6 @@
-"""Where the dashboard's per-school live data comes from: interfaces the server-server
-federation (issue 4) implements later, with honest empty defaults until then.
+"""Where the dashboard's per-school live data comes from: interfaces with honest empty
+defaults; a running gateway uses ``gateway.status.CityStatusSource`` and the directory
+gatherer (``gateway.directory.gatherer``) wired by ``gateway.directory.wiring``.
 
 ``SchoolStatusSource``: what the gateway knows of each school from federation traffic — last
 contact, outbound queue depth, roster version the school acknowledged, the users/rooms counts
