@@ -71,6 +71,7 @@ class PairResult:
     tp_federated_rate: float          # msgs/s received on B
     tp_delivery_p50_ms: float
     tp_delivery_p99_ms: float
+    stored_on_b: int = 0              # sent messages B's /messages returns at the end
     peak_rss_mib: list[float] = field(default_factory=list)
     errors: int = 0
 
@@ -203,6 +204,7 @@ async def drive_pair(a_url: str, b_url: str, label: str, args: argparse.Namespac
             await asyncio.wait_for(watcher, 10)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             watcher.cancel()
+        stored = await _stored_on_b(obs_client, room_id, set(starts) | set(tp_starts))
         return {
             "steady_rate": args.rate, "steady_sent": len(starts),
             "steady_delivered": len(steady),
@@ -214,11 +216,36 @@ async def drive_pair(a_url: str, b_url: str, label: str, args: argparse.Namespac
             "tp_federated_rate": len(got) / (last - tp_t0) if last > tp_t0 else 0.0,
             "tp_delivery_p50_ms": percentile(tp_lat, 50) * 1000,
             "tp_delivery_p99_ms": percentile(tp_lat, 99) * 1000,
+            "stored_on_b": stored,
             "errors": errors,
         }
     finally:
         for c in clients + [obs_client]:
             await c.close()
+
+
+async def _stored_on_b(client: AsyncClient, room_id: str, wanted: set[str]) -> int:
+    """How many of the sent messages B has in the room's history (``/messages`` backwards
+    from now): tells "stored but never shown by /sync" apart from "never arrived"."""
+    from nio import MessageDirection, RoomMessagesResponse, SyncResponse
+
+    sync = await client.sync(timeout=0, sync_filter={"room": {"timeline": {"limit": 1}}})
+    if not isinstance(sync, SyncResponse):
+        return -1
+    token, found = sync.next_batch, set()
+    for _ in range(200):
+        resp = await client.room_messages(room_id, start=token, direction=MessageDirection.back,
+                                          limit=500)
+        if not isinstance(resp, RoomMessagesResponse) or not resp.chunk:
+            break
+        for ev in resp.chunk:
+            bid = ev.source.get("content", {}).get("bench_id")
+            if bid in wanted:
+                found.add(bid)
+        if found >= wanted or not resp.end or resp.end == token:
+            break
+        token = resp.end
+    return len(found)
 
 
 def bench_pair(which: str, args: argparse.Namespace, ca: TestCA) -> PairResult:
@@ -383,7 +410,7 @@ def pair_medians(pairs: list[PairResult]) -> list[PairResult]:
                           "tp_delivery_p99_ms")}
         counts = {f: sum(getattr(r, f) for r in runs)
                   for f in ("steady_sent", "steady_delivered", "tp_sent", "tp_delivered",
-                            "errors")}
+                            "stored_on_b", "errors")}
         rss = [statistics.median(r.peak_rss_mib[i] for r in runs) for i in (0, 1)]
         out.append(PairResult(server=name, version=f"median of {len(runs)}",
                               tp_senders=runs[0].tp_senders, peak_rss_mib=rss, **nums, **counts))
@@ -410,13 +437,13 @@ def print_report(pairs: list[PairResult], ingest: list[IngestResult]) -> None:
         print()
         print(f"{'':22}{'steady msgs/s':>14}{'deliv p50 ms':>14}{'deliv p99 ms':>14}"
               f"{'deliv max ms':>14}{'tp send/s':>11}{'tp fed/s':>10}{'tp p99 ms':>11}"
-              f"{'sent/deliv/err':>18}{'peak RSS MiB A,B':>18}")
+              f"{'sent/deliv/stored/err':>24}{'peak RSS MiB A,B':>18}")
         for r in pairs:
             print(f"{r.server + ' ' + r.version:22}{r.steady_rate:>14.1f}"
                   f"{r.delivery_p50_ms:>14.1f}{r.delivery_p99_ms:>14.1f}"
                   f"{r.delivery_max_ms:>14.1f}{r.tp_send_rate:>11.1f}"
                   f"{r.tp_federated_rate:>10.1f}{r.tp_delivery_p99_ms:>11.1f}"
-                  f"{f'{r.steady_sent + r.tp_sent}/{r.steady_delivered + r.tp_delivered}/{r.errors}':>18}"
+                  f"{f'{r.steady_sent + r.tp_sent}/{r.steady_delivered + r.tp_delivered}/{r.stored_on_b}/{r.errors}':>24}"
                   f"{', '.join(f'{x:.0f}' for x in r.peak_rss_mib):>18}")
         by = {r.server: r for r in pairs}
         if "parta" in by and "synapse" in by:
