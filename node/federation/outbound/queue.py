@@ -102,22 +102,22 @@ def enqueue_pdus(conn: Connection, rows: Sequence[tuple[str, int, str]],
     with ``position``, advance the fan-out position.  Returns how many rows were new."""
     new = 0
     if rows:
-        _ensure_destinations(conn, (d for d, _, _ in rows))
-        by_dest: dict[str, list[tuple[int, str]]] = {}
+        dests = {d for d, _, _ in rows}
+        _ensure_destinations(conn, dests)
+        # One query for what is already queued (the fan-out of one event to hundreds of
+        # servers must not cost a query per server).
+        have = {(r[0], r[1]) for r in conn.execute(
+            select(pdus_t.c.destination, pdus_t.c.event_id).where(
+                pdus_t.c.destination.in_(sorted(dests)),
+                pdus_t.c.event_id.in_(sorted({e for _, _, e in rows}))))}
+        fresh = []
         for d, so, eid in rows:
-            by_dest.setdefault(d, []).append((so, eid))
-        for d, items in by_dest.items():
-            have = {r[0] for r in conn.execute(
-                select(pdus_t.c.event_id).where(pdus_t.c.destination == d,
-                                                pdus_t.c.event_id.in_([e for _, e in items])))}
-            fresh = []
-            for so, eid in items:
-                if eid not in have:
-                    have.add(eid)
-                    fresh.append({"destination": d, "stream_ordering": so, "event_id": eid})
-            if fresh:
-                conn.execute(insert(pdus_t), fresh)
-                new += len(fresh)
+            if (d, eid) not in have:
+                have.add((d, eid))
+                fresh.append({"destination": d, "stream_ordering": so, "event_id": eid})
+        if fresh:
+            conn.execute(insert(pdus_t), fresh)
+            new = len(fresh)
     if position is not None:
         set_position(conn, position)
     return new

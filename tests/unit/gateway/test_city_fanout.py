@@ -1,7 +1,7 @@
-"""The fan-out of one city announcement to many schools: the outbound queue claims and
-completes transactions for many destinations at once (``claim_batches`` /
-``complete_txns``: same batches as one by one, statements independent of the number of
-destinations), and the transaction sender coalesces the database work of all its
+"""The fan-out of one city announcement to many schools: the outbound queue queues, claims
+and completes transactions for many destinations at once (``enqueue_pdus``,
+``claim_batches`` / ``complete_txns``: same batches as one by one, statements independent
+of the number of destinations), and the transaction sender coalesces the database work of all its
 destination loops, so N destinations cost a handful of database transactions, not 2N."""
 
 from __future__ import annotations
@@ -64,15 +64,18 @@ def test_statements_do_not_grow_with_the_number_of_destinations():
     for n in (10, 200):
         db = InlineDB()
         names = [f"s{i:03d}.test" for i in range(n)]
-        run(db, queue.enqueue_pdus, [(d, 5, "$news") for d in names])
         seen = count_statements(db)
+        assert run(db, queue.enqueue_pdus, [(d, 5, "$news") for d in names]) == n
+        assert run(db, queue.enqueue_pdus, [(d, 5, "$news") for d in names[:3]]) == 0
         got = run(db, queue.claim_batches, names, 1000)
         run(db, queue.complete_txns, [(d, got[d].txn_id) for d in names], 2000)
         counts[n] = len(seen)
         assert all(got[d].event_ids == ["$news"] for d in names)
         assert all(run(db, queue.queue_sizes, d) == (0, 0) for d in names[:3])
-    # select destinations, two window queries, two executemany updates; three to complete
-    assert counts[10] == counts[200] == 8
+    # enqueue: known destinations, new ones, what is queued, the rows (again: only the
+    # two look-ups); claim: destinations, two window queries, two executemany updates;
+    # complete: three executemany statements
+    assert counts[10] == counts[200] == 4 + 2 + 5 + 3
 
 
 class SlowDB(InlineDB):
