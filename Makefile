@@ -1,10 +1,12 @@
 # The README's two commands: `make demo` and `make test`. Both build .venv themselves.
 PYTHON ?= python3
 VENV   ?= .venv
+# Synapse (the interop peer) lives in its own throwaway venv, never in ours.
+SYNAPSE_VENV ?= $(abspath .venv-synapse)
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-deps venv bench bench-node bench-federation bench-city clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +23,23 @@ venv: $(VENV)/.stamp-base
 demo: $(VENV)/.stamp-base
 	$(VENV)/bin/parta demo
 
-test: $(VENV)/.stamp-test
-	$(PY) -m pytest $(PYTEST_ARGS)
+test-deps:
+	deploy/dev/test-deps.sh $(SYNAPSE_VENV)
+
+test: $(VENV)/.stamp-test test-deps
+	PARTA_SYNAPSE_PY=$(SYNAPSE_VENV)/bin/python $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.stamp-test
 	$(PY) bench/bench_core.py
 
+bench-node: $(VENV)/.stamp-test
+	$(PY) bench/bench_node.py
+
+bench-federation: $(VENV)/.stamp-test
+	$(PY) bench/bench_federation.py
+
+bench-city: $(VENV)/.stamp-test
+	$(PY) bench/bench_city.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-synapse .pytest_cache .hypothesis

@@ -33,7 +33,7 @@ def synapse_python() -> str:
     if python is None:
         if IN_CI:
             pytest.fail(f"Synapse is required for the interop tests in CI but was not found: "
-                        f"{how} (.ci/run installs matrix-synapse and sets PARTA_SYNAPSE_PY)",
+                        f"{how} (`make test` installs matrix-synapse and sets PARTA_SYNAPSE_PY)",
                         pytrace=False)
         pytest.skip(f"Synapse not installed: {how}")
     return python
