@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation.errors import BadJSON, Forbidden, InvalidParam, MatrixError
+from node.rooms import directory_ops
 
 from . import rooms as city_rooms
 from .schools import MAX_QUERY
@@ -56,7 +57,6 @@ class CityDirectory:
     async def own_rooms(self) -> list[dict]:
         if self.rooms is None:
             return []
-        from node.rooms import directory_ops
         listing = await directory_ops.list_public_rooms(self.rooms, limit=None, since=None)
         return listing["chunk"]
 
@@ -80,12 +80,6 @@ class CityDirectory:
         return city_rooms.combine([(server, entry.rooms)])
 
 
-def _limit(value: Any) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise BadJSON("'limit' must be an integer")
-    return value
-
-
 def register(router: Any, gw: Any, directory: CityDirectory) -> None:
     gatherer = directory.gatherer
 
@@ -96,24 +90,11 @@ def register(router: Any, gw: Any, directory: CityDirectory) -> None:
                                     since=req.query("since"))
 
     async def post_public(req: Any) -> tuple[int, dict]:
-        body = req.json(allow_empty=True)
-        limit = _limit(body.get("limit"))
-        since = body.get("since")
-        if since is not None and not isinstance(since, str):
-            raise BadJSON("'since' must be a string")
-        flt = body.get("filter") or {}
-        if not isinstance(flt, dict):
-            raise BadJSON("'filter' must be an object")
-        term = flt.get("generic_search_term")
-        if term is not None and not isinstance(term, str):
-            raise BadJSON("'filter.generic_search_term' must be a string")
-        room_types = flt.get("room_types")
-        if room_types is not None and (not isinstance(room_types, list) or not all(
-                t is None or isinstance(t, str) for t in room_types)):
-            raise BadJSON("'filter.room_types' must be a list of strings or null")
+        parsed = directory_ops.parse_public_rooms_body(req.json(allow_empty=True))
         pairs = city_rooms.filter_rooms(await directory.pairs(req.query("server")),
-                                        term=term, room_types=room_types)
-        return 200, city_rooms.page([r for _, r in pairs], limit=limit, since=since)
+                                        term=parsed.search_term, room_types=parsed.room_types)
+        return 200, city_rooms.page([r for _, r in pairs], limit=parsed.limit,
+                                    since=parsed.since)
 
     async def dashboard_rooms(req: Any) -> tuple[int, dict]:
         q = req.query("q", "") or ""

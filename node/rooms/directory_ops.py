@@ -10,15 +10,45 @@ something in that direction.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from federation.auth.power_levels import named_level, user_power_level
-from federation.errors import Forbidden, InvalidParam, NotFound
+from federation.errors import BadJSON, Forbidden, InvalidParam, NotFound
 
 from . import store
 from .summary import room_summary, search_text
 
 MAX_LIMIT = 500
+
+
+class PublicRoomsRequest(NamedTuple):
+    """The checked body of a ``POST /publicRooms`` (client or federation API)."""
+    limit: int | None
+    since: str | None
+    search_term: str | None
+    room_types: list[str | None] | None
+
+
+def parse_public_rooms_body(body: dict) -> PublicRoomsRequest:
+    """``limit``, ``since``, ``filter.generic_search_term`` and ``filter.room_types`` of a
+    ``POST /publicRooms`` body, each checked for its type (``M_BAD_JSON`` otherwise)."""
+    limit = body.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise BadJSON("'limit' must be an integer")
+    since = body.get("since")
+    if since is not None and not isinstance(since, str):
+        raise BadJSON("'since' must be a string")
+    flt = body.get("filter") or {}
+    if not isinstance(flt, dict):
+        raise BadJSON("'filter' must be an object")
+    term = flt.get("generic_search_term")
+    if term is not None and not isinstance(term, str):
+        raise BadJSON("'filter.generic_search_term' must be a string")
+    room_types = flt.get("room_types")
+    if room_types is not None and (not isinstance(room_types, list) or not all(
+            t is None or isinstance(t, str) for t in room_types)):
+        raise BadJSON("'filter.room_types' must be a list of strings or null")
+    return PublicRoomsRequest(limit, since, term, room_types)
 
 
 def _offset(token: str | None) -> int:
