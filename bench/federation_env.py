@@ -429,6 +429,7 @@ class FederatedSynapse(SynapseServer):
 # --- locating Synapse ----------------------------------------------------------------------
 SYNAPSE_PY_ENV = "PARTA_SYNAPSE_PY"
 WELL_KNOWN_SYNAPSE_PYTHONS = (
+    os.path.join(os.path.dirname(_HERE), ".venv-synapse", "bin", "python"),   # make test
     os.path.join(os.path.dirname(_HERE), ".ci-cache", "synapse-venv", "bin", "python"),
     "/tmp/parta-ci/synapse-venv/bin/python",
     "/tmp/parta-bench/synapse-venv/bin/python",

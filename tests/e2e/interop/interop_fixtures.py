@@ -4,7 +4,8 @@ tests/e2e/federation/fed_fixtures.py).
 
 - ``synapse_python`` (session): the interpreter of a venv with ``matrix-synapse`` from PyPI,
   found through ``$PARTA_SYNAPSE_PY`` or a well-known path (bench/federation_env.py
-  ``WELL_KNOWN_SYNAPSE_PYTHONS``; ``.ci/run`` installs one).  Missing Synapse is a skip on a
+  ``WELL_KNOWN_SYNAPSE_PYTHONS``; ``make test`` installs one with
+  deploy/dev/test-deps.sh and sets the variable).  Missing Synapse is a skip on a
   developer machine and a hard failure in CI (``CI=true``).
 - ``parta_and_synapse`` (module): one Parta node and one Synapse, each named
   ``localhost:<federation port>`` with a certificate from the session's test CA; both verify
