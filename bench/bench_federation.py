@@ -1,6 +1,6 @@
 """Federation benchmark: cross-school delivery and federation ingest (not a test).
 
-Run: ``.venv/bin/python bench/bench_federation.py [--rate 20] [--duration 30]
+Run: ``.venv/bin/python bench/bench_federation.py [--rate 10] [--duration 30]
 [--tp-senders 4] [--tp-messages 200] [--ingest-pdus 5000] [--only parta|synapse|ingest]
 [--skip-ingest] [--runs N] [--json FILE]``.
 
@@ -8,7 +8,8 @@ Servers: two Parta nodes, and two Synapses from PyPI (``synapse_env``), each pai
 over HTTPS on loopback with certificates from a throwaway CA (verification on), SQLite, rate
 limits off (``federation_env``).  For each pair:
 
-1. **Steady load** - one sender client on server A sends ``--rate`` messages/s (open loop:
+1. **Steady load** - the sender clients on server A (round robin) send ``--rate``
+   messages/s (open loop:
    message *i* is due at ``t0 + i/rate`` whatever earlier requests are doing) for
    ``--duration`` s; an observer client on server B long-polls ``/sync``.  Delivery latency =
    B's ``/sync`` returning the event - the send request's start.  p50/p99.
