@@ -9,9 +9,8 @@ over HTTPS on loopback with certificates from a throwaway CA (verification on), 
 limits off (``federation_env``).  For each pair:
 
 1. **Steady load** - the sender clients on server A (round robin) send ``--rate``
-   messages/s (open loop:
-   message *i* is due at ``t0 + i/rate`` whatever earlier requests are doing) for
-   ``--duration`` s; an observer client on server B long-polls ``/sync``.  Delivery latency =
+   messages/s (open loop: message *i* is due at ``t0 + i/rate`` whatever earlier requests
+   are doing) for ``--duration`` s; an observer client on server B long-polls ``/sync``.  Delivery latency =
    B's ``/sync`` returning the event - the send request's start.  p50/p99.
 2. **Federated throughput** - ``--tp-senders`` clients on A send ``--tp-messages`` each as
    fast as they can (closed loop); throughput = messages the observer on B received / (last
