@@ -25,7 +25,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -35,6 +34,7 @@ from federation.enrolment import (EnrolmentError, build_enrolment_request, parse
 from federation.errors import MatrixError
 from federation.keys import VerifyKey, load_signing_key_file
 from federation.roster import RosterError, RosterState, roster_key_fingerprint, verify_roster
+from federation.transport.tls import write_file_atomic
 
 ROSTER_KEY_FILE = "roster_key.json"
 ROSTER_FILE = "roster.json"
@@ -89,21 +89,7 @@ def check_gateway_url(url: str, warn: Callable[[str], None]) -> str:
 
 # --- pinned files --------------------------------------------------------------------------
 def _write_atomic(path: str, text: str, mode: int = 0o644) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_file_atomic(path, text.encode("utf-8"), mode, prefix=".tmp-")
 
 
 def load_pinned(data_dir: str) -> tuple[VerifyKey, str, dict] | None:
