@@ -539,6 +539,29 @@ class Ingest:
     # ======================================================================================
     # outliers and joined rooms
     # ======================================================================================
+    async def _check_batch(self, pdus: Sequence[Any], rv: RoomVersion, origin: str,
+                           room_id: str | None, drop_log: str) -> dict[str, Event]:
+        """Checks 1-3 (format, signatures, hashes) of a batch of PDUs fetched from
+        ``origin``, by event ID (first copy wins).  Non-objects, events whose sender's server
+        the policy refuses, and (with ``room_id``) events of other rooms are skipped; check
+        failures are logged as ``event=<drop_log>``."""
+        checked: dict[str, Event] = {}
+        for pdu in pdus:
+            if not isinstance(pdu, dict):
+                continue
+            sender_server = _domain(pdu.get("sender"))
+            if sender_server is not None and not self.policy.allow_inbound(sender_server):
+                continue
+            try:
+                ev = await check_format_signatures_hashes(pdu, rv, self.keyring)
+            except Dropped as exc:
+                log.info("event=%s origin=%s reason=%s", drop_log, origin, exc.reason)
+                continue
+            if room_id is not None and ev.room_id != room_id:
+                continue
+            checked.setdefault(ev.event_id, ev)
+        return checked
+
     async def persist_outlier_and_state(self, room_version: RoomVersion | str,
                                         state_pdus: Sequence[dict],
                                         auth_chain_pdus: Sequence[dict], origin: str, *,
@@ -551,21 +574,8 @@ class Ingest:
         fail steps 1-2, belong to another room, or whose auth events never turn up are
         dropped.  ``new_room``: a ``rooms`` row to create with the first stored event."""
         rv = get_room_version(room_version) if isinstance(room_version, str) else room_version
-        checked: dict[str, Event] = {}
-        for pdu in list(auth_chain_pdus) + list(state_pdus):
-            if not isinstance(pdu, dict):
-                continue
-            sender_server = _domain(pdu.get("sender"))
-            if sender_server is not None and not self.policy.allow_inbound(sender_server):
-                continue
-            try:
-                ev = await check_format_signatures_hashes(pdu, rv, self.keyring)
-            except Dropped as exc:
-                log.info("event=outlier_dropped origin=%s reason=%s", origin, exc.reason)
-                continue
-            if room_id is not None and ev.room_id != room_id:
-                continue
-            checked.setdefault(ev.event_id, ev)
+        checked = await self._check_batch(list(auth_chain_pdus) + list(state_pdus), rv,
+                                          origin, room_id, "outlier_dropped")
         pool: dict[str, Event] = dict(await self.rooms.get_events(list(checked)))
         pending = [ev for eid, ev in checked.items() if eid not in pool]
         create_id = None
@@ -696,20 +706,7 @@ class Ingest:
         events, newest first (already known events are skipped)."""
         room = await self.rooms.get_room(room_id)
         rv = room.room_version
-        checked: dict[str, Event] = {}
-        for pdu in pdus:
-            if not isinstance(pdu, dict):
-                continue
-            sender_server = _domain(pdu.get("sender"))
-            if sender_server is not None and not self.policy.allow_inbound(sender_server):
-                continue
-            try:
-                ev = await check_format_signatures_hashes(pdu, rv, self.keyring)
-            except Dropped as exc:
-                log.info("event=backfill_dropped origin=%s reason=%s", origin, exc.reason)
-                continue
-            if ev.room_id == room_id:
-                checked.setdefault(ev.event_id, ev)
+        checked = await self._check_batch(pdus, rv, origin, room_id, "backfill_dropped")
         if not checked:
             return []
         status = await self.db.run(store.event_status, list(checked))
