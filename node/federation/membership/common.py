@@ -9,6 +9,7 @@ upon a room", "Inviting to a room":
   checked against the auth rules (403 when the membership would not be allowed);
 * ``check_template``: the checks the joining/leaving/knocking server MUST make on a
   ``make_*`` answer ("room_id ... sender and state_key ... type ... membership");
+* ``sign_template``: the leaving/knocking server's event built and signed from that answer;
 * ``check_submitted``: the checks on a ``send_*`` / ``invite`` body (signature check, the
   event ID, type, membership, sender on the origin server, state_key == sender);
 * ``auth_chain_pdus``: every event in the auth chains of some events.
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from federation.errors import Forbidden, InvalidParam, MatrixError, NotFound
+from federation.events.builder import build_event
 from federation.events.checks import check_received_event
 from federation.events.model import Event
 from federation.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
@@ -90,6 +92,31 @@ def check_template(resp: Any, room_id: str, user_id: str, membership: str) -> di
     if not isinstance(depth, int) or isinstance(depth, bool):
         raise InvalidParam("make_* template has no depth")
     return ev
+
+
+def sign_template(ms: Any, server: str, resp: Any, room_id: str, user_id: str,
+                  membership: str, reason: str | None) -> Event:
+    """Our signed ``membership`` event for ``user_id`` from ``server``'s ``make_*`` answer
+    ``resp`` (its room version and checked template; ``reason`` added to the content).
+    400 ``M_UNSUPPORTED_ROOM_VERSION`` for a version we do not know, 502 for a template
+    that fails ``check_template``."""
+    rv = KNOWN_ROOM_VERSIONS.get(resp.get("room_version", "1"))
+    if rv is None:
+        raise MatrixError("Unsupported room version", errcode="M_UNSUPPORTED_ROOM_VERSION",
+                          http_status=400)
+    try:
+        tmpl = check_template(resp, room_id, user_id, membership)
+    except MatrixError as exc:
+        raise MatrixError(f"{server}: {exc.message}", errcode="M_UNKNOWN",
+                          http_status=502) from None
+    content = dict(tmpl["content"])
+    if reason:
+        content["reason"] = reason
+    return build_event(rv, server_name=ms.server_name, signing_key=ms.signing_key,
+                       type=MEMBER, sender=user_id, content=content, room_id=room_id,
+                       prev_events=list(tmpl["prev_events"]),
+                       auth_events=list(tmpl["auth_events"]), depth=tmpl["depth"],
+                       origin_server_ts=ms.clock.time_ms(), state_key=user_id)
 
 
 async def verify_pdu(keyring: Any, pdu: Any, rv: RoomVersion) -> Event:

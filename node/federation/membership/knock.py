@@ -16,14 +16,12 @@ import logging
 from typing import Any, Sequence
 
 from federation.errors import MatrixError
-from federation.events.builder import build_event
-from federation.room_versions import KNOWN_ROOM_VERSIONS
 from node.rooms.client_format import strip_state_event
 from node.rooms.membership_checks import check_membership_change
 
 from ..audience import check_audience
-from .common import (MEMBER, SUPPORTED_VERSIONS, check_template, incompatible_version,
-                     require_user_on, room_for_resident, template)
+from .common import (SUPPORTED_VERSIONS, incompatible_version, require_user_on,
+                     room_for_resident, sign_template, template)
 from .out_of_band import store_out_of_band
 from .remote_calls import call
 from .resident import accept_membership
@@ -63,23 +61,7 @@ async def knock_remote(ms: Any, user_id: str, room_id: str, candidates: list[str
         try:
             resp = await call(ms.client, server, "GET", MAKE_KNOCK, room_id, user_id,
                               query={"ver": SUPPORTED_VERSIONS})
-            rv = KNOWN_ROOM_VERSIONS.get(resp.get("room_version", "1"))
-            if rv is None:
-                raise MatrixError("Unsupported room version",
-                                  errcode="M_UNSUPPORTED_ROOM_VERSION", http_status=400)
-            try:
-                tmpl = check_template(resp, room_id, user_id, "knock")
-            except MatrixError as exc:
-                raise MatrixError(f"{server}: {exc.message}", errcode="M_UNKNOWN",
-                                  http_status=502) from None
-            content = dict(tmpl["content"])
-            if reason:
-                content["reason"] = reason
-            ev = build_event(rv, server_name=ms.server_name, signing_key=ms.signing_key,
-                             type=MEMBER, sender=user_id, content=content, room_id=room_id,
-                             prev_events=list(tmpl["prev_events"]),
-                             auth_events=list(tmpl["auth_events"]), depth=tmpl["depth"],
-                             origin_server_ts=ms.clock.time_ms(), state_key=user_id)
+            ev = sign_template(ms, server, resp, room_id, user_id, "knock", reason)
             ms.sender.skip_event(ev.event_id)
             answer = await call(ms.client, server, "PUT", SEND_KNOCK, room_id, ev.event_id,
                                 body=dict(ev.pdu))

@@ -18,9 +18,8 @@ from typing import Any
 
 from federation.errors import MatrixError
 from federation.events.builder import build_event
-from federation.room_versions import KNOWN_ROOM_VERSIONS
 
-from .common import MEMBER, check_template
+from .common import MEMBER, sign_template
 from .out_of_band import store_out_of_band
 
 log = logging.getLogger("parta.federation.membership")
@@ -33,23 +32,7 @@ async def leave_via(ms: Any, server: str, user_id: str, room_id: str,
                     reason: str | None) -> Any:
     from .remote_calls import call
     resp = await call(ms.client, server, "GET", MAKE_LEAVE, room_id, user_id)
-    rv = KNOWN_ROOM_VERSIONS.get(resp.get("room_version", "1"))
-    if rv is None:
-        raise MatrixError("Unsupported room version", errcode="M_UNSUPPORTED_ROOM_VERSION",
-                          http_status=400)
-    try:
-        tmpl = check_template(resp, room_id, user_id, "leave")
-    except MatrixError as exc:
-        raise MatrixError(f"{server}: {exc.message}", errcode="M_UNKNOWN",
-                          http_status=502) from None
-    content = dict(tmpl["content"])
-    if reason:
-        content["reason"] = reason
-    ev = build_event(rv, server_name=ms.server_name, signing_key=ms.signing_key,
-                     type=MEMBER, sender=user_id, content=content, room_id=room_id,
-                     prev_events=list(tmpl["prev_events"]),
-                     auth_events=list(tmpl["auth_events"]), depth=tmpl["depth"],
-                     origin_server_ts=ms.clock.time_ms(), state_key=user_id)
+    ev = sign_template(ms, server, resp, room_id, user_id, "leave", reason)
     await call(ms.client, server, "PUT", SEND_LEAVE, room_id, ev.event_id,
                body=dict(ev.pdu))
     return ev
