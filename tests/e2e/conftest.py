@@ -33,9 +33,7 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -44,7 +42,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from e2e_helpers import DEFAULT_PASSWORD, http_request
+from e2e_helpers import DEFAULT_PASSWORD, free_port, http_request, parta_command
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 STARTUP_TIMEOUT = 60.0
@@ -63,20 +61,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def parta_command() -> list[str]:
-    """The installed ``parta`` entry point next to this interpreter, else the module itself."""
-    script = os.path.join(os.path.dirname(sys.executable), "parta")
-    if os.path.exists(script):
-        return [script]
-    return [sys.executable, "-c", "import sys; from node.cli.main import main; sys.exit(main())"]
-
-
 def _merge(base: dict, overrides: dict) -> dict:
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

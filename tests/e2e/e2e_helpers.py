@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import sys
 import urllib.error
 import urllib.request
 from typing import Any, Awaitable, Callable, TypeVar
@@ -19,6 +22,21 @@ def run(coro: Awaitable[T], timeout: float = SCENARIO_TIMEOUT) -> T:
     async def bounded() -> T:
         return await asyncio.wait_for(coro, timeout)
     return asyncio.run(bounded())
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parta_command() -> list[str]:
+    """The installed ``parta`` entry point next to this interpreter, else the module itself."""
+    script = os.path.join(os.path.dirname(sys.executable), "parta")
+    if os.path.exists(script):
+        return [script]
+    return [sys.executable, "-c", "import sys; from node.cli.main import main; sys.exit(main())"]
 
 
 def http_request(method: str, url: str, *, body: bytes | None = None,

@@ -8,31 +8,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from typing import Any
 
 import yaml
 
-from e2e_helpers import http_request
+from e2e_helpers import free_port, http_request, parta_command
 
 STARTUP_TIMEOUT = 60.0
 OFFICE_PASSWORD = "city office password"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def parta_command() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "parta")
-    if os.path.exists(script):
-        return [script]
-    return [sys.executable, "-c", "import sys; from node.cli.main import main; sys.exit(main())"]
 
 
 def parta(*args: str, check: bool = True) -> subprocess.CompletedProcess:
