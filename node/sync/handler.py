@@ -329,13 +329,14 @@ class SyncHandler:
         summ = summary(current, user_id)
         if run.filter.lazy_load_members:
             wanted = {ev.sender for ev in tl.events} | {user_id} | set(summ["m.heroes"])
-            at_start = await self.state.state_at(room_id, start)
+            at_start = await self.state.state_at_timeline_start(room_id, tl, start)
             state_evs = [ev for k, ev in at_start.items()
                          if k[0] != MEMBER or k[1] in wanted]
             self._ll_reset_room(run, room_id, [ev for ev in state_evs + tl.events
                                                if ev.type == MEMBER])
         else:
-            state_evs = list((await self.state.state_at(room_id, start)).values())
+            state_evs = list((await self.state.state_at_timeline_start(
+                room_id, tl, start)).values())
         state_evs.sort(key=lambda e: stream_of(e) or 0)
         entry = self._joined_entry(run, room_id, tl, state_evs, current, summ,
                                    typing_always=True)

@@ -123,6 +123,37 @@ class RoomStateReader:
                 state[k] = ev
         return state
 
+    async def state_at_timeline_start(self, room_id: str, tl: "Timeline", position: int
+                                      ) -> dict[tuple[str, str], Event]:
+        """The full state at the start of ``tl`` (``position``: just before its first
+        event), for a full-state answer (initial sync, newly joined room).
+
+        When nothing changed since ``position`` it is the current state.  Otherwise it is
+        the state store's state before the first timeline event that has known state
+        (state groups with a create event), whatever way its events were stored (a remote room's state from a ``send_join``
+        answer is stored as outliers, which the stream-ordering rewind does not see);
+        state keys set by earlier timeline events (e.g. an invite received before the
+        join) are left to the timeline.  Rooms without state groups use the rewind."""
+        current = await self.current_state(room_id)
+        if all(stream_of(ev) is not None and stream_of(ev) <= position
+               for ev in current.values()):
+            return dict(current)
+        store = getattr(self.rooms, "state_store", None)
+        if store is not None and tl.events:
+            groups = await store.get_event_groups([ev.event_id for ev in tl.events])
+            for i, ev in enumerate(tl.events):
+                if ev.event_id not in groups:
+                    continue
+                ids = dict(await store.get_state(groups[ev.event_id][0]))
+                if ev.type != "m.room.create" and ("m.room.create", "") not in ids:
+                    continue     # e.g. an invite from another server: state unknown here
+                for earlier in tl.events[:i]:
+                    if earlier.is_state:
+                        ids.pop(earlier.key, None)
+                evs = await self.rooms.get_events(ids.values())
+                return {k: evs[eid] for k, eid in ids.items() if eid in evs}
+        return await self.state_at(room_id, position)
+
     async def state_delta(self, room_id: str, lo: int, hi: int) -> list[Event]:
         """The latest state event per key among those in (lo, hi], in stream order."""
         if hi <= lo:
