@@ -61,6 +61,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------
+def init_node(server_name: str, data_dir: str) -> tuple[str, dict]:
+    """``parta node init`` into ``data_dir``: (path of its config.yaml, the config read)."""
+    res = subprocess.run(parta_command() + ["node", "init", "--server-name", server_name,
+                                            "--data-dir", data_dir],
+                         capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        raise NodeFailed(f"parta node init {server_name} failed ({res.returncode}):\n"
+                         f"{res.stdout}\n{res.stderr}")
+    config_path = os.path.join(data_dir, "config.yaml")
+    with open(config_path) as fh:
+        return config_path, yaml.safe_load(fh) or {}
+
+
 def _merge(base: dict, overrides: dict) -> dict:
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -342,15 +355,7 @@ def node_factory(db_backend: str, request: pytest.FixtureRequest,
         data_dir = str(tmp_path_factory.mktemp(f"node{n}-{db_backend}"))
         server_name = f"school{n}.e2e.test"
         shutil.rmtree(data_dir)        # init creates it and refuses an existing config
-        res = subprocess.run(parta_command() + ["node", "init", "--server-name", server_name,
-                                                "--data-dir", data_dir],
-                             capture_output=True, text=True, timeout=120)
-        if res.returncode != 0:
-            raise NodeFailed(f"parta node init failed ({res.returncode}):\n{res.stdout}\n"
-                             f"{res.stderr}")
-        config_path = os.path.join(data_dir, "config.yaml")
-        with open(config_path) as fh:
-            config = yaml.safe_load(fh) or {}
+        config_path, config = init_node(server_name, data_dir)
         config["server_name"] = server_name
         config["client_listener"] = {**config.get("client_listener", {}),
                                      "bind_address": "127.0.0.1", "port": free_port()}

@@ -27,7 +27,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -62,6 +61,7 @@ RunningNode = _e2e.RunningNode
 NodeFailed = _e2e.NodeFailed
 free_port = _e2e.free_port
 parta_command = _e2e.parta_command
+init_node = _e2e.init_node
 merge_config = _e2e._merge
 IN_CI = _e2e.IN_CI
 
@@ -216,15 +216,7 @@ class FedCluster:
                    peer_overrides: dict[str, str], overrides: dict,
                    self_signed: bool = False) -> FedNode:
         data_dir = os.path.join(self.tmp_root, f"node-{label}-{fed_port}")
-        res = subprocess.run(parta_command() + ["node", "init", "--server-name", server_name,
-                                                "--data-dir", data_dir],
-                             capture_output=True, text=True, timeout=120)
-        if res.returncode != 0:
-            raise NodeFailed(f"parta node init {server_name} failed ({res.returncode}):\n"
-                             f"{res.stdout}\n{res.stderr}")
-        config_path = os.path.join(data_dir, "config.yaml")
-        with open(config_path) as fh:
-            config = yaml.safe_load(fh) or {}
+        config_path, config = init_node(server_name, data_dir)
         init_federation = json.loads(json.dumps(config.get("federation") or {}))
         if self_signed:
             listener = init_federation.get("listener") or {}
