@@ -78,8 +78,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ksub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
     keys.set_defaults(func=lambda args: _help(keys))
     p = ksub.add_parser("rotate", help="make a new signing key; the old one is kept as an "
-                                       "old verify key (takes effect at the next start)")
+                                       "old verify key (takes effect at the next start); an "
+                                       "enrolled node has the city gateway pin it first")
     _config_arg(p)
+    p.add_argument("--offline", action="store_true",
+                   help="enrolled node: rotate without telling the city gateway (roster "
+                        "members refuse the new key until the roster is updated)")
+    p.add_argument("--ca-file", help="PEM CA certificate(s) to trust for the gateway's HTTPS "
+                                     "(default: federation.tls_ca_file, else the system store)")
     p.set_defaults(func=cmd_keys_rotate)
 
     from .enrol_cmd import add_enrol_parser   # issue 5: parta node enrol (city gateway)
@@ -178,12 +184,38 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from node.federation.signing_keys import rotate
+    from node.federation.key_rotation import (KeyRotationError, needs_gateway, rotate_keys,
+                                             run_without_reactor)
+    from .enrol_cmd import _run_reactor
     config = _load(args)
-    new_key, old = rotate(config, _now_ms())
-    print(f"New signing key {new_key.key_id} written to {config.signing_key_path}")
+
+    def warn(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    def make(reactor: Any) -> Any:
+        return rotate_keys(reactor, config, _now_ms(), offline=args.offline,
+                           ca_file=args.ca_file, warn=warn)
+
+    try:
+        if needs_gateway(config, args.offline):
+            result = _run_reactor(make)
+        else:   # local only: no reactor (it cannot be restarted in one process)
+            result = run_without_reactor(make(None))
+    except KeyRotationError as exc:
+        raise CliError(str(exc)) from None
+    if result.gateway_updated:
+        where = (f" (roster version {result.roster_version})"
+                 if result.roster_version is not None else "")
+        print(f"The city gateway now pins {result.new_key.key_id} for {config.server_name}"
+              f"{where}")
+    elif result.enrolled:
+        warn(f"warning: rotated offline: the city gateway was not told, so roster members "
+             f"will refuse the new key {result.new_key.key_id} until the roster is updated")
+    for note in result.notes:
+        warn(note)
+    print(f"New signing key {result.new_key.key_id} written to {config.signing_key_path}")
     print(f"Old verify keys ({config.federation.old_signing_keys_path}): "
-          + ", ".join(o.verify_key.key_id for o in old))
+          + ", ".join(o.verify_key.key_id for o in result.old))
     print("Restart the node to sign with the new key.")
     return 0
 

@@ -71,14 +71,26 @@ def load_keys(config: Any) -> tuple[list[SigningKey], list[OldKey]]:
     return current, [o for o in old if o.verify_key.key_id not in current_ids]
 
 
-def rotate(config: Any, now_ms: int, new_version: str | None = None
-           ) -> tuple[SigningKey, list[OldKey]]:
-    """Make a new signing key; the current ones become old keys expired at ``now_ms``.
-
-    The old-keys file is written first: if the second write fails, the node still starts
-    with its previous key, and the retired list merely already names it."""
+def plan_rotation(config: Any, now_ms: int, new_version: str | None = None
+                  ) -> tuple[list[SigningKey], list[SigningKey], list[OldKey]]:
+    """(current keys, new keys, new retired list) of a rotation, nothing written yet."""
     current, old = load_keys(config)
     new_keys, new_old = rotate_signing_keys(current, old, now_ms, new_version)
+    return current, new_keys, new_old
+
+
+def save_rotation(config: Any, new_keys: list[SigningKey], new_old: list[OldKey]) -> None:
+    """Write a planned rotation.  The old-keys file is written first: if the second write
+    fails, the node still starts with its previous key, and the retired list merely
+    already names it."""
     save_old_keys(config.federation.old_signing_keys_path, new_old)
     save_signing_key_file(config.signing_key_path, new_keys)
+
+
+def rotate(config: Any, now_ms: int, new_version: str | None = None
+           ) -> tuple[SigningKey, list[OldKey]]:
+    """Make a new signing key; the current ones become old keys expired at ``now_ms``
+    (locally only: ``node.federation.key_rotation`` tells the city gateway first)."""
+    _, new_keys, new_old = plan_rotation(config, now_ms, new_version)
+    save_rotation(config, new_keys, new_old)
     return new_keys[0], new_old

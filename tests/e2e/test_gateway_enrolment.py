@@ -162,3 +162,43 @@ def test_city_rooms_exist_with_read_only_announcements(city):
     status, rules = gateway.get(
         f"/_matrix/client/v3/rooms/{found['room_id']}/state/m.room.join_rules", token)
     assert rules["join_rule"] == "invite"
+
+
+def test_key_rotation_updates_the_roster_entry(city, db_backend, tmp_path):
+    """``parta node keys rotate`` on an enrolled node: the gateway's next roster version pins
+    the new key and lists the old one in ``old_verify_keys`` (issue 5)."""
+    if db_backend != "sqlite":
+        pytest.skip("the gateway's key update is the same on PostgreSQL; SQLite is enough")
+    gateway, _ = city
+    # A second school: the CLI commands need no running node.
+    school = init_school(str(tmp_path / "school7"), "school7.e2e.test")
+    school.cli("enrol", gateway.base_url, "--token",
+               create_token(gateway, "7", "School No. 7", "South"))
+    state = catch_up(node_state(gateway), gateway)
+    with open(os.path.join(school.data_dir, "signing.key")) as fh:
+        old_id = "ed25519:" + fh.read().split()[1]
+    assert set(state.entry(school.server_name).verify_keys) == {old_id}
+    enrolled_version = state.version
+
+    res = school.cli("keys", "rotate")
+    with open(os.path.join(school.data_dir, "signing.key")) as fh:
+        new_id = "ed25519:" + fh.read().split()[1]
+    assert new_id != old_id
+    assert f"The city gateway now pins {new_id}" in res.stdout
+    with open(os.path.join(school.data_dir, "old_signing_keys.json")) as fh:
+        assert set(json.load(fh)) == {old_id}
+
+    catch_up(state, gateway)
+    assert state.version == enrolled_version + 1
+    entry = state.entry(school.server_name)
+    assert set(entry.verify_keys) == {new_id}
+    assert set(state.old_keys(school.server_name)) == {old_id}
+    # The node stored the new version as its last good roster.
+    with open(os.path.join(school.data_dir, "roster.json")) as fh:
+        assert json.load(fh)["version"] == state.version
+
+    # The next rotation is authenticated by the key the roster now pins.
+    school.cli("keys", "rotate")
+    catch_up(state, gateway)
+    assert state.version == enrolled_version + 2
+    assert set(state.old_keys(school.server_name)) >= {old_id, new_id}
