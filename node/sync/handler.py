@@ -429,7 +429,11 @@ class SyncHandler:
                                              self._allow_timeline(run, room_id), vis)
         if lower is None:
             start = tl.prev_pos if (tl.events or tl.limited) else leave_pos
-            state_evs = list((await self.state.state_at(room_id, start)).values())
+            # The state at the start of the timeline (which ends at the leave), from the
+            # state store: a remote room's state from send_join is stored as outliers,
+            # after an invite that may open the timeline.
+            state_evs = list((await self.state.state_at_timeline_start(
+                room_id, tl, start)).values())
             if run.filter.lazy_load_members:
                 wanted = {ev.sender for ev in tl.events} | {user_id}
                 state_evs = [ev for ev in state_evs

@@ -9,10 +9,12 @@ the client must still see the room's name, creation event and every member.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from nio import RoomCreateResponse, RoomInviteResponse, RoomVisibility
 
-from fed_harness import accept_invite, close_all, join_via, new_watcher
+from fed_harness import accept_invite, client_api, close_all, join_via, new_watcher
 from e2e_helpers import run
 from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 (pytest fixtures)
 
@@ -89,6 +91,51 @@ def test_first_sync_after_accepting_remote_invite_has_full_state(pair):
             await accept_invite(bob, room_id)       # syncs until the invite shows, joins
             resp = await bob.sync_once(timeout_ms=0)
             _check_first_sync(bob, resp, room_id, alice.user_id, "Elternrat", "Sitzungen")
+        finally:
+            await close_all(alice, bob)
+
+    run(scenario(), timeout=180)
+
+
+def test_initial_sync_of_a_user_kicked_from_a_remote_room_has_its_state(pair):
+    """A room the user was kicked from (reported under ``rooms.leave`` by a full sync) comes
+    with the state at the start of its timeline.  The timeline starts with the invite, and
+    the state before the join (from send_join, stored when the invite was accepted, after
+    the invite) must still be there."""
+    a, b = pair
+
+    async def scenario():
+        alice = await new_watcher(a, "alice")
+        bob = await new_watcher(b, "bob")
+        try:
+            created = await alice.client.room_create(name="Werkraum", topic="Holz und Metall")
+            assert isinstance(created, RoomCreateResponse), created
+            room_id = created.room_id
+            inv = await alice.client.room_invite(room_id, bob.user_id)
+            assert isinstance(inv, RoomInviteResponse), inv
+            await accept_invite(bob, room_id)
+            await bob.sync_once(timeout_ms=0)
+            await alice.client.room_kick(room_id, bob.user_id, reason="Stunde vorbei")
+            await bob.until(lambda w: w.membership_of(room_id, bob.user_id) == "leave")
+
+            status, body = await asyncio.to_thread(
+                client_api, bob.client, "GET", "/_matrix/client/v3/sync", None,
+                {"timeout": "0"})
+            assert status == 200, body
+            left = body["rooms"]["leave"].get(room_id)
+            assert left is not None, f"kicked room not under rooms.leave: {body['rooms']}"
+            members = [ev["content"]["membership"] for ev in left["timeline"]["events"]
+                       if ev["type"] == "m.room.member" and ev["state_key"] == bob.user_id]
+            assert members == ["invite", "join", "leave"], left["timeline"]
+            view = {}
+            for ev in left["state"]["events"] + left["timeline"]["events"]:
+                if "state_key" in ev:
+                    view[(ev["type"], ev["state_key"])] = ev
+            assert ("m.room.create", "") in view, sorted(view)
+            assert view[("m.room.name", "")]["content"]["name"] == "Werkraum"
+            assert view[("m.room.topic", "")]["content"]["topic"] == "Holz und Metall"
+            assert view[("m.room.member", alice.user_id)]["content"]["membership"] == "join"
+            assert view[("m.room.member", bob.user_id)]["content"]["membership"] == "leave"
         finally:
             await close_all(alice, bob)
 
