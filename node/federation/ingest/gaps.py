@@ -1,0 +1,151 @@
+"""Inbound PDUs: missing auth events and prev events (gap filling).
+
+Spec: server-server API "Backfilling and retrieving missing events"
+(``get_missing_events`` for unknown ``prev_events``), "Retrieving events" (``/state`` at
+an event whose predecessors cannot be fetched), "Retrieving event authorisation
+information" (``/event_auth`` for unknown ``auth_events``).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from federation.events.model import Event
+from federation.room_versions import RoomVersion
+from node.rooms.state_cache import RoomState
+
+from .. import store
+from ..pdu_checks import (CREATE_KEY, Dropped, check_against_auth_events,
+                          check_against_state, check_format_signatures_hashes,
+                          state_keys_for_auth)
+from ..state_store import StateMap
+from ._common import MAX_STATE_FETCHES, _depth, _domain, log
+
+
+class GapsMixin:
+    """Fetching what an inbound event refers to but we lack (part of ``Ingest``)."""
+
+    # ======================================================================================
+    # missing auth events and prev events
+    # ======================================================================================
+    async def _auth_events(self, origin: str, room: RoomState, ev: Event) -> dict[str, Event]:
+        ids = [i for i in ev.auth_event_ids if isinstance(i, str)]
+        # Usually the auth events are the room's current state for the selected keys.
+        have: dict[str, Event] = {}
+        for key in state_keys_for_auth(ev):
+            current = room.state.get(key)
+            if current is not None and current.event_id in ids:
+                have[current.event_id] = current
+        rest = [i for i in ids if i not in have]
+        if rest:
+            have.update(await self.rooms.get_events(rest))
+        if len(have) < len(set(ids)):
+            chain = await self.remote.event_auth(origin, room.room_id, ev.event_id)
+            if chain:
+                await self.persist_outlier_and_state(room.room_version, [], chain, origin,
+                                                     room_id=room.room_id)
+                have = await self.rooms.get_events(ids)
+        return have
+
+    async def _prevs_without_state(self, prevs: Sequence[str]) -> list[str]:
+        known = self.state_store.known_groups(prevs)
+        rest = [p for p in prevs if p not in known]
+        if not rest:
+            return []
+        status = await self.db.run(store.event_status, rest)
+        return [p for p in rest
+                if p not in status or (status[p][0] and not status[p][2])]
+
+    async def _fill_prev_gaps(self, origin: str, room: RoomState, ev: Event) -> None:
+        missing = await self._prevs_without_state(ev.prev_event_ids)
+        if not missing:
+            return
+        if self.max_missing > 0:
+            min_depth = await self.db.run(store.min_depth_with_state, room.room_id)
+            pdus = await self.remote.get_missing_events(
+                origin, room.room_id, list(room.extremities), [ev.event_id],
+                self.max_missing, min_depth)
+            pdus = [p for p in pdus if p.get("room_id") == room.room_id]
+            pdus.sort(key=_depth)
+            for pdu in pdus:
+                try:
+                    if Event(pdu, room.room_version).event_id == ev.event_id:
+                        continue
+                    await self.process_pdu(origin, room, pdu, fetch_missing=False)
+                except Exception:  # noqa: BLE001 - best effort: the event may still pass
+                    log.exception("event=missing_event_failed room=%s", room.room_id)
+            missing = await self._prevs_without_state(ev.prev_event_ids)
+        for prev_id in missing[:MAX_STATE_FETCHES]:
+            try:
+                await self._fetch_with_state(origin, room, prev_id)
+            except Exception:  # noqa: BLE001
+                log.exception("event=state_fetch_failed room=%s event_id=%s", room.room_id,
+                              prev_id)
+
+    async def _fetch_with_state(self, origin: str, room: RoomState, event_id: str) -> None:
+        """An event whose own predecessors we cannot get: fetch it and the state before
+        it (``/state``), store that state as outliers and the event with it."""
+        pdu = await self.remote.event(origin, event_id)
+        if pdu is None:
+            return
+        sender_server = _domain(pdu.get("sender"))
+        if sender_server is not None and not self.policy.allow_inbound(sender_server):
+            log.info("event=gap_event_dropped event_id=%s reason=server_policy sender=%s",
+                     event_id, sender_server)
+            return
+        try:
+            ev = await check_format_signatures_hashes(pdu, room.room_version, self.keyring)
+        except Dropped as exc:
+            log.info("event=gap_event_dropped event_id=%s reason=%s", event_id, exc.reason)
+            return
+        if ev.event_id != event_id or ev.room_id != room.room_id:
+            return
+        got = await self.remote.state(origin, room.room_id, event_id)
+        if got is None:
+            return
+        state_pdus, chain = got
+        pool = await self.persist_outlier_and_state(room.room_version, state_pdus, chain,
+                                                    origin, room_id=room.room_id)
+        state_ids = self._state_map(room.room_version, state_pdus, pool)
+        auth_map = await self._auth_events(origin, room, ev)
+        rejected = check_against_auth_events(ev, auth_map, room.state.get(CREATE_KEY),
+                                             self.is_signed_by)
+        status = (await self.db.run(store.event_status, [event_id])).get(event_id)
+        async with room.lock:
+            before = await self.state_store.new_group_async(room.room_id, None, state_ids)
+            new = [before]
+            if rejected is None:
+                before_state = await self._state_events(state_ids, state_keys_for_auth(ev))
+                reason = check_against_state(ev, before_state, self.is_signed_by)
+                if reason is not None:
+                    rejected = f"state before the event: {reason}"
+            after = before
+            if rejected is None and ev.is_state:
+                after = await self.state_store.new_group_async(
+                    room.room_id, before.id, {ev.key: ev.event_id}, event_id=ev.event_id)
+                new.append(after)
+            ev.rejected_reason = rejected
+            ev.internal["sg"] = (before.id, after.id)
+            ev.internal["sg_new"] = new
+            self.state_store.set_event_groups(ev.event_id, before.id, after.id)
+            if status is not None:
+                ev.internal["replaces_outlier"] = True
+            # Part of the DAG behind our extremities: neither current state nor extremities
+            # change (the event that references it merges its state in).
+            d = self.rooms.commit_received(room, ev, state_delta={},
+                                           extremities=list(room.extremities))
+        await d
+
+    @staticmethod
+    def _state_map(rv: RoomVersion, state_pdus: Sequence[dict], pool: Mapping[str, Event]
+                   ) -> StateMap:
+        out: StateMap = {}
+        for pdu in state_pdus:
+            try:
+                eid = Event(pdu, rv).event_id
+            except Exception:  # noqa: BLE001
+                continue
+            ev = pool.get(eid)
+            if ev is not None and ev.is_state and ev.rejected_reason is None:
+                out[ev.key] = ev.event_id
+        return out

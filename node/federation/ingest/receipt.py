@@ -1,0 +1,176 @@
+"""Inbound PDUs, receipt: ``/send`` transactions and the per-PDU pipeline driver.
+
+Spec: server-server API "Checks performed on receipt of a PDU" (steps 1-3: format,
+signatures, hashes, see ``pdu_checks``; then step 4 and, under the room's lock, 5-6 in
+``state``), "Transactions" (per-PDU results of ``/send``).  Also the batch form of steps
+1-3 for events fetched from a server (outliers, backfill).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from twisted.internet import defer
+
+from federation.errors import NotFound
+from federation.events.model import Event
+from federation.room_versions import RoomVersion
+from node.rooms.state_cache import RoomState
+
+from .. import store
+from ..pdu_checks import (CREATE_KEY, Dropped, check_against_auth_events,
+                          check_format_signatures_hashes)
+from ._common import _NONE, _depth, _domain, log
+
+
+class ReceiptMixin:
+    """``receive_pdus``, ``process_pdu`` and the checks on receipt (part of ``Ingest``)."""
+
+    # ======================================================================================
+    # /send
+    # ======================================================================================
+    async def receive_pdus(self, origin: str, pdus: Sequence[Any]) -> dict[str, dict]:
+        """Process a transaction's PDUs; per-PDU results keyed by event ID.  PDUs of rooms
+        we are not in (their room version is unknown, so is their ID) get no entry."""
+        by_room: dict[str, list[tuple[str, Event | None, str | None, int]]] = {}
+        rooms: dict[str, RoomState] = {}
+        for pdu in pdus:
+            if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
+                continue
+            room_id = pdu["room_id"]
+            room = rooms.get(room_id)
+            if room is None:
+                try:
+                    room = rooms[room_id] = await self.rooms.get_room(room_id)
+                except NotFound:
+                    log.info("event=pdu_for_unknown_room origin=%s room=%s", origin, room_id)
+                    continue
+            try:
+                ev, error = await self._check(origin, room, pdu), None
+                event_id = ev.event_id
+            except Dropped as exc:
+                ev, error = None, exc.reason
+                try:
+                    event_id = Event(pdu, room.room_version).event_id
+                except Exception:  # noqa: BLE001 - too malformed to even have an ID
+                    log.info("event=pdu_without_id origin=%s room=%s", origin, room_id)
+                    continue
+            by_room.setdefault(room_id, []).append((event_id, ev, error, _depth(pdu)))
+        results: dict[str, dict] = {}
+        statuses = await self.db.run(store.event_status, [
+            eid for items in by_room.values() for eid, ev, _, _ in items if ev is not None])
+        pending: list[tuple[str, defer.Deferred]] = []
+        for room_id, items in by_room.items():
+            items.sort(key=lambda item: item[3])
+            for event_id, ev, error, _depth_ in items:
+                d = None
+                if ev is not None:
+                    try:
+                        error, d = await self._process_checked(
+                            origin, rooms[room_id], ev, fetch_missing=True,
+                            status=statuses.get(event_id, _NONE))
+                    except Exception:  # noqa: BLE001 - one PDU must not fail the rest
+                        log.exception("event=pdu_failed origin=%s event_id=%s", origin,
+                                      event_id)
+                        error, d = "Internal error while processing the event", None
+                results[event_id] = {} if error is None else {"error": error}
+                if d is not None:
+                    pending.append((event_id, d))
+        # The transaction's events are written together (the persister batches them).
+        for event_id, d in pending:
+            try:
+                await d
+            except Exception:  # noqa: BLE001
+                log.exception("event=pdu_persist_failed origin=%s event_id=%s", origin,
+                              event_id)
+                results[event_id] = {"error": "Internal error while storing the event"}
+        return results
+
+    async def process_pdu(self, origin: str, room: RoomState, pdu: dict, *,
+                          fetch_missing: bool = True) -> str | None:
+        """All checks for one PDU of a room we are in, and its persistence; None when it
+        was accepted (or soft-failed, or already known), else why it was dropped or
+        rejected."""
+        try:
+            ev = await self._check(origin, room, pdu)
+        except Dropped as exc:
+            return exc.reason
+        outcome, d = await self._process_checked(origin, room, ev,
+                                                 fetch_missing=fetch_missing)
+        if d is not None:
+            await d
+        return outcome
+
+    async def _check(self, origin: str, room: RoomState, pdu: dict) -> Event:
+        """Policy and steps 1-3; ``Dropped`` when the PDU is not to be stored at all."""
+        # The sender's server must be one we federate with (policy; the origin was
+        # checked when the request was authenticated).
+        sender_server = _domain(pdu.get("sender"))
+        if sender_server is not None and not self.policy.allow_inbound(sender_server):
+            self._count("dropped")
+            raise Dropped(f"Events from {sender_server} are not accepted by this server")
+        # 1.-3. format, signatures (sender's server, and others required), hashes
+        try:
+            ev = await check_format_signatures_hashes(pdu, room.room_version, self.keyring)
+        except Dropped as exc:
+            self._count("dropped")
+            log.info("event=pdu_dropped origin=%s reason=%s", origin, exc.reason)
+            raise
+        if ev.room_id != room.room_id:
+            self._count("dropped")
+            raise Dropped("The event is not in the room it claims")
+        return ev
+
+    async def _process_checked(self, origin: str, room: RoomState, ev: Event, *,
+                               fetch_missing: bool, status: Any = None
+                               ) -> tuple[str | None, defer.Deferred | None]:
+        """Steps 4-6 and persistence of a checked event, without waiting for the write:
+        (outcome, Deferred of the write).  ``status``: the stored event's
+        ``event_status`` when already looked up (``_NONE``: not stored), None to look it
+        up here."""
+        if self.state_store.known_groups([ev.event_id]):
+            return None, None   # processed moments ago (the write may still be queued)
+        if status is None:
+            status = (await self.db.run(store.event_status, [ev.event_id])).get(ev.event_id)
+        elif status is _NONE:
+            status = None
+        if status is not None and (status[2] or status[1] or not status[0]):
+            return None, None   # already processed (or rejected before): nothing to do
+        if ev.type == "m.room.create":
+            self._count("dropped")
+            return "A room's m.room.create event cannot be received into the room", None
+
+        # 4. auth rules against the event's own auth events
+        auth_map = await self._auth_events(origin, room, ev)
+        rejected = check_against_auth_events(ev, auth_map, room.state.get(CREATE_KEY),
+                                             self.is_signed_by)
+        # Missing prev events: fetched before taking the room's lock.
+        if fetch_missing:
+            await self._fill_prev_gaps(origin, room, ev)
+        async with room.lock:
+            d, outcome = await self._commit(room, ev, rejected, auth_map,
+                                            replaces_outlier=status is not None)
+        return outcome, d
+
+    async def _check_batch(self, pdus: Sequence[Any], rv: RoomVersion, origin: str,
+                           room_id: str | None, drop_log: str) -> dict[str, Event]:
+        """Checks 1-3 (format, signatures, hashes) of a batch of PDUs fetched from
+        ``origin``, by event ID (first copy wins).  Non-objects, events whose sender's server
+        the policy refuses, and (with ``room_id``) events of other rooms are skipped; check
+        failures are logged as ``event=<drop_log>``."""
+        checked: dict[str, Event] = {}
+        for pdu in pdus:
+            if not isinstance(pdu, dict):
+                continue
+            sender_server = _domain(pdu.get("sender"))
+            if sender_server is not None and not self.policy.allow_inbound(sender_server):
+                continue
+            try:
+                ev = await check_format_signatures_hashes(pdu, rv, self.keyring)
+            except Dropped as exc:
+                log.info("event=%s origin=%s reason=%s", drop_log, origin, exc.reason)
+                continue
+            if room_id is not None and ev.room_id != room_id:
+                continue
+            checked.setdefault(ev.event_id, ev)
+        return checked
