@@ -24,11 +24,20 @@ def run(coro: Awaitable[T], timeout: float = SCENARIO_TIMEOUT) -> T:
     return asyncio.run(bounded())
 
 
+_ISSUED_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago and was never handed out before in
+    this test process (the kernel may return the same port to consecutive bind(0) calls,
+    and a node given the same port for two listeners fails to start)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ISSUED_PORTS:
+            _ISSUED_PORTS.add(port)
+            return port
 
 
 def parta_command() -> list[str]:
