@@ -313,6 +313,30 @@ class FakeServer:
                            prev_events=prev_events, auth_events=auth_events, depth=depth,
                            origin_server_ts=origin_server_ts or now_ms(), state_key=state_key)
 
+    def prepare_transaction(self, destination: str, pdus: list[dict]
+                            ) -> tuple[str, bytes, dict[str, str]]:
+        """A signed ``PUT /send`` ready to go: (path, body, headers), for a load generator
+        that does its JSON and signing work before the clock starts."""
+        self._txn += 1
+        txn_id = f"fake-{uuid.uuid4().hex[:8]}-{self._txn}"
+        path = f"/_matrix/federation/v1/send/{q(txn_id)}"
+        body = {"origin": self.server_name, "origin_server_ts": now_ms(), "pdus": list(pdus)}
+        hdrs = {"Host": destination, "Content-Type": "application/json",
+                "Authorization": sign_request("PUT", path, self.server_name, destination,
+                                              self.signing_key, body)}
+        return path, json.dumps(body).encode(), hdrs
+
+    def send_prepared(self, destination: str, prepared: tuple[str, bytes, dict[str, str]],
+                      timeout: float = 60.0) -> tuple[int, Any]:
+        """Send a ``prepare_transaction`` result on this thread's persistent connection."""
+        path, data, hdrs = prepared
+        status, raw = self._keepalive_request(destination, int(destination.rsplit(":", 1)[1]),
+                                              "PUT", path, data, hdrs, timeout)
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw
+
     def send_transaction(self, destination: str, pdus: list[dict], edus: list[dict] = (),
                          txn_id: str | None = None, **kw: Any) -> tuple[str, int, Any]:
         """``PUT /_matrix/federation/v1/send/{txnId}``; returns (txn_id, status, body)."""

@@ -29,8 +29,8 @@ whose ``valid_until_ts`` (capped at 7 days ahead) is before the event's
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, NamedTuple
 
 from ..b64 import encode_base64
 from ..keys import VerifyKey
@@ -62,6 +62,23 @@ _sha256 = hashlib.sha256
 
 class SignatureKeyUnknown(SignatureMissing):
     """A required server signed, but none of its keys used is known (fetch them, retry)."""
+
+
+class VerifyJob(NamedTuple):
+    """One ed25519 verification step 2 needs: ``signature`` by ``public`` over ``message``
+    (the redacted signing bytes), made by ``server`` with ``key_id`` (``why`` it is
+    required, for the error)."""
+    public: bytes
+    signature: bytes
+    message: bytes
+    server: str
+    key_id: str
+    why: str
+
+
+def _invalid(server: str, key_id: str, why: str) -> SignatureInvalid:
+    return SignatureInvalid(f"Signature {server}/{key_id} ({why}) does not match the event: "
+                            "its content was altered or it was signed with another key")
 
 
 def _domain(user_id: Any) -> str | None:
@@ -97,8 +114,11 @@ def required_signers(pdu: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _verify_server(pdu: Mapping[str, Any], server: str, why: str, message: bytes,
-                   get_verify_key: GetVerifyKey, required: bool) -> None:
-    """Verify every known-key signature of ``server`` on ``message``; see module docs."""
+                   get_verify_key: GetVerifyKey, required: bool,
+                   jobs: list[VerifyJob] | None = None) -> None:
+    """Verify every known-key signature of ``server`` on ``message``; see module docs.
+    With ``jobs``, the ed25519 verifications themselves are appended there instead of run
+    (everything else - presence, key lookup, Base64, length - is checked here)."""
     sigs = pdu.get("signatures")
     if type(sigs) is not dict and not isinstance(sigs, Mapping):
         raise SignatureMalformed("The event's 'signatures' is not an object")
@@ -129,10 +149,10 @@ def _verify_server(pdu: Mapping[str, Any], server: str, why: str, message: bytes
             raise SignatureMalformed(
                 f"Signature {server}/{key_id} is {len(raw)} bytes, expected 64")
         # 5-7: verify over the canonical JSON of the redacted event.
-        if not verify_raw(key.public_bytes, raw, message):
-            raise SignatureInvalid(
-                f"Signature {server}/{key_id} ({why}) does not match the event: "
-                "its content was altered or it was signed with another key")
+        if jobs is not None:
+            jobs.append(VerifyJob(key.public_bytes, raw, message, server, key_id, why))
+        elif not verify_raw(key.public_bytes, raw, message):
+            raise _invalid(server, key_id, why)
         verified += 1
     if verified == 0 and required:
         if unknown:
@@ -142,15 +162,16 @@ def _verify_server(pdu: Mapping[str, Any], server: str, why: str, message: bytes
         raise SignatureMissing(f"The event has no ed25519 signature from {server} ({why})")
 
 
-def _verify(pdu: Mapping[str, Any], message: bytes, get_verify_key: GetVerifyKey) -> None:
+def _verify(pdu: Mapping[str, Any], message: bytes, get_verify_key: GetVerifyKey,
+            jobs: list[VerifyJob] | None = None) -> None:
     required = required_signers(pdu)
     for server, why in required:
-        _verify_server(pdu, server, why, message, get_verify_key, required=True)
+        _verify_server(pdu, server, why, message, get_verify_key, required=True, jobs=jobs)
     if pdu.get("type") == "m.room.member" and _is_third_party_invite(pdu):
         sender_server = _domain(pdu.get("sender"))
         if sender_server is not None and all(s != sender_server for s, _ in required):
             _verify_server(pdu, sender_server, "the sender's server", message,
-                           get_verify_key, required=False)
+                           get_verify_key, required=False, jobs=jobs)
 
 
 def verify_event_signatures(pdu: Mapping[str, Any], room_version: RoomVersion,
@@ -187,13 +208,38 @@ def check_received_event(pdu: Mapping[str, Any], room_version: RoomVersion,
     ``event.internal["content_hash_mismatch"]`` is True.  The returned event's PDU is an
     independent copy: ``pdu`` is never mutated nor aliased.
     """
+    event, jobs = prepare_received_event(pdu, room_version, get_verify_key)
+    failure = run_verify_jobs(jobs)
+    if failure is not None:
+        raise failure
+    return event
+
+
+def run_verify_jobs(jobs: Sequence[VerifyJob]) -> SignatureInvalid | None:
+    """Run the ed25519 verifications ``prepare_received_event`` collected: None when all
+    hold, else the error for the first that does not.  Pure CPU work that releases the GIL
+    (libsodium through cffi), so callers may run batches of it on worker threads."""
+    for job in jobs:
+        if not verify_raw(job.public, job.signature, job.message):
+            return _invalid(job.server, job.key_id, job.why)
+    return None
+
+
+def prepare_received_event(pdu: Mapping[str, Any], room_version: RoomVersion,
+                           get_verify_key: GetVerifyKey) -> tuple[Event, list[VerifyJob]]:
+    """``check_received_event`` without the ed25519 verifications themselves: the event
+    (checked for format and content hash) and the verifications that must all hold for
+    step 2 to pass (``run_verify_jobs``).  Every other signature failure (missing, malformed,
+    only unknown keys) is raised here as in ``check_received_event``; the event must not be
+    used before its jobs succeeded."""
     # 1. Valid event: structure, identifier grammar, strict canonical JSON, 64 KiB.
     encoded = check_pdu_format_and_encode(pdu, room_version)
     copy = _loads(encoded)  # deep copy for free from the bytes we already have
 
     # 2. Signatures over the redacted event; the same bytes give the event ID.
     signed = encode_validated(_signing_view(copy, room_version))
-    _verify(copy, signed, get_verify_key)
+    jobs: list[VerifyJob] = []
+    _verify(copy, signed, get_verify_key, jobs)
     event_id = "$" + encode_base64(_sha256(signed).digest(), urlsafe=True)
 
     # 3. Content hash; on mismatch "use the redacted copy it calculated".
@@ -201,5 +247,5 @@ def check_received_event(pdu: Mapping[str, Any], room_version: RoomVersion,
     if claimed_content_hash(copy) != actual:
         event = Event(redacted_view(copy, room_version), room_version, event_id=event_id)
         event.internal["content_hash_mismatch"] = True
-        return event
-    return Event(copy, room_version, event_id=event_id)
+        return event, jobs
+    return Event(copy, room_version, event_id=event_id), jobs

@@ -27,8 +27,9 @@ from federation.auth.rules import (check_state_dependent_auth_rules,
                                    check_state_independent_auth_rules)
 from federation.auth.selection import auth_types_for_event
 from federation.errors import BadJSON
-from federation.events.checks import (SignatureKeyUnknown, check_received_event,
-                                      has_valid_signature_from)
+from federation.events.checks import (SignatureKeyUnknown, VerifyJob,
+                                      has_valid_signature_from, prepare_received_event,
+                                      run_verify_jobs)
 from federation.events.model import Event
 from federation.room_versions import RoomVersion
 from federation.signing import SignatureError
@@ -47,11 +48,23 @@ class Dropped(Exception):
 async def check_format_signatures_hashes(pdu: Any, room_version: RoomVersion,
                                          keyring: Any) -> Event:
     """Steps 1-3: the event (its redacted form after a content hash mismatch)."""
+    ev, jobs = await prepare_format_signatures_hashes(pdu, room_version, keyring)
+    failure = run_verify_jobs(jobs)
+    if failure is not None:
+        raise Dropped(f"Signature check failed: {failure}")
+    return ev
+
+
+async def prepare_format_signatures_hashes(pdu: Any, room_version: RoomVersion,
+                                           keyring: Any) -> tuple[Event, list[VerifyJob]]:
+    """Steps 1-3 without the ed25519 verifications (fetching unknown keys first): the
+    event and the verifications it needs (``run_verify_jobs``, or a ``verifier``); a
+    failing one means "Signature check failed" and the event is dropped."""
     if not isinstance(pdu, dict):
         raise Dropped("PDU is not a JSON object")
     for attempt in (1, 2):
         try:
-            return check_received_event(pdu, room_version, keyring.event_key_lookup(pdu))
+            return prepare_received_event(pdu, room_version, keyring.event_key_lookup(pdu))
         except BadJSON as exc:                                            # 1.
             raise Dropped(f"Invalid event: {exc.message}") from None
         except SignatureKeyUnknown as exc:

@@ -38,6 +38,7 @@ from .policy_client import PolicyClient
 from .server import register_all
 from .signing_keys import load_keys
 from .transactions import InboundTransactions
+from .verifier import SignatureVerifier
 from .xmatrix_auth import FederationRoutes, XMatrixAuthenticator
 
 log = logging.getLogger("parta.federation")
@@ -156,7 +157,8 @@ def wire(ctx: Any, *, accounts: Any = None, rooms: Any, notifier: Any = None,
     cfg = fctx.config
     ingest = Ingest(rooms=rooms, state_store=fctx.state_store, keyring=fctx.keyring,
                     client=fctx.client, policy=fctx.policy, server_name=ctx.server_name,
-                    max_missing_events=cfg.max_missing_events)
+                    max_missing_events=cfg.max_missing_events,
+                    verifier=SignatureVerifier(ctx.reactor, cfg.verify_threads))
     fctx.ingest = ingest
     edus = EduHandler(rooms=rooms, sync=sync, presence=cfg.presence)
     transactions = InboundTransactions(db=ctx.db, clock=ctx.clock, ingest=ingest, edus=edus)

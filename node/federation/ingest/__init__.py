@@ -41,6 +41,7 @@ from .. import fed_metrics
 from ..pdu_checks import signature_checker
 from ..remote_fetch import RemoteEvents
 from ..state_resolution import StateResolver
+from ..verifier import SignatureVerifier
 from ._common import MAX_STATE_FETCHES, log
 from .gaps import GapsMixin
 from .persist import PersistMixin
@@ -55,7 +56,8 @@ class Ingest(ReceiptMixin, StateMixin, GapsMixin, PersistMixin):
     ``persist``."""
 
     def __init__(self, *, rooms: Any, state_store: Any, keyring: Any, client: Any,
-                 policy: Any, server_name: str, max_missing_events: int = 20) -> None:
+                 policy: Any, server_name: str, max_missing_events: int = 20,
+                 verifier: SignatureVerifier | None = None) -> None:
         self.rooms = rooms
         self.db = rooms.db
         self.state_store = state_store
@@ -66,6 +68,8 @@ class Ingest(ReceiptMixin, StateMixin, GapsMixin, PersistMixin):
         self.max_missing = max_missing_events
         self.resolver = StateResolver(rooms.get_events)
         self.is_signed_by = signature_checker(keyring)
+        # Step 2's ed25519 work, on worker threads (inline when none is given).
+        self.verifier = verifier if verifier is not None else SignatureVerifier(None, 0)
         self.stats = {"accepted": 0, "rejected": 0, "soft_failed": 0, "dropped": 0}
 
     def _count(self, outcome: str) -> None:

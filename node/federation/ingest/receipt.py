@@ -18,8 +18,8 @@ from federation.room_versions import RoomVersion
 from node.rooms.state_cache import RoomState
 
 from .. import store
-from ..pdu_checks import (CREATE_KEY, Dropped, check_against_auth_events,
-                          check_format_signatures_hashes)
+from ..pdu_checks import (CREATE_KEY, Dropped, VerifyJob, check_against_auth_events,
+                          prepare_format_signatures_hashes)
 from ._common import _NONE, _depth, _domain, log
 
 
@@ -31,9 +31,14 @@ class ReceiptMixin:
     # ======================================================================================
     async def receive_pdus(self, origin: str, pdus: Sequence[Any]) -> dict[str, dict]:
         """Process a transaction's PDUs; per-PDU results keyed by event ID.  PDUs of rooms
-        we are not in (their room version is unknown, so is their ID) get no entry."""
-        by_room: dict[str, list[tuple[str, Event | None, str | None, int]]] = {}
+        we are not in (their room version is unknown, so is their ID) get no entry.
+
+        Steps 1 and 3 run here PDU by PDU; their ed25519 verifications (step 2) go to the
+        verifier's threads in chunks while the reactor prepares the next PDUs, and each PDU
+        waits for its verdict before steps 4-6."""
+        by_room: dict[str, list[_Item]] = {}
         rooms: dict[str, RoomState] = {}
+        verdicts = _Verdicts(self.verifier)
         for pdu in pdus:
             if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
                 continue
@@ -45,37 +50,48 @@ class ReceiptMixin:
                 except NotFound:
                     log.info("event=pdu_for_unknown_room origin=%s room=%s", origin, room_id)
                     continue
+            item = _Item(_depth(pdu))
             try:
-                ev, error = await self._check(origin, room, pdu), None
-                event_id = ev.event_id
+                ev, jobs = await self._prepare(origin, room, pdu)
+                item.ev, item.event_id = ev, ev.event_id
+                item.verdict = verdicts.add(jobs)
             except Dropped as exc:
-                ev, error = None, exc.reason
+                item.error = exc.reason
                 try:
-                    event_id = Event(pdu, room.room_version).event_id
+                    item.event_id = Event(pdu, room.room_version).event_id
                 except Exception:  # noqa: BLE001 - too malformed to even have an ID
                     log.info("event=pdu_without_id origin=%s room=%s", origin, room_id)
                     continue
-            by_room.setdefault(room_id, []).append((event_id, ev, error, _depth(pdu)))
+            by_room.setdefault(room_id, []).append(item)
+        verdicts.flush()
         results: dict[str, dict] = {}
         statuses = await self.db.run(store.event_status, [
-            eid for items in by_room.values() for eid, ev, _, _ in items if ev is not None])
+            it.event_id for items in by_room.values() for it in items if it.ev is not None])
         pending: list[tuple[str, defer.Deferred]] = []
+        auth_memo: dict = {}
         for room_id, items in by_room.items():
-            items.sort(key=lambda item: item[3])
-            for event_id, ev, error, _depth_ in items:
-                d = None
-                if ev is not None:
-                    try:
-                        error, d = await self._process_checked(
-                            origin, rooms[room_id], ev, fetch_missing=True,
-                            status=statuses.get(event_id, _NONE))
-                    except Exception:  # noqa: BLE001 - one PDU must not fail the rest
-                        log.exception("event=pdu_failed origin=%s event_id=%s", origin,
-                                      event_id)
-                        error, d = "Internal error while processing the event", None
-                results[event_id] = {} if error is None else {"error": error}
+            items.sort(key=lambda it: it.depth)
+            for it in items:
+                error, d = it.error, None
+                if it.ev is not None:
+                    failure = await verdicts.get(it.verdict)
+                    if failure is not None:
+                        self._count("dropped")
+                        error = f"Signature check failed: {failure}"
+                        log.info("event=pdu_dropped origin=%s reason=%s", origin, error)
+                    else:
+                        try:
+                            error, d = await self._process_checked(
+                                origin, rooms[room_id], it.ev, fetch_missing=True,
+                                status=statuses.get(it.event_id, _NONE),
+                                auth_memo=auth_memo)
+                        except Exception:  # noqa: BLE001 - one PDU must not fail the rest
+                            log.exception("event=pdu_failed origin=%s event_id=%s", origin,
+                                          it.event_id)
+                            error, d = "Internal error while processing the event", None
+                results[it.event_id] = {} if error is None else {"error": error}
                 if d is not None:
-                    pending.append((event_id, d))
+                    pending.append((it.event_id, d))
         # The transaction's events are written together (the persister batches them).
         for event_id, d in pending:
             try:
@@ -103,6 +119,19 @@ class ReceiptMixin:
 
     async def _check(self, origin: str, room: RoomState, pdu: dict) -> Event:
         """Policy and steps 1-3; ``Dropped`` when the PDU is not to be stored at all."""
+        ev, jobs = await self._prepare(origin, room, pdu)
+        failure = (await self.verifier.verify([jobs]))[0] if jobs else None
+        if failure is not None:
+            self._count("dropped")
+            log.info("event=pdu_dropped origin=%s reason=%s", origin, failure)
+            raise Dropped(f"Signature check failed: {failure}")
+        return ev
+
+    async def _prepare(self, origin: str, room: RoomState, pdu: dict
+                       ) -> tuple[Event, list[VerifyJob]]:
+        """Policy and steps 1-3 but for the signature verifications themselves (returned,
+        to be run before the event is used); ``Dropped`` when the PDU is not to be stored
+        at all."""
         # The sender's server must be one we federate with (policy; the origin was
         # checked when the request was authenticated).
         sender_server = _domain(pdu.get("sender"))
@@ -111,7 +140,8 @@ class ReceiptMixin:
             raise Dropped(f"Events from {sender_server} are not accepted by this server")
         # 1.-3. format, signatures (sender's server, and others required), hashes
         try:
-            ev = await check_format_signatures_hashes(pdu, room.room_version, self.keyring)
+            ev, jobs = await prepare_format_signatures_hashes(pdu, room.room_version,
+                                                              self.keyring)
         except Dropped as exc:
             self._count("dropped")
             log.info("event=pdu_dropped origin=%s reason=%s", origin, exc.reason)
@@ -119,15 +149,16 @@ class ReceiptMixin:
         if ev.room_id != room.room_id:
             self._count("dropped")
             raise Dropped("The event is not in the room it claims")
-        return ev
+        return ev, jobs
 
     async def _process_checked(self, origin: str, room: RoomState, ev: Event, *,
-                               fetch_missing: bool, status: Any = None
+                               fetch_missing: bool, status: Any = None,
+                               auth_memo: dict | None = None
                                ) -> tuple[str | None, defer.Deferred | None]:
         """Steps 4-6 and persistence of a checked event, without waiting for the write:
         (outcome, Deferred of the write).  ``status``: the stored event's
         ``event_status`` when already looked up (``_NONE``: not stored), None to look it
-        up here."""
+        up here.  ``auth_memo``: step 4 outcomes of this batch (see ``_auth_memo_key``)."""
         if self.state_store.known_groups([ev.event_id]):
             return None, None   # processed moments ago (the write may still be queued)
         if status is None:
@@ -142,8 +173,14 @@ class ReceiptMixin:
 
         # 4. auth rules against the event's own auth events
         auth_map = await self._auth_events(origin, room, ev)
-        rejected = check_against_auth_events(ev, auth_map, room.state.get(CREATE_KEY),
-                                             self.is_signed_by)
+        memo_key = _auth_memo_key(ev) if auth_memo is not None else None
+        if memo_key is not None and memo_key in auth_memo:
+            rejected = auth_memo[memo_key]
+        else:
+            rejected = check_against_auth_events(ev, auth_map, room.state.get(CREATE_KEY),
+                                                 self.is_signed_by)
+            if memo_key is not None and len(auth_map) == len(ev.auth_event_ids):
+                auth_memo[memo_key] = rejected
         # Missing prev events: fetched before taking the room's lock.
         if fetch_missing:
             await self._fill_prev_gaps(origin, room, ev)
@@ -157,8 +194,10 @@ class ReceiptMixin:
         """Checks 1-3 (format, signatures, hashes) of a batch of PDUs fetched from
         ``origin``, by event ID (first copy wins).  Non-objects, events whose sender's server
         the policy refuses, and (with ``room_id``) events of other rooms are skipped; check
-        failures are logged as ``event=<drop_log>``."""
-        checked: dict[str, Event] = {}
+        failures are logged as ``event=<drop_log>``.  The signatures are verified on the
+        verifier's threads, in chunks, while the next PDUs are prepared."""
+        verdicts = _Verdicts(self.verifier)
+        prepared: list[tuple[Event, int]] = []
         for pdu in pdus:
             if not isinstance(pdu, dict):
                 continue
@@ -166,11 +205,84 @@ class ReceiptMixin:
             if sender_server is not None and not self.policy.allow_inbound(sender_server):
                 continue
             try:
-                ev = await check_format_signatures_hashes(pdu, rv, self.keyring)
+                ev, jobs = await prepare_format_signatures_hashes(pdu, rv, self.keyring)
             except Dropped as exc:
                 log.info("event=%s origin=%s reason=%s", drop_log, origin, exc.reason)
                 continue
             if room_id is not None and ev.room_id != room_id:
                 continue
+            prepared.append((ev, verdicts.add(jobs)))
+        verdicts.flush()
+        checked: dict[str, Event] = {}
+        for ev, slot in prepared:
+            failure = await verdicts.get(slot)
+            if failure is not None:
+                log.info("event=%s origin=%s reason=Signature check failed: %s", drop_log,
+                         origin, failure)
+                continue
             checked.setdefault(ev.event_id, ev)
         return checked
+
+
+# Events per verification batch handed to a verifier thread: large enough that the
+# hand-over is cheap per event, small enough that the threads start while the reactor is
+# still preparing the rest of a 50-PDU transaction.
+VERIFY_CHUNK = 8
+
+# Non-state events of these types have auth rules that read their content or state key
+# (or are decided by rule 1): never memoised.
+_NOT_MEMOISED = frozenset(("m.room.create", "m.room.member", "m.room.power_levels",
+                           "m.room.third_party_invite"))
+
+
+def _auth_memo_key(ev: Event) -> tuple | None:
+    """Step 4 for a non-state event of an ordinary type reads only its type, sender, room
+    and auth events (the rules never look at its content), so within one transaction -
+    where those auth events cannot change - events agreeing on these share the outcome."""
+    if ev.is_state or ev.type in _NOT_MEMOISED:
+        return None
+    return (ev.type, ev.sender, ev.room_id, tuple(ev.auth_event_ids))
+
+
+class _Item:
+    """One PDU of a transaction on its way through the pipeline."""
+
+    __slots__ = ("depth", "event_id", "ev", "error", "verdict")
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.event_id: str = ""
+        self.ev: Event | None = None
+        self.error: str | None = None
+        self.verdict = -1
+
+
+class _Verdicts:
+    """Step 2 verdicts of a batch of events, verified ``VERIFY_CHUNK`` events at a time on
+    the verifier's threads.  ``add(jobs)`` returns a slot; ``await get(slot)`` its result
+    (None: the signatures hold).  Results are awaited in any order, each chunk once."""
+
+    def __init__(self, verifier: Any) -> None:
+        self.verifier = verifier
+        self._open: list[list[VerifyJob]] = []
+        self._chunks: list[defer.Deferred] = []
+        self._results: list[list | None] = []
+
+    def add(self, jobs: list[VerifyJob]) -> int:
+        slot = len(self._chunks) * VERIFY_CHUNK + len(self._open)
+        self._open.append(jobs)
+        if len(self._open) >= VERIFY_CHUNK:
+            self.flush()
+        return slot
+
+    def flush(self) -> None:
+        if self._open:
+            self._chunks.append(self.verifier.verify(self._open))
+            self._results.append(None)
+            self._open = []
+
+    async def get(self, slot: int) -> Any:
+        chunk, index = divmod(slot, VERIFY_CHUNK)
+        if self._results[chunk] is None:
+            self._results[chunk] = await self._chunks[chunk]
+        return self._results[chunk][index]
