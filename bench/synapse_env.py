@@ -65,6 +65,16 @@ def http_status(url: str) -> int | None:
         return None
 
 
+def proc_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` from ``/proc/<pid>/stat`` (Linux), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def proc_status_kib(pid: int, field: str) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as fh:
@@ -97,6 +107,10 @@ class _Server:
 
     def rss_kib(self) -> int | None:
         return proc_status_kib(self.pid, "VmRSS") if self.pid else None
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time the server process (all its threads) has used so far."""
+        return proc_cpu_seconds(self.pid) if self.pid else None
 
     def peak_rss_kib(self) -> int | None:
         """The kernel's high-water mark of resident memory for the whole process lifetime."""

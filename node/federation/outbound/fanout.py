@@ -36,6 +36,7 @@ log = logging.getLogger("parta.federation.outbound")
 
 MEMBER = "m.room.member"
 CATCH_UP_BATCH = 500
+POSITION_SAVE_DELAY_S = 1.0     # remote-only batches: the fan-out position is saved lazily
 
 
 def domain_of(user_id: str) -> str:
@@ -56,6 +57,8 @@ class FederationSender:
         self._ready = False
         self._skip: set[str] = set()
         self._position = 0
+        self._position_saved = 0
+        self._save_call: Any = None
         self._drained: list[defer.Deferred] = []
 
     # --- life cycle -----------------------------------------------------------------------
@@ -65,7 +68,7 @@ class FederationSender:
         if position is None:            # first start: nothing older is sent
             position = await self.db.run(queue.max_stream_ordering)
             await self.db.run(queue.set_position, position)
-        self._position = position
+        self._position = self._position_saved = position
         while True:
             rows = await self.db.run(queue.events_after, self._position, CATCH_UP_BATCH)
             if not rows:
@@ -79,6 +82,9 @@ class FederationSender:
         self._kick()
 
     def stop(self) -> None:
+        if self._save_call is not None and self._save_call.active():
+            self._save_call.cancel()
+            self._save_call = None
         self.transactions.stop()
 
     # --- hooks ----------------------------------------------------------------------------
@@ -219,8 +225,35 @@ class FederationSender:
                 if self._allowed(d):
                     rows.append((d, so, ev.event_id))
         new_position = top if top > self._position else None
-        await self.db.run(queue.enqueue_pdus, rows, new_position)
         if new_position is not None:
             self._position = new_position
+        if not rows:
+            # Nothing to send (events of other servers): the position is saved a moment
+            # later, not by a write per received batch; after a crash the start-up
+            # catch-up re-reads those events and finds nothing local, as here.
+            if new_position is not None:
+                self._save_position_later()
+            return
+        await self.db.run(queue.enqueue_pdus, rows, self._position)
+        self._position_saved = self._position
         for d in sorted({r[0] for r in rows}):
             self.transactions.wake(d)
+
+    def _save_position_later(self) -> None:
+        if self._save_call is None:
+            self._save_call = self.clock.call_later(POSITION_SAVE_DELAY_S, self._save_position)
+
+    def _save_position(self) -> defer.Deferred:
+        self._save_call = None
+        position = self._position
+        if position <= self._position_saved:
+            return defer.succeed(None)
+
+        def saved(_: Any) -> None:
+            self._position_saved = max(self._position_saved, position)
+
+        def failed(f: Any) -> None:
+            log.warning("event=fanout_position_save_failed error=%s", f.getErrorMessage())
+
+        d = defer.ensureDeferred(self.db.run(queue.set_position, position))
+        return d.addCallbacks(saved, failed)
