@@ -12,24 +12,33 @@ from typing import Any, Sequence
 import orjson
 from sqlalchemy import delete, insert, select
 
+from node.rooms.store_write import _placeholder
 from schema.events import events, room_current_state, rooms
 from schema.federation import event_state_groups, federation_inbound_txns
 
 
 def event_status(conn: Any, event_ids: Sequence[str]) -> dict[str, tuple[bool, bool, bool]]:
-    """event_id -> (outlier, rejected, has state groups) for the events we hold."""
+    """event_id -> (outlier, rejected, has state groups) for the events we hold.
+
+    Asked for every inbound transaction, so it is one query per 500 IDs on the DB-API
+    cursor (SQLAlchemy's expanding-IN rendering cost more than SQLite's own work)."""
     out: dict[str, tuple[bool, bool, bool]] = {}
-    ids = list(event_ids)
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        grouped = {r.event_id for r in conn.execute(
-            select(event_state_groups.c.event_id)
-            .where(event_state_groups.c.event_id.in_(chunk)))}
-        for r in conn.execute(select(events.c.event_id, events.c.outlier,
-                                     events.c.rejected_reason)
-                              .where(events.c.event_id.in_(chunk))):
-            out[r.event_id] = (bool(r.outlier), r.rejected_reason is not None,
-                               r.event_id in grouped)
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return out
+    ph = _placeholder(conn)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            cursor.execute(
+                "SELECT e.event_id, e.outlier, e.rejected_reason IS NOT NULL, EXISTS "
+                "(SELECT 1 FROM event_state_groups g WHERE g.event_id = e.event_id) "
+                f"FROM events e WHERE e.event_id IN ({', '.join([ph] * len(chunk))})", chunk)
+            for event_id, outlier, rejected, grouped in cursor.fetchall():
+                out[event_id] = (bool(outlier), bool(rejected), bool(grouped))
+    finally:
+        cursor.close()
     return out
 
 
@@ -74,17 +83,44 @@ def room_exists(conn: Any, room_id: str) -> bool:
 # --- inbound transactions ------------------------------------------------------------------
 
 def get_txn_response(conn: Any, origin: str, txn_id: str) -> dict | None:
-    row = conn.execute(select(federation_inbound_txns.c.response).where(
-        federation_inbound_txns.c.origin == origin,
-        federation_inbound_txns.c.txn_id == txn_id)).first()
-    return orjson.loads(row.response) if row is not None else None
+    ph = _placeholder(conn)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT response FROM federation_inbound_txns "
+                       f"WHERE origin = {ph} AND txn_id = {ph}", (origin, txn_id))
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return orjson.loads(row[0]) if row is not None else None
+
+
+def txn_response_and_event_status(conn: Any, origin: str, txn_id: str,
+                                  event_ids: Sequence[str]
+                                  ) -> tuple[dict | None, dict[str, tuple[bool, bool, bool]]]:
+    """One round trip for an inbound transaction: its stored response (a replay), else the
+    ``event_status`` of its PDUs."""
+    stored = get_txn_response(conn, origin, txn_id)
+    if stored is not None:
+        return stored, {}
+    return None, event_status(conn, event_ids)
 
 
 def save_txn_response(conn: Any, origin: str, txn_id: str, response: dict, ts: int) -> None:
+    ph = _placeholder(conn)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute("DELETE FROM federation_inbound_txns "
+                       f"WHERE origin = {ph} AND txn_id = {ph}", (origin, txn_id))
+        cursor.execute("INSERT INTO federation_inbound_txns (origin, txn_id, response, "
+                       f"received_ts) VALUES ({ph}, {ph}, {ph}, {ph})",
+                       (origin, txn_id, orjson.dumps(response).decode(), ts))
+    finally:
+        cursor.close()
+
+
+def forget_txn_response(conn: Any, origin: str, txn_id: str) -> None:
     t = federation_inbound_txns
     conn.execute(delete(t).where(t.c.origin == origin, t.c.txn_id == txn_id))
-    conn.execute(insert(t).values(origin=origin, txn_id=txn_id,
-                                  response=orjson.dumps(response).decode(), received_ts=ts))
 
 
 def prune_txns(conn: Any, before_ts: int) -> int:

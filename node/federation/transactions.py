@@ -22,6 +22,7 @@ from twisted.internet import defer
 from federation.errors import BadJSON
 
 from . import fed_metrics, store
+from .ingest import STORE_FAILED
 
 log = logging.getLogger("parta.federation.txn")
 
@@ -73,11 +74,6 @@ class InboundTransactions:
             self.replayed += 1
             fed_metrics.transaction("replayed")
             return await d
-        stored = await self.db.run(store.get_txn_response, origin, txn_id)
-        if stored is not None:
-            self.replayed += 1
-            fed_metrics.transaction("replayed")
-            return stored
         self._inflight[key] = waiters = []
         try:
             response = await self._process(origin, txn_id, pdus, edus)
@@ -90,15 +86,42 @@ class InboundTransactions:
         return response
 
     async def _process(self, origin: str, txn_id: str, pdus: list, edus: list) -> dict:
-        results = await self.ingest.receive_pdus(origin, pdus)
-        for edu in edus:
-            try:
-                await self.edus.handle(origin, edu)
-            except Exception:  # noqa: BLE001 - EDUs are best effort
-                log.exception("event=edu_failed origin=%s", origin)
-        response = {"pdus": results}
-        now = self.clock.time_ms()
-        await self.db.run(store.save_txn_response, origin, txn_id, response, now)
+        """Checks 1-3 first (no side effects), then ONE lookup for a stored response (a
+        replay after a restart) and the PDUs' status, then steps 4-6 with the persister
+        held, so the transaction's events and its response commit in one write."""
+        prepared = await self.ingest.prepare_pdus(origin, pdus)
+        stored, statuses = await self.db.run(store.txn_response_and_event_status, origin,
+                                             txn_id, prepared.event_ids())
+        if stored is not None:
+            self.replayed += 1
+            fed_metrics.transaction("replayed")
+            return stored
+        persister = self.ingest.rooms.persister
+        persister.hold()
+        try:
+            results, writes = await self.ingest.process_prepared(prepared, statuses)
+            for edu in edus:
+                try:
+                    await self.edus.handle(origin, edu)
+                except Exception:  # noqa: BLE001 - EDUs are best effort
+                    log.exception("event=edu_failed origin=%s", origin)
+            response = {"pdus": results}
+            now = self.clock.time_ms()
+            saved = persister.enqueue_extra(store.save_txn_response, origin, txn_id,
+                                            {"pdus": dict(results)}, now)
+        finally:
+            persister.release()
+        await self.ingest.written(results, writes, origin)
+        try:
+            await saved
+        except Exception:  # noqa: BLE001 - not recorded: a retry is processed again
+            log.exception("event=txn_response_save_failed origin=%s txn_id=%s", origin,
+                          txn_id)
+        else:
+            if any(r.get("error") == STORE_FAILED for r in results.values()):
+                # An event failed to store in an earlier write than the response: do not
+                # answer a retry from the record, process it again.
+                await self.db.run(store.forget_txn_response, origin, txn_id)
         self.processed += 1
         fed_metrics.transaction("processed")
         self._count += 1

@@ -32,6 +32,7 @@ from . import store, store_write
 log = logging.getLogger("parta.rooms.persist")
 
 MEMBER = "m.room.member"
+MAX_HOLD_S = 0.05       # a hold never delays writing queued events longer than this
 
 
 def is_hidden(ev: Event) -> bool:
@@ -62,14 +63,35 @@ def _count_persisted(n: int) -> None:
         log.debug("metrics counter failed", exc_info=True)
 
 
+class _Extra:
+    """A write that goes into the same database transaction as the events queued before it
+    (``enqueue_extra``)."""
+
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
+        self.fn = fn
+        self.args = args
+
+
+def _write_batch(conn: Any, evs: Sequence[Event], extras: Sequence[_Extra]) -> None:
+    store_write.write_events(conn, evs)
+    for extra in extras:
+        extra.fn(conn, *extra.args)
+
+
 class EventPersister:
-    def __init__(self, db: Any, notifier: Any, *, max_batch: int = 1000) -> None:
+    def __init__(self, db: Any, notifier: Any, *, max_batch: int = 1000,
+                 clock: Any = None) -> None:
         self.db = db
         self.notifier = notifier
         self.max_batch = max_batch
-        self._queue: list[tuple[Event, defer.Deferred]] = []
+        self.clock = clock
+        self._queue: list[tuple[Event | _Extra, defer.Deferred]] = []
         self._writing = False
         self._started = False
+        self._holds = 0
+        self._hold_timer: Any = None
         self.max_persisted = 0          # highest committed stream ordering
         self._next_stream = 1
         self._next_backfill = -1         # backfilled history: -1, -2, ... (older: lower)
@@ -97,28 +119,81 @@ class EventPersister:
         """Queue an event; the Deferred fires with it once committed (stream ordering set)."""
         d: defer.Deferred = defer.Deferred()
         self._queue.append((event, d))
-        if not self._writing:
-            self._writing = True
-            defer.ensureDeferred(self._drain())
+        self._kick()
         return d
+
+    def enqueue_extra(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
+        """Run ``fn(conn, *args)`` in the database transaction that writes the events queued
+        so far (after them); the Deferred fires with None once that transaction committed,
+        or fails with it.  E.g. an inbound federation transaction's stored response, so
+        the events and the record that they were received commit together."""
+        d: defer.Deferred = defer.Deferred()
+        self._queue.append((_Extra(fn, args), d))
+        self._kick()
+        return d
+
+    def hold(self) -> None:
+        """Queue without writing until the matching ``release`` (nested holds count), so a
+        burst of events (an inbound transaction) becomes one write instead of several.
+        Writes start anyway ``MAX_HOLD_S`` after the first event queued under a hold."""
+        self._holds += 1
+
+    def release(self) -> None:
+        self._holds = max(0, self._holds - 1)
+        if self._holds == 0:
+            self._cancel_hold_timer()
+            self._kick()
+
+    def flush(self) -> None:
+        """Start writing what is queued now, holds or not (for a caller that is about to
+        wait for its own events while a hold may be active)."""
+        self._kick(force=True)
+
+    def _cancel_hold_timer(self) -> None:
+        if self._hold_timer is not None:
+            if self._hold_timer.active():
+                self._hold_timer.cancel()
+            self._hold_timer = None
+
+    def _hold_expired(self) -> None:
+        self._hold_timer = None
+        self._kick(force=True)
+
+    def _kick(self, force: bool = False) -> None:
+        if self._writing or not self._queue:
+            return
+        if self._holds and not force:
+            if self._hold_timer is None and self.clock is not None:
+                self._hold_timer = self.clock.call_later(MAX_HOLD_S, self._hold_expired)
+            if self.clock is not None:
+                return
+        self._writing = True
+        defer.ensureDeferred(self._drain())
 
     async def _drain(self) -> None:
         try:
             if not self._started:
                 await self.start()
             while self._queue:
-                batch = self._queue[:self.max_batch]
-                del self._queue[:self.max_batch]
+                batch, n = [], 0
+                for item in self._queue:
+                    if isinstance(item[0], Event):
+                        if n == self.max_batch:
+                            break
+                        n += 1
+                    batch.append(item)
+                del self._queue[:len(batch)]
                 await self._write(batch)
         except Exception:  # noqa: BLE001 - never leave the queue stuck
             log.exception("event persister loop failed")
         finally:
             self._writing = False
             if self._queue:     # something arrived after the loop's last check
-                self._writing = True
-                defer.ensureDeferred(self._drain())
+                self._kick()
 
-    async def _write(self, batch: list[tuple[Event, defer.Deferred]]) -> None:
+    async def _write(self, items: list[tuple[Event | _Extra, defer.Deferred]]) -> None:
+        batch = [(ev, d) for ev, d in items if isinstance(ev, Event)]
+        extras = [(x, d) for x, d in items if isinstance(x, _Extra)]
         evs = [ev for ev, _ in batch]
         first = self._next_stream
         first_backfill = self._next_backfill
@@ -134,17 +209,25 @@ class EventPersister:
                 n += 1
         self._next_stream = first + n
         try:
-            await self.db.run(store_write.write_events, evs)
+            if extras:
+                await self.db.run(_write_batch, evs, [x for x, _ in extras])
+            else:
+                await self.db.run(store_write.write_events, evs)
         except Exception as exc:  # noqa: BLE001 - the senders get the failure
             log.exception("persisting %d events failed", len(evs))
             self._next_stream = first
             self._next_backfill = first_backfill
             for ev in evs:
                 ev.internal.pop("stream_ordering", None)
-            for hook in self.on_failed:
-                hook(evs)
-            for _, d in batch:
+            if evs:
+                for hook in self.on_failed:
+                    hook(evs)
+            for _, d in batch + extras:
                 d.errback(exc)
+            return
+        for _, d in extras:
+            d.callback(None)
+        if not evs:
             return
         self.max_persisted = first + n - 1
         self.batches_written += 1

@@ -68,7 +68,7 @@ class RoomService:
         self.accounts = accounts
         self.notifier = notifier
         self.default_room_version = default_room_version
-        self.persister = EventPersister(db, notifier)
+        self.persister = EventPersister(db, notifier, clock=clock)
         # The state before/after every event (node.federation.state_store): local sends
         # reuse the room's current group (messages) or add a one-entry delta (state).
         self.state_store = StateStore(db)

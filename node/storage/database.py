@@ -45,6 +45,7 @@ class Database:
         n = 1 if self.is_sqlite else (threads_max or 8)
         self.engine = make_engine(url, pool_size=n)
         self.reactor = reactor
+        self._local_conn: Connection | None = None     # SQLite: the DB thread's own
         self.pool = ThreadPool(minthreads=1, maxthreads=n, name="parta-db")
         self.pool.start()
         self._shutdown_trigger = reactor.addSystemEventTrigger(
@@ -56,8 +57,21 @@ class Database:
                                                fn, args, kwargs)
 
     def _in_txn(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
-        with self.engine.begin() as conn:
-            return fn(conn, *args, **kwargs)
+        if not self.is_sqlite:
+            with self.engine.begin() as conn:
+                return fn(conn, *args, **kwargs)
+        # SQLite has one DB thread: it keeps its connection instead of checking one out of
+        # the pool (and resetting it) for every call, which cost more than small queries.
+        conn = self._local_conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local_conn = self.engine.connect()
+        try:
+            with conn.begin():
+                return fn(conn, *args, **kwargs)
+        except Exception:
+            if conn.invalidated:
+                self._local_conn = None
+            raise
 
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         """For CLI tools and start-up only (blocks the caller)."""
@@ -71,4 +85,10 @@ class Database:
     def close(self) -> None:
         if self.pool.started:
             self.pool.stop()
+        if self._local_conn is not None:
+            try:
+                self._local_conn.close()
+            except Exception:  # noqa: BLE001 - closing at shutdown
+                log.debug("closing the SQLite connection failed", exc_info=True)
+            self._local_conn = None
         self.engine.dispose()

@@ -42,13 +42,13 @@ from ..pdu_checks import signature_checker
 from ..remote_fetch import RemoteEvents
 from ..state_resolution import StateResolver
 from ..verifier import SignatureVerifier
-from ._common import MAX_STATE_FETCHES, log
+from ._common import MAX_STATE_FETCHES, STORE_FAILED, log
 from .gaps import GapsMixin
 from .persist import PersistMixin
 from .receipt import ReceiptMixin
 from .state import StateMixin
 
-__all__ = ["Ingest", "MAX_STATE_FETCHES", "log"]
+__all__ = ["Ingest", "MAX_STATE_FETCHES", "STORE_FAILED", "log"]
 
 
 class Ingest(ReceiptMixin, StateMixin, GapsMixin, PersistMixin):

@@ -10,6 +10,7 @@ log = logging.getLogger("parta.federation.ingest")
 
 MAX_STATE_FETCHES = 3          # prev events whose state we ask for, per PDU
 _NONE = object()               # "looked up: not stored"
+STORE_FAILED = "Internal error while storing the event"   # a PDU result
 
 
 def _depth(pdu: Any) -> int:

@@ -134,6 +134,7 @@ class GapsMixin:
             # change (the event that references it merges its state in).
             d = self.rooms.commit_received(room, ev, state_delta={},
                                            extremities=list(room.extremities))
+        self.rooms.persister.flush()    # maybe under a transaction's hold
         await d
 
     @staticmethod

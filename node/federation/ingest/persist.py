@@ -75,6 +75,7 @@ class PersistMixin:
         for e in to_store:
             self.rooms._cache_event(e)
             ds.append(self.rooms.persister.enqueue(e))
+        self.rooms.persister.flush()    # maybe under a transaction's hold
         for d in ds:
             await d
         return {eid: ev for eid, ev in pool.items() if eid in checked}
@@ -155,6 +156,7 @@ class PersistMixin:
                 join.internal["replaces_outlier"] = True
             d = self.rooms.commit_received(room, join, state_delta=delta,
                                            extremities=[join.event_id], state_group=after.id)
+        self.rooms.persister.flush()    # maybe under a transaction's hold
         await d
         return room_id
 
@@ -202,6 +204,7 @@ class PersistMixin:
                 ev.internal["replaces_outlier"] = True
             self.rooms._cache_event(ev)
             ds.append(self.rooms.persister.enqueue(ev))
+        self.rooms.persister.flush()    # maybe under a transaction's hold
         for d in ds:
             await d
         self.rooms.invalidate_history(room_id)

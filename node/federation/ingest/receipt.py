@@ -20,7 +20,7 @@ from node.rooms.state_cache import RoomState
 from .. import store
 from ..pdu_checks import (CREATE_KEY, Dropped, VerifyJob, check_against_auth_events,
                           prepare_format_signatures_hashes)
-from ._common import _NONE, _depth, _domain, log
+from ._common import _NONE, STORE_FAILED, _depth, _domain, log
 
 
 class ReceiptMixin:
@@ -32,21 +32,25 @@ class ReceiptMixin:
     async def receive_pdus(self, origin: str, pdus: Sequence[Any]) -> dict[str, dict]:
         """Process a transaction's PDUs; per-PDU results keyed by event ID.  PDUs of rooms
         we are not in (their room version is unknown, so is their ID) get no entry.
+        (``prepare_pdus`` + ``event_status`` + ``process_prepared`` + the writes.)"""
+        prepared = await self.prepare_pdus(origin, pdus)
+        statuses = await self.db.run(store.event_status, prepared.event_ids())
+        results, writes = await self.process_prepared(prepared, statuses)
+        return await self.written(results, writes, origin)
 
-        Steps 1 and 3 run here PDU by PDU; their ed25519 verifications (step 2) go to the
-        verifier's threads in chunks while the reactor prepares the next PDUs, and each PDU
-        waits for its verdict before steps 4-6."""
-        by_room: dict[str, list[_Item]] = {}
-        rooms: dict[str, RoomState] = {}
-        verdicts = _Verdicts(self.verifier)
+    async def prepare_pdus(self, origin: str, pdus: Sequence[Any]) -> "PreparedPdus":
+        """Policy and steps 1 and 3 of a transaction's PDUs, PDU by PDU; their ed25519
+        verifications (step 2) go to the verifier's threads in chunks while the reactor
+        prepares the next PDUs.  Nothing is stored or counted yet."""
+        prepared = PreparedPdus(origin, self.verifier)
         for pdu in pdus:
             if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
                 continue
             room_id = pdu["room_id"]
-            room = rooms.get(room_id)
+            room = prepared.rooms.get(room_id)
             if room is None:
                 try:
-                    room = rooms[room_id] = await self.rooms.get_room(room_id)
+                    room = prepared.rooms[room_id] = await self.rooms.get_room(room_id)
                 except NotFound:
                     log.info("event=pdu_for_unknown_room origin=%s room=%s", origin, room_id)
                     continue
@@ -54,7 +58,7 @@ class ReceiptMixin:
             try:
                 ev, jobs = await self._prepare(origin, room, pdu)
                 item.ev, item.event_id = ev, ev.event_id
-                item.verdict = verdicts.add(jobs)
+                item.verdict = prepared.verdicts.add(jobs)
             except Dropped as exc:
                 item.error = exc.reason
                 try:
@@ -62,19 +66,27 @@ class ReceiptMixin:
                 except Exception:  # noqa: BLE001 - too malformed to even have an ID
                     log.info("event=pdu_without_id origin=%s room=%s", origin, room_id)
                     continue
-            by_room.setdefault(room_id, []).append(item)
-        verdicts.flush()
+            prepared.by_room.setdefault(room_id, []).append(item)
+        prepared.verdicts.flush()
+        return prepared
+
+    async def process_prepared(self, prepared: "PreparedPdus", statuses: dict
+                               ) -> tuple[dict[str, dict], list[tuple[str, defer.Deferred]]]:
+        """Steps 2 (the verdicts), 4-6 and the hand-over to the persister, room by room in
+        depth order: (per-PDU results, [(event ID, Deferred of its write)]).
+        ``statuses``: ``store.event_status`` of ``prepared.event_ids()``."""
+        origin = prepared.origin
         results: dict[str, dict] = {}
-        statuses = await self.db.run(store.event_status, [
-            it.event_id for items in by_room.values() for it in items if it.ev is not None])
         pending: list[tuple[str, defer.Deferred]] = []
         auth_memo: dict = {}
-        for room_id, items in by_room.items():
+        for room_id, items in prepared.by_room.items():
             items.sort(key=lambda it: it.depth)
             for it in items:
                 error, d = it.error, None
-                if it.ev is not None:
-                    failure = await verdicts.get(it.verdict)
+                if it.ev is None:
+                    self._count("dropped")
+                else:
+                    failure = await prepared.verdicts.get(it.verdict)
                     if failure is not None:
                         self._count("dropped")
                         error = f"Signature check failed: {failure}"
@@ -82,7 +94,7 @@ class ReceiptMixin:
                     else:
                         try:
                             error, d = await self._process_checked(
-                                origin, rooms[room_id], it.ev, fetch_missing=True,
+                                origin, prepared.rooms[room_id], it.ev, fetch_missing=True,
                                 status=statuses.get(it.event_id, _NONE),
                                 auth_memo=auth_memo)
                         except Exception:  # noqa: BLE001 - one PDU must not fail the rest
@@ -92,14 +104,21 @@ class ReceiptMixin:
                 results[it.event_id] = {} if error is None else {"error": error}
                 if d is not None:
                     pending.append((it.event_id, d))
-        # The transaction's events are written together (the persister batches them).
-        for event_id, d in pending:
+        return results, pending
+
+    async def written(self, results: dict[str, dict],
+                      writes: Sequence[tuple[str, defer.Deferred]], origin: str
+                      ) -> dict[str, dict]:
+        """Wait for the writes ``process_prepared`` handed over; a failed one turns its
+        PDU's result into an error."""
+        self.rooms.persister.flush()
+        for event_id, d in writes:
             try:
                 await d
             except Exception:  # noqa: BLE001
                 log.exception("event=pdu_persist_failed origin=%s event_id=%s", origin,
                               event_id)
-                results[event_id] = {"error": "Internal error while storing the event"}
+                results[event_id] = {"error": STORE_FAILED}
         return results
 
     async def process_pdu(self, origin: str, room: RoomState, pdu: dict, *,
@@ -114,12 +133,17 @@ class ReceiptMixin:
         outcome, d = await self._process_checked(origin, room, ev,
                                                  fetch_missing=fetch_missing)
         if d is not None:
+            self.rooms.persister.flush()    # maybe under a transaction's hold
             await d
         return outcome
 
     async def _check(self, origin: str, room: RoomState, pdu: dict) -> Event:
         """Policy and steps 1-3; ``Dropped`` when the PDU is not to be stored at all."""
-        ev, jobs = await self._prepare(origin, room, pdu)
+        try:
+            ev, jobs = await self._prepare(origin, room, pdu)
+        except Dropped:
+            self._count("dropped")
+            raise
         failure = (await self.verifier.verify([jobs]))[0] if jobs else None
         if failure is not None:
             self._count("dropped")
@@ -131,23 +155,20 @@ class ReceiptMixin:
                        ) -> tuple[Event, list[VerifyJob]]:
         """Policy and steps 1-3 but for the signature verifications themselves (returned,
         to be run before the event is used); ``Dropped`` when the PDU is not to be stored
-        at all."""
+        at all (the caller counts it)."""
         # The sender's server must be one we federate with (policy; the origin was
         # checked when the request was authenticated).
         sender_server = _domain(pdu.get("sender"))
         if sender_server is not None and not self.policy.allow_inbound(sender_server):
-            self._count("dropped")
             raise Dropped(f"Events from {sender_server} are not accepted by this server")
         # 1.-3. format, signatures (sender's server, and others required), hashes
         try:
             ev, jobs = await prepare_format_signatures_hashes(pdu, room.room_version,
                                                               self.keyring)
         except Dropped as exc:
-            self._count("dropped")
             log.info("event=pdu_dropped origin=%s reason=%s", origin, exc.reason)
             raise
         if ev.room_id != room.room_id:
-            self._count("dropped")
             raise Dropped("The event is not in the room it claims")
         return ev, jobs
 
@@ -242,6 +263,21 @@ def _auth_memo_key(ev: Event) -> tuple | None:
     if ev.is_state or ev.type in _NOT_MEMOISED:
         return None
     return (ev.type, ev.sender, ev.room_id, tuple(ev.auth_event_ids))
+
+
+class PreparedPdus:
+    """A transaction's PDUs after ``prepare_pdus``: by room, with their pending verdicts."""
+
+    def __init__(self, origin: str, verifier: Any) -> None:
+        self.origin = origin
+        self.rooms: dict[str, RoomState] = {}
+        self.by_room: dict[str, list[_Item]] = {}
+        self.verdicts = _Verdicts(verifier)
+
+    def event_ids(self) -> list[str]:
+        """The IDs of the PDUs that passed the checks so far (to look their status up)."""
+        return [it.event_id for items in self.by_room.values() for it in items
+                if it.ev is not None]
 
 
 class _Item:
