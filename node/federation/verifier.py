@@ -30,7 +30,7 @@ Results = list["SignatureInvalid | None"]
 
 def default_threads() -> int:
     """One verifier thread per core, at most 4 (the reactor thread keeps a core busy too)."""
-    return int(os.environ.get("PARTA_VT", "2"))
+    return max(0, min(4, os.cpu_count() or 1))
 
 
 def _run_batch(batch: Sequence[Sequence[VerifyJob]]) -> Results:
