@@ -75,6 +75,16 @@ def proc_cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def thread_cpu_seconds(pid: int, tid: int) -> float | None:
+    """utime + stime of one thread (``tid``) of ``pid`` (Linux), in seconds."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def proc_status_kib(pid: int, field: str) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as fh:
@@ -111,6 +121,10 @@ class _Server:
     def cpu_seconds(self) -> float | None:
         """User + system CPU time the server process (all its threads) has used so far."""
         return proc_cpu_seconds(self.pid) if self.pid else None
+
+    def main_thread_cpu_seconds(self) -> float | None:
+        """CPU time of the server's main thread (Parta: the reactor thread)."""
+        return thread_cpu_seconds(self.pid, self.pid) if self.pid else None
 
     def peak_rss_kib(self) -> int | None:
         """The kernel's high-water mark of resident memory for the whole process lifetime."""

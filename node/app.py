@@ -296,6 +296,12 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
           f"(metrics on {_url(config.metrics_listener, mport)}/metrics){fed}", file=out,
           flush=True)
     reactor.callWhenRunning(settle_after_startup)
+    import os as _os
+    if _os.environ.get("PARTA_CPROFILE"):
+        import cProfile; _pr = cProfile.Profile()
+        def _start(): _pr.enable()
+        reactor.callLater(float(_os.environ.get("PARTA_CPROFILE_DELAY", "0")), _start)
+        reactor.addSystemEventTrigger("before", "shutdown", lambda: (_pr.disable(), _pr.dump_stats(_os.environ["PARTA_CPROFILE"])))
     reactor.run(installSignalHandlers=False)
     log.info("event=stopped")
     return 0

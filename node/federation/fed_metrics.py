@@ -24,8 +24,14 @@ KNOWN_EDUS = ("m.typing", "m.receipt", "m.presence", "m.device_list_update",
               "m.signing_key_update", "m.direct_to_device")
 
 
+_PDU_CHILDREN: dict[str, object] = {}
+
+
 def pdu(outcome: str) -> None:
-    PDUS.labels(outcome).inc()
+    child = _PDU_CHILDREN.get(outcome)
+    if child is None:       # labels() costs more than inc(); one child per outcome
+        child = _PDU_CHILDREN[outcome] = PDUS.labels(outcome)
+    child.inc()
 
 
 def transaction(result: str) -> None:

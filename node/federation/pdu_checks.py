@@ -88,9 +88,27 @@ def signature_checker(keyring: Any) -> Any:
     return is_signed_by
 
 
-def state_keys_for_auth(event: Event) -> list[tuple[str, str]]:
+_KEYS_CACHE: dict[tuple, tuple[tuple[str, str], ...]] = {}
+_KEYS_CACHE_LIMIT = 4096
+
+
+def state_keys_for_auth(event: Event) -> tuple[tuple[str, str], ...]:
     """The state the auth rules may consult for ``event``: its auth events selection,
-    plus the create event (always) and a restricted join's authorising member."""
+    plus the create event (always) and a restricted join's authorising member.  For other
+    types than membership the answer depends only on the room version, type, sender and
+    state key, and is remembered (every message of a busy sender asks the same)."""
+    if event.type == "m.room.member":
+        return _state_keys_for_auth(event)
+    key = (event.room_version.identifier, event.type, event.sender, event.state_key)
+    keys = _KEYS_CACHE.get(key)
+    if keys is None:
+        if len(_KEYS_CACHE) >= _KEYS_CACHE_LIMIT:
+            _KEYS_CACHE.clear()
+        keys = _KEYS_CACHE[key] = _state_keys_for_auth(event)
+    return keys
+
+
+def _state_keys_for_auth(event: Event) -> tuple[tuple[str, str], ...]:
     keys = list(auth_types_for_event(event.room_version, event.type, event.sender,
                                      event.state_key, event.content))
     if CREATE_KEY not in keys:
@@ -99,7 +117,7 @@ def state_keys_for_auth(event: Event) -> list[tuple[str, str]]:
         if event.type == "m.room.member" else None
     if isinstance(via, str) and ("m.room.member", via) not in keys:
         keys.append(("m.room.member", via))
-    return keys
+    return tuple(keys)
 
 
 def auth_events_state(event: Event, auth_events: Mapping[str, Event],

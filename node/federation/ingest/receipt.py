@@ -112,12 +112,14 @@ class ReceiptMixin:
         """Wait for the writes ``process_prepared`` handed over; a failed one turns its
         PDU's result into an error."""
         self.rooms.persister.flush()
-        for event_id, d in writes:
-            try:
-                await d
-            except Exception:  # noqa: BLE001
-                log.exception("event=pdu_persist_failed origin=%s event_id=%s", origin,
-                              event_id)
+        if not writes:
+            return results
+        # One wait for all of them (not a coroutine resumption per event).
+        outcomes = await defer.DeferredList([d for _, d in writes], consumeErrors=True)
+        for (event_id, _), (ok, value) in zip(writes, outcomes):
+            if not ok:
+                log.error("event=pdu_persist_failed origin=%s event_id=%s error=%s", origin,
+                          event_id, value.getErrorMessage())
                 results[event_id] = {"error": STORE_FAILED}
         return results
 
@@ -206,7 +208,8 @@ class ReceiptMixin:
         if fetch_missing:
             await self._fill_prev_gaps(origin, room, ev)
         async with room.lock:
-            d, outcome = await self._commit(room, ev, rejected, auth_map,
+            d, outcome = await self._commit(room, ev, rejected, auth_map, memo_key=memo_key,
+                                            auth_memo=auth_memo,
                                             replaces_outlier=status is not None)
         return outcome, d
 

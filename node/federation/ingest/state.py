@@ -104,9 +104,25 @@ class StateMixin:
                 return False
         return True
 
+    def _auth_state_is_current_memo(self, room: RoomState, ev: Event,
+                                    auth_map: Mapping[str, Event], memo_key: tuple | None,
+                                    auth_memo: dict | None) -> bool:
+        """``_auth_state_is_current``, remembered within a transaction for events with the
+        same ``_auth_memo_key`` while the room's current state group stays the same (every
+        change of the current state makes a new group)."""
+        if memo_key is None or auth_memo is None or room.state_group is None:
+            return self._auth_state_is_current(room, ev, auth_map)
+        key = ("current", memo_key, room.state_group)
+        hit = auth_memo.get(key)
+        if hit is None:
+            hit = auth_memo[key] = self._auth_state_is_current(room, ev, auth_map)
+        return hit
+
     async def _commit(self, room: RoomState, ev: Event, rejected: str | None,
                       auth_map: Mapping[str, Event] | None = None, *,
-                      replaces_outlier: bool) -> tuple[defer.Deferred | None, str | None]:
+                      replaces_outlier: bool, memo_key: tuple | None = None,
+                      auth_memo: dict | None = None
+                      ) -> tuple[defer.Deferred | None, str | None]:
         prevs = list(ev.prev_event_ids)
         new_groups: list[GroupRecord] = []
         self._ensure_room_group(room, ev, new_groups)
@@ -130,7 +146,8 @@ class StateMixin:
         # 5. auth rules against the state before the event (the same check as step 4
         # when the auth events are the current state and that is the state before)
         if rejected is None and not (fast and auth_map is not None
-                                     and self._auth_state_is_current(room, ev, auth_map)):
+                                     and self._auth_state_is_current_memo(
+                                         room, ev, auth_map, memo_key, auth_memo)):
             reason = check_against_state(ev, before_state, self.is_signed_by)
             if reason is not None:
                 rejected = f"state before the event: {reason}"
