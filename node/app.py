@@ -243,6 +243,24 @@ def _stop_once(reactor: Any) -> None:
             pass
 
 
+def _install_profiler(reactor: Any) -> None:
+    """Developer aid: with ``PARTA_CPROFILE=<file>`` the reactor thread is profiled with
+    cProfile from ``PARTA_CPROFILE_DELAY`` seconds (default 0) after start until shutdown,
+    and the stats are written to that file (read them with ``python -m pstats``)."""
+    path = os.environ.get("PARTA_CPROFILE")
+    if not path:
+        return
+    import cProfile
+    profiler = cProfile.Profile()
+
+    def stop() -> None:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+    reactor.callLater(float(os.environ.get("PARTA_CPROFILE_DELAY", "0")), profiler.enable)
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+
+
 def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> int:
     """Install the asyncio reactor, upgrade the DB, listen, and serve until SIGTERM/SIGINT."""
     import asyncio
@@ -296,12 +314,7 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
           f"(metrics on {_url(config.metrics_listener, mport)}/metrics){fed}", file=out,
           flush=True)
     reactor.callWhenRunning(settle_after_startup)
-    import os as _os
-    if _os.environ.get("PARTA_CPROFILE"):
-        import cProfile; _pr = cProfile.Profile()
-        def _start(): _pr.enable()
-        reactor.callLater(float(_os.environ.get("PARTA_CPROFILE_DELAY", "0")), _start)
-        reactor.addSystemEventTrigger("before", "shutdown", lambda: (_pr.disable(), _pr.dump_stats(_os.environ["PARTA_CPROFILE"])))
+    _install_profiler(reactor)
     reactor.run(installSignalHandlers=False)
     log.info("event=stopped")
     return 0
