@@ -63,3 +63,15 @@ def test_settle_after_startup_freezes_the_objects_alive_then() -> None:
         print(gc.get_freeze_count())
     """)
     assert int(out) > 1000
+
+
+def test_settle_after_startup_raises_the_collector_thresholds() -> None:
+    out = run_python("""
+        import gc
+        from node.memory import GC_THRESHOLDS, settle_after_startup
+        before = gc.get_threshold()
+        settle_after_startup()
+        print(before[0], gc.get_threshold()[0], GC_THRESHOLDS[0])
+    """)
+    before, after, wanted = map(int, out.split())
+    assert after == wanted and after > before
