@@ -53,7 +53,8 @@ class SignatureVerifier:
                                     name="parta-verify")
             self._pool.start()
             if hasattr(self.reactor, "addSystemEventTrigger"):
-                self.reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
+                # self.stop, not the pool's: a pool already stopped refuses a second stop.
+                self.reactor.addSystemEventTrigger("during", "shutdown", self.stop)
         return self._pool
 
     def verify(self, batch: Sequence[Sequence[VerifyJob]]) -> defer.Deferred:

@@ -1,0 +1,162 @@
+"""``SignatureVerifier``: step 2's ed25519 verifications, inline or on worker threads.
+
+Spec: server-server API "Checks performed on receipt of a PDU", step 2.  ``verify(batch)``
+answers, per event of the batch, None (all its signatures hold) or the ``SignatureInvalid``
+of its first bad one.  The threaded path is driven with a stand-in reactor that declares
+``IReactorThreads`` and queues ``callFromThread`` calls, so the test decides when the
+result is handed back (no real reactor, no timing).
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+
+import pytest
+from twisted.internet import task
+from twisted.internet.interfaces import IReactorThreads
+from zope.interface import implementer
+
+from federation.events.builder import build_create_event, build_event, sign_event
+from federation.events.checks import prepare_received_event
+from federation.keys import SigningKey
+from federation.room_versions import V12
+from federation.signing import SignatureInvalid
+from node.federation.verifier import SignatureVerifier, _run_batch, default_threads
+
+KEY = SigningKey("k1", bytes(range(32)))
+KEYS = {("a.example", KEY.key_id): KEY.verify_key}
+
+
+def lookup(server, key_id):
+    return KEYS.get((server, key_id))
+
+
+def _message(body: str) -> dict:
+    c = build_create_event(V12, server_name="a.example", signing_key=KEY,
+                           creator="@alice:a.example", content={}, origin_server_ts=1)
+    return build_event(V12, server_name="a.example", signing_key=KEY, type="m.room.message",
+                       sender="@alice:a.example", content={"body": body}, room_id=c.room_id,
+                       prev_events=[c.event_id], auth_events=[], depth=2,
+                       origin_server_ts=2).pdu
+
+
+def good_jobs(body="hello"):
+    return prepare_received_event(_message(body), V12, lookup)[1]
+
+
+def bad_jobs(body="forged"):
+    pdu = copy.deepcopy(_message(body))
+    del pdu["signatures"]["a.example"]
+    sign_event(pdu, V12, "a.example", SigningKey("k1", b"\x09" * 32))
+    return prepare_received_event(pdu, V12, lookup)[1]
+
+
+@implementer(IReactorThreads)
+class ThreadedReactor:
+    """Declares IReactorThreads; results handed back from worker threads wait in a queue
+    until the test runs them (as the reactor thread would)."""
+
+    def __init__(self) -> None:
+        self.from_threads: queue.Queue = queue.Queue()
+        self.triggers: list = []
+
+    def callFromThread(self, fn, *args, **kwargs):
+        self.from_threads.put((fn, args, kwargs))
+
+    def addSystemEventTrigger(self, phase, event, fn, *args, **kwargs):
+        self.triggers.append((phase, event, fn, args, kwargs))
+        return len(self.triggers)
+
+    def run_one_from_thread(self) -> None:
+        fn, args, kwargs = self.from_threads.get(timeout=60)   # a bound, not a timing check
+        fn(*args, **kwargs)
+
+    def shutdown(self) -> None:
+        for phase, event, fn, args, kwargs in self.triggers:
+            if event == "shutdown":
+                fn(*args, **kwargs)
+
+
+# --- the batch helper ------------------------------------------------------------------------
+
+def test_run_batch_answers_per_event_in_order():
+    two_bad = good_jobs("x") + bad_jobs("y")     # one event with a good and a bad signature
+    out = _run_batch([good_jobs(), [], bad_jobs(), two_bad])
+    assert len(out) == 4
+    assert out[0] is None and out[1] is None
+    assert isinstance(out[2], SignatureInvalid) and "a.example/ed25519:k1" in str(out[2])
+    assert isinstance(out[3], SignatureInvalid)
+    assert _run_batch([]) == []
+
+
+# --- inline mode -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reactor", [task.Clock(), None], ids=["task.Clock", "None"])
+def test_without_reactor_threads_verification_is_inline(reactor):
+    v = SignatureVerifier(reactor, threads=4)
+    assert v.threads == 0
+    d = v.verify([good_jobs(), bad_jobs()])
+    assert d.called                               # synchronous: nothing to hand back to
+    ok, bad = d.result
+    assert ok is None and isinstance(bad, SignatureInvalid)
+
+
+def test_zero_or_negative_threads_is_inline_even_with_a_threaded_reactor():
+    for n in (0, -2):
+        reactor = ThreadedReactor()
+        v = SignatureVerifier(reactor, threads=n)
+        assert v.threads == 0
+        d = v.verify([bad_jobs()])
+        assert d.called and isinstance(d.result[0], SignatureInvalid)
+        assert reactor.from_threads.empty() and reactor.triggers == []   # no pool made
+
+
+def test_default_thread_count_is_one_per_core_up_to_four():
+    assert 1 <= default_threads() <= 4
+    assert SignatureVerifier(ThreadedReactor()).threads == default_threads()
+    assert SignatureVerifier(task.Clock()).threads == 0
+
+
+def test_threaded_mode_with_nothing_to_verify_answers_at_once():
+    reactor = ThreadedReactor()
+    v = SignatureVerifier(reactor, threads=2)
+    d = v.verify([[], []])
+    assert d.called and d.result == [None, None]
+    assert reactor.triggers == []                  # no pool started for it
+
+
+# --- threaded mode ---------------------------------------------------------------------------
+
+def test_threaded_mode_hands_results_back_through_the_reactor():
+    reactor = ThreadedReactor()
+    v = SignatureVerifier(reactor, threads=2)
+    try:
+        batch = [good_jobs(), [], bad_jobs()]
+        d = v.verify(batch)
+        assert not d.called          # only the reactor thread may fire it
+        reactor.run_one_from_thread()
+        assert d.called
+        ok, empty, bad = d.result
+        assert ok is None and empty is None
+        assert isinstance(bad, SignatureInvalid) and "a.example/ed25519:k1" in str(bad)
+        # A second batch reuses the pool (one shutdown trigger).
+        d2 = v.verify([good_jobs("again")])
+        reactor.run_one_from_thread()
+        assert d2.result == [None]
+        assert [t[1] for t in reactor.triggers] == ["shutdown"]
+    finally:
+        v.stop()
+
+
+def test_stop_then_reactor_shutdown_does_not_fail():
+    """The pool is stopped at reactor shutdown; stopping the verifier first must not make
+    that shutdown trigger raise (a ThreadPool refuses a second stop)."""
+    reactor = ThreadedReactor()
+    v = SignatureVerifier(reactor, threads=1)
+    d = v.verify([good_jobs()])
+    reactor.run_one_from_thread()
+    assert d.result == [None]
+    v.stop()
+    reactor.shutdown()                              # must not raise
+    v.stop()                                        # nor a second stop
