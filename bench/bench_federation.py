@@ -21,7 +21,9 @@ limits off (``federation_env``).  For each pair:
    per transaction, the spec's maximum) through ``PUT /_matrix/federation/v1/send``; also with
    ``--ingest-origins`` such servers at once, each in its own room.  Compared with the
    per-core ed25519 verify limit measured in this process with the verifier the node uses
-   (``federation.signing.verify_raw``), one signature per PDU.
+   (``federation.signing.verify_raw``), one signature per PDU.  The pushing servers build
+   and sign their transactions before the clock starts; the node's CPU time per PDU (all
+   threads, and its reactor thread alone) is read from ``/proc``.
 
 Everything is bounded in time; servers are stopped and temp dirs removed at the end.
 """
@@ -472,7 +474,9 @@ def print_report(pairs: list[PairResult], ingest: list[IngestResult]) -> None:
     for r in ingest:
         print(f"\nIngest, {r.origins} origin(s): {r.accepted}/{r.pdus} PDUs in {r.seconds:.1f}s "
               f"= {r.pdus_per_s:,.0f} PDUs/s; one-core verify limit {r.verify_per_s_one_core:,.0f}/s "
-              f"-> {r.ratio:.0%}; errors {r.errors}; node peak RSS {r.peak_rss_mib:.0f} MiB")
+              f"-> {r.ratio:.0%}; errors {r.errors}; node CPU {r.node_cpu_us_per_pdu:.0f} us/PDU "
+              f"(reactor thread {r.reactor_cpu_us_per_pdu:.0f}); node peak RSS "
+              f"{r.peak_rss_mib:.0f} MiB")
 
 
 def main() -> int:
