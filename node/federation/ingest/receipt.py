@@ -17,7 +17,7 @@ from federation.events.model import Event
 from federation.room_versions import RoomVersion
 from node.rooms.state_cache import RoomState
 
-from .. import store
+from .. import acl_check, store
 from ..pdu_checks import (CREATE_KEY, Dropped, VerifyJob, check_against_auth_events,
                           prepare_format_signatures_hashes)
 from ._common import _NONE, STORE_FAILED, _depth, _domain, log
@@ -163,6 +163,10 @@ class ReceiptMixin:
         sender_server = _domain(pdu.get("sender"))
         if sender_server is not None and not self.policy.allow_inbound(sender_server):
             raise Dropped(f"Events from {sender_server} are not accepted by this server")
+        # Server ACLs (server-server API "Server Access Control Lists (ACLs)"): a PDU from a
+        # sending server the room's current ACL denies is ignored, with an error.
+        if not acl_check.server_allowed(room, origin):
+            raise Dropped(acl_check.denied_message(origin))
         # 1.-3. format, signatures (sender's server, and others required), hashes
         try:
             ev, jobs = await prepare_format_signatures_hashes(pdu, room.room_version,
