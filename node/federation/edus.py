@@ -9,6 +9,8 @@ Notifications", "Receipts", "Presence").
   plus the event must be one we hold in that room; stored through the sync area's
   receipts (so local clients get ``m.receipt`` in their sync).
 * ``m.presence``: ignored (presence is off by default).
+* Server ACLs ("Server Access Control Lists (ACLs)"): a typing notification, and all the
+  receipts, of a room whose current ``m.room.server_acl`` denies the origin are ignored.
 * anything else: ignored.
 """
 
@@ -19,7 +21,7 @@ from typing import Any, Awaitable, Callable
 
 from federation.errors import MatrixError, NotFound
 
-from . import fed_metrics
+from . import acl_check, fed_metrics
 
 log = logging.getLogger("parta.federation.edus")
 
@@ -68,11 +70,26 @@ class EduHandler:
             return False
         return room.membership(user_id) == "join"
 
+    async def _acl_denied(self, origin: str, room_id: Any) -> bool:
+        """Server ACLs: the room's current ACL denies the sending server."""
+        if not isinstance(room_id, str):
+            return False
+        try:
+            room = await self.rooms.get_room(room_id)
+        except NotFound:
+            return False
+        if acl_check.server_allowed(room, origin):
+            return False
+        log.info("event=edu_acl_denied origin=%s room=%s", origin, room_id)
+        return True
+
     async def typing(self, origin: str, content: Any) -> None:
         if not isinstance(content, dict) or self.sync is None:
             return
         user_id, room_id = content.get("user_id"), content.get("room_id")
         if _domain(user_id) != origin or not isinstance(content.get("typing"), bool):
+            return
+        if await self._acl_denied(origin, room_id):
             return
         if not await self._joined(room_id, user_id):
             return
@@ -86,6 +103,8 @@ class EduHandler:
                 continue
             by_user = by_type.get("m.read")
             if not isinstance(by_user, dict):
+                continue
+            if await self._acl_denied(origin, room_id):
                 continue
             for user_id, receipt in by_user.items():
                 if _domain(user_id) != origin or not isinstance(receipt, dict):

@@ -28,6 +28,7 @@ from federation.transport.resolution import ServerResolver
 from federation.transport.tls import ClientTLSPolicy
 from node.http.router import Router
 
+from .acl_check import RoomAclGuard
 from .context import FederationContext
 from .edus import EduHandler
 from .ingest import Ingest
@@ -143,7 +144,8 @@ def build_context(ctx: Any, *, rooms: Any, policy: Any = None, signing_keys: Any
     notary = NotaryService(key_server, RosterNotarySource(keyring, policy)
                            if isinstance(policy, RosterPolicy) else keyring, ctx.clock)
     router = Router()
-    routes = FederationRoutes(router, XMatrixAuthenticator(ctx.server_name, keyring, policy))
+    routes = FederationRoutes(router, XMatrixAuthenticator(ctx.server_name, keyring, policy),
+                              room_guard=RoomAclGuard(rooms))
     return FederationContext(ctx=ctx, config=cfg, keyring=keyring, key_server=key_server,
                              notary=notary, client=client, router=router, routes=routes,
                              policy=policy, state_store=rooms.state_store, rooms=rooms)

@@ -12,6 +12,11 @@ origin before the signature, so refused servers never cause key fetches.
 ``async def h(req, origin, **path_params)`` that only runs for authenticated requests;
 ``add_public`` registers an unauthenticated one (``h(req, **path_params)``).
 
+Server ACLs (server-server API "Server Access Control Lists (ACLs)"): with a ``room_guard``
+(``acl_check.RoomAclGuard``), handlers of the endpoints the spec protects
+(``acl_check.protects``) only run when the ``roomId``'s current ACL allows the origin (403
+``M_FORBIDDEN`` otherwise).
+
 ``XMatrixAuthenticator.observers``: callables ``fn(origin)`` run after each successful
 authentication (e.g. the gateway's "last federation contact" per school).
 """
@@ -22,6 +27,7 @@ from typing import Any, Awaitable, Callable
 
 from federation.transport.xmatrix import parse_authorization, verify_request_async
 
+from .acl_check import protects as acl_protects
 from .policy import ServerPolicy, require_inbound
 
 
@@ -62,15 +68,20 @@ SignedHandler = Callable[..., Awaitable[Any]]
 class FederationRoutes:
     """Registers federation endpoints on the federation listener's ``Router``."""
 
-    def __init__(self, router: Any, authenticator: XMatrixAuthenticator) -> None:
+    def __init__(self, router: Any, authenticator: XMatrixAuthenticator,
+                 room_guard: Any = None) -> None:
         self.router = router
         self.authenticator = authenticator
+        self.room_guard = room_guard    # server ACLs: ``acl_check.RoomAclGuard``
 
     def add(self, method: str, template: str, handler: SignedHandler) -> None:
         auth = self.authenticator
+        guard = self.room_guard if acl_protects(template) else None
 
         async def signed(req: Any, **params: str) -> Any:
             origin = await auth.authenticate(req)
+            if guard is not None:       # server ACLs on the spec's protected endpoints
+                await guard.check(origin, params.get("roomId"))
             return await handler(req, origin, **params)
 
         signed.__name__ = getattr(handler, "__name__", "signed")
