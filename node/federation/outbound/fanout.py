@@ -59,6 +59,7 @@ class FederationSender:
         self._position = 0
         self._position_saved = 0
         self._save_call: Any = None
+        self._saving = False            # a delayed position save is being written
         self._drained: list[defer.Deferred] = []
 
     # --- life cycle -----------------------------------------------------------------------
@@ -188,7 +189,7 @@ class FederationSender:
         return dests
 
     def _kick(self) -> None:
-        if self._ready and not self._draining and self._pending:
+        if self._ready and not self._draining and not self._saving and self._pending:
             self._draining = True
             defer.ensureDeferred(self._drain())
 
@@ -248,6 +249,13 @@ class FederationSender:
         position = self._position
         if position <= self._position_saved:
             return defer.succeed(None)
+        if self._draining or not self._ready:
+            # A batch (or the start-up catch-up) may be queueing rows at this position
+            # right now; a separate write could commit before them (or, if older, after
+            # them).  Position writes stay one at a time: try again later.
+            self._save_position_later()
+            return defer.succeed(None)
+        self._saving = True             # and no batch starts until this write is done
 
         def saved(_: Any) -> None:
             self._position_saved = max(self._position_saved, position)
@@ -255,5 +263,9 @@ class FederationSender:
         def failed(f: Any) -> None:
             log.warning("event=fanout_position_save_failed error=%s", f.getErrorMessage())
 
+        def done(_: Any) -> None:
+            self._saving = False
+            self._kick()
+
         d = defer.ensureDeferred(self.db.run(queue.set_position, position))
-        return d.addCallbacks(saved, failed)
+        return d.addCallbacks(saved, failed).addBoth(done)

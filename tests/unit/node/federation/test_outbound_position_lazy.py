@@ -266,3 +266,97 @@ def test_catch_up_of_remote_events_only_saves_the_position_later():
     third = _restart(second)
     assert third.position_writes == []
     assert delivered_bodies(third.client) == ["warm-up"]
+
+
+# --- the delayed save and a batch being queued at the same time --------------------------------
+# On PostgreSQL the DB has several threads: two db.run calls in flight may commit in
+# either order.  These tests hold one call back (a "gate") to choose the order.
+
+class Gate:
+    """Holds back ``db.run`` calls of the function named ``name`` until ``open``."""
+
+    def __init__(self, node, name):
+        from twisted.internet import defer
+        self.held: list = []
+        real = node.db.run
+
+        def run(fn, *args, **kwargs):
+            if getattr(fn, "__name__", "") == name and self.closed:
+                d = defer.Deferred()
+                self.held.append((d, fn, args, kwargs))
+                return d
+            return real(fn, *args, **kwargs)
+
+        self.closed = True
+        self._real = real
+        node.db.run = run
+
+    def open(self):
+        self.closed = False
+        for d, fn, args, kwargs in self.held:
+            self._real(fn, *args, **kwargs).chainDeferred(d)
+        self.held = []
+
+    def crash(self):
+        """The held calls never commit; later calls pass."""
+        self.closed = False
+        self.held = []
+
+
+def test_delayed_save_does_not_commit_a_position_ahead_of_rows_still_being_queued():
+    """A local event is being queued (its write in flight) when the delayed save of an
+    earlier remote batch fires: the save must not commit the local event's position
+    before its queue rows (a crash then would lose the event for good)."""
+    n, room_id = _node()
+    n.receive(room_id, "r1")                         # delayed save pending
+    gate = Gate(n, "enqueue_pdus")
+    result_of(n.rooms.send_event(ALICE, room_id, "m.room.message", {"body": "L"}))
+    assert len(gate.held) == 1                       # L's rows + position in flight
+    n.settle()                                       # the delayed save's moment
+    gate.crash()                                     # L's queue write never commits
+    second = _restart(n)
+    second.reactor.advance(10)
+    assert delivered_bodies(second.client).count("L") == 1
+
+
+def test_delayed_save_committing_late_does_not_move_the_position_back():
+    """The delayed save is in flight when a local batch queues its rows with a newer
+    position and commits first: the older position must not win (a restart would then
+    send the local event again)."""
+    n, room_id = _node()
+    n.receive(room_id, "r1")
+    gate = Gate(n, "set_position")
+    n.settle()                                       # the delayed save starts, held
+    assert len(gate.held) == 1
+    result_of(n.rooms.send_event(ALICE, room_id, "m.room.message", {"body": "L"}))
+    gate.open()
+    result_of(n.sender.flushed())
+    assert delivered_bodies(n.client).count("L") == 1
+    second = _restart(n)
+    second.reactor.advance(10)
+    assert delivered_bodies(second.client).count("L") == 1
+
+
+def test_delayed_save_during_the_start_up_catch_up_waits_for_it(monkeypatch):
+    """The catch-up reads the stream in batches: a batch of remote events schedules the
+    delayed save; if it fires while a later batch's local rows are being queued, it must
+    not commit a position ahead of them."""
+    from twisted.internet import defer
+    from node.federation.outbound import fanout
+    monkeypatch.setattr(fanout, "CATCH_UP_BATCH", 2)
+    n, room_id = _node()
+    n.rooms.persister.on_persisted.remove(n.sender.on_persisted)   # the first crash
+    n.receive(room_id, "r1")
+    n.receive(room_id, "r2")
+    result_of(n.rooms.send_event(ALICE, room_id, "m.room.message", {"body": "L"}))
+    n.sender.stop()
+    second = Node(db=n.db, client=n.client)
+    gate = Gate(second, "enqueue_pdus")
+    started = defer.ensureDeferred(second.sender.start())
+    assert not started.called and len(gate.held) == 1   # L's rows in flight
+    second.settle()                                  # the delayed save's moment
+    gate.crash()                                     # the second crash, mid catch-up
+    second.sender.stop()
+    third = _restart(second)
+    third.reactor.advance(10)
+    assert delivered_bodies(third.client).count("L") == 1
