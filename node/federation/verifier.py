@@ -6,7 +6,8 @@ everything of steps 1-3 except the ed25519 verifications and hands those back as
 module runs them.  libsodium (through PyNaCl's cffi bindings) releases the GIL while it
 verifies, so a pool of threads verifies on the other cores while the reactor thread goes on
 with the next PDUs of a transaction: a transaction's signatures cost the reactor almost
-nothing.  With ``threads=0`` the jobs run inline (tests, single-core machines).
+nothing.  With ``threads=0`` (``federation.verify_threads: 0``, or a reactor without threads, as
+in unit tests) the jobs run inline.
 
 ``verify(batch)``: ``batch`` is a list of per-event job lists; the result (a Deferred) is a
 list of the same length with None for an event whose signatures all hold, else the

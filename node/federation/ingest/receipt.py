@@ -82,6 +82,8 @@ class ReceiptMixin:
         for room_id, items in prepared.by_room.items():
             items.sort(key=lambda it: it.depth)
             for it in items:
+                if it.event_id in results:
+                    continue        # a second copy of one event: the first one's result
                 error, d = it.error, None
                 if it.ev is None:
                     self._count("dropped")

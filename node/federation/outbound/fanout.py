@@ -58,6 +58,7 @@ class FederationSender:
         self._skip: set[str] = set()
         self._position = 0
         self._position_saved = 0
+        self._floor: int | None = None   # below the first event a failed batch held
         self._save_call: Any = None
         self._saving = False            # a delayed position save is being written
         self._drained: list[defer.Deferred] = []
@@ -235,8 +236,16 @@ class FederationSender:
             if new_position is not None:
                 self._save_position_later()
             return
-        await self.db.run(queue.enqueue_pdus, rows, self._position)
-        self._position_saved = self._position
+        saveable = self._saveable(self._position)
+        try:
+            await self.db.run(queue.enqueue_pdus, rows, saveable)
+        except Exception:
+            # These events are not queued: no position at or past them may be saved in this
+            # process's life, so the next start's catch-up reads them again.
+            floor = min(so for _, so, _ in rows) - 1
+            self._floor = floor if self._floor is None else min(self._floor, floor)
+            raise
+        self._position_saved = max(self._position_saved, saveable)
         for d in sorted({r[0] for r in rows}):
             self.transactions.wake(d)
 
@@ -244,9 +253,13 @@ class FederationSender:
         if self._save_call is None:
             self._save_call = self.clock.call_later(POSITION_SAVE_DELAY_S, self._save_position)
 
+    def _saveable(self, position: int) -> int:
+        """``position``, or less when a batch failed to queue (see ``_fan_out``)."""
+        return position if self._floor is None else min(position, self._floor)
+
     def _save_position(self) -> defer.Deferred:
         self._save_call = None
-        position = self._position
+        position = self._saveable(self._position)
         if position <= self._position_saved:
             return defer.succeed(None)
         if self._draining or not self._ready:

@@ -360,3 +360,42 @@ def test_delayed_save_during_the_start_up_catch_up_waits_for_it(monkeypatch):
     third = _restart(second)
     third.reactor.advance(10)
     assert delivered_bodies(third.client).count("L") == 1
+
+
+# --- a batch that fails to queue -------------------------------------------------------------
+
+def test_a_batch_that_failed_to_queue_is_sent_after_a_restart():
+    n, room_id = _node()
+    real = n.db.run
+    failing = {"left": 1}
+
+    def run(fn, *args, **kwargs):
+        if getattr(fn, "__name__", "") == "enqueue_pdus" and failing["left"]:
+            failing["left"] -= 1
+            raise RuntimeError("disk full")
+        return real(fn, *args, **kwargs)
+
+    n.db.run = run
+    lost = n.send(room_id, "not queued")          # its queue write fails (logged)
+    lost_so = result_of(n.rooms.get_event(lost)).internal["stream_ordering"]
+    later = n.receive(room_id, "from b, later")    # a remote batch moves the position on
+    n.send(room_id, "queued")                       # a local batch writes a position too
+    n.settle()
+    assert n.stored_position() < lost_so             # never past the failed event
+    assert later.internal["stream_ordering"] > lost_so
+    assert "not queued" not in delivered_bodies(n.client)
+    # Restart on the same database: the catch-up finds the failed event and sends it.
+    n.sender.stop()
+    restarted = Node(db=_unwrapped(n.db, real), client=n.client)
+    restarted.start()
+    result_of(restarted.sender.flushed())
+    restarted.reactor.advance(60)
+    assert delivered_bodies(n.client).count("not queued") == 1
+    # What was queued after the failure may go out once more (at-least-once after a failed
+    # write; a receiving server ignores an event ID it already has), never zero times.
+    assert delivered_bodies(n.client).count("queued") >= 1
+
+
+def _unwrapped(db, real_run):
+    db.run = real_run
+    return db
