@@ -65,24 +65,24 @@ def http_status(url: str) -> int | None:
         return None
 
 
-def proc_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of ``pid`` from ``/proc/<pid>/stat`` (Linux), in seconds."""
+def _stat_cpu_seconds(path: str) -> float | None:
+    """utime + stime from a ``/proc/.../stat`` file (Linux), in seconds."""
     try:
-        with open(f"/proc/{pid}/stat") as fh:
+        with open(path) as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """CPU time of process ``pid`` (all its threads)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/stat")
 
 
 def thread_cpu_seconds(pid: int, tid: int) -> float | None:
-    """utime + stime of one thread (``tid``) of ``pid`` (Linux), in seconds."""
-    try:
-        with open(f"/proc/{pid}/task/{tid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+    """CPU time of one thread (``tid``) of ``pid``."""
+    return _stat_cpu_seconds(f"/proc/{pid}/task/{tid}/stat")
 
 
 def proc_status_kib(pid: int, field: str) -> int | None:

@@ -61,24 +61,23 @@ class EduHandler:
     async def ignore(self, origin: str, content: Any) -> None:
         return None
 
-    async def _joined(self, room_id: Any, user_id: str) -> bool:
+    async def _room(self, room_id: Any) -> Any:
+        """The room, or None when ``room_id`` names no room we know."""
         if not isinstance(room_id, str):
-            return False
+            return None
         try:
-            room = await self.rooms.get_room(room_id)
+            return await self.rooms.get_room(room_id)
         except NotFound:
-            return False
-        return room.membership(user_id) == "join"
+            return None
+
+    async def _joined(self, room_id: Any, user_id: str) -> bool:
+        room = await self._room(room_id)
+        return room is not None and room.membership(user_id) == "join"
 
     async def _acl_denied(self, origin: str, room_id: Any) -> bool:
         """Server ACLs: the room's current ACL denies the sending server."""
-        if not isinstance(room_id, str):
-            return False
-        try:
-            room = await self.rooms.get_room(room_id)
-        except NotFound:
-            return False
-        if acl_check.server_allowed(room, origin):
+        room = await self._room(room_id)
+        if room is None or acl_check.server_allowed(room, origin):
             return False
         log.info("event=edu_acl_denied origin=%s room=%s", origin, room_id)
         return True
