@@ -41,7 +41,7 @@ import hashlib
 import json
 from typing import Any, Callable, Iterable, Mapping
 
-from .auth.user_ids import is_valid_server_name
+from .identifiers import is_valid_server_name
 from .b64 import decode_base64, encode_base64
 from .canonical_json import CanonicalJSONError, encode_canonical_json
 from .errors import BadJSON, MatrixError

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from federation.auth.power_levels import event_send_level, user_power_level
 from federation.errors import Forbidden, InvalidParam, MatrixError, NotFound
-from federation.events.format import is_valid_server_name
+from federation.identifiers import is_valid_server_name
 
 from . import store
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from federation.errors import BadJSON, InvalidParam, MatrixError
-from federation.events.format import is_valid_user_id
+from federation.identifiers import is_valid_user_id
 from federation.room_versions import RoomVersion, get_room_version
 
 PRESETS = {
