@@ -5,6 +5,7 @@
 ``event_auth``, ``query`` (profile, directory), ``public_rooms``, ``media`` (federation
 media download), ``stats`` (Parta: counts for the city gateway).  ``register_all(routes,
 fctx)`` adds them to a ``FederationRoutes``.
+``user_devices``, ``user_keys``: user/devices, user/keys/query and user/keys/claim.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import importlib
 from typing import Any
 
 MODULES = ("keys", "version", "send", "event", "state", "state_ids", "backfill",
-           "missing_events", "event_auth", "query", "public_rooms", "media", "stats")
+           "missing_events", "event_auth", "query", "public_rooms", "media", "stats",
+           # Device Management / End-to-End Encryption: a user's devices and keys.
+           "user_devices", "user_keys")
 
 
 def register_all(routes: Any, fctx: Any) -> None:
