@@ -5,9 +5,16 @@ only with a non-empty ``via`` list; children are ordered as "Ordering of childre
 space" says (valid ``order`` first, lexicographically; then ``origin_server_ts``; then room
 ID).  Rooms are included when the requester may see or join them: joined or invited, join
 rule ``public``/``knock``/``knock_restricted``, ``restricted`` with a joined allowed room,
-or ``world_readable`` history.  Rooms this node does not know are skipped (no federation
-yet), and loops are cut.  Pagination tokens encode the offset and the parameters that may
-not change between pages.
+or ``world_readable`` history.  Loops are cut.  Pagination tokens encode the offset and
+the parameters that may not change between pages.
+
+Children this node does not know are asked of the servers in their ``via`` list when the
+federation area set ``service.remote_hierarchy`` (node/federation/remote/hierarchy.py:
+cached answers, failures skip the child); without it they are skipped.  Each page re-walks
+the tree from the root but only as far as that page needs (``offset + limit + 1`` rooms),
+so remote look-ups are bounded by the page: at most ``MAX_REMOTE_FETCHES`` uncached
+look-ups per request once the page has a room -- the page then ends early with a
+``next_batch`` (the next page continues from the cached answers).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ MAX_MAX_DEPTH = 50
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MAX_ROOMS = 1000
+MAX_REMOTE_FETCHES = 20     # uncached remote look-ups per page (see the docstring)
+MAX_REMOTE_HARD = 100       # ... and in all, even while re-walking earlier pages
 
 _ORDER = re.compile(r"^[\x20-\x7E]{1,50}$")
 
@@ -103,38 +112,69 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
     if not can_see(root, user_id, joined):
         raise Forbidden("You are not allowed to view this room.")
 
+    remote = getattr(service, "remote_hierarchy", None)    # set when federating
+    want = min(offset + limit + 1, MAX_ROOMS)
+    fetches = 0
+    truncated = False
     entries: list[dict] = []
     seen: set[str] = set()
-    # Iterative depth-first walk: (room, depth).
-    stack: list[tuple[RoomState, int]] = [(root, 0)]
-    while stack and len(entries) < MAX_ROOMS:
+    # Iterative depth-first walk: (room, depth); a room is a local RoomState or a
+    # RemoteRoom (known only from another server's answer).
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack and len(entries) < want and not truncated:
         room, depth = stack.pop()
         if room.room_id in seen:
             continue
         seen.add(room.room_id)
-        children = valid_children(room, suggested_only)
-        summary = room_summary(room, full=True)
-        summary["children_state"] = [dict(strip_state_event(ev),
-                                          origin_server_ts=ev.origin_server_ts)
-                                     for ev in children] if room.room_type == "m.space" else []
+        if isinstance(room, RoomState):
+            children = valid_children(room, suggested_only)
+            summary = room_summary(room, full=True)
+            summary["children_state"] = [dict(strip_state_event(ev),
+                                              origin_server_ts=ev.origin_server_ts)
+                                         for ev in children] \
+                if room.room_type == "m.space" else []
+            refs = [(ev.state_key, ev.content["via"]) for ev in children]
+            parent = None
+        else:
+            kids_state = room.children(suggested_only)
+            summary = dict(room.summary, children_state=kids_state)
+            refs = [(ev["state_key"], ev["content"]["via"]) for ev in kids_state]
+            parent = room
         entries.append(summary)
         if depth >= max_depth or room.room_type != "m.space":
             continue
-        kids: list[RoomState] = []
-        for ev in children:
-            if ev.state_key in seen:
+        kids: list[Any] = []
+        for child_id, via in refs:
+            if child_id in seen:
                 continue
             try:
-                child = await service.get_room(ev.state_key)
+                child = await service.get_room(child_id)
             except NotFound:
+                child = None
+            if child is not None:           # local data wins over any remote answer
+                if can_see(child, user_id, joined):
+                    kids.append(child)
                 continue
-            if can_see(child, user_id, joined):
-                kids.append(child)
+            if remote is None:
+                continue
+            hit, found = remote.cached(child_id, suggested_only, parent)
+            if not hit:
+                if fetches >= MAX_REMOTE_FETCHES and len(entries) > offset:
+                    truncated = True        # end this page here; the next one goes on
+                    break
+                if fetches >= MAX_REMOTE_HARD:
+                    continue
+                fetches += 1
+                found = await remote.fetch(child_id, via, suggested_only)
+            if found is not None and found.visible_to(joined):
+                kids.append(found)
+        if truncated:
+            break
         for child in reversed(kids):
             stack.append((child, depth + 1))
 
-    page = entries[offset:offset + limit]
-    out: dict[str, Any] = {"rooms": page}
-    if offset + limit < len(entries):
-        out["next_batch"] = _token(offset + limit, suggested_only, max_depth)
+    end = min(len(entries), offset + limit)
+    out: dict[str, Any] = {"rooms": entries[offset:end]}
+    if len(entries) > end or (truncated and end > offset):
+        out["next_batch"] = _token(end, suggested_only, max_depth)
     return out

@@ -83,10 +83,15 @@ def wire(fctx: Any, *, rooms: Any, accounts: Any = None, sender: Any = None
 
 
 def attach_remote(fctx: Any, *, accounts: Any, media: Any) -> None:
-    """Remote profile look-ups and remote media downloads for the client API."""
+    """Remote profile look-ups, remote media downloads and remote space children
+    (``/hierarchy``) for the client API."""
     from node.federation.remote.media import RemoteMedia
     from node.federation.remote.profile import RemoteProfiles
     ctx = fctx.ctx
+    # Spaces: the client /hierarchy asks other servers about children we do not know.
+    from node.federation.remote.hierarchy import attach as attach_hierarchy
+    if getattr(fctx, "rooms", None) is not None:
+        attach_hierarchy(fctx, fctx.rooms)
     if accounts is not None:
         accounts.remote_profiles = RemoteProfiles(client=fctx.client, clock=ctx.clock,
                                                   server_name=ctx.server_name,

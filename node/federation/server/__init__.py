@@ -2,9 +2,9 @@
 
 ``keys`` (key/v2 server + query), ``version``, ``send`` (transactions), ``event``,
 ``state``, ``state_ids``, ``backfill``, ``missing_events`` (get_missing_events),
-``event_auth``, ``query`` (profile, directory), ``public_rooms``, ``media`` (federation
-media download), ``stats`` (Parta: counts for the city gateway).  ``register_all(routes,
-fctx)`` adds them to a ``FederationRoutes``.
+``event_auth``, ``query`` (profile, directory), ``public_rooms``, ``hierarchy`` (spaces),
+``media`` (federation media download), ``stats`` (Parta: counts for the city gateway).
+``register_all(routes, fctx)`` adds them to a ``FederationRoutes``.
 ``user_devices``, ``user_keys``: user/devices, user/keys/query and user/keys/claim.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 MODULES = ("keys", "version", "send", "event", "state", "state_ids", "backfill",
            "missing_events", "event_auth", "query", "public_rooms", "media", "stats",
+           "hierarchy",        # hierarchy: server-server API "Spaces"
            # Device Management / End-to-End Encryption: a user's devices and keys.
            "user_devices", "user_keys")
 
