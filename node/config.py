@@ -65,6 +65,7 @@ class FederationConfig:
     presence: bool = False          # m.presence EDUs are ignored while off
     max_missing_events: int = 20    # prev_events fetched with get_missing_events per PDU
     verify_threads: int | None = None   # event signature threads; null = one per core (<= 4)
+    share_device_names: bool = False    # device display names in federation user/devices
     roster: str = "auto"            # city roster: auto (if enrolled) | required | off
     roster_refresh_seconds: float = 60.0   # how often an enrolled node asks the gateway
 

@@ -6,7 +6,9 @@ asks for them before it follows the user's ``m.device_list_update`` EDUs.
    ``user_common``); a user ID of ours with no account is 404 ``M_NOT_FOUND``.
 2. ``devices``: every device of the user (oldest first), ``device_id`` plus
    ``device_display_name`` when the device has a name (the client-server API, "Device
-   management": "The display names of devices are publicly visible").
+   management": "The display names of devices are publicly visible") and the operator
+   allows it: ``federation.share_device_names`` is off by default, since a school's device
+   names ("Anna's iPhone") tell other servers about pupils; the field is optional.
 3. ``keys`` (the device's identity keys, as uploaded with ``/keys/upload``): this node
    stores no E2EE keys (no ``/keys/upload``), so no device has any and the field is left
    out rather than filled with anything invented.  The schema lists ``keys`` as required;
@@ -36,10 +38,10 @@ from .user_common import local_user_id
 NO_DEVICE_LIST_UPDATES = 0
 
 
-def device_entry(row: dict) -> dict:
+def device_entry(row: dict, share_names: bool = False) -> dict:
     """One ``User Device`` of the response from a ``devices`` row (rules 2, 3)."""
     out: dict[str, Any] = {"device_id": row["device_id"]}
-    if row.get("display_name") is not None:
+    if share_names and row.get("display_name") is not None:
         out["device_display_name"] = row["display_name"]
     return out
 
@@ -57,9 +59,10 @@ def register(routes: Any, fctx: Any) -> None:
     async def user_devices(req: Any, origin: str, userId: str) -> tuple[int, dict]:
         user_id = local_user_id(userId, fctx.server_name)                 # 1.
         rows = await db.run(devices_of, user_id)
+        share_names = bool(getattr(fctx.config, "share_device_names", False))
         if rows is None:
             raise NotFound("User does not exist")
         return 200, {"user_id": user_id, "stream_id": NO_DEVICE_LIST_UPDATES,     # 4.
-                     "devices": [device_entry(r) for r in rows]}                # 2., 3.
+                     "devices": [device_entry(r, share_names) for r in rows]}   # 2., 3.
 
     routes.add("GET", V1 + "/user/devices/{userId}", user_devices)

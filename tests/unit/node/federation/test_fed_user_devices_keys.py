@@ -44,8 +44,17 @@ def _devices_path(user_id):
     return f"{V1}/user/devices/{quote(user_id, safe='')}"
 
 
+def test_user_devices_hides_device_names_by_default():
+    a, b, accounts, alice, phone, laptop = _nodes()
+    assert a.fed.fctx.config.share_device_names is False
+    status, body = _get(b, a, _devices_path(alice))
+    assert status == 200, body
+    assert body["devices"] == [{"device_id": "PHONE"}, {"device_id": laptop}]
+
+
 def test_user_devices_lists_both_login_devices_with_names():
     a, b, accounts, alice, phone, laptop = _nodes()
+    a.fed.fctx.config.share_device_names = True     # federation.share_device_names: true
     status, body = _get(b, a, _devices_path(alice))
     assert status == 200, body
     assert body["user_id"] == alice
