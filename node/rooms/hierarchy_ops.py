@@ -14,13 +14,16 @@ cached answers, failures skip the child); without it they are skipped.  Each pag
 the tree from the root but only as far as that page needs (``offset + limit + 1`` rooms),
 so remote look-ups are bounded by the page: at most ``MAX_REMOTE_FETCHES`` uncached
 look-ups per request once the page has a room -- the page then ends early with a
-``next_batch`` (the next page continues from the cached answers).
+``next_batch`` (the next page continues from the cached answers).  The look-ups for the
+children of one room are made at the same time.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from twisted.internet import defer
 
 from federation.errors import Forbidden, InvalidParam, NotFound
 
@@ -143,7 +146,10 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
         entries.append(summary)
         if depth >= max_depth or room.room_type != "m.space":
             continue
-        kids: list[Any] = []
+        # One slot per child, in order: a local room, a remote answer, or a look-up to
+        # make (all of one room's look-ups run at once).
+        slots: list[Any] = []
+        lookups: list[tuple[int, str, list]] = []
         for child_id, via in refs:
             if child_id in seen:
                 continue
@@ -153,7 +159,7 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
                 child = None
             if child is not None:           # local data wins over any remote answer
                 if can_see(child, user_id, joined):
-                    kids.append(child)
+                    slots.append(child)
                 continue
             if remote is None:
                 continue
@@ -165,11 +171,18 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
                 if fetches >= MAX_REMOTE_HARD:
                     continue
                 fetches += 1
-                found = await remote.fetch(child_id, via, suggested_only)
-            if found is not None and found.visible_to(joined):
-                kids.append(found)
+                lookups.append((len(slots), child_id, via))
+            slots.append(found)
         if truncated:
             break
+        if lookups:
+            answers = await defer.gatherResults(
+                [defer.ensureDeferred(remote.fetch(cid, via, suggested_only))
+                 for _, cid, via in lookups], consumeErrors=True)
+            for (i, _, _), found in zip(lookups, answers):
+                slots[i] = found
+        kids = [c for c in slots if c is not None
+                and (isinstance(c, RoomState) or c.visible_to(joined))]
         for child in reversed(kids):
             stack.append((child, depth + 1))
 

@@ -39,7 +39,7 @@ HIERARCHY = "/_matrix/federation/v1/hierarchy/{}"
 TTL_MS = 5 * 60_000
 FAILURE_TTL_MS = 60_000
 CACHE_SIZE = 2_000
-MAX_VIA = 3                 # servers tried per child room
+MAX_VIA = 3                 # servers tried per child room (each with ``timeout``)
 MAX_CHILDREN = 250          # children taken from one answer
 
 _ORDER = re.compile(r"^[\x20-\x7E]{1,50}$")
@@ -174,7 +174,7 @@ def parse_answer(room_id: str, body: Any) -> RemoteRoom | None:
 
 class RemoteHierarchy:
     def __init__(self, *, client: Any, clock: Any, server_name: str, policy: Any = None,
-                 timeout: float = 10.0, ttl_ms: int = TTL_MS,
+                 timeout: float = 5.0, ttl_ms: int = TTL_MS,
                  failure_ttl_ms: int = FAILURE_TTL_MS) -> None:
         self.client = client
         self.clock = clock

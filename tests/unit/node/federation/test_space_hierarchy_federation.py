@@ -205,3 +205,20 @@ def test_root_unknown_locally_is_still_forbidden_on_the_client_api():
         assert exc.errcode == "M_FORBIDDEN"
     else:
         raise AssertionError("expected 403")
+
+
+def test_restricted_remote_room_shows_only_to_members_of_an_allowed_room():
+    net, city, school, r = _setup()
+    club = _room(school, name="Chess club", initial_state=[{
+        "type": "m.room.join_rules", "state_key": "",
+        "content": {"join_rule": "restricted",
+                    "allow": [{"type": "m.room_membership", "room_id": r["local"]}]}}])
+    _child(city, r["space"], club, order="e")
+    # city's alice is in the allowed room (she created it); city's bob is not
+    assert club in _ids(_walk(city, r["space"]))
+    bob = result_of(hierarchy_ops.hierarchy(city.rooms, city.uid("bob"), r["space"],
+                                            suggested_only=False, limit=None,
+                                            max_depth=None, from_token=None))
+    assert club not in _ids(bob) and r["maths"] in _ids(bob)
+    assert [x for x in _walk(city, r["space"])["rooms"] if x["room_id"] == club][0][
+        "allowed_room_ids"] == [r["local"]]
