@@ -23,7 +23,10 @@ peek/join it").  The endpoint is not among the ACL-protected prefixes, so an ACL
 is reported as that 404, not 403.
 
 Work is capped: at most ``MAX_CHILDREN`` child events are considered (in the spec's
-child order), so a huge space costs a bounded number of room look-ups.
+child order), so a huge space costs a bounded number of room look-ups; and the answer
+carries at most ``MAX_STATE_EVENTS`` stripped child events in all -- a child space whose
+list would pass that is left out of ``children`` (never cut short, which would hide
+grandchildren), and the requesting server asks that space itself.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ..acl_check import server_allowed
 from .common import V1
 
 MAX_CHILDREN = 250
+MAX_STATE_EVENTS = 2_000
 _OPEN_RULES = ("public", "knock", "knock_restricted", "restricted")
 
 
@@ -86,6 +90,7 @@ async def answer(rooms: Any, origin: str, room_id: str, suggested_only: bool) ->
     children: list[dict] = []
     inaccessible: list[str] = []
     seen = {room_id}
+    budget = MAX_STATE_EVENTS - len(top["children_state"])
     for stripped in top["children_state"]:
         child_id = stripped["state_key"]
         if child_id in seen:
@@ -96,7 +101,10 @@ async def answer(rooms: Any, origin: str, room_id: str, suggested_only: bool) ->
         except NotFound:
             continue                      # unknown here: left out, not "inaccessible"
         if server_can_peek_or_join(child, origin):
-            children.append(space_summary(child, suggested_only))
+            summary = space_summary(child, suggested_only)
+            if len(summary["children_state"]) <= budget:
+                budget -= len(summary["children_state"])
+                children.append(summary)
         else:
             inaccessible.append(child_id)
     return {"room": top, "children": children, "inaccessible_children": inaccessible}

@@ -222,3 +222,24 @@ def test_restricted_remote_room_shows_only_to_members_of_an_allowed_room():
     assert club not in _ids(bob) and r["maths"] in _ids(bob)
     assert [x for x in _walk(city, r["space"])["rooms"] if x["room_id"] == club][0][
         "allowed_room_ids"] == [r["local"]]
+
+
+def test_a_child_space_too_big_for_the_answer_is_left_for_its_own_request(monkeypatch):
+    from node.federation.server import hierarchy as server_hierarchy
+    net, city, school, r = _setup()
+    top = _room(school, name="District", creation_content=SPACE)
+    sub = _room(school, name="Sports", creation_content=SPACE)
+    leaf = _room(school, name="Football")
+    small = _room(school, name="Library")
+    _child(school, sub, leaf)
+    _child(school, top, sub, order="a")                      # a space with 1 child
+    _child(school, top, small, order="b")
+    monkeypatch.setattr(server_hierarchy, "MAX_STATE_EVENTS", 2)
+    status, body = _get(city, school, top)
+    assert status == 200 and [c["room_id"] for c in body["children"]] == [small]
+    # the client walk still reaches the sports space's child, asking that space itself
+    _child(city, r["space"], top, order="z")
+    assert _ids(_walk(city, r["space"]))[-4:] == [top, sub, leaf, small]
+    asked = [p for _, _, _, p in _fed_calls(net)]
+    assert f"{V1}/hierarchy/{quote(sub, safe='')}" in asked
+    assert f"{V1}/hierarchy/{quote(small, safe='')}" not in asked
