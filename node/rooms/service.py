@@ -1,4 +1,5 @@
-"""``RoomService``: event creation, persistence and the room queries other areas use.
+"""``RoomService``: event creation, persistence and the room queries other areas use
+(the per-user queries are in ``user_queries.UserQueries``).
 
 Spec: server-server API "PDUs" (prev_events = forward extremities, depth, auth events
 selection), the room versions' "Authorisation rules" (every event we create is checked
@@ -36,12 +37,12 @@ from federation.events.model import Event
 from federation.room_versions import RoomVersion, get_room_version
 
 from . import store
-from .client_format import format_client_event, strip_state_event
+from .client_format import format_client_event
 from node.federation.state_store import StateStore
 
 from .persister import EventPersister
 from .state_cache import RoomState
-from .visibility import filter_visible
+from .user_queries import UserQueries
 
 log = logging.getLogger("parta.rooms")
 
@@ -51,13 +52,9 @@ CREATE = ("m.room.create", "")
 TXN_KEEP_MS = 3600 * 1000
 TXN_MAX = 20000
 EVENT_CACHE_SIZE = 2000       # recent events (redaction targets, /event); bounded for RSS
-VIS_CACHE_SIZE = 50000
-# Stripped state for invites (client-server API "Stripped state": recommended types).
-STRIPPED_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic",
-                  "m.room.join_rules", "m.room.canonical_alias", "m.room.encryption")
 
 
-class RoomService:
+class RoomService(UserQueries):
     def __init__(self, *, db: Any, clock: Any, server_name: str, signing_key: Any,
                  accounts: Any = None, notifier: Any = None,
                  default_room_version: str = "12") -> None:
@@ -487,100 +484,6 @@ class RoomService:
                                    include_room_id=include_room_id, user_id=user_id,
                                    device_id=device_id)
 
-    # ==================================================================================
-    # Users and memberships
-    # ==================================================================================
-    async def joined_room_ids(self, user_id: str) -> list[str]:
-        joined = self._joined.get(user_id)
-        if joined is None:
-            gen = self._membership_gen
-            rows = await self.db.run(store.current_memberships, user_id, ["join"])
-            joined = {r[0] for r in rows}
-            if gen == self._membership_gen:
-                self._joined[user_id] = joined
-        return sorted(joined)
-
-    async def rooms_shared_with(self, user_id: str) -> set[str]:
-        """User IDs joined to at least one room the user is joined to (the user too)."""
-        users: set[str] = set()
-        for room_id in await self.joined_room_ids(user_id):
-            try:
-                users |= (await self.get_room(room_id)).joined
-            except NotFound:
-                continue
-        return users
-
-    async def get_rooms_for_user(self, user_id: str,
-                                 memberships: Sequence[str] | None = None
-                                 ) -> list[tuple[str, str, Event]]:
-        """(room_id, membership, member event) for the user's current memberships, without
-        forgotten rooms.  ``memberships`` restricts to those values."""
-        rows, forgotten = await self.db.run(_memberships_and_forgotten, user_id, memberships)
-        evs = await self.get_events([r[2] for r in rows])
-        return [(room_id, m, evs[eid]) for room_id, m, eid in rows
-                if eid in evs and room_id not in forgotten]
-
-    async def user_memberships_changed(self, user_id: str, since_stream: int
-                                       ) -> list[tuple[str, str, Event]]:
-        """The latest membership change per room of ``user_id`` after ``since_stream`` (and
-        up to what is committed), in stream order: (room_id, membership, member event)."""
-        return await self.db.run(store.memberships_changed, user_id, since_stream)
-
-    async def forgotten_room_ids(self, user_id: str) -> set[str]:
-        return await self.db.run(store.forgotten_room_ids, user_id)
-
-    async def get_state_at(self, room_id: str, stream: int) -> dict[tuple[str, str], Event]:
-        """The room state just after the last accepted event at or before ``stream`` (from
-        its state group: the resolved state, whatever the shape of the room's DAG)."""
-        ids = await self.state_store.state_ids_at_stream(room_id, stream)
-        evs = await self.get_events(ids.values())
-        return {k: evs[eid] for k, eid in ids.items() if eid in evs}
-
-    async def stripped_state(self, room_id: str, extra: Sequence[Event] = ()) -> list[dict]:
-        """Stripped state events for an invite (plus ``extra``, e.g. the invite itself)."""
-        room = await self.get_room(room_id)
-        hook = getattr(self, "out_of_band_stripped_state", None)
-        if hook is not None and CREATE not in room.state:
-            # A room known only through a remote invite/knock: the inviting server's
-            # room state (node.federation.membership.out_of_band).
-            found = await hook(room, list(extra))
-            if found is not None:
-                return found
-        out = [strip_state_event(room.state[(t, "")]) for t in STRIPPED_TYPES
-               if (t, "") in room.state]
-        out.extend(strip_state_event(ev) for ev in extra)
-        return out
-
-    async def filter_events_for_user(self, user_id: str, room_id: str,
-                                     events: Sequence[Event]) -> list[Event]:
-        """The subset of ``events`` (from one room, with stream orderings) that the history
-        visibility rules let ``user_id`` see."""
-        if not events:
-            return []
-        mem, hv = await self.visibility_timelines(room_id, user_id)
-        return filter_visible(events, user_id, mem, hv)
-
-    async def visibility_timelines(self, room_id: str, user_id: str
-                                   ) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-        """(the user's memberships, the room's history visibility values) as sorted
-        (stream_ordering, value) lists of committed events -- cached in memory and kept up
-        to date as events are persisted."""
-        mem = self._mem_timelines.get((room_id, user_id))
-        hv = self._hv_timelines.get(room_id)
-        if mem is None or hv is None:
-            gen = self._vis_gen
-            mem_db, hv_db = await self.db.run(_visibility_timelines, room_id, user_id)
-            if gen == self._vis_gen:
-                self._mem_timelines[(room_id, user_id)] = mem = mem_db
-                self._hv_timelines[room_id] = hv = hv_db
-                if len(self._mem_timelines) > VIS_CACHE_SIZE:
-                    self._mem_timelines.popitem(last=False)
-            else:
-                mem, hv = mem_db, hv_db
-        else:
-            self._mem_timelines.move_to_end((room_id, user_id))
-        return list(mem), list(hv)
-
     # --- delegated operations ------------------------------------------------------------
     async def create_room(self, user_id: str, body: dict) -> str:
         from .create_ops import create_room
@@ -611,13 +514,3 @@ def _recent_txns(conn: Any, since: int) -> list:
     return [((r.user_id, r.device_id, r.txn_id, r.room_id), r.event_id, r.inserted_ts)
             for r in conn.execute(select(t).where(t.c.inserted_ts >= since)
                                   .order_by(t.c.inserted_ts.asc()))]
-
-
-def _memberships_and_forgotten(conn: Any, user_id: str, memberships: Sequence[str] | None):
-    return (store.current_memberships(conn, user_id, memberships),
-            store.forgotten_room_ids(conn, user_id))
-
-
-def _visibility_timelines(conn: Any, room_id: str, user_id: str):
-    return (store.membership_timeline(conn, room_id, user_id),
-            store.history_visibility_timeline(conn, room_id))
