@@ -19,7 +19,7 @@ from node.rooms.state_cache import RoomState
 
 from .. import acl_check, store
 from ..pdu_checks import (CREATE_KEY, Dropped, VerifyJob, check_against_auth_events,
-                          prepare_format_signatures_hashes)
+                          prepare_format_signatures_hashes, run_verify_jobs)
 from ._common import _NONE, STORE_FAILED, _depth, _domain, log
 
 
@@ -258,6 +258,7 @@ class ReceiptMixin:
 # hand-over is cheap per event, small enough that the threads start while the reactor is
 # still preparing the rest of a 50-PDU transaction.
 VERIFY_CHUNK = 8
+INLINE_VERIFY_MAX = 2    # batches this small are verified on the reactor thread
 
 # Non-state events of these types have auth rules that read their content or state key
 # (or are decided by rule 1): never memoised.
@@ -322,7 +323,13 @@ class _Verdicts:
 
     def flush(self) -> None:
         if self._open:
-            self._chunks.append(self.verifier.verify(self._open))
+            if not self._chunks and len(self._open) <= INLINE_VERIFY_MAX:
+                # A transaction of one or two PDUs (the usual case between schools in a
+                # conversation): a thread hand-over costs more than the verification.
+                self._chunks.append(defer.succeed(
+                    [run_verify_jobs(jobs) if jobs else None for jobs in self._open]))
+            else:
+                self._chunks.append(self.verifier.verify(self._open))
             self._results.append(None)
             self._open = []
 
