@@ -34,8 +34,12 @@ def default_threads() -> int:
     return max(0, min(4, os.cpu_count() or 1))
 
 
-def _run_batch(batch: Sequence[Sequence[VerifyJob]]) -> Results:
+def run_batch(batch: Sequence[Sequence[VerifyJob]]) -> Results:
+    """``verify``'s per-event results, computed on the calling thread."""
     return [run_verify_jobs(jobs) if jobs else None for jobs in batch]
+
+
+_run_batch = run_batch
 
 
 class SignatureVerifier:
@@ -61,8 +65,8 @@ class SignatureVerifier:
     def verify(self, batch: Sequence[Sequence[VerifyJob]]) -> defer.Deferred:
         """A Deferred of the per-event results of ``batch`` (see the module docs)."""
         if self.threads == 0 or not any(batch):
-            return defer.succeed(_run_batch(batch))
-        return threads.deferToThreadPool(self.reactor, self._get_pool(), _run_batch,
+            return defer.succeed(run_batch(batch))
+        return threads.deferToThreadPool(self.reactor, self._get_pool(), run_batch,
                                          list(batch))
 
     def stop(self) -> None:

@@ -162,11 +162,10 @@ class EventPersister:
     def _kick(self, force: bool = False) -> None:
         if self._writing or not self._queue:
             return
-        if self._holds and not force:
-            if self._hold_timer is None and self.clock is not None:
+        if self._holds and not force and self.clock is not None:
+            if self._hold_timer is None:
                 self._hold_timer = self.clock.call_later(MAX_HOLD_S, self._hold_expired)
-            if self.clock is not None:
-                return
+            return
         self._writing = True
         defer.ensureDeferred(self._drain())
 
