@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from sqlalchemy import delete, func, insert, select, text
 
 from federation.errors import NotFound
+from node.storage.bulk import insert_rows
 from schema.federation import (event_state_groups, room_state_groups, state_group_entries,
                                state_groups)
 
@@ -160,10 +161,6 @@ def _last_event_at(conn: Any, room_id: str, stream: int) -> str | None:
         .order_by(events.c.stream_ordering.desc()).limit(1)).scalar()
 
 
-def _placeholder(conn: Any) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
 def write_state_rows(conn: Any, batch: Sequence[Any]) -> None:
     """Write the state groups, event mappings and current groups a batch carries
     (``internal["sg_new"]``, ``["sg"]``, ``["sg_current"]``); part of the batch's
@@ -189,14 +186,8 @@ def write_state_rows(conn: Any, batch: Sequence[Any]) -> None:
     if entry_rows:
         conn.execute(insert(state_group_entries), entry_rows)
     if mapping_rows:
-        ph = _placeholder(conn)
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.executemany(
-                "INSERT INTO event_state_groups (event_id, room_id, before_group, after_group)"
-                f" VALUES ({ph}, {ph}, {ph}, {ph})", mapping_rows)
-        finally:
-            cursor.close()
+        insert_rows(conn, "event_state_groups",
+                    ("event_id", "room_id", "before_group", "after_group"), mapping_rows)
     if current:
         conn.execute(delete(room_state_groups).where(
             room_state_groups.c.room_id.in_(list(current))))

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import orjson
 from sqlalchemy import delete, insert, select
 
-from node.rooms.store_write import _placeholder
+from node.storage.bulk import placeholder as _placeholder
 from schema.events import events, room_current_state, rooms
 from schema.federation import event_state_groups, federation_inbound_txns
 

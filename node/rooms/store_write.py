@@ -4,10 +4,10 @@ Tables: ``schema/events.py`` (rooms, events, room_current_state, room_membership
 forward_extremities, event_txn_ids) and ``schema/rooms.py`` (forgotten_rooms).
 
 Hot path: the statements written for every message (the event rows, transaction IDs and
-forward extremities) go straight to the DB-API cursor with ``executemany`` and SQL built
-once per dialect (SQLite ``?`` / PostgreSQL ``%s`` placeholders), inside the same
-SQLAlchemy transaction.  That skips SQLAlchemy's per-statement compilation and parameter
-processing, which costs more than SQLite's own work for small batches.  Rare statements
+forward extremities) go straight to the DB-API cursor as multi-row ``INSERT``s
+(``node.storage.bulk``), inside the same SQLAlchemy transaction.  That skips SQLAlchemy's
+per-statement compilation and parameter processing, which costs more than SQLite's own
+work for small batches, and the driver's GIL hand-over per row.  Rare statements
 (new rooms, state, memberships, redactions) use SQLAlchemy Core.
 """
 
@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from federation.events.model import Event
 from node.federation.state_store import write_state_rows
+from node.storage.bulk import insert_rows, placeholder
 from schema.events import (events, forward_extremities, room_current_state, room_memberships,
                            rooms)
 
@@ -31,47 +32,6 @@ EVENT_COLUMNS = ("stream_ordering", "event_id", "room_id", "type", "state_key", 
                  "outlier", "unsigned_json")
 TXN_COLUMNS = ("user_id", "device_id", "txn_id", "event_id", "room_id", "inserted_ts")
 EXTREMITY_COLUMNS = ("room_id", "event_id")
-
-_SQL_CACHE: dict[tuple[str, str], str] = {}
-
-
-def _placeholder(conn: Connection) -> str:
-    style = conn.dialect.paramstyle
-    if style == "qmark":
-        return "?"
-    if style in ("format", "pyformat"):
-        return "%s"
-    raise NotImplementedError(f"paramstyle {style}")  # pragma: no cover
-
-
-def _sql(conn: Connection, name: str, build: Any) -> str:
-    key = (conn.dialect.name, name)
-    sql = _SQL_CACHE.get(key)
-    if sql is None:
-        sql = _SQL_CACHE[key] = build(_placeholder(conn), conn.dialect.name)
-    return sql
-
-
-def _insert_sql(table: str, columns: Sequence[str], ignore_conflicts: bool = False):
-    def build(ph: str, dialect: str) -> str:
-        cols = ", ".join(columns)
-        values = ", ".join([ph] * len(columns))
-        if ignore_conflicts and dialect == "sqlite":
-            return f"INSERT OR IGNORE INTO {table} ({cols}) VALUES ({values})"
-        sql = f"INSERT INTO {table} ({cols}) VALUES ({values})"
-        if ignore_conflicts:
-            sql += " ON CONFLICT DO NOTHING"
-        return sql
-    return build
-
-
-def _executemany(conn: Connection, sql: str, rows: list[tuple]) -> None:
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.executemany(sql, rows)
-    finally:
-        cursor.close()
-
 
 def _event_row(ev: Event) -> tuple:
     unsigned = ev.internal.get("unsigned")
@@ -123,16 +83,14 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
     if replaced:
         conn.execute(delete(events).where(events.c.event_id.in_(replaced),
                                           events.c.outlier.is_(True)))
-    _executemany(conn, _sql(conn, "events", _insert_sql("events", EVENT_COLUMNS)),
-                 [_event_row(ev) for ev in batch])
+    insert_rows(conn, "events", EVENT_COLUMNS, [_event_row(ev) for ev in batch])
 
     txn_rows = [(ev.sender, txn[0], txn[1], ev.event_id, ev.room_id, ev.origin_server_ts)
                 for ev in batch if (txn := ev.internal.get("txn")) is not None]
     if txn_rows:
         # The same txn ID may have been used by the device in another room (a different
         # endpoint path, so a different request): keep the first mapping, never fail.
-        _executemany(conn, _sql(conn, "txn", _insert_sql("event_txn_ids", TXN_COLUMNS,
-                                                         ignore_conflicts=True)), txn_rows)
+        insert_rows(conn, "event_txn_ids", TXN_COLUMNS, txn_rows, ignore_conflicts=True)
 
     mem_rows = [{"event_id": ev.event_id, "room_id": ev.room_id, "user_id": ev.state_key,
                  "sender": ev.sender, "membership": ev.content.get("membership", ""),
@@ -197,9 +155,12 @@ def _write_extremities(conn: Connection, batch: Sequence[Event]) -> None:
                 .where(fe.room_id == ev.room_id))]
         prev = set(ev.prev_event_ids)
         final[ev.room_id] = [t for t in tips if t not in prev] + [ev.event_id]
-    ph = _placeholder(conn)
-    delete_sql = f"DELETE FROM forward_extremities WHERE room_id = {ph}"
-    _executemany(conn, delete_sql, [(room_id,) for room_id in final])
-    _executemany(conn, _sql(conn, "extremities",
-                            _insert_sql("forward_extremities", EXTREMITY_COLUMNS)),
-                 [(room_id, t) for room_id, tips in final.items() for t in tips])
+    ph = placeholder(conn)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute("DELETE FROM forward_extremities WHERE room_id IN ("
+                       + ", ".join([ph] * len(final)) + ")", list(final))
+    finally:
+        cursor.close()
+    insert_rows(conn, "forward_extremities", EXTREMITY_COLUMNS,
+                [(room_id, t) for room_id, tips in final.items() for t in tips])
