@@ -90,8 +90,8 @@ class InboundTransactions:
         replay after a restart) and the PDUs' status, then steps 4-6 with the persister
         held, so the transaction's events and its response commit in one write."""
         prepared = await self.ingest.prepare_pdus(origin, pdus)
-        stored, statuses = await self.db.run(store.txn_response_and_event_status, origin,
-                                             txn_id, prepared.event_ids())
+        stored, statuses = await self.db.read(store.txn_response_and_event_status, origin,
+                                              txn_id, prepared.event_ids())
         if stored is not None:
             self.replayed += 1
             fed_metrics.transaction("replayed")

@@ -35,7 +35,7 @@ class ReceiptMixin:
         we are not in (their room version is unknown, so is their ID) get no entry.
         (``prepare_pdus`` + ``event_status`` + ``process_prepared`` + the writes.)"""
         prepared = await self.prepare_pdus(origin, pdus)
-        statuses = await self.db.run(store.event_status, prepared.event_ids())
+        statuses = await self.db.read(store.event_status, prepared.event_ids())
         results, writes = await self.process_prepared(prepared, statuses)
         return await self.written(results, writes, origin)
 

@@ -26,6 +26,10 @@ class InlineDB:
         except Exception:
             return defer.fail()
 
+    def read(self, fn, *args, **kwargs):
+        """``Database.read``: the real one reads on its own connection; here the same."""
+        return self.run(fn, *args, **kwargs)
+
     def run_sync(self, fn):
         with self.engine.begin() as conn:
             return fn(conn)
