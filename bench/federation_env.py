@@ -40,6 +40,7 @@ if _HERE not in sys.path:
 
 from synapse_env import (PartaServer, SynapseServer, free_port)  # noqa: E402
 
+from federation.canonical_json import encode_canonical_json  # noqa: E402
 from federation.events.builder import build_event  # noqa: E402
 from federation.events.model import Event  # noqa: E402
 from federation.keys import SigningKey  # noqa: E402
@@ -324,7 +325,8 @@ class FakeServer:
         hdrs = {"Host": destination, "Content-Type": "application/json",
                 "Authorization": sign_request("PUT", path, self.server_name, destination,
                                               self.signing_key, body)}
-        return path, json.dumps(body).encode(), hdrs
+        # Sent in canonical JSON, the bytes the signature covers, as Synapse and Parta do.
+        return path, encode_canonical_json(body), hdrs
 
     def send_prepared(self, destination: str, prepared: tuple[str, bytes, dict[str, str]],
                       timeout: float = 60.0) -> tuple[int, Any]:

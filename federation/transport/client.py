@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote, urlencode, urlsplit
 
-import orjson
 from twisted.internet import defer, error as terror
 from twisted.internet.endpoints import (HostnameEndpoint, TCP4ClientEndpoint,
                                         TCP6ClientEndpoint, wrapClientTLS)
@@ -46,7 +45,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
-from ..canonical_json import parse_json
+from ..canonical_json import encode_canonical_json, parse_json
 from ..errors import MatrixError
 from ..keys import SigningKey
 from .errors import (DestinationUnreachable, FederationRequestError, InvalidResponse,
@@ -54,7 +53,7 @@ from .errors import (DestinationUnreachable, FederationRequestError, InvalidResp
 from .resolution import HttpsResponse, Resolution, ServerResolver
 from .server_names import is_ip_literal, parse_server_name
 from .tls import ClientTLSPolicy
-from .xmatrix import sign_request
+from .xmatrix import sign_request, sign_request_body
 
 log = logging.getLogger(__name__)
 
@@ -354,13 +353,19 @@ class FederationHttpClient:
         resolution: Resolution = await self.resolver.resolve(destination)
         headers = Headers({b"Host": [resolution.host_header.encode("ascii")],
                            b"User-Agent": [USER_AGENT]})
-        auth = sign_request(method, target, self.server_name, destination, self.signing_key,
-                            json_body)
-        headers.addRawHeader(b"Authorization", auth.encode("ascii"))
         producer = None
         if json_body is not None:
+            # The body goes out in canonical JSON, the bytes the signature covers, so the
+            # receiver can check the signature without encoding the body again.
+            body = encode_canonical_json(json_body)
+            auth = sign_request_body(method, target, self.server_name, destination,
+                                     self.signing_key, body)
             headers.addRawHeader(b"Content-Type", b"application/json")
-            producer = _BytesProducer(orjson.dumps(json_body))
+            producer = _BytesProducer(body)
+        else:
+            auth = sign_request(method, target, self.server_name, destination,
+                                self.signing_key)
+        headers.addRawHeader(b"Authorization", auth.encode("ascii"))
         url = _SCHEME + b"://" + destination.encode("ascii").hex().encode() \
             + target.encode("ascii")
         response = await self._agent.request(method.encode("ascii"), url, headers, producer)

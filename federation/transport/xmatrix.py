@@ -31,7 +31,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
-from ..b64 import decode_base64
+from ..b64 import decode_base64, encode_base64
 from ..errors import BadJSON, Unauthorized
 from ..keys import SigningKey, VerifyKey
 from ..signing import sign_json, signed_bytes, verify_raw
@@ -91,6 +91,16 @@ def sign_request(method: str, uri: str, origin: str, destination: str,
     signed = sign_json(request_json(method, uri, origin, destination, content),
                        origin, signing_key)
     sig = signed["signatures"][origin][signing_key.key_id]
+    return format_header(XMatrixAuth(origin, signing_key.key_id, sig, destination))
+
+
+def sign_request_body(method: str, uri: str, origin: str, destination: str,
+                      signing_key: SigningKey, body: bytes) -> str:
+    """``sign_request`` for a body already encoded in canonical JSON (the bytes that will be
+    sent): the same header, without encoding the content a second time."""
+    rest = signed_bytes(request_json(method, uri, origin, destination))
+    message = b'{"content":' + body + b"," + rest[1:]
+    sig = encode_base64(signing_key.sign(message))
     return format_header(XMatrixAuth(origin, signing_key.key_id, sig, destination))
 
 
@@ -277,15 +287,43 @@ def verify_request(method: str, uri: str | bytes, body_json: Any,
     return auths[0].origin
 
 
+def _spliced_message(method: str, uri: str | bytes, auth: XMatrixAuth,
+                     my_server_name: str, raw_body: bytes) -> bytes | None:
+    """The signed object's bytes with the body *as received* in the ``content`` place
+    (``content`` sorts first), or None when the body is not a JSON object.  Equal to the
+    canonical form whenever the sender sent its body in canonical JSON, as servers do."""
+    body = raw_body.strip()
+    if not body.startswith(b"{"):
+        return None
+    rest = _message(method, uri, auth, my_server_name, None)
+    return b'{"content":' + body + b"," + rest[1:]
+
+
+def _signature_holds(auth: XMatrixAuth, message: bytes, key: VerifyKey) -> bool:
+    try:
+        sig = decode_base64(auth.sig)
+    except BadJSON:
+        return False
+    return len(sig) == 64 and verify_raw(key.public_bytes, sig, message)
+
+
 async def verify_request_async(method: str, uri: str | bytes, body_json: Any,
                                header: str | bytes | Sequence[str | bytes] | None,
                                my_server_name: str,
-                               get_verify_key: AsyncGetVerifyKey) -> str:
+                               get_verify_key: AsyncGetVerifyKey,
+                               raw_body: bytes | None = None) -> str:
     """``verify_request`` with a key lookup that may fetch (``KeyRing.get_verify_key``).
 
     A lookup that raises ``Unauthorized``/``NotFound``-like ``MatrixError`` is reported as
     401 ``M_UNAUTHORIZED``; the header and destination are checked before any fetch, so an
     unsigned or misdirected request never causes key traffic.
+
+    ``raw_body``: the request body as received (``body_json`` is its parse).  The signature
+    is first checked against the signed object with these bytes spliced in, which saves
+    re-encoding a large body (a 50-PDU transaction) in canonical JSON: a server sends the
+    bytes it signed.  Only if that fails is the canonical form built and checked, so a
+    body sent in another encoding still verifies exactly as the spec describes.  (A
+    signature over the received bytes proves the origin signed this very content too.)
     """
     from ..errors import MatrixError
 
@@ -293,7 +331,11 @@ async def verify_request_async(method: str, uri: str | bytes, body_json: Any,
     for auth in auths:
         _check_destination(auth, my_server_name)
     for auth in auths:
-        message = _message(method, uri, auth, my_server_name, body_json)
+        fast = None
+        if raw_body is not None and body_json is not None:
+            fast = _spliced_message(method, uri, auth, my_server_name, raw_body)
+        message = _message(method, uri, auth, my_server_name, body_json) \
+            if fast is None else None
         try:
             key = get_verify_key(auth.origin, auth.key)
             if inspect.isawaitable(key):
@@ -301,10 +343,14 @@ async def verify_request_async(method: str, uri: str | bytes, body_json: Any,
         except MatrixError as exc:
             raise Unauthorized(f"Cannot get key {auth.key} of {auth.origin}: "
                                f"{exc.message}") from None
+        if fast is not None and key is not None and _signature_holds(auth, fast, key):
+            continue
+        if message is None:
+            message = _message(method, uri, auth, my_server_name, body_json)
         _verify_one(auth, message, key)
     return auths[0].origin
 
 
 __all__ = ["SCHEME", "XMatrixAuth", "MalformedAuthorization", "request_json", "format_header",
-           "sign_request", "parse_header", "parse_authorization", "verify_request",
+           "sign_request", "sign_request_body", "parse_header", "parse_authorization", "verify_request",
            "verify_request_async"]

@@ -55,7 +55,8 @@ class XMatrixAuthenticator:
         require_inbound(self.policy, parse_authorization(headers)[0].origin)
         body = req.json() if req.body.strip() else None
         origin = await verify_request_async(req.method, uri, body, headers, self.server_name,
-                                            self.keyring.get_verify_key)
+                                            self.keyring.get_verify_key,
+                                            raw_body=req.body if body is not None else None)
         require_inbound(self.policy, origin)
         for fn in self.observers:
             fn(origin)

@@ -246,3 +246,59 @@ def test_async_variant_uses_awaitable_lookup_and_maps_errors():
                                        sign_request("GET", "/x", ORIGIN, "z.example", K1),
                                        DEST, counting))
     assert calls == []
+
+
+# --- the body as received (raw_body) --------------------------------------------------------
+BIG = {"origin": ORIGIN, "pdus": [{"type": "m.room.message", "content": {"body": f"é{i}",
+                                                                         "n": i}}
+                                  for i in range(50)], "edus": []}
+
+
+def test_sign_request_body_equals_sign_request_for_canonical_bytes():
+    from federation.canonical_json import encode_canonical_json
+    from federation.transport.xmatrix import sign_request_body
+
+    assert sign_request_body("PUT", URI, ORIGIN, DEST, K1, encode_canonical_json(BIG)) \
+        == sign_request("PUT", URI, ORIGIN, DEST, K1, BIG)
+
+
+def _verify_raw(body_json, raw, header):
+    async def get(server, key_id):
+        return KNOWN(server, key_id)
+    return result_of(verify_request_async("PUT", URI, body_json, header, DEST, get,
+                                          raw_body=raw))
+
+
+def test_raw_body_in_canonical_json_verifies():
+    from federation.canonical_json import encode_canonical_json
+
+    header = sign_request("PUT", URI, ORIGIN, DEST, K1, BIG)
+    assert _verify_raw(BIG, encode_canonical_json(BIG), header) == ORIGIN
+    assert _verify_raw(BIG, b"  " + encode_canonical_json(BIG) + b"\n", header) == ORIGIN
+
+
+def test_raw_body_in_another_encoding_still_verifies_by_the_canonical_form():
+    import json
+
+    header = sign_request("PUT", URI, ORIGIN, DEST, K1, BIG)
+    pretty = json.dumps(BIG, indent=2, ensure_ascii=True).encode()   # not canonical
+    assert _verify_raw(BIG, pretty, header) == ORIGIN
+
+
+def test_raw_body_does_not_let_a_changed_request_through():
+    from federation.canonical_json import encode_canonical_json
+
+    header = sign_request("PUT", URI, ORIGIN, DEST, K1, BIG)
+    changed = dict(BIG, pdus=BIG["pdus"][:49])
+    # The parsed body and the bytes both changed: neither form verifies.
+    with pytest.raises(Unauthorized, match="does not match"):
+        _verify_raw(changed, encode_canonical_json(changed), header)
+    # Bytes that verify but a different parsed body cannot happen (the body is parsed
+    # from them); a signature for another target or destination fails on both paths.
+    other = sign_request("PUT", URI + "&z=1", ORIGIN, DEST, K1, BIG)
+    with pytest.raises(Unauthorized, match="does not match"):
+        _verify_raw(BIG, encode_canonical_json(BIG), other)
+    wrong_key = sign_request("PUT", URI, ORIGIN, DEST, K2, BIG).replace("ed25519:k2",
+                                                                        "ed25519:k1")
+    with pytest.raises(Unauthorized, match="does not match"):
+        _verify_raw(BIG, encode_canonical_json(BIG), wrong_key)
