@@ -313,6 +313,7 @@ class _Verdicts:
         self.verifier = verifier
         self._open: list[list[VerifyJob]] = []
         self._chunks: list[defer.Deferred] = []
+        self._tasks: list[Any] = []         # the verifier's VerifyTask per chunk, or None
         self._results: list[list | None] = []
 
     def add(self, jobs: list[VerifyJob]) -> int:
@@ -328,13 +329,29 @@ class _Verdicts:
                 # A transaction of one or two PDUs (the usual case between schools in a
                 # conversation): a thread hand-over costs more than the verification.
                 self._chunks.append(defer.succeed(run_batch(self._open)))
+                self._tasks.append(None)
             else:
-                self._chunks.append(self.verifier.verify(self._open))
+                task = self.verifier.submit(self._open)
+                self._chunks.append(task.deferred)
+                self._tasks.append(task)
             self._results.append(None)
             self._open = []
 
     async def get(self, slot: int) -> Any:
         chunk, index = divmod(slot, VERIFY_CHUNK)
         if self._results[chunk] is None:
+            if not self._chunks[chunk].called:
+                self._help(chunk)
             self._results[chunk] = await self._chunks[chunk]
         return self._results[chunk][index]
+
+    def _help(self, chunk: int) -> None:
+        """About to wait for ``chunk``: run this batch's chunks that no verifier thread has
+        started yet here, the last first (the threads take them from the front), until
+        ``chunk`` is done or being verified by a thread."""
+        for j in range(len(self._tasks) - 1, chunk - 1, -1):
+            if self._chunks[chunk].called:
+                return
+            task = self._tasks[j]
+            if task is not None:
+                task.try_run_here()

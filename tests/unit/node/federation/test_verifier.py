@@ -160,3 +160,87 @@ def test_stop_then_reactor_shutdown_does_not_fail():
     v.stop()
     reactor.shutdown()                              # must not raise
     v.stop()                                        # nor a second stop
+
+
+# --- the caller runs a task no thread has started (work stealing) ----------------------------
+
+def test_task_run_here_is_skipped_by_the_thread_and_fires_once():
+    import threading
+
+    from node.federation.verifier import VerifyTask
+
+    reactor = ThreadedReactor()
+    v = SignatureVerifier(reactor, threads=1)
+    t = VerifyTask([good_jobs(), bad_jobs()], threading.Lock())
+    assert t.try_run_here() is True and t.deferred.called
+    ok, bad = t.deferred.result
+    assert ok is None and isinstance(bad, SignatureInvalid)
+    assert t.try_run_here() is False                # claimed: not run twice
+    # A thread reaching the task later finds it claimed and hands back nothing.
+    v._finished(t, True, v._in_thread(t))           # must not fire the Deferred again
+    assert t.deferred.result == [ok, bad]
+
+
+def test_task_started_by_a_thread_is_not_run_here():
+    import threading
+
+    from node.federation.verifier import VerifyTask
+
+    t = VerifyTask([bad_jobs()], threading.Lock())
+    results = SignatureVerifier._in_thread(t)       # a pool thread claimed and ran it
+    assert isinstance(results[0], SignatureInvalid)
+    assert t.try_run_here() is False and not t.deferred.called
+    SignatureVerifier._finished(t, True, results)   # handed back through the reactor
+    assert t.deferred.result == results
+
+
+def test_threaded_submit_hands_back_once_even_when_the_reactor_ran_it():
+    reactor = ThreadedReactor()
+    v = SignatureVerifier(reactor, threads=1)
+    try:
+        tasks = [v.submit([good_jobs(f"m{i}")]) for i in range(6)]
+        ran_here = [t.try_run_here() for t in reversed(tasks)]   # as _Verdicts does
+        # Every task completes exactly once, wherever it ran; the pool's hand-backs of
+        # the ones run here are no-ops.
+        for _ in tasks:
+            reactor.run_one_from_thread()
+        assert all(t.deferred.called and t.deferred.result == [None] for t in tasks)
+        assert len(ran_here) == 6
+        assert reactor.from_threads.empty()         # one hand-back per task, no more
+    finally:
+        v.stop()
+
+
+def test_waiting_for_a_chunk_runs_the_unstarted_chunks_of_the_batch_here():
+    import threading
+
+    from node.federation.ingest.receipt import VERIFY_CHUNK, _Verdicts
+    from node.federation.verifier import VerifyTask
+    from twisted.internet import defer
+
+    class Stalled:
+        """A verifier whose threads never get to anything."""
+
+        def __init__(self):
+            self.tasks = []
+
+        def submit(self, batch):
+            t = VerifyTask(list(batch), threading.Lock())
+            self.tasks.append(t)
+            return t
+
+    stalled = Stalled()
+    verdicts = _Verdicts(stalled)
+    jobs = [bad_jobs(f"b{i}") if i % 5 == 0 else good_jobs(f"g{i}")
+            for i in range(2 * VERIFY_CHUNK + 3)]
+    slots = [verdicts.add(j) for j in jobs]
+    verdicts.flush()
+    assert len(stalled.tasks) == 3 and not any(t.deferred.called for t in stalled.tasks)
+    first = defer.ensureDeferred(verdicts.get(slots[0]))
+    # Waiting for the first chunk ran all three here (no thread was going to).
+    assert first.called and isinstance(first.result, SignatureInvalid)
+    assert all(t.deferred.called for t in stalled.tasks)
+    for i, slot in enumerate(slots):
+        got = defer.ensureDeferred(verdicts.get(slot))
+        assert got.called
+        assert (got.result is None) == (i % 5 != 0)
