@@ -6,7 +6,7 @@ SYNAPSE_VENV ?= $(abspath .venv-synapse)
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 
-.PHONY: demo test test-deps venv bench bench-node bench-federation bench-city clean
+.PHONY: demo test test-deps venv bench bench-node bench-federation bench-ingest-cost bench-city clean
 
 $(VENV)/.stamp-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench-node: $(VENV)/.stamp-test
 
 bench-federation: $(VENV)/.stamp-test
 	$(PY) bench/bench_federation.py
+
+bench-ingest-cost: $(VENV)/.stamp-test
+	$(PY) bench/bench_ingest_cost.py
 
 bench-city: $(VENV)/.stamp-test
 	$(PY) bench/bench_city.py
