@@ -234,6 +234,17 @@ class FedNode:
         return {k: e.event_id for k, e in self.room(room_id).state.items()}
 
 
+def two_nodes_in_a_room() -> tuple[Network, FedNode, FedNode, str]:
+    """a.test with alice's public room that b.test's bob has joined (``join_remote``):
+    (network, a, b, room ID)."""
+    net = Network()
+    a = FedNode(net, "a.test")
+    b = FedNode(net, "b.test")
+    room_id = result_of(a.rooms.create_room(a.uid("alice"), {"preset": "public_chat"}))
+    join_remote(a, b, room_id)
+    return net, a, b, room_id
+
+
 def join_remote(resident: FedNode, joiner: FedNode, room_id: str, user: str = "bob") -> str:
     """``joiner``'s user joins ``resident``'s room without make_join/send_join: the join
     event is built on the resident's state and sent in a transaction, then the joiner

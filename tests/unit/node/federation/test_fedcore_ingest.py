@@ -13,18 +13,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from federation.keys import SigningKey  # noqa: E402
 from fedcore_support import (FedNode, Network, forward, join_remote,  # noqa: E402
-                             result_of)
+                             result_of, two_nodes_in_a_room)
 from sqlalchemy import func, select  # noqa: E402
 from schema.events import events  # noqa: E402
 
 
 def _two_nodes():
-    net = Network()
-    a = FedNode(net, "a.test")
-    b = FedNode(net, "b.test")
-    room_id = result_of(a.rooms.create_room(a.uid("alice"), {"preset": "public_chat"}))
-    join_remote(a, b, room_id)
-    return net, a, b, room_id
+    return two_nodes_in_a_room()
 
 
 def _stored(node, event_id):

@@ -17,7 +17,7 @@ from federation.signing import verify_json  # noqa: E402
 from federation.transport.key_server import OldKey  # noqa: E402
 from federation.transport.xmatrix import sign_request  # noqa: E402
 from fedcore_support import (FedNode, Network, dispatch, forward,  # noqa: E402
-                             join_remote, result_of)
+                             result_of, two_nodes_in_a_room)
 from schema.events import events  # noqa: E402
 from schema.sync import receipts  # noqa: E402
 
@@ -25,12 +25,7 @@ SEND = "/_matrix/federation/v1/send/"
 
 
 def _setup():
-    net = Network()
-    a = FedNode(net, "a.test")
-    b = FedNode(net, "b.test")
-    room_id = result_of(a.rooms.create_room(a.uid("alice"), {"preset": "public_chat"}))
-    join_remote(a, b, room_id)
-    return net, a, b, room_id
+    return two_nodes_in_a_room()
 
 
 def _count(node, table, *where):

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sqlalchemy import func, select  # noqa: E402
 from twisted.internet import defer  # noqa: E402
 
-from fedcore_support import FedNode, Network, join_remote, result_of  # noqa: E402
+from fedcore_support import result_of, two_nodes_in_a_room  # noqa: E402
 from node.federation import store  # noqa: E402
 from node.federation.ingest import STORE_FAILED  # noqa: E402
 from schema.events import events  # noqa: E402
@@ -27,12 +27,7 @@ WRITES = ("write_events", "_write_batch")
 
 
 def _setup():
-    net = Network()
-    a = FedNode(net, "a.test")
-    b = FedNode(net, "b.test")
-    room_id = result_of(a.rooms.create_room(a.uid("alice"), {"preset": "public_chat"}))
-    join_remote(a, b, room_id)
-    return net, a, b, room_id
+    return two_nodes_in_a_room()
 
 
 class Recorder:

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import FedNode, Network, join_remote, result_of  # noqa: E402
+from fedcore_support import two_nodes_in_a_room  # noqa: E402
 from node.federation.ingest.receipt import INLINE_VERIFY_MAX, VERIFY_CHUNK  # noqa: E402
 
 
@@ -34,11 +34,7 @@ class CountingVerifier:
 
 
 def _setup():
-    net = Network()
-    a = FedNode(net, "a.test")
-    b = FedNode(net, "b.test")
-    room_id = result_of(a.rooms.create_room(a.uid("alice"), {"preset": "public_chat"}))
-    join_remote(a, b, room_id)
+    _, a, b, room_id = two_nodes_in_a_room()
     counting = CountingVerifier(a.fed.ingest.verifier)
     a.fed.ingest.verifier = counting
     return a, b, room_id, counting
