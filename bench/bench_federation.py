@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/bench_federation.py [--rate 10] [--duration 30]
 [--tp-senders 4] [--tp-messages 200] [--ingest-pdus 5000] [--only parta|synapse|ingest]
-[--skip-ingest] [--runs N] [--json FILE]``.
+[--skip-ingest] [--ingest-bound] [--runs N] [--json FILE]``.
 
 Servers: two Parta nodes, and two Synapses from PyPI (``synapse_env``), each pair federating
 over HTTPS on loopback with certificates from a throwaway CA (verification on), SQLite, rate
@@ -24,7 +24,12 @@ limits off (``federation_env``).  For each pair:
    (``federation.signing.verify_raw``), one signature per PDU, right before and right after
    each phase (the higher counts: this shared machine's speed drifts within minutes).  The pushing servers build
    and sign their transactions before the clock starts; the node's CPU time per PDU (all
-   threads, and its reactor thread alone) is read from ``/proc``.
+   threads, and its reactor thread alone) is read from ``/proc``.  From the node's and the
+   pushing servers' CPU per PDU follows the rate all cores could reach if both were busy
+   all the time ("all cores busy at this cost"): the most that better overlap could give.
+   With ``--ingest-bound`` the phases run again on a node that skips PDU checks 1-3
+   (``ingest_bound_node.py``; only event IDs are computed): the most that any work on
+   those checks - faster code, threads, worker processes - could give.
 
 Everything is bounded in time; servers are stopped and temp dirs removed at the end.
 """
@@ -55,6 +60,8 @@ from federation_env import (FakeRoom, FakeServer, FederatedParta, FederatedSynap
 from synapse_env import BENCH_ROOT, ensure_synapse_venv, log, synapse_version  # noqa: E402
 
 TXN_PDUS = 50
+HERE = os.path.dirname(os.path.abspath(__file__))
+BOUND = "checks 1-3 skipped"
 
 
 @dataclass
@@ -93,6 +100,10 @@ class IngestResult:
     node_cpu_us_per_pdu: float = 0.0   # the node's CPU time (all threads) / accepted PDUs
     reactor_cpu_us_per_pdu: float = 0.0  # of which its reactor (main) thread
     push_cpu_us_per_pdu: float = 0.0   # the pushing servers' (this process's) CPU / PDUs
+    # The rate all cores could reach at this CPU cost per PDU (node + pushing) if they were
+    # busy all the time, as a fraction of the verify limit: what better overlap could give.
+    cpu_ceiling_ratio: float = 0.0
+    variant: str = "node"              # or "checks 1-3 skipped" (--ingest-bound)
 
 
 # --- the two-server scenario ----------------------------------------------------------------
@@ -322,15 +333,20 @@ def _build_chain(room: FakeRoom, count: int) -> list[list[dict]]:
     return txns
 
 
-def bench_ingest(args: argparse.Namespace, ca: TestCA) -> list[IngestResult]:
+def bench_ingest(args: argparse.Namespace, ca: TestCA, *, bound: bool = False
+                 ) -> list[IngestResult]:
+    """The ingest phases on a fresh node; with ``bound`` on a node that skips PDU checks
+    1-3 (``ingest_bound_node.py``): the most any work on those checks could give."""
     d = tempfile.mkdtemp(prefix="fingest-", dir=BENCH_ROOT)
     os.rmdir(d)
-    node = FederatedParta(d, ca)
+    variant = BOUND if bound else "node"
+    node = FederatedParta(d, ca, [sys.executable, os.path.join(HERE, "ingest_bound_node.py")]
+                          if bound else None)
     fakes: list[FakeServer] = []
     results = []
     try:
         node.start()
-        log(f"ingest: node {node.server_name} up")
+        log(f"ingest: node {node.server_name} up" + (f" ({variant})" if bound else ""))
         for origins in sorted({1, args.ingest_origins}):
             rooms = asyncio.run(_ingest_rooms(node, origins, ca, fakes, args))
             per = args.ingest_pdus // origins
@@ -376,7 +392,11 @@ def bench_ingest(args: argparse.Namespace, ca: TestCA) -> list[IngestResult]:
             log(f"ingest: one-core ed25519 verify limit {before:,.0f}/s before, "
                 f"{after:,.0f}/s after the phase")
             rate = counts["accepted"] / elapsed if elapsed else 0.0
+            cpu_per_pdu = (node_cpu + push_cpu) / max(1, counts["accepted"])
             results.append(IngestResult(
+                variant=variant,
+                cpu_ceiling_ratio=(os.cpu_count() or 1) / cpu_per_pdu / limit
+                if cpu_per_pdu else 0.0,
                 origins=origins, pdus=total, accepted=counts["accepted"],
                 errors=counts["errors"], seconds=elapsed, pdus_per_s=rate,
                 verify_per_s_one_core=limit, ratio=rate / limit,
@@ -384,11 +404,13 @@ def bench_ingest(args: argparse.Namespace, ca: TestCA) -> list[IngestResult]:
                 node_cpu_us_per_pdu=node_cpu * 1e6 / max(1, counts["accepted"]),
                 reactor_cpu_us_per_pdu=main_cpu * 1e6 / max(1, counts["accepted"]),
                 push_cpu_us_per_pdu=push_cpu * 1e6 / max(1, total)))
-            log(f"ingest: {origins} origin(s): {rate:,.0f} PDUs/s "
+            log(f"ingest: {origins} origin(s){'' if not bound else ', ' + variant}: "
+                f"{rate:,.0f} PDUs/s "
                 f"({rate / limit:.0%} of the verify limit), errors {counts['errors']}; "
                 f"node CPU {results[-1].node_cpu_us_per_pdu:.0f} us/PDU (reactor thread "
                 f"{results[-1].reactor_cpu_us_per_pdu:.0f}), pushing "
-                f"{results[-1].push_cpu_us_per_pdu:.0f} us/PDU")
+                f"{results[-1].push_cpu_us_per_pdu:.0f} us/PDU; all {os.cpu_count()} cores "
+                f"busy at this cost: {results[-1].cpu_ceiling_ratio:.0%}")
         return results
     finally:
         for f in fakes:
@@ -445,15 +467,16 @@ def pair_medians(pairs: list[PairResult]) -> list[PairResult]:
 
 def ingest_medians(results: list[IngestResult]) -> list[IngestResult]:
     out = []
-    for origins in dict.fromkeys(r.origins for r in results):
-        runs = [r for r in results if r.origins == origins]
+    for variant, origins in dict.fromkeys((r.variant, r.origins) for r in results):
+        runs = [r for r in results if r.origins == origins and r.variant == variant]
         if len(runs) < 2:
             continue
         med = {f: statistics.median(getattr(r, f) for r in runs)
                for f in ("seconds", "pdus_per_s", "verify_per_s_one_core", "ratio",
                          "peak_rss_mib", "node_cpu_us_per_pdu", "reactor_cpu_us_per_pdu",
-                         "push_cpu_us_per_pdu")}
-        out.append(IngestResult(origins=origins, pdus=sum(r.pdus for r in runs),
+                         "push_cpu_us_per_pdu", "cpu_ceiling_ratio")}
+        out.append(IngestResult(origins=origins, variant=variant,
+                                pdus=sum(r.pdus for r in runs),
                                 accepted=sum(r.accepted for r in runs),
                                 errors=sum(r.errors for r in runs), **med))
     return out
@@ -478,11 +501,14 @@ def print_report(pairs: list[PairResult], ingest: list[IngestResult]) -> None:
             print(f"\nParta/Synapse: federated throughput x{p.tp_federated_rate / s.tp_federated_rate:.1f}, "
                   f"steady delivery p99 x{p.delivery_p99_ms / s.delivery_p99_ms:.3f}")
     for r in ingest:
-        print(f"\nIngest, {r.origins} origin(s): {r.accepted}/{r.pdus} PDUs in {r.seconds:.1f}s "
+        what = "" if r.variant == "node" else f" ({r.variant})"
+        print(f"\nIngest{what}, {r.origins} origin(s): {r.accepted}/{r.pdus} PDUs in "
+              f"{r.seconds:.1f}s "
               f"= {r.pdus_per_s:,.0f} PDUs/s; one-core verify limit {r.verify_per_s_one_core:,.0f}/s "
               f"-> {r.ratio:.0%}; errors {r.errors}; node CPU {r.node_cpu_us_per_pdu:.0f} us/PDU "
-              f"(reactor thread {r.reactor_cpu_us_per_pdu:.0f}); node peak RSS "
-              f"{r.peak_rss_mib:.0f} MiB")
+              f"(reactor thread {r.reactor_cpu_us_per_pdu:.0f}), pushing "
+              f"{r.push_cpu_us_per_pdu:.0f}; all cores busy at this cost: "
+              f"{r.cpu_ceiling_ratio:.0%}; node peak RSS {r.peak_rss_mib:.0f} MiB")
 
 
 def main() -> int:
@@ -494,6 +520,9 @@ def main() -> int:
     ap.add_argument("--tp-messages", type=int, default=200, help="per throughput sender")
     ap.add_argument("--ingest-pdus", type=int, default=5000)
     ap.add_argument("--ingest-origins", type=int, default=2)
+    ap.add_argument("--ingest-bound", action="store_true",
+                    help="also run the ingest phases on a node that skips PDU checks 1-3 "
+                         "(bench/ingest_bound_node.py): the most faster checks could give")
     ap.add_argument("--only", choices=["parta", "synapse", "ingest"])
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--deadline", type=float, default=900, help="seconds per server pair")
@@ -518,6 +547,8 @@ def main() -> int:
                 pairs.append(bench_pair(which, args, ca))
             if not args.skip_ingest and args.only != "synapse":
                 ingest += bench_ingest(args, ca)
+                if args.ingest_bound:
+                    ingest += bench_ingest(args, ca, bound=True)
     finally:
         shutil.rmtree(ca_dir, ignore_errors=True)
     if args.runs > 1:

@@ -2,7 +2,7 @@
 
 Usage: ``make bench-ingest-cost`` or ``.venv/bin/python bench/bench_ingest_cost.py
 [--small 200] [--large 1000] [--json FILE]`` (needs ``valgrind``: ``apt-get install
-valgrind``; about a minute on 2 cores).
+valgrind``; a few minutes on 2 cores).
 
 Why: on a shared 2-core machine the wall-clock ingest benchmark (``bench_federation.py
 --only ingest``) moves by +-25 % from run to run, more than most single changes to the ingest
@@ -18,6 +18,9 @@ cancels out:
   stores them;
 * ``sign``: only B's side of that (building and signing the events, signing the
   transactions' requests), subtracted from ``ingest``;
+* ``bound``: ``ingest`` with PDU checks 1-3 skipped (``ingest_bound_node._trusted``: only
+  the event ID is computed), so ``bound`` - ``sign`` is what receiving costs besides the
+  checks: the floor that no work on the checks can go below;
 * ``verify``: ed25519 verifications of 600-byte messages with the node's verifier (as the
   wall-clock benchmark's one-core verify limit).
 
@@ -71,6 +74,12 @@ def _inner(mode: str, n: int) -> float:
     for sub in ("tests/unit/node/federation", "tests/unit/node", ""):
         sys.path.insert(0, os.path.join(ROOT, sub))
     from fedcore_support import FedNode, Network, join_remote, result_of
+    if mode == "bound":
+        sys.path.insert(0, os.path.join(ROOT, "bench"))
+        from federation.events import checks
+        from ingest_bound_node import _trusted
+        from node.federation import pdu_checks
+        checks.prepare_received_event = pdu_checks.prepare_received_event = _trusted
     from federation.transport.xmatrix import sign_request
 
     net = Network()
@@ -137,7 +146,8 @@ def main() -> int:
     if args.large <= args.small or args.small % TXN or args.large % TXN:
         print(f"--small < --large, both multiples of {TXN}", file=sys.stderr)
         return 2
-    runs = [(mode, n) for mode in ("ingest", "sign", "verify")
+    modes = ("ingest", "bound", "sign", "verify")
+    runs = [(mode, n) for mode in modes
             for n in (args.small, args.large)]
     log(f"{len(runs)} runs under valgrind, two at a time (a few minutes)")
     counts: dict[tuple[str, int], int] = {}
@@ -147,22 +157,27 @@ def main() -> int:
             counts[run] = fut.result()
             log(f"  {run[0]:6s} n={run[1]:5d}: {counts[run]:,} instructions")
     per = {mode: (counts[(mode, args.large)] - counts[(mode, args.small)])
-           / (args.large - args.small) for mode in ("ingest", "sign", "verify")}
+           / (args.large - args.small) for mode in modes}
     receive = per["ingest"] - per["sign"]           # both build the same chain
+    rest = per["bound"] - per["sign"]
     # Native wall time of the same code, alternating, best of 5 each: instructions are
     # stable but not time (Python runs far fewer instructions per cycle than libsodium).
     log("native timing (best of 5)")
-    best = {"ingest": float("inf"), "sign": float("inf"), "verify": float("inf")}
+    best = {mode: float("inf") for mode in modes}
     for _ in range(5):
         for mode in best:
             best[mode] = min(best[mode], _inner_timed(mode, args.large))
     native_receive = (best["ingest"] - best["sign"]) / args.large
     native_verify = best["verify"] / args.large
+    native_rest = (best["bound"] - best["sign"]) / args.large
     result = {"instructions_per_pdu": round(receive),
+              "instructions_per_pdu_without_checks": round(rest),
+              "native_us_per_pdu_without_checks": native_rest * 1e6,
               "instructions_per_verify": round(per["verify"]),
               "native_us_per_pdu": native_receive * 1e6,
               "native_us_per_verify": native_verify * 1e6,
               "one_core_ceiling_pct": 100 * native_verify / native_receive,
+              "two_core_ceiling_pct_checks_free": 200 * native_verify / native_rest,
               "small": args.small, "large": args.large}
     print()
     print(f"Receiving a PDU, in process (steps 1-6, one inline verification, storage): "
@@ -173,6 +188,12 @@ def main() -> int:
           f"most {result['one_core_ceiling_pct']:.0f}% of the verify limit even without "
           f"HTTP, TLS and threads; {2 * result['one_core_ceiling_pct']:.0f}% on two cores "
           "in perfect overlap (goal 50%).")
+    print(f"Without checks 1-3 (only the event ID computed): {rest:,.0f} instructions, "
+          f"{native_rest * 1e6:.0f} us per PDU: even if the checks cost nothing on this "
+          f"core and all of them ran on another, ingest could reach at most "
+          f"{100 * native_verify / native_rest:.0f}% of the verify limit on this core "
+          f"({result['two_core_ceiling_pct_checks_free']:.0f}% if the rest could be split "
+          "over two cores without loss, which the GIL prevents within one process).")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)

@@ -383,8 +383,8 @@ class FederatedParta(PartaServer):
     """``synapse_env.PartaServer`` named ``localhost:<federation port>`` with a TLS
     federation listener whose certificate the ``TestCA`` signed."""
 
-    def __init__(self, workdir: str, ca: TestCA) -> None:
-        super().__init__(workdir)
+    def __init__(self, workdir: str, ca: TestCA, command: list[str] | None = None) -> None:
+        super().__init__(workdir, command)
         self.ca = ca
         self.fed_port = free_port()
         self.server_name = f"localhost:{self.fed_port}"

@@ -237,8 +237,11 @@ class PartaServer(_Server):
     name = "parta"
     health_path = "/health"
 
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, command: list[str] | None = None) -> None:
+        """``command``: what runs ``parta`` (default ``parta_command()``), e.g. a bench
+        wrapper such as ``bench/ingest_bound_node.py``."""
         self.workdir = workdir
+        self.command = command or parta_command()
         self.port = free_port()
         self.server_name = f"localhost:{self.port}"
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -268,7 +271,7 @@ class PartaServer(_Server):
     def start(self) -> None:
         self.configure()
         out = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(parta_command() + ["node", "run", "-c", self.config_path],
+        self.proc = subprocess.Popen(self.command + ["node", "run", "-c", self.config_path],
                                      stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid = self.proc.pid
