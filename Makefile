@@ -36,7 +36,7 @@ bench-node: $(VENV)/.stamp-test
 	$(PY) bench/bench_node.py
 
 bench-federation: $(VENV)/.stamp-test
-	$(PY) bench/bench_federation.py
+	$(PY) bench/bench_federation.py --ingest-bound
 
 bench-ingest-cost: $(VENV)/.stamp-test
 	$(PY) bench/bench_ingest_cost.py
