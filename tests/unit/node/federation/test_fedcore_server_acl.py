@@ -49,6 +49,16 @@ def _message(resident, author, room_id, body):
                           key=author.key, server_name=author.server_name)
 
 
+def _refused(receiver, sender, ev, txn_id) -> str:
+    """``sender`` sends ``ev`` to ``receiver`` in a transaction: its per-PDU error (the
+    transaction itself is answered 200); the event is not stored."""
+    status, body = receiver.send_txn(sender, [ev.pdu], txn_id=txn_id)
+    assert status == 200
+    error = body["pdus"][ev.event_id]["error"]
+    assert receiver.event(ev.event_id) is None
+    return error
+
+
 def _req(src, dst, method, path, body=None, query=None):
     return result_of(src.client.request(dst.server_name, method, path, body, query))
 
@@ -65,10 +75,7 @@ def test_pdus_from_a_denied_server_are_refused_and_not_stored():
     net, a, b, c, room_id = _setup()
     _set_acl(a, room_id, DENY_C)
     bad = _message(a, c, room_id, "from c")
-    status, body = a.send_txn(c, [bad.pdu], txn_id="c1")
-    assert status == 200
-    assert "server ACL" in body["pdus"][bad.event_id]["error"]
-    assert a.event(bad.event_id) is None
+    assert "server ACL" in _refused(a, c, bad, "c1")
     assert bad.event_id not in a.room(room_id).extremities
     # an allowed server's PDU in the same room is accepted
     good = _message(a, b, room_id, "from b")
@@ -85,9 +92,7 @@ def test_a_denied_server_with_a_port_is_refused_too():
     join_remote(a, c, room_id)
     _set_acl(a, room_id, {"allow": ["*"], "deny": ["C.TEST"]})
     bad = _message(a, c, room_id, "from c")
-    _, body = a.send_txn(c, [bad.pdu], txn_id="c1")
-    assert "error" in body["pdus"][bad.event_id]
-    assert a.event(bad.event_id) is None
+    _refused(a, c, bad, "c1")
 
 
 def test_changing_the_acl_takes_effect():
@@ -102,9 +107,7 @@ def test_changing_the_acl_takes_effect():
     # and now an allow list without b: b is denied, c allowed
     _set_acl(a, room_id, {"allow": ["a.test", "c.test"]})
     from_b = _message(a, b, room_id, "b now denied")
-    _, body = a.send_txn(b, [from_b.pdu], txn_id="b1")
-    assert "error" in body["pdus"][from_b.event_id]
-    assert a.event(from_b.event_id) is None
+    _refused(a, b, from_b, "b1")
 
 
 def test_an_acl_received_over_federation_is_enforced_by_the_receiving_node():
@@ -113,9 +116,7 @@ def test_an_acl_received_over_federation_is_enforced_by_the_receiving_node():
     assert forward(a, b, [acl_id], "acl") == {acl_id: {}}
     assert b.room(room_id).get(ACL).event_id == acl_id
     bad = _message(b, c, room_id, "to b")
-    _, body = b.send_txn(c, [bad.pdu], txn_id="c1")
-    assert "server ACL" in body["pdus"][bad.event_id]["error"]
-    assert b.event(bad.event_id) is None
+    assert "server ACL" in _refused(b, c, bad, "c1")
 
 
 def test_acls_judge_the_sending_server_not_the_events_author():
