@@ -79,9 +79,14 @@ def _redact_content(event_type: Any, content: Any, v11: bool) -> dict:
         kept = {k: v for k, v in content.items() if k in keep}
     if v11 and event_type == "m.room.member":
         # v11: "Additionally, it allows the `signed` key of the `third_party_invite` key."
+        # An object keeps its `signed` key, or nothing, but stays: `{}` without `signed`,
+        # as the widely deployed implementation redacts it.  The redacted form is what
+        # the reference hash covers, so a different reading would give the same event
+        # another event ID on another server.  A non-object value has no `signed` key
+        # and is dropped like any other unprotected key.
         tpi = content.get("third_party_invite")
-        if isinstance(tpi, Mapping) and "signed" in tpi:
-            kept["third_party_invite"] = {"signed": tpi["signed"]}
+        if isinstance(tpi, Mapping):
+            kept["third_party_invite"] = {"signed": tpi["signed"]} if "signed" in tpi else {}
     return kept
 
 

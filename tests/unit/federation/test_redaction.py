@@ -6,9 +6,12 @@ Spec: rooms fragments ``v9-redactions.md`` and ``v11-redactions.md``.
 from __future__ import annotations
 
 import copy
+import hashlib
 
 import pytest
 
+from federation.canonical_json import encode_canonical_json
+from federation.events.hashes import compute_event_id, event_id_from_reference_hash
 from federation.events.redaction import redact
 from federation.room_versions import V10, V11, V12
 
@@ -130,9 +133,48 @@ def test_member_v11_keeps_only_signed_of_third_party_invite(rv):
 
 
 @pytest.mark.parametrize("rv", [V11, V12], ids=["v11", "v12"])
-def test_member_v11_third_party_invite_without_signed_is_dropped(rv):
+def test_member_v11_third_party_invite_without_signed_keeps_empty_object(rv):
+    # The v11 text ("allows the `signed` key of the `third_party_invite` key") reads
+    # either way for an object without `signed`; Synapse keeps `{}`, and the redacted
+    # form feeds the reference hash, so the event ID only agrees if we keep it too.
     content = {"membership": "invite", "third_party_invite": {"display_name": "x"}}
+    assert redacted_content(rv, "m.room.member", content) == {
+        "membership": "invite", "third_party_invite": {}}
+
+
+@pytest.mark.parametrize("rv", [V11, V12], ids=["v11", "v12"])
+def test_member_v11_empty_third_party_invite_keeps_empty_object(rv):
+    content = {"membership": "invite", "third_party_invite": {}}
+    assert redacted_content(rv, "m.room.member", content) == {
+        "membership": "invite", "third_party_invite": {}}
+
+
+@pytest.mark.parametrize("rv", [V11, V12], ids=["v11", "v12"])
+@pytest.mark.parametrize("tpi", ["signed", ["signed"], None, 1, True],
+                         ids=["string", "list", "null", "number", "bool"])
+def test_member_v11_non_object_third_party_invite_is_dropped(rv, tpi):
+    # A value that is not an object has no `signed` key to allow: nothing of it is kept.
+    content = {"membership": "invite", "third_party_invite": tpi}
     assert redacted_content(rv, "m.room.member", content) == {"membership": "invite"}
+
+
+def test_member_v10_drops_empty_third_party_invite():
+    content = {"membership": "invite", "third_party_invite": {}}
+    assert redacted_content(V10, "m.room.member", content) == {"membership": "invite"}
+
+
+@pytest.mark.parametrize("rv", [V11, V12], ids=["v11", "v12"])
+def test_member_v11_event_id_hashes_the_kept_empty_object(rv):
+    # The event ID is the reference hash of the redacted event: two servers agree on it
+    # only if they redact `third_party_invite` the same way.
+    pdu = event("m.room.member", {"membership": "invite",
+                                  "third_party_invite": {"display_name": "x"}},
+                state_key="@bob:b.example")
+    expected = dict(redact(pdu, rv))
+    expected["content"] = {"membership": "invite", "third_party_invite": {}}
+    del expected["signatures"]
+    digest = hashlib.sha256(encode_canonical_json(expected)).digest()
+    assert compute_event_id(pdu, rv) == event_id_from_reference_hash(digest)
 
 
 @pytest.mark.parametrize("rv", [V10, V11, V12], ids=["v10", "v11", "v12"])
