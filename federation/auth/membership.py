@@ -29,8 +29,8 @@ from .user_ids import is_valid_user_id, user_id_domain
 
 SignatureCheck = Callable[[Event, str], bool]
 
-# Join rule assumed when the state has no m.room.join_rules event (or it has no
-# join_rule): the client-server API's room default, and what deployed servers assume.
+# Join rule assumed when the state has no m.room.join_rules event (or its content has no
+# join_rule key): the client-server API's room default, and what deployed servers assume.
 DEFAULT_JOIN_RULE = "invite"
 
 
@@ -44,12 +44,19 @@ def membership_of(user_id: str, state: Mapping) -> str | None:
     return member.content.get("membership")
 
 
-def join_rule_of(state: Mapping) -> str:
+def join_rule_of(state: Mapping) -> object:
+    """The room's ``join_rule`` as found in the state: any JSON value, not only a string.
+
+    A present value that is not a string (a number, null, a list, ...) is returned as it
+    is: it matches none of the named rules, so rule 5.3.7 rejects the join and 5.7.1 the
+    knock.  Reading it as "invite" would let invited users in where deployed servers
+    reject them, and the rooms' states would diverge.  Only an absent event or key
+    means the default.
+    """
     event = state.get((JOIN_RULES, ""))
     if event is None:
         return DEFAULT_JOIN_RULE
-    rule = event.content.get("join_rule")
-    return rule if isinstance(rule, str) else DEFAULT_JOIN_RULE
+    return event.content.get("join_rule", DEFAULT_JOIN_RULE)
 
 
 def _original_creator(create: Event) -> object:

@@ -230,3 +230,41 @@ def test_rule_5_3_7_private_join_rule_still_lets_nobody_in_even_invited(rv):
     room = make_room(rv, join_rule=None, members={BOB: "invite"})
     room.set_join_rule("private")
     denied(room, room.member(BOB, BOB, "join"), "5.3.7")
+
+
+# --- a join_rule that is not a string ----------------------------------------------------
+# No join rule of 5.3.4-5.3.6 matches a number, null, list, object or boolean, so 5.3.7
+# rejects every join (invited or joined users included) and 5.7.1 every knock.  Only a
+# room without the event, or an event without the key, counts as "invite".
+
+NON_STRING_RULES = [5, None, ["invite"], {"join_rule": "invite"}, True]
+NON_STRING_IDS = ["number", "null", "list", "object", "bool"]
+
+
+@pytest.mark.parametrize("join_rule", NON_STRING_RULES, ids=NON_STRING_IDS)
+@pytest.mark.parametrize("membership", ["invite", "join"])
+def test_rule_5_3_7_non_string_join_rule_denies_invited_and_joined(rv, join_rule, membership):
+    room = make_room(rv, join_rule=None, members={BOB: membership})
+    room.set_join_rule(join_rule)
+    denied(room, room.member(BOB, BOB, "join"), "5.3.7")
+
+
+@pytest.mark.parametrize("join_rule", NON_STRING_RULES, ids=NON_STRING_IDS)
+def test_rule_5_3_7_non_string_join_rule_denies_uninvited(rv, join_rule):
+    room = make_room(rv, join_rule=None)
+    room.set_join_rule(join_rule)
+    denied(room, room.member(BOB, BOB, "join"), "5.3.7")
+
+
+@pytest.mark.parametrize("join_rule", NON_STRING_RULES, ids=NON_STRING_IDS)
+def test_rule_5_7_1_non_string_join_rule_denies_knock(rv, join_rule):
+    room = make_room(rv, join_rule=None)
+    room.set_join_rule(join_rule)
+    denied(room, room.member(BOB, BOB, "knock"), "5.7.1")
+
+
+def test_rule_5_3_4_join_rules_event_without_join_rule_treated_as_invite(rv):
+    room = make_room(rv, join_rule=None, members={CAROL: "invite"})
+    room.send(room.build("m.room.join_rules", ALICE, {}, state_key=""))
+    allowed(room, room.member(CAROL, CAROL, "join"))
+    denied(room, room.member(BOB, BOB, "join"), "5.3.7")
