@@ -24,8 +24,8 @@ one, and are evaluated against the server name *without its port* ("``evil.com``
 
 ``ServerAcl.from_content(content)`` compiles a content once; ``allows(server_name)`` is then
 memoised per server name, so checking every PDU of a transaction costs a dict lookup.
-Matching is a linear two-pointer glob walk (no regular expressions: a pattern such as
-``*a*a*a*a*b`` cannot make it backtrack exponentially).
+Matching is ``federation/globs.py`` (no regular expressions: a pattern such as
+``*a*a*a*a*b`` cannot make it backtrack), shared with the event filters.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any, Iterable, Mapping
+
+from .globs import Glob, glob_matches  # noqa: F401 - glob_matches is part of this API
 
 # Appendix "Server Name": IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT
 _IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
@@ -78,36 +80,6 @@ def is_ip_literal(host: str) -> bool:
     return False
 
 
-def glob_matches(pattern: str, text: str) -> bool:
-    """Appendix "Glob-style matching" over the whole of ``text``: ``*`` matches zero or
-    more characters, ``?`` exactly one, anything else itself (the caller folds case).
-    O(len(pattern) * len(text)) at worst: on a mismatch only the last ``*`` is retried."""
-    p = t = 0
-    star = -1           # position of the last '*' seen in the pattern
-    resume = 0          # where in the text that '*' currently stops
-    np, nt = len(pattern), len(text)
-    while t < nt:
-        if p < np:
-            c = pattern[p]
-            if c == "*":
-                star, resume = p, t
-                p += 1
-                continue
-            if c == "?" or c == text[t]:
-                p += 1
-                t += 1
-                continue
-        if star < 0:
-            return False
-        # the last '*' swallows one more character, and the rest is tried again
-        resume += 1
-        t = resume
-        p = star + 1
-    while p < np and pattern[p] == "*":
-        p += 1
-    return p == np
-
-
 class _Globs:
     """A compiled ``allow`` or ``deny`` list: exact names in a set, ``*`` as a flag, the
     other patterns (runs of ``*`` collapsed) in a tuple."""
@@ -127,12 +99,12 @@ class _Globs:
             else:
                 exact.add(pattern)
         self.exact = frozenset(exact)
-        self.wild = tuple(dict.fromkeys(wild))
+        self.wild = tuple(Glob(p) for p in dict.fromkeys(wild))
 
     def match(self, host: str) -> bool:
         if self.everything or host in self.exact:
             return True
-        return any(glob_matches(p, host) for p in self.wild)
+        return any(g.matches(host) for g in self.wild)
 
 
 def _string_list(value: Any) -> list[str]:
