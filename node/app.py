@@ -148,17 +148,10 @@ def setup_logging(level: str, stream: TextIO | None = None) -> None:
 
 
 def _site(resource: Any) -> Any:
-    from twisted.web import server
-
-    class QuietSite(server.Site):
-        """No Twisted access log: it would print query strings (which may hold tokens)."""
-
-        def log(self, request: Any) -> None:
-            pass
-
-    site = QuietSite(resource)
-    site.displayTracebacks = False
-    return site
+    """Every listener's site: no access log, body/header limits and timeouts at the edge
+    (``node.http.site``)."""
+    from .http.site import make_site
+    return make_site(resource)
 
 
 def _listen(reactor: Any, listener: Any, site: Any) -> Any:

@@ -4,7 +4,10 @@ federation is always HTTPS).
 
 Requests carry no access tokens: authentication is X-Matrix, done per route
 (``xmatrix_auth.FederationRoutes``).  Bodies may be larger than client requests: a
-transaction holds up to 50 PDUs of up to 64 KiB and 100 EDUs.
+transaction holds up to 50 PDUs of up to 64 KiB and 100 EDUs.  The limit is enforced by
+the listener's site (``node.http.site``) as soon as the headers are in, before X-Matrix
+is checked: an unauthenticated peer cannot make the node buffer more than
+``MAX_FEDERATION_BODY``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """``twisted.web`` resource that runs routed ``async`` handlers and renders Matrix JSON.
 
-One leaf resource per listener.  For each request it: reads the body under a size limit,
-matches a route, authenticates (via an injected ``authenticate`` coroutine), applies the
-injected rate limiter, awaits the handler, and renders ``(status, json)``.  Any
+One leaf resource per listener.  Body, request-line and header limits are enforced while
+the bytes arrive, by the listener's site (``node.http.site``, which asks ``body_limit`` for
+the route's limit).  Then, for each request, this resource: reads the body (checking the
+limit again), matches a route, authenticates (via an injected ``authenticate`` coroutine),
+applies the injected rate limiter, awaits the handler, and renders ``(status, json)``.  Any
 ``MatrixError`` becomes ``{"errcode", "error"}`` with its status; anything else is logged and
 becomes a 500 ``M_UNKNOWN`` without details (no data leaks).
 """
@@ -81,6 +83,24 @@ class ApiResource(resource.Resource):
         self.body_limits = body_limits or {}      # route name -> larger limit (media upload)
         self.rate_limit = rate_limit
         self.observe = observe
+        self._smallest_limit = min([max_body_bytes, *self.body_limits.values()])
+
+    def body_limit(self, method: bytes, uri: bytes, declared: int | None) -> int:
+        """The body limit of the route ``method uri`` names, asked by the HTTP edge
+        (``node.http.site``) as soon as the headers are in, before any body byte is read.
+
+        A declared length within every route's limit (nearly every request) is let through
+        without a second route match; the returned limit then just bounds that body.
+        """
+        if declared is not None and declared <= self._smallest_limit:
+            return self._smallest_limit
+        if not self.body_limits:
+            return self.max_body_bytes
+        path = uri.split(b"?", 1)[0].decode("utf-8", "replace")
+        route, _, _ = self.router.match(method.decode("ascii", "replace"), path)
+        if route is None:
+            return self.max_body_bytes
+        return self.body_limits.get(route.name, self.max_body_bytes)
 
     def render(self, request: server.Request) -> Any:
         defer.ensureDeferred(self._handle(request))
