@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..b64 import encode_base64
-from ..canonical_json import encode_canonical_json
+from ..canonical_json import MAX_SAFE_INT, encode_canonical_json
 from ..errors import InvalidParam
 from ..keys import SigningKey
 from ..room_versions import RoomVersion
@@ -39,6 +39,22 @@ from .model import Event
 _sha256 = hashlib.sha256
 # ',"hashes":{"sha256":"<43>"}' + ',"signatures":{"":{"":"<86>"}}' with room to spare.
 _SIGNED_OVERHEAD_BOUND = 256
+
+# The largest depth an event can have: the largest canonical JSON integer (2**53 - 1).
+MAX_DEPTH = MAX_SAFE_INT
+
+
+def next_depth(prev_depth: int) -> int:
+    """The depth of a new event whose deepest prev event has depth ``prev_depth``.
+
+    Server-server API "PDUs" (https://spec.matrix.org/v1.16/server-server-api/#pdus, the
+    room versions' event format): depth is "the maximum depth of the `prev_events`, plus
+    one. Must be less than the maximum value for an integer (2^53 - 1). If the room's
+    depth is already at the limit, the depth must be set to the limit."  A remote server
+    may send a valid event at that limit; plus one would make every event built on top of
+    it unencodable, so no local member could send, change state or even leave the room.
+    """
+    return prev_depth + 1 if prev_depth < MAX_DEPTH else MAX_DEPTH
 
 
 def sign_event(pdu: dict, room_version: RoomVersion, server_name: str,

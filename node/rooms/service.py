@@ -32,7 +32,7 @@ from twisted.internet import defer
 from federation.auth.rules import check_auth
 from federation.auth.selection import auth_types_for_event
 from federation.errors import BadJSON, Forbidden, InvalidParam, MatrixError, NotFound
-from federation.events.builder import build_event
+from federation.events.builder import build_event, next_depth
 from federation.events.model import Event
 from federation.room_versions import RoomVersion, get_room_version
 
@@ -170,7 +170,7 @@ class RoomService(UserQueries):
                 rv, server_name=self.server_name, signing_key=self.signing_key, type=etype,
                 sender=sender, content=content, room_id=room.room_id,
                 prev_events=list(room.extremities),
-                auth_events=[e.event_id for e in auth_evs], depth=room.depth + 1,
+                auth_events=[e.event_id for e in auth_evs], depth=next_depth(room.depth),
                 origin_server_ts=self.clock.time_ms(), state_key=state_key, redacts=redacts)
         except BadJSON as exc:
             if "the limit is" in exc.message:       # the 64 KiB PDU size limit

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from federation.errors import MatrixError
-from federation.events.builder import build_event
+from federation.events.builder import build_event, next_depth
 
 from .common import MEMBER, sign_template
 from .out_of_band import store_out_of_band
@@ -59,7 +59,7 @@ async def leave_out_of_band(ms: Any, user_id: str, room_id: str, current: Any,
     ev = build_event(rv, server_name=ms.server_name, signing_key=ms.signing_key,
                      type=MEMBER, sender=user_id, content=content, room_id=room_id,
                      prev_events=[current.event_id], auth_events=[current.event_id],
-                     depth=current.depth + 1, origin_server_ts=ms.clock.time_ms(),
+                     depth=next_depth(current.depth), origin_server_ts=ms.clock.time_ms(),
                      state_key=user_id)
     ms.sender.skip_event(ev.event_id)
     log.warning("event=remote_leave_local_only room_id=%s user_id=%s tried=%s", room_id,

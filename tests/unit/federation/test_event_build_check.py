@@ -16,7 +16,13 @@ import pytest
 
 from federation.errors import BadJSON, InvalidParam
 from federation.events import format as pdu_format
-from federation.events.builder import build_create_event, build_event, sign_event
+from federation.events.builder import (
+    MAX_DEPTH,
+    build_create_event,
+    build_event,
+    next_depth,
+    sign_event,
+)
 from federation.events.checks import (
     SignatureKeyUnknown,
     check_received_event,
@@ -78,6 +84,25 @@ def test_build_then_check_round_trip(rv):
     assert m.pdu["unsigned"] == {"age": 5}
     assert m.content["body"] == "Homework: page 42"
     assert set(m.pdu["signatures"]) == {"a.example"}
+
+
+@pytest.mark.parametrize("prev, expected", [
+    (0, 1), (41, 42), (MAX_DEPTH - 1, MAX_DEPTH), (MAX_DEPTH, MAX_DEPTH),
+])
+def test_next_depth_stays_at_the_canonical_limit(prev, expected):
+    # "If the room's depth is already at the limit, the depth must be set to the limit."
+    assert MAX_DEPTH == 2**53 - 1
+    assert next_depth(prev) == expected
+
+
+@pytest.mark.parametrize("rv", VERSIONS, ids=ids)
+def test_event_on_top_of_the_deepest_event_builds_and_checks(rv):
+    c = create(rv)
+    deep = message(rv, c, depth=MAX_DEPTH)
+    ev = message(rv, c, body="next", prev_events=[deep.event_id],
+                 depth=next_depth(deep.depth))
+    assert ev.depth == MAX_DEPTH
+    assert check_received_event(copy.deepcopy(ev.pdu), rv, lookup).event_id == ev.event_id
 
 
 def test_build_copies_content_and_unsigned():
