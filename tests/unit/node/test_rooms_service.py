@@ -8,7 +8,7 @@ from federation.auth.errors import AuthError
 from federation.errors import MatrixError, NotFound
 from federation.room_versions import V10
 
-from rooms_support import (InlineDB, RecordingNotifier, make_service, result_of, uid)
+from rooms_support import (Api, InlineDB, RecordingNotifier, make_service, result_of, uid)
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
 
@@ -341,3 +341,26 @@ def test_txn_memory_is_bounded(monkeypatch):
     # recent transactions are still recognised
     assert result_of(svc.send_event(ALICE, room_id, "m.room.message", {"body": "4"},
                                     txn=("D", "t4"))) == ids[4]
+
+
+# --- a join_rule that is not a string ------------------------------------------------------
+
+@pytest.mark.parametrize("version", ["10", "11", "12"])
+@pytest.mark.parametrize("join_rule", [5, None, ["invite"]], ids=["number", "null", "list"])
+def test_non_string_join_rule_lets_nobody_join_even_invited(version, join_rule):
+    # Auth rules, membership join: no named join rule matches, so "Otherwise, reject".
+    v3 = "/_matrix/client/v3"
+    svc = make_service()
+    api = Api(svc)
+    room_id = create(svc, room_version=version)
+    status, _ = api.call("PUT", f"{v3}/rooms/{room_id}/state/m.room.join_rules/", ALICE,
+                         {"join_rule": join_rule})
+    assert status == 200
+    assert api.call("POST", f"{v3}/rooms/{room_id}/invite", ALICE,
+                    {"user_id": BOB}) == (200, {})
+    assert api.status("POST", f"{v3}/rooms/{room_id}/join", BOB, {}) == (403, "M_FORBIDDEN")
+    assert api.status("POST", f"{v3}/rooms/{room_id}/join", CAROL, {}) == \
+        (403, "M_FORBIDDEN")
+    room = result_of(svc.get_room(room_id))
+    assert room.membership(BOB) == "invite" and room.membership(CAROL) is None
+    assert room.membership(ALICE) == "join"
