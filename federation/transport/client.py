@@ -8,20 +8,29 @@ timeout=None) -> (status, json)``:
    port, ``.well-known``, port 8448);
 2. sign ``{method, uri, origin, destination, content?}`` and send ``Authorization: X-Matrix``
    (``uri`` = the exact request target sent, so the receiver can check it);
-3. connect over TLS to the resolved host/port, verifying the certificate for the resolved
+3. check every address the resolved host stands for against the ``AddressFilter``
+   (``ip_ranges``: ``federation.ip_range_blacklist`` minus ``ip_range_whitelist``) and
+   connect only to an allowed one -- to the very address that was checked, so a DNS answer
+   that changes between check and connection (DNS rebinding) cannot get around it; a
+   destination with no allowed address fails with ``AddressRefused`` and no connection;
+4. connect over TLS to the resolved host/port, verifying the certificate for the resolved
    ``tls_name`` (SNI for DNS names) with the ``tls.ClientTLSPolicy`` (CA file / system store,
    or the loud ``insecure_skip_tls_verify`` switch); ``Host`` header from the resolution;
-4. connections are pooled (``HTTPConnectionPool``, persistent, ``max_persistent_per_host``)
+5. connections are pooled (``HTTPConnectionPool``, persistent, ``max_persistent_per_host``)
    per destination server name;
-5. the response must be a JSON object (``InvalidResponse`` otherwise, naming the destination
+6. the response must be a JSON object (``InvalidResponse`` otherwise, naming the destination
    and status); a non-2xx status is returned as is (``request_ok`` raises ``RemoteError``).
-   Failures: ``DestinationUnreachable``, ``TLSFailure``, ``RequestTimedOut`` (whole request,
-   including reading the body, bounded by ``timeout``).
+   Failures: ``DestinationUnreachable``, ``AddressRefused``, ``TLSFailure``,
+   ``RequestTimedOut`` (whole request, including resolution, ``.well-known`` and reading the
+   body, bounded by ``timeout``, default 60 s; each TCP connection attempt by
+   ``connect_timeout``, default 10 s).  Their messages carry the details for the node's log;
+   callers answering a client should not pass them on (they would tell a prober which
+   ports are open).
 
 ``get_raw`` does the same for non-JSON bodies (federation media downloads).
 
 ``WellKnownGetter`` is the plain HTTPS GET (no signature, no redirects followed) that the
-resolver uses for ``https://<hostname>/.well-known/matrix/server``.
+resolver uses for ``https://<hostname>/.well-known/matrix/server`` (same address check).
 
 All Twisted objects get the reactor passed explicitly (TLS write aggregation, the pool, the
 endpoints): nothing here imports the global reactor.
@@ -35,6 +44,7 @@ from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote, urlencode, urlsplit
 
 from twisted.internet import defer, error as terror
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import (HostnameEndpoint, TCP4ClientEndpoint,
                                         TCP6ClientEndpoint, wrapClientTLS)
 from twisted.internet.protocol import Protocol
@@ -42,14 +52,17 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
+from twisted.internet.interfaces import (IHostnameResolver, IReactorPluggableNameResolver,
+                                         IResolutionReceiver)
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from ..canonical_json import encode_canonical_json, parse_json
 from ..errors import MatrixError
 from ..keys import SigningKey
-from .errors import (DestinationUnreachable, FederationRequestError, InvalidResponse,
-                     RemoteError, RequestTimedOut, TLSFailure)
+from .errors import (AddressRefused, DestinationUnreachable, FederationRequestError,
+                     InvalidResponse, RemoteError, RequestTimedOut, TLSFailure)
+from .ip_ranges import AddressFilter
 from .resolution import HttpsResponse, Resolution, ServerResolver
 from .server_names import is_ip_literal, parse_server_name
 from .tls import ClientTLSPolicy
@@ -189,6 +202,9 @@ def _classify(destination: str, exc: BaseException, timeout: float) -> Exception
     if isinstance(exc, (defer.TimeoutError, defer.CancelledError)):
         return RequestTimedOut(destination, f"no complete response within {timeout:g} s")
     all_excs = _flatten(exc)
+    refused = next((e for e in all_excs if isinstance(e, AddressRefused)), None)
+    if refused is not None:
+        return refused
     tls = next((e for e in all_excs if _is_tls_failure(e)), None)
     if tls is not None:
         return TLSFailure(destination, f"TLS failed: {type(tls).__name__}: {tls}")
@@ -211,11 +227,112 @@ def _add_timeout(d: defer.Deferred, timeout: float, reactor: Any, destination: s
     d.addTimeout(timeout, reactor, onTimeoutCancel=on_timeout)
 
 
-def _tcp_endpoint(reactor: Any, host: str, port: int, connect_timeout: float) -> Any:
-    if is_ip_literal(host):
-        cls = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
-        return cls(reactor, host, port, timeout=connect_timeout)
-    return HostnameEndpoint(reactor, host, port, timeout=connect_timeout)
+@implementer(IResolutionReceiver)
+class _FilteringReceiver:
+    """Passes on only the resolved addresses the filter allows; notes the others."""
+
+    def __init__(self, inner: Any, address_filter: AddressFilter,
+                 refused: list[str]) -> None:
+        self._inner = inner
+        self._filter = address_filter
+        self._refused = refused
+
+    def resolutionBegan(self, resolution: Any) -> None:
+        self._inner.resolutionBegan(resolution)
+
+    def addressResolved(self, address: Any) -> None:
+        host = getattr(address, "host", None)
+        reason = self._filter.refusal(host) if isinstance(address, (IPv4Address, IPv6Address)) \
+            else "not an IP address"
+        if reason is None:
+            self._inner.addressResolved(address)
+        else:
+            self._refused.append(f"{host} ({reason})")
+
+    def resolutionComplete(self) -> None:
+        self._inner.resolutionComplete()
+
+
+@implementer(IHostnameResolver)
+class _FilteringResolver:
+    def __init__(self, inner: Any, address_filter: AddressFilter, refused: list[str]) -> None:
+        self._inner = inner
+        self._filter = address_filter
+        self._refused = refused
+
+    def resolveHostName(self, receiver: Any, hostName: str, portNumber: int = 0,
+                        addressTypes: Any = None, transportSemantics: str = "TCP") -> Any:
+        return self._inner.resolveHostName(
+            _FilteringReceiver(receiver, self._filter, self._refused), hostName,
+            portNumber, addressTypes, transportSemantics)
+
+
+@implementer(IReactorPluggableNameResolver)
+class _FilteringReactor:
+    """The reactor as ``HostnameEndpoint`` sees it: its name resolver drops the addresses
+    the filter refuses, so the endpoint connects only to checked addresses (it connects to
+    the addresses it was handed, it never resolves the name again)."""
+
+    def __init__(self, reactor: Any, address_filter: AddressFilter) -> None:
+        self._reactor = reactor
+        self.refused: list[str] = []
+        self.nameResolver = _FilteringResolver(reactor.nameResolver, address_filter,
+                                               self.refused)
+
+    def installNameResolver(self, resolver: Any) -> Any:
+        raise NotImplementedError("the filtering resolver is fixed")
+
+    def __getattr__(self, name: str) -> Any:      # connectTCP, callLater, seconds...
+        return getattr(self._reactor, name)
+
+
+class _CheckedTCPEndpoint:
+    """TCP to ``host``:``port`` at an address the filter allows, else ``AddressRefused``
+    before any connection (no filter: plain endpoints, for library use and tests)."""
+
+    def __init__(self, reactor: Any, host: str, port: int, connect_timeout: float,
+                 address_filter: AddressFilter | None, destination: str) -> None:
+        self._reactor = reactor
+        self._host = host
+        self._port = port
+        self._timeout = connect_timeout
+        self._filter = address_filter
+        self._destination = destination
+
+    def _refused(self, detail: str) -> Failure:
+        log.warning("event=federation_address_refused destination=%s host=%s port=%d "
+                    "refused=%s", self._destination, self._host, self._port, detail)
+        return Failure(AddressRefused(self._destination,
+                                      f"{self._host} is in a refused IP range ({detail})"))
+
+    def connect(self, protocol_factory: Any) -> defer.Deferred:
+        host, port, timeout = self._host, self._port, self._timeout
+        if is_ip_literal(host):
+            if self._filter is not None:
+                reason = self._filter.refusal(host)
+                if reason is not None:
+                    return defer.fail(self._refused(reason))
+            cls = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
+            return cls(self._reactor, host, port, timeout=timeout).connect(protocol_factory)
+        if self._filter is None:
+            return HostnameEndpoint(self._reactor, host, port,
+                                    timeout=timeout).connect(protocol_factory)
+        reactor = _FilteringReactor(self._reactor, self._filter)
+        d = HostnameEndpoint(reactor, host, port, timeout=timeout).connect(protocol_factory)
+
+        def failed(failure: Failure) -> Failure:
+            # Every address was refused: HostnameEndpoint reports "no results".
+            if reactor.refused and failure.check(terror.DNSLookupError):
+                return self._refused(", ".join(reactor.refused))
+            return failure
+
+        def connected(protocol: Any) -> Any:
+            if reactor.refused:
+                log.info("event=federation_address_skipped destination=%s host=%s "
+                         "refused=%s", self._destination, host, ", ".join(reactor.refused))
+            return protocol
+
+        return d.addCallbacks(connected, failed)
 
 
 class _ResolvingEndpoint:
@@ -231,7 +348,8 @@ class _ResolvingEndpoint:
     async def _connect(self, protocol_factory: Any) -> Any:
         c = self._client
         res = await c.resolver.resolve(self._server_name)
-        tcp = _tcp_endpoint(c.reactor, res.host, res.port, c.connect_timeout)
+        tcp = _CheckedTCPEndpoint(c.reactor, res.host, res.port, c.connect_timeout,
+                                  c.address_filter, self._server_name)
         tls = wrapClientTLS(c.tls.creator_for(res.tls_name), tcp, clock=c.reactor)
         return await tls.connect(protocol_factory)
 
@@ -249,10 +367,12 @@ class _FederationEndpointFactory:
 class _HttpsEndpointFactory:
     """Plain ``https://host[:port]`` with our TLS policy and an explicit clock."""
 
-    def __init__(self, reactor: Any, tls: ClientTLSPolicy, connect_timeout: float) -> None:
+    def __init__(self, reactor: Any, tls: ClientTLSPolicy, connect_timeout: float,
+                 address_filter: AddressFilter | None) -> None:
         self._reactor = reactor
         self._tls = tls
         self._timeout = connect_timeout
+        self._filter = address_filter
 
     def endpointForURI(self, uri: Any) -> Any:
         if uri.scheme != b"https":
@@ -260,14 +380,18 @@ class _HttpsEndpointFactory:
         host = uri.host.decode("ascii")
         if host.startswith("["):
             host = host[1:-1]
-        tcp = _tcp_endpoint(self._reactor, host, uri.port, self._timeout)
+        tcp = _CheckedTCPEndpoint(self._reactor, host, uri.port, self._timeout, self._filter,
+                                  host)
         return wrapClientTLS(self._tls.creator_for(host), tcp, clock=self._reactor)
 
 
 # --- the client ----------------------------------------------------------------------------
 
 class FederationHttpClient:
-    """Signed, pooled, TLS-verified requests to other homeservers."""
+    """Signed, pooled, TLS-verified requests to other homeservers.
+
+    ``address_filter``: which addresses may be connected to (the node passes one built from
+    its config; None connects anywhere, for library use and loopback tests)."""
 
     def __init__(self, reactor: Any, server_name: str,
                  signing_key: SigningKey | Callable[[], SigningKey],
@@ -275,8 +399,10 @@ class FederationHttpClient:
                  max_persistent_per_host: int = 5, cached_connection_timeout: float = 120.0,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
                  default_timeout: float = DEFAULT_TIMEOUT_S,
-                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+                 address_filter: AddressFilter | None = None) -> None:
         self.reactor = reactor
+        self.address_filter = address_filter
         self.server_name = server_name
         self._signing_key = signing_key
         self.resolver = resolver
@@ -378,11 +504,13 @@ class WellKnownGetter:
 
     def __init__(self, reactor: Any, tls: ClientTLSPolicy, *,
                  pool: HTTPConnectionPool | None = None,
-                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+                 address_filter: AddressFilter | None = None) -> None:
         self.reactor = reactor
         self.pool = pool or HTTPConnectionPool(reactor, persistent=False)
         self._agent = Agent.usingEndpointFactory(
-            reactor, _HttpsEndpointFactory(reactor, tls, connect_timeout), pool=self.pool)
+            reactor, _HttpsEndpointFactory(reactor, tls, connect_timeout, address_filter),
+            pool=self.pool)
 
     async def get(self, url: str, *, timeout: float, max_bytes: int) -> HttpsResponse:
         host = urlsplit(url).hostname or url

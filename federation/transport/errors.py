@@ -8,6 +8,9 @@ are handled by the caller (retry, back off, try another server).  Each carries
 * ``DestinationUnreachable``  - DNS, connection refused/reset, resolution failure.
 * ``TLSFailure``              - handshake or certificate verification failed (subclass of
   ``DestinationUnreachable``: the server cannot be talked to safely).
+* ``AddressRefused``          - every address the destination resolved to is in
+  ``federation.ip_range_blacklist`` (``ip_ranges``); no connection was attempted (subclass
+  of ``DestinationUnreachable``, so callers treat it as any unreachable server).
 * ``RequestTimedOut``         - no complete response within the timeout.
 * ``InvalidResponse``         - the response is not the JSON object the spec requires, or
   is too large; ``status`` is the HTTP status when one was received.
@@ -32,6 +35,10 @@ class DestinationUnreachable(FederationRequestError):
 
 
 class TLSFailure(DestinationUnreachable):
+    pass
+
+
+class AddressRefused(DestinationUnreachable):
     pass
 
 
