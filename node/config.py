@@ -12,6 +12,9 @@ from typing import Any
 
 import yaml
 
+from federation.transport.ip_ranges import (DEFAULT_IP_RANGE_BLACKLIST, AddressFilter,
+                                            InvalidIpRange)
+
 
 class ConfigError(Exception):
     pass
@@ -38,7 +41,10 @@ class RateLimitConfig:
 class MediaConfig:
     max_upload_bytes: int = 50 * 1024 * 1024
     per_user_quota_bytes: int = 1024 * 1024 * 1024
-    max_thumbnail_pixels: int = 50_000_000      # larger images get 413 M_TOO_LARGE
+    max_thumbnail_pixels: int = 32_000_000      # pixels decoded per thumbnail, more: 413
+    thumbnail_memory_bytes: int = 256 * 1024 * 1024   # est. memory of thumbnails made at once
+    thumbnail_concurrency: int = 2              # thumbnails made at once; the rest queue
+    thumbnail_queue: int = 64                   # thumbnails waiting; more: 429 M_LIMIT_EXCEEDED
     thumbnail_sizes: list[list[int]] = field(default_factory=lambda: [[32, 32], [96, 96],
                                                                        [320, 240], [640, 480],
                                                                        [800, 600]])
@@ -68,6 +74,18 @@ class FederationConfig:
     share_device_names: bool = False    # device display names in federation user/devices
     roster: str = "auto"            # city roster: auto (if enrolled) | required | off
     roster_refresh_seconds: float = 60.0   # how often an enrolled node asks the gateway
+    # Outbound federation never connects to these (CIDR ranges; the default: loopback,
+    # private, CGNAT, link-local, unique-local, multicast, reserved), checked on every
+    # resolved address; federation.transport.ip_ranges.  Synapse's names.
+    ip_range_blacklist: list = field(default_factory=lambda: list(DEFAULT_IP_RANGE_BLACKLIST))
+    ip_range_whitelist: list = field(default_factory=list)   # exceptions to the blacklist
+
+    def __post_init__(self) -> None:
+        # A typo in a range must stop the node at start-up, not open or close federation.
+        try:
+            AddressFilter(self.ip_range_blacklist or (), self.ip_range_whitelist or ())
+        except InvalidIpRange as exc:
+            raise ConfigError(str(exc)) from None
 
 
 @dataclass

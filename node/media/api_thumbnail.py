@@ -15,10 +15,9 @@ from node.http.server import Response
 
 from .headers import media_headers
 from .service import MediaService
-from .thumbnailer import METHODS
+from .thumbnailer import MAX_DIMENSION, METHODS
 
 THUMBNAIL = "/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}"
-MAX_DIMENSION = 10_000
 
 
 def _dimension(req: ApiRequest, name: str) -> int:

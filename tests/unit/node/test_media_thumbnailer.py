@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import pytest
 from PIL import Image
 
+from node.config import MediaConfig
 from node.media import thumbnailer
 from node.media.thumbnailer import CannotThumbnail, TooLargeToThumbnail, choose_box, make_thumbnail
 
@@ -29,8 +32,9 @@ def test_choose_box_snaps_to_smallest_covering_configured_size():
     assert choose_box(50, 40, SIZES) == (96, 96)
     assert choose_box(300, 100, SIZES) == (320, 240)
     assert choose_box(321, 100, SIZES) == (640, 480)
-    # Larger than every configured size: served at the requested size itself.
-    assert choose_box(1000, 1000, SIZES) == (1000, 1000)
+    # Larger than every configured size: the one full-size box (the original, never upscaled),
+    # so requests cannot create a thumbnail per distinct size.
+    assert choose_box(1000, 1000, SIZES) == thumbnailer.FULL_SIZE_BOX
 
 
 def test_scale_keeps_aspect_ratio_and_fits_the_box():
@@ -157,3 +161,92 @@ def test_corrupted_images_never_crash(fmt):
             continue        # refused cleanly; any other exception fails the test
         if thumb is not None:
             assert Image.open(io.BytesIO(thumb.data)).size == (thumb.width, thumb.height)
+
+
+# --- decompression bombs: the pixel budget applies to what is decoded --------------------------
+def blank_png(w: int, h: int) -> bytes:
+    """An all-black RGB PNG built row by row, so the test never holds ``w*h`` pixels itself.
+
+    7000x7000 compresses to about 150 KB: the "small upload, huge image" case.
+    """
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + tag + body
+                + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF))
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (1 + 3 * w)             # filter byte + RGB samples
+    idat = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def pillow_blocks() -> int:
+    """Image memory blocks Pillow has handed out so far (its own allocator, which tracemalloc
+    cannot see); a 7000x7000 RGB decode takes a dozen 16 MiB blocks."""
+    stats = Image.core.get_stats()
+    return stats["allocated_blocks"] + stats["reused_blocks"]
+
+
+DEFAULT_BUDGET = MediaConfig().max_thumbnail_pixels
+
+
+def test_png_bomb_is_refused_without_decoding():
+    bomb = blank_png(7000, 7000)
+    assert len(bomb) < 300_000
+    before = pillow_blocks()
+    for box in ((96, 96), (800, 600)):
+        with pytest.raises(TooLargeToThumbnail):
+            make_thumbnail(bomb, *box, "scale", animated=False, max_pixels=DEFAULT_BUDGET)
+    assert pillow_blocks() - before <= 1        # the header was read, no pixels were
+
+
+def test_large_jpeg_is_decoded_at_reduced_size_within_the_budget():
+    # 4000x4000 has 16 M pixels in its header, over a 4 M budget; libjpeg decodes it at 1/8
+    # scale (500x500) for a 96x96 thumbnail, which is what the budget limits.
+    out = io.BytesIO()
+    Image.new("L", (4000, 4000), 90).save(out, "JPEG")
+    plan = thumbnailer.plan(io.BytesIO(out.getvalue()), 96, 96, "crop", animated=False,
+                            max_pixels=4_000_000)
+    assert plan.decode_pixels == 500 * 500
+    thumb = make_thumbnail(out.getvalue(), 96, 96, "crop", animated=False, max_pixels=4_000_000)
+    assert thumb is not None and open_result(thumb.data).size == (96, 96)
+    # A box the reduced decode cannot cover needs the full 16 M pixels: over the budget.
+    with pytest.raises(TooLargeToThumbnail):
+        make_thumbnail(out.getvalue(), 2500, 2500, "scale", animated=False,
+                       max_pixels=4_000_000)
+
+
+def test_plan_estimates_memory_before_decoding():
+    plan = thumbnailer.plan(io.BytesIO(image_bytes(1000, 500)), 96, 96, "scale",
+                            animated=False, max_pixels=BIG)
+    assert not plan.serve_original and plan.decode_pixels == 500_000
+    assert plan.memory_bytes >= 500_000 * 4
+    small = thumbnailer.plan(io.BytesIO(image_bytes(20, 20)), 96, 96, "scale", animated=False,
+                             max_pixels=BIG)
+    assert small.serve_original and small.memory_bytes == 0
+    with pytest.raises(TooLargeToThumbnail):
+        thumbnailer.plan(io.BytesIO(blank_png(7000, 7000)), 96, 96, "scale", animated=False,
+                         max_pixels=DEFAULT_BUDGET)
+
+
+def test_animation_bomb_is_bounded():
+    # 40 frames of 1200x1200: 57.6 M pixels to decode for an animated thumbnail.
+    imgs = [Image.new("L", (1200, 1200), i * 6) for i in range(40)]   # all distinct frames
+    out = io.BytesIO()
+    imgs[0].save(out, "GIF", save_all=True, append_images=imgs[1:], duration=80, loop=0)
+    anim = out.getvalue()
+    assert open_result(anim).n_frames == 40
+    with pytest.raises(TooLargeToThumbnail):
+        make_thumbnail(anim, 96, 96, "scale", animated=True, max_pixels=DEFAULT_BUDGET)
+    # Without animation only the first frame is decoded.
+    thumb = make_thumbnail(anim, 96, 96, "scale", animated=False, max_pixels=DEFAULT_BUDGET)
+    assert thumb is not None and not getattr(open_result(thumb.data), "is_animated", False)
+
+
+def test_requests_beyond_the_configured_sizes_share_one_full_size_box():
+    boxes = {choose_box(w, h, SIZES) for w in range(801, 10_001, 397)
+             for h in range(601, 10_001, 613)}
+    assert boxes == {thumbnailer.FULL_SIZE_BOX}
+    # Never smaller than requested: the full-size box keeps the original size.
+    assert make_thumbnail(image_bytes(1200, 900), *thumbnailer.FULL_SIZE_BOX, "scale",
+                          animated=False, max_pixels=BIG) is None
