@@ -90,10 +90,13 @@ class EdgeChannel(http.HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
             return                        # answered and closing: read nothing more
-        if self._header_deadline is None and self.line_mode and not self._handlingRequest:
+        super().dataReceived(data)
+        # Headers begun but not complete after this read: their deadline starts.  Headers
+        # that arrive whole in one read (nearly every request) never arm a timer.
+        if (self._header_deadline is None and self.line_mode and not self._refused
+                and not self._handlingRequest and (self._receivedHeaderSize or self._buffer)):
             self._header_deadline = self.callLater(HEADER_TIMEOUT_SECONDS,
                                                    self._headers_too_slow)
-        super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
         if self._receivedHeaderSize + len(line) > self.totalHeadersSize:

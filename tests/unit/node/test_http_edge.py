@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 from node.federation.listener import make_resource as federation_resource
 from node.http.router import Router
 from node.http.server import ApiResource
-from node.http.site import make_site
+from node.http.site import REFUSED_ABORT_SECONDS, make_site
 
 CLIENT_LIMIT = 1000
 UPLOAD_LIMIT = 50_000
@@ -56,6 +58,9 @@ class Conn:
         # Delivered even after the node closed its side: a TLS connection keeps reading
         # until the peer's close_notify, so the channel itself must ignore the rest.
         self.channel.dataReceived(data)
+
+    def lose(self) -> None:
+        self.channel.connectionLost(Failure(ConnectionDone()))
 
     @property
     def closed(self) -> bool:
@@ -120,6 +125,7 @@ def test_huge_declared_length_is_413_at_once_and_nothing_is_buffered(site):
     assert headers["connection"] == "close" and conn.closed
     conn.send(b"x" * (4 * 1024 * 1024))
     assert conn.content_size() == 0
+    conn.lose()
     # Other clients are not affected.
     other = Conn(site)
     other.send(_json_post(LOGIN, b'{"type": "m.login.password"}'))
@@ -168,6 +174,7 @@ def test_chunked_body_is_cut_off_at_the_limit(site):
     assert conn.content_size() <= CLIENT_LIMIT
     conn.send(b"0\r\n\r\n")                        # the end of the body changes nothing
     assert conn.transport.value().count(b"HTTP/1.1") == 1
+    conn.lose()
 
 
 def test_small_chunked_body_is_accepted(site):
@@ -276,3 +283,20 @@ def test_keep_alive_requests_each_get_their_own_header_deadline(site, clock):
         conn.send(_head("GET", "/_matrix/client/v3/sync", {}))
     assert not conn.closed
     assert conn.transport.value().count(b"HTTP/1.1 200") == 3
+
+
+def test_refused_client_that_keeps_the_connection_open_is_dropped(site, clock):
+    conn = Conn(site)
+    conn.send(_head("POST", LOGIN, {"Content-Length": str(10 * CLIENT_LIMIT)}))
+    assert conn.response()[0] == 413
+    conn.send(b"x" * 100_000)                      # a client still pushing its body
+    clock.advance(REFUSED_ABORT_SECONDS + 1)
+    assert conn.transport.disconnected             # aborted, not just half-closed
+
+
+def test_headers_arriving_whole_arm_no_header_timer(site, clock):
+    conn = Conn(site)
+    conn.send(_head("GET", "/_matrix/client/v3/sync", {}))
+    assert conn.response()[0] == 200
+    # The idle timeout is the only timer: the hot path pays no per-request deadline.
+    assert len(clock.getDelayedCalls()) == 1
