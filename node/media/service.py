@@ -4,8 +4,11 @@ Upload stores bytes content-addressed on disk and a ``local_media`` row under a 
 ID; download and thumbnail look the row up and read the bytes.  Limits (from ``MediaConfig``):
 ``max_upload_bytes`` (413 ``M_TOO_LARGE``), ``per_user_quota_bytes`` — the total size of one user's
 uploads (403 ``M_FORBIDDEN``, as "Security considerations" prescribes), and
-``max_thumbnail_pixels`` (413 ``M_TOO_LARGE`` on thumbnails).  Media of other servers answers 404
-until federation fetches it (a later issue).
+``max_thumbnail_pixels`` (413 ``M_TOO_LARGE`` on thumbnails: pixels to decode, see
+thumbnailer.py), and ``thumbnail_memory_bytes`` / ``thumbnail_concurrency`` /
+``thumbnail_queue``, the work budget all thumbnail decoding shares (budget.py; 429
+``M_LIMIT_EXCEEDED`` when the queue is full).  Thumbnails are made for the configured
+``thumbnail_sizes`` plus one full-size box only, so their number per media item is bounded.
 
 Blocking work — hashing, file I/O, Pillow — runs through the injected ``offload`` on a worker
 thread, DB work through ``db.run``; nothing blocks the reactor.
@@ -24,6 +27,7 @@ from federation.errors import Forbidden, MatrixError, NotFound
 from schema.media import local_media, media_thumbnails
 
 from . import thumbnailer
+from .budget import WorkBudget
 from .headers import clean_content_type, clean_filename
 from .ids import is_valid_media_id, is_valid_server_name, mxc_uri, new_media_id
 from .store import MediaStore
@@ -103,6 +107,10 @@ class MediaService:
         # Route name -> request body limit, for ApiResource(body_limits=...) in node/app.py.
         self.body_limits: dict[str, int] = {UPLOAD_ROUTE: config.max_upload_bytes}
         self._thumbnail_inflight: dict[tuple, list[defer.Deferred]] = {}
+        # Decoding is admitted by estimated memory, a few jobs at a time (budget.py).
+        self._budget = WorkBudget(capacity_bytes=config.thumbnail_memory_bytes,
+                                  slots=config.thumbnail_concurrency,
+                                  max_waiting=config.thumbnail_queue)
 
     # --- config ---------------------------------------------------------------------------
     def config_json(self) -> dict:
@@ -185,11 +193,18 @@ class MediaService:
 
     async def _generate(self, info: MediaInfo, key: tuple) -> ThumbnailResult:
         media_id, box_w, box_h, method, animated = key
-        source = await self.offload(self.store.get, info.sha256)
-        if source is None:
-            raise NotFound("Media content is missing from the store")
-        result, sha256 = await self.offload(self._generate_blocking, source, box_w, box_h,
-                                            method, animated, info.sha256)
+        # The header alone says what decoding will cost (or that the original is the answer);
+        # the pixels are decoded only once the work budget admits the job.
+        plan = await self.offload(self._plan_blocking, info.sha256, box_w, box_h, method,
+                                  animated)
+        if plan.serve_original:
+            result, sha256 = await self.offload(self._generate_blocking, info.sha256, box_w,
+                                                box_h, method, animated)
+        else:
+            result, sha256 = await self._budget.run(
+                plan.memory_bytes + info.size,
+                lambda: self.offload(self._generate_blocking, info.sha256, box_w, box_h,
+                                     method, animated))
         try:
             await self.db.run(_insert_thumbnail_txn, {
                 "media_id": media_id, "width": box_w, "height": box_h, "method": method,
@@ -199,17 +214,24 @@ class MediaService:
             pass  # another node process generated it meanwhile: the same bytes, keep its row
         return result
 
-    def _generate_blocking(self, source: bytes, box_w: int, box_h: int, method: str,
-                           animated: bool, source_sha256: str) -> tuple[ThumbnailResult, str]:
+    def _plan_blocking(self, source_sha256: str, box_w: int, box_h: int, method: str,
+                       animated: bool) -> thumbnailer.Plan:
+        fh = self.store.open(source_sha256)
+        if fh is None:
+            raise NotFound("Media content is missing from the store")
+        with fh:
+            return _refusals_as_errors(thumbnailer.plan, fh, box_w, box_h, method,
+                                       animated=animated,
+                                       max_pixels=self.config.max_thumbnail_pixels)
+
+    def _generate_blocking(self, source_sha256: str, box_w: int, box_h: int, method: str,
+                           animated: bool) -> tuple[ThumbnailResult, str]:
+        source = self.store.get(source_sha256)
+        if source is None:
+            raise NotFound("Media content is missing from the store")
         pixels = self.config.max_thumbnail_pixels
-        try:
-            thumb = thumbnailer.make_thumbnail(source, box_w, box_h, method, animated=animated,
-                                               max_pixels=pixels)
-        except thumbnailer.TooLargeToThumbnail:
-            raise TooLarge("Content is too large to thumbnail") from None
-        except thumbnailer.CannotThumbnail:
-            raise MatrixError("Cannot generate thumbnails for the requested content",
-                              errcode="M_UNKNOWN", http_status=400) from None
+        thumb = _refusals_as_errors(thumbnailer.make_thumbnail, source, box_w, box_h, method,
+                                    animated=animated, max_pixels=pixels)
         if thumb is None:
             # The original is small enough: serve it, typed by what Pillow found, not the
             # uploader's claim.
@@ -217,3 +239,15 @@ class MediaService:
             assert content_type is not None  # make_thumbnail only returns None for these
             return ThumbnailResult(content_type, source), source_sha256
         return ThumbnailResult(thumb.content_type, thumb.data), self.store.put(thumb.data)
+
+
+def _refusals_as_errors(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """The thumbnailer's refusals as the spec's answers: 413 ``M_TOO_LARGE`` ("The local
+    content is too large for the server to thumbnail") and 400 for content it cannot read."""
+    try:
+        return fn(*args, **kwargs)
+    except thumbnailer.TooLargeToThumbnail:
+        raise TooLarge("Content is too large to thumbnail") from None
+    except thumbnailer.CannotThumbnail:
+        raise MatrixError("Cannot generate thumbnails for the requested content",
+                          errcode="M_UNKNOWN", http_status=400) from None

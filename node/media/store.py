@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import tempfile
+from typing import BinaryIO
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
 
@@ -57,6 +58,13 @@ class MediaStore:
         try:
             with open(self.path_for(sha256), "rb") as fh:
                 return fh.read()
+        except FileNotFoundError:
+            return None
+
+    def open(self, sha256: str) -> BinaryIO | None:
+        """The stored file for reading a part of it (an image header), or ``None``."""
+        try:
+            return open(self.path_for(sha256), "rb")
         except FileNotFoundError:
             return None
 

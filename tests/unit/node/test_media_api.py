@@ -247,3 +247,52 @@ def test_service_upload_contract(api):
     defer.ensureDeferred(api.media.upload("@anna:school.example", "text/plain", "a.txt",
                                           b"hi")).addCallback(result.append)
     assert result and result[0].startswith(f"mxc://{SERVER}/")
+
+
+def thumbnail_rows(api) -> int:
+    from sqlalchemy import func, select
+
+    from schema.media import media_thumbnails
+    with api.media.db.engine.begin() as conn:
+        return conn.execute(select(func.count()).select_from(media_thumbnails)).scalar_one()
+
+
+def test_distinct_requested_sizes_cannot_grow_the_thumbnail_cache(api):
+    mxc = upload(api, png(1600, 1200), "image/png").json["content_uri"]
+    path = f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}"
+    sizes = api.media.config.thumbnail_sizes
+    for i in range(50):
+        resp = call(api, "GET", path, query={"width": 10 + i * 16, "height": 8 + i * 12})
+        assert resp.code == 200, resp.body
+        w, h = Image.open(io.BytesIO(resp.body)).size
+        # Never smaller than asked (the original is large enough), never upscaled.
+        assert (w >= 10 + i * 16 or h >= 8 + i * 12) and w <= 1600 and h <= 1200
+    # 50 sizes up to 794x596: one row per configured size at most.
+    assert thumbnail_rows(api) <= len(sizes)
+    for i in range(20):       # beyond every configured size: one shared full-size box
+        assert call(api, "GET", path, query={"width": 900 + i, "height": 700 + i}).code == 200
+    assert thumbnail_rows(api) <= len(sizes) + 1
+    files = [f for _, _, fs in os.walk(os.path.join(api.media_dir, "content")) for f in fs]
+    assert len(files) <= 1 + len(sizes)
+
+
+def bomb_png(w: int, h: int) -> bytes:
+    from test_media_thumbnailer import blank_png
+    return blank_png(w, h)
+
+
+def test_png_bomb_thumbnail_413_and_other_users_unaffected(api):
+    bomb = upload(api, bomb_png(7000, 7000), "image/png", "tiny.png")
+    assert bomb.code == 200, bomb.body          # a 150 KB upload is fine; thumbnailing is not
+    path = f"/_matrix/client/v1/media/thumbnail/{media_path(bomb.json['content_uri'])}"
+    for width, height in ((32, 32), (96, 96), (320, 240), (800, 600)):
+        resp = call(api, "GET", path, query={"width": width, "height": height})
+        assert resp.code == 413 and resp.json["errcode"] == "M_TOO_LARGE"
+        assert resp.json["error"]
+    # The bytes themselves still download; Ben's picture still thumbnails.
+    download = f"/_matrix/client/v1/media/download/{media_path(bomb.json['content_uri'])}"
+    assert call(api, "GET", download).code == 200
+    mxc = upload(api, png(640, 640), "image/png", token="tok-ben").json["content_uri"]
+    resp = call(api, "GET", f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}",
+                query={"width": 96, "height": 96}, token="tok-ben")
+    assert resp.code == 200 and Image.open(io.BytesIO(resp.body)).size == (96, 96)
