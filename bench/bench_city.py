@@ -315,6 +315,7 @@ class Fanout:
         fed = config["federation"]
         fed["tls_ca_file"] = self.ca.cert_path
         fed["server_overrides"] = {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}
+        fed["ip_range_whitelist"] = ["127.0.0.0/8", "::1/128"]   # loopback: refused by default
         config["gateway"]["directory_refresh_seconds"] = 86400
         with open(path, "w") as fh:
             yaml.safe_dump(config, fh, sort_keys=False)

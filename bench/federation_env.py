@@ -86,6 +86,9 @@ class TestCA:
         return ctx
 
 
+LOOPBACK_RANGES = ("127.0.0.0/8", "::1/128")
+
+
 def parta_federation_section(*, port: int, cert_path: str, key_path: str, ca_file: str,
                              overrides: dict[str, str] | None = None,
                              bind_address: str = "127.0.0.1",
@@ -97,6 +100,8 @@ def parta_federation_section(*, port: int, cert_path: str, key_path: str, ca_fil
         "tls_ca_file": ca_file,
         "insecure_skip_tls_verify": insecure,
         "server_overrides": dict(overrides or {}),
+        # Every node here is on loopback, which outbound federation refuses by default.
+        "ip_range_whitelist": list(LOOPBACK_RANGES),
     }
 
 

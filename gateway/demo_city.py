@@ -254,6 +254,8 @@ def configure(city: City, node: NodeDir) -> None:
     fed["tls_ca_file"] = city.ca_cert
     fed["server_overrides"] = {o.server: f"127.0.0.1:{o.fed_port}" for o in city.nodes
                                if o is not node}
+    # The demo city lives on loopback, which outbound federation refuses by default.
+    fed["ip_range_whitelist"] = ["127.0.0.0/8", "::1/128"]
     if node.kind == "gateway":
         config.setdefault("gateway", {})["directory_refresh_seconds"] = 60
     with open(node.config_path, "w", encoding="utf-8") as fh:
