@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import textwrap
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ COMMENTS = {
     "tls_private_key_path": "PEM private key for the certificate.",
     "max_request_body_bytes": "Largest JSON request body accepted (413 M_TOO_LARGE above).",
     "rate_limits": "Per-user limits on sending, room creation, joins and invites (429 M_LIMIT_EXCEEDED).",
-    "enabled": "false switches all rate limits off (benchmarks only).",
+    "rate_limits.enabled": "false switches all rate limits off (benchmarks only).",
     "burst_count": "Requests a user may make at once before the per_second rate applies.",
     "login_burst_count": "Login/registration attempts a client IP may make at once.",
     "max_upload_bytes": "Largest media upload (413 M_TOO_LARGE above).",
@@ -43,7 +44,22 @@ COMMENTS = {
     "log_level": "DEBUG, INFO, WARNING or ERROR.",
     "federation": "Server-server API: HTTPS listener, outbound TLS, keys (node/federation).",
     "listener": "Where the federation API listens (HTTPS; other servers reach server_name here).",
+    "federation.enabled": (
+        "false: no federation listener and no traffic with other servers: events are not "
+        "sent to them, and remote joins, invites, profiles, media and space look-ups are "
+        "off. An enrolled node still refreshes its city roster from the gateway."),
+    "ip_range_blacklist": (
+        "Outbound federation never connects to these IP ranges (CIDR), checked on every "
+        "address a server name, its .well-known or DNS resolves to, before connecting. "
+        "Default: loopback, private (RFC 1918), CGNAT, link-local, unique-local, "
+        "documentation, multicast and reserved ranges; 0.0.0.0 and :: are always refused."),
+    "ip_range_whitelist": (
+        "Exceptions to ip_range_blacklist. A city whose schools are on a private network "
+        'lists it here (e.g. ["10.20.0.0/16"]); loopback test setups use '
+        '["127.0.0.0/8", "::1/128"].'),
 }
+
+_WIDTH = 96
 
 _INLINE = re.compile(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+)$")
 
@@ -56,20 +72,34 @@ def _inline_comments(cls: type) -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for m in map(_INLINE.match, source.splitlines()) if m}
 
 
-def _emit(obj: Any, indent: int, lines: list[str]) -> None:
+def _emit(obj: Any, indent: int, lines: list[str], path: str = "") -> None:
     inline = _inline_comments(type(obj))
     pad = "  " * indent
     for f in fields(obj):
         value = getattr(obj, f.name)
-        comment = COMMENTS.get(f.name) or inline.get(f.name) or f.name.replace("_", " ")
+        # A dotted key first: the same field name means different things in different
+        # sections (rate_limits.enabled, federation.enabled).
+        comment = COMMENTS.get(path + f.name) or COMMENTS.get(f.name) or \
+            inline.get(f.name) or f.name.replace("_", " ")
         if is_dataclass(value):
             lines.append("")
-            lines.append(f"{pad}# {comment}")
+            lines += _comment(pad, comment)
             lines.append(f"{pad}{f.name}:")
-            _emit(value, indent + 1, lines)
+            _emit(value, indent + 1, lines, f"{path}{f.name}.")
+            continue
+        lines += _comment(pad, comment)
+        line = f"{pad}{f.name}: {json.dumps(value)}"
+        if isinstance(value, list) and value and len(line) > _WIDTH:
+            # A long list one item a line (YAML block sequence; items as JSON scalars).
+            lines.append(f"{pad}{f.name}:")
+            lines += [f"{pad}  - {json.dumps(item)}" for item in value]
         else:
-            lines.append(f"{pad}# {comment}")
-            lines.append(f"{pad}{f.name}: {json.dumps(value)}")
+            lines.append(line)
+
+
+def _comment(pad: str, text: str) -> list[str]:
+    return [f"{pad}# {part}" for part in
+            textwrap.wrap(text, _WIDTH - len(pad) - 2, break_on_hyphens=False) or [""]]
 
 
 def render_config(config: Config) -> str:

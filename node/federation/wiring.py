@@ -2,8 +2,8 @@
 media) -> FederationService`` (called by node/app.py after media).
 
 Builds: our ``KeyServer`` (signing keys + retired keys from the data dir), the outbound
-client (TLS policy from config, server name resolution with the override map, behind the
-server policy), the key ring (pinned keys from the policy, a database cache, direct
+client (TLS policy from config, server name resolution with the override map, the
+``ip_range_blacklist``/``ip_range_whitelist`` address check, behind the server policy), the key ring (pinned keys from the policy, a database cache, direct
 fetches, configured notaries), the federation listener's router with X-Matrix
 authentication, the state store (shared with the rooms area), the ingest pipeline, the
 transaction handler and the endpoints; then FED-OUT's outbound sender
@@ -22,6 +22,7 @@ from typing import Any
 
 from federation.keys import VerifyKey
 from federation.transport.client import FederationHttpClient, WellKnownGetter
+from federation.transport.ip_ranges import AddressFilter
 from federation.transport.key_server import KeyServer, NotaryService
 from federation.transport.keyring import DirectKeyFetcher, KeyRing, NotaryKeyFetcher
 from federation.transport.resolution import ServerResolver
@@ -125,10 +126,15 @@ def build_context(ctx: Any, *, rooms: Any, policy: Any = None, signing_keys: Any
     if client is None:
         tls = ClientTLSPolicy(cfg.tls_ca_file,
                               insecure_skip_tls_verify=cfg.insecure_skip_tls_verify)
-        resolver = ServerResolver(ctx.clock, WellKnownGetter(ctx.reactor, tls),
+        # Outbound connections only to addresses outside federation.ip_range_blacklist
+        # (or in ip_range_whitelist), .well-known fetches included.
+        addresses = AddressFilter(cfg.ip_range_blacklist, cfg.ip_range_whitelist)
+        resolver = ServerResolver(ctx.clock, WellKnownGetter(ctx.reactor, tls,
+                                                             address_filter=addresses),
                                   overrides=cfg.server_overrides or {})
         client = FederationHttpClient(ctx.reactor, ctx.server_name,
-                                      lambda: key_server.signing_key, resolver, tls)
+                                      lambda: key_server.signing_key, resolver, tls,
+                                      address_filter=addresses)
         if hasattr(ctx.reactor, "addSystemEventTrigger"):
             # Pooled connections are closed before the reactor stops.
             from twisted.internet import defer

@@ -12,11 +12,19 @@ sure to set ``allow_remote`` to false".
 
 Downloads are bounded (``max_bytes``) and the most recent ones are kept in memory
 (bounded total size), so a file shared into a room is fetched once by the whole school.
+
+Any user can name any server here, so the answer must not tell a prober anything about the
+place it named: every failure to get a usable answer (address refused by
+``federation.ip_range_blacklist``, connection refused, timeout, TLS failure, an HTTP error
+or an unreadable response) is the same 502 ``M_UNKNOWN`` with the same text, and the
+details go to the node's log only.  A remote 404 is 404 ``M_NOT_FOUND``; a remote 413 is
+502 ``M_TOO_LARGE`` (the spec's answer for media too large to serve).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,6 +38,9 @@ from federation.transport.errors import FederationRequestError
 
 FED_DOWNLOAD = "/_matrix/federation/v1/media/download/{}"
 LEGACY_DOWNLOAD = "/_matrix/media/v3/download/{}/{}"
+log = logging.getLogger("parta.federation.media")
+
+UNAVAILABLE = "Could not fetch the media from the remote server"
 _FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
 
@@ -92,6 +103,13 @@ def _filename(disposition: str | None) -> str | None:
     return unquote(m.group(1))
 
 
+def _unavailable(server_name: str, media_id: str, detail: str) -> MatrixError:
+    """The one answer for every remote failure; ``detail`` goes to the log only."""
+    log.warning("event=remote_media_failed server=%s media_id=%s detail=%s", server_name,
+                media_id, detail)
+    return MatrixError(UNAVAILABLE, errcode="M_UNKNOWN", http_status=502)
+
+
 class RemoteMedia:
     def __init__(self, *, client: Any, clock: Any, server_name: str, policy: Any = None,
                  max_bytes: int = 50 * 1024 * 1024, cache_bytes: int = 32 * 1024 * 1024,
@@ -125,8 +143,8 @@ class RemoteMedia:
                     max_bytes=self.max_bytes)
                 return self._remember(key, self._plain(server_name, media_id, raw))
         except FederationRequestError as exc:
-            raise MatrixError(f"Could not fetch the media from {server_name}: "
-                              f"{exc.message}", errcode="M_UNKNOWN", http_status=502) from None
+            raise _unavailable(server_name, media_id,
+                               f"{type(exc).__name__}: {exc.message}") from None
         return self._remember(key, self._multipart(server_name, media_id, raw))
 
     @staticmethod
@@ -137,15 +155,14 @@ class RemoteMedia:
             return None
         return value.get("errcode") if isinstance(value, dict) else None
 
-    def _check_status(self, server_name: str, raw: Any) -> None:
+    def _check_status(self, server_name: str, media_id: str, raw: Any) -> None:
         if raw.status == 404:
             raise NotFound("Media not found")
         if raw.status == 413:
             raise MatrixError("The media is too large", errcode="M_TOO_LARGE",
                               http_status=502)
         if raw.status != 200:
-            raise MatrixError(f"{server_name} answered HTTP {raw.status} for the media",
-                              errcode="M_UNKNOWN", http_status=502)
+            raise _unavailable(server_name, media_id, f"HTTP {raw.status}")
 
     def _info(self, server_name: str, media_id: str, content_type: str | None,
               disposition: str | None, data: bytes) -> RemoteMediaInfo:
@@ -156,25 +173,24 @@ class RemoteMedia:
 
     def _multipart(self, server_name: str, media_id: str, raw: Any
                    ) -> tuple[RemoteMediaInfo, bytes]:
-        self._check_status(server_name, raw)
+        self._check_status(server_name, media_id, raw)
         try:
             parts = parse_multipart(raw.body, raw.header("content-type") or "")
         except ValueError as exc:
-            raise MatrixError(f"{server_name} sent an unreadable media response: {exc}",
-                              errcode="M_UNKNOWN", http_status=502) from None
+            raise _unavailable(server_name, media_id,
+                               f"unreadable multipart response: {exc}") from None
         if len(parts) != 2:
-            raise MatrixError(f"{server_name} sent {len(parts)} parts instead of 2",
-                              errcode="M_UNKNOWN", http_status=502)
+            raise _unavailable(server_name, media_id, f"{len(parts)} parts instead of 2")
         headers, data = parts[1]
         if "location" in headers:
-            raise MatrixError(f"{server_name} redirects media downloads, which this server "
-                              "does not follow", errcode="M_UNKNOWN", http_status=502)
+            raise _unavailable(server_name, media_id,
+                               "a Location redirect, which this server does not follow")
         return self._info(server_name, media_id, headers.get("content-type"),
                           headers.get("content-disposition"), data), data
 
     def _plain(self, server_name: str, media_id: str, raw: Any
                ) -> tuple[RemoteMediaInfo, bytes]:
-        self._check_status(server_name, raw)
+        self._check_status(server_name, media_id, raw)
         return self._info(server_name, media_id, raw.header("content-type"),
                           raw.header("content-disposition"), raw.body), raw.body
 

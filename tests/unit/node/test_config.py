@@ -62,3 +62,49 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_config(str(tmp_path / "nope.yaml"))
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "server_name: [unclosed\n"))
+
+
+# --- federation: outbound address ranges --------------------------------------------------
+def test_outbound_federation_refuses_private_ranges_by_default(tmp_path):
+    fed = load_config(_write(tmp_path, "")).federation
+    for cidr in ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                 "169.254.0.0/16", "fe80::/10", "fc00::/7", "100.64.0.0/10"):
+        assert cidr in fed.ip_range_blacklist
+    assert fed.ip_range_whitelist == []
+
+
+def test_ip_range_whitelist_from_yaml(tmp_path):
+    fed = load_config(_write(tmp_path, "federation:\n  ip_range_whitelist: [10.20.0.0/16, "
+                                       "'127.0.0.1']\n")).federation
+    assert fed.ip_range_whitelist == ["10.20.0.0/16", "127.0.0.1"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("federation:\n  ip_range_whitelist: [10.20.0.0/33]\n",
+     "federation.ip_range_whitelist[0]: '10.20.0.0/33' is not an IP address or range"),
+    ("federation:\n  ip_range_blacklist: [127.0.0.0/8, school.example]\n",
+     "federation.ip_range_blacklist[1]: 'school.example' is not an IP address or range"),
+    ("federation:\n  ip_range_blacklist: [8]\n",
+     "federation.ip_range_blacklist[0]: must be a string"),
+    ("federation:\n  ip_range_whitelist: 10.0.0.0/8\n",
+     "federation.ip_range_whitelist: must be a list"),
+])
+def test_bad_ip_ranges_name_the_setting(tmp_path, text, message):
+    with pytest.raises(ConfigError) as exc:
+        load_config(_write(tmp_path, text))
+    assert message in str(exc.value)
+
+
+def test_generated_config_explains_federation_enabled_and_round_trips(tmp_path):
+    from node.cli.config_template import render_config
+    from node.config import Config
+    text = render_config(Config())
+    fed = text[text.index("\nfederation:"):]
+    comment = fed[:fed.index("  enabled:")]
+    assert "rate limits" not in comment                   # not the rate_limits comment
+    assert "no federation listener" in comment
+    rate = text[text.index("\nrate_limits:"):]
+    assert "rate limits off" in rate[:rate.index("  enabled:")]
+    loaded = load_config(_write(tmp_path, text)).federation
+    assert loaded.ip_range_blacklist == Config().federation.ip_range_blacklist
+    assert loaded.ip_range_whitelist == []

@@ -137,3 +137,31 @@ def test_remote_media_errors(answer, expected):
     _, clock = make_clock()
     m = RemoteMedia(client=MediaClient([answer]), clock=clock, server_name="a.test")
     assert err(m.download("b.test", "m1")) == expected
+
+
+def _full_error(coro):
+    try:
+        result_of(coro)
+    except MatrixError as exc:
+        return exc.http_status, exc.errcode, exc.message
+    raise AssertionError("no error")
+
+
+def test_remote_media_failures_all_look_the_same_to_the_client():
+    """A refused address, a closed port, a silent port, a TLS service, an HTTP error page:
+    one answer, so a prober learns nothing about the place it named."""
+    from federation.transport.errors import AddressRefused, RequestTimedOut, TLSFailure
+    _, clock = make_clock()
+    failures = {
+        "127.0.0.1:22": AddressRefused("127.0.0.1:22", "127.0.0.1 is in a refused IP range"),
+        "192.0.2.1:8448": DestinationUnreachable("192.0.2.1:8448", "ConnectionRefusedError"),
+        "192.0.2.2:8448": RequestTimedOut("192.0.2.2:8448", "no complete response in 60 s"),
+        "192.0.2.3:443": TLSFailure("192.0.2.3:443", "TLS failed: certificate verify failed"),
+        "192.0.2.4:8448": Raw(401, {}, b'{"errcode":"M_UNAUTHORIZED"}'),
+        "192.0.2.5:8448": Raw(200, {"content-type": ["text/html"]}, b"<html>"),
+    }
+    answers = {server: _full_error(RemoteMedia(client=MediaClient([answer]), clock=clock,
+                                               server_name="a.test").download(server, "m1"))
+               for server, answer in failures.items()}
+    assert set(answers.values()) == {(502, "M_UNKNOWN",
+                                      "Could not fetch the media from the remote server")}
