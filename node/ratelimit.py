@@ -9,6 +9,7 @@ injected (anything with ``seconds()``), so tests drive time by hand.
 from __future__ import annotations
 
 import math
+from itertools import islice
 from typing import Any, Protocol
 
 from federation.errors import MatrixError
@@ -30,7 +31,7 @@ class LimitExceeded(MatrixError):
 class RateLimiter:
     """Token buckets per key.  ``check(key)`` takes a token or raises ``LimitExceeded``."""
 
-    MAX_KEYS = 10_000          # prune full buckets beyond this many tracked keys
+    MAX_KEYS = 10_000          # tracked keys at most (full buckets go first, then oldest)
 
     def __init__(self, clock: SecondsClock, *, per_second: float, burst_count: int,
                  enabled: bool = True) -> None:
@@ -66,8 +67,16 @@ class RateLimiter:
             self._prune(now)
 
     def _prune(self, now: float) -> None:
+        """Forget full buckets (they equal no bucket); if that is not enough -- e.g. failure
+        buckets of many made-up user names -- forget the oldest-created down to 90 % of
+        ``MAX_KEYS``, so memory stays bounded and the O(n) prune runs at most once per
+        ``MAX_KEYS // 10`` new keys."""
         for key in [k for k in self._buckets if self._level(k, now) >= self.burst]:
             del self._buckets[key]
+        excess = len(self._buckets) - (self.MAX_KEYS - self.MAX_KEYS // 10)
+        if excess > 0:
+            for key in list(islice(self._buckets, excess)):
+                del self._buckets[key]
 
 
 def request_key(req: Any) -> str:

@@ -91,6 +91,20 @@ def test_prune_keeps_memory_bounded():
     assert len(rl._buckets) <= 2
 
 
+def test_memory_bounded_even_when_no_bucket_is_full():
+    """Keys that never refill in time (e.g. failures for made-up user names) are capped too."""
+    clock = Clock()
+    rl = RateLimiter(clock, per_second=0.001, burst_count=1)
+    rl.MAX_KEYS = 100
+    for i in range(1000):
+        try:
+            rl.check(f"@guess{i}:s")
+        except LimitExceeded:
+            pass
+    assert len(rl._buckets) <= 100
+    assert "@guess999:s" in rl._buckets           # the newest keys are the ones kept
+
+
 class Req:
     def __init__(self, requester=None, client_ip="10.0.0.1"):
         self.requester = requester
