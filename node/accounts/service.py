@@ -22,7 +22,7 @@ from . import passwords, store
 from .ids import (check_localpart, generate_device_id, localpart_from_input, make_user_id)
 from .roles import DEFAULT_ROLE, check_role
 from .tokens import (generate_access_token, generate_registration_token, hash_token,
-                     registration_token_valid)
+                     is_valid_registration_token_string, registration_token_valid)
 
 log = logging.getLogger("parta.accounts")
 
@@ -38,6 +38,16 @@ class UnknownToken(MatrixError):
 
 class UserInUse(MatrixError):
     errcode = "M_USER_IN_USE"
+
+
+class RegistrationTokenUsedUp(MatrixError):
+    errcode = "M_FORBIDDEN"
+    http_status = 403
+
+
+class UserDeactivated(MatrixError):
+    errcode = "M_USER_DEACTIVATED"
+    http_status = 403
 
 
 class AccountsService:
@@ -56,7 +66,9 @@ class AccountsService:
         self._profile_listeners: list[ProfileListener] = []
         self._flush_call: Any = None
         self._kdf_pool = ThreadPool(minthreads=0, maxthreads=KDF_THREADS, name="parta-kdf")
-        # Set by wiring: the per-IP limiter for login/register and the UIA session manager.
+        # Set by wiring: the credential guard (its ``attempts`` limiter is also exposed as
+        # ``login_limiter``, the per-IP limit of login/register) and the UIA session manager.
+        self.guard: Any = None
         self.login_limiter: Any = None
         self.uia: Any = None
 
@@ -158,8 +170,9 @@ class AccountsService:
                           registration_token: str | None = None) -> str:
         """Create a local account (CLI, demo, registration).  Raises M_USER_IN_USE.
 
-        ``registration_token``: a token reserved by the UIA stage; its use is completed in the
-        same transaction as the account is created.
+        ``registration_token``: the token checked by the UIA stage; one use is counted in
+        the account's own transaction, and if none is left (another registration took the
+        last one meanwhile) nothing is created: ``RegistrationTokenUsedUp``.
         """
         check_localpart(localpart, self.server_name)
         try:
@@ -176,8 +189,9 @@ class AccountsService:
             store.insert_user(conn, user_id=user_id, localpart=localpart, role=role,
                               displayname=display_name if display_name is not None
                               else localpart, password_hash=pw_hash, now_ms=now)
-            if registration_token is not None:
-                store.complete_registration_token(conn, registration_token)
+            if registration_token is not None and \
+                    not store.use_registration_token(conn, registration_token, now):
+                raise RegistrationTokenUsedUp("This registration token is no longer valid")
         await self.db.run(txn)
         self._roles[user_id] = role
         log.info("event=user_created user_id=%s role=%s", user_id, role)
@@ -220,9 +234,31 @@ class AccountsService:
 
     # --- passwords -----------------------------------------------------------------------
     async def check_password(self, user_id: str, password: str) -> bool:
+        """True if ``password`` is the active user's (no lockout: see ``verify_password``)."""
+        ok, deactivated = await self._password_matches(user_id, password)
+        return ok and not deactivated
+
+    async def _password_matches(self, user_id: str, password: str) -> tuple[bool, bool]:
+        """(the password matches, the account is deactivated)."""
         user = await self.db.run(store.get_user, user_id)
-        pw_hash = user["password_hash"] if user and not user["deactivated"] else None
-        return bool(await self._on_thread(passwords.verify_password, password, pw_hash))
+        pw_hash = user["password_hash"] if user else None
+        ok = bool(await self._on_thread(passwords.verify_password, password, pw_hash))
+        return ok, bool(user and user["deactivated"])
+
+    async def verify_password(self, user_id: str | None, password: str,
+                              ip: str | None) -> bool:
+        """The one password check of /login and every UIA password stage (``guard``):
+        429 while the user or address is locked out; a failure counts toward the lockout.
+        A deactivated account with the right password is 403 ``M_USER_DEACTIVATED`` (login
+        spec); with a wrong one it fails like any other, so guessers learn nothing."""
+        self.guard.check_not_locked(ip, user_id)
+        ok, deactivated = await self._password_matches(user_id or "@:invalid", password)
+        if not ok or user_id is None:
+            self.guard.failed(ip, user_id)
+            return False
+        if deactivated:
+            raise UserDeactivated("This account has been deactivated")
+        return True
 
     async def resolve_login_user(self, identifier: str) -> str | None:
         """Map a login identifier to a local user ID (not checked for existence)."""
@@ -232,8 +268,7 @@ class AccountsService:
     async def login_password(self, identifier: str, password: str, device_id: str | None,
                              display_name: str | None, ip: str | None) -> dict:
         user_id = await self.resolve_login_user(identifier)
-        ok = await self.check_password(user_id or "@:invalid", password)
-        if not ok or user_id is None:
+        if not await self.verify_password(user_id, password, ip) or user_id is None:
             metrics.LOGINS.labels("failure").inc()
             log.info("event=login_failed ip=%s", ip)
             raise Forbidden("Invalid username or password")
@@ -349,18 +384,20 @@ class AccountsService:
             now_ms=now))
         return token
 
-    async def reserve_registration_token(self, token: str) -> dict | None:
-        return await self.db.run(store.reserve_registration_token, token, self.now_ms())
+    async def check_registration_token(self, token: str, ip: str | None) -> dict | None:
+        """The token's row if it is valid now, else None (reserves nothing).  Goes through
+        the address's lockout, and an invalid token counts as a failure (``guard``)."""
+        self.guard.check_not_locked(ip)
+        row = None
+        if is_valid_registration_token_string(token):    # no DB look-up of junk (NUL...)
+            row = await self.db.run(store.get_registration_token, token)
+        if row is None or not registration_token_valid(row, self.now_ms()):
+            self.guard.failed(ip)
+            return None
+        return row
 
-    def release_registration_token(self, token: str) -> None:
-        """A UIA session holding a reserved use expired: give the use back."""
-        d = self._defer(self.db.run(store.release_registration_token, token))
-        d.addErrback(lambda f: log.warning("event=token_release_failed error=%s",
-                                           f.getErrorMessage()))
-
-    async def registration_token_valid(self, token: str) -> bool:
-        row = await self.db.run(store.get_registration_token, token)
-        return row is not None and registration_token_valid(row, self.now_ms())
+    async def registration_token_valid(self, token: str, ip: str | None = None) -> bool:
+        return await self.check_registration_token(token, ip) is not None
 
     async def list_registration_tokens(self) -> list[dict]:
         return await self.db.run(store.list_registration_tokens)

@@ -186,30 +186,17 @@ def list_registration_tokens(conn: Connection) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def reserve_registration_token(conn: Connection, token: str, now_ms: int) -> dict | None:
-    """Take one pending use of a valid token; None if unknown, expired or used up.
-
-    One conditional UPDATE, so two concurrent registrations cannot both take the last use.
-    """
+def use_registration_token(conn: Connection, token: str, now_ms: int) -> bool:
+    """Count one completed registration with a valid token; False if it is unknown, expired
+    or used up (spec "Token-authenticated registration": uses count when registration
+    completes).  One conditional UPDATE in the account's own transaction, so of two
+    registrations racing for the last use exactly one succeeds.  ``pending`` is no longer
+    written (sessions reserve nothing); values left by older versions are ignored."""
     t = registration_tokens.c
     res = conn.execute(
         update(registration_tokens)
         .where(t.token == token,
                or_(t.expiry_time.is_(None), t.expiry_time > now_ms),
-               or_(t.uses_allowed.is_(None), t.pending + t.completed < t.uses_allowed))
-        .values(pending=t.pending + 1))
-    if res.rowcount != 1:
-        return None
-    return get_registration_token(conn, token)
-
-
-def complete_registration_token(conn: Connection, token: str) -> None:
-    conn.execute(update(registration_tokens).where(registration_tokens.c.token == token)
-                 .values(pending=registration_tokens.c.pending - 1,
-                         completed=registration_tokens.c.completed + 1))
-
-
-def release_registration_token(conn: Connection, token: str) -> None:
-    conn.execute(update(registration_tokens).where(registration_tokens.c.token == token,
-                                                   registration_tokens.c.pending > 0)
-                 .values(pending=registration_tokens.c.pending - 1))
+               or_(t.uses_allowed.is_(None), t.completed < t.uses_allowed))
+        .values(completed=t.completed + 1))
+    return res.rowcount == 1

@@ -55,9 +55,12 @@ def parse_expiry(text: str, now_ms: int) -> int:
 
 
 def registration_token_valid(row: dict, now_ms: int) -> bool:
-    """Rule: a token is usable while unexpired and pending+completed < uses_allowed."""
+    """Rule: a token is usable while unexpired and completed < uses_allowed.
+
+    Only completed registrations count: a session that passed the token stage but never
+    finished holds nothing (``store.use_registration_token``)."""
     if row["expiry_time"] is not None and row["expiry_time"] <= now_ms:
         return False
-    if row["uses_allowed"] is not None and row["pending"] + row["completed"] >= row["uses_allowed"]:
+    if row["uses_allowed"] is not None and row["completed"] >= row["uses_allowed"]:
         return False
     return True

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..ratelimit import RateLimiter
 from .api import register_all
+from .guard import CredentialGuard
 from .service import AccountsService
 from .uia import UserInteractiveAuth
 
@@ -13,16 +14,14 @@ from .uia import UserInteractiveAuth
 def wire(ctx: Any) -> AccountsService:
     accounts = AccountsService(ctx)
     limits = ctx.config.rate_limits
-    accounts.login_limiter = RateLimiter(ctx.clock, per_second=limits.login_per_second,
-                                         burst_count=limits.login_burst_count,
-                                         enabled=limits.enabled)
-
-    def on_discard(session: Any) -> None:
-        token = session.data.get("registration_token")
-        if token is not None:
-            accounts.release_registration_token(token)
-
-    accounts.uia = UserInteractiveAuth(ctx.clock.time_ms, on_discard=on_discard)
+    accounts.guard = CredentialGuard(ctx.clock, attempts_per_second=limits.login_per_second,
+                                     attempts_burst=limits.login_burst_count,
+                                     enabled=limits.enabled)
+    accounts.login_limiter = accounts.guard.attempts
+    # UIA sessions: created at most as fast as login attempts, per user or client address.
+    creation = RateLimiter(ctx.clock, per_second=limits.login_per_second,
+                           burst_count=limits.login_burst_count, enabled=limits.enabled)
+    accounts.uia = UserInteractiveAuth(ctx.clock.time_ms, creation_limiter=creation)
     accounts.load()
     register_all(ctx.router, accounts)
     return accounts

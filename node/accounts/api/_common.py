@@ -68,7 +68,3 @@ def login_identifier(body: dict) -> str:
 
 def well_known(accounts: Any) -> dict:
     return {"m.homeserver": {"base_url": accounts.config.public_baseurl}}
-
-
-def client_ip(req: Any) -> str:
-    return "ip:" + (req.client_ip or "?")

@@ -6,6 +6,7 @@ from typing import Any
 
 from federation.errors import MatrixError
 
+from ..service import UserDeactivated
 from ..uia import DUMMY, PASSWORD, REGISTRATION_TOKEN, StageFailed, UiaSession
 from ._common import login_identifier
 
@@ -16,9 +17,13 @@ async def dummy_stage(session: UiaSession, auth: dict) -> None:
 
 def password_stage(accounts: Any):
     """``m.login.password``: the identifier must name the session's user (if bound) and the
-    password must match.  The authenticated user is left in ``session.data["user_id"]``."""
+    password must match.  The authenticated user is left in ``session.data["user_id"]``.
+
+    Each attempt counts like a /login attempt and goes through the same lockout
+    (``accounts.guard``, ``verify_password``): 429 ``M_LIMIT_EXCEEDED`` when exhausted."""
 
     async def stage(session: UiaSession, auth: dict) -> None:
+        accounts.guard.attempt(session.client_ip)
         try:
             identifier = login_identifier(auth)
         except MatrixError as exc:
@@ -27,9 +32,13 @@ def password_stage(accounts: Any):
         if not isinstance(password, str):
             raise StageFailed("Missing password", "M_MISSING_PARAM")
         user_id = await accounts.resolve_login_user(identifier)
-        if user_id is None or (session.user_id is not None and user_id != session.user_id):
+        if user_id is not None and session.user_id is not None and user_id != session.user_id:
             raise StageFailed("Invalid password")
-        if not await accounts.check_password(user_id, password):
+        try:
+            ok = await accounts.verify_password(user_id, password, session.client_ip)
+        except UserDeactivated:
+            ok = False
+        if not ok:
             raise StageFailed("Invalid password")
         session.data["user_id"] = user_id
 
@@ -37,17 +46,21 @@ def password_stage(accounts: Any):
 
 
 def registration_token_stage(accounts: Any):
-    """``m.login.registration_token``: reserve one use of a valid token for this session.
+    """``m.login.registration_token``: the token must be valid now; nothing is reserved.
 
-    The token goes in ``token`` (spec); ``registration_token`` is accepted as well because
-    some clients' documentation uses that name.
+    A use is counted only when the registration completes (``create_user`` takes it in the
+    account's own transaction and refuses when none is left), so a client that stops after
+    this stage cannot block a single-use token.  Failed tokens count toward the client
+    address's lockout (``accounts.guard``), like failed passwords.  The token goes in
+    ``token`` (spec); ``registration_token`` is accepted as well because some clients'
+    documentation uses that name.
     """
 
     async def stage(session: UiaSession, auth: dict) -> None:
         token = auth.get("token", auth.get("registration_token"))
         if not isinstance(token, str) or not token:
             raise StageFailed("Missing registration token", "M_MISSING_PARAM")
-        row = await accounts.reserve_registration_token(token)
+        row = await accounts.check_registration_token(token, session.client_ip)
         if row is None:
             raise StageFailed("Invalid registration token", "M_FORBIDDEN")
         session.data["registration_token"] = token

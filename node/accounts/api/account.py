@@ -33,7 +33,7 @@ def register(router: Any, accounts: Any) -> None:
         requester = req.requester
         session = await accounts.uia.authenticate(                              # rule 1
             "password", body.get("auth"), [[PASSWORD]], handlers,
-            user_id=requester.user_id if requester else None)
+            user_id=requester.user_id if requester else None, client_ip=req.client_ip)
         user_id = requester.user_id if requester else session.data["user_id"]
         await accounts.change_password(                                         # rule 3
             user_id, new_password, logout_devices=logout_devices,

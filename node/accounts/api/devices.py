@@ -37,7 +37,8 @@ def register(router: Any, accounts: Any) -> None:
 
     async def _delete(req: Any, body: dict, device_ids: list[str]) -> tuple[int, dict]:
         session = await accounts.uia.authenticate(                              # rule 2
-            "delete_devices", body.get("auth"), [[PASSWORD]], handlers, user_id=req.user_id)
+            "delete_devices", body.get("auth"), [[PASSWORD]], handlers, user_id=req.user_id,
+            client_ip=req.client_ip)
         await accounts.delete_devices(req.user_id, device_ids)
         accounts.uia.finish(session)
         return 200, {}

@@ -3,7 +3,10 @@
 Rules: (1) only ``m.login.password`` is offered; another ``type`` is 400 ``M_UNKNOWN``;
 (2) the user comes from ``identifier`` (``m.id.user``: localpart or full user ID) or the
 deprecated ``user``; (3) wrong credentials are 403 ``M_FORBIDDEN``; (4) a given ``device_id``
-is reused or created, otherwise one is generated; (5) attempts are rate-limited per client IP.
+is reused or created, otherwise one is generated; (5) attempts are rate-limited per client IP,
+and failed ones lock out the user and the address for every password check (``guard``):
+429 ``M_LIMIT_EXCEEDED``; (6) a deactivated account with the right password is 403
+``M_USER_DEACTIVATED``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 from federation.errors import MatrixError
 
 from ...http.request import MissingParam
-from ._common import CLIENT_V3, client_ip, login_identifier, opt_str, req_str, well_known
+from ._common import CLIENT_V3, login_identifier, opt_str, req_str, well_known
 
 LOGIN_PASSWORD = "m.login.password"
 
@@ -23,7 +26,7 @@ def register(router: Any, accounts: Any) -> None:
         return 200, {"flows": [{"type": LOGIN_PASSWORD}]}
 
     async def post_login(req: Any) -> tuple[int, dict]:
-        accounts.login_limiter.check(client_ip(req))                          # rule 5
+        accounts.guard.attempt(req.client_ip)                                   # rule 5
         body = req.json()
         kind = body.get("type")
         if kind is None:
@@ -35,7 +38,7 @@ def register(router: Any, accounts: Any) -> None:
         device_id = opt_str(body, "device_id") or None
         display_name = opt_str(body, "initial_device_display_name")
         result = await accounts.login_password(identifier, password, device_id, display_name,
-                                               req.client_ip)                   # rules 3-4
+                                               req.client_ip)                   # rules 3-6
         result["home_server"] = accounts.server_name
         result["well_known"] = well_known(accounts)
         return 200, result

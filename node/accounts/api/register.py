@@ -8,9 +8,11 @@ Rules for ``POST /register``:
    (``M_WEAK_PASSWORD``).
 3. UIA flows: ``[m.login.registration_token, m.login.dummy]`` always (schools hand out
    tokens); ``[m.login.dummy]`` only when ``registration.open_registration`` is on.
-4. On success the account gets the token's role (default role for open registration), the
-   token use moves from pending to completed, and unless ``inhibit_login`` a device and access
-   token are returned.
+4. On success the account gets the token's role (default role for open registration), one
+   use of the token is counted (only now: the token stage reserves nothing) and unless
+   ``inhibit_login`` a device and access token are returned.  If the token was used up by
+   another registration meanwhile, nothing is created and the 401 asks for the token stage
+   again.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from federation.errors import MatrixError
 from ...http.request import MissingParam
 from ..ids import check_localpart, generate_localpart
 from ..roles import DEFAULT_ROLE
+from ..service import RegistrationTokenUsedUp
 from ..uia import DUMMY, REGISTRATION_TOKEN
-from ._common import CLIENT_V1, CLIENT_V3, check_new_password, client_ip, opt_bool, opt_str
+from ._common import CLIENT_V1, CLIENT_V3, check_new_password, opt_bool, opt_str
 from ._stages import dummy_stage, registration_token_stage
 
 
@@ -38,7 +41,7 @@ def register(router: Any, accounts: Any) -> None:
     handlers = {DUMMY: dummy_stage, REGISTRATION_TOKEN: registration_token_stage(accounts)}
 
     async def post_register(req: Any) -> tuple[int, dict]:
-        accounts.login_limiter.check(client_ip(req))
+        accounts.guard.attempt(req.client_ip)
         kind = req.query("kind", "user")
         if kind == "guest":                                                     # rule 1
             raise MatrixError("Guest access is disabled", errcode="M_FORBIDDEN",
@@ -64,11 +67,15 @@ def register(router: Any, accounts: Any) -> None:
 
         flows = registration_flows(accounts.config.registration.open_registration)  # rule 3
         session = await accounts.uia.authenticate("register", body.get("auth"), flows,
-                                                  handlers)
+                                                  handlers, client_ip=req.client_ip)
         token = session.data.get("registration_token")                          # rule 4
-        user_id = await accounts.create_user(localpart, password,
-                                             session.data.get("role", DEFAULT_ROLE),
-                                             registration_token=token)
+        try:
+            user_id = await accounts.create_user(localpart, password,
+                                                 session.data.get("role", DEFAULT_ROLE),
+                                                 registration_token=token)
+        except RegistrationTokenUsedUp as exc:
+            session.data.pop("registration_token", None)
+            raise accounts.uia.refuse(session, flows, REGISTRATION_TOKEN, exc.message) from None
         accounts.uia.finish(session)
         result: dict[str, Any] = {"user_id": user_id, "home_server": accounts.server_name}
         if not inhibit_login:
@@ -78,7 +85,7 @@ def register(router: Any, accounts: Any) -> None:
         return 200, result
 
     async def get_available(req: Any) -> tuple[int, dict]:
-        accounts.login_limiter.check(client_ip(req))
+        accounts.guard.attempt(req.client_ip)
         username = req.query("username")
         if not username:
             raise MissingParam("Missing 'username'")
@@ -88,11 +95,11 @@ def register(router: Any, accounts: Any) -> None:
         return 200, {"available": True}
 
     async def get_token_validity(req: Any) -> tuple[int, dict]:
-        accounts.login_limiter.check(client_ip(req))
+        accounts.guard.attempt(req.client_ip)
         token = req.query("token")
         if token is None:
             raise MissingParam("Missing 'token'")
-        return 200, {"valid": await accounts.registration_token_valid(token)}
+        return 200, {"valid": await accounts.registration_token_valid(token, req.client_ip)}
 
     router.add("POST", CLIENT_V3 + "/register", post_register, auth=False)
     router.add("GET", CLIENT_V3 + "/register/available", get_available, auth=False)
