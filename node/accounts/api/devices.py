@@ -14,7 +14,7 @@ from typing import Any
 from federation.errors import BadJSON
 
 from ..uia import PASSWORD
-from ._common import CLIENT_V3, opt_str
+from ._common import CLIENT_V3, device_id_param, device_name
 from ._stages import password_stage
 
 
@@ -25,12 +25,14 @@ def register(router: Any, accounts: Any) -> None:
         return 200, {"devices": await accounts.list_devices(req.user_id)}
 
     async def get_device(req: Any, deviceId: str) -> tuple[int, dict]:
-        return 200, await accounts.get_device(req.user_id, deviceId)
+        return 200, await accounts.get_device(req.user_id, device_id_param(deviceId, "deviceId"))
 
     async def put_device(req: Any, deviceId: str) -> tuple[int, dict]:
+        device_id_param(deviceId, "deviceId")
         body = req.json()
         if "display_name" in body:
-            await accounts.update_device(req.user_id, deviceId, opt_str(body, "display_name"))
+            await accounts.update_device(req.user_id, deviceId,
+                                         device_name(body, "display_name"))
         else:
             await accounts.get_device(req.user_id, deviceId)     # 404 if unknown (rule 1)
         return 200, {}
@@ -44,6 +46,7 @@ def register(router: Any, accounts: Any) -> None:
         return 200, {}
 
     async def delete_device(req: Any, deviceId: str) -> tuple[int, dict]:
+        device_id_param(deviceId, "deviceId")
         return await _delete(req, req.json(allow_empty=True), [deviceId])
 
     async def delete_devices(req: Any) -> tuple[int, dict]:
@@ -51,6 +54,8 @@ def register(router: Any, accounts: Any) -> None:
         devices = body.get("devices")
         if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
             raise BadJSON("'devices' must be a list of device IDs")
+        for device_id in devices:
+            device_id_param(device_id, "devices")
         return await _delete(req, body, devices)
 
     router.add("GET", CLIENT_V3 + "/devices", list_devices)

@@ -16,7 +16,8 @@ from typing import Any
 from federation.errors import MatrixError
 
 from ...http.request import MissingParam
-from ._common import CLIENT_V3, login_identifier, opt_str, req_str, well_known
+from ._common import (CLIENT_V3, MAX_DEVICE_ID_BYTES, device_name, login_identifier, opt_str,
+                      req_str, well_known)
 
 LOGIN_PASSWORD = "m.login.password"
 
@@ -35,8 +36,8 @@ def register(router: Any, accounts: Any) -> None:
             raise MatrixError("Bad login type.", errcode="M_UNKNOWN")
         identifier = login_identifier(body)                                     # rule 2
         password = req_str(body, "password")
-        device_id = opt_str(body, "device_id") or None
-        display_name = opt_str(body, "initial_device_display_name")
+        device_id = opt_str(body, "device_id", max_bytes=MAX_DEVICE_ID_BYTES) or None
+        display_name = device_name(body, "initial_device_display_name")
         result = await accounts.login_password(identifier, password, device_id, display_name,
                                                req.client_ip)                   # rules 3-6
         result["home_server"] = accounts.server_name

@@ -16,11 +16,13 @@ from federation.errors import Forbidden, NotFound
 
 from ...http.request import MissingParam
 from ..profile_rules import check_key, check_value
-from ._common import CLIENT_V3
+from ..ids import MAX_USER_ID_BYTES
+from ._common import CLIENT_V3, check_text
 
 
 def register(router: Any, accounts: Any) -> None:
     async def _profile(user_id: str) -> dict:
+        check_text(user_id, "userId", max_bytes=MAX_USER_ID_BYTES)
         remote = getattr(accounts, "remote_profiles", None)     # set when federating
         if remote is not None and remote.is_remote(user_id):
             return await remote.get_profile(user_id)

@@ -26,7 +26,8 @@ from ..ids import check_localpart, generate_localpart
 from ..roles import DEFAULT_ROLE
 from ..service import RegistrationTokenUsedUp
 from ..uia import DUMMY, REGISTRATION_TOKEN
-from ._common import CLIENT_V1, CLIENT_V3, check_new_password, opt_bool, opt_str
+from ._common import (CLIENT_V1, CLIENT_V3, MAX_DEVICE_ID_BYTES, check_new_password,
+                      device_name, opt_bool, opt_str)
 from ._stages import dummy_stage, registration_token_stage
 
 
@@ -62,8 +63,8 @@ def register(router: Any, accounts: Any) -> None:
         if password is None:
             raise MissingParam("Missing 'password'")
         check_new_password(accounts, password)
-        device_id = opt_str(body, "device_id") or None
-        display_name = opt_str(body, "initial_device_display_name")
+        device_id = opt_str(body, "device_id", max_bytes=MAX_DEVICE_ID_BYTES) or None
+        display_name = device_name(body, "initial_device_display_name")
 
         flows = registration_flows(accounts.config.registration.open_registration)  # rule 3
         session = await accounts.uia.authenticate("register", body.get("auth"), flows,
