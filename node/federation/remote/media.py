@@ -35,13 +35,13 @@ import orjson
 from federation.errors import MatrixError, NotFound
 from federation.transport.client import encode_path
 from federation.transport.errors import FederationRequestError
+from node.media.headers import filename_from_disposition
 
 FED_DOWNLOAD = "/_matrix/federation/v1/media/download/{}"
 LEGACY_DOWNLOAD = "/_matrix/media/v3/download/{}/{}"
 log = logging.getLogger("parta.federation.media")
 
 UNAVAILABLE = "Could not fetch the media from the remote server"
-_FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -94,13 +94,9 @@ def parse_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str]
 
 
 def _filename(disposition: str | None) -> str | None:
-    if not disposition:
-        return None
-    m = _FILENAME.search(disposition)
-    if not m:
-        return None
-    from urllib.parse import unquote
-    return unquote(m.group(1))
+    """The remote ``filename`` (``filename*`` preferred), cleaned like our own upload names:
+    it is served again in our ``Content-Disposition``; a malformed header gives no name."""
+    return filename_from_disposition(disposition)
 
 
 def _unavailable(server_name: str, media_id: str, detail: str) -> MatrixError:

@@ -296,3 +296,38 @@ def test_png_bomb_thumbnail_413_and_other_users_unaffected(api):
     resp = call(api, "GET", f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}",
                 query={"width": 96, "height": 96}, token="tok-ben")
     assert resp.code == 200 and Image.open(io.BytesIO(resp.body)).size == (96, 96)
+
+
+@pytest.mark.parametrize("path_name,expected", [
+    # CR/LF from the path cannot split the header or add one.
+    ("a%0D%0ASet-Cookie:%20x=1.txt", 'attachment; filename="aSet-Cookie: x=1.txt"'),
+    # Quotes and backslashes cannot end the quoted string early.
+    ('a%22%3B%20filename=evil.exe', "attachment; filename*=utf-8''a%22%3B%20filename%3Devil.exe"),
+    ("a%5C%22.txt", "attachment; filename*=utf-8''a_%22.txt"),
+    # Non-ASCII: RFC 6266 / RFC 8187 ext-value, the header stays ASCII.
+    ("Sch%C3%BCler%20%F0%9F%98%80.pdf",
+     "attachment; filename*=utf-8''Sch%C3%BCler%20%F0%9F%98%80.pdf"),
+    # A right-to-left override would show "invoice_exe.pdf" for an .exe: dropped.
+    ("invoice%E2%80%AEfdp.exe", 'attachment; filename="invoicefdp.exe"'),
+    # C1 controls and invalid UTF-8 in the path.
+    ("a%C2%85b%FF.txt", "attachment; filename*=utf-8''ab%EF%BF%BD.txt"),
+    # Nothing left after cleaning: no filename parameter at all, not an empty one.
+    ("%0D%0A%09", "attachment"),
+])
+def test_download_filename_from_path_is_sanitised(api, path_name, expected):
+    mxc = upload(api, b"%PDF-1.4", "application/pdf", "orig.pdf").json["content_uri"]
+    resp = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}/{path_name}")
+    assert resp.code == 200
+    header = resp.headers["content-disposition"]
+    assert header == expected
+    header.encode("ascii")
+
+
+def test_download_filename_from_path_is_capped(api):
+    mxc = upload(api, b"data", "application/pdf").json["content_uri"]
+    resp = call(api, "GET",
+                f"/_matrix/client/v1/media/download/{media_path(mxc)}/{'%C3%BC' * 2000}.pdf")
+    assert resp.code == 200
+    header = resp.headers["content-disposition"]
+    assert header.startswith("attachment; filename*=utf-8''%C3%BC")
+    assert len(header) < 255 * 6 + 40           # at most 255 characters, percent-encoded
