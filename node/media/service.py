@@ -16,6 +16,7 @@ thread, DB work through ``db.run``; nothing blocks the reactor.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -40,6 +41,20 @@ UPLOAD_ROUTE = "/_matrix/media/v3/upload"
 class TooLarge(MatrixError):
     errcode = "M_TOO_LARGE"
     http_status = 413
+
+
+class TooLargeToThumbnail(TooLarge):
+    """Spec: 413 "The local content is too large for the server to thumbnail"."""
+
+
+class CannotThumbnail(MatrixError):
+    """Spec: 400 "... or the server cannot thumbnail the content"."""
+
+
+# Refusals are decided by the bytes alone, so they are remembered (per thumbnail key, this
+# many at most): a hostile file costs its header parsing - which for a GIF of a million tiny
+# frames is seconds of CPU - once per box, not once per request.
+MAX_REMEMBERED_REFUSALS = 4096
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,7 @@ class MediaService:
         # Route name -> request body limit, for ApiResource(body_limits=...) in node/app.py.
         self.body_limits: dict[str, int] = {UPLOAD_ROUTE: config.max_upload_bytes}
         self._thumbnail_inflight: dict[tuple, list[defer.Deferred]] = {}
+        self._refused: OrderedDict[tuple, tuple[type[MatrixError], str]] = OrderedDict()
         # Decoding is admitted by estimated memory, a few jobs at a time (budget.py).
         self._budget = WorkBudget(capacity_bytes=config.thumbnail_memory_bytes,
                                   slots=config.thumbnail_concurrency,
@@ -169,6 +185,9 @@ class MediaService:
         info = await self.get_local_media(server_name, media_id)
         box_w, box_h = thumbnailer.choose_box(width, height, self.config.thumbnail_sizes)
         key = (media_id, box_w, box_h, method, animated)
+        refused = self._refused.get(key)
+        if refused is not None:
+            raise refused[0](refused[1])        # a fresh error: no traceback piling up
         cached = await self.db.run(_get_thumbnail_txn, key)
         if cached is not None:
             data = await self.offload(self.store.get, cached[1])
@@ -184,6 +203,10 @@ class MediaService:
         try:
             result = await self._generate(info, key)
         except BaseException as exc:
+            if isinstance(exc, (TooLargeToThumbnail, CannotThumbnail)):
+                self._refused[key] = (type(exc), exc.message)
+                if len(self._refused) > MAX_REMEMBERED_REFUSALS:
+                    self._refused.popitem(last=False)
             for d in self._thumbnail_inflight.pop(key, []):
                 d.errback(exc)
             raise
@@ -247,7 +270,6 @@ def _refusals_as_errors(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> An
     try:
         return fn(*args, **kwargs)
     except thumbnailer.TooLargeToThumbnail:
-        raise TooLarge("Content is too large to thumbnail") from None
+        raise TooLargeToThumbnail("Content is too large to thumbnail") from None
     except thumbnailer.CannotThumbnail:
-        raise MatrixError("Cannot generate thumbnails for the requested content",
-                          errcode="M_UNKNOWN", http_status=400) from None
+        raise CannotThumbnail("Cannot generate thumbnails for the requested content") from None

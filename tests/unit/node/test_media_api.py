@@ -331,3 +331,28 @@ def test_download_filename_from_path_is_capped(api):
     header = resp.headers["content-disposition"]
     assert header.startswith("attachment; filename*=utf-8''%C3%BC")
     assert len(header) < 255 * 6 + 40           # at most 255 characters, percent-encoded
+
+
+def many_frame_gif(frames: int) -> bytes:
+    """A 1000x1000 GIF of ``frames`` 1x1 frames: a few KB, but every frame must be walked."""
+    import struct
+    head = b"GIF89a" + struct.pack("<HH", 1000, 1000) + b"\x80\x00\x00" + b"\x00" * 3 + b"\xff" * 3
+    frame = (b"\x21\xf9\x04\x00\x01\x00\x00\x00" + b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1)
+             + b"\x00\x02\x02\x44\x01\x00")
+    return head + frame * frames + b"\x3b"
+
+
+def test_animation_refusal_is_remembered_not_recomputed(api, monkeypatch):
+    from node.media import thumbnailer
+    mxc = upload(api, many_frame_gif(2000), "image/gif").json["content_uri"]
+    path = f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}"
+    plans = []
+    real_plan = thumbnailer.plan
+    monkeypatch.setattr(thumbnailer, "plan", lambda *a, **k: plans.append(1) or real_plan(*a, **k))
+    for _ in range(5):
+        resp = call(api, "GET", path, query={"width": 96, "height": 96, "animated": "true"})
+        assert resp.code == 413 and resp.json["errcode"] == "M_TOO_LARGE"
+    assert len(plans) == 1                      # the frames were walked once, not five times
+    # The first frame alone is fine.
+    resp = call(api, "GET", path, query={"width": 96, "height": 96})
+    assert resp.code == 200, resp.body

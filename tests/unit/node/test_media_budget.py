@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-import pytest
 from PIL import Image
 from twisted.internet import defer
 
