@@ -8,11 +8,15 @@ with a 5xx error rather than being passed through").
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping
 
 from federation.errors import MatrixError
 from federation.transport.client import encode_path
 from federation.transport.errors import FederationRequestError
+
+
+log = logging.getLogger("parta.federation.membership")
 
 
 class RemoteRefused(MatrixError):
@@ -35,8 +39,11 @@ def as_client_error(server: str, status: int, body: Any) -> MatrixError:
 
 
 def unreachable(server: str, exc: FederationRequestError) -> MatrixError:
-    return RemoteRefused(f"Could not reach {server}: {exc.message}", errcode="M_UNKNOWN",
-                         http_status=502)
+    # The same text whether the address was refused, the port closed or silent, or TLS
+    # failed: a client must not learn that from us; the node's log has the detail.
+    log.warning("event=remote_unreachable server=%s detail=%s: %s", server,
+                type(exc).__name__, exc.message)
+    return RemoteRefused(f"Could not reach {server}", errcode="M_UNKNOWN", http_status=502)
 
 
 async def call(client: Any, server: str, method: str, template: str, *args: str,

@@ -9,11 +9,14 @@ server"; 404 when the user or field does not exist; 403 when the server will not
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from typing import Any
 
 from federation.errors import Forbidden, MatrixError, NotFound
 from federation.transport.errors import FederationRequestError
+
+log = logging.getLogger("parta.federation.profile")
 
 QUERY_PROFILE = "/_matrix/federation/v1/query/profile"
 TTL_MS = 60_000
@@ -48,8 +51,11 @@ class RemoteProfiles:
                                                      query={"user_id": user_id},
                                                      timeout=self.timeout)
         except FederationRequestError as exc:
-            raise MatrixError(f"Could not reach {server}: {exc.message}",
-                              errcode="M_UNKNOWN", http_status=502) from None
+            # One text for refused, closed, silent or TLS-failing servers; detail in the log.
+            log.warning("event=remote_profile_failed server=%s detail=%s: %s", server,
+                        type(exc).__name__, exc.message)
+            raise MatrixError(f"Could not reach {server}", errcode="M_UNKNOWN",
+                              http_status=502) from None
         if status == 404:
             raise NotFound("Profile not found")
         if status == 403:

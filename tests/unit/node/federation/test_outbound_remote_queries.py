@@ -165,3 +165,26 @@ def test_remote_media_failures_all_look_the_same_to_the_client():
                for server, answer in failures.items()}
     assert set(answers.values()) == {(502, "M_UNKNOWN",
                                       "Could not fetch the media from the remote server")}
+
+
+def test_remote_profile_and_join_failures_do_not_say_why():
+    """Profiles and membership handshakes answer 'Could not reach <server>' whatever the
+    connection failure was (the server name is what the user typed)."""
+    from federation.transport.errors import AddressRefused, RequestTimedOut, TLSFailure
+    from node.federation.membership.remote_calls import unreachable
+    _, clock = make_clock()
+    for exc in (AddressRefused("127.0.0.1:22", "127.0.0.1 is in a refused IP range"),
+                DestinationUnreachable("127.0.0.1:22", "ConnectionRefusedError"),
+                RequestTimedOut("127.0.0.1:22", "no complete response within 10 s"),
+                TLSFailure("127.0.0.1:22", "TLS failed: wrong version number")):
+        client = FakeClient()
+
+        async def respond(dest, method, path, body, query, exc=exc):
+            raise exc
+        client.responder = respond
+        profiles = RemoteProfiles(client=client, clock=clock, server_name="a.test")
+        assert _full_error(profiles.get_profile("@u:127.0.0.1:22")) == \
+            (502, "M_UNKNOWN", "Could not reach 127.0.0.1:22")
+        join = unreachable("127.0.0.1:22", exc)
+        assert (join.http_status, join.errcode, join.message) == \
+            (502, "M_UNKNOWN", "Could not reach 127.0.0.1:22")
