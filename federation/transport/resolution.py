@@ -28,6 +28,13 @@ spec's final step for that branch, port 8448):
 6. The ``.well-known`` request failed (non-200, bad JSON, missing/invalid ``m.server``,
    network error): the hostname, port 8448, ``Host`` = the hostname.
 
+The resolver only says where to go; the client (``client._CheckedTCPEndpoint``) checks
+every address a ``Resolution`` stands for -- an IP literal, an override or delegation
+target, each DNS answer -- against ``ip_ranges.AddressFilter`` right before connecting,
+and connects to the checked address, so no step here can lead outbound federation to a
+refused range (``federation.ip_range_blacklist``).  The ``.well-known`` fetch goes through
+the same check.
+
 ``.well-known`` responses are cached per hostname: successes for the ``Cache-Control``
 ``max-age`` (default 24 h, at most 48 h, at least ``min_ttl_ms`` so ``no-cache`` does not turn
 into a fetch per request), failures for ``error_ttl_ms`` (1 h, the spec's recommended
