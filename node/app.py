@@ -83,6 +83,7 @@ def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None =
     ``extra_areas``: callables ``fn(ctx, services)`` run after the node's own areas (e.g.
     the gateway's routes); ``services`` has .accounts .notifier .rooms .sync .media."""
     from .accounts import wiring as accounts_wiring
+    from .accounts.deactivation import make_room_leaver
     from .federation import wiring as federation_wiring
     from .media import wiring as media_wiring
     from .rooms import wiring as rooms_wiring
@@ -101,6 +102,7 @@ def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None =
     accounts = accounts_wiring.wire(ctx)
     notifier = make_notifier(ctx)
     rooms = rooms_wiring.wire(ctx, accounts=accounts, notifier=notifier)
+    accounts.room_leaver = make_room_leaver(rooms)     # deactivated users leave their rooms
     sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier)
     media = media_wiring.wire(ctx, accounts=accounts)
     federation = federation_wiring.wire(ctx, accounts=accounts, rooms=rooms,

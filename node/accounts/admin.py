@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import passwords, store
-from .ids import check_localpart, make_user_id
+from .ids import check_localpart, localpart_from_input, make_user_id
 from .roles import check_role
 from .tokens import generate_registration_token, is_valid_registration_token_string
 
@@ -59,3 +59,20 @@ def create_registration_token(conn: Any, *, uses_allowed: int | None, expiry_tim
     store.insert_registration_token(conn, token=token, uses_allowed=uses_allowed,
                                     expiry_time=expiry_time, role=role, now_ms=now_ms)
     return token
+
+
+def deactivate_user(conn: Any, *, server_name: str, user: str, erase: bool) -> str:
+    """``parta node user deactivate``: step 1 of ``deactivation.py`` on the database (a
+    running node does steps 2-3 within ``deactivation.SWEEP_SECONDS``).  ``user`` is a
+    localpart or a full user ID of this server."""
+    localpart = localpart_from_input(user, server_name)
+    if not localpart or "\x00" in localpart:
+        raise AdminError(f"{user!r} is not a user of {server_name}")
+    user_id = make_user_id(localpart, server_name)
+    existing = store.get_user(conn, user_id)
+    if existing is None:
+        raise AdminError(f"no such user {user_id}")
+    if existing["deactivated"] and not erase:
+        raise AdminError(f"{user_id} is already deactivated")
+    store.deactivate_user(conn, user_id, erase)
+    return user_id

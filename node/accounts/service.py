@@ -19,6 +19,7 @@ from federation.errors import Forbidden, MatrixError, NotFound
 from .. import metrics
 from ..http.request import Requester
 from . import passwords, store
+from .deactivation import SWEEP_SECONDS, DeactivationSweep, RoomLeaver
 from .ids import (check_localpart, generate_device_id, localpart_from_input, make_user_id)
 from .roles import DEFAULT_ROLE, check_role
 from .tokens import (generate_access_token, generate_registration_token, hash_token,
@@ -71,12 +72,26 @@ class AccountsService:
         self.guard: Any = None
         self.login_limiter: Any = None
         self.uia: Any = None
+        # Set by the composition root: makes a deactivated user leave their rooms.
+        self.room_leaver: RoomLeaver | None = None
+        self._sweep = DeactivationSweep(self)
+        self._sweep_call: Any = None
 
     # --- start-up ------------------------------------------------------------------------
     def load(self) -> None:
         """Start-up only: load the role map (small: one row per school account)."""
         self._roles = self.db.run_sync(store.all_roles)
         self._schedule_flush()
+        self._schedule_sweep()
+
+    def _schedule_sweep(self) -> None:
+        self._sweep_call = self.clock.call_later(SWEEP_SECONDS, self._run_sweep)
+
+    def _run_sweep(self) -> None:
+        self._defer(self._sweep.run_once()).addErrback(
+            lambda f: log.warning("event=deactivation_sweep_failed error=%s",
+                                  f.getErrorMessage()))
+        self._schedule_sweep()
 
     def _schedule_flush(self) -> None:
         self._flush_call = self.clock.call_later(LAST_SEEN_FLUSH_SECONDS, self._flush_seen)
@@ -97,8 +112,9 @@ class AccountsService:
 
     def stop(self) -> Any:
         """Stop the flush timer and write what is pending (a Deferred for shutdown)."""
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
+        for call in (self._flush_call, self._sweep_call):
+            if call is not None and call.active():
+                call.cancel()
         return self.flush_last_seen().addErrback(lambda f: None)
 
     @staticmethod
@@ -292,6 +308,31 @@ class AccountsService:
             self._forget_tokens(user_id, None if keep_device_id is None else hashes)
         log.info("event=password_changed user_id=%s logout_devices=%s", user_id,
                  logout_devices)
+
+    # --- deactivation (deactivation.py) --------------------------------------------------
+    async def deactivate(self, user_id: str, *, erase: bool = False) -> None:
+        """Deactivate a local account: tokens, devices (and with ``erase`` the profile) go
+        at once, cached tokens too; then the user leaves their rooms."""
+        hashes = await self.db.run(store.deactivate_user, user_id, erase)
+        if hashes is None:
+            raise NotFound("User not found")
+        self.forget_user_tokens(user_id)
+        self._sweep.note(user_id)
+        log.info("event=user_deactivated user_id=%s erase=%s", user_id, erase)
+        await self.leave_rooms(user_id)
+
+    def forget_user_tokens(self, user_id: str) -> None:
+        self._forget_tokens(user_id)
+        for key in [k for k in self._seen if k[0] == user_id]:
+            del self._seen[key]
+
+    async def leave_rooms(self, user_id: str) -> None:
+        if self.room_leaver is None:
+            return
+        try:
+            await self.room_leaver(user_id)
+        except Exception:  # noqa: BLE001 - the account is deactivated whatever happens here
+            log.exception("event=deactivation_leave_failed user_id=%s", user_id)
 
     # --- logout / devices ----------------------------------------------------------------
     async def logout(self, requester: Requester) -> None:

@@ -60,6 +60,27 @@ def search_users(conn: Connection, term: str, limit: int) -> list[dict]:
     return [dict(r) for r in rows]
 
 
+def deactivate_user(conn: Connection, user_id: str, erase: bool) -> list[str] | None:
+    """Mark the account deactivated and delete every device and access token (returns the
+    token hashes; None if there is no such user).  ``erase`` also clears the profile."""
+    values: dict[str, Any] = {"deactivated": True}
+    if erase:
+        values.update(displayname=None, avatar_url=None, profile_fields=None)
+    if conn.execute(update(users).where(users.c.user_id == user_id).values(**values)
+                    ).rowcount != 1:
+        return None
+    hashes = [r.token_hash for r in conn.execute(
+        select(access_tokens.c.token_hash).where(access_tokens.c.user_id == user_id))]
+    conn.execute(delete(access_tokens).where(access_tokens.c.user_id == user_id))
+    conn.execute(delete(devices).where(devices.c.user_id == user_id))
+    return hashes
+
+
+def deactivated_user_ids(conn: Connection) -> set[str]:
+    return {r.user_id for r in conn.execute(select(users.c.user_id)
+                                            .where(users.c.deactivated.is_(True)))}
+
+
 # --- profile -------------------------------------------------------------------------------
 def get_profile(conn: Connection, user_id: str) -> dict | None:
     """The profile as the client API shows it, or None if the user does not exist."""

@@ -1,4 +1,4 @@
-"""``parta node ...``: init, run, user add/list, token create/list, db upgrade.
+"""``parta node ...``: init, run, user add/list/deactivate, token create/list, db upgrade.
 
 Every subcommand after ``init`` takes ``-c CONFIG``.  Admin subcommands work on the database
 directly (no running node needed; SQLite WAL lets them run next to a running node).
@@ -52,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = usub.add_parser("list", help="list accounts")
     _config_arg(p)
     p.set_defaults(func=cmd_user_list)
+    p = usub.add_parser("deactivate", help="deactivate an account: it can no longer log in, "
+                                           "its sessions end and it leaves its rooms")
+    _config_arg(p)
+    p.add_argument("user", help="localpart or full user ID")
+    p.add_argument("--erase", action="store_true",
+                   help="also clear the profile (display name, avatar)")
+    p.set_defaults(func=cmd_user_deactivate)
 
     token = sub.add_parser("token", help="manage registration tokens")
     tsub = token.add_subparsers(dest="token_command", metavar="ACTION")
@@ -287,6 +294,23 @@ def cmd_user_list(args: argparse.Namespace) -> int:
              "deactivated" if u["deactivated"] else "active"] for u in users]
     print(_table(rows, ["USER", "ROLE", "DISPLAY NAME", "CREATED", "STATUS"]))
     print(f"{len(users)} user(s)")
+    return 0
+
+
+def cmd_user_deactivate(args: argparse.Namespace) -> int:
+    from node.accounts import admin
+    from node.accounts.deactivation import SWEEP_SECONDS
+    config = _load(args)
+    engine = _engine(config)
+    try:
+        with engine.begin() as conn:
+            user_id = admin.deactivate_user(conn, server_name=config.server_name,
+                                            user=args.user, erase=args.erase)
+    finally:
+        engine.dispose()
+    print(f"Deactivated {user_id}" + (" and cleared its profile" if args.erase else ""))
+    print(f"A running node ends its sessions and makes it leave its rooms within "
+          f"{SWEEP_SECONDS:.0f} seconds; a stopped node does so when it starts.")
     return 0
 
 

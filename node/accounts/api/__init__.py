@@ -3,9 +3,11 @@
 Each module exposes ``register(router, accounts)`` adding its routes to the client router.
 """
 
-from . import account, capabilities, devices, login, logout, profile, register, versions, wellknown
+from . import (account, capabilities, deactivate, devices, login, logout, profile, register,
+               versions, wellknown)
 
-MODULES = (versions, wellknown, capabilities, login, logout, register, account, devices, profile)
+MODULES = (versions, wellknown, capabilities, login, logout, register, account, deactivate,
+           devices, profile)
 
 
 def register_all(router, accounts) -> None:  # noqa: ANN001
