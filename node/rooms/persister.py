@@ -16,6 +16,19 @@ outliers (``internal["outlier"]``, including soft-failed events) and rejected ev
 (``internal["backfilled"]``: stream orderings -1, -2, ... below everything else, so
 ``/messages`` finds it where it belongs) is not news for hooks or the notifier either.  Then the ``events persisted`` metric is
 incremented, and each sender's Deferred fires.
+
+One event must never fail other users' sends.  Events that cannot become a row at all
+(``store_write.check_storable``: JSON that does not encode, NUL or oversized strings) are
+refused before they join a batch, with a 400 for their sender only; the room service
+checks before it applies an event to the room in memory, so a refused event leaves no
+trace.  A write the database still refuses is split in two and each half written on its
+own, again and again, until the refused event is alone: every other event is stored (in
+the order queued, stream orderings dense and ascending) and answered, only the refused
+one's sender gets the error.  An event built on top of one that failed (it names it in
+``prev_events`` or in its room's new forward extremities) is not written either: it would
+leave a hole in the room's history; its sender is asked to send again.  The failures are
+reported (``on_failed``, which makes the room service reload the room from the database)
+after the write's storable events are committed, so the reload sees all of them.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from typing import Any, Callable, Sequence
 
 from twisted.internet import defer
 
+from federation.errors import MatrixError
 from federation.events.model import Event
 
 from . import store, store_write
@@ -33,6 +47,16 @@ log = logging.getLogger("parta.rooms.persist")
 
 MEMBER = "m.room.member"
 MAX_HOLD_S = 0.05       # a hold never delays writing queued events longer than this
+FAILED_KEEP = 10_000    # IDs of events that failed to store, remembered for dependants
+
+
+class BuiltOnUnstored(MatrixError):
+    """The event builds on an event that could not be stored (a server-side failure the
+    sender did not cause): sending it again builds it on the stored history."""
+
+    def __init__(self) -> None:
+        super().__init__("An earlier event this one builds on could not be stored; "
+                         "please send it again", errcode="M_UNKNOWN", http_status=500)
 
 
 def is_hidden(ev: Event) -> bool:
@@ -99,6 +123,13 @@ class EventPersister:
         self.on_persisted: list[Callable[[Sequence[Event]], None]] = []
         self.on_failed: list[Callable[[Sequence[Event]], None]] = []
         self.batches_written = 0
+        self._failed_ids: dict[str, None] = {}      # insertion-ordered, FAILED_KEEP at most
+
+    @staticmethod
+    def check(event: Event) -> None:
+        """Raise ``store_write.Unstorable`` (400 M_BAD_JSON) unless the event can be
+        written; call before the event changes the room in memory."""
+        store_write.check_storable(event)
 
     def start_sync(self) -> None:
         """Read the stream ordering bounds at start-up (blocking; wiring only)."""
@@ -191,9 +222,68 @@ class EventPersister:
                 self._kick()
 
     async def _write(self, items: list[tuple[Event | _Extra, defer.Deferred]]) -> None:
-        batch = [(ev, d) for ev, d in items if isinstance(ev, Event)]
-        extras = [(x, d) for x, d in items if isinstance(x, _Extra)]
-        evs = [ev for ev, _ in batch]
+        """Write ``items`` (in the order queued), splitting a refused write until the
+        refused events are alone; then report what failed."""
+        failed: list[tuple[Event | _Extra, defer.Deferred, BaseException]] = []
+        try:
+            await self._write_part(items, failed, whole=True)
+        finally:
+            if failed:
+                self._report_failed(failed)
+
+    def _screen(self, items: list[tuple[Event | _Extra, defer.Deferred]],
+                failed: list) -> list[tuple[Event | _Extra, defer.Deferred]]:
+        """``items`` without the events that cannot be written: unstorable ones (when the
+        caller did not check them) and those built on an event that failed to store.
+        O(1) per event when nothing has failed and the events were checked."""
+        keep = []
+        for item in items:
+            ev = item[0]
+            if isinstance(ev, Event):
+                exc: BaseException | None = None
+                if self._failed_ids:
+                    # Queued again (e.g. a retried transaction): judged afresh.
+                    self._failed_ids.pop(ev.event_id, None)
+                    if self._builds_on_failed(ev):
+                        exc = BuiltOnUnstored()
+                if exc is None:
+                    try:
+                        if store_write.ROW_KEY not in ev.internal:
+                            store_write.check_storable(ev)
+                        elif "new_room" in ev.internal:
+                            store_write.check_new_room(ev.internal["new_room"])
+                    except MatrixError as err:
+                        exc = err
+                if exc is not None:
+                    self._mark_failed(ev)
+                    failed.append((ev, item[1], exc))
+                    continue
+            keep.append(item)
+        return keep
+
+    def _builds_on_failed(self, ev: Event) -> bool:
+        """Was ``ev`` built on the room in memory while it held an event that then failed
+        to store?  Then it names that event (or another such event) as a prev event or
+        keeps it among the room's forward extremities.  Hidden and backfilled events are
+        not built on the room in memory (and outliers may lack prev events anyway)."""
+        if is_hidden(ev) or ev.internal.get("backfilled"):
+            return False
+        bad = self._failed_ids
+        return any(p in bad for p in ev.prev_event_ids) or any(
+            e in bad for e in ev.internal.get("extremities_after", ()))
+
+    def _mark_failed(self, ev: Event) -> None:
+        self._failed_ids[ev.event_id] = None
+        if len(self._failed_ids) > FAILED_KEEP:
+            del self._failed_ids[next(iter(self._failed_ids))]
+
+    async def _write_part(self, items: list[tuple[Event | _Extra, defer.Deferred]],
+                          failed: list, *, whole: bool = False) -> None:
+        items = self._screen(items, failed)
+        if not items:
+            return
+        evs = [ev for ev, _ in items if isinstance(ev, Event)]
+        extras = [x for x, _ in items if isinstance(x, _Extra)]
         first = self._next_stream
         first_backfill = self._next_backfill
         n = 0
@@ -209,31 +299,47 @@ class EventPersister:
         self._next_stream = first + n
         try:
             if extras:
-                await self.db.run(_write_batch, evs, [x for x, _ in extras])
+                await self.db.run(_write_batch, evs, extras)
             else:
                 await self.db.run(store_write.write_events, evs)
-        except Exception as exc:  # noqa: BLE001 - the senders get the failure
-            log.exception("persisting %d events failed", len(evs))
+        except Exception as exc:  # noqa: BLE001 - split, or the sender gets the failure
             self._next_stream = first
             self._next_backfill = first_backfill
             for ev in evs:
                 ev.internal.pop("stream_ordering", None)
-            if evs:
-                for hook in self.on_failed:
-                    hook(evs)
-            for _, d in batch + extras:
-                d.errback(exc)
+            if len(items) == 1:
+                log.error("persisting %s failed: %s", evs[0].event_id if evs else "an extra",
+                          exc, exc_info=exc if whole else None)
+                if evs:
+                    self._mark_failed(evs[0])
+                failed.append((items[0][0], items[0][1], exc))
+                return
+            if whole:
+                log.exception("persisting %d events failed: writing them in parts",
+                              len(evs))
+            # In order: the first half commits (or fails) before the second is tried, so
+            # stream orderings stay ascending in the order queued.
+            half = len(items) // 2
+            await self._write_part(items[:half], failed)
+            await self._write_part(items[half:], failed)
             return
-        for _, d in extras:
-            d.callback(None)
+        self._committed(items, evs, first, n)
+
+    def _committed(self, items: list[tuple[Event | _Extra, defer.Deferred]],
+                   evs: list[Event], first: int, n: int) -> None:
+        for x, d in items:
+            if isinstance(x, _Extra):
+                d.callback(None)
         if not evs:
             return
-        self.max_persisted = first + n - 1
+        if n:
+            self.max_persisted = first + n - 1
         self.batches_written += 1
         for ev in evs:
             ev.internal.pop("new_room", None)
             ev.internal.pop("extremities_after", None)
             ev.internal.pop("current_state_delta", None)
+            ev.internal.pop(store_write.ROW_KEY, None)
         for hook in self.on_committed:
             try:
                 hook(evs)
@@ -248,8 +354,26 @@ class EventPersister:
                     log.exception("on_persisted hook failed")
             self._notify(visible)
         _count_persisted(len(evs))
-        for ev, d in batch:
-            d.callback(ev)
+        for ev, d in items:
+            if isinstance(ev, Event):
+                d.callback(ev)
+
+    def _report_failed(self, failed: list[tuple[Event | _Extra, defer.Deferred,
+                                                BaseException]]) -> None:
+        """After the write's storable events committed: the failed events leave the
+        in-memory caches (``on_failed``), then their senders get the error."""
+        evs = [ev for ev, _, _ in failed if isinstance(ev, Event)]
+        for ev in evs:
+            ev.internal.pop("stream_ordering", None)
+            ev.internal.pop(store_write.ROW_KEY, None)
+        if evs:
+            for hook in self.on_failed:
+                try:
+                    hook(evs)
+                except Exception:  # noqa: BLE001
+                    log.exception("on_failed hook failed")
+        for _, d, exc in failed:
+            d.errback(exc)
 
     def _notify(self, evs: Sequence[Event]) -> None:
         if self.notifier is None:

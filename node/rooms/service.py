@@ -40,7 +40,7 @@ from . import store
 from .client_format import format_client_event
 from node.federation.state_store import StateStore
 
-from .persister import EventPersister
+from .persister import EventPersister, is_hidden
 from .state_cache import RoomState
 from .user_queries import UserQueries
 
@@ -192,7 +192,9 @@ class RoomService(UserQueries):
 
     def apply_local(self, room: RoomState, ev: Event) -> None:
         """Advance the in-memory room past an event created here (state groups, current
-        state, forward extremities); the caller queues it for persistence."""
+        state, forward extremities); the caller queues it for persistence.  An event that
+        could not be stored is refused first (400), leaving the room untouched."""
+        self.persister.check(ev)
         self.state_store.assign_local(room, ev)
         room.apply(ev)
         ev.internal["extremities_after"] = tuple(room.extremities)
@@ -215,6 +217,11 @@ class RoomService(UserQueries):
         current state.  Hidden events (outliers, soft-failed, rejected) pass None for all
         three and change nothing in memory but the depth.
         """
+        try:
+            self.persister.check(ev)    # unstorable: refused before it changes the room
+        except MatrixError:
+            self.state_store._failed([ev])      # the groups made for it are not written
+            raise
         if state_delta:
             for key, new in state_delta.items():
                 if new is None:
@@ -426,7 +433,10 @@ class RoomService(UserQueries):
 
     def _after_failure(self, evs: Sequence[Event]) -> None:
         for ev in evs:
-            self._rooms.pop(ev.room_id, None)      # reload from the database next time
+            if not is_hidden(ev) and not ev.internal.get("backfilled"):
+                # It was applied to the room in memory: reload from the database next
+                # time (hidden events never change the room in memory).
+                self._rooms.pop(ev.room_id, None)
             self._events.pop(ev.event_id, None)
             self._hv_timelines.pop(ev.room_id, None)
 

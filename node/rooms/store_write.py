@@ -9,6 +9,12 @@ forward extremities) go straight to the DB-API cursor as multi-row ``INSERT``s
 per-statement compilation and parameter processing, which costs more than SQLite's own
 work for small batches, and the driver's GIL hand-over per row.  Rare statements
 (new rooms, state, memberships, redactions) use SQLAlchemy Core.
+
+Before an event joins a batch, ``check_storable`` makes sure it can become a row at all
+(its JSON encodes, its string columns hold no NUL and fit the schema's ``String(n)``, its
+integers fit ``BIGINT``): one user's unstorable event must be refused on its own, never
+fail the shared transaction that carries other users' events.  The JSON text it encodes
+is kept for the write, so the check costs no second encoding.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import orjson
 from sqlalchemy import delete, insert, update
 from sqlalchemy.engine import Connection
 
+from federation.errors import MatrixError
 from federation.events.model import Event
 from node.federation.state_store import write_state_rows
 from node.storage.bulk import insert_rows, placeholder
@@ -33,13 +40,137 @@ EVENT_COLUMNS = ("stream_ordering", "event_id", "room_id", "type", "state_key", 
 TXN_COLUMNS = ("user_id", "device_id", "txn_id", "event_id", "room_id", "inserted_ts")
 EXTREMITY_COLUMNS = ("room_id", "event_id")
 
-def _event_row(ev: Event) -> tuple:
+# Column sizes of schema/events.py and schema/rooms.py (PostgreSQL enforces them).
+MAX_ID_CHARS = 255          # String(255): IDs, type, state_key, txn IDs, room_type
+MAX_MEMBERSHIP_CHARS = 32   # String(32): room_memberships.membership
+MAX_VERSION_CHARS = 32      # String(32): rooms.room_version
+BIGINT_MIN, BIGINT_MAX = -(1 << 63), (1 << 63) - 1
+
+ROW_KEY = "row_json"        # ev.internal: (json text, unsigned text) from check_storable
+
+
+class Unstorable(MatrixError):
+    """The event cannot be written to the database (400 M_BAD_JSON for its sender only)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"The event cannot be stored: {why}", errcode="M_BAD_JSON",
+                         http_status=400)
+
+
+def _check_text(name: str, value: Any, limit: int = MAX_ID_CHARS) -> None:
+    """A string column: a ``str`` of at most ``limit`` characters, without NUL (which
+    PostgreSQL refuses in text) and encodable as UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str):
+        raise Unstorable(f"{name} is not a string")
+    if len(value) > limit:
+        raise Unstorable(f"{name} is longer than {limit} characters")
+    if "\x00" in value:
+        raise Unstorable(f"{name} contains a NUL character")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise Unstorable(f"{name} is not valid Unicode") from None
+
+
+def _check_bigint(name: str, value: Any) -> None:
+    if type(value) is not int or not BIGINT_MIN <= value <= BIGINT_MAX:
+        raise Unstorable(f"{name} is not a 64-bit integer")
+
+
+def _encode_unsigned(unsigned: dict) -> str | None:
+    """``unsigned`` is data the server adds (``replaces_state``, ``prev_content``,
+    ``prev_sender``); ``prev_content`` is a copy of an earlier event's content, so when
+    it cannot be encoded it is left out rather than refusing the new event, which would
+    make that state impossible to replace."""
+    try:
+        return orjson.dumps(unsigned).decode()
+    except (TypeError, ValueError):
+        rest = {k: v for k, v in unsigned.items() if k != "prev_content"}
+        try:
+            return orjson.dumps(rest).decode() if rest else None
+        except (TypeError, ValueError):
+            return None
+
+
+def check_storable(ev: Event) -> None:
+    """Raise ``Unstorable`` unless ``ev`` can be written by ``write_events``; keep its
+    encoded JSON in ``ev.internal[ROW_KEY]`` for the write.  Cheap: the short string
+    columns are checked in one pass over their concatenation (C-level ``in``,
+    ``isascii``), column by column only when that finds something; plus the one JSON
+    encoding the row needs anyway.
+
+    Call it before the event changes anything in memory (the room service does), so a
+    refused event leaves no trace; the persister calls it for events queued without it."""
+    pdu = ev.pdu
+    strings = [ev.event_id, ev.room_id, pdu.get("type"), pdu.get("sender")]
+    state_key = pdu.get("state_key")
+    if state_key is not None:
+        strings.append(state_key)
+    txn = ev.internal.get("txn")
+    if txn is not None:
+        strings += txn
+    try:
+        joined = "".join(strings)
+        plain = joined.isascii() and "\x00" not in joined and (
+            len(joined) <= MAX_ID_CHARS or max(map(len, strings)) <= MAX_ID_CHARS)
+    except TypeError:           # not all strings
+        plain = False
+    if not plain:
+        _check_columns(ev)
+    depth, ts = pdu.get("depth", 0), pdu.get("origin_server_ts", 0)
+    if type(depth) is not int or type(ts) is not int \
+            or not BIGINT_MIN <= depth <= BIGINT_MAX or not BIGINT_MIN <= ts <= BIGINT_MAX:
+        _check_bigint("depth", depth)
+        _check_bigint("origin_server_ts", ts)
+    if "state_key" in pdu and pdu.get("type") == MEMBER and not _hidden(ev):
+        _check_text("membership", ev.content.get("membership", ""), MAX_MEMBERSHIP_CHARS)
+    new_room = ev.internal.get("new_room")
+    if new_room is not None:
+        check_new_room(new_room)
+    try:
+        text = orjson.dumps(pdu, option=orjson.OPT_SORT_KEYS).decode()
+    except (TypeError, ValueError):      # orjson.JSONEncodeError is a TypeError
+        raise Unstorable("it cannot be encoded as JSON (nested too deeply?)") from None
     unsigned = ev.internal.get("unsigned")
+    ev.internal[ROW_KEY] = (text, _encode_unsigned(unsigned) if unsigned else None)
+
+
+def _check_columns(ev: Event) -> None:
+    """The string columns one by one, for a precise message (or none: non-ASCII text)."""
+    _check_text("event_id", ev.event_id)
+    _check_text("room_id", ev.room_id)
+    _check_text("type", ev.pdu.get("type"))
+    _check_text("sender", ev.pdu.get("sender"))
+    if ev.state_key is not None:
+        _check_text("state_key", ev.state_key)
+    txn = ev.internal.get("txn")
+    if txn is not None:
+        _check_text("device ID", txn[0])
+        _check_text("transaction ID", txn[1])
+
+
+def check_new_room(row: dict) -> None:
+    """The ``rooms`` row a room's first event carries (``internal["new_room"]``); it may
+    be attached after the event was checked (room creation), so the persister checks it
+    again when it is there."""
+    _check_text("room_version", row.get("room_version"), MAX_VERSION_CHARS)
+    _check_text("creator", row.get("creator"))
+    if row.get("room_type") is not None:
+        _check_text("room type", row["room_type"])
+
+
+def _event_row(ev: Event) -> tuple:
+    encoded = ev.internal.get(ROW_KEY)
+    if encoded is None:
+        check_storable(ev)
+        encoded = ev.internal[ROW_KEY]
+    reason = ev.rejected_reason
+    if reason is not None and "\x00" in reason:   # our own text, quoting the event
+        reason = reason.replace("\x00", "\ufffd")
     return (ev.internal["stream_ordering"], ev.event_id, ev.room_id, ev.type, ev.state_key,
-            ev.sender, ev.depth, ev.origin_server_ts,
-            orjson.dumps(ev.pdu, option=orjson.OPT_SORT_KEYS).decode(), ev.rejected_reason,
-            None, bool(ev.internal.get("outlier", False)),
-            orjson.dumps(unsigned).decode() if unsigned else None)
+            ev.sender, ev.depth, ev.origin_server_ts, encoded[0], reason,
+            None, bool(ev.internal.get("outlier", False)), encoded[1])
 
 
 def _hidden(ev: Event) -> bool:

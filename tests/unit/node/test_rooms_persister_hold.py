@@ -231,55 +231,99 @@ def test_extra_runs_in_the_same_transaction_after_the_events():
         == "txn-1"
 
 
-def test_failing_extra_fails_its_events_and_writes_nothing():
+def test_failing_extra_fails_alone_and_its_events_are_stored():
+    """The write is split: the events queued before the extra commit without it, the
+    extra's own changes are rolled back and only its Deferred fails."""
     db, clock, p, room = make()
     failed_hook: list = []
     p.on_failed.append(lambda evs: failed_hook.append([e.event_id for e in evs]))
 
     def extra(conn):
-        conn.execute(text("CREATE TABLE IF NOT EXISTS extra_rows (tag TEXT)"))
         conn.execute(text("INSERT INTO extra_rows (tag) VALUES ('x')"))
         raise RuntimeError("constraint violated")
 
+    db.run_sync(lambda c: c.execute(text("CREATE TABLE extra_rows (tag TEXT)")))
     first = p.max_persisted
     p.hold()
     evs = [room.message(), room.message()]
     ds = [p.enqueue(ev) for ev in evs]
     dx = p.enqueue_extra(extra)
     p.release()
-    for d in ds + [dx]:
-        assert failure_of(d).check(RuntimeError)
-    assert stored_ids(db) == set()
+    assert failure_of(dx).check(RuntimeError)
+    assert [result_of(d).event_id for d in ds] == [ev.event_id for ev in evs]
+    assert stored_ids(db) == {ev.event_id for ev in evs}
     assert db.run_sync(lambda c: c.execute(text(
-        "SELECT count(*) FROM sqlite_master WHERE name = 'extra_rows'")).scalar()) == 0
-    assert failed_hook == [[ev.event_id for ev in evs]]
-    assert p.max_persisted == first and p.batches_written == 0
-    assert all("stream_ordering" not in ev.internal for ev in evs)
-    # Not stuck, and the stream orderings of the failed batch are handed out again.
+        "SELECT count(*) FROM extra_rows")).scalar()) == 0
+    assert failed_hook == []
+    assert [ev.internal["stream_ordering"] for ev in evs] == [first + 1, first + 2]
+    assert p.max_persisted == first + 2
+    # Not stuck: the next event gets the next stream ordering.
     ev = room.message()
     d = p.enqueue(ev)
-    assert d.called and ev.internal["stream_ordering"] == first + 1
-    assert stored_ids(db) == {ev.event_id}
+    assert d.called and ev.internal["stream_ordering"] == first + 3
 
 
-def test_failing_event_write_fails_the_extra_too():
+def test_a_write_that_always_fails_fails_every_event_and_the_extra():
     db, clock, p, room = make()
+    failed_hook: list = []
+    p.on_failed.append(lambda evs: failed_hook.append([e.event_id for e in evs]))
     ran: list = []
     real_run = db.run
+    broken = [True]
 
     def run(fn, *args, **kwargs):
-        if getattr(fn, "__name__", "") == "_write_batch":
+        if broken[0] and getattr(fn, "__name__", "") in ("write_events", "_write_batch"):
             return defer.fail(RuntimeError("disk full"))
         return real_run(fn, *args, **kwargs)
 
     db.run = run
+    first = p.max_persisted
     p.hold()
-    d = p.enqueue(room.message())
+    evs = [room.message(), room.message()]
+    ds = [p.enqueue(ev) for ev in evs]
     dx = p.enqueue_extra(lambda conn: ran.append(1))
     p.release()
-    assert failure_of(d).check(RuntimeError)
+    assert failure_of(ds[0]).check(RuntimeError)
+    # The second message builds on the first, which is not stored: it is not written.
+    assert failure_of(ds[1]).value.errcode == "M_UNKNOWN"
     assert failure_of(dx).check(RuntimeError)
     assert ran == [] and stored_ids(db) == set()
+    assert failed_hook == [[ev.event_id for ev in evs]]
+    assert p.max_persisted == first and p.batches_written == 0
+    assert all("stream_ordering" not in ev.internal for ev in evs)
+    broken[0] = False
+    other = Room()
+    other.n = 100
+    ev = other.message()
+    assert p.enqueue(ev).called and ev.internal["stream_ordering"] == first + 1
+
+
+def test_an_event_whose_writes_fail_fails_alone_and_the_extra_commits():
+    """An inbound transaction's stored response (an extra) still commits when one of
+    the transaction's events could not be stored: ingest then forgets the response, so
+    a retry is processed again."""
+    db, clock, p, room = make()
+    real_run = db.run
+    other = Room()
+    other.n = 100                   # not the same events as ``room``'s
+    bad = other.message()
+
+    def run(fn, *args, **kwargs):
+        if getattr(fn, "__name__", "") in ("write_events", "_write_batch") \
+                and any(ev.event_id == bad.event_id for ev in args[0]):
+            return defer.fail(RuntimeError("refused"))
+        return real_run(fn, *args, **kwargs)
+
+    db.run = run
+    ran: list = []
+    p.hold()
+    good = room.message()
+    d_good, d_bad = p.enqueue(good), p.enqueue(bad)
+    dx = p.enqueue_extra(lambda conn: ran.append(1))
+    p.release()
+    assert failure_of(d_bad).check(RuntimeError)
+    assert result_of(d_good) is good and result_of(dx) is None and ran == [1]
+    assert stored_ids(db) == {good.event_id}
 
 
 def test_extra_with_no_events():
