@@ -14,16 +14,21 @@ Public API:
   naming the JSON path of the first offending value.
 * ``check_canonical(value)`` - the same checks when only validity matters (PDUs read from
   the network); the encoder also refuses lone surrogates, which have no UTF-8 form.
-* ``parse_json(body) -> Any`` - strict parser for request bodies (see its docstring).
+* ``parse_json(body, max_depth=MAX_JSON_DEPTH) -> Any`` - strict parser for request bodies
+  (see its docstring).
+
+One nesting limit holds for what is parsed and what is encoded (``federation/json_limits.py``):
+the parser refuses documents deeper than its ``max_depth`` (clients ``MAX_JSON_DEPTH``, servers
+``MAX_SERVER_JSON_DEPTH``) and the encoder refuses values deeper than ``MAX_SERVER_JSON_DEPTH``,
+so nothing the node accepted fails to encode later, and nothing it signs is refused by a peer.
 
 Two encoders produce identical bytes (a property test in
 ``tests/unit/federation/test_canonical_json.py`` compares both with the reference
 ``canonicaljson`` library): orjson with ``OPT_SORT_KEYS`` (fast path) and the stdlib ``json``
-module (fallback for values orjson refuses, e.g. ``str`` subclasses as keys, nesting deeper
-than orjson's limit, or when orjson is absent).  Both run after a validation walk that refuses
-floats, out-of-range integers and non-JSON types; non-string keys are refused by orjson
-itself or by a key walk before the stdlib encoder (which would silently turn ``1`` into
-``"1"``).
+module (fallback for values orjson refuses, e.g. ``str`` subclasses as keys, or when orjson
+is absent).  Both run after a validation walk that refuses floats, out-of-range integers,
+over-deep nesting and non-JSON types; non-string keys are refused by orjson itself or by a
+key walk before the stdlib encoder (which would silently turn ``1`` into ``"1"``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import re
 from typing import Any
 
 from .errors import BadJSON, NotJSON
+from .json_limits import MAX_JSON_DEPTH, MAX_SERVER_JSON_DEPTH, nesting_exceeds
 
 try:  # optional fast path
     import orjson as _orjson
@@ -69,6 +75,7 @@ _BAD = 2       # something invalid: run _locate_problem for a precise message
 _SCALARS = frozenset((str, bool, type(None)))
 _INT_ONLY = frozenset((int,))
 _STR_ONLY = {str}
+_CONTAINERS = (dict, list, tuple)
 
 
 def _scan(value: Any) -> int:
@@ -77,61 +84,67 @@ def _scan(value: Any) -> int:
     Object keys and strings are not examined here: orjson refuses non-``str`` keys and lone
     surrogates itself, and the stdlib fallback checks keys before encoding.  Large
     containers are first checked with C-level ``set(map(type, ...))``/``min``/``max``.
+    The walk goes one nesting level at a time, which gives the depth limit for free.
     """
     result = _OK
-    stack = [value]
-    push = stack.append
-    pop = stack.pop
+    level = [value]
+    depth = 0  # nesting of the containers in ``level``
     scalars = _SCALARS
-    while stack:
-        v = pop()
-        t = type(v)
-        if t is dict:
-            items = v.values()
-        elif t is list or t is tuple:
-            items = v
-        elif t in scalars:
-            continue
-        elif t is int:
-            if not MIN_SAFE_INT <= v <= MAX_SAFE_INT:
-                return _BAD
-            continue
-        # Subclasses of the JSON types (OrderedDict, IntEnum, str subclasses, ...).
-        elif isinstance(v, float):
+    while level:
+        depth += 1
+        if depth > MAX_SERVER_JSON_DEPTH and any(isinstance(v, _CONTAINERS) for v in level):
             return _BAD
-        elif isinstance(v, int):  # int subclass such as IntEnum (bool cannot be subclassed)
-            if not MIN_SAFE_INT <= v <= MAX_SAFE_INT:
+        below: list[Any] = []
+        push = below.append
+        for v in level:
+            t = type(v)
+            if t is dict:
+                items = v.values()
+            elif t is list or t is tuple:
+                items = v
+            elif t in scalars:
+                continue
+            elif t is int:
+                if not MIN_SAFE_INT <= v <= MAX_SAFE_INT:
+                    return _BAD
+                continue
+            # Subclasses of the JSON types (OrderedDict, IntEnum, str subclasses, ...).
+            elif isinstance(v, float):
                 return _BAD
-            result = _EXOTIC
-            continue
-        elif isinstance(v, str):
-            result = _EXOTIC
-            continue
-        elif isinstance(v, dict):
-            result = _EXOTIC
-            items = list(v.values())
-        elif isinstance(v, (list, tuple)):
-            result = _EXOTIC
-            items = v
-        else:
-            return _BAD  # float, bytes, set, Decimal, arbitrary objects ...
-        if len(items) > 16:
-            types = set(map(type, items))
-            if types <= scalars:
-                continue
-            if types == _INT_ONLY:
-                if min(items) < MIN_SAFE_INT or max(items) > MAX_SAFE_INT:
+            elif isinstance(v, int):  # int subclass such as IntEnum (bool cannot be subclassed)
+                if not MIN_SAFE_INT <= v <= MAX_SAFE_INT:
                     return _BAD
+                result = _EXOTIC
                 continue
-        for x in items:
-            tx = type(x)
-            if tx is str:
+            elif isinstance(v, str):
+                result = _EXOTIC
                 continue
-            if tx is int:  # exact int: True/False have type bool and never get here
-                if not MIN_SAFE_INT <= x <= MAX_SAFE_INT:
-                    return _BAD
-            elif tx is not bool and x is not None:
-                push(x)  # containers, floats, subclasses: decided when popped
+            elif isinstance(v, dict):
+                result = _EXOTIC
+                items = list(v.values())
+            elif isinstance(v, (list, tuple)):
+                result = _EXOTIC
+                items = v
+            else:
+                return _BAD  # float, bytes, set, Decimal, arbitrary objects ...
+            if len(items) > 16:
+                types = set(map(type, items))
+                if types <= scalars:
+                    continue
+                if types == _INT_ONLY:
+                    if min(items) < MIN_SAFE_INT or max(items) > MAX_SAFE_INT:
+                        return _BAD
+                    continue
+            for x in items:
+                tx = type(x)
+                if tx is str:
+                    continue
+                if tx is int:  # exact int: True/False have type bool and never get here
+                    if not MIN_SAFE_INT <= x <= MAX_SAFE_INT:
+                        return _BAD
+                elif tx is not bool and x is not None:
+                    push(x)  # containers, floats, subclasses: decided one level down
+        level = below
     return result
 
 
@@ -145,11 +158,15 @@ def _path_join(path: str, key: str | int) -> str:
 
 def _locate_problem(value: Any, check_strings: bool = True) -> CanonicalJSONError | None:
     """Slow walk (only run after a failure) that names the first offending value."""
-    stack: list[tuple[Any, str]] = [(value, "$")]
+    stack: list[tuple[Any, str, int]] = [(value, "$", 1)]
     while stack:
-        v, path = stack.pop()
+        v, path, depth = stack.pop()
         if v is None or isinstance(v, bool):
             continue
+        if depth > MAX_SERVER_JSON_DEPTH and isinstance(v, _CONTAINERS):
+            return CanonicalJSONError(
+                f"JSON value is nested too deeply at {path} (more than "
+                f"{MAX_SERVER_JSON_DEPTH} levels)", path)
         if isinstance(v, str):
             if check_strings and _SURROGATE.search(v):
                 return CanonicalJSONError(
@@ -177,11 +194,12 @@ def _locate_problem(value: Any, check_strings: bool = True) -> CanonicalJSONErro
                 if check_strings and _SURROGATE.search(k):
                     return CanonicalJSONError(
                         f"Object key at {kpath} contains a lone UTF-16 surrogate", kpath)
-                children.append((x, kpath))
+                children.append((x, kpath, depth + 1))
             stack.extend(reversed(children))  # report in document order
             continue
         if isinstance(v, (list, tuple)):
-            stack.extend(reversed([(x, _path_join(path, i)) for i, x in enumerate(v)]))
+            stack.extend(reversed([(x, _path_join(path, i), depth + 1)
+                                   for i, x in enumerate(v)]))
             continue
         return CanonicalJSONError(
             f"Value at {path} of type {type(v).__name__} cannot be represented in JSON", path)
@@ -192,7 +210,8 @@ def check_canonical(value: Any) -> None:
     """Raise ``CanonicalJSONError`` unless ``value`` has a canonical JSON encoding.
 
     Refuses floats, integers outside ``[-(2**53)+1, (2**53)-1]``, non-string object keys,
-    strings with lone surrogates and non-JSON Python types.
+    strings with lone surrogates, nesting deeper than ``MAX_SERVER_JSON_DEPTH`` and non-JSON
+    Python types.
     """
     encode_canonical_json(value)
 
@@ -257,8 +276,8 @@ def encode_canonical_json(value: Any) -> bytes:
         try:
             return _ORJSON_DUMPS(value, option=_ORJSON_SORT)
         except _ORJSON_ERROR:
-            # Non-str keys, str-subclass keys, lone surrogates, nesting beyond orjson's
-            # depth limit: the checked stdlib path encodes the value or names the problem.
+            # Non-str keys, str-subclass keys, lone surrogates: the checked stdlib path
+            # encodes the value or names the problem.
             pass
     elif state == _BAD:
         raise _locate_problem(value, check_strings=False) or CanonicalJSONError(
@@ -300,7 +319,26 @@ def _parse_number(text: str) -> int | float:
     return f
 
 
-_decoder = json.JSONDecoder(parse_float=_parse_number, parse_constant=_refuse_constant)
+def _parse_int(text: str) -> int:
+    """Integers: only the canonical JSON range, for client and server JSON alike.
+
+    Events must be canonical JSON to be hashed and signed, and an integer beyond 64 bits
+    could not even be stored as account data (orjson refuses it); one rule at the parser
+    means such a number is a 400 where it arrives rather than a failure later.  Called only
+    for integer literals (a few per event), so the hook costs little.
+    """
+    if len(text) < 16:  # at most 15 digits (or a sign and 14): always inside the range
+        return int(text)
+    if len(text) <= 17:
+        value = int(text)
+        if MIN_SAFE_INT <= value <= MAX_SAFE_INT:
+            return value
+    raise BadJSON(f"Integer {text[:24]}{'...' if len(text) > 24 else ''} is out of the "
+                  "canonical JSON range [-(2**53)+1, (2**53)-1]")
+
+
+_decoder = json.JSONDecoder(parse_float=_parse_number, parse_int=_parse_int,
+                            parse_constant=_refuse_constant)
 
 
 def _contains_surrogate(value: Any) -> bool:
@@ -320,7 +358,8 @@ def _contains_surrogate(value: Any) -> bool:
     return False
 
 
-def parse_json(body: bytes | bytearray | memoryview | str) -> Any:
+def parse_json(body: bytes | bytearray | memoryview | str, *,
+               max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse a JSON request/response body strictly.
 
     * The body must be UTF-8 (no BOM, no UTF-16/32 sniffing); otherwise ``NotJSON``
@@ -333,20 +372,27 @@ def parse_json(body: bytes | bytearray | memoryview | str) -> Any:
       ``check_canonical`` where canonical JSON is required (PDUs).
     * Duplicate object keys are accepted and the last one wins (RFC 8259 leaves this to the
       implementation; it matches what other homeservers do).
-    * Nesting deeper than the interpreter's recursion limit (about 1000 levels) raises
-      ``BadJSON`` rather than crashing.
+    * Integers outside the canonical JSON range ``[-(2**53)+1, (2**53)-1]`` are refused
+      with ``BadJSON``: one rule for every JSON input, client or server.
+    * Nesting deeper than ``max_depth`` containers is refused with ``BadJSON`` before the
+      decoder runs (``federation.json_limits``): client bodies get ``MAX_JSON_DEPTH``,
+      server-server documents ``MAX_SERVER_JSON_DEPTH``.
     """
     if isinstance(body, str):
         text = body
         if not text.isascii() and _SURROGATE.search(text):
             raise BadJSON("JSON text contains a lone UTF-16 surrogate")
+        data = text.encode("utf-8")
     elif isinstance(body, (bytes, bytearray, memoryview)):
+        data = bytes(body)
         try:
-            text = bytes(body).decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise NotJSON(f"Body is not valid UTF-8 (byte {exc.start})") from None
     else:
         raise TypeError(f"parse_json expects bytes or str, not {type(body).__name__}")
+    if nesting_exceeds(data, max_depth):
+        raise BadJSON(f"JSON is nested more than {max_depth} levels deep")
     if text.startswith("\ufeff"):
         raise NotJSON("Body starts with a byte order mark; send plain UTF-8 JSON")
     try:
@@ -354,7 +400,7 @@ def parse_json(body: bytes | bytearray | memoryview | str) -> Any:
     except json.JSONDecodeError as exc:
         raise NotJSON(f"Invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
             from None
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - the depth scan refuses such text first
         raise BadJSON("JSON is nested too deeply") from None
     except ValueError as exc:  # e.g. integer literal longer than int_max_str_digits
         raise BadJSON(f"Unacceptable JSON value: {exc}") from None
