@@ -59,6 +59,7 @@ from zope.interface import implementer
 
 from ..canonical_json import encode_canonical_json, parse_json
 from ..errors import MatrixError
+from ..json_limits import MAX_SERVER_JSON_DEPTH
 from ..keys import SigningKey
 from .errors import (AddressRefused, DestinationUnreachable, FederationRequestError,
                      InvalidResponse, RemoteError, RequestTimedOut, TLSFailure)
@@ -429,7 +430,8 @@ class FederationHttpClient:
         raw = await self._send(destination, method, path, json_body, query, timeout,
                                self.max_response_bytes)
         try:
-            body = parse_json(raw.body)
+            # A peer's answer wraps stored events in an envelope: the server-server limit.
+            body = parse_json(raw.body, max_depth=MAX_SERVER_JSON_DEPTH)
         except MatrixError as exc:
             raise InvalidResponse(destination, f"{method} {path}: response is not JSON "
                                                f"({exc.message})", raw.status) from None
