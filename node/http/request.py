@@ -1,4 +1,14 @@
-"""The request object handlers receive: parsed path/query, lazy JSON body, the requester."""
+"""The request object handlers receive: parsed path/query, lazy JSON body, the requester.
+
+Two input bounds hold for every request here, whatever the handler:
+
+* No query parameter (name or value) may contain NUL: no identifier of the spec's grammar
+  does, and PostgreSQL cannot store it in a text column (400 ``M_INVALID_PARAM`` instead of a
+  500 from the database; path parameters get the same rule in ``router.py``).
+* The JSON body may nest at most ``MAX_JSON_DEPTH`` levels, or ``MAX_SERVER_JSON_DEPTH`` on
+  the server-server API, whose documents wrap client documents in envelopes
+  (``federation/json_limits.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from federation.canonical_json import parse_json
-from federation.errors import BadJSON, MatrixError
+from federation.errors import BadJSON, InvalidParam, MatrixError
+from federation.json_limits import MAX_JSON_DEPTH, MAX_SERVER_JSON_DEPTH
+
+# The server-server API (federation and key servers): bodies may be MAX_SERVER_JSON_DEPTH deep.
+_SERVER_PREFIXES = ("/_matrix/federation/", "/_matrix/key/")
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,9 @@ class ApiRequest:
     def __init__(self, method: str, path: str, args: dict[str, list[str]],
                  headers: dict[str, str], body: bytes, client_ip: str,
                  raw: Any = None) -> None:
+        for name, values in args.items():
+            if "\x00" in name or any("\x00" in v for v in values):
+                raise InvalidParam(f"Query parameter {name[:64]!r} contains a NUL character")
         self.method = method
         self.path = path
         self.args = args
@@ -84,7 +101,9 @@ class ApiRequest:
                 if allow_empty:
                     self._json = {}
                     return self._json
-            value = parse_json(self.body)
+            server = self.path.startswith(_SERVER_PREFIXES)
+            value = parse_json(self.body,
+                               max_depth=MAX_SERVER_JSON_DEPTH if server else MAX_JSON_DEPTH)
             if not isinstance(value, dict):
                 raise BadJSON("Request body must be a JSON object")
             self._json = value

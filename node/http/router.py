@@ -3,14 +3,23 @@
 Templates use the spec's own spelling (``/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}``)
 so a reader holding the spec finds the handler by its path.  Path parameters are URL-decoded and
 passed to the handler as keyword arguments (camelCase names as in the spec).
+
+A decoded parameter holding NUL (``%00``) never reaches a handler: no identifier of the spec's
+grammar (appendix "Identifier Grammar") contains it, and PostgreSQL cannot store it in a text
+column, so a NUL in a room alias, state key, transaction ID or account-data type would
+otherwise surface as a 500 from the database.  ``match`` still answers the route (its name
+labels the request's metrics) but with a handler that refuses the request with 400
+``M_INVALID_PARAM``.  Other control characters pass: a state key may be any string.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Awaitable, Callable, NoReturn
 from urllib.parse import unquote
+
+from federation.errors import InvalidParam
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -57,7 +66,11 @@ class Router:
         self._routes.append(new)
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
-        """Return (route, params, path_known).  ``path_known`` without a route means 405."""
+        """Return (route, params, path_known).  ``path_known`` without a route means 405.
+
+        A parameter with NUL yields the route with a refusing handler and no params (see
+        the module docstring); ``match`` itself never raises.
+        """
         path_known = False
         for route in self._routes:
             m = route.regex.match(path)
@@ -65,8 +78,18 @@ class Router:
                 continue
             path_known = True
             if route.method == method or (method == "HEAD" and route.method == "GET"):
-                return route, {k: unquote(v) for k, v in m.groupdict().items()}, True
+                params = {k: unquote(v) for k, v in m.groupdict().items()}
+                for name, value in params.items():
+                    if "\x00" in value:
+                        return replace(route, handler=_refuse(name)), {}, True
+                return route, params, True
         return None, {}, path_known
 
     def routes(self) -> list[Route]:
         return list(self._routes)
+
+
+def _refuse(name: str) -> Handler:
+    async def refuse(_req: Any) -> NoReturn:
+        raise InvalidParam(f"Path parameter {name!r} contains a NUL character")
+    return refuse
