@@ -78,21 +78,6 @@ def _check_bigint(name: str, value: Any) -> None:
         raise Unstorable(f"{name} is not a 64-bit integer")
 
 
-def _encode_unsigned(unsigned: dict) -> str | None:
-    """``unsigned`` is data the server adds (``replaces_state``, ``prev_content``,
-    ``prev_sender``); ``prev_content`` is a copy of an earlier event's content, so when
-    it cannot be encoded it is left out rather than refusing the new event, which would
-    make that state impossible to replace."""
-    try:
-        return orjson.dumps(unsigned).decode()
-    except (TypeError, ValueError):
-        rest = {k: v for k, v in unsigned.items() if k != "prev_content"}
-        try:
-            return orjson.dumps(rest).decode() if rest else None
-        except (TypeError, ValueError):
-            return None
-
-
 def check_storable(ev: Event) -> None:
     """Raise ``Unstorable`` unless ``ev`` can be written by ``write_events``; keep its
     encoded JSON in ``ev.internal[ROW_KEY]`` for the write.  Cheap: the short string
@@ -128,12 +113,16 @@ def check_storable(ev: Event) -> None:
     new_room = ev.internal.get("new_room")
     if new_room is not None:
         check_new_room(new_room)
+    # ``unsigned`` (replaces_state, prev_content, prev_sender) nests the replaced
+    # event's content exactly as deep as that event's own JSON did: it encodes whenever
+    # the replaced event could be stored.
+    unsigned = ev.internal.get("unsigned")
     try:
         text = orjson.dumps(pdu, option=orjson.OPT_SORT_KEYS).decode()
+        unsigned_text = orjson.dumps(unsigned).decode() if unsigned else None
     except (TypeError, ValueError):      # orjson.JSONEncodeError is a TypeError
         raise Unstorable("it cannot be encoded as JSON (nested too deeply?)") from None
-    unsigned = ev.internal.get("unsigned")
-    ev.internal[ROW_KEY] = (text, _encode_unsigned(unsigned) if unsigned else None)
+    ev.internal[ROW_KEY] = (text, unsigned_text)
 
 
 def _check_columns(ev: Event) -> None:

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from federation.errors import MatrixError
 from rooms_support import Api, InlineDB, StepClock, make_service, result_of, uid
+from test_rooms_postgres import pg_url  # noqa: F401 - the PostgreSQL fixture
 from schema.events import events, forward_extremities
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
@@ -257,3 +258,42 @@ def test_a_room_whose_row_does_not_fit_is_refused_alone():
     assert good_room in stored_rooms and len(stored_rooms) == len(rooms) + 1
     assert count_events(db) > before
     assert_room_still_usable(svc, db, good_room, BOB, [])
+
+
+# --- on PostgreSQL, which refuses what SQLite lets through -----------------------------------
+
+@pytest.mark.postgres
+def test_on_postgres_refused_and_unencodable_events_fail_alone(pg_url):  # noqa: F811
+    """PostgreSQL refuses a NUL in a text column and strings longer than their
+    ``VARCHAR``: such events are refused with 400 before the batch, and an event the
+    database refuses all the same (a trigger) fails alone; the innocent sends of the
+    same batch are stored."""
+    db = InlineDB(pg_url)
+    svc = make_service(db, clock=HoldClock())
+    rooms = {u: result_of(svc.create_room(u, {"preset": "public_chat"}))
+             for u in (ALICE, BOB, CAROL)}
+    db.run_sync(lambda c: c.execute(text(
+        "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN "
+        f"IF NEW.type = '{REFUSED}' THEN RAISE EXCEPTION 'refused by the database'; "
+        "END IF; RETURN NEW; END $$ LANGUAGE plpgsql")))
+    db.run_sync(lambda c: c.execute(text(
+        "CREATE TRIGGER refuse_one BEFORE INSERT ON events FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_one()")))
+    before = count_events(db)
+    ds = batch(svc, [
+        ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a1"}}),
+        ((svc, CAROL, rooms[CAROL], "org.example.state"), {"content": {},
+                                                            "state_key": "a\x00b"}),
+        ((svc, BOB, rooms[BOB]), {"content": {"body": "b1"}}),
+        ((svc, CAROL, rooms[CAROL], REFUSED), {"content": {"x": 1}}),
+        ((svc, BOB, rooms[BOB], "org.example.state"), {"content": {},
+                                                        "state_key": "k" * 300}),
+        ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a2"}, "txn": ("D", "t\x00")}),
+        ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a3"}}),
+    ])
+    assert [failed(d) for d in ds] == [False, True, False, True, True, True, False]
+    for i in (1, 4, 5):
+        assert (ds[i].value.http_status, ds[i].value.errcode) == (400, "M_BAD_JSON")
+    assert count_events(db) == before + 3
+    assert [e for e in stored(db) if e in (ds[0], ds[2], ds[6])] == [ds[0], ds[2], ds[6]]
+    assert_room_still_usable(svc, db, rooms[CAROL], CAROL, [])
