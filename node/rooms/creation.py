@@ -33,9 +33,9 @@ PRESETS = {
     "public_chat": ("public", "shared", "forbidden"),
 }
 
-# Appendix "Room aliases": the localpart is any non-empty string without ':' (and no
+# Appendix "Room aliases": the localpart is any non-empty string without ':' or NUL (and no
 # whitespace or '#', which clients cannot express reliably in a URL path).
-_ALIAS_LOCALPART = re.compile(r"^[^:\s#]+$")
+_ALIAS_LOCALPART = re.compile(r"^[^:\s#\x00]+$")
 
 
 def invalid_room_state(message: str) -> MatrixError:
@@ -183,6 +183,8 @@ def plan_create_room(body: Any, *, creator: str, server_name: str,
         skey = item.get("state_key", "")
         if not isinstance(skey, str):
             raise BadJSON(f"initial_state[{i}].state_key must be a string")
+        if "\x00" in skey or "\x00" in item["type"]:  # database columns: PostgreSQL refuses NUL
+            raise InvalidParam(f"initial_state[{i}] type and state_key may not contain NUL")
         if item["type"] in ("m.room.create", "m.room.member"):
             raise invalid_room_state(f"initial_state may not contain {item['type']}")
         initial_events.append(PlannedEvent(item["type"], skey, dict(item["content"])))

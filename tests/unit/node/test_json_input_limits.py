@@ -190,3 +190,13 @@ def test_server_bodies_may_wrap_a_client_document_in_an_envelope():
     cli = ApiRequest("PUT", f"{V3}/rooms/!r/send/m.room.message/t", {}, {}, txn, "127.0.0.1")
     with pytest.raises(BadJSON, match="nested more than 100"):
         cli.json()
+
+
+def test_nul_in_create_room_alias_and_initial_state_is_invalid_param(client):
+    for body in ({"room_alias_name": "a\x00b"},
+                 {"initial_state": [{"type": "org.s", "state_key": "k\x00", "content": {}}]},
+                 {"initial_state": [{"type": "org.s\x00", "content": {}}]}):
+        status, err = client.call(ALICE, "POST", f"{V3}/createRoom", body)
+        assert (status, err["errcode"]) == (400, "M_INVALID_PARAM"), body
+    status, body = client.call(ALICE, "POST", f"{V3}/createRoom", {"room_alias_name": "a-b"})
+    assert status == 200 and body["room_id"]
