@@ -31,7 +31,7 @@ from functools import lru_cache
 class Glob:
     """One compiled pattern; ``matches(text)`` is a whole-string match."""
 
-    __slots__ = ("_starred", "_head", "_middle", "_tail", "_minimum", "_any_one")
+    __slots__ = ("_starred", "_head", "_middle", "_tail", "_minimum", "_any_one", "wildcards")
 
     def __init__(self, pattern: str, any_one: str | None = "?") -> None:
         self._any_one = any_one
@@ -41,6 +41,8 @@ class Glob:
         self._tail = self._segment(parts[-1] if self._starred else "")
         self._middle = tuple(self._segment(p) for p in parts[1:-1] if p)
         self._minimum = sum(len(s) for s, _ in (self._head, self._tail, *self._middle))
+        # runs of '*' (``a**b`` has one): what a match costs beyond str.find
+        self.wildcards = len(self._middle) + 1 if self._starred else 0
 
     def _segment(self, text: str) -> tuple[str, bool]:
         return text, self._any_one is not None and self._any_one in text
