@@ -3,6 +3,10 @@
 Filter IDs are a per-user counter rendered as decimal strings (never starting with ``{``, so the
 ``filter`` query parameter of ``/sync`` can tell an ID from inline JSON).  Parsed filters are
 cached in memory: long-polling clients send the same filter ID on every request.
+
+Definitions are capped (``filtering.MAX_FILTER_*``) on upload and inline in ``/sync``.  A
+stored filter is validated again when it is loaded: one stored before the caps existed is
+refused with 400 ``M_INVALID_PARAM`` when a sync names it, but can still be read back.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import orjson
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from federation.errors import InvalidParam, NotFound
+from federation.errors import InvalidParam, MatrixError, NotFound
 from federation.canonical_json import parse_json
 from schema.sync import user_filters
 
-from .filtering import DEFAULT_FILTER, Filter, parse_filter
+from .filtering import DEFAULT_FILTER, Filter, check_filter_size, parse_filter
 
 _CACHE_SIZE = 4096
 
@@ -41,12 +45,16 @@ def _select_filter(conn: Any, user_id: str, filter_id: int) -> str | None:
 class FilterStore:
     def __init__(self, db: Any) -> None:
         self.db = db
-        self._cache: OrderedDict[tuple[str, int], tuple[dict, Filter]] = OrderedDict()
+        # (definition, parsed filter or why it is refused), most recently used last
+        self._cache: OrderedDict[tuple[str, int], tuple[Any, Filter | MatrixError]] = \
+            OrderedDict()
 
-    async def create(self, user_id: str, definition: dict) -> str:
+    async def create(self, user_id: str, definition: Any) -> str:
         """Validate and store a filter; returns its ID."""
+        raw = orjson.dumps(definition)
+        check_filter_size(len(raw))
         parsed = parse_filter(definition)
-        text = orjson.dumps(definition).decode()
+        text = raw.decode()
         for _attempt in range(5):
             try:
                 filter_id = await self.db.run(_insert_filter, user_id, text)
@@ -58,13 +66,17 @@ class FilterStore:
         self._remember((user_id, filter_id), (definition, parsed))
         return str(filter_id)
 
-    async def get_definition(self, user_id: str, filter_id: str) -> dict:
+    async def get_definition(self, user_id: str, filter_id: str) -> Any:
         return (await self._load(user_id, filter_id))[0]
 
     async def get(self, user_id: str, filter_id: str) -> Filter:
-        return (await self._load(user_id, filter_id))[1]
+        parsed = (await self._load(user_id, filter_id))[1]
+        if isinstance(parsed, MatrixError):
+            raise InvalidParam(f"Stored filter {filter_id} is no longer accepted "
+                               f"({parsed.message}); upload a new filter")
+        return parsed
 
-    async def _load(self, user_id: str, filter_id: str) -> tuple[dict, Filter]:
+    async def _load(self, user_id: str, filter_id: str) -> tuple[Any, Filter | MatrixError]:
         if not filter_id.isascii() or not filter_id.isdigit() or len(filter_id) > 18:
             raise NotFound("No such filter")
         key = (user_id, int(filter_id))
@@ -76,11 +88,17 @@ class FilterStore:
         if text is None:
             raise NotFound("No such filter")
         definition = orjson.loads(text)
-        entry = (definition, parse_filter(definition))
+        parsed: Filter | MatrixError
+        try:
+            check_filter_size(len(text.encode()))
+            parsed = parse_filter(definition)
+        except MatrixError as exc:          # stored before the limits existed
+            parsed = exc.with_traceback(None)
+        entry = (definition, parsed)
         self._remember(key, entry)
         return entry
 
-    def _remember(self, key: tuple[str, int], entry: tuple[dict, Filter]) -> None:
+    def _remember(self, key: tuple[str, int], entry: tuple[Any, Filter | MatrixError]) -> None:
         self._cache[key] = entry
         self._cache.move_to_end(key)
         while len(self._cache) > _CACHE_SIZE:
@@ -91,8 +109,13 @@ class FilterStore:
         if param is None or param == "":
             return DEFAULT_FILTER
         if param.lstrip().startswith("{"):
+            raw = param.encode("utf-8")
             try:
-                definition = parse_json(param.encode("utf-8"))
+                check_filter_size(len(raw))
+            except MatrixError as exc:
+                raise InvalidParam(f"Invalid filter: {exc.message}") from None
+            try:
+                definition = parse_json(raw)
             except Exception:  # noqa: BLE001 - any parse failure is a bad parameter
                 raise InvalidParam("filter is not valid JSON") from None
             try:
