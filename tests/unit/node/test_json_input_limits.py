@@ -8,6 +8,7 @@ objects, and every 200 body is encoded with orjson as the HTTP layer does."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import orjson
@@ -69,6 +70,11 @@ def shared_room(client: Client) -> str:
     return room
 
 
+def _encode(value: object) -> bytes:
+    """JSON text for values orjson will not write (integers beyond 64 bits)."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def bad_json(answer: tuple[int, dict]) -> bool:
     return answer[0] == 400 and answer[1]["errcode"] == "M_BAD_JSON"
 
@@ -110,12 +116,6 @@ def test_account_data_refuses_deep_json_and_huge_integers(client, content):
         assert client.call(ALICE, "GET", path)[0] == 404       # nothing was stored
     status, _ = client.call(ALICE, "GET", f"{V3}/sync")
     assert status == 200
-
-
-def _encode(value: object) -> bytes:
-    """JSON text for values orjson will not write (integers beyond 64 bits)."""
-    import json
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def test_filters_refuse_deep_json_and_huge_integers(client):
@@ -190,6 +190,13 @@ def test_server_bodies_may_wrap_a_client_document_in_an_envelope():
     cli = ApiRequest("PUT", f"{V3}/rooms/!r/send/m.room.message/t", {}, {}, txn, "127.0.0.1")
     with pytest.raises(BadJSON, match="nested more than 100"):
         cli.json()
+    # A transaction (PDUs and EDUs alike) deeper than the server limit is refused whole.
+    for edu in ({"edu_type": "m.direct_to_device", "content": nested(250)},
+                {"edu_type": "m.typing", "content": {"x": [2**64]}}):
+        hostile = _encode({"origin": "a.example", "pdus": [], "edus": [edu]})
+        fed = ApiRequest("PUT", "/_matrix/federation/v1/send/t2", {}, {}, hostile, "127.0.0.1")
+        with pytest.raises(BadJSON):
+            fed.json()
 
 
 def test_nul_in_create_room_alias_and_initial_state_is_invalid_param(client):
