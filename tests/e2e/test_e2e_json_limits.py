@@ -93,6 +93,7 @@ def test_nul_in_identifiers_is_invalid_param_not_500(node, room):
         ("PUT", f"{V3}/user/{me}/account_data/org.a%00b", {}),
         ("PUT", f"{V3}/user/{me}/rooms/{room['q']}/account_data/org.a%00b", {}),
         ("GET", f"{V3}/rooms/{room['q']}/messages?dir=b&from=%00", None),
+        ("POST", f"{V3}/user_directory/search", {"search_term": "bo\x00b"}),
         ("POST", f"{V3}/createRoom", {"room_alias_name": "a\x00b"}),
         ("POST", f"{V3}/createRoom",
          {"initial_state": [{"type": "org.example.s", "state_key": "k\x00", "content": {}}]}),

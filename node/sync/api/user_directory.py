@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from federation.errors import BadJSON
+from federation.errors import BadJSON, InvalidParam
 from node.http.request import MissingParam
 
 from ..user_directory import DEFAULT_LIMIT
@@ -21,6 +21,8 @@ def register(router: Any, service: Any) -> None:
             raise MissingParam("Missing 'search_term'")
         if not isinstance(term, str):
             raise BadJSON("'search_term' must be a string")
+        if "\x00" in term:  # no user ID or display name holds NUL; PostgreSQL refuses it
+            raise InvalidParam("'search_term' may not contain NUL")
         limit = body.get("limit", DEFAULT_LIMIT)
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise BadJSON("'limit' must be an integer")

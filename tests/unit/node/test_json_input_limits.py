@@ -207,3 +207,12 @@ def test_nul_in_create_room_alias_and_initial_state_is_invalid_param(client):
         assert (status, err["errcode"]) == (400, "M_INVALID_PARAM"), body
     status, body = client.call(ALICE, "POST", f"{V3}/createRoom", {"room_alias_name": "a-b"})
     assert status == 200 and body["room_id"]
+
+
+def test_nul_in_user_directory_search_term_is_invalid_param(client):
+    status, err = client.call(ALICE, "POST", f"{V3}/user_directory/search",
+                              {"search_term": "bo\x00b"})
+    assert (status, err["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = client.call(ALICE, "POST", f"{V3}/user_directory/search",
+                               {"search_term": "bob"})
+    assert status == 200 and "results" in body
