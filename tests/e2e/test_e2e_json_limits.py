@@ -106,5 +106,8 @@ def test_nul_in_identifiers_is_invalid_param_not_500(node, room):
     status, _ = api(node, "PUT", f"{V3}/directory/room/{quote('#ab:' + node.server_name)}",
                     token=token, json_body={"room_id": room["id"]})
     assert status == 200
+    status, body = api(node, "POST", f"{V3}/user_directory/search", token=token,
+                       json_body={"search_term": "bob"})
+    assert status == 200 and "results" in body, body
     status, body = api(node, "GET", f"{V3}/sync", token=room["bob"]["access_token"])
     assert status == 200, body
