@@ -41,7 +41,7 @@ if _HERE not in sys.path:
 from synapse_env import (PartaServer, SynapseServer, free_port)  # noqa: E402
 
 from federation.canonical_json import encode_canonical_json  # noqa: E402
-from federation.events.builder import build_event  # noqa: E402
+from federation.events.builder import build_event, next_depth  # noqa: E402
 from federation.events.model import Event  # noqa: E402
 from federation.keys import SigningKey  # noqa: E402
 from federation.room_versions import RoomVersion, get_room_version  # noqa: E402
@@ -532,7 +532,7 @@ class FakeRoom:
         return self.fake.build_event(
             self.version, type=type, sender=sender, content=content, room_id=self.room_id,
             state_key=state_key, prev_events=prev_events or [self.tip],
-            auth_events=auth_events, depth=depth if depth is not None else self.depth + 1,
+            auth_events=auth_events, depth=depth if depth is not None else next_depth(self.depth),
             **kw)
 
     def advance(self, event: Event) -> None:

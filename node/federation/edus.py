@@ -20,6 +20,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from federation.errors import MatrixError, NotFound
+from federation.identifiers import MAX_ID_BYTES, is_valid_event_id, is_valid_user_id
 
 from . import acl_check, fed_metrics
 
@@ -29,9 +30,18 @@ TYPING_TIMEOUT_MS = 30_000
 
 
 def _domain(user_id: Any) -> str | None:
-    if isinstance(user_id, str) and user_id.startswith("@") and ":" in user_id:
+    if is_valid_user_id(user_id):
         return user_id.split(":", 1)[1]
     return None
+
+
+def _plausible_id(value: Any, sigil: str) -> bool:
+    """An ID that could name something we store: a string with the sigil, at most 255
+    bytes, without NUL (which no identifier may hold and PostgreSQL cannot store).
+    Anything else is ignored before it reaches the database."""
+    return (isinstance(value, str) and value.startswith(sigil)
+            and len(value.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES
+            and "\x00" not in value)
 
 
 class EduHandler:
@@ -63,7 +73,7 @@ class EduHandler:
 
     async def _room(self, room_id: Any) -> Any:
         """The room, or None when ``room_id`` names no room we know."""
-        if not isinstance(room_id, str):
+        if not _plausible_id(room_id, "!"):
             return None
         try:
             return await self.rooms.get_room(room_id)
@@ -110,13 +120,15 @@ class EduHandler:
                     continue
                 event_ids = receipt.get("event_ids")
                 if not isinstance(event_ids, list) or not event_ids \
-                        or not all(isinstance(e, str) for e in event_ids):
+                        or not all(is_valid_event_id(e) for e in event_ids[:10]):
                     continue
                 if not await self._joined(room_id, user_id):
                     continue
                 data = receipt.get("data") if isinstance(receipt.get("data"), dict) else {}
-                thread_id = data.get("thread_id")
-                thread_id = thread_id if isinstance(thread_id, str) and thread_id else None
+                thread_id = data.get("thread_id") or None
+                if thread_id is not None and not (
+                        thread_id == "main" or is_valid_event_id(thread_id)):
+                    continue                 # "main" or a thread root's event ID
                 for event_id in event_ids[:10]:
                     ev = await self.rooms.get_event(event_id)
                     if ev is None or ev.room_id != room_id:
