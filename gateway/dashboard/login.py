@@ -1,6 +1,6 @@
 """Dashboard login and logout: city office accounts of the gateway node only.
 
-The password is checked by the node's ``AccountsService.check_password`` (argon2, off the
+The password is checked by the node's ``AccountsService.verify_password`` (argon2, off the
 reactor thread) and the account must have the role ``office``; failures say nothing about
 which part was wrong.  Attempts are limited per client IP by the node's login limiter.
 """
@@ -66,8 +66,19 @@ def register(router: Any, gw: Any) -> None:
                 return _login_page(gw, error="Too many login attempts; wait a minute.",
                                    username=username, token=new_token(), status=429)
         user_id = await gw.accounts.resolve_login_user(username) if username else None
-        ok = await gw.accounts.check_password(user_id or "@:invalid",
-                                              fields.get("password", ""))
+        try:
+            # The node's one password check: failures here count toward the same lockout
+            # as /login and user-interactive auth (docs/security.md).
+            ok = await gw.accounts.verify_password(user_id, fields.get("password", ""),
+                                                   req.client_ip)
+        except MatrixError as exc:
+            status = 429 if exc.errcode == "M_LIMIT_EXCEEDED" else 403
+            message = ("Too many login attempts; wait a minute." if status == 429
+                       else "Invalid username or password.")
+            log.info("event=dashboard_login_failed ip=%s reason=%s", req.client_ip,
+                     exc.errcode)
+            return _login_page(gw, error=message, username=username, token=new_token(),
+                               status=status)
         role = await gw.accounts.get_role(user_id) if ok and user_id else None
         if not ok or user_id is None:
             log.info("event=dashboard_login_failed ip=%s", req.client_ip)

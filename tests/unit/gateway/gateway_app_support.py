@@ -21,6 +21,7 @@ from gateway import api, dashboard
 from gateway.app import Gateway
 from gateway.config import GatewayConfig
 from gateway.roster import RosterService
+from node.accounts.guard import CredentialGuard
 from node.http.request import ApiRequest, Requester
 from node.http.router import Router
 from node.http.server import Response
@@ -38,10 +39,13 @@ PASSWORD = "office password"
 class FakeAccounts:
     """Users by ID: (password, role); access tokens -> user ID."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Any = None) -> None:
         self.users: dict[str, tuple[str, str]] = {}
         self.tokens: dict[str, str] = {}
         self.login_limiter = None
+        # The node's real lockout, so dashboard logins are judged by it.
+        self.guard = CredentialGuard(clock, attempts_per_second=1.0, attempts_burst=30) \
+            if clock is not None else None
 
     def add(self, localpart: str, role: str, password: str = PASSWORD) -> str:
         user_id = f"@{localpart}:{CITY}"
@@ -60,6 +64,16 @@ class FakeAccounts:
     async def check_password(self, user_id: str, password: str) -> bool:
         entry = self.users.get(user_id)
         return entry is not None and entry[0] == password
+
+    async def verify_password(self, user_id: str | None, password: str,
+                              ip: str | None) -> bool:
+        """The node's check in small: lockout first, then the password, failures counted."""
+        if self.guard is not None:
+            self.guard.check_not_locked(ip, user_id)
+        ok = user_id is not None and await self.check_password(user_id, password)
+        if not ok and self.guard is not None:
+            self.guard.failed(ip, user_id)
+        return ok
 
     async def get_role(self, user_id: str) -> str | None:
         entry = self.users.get(user_id)
@@ -94,7 +108,7 @@ class GatewayHarness:
             result_of(self.roster.add_server(CITY, school_id="city", name="City office",
                                              server_class="city",
                                              verify_keys=[CITY_KEY.verify_key]))
-        self.accounts = FakeAccounts()
+        self.accounts = FakeAccounts(self.clock)
         self.office = self.accounts.add("office", "office")
         self.teacher = self.accounts.add("teacher", "teacher")
         config = SimpleNamespace(server_name=CITY, public_baseurl="https://city.example/",

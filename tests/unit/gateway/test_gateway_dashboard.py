@@ -76,6 +76,17 @@ def test_wrong_password_and_unknown_user_are_refused_alike(h):
     assert SESSION_COOKIE not in h.cookies
 
 
+def test_password_guessing_on_the_dashboard_is_locked_out(h):
+    """Dashboard logins share the node's password lockout (docs/security.md): after the
+    per-user number of wrong guesses even the right password waits, and the guesses also
+    lock the office account's /login."""
+    answers = [h.login(password=f"guess{i}").status for i in range(12)]
+    assert answers[0] == 403 and 429 in answers, answers
+    r = h.login()
+    assert r.status == 429 and "Too many login attempts" in r.body
+    assert SESSION_COOKIE not in h.cookies
+
+
 def test_non_office_accounts_cannot_log_in(h):
     r = h.login(username="teacher")
     assert r.status == 403 and "Only city office accounts" in r.body
