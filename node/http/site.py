@@ -39,6 +39,7 @@ import logging
 from typing import Any, Callable
 
 import orjson
+from twisted.internet.interfaces import ISSLTransport
 from twisted.web import http, server
 
 from .server import CORS_HEADERS
@@ -51,6 +52,11 @@ MAX_HEADERS = 200                    # header fields per request (twisted: 500)
 IDLE_TIMEOUT_SECONDS = 60            # no byte received for this long: connection closed
 HEADER_TIMEOUT_SECONDS = 30          # first byte of a request to the end of its headers
 REFUSED_ABORT_SECONDS = 10           # a refused client that does not go away is dropped
+# After a refusal, what the client still sends (the body it had begun) is read and dropped
+# for a little while, so that it reads the answer instead of a connection reset (a socket
+# closed with unread data answers with RST, which can destroy the answer in flight).
+LINGER_BYTES = 4 * 1024 * 1024
+LINGER_SECONDS = 2
 DEFAULT_BODY_LIMIT = 64 * 1024       # resources without a body_limit() (the metrics page)
 
 BodyLimit = Callable[[bytes, bytes, "int | None"], int]
@@ -85,11 +91,16 @@ class EdgeChannel(http.HTTPChannel):
 
     _refused = False
     _header_deadline: Any = None
+    _linger_call: Any = None
+    _lingered = 0
 
     # --- the header phase ---------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
-        if self._refused:
-            return                        # answered and closing: read nothing more
+        if self._refused:                 # answered: drop what comes, for a bounded while
+            self._lingered += len(data)
+            if self._lingered > LINGER_BYTES:
+                self._close_refused()
+            return
         super().dataReceived(data)
         # Headers begun but not complete after this read: their deadline starts.  Headers
         # that arrive whole in one read (nearly every request) never arm a timer.
@@ -99,11 +110,18 @@ class EdgeChannel(http.HTTPChannel):
                                                    self._headers_too_slow)
 
     def lineReceived(self, line: bytes) -> None:
+        if self._refused:                 # the rest of a buffer that held a refused request
+            return
         if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
             self._refuse(431, b"Request Header Fields Too Large", "M_TOO_LARGE",
                          f"Request headers too large (limit {self.totalHeadersSize} bytes)")
             return
         super().lineReceived(line)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().rawDataReceived(data)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         # No line of the request has been counted yet: this is the request line.
@@ -173,14 +191,29 @@ class EdgeChannel(http.HTTPChannel):
         head += [name + b": " + value for name, value in CORS_HEADERS.items()]
         log.info("event=http_refused status=%d errcode=%s", status, errcode)
         self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-        self.loseConnection()
+        # Plain TCP: half-close, so the client sees the end of the answer at once while we
+        # still drain its body (TLS has no half-close here: it lingers without).
+        half_close = None if ISSLTransport.providedBy(self.transport) else \
+            getattr(self.transport, "loseWriteConnection", None)
+        if half_close is not None:
+            half_close()
+        self._linger_call = self.callLater(LINGER_SECONDS, self._close_refused)
         # A client that keeps the connection open (e.g. still pushing its body over TLS)
         # is dropped; connectionLost cancels this.
         if self._abortingCall is None:
             self._abortingCall = self.callLater(REFUSED_ABORT_SECONDS, self.forceAbortClient)
 
+    def _close_refused(self) -> None:
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        self._linger_call = None
+        self.loseConnection()
+
     def connectionLost(self, reason: Any) -> None:
         self._cancel_header_deadline()
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        self._linger_call = None
         super().connectionLost(reason)
 
 

@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from node.federation.listener import make_resource as federation_resource
 from node.http.router import Router
 from node.http.server import ApiResource
-from node.http.site import REFUSED_ABORT_SECONDS, make_site
+from node.http.site import LINGER_BYTES, LINGER_SECONDS, REFUSED_ABORT_SECONDS, make_site
 
 CLIENT_LIMIT = 1000
 UPLOAD_LIMIT = 50_000
@@ -46,12 +46,21 @@ def _router() -> Router:
     return router
 
 
+class TcpTransport(StringTransport):
+    """A ``StringTransport`` that can half-close, as a TCP connection can."""
+
+    write_closed = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+
 class Conn:
     """One client connection to ``site`` over an in-memory transport."""
 
     def __init__(self, site) -> None:
         self.channel = site.buildProtocol(None)
-        self.transport = StringTransport()
+        self.transport = TcpTransport()
         self.channel.makeConnection(self.transport)
 
     def send(self, data: bytes) -> None:
@@ -64,7 +73,8 @@ class Conn:
 
     @property
     def closed(self) -> bool:
-        return bool(self.transport.disconnecting)
+        """The node has finished its side: closed, or half-closed while it drains."""
+        return bool(self.transport.disconnecting or self.transport.write_closed)
 
     def response(self) -> tuple[int, dict[str, str], dict | None]:
         raw = self.transport.value()
@@ -292,6 +302,29 @@ def test_refused_client_that_keeps_the_connection_open_is_dropped(site, clock):
     conn.send(b"x" * 100_000)                      # a client still pushing its body
     clock.advance(REFUSED_ABORT_SECONDS + 1)
     assert conn.transport.disconnected             # aborted, not just half-closed
+
+
+def test_refused_client_still_sending_its_body_can_read_the_answer(site, clock):
+    """After a refusal the node half-closes and drains what the client still sends for a
+    bounded while (a socket closed with unread data answers with a reset, which can
+    destroy the 413 before the client reads it), then closes."""
+    conn = Conn(site)
+    conn.send(_head("POST", LOGIN, {"Content-Length": str(2 * CLIENT_LIMIT)}))
+    assert conn.response()[0] == 413 and conn.transport.write_closed
+    conn.send(b"x" * (2 * CLIENT_LIMIT))          # the rest of the body: read and dropped
+    assert not conn.transport.disconnecting and conn.content_size() == 0
+    assert conn.transport.value().count(b"HTTP/1.1") == 1
+    clock.advance(LINGER_SECONDS + 0.1)
+    assert conn.transport.disconnecting
+
+
+def test_draining_a_refused_body_is_bounded(site):
+    conn = Conn(site)
+    conn.send(_head("POST", LOGIN, {"Content-Length": str(2 * 1024 ** 3)}))
+    assert conn.response()[0] == 413
+    for _ in range(5):
+        conn.send(b"x" * (LINGER_BYTES // 4))
+    assert conn.transport.disconnecting and conn.content_size() == 0
 
 
 def test_headers_arriving_whole_arm_no_header_timer(site, clock):
