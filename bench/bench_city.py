@@ -54,7 +54,7 @@ for _p in (_HERE, _REPO):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from federation.keys import SigningKey, VerifyKey  # noqa: E402
+from federation.keys import SigningKey, VerifyKey
 
 GATEWAY = "city.bench"
 TAG = "bench-announcement-"

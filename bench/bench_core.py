@@ -25,17 +25,17 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-import nacl.bindings  # noqa: E402
+import nacl.bindings
 
-from federation.canonical_json import encode_canonical_json  # noqa: E402
-from federation.events.builder import build_create_event, build_event  # noqa: E402
-from federation.events.checks import check_received_event  # noqa: E402
-from federation.keys import SigningKey  # noqa: E402
-from federation.room_versions import V12  # noqa: E402
+from federation.canonical_json import encode_canonical_json
+from federation.events.builder import build_create_event, build_event
+from federation.events.checks import check_received_event
+from federation.keys import SigningKey
+from federation.room_versions import V12
 
 ROUNDS = 25
 BATCH_SECONDS = 0.05

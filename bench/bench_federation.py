@@ -51,13 +51,13 @@ from dataclasses import asdict, dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nio import (AsyncClient, JoinResponse, RoomCreateResponse, RoomInviteResponse,  # noqa: E402
+from nio import (AsyncClient, JoinResponse, RoomCreateResponse, RoomInviteResponse,
                  RoomPreset, RoomSendResponse)
 
-from bench_node import Observer, percentile, register  # noqa: E402
-from federation_env import (FakeRoom, FakeServer, FederatedParta, FederatedSynapse,  # noqa: E402
+from bench_node import Observer, percentile, register
+from federation_env import (FakeRoom, FakeServer, FederatedParta, FederatedSynapse,
                             TestCA)
-from synapse_env import BENCH_ROOT, ensure_synapse_venv, log, synapse_version  # noqa: E402
+from synapse_env import BENCH_ROOT, ensure_synapse_venv, log, synapse_version
 
 TXN_PDUS = 50
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -38,16 +38,16 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from synapse_env import (PartaServer, SynapseServer, free_port)  # noqa: E402
+from synapse_env import (PartaServer, SynapseServer, free_port)
 
-from federation.canonical_json import encode_canonical_json  # noqa: E402
-from federation.events.builder import build_event, next_depth  # noqa: E402
-from federation.events.model import Event  # noqa: E402
-from federation.keys import SigningKey  # noqa: E402
-from federation.room_versions import RoomVersion, get_room_version  # noqa: E402
-from federation.transport.key_server import build_server_keys  # noqa: E402
-from federation.transport.tls import generate_ca, issue_certificate  # noqa: E402
-from federation.transport.xmatrix import sign_request  # noqa: E402
+from federation.canonical_json import encode_canonical_json
+from federation.events.builder import build_event, next_depth
+from federation.events.model import Event
+from federation.keys import SigningKey
+from federation.room_versions import RoomVersion, get_room_version
+from federation.transport.key_server import build_server_keys
+from federation.transport.tls import generate_ca, issue_certificate
+from federation.transport.xmatrix import sign_request
 
 KEY_LIFETIME_MS = 24 * 3600 * 1000
 

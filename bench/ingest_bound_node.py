@@ -23,10 +23,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from federation.events import checks  # noqa: E402
-from federation.events.hashes import compute_event_id  # noqa: E402
-from federation.events.model import Event  # noqa: E402
-from node.federation import pdu_checks  # noqa: E402
+from federation.events import checks
+from federation.events.hashes import compute_event_id
+from federation.events.model import Event
+from node.federation import pdu_checks
 
 
 def _trusted(pdu, room_version, get_verify_key):  # noqa: ANN001, ANN202 - as the original

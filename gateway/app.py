@@ -66,7 +66,7 @@ class Gateway:
         for fn in list(self._roster_listeners):
             try:
                 fn(doc)
-            except Exception:  # noqa: BLE001 - a listener must not break the request
+            except Exception:  # a listener must not break the request
                 log.exception("roster listener failed")
 
     async def is_office_request(self, req: Any) -> bool:
@@ -82,7 +82,7 @@ class Gateway:
         if self.rooms is not None:
             try:
                 self.city_rooms = await _ensure_rooms(self)
-            except Exception:  # noqa: BLE001 - the gateway still serves the roster
+            except Exception:  # the gateway still serves the roster
                 log.exception("event=city_rooms_failed")
         if self.roster.roster_key is None:
             log.warning("event=roster_key_offline: serving the roster, not re-signing it")
@@ -96,7 +96,7 @@ class Gateway:
         async def go() -> None:
             try:
                 doc = await self.roster.refresh_if_due()
-            except Exception:  # noqa: BLE001 - try again next time
+            except Exception:  # try again next time
                 log.exception("event=roster_refresh_failed")
                 return
             if doc is not None:

@@ -140,7 +140,7 @@ def roster_version(url: str) -> int:
 def enforced_version(node: NodeDir) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{node.metrics_port}/metrics",
-                                    timeout=5) as resp:  # noqa: S310
+                                    timeout=5) as resp:
             text = resp.read().decode()
     except OSError:
         return 0

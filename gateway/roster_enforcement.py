@@ -164,7 +164,7 @@ class GatewayRoster:
                 except RosterError as exc:
                     log.error("event=gateway_roster_refused reason=%s error=%s", exc.reason,
                               exc.message)
-                except Exception:  # noqa: BLE001 - try again at the next poll
+                except Exception:  # try again at the next poll
                     log.exception("event=gateway_roster_sync_failed")
                 if not self._again:
                     return

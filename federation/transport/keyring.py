@@ -388,7 +388,7 @@ class KeyRing:
             try:
                 await self._store.save_server_keys(keys.server_name, keys.raw,
                                                    keys.received_at_ms)
-            except Exception:  # noqa: BLE001 - a cache write must not fail the lookup
+            except Exception:  # a cache write must not fail the lookup
                 log.exception("event=key_store_save_failed server=%s", keys.server_name)
 
     def _satisfied(self, server: str, key_ids: Collection[str], need: int) -> bool:
@@ -404,7 +404,7 @@ class KeyRing:
             self._store_loaded.add(server)
             try:
                 saved = await self._store.load_server_keys(server)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("event=key_store_load_failed server=%s", server)
                 saved = []
             for raw, received_at in saved:

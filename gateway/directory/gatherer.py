@@ -194,7 +194,7 @@ class DirectoryGatherer:
     async def _gather_all(self) -> dict[str, Gathered]:
         try:
             servers = sorted(s for s in set(await self.members()) if s != self.server_name)
-        except Exception:  # noqa: BLE001 - try again at the next round
+        except Exception:  # try again at the next round
             log.exception("event=directory_members_failed")
             return self.cache
         for gone in set(self.cache) - set(servers):
@@ -246,7 +246,7 @@ class DirectoryGatherer:
             for fn in list(self.on_stats):
                 try:
                     await fn(server, entry.stats)
-                except Exception:  # noqa: BLE001 - a listener must not break gathering
+                except Exception:  # a listener must not break gathering
                     log.exception("event=directory_stats_listener_failed server=%s", server)
         return entry
 

@@ -50,7 +50,7 @@ def make_room_leaver(rooms: Any) -> RoomLeaver:
                 else:
                     await rooms.update_membership(user_id, room_id, user_id, "leave",
                                                   LEAVE_REASON)
-            except Exception:  # noqa: BLE001 - one room must not stop the others
+            except Exception:  # one room must not stop the others
                 log.exception("event=deactivation_leave_failed user_id=%s room_id=%s",
                               user_id, room_id)
 

@@ -331,7 +331,7 @@ class AccountsService:
             return
         try:
             await self.room_leaver(user_id)
-        except Exception:  # noqa: BLE001 - the account is deactivated whatever happens here
+        except Exception:  # the account is deactivated whatever happens here
             log.exception("event=deactivation_leave_failed user_id=%s", user_id)
 
     # --- logout / devices ----------------------------------------------------------------
@@ -410,7 +410,7 @@ class AccountsService:
         for listener in list(self._profile_listeners):
             try:
                 await listener(user_id, profile)
-            except Exception:  # noqa: BLE001 - one failing listener must not break the change
+            except Exception:  # one failing listener must not break the change
                 log.exception("event=profile_listener_failed user_id=%s", user_id)
         return profile
 

@@ -106,7 +106,7 @@ class RosterPolicy:
         if self.persist is not None:
             try:
                 self.persist(new.doc)
-            except Exception:  # noqa: BLE001 - enforcement already uses the new version
+            except Exception:  # enforcement already uses the new version
                 log.exception("event=roster_persist_failed version=%s", new.version)
         gone = sorted(set(old.servers) - set(new.servers)) if old is not None else []
         added = sorted(set(new.servers) - set(old.servers)) if old is not None else []
@@ -116,7 +116,7 @@ class RosterPolicy:
         for fn in list(self._listeners):
             try:
                 fn(old, new)
-            except Exception:  # noqa: BLE001 - a listener must not break the update
+            except Exception:  # a listener must not break the update
                 log.exception("event=roster_listener_failed")
 
     # --- ServerPolicy ------------------------------------------------------------------

@@ -103,7 +103,7 @@ class InboundTransactions:
             for edu in edus:
                 try:
                     await self.edus.handle(origin, edu)
-                except Exception:  # noqa: BLE001 - EDUs are best effort
+                except Exception:  # EDUs are best effort
                     log.exception("event=edu_failed origin=%s", origin)
             response = {"pdus": results}
             now = self.clock.time_ms()
@@ -114,7 +114,7 @@ class InboundTransactions:
         await self.ingest.written(results, writes, origin)
         try:
             await saved
-        except Exception:  # noqa: BLE001 - not recorded: a retry is processed again
+        except Exception:  # not recorded: a retry is processed again
             log.exception("event=txn_response_save_failed origin=%s txn_id=%s", origin,
                           txn_id)
         else:
@@ -129,7 +129,7 @@ class InboundTransactions:
             self._count = 0
             try:
                 await self.db.run(store.prune_txns, now - KEEP_MS)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("event=txn_prune_failed")
         log.info("event=txn_received origin=%s txn_id=%s pdus=%d edus=%d errors=%d", origin,
                  txn_id, len(pdus), len(edus),

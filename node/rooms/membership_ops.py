@@ -133,5 +133,5 @@ async def propagate_profile(service, user_id: str, profile: dict) -> None:
 
             await service.create_event(room_id, user_id, "m.room.member", content,
                                        state_key=user_id, precheck=still_joined)
-        except Exception:  # noqa: BLE001 - one room failing must not stop the others
+        except Exception:  # one room failing must not stop the others
             log.exception("could not update %s's member event in %s", user_id, room_id)

@@ -83,7 +83,7 @@ def _count_persisted(n: int) -> None:
             events_counter.inc(n)
         if batches_counter is not None:
             batches_counter.inc()
-    except Exception:  # noqa: BLE001 - metrics never break persistence
+    except Exception:  # metrics never break persistence
         log.debug("metrics counter failed", exc_info=True)
 
 
@@ -214,7 +214,7 @@ class EventPersister:
                     batch.append(item)
                 del self._queue[:len(batch)]
                 await self._write(batch)
-        except Exception:  # noqa: BLE001 - never leave the queue stuck
+        except Exception:  # never leave the queue stuck
             log.exception("event persister loop failed")
         finally:
             self._writing = False
@@ -302,7 +302,7 @@ class EventPersister:
                 await self.db.run(_write_batch, evs, extras)
             else:
                 await self.db.run(store_write.write_events, evs)
-        except Exception as exc:  # noqa: BLE001 - split, or the sender gets the failure
+        except Exception as exc:  # split, or the sender gets the failure
             self._next_stream = first
             self._next_backfill = first_backfill
             for ev in evs:
@@ -343,14 +343,14 @@ class EventPersister:
         for hook in self.on_committed:
             try:
                 hook(evs)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("on_committed hook failed")
         visible = [ev for ev in evs if not is_hidden(ev) and not ev.internal.get("backfilled")]
         if visible:
             for hook in self.on_persisted:
                 try:
                     hook(visible)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("on_persisted hook failed")
             self._notify(visible)
         _count_persisted(len(evs))
@@ -370,7 +370,7 @@ class EventPersister:
             for hook in self.on_failed:
                 try:
                     hook(evs)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("on_failed hook failed")
         for _, d, exc in failed:
             d.errback(exc)
@@ -387,5 +387,5 @@ class EventPersister:
         for room_id, (stream, extra) in per_room.items():
             try:
                 self.notifier.notify_room_event(room_id, stream, extra_user_ids=sorted(extra))
-            except Exception:  # noqa: BLE001 - a broken waiter must not fail the send
+            except Exception:  # a broken waiter must not fail the send
                 log.exception("notifier failed for %s", room_id)

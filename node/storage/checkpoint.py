@@ -111,6 +111,6 @@ class WalCheckpointer:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except Exception:  # noqa: BLE001 - closing at shutdown
+            except Exception:  # closing at shutdown
                 log.debug("closing the checkpoint connection failed", exc_info=True)
             self._conn = None

@@ -138,7 +138,7 @@ class Database:
             if conn is not None:
                 try:
                     conn.close()
-                except Exception:  # noqa: BLE001 - closing at shutdown
+                except Exception:  # closing at shutdown
                     log.debug("closing an SQLite connection failed", exc_info=True)
                 setattr(self, attr, None)
         self.engine.dispose()

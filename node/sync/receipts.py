@@ -107,7 +107,7 @@ class ReceiptStore:
         for listener in self.listeners:
             try:
                 listener(room_id, receipt_type, user_id, event_id, ts, thread_id)
-            except Exception:  # noqa: BLE001 - a listener never breaks receipts
+            except Exception:  # a listener never breaks receipts
                 import logging
                 logging.getLogger("parta.sync").exception("receipt listener failed")
         if receipt_type == PRIVATE:

@@ -58,7 +58,7 @@ class TypingManager:
         for listener in self.listeners:
             try:
                 listener(room_id, user_id, typing)
-            except Exception:  # noqa: BLE001 - a listener never breaks typing
+            except Exception:  # a listener never breaks typing
                 import logging
                 logging.getLogger("parta.sync").exception("typing listener failed")
 

@@ -59,6 +59,6 @@ async def accept_membership(ms: Any, origin: str, room_id: str, event_id: str, p
     stored = await ms.rooms.get_event(ev.event_id) or current
     try:
         await ms.sender.send_event_to_room(stored, exclude={origin})
-    except Exception:  # noqa: BLE001 - the join is in; fan-out retries on its own
+    except Exception:  # the join is in; fan-out retries on its own
         log.exception("event=membership_forward_failed event_id=%s", ev.event_id)
     return room, stored

@@ -167,7 +167,7 @@ class FederationSender:
         try:
             if self.policy.allow_outbound(destination):
                 return True
-        except Exception:  # noqa: BLE001 - a broken policy refuses
+        except Exception:  # a broken policy refuses
             log.exception("event=policy_failed destination=%s", destination)
         log.info("event=federation_outbound_refused destination=%s reason=server_policy",
                  destination)
@@ -178,7 +178,7 @@ class FederationSender:
         try:
             dests = await self.destinations_for_room(room_id)
             await self.send_edu(dests, edu_type, content, key)
-        except Exception:  # noqa: BLE001 - EDUs are best effort
+        except Exception:  # EDUs are best effort
             log.exception("event=federation_edu_queue_failed room_id=%s type=%s", room_id,
                           edu_type)
 
@@ -200,7 +200,7 @@ class FederationSender:
                 batch, self._pending = self._pending, []
                 try:
                     await self._fan_out(batch)
-                except Exception:  # noqa: BLE001 - the position is not advanced: the
+                except Exception:  # the position is not advanced: the
                     # next start re-reads these events from the stream.
                     log.exception("event=federation_fanout_failed events=%d", len(batch))
         finally:

@@ -179,7 +179,7 @@ class TransactionSender:
     async def _reset_retry(self, destination: str) -> None:
         try:
             await self.db.run(queue.reset_retry, destination)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("event=federation_retry_reset_failed destination=%s", destination)
 
     def _schedule(self, destination: str, delay_ms: int) -> None:
@@ -227,7 +227,7 @@ class TransactionSender:
                 ok = await self._send(destination, batch)
                 if not ok:
                     return
-        except Exception:  # noqa: BLE001 - never leave a destination stuck
+        except Exception:  # never leave a destination stuck
             log.exception("event=federation_send_loop_failed destination=%s", destination)
             await self._failed(destination, "internal error")
 
@@ -290,7 +290,7 @@ class TransactionSender:
                  state.retry_interval_ms, reason)
         try:
             await self.db.run(queue.record_failure, destination, state)
-        except Exception:  # noqa: BLE001 - the in-memory state still drives the retry
+        except Exception:  # the in-memory state still drives the retry
             log.exception("event=federation_retry_state_write_failed destination=%s",
                           destination)
         self._schedule(destination, state.retry_interval_ms)

@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from city_harness import City, TestCA  # noqa: E402
+from city_harness import City, TestCA
 
 
 @pytest.fixture(scope="session")

@@ -28,12 +28,12 @@ for _p in (os.path.join(_E2E, "federation"), _E2E):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import yaml  # noqa: E402
+import yaml
 
-from fed_harness import (FED_STARTUP_TIMEOUT, FakeServer, FedCluster, FedNode,  # noqa: E402
+from fed_harness import (FED_STARTUP_TIMEOUT, FakeServer, FedCluster, FedNode,
                          NodeFailed, TestCA, free_port, parta_command,
                          parta_federation_section)
-from e2e_helpers import http_request  # noqa: E402
+from e2e_helpers import http_request
 
 OFFICE_PASSWORD = "city office password"
 REFRESH_SECONDS = 3            # roster refresh interval of every server in these tests

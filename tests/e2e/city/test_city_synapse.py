@@ -27,13 +27,13 @@ import yaml
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "interop"))
 
-from e2e_helpers import run  # noqa: E402
-from city_fixtures import city, city_ca  # noqa: F401,E402 (pytest fixtures)
-from fed_harness import (close_all, joined_members, new_watcher, send_text,  # noqa: E402
+from e2e_helpers import run
+from city_fixtures import city, city_ca  # noqa: F401 (pytest fixtures)
+from fed_harness import (close_all, joined_members, new_watcher, send_text,
                          wait_for, wait_for_bodies)
-from federation.keys import load_signing_key_file  # noqa: E402
-from federation_env import FederatedSynapse  # noqa: E402
-from interop_fixtures import synapse_python  # noqa: F401,E402 (pytest fixture)
+from federation.keys import load_signing_key_file
+from federation_env import FederatedSynapse
+from interop_fixtures import synapse_python  # noqa: F401 (pytest fixture)
 
 pytestmark = [pytest.mark.synapse, pytest.mark.timeout(900)]
 

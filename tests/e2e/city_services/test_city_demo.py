@@ -23,10 +23,10 @@ _E2E = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _E2E not in sys.path:
     sys.path.insert(0, _E2E)
 
-from e2e_helpers import http_request, run  # noqa: E402
+from e2e_helpers import http_request, run
 
-from gateway.demo_city import GATEWAY, PASSWORD  # noqa: E402
-from gateway.demo_city_seed import ANNOUNCEMENT, TEACHERS_MESSAGE, TEACHERS_ROOM  # noqa: E402
+from gateway.demo_city import GATEWAY, PASSWORD
+from gateway.demo_city_seed import ANNOUNCEMENT, TEACHERS_MESSAGE, TEACHERS_ROOM
 
 pytestmark = pytest.mark.e2e
 OFFSETS = (0, 1, 2, 10, 11, 12, 20, 21, 22)

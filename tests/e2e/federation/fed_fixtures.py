@@ -23,7 +23,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fed_harness import FakeServer, FedCluster, TestCA  # noqa: E402
+from fed_harness import FakeServer, FedCluster, TestCA
 
 
 @pytest.fixture(scope="session")

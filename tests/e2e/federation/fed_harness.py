@@ -65,8 +65,8 @@ init_node = _e2e.init_node
 merge_config = _e2e._merge
 IN_CI = _e2e.IN_CI
 
-from e2e_helpers import http_request  # noqa: E402
-from federation_env import (FakeServer, TestCA, TLSNameConnection,  # noqa: E402,F401
+from e2e_helpers import http_request
+from federation_env import (FakeServer, TestCA, TLSNameConnection,  # noqa: F401
                             parta_federation_section, q, server_host)
 
 FED_STARTUP_TIMEOUT = 60.0

@@ -24,8 +24,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "federation"))
 
-from fed_harness import IN_CI, FedCluster, TestCA  # noqa: E402
-from federation_env import FederatedSynapse, find_synapse_python  # noqa: E402
+from fed_harness import IN_CI, FedCluster, TestCA
+from federation_env import FederatedSynapse, find_synapse_python
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from sqlalchemy import event
 from twisted.internet import defer, task
 
-import schema.events  # noqa: F401 - registers the tables
+import schema.events  # registers the tables
 import schema.federation_outbound  # noqa: F401
 from node.clock import ReactorClock
 from node.federation.outbound import queue

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import insert
 
-import schema.accounts  # noqa: F401 - registers the tables
-import schema.events  # noqa: F401
+import schema.accounts  # registers the tables
+import schema.events
 import schema.federation_outbound as fo
 from federation.errors import Forbidden
 from gateway.roster_enforcement import RosterAcks

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import StaticPool
 from twisted.internet import defer
 
-import schema.events  # noqa: F401 - registers the tables
+import schema.events  # registers the tables
 import schema.rooms  # noqa: F401
 from federation.keys import SigningKey
 from node.rooms.service import RoomService

@@ -21,28 +21,28 @@ _NODE_TESTS = os.path.dirname(_HERE)
 if _NODE_TESTS not in sys.path:
     sys.path.insert(0, _NODE_TESTS)
 
-import orjson  # noqa: E402
-from twisted.internet import task  # noqa: E402
-from twisted.web.http_headers import Headers  # noqa: E402
+import orjson
+from twisted.internet import task
+from twisted.web.http_headers import Headers
 
-import schema.federation  # noqa: E402,F401 - registers the tables
-import schema.media  # noqa: E402,F401
-import schema.sync  # noqa: E402,F401
-from federation.auth.selection import auth_types_for_event  # noqa: E402
-from federation.errors import MatrixError  # noqa: E402
-from federation.events.builder import build_event  # noqa: E402
-from federation.keys import SigningKey  # noqa: E402
-from federation.transport.client import build_target  # noqa: E402
-from federation.transport.errors import DestinationUnreachable, RemoteError  # noqa: E402
-from federation.transport.xmatrix import sign_request  # noqa: E402
-from node.clock import ReactorClock  # noqa: E402
-from node.config import Config, FederationConfig  # noqa: E402
-from node.federation import wiring  # noqa: E402
-from node.http.request import ApiRequest  # noqa: E402
-from node.rooms.service import RoomService  # noqa: E402
-from node.sync.notifier import SyncNotifier  # noqa: E402
-from node.sync.service import SyncService  # noqa: E402
-from rooms_support import FakeAccounts, InlineDB, result_of  # noqa: E402,F401
+import schema.federation  # registers the tables
+import schema.media
+import schema.sync  # noqa: F401
+from federation.auth.selection import auth_types_for_event
+from federation.errors import MatrixError
+from federation.events.builder import build_event
+from federation.keys import SigningKey
+from federation.transport.client import build_target
+from federation.transport.errors import DestinationUnreachable, RemoteError
+from federation.transport.xmatrix import sign_request
+from node.clock import ReactorClock
+from node.config import Config, FederationConfig
+from node.federation import wiring
+from node.http.request import ApiRequest
+from node.rooms.service import RoomService
+from node.sync.notifier import SyncNotifier
+from node.sync.service import SyncService
+from rooms_support import FakeAccounts, InlineDB, result_of
 
 START_S = 1_700_000_000
 

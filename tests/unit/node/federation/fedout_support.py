@@ -16,17 +16,17 @@ _NODE_TESTS = os.path.dirname(_HERE)
 if _NODE_TESTS not in sys.path:
     sys.path.insert(0, _NODE_TESTS)
 
-from twisted.internet import defer, task  # noqa: E402
+from twisted.internet import defer, task
 
-import schema.federation_outbound  # noqa: E402,F401 - registers the tables
-import schema.federation_membership  # noqa: E402,F401
-import schema.sync  # noqa: E402,F401
-from federation.events.builder import build_event  # noqa: E402
-from federation.keys import SigningKey  # noqa: E402
-from federation.transport.errors import DestinationUnreachable  # noqa: E402
-from node.clock import ReactorClock  # noqa: E402
-from node.rooms.service import RoomService  # noqa: E402
-from rooms_support import (FakeAccounts, InlineDB, RecordingNotifier,  # noqa: E402,F401
+import schema.federation_outbound  # registers the tables
+import schema.federation_membership
+import schema.sync  # noqa: F401
+from federation.events.builder import build_event
+from federation.keys import SigningKey
+from federation.transport.errors import DestinationUnreachable
+from node.clock import ReactorClock
+from node.rooms.service import RoomService
+from rooms_support import (FakeAccounts, InlineDB, RecordingNotifier,
                            result_of)
 
 START_S = 1_700_000_000

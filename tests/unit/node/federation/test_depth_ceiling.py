@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import result_of, two_nodes_in_a_room  # noqa: E402
+from fedcore_support import result_of, two_nodes_in_a_room
 
 MAX_DEPTH = 2**53 - 1
 

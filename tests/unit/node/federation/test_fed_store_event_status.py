@@ -13,15 +13,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import insert, select
 
-import schema.federation  # noqa: E402,F401 - registers the tables
-from node.federation import store  # noqa: E402
-from rooms_support import InlineDB  # noqa: E402
-from schema.events import events  # noqa: E402
-from schema.federation import event_state_groups  # noqa: E402
+import schema.federation  # noqa: F401 - registers the tables
+from node.federation import store
+from rooms_support import InlineDB
+from schema.events import events
+from schema.federation import event_state_groups
 
 ROOM = "!room:a.test"
 

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import FedNode, Network, dispatch, result_of  # noqa: E402
-from node.accounts.service import AccountsService  # noqa: E402
-from node.federation.server.user_common import MAX_DEVICE_IDS, MAX_USERS  # noqa: E402
+from fedcore_support import FedNode, Network, dispatch, result_of
+from node.accounts.service import AccountsService
+from node.federation.server.user_common import MAX_DEVICE_IDS, MAX_USERS
 
 V1 = "/_matrix/federation/v1"
 QUERY = V1 + "/user/keys/query"

@@ -11,11 +11,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from federation.keys import SigningKey  # noqa: E402
-from fedcore_support import (FedNode, Network, forward, join_remote,  # noqa: E402
+from federation.keys import SigningKey
+from fedcore_support import (FedNode, Network, forward, join_remote,
                              result_of, two_nodes_in_a_room)
-from sqlalchemy import func, select  # noqa: E402
-from schema.events import events  # noqa: E402
+from sqlalchemy import func, select
+from schema.events import events
 
 
 def _two_nodes():

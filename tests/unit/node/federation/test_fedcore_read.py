@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import FedNode, Network, join_remote, result_of  # noqa: E402
-from federation.transport.errors import RemoteError  # noqa: E402
+from fedcore_support import FedNode, Network, join_remote, result_of
+from federation.transport.errors import RemoteError
 
 V1 = "/_matrix/federation/v1"
 

@@ -11,14 +11,14 @@ from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select
 
-from fedcore_support import FedNode, Network, forward, join_remote, result_of  # noqa: E402
-from federation.events.model import Event  # noqa: E402
-from federation.room_versions import V12  # noqa: E402
-from node.federation import acl_check  # noqa: E402
-from node.federation.membership.wiring import wire as wire_membership  # noqa: E402
-from schema.sync import receipts  # noqa: E402
+from fedcore_support import FedNode, Network, forward, join_remote, result_of
+from federation.events.model import Event
+from federation.room_versions import V12
+from node.federation import acl_check
+from node.federation.membership.wiring import wire as wire_membership
+from schema.sync import receipts
 
 V1 = "/_matrix/federation/v1"
 V2 = "/_matrix/federation/v2"

@@ -9,11 +9,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select
 
-from node.federation.state_store import StateStore, diff_states  # noqa: E402
-from rooms_support import InlineDB, make_service, result_of, uid  # noqa: E402
-from schema.federation import (event_state_groups, room_state_groups,  # noqa: E402
+from node.federation.state_store import StateStore, diff_states
+from rooms_support import InlineDB, make_service, result_of, uid
+from schema.federation import (event_state_groups, room_state_groups,
                                state_group_entries, state_groups)
 
 

@@ -9,17 +9,17 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import orjson  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+import orjson
+from sqlalchemy import func, select
 
-from federation.keys import SigningKey  # noqa: E402
-from federation.signing import verify_json  # noqa: E402
-from federation.transport.key_server import OldKey  # noqa: E402
-from federation.transport.xmatrix import sign_request  # noqa: E402
-from fedcore_support import (FedNode, Network, dispatch, forward,  # noqa: E402
+from federation.keys import SigningKey
+from federation.signing import verify_json
+from federation.transport.key_server import OldKey
+from federation.transport.xmatrix import sign_request
+from fedcore_support import (FedNode, Network, dispatch, forward,
                              result_of, two_nodes_in_a_room)
-from schema.events import events  # noqa: E402
-from schema.sync import receipts  # noqa: E402
+from schema.events import events
+from schema.sync import receipts
 
 SEND = "/_matrix/federation/v1/send/"
 

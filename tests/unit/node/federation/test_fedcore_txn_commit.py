@@ -14,14 +14,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sqlalchemy import func, select  # noqa: E402
-from twisted.internet import defer  # noqa: E402
+from sqlalchemy import func, select
+from twisted.internet import defer
 
-from fedcore_support import result_of, two_nodes_in_a_room  # noqa: E402
-from node.federation import store  # noqa: E402
-from node.federation.ingest import STORE_FAILED  # noqa: E402
-from schema.events import events  # noqa: E402
-from schema.federation import federation_inbound_txns  # noqa: E402
+from fedcore_support import result_of, two_nodes_in_a_room
+from node.federation import store
+from node.federation.ingest import STORE_FAILED
+from schema.events import events
+from schema.federation import federation_inbound_txns
 
 WRITES = ("write_events", "_write_batch")
 

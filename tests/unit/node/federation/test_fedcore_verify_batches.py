@@ -14,8 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import two_nodes_in_a_room  # noqa: E402
-from node.federation.ingest.receipt import INLINE_VERIFY_MAX, VERIFY_CHUNK  # noqa: E402
+from fedcore_support import two_nodes_in_a_room
+from node.federation.ingest.receipt import INLINE_VERIFY_MAX, VERIFY_CHUNK
 
 
 class CountingVerifier:

@@ -9,12 +9,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import fedcore_support  # noqa: E402,F401 - puts tests/unit/node on the path
-from federation.transport.errors import DestinationUnreachable  # noqa: E402
-from node.federation.remote.hierarchy import (FAILURE_TTL_MS, MAX_VIA,  # noqa: E402
+import fedcore_support  # noqa: F401 - puts tests/unit/node on the path
+from federation.transport.errors import DestinationUnreachable
+from node.federation.remote.hierarchy import (FAILURE_TTL_MS, MAX_VIA,
                                               TTL_MS, RemoteHierarchy, child_refs,
                                               clean_summary, parse_answer, user_may_see)
-from rooms_support import result_of  # noqa: E402
+from rooms_support import result_of
 
 
 def _ev(sk, ts, **content):

@@ -12,11 +12,11 @@ from twisted.web.http_headers import Headers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from federation.roster import RosterState  # noqa: E402
-from federation.transport.xmatrix import sign_request  # noqa: E402
-from gateway.roster_enforcement import GatewayRoster, RosterAcks  # noqa: E402
-from node.federation.roster_policy import RosterPolicy  # noqa: E402
-from roster_test_support import (GATEWAY, ROGUE, SCHOOL_A, SCHOOL_B, T0_MS,  # noqa: E402
+from federation.roster import RosterState
+from federation.transport.xmatrix import sign_request
+from gateway.roster_enforcement import GatewayRoster, RosterAcks
+from node.federation.roster_policy import RosterPolicy
+from roster_test_support import (GATEWAY, ROGUE, SCHOOL_A, SCHOOL_B, T0_MS,
                                  City)
 
 

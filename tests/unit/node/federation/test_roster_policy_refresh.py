@@ -12,12 +12,12 @@ from twisted.internet import defer, task
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from federation.roster import RosterState, generate_roster_key  # noqa: E402
-from node import metrics  # noqa: E402
-from node.federation.roster_policy import RosterPolicy  # noqa: E402
-from node.federation.roster_refresh import (RosterRefresher,  # noqa: E402
+from federation.roster import RosterState, generate_roster_key
+from node import metrics
+from node.federation.roster_policy import RosterPolicy
+from node.federation.roster_refresh import (RosterRefresher,
                                             register_hint_route, watch_metrics)
-from roster_test_support import (GATEWAY, ROGUE, SCHOOL_A, SCHOOL_B, City,  # noqa: E402
+from roster_test_support import (GATEWAY, ROGUE, SCHOOL_A, SCHOOL_B, City,
                                  T0_MS)
 
 INTERVAL = 5.0

@@ -15,11 +15,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from federation.roster import (RosterState, build_roster, generate_roster_key,  # noqa: E402
+from federation.roster import (RosterState, build_roster, generate_roster_key,
                                server_entry)
-from fedcore_support import (FedNode, Network, forward, join_remote,  # noqa: E402
+from fedcore_support import (FedNode, Network, forward, join_remote,
                              result_of)
-from node.federation.roster_policy import RosterPolicy  # noqa: E402
+from node.federation.roster_policy import RosterPolicy
 
 
 def city():

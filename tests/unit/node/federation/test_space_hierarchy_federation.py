@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import FedNode, Network, result_of  # noqa: E402
-from federation.errors import MatrixError  # noqa: E402
-from node.federation.remote import hierarchy as remote_hierarchy  # noqa: E402
-from node.rooms import hierarchy_ops  # noqa: E402
+from fedcore_support import FedNode, Network, result_of
+from federation.errors import MatrixError
+from node.federation.remote import hierarchy as remote_hierarchy
+from node.rooms import hierarchy_ops
 
 V1 = "/_matrix/federation/v1"
 SPACE = {"type": "m.space"}
