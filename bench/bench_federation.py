@@ -10,7 +10,8 @@ limits off (``federation_env``).  For each pair:
 
 1. **Steady load** - the sender clients on server A (round robin) send ``--rate``
    messages/s (open loop: message *i* is due at ``t0 + i/rate`` whatever earlier requests
-   are doing) for ``--duration`` s; an observer client on server B long-polls ``/sync``.  Delivery latency =
+   are doing) for ``--duration`` s; an observer client on server B long-polls
+   ``/sync``.  Delivery latency =
    B's ``/sync`` returning the event - the send request's start.  p50/p99.
 2. **Federated throughput** - ``--tp-senders`` clients on A send ``--tp-messages`` each as
    fast as they can (closed loop); throughput = messages the observer on B received / (last
@@ -22,7 +23,8 @@ limits off (``federation_env``).  For each pair:
    ``--ingest-origins`` such servers at once, each in its own room.  Compared with the
    per-core ed25519 verify limit measured in this process with the verifier the node uses
    (``federation.signing.verify_raw``), one signature per PDU, right before and right after
-   each phase (the higher counts: this shared machine's speed drifts within minutes).  The pushing servers build
+   each phase (the higher counts: this shared machine's speed drifts within
+   minutes).  The pushing servers build
    and sign their transactions before the clock starts; the node's CPU time per PDU (all
    threads, and its reactor thread alone) is read from ``/proc``.  From the node's and the
    pushing servers' CPU per PDU follows the rate all cores could reach if both were busy
@@ -482,6 +484,12 @@ def ingest_medians(results: list[IngestResult]) -> list[IngestResult]:
     return out
 
 
+def _totals(r: PairResult) -> str:
+    """The report's sent/delivered/stored/errors column."""
+    return (f"{r.steady_sent + r.tp_sent}/{r.steady_delivered + r.tp_delivered}/"
+            f"{r.stored_on_b}/{r.errors}")
+
+
 def print_report(pairs: list[PairResult], ingest: list[IngestResult]) -> None:
     if pairs:
         print()
@@ -493,18 +501,20 @@ def print_report(pairs: list[PairResult], ingest: list[IngestResult]) -> None:
                   f"{r.delivery_p50_ms:>14.1f}{r.delivery_p99_ms:>14.1f}"
                   f"{r.delivery_max_ms:>14.1f}{r.tp_send_rate:>11.1f}"
                   f"{r.tp_federated_rate:>10.1f}{r.tp_delivery_p99_ms:>11.1f}"
-                  f"{f'{r.steady_sent + r.tp_sent}/{r.steady_delivered + r.tp_delivered}/{r.stored_on_b}/{r.errors}':>24}"
+                  f"{_totals(r):>24}"
                   f"{', '.join(f'{x:.0f}' for x in r.peak_rss_mib):>18}")
         by = {r.server: r for r in pairs}
         if "parta" in by and "synapse" in by:
             p, s = by["parta"], by["synapse"]
-            print(f"\nParta/Synapse: federated throughput x{p.tp_federated_rate / s.tp_federated_rate:.1f}, "
+            print("\nParta/Synapse: federated throughput "
+                  f"x{p.tp_federated_rate / s.tp_federated_rate:.1f}, "
                   f"steady delivery p99 x{p.delivery_p99_ms / s.delivery_p99_ms:.3f}")
     for r in ingest:
         what = "" if r.variant == "node" else f" ({r.variant})"
         print(f"\nIngest{what}, {r.origins} origin(s): {r.accepted}/{r.pdus} PDUs in "
               f"{r.seconds:.1f}s "
-              f"= {r.pdus_per_s:,.0f} PDUs/s; one-core verify limit {r.verify_per_s_one_core:,.0f}/s "
+              f"= {r.pdus_per_s:,.0f} PDUs/s; "
+              f"one-core verify limit {r.verify_per_s_one_core:,.0f}/s "
               f"-> {r.ratio:.0%}; errors {r.errors}; node CPU {r.node_cpu_us_per_pdu:.0f} us/PDU "
               f"(reactor thread {r.reactor_cpu_us_per_pdu:.0f}), pushing "
               f"{r.push_cpu_us_per_pdu:.0f}; all cores busy at this cost: "

@@ -2,15 +2,15 @@
 
 Spec: rooms v10/v11/v12 "Authorisation rules", rule 1.  The sub-rules differ per version:
 
-=====  ==========================================  ===========================  =========================
-rule   v10                                          v11                          v12
-=====  ==========================================  ===========================  =========================
-1.1    any prev_events -> reject                    same                         same
-1.2    room_id domain != sender domain -> reject    same                         has a room_id -> reject
-1.3    content.room_version unrecognised -> reject  same                         same
-1.4    no content.creator -> reject                 (allow)                      bad additional_creators
-1.5    allow                                        --                           allow
-=====  ==========================================  ===========================  =========================
+=====  ==========================================  =======  =========================
+rule   v10                                          v11      v12
+=====  ==========================================  =======  =========================
+1.1    any prev_events -> reject                    same     same
+1.2    room_id domain != sender domain -> reject    same     has a room_id -> reject
+1.3    content.room_version unrecognised -> reject  same     same
+1.4    no content.creator -> reject                 (allow)  bad additional_creators
+1.5    allow                                        --       allow
+=====  ==========================================  =======  =========================
 """
 
 from __future__ import annotations

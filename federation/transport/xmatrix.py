@@ -352,5 +352,5 @@ async def verify_request_async(method: str, uri: str | bytes, body_json: Any,
 
 
 __all__ = ["SCHEME", "XMatrixAuth", "MalformedAuthorization", "request_json", "format_header",
-           "sign_request", "sign_request_body", "parse_header", "parse_authorization", "verify_request",
-           "verify_request_async"]
+           "sign_request", "sign_request_body", "parse_header", "parse_authorization",
+           "verify_request", "verify_request_async"]

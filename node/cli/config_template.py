@@ -20,8 +20,10 @@ COMMENTS = {
     "server_name": "The server name in every user ID (@user:<server_name>). Cannot change later.",
     "data_dir": "Directory for the database, signing key and media.",
     "database_url": 'Empty: SQLite at <data_dir>/node.db. PostgreSQL: "postgresql://user:pass@host/db".',
-    "signing_key_path": "ed25519 signing key (Synapse key-file format). Empty: <data_dir>/signing.key.",
-    "public_baseurl": "URL clients use to reach this node (well-known, login). Empty: from the client listener.",
+    "signing_key_path": ("ed25519 signing key (Synapse key-file format). "
+                         "Empty: <data_dir>/signing.key."),
+    "public_baseurl": ("URL clients use to reach this node (well-known, login). "
+                       "Empty: from the client listener."),
     "client_listener": "Where the client-server API listens (loopback by default).",
     "metrics_listener": "Where /metrics (Prometheus) and /health listen.",
     "bind_address": "Address to bind (127.0.0.1 = this machine only; 0.0.0.0 = all IPv4).",
@@ -29,7 +31,8 @@ COMMENTS = {
     "tls_certificate_path": "PEM certificate (chain) to serve HTTPS; null = plain HTTP.",
     "tls_private_key_path": "PEM private key for the certificate.",
     "max_request_body_bytes": "Largest JSON request body accepted (413 M_TOO_LARGE above).",
-    "rate_limits": "Per-user limits on sending, room creation, joins and invites (429 M_LIMIT_EXCEEDED).",
+    "rate_limits": ("Per-user limits on sending, room creation, joins and invites "
+                    "(429 M_LIMIT_EXCEEDED)."),
     "rate_limits.enabled": "false switches all rate limits off (benchmarks only).",
     "burst_count": "Requests a user may make at once before the per_second rate applies.",
     "login_burst_count": "Login/registration attempts a client IP may make at once.",

@@ -144,7 +144,8 @@ async def _seed(ctx: Any, services: Any, marker: str) -> dict[str, str]:
         await rooms.send_event(director, space, "m.space.child", {"via": [ctx.server_name]},
                                state_key=child)
     await rooms.send_event(ana, class_room, "m.room.message",
-                           {"msgtype": "m.text", "body": "Welcome to 7B! Homework: p. 42, ex. 1-5."})
+                           {"msgtype": "m.text",
+                            "body": "Welcome to 7B! Homework: p. 42, ex. 1-5."})
     await rooms.send_event(uid["pupil.cara"], class_room, "m.room.message",
                            {"msgtype": "m.text", "body": "Thanks, got it."})
     await rooms.send_event(director, news, "m.room.message",

@@ -107,7 +107,8 @@ def run_protocol_walk(out: Callable[[str], None] = print) -> int:
         assert received.event_id == ev.event_id
         verified += 1
         sk = f" [{ev.state_key}]" if ev.is_state and ev.state_key else ""
-        body = ev.content.get("body") or ev.content.get("membership") or ev.content.get("name") or ""
+        body = (ev.content.get("body") or ev.content.get("membership")
+                or ev.content.get("name") or "")
         out(f"  {ev.event_id[:16]}… depth {ev.depth:2d} {ev.type}{sk} by {ev.sender.split(':')[0]}"
             f"  {body}  ✔ signature+hashes")
 

@@ -3,7 +3,8 @@ media) -> FederationService`` (called by node/app.py after media).
 
 Builds: our ``KeyServer`` (signing keys + retired keys from the data dir), the outbound
 client (TLS policy from config, server name resolution with the override map, the
-``ip_range_blacklist``/``ip_range_whitelist`` address check, behind the server policy), the key ring (pinned keys from the policy, a database cache, direct
+``ip_range_blacklist``/``ip_range_whitelist`` address check, behind the server policy), the
+key ring (pinned keys from the policy, a database cache, direct
 fetches, configured notaries), the federation listener's router with X-Matrix
 authentication, the state store (shared with the rooms area), the ingest pipeline, the
 transaction handler and the endpoints; then FED-OUT's outbound sender

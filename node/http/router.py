@@ -1,8 +1,9 @@
 """Route table: ``(method, path template) -> async handler``.
 
-Templates use the spec's own spelling (``/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}``)
-so a reader holding the spec finds the handler by its path.  Path parameters are URL-decoded and
-passed to the handler as keyword arguments (camelCase names as in the spec).
+Templates use the spec's own spelling
+(``/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}``) so a reader holding the spec
+finds the handler by its path.  Path parameters are URL-decoded and passed to the handler as
+keyword arguments (camelCase names as in the spec).
 
 A decoded parameter holding NUL (``%00``) never reaches a handler: no identifier of the spec's
 grammar (appendix "Identifier Grammar") contains it, and PostgreSQL cannot store it in a text

@@ -14,8 +14,8 @@ with the *visible* events only -- events received over federation may be stored 
 outliers (``internal["outlier"]``, including soft-failed events) and rejected events
 (``rejected_reason``) are never shown to clients; backfilled history
 (``internal["backfilled"]``: stream orderings -1, -2, ... below everything else, so
-``/messages`` finds it where it belongs) is not news for hooks or the notifier either.  Then the ``events persisted`` metric is
-incremented, and each sender's Deferred fires.
+``/messages`` finds it where it belongs) is not news for hooks or the notifier either.  Then
+the ``events persisted`` metric is incremented, and each sender's Deferred fires.
 
 One event must never fail other users' sends.  Events that cannot become a row at all
 (``store_write.check_storable``: JSON that does not encode, NUL or oversized strings) are

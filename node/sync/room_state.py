@@ -130,10 +130,11 @@ class RoomStateReader:
 
         When nothing changed since ``position`` it is the current state.  Otherwise it is
         the state store's state before the first timeline event that has known state
-        (state groups with a create event), whatever way its events were stored (a remote room's state from a ``send_join``
-        answer is stored as outliers, which the stream-ordering rewind does not see);
-        state keys set by earlier timeline events (e.g. an invite received before the
-        join) are left to the timeline.  Rooms without state groups use the rewind."""
+        (state groups with a create event), whatever way its events were stored (a remote
+        room's state from a ``send_join`` answer is stored as outliers, which the
+        stream-ordering rewind does not see); state keys set by earlier timeline events
+        (e.g. an invite received before the join) are left to the timeline.  Rooms without
+        state groups use the rewind."""
         current = await self.current_state(room_id)
         if all(stream_of(ev) is not None and stream_of(ev) <= position
                for ev in current.values()):

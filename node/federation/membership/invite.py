@@ -32,7 +32,8 @@ from .out_of_band import store_out_of_band, stripped
 log = logging.getLogger("parta.federation.membership")
 
 
-async def _room_state_entries(ms: Any, body: dict, rv: Any, room_id: str) -> tuple[list, str | None]:
+async def _room_state_entries(ms: Any, body: dict, rv: Any,
+                              room_id: str) -> tuple[list, str | None]:
     entries = body.get("invite_room_state")
     if entries is None:
         return [], None

@@ -1,6 +1,7 @@
 """Room state endpoints (client-server API "Getting events for a room" / "Sending events to
 a room": ``rooms.yaml`` GET ``/rooms/{roomId}/state[/{eventType}[/{stateKey}]]`` with
-``format=content|event``; ``room_state.yaml`` PUT ``/rooms/{roomId}/state/{eventType}[/{stateKey}]``).
+``format=content|event``; ``room_state.yaml`` PUT
+``/rooms/{roomId}/state/{eventType}[/{stateKey}]``).
 
 The state key defaults to the empty string, and "when an empty string, the trailing slash
 on this endpoint is optional".
