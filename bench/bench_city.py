@@ -287,7 +287,7 @@ class Fanout:
         self.gw_dir = os.path.join(root, "gateway")
         ports = _free_ports(n + 4)       # all at once: no two of them can be the same
         self.client_port, self.fed_port, self.metrics_port, self.recv_port = ports[:4]
-        self.ports = dict(zip(self.names, ports[4:]))
+        self.ports = dict(zip(self.names, ports[4:], strict=True))
         self.gateway: subprocess.Popen | None = None
         self.receiver: subprocess.Popen | None = None
 

@@ -69,7 +69,7 @@ def measure_all(cases: list[tuple[str, object]]) -> dict[str, float]:
             for _ in range(n):
                 fn()
             best[i] = min(best[i], (time.perf_counter() - t0) / n)
-    return {name: b for (name, _), b in zip(cases, best)}
+    return {name: b for (name, _), b in zip(cases, best, strict=True)}
 
 
 def main() -> None:

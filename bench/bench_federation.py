@@ -311,7 +311,7 @@ def verify_limit(rounds: int = 20, batch: int = 200) -> float:
     best = 0.0
     for _ in range(rounds):
         t0 = time.perf_counter()
-        for m, s in zip(msgs, sigs):
+        for m, s in zip(msgs, sigs, strict=True):
             if not verify_raw(pub, s, m):
                 raise RuntimeError("verify failed")
         best = max(best, batch / (time.perf_counter() - t0))
@@ -357,13 +357,14 @@ def bench_ingest(args: argparse.Namespace, ca: TestCA, *, bound: bool = False
             # The load generator signs its requests before the clock starts (as it built
             # the events), so its JSON and signing work is not counted against the node.
             chains = [[(r.fake.prepare_transaction(r.destination, pdus), len(pdus))
-                       for pdus in c] for r, c in zip(rooms, chains)]
+                       for pdus in c] for r, c in zip(rooms, chains, strict=True)]
             log(f"ingest: {origins} origin(s), {total} PDUs in "
                 f"{sum(len(c) for c in chains)} transactions")
             counts = {"accepted": 0, "errors": 0}
             lock = threading.Lock()
 
-            def push(room: FakeRoom, txns: list[tuple[tuple[str, bytes, dict], int]]) -> None:
+            def push(room: FakeRoom, txns: list[tuple[tuple[str, bytes, dict], int]],
+                     lock: threading.Lock = lock, counts: dict[str, int] = counts) -> None:
                 for prepared, n in txns:
                     status, reply = room.fake.send_prepared(room.destination, prepared)
                     ok = status == 200 and isinstance(reply, dict)
@@ -377,7 +378,8 @@ def bench_ingest(args: argparse.Namespace, ca: TestCA, *, bound: bool = False
             # The limit is measured right before and right after the phase (the speed of
             # this shared machine drifts within minutes); the higher one counts.
             before = verify_limit(rounds=10)
-            threads = [threading.Thread(target=push, args=(r, c)) for r, c in zip(rooms, chains)]
+            threads = [threading.Thread(target=push, args=(r, c))
+                       for r, c in zip(rooms, chains, strict=True)]
             cpu0, own0 = node.cpu_seconds() or 0.0, time.process_time()
             main0 = node.main_thread_cpu_seconds() or 0.0
             t0 = time.perf_counter()
@@ -552,7 +554,7 @@ def main() -> int:
     try:
         order = ([] if args.only == "ingest" else [args.only] if args.only
                  else ["synapse", "parta"])
-        for run_no in range(args.runs):
+        for _run in range(args.runs):
             for which in order:
                 pairs.append(bench_pair(which, args, ca))
             if not args.skip_ingest and args.only != "synapse":

@@ -66,7 +66,7 @@ def _inner(mode: str, n: int) -> float:
         sigs = [key.sign(m) for m in msgs]
         pub = key.verify_key.public_bytes
         t0 = time.perf_counter()
-        for m, s in zip(msgs, sigs):
+        for m, s in zip(msgs, sigs, strict=True):
             if not verify_raw(pub, s, m):
                 raise RuntimeError("verify failed")
         return time.perf_counter() - t0

@@ -32,13 +32,13 @@ from twisted.internet import defer, task
 
 from federation.errors import MatrixError
 from federation.roster import RosterError, RosterState
+from federation.transport import endpoints as E
 from federation.transport.xmatrix import verify_request
 
 from .sources import NoStatusSource, SchoolStatus
 
 log = logging.getLogger("parta.gateway.roster")
 
-HINT_PATH = "/_parta/v1/roster_hint"
 HINT_CONCURRENCY = 32
 HINT_TIMEOUT_S = 10.0
 ACK_FILE = "roster_acks.json"
@@ -214,7 +214,8 @@ class GatewayRoster:
 
         async def one(server: str) -> None:
             try:
-                status, _ = await client.request(server, "PUT", HINT_PATH,
+                status, _ = await client.request(server, E.PARTA_ROSTER_HINT.method,
+                                                 E.PARTA_ROSTER_HINT.path(),
                                                  json_body={"version": version},
                                                  timeout=HINT_TIMEOUT_S)
                 results[server] = str(status)

@@ -287,10 +287,10 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
         raise
     cport = client_port.getHost().port
     mport = metrics_port.getHost().port
-    l = config.client_listener
-    if config.public_baseurl == f"{'https' if l.tls_certificate_path else 'http'}://" \
-                               f"{l.bind_address}:0/":
-        config.public_baseurl = _url(l, cport) + "/"     # port 0: advertise the real port
+    client = config.client_listener
+    if config.public_baseurl == f"{'https' if client.tls_certificate_path else 'http'}://" \
+                               f"{client.bind_address}:0/":
+        config.public_baseurl = _url(client, cport) + "/"     # port 0: advertise the real port
 
     def stopping() -> Any:
         log.info("event=stopping")
@@ -299,13 +299,13 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
     reactor.addSystemEventTrigger("before", "shutdown", stopping)
     _install_signal_handlers(reactor)
     log.info("event=listening server_name=%s client=%s metrics=%s", config.server_name,
-             _url(l, cport), _url(config.metrics_listener, mport))
+             _url(client, cport), _url(config.metrics_listener, mport))
     fed = ""
     if federation_port is not None:
         fed_url = _url_tls(config.federation.listener, federation_port.getHost().port)
         fed = f" (federation on {fed_url})"
         log.info("event=federation_listening url=%s", fed_url)
-    print(f"Parta node {config.server_name} listening on {_url(l, cport)} "
+    print(f"Parta node {config.server_name} listening on {_url(client, cport)} "
           f"(metrics on {_url(config.metrics_listener, mport)}/metrics){fed}", file=out,
           flush=True)
     reactor.callWhenRunning(settle_after_startup)

@@ -130,9 +130,9 @@ class Config:
         fed.listener.tls_private_key_path = self._in_data_dir(fed.listener.tls_private_key_path)
         fed.tls_ca_file = self._in_data_dir(fed.tls_ca_file)
         if not self.public_baseurl:
-            l = self.client_listener
-            scheme = "https" if l.tls_certificate_path else "http"
-            self.public_baseurl = f"{scheme}://{l.bind_address}:{l.port}/"
+            client = self.client_listener
+            scheme = "https" if client.tls_certificate_path else "http"
+            self.public_baseurl = f"{scheme}://{client.bind_address}:{client.port}/"
         return self
 
 

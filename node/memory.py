@@ -45,7 +45,7 @@ def _glibc() -> Any:
         return None
     try:
         libc = ctypes.CDLL(None)            # symbols of the process's own C library
-        libc.gnu_get_libc_version           # only glibc has it (musl: no mallopt tuning)
+        _ = libc.gnu_get_libc_version       # only glibc has it (musl: no mallopt tuning)
         return libc
     except (OSError, AttributeError):
         return None

@@ -14,7 +14,6 @@ is well-formed but rejected by auth rule 1.2.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 

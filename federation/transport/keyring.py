@@ -44,14 +44,13 @@ from ..keys import VerifyKey
 from .key_responses import (InvalidKeyResponse, ServerKeys, check_signed_by,
                             parse_server_keys)
 from .coalesce import Coalescer
+from .endpoints import KEY_QUERY, KEY_SERVER
 from .key_server import KeyServer
 
 log = logging.getLogger(__name__)
 
 FOREVER = 2**63 - 1
 DEFAULT_NEGATIVE_TTL_MS = 30_000
-KEY_SERVER_PATH = "/_matrix/key/v2/server"
-KEY_QUERY_PATH = "/_matrix/key/v2/query"
 
 
 class Clock(Protocol):
@@ -141,8 +140,8 @@ class DirectKeyFetcher:
 
     async def fetch(self, server_name: str, key_ids: Collection[str],
                     minimum_valid_until_ts: int) -> list[ServerKeys]:
-        status, body = await self._http.request(server_name, "GET", KEY_SERVER_PATH,
-                                                timeout=self._timeout)
+        status, body = await self._http.request(server_name, KEY_SERVER.method,
+                                                KEY_SERVER.path(), timeout=self._timeout)
         if status != 200:
             raise KeyFetchError(f"{server_name}: key request answered HTTP {status}")
         return [parse_server_keys(body, server_name, self._clock.time_ms())]
@@ -168,8 +167,9 @@ class NotaryKeyFetcher:
                     minimum_valid_until_ts: int) -> list[ServerKeys]:
         body = {"server_keys": {server_name: {
             k: {"minimum_valid_until_ts": minimum_valid_until_ts} for k in key_ids}}}
-        status, resp = await self._http.request(self.notary, "POST", KEY_QUERY_PATH,
-                                                json_body=body, timeout=self._timeout)
+        status, resp = await self._http.request(self.notary, KEY_QUERY.method,
+                                                KEY_QUERY.path(), json_body=body,
+                                                timeout=self._timeout)
         if status != 200:
             raise KeyFetchError(f"notary {self.notary}: key query answered HTTP {status}")
         entries = resp.get("server_keys") if isinstance(resp, Mapping) else None

@@ -30,10 +30,10 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from twisted.internet import defer, task
 
+from federation.transport import endpoints as E
+
 log = logging.getLogger("parta.gateway.directory")
 
-PUBLIC_ROOMS_PATH = "/_matrix/federation/v1/publicRooms"
-STATS_PATH = "/_parta/v1/stats"
 PAGE_LIMIT = 100
 MAX_PAGES = 20                 # at most 2000 rooms per school
 REQUEST_TIMEOUT_S = 20.0
@@ -258,7 +258,8 @@ class DirectoryGatherer:
             query: dict[str, Any] = {"limit": PAGE_LIMIT}
             if since:
                 query["since"] = since
-            body = await self.client.request_ok(server, "GET", PUBLIC_ROOMS_PATH, query=query,
+            body = await self.client.request_ok(server, E.PUBLIC_ROOMS.method,
+                                                E.PUBLIC_ROOMS.path(), query=query,
                                                 timeout=self.timeout_s)
             chunk = body.get("chunk")
             if not isinstance(chunk, list):
@@ -275,8 +276,8 @@ class DirectoryGatherer:
         return rooms
 
     async def _fetch_stats(self, server: str) -> dict | None:
-        status, body = await self.client.request(server, "GET", STATS_PATH,
-                                                 timeout=self.timeout_s)
+        status, body = await self.client.request(server, E.PARTA_STATS.method,
+                                                 E.PARTA_STATS.path(), timeout=self.timeout_s)
         if status in (404, 405) or (status == 400 and body.get("errcode") == "M_UNRECOGNIZED"):
             return None          # not a Parta node (e.g. Synapse): no counts, not an error
         if status != 200:

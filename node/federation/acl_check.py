@@ -8,7 +8,8 @@ HTTP status code and an ``errcode`` of ``M_FORBIDDEN``."  The ACL is the room's 
 
 Where it is applied:
 
-* the endpoints whose prefix the spec lists (``PROTECTED_PREFIXES``: make/send join, leave
+* the endpoints whose prefix the spec lists (``PROTECTED_PREFIXES``, from the
+  ``acl_protected`` entries of ``federation/transport/endpoints.py``: make/send join, leave
   and knock, invite, state, state_ids, backfill, event_auth, get_missing_events) -- by
   ``FederationRoutes`` (``xmatrix_auth.py``) through ``RoomAclGuard`` on the ``roomId``
   path parameter, after the request is authenticated and before the handler runs;
@@ -37,6 +38,7 @@ from typing import Any
 
 from federation.acl import ServerAcl
 from federation.errors import Forbidden, NotFound
+from federation.transport.endpoints import ACL_PROTECTED_PREFIXES
 
 log = logging.getLogger("parta.federation.acl")
 
@@ -44,24 +46,8 @@ ACL_KEY = ("m.room.server_acl", "")
 CACHE_LIMIT = 1024
 
 # Server-server API "Server Access Control Lists (ACLs)": "The following endpoint prefixes
-# MUST be protected".
-PROTECTED_PREFIXES = (
-    "/_matrix/federation/v1/make_join",
-    "/_matrix/federation/v1/make_leave",
-    "/_matrix/federation/v1/send_join",
-    "/_matrix/federation/v2/send_join",
-    "/_matrix/federation/v1/send_leave",
-    "/_matrix/federation/v2/send_leave",
-    "/_matrix/federation/v1/invite",
-    "/_matrix/federation/v2/invite",
-    "/_matrix/federation/v1/make_knock",
-    "/_matrix/federation/v1/send_knock",
-    "/_matrix/federation/v1/state",
-    "/_matrix/federation/v1/state_ids",
-    "/_matrix/federation/v1/backfill",
-    "/_matrix/federation/v1/event_auth",
-    "/_matrix/federation/v1/get_missing_events",
-)
+# MUST be protected" -- those of the endpoints Parta serves, flagged in the endpoint table.
+PROTECTED_PREFIXES = ACL_PROTECTED_PREFIXES
 
 # event ID -> (the content compiled, the compiled ACL)
 _compiled: dict[str, tuple[Any, ServerAcl]] = {}

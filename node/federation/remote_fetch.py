@@ -16,12 +16,11 @@ import logging
 from typing import Any
 
 from federation.errors import MatrixError
-from federation.transport.client import encode_path
+from federation.transport import endpoints as E
 from federation.transport.errors import FederationRequestError
 
 log = logging.getLogger("parta.federation.fetch")
 
-V1 = "/_matrix/federation/v1"
 MAX_PDUS = 5000
 
 
@@ -50,27 +49,27 @@ class RemoteEvents:
     async def get_missing_events(self, destination: str, room_id: str,
                                  earliest: list[str], latest: list[str], limit: int,
                                  min_depth: int = 0) -> list[dict]:
-        body = await self._get(destination, "POST",
-                               encode_path(V1 + "/get_missing_events/{}", room_id),
+        body = await self._get(destination, E.GET_MISSING_EVENTS.method,
+                               E.GET_MISSING_EVENTS.path(room_id),
                                {"earliest_events": earliest, "latest_events": latest,
                                 "limit": limit, "min_depth": min_depth})
         return _pdu_list(body, "events")
 
     async def event_auth(self, destination: str, room_id: str, event_id: str) -> list[dict]:
-        body = await self._get(destination, "GET",
-                               encode_path(V1 + "/event_auth/{}/{}", room_id, event_id))
+        body = await self._get(destination, E.EVENT_AUTH.method,
+                               E.EVENT_AUTH.path(room_id, event_id))
         return _pdu_list(body, "auth_chain")
 
     async def state(self, destination: str, room_id: str, event_id: str
                     ) -> tuple[list[dict], list[dict]] | None:
         """(state PDUs before ``event_id``, their auth chain), or None."""
-        body = await self._get(destination, "GET", encode_path(V1 + "/state/{}", room_id),
+        body = await self._get(destination, E.STATE.method, E.STATE.path(room_id),
                                query={"event_id": event_id})
         if not isinstance(body, dict):
             return None
         return _pdu_list(body, "pdus"), _pdu_list(body, "auth_chain")
 
     async def event(self, destination: str, event_id: str) -> dict | None:
-        body = await self._get(destination, "GET", encode_path(V1 + "/event/{}", event_id))
+        body = await self._get(destination, E.EVENT.method, E.EVENT.path(event_id))
         pdus = _pdu_list(body, "pdus")
         return pdus[0] if pdus else None

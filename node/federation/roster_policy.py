@@ -40,6 +40,7 @@ import logging
 import os
 from typing import Any, Callable, Mapping
 
+from federation.errors import Forbidden
 from federation.keys import VerifyKey
 from federation.roster import Roster, RosterError, RosterState
 from federation.transport.keyring import PinnedKey
@@ -298,7 +299,6 @@ class RosterNotarySource:
 
 def refusal(policy: Any, server_name: str) -> "Forbidden":
     """The 403 for a server the policy refuses (the roster's wording when there is one)."""
-    from federation.errors import Forbidden
     describe = getattr(policy, "refusal_message", None)
     message = describe(server_name) if describe is not None else \
         f"This server does not federate with {server_name}"

@@ -40,15 +40,16 @@ from twisted.internet import defer, task
 
 from federation.errors import Forbidden
 from federation.roster import RosterError
+from federation.transport import endpoints as E
 from federation.transport.xmatrix import sign_request
 from node import metrics
 
 from .roster_policy import RosterPolicy, RosterStartupError, refresh_interval_s
+from .xmatrix_auth import serve
 
 log = logging.getLogger("parta.federation.roster")
 
 ROSTER_PATH = "/_parta/v1/roster"
-HINT_PATH = "/_parta/v1/roster_hint"
 MAX_PAGES = 20                    # ?since= pages of up to 500 versions in one refresh
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 REQUEST_TIMEOUT_S = 30.0
@@ -310,7 +311,7 @@ def register_hint_route(routes: Any, policy: RosterPolicy,
         refresher.hint()
         return 200, {}
 
-    routes.add("PUT", HINT_PATH, roster_hint)
+    serve(routes, E.PARTA_ROSTER_HINT, roster_hint)
 
 
 def install(fctx: Any) -> "RosterRefresher | None":

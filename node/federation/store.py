@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import orjson
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 
 from node.storage.bulk import placeholder as _placeholder
 from schema.events import events, room_current_state, rooms

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
+from federation.transport.endpoints import Endpoint
 from federation.transport.xmatrix import parse_authorization, verify_request_async
 
 from .acl_check import protects as acl_protects
@@ -90,3 +91,14 @@ class FederationRoutes:
 
     def add_public(self, method: str, template: str, handler: SignedHandler) -> None:
         self.router.add(method, template, handler, auth=False)
+
+
+def serve(routes: Any, endpoint: Endpoint, handler: SignedHandler) -> None:
+    """Register ``handler`` for an entry of the endpoint table: a signed endpoint through
+    ``routes.add`` (policy, X-Matrix signature, server ACL), the key and version endpoints
+    through ``routes.add_public``.  Taking the entry rather than a method and path keeps
+    every route's path and authentication in the one table."""
+    if endpoint.signed:
+        routes.add(endpoint.method, endpoint.template, handler)
+    else:
+        routes.add_public(endpoint.method, endpoint.template, handler)

@@ -44,7 +44,7 @@ _ORDER = re.compile(r"^[\x20-\x7E]{1,50}$")
 
 def valid_children(room: RoomState, suggested_only: bool) -> list:
     children = []
-    for (etype, skey), ev in room.state.items():
+    for (etype, _skey), ev in room.state.items():
         if etype != "m.space.child":
             continue
         via = ev.content.get("via")
@@ -179,7 +179,7 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
             answers = await defer.gatherResults(
                 [defer.ensureDeferred(remote.fetch(cid, via, suggested_only))
                  for _, cid, via in lookups], consumeErrors=True)
-            for (i, _, _), found in zip(lookups, answers):
+            for (i, _, _), found in zip(lookups, answers, strict=True):
                 slots[i] = found
         kids = [c for c in slots if c is not None
                 and (isinstance(c, RoomState) or c.visible_to(joined))]

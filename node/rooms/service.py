@@ -426,7 +426,7 @@ class RoomService(UserQueries):
         room = self._rooms.get(redaction.room_id)
         if room is None:
             return
-        for key, ev in room.state.items():
+        for ev in room.state.values():
             if ev.event_id == target_id:
                 room.set_state_event(red or store.redacted_copy(ev, redaction))
                 break

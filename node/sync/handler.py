@@ -237,7 +237,7 @@ class SyncHandler:
             full_rooms = {r: lower for r in joined}
         else:
             joined_set = set(joined)
-            for room_id, (membership, ev) in changes.items():
+            for room_id, (membership, _ev) in changes.items():
                 if membership != "join" or room_id not in joined_set:
                     continue
                 vis = await self.rooms.visibility_timelines(room_id, user_id)

@@ -119,7 +119,7 @@ class ReceiptMixin:
             return results
         # One wait for all of them (not a coroutine resumption per event).
         outcomes = await defer.DeferredList([d for _, d in writes], consumeErrors=True)
-        for (event_id, _), (ok, value) in zip(writes, outcomes):
+        for (event_id, _), (ok, value) in zip(writes, outcomes, strict=True):
             if not ok:
                 log.error("event=pdu_persist_failed origin=%s event_id=%s error=%s", origin,
                           event_id, value.getErrorMessage())

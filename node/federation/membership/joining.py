@@ -25,16 +25,13 @@ from typing import Any, Iterable
 from federation.errors import InvalidParam, MatrixError, NotFound
 from federation.events.builder import build_event
 from federation.room_versions import KNOWN_ROOM_VERSIONS
+from federation.transport import endpoints as E
 
 from .common import MEMBER, SUPPORTED_VERSIONS, check_template, domain_of
 from ..roster_policy import refusal
 from .remote_calls import RemoteRefused, call
 
 log = logging.getLogger("parta.federation.membership")
-
-MAKE_JOIN = "/_matrix/federation/v1/make_join/{}/{}"
-SEND_JOIN = "/_matrix/federation/v2/send_join/{}/{}"
-DIRECTORY = "/_matrix/federation/v1/query/directory"
 
 
 def ordered_candidates(server_name: str, policy: Any, *groups: Iterable[str]) -> list[str]:
@@ -54,7 +51,7 @@ async def resolve_remote_alias(ms: Any, alias: str) -> tuple[str, list[str]]:
     if ms.policy is not None and not ms.policy.allow_outbound(server):
         raise refusal(ms.policy, server)
     try:
-        resp = await call(ms.client, server, "GET", DIRECTORY, query={"room_alias": alias})
+        resp = await call(ms.client, server, E.QUERY_DIRECTORY, query={"room_alias": alias})
     except RemoteRefused as exc:
         if exc.errcode == "M_NOT_FOUND":
             raise NotFound(f"Room alias {alias} not found") from None
@@ -69,7 +66,7 @@ async def resolve_remote_alias(ms: Any, alias: str) -> tuple[str, list[str]]:
 
 async def join_via(ms: Any, server: str, user_id: str, room_id: str,
                    content_extra: dict) -> str:
-    resp = await call(ms.client, server, "GET", MAKE_JOIN, room_id, user_id,
+    resp = await call(ms.client, server, E.MAKE_JOIN, room_id, user_id,
                       query={"ver": SUPPORTED_VERSIONS})
     rv_id = resp.get("room_version", "1") if isinstance(resp, dict) else "1"
     rv = KNOWN_ROOM_VERSIONS.get(rv_id)
@@ -89,7 +86,7 @@ async def join_via(ms: Any, server: str, user_id: str, room_id: str,
                      auth_events=list(tmpl["auth_events"]), depth=tmpl["depth"],
                      origin_server_ts=ms.clock.time_ms(), state_key=user_id)
     ms.sender.skip_event(ev.event_id)          # the resident sends it to the room
-    answer = await call(ms.client, server, "PUT", SEND_JOIN, room_id, ev.event_id,
+    answer = await call(ms.client, server, E.SEND_JOIN, room_id, ev.event_id,
                         body=dict(ev.pdu))
     join_pdu = dict(ev.pdu)
     signed = answer.get("event")

@@ -16,6 +16,7 @@ import logging
 from typing import Any, Sequence
 
 from federation.errors import MatrixError
+from federation.transport import endpoints as E
 from node.rooms.client_format import strip_state_event
 from node.rooms.membership_checks import check_membership_change
 
@@ -28,8 +29,6 @@ from .resident import accept_membership
 
 log = logging.getLogger("parta.federation.membership")
 
-MAKE_KNOCK = "/_matrix/federation/v1/make_knock/{}/{}"
-SEND_KNOCK = "/_matrix/federation/v1/send_knock/{}/{}"
 KNOCK_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
                      "m.room.topic", "m.room.canonical_alias", "m.room.encryption")
 
@@ -59,11 +58,11 @@ async def knock_remote(ms: Any, user_id: str, room_id: str, candidates: list[str
     last: MatrixError | None = None
     for server in candidates:
         try:
-            resp = await call(ms.client, server, "GET", MAKE_KNOCK, room_id, user_id,
+            resp = await call(ms.client, server, E.MAKE_KNOCK, room_id, user_id,
                               query={"ver": SUPPORTED_VERSIONS})
             ev = sign_template(ms, server, resp, room_id, user_id, "knock", reason)
             ms.sender.skip_event(ev.event_id)
-            answer = await call(ms.client, server, "PUT", SEND_KNOCK, room_id, ev.event_id,
+            answer = await call(ms.client, server, E.SEND_KNOCK, room_id, ev.event_id,
                                 body=dict(ev.pdu))
         except MatrixError as exc:
             log.info("event=remote_knock_attempt_failed room_id=%s via=%s error=%s %s",

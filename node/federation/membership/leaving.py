@@ -18,22 +18,20 @@ from typing import Any
 
 from federation.errors import MatrixError
 from federation.events.builder import build_event, next_depth
+from federation.transport import endpoints as E
 
 from .common import MEMBER, sign_template
 from .out_of_band import store_out_of_band
 
 log = logging.getLogger("parta.federation.membership")
 
-MAKE_LEAVE = "/_matrix/federation/v1/make_leave/{}/{}"
-SEND_LEAVE = "/_matrix/federation/v2/send_leave/{}/{}"
-
 
 async def leave_via(ms: Any, server: str, user_id: str, room_id: str,
                     reason: str | None) -> Any:
     from .remote_calls import call
-    resp = await call(ms.client, server, "GET", MAKE_LEAVE, room_id, user_id)
+    resp = await call(ms.client, server, E.MAKE_LEAVE, room_id, user_id)
     ev = sign_template(ms, server, resp, room_id, user_id, "leave", reason)
-    await call(ms.client, server, "PUT", SEND_LEAVE, room_id, ev.event_id,
+    await call(ms.client, server, E.SEND_LEAVE, room_id, ev.event_id,
                body=dict(ev.pdu))
     return ev
 

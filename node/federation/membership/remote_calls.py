@@ -12,7 +12,7 @@ import logging
 from typing import Any, Mapping
 
 from federation.errors import MatrixError
-from federation.transport.client import encode_path
+from federation.transport.endpoints import Endpoint
 from federation.transport.errors import FederationRequestError
 
 
@@ -46,12 +46,13 @@ def unreachable(server: str, exc: FederationRequestError) -> MatrixError:
     return RemoteRefused(f"Could not reach {server}", errcode="M_UNKNOWN", http_status=502)
 
 
-async def call(client: Any, server: str, method: str, template: str, *args: str,
+async def call(client: Any, server: str, endpoint: Endpoint, *args: str,
                body: Any = None, query: Mapping[str, Any] | None = None,
                timeout: float | None = None) -> dict:
-    """One signed request; the 2xx body, else a ``MatrixError`` for the client."""
+    """One signed request to ``endpoint`` with ``args`` in its path; the 2xx body, else a
+    ``MatrixError`` for the client."""
     try:
-        status, resp = await client.request(server, method, encode_path(template, *args),
+        status, resp = await client.request(server, endpoint.method, endpoint.path(*args),
                                             json_body=body, query=query, timeout=timeout)
     except FederationRequestError as exc:
         raise unreachable(server, exc) from None

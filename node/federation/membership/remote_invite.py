@@ -23,8 +23,8 @@ from federation.auth.rules import check_auth
 from federation.errors import MatrixError
 from federation.events.checks import has_valid_signature_from
 from federation.events.model import Event
+from federation.transport import endpoints as E
 
-from node.rooms.create_ops import member_profile
 from node.rooms.membership_checks import check_membership_change
 
 from ..audience import check_audience
@@ -34,7 +34,6 @@ from .remote_calls import call
 
 log = logging.getLogger("parta.federation.membership")
 
-INVITE = "/_matrix/federation/v2/invite/{}/{}"
 INVITE_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name",
                       "m.room.avatar", "m.room.topic", "m.room.canonical_alias",
                       "m.room.encryption")
@@ -64,7 +63,7 @@ async def invite_remote(ms: Any, sender: str, room_id: str, target: str,
             state.append(dict(sender_member.pdu))
     rv = room.room_version
     body = {"room_version": rv.identifier, "event": dict(ev.pdu), "invite_room_state": state}
-    resp = await call(ms.client, server, "PUT", INVITE, room_id, ev.event_id, body=body)
+    resp = await call(ms.client, server, E.INVITE, room_id, ev.event_id, body=body)
     signed = resp.get("event")
     if not isinstance(signed, dict):
         raise MatrixError(f"{server} returned no signed invite", errcode="M_UNKNOWN",

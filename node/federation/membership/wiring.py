@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation.transport import endpoints as E
+
+from ..xmatrix_auth import serve
 from .out_of_band import stripped_state_for
 from .service import MembershipService
-
-FED_V1 = "/_matrix/federation/v1"
-FED_V2 = "/_matrix/federation/v2"
 
 
 def register(routes: Any, ms: MembershipService) -> None:
@@ -46,13 +46,13 @@ def register(routes: Any, ms: MembershipService) -> None:
                          ) -> tuple[int, dict]:
         return 200, await ms.on_send_knock(origin, roomId, eventId, req.json())
 
-    routes.add("GET", FED_V1 + "/make_join/{roomId}/{userId}", make_join)
-    routes.add("GET", FED_V1 + "/make_knock/{roomId}/{userId}", make_knock)
-    routes.add("PUT", FED_V1 + "/send_knock/{roomId}/{eventId}", send_knock)
-    routes.add("PUT", FED_V2 + "/send_join/{roomId}/{eventId}", send_join)
-    routes.add("PUT", FED_V2 + "/invite/{roomId}/{eventId}", invite)
-    routes.add("GET", FED_V1 + "/make_leave/{roomId}/{userId}", make_leave)
-    routes.add("PUT", FED_V2 + "/send_leave/{roomId}/{eventId}", send_leave)
+    serve(routes, E.MAKE_JOIN, make_join)
+    serve(routes, E.MAKE_KNOCK, make_knock)
+    serve(routes, E.SEND_KNOCK, send_knock)
+    serve(routes, E.SEND_JOIN, send_join)
+    serve(routes, E.INVITE, invite)
+    serve(routes, E.MAKE_LEAVE, make_leave)
+    serve(routes, E.SEND_LEAVE, send_leave)
 
 
 def attach(ms: MembershipService, rooms: Any) -> None:

@@ -128,7 +128,7 @@ def enqueue_edus(conn: Connection, rows: Sequence[tuple[str, str, dict, str | No
     if not rows:
         return
     _ensure_destinations(conn, (d for d, _, _, _ in rows))
-    for d, edu_type, content, key in rows:
+    for d, _edu_type, _content, key in rows:
         if key is not None:
             conn.execute(delete(edus_t).where(edus_t.c.destination == d,
                                               edus_t.c.coalesce_key == key,

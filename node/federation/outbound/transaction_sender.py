@@ -37,7 +37,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from federation.transport.client import encode_path
+from federation.transport import endpoints as E
 from federation.transport.errors import FederationRequestError
 
 from . import queue
@@ -45,7 +45,6 @@ from .backoff import BackoffPolicy, RetryState
 
 log = logging.getLogger("parta.federation.outbound")
 
-SEND_PATH = "/_matrix/federation/v1/send/{}"
 UNSENDABLE = ("M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE")
 
 GetEvents = Callable[[list[str]], Awaitable[Mapping[str, Any]]]
@@ -245,7 +244,7 @@ class TransactionSender:
                 "pdus": pdus, "edus": list(batch.edus)}
         try:
             status, resp = await self.client.request(
-                destination, "PUT", encode_path(SEND_PATH, batch.txn_id), json_body=body,
+                destination, E.SEND.method, E.SEND.path(batch.txn_id), json_body=body,
                 timeout=self.request_timeout)
         except FederationRequestError as exc:
             await self._failed(destination, str(exc))

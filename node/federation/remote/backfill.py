@@ -21,12 +21,11 @@ import logging
 from typing import Any
 
 from federation.errors import NotFound
-from federation.transport.client import encode_path
+from federation.transport import endpoints as E
 from federation.transport.errors import FederationRequestError
 
 log = logging.getLogger("parta.federation.backfill")
 
-BACKFILL = "/_matrix/federation/v1/backfill/{}"
 QUIET_MS = 60_000
 MAX_LIMIT = 100
 
@@ -77,7 +76,7 @@ class Backfiller:
             tried.append(server)
             try:
                 status, body = await self.client.request(
-                    server, "GET", encode_path(BACKFILL, room_id),
+                    server, E.BACKFILL.method, E.BACKFILL.path(room_id),
                     query={"v": [start.event_id], "limit": max(1, min(limit + 1, MAX_LIMIT))},
                     timeout=self.timeout)
             except FederationRequestError as exc:

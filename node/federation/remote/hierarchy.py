@@ -30,12 +30,11 @@ import re
 from collections import OrderedDict
 from typing import Any
 
-from federation.transport.client import encode_path
+from federation.transport import endpoints as E
 from federation.transport.errors import FederationRequestError
 
 log = logging.getLogger("parta.federation.hierarchy")
 
-HIERARCHY = "/_matrix/federation/v1/hierarchy/{}"
 TTL_MS = 5 * 60_000
 FAILURE_TTL_MS = 60_000
 CACHE_SIZE = 2_000
@@ -213,7 +212,7 @@ class RemoteHierarchy:
             tried += 1
             try:
                 status, body = await self.client.request(
-                    server, "GET", encode_path(HIERARCHY, room_id),
+                    server, E.HIERARCHY.method, E.HIERARCHY.path(room_id),
                     query={"suggested_only": "true" if suggested_only else "false"},
                     timeout=self.timeout)
             except FederationRequestError as exc:

@@ -33,12 +33,10 @@ from typing import Any
 import orjson
 
 from federation.errors import MatrixError, NotFound
-from federation.transport.client import encode_path
+from federation.transport import endpoints as E
 from federation.transport.errors import FederationRequestError
 from node.media.headers import filename_from_disposition
 
-FED_DOWNLOAD = "/_matrix/federation/v1/media/download/{}"
-LEGACY_DOWNLOAD = "/_matrix/media/v3/download/{}/{}"
 log = logging.getLogger("parta.federation.media")
 
 UNAVAILABLE = "Could not fetch the media from the remote server"
@@ -130,11 +128,11 @@ class RemoteMedia:
         if self.policy is not None and not self.policy.allow_outbound(server_name):
             raise NotFound("Media not found")
         try:
-            raw = await self.client.get_raw(server_name, encode_path(FED_DOWNLOAD, media_id),
+            raw = await self.client.get_raw(server_name, E.MEDIA_DOWNLOAD.path(media_id),
                                             timeout=self.timeout, max_bytes=self.max_bytes)
             if raw.status == 404 and self._errcode(raw.body) == "M_UNRECOGNIZED":
                 raw = await self.client.get_raw(
-                    server_name, encode_path(LEGACY_DOWNLOAD, server_name, media_id),
+                    server_name, E.LEGACY_MEDIA_DOWNLOAD.path(server_name, media_id),
                     query={"allow_remote": "false"}, timeout=self.timeout,
                     max_bytes=self.max_bytes)
                 return self._remember(key, self._plain(server_name, media_id, raw))

@@ -14,11 +14,11 @@ from collections import OrderedDict
 from typing import Any
 
 from federation.errors import Forbidden, MatrixError, NotFound
+from federation.transport import endpoints as E
 from federation.transport.errors import FederationRequestError
 
 log = logging.getLogger("parta.federation.profile")
 
-QUERY_PROFILE = "/_matrix/federation/v1/query/profile"
 TTL_MS = 60_000
 CACHE_SIZE = 5_000
 
@@ -47,9 +47,9 @@ class RemoteProfiles:
         if self.policy is not None and not self.policy.allow_outbound(server):
             raise NotFound("Profile not found")
         try:
-            status, body = await self.client.request(server, "GET", QUERY_PROFILE,
-                                                     query={"user_id": user_id},
-                                                     timeout=self.timeout)
+            status, body = await self.client.request(
+                server, E.QUERY_PROFILE.method, E.QUERY_PROFILE.path(),
+                query={"user_id": user_id}, timeout=self.timeout)
         except FederationRequestError as exc:
             # One text for refused, closed, silent or TLS-failing servers; detail in the log.
             log.warning("event=remote_profile_failed server=%s detail=%s: %s", server,

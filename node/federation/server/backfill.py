@@ -9,9 +9,11 @@ import heapq
 from typing import Any
 
 from federation.errors import MatrixError
+from federation.transport import endpoints as E
 
 from ..access import ServerVisibility, require_room_access
-from .common import V1, envelope
+from ..xmatrix_auth import serve
+from .common import envelope
 
 MAX_LIMIT = 100
 
@@ -71,4 +73,4 @@ def register(routes: Any, fctx: Any) -> None:
         pdus = await ServerVisibility(fctx.rooms, room, origin).serve(events)
         return 200, envelope(fctx, pdus)
 
-    routes.add("GET", V1 + "/backfill/{roomId}", backfill)
+    serve(routes, E.BACKFILL, backfill)

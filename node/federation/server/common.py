@@ -1,4 +1,5 @@
-"""Shared bits of the read endpoints: paths, the transaction envelope, auth chains."""
+"""Shared bits of the read endpoints: the transaction envelope, auth chains (the paths are
+in ``federation/transport/endpoints.py``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from typing import Any, Iterable
 
 from federation.errors import NotFound
 from federation.events.model import Event
-
-V1 = "/_matrix/federation/v1"
 
 
 def envelope(fctx: Any, pdus: list[dict]) -> dict:

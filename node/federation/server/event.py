@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation.transport import endpoints as E
+
 from ..access import ServerVisibility, require_room_access
 from ..acl_check import require_allowed
-from .common import V1, envelope, event_in_room
+from ..xmatrix_auth import serve
+from .common import envelope, event_in_room
 
 
 def register(routes: Any, fctx: Any) -> None:
@@ -24,4 +27,4 @@ def register(routes: Any, fctx: Any) -> None:
         pdus = await ServerVisibility(fctx.rooms, room, origin).serve([ev])
         return 200, envelope(fctx, pdus)
 
-    routes.add("GET", V1 + "/event/{eventId}", get_event)
+    serve(routes, E.EVENT, get_event)

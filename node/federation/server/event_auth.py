@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation.transport import endpoints as E
+
 from ..access import require_room_access
-from .common import V1, auth_chain_events, event_in_room
+from ..xmatrix_auth import serve
+from .common import auth_chain_events, event_in_room
 
 
 def register(routes: Any, fctx: Any) -> None:
@@ -18,4 +21,4 @@ def register(routes: Any, fctx: Any) -> None:
         chain = await auth_chain_events(fctx, [ev.event_id], roomId)
         return 200, {"auth_chain": [dict(e.pdu) for e in chain]}
 
-    routes.add("GET", V1 + "/event_auth/{roomId}/{eventId}", event_auth)
+    serve(routes, E.EVENT_AUTH, event_auth)

@@ -34,13 +34,14 @@ from __future__ import annotations
 from typing import Any
 
 from federation.errors import MatrixError, NotFound
+from federation.transport import endpoints as E
 from node.rooms.client_format import strip_state_event
 from node.rooms.hierarchy_ops import valid_children
 from node.rooms.summary import room_summary
 
 from ..access import server_of
 from ..acl_check import server_allowed
-from .common import V1
+from ..xmatrix_auth import serve
 
 MAX_CHILDREN = 250
 MAX_STATE_EVENTS = 2_000
@@ -117,4 +118,4 @@ def register(routes: Any, fctx: Any) -> None:
         suggested_only = req.query_bool("suggested_only", False)
         return 200, await answer(fctx.rooms, origin, roomId, suggested_only)
 
-    routes.add("GET", V1 + "/hierarchy/{roomId}", get_hierarchy)
+    serve(routes, E.HIERARCHY, get_hierarchy)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-SERVER = "/_matrix/key/v2/server"
-QUERY = "/_matrix/key/v2/query"
+from federation.transport import endpoints as E
+
+from ..xmatrix_auth import serve
 
 
 def register(routes: Any, fctx: Any) -> None:
@@ -28,9 +29,9 @@ def register(routes: Any, fctx: Any) -> None:
     async def query_get(req: Any, serverName: str) -> tuple[int, dict]:
         return await notary.handle_get(serverName, req.query("minimum_valid_until_ts"))
 
-    routes.add_public("GET", SERVER, server_keys)
-    routes.add_public("GET", SERVER + "/", server_keys)
+    serve(routes, E.KEY_SERVER, server_keys)
+    serve(routes, E.KEY_SERVER_SLASH, server_keys)
     # Deprecated form with a key ID: the response is the same (all keys).
-    routes.add_public("GET", SERVER + "/{keyId}", server_keys)
-    routes.add_public("POST", QUERY, query_post)
-    routes.add_public("GET", QUERY + "/{serverName}", query_get)
+    serve(routes, E.KEY_SERVER_KEY_ID, server_keys)
+    serve(routes, E.KEY_QUERY, query_post)
+    serve(routes, E.KEY_QUERY_SERVER, query_get)

@@ -10,10 +10,11 @@ import secrets
 from typing import Any
 
 from federation.errors import InvalidParam, MatrixError
+from federation.transport import endpoints as E
 from node.http.server import Response
 from node.media.headers import media_headers
 
-from .common import V1
+from ..xmatrix_auth import serve
 
 MAX_DIMENSION = 10_000
 
@@ -61,5 +62,5 @@ def register(routes: Any, fctx: Any) -> None:
                          media_headers(result.content_type, f"thumbnail.{ext}",
                                        force_inline=True), result.data)
 
-    routes.add("GET", V1 + "/media/download/{mediaId}", download)
-    routes.add("GET", V1 + "/media/thumbnail/{mediaId}", thumbnail)
+    serve(routes, E.MEDIA_DOWNLOAD, download)
+    serve(routes, E.MEDIA_THUMBNAIL, thumbnail)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from federation.errors import BadJSON
+from federation.transport import endpoints as E
 
 from ..access import ServerVisibility, require_room_access
+from ..xmatrix_auth import serve
 from .backfill import walk_back
-from .common import V1
 
 MAX_LIMIT = 100
 
@@ -45,4 +46,4 @@ def register(routes: Any, fctx: Any) -> None:
         pdus = await ServerVisibility(fctx.rooms, room, origin).serve(events)
         return 200, {"events": pdus}
 
-    routes.add("POST", V1 + "/get_missing_events/{roomId}", get_missing_events)
+    serve(routes, E.GET_MISSING_EVENTS, get_missing_events)

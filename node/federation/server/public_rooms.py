@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation.transport import endpoints as E
 from node.rooms import directory_ops
 
-from .common import V1
+from ..xmatrix_auth import serve
 
 
 def register(routes: Any, fctx: Any) -> None:
@@ -24,5 +25,5 @@ def register(routes: Any, fctx: Any) -> None:
             fctx.rooms, limit=parsed.limit, since=parsed.since,
             search_term=parsed.search_term or None, room_types=parsed.room_types)
 
-    routes.add("GET", V1 + "/publicRooms", get_public)
-    routes.add("POST", V1 + "/publicRooms", post_public)
+    serve(routes, E.PUBLIC_ROOMS, get_public)
+    serve(routes, E.PUBLIC_ROOMS_POST, post_public)

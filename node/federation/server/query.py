@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from federation.errors import InvalidParam, MatrixError, NotFound
+from federation.transport import endpoints as E
 from node.rooms import store as rooms_store
 
 from ..access import server_of
-from .common import V1
+from ..xmatrix_auth import serve
 
 PROFILE_FIELDS = ("displayname", "avatar_url", "m.tz")
 
@@ -60,5 +61,5 @@ def register(routes: Any, fctx: Any) -> None:
             pass
         return 200, {"room_id": room_id, "servers": servers}
 
-    routes.add("GET", V1 + "/query/profile", profile)
-    routes.add("GET", V1 + "/query/directory", directory)
+    serve(routes, E.QUERY_PROFILE, profile)
+    serve(routes, E.QUERY_DIRECTORY, directory)

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation.transport import endpoints as E
+
+from ..xmatrix_auth import serve
+
 
 def register(routes: Any, fctx: Any) -> None:
     transactions = fctx.extras["transactions"]
@@ -13,4 +17,4 @@ def register(routes: Any, fctx: Any) -> None:
     async def send(req: Any, origin: str, txnId: str) -> tuple[int, dict]:
         return 200, await transactions.on_send(origin, txnId, req.json())
 
-    routes.add("PUT", "/_matrix/federation/v1/send/{txnId}", send)
+    serve(routes, E.SEND, send)

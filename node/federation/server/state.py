@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from federation.errors import MatrixError
+from federation.transport import endpoints as E
 
 from ..access import require_room_access
-from .common import V1, auth_chain_events, event_in_room
+from ..xmatrix_auth import serve
+from .common import auth_chain_events, event_in_room
 
 
 async def state_at(fctx: Any, req: Any, origin: str, room_id: str) -> dict:
@@ -33,4 +35,4 @@ def register(routes: Any, fctx: Any) -> None:
         return 200, {"pdus": [dict(evs[e].pdu) for e in state.values() if e in evs],
                      "auth_chain": [dict(e.pdu) for e in chain]}
 
-    routes.add("GET", V1 + "/state/{roomId}", get_state)
+    serve(routes, E.STATE, get_state)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import V1, auth_chain_events
+from federation.transport import endpoints as E
+
+from ..xmatrix_auth import serve
+from .common import auth_chain_events
 from .state import state_at
 
 
@@ -17,4 +20,4 @@ def register(routes: Any, fctx: Any) -> None:
         return 200, {"pdu_ids": list(state.values()),
                      "auth_chain_ids": [e.event_id for e in chain]}
 
-    routes.add("GET", V1 + "/state_ids/{roomId}", get_state_ids)
+    serve(routes, E.STATE_IDS, get_state_ids)

@@ -22,8 +22,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from federation.errors import Forbidden
+from federation.transport import endpoints as E
 
-STATS_PATH = "/_parta/v1/stats"
+from ..xmatrix_auth import serve
+
 MAX_DIRECTORS = 50
 
 
@@ -57,4 +59,4 @@ def register(routes: Any, fctx: Any) -> None:
             raise Forbidden("Only this server's city gateway may read its statistics")
         return 200, await fctx.ctx.db.run(collect_stats, fctx.server_name)
 
-    routes.add("GET", STATS_PATH, get_stats)
+    serve(routes, E.PARTA_STATS, get_stats)

@@ -29,9 +29,10 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from federation.errors import NotFound
+from federation.transport import endpoints as E
 from node.accounts import store as accounts_store
 
-from .common import V1
+from ..xmatrix_auth import serve
 from .user_common import local_user_id
 
 # No device-list stream yet: no m.device_list_update EDU was ever sent (rule 4).
@@ -65,4 +66,4 @@ def register(routes: Any, fctx: Any) -> None:
         return 200, {"user_id": user_id, "stream_id": NO_DEVICE_LIST_UPDATES,     # 4.
                      "devices": [device_entry(r, share_names) for r in rows]}   # 2., 3.
 
-    routes.add("GET", V1 + "/user/devices/{userId}", user_devices)
+    serve(routes, E.USER_DEVICES, user_devices)

@@ -29,8 +29,9 @@ from __future__ import annotations
 from typing import Any
 
 from federation.errors import BadJSON
+from federation.transport import endpoints as E
 
-from .common import V1
+from ..xmatrix_auth import serve
 from .user_common import body_map, check_counts, existing_users, local_user_id
 
 
@@ -84,5 +85,5 @@ def register(routes: Any, fctx: Any) -> None:
         # 2. No one-time or fallback keys are stored: nothing can be claimed.
         return 200, {"one_time_keys": {}}
 
-    routes.add("POST", V1 + "/user/keys/query", keys_query)
-    routes.add("POST", V1 + "/user/keys/claim", keys_claim)
+    serve(routes, E.USER_KEYS_QUERY, keys_query)
+    serve(routes, E.USER_KEYS_CLAIM, keys_claim)

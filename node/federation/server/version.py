@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation.transport import endpoints as E
+
+from ..xmatrix_auth import serve
+
 NAME = "Parta"
 VERSION = "0.1.0"
 
@@ -13,4 +17,4 @@ def register(routes: Any, fctx: Any) -> None:
     async def version(req: Any) -> tuple[int, dict]:
         return 200, {"server": {"name": NAME, "version": VERSION}}
 
-    routes.add_public("GET", "/_matrix/federation/v1/version", version)
+    serve(routes, E.VERSION, version)
