@@ -7,6 +7,10 @@ limit again), matches a route, authenticates (via an injected ``authenticate`` c
 applies the injected rate limiter, awaits the handler, and renders ``(status, json)``.  Any
 ``MatrixError`` becomes ``{"errcode", "error"}`` with its status; anything else is logged and
 becomes a 500 ``M_UNKNOWN`` without details (no data leaks).
+
+A handler may return a ``Response`` (bytes in memory, e.g. a thumbnail) or a ``FileResponse``
+(an open file, streamed with backpressure by ``file_sender.FileProducer``, so a media download
+holds one chunk in memory, not the file).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from twisted.web import resource, server
 
 from federation.errors import MatrixError
 
+from .file_sender import FileProducer, FileResponse
 from .request import ApiRequest, Requester
 from .router import Route, Router
 
@@ -179,14 +184,13 @@ class ApiResource(resource.Resource):
         req.requester = await self.authenticate(req, token)
 
     def _write_result(self, twreq: server.Request, result: Any) -> int:
+        if isinstance(result, FileResponse):
+            return self._write_file(twreq, result)
         if isinstance(result, Response):
             if twreq._disconnected:  # client went away while we worked
                 return result.status
-            twreq.setResponseCode(result.status)
-            twreq.setHeader(b"Content-Type", result.content_type.encode("latin-1"))
-            for k, v in result.headers.items():
-                twreq.setHeader(k.encode("latin-1"), v.encode("latin-1"))
-            twreq.setHeader(b"Content-Length", str(len(result.body)).encode())
+            self._write_head(twreq, result.status, result.content_type, result.headers,
+                             len(result.body))
             if twreq.method != b"HEAD":
                 twreq.write(result.body)
             twreq.finish()
@@ -194,6 +198,34 @@ class ApiResource(resource.Resource):
         status, body = result
         self._write_json(twreq, status, body)
         return status
+
+    @staticmethod
+    def _write_file(twreq: server.Request, result: FileResponse) -> int:
+        """Stream ``result``'s file; it is closed on every path (HEAD, gone client, error)."""
+        try:
+            if twreq._disconnected:  # client went away while we worked
+                result.close()
+                return result.status
+            ApiResource._write_head(twreq, result.status, result.content_type,
+                                    result.headers, result.content_length)
+            if twreq.method == b"HEAD":
+                result.close()
+                twreq.finish()
+                return result.status
+            FileProducer(twreq, result).start()
+        except BaseException:
+            result.close()
+            raise
+        return result.status
+
+    @staticmethod
+    def _write_head(twreq: server.Request, status: int, content_type: str,
+                    headers: dict[str, str], length: int) -> None:
+        twreq.setResponseCode(status)
+        twreq.setHeader(b"Content-Type", content_type.encode("latin-1"))
+        for k, v in headers.items():
+            twreq.setHeader(k.encode("latin-1"), v.encode("latin-1"))
+        twreq.setHeader(b"Content-Length", str(length).encode())
 
     @staticmethod
     def _write_json(twreq: server.Request, status: int, body: Any) -> None:
