@@ -1,4 +1,4 @@
-"""The school side of enrolment (issue 5): ``parta node enrol https://city.example --token T``.
+"""The school side of enrolment: ``parta node enrol https://city.example --token T``.
 
 Steps: parse the one-time token (``federation.enrolment``), sign an enrolment request with
 every key of the node's signing key file, POST it to ``<gateway>/_parta/v1/enrol``, check the

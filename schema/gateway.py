@@ -1,4 +1,4 @@
-"""City gateway tables (issue 5: enrolment and the signed roster; ``federation/roster.py``).
+"""City gateway tables: enrolment and the signed roster (``federation/roster.py``).
 
 ``roster_versions`` keeps every signed roster version ever published (the chain is served in
 full and never rewritten); ``doc`` is the canonical JSON of the signed document, so the bytes

@@ -95,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                      "(default: federation.tls_ca_file, else the system store)")
     p.set_defaults(func=cmd_keys_rotate)
 
-    from .enrol_cmd import add_enrol_parser   # issue 5: parta node enrol (city gateway)
+    from .enrol_cmd import add_enrol_parser   # parta node enrol (city gateway)
     add_enrol_parser(sub)
 
 

@@ -1,6 +1,7 @@
 """Which classes of city servers may take part in a room: the Parta state event
-``org.parta.room.audience`` (issue 5: "``external`` class servers (e.g. a ministry) can take
-part in rooms that allow them and cannot join rooms restricted to schools").
+``org.parta.room.audience``: ``external`` class servers (e.g. a ministry) take part in rooms
+that allow them and cannot join rooms restricted to schools (docs/architecture.md "Room
+audience").
 
 The event (state key ``""``)::
 

@@ -4,7 +4,7 @@ The node's ``NodeContext`` (``ctx``) plus the key ring and our key server, the o
 client (``client``: a ``FederationHttpClient`` behind the server policy), the federation
 listener's ``router`` (``routes`` registers X-Matrix-authenticated handlers on it), the
 ``policy``, the ``state_store`` (shared with node/rooms) and the inbound ``ingest``
-pipeline, plus the node's services.  FED-OUT's outbound sender and membership handshakes
+pipeline, plus the node's services.  The outbound sender and the membership handshakes
 receive it.
 """
 

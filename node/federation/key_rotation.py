@@ -1,5 +1,5 @@
-"""``parta node keys rotate`` on a node enrolled with a city gateway (issue 5: "key rotation on
-a school updates its roster entry through an authenticated request").
+"""``parta node keys rotate`` on a node enrolled with a city gateway: the new key reaches the
+school's roster entry through an authenticated request to the gateway.
 
 Roster members only accept the keys the city roster pins for a server, so an enrolled node
 tells the gateway first: it makes the new key in memory, POSTs

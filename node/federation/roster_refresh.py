@@ -1,5 +1,6 @@
-"""Keeping an enrolled node's roster current (issue 5: "nodes refresh periodically and on a
-push hint, verify signature and chain, and refuse a rollback to an older version").
+"""Keeping an enrolled node's roster current: refreshed periodically and on a push hint,
+each new version's signature and hash chain verified, a rollback to an older version refused
+(docs/architecture.md "The closed federation").
 
 ``RosterRefresher`` asks the gateway every ``federation.roster_refresh_seconds`` (default
 60 s; the clock is injected, tests use ``task.Clock``) for every version after the one it

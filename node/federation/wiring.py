@@ -7,7 +7,7 @@ client (TLS policy from config, server name resolution with the override map, th
 key ring (pinned keys from the policy, a database cache, direct
 fetches, configured notaries), the federation listener's router with X-Matrix
 authentication, the state store (shared with the rooms area), the ingest pipeline, the
-transaction handler and the endpoints; then FED-OUT's outbound sender
+transaction handler and the endpoints; then the outbound sender
 (``node.federation.outbound.wiring``) and membership handshakes
 (``node.federation.membership.wiring``), each skipped with a warning while missing.
 
@@ -58,8 +58,8 @@ class FederationService:
     ingest: Ingest
     transactions: InboundTransactions
     edus: EduHandler
-    sender: Any = None               # FED-OUT's FederationSender
-    membership: Any = None           # FED-OUT's MembershipService
+    sender: Any = None               # outbound.FederationSender
+    membership: Any = None           # membership.MembershipService
     port: Any = None                 # the listening port once ``listen`` ran
     extras: dict = field(default_factory=dict)
 
@@ -121,7 +121,7 @@ def build_context(ctx: Any, *, rooms: Any, policy: Any = None, signing_keys: Any
                                                 if k.key_id != ctx.signing_key.key_id]
     key_server = KeyServer(ctx.server_name, signing_keys, ctx.clock, old_keys or (),
                            key_lifetime_ms=cfg.key_validity_ms)
-    if policy is None:       # the city roster when enrolled (issue 5), else open
+    if policy is None:       # the city roster when enrolled, else open
         from .roster_policy import policy_from_config
         policy = policy_from_config(ctx.config)
     if client is None:

@@ -5,10 +5,15 @@ Serves the stored bytes with the upload's ``Content-Type`` and a ``Content-Dispo
 ``inline`` only for the spec's inline-safe types and always carries the upload's file name (or
 the one in the path).  matrix-nio requests the bare form with a trailing slash, so that spelling
 is accepted too.
+
+Local files are streamed from disk (``FileResponse``): a download holds one chunk in memory,
+not the file, however many run at once.  A remote server's media comes from the remote
+media cache as bytes.
 """
 
 from __future__ import annotations
 
+from node.http.file_sender import FileResponse
 from node.http.request import ApiRequest
 from node.http.router import Router
 from node.http.server import Response
@@ -21,11 +26,19 @@ DOWNLOAD = "/_matrix/client/v1/media/download/{serverName}/{mediaId}"
 
 def register(router: Router, media: MediaService) -> None:
     async def download(req: ApiRequest, serverName: str, mediaId: str,
-                       fileName: str | None = None) -> Response:
-        info, data = await media.download(serverName, mediaId)
-        filename = fileName if fileName else info.upload_name
-        return Response(200, data, served_content_type(info.content_type),
-                        media_headers(info.content_type, filename))
+                       fileName: str | None = None) -> Response | FileResponse:
+        info, body = await media.open_download(serverName, mediaId)
+        try:
+            filename = fileName if fileName else info.upload_name
+            content_type = served_content_type(info.content_type)
+            headers = media_headers(info.content_type, filename)
+        except BaseException:
+            if not isinstance(body, bytes):
+                body.file.close()
+            raise
+        if isinstance(body, bytes):
+            return Response(200, body, content_type, headers)
+        return FileResponse(200, body.file, body.size, content_type, headers)
 
     router.add("GET", DOWNLOAD, download)
     router.add("GET", DOWNLOAD + "/", download, name=DOWNLOAD)

@@ -1,7 +1,9 @@
 """MediaService: the content repository's logic (client-server API "Content repository").
 
 Upload stores bytes content-addressed on disk and a ``local_media`` row under a fresh random media
-ID; download and thumbnail look the row up and read the bytes.  Limits (from ``MediaConfig``):
+ID; download looks the row up and opens the file, which the HTTP layer streams
+(``node.http.file_sender``: memory per download is one chunk, whatever the file size);
+thumbnail reads the (small) bytes.  Limits (from ``MediaConfig``):
 ``max_upload_bytes`` (413 ``M_TOO_LARGE``), ``per_user_quota_bytes`` — the total size of one user's
 uploads (403 ``M_FORBIDDEN``, as "Security considerations" prescribes), and
 ``max_thumbnail_pixels`` (413 ``M_TOO_LARGE`` on thumbnails: pixels to decode, see
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, BinaryIO, Callable
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -66,6 +68,14 @@ class MediaInfo:
     size: int
     sha256: str
     created_ts: int
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A stored file opened for a download and its size.  The caller owns ``file``."""
+
+    file: BinaryIO
+    size: int
 
 
 @dataclass(frozen=True)
@@ -168,16 +178,20 @@ class MediaService:
             raise NotFound("Media not found")
         return info
 
-    async def download(self, server_name: str, media_id: str) -> tuple[MediaInfo, bytes]:
+    async def open_download(self, server_name: str,
+                            media_id: str) -> tuple[MediaInfo, MediaFile | bytes]:
+        """What ``GET .../download/{serverName}/{mediaId}`` serves: a local file opened for
+        streaming (the caller must close it), or a remote server's bytes (from the remote
+        media cache, whose size is bounded there)."""
         remote = getattr(self, "remote_media", None)    # set when federating
         if remote is not None and server_name != self.server_name and \
                 is_valid_server_name(server_name) and is_valid_media_id(media_id):
             return await remote.download(server_name, media_id)
         info = await self.get_local_media(server_name, media_id)
-        data = await self.offload(self.store.get, info.sha256)
-        if data is None:
+        opened = await self.offload(self.store.open_sized, info.sha256)
+        if opened is None:
             raise NotFound("Media content is missing from the store")
-        return info, data
+        return info, MediaFile(*opened)
 
     # --- thumbnails -----------------------------------------------------------------------
     async def thumbnail(self, server_name: str, media_id: str, width: int, height: int,

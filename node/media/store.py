@@ -68,5 +68,19 @@ class MediaStore:
         except FileNotFoundError:
             return None
 
+    def open_sized(self, sha256: str) -> tuple[BinaryIO, int] | None:
+        """The stored file and its size in bytes (for streaming it), or ``None``.
+
+        The size is the open file's own, so it is what can actually be read from this handle.
+        """
+        fh = self.open(sha256)
+        if fh is None:
+            return None
+        try:
+            return fh, os.fstat(fh.fileno()).st_size
+        except BaseException:
+            fh.close()
+            raise
+
     def has(self, sha256: str) -> bool:
         return os.path.exists(self.path_for(sha256))

@@ -10,7 +10,7 @@ events" (``get_missing_events`` for unknown ``prev_events``), "Retrieving events
 authorisation information" (``/event_auth`` for unknown ``auth_events``), "Room State
 Resolution" (forks are merged with the room version's algorithm).
 
-``Ingest`` API (FED-CORE; FED-OUT calls the last two when joining a remote room):
+``Ingest`` API (the membership handshakes call the last two when joining a remote room):
 
 * ``await receive_pdus(origin, pdus) -> {event_id: {} | {"error": str}}``;
 * ``await persist_outlier_and_state(room_version, state_pdus, auth_chain_pdus, origin,

@@ -1,2 +1,2 @@
-"""Membership handshakes (FED-OUT): make/send join, invite, make/send leave as the
+"""Membership handshakes (outbound federation): make/send join, invite, make/send leave as the
 resident server and as the joining/inviting/leaving server.  ``wiring.wire`` builds it."""

@@ -1,2 +1,2 @@
-"""Outbound federation (FED-OUT): the persisted per-destination queue, transactions with
+"""Outbound federation: the persisted per-destination queue, transactions with
 backoff and catch-up, fan-out of local events and EDUs.  ``wiring.wire`` builds it."""

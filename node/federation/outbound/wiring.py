@@ -1,6 +1,6 @@
 """Composition of the outbound side: ``wire(fctx, *, rooms, sync) -> FederationSender``.
 
-Called by ``node.federation.wiring.wire`` (FED-CORE) with its ``FederationContext``
+Called by ``node.federation.wiring.wire`` (the inbound side) with its ``FederationContext``
 (``ctx``, ``client``, ``policy``, ...).  Builds the transaction sender and the fan-out,
 subscribes to the rooms persister (``on_persisted``), to typing and receipts of the sync
 area (``listeners``), and starts (catch-up + resume queued destinations) once the reactor

@@ -1,1 +1,2 @@
-"""Client-API features that ask other servers (FED-OUT): remote profiles, remote media."""
+"""Client-API features that ask other servers: remote profiles, remote media, remote
+backfill and space hierarchies."""

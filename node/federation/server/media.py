@@ -2,7 +2,10 @@
 (spec: server-server API "Content Repository", ``content_repository.yaml``): this server's
 media for another server, as ``multipart/mixed`` with exactly two parts -- a JSON metadata
 object (always ``{}``) and the bytes with their ``Content-Type`` and
-``Content-Disposition``."""
+``Content-Disposition``.
+
+A download streams the file from disk between the multipart framing (``FileResponse``), so
+it holds one chunk in memory, not the file; thumbnails are small and sent from memory."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 
 from federation.errors import InvalidParam, MatrixError
 from federation.transport import endpoints as E
+from node.http.file_sender import FileResponse
 from node.http.server import Response
 from node.media.headers import media_headers
 
@@ -19,16 +23,23 @@ from ..xmatrix_auth import serve
 MAX_DIMENSION = 10_000
 
 
-def multipart(content_type: str, headers: dict[str, str], data: bytes) -> Response:
+def multipart_frame(content_type: str, headers: dict[str, str]) -> tuple[str, bytes, bytes]:
+    """(response Content-Type, bytes before the media, bytes after it) of the two-part
+    ``multipart/mixed`` answer; the media's own bytes go in between."""
     boundary = secrets.token_hex(16)
     part_headers = {"Content-Type": content_type}
     part_headers.update({k: v for k, v in headers.items()
                          if k.lower() in ("content-disposition",)})
     head = "".join(f"{k}: {v}\r\n" for k, v in part_headers.items())
-    body = (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{{}}\r\n"
-            f"--{boundary}\r\n{head}\r\n").encode("latin-1") + data + \
-        f"\r\n--{boundary}--\r\n".encode("ascii")
-    return Response(200, body, f"multipart/mixed; boundary={boundary}")
+    prefix = (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{{}}\r\n"
+              f"--{boundary}\r\n{head}\r\n").encode("latin-1")
+    suffix = f"\r\n--{boundary}--\r\n".encode("ascii")
+    return f"multipart/mixed; boundary={boundary}", prefix, suffix
+
+
+def multipart(content_type: str, headers: dict[str, str], data: bytes) -> Response:
+    response_type, prefix, suffix = multipart_frame(content_type, headers)
+    return Response(200, prefix + data + suffix, response_type)
 
 
 def _dimension(req: Any, name: str) -> int:
@@ -45,10 +56,14 @@ def register(routes: Any, fctx: Any) -> None:
     if media is None:
         return
 
-    async def download(req: Any, origin: str, mediaId: str) -> Response:
-        info, data = await media.download(fctx.server_name, mediaId)
-        return multipart(info.content_type, media_headers(info.content_type,
-                                                          info.upload_name), data)
+    async def download(req: Any, origin: str, mediaId: str) -> Response | FileResponse:
+        info, body = await media.open_download(fctx.server_name, mediaId)
+        headers = media_headers(info.content_type, info.upload_name)
+        if isinstance(body, bytes):
+            return multipart(info.content_type, headers, body)
+        response_type, prefix, suffix = multipart_frame(info.content_type, headers)
+        return FileResponse(200, body.file, body.size, response_type, prefix=prefix,
+                            suffix=suffix)
 
     async def thumbnail(req: Any, origin: str, mediaId: str) -> Response:
         width, height = _dimension(req, "width"), _dimension(req, "height")

@@ -1,6 +1,7 @@
 """``GET /_parta/v1/stats`` on the federation listener: what a school publishes to its city
-gateway (Parta's own endpoint, issue 5 "City services": the dashboard shows "users/rooms
-counts the school publishes"; "enrolled schools' directors are invited" to the city rooms).
+gateway (Parta's own endpoint, docs/architecture.md "City services on the gateway": the
+dashboard shows the users and rooms counts each school publishes, and the directors listed
+here are invited to the city rooms).
 
 X-Matrix authenticated like every federation request, and answered only for the server
 that signs this node's roster (its city gateway); anyone else, and every server while the

@@ -38,7 +38,9 @@ from federation.transport.xmatrix import sign_request
 from node.clock import ReactorClock
 from node.config import Config, FederationConfig
 from node.federation import wiring
+from node.http.file_sender import FileResponse
 from node.http.request import ApiRequest
+from node.http.server import Response
 from node.rooms.service import RoomService
 from node.sync.notifier import SyncNotifier
 from node.sync.service import SyncService
@@ -98,6 +100,10 @@ def dispatch(node: "FedNode", method: str, target: str, body: bytes,
         return exc.http_status, exc.to_json()
     if isinstance(result, tuple):
         return result
+    if isinstance(result, FileResponse):      # ApiResource streams it; here: read it whole
+        with result.file:
+            data = result.prefix + result.file.read(result.length) + result.suffix
+        result = Response(result.status, data, result.content_type, result.headers)
     return result.status, result      # a node.http.server.Response
 
 
