@@ -34,7 +34,7 @@ def encode_base64(data: bytes, *, urlsafe: bool = False) -> str:
     return text
 
 
-def decode_base64(text: str, *, urlsafe: bool = False) -> bytes:
+def decode_base64(text: object, *, urlsafe: bool = False) -> bytes:
     """Decode unpadded (or correctly padded) Base64; raise ``Base64Error`` otherwise."""
     if not isinstance(text, str):
         raise Base64Error(f"Base64 value must be a string, not {type(text).__name__}")

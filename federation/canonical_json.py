@@ -44,7 +44,7 @@ from .json_limits import MAX_JSON_DEPTH, MAX_SERVER_JSON_DEPTH, nesting_exceeds
 try:  # optional fast path
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a declared dependency
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]  # the fallback tests for None
 
 MAX_SAFE_INT = 2**53 - 1
 MIN_SAFE_INT = -(2**53) + 1

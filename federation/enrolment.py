@@ -37,7 +37,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeGuard
 
 from .identifiers import is_valid_server_name
 from .b64 import decode_base64, encode_base64
@@ -74,7 +74,7 @@ def _malformed(message: str) -> EnrolmentError:
     return EnrolmentError(message, reason="malformed")
 
 
-def _is_int(v: object) -> bool:
+def _is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -136,6 +136,12 @@ def make_token(*, school_id: str, roster_verify_key: VerifyKey, signer_name: str
     return tok
 
 
+def _unchecked(body: Mapping[str, Any], key: str) -> Any:
+    """A token field as decoded, any JSON value or None: ``_check_token_fields`` checks the
+    token built from them, so one place says what a well-formed token is."""
+    return body.get(key)
+
+
 def _check_token_fields(tok: EnrolmentToken) -> None:
     if not isinstance(tok.token_id, str) or not 8 <= len(tok.token_id) <= 64 \
             or not tok.token_id.isascii() or not tok.token_id.isprintable():
@@ -175,10 +181,11 @@ def parse_token(text: object, now_ms: int | None = None) -> EnrolmentToken:
         secret = decode_base64(body.get("secret"), urlsafe=True)
     except BadJSON:
         raise _malformed("Enrolment token: secret is not Base64") from None
-    tok = EnrolmentToken(token_id=body.get("id"), secret=secret, expires_ts=body.get("exp"),
-                         school_id=body.get("school_id"),
-                         roster_key_fingerprint=body.get("roster_key"),
-                         signer_name=body.get("signer"))
+    tok = EnrolmentToken(token_id=_unchecked(body, "id"), secret=secret,
+                         expires_ts=_unchecked(body, "exp"),
+                         school_id=_unchecked(body, "school_id"),
+                         roster_key_fingerprint=_unchecked(body, "roster_key"),
+                         signer_name=_unchecked(body, "signer"))
     _check_token_fields(tok)
     if now_ms is not None and tok.is_expired(now_ms):
         raise EnrolmentError(f"Enrolment token {tok.token_id} has expired; ask the city "
@@ -206,7 +213,7 @@ class VerifiedEnrolment:
     verify_keys: Mapping[str, VerifyKey]
 
 
-def _keys_json(keys: Iterable[SigningKey | VerifyKey]) -> dict:
+def _keys_json(keys: Iterable[SigningKey | VerifyKey]) -> dict[str, Any]:
     out = {}
     for k in keys:
         vk = k.verify_key if isinstance(k, SigningKey) else k
@@ -215,7 +222,7 @@ def _keys_json(keys: Iterable[SigningKey | VerifyKey]) -> dict:
 
 
 def build_enrolment_request(token: EnrolmentToken, server_name: str,
-                            signing_keys: Iterable[SigningKey], now_ms: int) -> dict:
+                            signing_keys: Iterable[SigningKey], now_ms: int) -> dict[str, Any]:
     """The body a node POSTs to enrol: proof by the token, signed by each server key."""
     keys = list(signing_keys)
     if not keys:
@@ -255,7 +262,9 @@ def _check_signed_by_all(body: Mapping[str, Any], server_name: str,
                                  f"registers: {exc.message}", reason="signature") from None
 
 
-def _common_shape(body: object) -> tuple[str, dict[str, VerifyKey], bytes]:
+def _common_shape(body: object
+                  ) -> tuple[Mapping[str, Any], str, dict[str, VerifyKey], bytes]:
+    """The checks both request kinds share; returns ``body`` seen as the JSON object it is."""
     if not isinstance(body, Mapping):
         raise _malformed("Request body must be a JSON object")
     server_name = body.get("server_name")
@@ -268,7 +277,7 @@ def _common_shape(body: object) -> tuple[str, dict[str, VerifyKey], bytes]:
         message = signed_bytes(body)
     except CanonicalJSONError as exc:
         raise _malformed(f"Request is not valid canonical JSON: {exc.message}") from None
-    return server_name, keys, message
+    return body, server_name, keys, message
 
 
 def verify_enrolment_request(body: object,
@@ -278,12 +287,12 @@ def verify_enrolment_request(body: object,
 
     Does not consume the token: the gateway marks it used in the same transaction.
     """
-    server_name, keys, message = _common_shape(body)
-    token_id = body.get("token_id")
+    request, server_name, keys, message = _common_shape(body)
+    token_id = request.get("token_id")
     if not isinstance(token_id, str) or not token_id:
         raise _malformed("token_id must be a non-empty string")
     try:
-        proof = decode_base64(body.get("proof"))
+        proof = decode_base64(request.get("proof"))
     except BadJSON:
         raise _malformed("proof must be unpadded Base64") from None
     record = token_lookup(token_id)
@@ -293,7 +302,7 @@ def verify_enrolment_request(body: object,
         raise EnrolmentError("This enrolment token has already been used", reason="used")
     if record.expires_ts < now_ms:
         raise EnrolmentError("This enrolment token has expired", reason="expired")
-    unproved = {k: v for k, v in body.items() if k not in ("proof", "signatures", "unsigned")}
+    unproved = {k: v for k, v in request.items() if k not in ("proof", "signatures", "unsigned")}
     try:
         verifier = decode_base64(record.verifier)
     except BadJSON:  # pragma: no cover - the gateway stores what token_verifier returned
@@ -301,14 +310,14 @@ def verify_enrolment_request(body: object,
     if len(proof) != 64 or not verify_raw(verifier, proof, encode_canonical_json(unproved)):
         raise EnrolmentError("Enrolment proof does not match the token (wrong secret)",
                              reason="proof")
-    _check_signed_by_all(body, server_name, keys, message)
+    _check_signed_by_all(request, server_name, keys, message)
     return VerifiedEnrolment(token=record, server_name=server_name, verify_keys=keys)
 
 
 # --- enrolment response (gateway -> node) ------------------------------------------------
 
 def build_enrolment_response(roster_doc: Mapping[str, Any], signer_name: str,
-                             roster_verify_key: VerifyKey) -> dict:
+                             roster_verify_key: VerifyKey) -> dict[str, Any]:
     return {"roster": dict(roster_doc), "signer_name": signer_name,
             "roster_key": {"key_id": roster_verify_key.key_id,
                            "key": roster_verify_key.encode()}}
@@ -349,7 +358,7 @@ def verify_enrolment_response(resp: object, token: EnrolmentToken, server_name: 
 # --- key rotation ------------------------------------------------------------------------
 
 def build_key_update_request(server_name: str, current_keys: Iterable[SigningKey],
-                             new_keys: Iterable[SigningKey], now_ms: int) -> dict:
+                             new_keys: Iterable[SigningKey], now_ms: int) -> dict[str, Any]:
     """Ask the gateway to pin ``new_keys`` (the full new set) for ``server_name``; signed
     by ``current_keys`` (at least one must be pinned in the roster) and by every new key."""
     new = list(new_keys)
@@ -366,16 +375,16 @@ def verify_key_update_request(body: object, entry: RosterEntry | None, now_ms: i
                               max_skew_ms: int = KEY_UPDATE_MAX_SKEW_MS
                               ) -> dict[str, VerifyKey]:
     """Check a key rotation against the server's roster ``entry``; returns the new keys."""
-    server_name, keys, message = _common_shape(body)
+    request, server_name, keys, message = _common_shape(body)
     if entry is None or entry.server_name != server_name:
         raise EnrolmentError(f"{server_name} is not in the roster", reason="roster")
-    if abs(body["ts"] - now_ms) > max_skew_ms:
+    if abs(request["ts"] - now_ms) > max_skew_ms:
         raise EnrolmentError("Key update request is too old or from the future (check the "
                              "clock)", reason="expired")
     pinned_ok = False
     for vk in entry.verify_keys.values():
         try:
-            verify_json(body, server_name, vk, message=message)
+            verify_json(request, server_name, vk, message=message)
             pinned_ok = True
             break
         except SignatureError:
@@ -383,5 +392,5 @@ def verify_key_update_request(body: object, entry: RosterEntry | None, now_ms: i
     if not pinned_ok:
         raise EnrolmentError(f"Key update for {server_name} is not signed by any key the "
                              f"roster pins for it", reason="signature")
-    _check_signed_by_all(body, server_name, keys, message)
+    _check_signed_by_all(request, server_name, keys, message)
     return keys

@@ -6,6 +6,8 @@ layers can render ``{"errcode": ..., "error": ...}`` with the right status, and 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MatrixError(Exception):
     """Base of every error that maps onto a Matrix ``errcode`` response."""
@@ -23,8 +25,8 @@ class MatrixError(Exception):
             self.http_status = http_status
         self.extra = extra
 
-    def to_json(self) -> dict:
-        body = {"errcode": self.errcode, "error": self.message}
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"errcode": self.errcode, "error": self.message}
         body.update(self.extra)
         return body
 

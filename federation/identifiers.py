@@ -12,6 +12,7 @@ authorization rules (``federation.auth.user_ids``) and the roster/enrolment code
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 from .room_versions import RoomVersion
 
@@ -43,12 +44,12 @@ def _ipv4_ok(server_name: str) -> bool:
     return all(int(octet) <= 255 for octet in host.split("."))
 
 
-def is_valid_server_name(name: object) -> bool:
+def is_valid_server_name(name: object) -> TypeGuard[str]:
     """The appendix "Server Name" grammar; IPv4 literals must have octets <= 255."""
     return isinstance(name, str) and _SERVER_NAME.match(name) is not None and _ipv4_ok(name)
 
 
-def is_valid_user_id(user_id: object) -> bool:
+def is_valid_user_id(user_id: object) -> TypeGuard[str]:
     """A user ID as servers must accept it over federation ("Historical User IDs").
 
     ``@localpart:server_name``, at most 255 bytes; the localpart may be empty and may hold
@@ -62,12 +63,12 @@ def is_valid_user_id(user_id: object) -> bool:
     return user_id.isascii() or _SURROGATE.search(user_id) is None
 
 
-def is_valid_event_id(event_id: object) -> bool:
+def is_valid_event_id(event_id: object) -> TypeGuard[str]:
     """An event ID of room versions 4 and later (all of 10-12)."""
     return isinstance(event_id, str) and _EVENT_ID_V4.match(event_id) is not None
 
 
-def is_valid_room_id(room_id: object, room_version: RoomVersion) -> bool:
+def is_valid_room_id(room_id: object, room_version: RoomVersion) -> TypeGuard[str]:
     """A room ID in ``room_version``: ``!opaque:server_name`` (v10/v11) or a hash (v12)."""
     if not isinstance(room_id, str):
         return False

@@ -84,7 +84,8 @@ def nesting_exceeds(body: bytes, limit: int) -> bool:
             return True
         if removed == _CHEAP_PASSES:
             steps = map(sub, skeleton.translate(_STEP_PLUS_ONE), repeat(1))
-            return max(accumulate(steps)) > limit - removed
+            deepest: int = max(accumulate(steps))
+            return deepest > limit - removed
         shorter = skeleton.replace(b"[]", b"")
         if len(shorter) == len(skeleton):
             return False  # no pair left: unbalanced, the decoder reports it

@@ -30,7 +30,7 @@ from .errors import BadJSON
 try:  # libsodium signs faster than cryptography here (bench/bench_core.py); same bytes.
     from nacl.bindings import crypto_sign as _nacl_sign
 except ImportError:  # pragma: no cover - PyNaCl is a dependency
-    _nacl_sign = None
+    _nacl_sign = None  # type: ignore[assignment]  # the fallback tests for None
 
 ALGORITHM = "ed25519"
 SEED_BYTES = 32

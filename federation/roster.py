@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import hashlib
 import json
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeGuard
 
 from .identifiers import is_valid_server_name
 from .b64 import decode_base64, encode_base64
@@ -149,7 +149,7 @@ def roster_hash(signed_roster: Mapping[str, Any]) -> str:
 def server_entry(*, school_id: str, name: str, district: str = "",
                  server_class: str = "school",
                  verify_keys: Mapping[str, Any] | Iterable[VerifyKey],
-                 old_verify_keys: Mapping[str, Any] | None = None) -> dict:
+                 old_verify_keys: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON of one ``servers`` entry.
 
     ``verify_keys`` may be ``VerifyKey`` objects (a list, or a dict by key ID) or already the
@@ -160,7 +160,7 @@ def server_entry(*, school_id: str, name: str, district: str = "",
         items = list(verify_keys.items())
     else:
         items = [(k.key_id, k) for k in verify_keys]
-    keys: dict[str, dict] = {}
+    keys: dict[str, dict[str, Any]] = {}
     for key_id, k in items:
         keys[key_id] = {"key": k.encode()} if isinstance(k, VerifyKey) else dict(k)
     entry: dict[str, Any] = {"school_id": school_id, "name": name, "district": district,
@@ -172,7 +172,7 @@ def server_entry(*, school_id: str, name: str, district: str = "",
 
 def build_roster(prev: Mapping[str, Any] | None, servers: Mapping[str, Mapping[str, Any]],
                  issued_ts: int, validity_ms: int, signer_name: str,
-                 roster_key: SigningKey) -> dict:
+                 roster_key: SigningKey) -> dict[str, Any]:
     """Sign the version after ``prev`` (or version 1 if ``prev`` is None) listing ``servers``.
 
     ``servers`` maps server name -> entry JSON (see ``server_entry``); it is copied.  The
@@ -203,7 +203,7 @@ def build_roster(prev: Mapping[str, Any] | None, servers: Mapping[str, Mapping[s
 
 # --- verification ------------------------------------------------------------------------
 
-def _is_int(v: object) -> bool:
+def _is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -215,10 +215,10 @@ def _text(entry: Mapping[str, Any], key: str, where: str, *, allow_empty: bool) 
     return v
 
 
-def _decode_keys(raw: object, where: str, *, old: bool) -> dict:
+def _decode_keys(raw: object, where: str, *, old: bool) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise RosterError(f"{where} must be an object")
-    out: dict = {}
+    out: dict[str, Any] = {}
     for key_id, obj in raw.items():
         if not isinstance(obj, Mapping) or not isinstance(obj.get("key"), str):
             raise RosterError(f"{where}.{key_id} must be an object with a string 'key'")

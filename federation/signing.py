@@ -145,7 +145,7 @@ def signed_bytes(obj: Mapping[str, Any]) -> bytes:
                                   if k != "signatures" and k != "unsigned"})
 
 
-def sign_json(obj: dict, server_name: str, key: SigningKey) -> dict:
+def sign_json(obj: dict[str, Any], server_name: str, key: SigningKey) -> dict[str, Any]:
     """Add ``key``'s signature for ``server_name`` to ``obj`` (in place) and return it.
 
     Existing signatures (from other servers or keys) and ``unsigned`` are kept.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from ..events.model import Event
+from ..events.model import Event, StateKey
 from .errors import AuthError
 from .power_levels import named_level, user_power_level
 from .selection import JOIN_RULES, MEMBER
@@ -34,7 +34,7 @@ SignatureCheck = Callable[[Event, str], bool]
 DEFAULT_JOIN_RULE = "invite"
 
 
-def membership_of(user_id: str, state: Mapping) -> str | None:
+def membership_of(user_id: str, state: Mapping[StateKey, Event]) -> str | None:
     """``user_id``'s current membership in ``state`` (None when it has no member event)."""
     if not isinstance(user_id, str):
         return None
@@ -44,7 +44,7 @@ def membership_of(user_id: str, state: Mapping) -> str | None:
     return member.content.get("membership")
 
 
-def join_rule_of(state: Mapping) -> object:
+def join_rule_of(state: Mapping[StateKey, Event]) -> object:
     """The room's ``join_rule`` as found in the state: any JSON value, not only a string.
 
     A present value that is not a string (a number, null, a list, ...) is returned as it
@@ -66,7 +66,7 @@ def _original_creator(create: Event) -> object:
     return create.content.get("creator")        # v10: content.creator
 
 
-def check_member_event(event: Event, state: Mapping, create: Event, *,
+def check_member_event(event: Event, state: Mapping[StateKey, Event], create: Event, *,
                        is_signed_by: SignatureCheck | None = None) -> None:
     rv = event.room_version
     content = event.content
@@ -164,7 +164,7 @@ def check_member_event(event: Event, state: Mapping, create: Event, *,
         raise AuthError(rv, "5.8", f"unknown membership {membership!r}")
 
 
-def _check_join(event: Event, state: Mapping, create: Event,
+def _check_join(event: Event, state: Mapping[StateKey, Event], create: Event,
                 sender_membership: str | None) -> None:
     """Rule 5.3: ``membership`` is ``join``."""
     rv = event.room_version

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..events.model import Event
+from ..events.model import Event, StateKey
 from .errors import AuthError
 from .power_levels import as_int, room_creators, user_power_level
 from .selection import POWER_LEVELS
@@ -27,7 +27,7 @@ def _is_int_map(value: Any) -> bool:
     return isinstance(value, Mapping) and all(as_int(v) is not None for v in value.values())
 
 
-def check_power_levels_event(event: Event, state: Mapping) -> None:
+def check_power_levels_event(event: Event, state: Mapping[StateKey, Event]) -> None:
     """Rule 10: return to allow, raise ``AuthError`` to reject."""
     rv = event.room_version
     new = event.content
@@ -82,7 +82,8 @@ def check_power_levels_event(event: Event, state: Mapping) -> None:
                             f"cannot set {name!r} to {new_value}, above the sender's level")
 
     for name in LEVEL_MAPS:
-        old_map = old.get(name) if isinstance(old.get(name), Mapping) else {}
+        old_value_map = old.get(name)
+        old_map: Mapping[str, Any] = old_value_map if isinstance(old_value_map, Mapping) else {}
         new_map = new.get(name, {})
         # 10.7 (9.6) For each entry being changed in, or removed from, the events or
         # notifications properties:
@@ -108,7 +109,8 @@ def check_power_levels_event(event: Event, state: Mapping) -> None:
                                 f"cannot set {name}[{key!r}] to {new_value}, above the "
                                 f"sender's level")
 
-    old_users = old.get("users") if isinstance(old.get("users"), Mapping) else {}
+    old_users_map = old.get("users")
+    old_users: Mapping[str, Any] = old_users_map if isinstance(old_users_map, Mapping) else {}
     # 10.9 (9.8) For each entry being changed in, or removed from, the users property,
     # other than the sender's own entry:
     for user_id, old_value in old_users.items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..events.model import Event, StateKey
 from ..room_versions import RoomVersion
 from .selection import CREATE, POWER_LEVELS
 
@@ -43,7 +44,7 @@ def as_int(value: Any) -> int | None:
     return None
 
 
-def get_power_levels_content(state: Mapping) -> dict:
+def get_power_levels_content(state: Mapping[StateKey, Event]) -> dict[str, Any]:
     """Content of the current ``m.room.power_levels`` event, or ``{}`` when there is none."""
     event = state.get((POWER_LEVELS, ""))
     if event is None:
@@ -52,7 +53,7 @@ def get_power_levels_content(state: Mapping) -> dict:
     return dict(content) if isinstance(content, Mapping) else {}
 
 
-def room_creators(state: Mapping, room_version: RoomVersion) -> set[str]:
+def room_creators(state: Mapping[StateKey, Event], room_version: RoomVersion) -> set[str]:
     """The room creators according to the ``m.room.create`` event in ``state``.
 
     v10: ``content.creator``; v11: the create event's sender; v12: the sender plus every
@@ -72,14 +73,15 @@ def room_creators(state: Mapping, room_version: RoomVersion) -> set[str]:
     return creators
 
 
-def named_level(name: str, state: Mapping) -> int:
+def named_level(name: str, state: Mapping[StateKey, Event]) -> int:
     """One of invite/kick/ban/redact/state_default/events_default/users_default."""
     default = NAMED_LEVEL_DEFAULTS[name]
     value = as_int(get_power_levels_content(state).get(name))
     return default if value is None else value
 
 
-def user_power_level(user_id: str, state: Mapping, room_version: RoomVersion) -> int | float:
+def user_power_level(user_id: str, state: Mapping[StateKey, Event],
+                     room_version: RoomVersion) -> int | float:
     """The power level of ``user_id`` in ``state`` (``float('inf')`` for v12 creators)."""
     if room_version.auth.privileged_creators and user_id in room_creators(state, room_version):
         return INFINITE
@@ -97,7 +99,7 @@ def user_power_level(user_id: str, state: Mapping, room_version: RoomVersion) ->
     return named_level("users_default", state)
 
 
-def event_send_level(event_type: str, is_state: bool, state: Mapping) -> int:
+def event_send_level(event_type: str, is_state: bool, state: Mapping[StateKey, Event]) -> int:
     """The *required power level* to send an event of ``event_type``."""
     events = get_power_levels_content(state).get("events")
     if isinstance(events, Mapping):

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping
 
 from ..b64 import decode_base64
 from ..errors import BadJSON
-from ..events.model import Event
+from ..events.model import Event, StateKey
 from ..keys import VerifyKey
 from ..signing import SignatureError, verify_json
 from .errors import AuthError
@@ -70,14 +70,14 @@ def signed_matches_any_key(signed: Mapping[str, Any], tpi_content: Mapping[str, 
     return False
 
 
-def check_third_party_invite(event: Event, state: Mapping) -> None:
+def check_third_party_invite(event: Event, state: Mapping[StateKey, Event]) -> None:
     """Rule 5.4.1: return to allow, raise ``AuthError`` to reject."""
     rv = event.room_version
     target = event.state_key
     tpi = event.content["third_party_invite"]
 
     # 5.4.1.1 If target user is banned, reject.
-    target_member = state.get((MEMBER, target))
+    target_member = state.get((MEMBER, target)) if target is not None else None
     if target_member is not None and target_member.content.get("membership") == "ban":
         raise AuthError(rv, "5.4.1.1", f"{target} is banned")
     # 5.4.1.2 If content.third_party_invite does not have a signed property, reject.

@@ -19,7 +19,7 @@ from ..identifiers import is_valid_server_name, is_valid_user_id
 __all__ = ["MAX_USER_ID_BYTES", "is_valid_server_name", "is_valid_user_id", "user_id_domain"]
 
 
-def user_id_domain(user_id: str) -> str | None:
+def user_id_domain(user_id: object) -> str | None:
     """The server name part of a user ID, or None when there is none."""
     if not isinstance(user_id, str) or ":" not in user_id:
         return None

@@ -25,9 +25,10 @@ from typing import Any
 from ..b64 import encode_base64
 from ..canonical_json import MAX_SAFE_INT, encode_canonical_json
 from ..errors import InvalidParam
+from ..identifiers import is_valid_user_id
 from ..keys import SigningKey
 from ..room_versions import RoomVersion
-from .format import MAX_PDU_BYTES, check_pdu_size, check_pdu_structure, is_valid_user_id
+from .format import MAX_PDU_BYTES, check_pdu_size, check_pdu_structure
 from .hashes import (
     _signing_view,
     copy_checked,
@@ -57,8 +58,8 @@ def next_depth(prev_depth: int) -> int:
     return prev_depth + 1 if prev_depth < MAX_DEPTH else MAX_DEPTH
 
 
-def sign_event(pdu: dict, room_version: RoomVersion, server_name: str,
-               signing_key: SigningKey) -> dict:
+def sign_event(pdu: dict[str, Any], room_version: RoomVersion, server_name: str,
+               signing_key: SigningKey) -> dict[str, Any]:
     """Add ``server_name``'s signature over the redacted ``pdu`` (in place) and return it.
 
     For events that already carry their hashes, e.g. counter-signing an invite or a
@@ -69,7 +70,7 @@ def sign_event(pdu: dict, room_version: RoomVersion, server_name: str,
     return pdu
 
 
-def _add_signature(pdu: dict, server_name: str, signing_key: SigningKey,
+def _add_signature(pdu: dict[str, Any], server_name: str, signing_key: SigningKey,
                    signed_bytes: bytes) -> None:
     sig = encode_base64(signing_key.sign(signed_bytes))
     sigs = pdu.get("signatures")
@@ -85,7 +86,7 @@ def build_event(room_version: RoomVersion, *, server_name: str, signing_key: Sig
                 type: str, sender: str, content: Mapping[str, Any], room_id: str | None,
                 prev_events: list[str], auth_events: list[str], depth: int,
                 origin_server_ts: int, state_key: str | None = None,
-                redacts: str | None = None, unsigned: dict | None = None) -> Event:
+                redacts: str | None = None, unsigned: dict[str, Any] | None = None) -> Event:
     """Build, hash and sign a PDU; return it as an ``Event`` with its event ID.
 
     ``room_id`` must be None exactly for a v12 ``m.room.create``.  ``redacts`` (for
@@ -186,10 +187,11 @@ def build_create_event(room_version: RoomVersion, *, server_name: str,
                        origin_server_ts=origin_server_ts, state_key="")
 
 
-def _copy_checked(value: Mapping[str, Any]) -> dict:
+def _copy_checked(value: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of a JSON object, refusing what canonical JSON refuses."""
     if type(value) is not dict:
         if not isinstance(value, Mapping):
             raise InvalidParam(f"expected a JSON object, got {type(value).__name__}")
         value = dict(value)
-    return copy_checked(value)
+    copied: dict[str, Any] = copy_checked(value)
+    return copied

@@ -15,7 +15,7 @@ is well-formed but rejected by auth rule 1.2.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..canonical_json import MAX_SAFE_INT, MIN_SAFE_INT, encode_canonical_json
 from ..errors import BadJSON
@@ -62,7 +62,7 @@ def _require(pdu: Mapping[str, Any], key: str) -> Any:
         raise _bad(f"missing required key '{key}'") from None
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
 
 
@@ -100,7 +100,7 @@ _SHORT = MAX_ID_BYTES // 4  # strings this short fit any 255-byte limit whatever
 _STR_TYPE = frozenset((str,))
 
 
-def _fast_well_formed(pdu: dict, room_version: RoomVersion) -> bool:
+def _fast_well_formed(pdu: dict[str, Any], room_version: RoomVersion) -> bool:
     """The common case in one pass: True only if ``_check_structure`` would pass.
 
     Anything unusual (subclasses, long strings, optional keys out of the ordinary) returns
@@ -269,7 +269,7 @@ _TYPED_BY_STRUCTURE = frozenset((
 _PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
 
 
-def _untyped_parts_plain(pdu: dict) -> bool:
+def _untyped_parts_plain(pdu: dict[str, Any]) -> bool:
     """True if the other values hold only exact JSON types and no float anywhere."""
     stack = [v for k, v in pdu.items() if k not in _TYPED_BY_STRUCTURE]
     pop, push = stack.pop, stack.append

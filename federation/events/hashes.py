@@ -29,7 +29,7 @@ from .redaction import redacted_view
 try:
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a declared dependency
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]  # the fallback tests for None
 
 _sha256 = hashlib.sha256
 _a2b_base64 = binascii.a2b_base64
@@ -85,7 +85,7 @@ def copy_checked(value: Any) -> Any:
 
 # --- content hash ------------------------------------------------------------------------
 
-def _content_hash_view(pdu: Mapping[str, Any]) -> dict:
+def _content_hash_view(pdu: Mapping[str, Any]) -> dict[str, Any]:
     # "First, any existing unsigned, signatures, and hashes properties are removed."
     return {k: v for k, v in pdu.items() if k not in _NOT_IN_CONTENT_HASH}
 
@@ -96,7 +96,7 @@ def compute_content_hash(pdu: Mapping[str, Any]) -> bytes:
     return _sha256(encode_canonical_json(_content_hash_view(pdu))).digest()
 
 
-def add_content_hash(pdu: dict) -> dict:
+def add_content_hash(pdu: dict[str, Any]) -> dict[str, Any]:
     """Set ``pdu["hashes"] = {"sha256": <unpadded Base64>}`` in place and return ``pdu``."""
     pdu["hashes"] = {"sha256": encode_base64(compute_content_hash(pdu))}
     return pdu
@@ -119,7 +119,7 @@ def check_content_hash(pdu: Mapping[str, Any]) -> bool:
 
 # --- reference hash and event ID ---------------------------------------------------------
 
-def _signing_view(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict:
+def _signing_view(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
     view = redacted_view(pdu, room_version)
     view.pop("signatures", None)  # `unsigned` is never kept by redaction
     return view

@@ -15,11 +15,15 @@ StateKey = tuple[str, str]  # (type, state_key)
 
 
 class Event:
-    """A PDU in a known room version.  Treat ``pdu`` as read-only."""
+    """A PDU in a known room version.  Treat ``pdu`` as read-only.
+
+    The field properties read the JSON with the types that the PDU format checks
+    (``format.py``) guarantee for a received or built event.
+    """
 
     __slots__ = ("pdu", "room_version", "_event_id", "rejected_reason", "internal")
 
-    def __init__(self, pdu: dict, room_version: RoomVersion, *,
+    def __init__(self, pdu: dict[str, Any], room_version: RoomVersion, *,
                  event_id: str | None = None) -> None:
         self.pdu = pdu
         self.room_version = room_version
@@ -39,24 +43,28 @@ class Event:
 
     @property
     def room_id(self) -> str:
-        rid = self.pdu.get("room_id")
+        # Absent only from a v12 create event; the PDU format checks guarantee a string else.
+        rid: str | None = self.pdu.get("room_id")
         if rid is None and self.type == "m.room.create" \
                 and self.room_version.event_format.room_id_is_create_event_hash:
             return "!" + self.event_id[1:]
-        return rid
+        return rid  # type: ignore[return-value]  # present by the format checks (see above)
 
     # --- fields ----------------------------------------------------------------------
     @property
     def type(self) -> str:
-        return self.pdu["type"]
+        value: str = self.pdu["type"]
+        return value
 
     @property
     def sender(self) -> str:
-        return self.pdu["sender"]
+        value: str = self.pdu["sender"]
+        return value
 
     @property
     def content(self) -> Mapping[str, Any]:
-        return self.pdu.get("content", {})
+        value: Mapping[str, Any] = self.pdu.get("content", {})
+        return value
 
     @property
     def state_key(self) -> str | None:
@@ -73,19 +81,23 @@ class Event:
 
     @property
     def prev_event_ids(self) -> list[str]:
-        return self.pdu.get("prev_events", [])
+        value: list[str] = self.pdu.get("prev_events", [])
+        return value
 
     @property
     def auth_event_ids(self) -> list[str]:
-        return self.pdu.get("auth_events", [])
+        value: list[str] = self.pdu.get("auth_events", [])
+        return value
 
     @property
     def depth(self) -> int:
-        return self.pdu.get("depth", 0)
+        value: int = self.pdu.get("depth", 0)
+        return value
 
     @property
     def origin_server_ts(self) -> int:
-        return self.pdu.get("origin_server_ts", 0)
+        value: int = self.pdu.get("origin_server_ts", 0)
+        return value
 
     @property
     def redacts(self) -> str | None:

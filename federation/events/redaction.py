@@ -63,7 +63,7 @@ _ALL_CONTENT_V11 = frozenset(("m.room.create",))
 _EMPTY: frozenset[str] = frozenset()
 
 
-def _redact_content(event_type: Any, content: Any, v11: bool) -> dict:
+def _redact_content(event_type: Any, content: Any, v11: bool) -> dict[str, Any]:
     """The kept part of ``content`` (shallow: values are shared with the input)."""
     if type(content) is not dict and not isinstance(content, Mapping):
         return {}
@@ -74,7 +74,7 @@ def _redact_content(event_type: Any, content: Any, v11: bool) -> dict:
     else:
         keep = _CONTENT_V9.get(event_type, _EMPTY) if isinstance(event_type, str) else _EMPTY
     if not keep:
-        kept: dict = {}
+        kept: dict[str, Any] = {}
     else:
         kept = {k: v for k, v in content.items() if k in keep}
     if v11 and event_type == "m.room.member":
@@ -90,7 +90,7 @@ def _redact_content(event_type: Any, content: Any, v11: bool) -> dict:
     return kept
 
 
-def redacted_view(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict:
+def redacted_view(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
     """The redacted form of ``pdu`` sharing nested values with it.  Read it, never mutate it."""
     v11 = room_version.redaction.v11_rules
     keep = _TOP_LEVEL_V11 if v11 else _TOP_LEVEL_V9
@@ -112,10 +112,11 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def redact(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict:
+def redact(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
     """Return the redacted form of ``pdu`` as a new, independent dict.
 
     Per the spec the result keeps ``signatures`` and ``hashes`` (so a redacted event can still
     be verified) and drops ``unsigned``; a missing ``content`` stays missing.
     """
-    return _copy_json(redacted_view(pdu, room_version))
+    copied: dict[str, Any] = _copy_json(redacted_view(pdu, room_version))
+    return copied

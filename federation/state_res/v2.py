@@ -52,12 +52,18 @@ def separate(state_sets: Sequence[Mapping[StateKey, str]]
     for state in state_sets:
         keys.update(state)
     for key in keys:
-        values = {state.get(key) for state in state_sets}
-        if len(values) == 1 and None not in values:
-            unconflicted[key] = values.pop()
+        ids: set[str] = set()
+        missing = False
+        for state in state_sets:
+            event_id = state.get(key)
+            if event_id is None:
+                missing = True
+            else:
+                ids.add(event_id)
+        if len(ids) == 1 and not missing:
+            unconflicted[key] = ids.pop()
         else:
-            values.discard(None)
-            conflicted[key] = values  # type: ignore[assignment]
+            conflicted[key] = ids
     return unconflicted, conflicted
 
 
@@ -107,7 +113,7 @@ def resolve_state(room_version: RoomVersion,
         full_conflicted |= conflicted_subgraph(conflicted_ids, lookup)
     full_conflicted = {
         event_id for event_id in full_conflicted
-        if (event := lookup.get(event_id)) is not None and event.is_state
+        if (found := lookup.get(event_id)) is not None and found.is_state
     }
 
     # 1. X: the power events of the full conflicted set, plus the events of their auth
@@ -157,9 +163,10 @@ def _find_create_event(room_version: RoomVersion, sets: Sequence[StateMap],
                 f"the state sets' create event {in_sets.pop()} is not {create_id}")
         create = lookup.require(create_id, "m.room.create event")
     elif in_sets:
-        create = lookup.get(in_sets.pop())
-        if create is None:
+        in_set = lookup.get(in_sets.pop())
+        if in_set is None:
             return None
+        create = in_set
     else:
         return None
     if not create.is_state or create.key != CREATE_KEY:

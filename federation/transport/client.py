@@ -53,7 +53,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.internet.interfaces import (IHostnameResolver, IReactorPluggableNameResolver,
-                                         IResolutionReceiver)
+                                         IResolutionReceiver, IStreamClientEndpoint)
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
@@ -123,7 +123,7 @@ class _BytesProducer:
         self._body = body
         self.length = len(body)
 
-    def startProducing(self, consumer: Any) -> defer.Deferred:
+    def startProducing(self, consumer: Any) -> defer.Deferred[None]:
         consumer.write(self._body)
         return defer.succeed(None)
 
@@ -148,9 +148,11 @@ class _BodyCollector(Protocol):
         self._size = 0
         self.deferred: defer.Deferred[bytes] = defer.Deferred(self._cancel)
 
-    def _cancel(self, _d: defer.Deferred) -> None:
+    # The transport of a response body is a push producer (twisted.web's
+    # TransportProxyProducer); Protocol declares it only as an ITransport.
+    def _cancel(self, _d: defer.Deferred[bytes]) -> None:
         if self.transport is not None:
-            self.transport.stopProducing()
+            self.transport.stopProducing()  # type: ignore[attr-defined]
 
     def dataReceived(self, data: bytes) -> None:
         if self.deferred.called:
@@ -158,7 +160,7 @@ class _BodyCollector(Protocol):
         self._size += len(data)
         if self._size > self._max:
             self.deferred.errback(ResponseTooLarge(f"response larger than {self._max} bytes"))
-            self.transport.stopProducing()
+            self.transport.stopProducing()  # type: ignore[union-attr]  # a producer, see above
             return
         self._chunks.append(data)
 
@@ -171,7 +173,7 @@ class _BodyCollector(Protocol):
             self.deferred.errback(reason)
 
 
-def _read_body(response: Any, max_bytes: int) -> defer.Deferred:
+def _read_body(response: Any, max_bytes: int) -> defer.Deferred[bytes]:
     collector = _BodyCollector(max_bytes)
     response.deliverBody(collector)
     return collector.deferred
@@ -199,7 +201,7 @@ def _flatten(exc: BaseException) -> list[BaseException]:
 def _classify(destination: str, exc: BaseException, timeout: float) -> Exception:
     """Map a Twisted/OpenSSL failure onto our ``FederationRequestError`` types."""
     if isinstance(exc, (FederationRequestError, MatrixError)):
-        return exc  # type: ignore[return-value]
+        return exc
     if isinstance(exc, (defer.TimeoutError, defer.CancelledError)):
         return RequestTimedOut(destination, f"no complete response within {timeout:g} s")
     all_excs = _flatten(exc)
@@ -218,7 +220,7 @@ def _classify(destination: str, exc: BaseException, timeout: float) -> Exception
     return DestinationUnreachable(destination, f"{type(inner).__name__}: {inner}")
 
 
-def _add_timeout(d: defer.Deferred, timeout: float, reactor: Any, destination: str) -> None:
+def _add_timeout(d: defer.Deferred[Any], timeout: float, reactor: Any, destination: str) -> None:
     """Cancel ``d`` after ``timeout`` s; whatever the cancelled operation then fails with
     (often ``ResponseNeverReceived``), the result is ``RequestTimedOut``."""
     def on_timeout(_result: Any, _timeout: float) -> Failure:
@@ -243,8 +245,8 @@ class _FilteringReceiver:
 
     def addressResolved(self, address: Any) -> None:
         host = getattr(address, "host", None)
-        reason = self._filter.refusal(host) if isinstance(address, (IPv4Address, IPv6Address)) \
-            else "not an IP address"
+        reason = self._filter.refusal(address.host) \
+            if isinstance(address, (IPv4Address, IPv6Address)) else "not an IP address"
         if reason is None:
             self._inner.addressResolved(address)
         else:
@@ -287,6 +289,7 @@ class _FilteringReactor:
         return getattr(self._reactor, name)
 
 
+@implementer(IStreamClientEndpoint)
 class _CheckedTCPEndpoint:
     """TCP to ``host``:``port`` at an address the filter allows, else ``AddressRefused``
     before any connection (no filter: plain endpoints, for library use and tests)."""
@@ -306,7 +309,7 @@ class _CheckedTCPEndpoint:
         return Failure(AddressRefused(self._destination,
                                       f"{self._host} is in a refused IP range ({detail})"))
 
-    def connect(self, protocol_factory: Any) -> defer.Deferred:
+    def connect(self, protocol_factory: Any) -> defer.Deferred[Any]:
         host, port, timeout = self._host, self._port, self._timeout
         if is_ip_literal(host):
             if self._filter is not None:
@@ -336,6 +339,7 @@ class _CheckedTCPEndpoint:
         return d.addCallbacks(connected, failed)
 
 
+@implementer(IStreamClientEndpoint)
 class _ResolvingEndpoint:
     """Connects to wherever ``server_name`` resolves, then TLS for the resolved name."""
 
@@ -343,7 +347,7 @@ class _ResolvingEndpoint:
         self._client = client
         self._server_name = server_name
 
-    def connect(self, protocol_factory: Any) -> defer.Deferred:
+    def connect(self, protocol_factory: Any) -> defer.Deferred[Any]:
         return defer.ensureDeferred(self._connect(protocol_factory))
 
     async def _connect(self, protocol_factory: Any) -> Any:
@@ -413,7 +417,8 @@ class FederationHttpClient:
         self.max_response_bytes = max_response_bytes
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = max_persistent_per_host
-        self.pool.cachedConnectionTimeout = cached_connection_timeout
+        # Twisted annotates these seconds as int; they only reach callLater, which takes a float.
+        self.pool.cachedConnectionTimeout = cached_connection_timeout  # type: ignore[assignment]
         self._agent = Agent.usingEndpointFactory(reactor, _FederationEndpointFactory(self),
                                                  pool=self.pool)
 

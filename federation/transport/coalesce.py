@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 class Coalescer:
     def __init__(self) -> None:
-        self._running: dict[Hashable, list[defer.Deferred]] = {}
+        self._running: dict[Hashable, list[defer.Deferred[Any]]] = {}
 
     def is_running(self, key: Hashable) -> bool:
         return key in self._running
@@ -25,7 +25,7 @@ class Coalescer:
     async def run(self, key: Hashable, fn: Callable[[], Awaitable[T]]) -> T:
         waiters = self._running.get(key)
         if waiters is not None:
-            d: defer.Deferred[Any] = defer.Deferred()
+            d: defer.Deferred[T] = defer.Deferred()
             waiters.append(d)
             return await d
         self._running[key] = waiters = []

@@ -21,7 +21,7 @@ so the cap always applies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeGuard
 
 from ..b64 import decode_base64
 from ..errors import BadJSON
@@ -44,7 +44,7 @@ class ServerKeys:
     old_verify_keys: Mapping[str, tuple[VerifyKey, int]]   # key_id -> (key, expired_ts)
     valid_until_ts: int                                    # as published
     received_at_ms: int
-    raw: dict = field(compare=False, repr=False)           # the object as received
+    raw: dict[str, Any] = field(compare=False, repr=False)           # the object as received
 
     @property
     def effective_valid_until_ts(self) -> int:
@@ -68,11 +68,11 @@ class ServerKeys:
         return set(self.verify_keys) | set(self.old_verify_keys)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _decode_keys(obj: Mapping[str, Any], member: str, server: str, old: bool) -> dict:
+def _decode_keys(obj: Mapping[str, Any], member: str, server: str, old: bool) -> dict[str, Any]:
     section = obj.get(member, {})
     if not isinstance(section, Mapping):
         raise InvalidKeyResponse(f"Keys of {server}: {member} must be an object")

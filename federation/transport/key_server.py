@@ -52,7 +52,7 @@ class OldKey:
 
 
 def build_server_keys(server_name: str, signing_keys: Sequence[SigningKey],
-                      old_keys: Iterable[OldKey], valid_until_ts: int) -> dict:
+                      old_keys: Iterable[OldKey], valid_until_ts: int) -> dict[str, Any]:
     """The signed ``/_matrix/key/v2/server`` body."""
     if not signing_keys:
         raise ValueError("a server needs at least one signing key")
@@ -81,7 +81,7 @@ class KeyServer:
         self.server_name = server_name
         self._clock = clock
         self._lifetime = key_lifetime_ms
-        self._cached: dict | None = None
+        self._cached: dict[str, Any] | None = None
         self._refresh_at = 0
         self.set_keys(signing_keys, old_keys)
 
@@ -102,7 +102,7 @@ class KeyServer:
     def verify_keys(self) -> dict[str, VerifyKey]:
         return {k.key_id: k.verify_key for k in self.signing_keys}
 
-    def server_keys_response(self) -> dict:
+    def server_keys_response(self) -> dict[str, Any]:
         """The signed body for ``GET /_matrix/key/v2/server`` (do not mutate it)."""
         now = self._clock.time_ms()
         if self._cached is None or now >= self._refresh_at:
@@ -131,7 +131,8 @@ def _check_server(name: Any) -> str:
         parse_server_name(name)
     except InvalidServerName as exc:
         raise InvalidParam(exc.message) from None
-    return name
+    checked: str = name  # parse_server_name accepted it, so it is a string
+    return checked
 
 
 def parse_key_query_body(body: Any) -> Criteria:
@@ -173,11 +174,12 @@ def parse_key_query_get(server_name: str, minimum_valid_until_ts: str | None) ->
 
 
 def notary_sign(origin_response: Mapping[str, Any], notary_name: str,
-                notary_keys: Sequence[SigningKey]) -> dict:
+                notary_keys: Sequence[SigningKey]) -> dict[str, Any]:
     """The origin's signed response with only its own and our signatures."""
     out = copy.deepcopy(dict(origin_response))
     origin = out.get("server_name")
-    sigs = out.get("signatures") if isinstance(out.get("signatures"), dict) else {}
+    found = out.get("signatures")
+    sigs: dict[str, Any] = found if isinstance(found, dict) else {}
     out["signatures"] = {origin: sigs[origin]} if origin in sigs else {}
     for key in notary_keys:
         sign_json(out, notary_name, key)
@@ -203,10 +205,10 @@ class NotaryService:
         self._source = source
         self._clock = clock
 
-    async def query(self, criteria: Criteria) -> dict:
+    async def query(self, criteria: Criteria) -> dict[str, Any]:
         """``{"server_keys": [...]}`` for validated ``criteria``."""
         now = self._clock.time_ms()
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         for server, crit in criteria.items():
             minimum = now if crit.minimum_valid_until_ts is None \
                 else crit.minimum_valid_until_ts
@@ -215,11 +217,11 @@ class NotaryService:
                                        self._keys.signing_keys))
         return {"server_keys": out}
 
-    async def handle_post(self, body: Any) -> tuple[int, dict]:
+    async def handle_post(self, body: Any) -> tuple[int, dict[str, Any]]:
         return 200, await self.query(parse_key_query_body(body))
 
     async def handle_get(self, server_name: str, minimum_valid_until_ts: str | None = None
-                         ) -> tuple[int, dict]:
+                         ) -> tuple[int, dict[str, Any]]:
         return 200, await self.query(parse_key_query_get(server_name, minimum_valid_until_ts))
 
     async def _responses_for(self, server: str, key_ids: set[str], minimum: int
@@ -265,7 +267,7 @@ def rotate_signing_keys(current: Sequence[SigningKey], old: Iterable[OldKey], no
     return [new], old_list
 
 
-def old_keys_to_json(old: Iterable[OldKey]) -> dict:
+def old_keys_to_json(old: Iterable[OldKey]) -> dict[str, Any]:
     return {o.verify_key.key_id: {"key": o.verify_key.encode(), "expired_ts": o.expired_ts}
             for o in old}
 

@@ -113,10 +113,10 @@ class StaticPinnedKeys:
 class KeyStore(Protocol):
     """Optional persistence of accepted responses (the node backs it with its database)."""
 
-    async def load_server_keys(self, server_name: str) -> list[tuple[dict, int]]:
+    async def load_server_keys(self, server_name: str) -> list[tuple[dict[str, Any], int]]:
         """Saved ``(response, received_at_ms)`` pairs for ``server_name``."""
 
-    async def save_server_keys(self, server_name: str, response: dict,
+    async def save_server_keys(self, server_name: str, response: dict[str, Any],
                                received_at_ms: int) -> None: ...
 
 

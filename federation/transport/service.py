@@ -42,8 +42,8 @@ from .xmatrix import verify_request_async
 class TransportConfig:
     ca_file: str | None = None                  # PEM bundle replacing the system store
     insecure_skip_tls_verify: bool = False      # loopback tests only; logged loudly
-    server_overrides: dict = field(default_factory=dict)    # server name -> "host[:port]"
-    trusted_notaries: list = field(default_factory=list)
+    server_overrides: dict[str, str] = field(default_factory=dict)    # server name -> "host[:port]"
+    trusted_notaries: list[Any] = field(default_factory=list)  # raw; parse_notaries checks
     key_lifetime_ms: int = DEFAULT_KEY_LIFETIME_MS
     request_timeout_s: float = 60.0
     connect_timeout_s: float = 10.0
@@ -59,7 +59,7 @@ def parse_notaries(entries: Iterable[Any]) -> list[tuple[str, list[VerifyKey]]]:
         where = f"trusted_notaries[{i}]"
         if not isinstance(entry, Mapping):
             raise InvalidParam(f"{where}: expected a mapping with server_name and verify_keys")
-        name = entry.get("server_name")
+        name: Any = entry.get("server_name")  # any JSON value until parse_server_name
         try:
             parse_server_name(name)
         except InvalidServerName as exc:

@@ -211,7 +211,9 @@ def server_tls_options(cert_path: str, key_path: str) -> Any:
         ctx.use_certificate(certs[0])
         for extra in certs[1:]:
             ctx.add_extra_chain_cert(extra)
-        ctx.use_privatekey(key)
+        # pyOpenSSL takes RSA, EC, DSA, Ed25519 and Ed448 keys and raises TypeError for the
+        # other kinds a PEM file can hold (X25519, DH, ...).
+        ctx.use_privatekey(key)  # type: ignore[arg-type]
         ctx.check_privatekey()
     except SSL.Error as exc:
         raise TLSConfigError(f"{key_path} is not the private key of the certificate in "

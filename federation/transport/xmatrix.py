@@ -62,7 +62,7 @@ class XMatrixAuth:
 # --- signing -------------------------------------------------------------------------------
 
 def request_json(method: str, uri: str, origin: str, destination: str,
-                 content: Any = None) -> dict:
+                 content: Any = None) -> dict[str, Any]:
     """The object signed for a request (step 1); ``content`` omitted when None."""
     obj: dict[str, Any] = {"method": method, "uri": uri, "origin": origin,
                            "destination": destination}
