@@ -32,13 +32,10 @@ from .context import NodeContext
 from .http.router import Router
 from .http.server import ApiResource
 from .ratelimit import RateLimiter, make_rate_limit_hook
+from .startup import StartupError
 from .storage.database import Database
 
 log = logging.getLogger("parta.node")
-
-
-class StartupError(Exception):
-    """A problem that stops the node from starting (printed as one line by the CLI)."""
 
 
 @dataclass

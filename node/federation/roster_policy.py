@@ -44,7 +44,7 @@ from federation.errors import Forbidden
 from federation.keys import VerifyKey
 from federation.roster import Roster, RosterError, RosterState
 from federation.transport.keyring import PinnedKey
-from node.app import StartupError
+from node.startup import StartupError
 
 log = logging.getLogger("parta.federation.roster")
 
