@@ -25,7 +25,7 @@ class FederationContext:
     router: Any                  # node.http.router.Router of the federation listener
     routes: Any                  # node.federation.xmatrix_auth.FederationRoutes
     policy: Any                  # node.federation.policy.ServerPolicy
-    state_store: Any             # node.federation.state_store.StateStore
+    state_store: Any             # node.rooms.state_store.StateStore
     rooms: Any = None
     accounts: Any = None
     sync: Any = None

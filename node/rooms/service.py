@@ -38,10 +38,9 @@ from federation.room_versions import RoomVersion, get_room_version
 
 from . import store
 from .client_format import format_client_event
-from node.federation.state_store import StateStore
-
 from .persister import EventPersister, is_hidden
 from .state_cache import RoomState
+from .state_store import StateStore
 from .user_queries import UserQueries
 
 log = logging.getLogger("parta.rooms")
@@ -66,7 +65,7 @@ class RoomService(UserQueries):
         self.notifier = notifier
         self.default_room_version = default_room_version
         self.persister = EventPersister(db, notifier, clock=clock)
-        # The state before/after every event (node.federation.state_store): local sends
+        # The state before/after every event (node.rooms.state_store): local sends
         # reuse the room's current group (messages) or add a one-entry delta (state).
         self.state_store = StateStore(db)
         self.state_store.attach(self.persister)

@@ -38,7 +38,7 @@ class RoomState:
         self.depth = 0
         self.lock = DeferredLock()
         self.joined: set[str] = set()
-        # The state group holding ``state`` (node.federation.state_store); None until the
+        # The state group holding ``state`` (node.rooms.state_store); None until the
         # room's first event, or for a room from before state groups existed.
         self.state_group: int | None = None
 

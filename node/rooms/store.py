@@ -27,6 +27,8 @@ from schema.events import (event_txn_ids, events, forward_extremities, room_curr
                            room_memberships, rooms)
 from schema.rooms import forgotten_rooms, room_aliases
 
+from .state_store import room_group
+
 MEMBER = "m.room.member"
 HISTORY_VISIBILITY = "m.room.history_visibility"
 
@@ -154,7 +156,6 @@ def load_room(conn: Connection, room_id: str) -> dict | None:
     state = fetch_events(conn, state_ids)
     depth = conn.execute(select(func.max(events.c.depth))
                          .where(events.c.room_id == room_id)).scalar() or 0
-    from node.federation.state_store import room_group
     return {"row": row._mapping, "state": list(state.values()), "extremities": extremities,
             "depth": depth, "state_group": room_group(conn, room_id)}
 

@@ -27,10 +27,11 @@ from sqlalchemy.engine import Connection
 
 from federation.errors import MatrixError
 from federation.events.model import Event
-from node.federation.state_store import write_state_rows
 from node.storage.bulk import insert_rows, placeholder
 from schema.events import (events, forward_extremities, room_current_state, room_memberships,
                            rooms)
+
+from .state_store import write_state_rows
 
 MEMBER = "m.room.member"
 
@@ -181,7 +182,7 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
 
     Writes room rows for new rooms, the event rows, transaction IDs, memberships (and
     un-forgets rooms on join/invite), current state, forward extremities and redaction
-    marks, and the state groups (``node.federation.state_store.write_state_rows``).
+    marks, and the state groups (``node.rooms.state_store.write_state_rows``).
     Each event may carry ``internal["extremities_after"]``: the room's forward
     extremities once it is applied (the service knows them); without it they are derived
     from the stored extremities and ``prev_events``.

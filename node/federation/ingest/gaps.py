@@ -13,12 +13,12 @@ from typing import Mapping, Sequence
 from federation.events.model import Event
 from federation.room_versions import RoomVersion
 from node.rooms.state_cache import RoomState
+from node.rooms.state_store import StateMap
 
 from .. import store
 from ..pdu_checks import (CREATE_KEY, Dropped, check_against_auth_events,
                           check_against_state, check_format_signatures_hashes,
                           state_keys_for_auth)
-from ..state_store import StateMap
 from ._common import MAX_STATE_FETCHES, _depth, _domain, log
 
 

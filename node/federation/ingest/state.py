@@ -20,9 +20,9 @@ from federation.errors import NotFound
 from federation.events.model import Event
 from federation.state_res import StateResolutionError
 from node.rooms.state_cache import RoomState
+from node.rooms.state_store import GroupRecord, StateMap, diff_states
 
 from ..pdu_checks import CREATE_KEY, check_against_state, state_keys_for_auth
-from ..state_store import GroupRecord, StateMap, diff_states
 from ._common import log
 
 

@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-23 15:06:43.081787
 
 Events persisted before this revision have no state groups: the node falls back to the
-linear history for them (``node.federation.state_store``) and makes a snapshot group of a
+linear history for them (``node.rooms.state_store``) and makes a snapshot group of a
 room's current state the first time the room changes.
 """
 from alembic import op
