@@ -28,7 +28,7 @@ The report: instructions per received PDU (the A/B yardstick), and the same code
 time per received PDU against one verification (best of 5, alternating): the share of the
 one-core verify limit that ingest could reach on one core if nothing but this CPU work
 counted (no HTTP, TLS, threads or waits); twice that is the ceiling with two cores in
-perfect overlap.  The goal of issue 4 is 50 % of the limit.
+perfect overlap.  The goal for federation ingest is 50 % of the limit.
 """
 
 from __future__ import annotations

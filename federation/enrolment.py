@@ -1,4 +1,4 @@
-"""Enrolment of a school node into the city roster (issue 5; Parta's own protocol).
+"""Enrolment of a school node into the city roster (Parta's own protocol).
 
 Token.  The city office creates a one-time, expiring token and hands it to the school:
 

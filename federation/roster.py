@@ -1,6 +1,6 @@
 """The city roster: the signed list of servers allowed in the closed federation.
 
-Parta's own format (issue 5, ``shared/DESIGN.md`` "The closed federation"), signed with the
+Parta's own format (docs/architecture.md "The closed federation"), signed with the
 Matrix JSON-signing algorithm (spec appendix "Signing JSON").  A roster version is::
 
     {"version": 3,                       # integer >= 1, +1 per published version

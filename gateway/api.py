@@ -1,4 +1,4 @@
-"""The gateway's HTTP API on the client listener (issue 5; Parta's own endpoints).
+"""The gateway's HTTP API on the client listener (Parta's own endpoints).
 
     GET  /_parta/v1/roster                 the current signed roster version
     GET  /_parta/v1/roster?since=N         {"versions": [every version > N, oldest first],

@@ -37,7 +37,7 @@ class Gateway:
         self.rooms = rooms
         self.clock = clock
         self.reactor = reactor
-        # Federation (issue 4) replaces these with real sources.
+        # Empty until the federation wiring binds the real ones (roster_enforcement).
         self.status_source = status_source or NoStatusSource()
         self.public_rooms = public_rooms or NoPublicRoomsSource()
         self.sessions = SessionStore(clock, gw_config.dashboard_session_hours * 3600 * 1000)

@@ -1,10 +1,10 @@
-"""City-wide rooms hosted on the gateway (issue 5 "City services"), created on the first run.
+"""City-wide rooms hosted on the gateway (city services), created on the first run.
 
 - Announcements (``#announcements:<gateway>``): public, listed in the room directory,
   read-only for everyone but the city office: ``events_default`` 50, office accounts 100
   (in room version 12 the creating office account is a room creator, above any level).
 - Directors (``#directors:<gateway>``): invite-only; enrolled schools' directors are invited
-  over federation once it exists (issue 4).
+  over federation (``gateway/directory/directors.py``).
 
 Idempotent: a room whose alias already exists is not created again, so every start may
 call ``ensure_city_rooms``.  The rooms are created by the office admin account of the

@@ -1,4 +1,4 @@
-"""The ``gateway:`` section of a gateway's config file (issue 5).
+"""The ``gateway:`` section of a gateway's config file.
 
 A gateway is a node, so its config file is a node config (``node/config.py``) plus this
 section.  The node keeps the raw section in ``Config.extensions["gateway"]`` (the section name

@@ -1,4 +1,4 @@
-"""``parta demo`` as a city (issue 5 "``make demo`` becomes a city"): a gateway and two school
+"""``parta demo`` (and ``make demo``) as a city: a gateway and two school
 nodes on loopback, SQLite, each in its own process, federating over HTTPS.
 
 Steps (each prints a progress line; re-runs reuse ``var/demo-city`` and skip what is done):

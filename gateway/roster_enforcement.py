@@ -1,5 +1,5 @@
 """The gateway enforces its own roster, tells nodes about new versions and records which
-version each school enforces (issue 5).
+version each school enforces.
 
 * **Own roster**: the gateway is a node, so its federation (``node.federation``) starts with
   an unbound ``RosterPolicy``; ``wire`` binds it to a ``RosterState`` pinned on the roster

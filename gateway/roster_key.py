@@ -1,4 +1,4 @@
-"""The roster signing key files (issue 5: kept apart from the server key).
+"""The roster signing key files, kept apart from the server key.
 
 ``roster.key`` holds the secret key in the Synapse key-file format (``ed25519 roster_1
 <seed>``), mode 0600, so it can be moved offline.  ``roster.pub`` holds only the public half

@@ -1,6 +1,6 @@
-"""The gateway's live view of each school (issue 5, dashboard "schools (status: last
-federation contact, outbound queue depth, roster version acknowledged, users/rooms counts
-the school publishes)"): implements ``gateway.sources.SchoolStatusSource`` and, through
+"""The gateway's live view of each school, for the dashboard's school status columns (last
+federation contact, outbound queue depth, roster version acknowledged, users and rooms counts
+the school publishes): implements ``gateway.sources.SchoolStatusSource`` and, through
 the directory gatherer, ``PublicRoomsSource``.
 
 Where each column comes from:

@@ -1,4 +1,4 @@
-"""The city office dashboard (issue 5): server-rendered HTML served by the gateway under
+"""The city office dashboard: server-rendered HTML served by the gateway under
 ``/dashboard/`` on the client listener, for city office accounts (role ``office``).
 
 Pages: schools (``pages``), one school, roster history, directory search, enrolment and

@@ -1,4 +1,4 @@
-"""The city directory (issue 5 "City services").
+"""The city directory (docs/architecture.md "City services on the gateway").
 
 * ``schools``: every school the gateway knows, with its enrolment status, searchable
   (``directory_entries``, ``search``; used by the API, the CLI and the dashboard).

@@ -1,5 +1,4 @@
-"""Inviting each enrolled school's directors to the city rooms (issue 5 "City services":
-"enrolled schools' directors are invited").
+"""Inviting each enrolled school's directors to the city rooms.
 
 A school announces its directors in its ``/_parta/v1/stats`` answer (accounts with role
 ``director`` on its own server; ``gatherer.clean_stats`` drops anything else).  After each

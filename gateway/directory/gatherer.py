@@ -1,4 +1,4 @@
-"""Gathering what each enrolled school publishes, over federation (issue 5 "City services").
+"""Gathering what each enrolled school publishes, over federation (city services).
 
 For every member of the current roster but the gateway itself, ``DirectoryGatherer`` asks
 

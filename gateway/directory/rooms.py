@@ -1,6 +1,6 @@
-"""The public rooms of the whole city as one room directory (issue 5 "City services":
-"their public rooms (gathered over federation publicRooms), searchable; exposed to clients
-as the gateway's public room directory and as a JSON API for the dashboard").
+"""The public rooms of the whole city as one room directory: every school's public rooms
+(gathered over federation ``publicRooms``), searchable, served to clients as the gateway's
+public room directory and as a JSON API for the dashboard.
 
 Pure: combines the gateway's own published rooms with the rooms gathered from each school
 (``gatherer.Gathered``), filters and pages them like the node's own directory

@@ -1,4 +1,4 @@
-"""The city directory of schools (issue 5 "City services"): every school the gateway knows,
+"""The city directory of schools (city services): every school the gateway knows,
 with its enrolment status, searchable by name, district, server name or school ID.
 
 Pure: combines the ``schools`` rows (``RosterService.list_schools``) with the current

@@ -1,5 +1,5 @@
 """The gateway's roster service: stored roster versions, enrolment, revocation, key rotation
-and the Synapse export (issue 5).  See ``service.RosterService``."""
+and the Synapse export.  See ``service.RosterService``."""
 
 from .export import export_synapse
 from .service import DEFAULT_TOKEN_TTL_MS, DEFAULT_VALIDITY_MS, RosterService

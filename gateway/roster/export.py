@@ -1,5 +1,5 @@
-"""Roster export for schools running another homeserver (issue 5: ``parta gateway roster
-export --format synapse``).
+"""Roster export for schools running another homeserver (``parta gateway roster export
+--format synapse``).
 
 Synapse closes its federation with ``federation_domain_whitelist`` (the server names it
 federates with) and takes server keys from ``trusted_key_servers`` (notaries answering

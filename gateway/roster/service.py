@@ -1,4 +1,4 @@
-"""The gateway's roster service (issue 5): every roster version stored and served, new
+"""The gateway's roster service: every roster version stored and served, new
 versions published (enrolment, revocation, key rotation, periodic re-signing), enrolment
 tokens issued and consumed.
 

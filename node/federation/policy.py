@@ -1,5 +1,5 @@
-"""Which servers this node federates with, and with which keys (the city roster, issue 5,
-plugs in here).
+"""Which servers this node federates with, and with which keys (the city roster plugs in
+here: ``roster_policy.RosterPolicy``).
 
 Spec: server-server API "Server Access Control Lists" motivates refusing servers; Parta's
 closed federation (docs/DESIGN: every inbound origin and outbound destination must be in

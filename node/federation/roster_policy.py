@@ -1,4 +1,5 @@
-"""The city roster as this node's server policy (issue 5, "Enforcement on every node").
+"""The city roster as this node's server policy, enforced on every node (docs/architecture.md
+"The closed federation").
 
 ``RosterPolicy`` implements ``policy.ServerPolicy`` on a ``federation.roster.RosterState``:
 
