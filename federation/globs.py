@@ -4,7 +4,7 @@ Two users, two dialects of the same glob:
 
 * server ACLs (``federation/acl.py``; appendix "Glob-style matching"): ``*`` matches zero or
   more characters and ``?`` exactly one; case-insensitive, so the caller folds both sides;
-* event filters (``node/sync/filtering.py``; client-server API "Filtering",
+* event filters (``node/filtering.py``; client-server API "Filtering",
   https://spec.matrix.org/v1.16/client-server-api/#filtering): "A '*' can be used as a
   wildcard to match any sequence of characters"; case-sensitive, ``?`` is a literal
   (``Glob(pattern, any_one=None)``).

@@ -6,7 +6,7 @@ available; ``state`` carries the senders' member events with ``lazy_load_members
 ``event_context.yaml`` (``limit`` is shared by ``events_before`` and ``events_after``;
 ``state`` is the state at the last event returned), "Room History Visibility".
 
-Tokens are the sync area's events tokens (``node.sync.tokens``): ``s<N>`` is the position
+Tokens are the events tokens of sync (``node.stream_tokens``): ``s<N>`` is the position
 just after the event with stream ordering N.  Backwards from ``sN`` starts with event N;
 forwards from ``sN`` starts after it.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 from federation.errors import NotFound
 from federation.events.model import Event
-from node.sync.filtering import EventFilter
-from node.sync.tokens import events_position, events_token
+from node.filtering import EventFilter
+from node.stream_tokens import events_position, events_token
 
 from .access import history_visibility, may_read_history
 from .visibility import VisibilityChecker

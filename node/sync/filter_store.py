@@ -20,9 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from federation.errors import InvalidParam, MatrixError, NotFound
 from federation.canonical_json import parse_json
+from node.filtering import DEFAULT_FILTER, Filter, check_filter_size, parse_filter
 from schema.sync import user_filters
-
-from .filtering import DEFAULT_FILTER, Filter, check_filter_size, parse_filter
 
 _CACHE_SIZE = 4096
 

@@ -30,12 +30,12 @@ from twisted.internet import defer
 
 from federation.auth.power_levels import get_power_levels_content, user_power_level
 from federation.events.model import Event
+from node.filtering import Filter, project_fields
 from node.rooms.visibility import Timeline as MembershipTimeline
+from node.stream_tokens import StreamToken, events_token
 
 from . import queries
-from .filtering import Filter, project_fields
 from .room_state import MEMBER, RoomStateReader, Timeline, has_name, stream_of, summary
-from .tokens import StreamToken, events_token
 from .unread import COUNTED_TYPES, SCAN_LIMIT, UnreadCache, count_unread
 
 log = logging.getLogger("parta.sync")

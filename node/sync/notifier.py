@@ -21,8 +21,7 @@ from typing import Any, Iterable
 from twisted.internet import defer
 
 from node.notifier import Notifier
-
-from .tokens import StreamToken
+from node.stream_tokens import StreamToken
 
 
 ROOM_STREAMS = ("events", "typing", "receipts")

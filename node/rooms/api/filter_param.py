@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation.canonical_json import parse_json
-from node.sync.filtering import EventFilter, parse_event_filter
+from node.filtering import EventFilter, parse_event_filter
 
 
 def room_event_filter(req: Any) -> EventFilter | None:

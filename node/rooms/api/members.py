@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation.errors import Forbidden, InvalidParam
-from node.sync.tokens import events_position
+from node.stream_tokens import events_position
 
 from ..access import room_view
 from .common import V3

@@ -13,9 +13,9 @@ from typing import Any
 from twisted.internet.defer import CancelledError
 
 from federation.errors import InvalidParam
+from node.stream_tokens import parse_sync_token
 
 from ..handler import SyncParams, WaitHandle
-from ..tokens import parse_sync_token
 
 V3 = "/_matrix/client/v3"
 MAX_TIMEOUT_MS = 300_000

@@ -7,11 +7,11 @@ from twisted.internet import defer, task
 
 from node.clock import ReactorClock
 from node.http.request import Requester
-from node.sync.filtering import DEFAULT_FILTER, parse_filter
+from node.filtering import DEFAULT_FILTER, parse_filter
 from node.sync.handler import SyncParams, WaitHandle
 from node.sync.notifier import SyncNotifier
 from node.sync.service import SyncService
-from node.sync.tokens import events_position, parse_sync_token
+from node.stream_tokens import events_position, parse_sync_token
 
 import sync_support  # noqa: F401 - registers the sync tables before InlineDB creates them
 from rooms_support import SERVER, FakeAccounts, InlineDB, make_service, result_of, uid

@@ -7,7 +7,7 @@ from twisted.internet import defer, task
 from node.clock import ReactorClock
 from node.notifier import Notifier
 from node.sync.notifier import SyncNotifier, make_notifier
-from node.sync.tokens import StreamToken
+from node.stream_tokens import StreamToken
 from node.sync.typing import MAX_TIMEOUT_MS, TypingManager
 
 

@@ -12,7 +12,7 @@ from node.sync.account_data import AccountDataStore
 from node.sync.filter_store import FilterStore
 from node.sync.notifier import SyncNotifier
 from node.sync.receipts import ReceiptStore
-from node.sync.tokens import StreamToken
+from node.stream_tokens import StreamToken
 from schema.events import events
 
 from sync_support import SyncDB, result_of

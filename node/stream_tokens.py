@@ -14,6 +14,9 @@ for ``/rooms/{roomId}/messages`` use only the events part, ``s<stream_ordering>`
 token is equally valid there (``events_position`` reads its events part).  A token names the
 position *after* the event with that stream ordering: paging backwards from ``s12`` starts with
 event 12, syncing from ``s12`` returns events after 12.
+
+Used by ``/sync`` (``node.sync``) and by room pagination and ``/members`` (``node.rooms``), so
+this module sits below both areas rather than inside either.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ cost more than linear time in it: type globs are matched by ``federation.globs``
 expressions, no backtracking), ``event_fields`` is compiled once into a tree that is walked
 alongside the event, and definitions are capped (the ``MAX_FILTER_*`` limits below) when they
 are parsed, whether inline in ``/sync`` or uploaded.
+
+Room event filters serve ``/sync`` (``node.sync``) and ``/messages`` and ``/context``
+(``node.rooms``) alike, so this module sits below both areas rather than inside either.
 """
 
 from __future__ import annotations
