@@ -1,4 +1,5 @@
-"""federation outbound queue and out-of-band memberships (schema/federation_outbound.py, schema/federation_membership.py)
+"""federation outbound queue and out-of-band memberships
+(schema/federation_outbound.py, schema/federation_membership.py)
 
 Revision ID: 0003
 Revises: 0002
@@ -28,7 +29,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('destination', name=op.f('pk_federation_destinations'))
     )
     op.create_table('federation_outbound_edus',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+              autoincrement=True, nullable=False),
     sa.Column('destination', sa.String(length=255), nullable=False),
     sa.Column('edu_type', sa.String(length=255), nullable=False),
     sa.Column('content', sa.Text(), nullable=False),
@@ -37,10 +39,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_federation_outbound_edus'))
     )
     with op.batch_alter_table('federation_outbound_edus', schema=None) as batch_op:
-        batch_op.create_index('ix_federation_outbound_edus_dest', ['destination', 'id'], unique=False)
+        batch_op.create_index('ix_federation_outbound_edus_dest',
+            ['destination', 'id'], unique=False)
 
     op.create_table('federation_outbound_pdus',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+              autoincrement=True, nullable=False),
     sa.Column('destination', sa.String(length=255), nullable=False),
     sa.Column('stream_ordering', sa.BigInteger(), nullable=False),
     sa.Column('event_id', sa.String(length=255), nullable=False),
@@ -49,7 +53,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('destination', 'event_id', name='uq_federation_outbound_pdus_dest_event')
     )
     with op.batch_alter_table('federation_outbound_pdus', schema=None) as batch_op:
-        batch_op.create_index('ix_federation_outbound_pdus_dest', ['destination', 'stream_ordering'], unique=False)
+        batch_op.create_index('ix_federation_outbound_pdus_dest',
+            ['destination', 'stream_ordering'], unique=False)
 
     op.create_table('federation_outbound_position',
     sa.Column('name', sa.String(length=32), nullable=False),
@@ -68,7 +73,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_federation_remote_invites'))
     )
     with op.batch_alter_table('federation_remote_invites', schema=None) as batch_op:
-        batch_op.create_index('ix_federation_remote_invites_room_user', ['room_id', 'user_id'], unique=False)
+        batch_op.create_index('ix_federation_remote_invites_room_user',
+            ['room_id', 'user_id'], unique=False)
 
     # ### end Alembic commands ###
 
