@@ -39,118 +39,15 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-GATEWAY = "city.localhost"
-PASSWORD = "demo-password-42"
-OFFICE = "office"
-
-
-@dataclass(frozen=True)
-class School:
-    key: str
-    server: str
-    school_id: str
-    name: str
-    district: str
-    offset: int
-    users: tuple = ()          # (localpart, role, display name)
-    class_name: str = ""
-    club: tuple = ("", "", "")  # (alias localpart, name, topic)
-
-
-SCHOOLS = (
-    School("a", "school42.localhost", "42", "Lyceum No. 42", "North", 10, (
-        ("director", "director", "Director Novak"),
-        ("teacher.ana", "teacher", "Ana (Maths)"),
-        ("teacher.ben", "teacher", "Ben (History)"),
-        ("pupil.cara", "pupil", "Cara"),
-        ("pupil.dan", "pupil", "Dan"),
-        ("parent.eva", "parent", "Eva (Cara's parent)"),
-    ), "Class 7B", ("chess", "Chess club", "Fridays after school, all levels welcome")),
-    School("b", "school17.localhost", "17", "Gymnasium No. 17", "South", 20, (
-        ("director", "director", "Director Horvat"),
-        ("teacher.iva", "teacher", "Iva (Physics)"),
-        ("teacher.marko", "teacher", "Marko (Biology)"),
-        ("pupil.lena", "pupil", "Lena"),
-        ("pupil.oskar", "pupil", "Oskar"),
-        ("parent.petra", "parent", "Petra (Lena's parent)"),
-    ), "Class 5A", ("robotics", "Robotics club", "Building line followers on Tuesdays")),
-)
-
-STEP_TIMEOUT = 90.0
-
-
-class DemoError(Exception):
-    """A step failed (printed as one line; the processes are stopped)."""
+from . import demo_city_seed as seed
+from .demo_city_layout import (OFFICE, PASSWORD, STEP_TIMEOUT, City, DemoError, NodeDir, log_tail,
+                               say)
 
 
 class _Stop(BaseException):
     """Ctrl-C / SIGTERM."""
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-# --- layout --------------------------------------------------------------------------------
-
-@dataclass
-class NodeDir:
-    kind: str                  # "gateway" or "node"
-    server: str
-    path: str
-    client_port: int
-    school: School | None = None
-    proc: Any = None
-    log: Any = None
-
-    @property
-    def config_path(self) -> str:
-        return os.path.join(self.path, "config.yaml")
-
-    @property
-    def metrics_port(self) -> int:
-        return self.client_port + 1
-
-    @property
-    def fed_port(self) -> int:
-        return self.client_port + 2
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
-
-    @property
-    def label(self) -> str:
-        return self.school.name if self.school else f"gateway {self.server}"
-
-
-@dataclass
-class City:
-    root: str
-    base_port: int
-    gateway: NodeDir = field(init=False)
-    schools: list[NodeDir] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.gateway = NodeDir("gateway", GATEWAY, os.path.join(self.root, "gateway"),
-                               self.base_port)
-        self.schools = [NodeDir("node", s.server, os.path.join(self.root, s.server),
-                                self.base_port + s.offset, s) for s in SCHOOLS]
-
-    @property
-    def nodes(self) -> list[NodeDir]:
-        return [self.gateway, *self.schools]
-
-    @property
-    def ca_cert(self) -> str:
-        return os.path.join(self.root, "ca.crt")
-
-    @property
-    def ca_key(self) -> str:
-        return os.path.join(self.root, "ca.key")
 
 
 def parta_command() -> list[str]:
@@ -269,8 +166,7 @@ def start(node: NodeDir, city: City) -> None:
     node.proc = subprocess.Popen(parta_command() + [node.kind, "run", "-c", node.config_path],
                                  stdout=node.log, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
-    from .demo_city_seed import wait_ready
-    wait_ready(node, city.ca_cert, STEP_TIMEOUT)
+    seed.wait_ready(node, city.ca_cert, STEP_TIMEOUT)
 
 
 def stop_all(city: City) -> bool:
@@ -295,14 +191,6 @@ def stop_all(city: City) -> bool:
         node.log.close()
         node.proc = None
     return ok
-
-
-def log_tail(node: NodeDir, lines: int = 15) -> str:
-    try:
-        with open(os.path.join(node.path, f"{node.kind}.log"), "rb") as fh:
-            return b"\n".join(fh.read().splitlines()[-lines:]).decode("utf-8", "replace")
-    except OSError:
-        return "(no log)"
 
 
 # --- step 2/3: enrolment and accounts ------------------------------------------------------
@@ -377,7 +265,6 @@ def run(args: argparse.Namespace) -> int:
             for node in city.schools:
                 start(node, city)
                 say(f"      {node.label} running: {node.url}")
-            from . import demo_city_seed as seed
             rooms = seed.seed(city)
             seed.verify(city, rooms)
             seed.print_summary(city, rooms)

@@ -16,8 +16,8 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
-from .demo_city import (GATEWAY, OFFICE, PASSWORD, STEP_TIMEOUT, City, DemoError, NodeDir,
-                        say)
+from .demo_city_layout import (GATEWAY, OFFICE, PASSWORD, STEP_TIMEOUT, City, DemoError,
+                               NodeDir, log_tail, say)
 
 V3 = "/_matrix/client/v3"
 TEACHERS_ROOM = "City teachers"
@@ -119,7 +119,6 @@ def wait_ready(node: NodeDir, ca_file: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if node.proc.poll() is not None:
-            from .demo_city import log_tail
             raise DemoError(f"{node.label} exited during start-up:\n{log_tail(node)}")
         try:
             if http("GET", node.url + "/health", timeout=2)[0] == 200 and http(

@@ -25,7 +25,7 @@ if _E2E not in sys.path:
 
 from e2e_helpers import http_request, run
 
-from gateway.demo_city import GATEWAY, PASSWORD
+from gateway.demo_city_layout import GATEWAY, PASSWORD
 from gateway.demo_city_seed import ANNOUNCEMENT, TEACHERS_MESSAGE, TEACHERS_ROOM
 
 pytestmark = pytest.mark.e2e
