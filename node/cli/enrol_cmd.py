@@ -44,9 +44,9 @@ def _run_reactor(make: Any) -> Any:
 
 def cmd_enrol(args: argparse.Namespace) -> int:
     from federation.roster import roster_key_fingerprint
+    from node.clock import wall_clock_ms
     from node.config import load_config
     from node.enrolment_client import EnrolmentClientError, enrol
-    from .node_cmd import _now_ms
     config = load_config(args.config)
 
     def warn(message: str) -> None:
@@ -56,7 +56,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
         result = _run_reactor(lambda reactor: enrol(
             reactor, server_name=config.server_name, data_dir=config.data_dir,
             signing_key_path=config.signing_key_path, gateway_url=args.gateway_url,
-            token_text=args.token, now_ms=_now_ms(), ca_file=args.ca_file, warn=warn))
+            token_text=args.token, now_ms=wall_clock_ms(), ca_file=args.ca_file, warn=warn))
     except EnrolmentClientError as exc:
         raise CliError(f"enrolment failed: {exc}") from None
     print(f"Enrolled {result.server_name} with the city gateway {result.signer_name}")
