@@ -22,7 +22,7 @@ possible, else with one recursive query; recent materialised maps are cached.
 Events persisted before state groups existed have no mapping; ``state_ids_before``/``after``
 then fall back to the room's (then linear) history.
 
-Public API (used by node/rooms, the federation endpoints and FED-OUT):
+Public API (used by node/rooms, the federation endpoints and the membership handshakes):
   ``await get_state_ids_before(event_id)``, ``await get_state_ids_after(event_id)`` ->
   ``dict[(type, state_key), event_id]`` (``NotFound`` for an unknown event / outlier),
   ``await get_state(group)``, ``await get_event_groups(event_ids)``,

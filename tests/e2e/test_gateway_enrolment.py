@@ -166,7 +166,7 @@ def test_city_rooms_exist_with_read_only_announcements(city):
 
 def test_key_rotation_updates_the_roster_entry(city, db_backend, tmp_path):
     """``parta node keys rotate`` on an enrolled node: the gateway's next roster version pins
-    the new key and lists the old one in ``old_verify_keys`` (issue 5)."""
+    the new key and lists the old one in ``old_verify_keys``."""
     if db_backend != "sqlite":
         pytest.skip("the gateway's key update is the same on PostgreSQL; SQLite is enough")
     gateway, _ = city

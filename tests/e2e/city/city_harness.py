@@ -1,4 +1,4 @@
-"""A city on loopback for the roster enforcement e2e tests (issue 5): a real gateway
+"""A city on loopback for the roster enforcement e2e tests: a real gateway
 (``parta gateway init`` + ``parta gateway run``) and real school nodes (``parta node init``
 + ``parta node enrol`` + ``parta node run``), every server named ``localhost:<federation
 port>`` with a federation certificate from the session's test CA (outbound TLS verified

@@ -1,4 +1,4 @@
-"""E2E: the closed federation (issue 5 "Tests"): a real gateway, two enrolled schools (A, B),
+"""E2E: the closed federation: a real gateway, two enrolled schools (A, B),
 one rogue node (a Parta node that is not enrolled), all real processes on loopback with TLS
 from the test CA, plus in-process member-server doubles (``FakeServer``) enrolled through
 the gateway's API -- one of class ``school`` (it relays what it is given), one ``external``

@@ -1,4 +1,4 @@
-"""E2E: the gateway is down for the whole test (issue 5 "Gateway down"): two schools enrol,
+"""E2E: the gateway is down for the whole test: two schools enrol,
 the gateway is stopped, and the schools keep federating with each other on the last
 roster -- a room across both, messages both ways -- even after school A restarts (its
 roster is restored from ``roster.json``).  Their refreshes fail (counted in

@@ -1,4 +1,4 @@
-"""E2E: roster attacks served by a fake gateway (issue 5 "Roster attacks").
+"""E2E: roster attacks served by a fake gateway.
 
 A real school node A is enrolled with a fake gateway: an in-process HTTPS server
 (``FakeServer``, certificate from the test CA) that A's refresher asks for

@@ -1,6 +1,6 @@
 """E2E (marker ``synapse``): a real Synapse configured from ``parta gateway roster export
---format synapse`` federates with an enrolled Parta school (issue 5 "Schools that already
-run another homeserver").
+--format synapse`` federates with an enrolled Parta school (a school that already runs
+another homeserver).
 
 The Synapse (from PyPI, ``tests/e2e/interop`` locates it) is set up with the loopback facts
 of shared/INTEROP.md (``bench/federation_env.py`` ``FederatedSynapse``: TLS listener with a

@@ -1,4 +1,4 @@
-"""E2E: concurrent state changes during a partition converge (issue 4, "Conflict").
+"""E2E: concurrent state changes during a partition converge.
 
 Three nodes: A and B are partitioned from each other (each restarted with the other's name
 mapped to a dead loopback port via ``federation.server_overrides``); C stays connected to

@@ -1,4 +1,4 @@
-"""E2E: delivery across an outage (issue 4, "Outage").
+"""E2E: delivery across an outage.
 
 Node B is stopped (SIGTERM) while two users on A send 200 messages; B is started again and its
 client, syncing from where it left off (filling a limited timeline with /messages like any

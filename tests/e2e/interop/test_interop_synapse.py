@@ -1,4 +1,4 @@
-"""Interop with a real Synapse from PyPI (issue 4, "Interop with Synapse").
+"""Interop with a real Synapse from PyPI.
 
 One Parta node and one Synapse on loopback, each with its own TLS certificate (signed by the
 test CA, verified on both sides) and its own signing key, room version 12:

@@ -1,4 +1,4 @@
-"""Enrolment tokens and requests (issue 5): token round trip, expiry, damage, the proof of
+"""Enrolment tokens and requests: token round trip, expiry, damage, the proof of
 token possession (without the gateway holding the secret) and of the server keys, the
 gateway's answer checked against the token's roster key fingerprint, key rotation."""
 

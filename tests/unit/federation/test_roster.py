@@ -1,4 +1,4 @@
-"""The city roster (issue 5): document format, signature, hash chain and the node-side state
+"""The city roster: document format, signature, hash chain and the node-side state
 that refuses forged, modified, rolled-back, broken-chain and expired rosters."""
 
 from __future__ import annotations

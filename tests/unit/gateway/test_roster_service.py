@@ -1,4 +1,4 @@
-"""The gateway's roster service (issue 5) over an in-memory SQLite database and a fake clock:
+"""The gateway's roster service over an in-memory SQLite database and a fake clock:
 publishing chained versions, enrolment with one-time tokens, revocation, key rotation, the
 node side accepting what the gateway publishes, history verification, Synapse export."""
 
