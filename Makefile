@@ -27,6 +27,7 @@ test-deps:
 	deploy/dev/test-deps.sh $(SYNAPSE_VENV)
 
 test: $(VENV)/.stamp-test test-deps
+	$(VENV)/bin/lint-imports
 	PARTA_SYNAPSE_PY=$(SYNAPSE_VENV)/bin/python $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.stamp-test
