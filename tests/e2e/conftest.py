@@ -230,10 +230,10 @@ class RunningNode:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(SHUTDOWN_TIMEOUT)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as exc:
                 self.kill()
                 raise NodeFailed(f"node did not exit within {SHUTDOWN_TIMEOUT}s of SIGTERM:\n"
-                                 f"{self.log_tail()}")
+                                 f"{self.log_tail()}") from exc
         code = self.proc.returncode
         self.proc = None
         self._log.close()

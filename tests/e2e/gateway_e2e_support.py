@@ -81,10 +81,10 @@ class Proc:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(20)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as exc:
                 self.proc.kill()
                 self.proc.wait(10)
-                raise AssertionError(f"{self.kind} ignored SIGTERM:\n{self.log_tail()}")
+                raise AssertionError(f"{self.kind} ignored SIGTERM:\n{self.log_tail()}") from exc
         code = self.proc.returncode
         self.proc = None
         self._log.close()

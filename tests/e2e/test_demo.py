@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -41,7 +40,7 @@ def test_demo_seeds_a_school_a_client_can_use(tmp_path):
             lines.append(line)
             if "Try it:" in line or proc.poll() is not None:
                 break
-        assert any("Class 7B" in l for l in lines), "".join(lines)
+        assert any("Class 7B" in line for line in lines), "".join(lines)
 
         async def scenario():
             client = AsyncClient(f"http://127.0.0.1:{port}", "@pupil.cara:school42.localhost")
@@ -67,5 +66,5 @@ def test_demo_seeds_a_school_a_client_can_use(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0
-    assert sum("seeded" in l.lower() and "fail" in l.lower() for l in lines) == 0
+    assert sum("seeded" in line.lower() and "fail" in line.lower() for line in lines) == 0
     assert os.path.exists(os.path.join(data_dir, ".seeded"))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import threading
 import time
@@ -115,7 +114,8 @@ class Bystander(threading.Thread):
         while not self.stop.is_set():
             started = time.monotonic()
             try:
-                status, _h, _b = http_request("GET", self.node.base_url + "/_matrix/client/versions",
+                status, _h, _b = http_request("GET",
+                                              self.node.base_url + "/_matrix/client/versions",
                                               timeout=10)
             except OSError as exc:
                 self.versions_failures.append(repr(exc))
@@ -172,8 +172,8 @@ def _hostile_requests(arena: dict) -> list[tuple[str, Callable[[], tuple[int, An
     def uia_flood():
         last = None
         for _ in range(300):
-            last = api(node, "POST", f"{V3}/register", json_body={"username": "flood",
-                                                                  "password": "long enough password"})
+            last = api(node, "POST", f"{V3}/register",
+                       json_body={"username": "flood", "password": "long enough password"})
             assert last[0] in (401, 429), last
         return last
 

@@ -18,7 +18,6 @@ the gateway's API -- one of class ``school`` (it relays what it is given), one `
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 

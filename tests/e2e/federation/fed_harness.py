@@ -202,7 +202,7 @@ class FedCluster:
         peer_overrides = ({name: f"127.0.0.1:{port}" for _l, port, name in specs}
                           if named else {})
         made = []
-        for (label, fed_port, name), backend in zip(specs, backends):
+        for (label, fed_port, name), backend in zip(specs, backends, strict=False):
             node = self._init_node(label, fed_port, name, backend,
                                    {k: v for k, v in peer_overrides.items() if k != name},
                                    overrides, self_signed)

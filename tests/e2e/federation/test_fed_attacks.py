@@ -183,7 +183,7 @@ def test_bad_content_hash_is_stored_redacted(world):
 
 @pytest.mark.parametrize("victim", ["alice", "bob"])
 def test_sender_from_another_server_is_rejected(world, victim):
-    room, room_id = world["room"], world["room_id"]
+    room = world["room"]
     impersonated = world[victim].user_id
     ev = room.build(type="m.room.message", sender=impersonated,
                     content={"msgtype": "m.text", "body": f"Ich bin {victim} (nicht)"})

@@ -33,7 +33,7 @@ def _assert_exactly_once_in_order(watcher, room_id, bodies):
     missing = [x for x in bodies if x not in set(got)]
     assert not missing, f"{len(missing)} never arrived, e.g. {missing[:5]}"
     assert got == bodies, "out of order: first difference at " + str(
-        next(i for i, (x, y) in enumerate(zip(got, bodies)) if x != y))
+        next(i for i, (x, y) in enumerate(zip(got, bodies, strict=False)) if x != y))
     ids = [e["event_id"] for e in watcher.messages(room_id)]
     assert len(ids) == len(set(ids)), "an event ID appears twice in the client's timeline"
 

@@ -66,7 +66,7 @@ async def _media_both_ways(parta_w, syn_w, room_id):
     for uploader, downloader, name in ((parta_w, syn_w, "von-parta.bin"),
                                        (syn_w, parta_w, "von-synapse.bin")):
         data = secrets.token_bytes(70_000)
-        up, _ = await uploader.client.upload(lambda *_: data, content_type="image/png",
+        up, _ = await uploader.client.upload(lambda *_, data=data: data, content_type="image/png",
                                              filename=name, filesize=len(data))
         assert isinstance(up, UploadResponse), f"upload by {uploader.user_id}: {up}"
         await uploader.client.room_send(room_id, "m.room.message", {

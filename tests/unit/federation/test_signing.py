@@ -34,7 +34,7 @@ VECTORS = [
             "ed25519:1": "K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ"
         }
     }
-}"""),
+}"""),  # noqa: E501 - the spec's test vector, verbatim
     ('{\n    "one": 1,\n    "two": "Two"\n}', """{
     "one": 1,
     "signatures": {
@@ -43,7 +43,7 @@ VECTORS = [
         }
     },
     "two": "Two"
-}"""),
+}"""),  # noqa: E501 - the spec's test vector, verbatim
 ]
 
 BACKENDS = [pytest.param(verify_raw_nacl, id="pynacl"),

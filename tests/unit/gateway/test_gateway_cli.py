@@ -115,7 +115,7 @@ def test_enrol_create_prints_a_token_bound_to_the_roster_key(gw_dir, cfg, capsys
 
     code, out, err = run(capsys, "gateway", "school", "list", "-c", cfg)
     assert code == 0
-    line = next(l for l in out.splitlines() if l.startswith("42 "))
+    line = next(ln for ln in out.splitlines() if ln.startswith("42 "))
     assert "Lyceum No. 42" in line and "North" in line and "pending" in line
 
 
@@ -170,7 +170,7 @@ def test_revoke_show_and_export(gw_dir, cfg, capsys):
     assert "school43.test" not in yaml.safe_load(out)["federation_domain_whitelist"]
 
     code, out, _ = run(capsys, "gateway", "school", "list", "-c", cfg)
-    assert "revoked" in next(l for l in out.splitlines() if l.startswith("43 "))
+    assert "revoked" in next(ln for ln in out.splitlines() if ln.startswith("43 "))
 
 
 @pytest.mark.parametrize("argv, message", [

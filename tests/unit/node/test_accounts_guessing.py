@@ -82,7 +82,7 @@ def test_delete_devices_stage_is_locked_out_too(node):
     token = node.token_for("gus")
     other = node.token_for("gus", device_id="OTHER")
     statuses = []
-    for i in range(15):
+    for _ in range(15):
         status, body = node.call("POST", V3 + "/delete_devices", {"devices": ["OTHER"]},
                                  token=token)
         statuses.append(node.call("POST", V3 + "/delete_devices", {

@@ -499,8 +499,10 @@ def test_state_at_rewinds_current_state(node):
     pos2 = node.rooms.current_stream_ordering()
     result_of(node.rooms.send_event(ALICE, room, "m.room.name", {"name": "v3"}, ""))
     reader = node.sync.handler.state
-    name_at = lambda pos: result_of(reader.state_at(room, pos))[("m.room.name", "")].content[
-        "name"]
+
+    def name_at(pos: int) -> str:
+        return result_of(reader.state_at(room, pos))[("m.room.name", "")].content["name"]
+
     assert [name_at(pos1), name_at(pos2), name_at(10 ** 9)] == ["v1", "v2", "v3"]
     assert ("m.room.name", "") not in result_of(reader.state_at(room, 1))
     only = result_of(reader.state_at(room, pos2, [("m.room.name", ""), ("m.none", "")]))

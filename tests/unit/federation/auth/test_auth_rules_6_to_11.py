@@ -6,7 +6,7 @@ import pytest
 from federation.auth import check_state_dependent_auth_rules, AuthError
 from federation.room_versions import V12
 
-from authkit import ALICE, BOB, CAROL, Room, allowed, denied, make_room
+from authkit import ALICE, BOB, Room, allowed, denied, make_room
 
 
 # --- 6 (v10/v11: 5) sender must be joined -----------------------------------------------

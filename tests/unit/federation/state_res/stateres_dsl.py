@@ -125,7 +125,7 @@ class Room:
         """Edges in time order: ``"A -> B -> C"`` makes A a prev event of B, B of C."""
         for spec in chains:
             names = [n.strip() for n in spec.split("->")]
-            for earlier, later in zip(names, names[1:]):
+            for earlier, later in zip(names, names[1:], strict=False):
                 assert earlier in self.defs and later in self.defs, (earlier, later)
                 if earlier not in self.defs[later].prevs:
                     self.defs[later].prevs.append(earlier)

@@ -73,7 +73,7 @@ class ThreadedReactor:
         fn(*args, **kwargs)
 
     def shutdown(self) -> None:
-        for phase, event, fn, args, kwargs in self.triggers:
+        for _phase, event, fn, args, kwargs in self.triggers:
             if event == "shutdown":
                 fn(*args, **kwargs)
 
