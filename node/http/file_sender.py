@@ -11,7 +11,8 @@ reactor is one chunk from a local file -- the same approach as ``twisted.web.sta
 The file is closed when the body is complete, when the client goes away
 (``notifyFinish`` fails, or the transport stops the producer), or when the file turns out
 shorter than the announced ``Content-Length`` -- then the connection is dropped, as the
-client could otherwise wait forever for the missing bytes.
+client could otherwise wait forever for the missing bytes -- or when the reader takes no
+chunk for ``STALL_TIMEOUT_SECONDS`` (then the connection is aborted).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from zope.interface import implementer
 log = logging.getLogger("parta.http")
 
 CHUNK_BYTES = 64 * 1024
+# A reader that takes no chunk for this long is dropped: a stalled download would otherwise
+# hold its connection and an open file forever (the idle timeout is paused while a request
+# is answered).
+STALL_TIMEOUT_SECONDS = 120
 
 
 class FileResponse:
@@ -68,6 +73,9 @@ class FileProducer:
         self._suffix = response.suffix
         self._prefix = response.prefix
         self._registered = False
+        channel = getattr(request, "channel", None)
+        self._call_later = getattr(channel, "callLater", None)
+        self._stall_timer: Any = None
 
     def start(self) -> None:
         self._request.notifyFinish().addErrback(self._client_gone)
@@ -79,12 +87,14 @@ class FileProducer:
             self._complete()
             return
         self._registered = True
+        self._arm_stall_timer()
         self._request.registerProducer(self, False)
 
     # --- IPullProducer -------------------------------------------------------------------
     def resumeProducing(self) -> None:
         if self._file is None:
             return
+        self._arm_stall_timer()
         chunk = self._file.read(min(CHUNK_BYTES, self._remaining))
         if not chunk:
             log.error("Served file ended %d bytes before its Content-Length; dropping the "
@@ -121,7 +131,29 @@ class FileProducer:
             self._registered = False
             self._request.unregisterProducer()
 
+    def _arm_stall_timer(self) -> None:
+        if self._call_later is None:
+            return
+        if self._stall_timer is not None and self._stall_timer.active():
+            self._stall_timer.reset(STALL_TIMEOUT_SECONDS)
+        else:
+            self._stall_timer = self._call_later(STALL_TIMEOUT_SECONDS, self._stalled)
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        if self._file is None:
+            return
+        log.info("event=download_stalled remaining=%d", self._remaining)
+        self._close()
+        self._unregister()
+        transport = getattr(getattr(self._request, "channel", None), "transport", None)
+        if transport is not None:
+            transport.abortConnection()
+
     def _close(self) -> None:
+        if self._stall_timer is not None and self._stall_timer.active():
+            self._stall_timer.cancel()
+        self._stall_timer = None
         if self._file is not None:
             file, self._file = self._file, None
             file.close()

@@ -13,7 +13,7 @@ from gateway.directory.api import CityDirectory, register
 from gateway.directory.gatherer import DirectoryGatherer
 
 from gateway_app_support import GatewayHarness
-from gateway_support import result_of
+from support.deferreds import result_of
 
 SCHOOL_KEY = SigningKey("k1", b"\x21" * 32)
 

@@ -26,7 +26,9 @@ from node.http.request import ApiRequest, Requester
 from node.http.router import Router
 from node.http.server import Response
 
-from gateway_support import InlineDB, fake_clock, result_of
+from support.clocks import fake_clock
+from support.db import InlineDB
+from support.deferreds import result_of
 
 CITY = "city.example"
 T0 = 1_700_000_000_000

@@ -10,7 +10,8 @@ from gateway.directory.directors import DirectorInviter
 from gateway.directory.gatherer import DirectoryGatherer
 
 from city_support import FakeFederation
-from gateway_support import fake_clock, result_of
+from support.clocks import fake_clock
+from support.deferreds import result_of
 
 A, X = "school42.example", "ministry.example"
 ADMIN = "@office:city.example"

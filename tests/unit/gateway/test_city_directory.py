@@ -14,7 +14,7 @@ from gateway.directory.gatherer import clean_room, clean_stats
 from gateway.directory.rooms import combine, filter_rooms, page
 
 from city_support import CityHarness, room
-from gateway_support import result_of
+from support.deferreds import result_of
 
 A, B, C = "school42.example", "school17.example", "ministry.example"
 

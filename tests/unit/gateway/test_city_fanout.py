@@ -17,7 +17,8 @@ from node.clock import ReactorClock
 from node.federation.outbound import queue
 from node.federation.outbound.transaction_sender import TransactionSender
 
-from gateway_support import InlineDB, result_of
+from support.db import InlineDB
+from support.deferreds import result_of
 
 
 def run(db, fn, *args, **kw):

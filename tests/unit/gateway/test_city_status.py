@@ -21,7 +21,9 @@ from gateway.status import CityStatusSource, ContactTracker
 from node.federation.server import stats as stats_endpoint
 
 from city_support import CityHarness
-from gateway_support import InlineDB, fake_clock, result_of
+from support.clocks import fake_clock
+from support.db import InlineDB
+from support.deferreds import result_of
 
 A, B, C = "school42.example", "school17.example", "school3.example"
 

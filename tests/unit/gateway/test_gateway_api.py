@@ -14,7 +14,7 @@ from federation.keys import SigningKey
 from federation.roster import RosterState, verify_roster
 
 from gateway_app_support import CITY, ROSTER_KEY, GatewayHarness
-from gateway_support import result_of
+from support.deferreds import result_of
 
 S42_KEY = SigningKey("k42", b"\x42" * 32)
 S43_KEY = SigningKey("k43", b"\x43" * 32)

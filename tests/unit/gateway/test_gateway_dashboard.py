@@ -17,7 +17,8 @@ from gateway.dashboard.sessions import SESSION_COOKIE, SessionStore, parse_cooki
 from gateway.sources import SchoolStatus
 
 from gateway_app_support import GatewayHarness, hidden_value
-from gateway_support import fake_clock, result_of
+from support.clocks import fake_clock
+from support.deferreds import result_of
 
 EVIL = '<script>alert("x")</script>'
 S42_KEY = SigningKey("k42", b"\x42" * 32)

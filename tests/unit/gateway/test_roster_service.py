@@ -1,4 +1,4 @@
-"""The gateway's roster service over an in-memory SQLite database and a fake clock:
+"""The gateway's roster service (issue 5) over an in-memory SQLite database and a fake clock:
 publishing chained versions, enrolment with one-time tokens, revocation, key rotation, the
 node side accepting what the gateway publishes, history verification, Synapse export."""
 
@@ -20,7 +20,9 @@ from federation.roster import (RosterError, RosterState, roster_hash, roster_key
 from gateway.roster import RosterService, export_synapse
 from schema.gateway import enrolment_tokens, roster_versions, schools
 
-from gateway_support import InlineDB, fake_clock, result_of
+from support.clocks import fake_clock
+from support.db import InlineDB
+from support.deferreds import result_of
 
 CITY = "city.example"
 T0 = 1_700_000_000_000
@@ -86,7 +88,7 @@ def test_publish_chains_versions_and_all_are_kept(gw):
             school_id=f"x{i}", name="X", verify_keys=[S42_KEY.verify_key])})))
         assert doc["version"] == i + 2
     docs = [result_of(gw.get(v)) for v in range(1, 6)]
-    for a, b in zip(docs, docs[1:], strict=False):
+    for a, b in zip(docs, docs[1:]):
         assert b["prev_sha256"] == roster_hash(a)
     assert result_of(gw.get(6)) is None
     assert [d["version"] for d in result_of(gw.since(2))] == [3, 4, 5]

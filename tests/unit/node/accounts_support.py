@@ -23,7 +23,7 @@ from node.clock import ReactorClock
 from node.config import RateLimitConfig, RegistrationConfig
 from node.http.router import Router
 from node.http.server import ApiResource
-from rooms_support import InlineDB
+from support.db import InlineDB
 
 SERVER = "school.test"
 PASSWORD = "correct horse battery"

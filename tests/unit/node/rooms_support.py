@@ -1,56 +1,20 @@
 """Helpers for the rooms area's unit tests (not a test module).
 
-``InlineDB`` runs ``db.run`` synchronously on an in-memory SQLite engine and returns a fired
-Deferred, so the whole ``RoomService`` completes synchronously and ``result_of`` can drive
-it without a reactor.
+``make_service`` builds a ``RoomService`` on ``support.db.InlineDB`` (every ``db.run``
+completes at once), so the whole service completes synchronously and
+``support.deferreds.result_of`` can drive it without a reactor.
 """
 
 from __future__ import annotations
-
-from sqlalchemy import create_engine
-from sqlalchemy.pool import StaticPool
-from twisted.internet import defer
 
 import schema.events  # registers the tables
 import schema.rooms  # noqa: F401
 from federation.keys import SigningKey
 from node.rooms.service import RoomService
-from schema.meta import metadata
+from support.db import InlineDB
+from support.deferreds import result_of
 
 SERVER = "school.test"
-
-
-class InlineDB:
-    def __init__(self, url: str | None = None) -> None:
-        if url is None:
-            self.engine = create_engine("sqlite://", poolclass=StaticPool,
-                                        connect_args={"check_same_thread": False})
-        else:
-            from node.storage.database import make_engine
-            self.engine = make_engine(url, pool_size=2)
-        metadata.create_all(self.engine)
-        self.is_sqlite = url is None or url.startswith("sqlite")
-        self.fail_next = False
-        self.runs = 0
-
-    def run(self, fn, *args, **kwargs):
-        self.runs += 1
-        if self.fail_next and getattr(fn, "__name__", "") == "write_events":
-            self.fail_next = False
-            return defer.fail(RuntimeError("disk full"))
-        try:
-            with self.engine.begin() as conn:
-                return defer.succeed(fn(conn, *args, **kwargs))
-        except Exception:
-            return defer.fail()
-
-    def read(self, fn, *args, **kwargs):
-        """``Database.read``: the real one reads on its own connection; here the same."""
-        return self.run(fn, *args, **kwargs)
-
-    def run_sync(self, fn):
-        with self.engine.begin() as conn:
-            return fn(conn)
 
 
 class StepClock:
@@ -91,18 +55,6 @@ class RecordingNotifier:
 
     def notify_users(self, user_ids, stream):
         pass
-
-
-def result_of(coro_or_deferred):
-    """The result of a coroutine/Deferred that completes synchronously (re-raises)."""
-    d = coro_or_deferred if isinstance(coro_or_deferred, defer.Deferred) \
-        else defer.ensureDeferred(coro_or_deferred)
-    out: list = []
-    d.addBoth(out.append)
-    assert out, "did not complete synchronously"
-    if hasattr(out[0], "raiseException"):
-        out[0].raiseException()
-    return out[0]
 
 
 def uid(name: str) -> str:

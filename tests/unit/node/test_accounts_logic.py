@@ -13,6 +13,7 @@ from node.accounts.ids import (InvalidUsername, check_localpart, localpart_from_
                                generate_device_id)
 from node.accounts.profile_rules import check_key, check_profile_size, check_value
 from node.accounts.uia import AuthRequired, StageFailed, UserInteractiveAuth
+from support.clocks import FakeClock
 
 
 # --- passwords -------------------------------------------------------------------------------
@@ -95,14 +96,6 @@ def test_device_ids():
 
 
 # --- UIA -------------------------------------------------------------------------------------
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000
-
-    def time_ms(self) -> int:
-        return self.now
-
-
 async def _ok(session, auth):
     session.data["seen"] = auth.get("secret")
 
@@ -113,7 +106,7 @@ async def _check_secret(session, auth):
 
 
 def _uia(clock=None, discarded=None):
-    clock = clock or FakeClock()
+    clock = clock or FakeClock(1_000_000)
     return UserInteractiveAuth(clock.time_ms, timeout_ms=1000,
                                on_discard=(discarded.append if discarded is not None else None))
 
@@ -189,7 +182,7 @@ def test_uia_session_bound_to_operation_and_user():
 
 
 def test_uia_sessions_expire_and_are_discarded():
-    clock, discarded = FakeClock(), []
+    clock, discarded = FakeClock(1_000_000), []
     uia = _uia(clock, discarded)
     with pytest.raises(AuthRequired) as exc:
         _run(uia.authenticate("op", {"type": "x.secret", "secret": "s3cret"}, FLOWS, HANDLERS))

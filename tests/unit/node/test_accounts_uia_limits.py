@@ -9,6 +9,7 @@ import pytest
 from accounts_support import PASSWORD, V3, Node
 from node.accounts.uia import AuthRequired, UserInteractiveAuth
 from node.ratelimit import LimitExceeded
+from support.clocks import FakeClock
 
 
 @pytest.fixture
@@ -104,14 +105,6 @@ def test_session_creation_is_rate_limited_per_address(monkeypatch):
     assert status == 401 and body["session"]                   # others are not affected
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.ms = 0
-
-    def time_ms(self) -> int:
-        return self.ms
-
-
 def _new(uia, ip="1.2.3.4", user=None):
     with pytest.raises(AuthRequired) as exc:
         run(uia.authenticate("op", None, [["m.login.dummy"]], {}, user_id=user,
@@ -128,13 +121,13 @@ def run(coro):
 
 
 def test_sessions_expire_after_ten_minutes():
-    clock = Clock()
+    clock = FakeClock(0)
     uia = UserInteractiveAuth(clock.time_ms)
     sid = _new(uia)
-    clock.ms += 9 * 60 * 1000
+    clock.now += 9 * 60 * 1000
     _new(uia, ip="5.6.7.8")
     assert len(uia) == 2
-    clock.ms += 2 * 60 * 1000
+    clock.now += 2 * 60 * 1000
     with pytest.raises(Exception) as exc:
         run(uia.authenticate("op", {"session": sid, "type": "m.login.dummy"},
                              [["m.login.dummy"]], {}, client_ip="1.2.3.4"))
@@ -143,7 +136,7 @@ def test_sessions_expire_after_ten_minutes():
 
 
 def test_per_client_cap_evicts_that_clients_oldest_session():
-    uia = UserInteractiveAuth(Clock().time_ms, max_per_client=3)
+    uia = UserInteractiveAuth(FakeClock(0).time_ms, max_per_client=3)
     mine = [_new(uia) for _ in range(5)]
     other = _new(uia, ip="9.9.9.9")
     assert len(uia) == 4
@@ -152,7 +145,7 @@ def test_per_client_cap_evicts_that_clients_oldest_session():
 
 
 def test_total_cap_evicts_the_oldest_session():
-    uia = UserInteractiveAuth(Clock().time_ms, max_sessions=50)
+    uia = UserInteractiveAuth(FakeClock(0).time_ms, max_sessions=50)
     first = _new(uia, ip="10.0.0.0")
     for i in range(1, 500):
         _new(uia, ip=f"10.0.{i // 256}.{i % 256}")
@@ -170,7 +163,7 @@ def test_creation_limiter_keys_by_user_when_authenticated():
                 raise LimitExceeded(1000)
 
     limiter = Limiter()
-    uia = UserInteractiveAuth(Clock().time_ms, creation_limiter=limiter)
+    uia = UserInteractiveAuth(FakeClock(0).time_ms, creation_limiter=limiter)
     _new(uia, user="@a:s")
     _new(uia, ip="1.1.1.1")
     with pytest.raises(LimitExceeded):

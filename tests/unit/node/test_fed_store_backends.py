@@ -8,7 +8,9 @@ import pytest
 
 import schema.federation  # noqa: F401 - registers the tables
 from node.federation import store
-from rooms_support import InlineDB, make_service, result_of, uid
+from rooms_support import make_service, uid
+from support.db import InlineDB
+from support.deferreds import result_of
 from test_rooms_postgres import pg_url  # noqa: F401 - the PostgreSQL fixture
 
 ALICE = uid("alice")

@@ -21,7 +21,8 @@ from node.http.router import Router
 from node.rooms.api import register_all as register_rooms
 from node.sync.api import register_all as register_sync
 
-from rooms_support import SERVER, result_of
+from rooms_support import SERVER
+from support.deferreds import result_of
 from test_sync_handler import ALICE, BOB, Node
 
 V3 = "/_matrix/client/v3"

@@ -24,29 +24,12 @@ from node.http.request import Requester
 from node.http.router import Router
 from node.http.server import ApiResource
 from node.media.wiring import wire
-from node.storage.database import make_engine
-from schema.meta import metadata
+from support.clocks import FakeClock
+from support.db import InlineDB
 
 SERVER = "school.example"
 TOKENS = {"tok-anna": "@anna:school.example", "tok-ben": "@ben:school.example"}
-
-
-class SyncDB:
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
-        metadata.create_all(self.engine)
-
-    def run(self, fn, *args, **kwargs):
-        try:
-            with self.engine.begin() as conn:
-                return defer.succeed(fn(conn, *args, **kwargs))
-        except Exception:
-            return defer.fail()
-
-
-class FakeClock:
-    def time_ms(self) -> int:
-        return 1_700_000_000_000
+SyncDB = InlineDB  # the name other media test modules import from here
 
 
 @pytest.fixture
@@ -58,7 +41,7 @@ def api(tmp_path, monkeypatch):
                              media_dir=str(tmp_path / "media"))
     router = Router()
     ctx = SimpleNamespace(config=config, reactor=SimpleNamespace(getThreadPool=lambda: None),
-                          clock=FakeClock(), db=SyncDB(f"sqlite:///{tmp_path}/node.db"),
+                          clock=FakeClock(), db=InlineDB(f"sqlite:///{tmp_path}/node.db"),
                           router=router, server_name=SERVER)
     media = wire(ctx, accounts=None)
 

@@ -14,8 +14,7 @@ from node.media.budget import WorkBudget
 from node.media.service import MediaService
 from node.media.store import MediaStore
 from node.ratelimit import LimitExceeded
-from node.storage.database import make_engine
-from schema.meta import metadata
+from support.db import InlineDB
 
 MB = 1024 * 1024
 
@@ -97,19 +96,6 @@ def test_failed_and_cancelled_jobs_release_their_share():
     assert budget.running == 0 and budget.used_bytes == 0
 
 
-class SyncDB:
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
-        metadata.create_all(self.engine)
-
-    def run(self, fn, *args):
-        try:
-            with self.engine.begin() as conn:
-                return defer.succeed(fn(conn, *args))
-        except Exception:
-            return defer.fail()
-
-
 def png(w: int, h: int) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (w, h), (0, 120, 240)).save(out, "PNG")
@@ -130,7 +116,7 @@ def test_service_decodes_few_thumbnails_at_once_and_answers_all(tmp_path):
 
     config = MediaConfig(thumbnail_concurrency=2)
     media = MediaService(server_name="school.example", config=config,
-                         db=SyncDB(f"sqlite:///{tmp_path}/node.db"),
+                         db=InlineDB(f"sqlite:///{tmp_path}/node.db"),
                          store=MediaStore(str(tmp_path / "media")),
                          clock=SimpleNamespace(time_ms=lambda: 1), offload=offload)
     results: list = []

@@ -19,12 +19,14 @@ from types import SimpleNamespace
 import pytest
 from twisted.internet import defer
 from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
 import schema.media  # noqa: F401 - registers the tables
 from node.config import MediaConfig
 from node.http.request import Requester
+from node.http.file_sender import STALL_TIMEOUT_SECONDS
 from node.http.router import Router
 from node.http.server import ApiResource
 from node.media.wiring import wire
@@ -229,3 +231,40 @@ def test_empty_file_downloads(api):
     got = fetch(api, Downloader("GET", path))
     assert got.finished and got.received == 0 and got.digest.hexdigest() == digest
     assert got.header("content-length") == "0"
+
+
+class StalledReader(Downloader):
+    """A client that takes the first chunk and then reads nothing more (its socket buffer
+    stays full, so twisted.web never asks the producer for the next chunk)."""
+
+    def __init__(self, method: str, path: str, clock: Clock) -> None:
+        super().__init__(method, path)
+        self.aborted = False
+        self.channel = SimpleNamespace(callLater=clock.callLater,
+                                       transport=SimpleNamespace(abortConnection=self._abort))
+
+    def registerProducer(self, producer, streaming) -> None:
+        self.producer = producer
+        producer.resumeProducing()                   # one chunk, then nothing
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    def _abort(self) -> None:
+        self.aborted = True
+
+
+def test_stalled_download_is_dropped_and_its_file_closed(api):
+    clock = Clock()
+    path, _ = upload_file(api, 2 * MiB)
+    before = open_fds()
+    reader = fetch(api, StalledReader("GET", path, clock))
+    assert reader.received > 0 and not reader.finished
+    assert open_fds() == before + 1                  # the download holds its file
+    clock.advance(STALL_TIMEOUT_SECONDS - 1)
+    assert not reader.aborted
+    reader.producer.resumeProducing()                # a slow reader that still reads
+    clock.advance(STALL_TIMEOUT_SECONDS - 1)         # is not dropped
+    assert not reader.aborted
+    clock.advance(2)
+    assert reader.aborted and open_fds() == before

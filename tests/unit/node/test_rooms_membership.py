@@ -7,7 +7,8 @@ import pytest
 
 from federation.errors import MatrixError
 
-from rooms_support import Api, FakeAccounts, make_service, result_of, uid
+from rooms_support import Api, FakeAccounts, make_service, uid
+from support.deferreds import result_of
 
 ALICE, BOB, CAROL, DAVE = uid("alice"), uid("bob"), uid("carol"), uid("dave")
 V3 = "/_matrix/client/v3"

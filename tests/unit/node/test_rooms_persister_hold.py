@@ -18,7 +18,9 @@ from federation.events.builder import build_create_event, build_event
 from federation.keys import SigningKey
 from federation.room_versions import V12
 from node.rooms.persister import MAX_HOLD_S, EventPersister
-from rooms_support import InlineDB, RecordingNotifier, result_of
+from rooms_support import RecordingNotifier
+from support.db import InlineDB
+from support.deferreds import result_of
 from schema.events import events
 
 KEY = SigningKey("p1", b"\x05" * 32)
@@ -380,7 +382,7 @@ def test_extra_never_commits_before_the_events_queued_before_it(max_batch):
     p.hold()
     evs = [room.message() for _ in range(5)]
     ds = [p.enqueue(ev) for ev in evs]
-    for d, ev in zip(ds, evs, strict=True):
+    for d, ev in zip(ds, evs):
         d.addCallback(lambda _, eid=ev.event_id: order.append(eid))
     dx = p.enqueue_extra(lambda conn: order.append("extra"))
     p.release()

@@ -19,7 +19,9 @@ from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
 from federation.errors import MatrixError
-from rooms_support import Api, InlineDB, StepClock, make_service, result_of, uid
+from rooms_support import Api, StepClock, make_service, uid
+from support.db import InlineDB
+from support.deferreds import result_of
 from test_rooms_postgres import pg_url  # noqa: F401 - the PostgreSQL fixture
 from schema.events import events, forward_extremities
 

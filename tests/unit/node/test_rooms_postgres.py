@@ -11,7 +11,9 @@ import tempfile
 
 import pytest
 
-from rooms_support import Api, InlineDB, make_service, result_of, uid
+from rooms_support import Api, make_service, uid
+from support.db import InlineDB
+from support.deferreds import result_of
 
 pytestmark = pytest.mark.postgres
 

@@ -8,7 +8,9 @@ from federation.auth.errors import AuthError
 from federation.errors import MatrixError, NotFound
 from federation.room_versions import V10
 
-from rooms_support import (Api, InlineDB, RecordingNotifier, make_service, result_of, uid)
+from rooms_support import Api, RecordingNotifier, make_service, uid
+from support.db import InlineDB
+from support.deferreds import result_of
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
 
@@ -44,7 +46,7 @@ def test_private_chat_preset_and_event_order():
     assert ALICE not in pl["users"] and pl["events"]["m.room.tombstone"] == 150
     # prev_events chain and depths
     assert [e.depth for e in evs] == list(range(1, 9))
-    for a, b in zip(evs, evs[1:], strict=False):
+    for a, b in zip(evs, evs[1:]):
         assert b.prev_event_ids == [a.event_id]
     # v12: the create event is never an auth event
     assert all(evs[0].event_id not in e.auth_event_ids for e in evs[1:])

@@ -11,7 +11,7 @@ from node.http.router import Router
 from node.sync.api import register_all
 
 from test_sync_handler import ALICE, BOB, CAROL, Node
-from rooms_support import result_of
+from support.deferreds import result_of
 
 
 class Api:

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, strategies as st
 
 from federation.errors import BadJSON
-from node import filtering
-from node.filtering import parse_filter, project_fields, type_matches
+from node.sync import filtering
+from node.sync.filtering import parse_filter, project_fields, type_matches
 
-from rooms_support import result_of
+from support.deferreds import result_of
 from test_sync_api import V3, Api
 from test_sync_handler import ALICE, BOB, Node
 

@@ -12,10 +12,12 @@ from node.sync.account_data import AccountDataStore
 from node.sync.filter_store import FilterStore
 from node.sync.notifier import SyncNotifier
 from node.sync.receipts import ReceiptStore
-from node.stream_tokens import StreamToken
+from node.sync.tokens import StreamToken
+import schema.sync  # noqa: F401 - registers the tables
 from schema.events import events
 
-from sync_support import SyncDB, result_of
+from support.db import InlineDB
+from support.deferreds import result_of
 
 ROOM = "!room:school.example"
 
@@ -24,7 +26,7 @@ ROOM = "!room:school.example"
 def env():
     clock = task.Clock()
     clock.advance(1_700_000_000)
-    db = SyncDB()
+    db = InlineDB()
     notifier = SyncNotifier(ReactorClock(clock))
     return db, notifier, ReactorClock(clock)
 

@@ -17,7 +17,9 @@ from federation.transport.key_server import (KeyServer, NotaryService, OldKey, S
                                              old_keys_from_json, old_keys_to_json,
                                              parse_key_query_body, parse_key_query_get,
                                              rotate_signing_keys)
-from transport_support import FakeClock, key, result_of
+from transport_support import key
+from support.clocks import FakeClock
+from support.deferreds import result_of
 
 SERVER = "school-a.example"
 K1, K2, OLD = key("k1", 1), key("k2", 2), key("old", 3)

@@ -15,7 +15,9 @@ from federation.transport.key_responses import SEVEN_DAYS_MS, parse_server_keys
 from federation.transport.key_server import KeyServer, OldKey, build_server_keys
 from federation.transport.keyring import (DirectKeyFetcher, KeyNotFound, KeyRing,
                                           NotaryKeyFetcher, PinnedKey, StaticPinnedKeys)
-from transport_support import FakeClock, key, pending, result_of
+from transport_support import key
+from support.clocks import FakeClock
+from support.deferreds import pending, result_of
 
 A = "school-a.example"
 B = "school-b.example"

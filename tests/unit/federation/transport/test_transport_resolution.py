@@ -9,7 +9,8 @@ from federation.transport.errors import DestinationUnreachable
 from federation.transport.resolution import (ERROR_TTL_MS, HttpsResponse, Resolution,
                                              ServerResolver, cache_ttl_ms, parse_well_known)
 from federation.transport.server_names import InvalidServerName
-from transport_support import FakeClock, pending, result_of
+from support.clocks import FakeClock
+from support.deferreds import pending, result_of
 
 H = 3600 * 1000
 

@@ -10,7 +10,8 @@ from federation.signing import sign_json
 from federation.transport.xmatrix import (MalformedAuthorization, XMatrixAuth, format_header,
                                           parse_authorization, parse_header, request_json,
                                           sign_request, verify_request, verify_request_async)
-from transport_support import key, result_of
+from transport_support import key
+from support.deferreds import result_of
 
 ORIGIN = "origin.example"
 DEST = "dest.example"

@@ -1,4 +1,4 @@
-"""Helpers for the outbound federation unit tests (queue/sender, membership handshakes).
+"""Helpers for FED-OUT's unit tests (outbound queue/sender, membership handshakes).
 
 Builds real ``RoomService``s on in-memory SQLite (``rooms_support.InlineDB``: every
 ``db.run`` completes synchronously), a ``task.Clock`` for time and timers, and a fake
@@ -26,8 +26,9 @@ from federation.keys import SigningKey
 from federation.transport.errors import DestinationUnreachable
 from node.clock import ReactorClock
 from node.rooms.service import RoomService
-from rooms_support import (FakeAccounts, InlineDB, RecordingNotifier,
-                           result_of)
+from rooms_support import FakeAccounts, RecordingNotifier
+from support.db import InlineDB
+from support.deferreds import result_of
 
 START_S = 1_700_000_000
 
@@ -163,7 +164,7 @@ class FakeKeyring:
 
 
 class LinearIngest:
-    """A small stand-in for the inbound pipeline (linear rooms only): enough to
+    """A small stand-in for FED-CORE's inbound pipeline (linear rooms only): enough to
     drive the membership handshakes between two in-process servers."""
 
     def __init__(self, node) -> None:

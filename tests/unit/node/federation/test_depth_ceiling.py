@@ -16,7 +16,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import result_of, two_nodes_in_a_room
+from fedcore_support import two_nodes_in_a_room
+from support.deferreds import result_of
 
 MAX_DEPTH = 2**53 - 1
 

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 
 import schema.federation  # noqa: F401 - registers the tables
 from node.federation import store
-from rooms_support import InlineDB
+from support.db import InlineDB
 from schema.events import events
 from schema.federation import event_state_groups
 
@@ -59,7 +59,7 @@ def _populate(db: InlineDB) -> dict[str, tuple[bool, bool, bool]]:
     rows, groups = [], []
     so = 0
     for o, r, g in KINDS:
-        for _ in range(PER_KIND):
+        for i in range(PER_KIND):
             so += 1
             eid = f"$e{so}-{int(o)}{int(r)}{int(g)}"
             rows.append(_event_row(so, eid, outlier=o, rejected="bad auth" if r else None))

@@ -16,8 +16,8 @@ from federation.keys import SigningKey
 from federation.signing import verify_json
 from federation.transport.key_server import OldKey
 from federation.transport.xmatrix import sign_request
-from fedcore_support import (FedNode, Network, dispatch, forward,
-                             result_of, two_nodes_in_a_room)
+from fedcore_support import FedNode, Network, dispatch, forward, two_nodes_in_a_room
+from support.deferreds import result_of
 from schema.events import events
 from schema.sync import receipts
 

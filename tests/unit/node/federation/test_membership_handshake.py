@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from fedout_support import FedNode, link, make_clock, result_of
+from fedout_support import FedNode, link, make_clock
+from support.deferreds import result_of
 
 from federation.errors import MatrixError
 from federation.events.builder import build_event

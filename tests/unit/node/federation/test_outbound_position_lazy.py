@@ -9,8 +9,9 @@ to the other servers in the room; a retried transaction keeps its ``txnId``).
 
 from __future__ import annotations
 
-from fedout_support import (FakeAccounts, FakeClient, InlineDB, Policy, make_clock,
-                            make_rooms, remote_join, result_of)
+from fedout_support import (FakeAccounts, FakeClient, Policy, make_clock, make_rooms, remote_join)
+from support.db import InlineDB
+from support.deferreds import result_of
 
 from federation.events.builder import build_event
 from federation.keys import SigningKey

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fedout_support import InlineDB, result_of
+from support.db import InlineDB
+from support.deferreds import result_of
 
 from node.federation.outbound import queue
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from fedout_support import FakeClient, Policy, make_clock, result_of
+from fedout_support import FakeClient, Policy, make_clock
+from support.deferreds import result_of
 
 from federation.errors import MatrixError
 from federation.transport.errors import DestinationUnreachable

@@ -3,8 +3,9 @@ catch-up in order without duplicates, restarts, server policy."""
 
 from __future__ import annotations
 
-from fedout_support import (FakeAccounts, FakeClient, InlineDB, Policy, make_clock,
-                            make_rooms, remote_join, result_of)
+from fedout_support import (FakeAccounts, FakeClient, Policy, make_clock, make_rooms, remote_join)
+from support.db import InlineDB
+from support.deferreds import result_of
 
 from federation.keys import SigningKey
 from node.federation.outbound import queue
@@ -62,7 +63,7 @@ def delivered(client, dest=B):
     """Events B accepted, de-duplicated by event ID as a receiver would, in arrival
     order -- plus the raw arrival count of each."""
     order, counts = [], {}
-    for _txn_id, body in client.delivered:
+    for txn_id, body in client.delivered:
         for pdu in body["pdus"]:
             key = (pdu["type"], pdu["content"].get("body"), pdu["depth"])
             counts[key] = counts.get(key, 0) + 1

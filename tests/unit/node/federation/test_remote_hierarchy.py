@@ -14,7 +14,7 @@ from federation.transport.errors import DestinationUnreachable
 from node.federation.remote.hierarchy import (FAILURE_TTL_MS, MAX_VIA,
                                               TTL_MS, RemoteHierarchy, child_refs,
                                               clean_summary, parse_answer, user_may_see)
-from rooms_support import result_of
+from support.deferreds import result_of
 
 
 def _ev(sk, ts, **content):

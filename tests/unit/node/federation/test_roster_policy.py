@@ -1,5 +1,5 @@
 """RosterPolicy: membership, pinned keys, classes, start-up from the data dir, the notary
-source for roster members, room audiences."""
+source for roster members, room audiences (issue 5 enforcement)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import sys
 
 import pytest
-from twisted.internet import defer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,6 +25,8 @@ from node.federation.roster_policy import (RosterNotarySource, RosterPolicy,
                                            refusal)
 from roster_test_support import (DAY_MS, GATEWAY, MINISTRY, ROGUE, SCHOOL_A,
                                  SCHOOL_B, T0_MS, City, FakeConfig)
+from support.clocks import FakeClock
+from support.deferreds import result_of
 
 
 def bound_policy(city: City, *names: str) -> tuple[RosterPolicy, RosterState]:
@@ -33,14 +34,6 @@ def bound_policy(city: City, *names: str) -> tuple[RosterPolicy, RosterState]:
     state = RosterState(city.roster_key.verify_key, GATEWAY)
     state.accept(doc, doc["issued_ts"])
     return RosterPolicy(state), state
-
-
-class Clock:
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def time_ms(self) -> int:
-        return self.ms
 
 
 # --- membership ----------------------------------------------------------------------------
@@ -139,38 +132,28 @@ class RecordingFetcher:
         return []
 
 
-def run(coro):
-    d = defer.ensureDeferred(coro)
-    out = []
-    d.addBoth(out.append)
-    assert out, "coroutine did not finish synchronously"
-    if hasattr(out[0], "raiseException"):
-        out[0].raiseException()
-    return out[0]
-
-
 def test_key_ring_takes_member_keys_only_from_the_roster_and_never_fetches():
     city = City()
     policy, _ = bound_policy(city, GATEWAY, SCHOOL_A)
     fetcher = RecordingFetcher()
-    ring = KeyRing(Clock(T0_MS), [fetcher], pinned=PinnedKeysFromPolicy(policy))
+    ring = KeyRing(FakeClock(T0_MS), [fetcher], pinned=PinnedKeysFromPolicy(policy))
     key = city.keys[SCHOOL_A]
-    got = run(ring.get_verify_key(SCHOOL_A, key.key_id))
+    got = result_of(ring.get_verify_key(SCHOOL_A, key.key_id))
     assert got.public_bytes == key.verify_key.public_bytes
     # A key ID the roster does not list for a member: refused, not fetched.
     with pytest.raises(KeyNotFound):
-        run(ring.get_verify_key(SCHOOL_A, "ed25519:other"))
+        result_of(ring.get_verify_key(SCHOOL_A, "ed25519:other"))
     # A non-member: refused without any fetch (no direct request, no notary).
     with pytest.raises(KeyNotFound):
-        run(ring.get_verify_key(ROGUE, city.keys[ROGUE].key_id))
+        result_of(ring.get_verify_key(ROGUE, city.keys[ROGUE].key_id))
     assert fetcher.asked == []
 
 
 def test_open_policy_leaves_keys_to_the_fetchers():
     fetcher = RecordingFetcher()
-    ring = KeyRing(Clock(T0_MS), [fetcher], pinned=PinnedKeysFromPolicy(RosterPolicy()))
+    ring = KeyRing(FakeClock(T0_MS), [fetcher], pinned=PinnedKeysFromPolicy(RosterPolicy()))
     with pytest.raises(KeyNotFound):
-        run(ring.get_verify_key(ROGUE, "ed25519:x"))
+        result_of(ring.get_verify_key(ROGUE, "ed25519:x"))
     assert fetcher.asked == [ROGUE]
 
 
@@ -207,9 +190,9 @@ def test_notary_vouches_only_for_members_with_roster_keys():
     assert source.stored_responses(SCHOOL_A) == [good]
     assert source.stored_responses(SCHOOL_B) == []
     assert source.stored_responses(ROGUE) == []
-    assert run(source.refresh_direct(SCHOOL_A, T0_MS)) is good
-    assert run(source.refresh_direct(SCHOOL_B, T0_MS)) is None
-    assert run(source.refresh_direct(ROGUE, T0_MS)) is None
+    assert result_of(source.refresh_direct(SCHOOL_A, T0_MS)) is good
+    assert result_of(source.refresh_direct(SCHOOL_B, T0_MS)) is None
+    assert result_of(source.refresh_direct(ROGUE, T0_MS)) is None
     assert inner.refreshed == [SCHOOL_A, SCHOOL_B]           # never asks a non-member
 
 
@@ -219,9 +202,9 @@ def test_notary_end_to_end_signs_member_keys_and_omits_others():
     policy, _ = bound_policy(city, GATEWAY, SCHOOL_A)
     inner = FakeKeySource({SCHOOL_A: [keys_response(SCHOOL_A, city.keys[SCHOOL_A])],
                            ROGUE: [keys_response(ROGUE, city.keys[ROGUE])]})
-    key_server = KeyServer(GATEWAY, [city.keys[GATEWAY]], Clock(T0_MS))
-    notary = NotaryService(key_server, RosterNotarySource(inner, policy), Clock(T0_MS))
-    status, body = run(notary.handle_post({"server_keys": {SCHOOL_A: {}, ROGUE: {}}}))
+    key_server = KeyServer(GATEWAY, [city.keys[GATEWAY]], FakeClock(T0_MS))
+    notary = NotaryService(key_server, RosterNotarySource(inner, policy), FakeClock(T0_MS))
+    status, body = result_of(notary.handle_post({"server_keys": {SCHOOL_A: {}, ROGUE: {}}}))
     assert status == 200
     (entry,) = body["server_keys"]
     assert entry["server_name"] == SCHOOL_A

@@ -18,14 +18,7 @@ from gateway.roster_enforcement import GatewayRoster, RosterAcks
 from node.federation.roster_policy import RosterPolicy
 from roster_test_support import (GATEWAY, ROGUE, SCHOOL_A, SCHOOL_B, T0_MS,
                                  City)
-
-
-class Clock:
-    def __init__(self, ms: int = T0_MS) -> None:
-        self.ms = ms
-
-    def time_ms(self) -> int:
-        return self.ms
+from support.clocks import FakeClock
 
 
 class Raw:
@@ -57,7 +50,7 @@ def signed_req(city: City, origin: str, since: int, *, key=None, destination=GAT
 def test_signed_refresh_is_recorded_as_the_acknowledged_version(tmp_path):
     city = City()
     policy = policy_for(city, GATEWAY, SCHOOL_A, SCHOOL_B)
-    acks = RosterAcks(str(tmp_path / "acks.json"), Clock())
+    acks = RosterAcks(str(tmp_path / "acks.json"), FakeClock(T0_MS))
     assert acks.note_request(signed_req(city, SCHOOL_A, 7), 7, policy, GATEWAY) == SCHOOL_A
     assert acks.acked(SCHOOL_A) == (7, T0_MS)
     # Not recorded: unsigned, signed by a key the roster does not pin, a non-member,
@@ -77,12 +70,12 @@ def test_signed_refresh_is_recorded_as_the_acknowledged_version(tmp_path):
 
 def test_acks_are_saved_and_served_as_school_status(tmp_path):
     path = str(tmp_path / "acks.json")
-    acks = RosterAcks(path, Clock())
+    acks = RosterAcks(path, FakeClock(T0_MS))
     acks.record(SCHOOL_A, 3, T0_MS + 5)
     acks.flush()
     with open(path) as fh:
         assert json.load(fh) == {SCHOOL_A: {"version": 3, "ts": T0_MS + 5}}
-    again = RosterAcks(path, Clock())
+    again = RosterAcks(path, FakeClock(T0_MS))
     out = []
     defer.ensureDeferred(again.status_of([SCHOOL_A, SCHOOL_B])).addCallback(out.append)
     (status,) = out
@@ -116,7 +109,7 @@ class FakeClient:
 class FakeGw:
     def __init__(self, city: City) -> None:
         self.roster = FakeRosterService(city)
-        self.clock = Clock(T0_MS + 10_000)
+        self.clock = FakeClock(T0_MS + 10_000)
         self.server_name = GATEWAY
 
 
