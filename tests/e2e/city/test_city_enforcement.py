@@ -24,7 +24,7 @@ import time
 import pytest
 
 from e2e_helpers import run
-from city_fixtures import city, city_ca  # noqa: F401 (pytest fixtures)
+from city_fixtures import city, city_ca  # noqa: F401 - pytest fixtures
 from city_harness import metric, signing_key_of, wait_until
 from fed_harness import (Account, client_api, close_all, join_via, joined_members,
                          send_text, wait_for, wait_for_bodies)
@@ -36,7 +36,7 @@ PROFILE = "/_matrix/federation/v1/query/profile?user_id={}"
 
 
 @pytest.fixture(scope="module")
-def world(city):
+def world(city):  # noqa: F811 - the pytest fixture imported above
     gateway = city.start_gateway()
     a, a_id = city.school("a")
     b, b_id = city.school("b")
@@ -209,7 +209,7 @@ def test_external_server_only_joins_rooms_that_admit_it(world):
 
 # --- enrolment and revocation ----------------------------------------------------------------
 def test_after_enrolment_the_rogue_node_works(world):
-    city, rogue, gateway = world["city"], world["rogue"], world["gateway"]
+    city, rogue, gateway = world["city"], world["rogue"], world["gateway"]  # noqa: F811 - world's city is that fixture
     rogue.stop_checked()
     world["ids"]["rogue"] = city.enrol(rogue)
     rogue.start()
@@ -235,7 +235,7 @@ def test_after_enrolment_the_rogue_node_works(world):
 
 
 def test_after_revocation_the_rogue_node_is_cut_off(world):
-    city, rogue, gateway, a = world["city"], world["rogue"], world["gateway"], world["a"]
+    city, rogue, gateway, a = world["city"], world["rogue"], world["gateway"], world["a"]  # noqa: F811 - world's city is that fixture
     started = time.monotonic()
     version = gateway.revoke(world["ids"]["rogue"])
     for node in (a, world["b"]):

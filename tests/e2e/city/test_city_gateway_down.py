@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from e2e_helpers import run
-from city_fixtures import city, city_ca  # noqa: F401 (pytest fixtures)
+from city_fixtures import city, city_ca  # noqa: F401 - pytest fixtures
 from city_harness import metric, wait_until
 from fed_harness import Account, close_all, send_text, setup_room, wait_for_bodies
 from federation_env import q
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def world(city):
+def world(city):  # noqa: F811 - the pytest fixture imported above
     gateway = city.start_gateway()
     a, _ = city.school("a")
     b, _ = city.school("b")

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from city_fixtures import city, city_ca  # noqa: F401 (pytest fixtures)
+from city_fixtures import city, city_ca  # noqa: F401 - pytest fixtures
 from city_harness import metric, wait_until
 from federation.keys import SigningKey
 from federation.roster import (build_roster, generate_roster_key, roster_key_fingerprint,
@@ -82,7 +82,7 @@ def entry(name: str, school_id: str, key: SigningKey, cls: str = "school") -> di
 
 
 @pytest.fixture(scope="module")
-def setup(city):
+def setup(city):  # noqa: F811 - the pytest fixture imported above
     gw = FakeGateway(city.fake())
     member, rogue = city.fake(), city.fake()           # not enrolled anywhere: the fake
     a = city.new_node("a")                             # gateway's roster decides

@@ -28,12 +28,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "interop"))
 
 from e2e_helpers import run
-from city_fixtures import city, city_ca  # noqa: F401 (pytest fixtures)
+from city_fixtures import city, city_ca  # noqa: F401 - pytest fixtures
 from fed_harness import (close_all, joined_members, new_watcher, send_text,
                          wait_for, wait_for_bodies)
 from federation.keys import load_signing_key_file
 from federation_env import FederatedSynapse
-from interop_fixtures import synapse_python  # noqa: F401 (pytest fixture)
+from interop_fixtures import synapse_python  # noqa: F401 - pytest fixture
 
 pytestmark = [pytest.mark.synapse, pytest.mark.timeout(900)]
 
@@ -64,7 +64,7 @@ class RosterSynapse(FederatedSynapse):
 
 
 @pytest.fixture(scope="module")
-def world(city, synapse_python, city_ca, tmp_path_factory):
+def world(city, synapse_python, city_ca, tmp_path_factory):  # noqa: F811 - the pytest fixture imported above
     gateway = city.start_gateway()
     a, _ = city.school("a")
     synapse = RosterSynapse(str(tmp_path_factory.mktemp("roster-synapse")), synapse_python,

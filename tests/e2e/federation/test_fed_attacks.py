@@ -26,7 +26,7 @@ from urllib.parse import quote
 import pytest
 
 from e2e_helpers import run
-from fed_fixtures import fed_ca, fed_cluster, fake_server  # noqa: F401 (pytest fixtures)
+from fed_fixtures import fed_ca, fed_cluster, fake_server  # noqa: F401 - pytest fixtures
 from fed_harness import (Account, FakeServer, client_api, close_all, send_text, setup_room,
                          wait_for, wait_for_bodies)
 from federation_env import FakeRoom, q
@@ -34,7 +34,7 @@ from federation.keys import SigningKey
 
 
 @pytest.fixture(scope="module")
-def world(fed_cluster, fake_server: FakeServer):
+def world(fed_cluster, fake_server: FakeServer):  # noqa: F811 - the pytest fixture imported above
     a, b = fed_cluster.create(2)
     alice = Account(a, "alice")
     bob = Account(b, "bob")
@@ -409,7 +409,7 @@ def test_read_endpoints_for_a_member_server(world):
                                  for k in body2["server_keys"]), body2
 
 
-def test_read_endpoints_refused_to_a_server_outside_the_room(world, fed_ca, tmp_path):
+def test_read_endpoints_refused_to_a_server_outside_the_room(world, fed_ca, tmp_path):  # noqa: F811 - the pytest fixture imported above
     """A second fake server that never joined may not read the room's events or state."""
     room, room_id = world["room"], world["room_id"]
     outsider = FakeServer(fed_ca, str(tmp_path / "outsider")).start()

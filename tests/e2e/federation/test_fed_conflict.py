@@ -16,7 +16,7 @@ import pytest
 from nio import RoomKickResponse, RoomPutStateResponse
 
 from e2e_helpers import run
-from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 (pytest fixtures)
+from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 from fed_harness import (Account, accept_invite, close_all, room_state, send_text,
                          wait_for, wait_for_bodies)
 
@@ -24,7 +24,7 @@ CONVERGE_TIMEOUT = 240.0
 
 
 @pytest.fixture(scope="module")
-def trio(fed_cluster):
+def trio(fed_cluster):  # noqa: F811 - the pytest fixture imported above
     return fed_cluster.create(3)
 
 

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import pytest
 
-from fed_fixtures import fed_ca, fed_cluster, fake_server  # noqa: F401 (pytest fixtures)
+from fed_fixtures import fed_ca, fed_cluster, fake_server  # noqa: F401 - pytest fixtures
 from fed_harness import Account, FakeServer
 from federation_env import FakeRoom
 
@@ -136,7 +136,7 @@ def _whole_timeline(account: Account, room_id: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_acknowledged_events_survive_sigkill_once(fed_cluster, fake_server: FakeServer,
+def test_acknowledged_events_survive_sigkill_once(fed_cluster, fake_server: FakeServer,  # noqa: F811 - the pytest fixture imported above
                                                  backend: str):
     (node,) = fed_cluster.create(1, backends=[backend])
     users = [Account(node, f"crash{backend}") for _ in range(3)]

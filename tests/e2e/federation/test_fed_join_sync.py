@@ -16,11 +16,11 @@ from nio import RoomCreateResponse, RoomInviteResponse, RoomVisibility
 
 from fed_harness import accept_invite, client_api, close_all, join_via, new_watcher
 from e2e_helpers import run
-from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 (pytest fixtures)
+from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 
 
 @pytest.fixture(scope="module")
-def pair(fed_cluster):
+def pair(fed_cluster):  # noqa: F811 - the pytest fixture imported above
     a, b = fed_cluster.create(2, backends=["sqlite", "sqlite"])
     return a, b
 

@@ -13,7 +13,7 @@ import pytest
 from nio import RoomInviteResponse
 
 from e2e_helpers import run
-from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 (pytest fixtures)
+from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 from fed_harness import (Account, accept_invite, close_all, send_text, setup_room,
                          wait_for_bodies)
 
@@ -22,7 +22,7 @@ CATCH_UP_TIMEOUT = 240.0
 
 
 @pytest.fixture(scope="module")
-def nodes(fed_cluster):
+def nodes(fed_cluster):  # noqa: F811 - the pytest fixture imported above
     return fed_cluster.create(2)
 
 
@@ -158,7 +158,7 @@ def _rotate_keys(node) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_key_rotation_keeps_the_room_working_for_old_and_new_servers(nodes, fed_cluster):
+def test_key_rotation_keeps_the_room_working_for_old_and_new_servers(nodes, fed_cluster):  # noqa: F811 - the pytest fixture imported above
     """`parta node keys rotate` on A: the old key moves to old_verify_keys; B (which cached the
     old key) accepts events signed with the new one, and a server joining afterwards, C,
     verifies the room's earlier events (signed with the old key)."""

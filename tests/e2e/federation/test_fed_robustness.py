@@ -27,7 +27,7 @@ from urllib.parse import quote
 import pytest
 
 from e2e_helpers import http_request
-from fed_fixtures import fed_ca, fed_cluster, fake_server  # noqa: F401 (pytest fixtures)
+from fed_fixtures import fed_ca, fed_cluster, fake_server  # noqa: F401 - pytest fixtures
 from fed_harness import Account, FakeServer, server_host
 from federation_env import FakeRoom
 
@@ -102,7 +102,7 @@ def _api(account: Account, method: str, path: str, body: Any = None) -> tuple[in
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def world(request, fed_cluster, fake_server: FakeServer):
+def world(request, fed_cluster, fake_server: FakeServer):  # noqa: F811 - the pytest fixture imported above
     (node,) = fed_cluster.create(1, backends=[request.param])
     alice, bob = Account(node, "alice"), Account(node, "bob")
     status, created = _api(alice, "POST", f"{V3}/createRoom",

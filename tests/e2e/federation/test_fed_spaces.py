@@ -12,12 +12,12 @@ import pytest
 from nio import RoomCreateResponse, RoomPreset, RoomPutStateResponse, RoomVisibility
 
 from e2e_helpers import run
-from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 (pytest fixtures)
+from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 from fed_harness import client_api, close_all, new_watcher, q
 
 
 @pytest.fixture(scope="module")
-def pair(fed_cluster):
+def pair(fed_cluster):  # noqa: F811 - the pytest fixture imported above
     return fed_cluster.create(2)
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import pytest
 
 from e2e_helpers import run
-from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 (pytest fixtures)
+from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 from fed_harness import (close_all, joined_members, new_watcher, room_state, send_text,
                          setup_room, wait_for, wait_for_bodies)
 
 
 @pytest.fixture(scope="module")
-def trio(fed_cluster):
+def trio(fed_cluster):  # noqa: F811 - the pytest fixture imported above
     return fed_cluster.create(3, named=True)
 
 

@@ -16,13 +16,13 @@ import pytest
 from nio import RoomCreateResponse, RoomInviteResponse
 
 from e2e_helpers import run
-from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 (pytest fixtures)
+from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 from fed_harness import (accept_invite, client_api, close_all, joined_members, new_watcher,
                          q, room_state, send_text, wait_for, wait_for_bodies)
 
 
 @pytest.fixture(scope="module")
-def nodes(fed_cluster):
+def nodes(fed_cluster):  # noqa: F811 - the pytest fixture imported above
     (a,) = fed_cluster.create(1)
     (d,) = fed_cluster.create(1, self_signed=True)
     (e,) = fed_cluster.create(1, federation={"insecure_skip_tls_verify": True})

@@ -27,13 +27,13 @@ from fed_harness import (accept_invite, client_api, close_all, joined_members, j
 from e2e_helpers import run
 from federation.keys import VerifyKey, load_signing_key_file
 from federation.signing import verify_json
-from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 (pytest fixtures)
+from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 
 USES_POSTGRES = True
 
 
 @pytest.fixture(scope="module")
-def pair(fed_cluster):
+def pair(fed_cluster):  # noqa: F811 - the pytest fixture imported above
     a, b = fed_cluster.create(2, backends=["sqlite", "postgres"])
     return a, b
 

@@ -90,7 +90,7 @@ async def _typing_and_receipts(typer, observer, room_id):
                          what=f"{typer.user_id}'s receipt")
 
 
-def test_synapse_user_joins_room_on_parta(parta_and_synapse):
+def test_synapse_user_joins_room_on_parta(parta_and_synapse):  # noqa: F811 - the pytest fixture imported above
     parta, synapse = parta_and_synapse
 
     async def scenario():
@@ -147,7 +147,7 @@ def test_synapse_user_joins_room_on_parta(parta_and_synapse):
     run(scenario(), timeout=600)
 
 
-def test_parta_user_joins_room_on_synapse(parta_and_synapse):
+def test_parta_user_joins_room_on_synapse(parta_and_synapse):  # noqa: F811 - the pytest fixture imported above
     parta, synapse = parta_and_synapse
 
     async def scenario():
