@@ -2,8 +2,8 @@
 here: ``roster_policy.RosterPolicy``).
 
 Spec: server-server API "Server Access Control Lists" motivates refusing servers; Parta's
-closed federation (docs/DESIGN: every inbound origin and outbound destination must be in
-the signed roster, keys pinned from it).
+closed federation (docs/architecture.md "The closed federation": every inbound origin and
+outbound destination must be in the signed roster, keys pinned from it).
 
 ``ServerPolicy`` is consulted:
 
