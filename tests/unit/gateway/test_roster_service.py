@@ -1,4 +1,4 @@
-"""The gateway's roster service (issue 5) over an in-memory SQLite database and a fake clock:
+"""The gateway's roster service over an in-memory SQLite database and a fake clock:
 publishing chained versions, enrolment with one-time tokens, revocation, key rotation, the
 node side accepting what the gateway publishes, history verification, Synapse export."""
 
@@ -88,7 +88,7 @@ def test_publish_chains_versions_and_all_are_kept(gw):
             school_id=f"x{i}", name="X", verify_keys=[S42_KEY.verify_key])})))
         assert doc["version"] == i + 2
     docs = [result_of(gw.get(v)) for v in range(1, 6)]
-    for a, b in zip(docs, docs[1:]):
+    for a, b in zip(docs, docs[1:], strict=False):
         assert b["prev_sha256"] == roster_hash(a)
     assert result_of(gw.get(6)) is None
     assert [d["version"] for d in result_of(gw.since(2))] == [3, 4, 5]

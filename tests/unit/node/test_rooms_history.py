@@ -127,7 +127,8 @@ def test_left_user_sees_history_up_to_leave_only():
     # joined_members is only for current members
     assert api.status("GET", f"{V3}/rooms/{room}/joined_members", BOB) == (403, "M_FORBIDDEN")
     # the current state for alice
-    assert api.call("GET", f"{V3}/rooms/{room}/state/m.room.name", ALICE) == (200, {"name": "After"})
+    assert api.call("GET", f"{V3}/rooms/{room}/state/m.room.name", ALICE) == (
+        200, {"name": "After"})
 
 
 def test_joined_history_visibility_hides_earlier_events():
@@ -205,7 +206,8 @@ def test_state_endpoints(room_with_messages):
     status, full = api.call("GET", f"{V3}/rooms/{room}/state/m.room.topic/", ALICE,
                             query={"format": "event"})
     assert full["event_id"] == out["event_id"] and full["state_key"] == ""
-    assert api.status("GET", f"{V3}/rooms/{room}/state/m.room.avatar", ALICE) == (404, "M_NOT_FOUND")
+    assert api.status("GET", f"{V3}/rooms/{room}/state/m.room.avatar", ALICE) == (
+        404, "M_NOT_FOUND")
     # custom state with a key
     api.call("PUT", f"{V3}/rooms/{room}/state/org.school.timetable/week1", ALICE, {"a": 1})
     assert api.call("GET", f"{V3}/rooms/{room}/state/org.school.timetable/week1",

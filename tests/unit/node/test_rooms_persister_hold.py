@@ -382,7 +382,7 @@ def test_extra_never_commits_before_the_events_queued_before_it(max_batch):
     p.hold()
     evs = [room.message() for _ in range(5)]
     ds = [p.enqueue(ev) for ev in evs]
-    for d, ev in zip(ds, evs):
+    for d, ev in zip(ds, evs, strict=True):
         d.addCallback(lambda _, eid=ev.event_id: order.append(eid))
     dx = p.enqueue_extra(lambda conn: order.append("extra"))
     p.release()

@@ -46,7 +46,7 @@ def test_private_chat_preset_and_event_order():
     assert ALICE not in pl["users"] and pl["events"]["m.room.tombstone"] == 150
     # prev_events chain and depths
     assert [e.depth for e in evs] == list(range(1, 9))
-    for a, b in zip(evs, evs[1:]):
+    for a, b in zip(evs, evs[1:], strict=False):
         assert b.prev_event_ids == [a.event_id]
     # v12: the create event is never an auth event
     assert all(evs[0].event_id not in e.auth_event_ids for e in evs[1:])

@@ -60,7 +60,7 @@ def _insert_scenario(db: InlineDB) -> None:
     for n in (0, 1, 50, 77, 333):
         db.run_sync(lambda c: c.execute(text("DELETE FROM bulk_t")))
         rows = [(i, f"n{i}", None if i % 3 else "é ☃ \"q\" 'x'") for i in range(n)]
-        db.run_sync(lambda c: bulk.insert_rows(c, "bulk_t", ("k", "name", "note"), rows))
+        db.run_sync(lambda c, rows=rows: bulk.insert_rows(c, "bulk_t", ("k", "name", "note"), rows))
         assert _rows(db) == rows
     # Conflicts: skipped with ignore_conflicts, an error (and nothing written) without.
     db.run_sync(lambda c: bulk.insert_rows(c, "bulk_t", ("k", "name", "note"),

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from federation.errors import BadJSON
-from node.sync import filtering
-from node.sync.filtering import parse_filter, project_fields, type_matches
+from node import filtering
+from node.filtering import parse_filter, project_fields, type_matches
 
 from support.deferreds import result_of
 from test_sync_api import V3, Api

@@ -7,11 +7,11 @@ from twisted.internet import defer, task
 
 from node.clock import ReactorClock
 from node.http.request import Requester
-from node.sync.filtering import DEFAULT_FILTER, parse_filter
+from node.filtering import DEFAULT_FILTER, parse_filter
 from node.sync.handler import SyncParams, WaitHandle
 from node.sync.notifier import SyncNotifier
 from node.sync.service import SyncService
-from node.sync.tokens import events_position, parse_sync_token
+from node.stream_tokens import events_position, parse_sync_token
 
 import schema.sync  # noqa: F401 - registers the sync tables before InlineDB creates them
 from rooms_support import SERVER, FakeAccounts, make_service, uid
@@ -501,8 +501,10 @@ def test_state_at_rewinds_current_state(node):
     pos2 = node.rooms.current_stream_ordering()
     result_of(node.rooms.send_event(ALICE, room, "m.room.name", {"name": "v3"}, ""))
     reader = node.sync.handler.state
-    name_at = lambda pos: result_of(reader.state_at(room, pos))[("m.room.name", "")].content[
-        "name"]
+
+    def name_at(pos: int) -> str:
+        return result_of(reader.state_at(room, pos))[("m.room.name", "")].content["name"]
+
     assert [name_at(pos1), name_at(pos2), name_at(10 ** 9)] == ["v1", "v2", "v3"]
     assert ("m.room.name", "") not in result_of(reader.state_at(room, 1))
     only = result_of(reader.state_at(room, pos2, [("m.room.name", ""), ("m.none", "")]))

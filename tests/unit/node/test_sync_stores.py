@@ -12,7 +12,7 @@ from node.sync.account_data import AccountDataStore
 from node.sync.filter_store import FilterStore
 from node.sync.notifier import SyncNotifier
 from node.sync.receipts import ReceiptStore
-from node.sync.tokens import StreamToken
+from node.stream_tokens import StreamToken
 import schema.sync  # noqa: F401 - registers the tables
 from schema.events import events
 

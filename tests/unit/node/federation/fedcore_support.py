@@ -1,4 +1,4 @@
-"""In-process federating nodes for FED-CORE's unit tests (not a test module).
+"""In-process federating nodes for the inbound federation unit tests (not a test module).
 
 ``FedNode`` is a real ``RoomService`` + ``SyncService`` + federation area (``wiring.wire``)
 on in-memory SQLite whose ``db.run`` completes synchronously, with a ``task.Clock``.  Its
@@ -256,7 +256,7 @@ def two_nodes_in_a_room() -> tuple[Network, FedNode, FedNode, str]:
 def join_remote(resident: FedNode, joiner: FedNode, room_id: str, user: str = "bob") -> str:
     """``joiner``'s user joins ``resident``'s room without make_join/send_join: the join
     event is built on the resident's state and sent in a transaction, then the joiner
-    stores the room from the resident's state before the join (as FED-OUT's send_join
+    stores the room from the resident's state before the join (as the membership send_join
     flow will)."""
     resident_room = resident.room(room_id)
     user_id = joiner.uid(user)

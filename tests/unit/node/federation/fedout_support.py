@@ -1,4 +1,4 @@
-"""Helpers for FED-OUT's unit tests (outbound queue/sender, membership handshakes).
+"""Helpers for the outbound federation unit tests (queue/sender, membership handshakes).
 
 Builds real ``RoomService``s on in-memory SQLite (``rooms_support.InlineDB``: every
 ``db.run`` completes synchronously), a ``task.Clock`` for time and timers, and a fake
@@ -164,7 +164,7 @@ class FakeKeyring:
 
 
 class LinearIngest:
-    """A small stand-in for FED-CORE's inbound pipeline (linear rooms only): enough to
+    """A small stand-in for the inbound pipeline (linear rooms only): enough to
     drive the membership handshakes between two in-process servers."""
 
     def __init__(self, node) -> None:

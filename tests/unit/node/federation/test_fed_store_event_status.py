@@ -59,7 +59,7 @@ def _populate(db: InlineDB) -> dict[str, tuple[bool, bool, bool]]:
     rows, groups = [], []
     so = 0
     for o, r, g in KINDS:
-        for i in range(PER_KIND):
+        for _ in range(PER_KIND):
             so += 1
             eid = f"$e{so}-{int(o)}{int(r)}{int(g)}"
             rows.append(_event_row(so, eid, outlier=o, rejected="bad auth" if r else None))

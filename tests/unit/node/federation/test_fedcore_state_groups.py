@@ -1,4 +1,4 @@
-"""State groups (node/federation/state_store.py) on the local send path: the state before
+"""State groups (node/rooms/state_store.py) on the local send path: the state before
 and after every event, message events sharing their room's group, one-entry deltas for
 state events, periodic snapshots, reads from a cold cache, and ``get_state_at``."""
 
@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sqlalchemy import func, select
 
-from node.federation.state_store import StateStore, diff_states
+from node.rooms.state_store import StateStore, diff_states
 from rooms_support import make_service, uid
 from support.db import InlineDB
 from support.deferreds import result_of

@@ -63,7 +63,7 @@ def delivered(client, dest=B):
     """Events B accepted, de-duplicated by event ID as a receiver would, in arrival
     order -- plus the raw arrival count of each."""
     order, counts = [], {}
-    for txn_id, body in client.delivered:
+    for _txn_id, body in client.delivered:
         for pdu in body["pdus"]:
             key = (pdu["type"], pdu["content"].get("body"), pdu["depth"])
             counts[key] = counts.get(key, 0) + 1

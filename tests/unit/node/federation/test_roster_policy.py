@@ -1,5 +1,5 @@
 """RosterPolicy: membership, pinned keys, classes, start-up from the data dir, the notary
-source for roster members, room audiences (issue 5 enforcement)."""
+source for roster members, room audiences."""
 
 from __future__ import annotations
 

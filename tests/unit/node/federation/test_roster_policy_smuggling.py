@@ -1,7 +1,6 @@
-"""Events of a server outside the roster smuggled in by a member server (issue 5: "including
-events smuggled in through a member server (e.g. in a send_join response or a
-transaction)"), on FED-CORE's in-process federation (real RoomService + federation area per
-node, X-Matrix-signed requests routed without sockets).
+"""Events of a server outside the roster smuggled in by a member server (in a send_join
+response or a transaction), between in-process federating nodes (``fedcore_support``: real
+RoomService + federation area per node, X-Matrix-signed requests routed without sockets).
 
 a.test hosts a room and does not enforce a roster (think: a member whose own checks are
 weaker); c.test -- not in the city roster -- has a user in it.  b.test enforces the roster
