@@ -271,7 +271,7 @@ def _http(method: str, url: str, body: Any = None, token: str | None = None,
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:  # noqa: S310 - loopback
             return r.status, json.loads(r.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")

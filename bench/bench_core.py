@@ -94,7 +94,9 @@ def main() -> None:
     pdu_bytes = encode_canonical_json(pdu)
     keys = {(server, key.key_id): key.verify_key}
     lookup = keys.get
-    get_verify_key = lambda s, k: lookup((s, k))  # noqa: E731
+
+    def get_verify_key(s, k):
+        return lookup((s, k))
 
     # --- raw primitives ------------------------------------------------------------------
     msg = {k: v for k, v in pdu.items() if k not in ("signatures", "unsigned")}

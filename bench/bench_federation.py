@@ -448,7 +448,7 @@ def _parta_version() -> str:
     try:
         from importlib.metadata import version
         return version("parta")
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - not installed: a source checkout
         return "dev"
 
 

@@ -234,7 +234,7 @@ def parta_version() -> str:
     try:
         from importlib.metadata import version
         return version("parta")
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - not installed: a source checkout
         return "dev"
 
 

@@ -39,7 +39,7 @@ def http(method: str, url: str, body: Any = None, token: str | None = None, *,
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # noqa: S310 - the demo's own URL
             raw = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:

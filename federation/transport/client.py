@@ -525,7 +525,7 @@ class WellKnownGetter:
         _add_timeout(d, timeout, self.reactor, host)
         try:
             return await d
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a transport error
             raise _classify(host, exc, timeout) from None
 
     async def _get(self, url: str, max_bytes: int) -> HttpsResponse:

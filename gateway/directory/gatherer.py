@@ -235,7 +235,7 @@ class DirectoryGatherer:
             stats = await self._fetch_stats(server)
             if stats is not None:
                 entry.stats, entry.stats_ts = stats, self.clock.time_ms()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - one school must not stop the round
             errors.append(f"stats: {_describe(exc)}")
         if errors:
             entry.error, entry.error_ts = "; ".join(errors), self.clock.time_ms()

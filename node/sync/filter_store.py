@@ -119,7 +119,7 @@ class FilterStore:
                 raise InvalidParam("filter is not valid JSON") from None
             try:
                 return parse_filter(definition)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - any bad filter is a bad parameter
                 raise InvalidParam(f"Invalid filter: {getattr(exc, 'message', exc)}") from None
         try:
             return await self.get(user_id, param)

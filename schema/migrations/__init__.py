@@ -42,7 +42,7 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def alembic_config(url: str | None = None, connection: Any = None):  # noqa: ANN201
+def alembic_config(url: str | None = None, connection: Any = None):
     from alembic.config import Config as AlembicConfig
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", MIGRATIONS_DIR)

@@ -14,7 +14,7 @@ import_all_tables()
 config = context.config
 
 
-def _configure(connection) -> None:  # noqa: ANN001
+def _configure(connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, compare_type=True,
                       render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():

@@ -10,6 +10,6 @@ MODULES = (versions, wellknown, capabilities, login, logout, register, account, 
            devices, profile)
 
 
-def register_all(router, accounts) -> None:  # noqa: ANN001
+def register_all(router, accounts) -> None:
     for module in MODULES:
         module.register(router, accounts)

@@ -78,7 +78,7 @@ class GapsMixin:
         for prev_id in missing[:MAX_STATE_FETCHES]:
             try:
                 await self._fetch_with_state(origin, room, prev_id)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - best effort, logged: the event may still pass
                 log.exception("event=state_fetch_failed room=%s event_id=%s", room.room_id,
                               prev_id)
 
@@ -144,7 +144,7 @@ class GapsMixin:
         for pdu in state_pdus:
             try:
                 eid = Event(pdu, rv).event_id
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - a malformed state PDU is left out
                 continue
             ev = pool.get(eid)
             if ev is not None and ev.is_state and ev.rejected_reason is None:

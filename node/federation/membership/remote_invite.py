@@ -73,7 +73,7 @@ async def invite_remote(ms: Any, sender: str, room_id: str, target: str,
     try:
         returned = Event(signed, rv)
         same = returned.event_id == ev.event_id
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any broken event is "changed": the 502 below
         same = False
     if not same:
         raise MatrixError(f"{server} changed the invite event", errcode="M_UNKNOWN",

@@ -31,7 +31,7 @@ def _check_room(room_id: str) -> None:
 def register(router: Any, service: Any) -> None:
     store = service.account_data
 
-    async def put_global(req: Any, userId: str, type: str) -> tuple[int, dict]:  # noqa: A002
+    async def put_global(req: Any, userId: str, type: str) -> tuple[int, dict]:  # noqa: A002 - the spec's {type}
         service.require_self(req, userId, "add account data")
         _check_type(type)
         content = req.json()
@@ -41,7 +41,7 @@ def register(router: Any, service: Any) -> None:
         await store.set(userId, None, type, content)
         return 200, {}
 
-    async def get_global(req: Any, userId: str, type: str) -> tuple[int, dict]:  # noqa: A002
+    async def get_global(req: Any, userId: str, type: str) -> tuple[int, dict]:  # noqa: A002 - the spec's {type}
         service.require_self(req, userId, "read account data")
         content = await store.get(userId, None, type)
         if content is None:
@@ -49,7 +49,7 @@ def register(router: Any, service: Any) -> None:
         return 200, content
 
     async def put_room(req: Any, userId: str, roomId: str,
-                       type: str) -> tuple[int, dict]:  # noqa: A002
+                       type: str) -> tuple[int, dict]:  # noqa: A002 - the spec's {type}
         service.require_self(req, userId, "add account data")
         _check_room(roomId)
         _check_type(type)
@@ -61,7 +61,7 @@ def register(router: Any, service: Any) -> None:
         return 200, {}
 
     async def get_room(req: Any, userId: str, roomId: str,
-                       type: str) -> tuple[int, dict]:  # noqa: A002
+                       type: str) -> tuple[int, dict]:  # noqa: A002 - the spec's {type}
         service.require_self(req, userId, "read account data")
         _check_room(roomId)
         content = await store.get(userId, roomId, type)

@@ -51,7 +51,7 @@ def parta(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def metric(node: Any, name: str, labels: dict | None = None) -> float | None:
     """One sample from the node's /metrics (None when absent)."""
-    with urllib.request.urlopen(node.metrics_url + "/metrics", timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(node.metrics_url + "/metrics", timeout=10) as resp:  # noqa: S310 - loopback
         text = resp.read().decode()
     want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
                    if labels else "")

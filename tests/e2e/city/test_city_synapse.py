@@ -84,7 +84,7 @@ def world(city, synapse_python, city_ca, tmp_path_factory):  # noqa: F811 - the 
 
 
 def requests_to(node, route: str) -> float:
-    with urllib.request.urlopen(node.metrics_url + "/metrics", timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(node.metrics_url + "/metrics", timeout=10) as resp:  # noqa: S310 - loopback
         lines = resp.read().decode().splitlines()
     return sum(float(line.split()[-1]) for line in lines
                if line.startswith("parta_http_requests_total{") and f'route="{route}"' in line)

@@ -66,7 +66,7 @@ merge_config = _e2e._merge
 IN_CI = _e2e.IN_CI
 
 from e2e_helpers import http_request
-from federation_env import (FakeServer, TestCA, TLSNameConnection,  # noqa: F401
+from federation_env import (FakeServer, TestCA, TLSNameConnection,  # noqa: F401 - re-exported
                             parta_federation_section, q, server_host)
 
 FED_STARTUP_TIMEOUT = 60.0
@@ -154,7 +154,7 @@ class FedNode(RunningNode):
 
         # Readiness only: a node keeping its self-signed init certificate is reached without
         # verification here (the tested code never is).
-        ctx = (ssl._create_unverified_context() if self.self_signed  # noqa: S323
+        ctx = (ssl._create_unverified_context() if self.self_signed  # noqa: S323 - see above
                else self.ca.client_context())
         conn = TLSNameConnection(server_host(self.server_name), self.fed_port, ctx,
                                  timeout=10)

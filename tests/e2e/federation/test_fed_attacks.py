@@ -323,7 +323,9 @@ def test_read_endpoints_for_a_member_server(world):
     room, room_id, fake = world["room"], world["room_id"], world["fake"]
     a, b = world["a"], world["b"]
     dest = a.server_name
-    get = lambda path: fake.request(dest, "GET", path)  # noqa: E731
+
+    def get(path):
+        return fake.request(dest, "GET", path)
 
     status, body = get("/_matrix/federation/v1/version")
     assert status == 200 and body["server"]["name"], body

@@ -59,7 +59,7 @@ def parta_and_synapse(synapse_python: str, interop_ca: TestCA,
     finally:
         try:
             synapse.stop()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - reported with the other failures
             failures.append(f"stopping Synapse: {exc}")
         failures += cluster.stop_all()
     if failures:

@@ -20,7 +20,7 @@ from nio import (AsyncClient, DownloadResponse, JoinResponse, RegisterResponse,
                  UpdateReceiptMarkerResponse, UploadResponse)
 
 from e2e_helpers import DEFAULT_PASSWORD, run
-from interop_fixtures import interop_ca, parta_and_synapse, synapse_python  # noqa: F401
+from interop_fixtures import interop_ca, parta_and_synapse, synapse_python  # noqa: F401 - pytest fixtures
 from fed_harness import (Watcher, close_all, joined_members, new_watcher, room_state,
                          send_text, wait_for, wait_for_bodies)
 

@@ -28,7 +28,11 @@ from federation.room_versions import V10, V11, V12
 from federation.signing import SignatureInvalid, SignatureMalformed, SignatureMissing
 
 VERSIONS = [V10, V11, V12]
-ids = lambda rv: "v" + rv.identifier  # noqa: E731
+
+
+def ids(rv):
+    return "v" + rv.identifier
+
 
 KEY_A = SigningKey("a1", bytes(range(32)))
 KEY_A2 = SigningKey("a2", bytes(range(2, 34)))

@@ -41,7 +41,7 @@ class FakeFederation:
         for d, answer in held:
             try:
                 d.callback(answer())
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - handed on to the waiting Deferred
                 d.errback(exc)
 
     async def _answer(self, fn: Callable[[], Any]) -> Any:

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from twisted.internet import defer, task
 
 import schema.events  # registers the tables
-import schema.federation_outbound  # noqa: F401
+import schema.federation_outbound  # noqa: F401 - registers the tables
 from node.clock import ReactorClock
 from node.federation.outbound import queue
 from node.federation.outbound.transaction_sender import TransactionSender
@@ -99,7 +99,7 @@ class SlowDB(InlineDB):
             try:
                 with self.engine.begin() as conn:
                     result = fn(conn, *args, **kw)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - handed on to the waiting Deferred
                 d.errback()
             else:
                 d.callback(result)

@@ -227,8 +227,11 @@ def test_directory_office_sees_pending_and_revoked(h):
 def test_directory_search(h):
     enrol(h, name="Lyceum No. 42", district="North")
     enrol(h, "school43.example", S43_KEY, "43", name="Gymnasium 43", district="South")
-    q = lambda s: {x["school_id"] for x in h.request(  # noqa: E731
-        "GET", f"/_parta/v1/directory/schools?q={s}").body["schools"]}
+
+    def q(s):
+        return {x["school_id"] for x in h.request(
+            "GET", f"/_parta/v1/directory/schools?q={s}").body["schools"]}
+
     assert q("lyceum") == {"42"}
     assert q("south") == {"43"}
     assert q("school43") == {"43"}

@@ -132,7 +132,7 @@ class NodeProcess:
         return parta("node", "token", "create", *args, "-c", self.config_path).stdout.strip()
 
 
-def wait_until(predicate, attempts: int = 100, delay: float = 0.05) -> bool:  # noqa: ANN001
+def wait_until(predicate, attempts: int = 100, delay: float = 0.05) -> bool:
     for _ in range(attempts):
         if predicate():
             return True

@@ -8,7 +8,7 @@ completes at once), so the whole service completes synchronously and
 from __future__ import annotations
 
 import schema.events  # registers the tables
-import schema.rooms  # noqa: F401
+import schema.rooms  # noqa: F401 - registers the tables
 from federation.keys import SigningKey
 from node.rooms.service import RoomService
 from support.db import InlineDB

@@ -408,7 +408,7 @@ def test_tls_listener(tmp_path):
         ctx = ssl.create_default_context(cafile=str(cert_path))
         ctx.check_hostname = False
         import urllib.request
-        with urllib.request.urlopen(n.base_url + "/_matrix/client/versions",  # noqa: S310
+        with urllib.request.urlopen(n.base_url + "/_matrix/client/versions",  # noqa: S310 - loopback
                                     context=ctx, timeout=30) as resp:
             assert resp.status == 200 and b"v1.1" in resp.read()
     finally:

@@ -48,5 +48,5 @@ def test_federation_store_sql_on_sqlite() -> None:
 
 
 @pytest.mark.postgres
-def test_federation_store_sql_on_postgres(pg_url) -> None:  # noqa: F811
+def test_federation_store_sql_on_postgres(pg_url) -> None:  # noqa: F811 - the pytest fixture imported above
     _scenario(InlineDB(pg_url))

@@ -265,7 +265,7 @@ def test_a_room_whose_row_does_not_fit_is_refused_alone():
 # --- on PostgreSQL, which refuses what SQLite lets through -----------------------------------
 
 @pytest.mark.postgres
-def test_on_postgres_refused_and_unencodable_events_fail_alone(pg_url):  # noqa: F811
+def test_on_postgres_refused_and_unencodable_events_fail_alone(pg_url):  # noqa: F811 - the pytest fixture imported above
     """PostgreSQL refuses a NUL in a text column and strings longer than their
     ``VARCHAR``: such events are refused with 400 before the batch, and an event the
     database refuses all the same (a trigger) fails alone; the innocent sends of the

@@ -44,7 +44,7 @@ def pg_url():
     else:
         try:
             server, stop = helpers._start_cluster(tempfile.mkdtemp(prefix="parta-pg-"))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - whatever stops the server: skip, or fail in CI
             if os.environ.get("CI"):
                 pytest.fail(f"PostgreSQL is required in CI: {exc}")
             pytest.skip(f"PostgreSQL not available: {exc}")

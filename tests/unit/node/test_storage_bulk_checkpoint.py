@@ -79,7 +79,7 @@ def test_insert_rows_on_sqlite() -> None:
 
 
 @pytest.mark.postgres
-def test_insert_rows_on_postgres(pg_url) -> None:  # noqa: F811
+def test_insert_rows_on_postgres(pg_url) -> None:  # noqa: F811 - the pytest fixture imported above
     db = InlineDB(pg_url)
     db.run_sync(lambda c: c.execute(text("DROP TABLE IF EXISTS bulk_t")))
     try:
@@ -100,7 +100,7 @@ class _Reactor(task.Clock):
     def callFromThread(self, f, *args, **kw):  # noqa: N802 - Twisted's name
         self.from_threads.put((f, args, kw))
 
-    def addSystemEventTrigger(self, *args, **kw):  # noqa: N802
+    def addSystemEventTrigger(self, *args, **kw):  # noqa: N802 - Twisted's name
         return None
 
     def wait(self, d: defer.Deferred, timeout: float = 10.0):

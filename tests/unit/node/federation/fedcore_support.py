@@ -27,7 +27,7 @@ from twisted.web.http_headers import Headers
 
 import schema.federation  # registers the tables
 import schema.media
-import schema.sync  # noqa: F401
+import schema.sync  # noqa: F401 - registers the tables
 from federation.auth.selection import auth_types_for_event
 from federation.errors import MatrixError
 from federation.events.builder import build_event

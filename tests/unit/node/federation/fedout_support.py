@@ -20,7 +20,7 @@ from twisted.internet import defer, task
 
 import schema.federation_outbound  # registers the tables
 import schema.federation_membership
-import schema.sync  # noqa: F401
+import schema.sync  # noqa: F401 - registers the tables
 from federation.events.builder import build_event
 from federation.keys import SigningKey
 from federation.transport.errors import DestinationUnreachable
