@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, overload
 
 import yaml
 
@@ -110,6 +110,12 @@ class Config:
     def media_dir(self) -> str:
         return os.path.join(self.data_dir, "media")
 
+    @overload
+    def _in_data_dir(self, path: str) -> str: ...
+
+    @overload
+    def _in_data_dir(self, path: str | None) -> str | None: ...
+
     def _in_data_dir(self, path: str | None) -> str | None:
         if not path or os.path.isabs(path):
             return path
@@ -145,7 +151,7 @@ def _build(cls: type, data: Any, path: str) -> Any:
         f = known.get(key)
         if f is None:
             raise ConfigError(f"{path}{key}: unknown setting (known: {', '.join(sorted(known))})")
-        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        default = f.default_factory() if callable(f.default_factory) else f.default
         if is_dataclass(default):
             kwargs[key] = _build(type(default), value, f"{path}{key}.")
         else:

@@ -171,7 +171,7 @@ def insert_access_token(conn: Connection, *, token_hash: str, user_id: str, devi
                         now_ms: int) -> int:
     res = conn.execute(insert(access_tokens).values(token_hash=token_hash, user_id=user_id,
                                                     device_id=device_id, created_ts=now_ms))
-    return int(res.inserted_primary_key[0])
+    return int(res.inserted_primary_key[0])  # type: ignore[index]  # set by a one-row INSERT
 
 
 def lookup_access_token(conn: Connection, token_hash: str) -> tuple[str, str, int] | None:

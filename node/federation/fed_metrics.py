@@ -24,7 +24,7 @@ KNOWN_EDUS = ("m.typing", "m.receipt", "m.presence", "m.device_list_update",
               "m.signing_key_update", "m.direct_to_device")
 
 
-_PDU_CHILDREN: dict[str, object] = {}
+_PDU_CHILDREN: dict[str, Counter] = {}
 
 
 def pdu(outcome: str) -> None:

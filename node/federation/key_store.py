@@ -21,7 +21,7 @@ MAX_ROWS_PER_SERVER = 8
 
 
 def _key_ids(response: dict) -> str:
-    ids = set()
+    ids: set[str] = set()
     for field in ("verify_keys", "old_verify_keys"):
         keys = response.get(field)
         if isinstance(keys, dict):

@@ -307,8 +307,8 @@ class StateStore:
             if n is not None:
                 self.note_group(prev, n)
         full = None
-        if prev is not None and (self.chain_len(prev) is None
-                                 or self.chain_len(prev) + 1 > self.max_chain):
+        prev_len = self.chain_len(prev) if prev is not None else None
+        if prev is not None and (prev_len is None or prev_len + 1 > self.max_chain):
             base = dict(await self.get_state(prev))
             for k, v in delta.items():
                 if v is None:

@@ -12,7 +12,7 @@ and event lookups and state store.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from federation.errors import NotFound
 from federation.events.model import Event
@@ -20,6 +20,12 @@ from federation.events.model import Event
 from . import store
 from .client_format import strip_state_event
 from .visibility import filter_visible
+
+if TYPE_CHECKING:
+    from collections import OrderedDict
+
+    from .state_cache import RoomState
+    from .state_store import StateStore
 
 CREATE = ("m.room.create", "")
 VIS_CACHE_SIZE = 50000
@@ -31,6 +37,20 @@ STRIPPED_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic
 class UserQueries:
     """Memberships, shared rooms, state at a stream position, stripped state and history
     visibility (part of ``RoomService``)."""
+
+    # What ``RoomService`` provides; declared for the type checker only.
+    db: Any
+    state_store: StateStore
+    _joined: dict[str, set[str]]
+    _membership_gen: int
+    _vis_gen: int
+    _mem_timelines: OrderedDict[tuple[str, str], list]
+    _hv_timelines: dict[str, list]
+
+    if TYPE_CHECKING:
+        async def get_room(self, room_id: str) -> RoomState: ...
+
+        async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]: ...
 
     # ==================================================================================
     # Users and memberships

@@ -29,6 +29,13 @@ def stream_of(ev: Event) -> int | None:
     return ev.internal.get("stream_ordering")
 
 
+def stored_stream_of(ev: Event) -> int:
+    """The stream ordering of an event known to be persisted: read back from the database,
+    or kept by ``RecentEvents`` (which holds only events that have one)."""
+    so: int = ev.internal["stream_ordering"]
+    return so
+
+
 class RecentEvents:
     """The last few persisted events of recently active rooms, in memory.
 
@@ -42,7 +49,7 @@ class RecentEvents:
     def __init__(self, per_room: int = 32, max_rooms: int = 512) -> None:
         self.per_room = per_room
         self.max_rooms = max_rooms
-        self._rooms: OrderedDict[str, tuple[int, deque]] = OrderedDict()
+        self._rooms: OrderedDict[str, tuple[int, deque[Event]]] = OrderedDict()
 
     def on_persisted(self, evs: Sequence[Event]) -> None:
         for ev in evs:
@@ -65,14 +72,14 @@ class RecentEvents:
             events.append(ev)
             if len(events) > self.per_room:
                 dropped = events.popleft()
-                self._rooms[room_id] = (stream_of(dropped), events)
+                self._rooms[room_id] = (stored_stream_of(dropped), events)
 
     def newest_first(self, room_id: str, lower: int, upper: int) -> list[Event] | None:
         """All events in (lower, upper], newest first, or None when not all are cached."""
         entry = self._rooms.get(room_id)
         if entry is None or lower < entry[0]:
             return None
-        return [ev for ev in reversed(entry[1]) if lower < stream_of(ev) <= upper]
+        return [ev for ev in reversed(entry[1]) if lower < stored_stream_of(ev) <= upper]
 
 
 @dataclass
@@ -109,7 +116,7 @@ class RoomStateReader:
         # A key without a value now had none then either (state never disappears in a linear
         # room), so only keys whose current value came after ``position`` need a look back.
         stale = [k for k, ev in state.items()
-                 if (stream_of(ev) is None or stream_of(ev) > position)]
+                 if ((so := stream_of(ev)) is None or so > position)]
         if not stale:
             return state
         ids = await self.db.run(queries.state_ids_at, room_id, stale, position)
@@ -136,7 +143,7 @@ class RoomStateReader:
         (e.g. an invite received before the join) are left to the timeline.  Rooms without
         state groups use the rewind."""
         current = await self.current_state(room_id)
-        if all(stream_of(ev) is not None and stream_of(ev) <= position
+        if all((so := stream_of(ev)) is not None and so <= position
                for ev in current.values()):
             return dict(current)
         store = getattr(self.rooms, "state_store", None)
@@ -207,17 +214,17 @@ class RoomStateReader:
             if len(tl.raw) >= SCAN_BUDGET:
                 tl.limited = True
                 break
-            cursor = stream_of(evs[-1]) - 1
+            cursor = stored_stream_of(evs[-1]) - 1
         # ``raw`` holds every event of (raw_covers_from, upper]: the batches are contiguous.
         if exhausted:
             tl.raw_covers_from = lower if lower is not None else 0
         elif tl.raw:
-            tl.raw_covers_from = stream_of(tl.raw[-1]) - 1
+            tl.raw_covers_from = stored_stream_of(tl.raw[-1]) - 1
         tl.events = list(reversed(picked[:limit]))
         if tl.events:
-            tl.prev_pos = stream_of(tl.events[0]) - 1
+            tl.prev_pos = stored_stream_of(tl.events[0]) - 1
         elif tl.limited:
-            tl.prev_pos = cursor if not tl.raw else stream_of(tl.raw[-1]) - 1
+            tl.prev_pos = cursor if not tl.raw else stored_stream_of(tl.raw[-1]) - 1
         return tl
 
 

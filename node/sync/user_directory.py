@@ -21,7 +21,9 @@ _OPEN_ROOMS_TTL_MS = 10_000
 def _matches(term: str, user_id: str, display_name: str | None) -> bool:
     if term in user_id.lower():
         return True
-    return bool(display_name) and term in display_name.lower()
+    if not display_name:
+        return False
+    return term in display_name.lower()
 
 
 def _rank(term: str, item: dict) -> tuple:
@@ -84,7 +86,7 @@ class UserDirectory:
                 name = name if isinstance(name, str) else None
                 if uid in found or not _matches(needle, uid, name):
                     continue
-                item: dict = {"user_id": uid}
+                item = {"user_id": uid}
                 if name:
                     item["display_name"] = name
                 avatar = content.get("avatar_url")

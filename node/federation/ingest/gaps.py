@@ -19,10 +19,10 @@ from .. import store
 from ..pdu_checks import (CREATE_KEY, Dropped, check_against_auth_events,
                           check_against_state, check_format_signatures_hashes,
                           state_keys_for_auth)
-from ._common import MAX_STATE_FETCHES, _depth, _domain, log
+from ._common import MAX_STATE_FETCHES, IngestParts, _depth, _domain, log
 
 
-class GapsMixin:
+class GapsMixin(IngestParts):
     """Fetching what an inbound event refers to but we lack (part of ``Ingest``)."""
 
     # ======================================================================================

@@ -19,10 +19,10 @@ from node.rooms.state_cache import RoomState
 from .. import store
 from ..pdu_checks import (CREATE_KEY, Dropped, check_against_auth_events,
                           check_against_state, check_format_signatures_hashes)
-from ._common import log
+from ._common import IngestParts, log
 
 
-class PersistMixin:
+class PersistMixin(IngestParts):
     """Outliers, ``send_join`` responses and backfill (part of ``Ingest``)."""
 
     # ======================================================================================

@@ -21,10 +21,10 @@ from .. import acl_check, store
 from ..pdu_checks import (CREATE_KEY, Dropped, VerifyJob, check_against_auth_events,
                           prepare_format_signatures_hashes, run_verify_jobs)
 from ..verifier import run_batch
-from ._common import _NONE, STORE_FAILED, _depth, _domain, log
+from ._common import _NONE, STORE_FAILED, IngestParts, _depth, _domain, log
 
 
-class ReceiptMixin:
+class ReceiptMixin(IngestParts):
     """``receive_pdus``, ``process_pdu`` and the checks on receipt (part of ``Ingest``)."""
 
     # ======================================================================================
@@ -204,12 +204,13 @@ class ReceiptMixin:
         # 4. auth rules against the event's own auth events
         auth_map = await self._auth_events(origin, room, ev)
         memo_key = _auth_memo_key(ev) if auth_memo is not None else None
-        if memo_key is not None and memo_key in auth_memo:
+        if memo_key is not None and auth_memo is not None and memo_key in auth_memo:
             rejected = auth_memo[memo_key]
         else:
             rejected = check_against_auth_events(ev, auth_map, room.state.get(CREATE_KEY),
                                                  self.is_signed_by)
-            if memo_key is not None and len(auth_map) == len(ev.auth_event_ids):
+            if memo_key is not None and auth_memo is not None \
+                    and len(auth_map) == len(ev.auth_event_ids):
                 auth_memo[memo_key] = rejected
         # Missing prev events: fetched before taking the room's lock.
         if fetch_missing:
@@ -339,11 +340,12 @@ class _Verdicts:
 
     async def get(self, slot: int) -> Any:
         chunk, index = divmod(slot, VERIFY_CHUNK)
-        if self._results[chunk] is None:
+        results = self._results[chunk]
+        if results is None:
             if not self._chunks[chunk].called:
                 self._help(chunk)
-            self._results[chunk] = await self._chunks[chunk]
-        return self._results[chunk][index]
+            results = self._results[chunk] = await self._chunks[chunk]
+        return results[index]
 
     def _help(self, chunk: int) -> None:
         """About to wait for ``chunk``: run this batch's chunks that no verifier thread has

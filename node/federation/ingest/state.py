@@ -23,10 +23,10 @@ from node.rooms.state_cache import RoomState
 from node.rooms.state_store import GroupRecord, StateMap, diff_states
 
 from ..pdu_checks import CREATE_KEY, check_against_state, state_keys_for_auth
-from ._common import log
+from ._common import IngestParts, log
 
 
-class StateMixin:
+class StateMixin(IngestParts):
     """State before / after an event and its persistence (part of ``Ingest``)."""
 
     # ======================================================================================
@@ -186,6 +186,7 @@ class StateMixin:
         # Accepted: forward extremities, current state (resolved across the extremities).
         extremities = [e for e in room.extremities if e not in prevs] + [ev.event_id]
         current_ids = {k: e.event_id for k, e in room.state.items()} if not fast else None
+        current_group: int | None   # the room's current group may be unknown yet (None)
         if fast:
             current_group = after_group
             delta: dict[tuple[str, str], Event | None] = {ev.key: ev} if ev.is_state else {}
