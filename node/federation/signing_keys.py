@@ -19,10 +19,9 @@ A running node reads both at start-up: a rotation takes effect at the next start
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from typing import Any
 
+from federation.atomic_write import write_file_atomic
 from federation.keys import (KeyFormatError, SigningKey, load_signing_key_file,
                              save_signing_key_file)
 from federation.transport.key_server import (OldKey, old_keys_from_json, old_keys_to_json,
@@ -46,21 +45,7 @@ def load_old_keys(path: str) -> list[OldKey]:
 
 def save_old_keys(path: str, old: list[OldKey]) -> None:
     data = json.dumps(old_keys_to_json(old), indent=2, sort_keys=True) + "\n"
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".old-keys-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), 0o644)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_file_atomic(path, data.encode("utf-8"), 0o644, prefix=".old-keys-")
 
 
 def load_keys(config: Any) -> tuple[list[SigningKey], list[OldKey]]:
