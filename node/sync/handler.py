@@ -193,15 +193,17 @@ class SyncHandler:
         f = p.filter
         initial = since is None
         full = initial or p.full_state
+        # ``since`` is read only for incremental syncs, where it is set.
+        last = since if since is not None else StreamToken()
         upper = StreamToken(self.rooms.current_stream_ordering(), self.typing.serial,
                             self.notifier.current["receipts"],
                             self.notifier.current["account_data"])
         memberships = await self._memberships(user_id, fresh=full)
         changes: dict[str, tuple[str, Event]] = {}
-        if not initial and (since.events < self._start.events
-                            or self._user_events_pos(user_id) > since.events):
+        if not initial and (last.events < self._start.events
+                            or self._user_events_pos(user_id) > last.events):
             for room_id, membership, ev in await self.rooms.user_memberships_changed(
-                    user_id, since.events):
+                    user_id, last.events):
                 changes[room_id] = (membership, ev)
                 memberships[room_id] = (membership, ev)
         # Membership events committed after ``upper`` was read: move ``upper`` past them
@@ -220,11 +222,11 @@ class SyncHandler:
 
         # Account data (global and per room).
         ad_global: list[dict] = []
-        if full or since.account_data < self._start.account_data \
+        if full or last.account_data < self._start.account_data \
                 or self.notifier.user_pos.get(user_id, {}).get("account_data", 0) \
-                > since.account_data:
+                > last.account_data:
             ad_global, run.ad_rooms = await self.account_data.changes_since(
-                user_id, 0 if full else since.account_data, upper.account_data)
+                user_id, 0 if full else last.account_data, upper.account_data)
         response["account_data"]["events"] = [e for e in ad_global
                                               if f.account_data.allows(e["type"])]
 
@@ -233,7 +235,7 @@ class SyncHandler:
         visibility: dict[str, tuple] = {}
         inc_rooms: set[str] = set()
         if full:
-            lower = None if initial else since.events
+            lower = None if initial else last.events
             full_rooms = {r: lower for r in joined}
         else:
             joined_set = set(joined)
@@ -241,7 +243,7 @@ class SyncHandler:
                 if membership != "join" or room_id not in joined_set:
                     continue
                 vis = await self.rooms.visibility_timelines(room_id, user_id)
-                if self._stayed_joined(vis[0], since.events, upper.events):
+                if self._stayed_joined(vis[0], last.events, upper.events):
                     inc_rooms.add(room_id)       # e.g. a display name change
                 else:
                     full_rooms[room_id] = None   # a new join: full state
@@ -249,14 +251,14 @@ class SyncHandler:
             inc_rooms |= self.notifier.rooms_changed_since(joined, since)
             inc_rooms |= joined_set & set(run.ad_rooms)
             receipt_rooms = [r for r in joined if r not in full_rooms]
-            if not (since.receipts < self._start.receipts or
+            if not (last.receipts < self._start.receipts or
                     self.notifier.user_pos.get(user_id, {}).get("receipts", 0)
-                    > since.receipts):
+                    > last.receipts):
                 rr = self.notifier.room_receipts
-                receipt_rooms = [r for r in receipt_rooms if rr.get(r, 0) > since.receipts]
+                receipt_rooms = [r for r in receipt_rooms if rr.get(r, 0) > last.receipts]
             if receipt_rooms:
                 run.receipts.update(await self.receipts.receipts_for_rooms(
-                    receipt_rooms, since.receipts, user_id, upper.receipts))
+                    receipt_rooms, last.receipts, user_id, upper.receipts))
                 inc_rooms |= set(run.receipts)
             inc_rooms -= set(full_rooms)
         if full_rooms:
@@ -293,7 +295,7 @@ class SyncHandler:
                 if full and room_id not in changes and not f.room.include_leave \
                         and membership == "leave" and ev.sender == user_id:
                     continue
-                lower = None if full else since.events
+                lower = None if full else last.events
                 response["rooms"]["leave"][room_id] = await self._left(run, room_id, ev, lower)
 
         rooms_out = response["rooms"]
