@@ -294,6 +294,7 @@ class Fanout:
     # setup ------------------------------------------------------------------------------
     def init_gateway(self) -> None:
         import yaml
+
         from node.cli.main import main
         pw = os.path.join(self.root, "office-password")
         with open(pw, "w") as fh:
@@ -390,8 +391,8 @@ class Fanout:
     def fed_request(self, method: str, path: str, body: Any, signer: int | None
                     ) -> tuple[int, Any]:
         """A request to the gateway's federation listener as simulated school ``signer``."""
-        from federation_env import TLSNameConnection
         from federation.transport.xmatrix import sign_request
+        from federation_env import TLSNameConnection
         headers = {"Host": GATEWAY, "Content-Type": "application/json"}
         if signer is not None:
             headers["Authorization"] = sign_request(method, path, school_name(signer), GATEWAY,

@@ -25,11 +25,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import nacl.bindings
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-import nacl.bindings
 
 from federation.canonical_json import encode_canonical_json
 from federation.events.builder import build_create_event, build_event

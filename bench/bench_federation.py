@@ -53,12 +53,17 @@ from dataclasses import asdict, dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nio import (AsyncClient, JoinResponse, RoomCreateResponse, RoomInviteResponse,
-                 RoomPreset, RoomSendResponse)
+from nio import (
+    AsyncClient,
+    JoinResponse,
+    RoomCreateResponse,
+    RoomInviteResponse,
+    RoomPreset,
+    RoomSendResponse,
+)
 
 from bench_node import Observer, percentile, register
-from federation_env import (FakeRoom, FakeServer, FederatedParta, FederatedSynapse,
-                            TestCA)
+from federation_env import FakeRoom, FakeServer, FederatedParta, FederatedSynapse, TestCA
 from synapse_env import BENCH_ROOT, ensure_synapse_venv, log, synapse_version
 
 TXN_PDUS = 50

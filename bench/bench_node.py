@@ -35,11 +35,25 @@ from dataclasses import asdict, dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nio import (AsyncClient, JoinResponse, RegisterResponse, RoomCreateResponse,
-                 RoomPreset, RoomSendResponse, RoomVisibility, SyncResponse)
+from nio import (
+    AsyncClient,
+    JoinResponse,
+    RegisterResponse,
+    RoomCreateResponse,
+    RoomPreset,
+    RoomSendResponse,
+    RoomVisibility,
+    SyncResponse,
+)
 
-from synapse_env import (BENCH_ROOT, PartaServer, SynapseServer, ensure_synapse_venv,
-                         log, synapse_version)
+from synapse_env import (
+    BENCH_ROOT,
+    PartaServer,
+    SynapseServer,
+    ensure_synapse_venv,
+    log,
+    synapse_version,
+)
 
 PASSWORD = "bench-password-123"
 WARMUP_MESSAGES = 3

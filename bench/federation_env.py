@@ -38,8 +38,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from synapse_env import (PartaServer, SynapseServer, free_port)
-
 from federation.canonical_json import encode_canonical_json
 from federation.events.builder import build_event, next_depth
 from federation.events.model import Event
@@ -48,6 +46,7 @@ from federation.room_versions import RoomVersion, get_room_version
 from federation.transport.key_server import build_server_keys
 from federation.transport.tls import generate_ca, issue_certificate
 from federation.transport.xmatrix import sign_request
+from synapse_env import PartaServer, SynapseServer, free_port
 
 KEY_LIFETIME_MS = 24 * 3600 * 1000
 

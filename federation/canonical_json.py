@@ -33,9 +33,9 @@ key walk before the stdlib encoder (which would silently turn ``1`` into ``"1"``
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 import json
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .errors import BadJSON, NotJSON

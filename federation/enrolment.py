@@ -32,17 +32,17 @@ Pure: no I/O; time is passed in as ``now_ms``; randomness only in ``make_token``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import hashlib
 import hmac
 import json
 import secrets
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, TypeGuard
 
-from .identifiers import is_valid_server_name
 from .b64 import decode_base64, encode_base64
 from .canonical_json import CanonicalJSONError, encode_canonical_json
 from .errors import BadJSON, MatrixError
+from .identifiers import is_valid_server_name
 from .keys import KeyFormatError, SigningKey, VerifyKey
 from .roster import Roster, RosterEntry, RosterError, roster_key_fingerprint, verify_roster
 from .signing import SignatureError, sign_json, signed_bytes, verify_json, verify_raw

@@ -36,15 +36,15 @@ Pure: no I/O; time is passed in as ``now_ms``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, TypeGuard
 
-from .identifiers import is_valid_server_name
 from .b64 import decode_base64, encode_base64
 from .canonical_json import CanonicalJSONError, encode_canonical_json
 from .errors import BadJSON, MatrixError
+from .identifiers import is_valid_server_name
 from .keys import KeyFormatError, SigningKey, VerifyKey
 from .signing import SignatureError, sign_json, signed_bytes, verify_json
 

@@ -110,7 +110,8 @@ def verify_raw_cryptography(public: bytes, signature: bytes, message: bytes) -> 
 
 try:
     from nacl.bindings import crypto_sign_open as _nacl_open
-    from nacl.exceptions import BadSignatureError as _NaclBad, CryptoError as _NaclError
+    from nacl.exceptions import BadSignatureError as _NaclBad
+    from nacl.exceptions import CryptoError as _NaclError
 except ImportError:  # pragma: no cover - PyNaCl is a dependency; fallback for minimal installs
     verify_raw_nacl = None
     VERIFY_BACKEND = "cryptography"

@@ -151,7 +151,9 @@ def gateway_area(config: Any) -> Callable[[Any, Any], Gateway]:
 
 def run(config: Any) -> int:
     """``parta gateway run``: the node's runner with the gateway area."""
-    from node.app import StartupError, run as run_node
+    from node.app import StartupError
+    from node.app import run as run_node
+
     from .roster_key import RosterKeyError
     try:
         area = gateway_area(config)

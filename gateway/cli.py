@@ -115,6 +115,7 @@ class _Admin:
     def __init__(self, config_path: str) -> None:
         from node.cli.node_cmd import _engine
         from node.config import load_config
+
         from .blocking import BlockingDatabase, WallClock
         from .config import gateway_config
         from .roster import RosterService
@@ -140,6 +141,7 @@ class _Admin:
 
     def wait(self, coro: Any) -> Any:
         from sqlalchemy.exc import IntegrityError
+
         from .blocking import wait
         try:
             return wait(coro)
@@ -153,8 +155,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     from node.accounts import admin
     from node.accounts.passwords import generate_password
     from node.app import load_signing_key
-    from node.cli.node_cmd import _engine, _now_ms, _read_password_file, cmd_init as node_init
+    from node.cli.node_cmd import _engine, _now_ms, _read_password_file
+    from node.cli.node_cmd import cmd_init as node_init
     from node.config import load_config
+
     from .blocking import BlockingDatabase, WallClock, wait
     from .config import GatewayConfig, gateway_config, render_section
     from .roster import RosterService
@@ -231,14 +235,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from node.config import load_config
+
     from .app import run
     return run(load_config(args.config))
 
 
 # --- enrolment / schools -------------------------------------------------------------------
 def cmd_enrol_create(args: argparse.Namespace) -> int:
-    from node.cli.node_cmd import _when
     from federation.enrolment import parse_token
+    from node.cli.node_cmd import _when
     ttl = parse_duration_ms(args.ttl) if args.ttl else None
     with _Admin(args.config) as a:
         token = a.wait(a.roster.create_enrolment_token(args.school_id, args.name,
@@ -255,6 +260,7 @@ def cmd_enrol_create(args: argparse.Namespace) -> int:
 
 def cmd_school_list(args: argparse.Namespace) -> int:
     from node.cli.node_cmd import _table, _when
+
     from .directory import directory_entries
     with _Admin(args.config) as a:
         entries = directory_entries(a.wait(a.roster.list_schools()),
@@ -313,8 +319,8 @@ def cmd_roster_show(args: argparse.Namespace) -> int:
 
 
 def cmd_roster_export(args: argparse.Namespace) -> int:
-    from node.app import StartupError
     from federation.keys import load_signing_key_file
+    from node.app import StartupError
     with _Admin(args.config) as a:
         doc = a.wait(a.roster.current())
     if doc is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+
 from node.config import Config, ConfigError, _build
 
 SECTION = "gateway"

@@ -42,8 +42,16 @@ import time
 from typing import Any
 
 from . import demo_city_seed as seed
-from .demo_city_layout import (OFFICE, PASSWORD, STEP_TIMEOUT, City, DemoError, NodeDir, log_tail,
-                               say)
+from .demo_city_layout import (
+    OFFICE,
+    PASSWORD,
+    STEP_TIMEOUT,
+    City,
+    DemoError,
+    NodeDir,
+    log_tail,
+    say,
+)
 
 
 class _Stop(BaseException):

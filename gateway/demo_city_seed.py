@@ -16,8 +16,17 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
-from .demo_city_layout import (GATEWAY, OFFICE, PASSWORD, STEP_TIMEOUT, City, DemoError,
-                               NodeDir, log_tail, say)
+from .demo_city_layout import (
+    GATEWAY,
+    OFFICE,
+    PASSWORD,
+    STEP_TIMEOUT,
+    City,
+    DemoError,
+    NodeDir,
+    log_tail,
+    say,
+)
 
 V3 = "/_matrix/client/v3"
 TEACHERS_ROOM = "City teachers"

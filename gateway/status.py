@@ -45,9 +45,9 @@ class ContactTracker:
 
 def outbound_status(conn: Connection, names: Sequence[str]) -> dict[str, tuple[int, int | None]]:
     """server -> (queued PDUs + EDUs, last successful transaction ts) for ``names``."""
-    from schema.federation_outbound import (federation_destinations as dest_t,
-                                            federation_outbound_edus as edus_t,
-                                            federation_outbound_pdus as pdus_t)
+    from schema.federation_outbound import federation_destinations as dest_t
+    from schema.federation_outbound import federation_outbound_edus as edus_t
+    from schema.federation_outbound import federation_outbound_pdus as pdus_t
     out: dict[str, list] = {n: [0, None] for n in names}
     if not names:
         return {}

@@ -201,6 +201,7 @@ def _listen_federation(node: Node) -> Any:
 def upgrade_database(config: Config) -> str | None:
     """Bring the database to the head migration (blocking; before the reactor runs)."""
     from schema.migrations import upgrade
+
     from .storage.database import make_engine
     if config.database_url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(os.path.abspath(config.database_url[10:])) or ".",
@@ -256,6 +257,7 @@ def _install_profiler(reactor: Any) -> None:
 def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> int:
     """Install the asyncio reactor, upgrade the DB, listen, and serve until SIGTERM/SIGINT."""
     import asyncio
+
     from twisted.internet import asyncioreactor
     if "twisted.internet.reactor" not in sys.modules:
         asyncioreactor.install(asyncio.new_event_loop())

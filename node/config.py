@@ -12,8 +12,7 @@ from typing import Any, overload
 
 import yaml
 
-from federation.transport.ip_ranges import (DEFAULT_IP_RANGE_BLACKLIST, AddressFilter,
-                                            InvalidIpRange)
+from federation.transport.ip_ranges import DEFAULT_IP_RANGE_BLACKLIST, AddressFilter, InvalidIpRange
 
 
 class ConfigError(Exception):

@@ -5,8 +5,17 @@ management", "Profiles" and "Token-authenticated registration".  Access tokens a
 the SHA-256 hex digest of the token, never the token itself; passwords as argon2 hashes.
 """
 
-from sqlalchemy import (BigInteger, Boolean, Column, Index, Integer, PrimaryKeyConstraint,
-                        String, Table, Text)
+from sqlalchemy import (
+                        BigInteger,
+                        Boolean,
+                        Column,
+                        Index,
+                        Integer,
+                        PrimaryKeyConstraint,
+                        String,
+                        Table,
+                        Text,
+)
 
 from .meta import metadata
 

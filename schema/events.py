@@ -4,8 +4,17 @@ Shared contract between the rooms area (writes) and sync (reads).  ``stream_orde
 node-local total order of persisted events: the basis of sync tokens and /messages pagination.
 """
 
-from sqlalchemy import (BigInteger, Boolean, Column, Index, Integer, String, Table, Text,
-                        PrimaryKeyConstraint)
+from sqlalchemy import (
+                        BigInteger,
+                        Boolean,
+                        Column,
+                        Index,
+                        Integer,
+                        PrimaryKeyConstraint,
+                        String,
+                        Table,
+                        Text,
+)
 
 from .meta import metadata
 

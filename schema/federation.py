@@ -22,8 +22,7 @@ Spec: server-server API "Room State Resolution" (the state of a room is a map of
   one row per distinct key set, so a restart does not refetch every key.
 """
 
-from sqlalchemy import (BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String,
-                        Table, Text)
+from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text
 
 from .meta import metadata
 

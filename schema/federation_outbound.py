@@ -19,8 +19,7 @@ Owned by ``node/federation/outbound``.
   committed just before a crash are fanned out on the next start -- and none twice.
 """
 
-from sqlalchemy import (BigInteger, Column, Index, Integer, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, UniqueConstraint
 
 from .meta import metadata
 

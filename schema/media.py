@@ -6,8 +6,17 @@ share one file).  ``media_thumbnails`` caches generated thumbnails, whose bytes 
 same way.
 """
 
-from sqlalchemy import (BigInteger, Boolean, Column, Index, Integer, PrimaryKeyConstraint, String,
-                        Table, Text)
+from sqlalchemy import (
+                        BigInteger,
+                        Boolean,
+                        Column,
+                        Index,
+                        Integer,
+                        PrimaryKeyConstraint,
+                        String,
+                        Table,
+                        Text,
+)
 
 from .meta import metadata
 

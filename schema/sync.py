@@ -6,8 +6,17 @@ new ``stream_id`` (monotonic, never reused: SQLite tables use ``AUTOINCREMENT``)
 the latest row per key (the old row is deleted when a new one is written).
 """
 
-from sqlalchemy import (BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String, Table,
-                        Text, UniqueConstraint)
+from sqlalchemy import (
+                        BigInteger,
+                        Column,
+                        Index,
+                        Integer,
+                        PrimaryKeyConstraint,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+)
 
 from .meta import metadata
 

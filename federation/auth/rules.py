@@ -33,8 +33,7 @@ from .errors import AuthError, rule_label
 from .membership import SignatureCheck, check_member_event, membership_of
 from .power_level_changes import check_power_levels_event
 from .power_levels import event_send_level, named_level, user_power_level
-from .selection import (CREATE, MEMBER, POWER_LEVELS, THIRD_PARTY_INVITE,
-                        auth_types_for_event)
+from .selection import CREATE, MEMBER, POWER_LEVELS, THIRD_PARTY_INVITE, auth_types_for_event
 from .user_ids import user_id_domain
 
 __all__ = [

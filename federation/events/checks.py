@@ -33,9 +33,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, NamedTuple
 
 from ..b64 import encode_base64
+from ..errors import BadJSON
 from ..keys import VerifyKey
 from ..room_versions import RoomVersion
-from ..errors import BadJSON
 from ..signing import (
     SignatureError,
     SignatureInvalid,

@@ -19,10 +19,16 @@ from typing import Any, TypeGuard
 
 from ..canonical_json import MAX_SAFE_INT, MIN_SAFE_INT, encode_canonical_json
 from ..errors import BadJSON
+from ..identifiers import (  # noqa: F401 - re-exported
+    _EVENT_ID_V4,
+    MAX_ID_BYTES,
+    _too_long,
+    is_valid_event_id,
+    is_valid_room_id,
+    is_valid_server_name,
+    is_valid_user_id,
+)
 from ..room_versions import RoomVersion
-from ..identifiers import (_EVENT_ID_V4, MAX_ID_BYTES, _too_long,  # noqa: F401 - re-exported
-                           is_valid_event_id, is_valid_room_id, is_valid_server_name,
-                           is_valid_user_id)
 from .hashes import encode_validated
 
 MAX_PDU_BYTES = 65536          # "Size limits": the complete event, canonical JSON

@@ -32,8 +32,12 @@ from .auth_chain import ancestors, auth_difference, conflicted_subgraph
 from .errors import StateResolutionError
 from .iterative import CREATE_KEY, SenderPowerLevels, iterative_auth_checks
 from .lookup import EventLookup
-from .ordering import (POWER_LEVELS_KEY, is_power_event, mainline_ordering,
-                       reverse_topological_power_ordering)
+from .ordering import (
+    POWER_LEVELS_KEY,
+    is_power_event,
+    mainline_ordering,
+    reverse_topological_power_ordering,
+)
 
 StateKey = tuple[str, str]
 StateMap = dict[StateKey, str]

@@ -43,17 +43,26 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote, urlencode, urlsplit
 
-from twisted.internet import defer, error as terror
+from twisted.internet import defer
+from twisted.internet import error as terror
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.endpoints import (HostnameEndpoint, TCP4ClientEndpoint,
-                                        TCP6ClientEndpoint, wrapClientTLS)
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
+from twisted.internet.interfaces import (
+    IHostnameResolver,
+    IReactorPluggableNameResolver,
+    IResolutionReceiver,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.internet.interfaces import (IHostnameResolver, IReactorPluggableNameResolver,
-                                         IResolutionReceiver, IStreamClientEndpoint)
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
@@ -61,8 +70,15 @@ from ..canonical_json import encode_canonical_json, parse_json
 from ..errors import MatrixError
 from ..json_limits import MAX_SERVER_JSON_DEPTH
 from ..keys import SigningKey
-from .errors import (AddressRefused, DestinationUnreachable, FederationRequestError,
-                     InvalidResponse, RemoteError, RequestTimedOut, TLSFailure)
+from .errors import (
+    AddressRefused,
+    DestinationUnreachable,
+    FederationRequestError,
+    InvalidResponse,
+    RemoteError,
+    RequestTimedOut,
+    TLSFailure,
+)
 from .ip_ranges import AddressFilter
 from .resolution import HttpsResponse, Resolution, ServerResolver
 from .server_names import is_ip_literal, parse_server_name

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from ..errors import BadJSON, InvalidParam
-from ..keys import SigningKey, VerifyKey, KeyFormatError
+from ..keys import KeyFormatError, SigningKey, VerifyKey
 from ..signing import sign_json
 from .key_responses import ServerKeys
 from .server_names import InvalidServerName, parse_server_name

@@ -41,10 +41,9 @@ from twisted.internet import defer
 
 from ..errors import Unauthorized
 from ..keys import VerifyKey
-from .key_responses import (InvalidKeyResponse, ServerKeys, check_signed_by,
-                            parse_server_keys)
 from .coalesce import Coalescer
 from .endpoints import KEY_QUERY, KEY_SERVER
+from .key_responses import InvalidKeyResponse, ServerKeys, check_signed_by, parse_server_keys
 from .key_server import KeyServer
 
 log = logging.getLogger(__name__)

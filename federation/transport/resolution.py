@@ -53,8 +53,7 @@ from urllib.parse import urljoin, urlsplit
 from ..canonical_json import parse_json
 from ..errors import MatrixError
 from .coalesce import Coalescer
-from .server_names import (DEFAULT_FEDERATION_PORT, InvalidServerName, ServerName,
-                           parse_server_name)
+from .server_names import DEFAULT_FEDERATION_PORT, InvalidServerName, ServerName, parse_server_name
 
 log = logging.getLogger(__name__)
 

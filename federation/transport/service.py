@@ -30,8 +30,15 @@ from ..errors import InvalidParam
 from ..keys import KeyFormatError, SigningKey, VerifyKey
 from .client import FederationHttpClient, WellKnownGetter
 from .key_server import DEFAULT_KEY_LIFETIME_MS, KeyServer, NotaryService, OldKey
-from .keyring import (Clock, DirectKeyFetcher, KeyFetcher, KeyRing, KeyStore,
-                      NotaryKeyFetcher, PinnedKeySource)
+from .keyring import (
+    Clock,
+    DirectKeyFetcher,
+    KeyFetcher,
+    KeyRing,
+    KeyStore,
+    NotaryKeyFetcher,
+    PinnedKeySource,
+)
 from .resolution import ServerResolver
 from .server_names import InvalidServerName, parse_server_name
 from .tls import ClientTLSPolicy

@@ -21,14 +21,27 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy.engine import Connection
 from twisted.internet.defer import DeferredLock
 
-from federation.enrolment import (EnrolmentError, TokenRecord, build_enrolment_response,
-                                  make_token, verify_enrolment_request,
-                                  verify_key_update_request)
+from federation.enrolment import (
+    EnrolmentError,
+    TokenRecord,
+    build_enrolment_response,
+    make_token,
+    verify_enrolment_request,
+    verify_key_update_request,
+)
 from federation.errors import InvalidParam, NotFound
 from federation.keys import SigningKey, VerifyKey
-from federation.roster import (MAX_TEXT, SERVER_CLASSES, Roster, RosterError, build_roster,
-                               roster_hash, roster_key_fingerprint, server_entry,
-                               verify_roster)
+from federation.roster import (
+    MAX_TEXT,
+    SERVER_CLASSES,
+    Roster,
+    RosterError,
+    build_roster,
+    roster_hash,
+    roster_key_fingerprint,
+    server_entry,
+    verify_roster,
+)
 
 from . import store
 from .export import export_synapse as _export_synapse

@@ -20,10 +20,15 @@ from .. import metrics
 from ..http.request import Requester
 from . import passwords, store
 from .deactivation import SWEEP_SECONDS, DeactivationSweep, RoomLeaver
-from .ids import (check_localpart, generate_device_id, localpart_from_input, make_user_id)
+from .ids import check_localpart, generate_device_id, localpart_from_input, make_user_id
 from .roles import DEFAULT_ROLE, check_role
-from .tokens import (generate_access_token, generate_registration_token, hash_token,
-                     is_valid_registration_token_string, registration_token_valid)
+from .tokens import (
+    generate_access_token,
+    generate_registration_token,
+    hash_token,
+    is_valid_registration_token_string,
+    registration_token_valid,
+)
 
 log = logging.getLogger("parta.accounts")
 

@@ -95,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                      "(default: federation.tls_ca_file, else the system store)")
     p.set_defaults(func=cmd_keys_rotate)
 
-    from .enrol_cmd import add_enrol_parser   # parta node enrol (city gateway)
+    from .enrol_cmd import add_enrol_parser  # parta node enrol (city gateway)
     add_enrol_parser(sub)
 
 
@@ -129,8 +129,9 @@ def _engine(config: Any) -> Any:
 # --- init / run / db ---------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
     from federation.keys import SigningKey, write_signing_keys
-    from node.config import Config, FederationConfig, ListenerConfig
     from node.app import upgrade_database
+    from node.config import Config, FederationConfig, ListenerConfig
+
     from .config_template import render_config
 
     if not _SERVER_NAME.match(args.server_name):
@@ -191,8 +192,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from node.federation.key_rotation import (KeyRotationError, needs_gateway, rotate_keys,
-                                             run_without_reactor)
+    from node.federation.key_rotation import (
+        KeyRotationError,
+        needs_gateway,
+        rotate_keys,
+        run_without_reactor,
+    )
+
     from .enrol_cmd import _run_reactor
     config = _load(args)
 

@@ -23,8 +23,13 @@ from typing import Any, Callable
 
 from federation.enrolment import build_key_update_request
 from federation.roster import RosterError, RosterState, verify_roster
-from node.enrolment_client import (EnrolmentClientError, _post_json, check_gateway_url,
-                                   load_pinned, load_roster)
+from node.enrolment_client import (
+    EnrolmentClientError,
+    _post_json,
+    check_gateway_url,
+    load_pinned,
+    load_roster,
+)
 from node.federation.roster_policy import persist_roster, roster_path
 from node.federation.signing_keys import plan_rotation, save_rotation
 

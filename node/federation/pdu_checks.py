@@ -23,13 +23,19 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from federation.auth.errors import AuthError
-from federation.auth.rules import (check_state_dependent_auth_rules,
-                                   check_state_independent_auth_rules)
+from federation.auth.rules import (
+    check_state_dependent_auth_rules,
+    check_state_independent_auth_rules,
+)
 from federation.auth.selection import auth_types_for_event
 from federation.errors import BadJSON
-from federation.events.checks import (SignatureKeyUnknown, VerifyJob,
-                                      has_valid_signature_from, prepare_received_event,
-                                      run_verify_jobs)
+from federation.events.checks import (
+    SignatureKeyUnknown,
+    VerifyJob,
+    has_valid_signature_from,
+    prepare_received_event,
+    run_verify_jobs,
+)
 from federation.events.model import Event
 from federation.room_versions import RoomVersion
 from federation.signing import SignatureError

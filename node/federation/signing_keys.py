@@ -22,10 +22,13 @@ import json
 from typing import Any
 
 from federation.atomic_write import write_file_atomic
-from federation.keys import (KeyFormatError, SigningKey, load_signing_key_file,
-                             save_signing_key_file)
-from federation.transport.key_server import (OldKey, old_keys_from_json, old_keys_to_json,
-                                             rotate_signing_keys)
+from federation.keys import KeyFormatError, SigningKey, load_signing_key_file, save_signing_key_file
+from federation.transport.key_server import (
+    OldKey,
+    old_keys_from_json,
+    old_keys_to_json,
+    rotate_signing_keys,
+)
 
 
 def load_old_keys(path: str) -> list[OldKey]:

@@ -13,8 +13,8 @@ import logging
 
 from federation.auth.power_levels import named_level, user_power_level
 from federation.errors import Forbidden, InvalidParam, MatrixError, NotFound
-from federation.identifiers import is_valid_user_id
 from federation.events.model import Event
+from federation.identifiers import is_valid_user_id
 
 from .create_ops import check_local_user, member_profile
 from .membership_checks import check_membership_change

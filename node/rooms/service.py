@@ -370,8 +370,7 @@ class RoomService(UserQueries):
             raise MatrixError("'reason' must be a string", errcode="M_BAD_JSON")
 
         def precheck(room: RoomState) -> bool:
-            from federation.auth.power_levels import (event_send_level, named_level,
-                                                      user_power_level)
+            from federation.auth.power_levels import event_send_level, named_level, user_power_level
             if room.membership(user_id) != "join":
                 raise Forbidden("You are not in this room")
             level = user_power_level(user_id, room.state, room.room_version)
@@ -519,6 +518,7 @@ def _plausible_room_id(room_id: str) -> bool:
 
 def _recent_txns(conn: Any, since: int) -> list:
     from sqlalchemy import select
+
     from schema.events import event_txn_ids as t
     return [((r.user_id, r.device_id, r.txn_id, r.room_id), r.event_id, r.inserted_ts)
             for r in conn.execute(select(t).where(t.c.inserted_ts >= since)

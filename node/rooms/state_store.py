@@ -41,8 +41,12 @@ from sqlalchemy import delete, func, insert, select, text
 
 from federation.errors import NotFound
 from node.storage.bulk import insert_rows
-from schema.federation import (event_state_groups, room_state_groups, state_group_entries,
-                               state_groups)
+from schema.federation import (
+    event_state_groups,
+    room_state_groups,
+    state_group_entries,
+    state_groups,
+)
 
 log = logging.getLogger("parta.federation.state")
 

@@ -23,8 +23,14 @@ from sqlalchemy.engine import Connection
 from federation.events.model import Event
 from federation.events.redaction import redact
 from federation.room_versions import KNOWN_ROOM_VERSIONS, get_room_version
-from schema.events import (event_txn_ids, events, forward_extremities, room_current_state,
-                           room_memberships, rooms)
+from schema.events import (
+    event_txn_ids,
+    events,
+    forward_extremities,
+    room_current_state,
+    room_memberships,
+    rooms,
+)
 from schema.rooms import forgotten_rooms, room_aliases
 
 from .state_store import room_group

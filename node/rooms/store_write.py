@@ -28,8 +28,7 @@ from sqlalchemy.engine import Connection
 from federation.errors import MatrixError
 from federation.events.model import Event
 from node.storage.bulk import insert_rows, placeholder
-from schema.events import (events, forward_extremities, room_current_state, room_memberships,
-                           rooms)
+from schema.events import events, forward_extremities, room_current_state, room_memberships, rooms
 
 from .state_store import write_state_rows
 

@@ -18,8 +18,8 @@ import orjson
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from federation.errors import InvalidParam, MatrixError, NotFound
 from federation.canonical_json import parse_json
+from federation.errors import InvalidParam, MatrixError, NotFound
 from node.filtering import DEFAULT_FILTER, Filter, check_filter_size, parse_filter
 from schema.sync import user_filters
 

@@ -23,7 +23,6 @@ from twisted.internet import defer
 from node.notifier import Notifier
 from node.stream_tokens import StreamToken
 
-
 ROOM_STREAMS = ("events", "typing", "receipts")
 USER_STREAMS = ("events", "receipts", "account_data")
 

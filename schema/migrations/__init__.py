@@ -127,6 +127,7 @@ def pending_changes(engine: Any) -> list:
     """Differences between the database and ``schema.metadata`` (empty when in sync)."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
+
     from schema.meta import metadata
     import_all_tables()
     with engine.connect() as conn:
@@ -136,6 +137,7 @@ def pending_changes(engine: Any) -> list:
 def make_revision(message: str) -> str:
     """Autogenerate a revision from the difference between head and ``schema.metadata``."""
     import tempfile
+
     from alembic import command
     from sqlalchemy import create_engine
     import_all_tables()

@@ -27,8 +27,8 @@ matrix-nio is async: tests write ``async def scenario(): ...`` and call ``run(sc
 from __future__ import annotations
 
 import glob
-import json
 import itertools
+import json
 import os
 import shlex
 import shutil

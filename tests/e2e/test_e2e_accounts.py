@@ -5,9 +5,15 @@ Real matrix-nio clients against a real node over loopback HTTP, on SQLite and Po
 
 from __future__ import annotations
 
-from nio import (AsyncClient, LoginResponse, ProfileGetResponse,
-                 ProfileSetDisplayNameResponse, RegisterResponse, RoomMemberEvent,
-                 WhoamiResponse)
+from nio import (
+    AsyncClient,
+    LoginResponse,
+    ProfileGetResponse,
+    ProfileSetDisplayNameResponse,
+    RegisterResponse,
+    RoomMemberEvent,
+    WhoamiResponse,
+)
 
 from e2e_helpers import DEFAULT_PASSWORD, api, run, sync_until
 

@@ -7,9 +7,16 @@ import io
 import os
 from urllib.parse import quote
 
-from nio import (ContentRepositoryConfigResponse, MemoryDownloadResponse, ResizingMethod,
-                 RoomMessageFile, RoomMessageImage, RoomSendResponse, ThumbnailResponse,
-                 UploadResponse)
+from nio import (
+    ContentRepositoryConfigResponse,
+    MemoryDownloadResponse,
+    ResizingMethod,
+    RoomMessageFile,
+    RoomMessageImage,
+    RoomSendResponse,
+    ThumbnailResponse,
+    UploadResponse,
+)
 from PIL import Image
 
 from e2e_helpers import api, create_room_with, http_request, run, sync_until, timeline_events

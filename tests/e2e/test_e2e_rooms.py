@@ -5,11 +5,24 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from nio import (JoinResponse, RedactedEvent, RoomBanResponse,
-                 RoomCreateResponse, RoomGetEventResponse, RoomInviteResponse,
-                 RoomKickResponse, RoomLeaveResponse, RoomMemberEvent, RoomMessageText,
-                 RoomPutStateError, RoomPutStateResponse, RoomRedactResponse, RoomSendResponse,
-                 RoomUnbanResponse, SpaceGetHierarchyResponse)
+from nio import (
+    JoinResponse,
+    RedactedEvent,
+    RoomBanResponse,
+    RoomCreateResponse,
+    RoomGetEventResponse,
+    RoomInviteResponse,
+    RoomKickResponse,
+    RoomLeaveResponse,
+    RoomMemberEvent,
+    RoomMessageText,
+    RoomPutStateError,
+    RoomPutStateResponse,
+    RoomRedactResponse,
+    RoomSendResponse,
+    RoomUnbanResponse,
+    SpaceGetHierarchyResponse,
+)
 
 from e2e_helpers import api, create_room_with, joined_ids, run, sync_until, text, timeline_events
 

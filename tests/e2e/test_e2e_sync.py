@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
-from nio import (MessageDirection, ReceiptEvent, RoomMessagesResponse, RoomMessageText,
-                 RoomSendResponse, RoomTypingResponse, SyncResponse, TypingNoticeEvent,
-                 UpdateReceiptMarkerResponse)
+from nio import (
+    MessageDirection,
+    ReceiptEvent,
+    RoomMessagesResponse,
+    RoomMessageText,
+    RoomSendResponse,
+    RoomTypingResponse,
+    SyncResponse,
+    TypingNoticeEvent,
+    UpdateReceiptMarkerResponse,
+)
 
 from e2e_helpers import create_room_with, run, sync_until, text, timeline_events
 

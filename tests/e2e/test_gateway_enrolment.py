@@ -15,9 +15,13 @@ import pytest
 from federation.b64 import decode_base64, encode_base64
 from federation.enrolment import TOKEN_PREFIX
 from federation.roster import RosterState, roster_key_fingerprint, verify_roster
-
-from gateway_e2e_support import (OFFICE_PASSWORD, create_token, init_gateway, init_school,
-                                 roster_public_key)
+from gateway_e2e_support import (
+    OFFICE_PASSWORD,
+    create_token,
+    init_gateway,
+    init_school,
+    roster_public_key,
+)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,18 @@
 Each module exposes ``register(router, accounts)`` adding its routes to the client router.
 """
 
-from . import (account, capabilities, deactivate, devices, login, logout, profile, register,
-               versions, wellknown)
+from . import (
+    account,
+    capabilities,
+    deactivate,
+    devices,
+    login,
+    logout,
+    profile,
+    register,
+    versions,
+    wellknown,
+)
 
 MODULES = (versions, wellknown, capabilities, login, logout, register, account, deactivate,
            devices, profile)

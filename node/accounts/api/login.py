@@ -16,8 +16,15 @@ from typing import Any
 from federation.errors import MatrixError
 
 from ...http.request import MissingParam
-from ._common import (CLIENT_V3, MAX_DEVICE_ID_BYTES, device_name, login_identifier, opt_str,
-                      req_str, well_known)
+from ._common import (
+    CLIENT_V3,
+    MAX_DEVICE_ID_BYTES,
+    device_name,
+    login_identifier,
+    opt_str,
+    req_str,
+    well_known,
+)
 
 LOGIN_PASSWORD = "m.login.password"
 

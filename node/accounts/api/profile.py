@@ -15,8 +15,8 @@ from typing import Any
 from federation.errors import Forbidden, NotFound
 
 from ...http.request import MissingParam
-from ..profile_rules import check_key, check_value
 from ..ids import MAX_USER_ID_BYTES
+from ..profile_rules import check_key, check_value
 from ._common import CLIENT_V3, check_text
 
 

@@ -26,8 +26,15 @@ from ..ids import check_localpart, generate_localpart
 from ..roles import DEFAULT_ROLE
 from ..service import RegistrationTokenUsedUp
 from ..uia import DUMMY, REGISTRATION_TOKEN
-from ._common import (CLIENT_V1, CLIENT_V3, MAX_DEVICE_ID_BYTES, check_new_password,
-                      device_name, opt_bool, opt_str)
+from ._common import (
+    CLIENT_V1,
+    CLIENT_V3,
+    MAX_DEVICE_ID_BYTES,
+    check_new_password,
+    device_name,
+    opt_bool,
+    opt_str,
+)
 from ._stages import dummy_stage, registration_token_stage
 
 

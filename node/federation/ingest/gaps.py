@@ -16,9 +16,14 @@ from node.rooms.state_cache import RoomState
 from node.rooms.state_store import StateMap
 
 from .. import store
-from ..pdu_checks import (CREATE_KEY, Dropped, check_against_auth_events,
-                          check_against_state, check_format_signatures_hashes,
-                          state_keys_for_auth)
+from ..pdu_checks import (
+    CREATE_KEY,
+    Dropped,
+    check_against_auth_events,
+    check_against_state,
+    check_format_signatures_hashes,
+    state_keys_for_auth,
+)
 from ._common import MAX_STATE_FETCHES, IngestParts, _depth, _domain, log
 
 

@@ -17,8 +17,13 @@ from federation.room_versions import RoomVersion, get_room_version
 from node.rooms.state_cache import RoomState
 
 from .. import store
-from ..pdu_checks import (CREATE_KEY, Dropped, check_against_auth_events,
-                          check_against_state, check_format_signatures_hashes)
+from ..pdu_checks import (
+    CREATE_KEY,
+    Dropped,
+    check_against_auth_events,
+    check_against_state,
+    check_format_signatures_hashes,
+)
 from ._common import IngestParts, log
 
 

@@ -18,8 +18,14 @@ from federation.room_versions import RoomVersion
 from node.rooms.state_cache import RoomState
 
 from .. import acl_check, store
-from ..pdu_checks import (CREATE_KEY, Dropped, VerifyJob, check_against_auth_events,
-                          prepare_format_signatures_hashes, run_verify_jobs)
+from ..pdu_checks import (
+    CREATE_KEY,
+    Dropped,
+    VerifyJob,
+    check_against_auth_events,
+    prepare_format_signatures_hashes,
+    run_verify_jobs,
+)
 from ..verifier import run_batch
 from ._common import _NONE, STORE_FAILED, IngestParts, _depth, _domain, log
 

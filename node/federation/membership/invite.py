@@ -25,8 +25,13 @@ from federation.events.builder import sign_event
 from federation.events.model import Event
 from federation.room_versions import KNOWN_ROOM_VERSIONS
 
-from .common import (domain_of, incompatible_version, local_members_joined, verify_pdu,
-                     check_submitted)
+from .common import (
+    check_submitted,
+    domain_of,
+    incompatible_version,
+    local_members_joined,
+    verify_pdu,
+)
 from .out_of_band import store_out_of_band, stripped
 
 log = logging.getLogger("parta.federation.membership")

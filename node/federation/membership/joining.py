@@ -27,8 +27,8 @@ from federation.events.builder import build_event
 from federation.room_versions import KNOWN_ROOM_VERSIONS
 from federation.transport import endpoints as E
 
-from .common import MEMBER, SUPPORTED_VERSIONS, check_template, domain_of
 from ..roster_policy import refusal
+from .common import MEMBER, SUPPORTED_VERSIONS, check_template, domain_of
 from .remote_calls import RemoteRefused, call
 
 log = logging.getLogger("parta.federation.membership")

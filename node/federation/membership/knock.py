@@ -21,8 +21,14 @@ from node.rooms.client_format import strip_state_event
 from node.rooms.membership_checks import check_membership_change
 
 from ..audience import check_audience
-from .common import (SUPPORTED_VERSIONS, incompatible_version, require_user_on,
-                     room_for_resident, sign_template, template)
+from .common import (
+    SUPPORTED_VERSIONS,
+    incompatible_version,
+    require_user_on,
+    room_for_resident,
+    sign_template,
+    template,
+)
 from .out_of_band import store_out_of_band
 from .remote_calls import call
 from .resident import accept_membership

@@ -15,7 +15,6 @@ from federation.errors import MatrixError
 from federation.transport.endpoints import Endpoint
 from federation.transport.errors import FederationRequestError
 
-
 log = logging.getLogger("parta.federation.membership")
 
 

@@ -24,7 +24,6 @@ from federation.errors import MatrixError
 from federation.events.checks import has_valid_signature_from
 from federation.events.model import Event
 from federation.transport import endpoints as E
-
 from node.rooms.membership_checks import check_membership_change
 
 from ..audience import check_audience

@@ -16,15 +16,13 @@ import logging
 from typing import Any, Sequence
 
 from federation.errors import InvalidParam, NotFound
-
 from node.rooms import store as rooms_store
 
-from . import (joining, knock, leaving, make_join, make_leave, remote_invite, send_join,
-               send_leave)
+from ..roster_policy import refusal
 from . import invite as invite_endpoint
+from . import joining, knock, leaving, make_join, make_leave, remote_invite, send_join, send_leave
 from .common import MEMBER, domain_of, local_members_joined
 from .out_of_band import remote_invite_for
-from ..roster_policy import refusal
 
 log = logging.getLogger("parta.federation.membership")
 

@@ -31,10 +31,10 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from schema.events import events as events_t
-from schema.federation_outbound import (federation_destinations as dest_t,
-                                        federation_outbound_edus as edus_t,
-                                        federation_outbound_pdus as pdus_t,
-                                        federation_outbound_position as pos_t)
+from schema.federation_outbound import federation_destinations as dest_t
+from schema.federation_outbound import federation_outbound_edus as edus_t
+from schema.federation_outbound import federation_outbound_pdus as pdus_t
+from schema.federation_outbound import federation_outbound_position as pos_t
 
 from .backoff import RetryState
 

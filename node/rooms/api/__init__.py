@@ -7,8 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import (aliases, context, create_room, event, hierarchy, members, membership,
-               messages, public_rooms, redact, send, state)
+from . import (
+    aliases,
+    context,
+    create_room,
+    event,
+    hierarchy,
+    members,
+    membership,
+    messages,
+    public_rooms,
+    redact,
+    send,
+    state,
+)
 
 MODULES = (create_room, membership, send, state, members, messages, event, context, redact,
            aliases, public_rooms, hierarchy)

@@ -8,9 +8,8 @@ Events persisted before this revision have no state groups: the node falls back 
 linear history for them (``node.rooms.state_store``) and makes a snapshot group of a
 room's current state the first time the room changes.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'

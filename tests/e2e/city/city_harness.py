@@ -30,10 +30,18 @@ for _p in (os.path.join(_E2E, "federation"), _E2E):
 
 import yaml
 
-from fed_harness import (FED_STARTUP_TIMEOUT, FakeServer, FedCluster, FedNode,
-                         NodeFailed, TestCA, free_port, parta_command,
-                         parta_federation_section)
 from e2e_helpers import http_request
+from fed_harness import (
+    FED_STARTUP_TIMEOUT,
+    FakeServer,
+    FedCluster,
+    FedNode,
+    NodeFailed,
+    TestCA,
+    free_port,
+    parta_command,
+    parta_federation_section,
+)
 
 OFFICE_PASSWORD = "city office password"
 REFRESH_SECONDS = 3            # roster refresh interval of every server in these tests

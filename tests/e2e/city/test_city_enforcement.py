@@ -23,11 +23,19 @@ import time
 
 import pytest
 
-from e2e_helpers import run
 from city_fixtures import city, city_ca  # noqa: F401 - pytest fixtures
 from city_harness import metric, signing_key_of, wait_until
-from fed_harness import (Account, client_api, close_all, join_via, joined_members,
-                         send_text, wait_for, wait_for_bodies)
+from e2e_helpers import run
+from fed_harness import (
+    Account,
+    client_api,
+    close_all,
+    join_via,
+    joined_members,
+    send_text,
+    wait_for,
+    wait_for_bodies,
+)
 from federation_env import FakeRoom, q
 
 pytestmark = pytest.mark.timeout(900)

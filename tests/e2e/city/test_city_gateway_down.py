@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from e2e_helpers import run
 from city_fixtures import city, city_ca  # noqa: F401 - pytest fixtures
 from city_harness import metric, wait_until
+from e2e_helpers import run
 from fed_harness import Account, close_all, send_text, setup_room, wait_for_bodies
 from federation_env import q
 

@@ -28,8 +28,12 @@ import pytest
 from city_fixtures import city, city_ca  # noqa: F401 - pytest fixtures
 from city_harness import metric, wait_until
 from federation.keys import SigningKey
-from federation.roster import (build_roster, generate_roster_key, roster_key_fingerprint,
-                               server_entry)
+from federation.roster import (
+    build_roster,
+    generate_roster_key,
+    roster_key_fingerprint,
+    server_entry,
+)
 from federation_env import q
 
 pytestmark = pytest.mark.timeout(600)

@@ -27,10 +27,9 @@ import yaml
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "interop"))
 
-from e2e_helpers import run
 from city_fixtures import city, city_ca  # noqa: F401 - pytest fixtures
-from fed_harness import (close_all, joined_members, new_watcher, send_text,
-                         wait_for, wait_for_bodies)
+from e2e_helpers import run
+from fed_harness import close_all, joined_members, new_watcher, send_text, wait_for, wait_for_bodies
 from federation.keys import load_signing_key_file
 from federation_env import FederatedSynapse
 from interop_fixtures import synapse_python  # noqa: F401 - pytest fixture
@@ -100,7 +99,9 @@ def test_export_lists_the_roster_and_the_gateway_notary(world):
 
 async def _synapse_watcher(synapse, prefix):
     import secrets
+
     from nio import AsyncClient, RegisterResponse
+
     from e2e_helpers import DEFAULT_PASSWORD
     from fed_harness import Watcher
     client = AsyncClient(synapse.base_url)

@@ -24,7 +24,6 @@ if _E2E not in sys.path:
     sys.path.insert(0, _E2E)
 
 from e2e_helpers import http_request, run
-
 from gateway.demo_city_layout import GATEWAY, PASSWORD
 from gateway.demo_city_seed import ANNOUNCEMENT, TEACHERS_MESSAGE, TEACHERS_ROOM
 

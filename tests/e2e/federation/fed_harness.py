@@ -66,8 +66,14 @@ merge_config = _e2e._merge
 IN_CI = _e2e.IN_CI
 
 from e2e_helpers import http_request
-from federation_env import (FakeServer, TestCA, TLSNameConnection,  # noqa: F401 - re-exported
-                            parta_federation_section, q, server_host)
+from federation_env import (  # noqa: F401 - re-exported
+    FakeServer,
+    TestCA,
+    TLSNameConnection,
+    parta_federation_section,
+    q,
+    server_host,
+)
 
 FED_STARTUP_TIMEOUT = 60.0
 DEFAULT_WAIT = 90.0        # seconds a cross-server condition may take (2 shared cores)

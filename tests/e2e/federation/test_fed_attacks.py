@@ -26,11 +26,19 @@ from urllib.parse import quote
 import pytest
 
 from e2e_helpers import run
-from fed_fixtures import fed_ca, fed_cluster, fake_server  # noqa: F401 - pytest fixtures
-from fed_harness import (Account, FakeServer, client_api, close_all, send_text, setup_room,
-                         wait_for, wait_for_bodies)
-from federation_env import FakeRoom, q
+from fed_fixtures import fake_server, fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
+from fed_harness import (
+    Account,
+    FakeServer,
+    client_api,
+    close_all,
+    send_text,
+    setup_room,
+    wait_for,
+    wait_for_bodies,
+)
 from federation.keys import SigningKey
+from federation_env import FakeRoom, q
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,15 @@ from nio import RoomKickResponse, RoomPutStateResponse
 
 from e2e_helpers import run
 from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
-from fed_harness import (Account, accept_invite, close_all, room_state, send_text,
-                         wait_for, wait_for_bodies)
+from fed_harness import (
+    Account,
+    accept_invite,
+    close_all,
+    room_state,
+    send_text,
+    wait_for,
+    wait_for_bodies,
+)
 
 CONVERGE_TIMEOUT = 240.0
 

@@ -14,9 +14,9 @@ import asyncio
 import pytest
 from nio import RoomCreateResponse, RoomInviteResponse, RoomVisibility
 
-from fed_harness import accept_invite, client_api, close_all, join_via, new_watcher
 from e2e_helpers import run
 from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
+from fed_harness import accept_invite, client_api, close_all, join_via, new_watcher
 
 
 @pytest.fixture(scope="module")

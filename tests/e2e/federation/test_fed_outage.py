@@ -14,8 +14,7 @@ from nio import RoomInviteResponse
 
 from e2e_helpers import run
 from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
-from fed_harness import (Account, accept_invite, close_all, send_text, setup_room,
-                         wait_for_bodies)
+from fed_harness import Account, accept_invite, close_all, send_text, setup_room, wait_for_bodies
 
 # Time for B to come back, A's backoff to let the retry through, and 200 events to flow.
 CATCH_UP_TIMEOUT = 240.0
@@ -148,6 +147,7 @@ def test_queue_survives_a_restart_of_the_sending_node(nodes):
 
 def _rotate_keys(node) -> None:
     import subprocess
+
     from fed_harness import parta_command
 
     node.stop_checked()
@@ -164,9 +164,9 @@ def test_key_rotation_keeps_the_room_working_for_old_and_new_servers(nodes, fed_
     verifies the room's earlier events (signed with the old key)."""
     import time
 
+    from fed_harness import join_via
     from federation.keys import VerifyKey
     from federation.signing import verify_json
-    from fed_harness import join_via
 
     a, b = nodes
     anna, bea = Account(a, "anna"), Account(b, "bea")

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import pytest
 
 from e2e_helpers import http_request
-from fed_fixtures import fed_ca, fed_cluster, fake_server  # noqa: F401 - pytest fixtures
+from fed_fixtures import fake_server, fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 from fed_harness import Account, FakeServer, server_host
 from federation_env import FakeRoom
 

@@ -12,8 +12,16 @@ import pytest
 
 from e2e_helpers import run
 from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
-from fed_harness import (close_all, joined_members, new_watcher, room_state, send_text,
-                         setup_room, wait_for, wait_for_bodies)
+from fed_harness import (
+    close_all,
+    joined_members,
+    new_watcher,
+    room_state,
+    send_text,
+    setup_room,
+    wait_for,
+    wait_for_bodies,
+)
 
 
 @pytest.fixture(scope="module")

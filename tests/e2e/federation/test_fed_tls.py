@@ -17,8 +17,18 @@ from nio import RoomCreateResponse, RoomInviteResponse
 
 from e2e_helpers import run
 from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
-from fed_harness import (accept_invite, client_api, close_all, joined_members, new_watcher,
-                         q, room_state, send_text, wait_for, wait_for_bodies)
+from fed_harness import (
+    accept_invite,
+    client_api,
+    close_all,
+    joined_members,
+    new_watcher,
+    q,
+    room_state,
+    send_text,
+    wait_for,
+    wait_for_bodies,
+)
 
 
 @pytest.fixture(scope="module")

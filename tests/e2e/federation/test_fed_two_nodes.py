@@ -17,17 +17,35 @@ import time
 
 import pytest
 from cryptography import x509
-from nio import (DownloadResponse, ProfileGetResponse, RoomBanResponse, RoomLeaveResponse,
-                 RoomMessagesResponse, RoomPutStateResponse, UpdateReceiptMarkerResponse,
-                 UploadResponse)
+from nio import (
+    DownloadResponse,
+    ProfileGetResponse,
+    RoomBanResponse,
+    RoomLeaveResponse,
+    RoomMessagesResponse,
+    RoomPutStateResponse,
+    UpdateReceiptMarkerResponse,
+    UploadResponse,
+)
 
-from fed_harness import (accept_invite, client_api, close_all, joined_members, join_via,
-                         new_watcher, q, room_state, send_text, setup_room, wait_for,
-                         wait_for_bodies)
 from e2e_helpers import run
+from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
+from fed_harness import (
+    accept_invite,
+    client_api,
+    close_all,
+    join_via,
+    joined_members,
+    new_watcher,
+    q,
+    room_state,
+    send_text,
+    setup_room,
+    wait_for,
+    wait_for_bodies,
+)
 from federation.keys import VerifyKey, load_signing_key_file
 from federation.signing import verify_json
-from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 
 USES_POSTGRES = True
 

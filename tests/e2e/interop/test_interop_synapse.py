@@ -15,14 +15,30 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from nio import (AsyncClient, DownloadResponse, JoinResponse, RegisterResponse,
-                 RoomCreateResponse, RoomInviteResponse, RoomPutStateResponse,
-                 UpdateReceiptMarkerResponse, UploadResponse)
+from nio import (
+    AsyncClient,
+    DownloadResponse,
+    JoinResponse,
+    RegisterResponse,
+    RoomCreateResponse,
+    RoomInviteResponse,
+    RoomPutStateResponse,
+    UpdateReceiptMarkerResponse,
+    UploadResponse,
+)
 
 from e2e_helpers import DEFAULT_PASSWORD, run
+from fed_harness import (
+    Watcher,
+    close_all,
+    joined_members,
+    new_watcher,
+    room_state,
+    send_text,
+    wait_for,
+    wait_for_bodies,
+)
 from interop_fixtures import interop_ca, parta_and_synapse, synapse_python  # noqa: F401 - pytest fixtures
-from fed_harness import (Watcher, close_all, joined_members, new_watcher, room_state,
-                         send_text, wait_for, wait_for_bodies)
 
 pytestmark = [pytest.mark.synapse, pytest.mark.timeout(900)]
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, strategies as st
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from federation.acl import (MEMO_LIMIT, ServerAcl, acl_allows, glob_matches, is_ip_literal,
-                            server_host)
+from federation.acl import (
+    MEMO_LIMIT,
+    ServerAcl,
+    acl_allows,
+    glob_matches,
+    is_ip_literal,
+    server_host,
+)
 
 
 def allows(content, server):

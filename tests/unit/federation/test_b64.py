@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from hypothesis import given, strategies as st
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from federation.b64 import Base64Error, decode_base64, encode_base64
 from federation.errors import BadJSON

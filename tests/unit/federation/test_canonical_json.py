@@ -7,13 +7,19 @@ import enum
 import json
 
 import canonicaljson
-from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from federation import canonical_json as cj
 from federation.canonical_json import (
-    MAX_SAFE_INT, MIN_SAFE_INT, CanonicalJSONError, check_canonical, encode_canonical_json,
-    parse_json)
+    MAX_SAFE_INT,
+    MIN_SAFE_INT,
+    CanonicalJSONError,
+    check_canonical,
+    encode_canonical_json,
+    parse_json,
+)
 from federation.errors import BadJSON, NotJSON
 
 # Both encoders must give identical bytes: the orjson fast path and the stdlib fallback.

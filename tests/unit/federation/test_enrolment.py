@@ -11,13 +11,21 @@ import pytest
 
 from federation.b64 import decode_base64, encode_base64
 from federation.enrolment import (
-    TOKEN_PREFIX, EnrolmentError, TokenRecord, build_enrolment_request,
-    build_enrolment_response, build_key_update_request, make_token, parse_token,
-    token_verifier, verify_enrolment_request, verify_enrolment_response,
-    verify_key_update_request)
+    TOKEN_PREFIX,
+    EnrolmentError,
+    TokenRecord,
+    build_enrolment_request,
+    build_enrolment_response,
+    build_key_update_request,
+    make_token,
+    parse_token,
+    token_verifier,
+    verify_enrolment_request,
+    verify_enrolment_response,
+    verify_key_update_request,
+)
 from federation.keys import SigningKey
-from federation.roster import (build_roster, roster_key_fingerprint, server_entry,
-                               verify_roster)
+from federation.roster import build_roster, roster_key_fingerprint, server_entry, verify_roster
 
 CITY = "city.example"
 SCHOOL = "school42.example"

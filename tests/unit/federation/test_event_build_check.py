@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 
 import canonicaljson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import pytest
 
 from federation.errors import BadJSON, InvalidParam
 from federation.events import format as pdu_format

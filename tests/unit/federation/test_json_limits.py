@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import HealthCheck, given, settings, strategies as st
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from federation.canonical_json import CanonicalJSONError, encode_canonical_json, parse_json
 from federation.errors import BadJSON, NotJSON
 from federation.json_limits import (
-    MAX_JSON_DEPTH, MAX_SERVER_JSON_DEPTH, ORJSON_MAX_DEPTH, nesting_exceeds)
+    MAX_JSON_DEPTH,
+    MAX_SERVER_JSON_DEPTH,
+    ORJSON_MAX_DEPTH,
+    nesting_exceeds,
+)
 
 
 def depth_of(value: object) -> int:

@@ -11,8 +11,16 @@ import pytest
 from federation.b64 import decode_base64
 from federation.errors import BadJSON
 from federation.keys import (
-    KeyFormatError, SigningKey, VerifyKey, is_valid_key_version, load_signing_key_file,
-    read_signing_keys, save_signing_key_file, split_key_id, write_signing_keys)
+    KeyFormatError,
+    SigningKey,
+    VerifyKey,
+    is_valid_key_version,
+    load_signing_key_file,
+    read_signing_keys,
+    save_signing_key_file,
+    split_key_id,
+    write_signing_keys,
+)
 
 # From the appendix: SIGNING_KEY_SEED, KEY_ID = "ed25519:1".
 SPEC_SEED_B64 = "YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1"

@@ -13,8 +13,17 @@ from federation.canonical_json import encode_canonical_json
 from federation.errors import MatrixError
 from federation.keys import SigningKey
 from federation.roster import (
-    ROSTER_KEY_ID_PREFIX, Roster, RosterError, RosterState, build_roster, generate_roster_key,
-    roster_hash, roster_key_fingerprint, server_entry, verify_roster)
+    ROSTER_KEY_ID_PREFIX,
+    Roster,
+    RosterError,
+    RosterState,
+    build_roster,
+    generate_roster_key,
+    roster_hash,
+    roster_key_fingerprint,
+    server_entry,
+    verify_roster,
+)
 from federation.signing import sign_json
 
 CITY = "city.example"

@@ -7,9 +7,10 @@ import copy
 import hashlib
 import json
 
-from hypothesis import given, settings, strategies as st
 import nacl.bindings as nb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation import signing
 from federation.b64 import decode_base64, encode_base64
@@ -17,8 +18,17 @@ from federation.canonical_json import CanonicalJSONError
 from federation.errors import Unauthorized
 from federation.keys import SigningKey, VerifyKey
 from federation.signing import (
-    SignatureError, SignatureInvalid, SignatureMalformed, SignatureMissing, get_signature,
-    sign_json, signed_bytes, verify_json, verify_raw_cryptography, verify_raw_nacl)
+    SignatureError,
+    SignatureInvalid,
+    SignatureMalformed,
+    SignatureMissing,
+    get_signature,
+    sign_json,
+    signed_bytes,
+    verify_json,
+    verify_raw_cryptography,
+    verify_raw_nacl,
+)
 
 # Appendix "Cryptographic Test Vectors": seed, SERVER_NAME = "domain", KEY_ID = "ed25519:1".
 SEED = decode_base64("YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1")

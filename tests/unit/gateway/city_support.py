@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from support.deferreds import result_of
 from twisted.internet import defer
 
 from federation.keys import SigningKey
 from federation.transport.errors import DestinationUnreachable, RemoteError
 from gateway.directory.api import CityDirectory, register
 from gateway.directory.gatherer import DirectoryGatherer
-
 from gateway_app_support import GatewayHarness
-from support.deferreds import result_of
 
 SCHOOL_KEY = SigningKey("k1", b"\x21" * 32)
 

@@ -15,6 +15,10 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote_plus, urlencode
 
+from support.clocks import fake_clock
+from support.db import InlineDB
+from support.deferreds import result_of
+
 from federation.errors import MatrixError
 from federation.keys import SigningKey
 from gateway import api, dashboard
@@ -25,10 +29,6 @@ from node.accounts.guard import CredentialGuard
 from node.http.request import ApiRequest, Requester
 from node.http.router import Router
 from node.http.server import Response
-
-from support.clocks import fake_clock
-from support.db import InlineDB
-from support.deferreds import result_of
 
 CITY = "city.example"
 T0 = 1_700_000_000_000

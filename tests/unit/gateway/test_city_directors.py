@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from gateway.directory.directors import DirectorInviter
-from gateway.directory.gatherer import DirectoryGatherer
-
-from city_support import FakeFederation
 from support.clocks import fake_clock
 from support.deferreds import result_of
+
+from city_support import FakeFederation
+from gateway.directory.directors import DirectorInviter
+from gateway.directory.gatherer import DirectoryGatherer
 
 A, X = "school42.example", "ministry.example"
 ADMIN = "@office:city.example"

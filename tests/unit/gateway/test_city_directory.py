@@ -7,14 +7,13 @@ refresh for the office), and the dashboard pages that show it."""
 from __future__ import annotations
 
 import pytest
+from support.deferreds import result_of
 from twisted.internet import task
 
+from city_support import CityHarness, room
 from federation.errors import InvalidParam
 from gateway.directory.gatherer import clean_room, clean_stats
 from gateway.directory.rooms import combine, filter_rooms, page
-
-from city_support import CityHarness, room
-from support.deferreds import result_of
 
 A, B, C = "school42.example", "school17.example", "ministry.example"
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from sqlalchemy import event
+from support.db import InlineDB
+from support.deferreds import result_of
 from twisted.internet import defer, task
 
 import schema.events  # registers the tables
@@ -16,9 +18,6 @@ import schema.federation_outbound  # noqa: F401 - registers the tables
 from node.clock import ReactorClock
 from node.federation.outbound import queue
 from node.federation.outbound.transaction_sender import TransactionSender
-
-from support.db import InlineDB
-from support.deferreds import result_of
 
 
 def run(db, fn, *args, **kw):

@@ -10,20 +10,19 @@ from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import insert
+from support.clocks import fake_clock
+from support.db import InlineDB
+from support.deferreds import result_of
 
 import schema.accounts  # registers the tables
 import schema.events
 import schema.federation_outbound as fo
+from city_support import CityHarness
 from federation.errors import Forbidden
 from gateway.roster_enforcement import RosterAcks
 from gateway.sources import SchoolStatus
 from gateway.status import CityStatusSource, ContactTracker
 from node.federation.server import stats as stats_endpoint
-
-from city_support import CityHarness
-from support.clocks import fake_clock
-from support.db import InlineDB
-from support.deferreds import result_of
 
 A, B, C = "school42.example", "school17.example", "school3.example"
 

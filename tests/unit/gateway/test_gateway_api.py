@@ -7,14 +7,18 @@ from __future__ import annotations
 import copy
 
 import pytest
+from support.deferreds import result_of
 
-from federation.enrolment import (build_enrolment_request, build_key_update_request,
-                                  make_token, parse_token, verify_enrolment_response)
+from federation.enrolment import (
+    build_enrolment_request,
+    build_key_update_request,
+    make_token,
+    parse_token,
+    verify_enrolment_response,
+)
 from federation.keys import SigningKey
 from federation.roster import RosterState, verify_roster
-
 from gateway_app_support import CITY, ROSTER_KEY, GatewayHarness
-from support.deferreds import result_of
 
 S42_KEY = SigningKey("k42", b"\x42" * 32)
 S43_KEY = SigningKey("k43", b"\x43" * 32)

@@ -122,8 +122,8 @@ def test_enrol_create_prints_a_token_bound_to_the_roster_key(gw_dir, cfg, capsys
 def _enrol_directly(cfg, token, server, key):
     """What the gateway does when a node POSTs: through the same service."""
     config = load_config(cfg)
-    from node.cli.node_cmd import _engine
     from gateway.roster_key import load_roster_key
+    from node.cli.node_cmd import _engine
     rk, vk = load_roster_key(gateway_config(config).roster_key_path)
     engine = _engine(config)
     try:
@@ -235,8 +235,8 @@ def test_offline_roster_key_serves_but_does_not_publish(tmp_path, gw_dir, cfg, c
 
 def _enrol_offline(cfg, token):
     config = load_config(cfg)
-    from node.cli.node_cmd import _engine
     from gateway.roster_key import load_roster_key
+    from node.cli.node_cmd import _engine
     rk, vk = load_roster_key(gateway_config(config).roster_key_path)
     assert rk is None
     engine = _engine(config)

@@ -9,16 +9,15 @@ import hashlib
 import re
 
 import pytest
+from support.clocks import fake_clock
+from support.deferreds import result_of
 
 from federation.enrolment import build_enrolment_request, parse_token
 from federation.keys import SigningKey
 from gateway.dashboard.html import Markup, escape, html
 from gateway.dashboard.sessions import SESSION_COOKIE, SessionStore, parse_cookies
 from gateway.sources import SchoolStatus
-
 from gateway_app_support import GatewayHarness, hidden_value
-from support.clocks import fake_clock
-from support.deferreds import result_of
 
 EVIL = '<script>alert("x")</script>'
 S42_KEY = SigningKey("k42", b"\x42" * 32)
@@ -272,6 +271,7 @@ def test_roster_history_shows_verification(logged):
     assert "FAILED" not in page
     # Tamper with a stored version: the page says so.
     from sqlalchemy import update
+
     from schema.gateway import roster_versions
     doc = result_of(h.roster.get(1))
     doc["servers"]["city.example"]["name"] = "Tampered"

@@ -7,22 +7,31 @@ from __future__ import annotations
 import copy
 
 import pytest
-from sqlalchemy import select, update
 import yaml
-
-from federation.enrolment import (EnrolmentError, build_enrolment_request,
-                                  build_key_update_request, parse_token,
-                                  verify_enrolment_response)
-from federation.errors import InvalidParam, NotFound
-from federation.keys import SigningKey
-from federation.roster import (RosterError, RosterState, roster_hash, roster_key_fingerprint,
-                               server_entry, verify_roster)
-from gateway.roster import RosterService, export_synapse
-from schema.gateway import enrolment_tokens, roster_versions, schools
-
+from sqlalchemy import select, update
 from support.clocks import fake_clock
 from support.db import InlineDB
 from support.deferreds import result_of
+
+from federation.enrolment import (
+    EnrolmentError,
+    build_enrolment_request,
+    build_key_update_request,
+    parse_token,
+    verify_enrolment_response,
+)
+from federation.errors import InvalidParam, NotFound
+from federation.keys import SigningKey
+from federation.roster import (
+    RosterError,
+    RosterState,
+    roster_hash,
+    roster_key_fingerprint,
+    server_entry,
+    verify_roster,
+)
+from gateway.roster import RosterService, export_synapse
+from schema.gateway import enrolment_tokens, roster_versions, schools
 
 CITY = "city.example"
 T0 = 1_700_000_000_000

@@ -13,6 +13,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+from support.db import InlineDB
 from twisted.internet import defer, task
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -23,7 +24,6 @@ from node.clock import ReactorClock
 from node.config import RateLimitConfig, RegistrationConfig
 from node.http.router import Router
 from node.http.server import ApiResource
-from support.db import InlineDB
 
 SERVER = "school.test"
 PASSWORD = "correct horse battery"

@@ -7,12 +7,13 @@ completes at once), so the whole service completes synchronously and
 
 from __future__ import annotations
 
+from support.db import InlineDB
+from support.deferreds import result_of
+
 import schema.events  # registers the tables
 import schema.rooms  # noqa: F401 - registers the tables
 from federation.keys import SigningKey
 from node.rooms.service import RoomService
-from support.db import InlineDB
-from support.deferreds import result_of
 
 SERVER = "school.test"
 
@@ -85,6 +86,7 @@ class Api:
     def call(self, method: str, path: str, user: str | None = None, body=None,
              query: dict | None = None, device: str = "DEV"):
         import orjson
+
         from node.http.request import ApiRequest, Requester
         route, params, _ = self.router.match(method, path)
         assert route is not None, f"no route for {method} {path}"

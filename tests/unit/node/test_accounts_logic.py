@@ -6,14 +6,18 @@ import asyncio
 import hashlib
 
 import pytest
+from support.clocks import FakeClock
 
 from federation.errors import MatrixError
 from node.accounts import passwords, tokens
-from node.accounts.ids import (InvalidUsername, check_localpart, localpart_from_input,
-                               generate_device_id)
+from node.accounts.ids import (
+    InvalidUsername,
+    check_localpart,
+    generate_device_id,
+    localpart_from_input,
+)
 from node.accounts.profile_rules import check_key, check_profile_size, check_value
 from node.accounts.uia import AuthRequired, StageFailed, UserInteractiveAuth
-from support.clocks import FakeClock
 
 
 # --- passwords -------------------------------------------------------------------------------

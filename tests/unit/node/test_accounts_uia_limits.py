@@ -5,11 +5,11 @@ Authentication API", "Token-authenticated registration")."""
 from __future__ import annotations
 
 import pytest
+from support.clocks import FakeClock
 
 from accounts_support import PASSWORD, V3, Node
 from node.accounts.uia import AuthRequired, UserInteractiveAuth
 from node.ratelimit import LimitExceeded
-from support.clocks import FakeClock
 
 
 @pytest.fixture

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from schema.migrations import (MigrationError, current_revision, head_revision,
-                               pending_changes, script_head, upgrade)
+from schema.migrations import (
+    MigrationError,
+    current_revision,
+    head_revision,
+    pending_changes,
+    script_head,
+    upgrade,
+)
 
 
 def test_upgrade_to_head_matches_metadata(tmp_path):

@@ -5,12 +5,12 @@ SQLite and on PostgreSQL: the same answers on both."""
 from __future__ import annotations
 
 import pytest
+from support.db import InlineDB
+from support.deferreds import result_of
 
 import schema.federation  # noqa: F401 - registers the tables
 from node.federation import store
 from rooms_support import make_service, uid
-from support.db import InlineDB
-from support.deferreds import result_of
 from test_rooms_postgres import pg_url  # noqa: F401 - the PostgreSQL fixture
 
 ALICE = uid("alice")

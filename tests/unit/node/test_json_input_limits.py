@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import orjson
 import pytest
+from support.deferreds import result_of
 
 from federation.errors import BadJSON, MatrixError
 from federation.json_limits import MAX_JSON_DEPTH
@@ -20,9 +21,7 @@ from node.http.request import ApiRequest, Requester
 from node.http.router import Router
 from node.rooms.api import register_all as register_rooms
 from node.sync.api import register_all as register_sync
-
 from rooms_support import SERVER
-from support.deferreds import result_of
 from test_sync_handler import ALICE, BOB, Node
 
 V3 = "/_matrix/client/v3"

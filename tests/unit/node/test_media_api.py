@@ -14,6 +14,8 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from PIL import Image
+from support.clocks import FakeClock
+from support.db import InlineDB
 from twisted.internet import defer
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -24,8 +26,6 @@ from node.http.request import Requester
 from node.http.router import Router
 from node.http.server import ApiResource
 from node.media.wiring import wire
-from support.clocks import FakeClock
-from support.db import InlineDB
 
 SERVER = "school.example"
 TOKENS = {"tok-anna": "@anna:school.example", "tok-ben": "@ben:school.example"}

@@ -6,6 +6,7 @@ import io
 from types import SimpleNamespace
 
 from PIL import Image
+from support.db import InlineDB
 from twisted.internet import defer
 
 import schema.media  # noqa: F401 - registers the tables
@@ -14,7 +15,6 @@ from node.media.budget import WorkBudget
 from node.media.service import MediaService
 from node.media.store import MediaStore
 from node.ratelimit import LimitExceeded
-from support.db import InlineDB
 
 MB = 1024 * 1024
 

@@ -7,9 +7,15 @@ import os
 
 import pytest
 
-from node.media.headers import (clean_content_type, clean_filename, content_disposition,
-                                filename_from_disposition, media_headers, served_content_type)
-from node.media.ids import (is_valid_media_id, is_valid_server_name, new_media_id, parse_mxc)
+from node.media.headers import (
+    clean_content_type,
+    clean_filename,
+    content_disposition,
+    filename_from_disposition,
+    media_headers,
+    served_content_type,
+)
+from node.media.ids import is_valid_media_id, is_valid_server_name, new_media_id, parse_mxc
 from node.media.store import MediaStore
 
 

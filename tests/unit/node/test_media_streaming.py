@@ -25,8 +25,8 @@ from twisted.web.test.requesthelper import DummyRequest
 
 import schema.media  # noqa: F401 - registers the tables
 from node.config import MediaConfig
-from node.http.request import Requester
 from node.http.file_sender import STALL_TIMEOUT_SECONDS
+from node.http.request import Requester
 from node.http.router import Router
 from node.http.server import ApiResource
 from node.media.wiring import wire

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.deferreds import result_of
 
 from federation.errors import MatrixError
-
 from rooms_support import Api, make_service, uid
-from support.deferreds import result_of
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
 V3 = "/_matrix/client/v3"

@@ -4,11 +4,10 @@ joined_rooms, profile propagation."""
 from __future__ import annotations
 
 import pytest
+from support.deferreds import result_of
 
 from federation.errors import MatrixError
-
 from rooms_support import Api, FakeAccounts, make_service, uid
-from support.deferreds import result_of
 
 ALICE, BOB, CAROL, DAVE = uid("alice"), uid("bob"), uid("carol"), uid("dave")
 V3 = "/_matrix/client/v3"

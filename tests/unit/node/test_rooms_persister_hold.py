@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select, text
+from support.db import InlineDB
+from support.deferreds import result_of
 from twisted.internet import defer, task
 
 import schema.federation  # noqa: F401 - registers event_state_groups & co.
@@ -19,8 +21,6 @@ from federation.keys import SigningKey
 from federation.room_versions import V12
 from node.rooms.persister import MAX_HOLD_S, EventPersister
 from rooms_support import RecordingNotifier
-from support.db import InlineDB
-from support.deferreds import result_of
 from schema.events import events
 
 KEY = SigningKey("p1", b"\x05" * 32)

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select, text
+from support.db import InlineDB
+from support.deferreds import result_of
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
 from federation.errors import MatrixError
 from rooms_support import Api, StepClock, make_service, uid
-from support.db import InlineDB
-from support.deferreds import result_of
-from test_rooms_postgres import pg_url  # noqa: F401 - the PostgreSQL fixture
 from schema.events import events, forward_extremities
+from test_rooms_postgres import pg_url  # noqa: F401 - the PostgreSQL fixture
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
 V3 = "/_matrix/client/v3"

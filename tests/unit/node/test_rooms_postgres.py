@@ -10,10 +10,10 @@ import sys
 import tempfile
 
 import pytest
-
-from rooms_support import Api, make_service, uid
 from support.db import InlineDB
 from support.deferreds import result_of
+
+from rooms_support import Api, make_service, uid
 
 pytestmark = pytest.mark.postgres
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from support.db import InlineDB
+from support.deferreds import result_of
 
 from federation.auth.errors import AuthError
 from federation.errors import MatrixError, NotFound
 from federation.room_versions import V10
-
 from rooms_support import Api, RecordingNotifier, make_service, uid
-from support.db import InlineDB
-from support.deferreds import result_of
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
 
@@ -135,6 +134,7 @@ def test_space_creation_content_type():
     room_id = create(svc, creation_content={"type": "m.space"}, name="School")
     assert result_of(svc.get_room(room_id)).room_type == "m.space"
     from sqlalchemy import select
+
     from schema.events import rooms
     row = result_of(svc.db.run(lambda c: c.execute(select(rooms)).first()))
     assert row.room_type == "m.space" and row.room_version == "12"

@@ -16,14 +16,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
+from support.db import InlineDB
 from twisted.internet import defer, task
 
 from node.storage import bulk
 from node.storage.checkpoint import BACKSTOP_PAGES, DEFAULT_INTERVAL_S
 from node.storage.database import Database
-from support.db import InlineDB
 from test_rooms_postgres import pg_url  # noqa: F401 - the PostgreSQL fixture
-
 
 # --- bulk.chunk_sizes / insert_rows -------------------------------------------------------
 

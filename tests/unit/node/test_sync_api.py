@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from support.deferreds import result_of
 
 from federation.errors import MatrixError
 from node.http.request import ApiRequest, Requester
 from node.http.router import Router
 from node.sync.api import register_all
-
 from test_sync_handler import ALICE, BOB, CAROL, Node
-from support.deferreds import result_of
 
 
 class Api:

@@ -10,13 +10,13 @@ import re
 
 import orjson
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from support.deferreds import result_of
 
 from federation.errors import BadJSON
 from node import filtering
 from node.filtering import parse_filter, project_fields, type_matches
-
-from support.deferreds import result_of
 from test_sync_api import V3, Api
 from test_sync_handler import ALICE, BOB, Node
 

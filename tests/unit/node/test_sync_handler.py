@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from support.db import InlineDB
+from support.deferreds import result_of
 from twisted.internet import defer, task
 
+import schema.sync  # noqa: F401 - registers the sync tables before InlineDB creates them
 from node.clock import ReactorClock
-from node.http.request import Requester
 from node.filtering import DEFAULT_FILTER, parse_filter
+from node.http.request import Requester
+from node.stream_tokens import events_position, parse_sync_token
 from node.sync.handler import SyncParams, WaitHandle
 from node.sync.notifier import SyncNotifier
 from node.sync.service import SyncService
-from node.stream_tokens import events_position, parse_sync_token
-
-import schema.sync  # noqa: F401 - registers the sync tables before InlineDB creates them
 from rooms_support import SERVER, FakeAccounts, make_service, uid
-from support.db import InlineDB
-from support.deferreds import result_of
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
 USERS = ("alice", "bob", "carol", "dave", "u1", "u2", "u3", "u4", "u5", "u6")
@@ -561,6 +560,7 @@ def test_redaction_inside_the_window_is_served_redacted(node):
 
 def test_recent_events_cache_bounds():
     from types import SimpleNamespace
+
     from node.sync.room_state import RecentEvents
 
     def ev(room, so, etype="m.room.message"):

@@ -6,8 +6,8 @@ from twisted.internet import defer, task
 
 from node.clock import ReactorClock
 from node.notifier import Notifier
-from node.sync.notifier import SyncNotifier, make_notifier
 from node.stream_tokens import StreamToken
+from node.sync.notifier import SyncNotifier, make_notifier
 from node.sync.typing import MAX_TIMEOUT_MS, TypingManager
 
 

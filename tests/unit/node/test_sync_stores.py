@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import insert
+from support.db import InlineDB
+from support.deferreds import result_of
 from twisted.internet import task
 
+import schema.sync  # noqa: F401 - registers the tables
 from federation.errors import BadJSON, InvalidParam, NotFound
 from node.clock import ReactorClock
+from node.stream_tokens import StreamToken
 from node.sync.account_data import AccountDataStore
 from node.sync.filter_store import FilterStore
 from node.sync.notifier import SyncNotifier
 from node.sync.receipts import ReceiptStore
-from node.stream_tokens import StreamToken
-import schema.sync  # noqa: F401 - registers the tables
 from schema.events import events
-
-from support.db import InlineDB
-from support.deferreds import result_of
 
 ROOM = "!room:school.example"
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 
 from federation.errors import BadJSON, InvalidParam
-from node.filtering import (DEFAULT_FILTER, DEFAULT_TIMELINE_LIMIT, MAX_LIMIT,
-                                 parse_filter, project_fields, split_field_path, type_matches)
-from node.stream_tokens import (StreamToken, events_position, events_token, parse_sync_token)
+from node.filtering import (
+    DEFAULT_FILTER,
+    DEFAULT_TIMELINE_LIMIT,
+    MAX_LIMIT,
+    parse_filter,
+    project_fields,
+    split_field_path,
+    type_matches,
+)
+from node.stream_tokens import StreamToken, events_position, events_token, parse_sync_token
 
 
 # --- tokens -----------------------------------------------------------------------------

@@ -2,12 +2,17 @@
 
 import pytest
 
-from federation.auth import (event_send_level, get_power_levels_content, named_level,
-                             room_creators, rule_label, user_power_level)
+from authkit import ALICE, BOB, CAROL, Room, make_room
+from federation.auth import (
+    event_send_level,
+    get_power_levels_content,
+    named_level,
+    room_creators,
+    rule_label,
+    user_power_level,
+)
 from federation.auth.user_ids import is_valid_server_name, is_valid_user_id
 from federation.room_versions import V10, V11, V12
-
-from authkit import ALICE, BOB, CAROL, Room, make_room
 
 INF = float("inf")
 

@@ -1,11 +1,11 @@
 """Malformed content never crashes the rules: the outcome is allow or ``AuthError``."""
 
-from hypothesis import HealthCheck, given, settings, strategies as st
-
-from federation.auth import AuthError
-from federation.room_versions import V10, V11, V12
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from authkit import ALICE, BOB, make_room
+from federation.auth import AuthError
+from federation.room_versions import V10, V11, V12
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**53 + 1, 2**53 - 1),
                          st.floats(allow_nan=False, allow_infinity=False),

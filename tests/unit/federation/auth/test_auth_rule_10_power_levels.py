@@ -3,9 +3,8 @@
 
 import pytest
 
-from federation.room_versions import V10, V11, V12
-
 from authkit import ALICE, BOB, CAROL, DAVE, Room, allowed, denied, make_room
+from federation.room_versions import V10, V11, V12
 
 NAMED = ["users_default", "events_default", "state_default", "ban", "redact", "kick",
          "invite"]

@@ -4,12 +4,11 @@ import copy
 
 import pytest
 
+from authkit import ALICE, BOB, CAROL, DAVE, allowed, denied, make_room
 from federation.b64 import encode_base64
 from federation.keys import SigningKey
 from federation.room_versions import V12
 from federation.signing import sign_json
-
-from authkit import ALICE, BOB, CAROL, DAVE, allowed, denied, make_room
 
 IS = "id.example"  # the identity server
 

@@ -2,10 +2,8 @@
 
 import pytest
 
-from federation.room_versions import V10, V11, V12
-
 from authkit import ALICE, ALICE2, BOB, CAROL, DAVE, Room, allowed, denied, make_room
-
+from federation.room_versions import V10, V11, V12
 
 # --- 5.1 ---------------------------------------------------------------------------------
 

@@ -2,10 +2,8 @@
 
 import pytest
 
-from federation.room_versions import V12
-
 from authkit import ALICE, BOB, CAROL, DAVE, Room, allowed, denied, make_room
-
+from federation.room_versions import V12
 
 # --- 5.5.1 leaving oneself --------------------------------------------------------------
 

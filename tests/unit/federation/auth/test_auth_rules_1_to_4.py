@@ -3,11 +3,13 @@ v10/v11: 3).  Test names use v12 numbers; ``denied`` checks the room's own numbe
 
 import pytest
 
-from federation.auth import (AuthError, check_state_dependent_auth_rules,
-                             check_state_independent_auth_rules)
-from federation.room_versions import V10, V11, V12
-
 from authkit import ALICE, ALICE2, BOB, CAROL, Room, allowed, denied, make_room
+from federation.auth import (
+    AuthError,
+    check_state_dependent_auth_rules,
+    check_state_independent_auth_rules,
+)
+from federation.room_versions import V10, V11, V12
 
 
 def create_event(rv, content=None, **kw):

@@ -3,11 +3,9 @@ levels (including the absence of special redaction and alias rules), '@' state k
 
 import pytest
 
-from federation.auth import check_state_dependent_auth_rules, AuthError
-from federation.room_versions import V12
-
 from authkit import ALICE, BOB, Room, allowed, denied, make_room
-
+from federation.auth import AuthError, check_state_dependent_auth_rules
+from federation.room_versions import V12
 
 # --- 6 (v10/v11: 5) sender must be joined -----------------------------------------------
 

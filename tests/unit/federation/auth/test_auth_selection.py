@@ -2,10 +2,9 @@
 
 import pytest
 
+from authkit import ALICE, BOB, CAROL
 from federation.auth import auth_types_for_event
 from federation.room_versions import V10, V11, V12
-
-from authkit import ALICE, BOB, CAROL
 
 CREATE = ("m.room.create", "")
 PL = ("m.room.power_levels", "")

@@ -14,8 +14,19 @@ from dataclasses import dataclass
 from typing import Callable
 
 from federation.room_versions import RoomVersion
-from stateres_dsl import (ALICE, BOB, CHARLIE, EVELYN, FIONA, JOIN_RULES, POWER, TOPIC,
-                          ZARA, Room, member_key)
+from stateres_dsl import (
+    ALICE,
+    BOB,
+    CHARLIE,
+    EVELYN,
+    FIONA,
+    JOIN_RULES,
+    POWER,
+    TOPIC,
+    ZARA,
+    Room,
+    member_key,
+)
 
 
 @dataclass

@@ -15,8 +15,12 @@ from federation.state_res import StateResolutionError, auth_chain, resolve_state
 from federation.state_res.auth_chain import auth_difference, conflicted_subgraph
 from federation.state_res.iterative import iterative_auth_checks
 from federation.state_res.lookup import EventLookup
-from federation.state_res.ordering import (Mainline, is_power_event, mainline_ordering,
-                                           reverse_topological_power_ordering)
+from federation.state_res.ordering import (
+    Mainline,
+    is_power_event,
+    mainline_ordering,
+    reverse_topological_power_ordering,
+)
 from stateres_dsl import ALICE, BOB, CHARLIE, CREATE, POWER, TOPIC, Room, member_key
 from stateres_scenarios import SCENARIOS
 

@@ -93,8 +93,8 @@ def test_well_known_delegation_to_loopback_is_refused(env, served):
         async def get(self, url, *, timeout, max_bytes):
             return HttpsResponse(200, {}, b'{"m.server": "127.0.0.1:%d"}' % port)
 
-    from federation.transport.client import FederationHttpClient
     from federation.transport import tls
+    from federation.transport.client import FederationHttpClient
     client = FederationHttpClient(env.reactor, ORIGIN, OK,
                                   ServerResolver(env.clock, Delegating()),
                                   tls.ClientTLSPolicy(cert), address_filter=DEFAULT)

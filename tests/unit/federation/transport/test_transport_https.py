@@ -9,8 +9,13 @@ import logging
 import pytest
 
 from federation.transport.client import WellKnownGetter, build_target, encode_path
-from federation.transport.errors import (DestinationUnreachable, InvalidResponse, RemoteError,
-                                         RequestTimedOut, TLSFailure)
+from federation.transport.errors import (
+    DestinationUnreachable,
+    InvalidResponse,
+    RemoteError,
+    RequestTimedOut,
+    TLSFailure,
+)
 from federation.transport.keyring import KeyRing, StaticPinnedKeys
 from federation.transport.tls import ClientTLSPolicy
 from https_support import Env, MiniNode

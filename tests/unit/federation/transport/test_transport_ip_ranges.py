@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from federation.transport.ip_ranges import (DEFAULT_IP_RANGE_BLACKLIST, AddressFilter,
-                                            InvalidIpRange)
+from federation.transport.ip_ranges import DEFAULT_IP_RANGE_BLACKLIST, AddressFilter, InvalidIpRange
 
 DEFAULT = AddressFilter()
 

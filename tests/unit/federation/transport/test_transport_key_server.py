@@ -6,20 +6,27 @@ from __future__ import annotations
 import copy
 
 import pytest
+from support.clocks import FakeClock
+from support.deferreds import result_of
 
 from federation.errors import BadJSON, InvalidParam
 from federation.keys import KeyFormatError, VerifyKey
 from federation.signing import sign_json, verify_json
-from federation.transport.key_responses import (SEVEN_DAYS_MS, InvalidKeyResponse,
-                                                parse_server_keys)
-from federation.transport.key_server import (KeyServer, NotaryService, OldKey, ServerCriteria,
-                                             build_server_keys, notary_sign,
-                                             old_keys_from_json, old_keys_to_json,
-                                             parse_key_query_body, parse_key_query_get,
-                                             rotate_signing_keys)
+from federation.transport.key_responses import SEVEN_DAYS_MS, InvalidKeyResponse, parse_server_keys
+from federation.transport.key_server import (
+    KeyServer,
+    NotaryService,
+    OldKey,
+    ServerCriteria,
+    build_server_keys,
+    notary_sign,
+    old_keys_from_json,
+    old_keys_to_json,
+    parse_key_query_body,
+    parse_key_query_get,
+    rotate_signing_keys,
+)
 from transport_support import key
-from support.clocks import FakeClock
-from support.deferreds import result_of
 
 SERVER = "school-a.example"
 K1, K2, OLD = key("k1", 1), key("k2", 2), key("old", 3)

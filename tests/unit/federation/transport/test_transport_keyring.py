@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import pytest
+from support.clocks import FakeClock
+from support.deferreds import pending, result_of
 from twisted.internet import defer
 
 from federation.errors import Unauthorized
@@ -13,11 +15,15 @@ from federation.room_versions import V12
 from federation.signing import sign_json
 from federation.transport.key_responses import SEVEN_DAYS_MS, parse_server_keys
 from federation.transport.key_server import KeyServer, OldKey, build_server_keys
-from federation.transport.keyring import (DirectKeyFetcher, KeyNotFound, KeyRing,
-                                          NotaryKeyFetcher, PinnedKey, StaticPinnedKeys)
+from federation.transport.keyring import (
+    DirectKeyFetcher,
+    KeyNotFound,
+    KeyRing,
+    NotaryKeyFetcher,
+    PinnedKey,
+    StaticPinnedKeys,
+)
 from transport_support import key
-from support.clocks import FakeClock
-from support.deferreds import pending, result_of
 
 A = "school-a.example"
 B = "school-b.example"

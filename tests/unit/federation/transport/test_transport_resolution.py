@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from support.clocks import FakeClock
+from support.deferreds import pending, result_of
 from twisted.internet import defer
 
 from federation.transport.errors import DestinationUnreachable
-from federation.transport.resolution import (ERROR_TTL_MS, HttpsResponse, Resolution,
-                                             ServerResolver, cache_ttl_ms, parse_well_known)
+from federation.transport.resolution import (
+    ERROR_TTL_MS,
+    HttpsResponse,
+    Resolution,
+    ServerResolver,
+    cache_ttl_ms,
+    parse_well_known,
+)
 from federation.transport.server_names import InvalidServerName
-from support.clocks import FakeClock
-from support.deferreds import pending, result_of
 
 H = 3600 * 1000
 

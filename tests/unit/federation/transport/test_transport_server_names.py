@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 
 from federation.errors import InvalidParam
-from federation.transport.server_names import (InvalidServerName, ServerName,
-                                               is_valid_server_name, parse_server_name)
+from federation.transport.server_names import (
+    InvalidServerName,
+    ServerName,
+    is_valid_server_name,
+    parse_server_name,
+)
 
 
 @pytest.mark.parametrize("name, host, port, kind", [

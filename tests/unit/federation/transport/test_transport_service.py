@@ -15,8 +15,7 @@ from federation.canonical_json import parse_json
 from federation.errors import InvalidParam, MatrixError
 from federation.signing import verify_json
 from federation.transport.key_server import OldKey
-from federation.transport.service import (TransportConfig, build_transport,
-                                          parse_notaries)
+from federation.transport.service import TransportConfig, build_transport, parse_notaries
 from https_support import Env
 from transport_support import key
 

@@ -10,9 +10,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from federation.transport.server_names import InvalidServerName
-from federation.transport.tls import (ClientTLSPolicy, TLSConfigError, generate_ca,
-                                      generate_self_signed, issue_certificate,
-                                      load_pem_certificates, server_tls_options)
+from federation.transport.tls import (
+    ClientTLSPolicy,
+    TLSConfigError,
+    generate_ca,
+    generate_self_signed,
+    issue_certificate,
+    load_pem_certificates,
+    server_tls_options,
+)
 
 
 def load(path):

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import pytest
+from support.deferreds import result_of
 
 from federation.b64 import encode_base64
 from federation.errors import Unauthorized
 from federation.signing import sign_json
-from federation.transport.xmatrix import (MalformedAuthorization, XMatrixAuth, format_header,
-                                          parse_authorization, parse_header, request_json,
-                                          sign_request, verify_request, verify_request_async)
+from federation.transport.xmatrix import (
+    MalformedAuthorization,
+    XMatrixAuth,
+    format_header,
+    parse_authorization,
+    parse_header,
+    request_json,
+    sign_request,
+    verify_request,
+    verify_request_async,
+)
 from transport_support import key
-from support.deferreds import result_of
 
 ORIGIN = "origin.example"
 DEST = "dest.example"

@@ -22,6 +22,8 @@ if _NODE_TESTS not in sys.path:
     sys.path.insert(0, _NODE_TESTS)
 
 import orjson
+from support.db import InlineDB
+from support.deferreds import result_of
 from twisted.internet import task
 from twisted.web.http_headers import Headers
 
@@ -45,8 +47,6 @@ from node.rooms.service import RoomService
 from node.sync.notifier import SyncNotifier
 from node.sync.service import SyncService
 from rooms_support import FakeAccounts
-from support.db import InlineDB
-from support.deferreds import result_of
 
 START_S = 1_700_000_000
 
@@ -179,6 +179,7 @@ class FedNode:
         self.media = None
         if media_dir is not None:
             from twisted.internet import defer
+
             from node.media.service import MediaService
             from node.media.store import MediaStore
             self.media = MediaService(server_name=server_name, config=config.media,

@@ -16,10 +16,12 @@ _NODE_TESTS = os.path.dirname(_HERE)
 if _NODE_TESTS not in sys.path:
     sys.path.insert(0, _NODE_TESTS)
 
+from support.db import InlineDB
+from support.deferreds import result_of
 from twisted.internet import defer, task
 
-import schema.federation_outbound  # registers the tables
 import schema.federation_membership
+import schema.federation_outbound  # registers the tables
 import schema.sync  # noqa: F401 - registers the tables
 from federation.events.builder import build_event
 from federation.keys import SigningKey
@@ -27,8 +29,6 @@ from federation.transport.errors import DestinationUnreachable
 from node.clock import ReactorClock
 from node.rooms.service import RoomService
 from rooms_support import FakeAccounts, RecordingNotifier
-from support.db import InlineDB
-from support.deferreds import result_of
 
 START_S = 1_700_000_000
 
@@ -172,8 +172,8 @@ class LinearIngest:
 
     async def receive_pdus(self, origin, pdus):
         from federation.auth.rules import check_auth
-        from federation.events.checks import check_received_event
         from federation.errors import MatrixError, NotFound
+        from federation.events.checks import check_received_event
         from federation.events.model import Event
         rooms = self.node.rooms
         out = {}
@@ -303,6 +303,7 @@ class FedNode:
     async def _route(self, dest, method, path, body, query):
         """Deliver a request from this node to ``dest`` (another FedNode)."""
         from urllib.parse import unquote
+
         from federation.errors import MatrixError
         target = self.network.get(dest)
         if target is None:
@@ -330,6 +331,7 @@ class FedNode:
                 return 200, await ms.on_send_leave(origin, parts[-2], parts[-1], body)
             if "/backfill/" in path:
                 from types import SimpleNamespace
+
                 from node.federation.server.backfill import walk_back
                 evs = await walk_back(SimpleNamespace(rooms=target.rooms), parts[-1],
                                       list(query["v"]), int(query["limit"]))

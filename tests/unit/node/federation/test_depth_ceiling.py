@@ -16,8 +16,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import two_nodes_in_a_room
 from support.deferreds import result_of
+
+from fedcore_support import two_nodes_in_a_room
 
 MAX_DEPTH = 2**53 - 1
 
@@ -72,11 +73,10 @@ def _handshake_nodes_with_deep_room():
     """Three servers with make_join/send_join/invite/make_leave wired (``fedout_support``):
     a.test's public room, b.test's bob joined through make_join, then bob's message of
     depth 2**53 - 1 received by a.test over ``/send``; c.test (carol) is not in the room."""
-    from fedout_support import FedNode, link, make_clock
-
     from federation.auth.selection import auth_types_for_event
     from federation.events.builder import build_event
     from federation.keys import SigningKey
+    from fedout_support import FedNode, link, make_clock
 
     rc = make_clock()
     network: dict = {}

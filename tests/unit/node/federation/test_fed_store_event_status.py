@@ -16,10 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
+from support.db import InlineDB
 
 import schema.federation  # noqa: F401 - registers the tables
 from node.federation import store
-from support.db import InlineDB
 from schema.events import events
 from schema.federation import event_state_groups
 

@@ -11,10 +11,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from federation.keys import SigningKey
-from fedcore_support import FedNode, Network, forward, join_remote, two_nodes_in_a_room
-from support.deferreds import result_of
 from sqlalchemy import func, select
+from support.deferreds import result_of
+
+from fedcore_support import FedNode, Network, forward, join_remote, two_nodes_in_a_room
+from federation.keys import SigningKey
 from schema.events import events
 
 

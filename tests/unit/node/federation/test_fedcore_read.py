@@ -10,8 +10,9 @@ from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import FedNode, Network, join_remote
 from support.deferreds import result_of
+
+from fedcore_support import FedNode, Network, join_remote
 from federation.transport.errors import RemoteError
 
 V1 = "/_matrix/federation/v1"

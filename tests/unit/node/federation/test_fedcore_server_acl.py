@@ -12,9 +12,9 @@ from urllib.parse import quote
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sqlalchemy import func, select
+from support.deferreds import result_of
 
 from fedcore_support import FedNode, Network, forward, join_remote
-from support.deferreds import result_of
 from federation.events.model import Event
 from federation.room_versions import V12
 from node.federation import acl_check

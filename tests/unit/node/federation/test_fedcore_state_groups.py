@@ -10,13 +10,17 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sqlalchemy import func, select
+from support.db import InlineDB
+from support.deferreds import result_of
 
 from node.rooms.state_store import StateStore, diff_states
 from rooms_support import make_service, uid
-from support.db import InlineDB
-from support.deferreds import result_of
-from schema.federation import (event_state_groups, room_state_groups,
-                               state_group_entries, state_groups)
+from schema.federation import (
+    event_state_groups,
+    room_state_groups,
+    state_group_entries,
+    state_groups,
+)
 
 
 def _ids(state):

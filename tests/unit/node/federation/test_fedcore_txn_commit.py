@@ -15,10 +15,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sqlalchemy import func, select
+from support.deferreds import result_of
 from twisted.internet import defer
 
 from fedcore_support import two_nodes_in_a_room
-from support.deferreds import result_of
 from node.federation import store
 from node.federation.ingest import STORE_FAILED
 from schema.events import events

@@ -6,14 +6,13 @@ refusals."""
 from __future__ import annotations
 
 import pytest
-
-from fedout_support import FedNode, link, make_clock
 from support.deferreds import result_of
 
 from federation.errors import MatrixError
 from federation.events.builder import build_event
 from federation.keys import SigningKey
 from federation.room_versions import V12
+from fedout_support import FedNode, link, make_clock
 
 A, B = "a.test", "b.test"
 

@@ -9,12 +9,12 @@ to the other servers in the room; a retried transaction keeps its ``txnId``).
 
 from __future__ import annotations
 
-from fedout_support import (FakeAccounts, FakeClient, Policy, make_clock, make_rooms, remote_join)
 from support.db import InlineDB
 from support.deferreds import result_of
 
 from federation.events.builder import build_event
 from federation.keys import SigningKey
+from fedout_support import FakeAccounts, FakeClient, Policy, make_clock, make_rooms, remote_join
 from node.federation.outbound import queue
 from node.federation.outbound.backoff import BackoffPolicy
 from node.federation.outbound.fanout import POSITION_SAVE_DELAY_S
@@ -343,6 +343,7 @@ def test_delayed_save_during_the_start_up_catch_up_waits_for_it(monkeypatch):
     delayed save; if it fires while a later batch's local rows are being queued, it must
     not commit a position ahead of them."""
     from twisted.internet import defer
+
     from node.federation.outbound import fanout
     monkeypatch.setattr(fanout, "CATCH_UP_BATCH", 2)
     n, room_id = _node()

@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-
-from fedout_support import FakeClient, Policy, make_clock
 from support.deferreds import result_of
 
 from federation.errors import MatrixError
 from federation.transport.errors import DestinationUnreachable
+from fedout_support import FakeClient, Policy, make_clock
 from node.federation.remote.media import RemoteMedia, parse_multipart
 from node.federation.remote.profile import RemoteProfiles
 

@@ -3,11 +3,11 @@ catch-up in order without duplicates, restarts, server policy."""
 
 from __future__ import annotations
 
-from fedout_support import (FakeAccounts, FakeClient, Policy, make_clock, make_rooms, remote_join)
 from support.db import InlineDB
 from support.deferreds import result_of
 
 from federation.keys import SigningKey
+from fedout_support import FakeAccounts, FakeClient, Policy, make_clock, make_rooms, remote_join
 from node.federation.outbound import queue
 from node.federation.outbound.backoff import BackoffPolicy
 from node.federation.outbound.wiring import attach, build_sender

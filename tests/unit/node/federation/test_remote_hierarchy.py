@@ -9,12 +9,20 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from support.deferreds import result_of
+
 import fedcore_support  # noqa: F401 - puts tests/unit/node on the path
 from federation.transport.errors import DestinationUnreachable
-from node.federation.remote.hierarchy import (FAILURE_TTL_MS, MAX_VIA,
-                                              TTL_MS, RemoteHierarchy, child_refs,
-                                              clean_summary, parse_answer, user_may_see)
-from support.deferreds import result_of
+from node.federation.remote.hierarchy import (
+    FAILURE_TTL_MS,
+    MAX_VIA,
+    TTL_MS,
+    RemoteHierarchy,
+    child_refs,
+    clean_summary,
+    parse_answer,
+    user_may_see,
+)
 
 
 def _ev(sk, ts, **content):

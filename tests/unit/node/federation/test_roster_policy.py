@@ -11,22 +11,39 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from federation.errors import Forbidden
-from federation.roster import RosterState
-from federation.transport.key_server import build_server_keys
-from federation.transport.key_responses import parse_server_keys
-from federation.transport.keyring import KeyNotFound, KeyRing
-from node.federation.audience import (AUDIENCE_EVENT, check_audience,
-                                      room_audience)
-from node.federation.policy import (AllowAllPolicy, PinnedKeysFromPolicy,
-                                    ServerNotAllowed, require_inbound)
-from node.federation.roster_policy import (RosterNotarySource, RosterPolicy,
-                                           RosterStartupError, policy_from_config,
-                                           refusal)
-from roster_test_support import (DAY_MS, GATEWAY, MINISTRY, ROGUE, SCHOOL_A,
-                                 SCHOOL_B, T0_MS, City, FakeConfig)
 from support.clocks import FakeClock
 from support.deferreds import result_of
+
+from federation.errors import Forbidden
+from federation.roster import RosterState
+from federation.transport.key_responses import parse_server_keys
+from federation.transport.key_server import build_server_keys
+from federation.transport.keyring import KeyNotFound, KeyRing
+from node.federation.audience import AUDIENCE_EVENT, check_audience, room_audience
+from node.federation.policy import (
+    AllowAllPolicy,
+    PinnedKeysFromPolicy,
+    ServerNotAllowed,
+    require_inbound,
+)
+from node.federation.roster_policy import (
+    RosterNotarySource,
+    RosterPolicy,
+    RosterStartupError,
+    policy_from_config,
+    refusal,
+)
+from roster_test_support import (
+    DAY_MS,
+    GATEWAY,
+    MINISTRY,
+    ROGUE,
+    SCHOOL_A,
+    SCHOOL_B,
+    T0_MS,
+    City,
+    FakeConfig,
+)
 
 
 def bound_policy(city: City, *names: str) -> tuple[RosterPolicy, RosterState]:

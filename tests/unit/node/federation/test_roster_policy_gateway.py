@@ -12,13 +12,13 @@ from twisted.web.http_headers import Headers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from support.clocks import FakeClock
+
 from federation.roster import RosterState
 from federation.transport.xmatrix import sign_request
 from gateway.roster_enforcement import GatewayRoster, RosterAcks
 from node.federation.roster_policy import RosterPolicy
-from roster_test_support import (GATEWAY, ROGUE, SCHOOL_A, SCHOOL_B, T0_MS,
-                                 City)
-from support.clocks import FakeClock
+from roster_test_support import GATEWAY, ROGUE, SCHOOL_A, SCHOOL_B, T0_MS, City
 
 
 class Raw:

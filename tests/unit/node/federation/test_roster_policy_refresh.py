@@ -15,10 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from federation.roster import RosterState, generate_roster_key
 from node import metrics
 from node.federation.roster_policy import RosterPolicy
-from node.federation.roster_refresh import (RosterRefresher,
-                                            register_hint_route, watch_metrics)
-from roster_test_support import (GATEWAY, ROGUE, SCHOOL_A, SCHOOL_B, City,
-                                 T0_MS)
+from node.federation.roster_refresh import RosterRefresher, register_hint_route, watch_metrics
+from roster_test_support import GATEWAY, ROGUE, SCHOOL_A, SCHOOL_B, T0_MS, City
 
 INTERVAL = 5.0
 

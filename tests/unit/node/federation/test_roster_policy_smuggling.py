@@ -14,10 +14,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from federation.roster import (RosterState, build_roster, generate_roster_key,
-                               server_entry)
-from fedcore_support import FedNode, Network, forward, join_remote
 from support.deferreds import result_of
+
+from fedcore_support import FedNode, Network, forward, join_remote
+from federation.roster import RosterState, build_roster, generate_roster_key, server_entry
 from node.federation.roster_policy import RosterPolicy
 
 

@@ -11,8 +11,9 @@ from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import FedNode, Network
 from support.deferreds import result_of
+
+from fedcore_support import FedNode, Network
 from federation.errors import MatrixError
 from node.federation.remote import hierarchy as remote_hierarchy
 from node.rooms import hierarchy_ops

@@ -214,9 +214,10 @@ def test_threaded_submit_hands_back_once_even_when_the_reactor_ran_it():
 def test_waiting_for_a_chunk_runs_the_unstarted_chunks_of_the_batch_here():
     import threading
 
+    from twisted.internet import defer
+
     from node.federation.ingest.receipt import VERIFY_CHUNK, _Verdicts
     from node.federation.verifier import VerifyTask
-    from twisted.internet import defer
 
     class Stalled:
         """A verifier whose threads never get to anything."""
