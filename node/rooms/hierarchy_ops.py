@@ -175,7 +175,7 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
             slots.append(found)
         if truncated:
             break
-        if lookups:
+        if lookups and remote is not None:      # there are look-ups only when federating
             answers = await defer.gatherResults(
                 [defer.ensureDeferred(remote.fetch(cid, via, suggested_only))
                  for _, cid, via in lookups], consumeErrors=True)

@@ -74,7 +74,7 @@ def _count_persisted(n: int) -> None:
         try:
             from node import metrics  # noqa: PLC0415 - optional, written by the accounts area
         except ImportError:
-            metrics = None
+            metrics = None  # type: ignore[assignment]  # getattr below reads None as absent
         _METRICS.append((getattr(metrics, "EVENTS_PERSISTED", None),
                          getattr(metrics, "EVENT_PERSIST_BATCHES", None)))
     events_counter, batches_counter = _METRICS[0]
@@ -354,9 +354,9 @@ class EventPersister:
                     log.exception("on_persisted hook failed")
             self._notify(visible)
         _count_persisted(len(evs))
-        for ev, d in items:
-            if isinstance(ev, Event):
-                d.callback(ev)
+        for item, d in items:
+            if isinstance(item, Event):
+                d.callback(item)
 
     def _report_failed(self, failed: list[tuple[Event | _Extra, defer.Deferred,
                                                 BaseException]]) -> None:
@@ -382,7 +382,7 @@ class EventPersister:
         for ev in evs:
             stream, extra = per_room.get(ev.room_id, (0, set()))
             if ev.type == MEMBER and ev.is_state:
-                extra.add(ev.state_key)
+                extra.add(ev.key[1])
             per_room[ev.room_id] = (max(stream, ev.internal["stream_ordering"]), extra)
         for room_id, (stream, extra) in per_room.items():
             try:

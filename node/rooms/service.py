@@ -400,11 +400,12 @@ class RoomService(UserQueries):
             if ev.type == "m.room.member" and ev.is_state:
                 self._membership_gen += 1
                 self._vis_gen += 1
-                points = self._mem_timelines.get((ev.room_id, ev.state_key))
+                member = ev.key[1]
+                points = self._mem_timelines.get((ev.room_id, member))
                 if points is not None:
                     points.append((ev.internal["stream_ordering"],
                                    ev.content.get("membership", "")))
-                joined = self._joined.get(ev.state_key)
+                joined = self._joined.get(member)
                 if joined is not None:
                     if ev.content.get("membership") == "join":
                         joined.add(ev.room_id)

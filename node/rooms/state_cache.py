@@ -64,10 +64,11 @@ class RoomState:
         """Put a state event into the current state (loading, or after a redaction)."""
         self.state[event.key] = event
         if event.type == MEMBER:
+            user_id = event.key[1]
             if event.content.get("membership") == "join":
-                self.joined.add(event.state_key)
+                self.joined.add(user_id)
             else:
-                self.joined.discard(event.state_key)
+                self.joined.discard(user_id)
 
     def remove_state(self, key: tuple[str, str]) -> None:
         """Drop a key from the current state (state resolution may do that)."""

@@ -97,7 +97,7 @@ def max_stream_ordering(conn: Connection) -> int:
 def stream_ordering_bounds(conn: Connection) -> tuple[int, int]:
     """(lowest, highest) stream ordering (backfilled history is at or below 0)."""
     low, high = conn.execute(select(func.min(events.c.stream_ordering),
-                                    func.max(events.c.stream_ordering))).first()
+                                    func.max(events.c.stream_ordering))).one()  # aggregates
     return (low or 0, high or 0)
 
 

@@ -88,7 +88,8 @@ def check_storable(ev: Event) -> None:
     Call it before the event changes anything in memory (the room service does), so a
     refused event leaves no trace; the persister calls it for events queued without it."""
     pdu = ev.pdu
-    strings = [ev.event_id, ev.room_id, pdu.get("type"), pdu.get("sender")]
+    # Any JSON values: a non-string makes the join below raise TypeError.
+    strings: list[Any] = [ev.event_id, ev.room_id, pdu.get("type"), pdu.get("sender")]
     state_key = pdu.get("state_key")
     if state_key is not None:
         strings.append(state_key)
@@ -232,7 +233,7 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
             for (etype, skey), new in delta.items():
                 last_state[(ev.room_id, etype, skey)] = new
         elif ev.is_state and not _hidden(ev):
-            last_state[(ev.room_id, ev.type, ev.state_key)] = ev
+            last_state[(ev.room_id, *ev.key)] = ev
     if last_state:
         cs = room_current_state.c
         for (room_id, etype, skey) in last_state:
@@ -276,7 +277,8 @@ def _write_extremities(conn: Connection, batch: Sequence[Event]) -> None:
         prev = set(ev.prev_event_ids)
         final[ev.room_id] = [t for t in tips if t not in prev] + [ev.event_id]
     ph = placeholder(conn)
-    cursor = conn.connection.dbapi_connection.cursor()
+    dbapi: Any = conn.connection.dbapi_connection   # open, so never None
+    cursor = dbapi.cursor()
     try:
         cursor.execute("DELETE FROM forward_extremities WHERE room_id IN ("
                        + ", ".join([ph] * len(final)) + ")", list(final))

@@ -101,11 +101,13 @@ class Database:
                 return fn(conn, *args, **kwargs)
         # SQLite has one DB thread: it keeps its connection instead of checking one out of
         # the pool (and resetting it) for every call, which cost more than small queries.
-        conn = self._local_conn
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self._local_conn = self.engine.connect()
+        local = self._local_conn
+        if local is None or local.closed or local.invalidated:
+            local = self._local_conn = self.engine.connect()
+        conn = local
         try:
-            raw = conn.connection.dbapi_connection
+            # The sqlite3 connection itself: the DB-API protocol has no total_changes.
+            raw: Any = conn.connection.dbapi_connection
             changes = raw.total_changes
             with conn.begin():
                 result = fn(conn, *args, **kwargs)
