@@ -96,7 +96,8 @@ class EduHandler:
         if not isinstance(content, dict) or self.sync is None:
             return
         user_id, room_id = content.get("user_id"), content.get("room_id")
-        if _domain(user_id) != origin or not isinstance(content.get("typing"), bool):
+        if not isinstance(user_id, str) or _domain(user_id) != origin \
+                or not isinstance(content.get("typing"), bool):
             return
         if await self._acl_denied(origin, room_id):
             return
@@ -124,7 +125,8 @@ class EduHandler:
                     continue
                 if not await self._joined(room_id, user_id):
                     continue
-                data = receipt.get("data") if isinstance(receipt.get("data"), dict) else {}
+                found = receipt.get("data")
+                data = found if isinstance(found, dict) else {}
                 thread_id = data.get("thread_id") or None
                 if thread_id is not None and not (
                         thread_id == "main" or is_valid_event_id(thread_id)):

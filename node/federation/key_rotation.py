@@ -118,7 +118,7 @@ def _store_new_roster(data_dir: str, roster_key: Any, signer: str, server_name: 
                       new_key: Any, answer: Any, now_ms: int, notes: list[str]) -> int | None:
     """Check the roster the gateway answered with (signed by the pinned roster key, pinning
     the new key) and keep it as the last good roster when it is the next version."""
-    doc = answer.get("roster") if isinstance(answer, dict) else None
+    doc: Any = answer.get("roster") if isinstance(answer, dict) else None  # verify_roster checks
     try:
         roster = verify_roster(doc, roster_key, signer)
     except RosterError as exc:

@@ -173,8 +173,8 @@ class RosterRefresher:
                 body = await self._get(after)
                 page = body["versions"]
                 docs += page
-                last = [d.get("version") for d in page if isinstance(d, Mapping)
-                        and isinstance(d.get("version"), int)]
+                versions = [d.get("version") for d in page if isinstance(d, Mapping)]
+                last: list[int] = [v for v in versions if isinstance(v, int)]
                 if not body.get("limited") or not last or max(last) <= after:
                     break
                 after = max(last)
@@ -214,6 +214,12 @@ class RosterRefresher:
 
 
 # --- talking to the gateway ----------------------------------------------------------------
+
+def _headers(auth: str) -> dict[bytes | str, list[bytes | str]]:
+    """The roster request's headers, typed as treq takes them."""
+    return {b"Authorization": [auth.encode("ascii")],
+            b"User-Agent": [b"Parta/0.1 (roster refresh)"]}
+
 
 class GatewayRosterClient:
     """``GET {gateway_url}/_parta/v1/roster?since=N`` with an X-Matrix signature.
@@ -258,8 +264,7 @@ class GatewayRosterClient:
         response = await treq.get(self.base + target, agent=self._agent,
                                   timeout=self.timeout, reactor=self._reactor,
                                   allow_redirects=False,
-                                  headers={b"Authorization": [auth.encode("ascii")],
-                                           b"User-Agent": [b"Parta/0.1 (roster refresh)"]})
+                                  headers=_headers(auth))
         chunks: list[bytes] = []
         size = 0
 
@@ -324,7 +329,7 @@ def install(fctx: Any) -> "RosterRefresher | None":
     ctx = fctx.ctx
     watch_metrics(policy, ctx.clock)
     refresher = None
-    if policy.bound and policy.gateway_url:
+    if policy.state is not None and policy.gateway_url:     # bound to a roster
         cfg = fctx.config
         client = GatewayRosterClient(
             ctx.reactor, policy.gateway_url, origin=ctx.server_name,

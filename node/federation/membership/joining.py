@@ -131,7 +131,7 @@ async def join_remote(ms: Any, user_id: str, room_id: str, candidates: list[str]
             errors.append(exc)
     for code in ("M_FORBIDDEN", "M_INCOMPATIBLE_ROOM_VERSION", "M_UNSUPPORTED_ROOM_VERSION",
                  "M_NOT_FOUND"):
-        for exc in errors:
-            if exc.errcode == code:
-                raise exc
+        for err in errors:
+            if err.errcode == code:
+                raise err
     raise errors[-1]

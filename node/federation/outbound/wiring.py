@@ -58,12 +58,12 @@ def attach(sender: FederationSender, *, rooms: Any, sync: Any = None) -> None:
     """Subscribe the sender to the persister, typing and receipts."""
     rooms.persister.on_persisted.append(sender.on_persisted)
     if sync is not None:
-        typing = getattr(sync, "typing", None)
-        if isinstance(getattr(typing, "listeners", None), list):
-            typing.listeners.append(sender.on_typing)
-        receipts = getattr(sync, "receipts", None)
-        if isinstance(getattr(receipts, "listeners", None), list):
-            receipts.listeners.append(sender.on_receipt)
+        typing_listeners = getattr(getattr(sync, "typing", None), "listeners", None)
+        if isinstance(typing_listeners, list):
+            typing_listeners.append(sender.on_typing)
+        receipt_listeners = getattr(getattr(sync, "receipts", None), "listeners", None)
+        if isinstance(receipt_listeners, list):
+            receipt_listeners.append(sender.on_receipt)
 
 
 def wire(fctx: Any, *, rooms: Any, sync: Any = None) -> FederationSender:

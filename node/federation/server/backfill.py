@@ -6,9 +6,11 @@ total.  Events the requesting server may not see are redacted."""
 from __future__ import annotations
 
 import heapq
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from federation.errors import MatrixError
+from federation.events.model import Event
 from federation.transport import endpoints as E
 
 from ..access import ServerVisibility, require_room_access
@@ -19,15 +21,15 @@ MAX_LIMIT = 100
 
 
 async def walk_back(fctx: Any, room_id: str, start: list[str], limit: int,
-                    exclude: set[str] = frozenset(), min_depth: int = 0,
+                    exclude: AbstractSet[str] = frozenset(), min_depth: int = 0,
                     include_start: bool = True) -> list:
     """Events reached from ``start`` through ``prev_events``, deepest first, at most
     ``limit``; ``exclude`` stops the walk (``get_missing_events``)."""
-    out = []
+    out: list[Event] = []
     seen: set[str] = set(exclude)
     heap: list[tuple[int, str]] = []
     first = await fctx.rooms.get_events([e for e in start if e not in seen])
-    pending = []
+    pending: list[str] = []
     for eid, ev in first.items():
         if ev.room_id != room_id:
             continue
