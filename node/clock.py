@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
-
-
-class Clock(Protocol):
-    def time_ms(self) -> int: ...
-    def call_later(self, seconds: float, fn: Any, *args: Any) -> Any: ...
+from typing import Any
 
 
 class ReactorClock:
-    """Real time via the reactor (tests pass ``twisted.internet.task.Clock`` instead)."""
+    """Real time via the reactor (tests pass ``twisted.internet.task.Clock`` instead).
+
+    It is the ``federation.clock.Clock`` the protocol code takes, plus ``seconds`` and
+    ``call_later`` for the node's own timers."""
 
     def __init__(self, reactor: Any) -> None:
         self._reactor = reactor

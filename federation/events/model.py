@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from ..room_versions import RoomVersion
 
 StateKey = tuple[str, str]  # (type, state_key)
+StateMap = dict[StateKey, str]  # a room state: state key -> event ID
 
 
 class Event:

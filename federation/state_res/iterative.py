@@ -17,11 +17,10 @@ from typing import Iterable, Iterator, Mapping
 from ..auth.errors import AuthError
 from ..auth.power_levels import user_power_level
 from ..auth.rules import check_state_dependent_auth_rules
-from ..events.model import Event
+from ..events.model import Event, StateKey
 from ..room_versions import RoomVersion
 from .lookup import EventLookup
 
-StateKey = tuple[str, str]
 CREATE_KEY = ("m.room.create", "")
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
-from ..events.model import Event
+from ..events.model import Event, StateKey, StateMap
 from ..room_versions import RoomVersion, StateResAlgorithm
 from .auth_chain import ancestors, auth_difference, conflicted_subgraph
 from .errors import StateResolutionError
@@ -38,9 +38,6 @@ from .ordering import (
     mainline_ordering,
     reverse_topological_power_ordering,
 )
-
-StateKey = tuple[str, str]
-StateMap = dict[StateKey, str]
 
 
 def separate(state_sets: Sequence[Mapping[StateKey, str]]

@@ -27,6 +27,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
+from ..clock import Clock
 from ..errors import BadJSON, InvalidParam
 from ..keys import KeyFormatError, SigningKey, VerifyKey
 from ..signing import sign_json
@@ -37,10 +38,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_KEY_LIFETIME_MS = 24 * 3600 * 1000
 MIN_KEY_LIFETIME_MS = 3600 * 1000
-
-
-class Clock(Protocol):
-    def time_ms(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Protocol, Seque
 
 from twisted.internet import defer
 
+from ..clock import Clock
 from ..errors import Unauthorized
 from ..keys import VerifyKey
 from .coalesce import Coalescer
@@ -50,10 +51,6 @@ log = logging.getLogger(__name__)
 
 FOREVER = 2**63 - 1
 DEFAULT_NEGATIVE_TTL_MS = 30_000
-
-
-class Clock(Protocol):
-    def time_ms(self) -> int: ...
 
 
 class KeyNotFound(Unauthorized):

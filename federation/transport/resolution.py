@@ -51,6 +51,7 @@ from typing import Mapping, Protocol, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from ..canonical_json import parse_json
+from ..clock import Clock
 from ..errors import MatrixError
 from .coalesce import Coalescer
 from .server_names import DEFAULT_FEDERATION_PORT, InvalidServerName, ServerName, parse_server_name
@@ -67,10 +68,6 @@ MAX_WELL_KNOWN_BYTES = 50 * 1024
 WELL_KNOWN_TIMEOUT_S = 10.0
 
 _MAX_AGE = re.compile(r"max-age\s*=\s*\"?([0-9]+)\"?\Z", re.IGNORECASE)
-
-
-class Clock(Protocol):
-    def time_ms(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..clock import Clock
 from ..errors import InvalidParam
 from ..keys import KeyFormatError, SigningKey, VerifyKey
 from .client import FederationHttpClient, WellKnownGetter
 from .key_server import DEFAULT_KEY_LIFETIME_MS, KeyServer, NotaryService, OldKey
 from .keyring import (
-    Clock,
     DirectKeyFetcher,
     KeyFetcher,
     KeyRing,

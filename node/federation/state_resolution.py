@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Sequence
 
-from federation.events.model import Event
+from federation.events.model import Event, StateMap
 from federation.room_versions import RoomVersion
 from federation.state_res import resolve_state, separate
 
 log = logging.getLogger("parta.federation.stateres")
 
-StateMap = dict[tuple[str, str], str]
 MAX_EVENTS = 200_000
 
 

@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from sqlalchemy import delete, func, insert, select, text
 
 from federation.errors import NotFound
+from federation.events.model import StateKey, StateMap
 from node.storage.bulk import insert_rows
 from schema.federation import (
     event_state_groups,
@@ -50,8 +51,6 @@ from schema.federation import (
 
 log = logging.getLogger("parta.federation.state")
 
-StateKey = tuple[str, str]
-StateMap = dict[StateKey, str]
 Delta = dict[StateKey, "str | None"]
 
 MAX_CHAIN = 64              # deltas between snapshots
