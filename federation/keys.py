@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 import secrets
 import string
-import tempfile
 from dataclasses import dataclass
 from typing import Iterable
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .atomic_write import write_file_atomic
 from .b64 import decode_base64, encode_base64
 from .errors import BadJSON
 
@@ -219,22 +219,7 @@ def save_signing_key_file(path: str | os.PathLike[str], keys: Iterable[SigningKe
     text = write_signing_keys(keys)
     if not text:
         raise KeyFormatError("refusing to write a key file without keys")
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".signing-key-", dir=directory)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o600)  # mkstemp already did; make it explicit
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_file_atomic(path, text.encode("utf-8"), 0o600, prefix=".signing-key-")
 
 
 def public_key_from_bytes(raw: bytes) -> Ed25519PublicKey:

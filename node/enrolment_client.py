@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from federation.atomic_write import write_file_atomic
 from federation.enrolment import (
     EnrolmentError,
     build_enrolment_request,
@@ -38,7 +39,6 @@ from federation.enrolment import (
 from federation.errors import MatrixError
 from federation.keys import VerifyKey, load_signing_key_file
 from federation.roster import RosterError, RosterState, roster_key_fingerprint, verify_roster
-from federation.transport.tls import write_file_atomic
 
 ROSTER_KEY_FILE = "roster_key.json"
 ROSTER_FILE = "roster.json"
@@ -93,7 +93,7 @@ def check_gateway_url(url: str, warn: Callable[[str], None]) -> str:
 
 # --- pinned files --------------------------------------------------------------------------
 def _write_atomic(path: str, text: str, mode: int = 0o644) -> None:
-    write_file_atomic(path, text.encode("utf-8"), mode, prefix=".tmp-")
+    write_file_atomic(path, text.encode("utf-8"), mode, prefix=".tmp-", make_dirs=True)
 
 
 def load_pinned(data_dir: str) -> tuple[VerifyKey, str, dict] | None:

@@ -13,8 +13,7 @@ validation "for the purposes of testing"; SNI sent for DNS names, not for IP add
   system trust store; hostname (or IP) checked against ``tls_name``; or, with
   ``insecure_skip_tls_verify``, no verification at all (logged as a WARNING once per policy).
 
-* ``write_file_atomic(path, data, mode)`` - how the files above are written (also used for
-  the node's pinned roster files).
+The files above are written with ``federation.atomic_write.write_file_atomic``.
 
 Problems with files are ``TLSConfigError`` naming the file.
 """
@@ -24,9 +23,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
-import os
 import re
-import tempfile
 from typing import Any, Iterable
 
 from cryptography import x509
@@ -34,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..atomic_write import write_file_atomic
 from .server_names import parse_server_name
 
 log = logging.getLogger(__name__)
@@ -51,26 +49,9 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def write_file_atomic(path: str, data: bytes, mode: int, *, prefix: str = ".tls-") -> None:
-    """Replace ``path`` by ``data`` (file mode ``mode``, set before anything is written):
-    written to a temporary file beside it, fsynced, then renamed over it, so a reader sees
-    the old file or the new one, never half of one.  Creates the directory if need be."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+def _write_pem(path: str, data: bytes, mode: int) -> None:
+    """Certificates and keys are replaced atomically; their directory is created if need be."""
+    write_file_atomic(path, data, mode, prefix=".tls-", make_dirs=True)
 
 
 def subject_alt_names(server_name: str, extra: Iterable[str] = ()) -> list[x509.GeneralName]:
@@ -125,8 +106,8 @@ def generate_self_signed(server_name: str, cert_path: str, key_path: str, *,
     cert = (_leaf_builder(server_name, key.public_key(), name, days, extra_sans)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
-    write_file_atomic(key_path, _key_pem(key), 0o600)
-    write_file_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write_pem(key_path, _key_pem(key), 0o600)
+    _write_pem(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def generate_ca(common_name: str, cert_path: str, key_path: str, *, days: int = 3650) -> None:
@@ -147,8 +128,8 @@ def generate_ca(common_name: str, cert_path: str, key_path: str, *, days: int = 
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                            critical=False)
             .sign(key, hashes.SHA256()))
-    write_file_atomic(key_path, _key_pem(key), 0o600)
-    write_file_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write_pem(key_path, _key_pem(key), 0o600)
+    _write_pem(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def issue_certificate(ca_cert_path: str, ca_key_path: str, server_name: str, cert_path: str,
@@ -163,8 +144,8 @@ def issue_certificate(ca_cert_path: str, ca_key_path: str, server_name: str, cer
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)  # type: ignore[arg-type]
             .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
-    write_file_atomic(key_path, _key_pem(key), 0o600)
-    write_file_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write_pem(key_path, _key_pem(key), 0o600)
+    _write_pem(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 # --- loading -------------------------------------------------------------------------------
