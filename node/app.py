@@ -309,6 +309,7 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
           flush=True)
     reactor.callWhenRunning(settle_after_startup)
     _install_profiler(reactor)
-    reactor.run(installSignalHandlers=False)
+    # IReactorCore does not declare it, the installed (asyncio) reactor's run() takes it.
+    reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
     log.info("event=stopped")
     return 0

@@ -141,7 +141,7 @@ class AccountsService:
         return make_user_id(localpart, self.server_name)
 
     # --- authentication (hot path) -------------------------------------------------------
-    async def authenticate(self, req: Any, token: str) -> Requester:
+    async def authenticate(self, request: Any, token: str) -> Requester:
         h = hash_token(token)
         requester = self._tokens.get(h)
         if requester is None:
@@ -156,7 +156,7 @@ class AccountsService:
                 self._tokens[h] = requester
                 self._user_tokens.setdefault(user_id, set()).add(h)
         if requester.device_id is not None:
-            ip = getattr(req, "client_ip", None) or "?"
+            ip = getattr(request, "client_ip", None) or "?"
             self._seen[(requester.user_id, requester.device_id)] = (ip, self.now_ms())
         return requester
 

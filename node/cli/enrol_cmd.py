@@ -34,7 +34,8 @@ def _run_reactor(make: Any) -> Any:
         d.addBoth(box.append)
         d.addBoth(lambda _: reactor.stop())
     reactor.callWhenRunning(start)
-    reactor.run(installSignalHandlers=True)
+    # IReactorCore does not declare it, the installed reactor's run() takes it.
+    reactor.run(installSignalHandlers=True)  # type: ignore[call-arg]
     if not box:
         raise CliError("interrupted")
     if isinstance(box[0], Failure):

@@ -40,6 +40,8 @@ from typing import Any, Callable
 
 import orjson
 from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http, server
 
 from .server import CORS_HEADERS
@@ -65,6 +67,8 @@ BodyLimit = Callable[[bytes, bytes, "int | None"], int]
 class EdgeRequest(server.Request):
     """A request whose body is counted against ``body_limit`` as it arrives."""
 
+    channel: EdgeChannel        # what NodeSite builds (twisted declares an HTTPChannel)
+
     body_limit: int | None = None      # set by the channel when the headers are in
     _body_received = 0
 
@@ -89,6 +93,7 @@ class EdgeChannel(http.HTTPChannel):
     totalHeadersSize = MAX_HEADER_BYTES
     maxHeaders = MAX_HEADERS
 
+    site: NodeSite              # set by NodeSite when it builds the channel
     _refused = False
     _header_deadline: Any = None
     _linger_call: Any = None
@@ -190,7 +195,9 @@ class EdgeChannel(http.HTTPChannel):
                 b"Connection: close"]
         head += [name + b": " + value for name, value in CORS_HEADERS.items()]
         log.info("event=http_refused status=%d errcode=%s", status, errcode)
-        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        # Connected: a channel answers only while it has its transport.
+        self.transport.write(  # type: ignore[union-attr]
+            b"\r\n".join(head) + b"\r\n\r\n" + body)
         # Plain TCP: half-close, so the client sees the end of the answer at once while we
         # still drain its body (TLS has no half-close here: it lingers without).
         half_close = None if ISSLTransport.providedBy(self.transport) else \
@@ -209,7 +216,7 @@ class EdgeChannel(http.HTTPChannel):
         self._linger_call = None
         self.loseConnection()
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_header_deadline()
         if self._linger_call is not None and self._linger_call.active():
             self._linger_call.cancel()
