@@ -189,7 +189,10 @@ class _BodyCollector(Protocol):
             self.deferred.errback(reason)
 
 
-def _read_body(response: Any, max_bytes: int) -> defer.Deferred[bytes]:
+def read_body(response: Any, max_bytes: int) -> defer.Deferred[bytes]:
+    """The body of a received ``twisted.web`` response, at most ``max_bytes``: a larger one
+    fails with ``ResponseTooLarge`` as soon as it passes the limit, and its download is
+    stopped, so a peer cannot make us buffer an endless answer."""
     collector = _BodyCollector(max_bytes)
     response.deliverBody(collector)
     return collector.deferred
@@ -518,7 +521,7 @@ class FederationHttpClient:
         url = _SCHEME + b"://" + destination.encode("ascii").hex().encode() \
             + target.encode("ascii")
         response = await self._agent.request(method.encode("ascii"), url, headers, producer)
-        body = await _read_body(response, max_bytes)
+        body = await read_body(response, max_bytes)
         return RawResponse(response.code, _headers_dict(response.headers), body)
 
 
@@ -547,5 +550,5 @@ class WellKnownGetter:
     async def _get(self, url: str, max_bytes: int) -> HttpsResponse:
         headers = Headers({b"User-Agent": [USER_AGENT]})
         response = await self._agent.request(b"GET", url.encode("ascii"), headers)
-        body = await _read_body(response, max_bytes)
+        body = await read_body(response, max_bytes)
         return HttpsResponse(response.code, _headers_dict(response.headers), body)

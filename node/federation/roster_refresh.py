@@ -42,6 +42,7 @@ from twisted.internet import defer, task
 from federation.errors import Forbidden
 from federation.roster import RosterError
 from federation.transport import endpoints as E
+from federation.transport.client import ResponseTooLarge, read_body
 from federation.transport.xmatrix import sign_request
 from node import metrics
 
@@ -265,17 +266,10 @@ class GatewayRosterClient:
                                   timeout=self.timeout, reactor=self._reactor,
                                   allow_redirects=False,
                                   headers=_headers(auth))
-        chunks: list[bytes] = []
-        size = 0
-
-        def collect(data: bytes) -> None:
-            nonlocal size
-            size += len(data)
-            if size > MAX_RESPONSE_BYTES:
-                raise GatewayUnavailable("the answer is too large")
-            chunks.append(data)
-        await treq.collect(response, collect)
-        raw = b"".join(chunks)
+        try:
+            raw = await read_body(response, MAX_RESPONSE_BYTES)
+        except ResponseTooLarge:
+            raise GatewayUnavailable("the answer is too large") from None
         if response.code != 200:
             raise GatewayUnavailable(f"HTTP {response.code}: {raw[:200]!r}")
         try:
