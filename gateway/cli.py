@@ -207,7 +207,7 @@ def cmd_init(args: argparse.Namespace) -> int:
                                      name=args.city_name, server_class="city",
                                      verify_keys=[server_key.verify_key]))
         generated = password is None
-        if generated:
+        if password is None:
             password = generate_password()
         with engine.begin() as conn:
             admin_id = admin.create_user(

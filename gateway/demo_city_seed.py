@@ -24,6 +24,7 @@ from .demo_city_layout import (
     City,
     DemoError,
     NodeDir,
+    School,
     log_tail,
     say,
 )
@@ -95,6 +96,12 @@ class Client:
         data = self.call("GET", f"{V3}/rooms/{quote(room_id)}/messages?dir=b&limit=50")
         return [e.get("content", {}).get("body") for e in data.get("chunk", [])
                 if e.get("type") == "m.room.message"]
+
+
+def school_of(node: NodeDir) -> School:
+    """The school of one of ``city.schools`` (only the gateway's directory has none)."""
+    assert node.school is not None
+    return node.school
 
 
 def login(node: NodeDir, localpart: str) -> Client:
@@ -173,17 +180,17 @@ def seed(city: City) -> dict[str, str]:
     say(f"[3/5] both schools enforce roster version {latest} (gateway + 2 schools)")
     if os.path.exists(_marker(city)):
         with open(_marker(city), encoding="utf-8") as fh:
-            rooms = json.load(fh)
+            rooms: dict[str, str] = json.load(fh)
         say("[4/5] already seeded (rooms reused)")
         return rooms
     a, b = city.schools
-    users = {node.school.key: {lp: login(node, lp) for lp, _, _ in node.school.users}
+    users = {school_of(node).key: {lp: login(node, lp) for lp, _, _ in school_of(node).users}
              for node in city.schools}
     office = login(city.gateway, OFFICE)
-    rooms: dict[str, str] = {}
+    rooms = {}
 
     for node in city.schools:
-        school = node.school
+        school = school_of(node)
         u = users[school.key]
         teachers = [c for lp, c in u.items() if lp.startswith("teacher.")]
         others = [c for lp, c in u.items() if lp.split(".")[0] in ("pupil", "parent")]
@@ -267,7 +274,7 @@ def verify(city: City, rooms: dict[str, str]) -> None:
     gathered = office.call("POST", "/_parta/v1/directory/refresh", {})["gathered"]
     for node in city.schools:
         stats = (gathered.get(node.server) or {}).get("stats") or {}
-        if stats.get("users") != len(node.school.users) or \
+        if stats.get("users") != len(school_of(node).users) or \
                 f"@director:{node.server}" not in stats.get("directors", []):
             raise DemoError(f"the gateway did not gather {node.server}'s counts: "
                             f"{gathered.get(node.server)}")
@@ -285,7 +292,7 @@ def print_summary(city: City, rooms: dict[str, str]) -> None:
     say(f"City office dashboard: {gw.url}/dashboard/   (login: {OFFICE} / {PASSWORD})")
     say(f"Gateway (homeserver {GATEWAY}): {gw.url}")
     for node in city.schools:
-        school = node.school
+        school = school_of(node)
         say(f"{school.name} (homeserver {node.server}): {node.url}")
         for localpart, role, display in school.users:
             say(f"  {'@' + localpart + ':' + node.server:<34} {role:<9} {display}")

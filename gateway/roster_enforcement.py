@@ -222,7 +222,7 @@ class GatewayRoster:
             except Exception as exc:  # noqa: BLE001 - a hint is best effort
                 results[server] = type(exc).__name__
 
-        await defer.gatherResults([sem.run(lambda s=s: defer.ensureDeferred(one(s)))
+        await defer.gatherResults([sem.run(lambda server: defer.ensureDeferred(one(server)), s)
                                    for s in targets], consumeErrors=True)
         ok = sum(1 for v in results.values() if v == "200")
         log.info("event=roster_hints_sent version=%s servers=%d ok=%d", version, len(targets),
@@ -256,7 +256,7 @@ def wire(gw: Any, federation: Any) -> GatewayRoster | None:
     doc = _latest_doc(gw.roster.db) if hasattr(gw.roster.db, "run_sync") else None
     if doc is not None:
         state.restore(doc)
-    if not policy.bound:
+    if policy.state is None:            # not bound yet
         policy.bind(state)
     elif policy.state.signer_name != gw.server_name:
         log.warning("event=gateway_roster_not_enforced reason=node_enrolled_elsewhere "

@@ -166,7 +166,7 @@ def _agent(reactor: Any, ca_file: str | None) -> Any:
             pem = fh.read()
         blocks = [b + "-----END CERTIFICATE-----\n"
                   for b in pem.split("-----END CERTIFICATE-----") if "BEGIN CERTIFICATE" in b]
-        certs = [ssl.Certificate.loadPEM(b.strip() + "\n") for b in blocks]
+        certs = [ssl.Certificate.loadPEM((b.strip() + "\n").encode("ascii")) for b in blocks]
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise EnrolmentClientError(f"cannot read CA file {ca_file}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - OpenSSL errors on bad PEM
@@ -181,9 +181,9 @@ def _agent(reactor: Any, ca_file: str | None) -> Any:
 async def _post_json(reactor: Any, url: str, body: dict, ca_file: str | None
                      ) -> tuple[int, Any]:
     import treq
+    headers: dict[bytes | str, list[bytes | str]] = {b"Content-Type": [b"application/json"]}
     try:
-        resp = await treq.post(url, data=json.dumps(body).encode("utf-8"),
-                               headers={b"Content-Type": [b"application/json"]},
+        resp = await treq.post(url, data=json.dumps(body).encode("utf-8"), headers=headers,
                                agent=_agent(reactor, ca_file), timeout=TIMEOUT_S)
         chunks: list[bytes] = []
         size = 0

@@ -201,7 +201,7 @@ class DirectoryGatherer:
             del self.cache[gone]
         sem = defer.DeferredSemaphore(max(1, self.concurrency))
         await defer.gatherResults(
-            [sem.run(lambda s=s: self.gather(s)) for s in servers], consumeErrors=True)
+            [sem.run(self.gather, s) for s in servers], consumeErrors=True)
         self.rounds += 1
         log.info("event=directory_gathered servers=%d ok=%d rooms=%d", len(servers),
                  sum(1 for s in servers if self.cache.get(s) and not self.cache[s].error),

@@ -56,13 +56,17 @@ class RosterService:
                  validity_ms: int = DEFAULT_VALIDITY_MS, *,
                  roster_verify_key: VerifyKey | None = None,
                  token_ttl_ms: int = DEFAULT_TOKEN_TTL_MS) -> None:
-        if roster_key is None and roster_verify_key is None:
+        if roster_key is not None:
+            verify_key = roster_key.verify_key
+        elif roster_verify_key is not None:
+            verify_key = roster_verify_key
+        else:
             raise ValueError("need the roster key or at least its public half")
         self.db = db
         self.clock = clock
         self.signer_name = signer_name
         self.roster_key = roster_key
-        self.roster_verify_key = roster_key.verify_key if roster_key else roster_verify_key
+        self.roster_verify_key = verify_key
         self.validity_ms = validity_ms
         self.token_ttl_ms = token_ttl_ms
         self._lock = DeferredLock()
@@ -186,7 +190,7 @@ class RosterService:
                 if e["school_id"] == school_id and other != server_name:
                     raise EnrolmentError(f"school_id {school_id} is already used by {other}",
                                          reason="conflict", http_status=409)
-            if servers.get(server_name) == entry:
+            if prev is not None and servers.get(server_name) == entry:
                 return prev
             servers[server_name] = entry
             doc = self._sign_next(conn, prev, servers, now)
@@ -301,6 +305,8 @@ class RosterService:
             roster = self._parse(prev)
             entry = roster.servers.get(server_name) if roster else None
             new_keys = verify_key_update_request(request_body, entry, now)
+            # It refuses a server the roster lacks, so there is a roster with this entry.
+            assert prev is not None and entry is not None
             old = dict(prev["servers"][server_name].get("old_verify_keys") or {})
             for key_id, vk in entry.verify_keys.items():
                 if key_id in new_keys:
