@@ -19,6 +19,8 @@ from twisted.internet import defer
 from node.storage.database import make_engine
 from schema.meta import metadata
 
+from .deferreds import result_of
+
 
 def _foreign_keys_on(dbapi_conn: Any, _record: Any) -> None:
     """The production SQLite pragma that matters in memory: cascades and references are
@@ -69,3 +71,8 @@ class InlineDB:
     def run_sync(self, fn: Callable[[Connection], Any]) -> Any:
         with self.engine.begin() as conn:
             return fn(conn)
+
+
+def run(db: InlineDB, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(conn, *args, **kwargs)`` in one ``db`` transaction, and its result at once."""
+    return result_of(db.run(fn, *args, **kwargs))

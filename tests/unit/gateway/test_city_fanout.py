@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from sqlalchemy import event
-from support.db import InlineDB
+from support.db import InlineDB, run
 from support.deferreds import result_of
 from twisted.internet import defer, task
 
@@ -18,10 +18,6 @@ import schema.federation_outbound  # noqa: F401 - registers the tables
 from node.clock import ReactorClock
 from node.federation.outbound import queue
 from node.federation.outbound.transaction_sender import TransactionSender
-
-
-def run(db, fn, *args, **kw):
-    return result_of(db.run(fn, *args, **kw))
 
 
 def count_statements(db):

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from support.clocks import FakeClock
 from support.db import InlineDB
+from support.images import png
 from twisted.internet import defer
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -29,7 +30,6 @@ from node.media.wiring import wire
 
 SERVER = "school.example"
 TOKENS = {"tok-anna": "@anna:school.example", "tok-ben": "@ben:school.example"}
-SyncDB = InlineDB  # the name other media test modules import from here
 
 
 @pytest.fixture
@@ -91,12 +91,6 @@ def upload(api, data: bytes, content_type="application/octet-stream", filename=N
 def media_path(mxc: str) -> str:
     server, media_id = mxc[len("mxc://"):].split("/")
     return f"{quote(server)}/{media_id}"
-
-
-def png(w: int, h: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (w, h), (0, 120, 240)).save(out, "PNG")
-    return out.getvalue()
 
 
 def test_upload_then_download_bytes_identical(api):

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from PIL import Image
 from support.db import InlineDB
+from support.images import png
 from twisted.internet import defer
 
 import schema.media  # noqa: F401 - registers the tables
@@ -94,12 +95,6 @@ def test_failed_and_cancelled_jobs_release_their_share():
     assert set(jobs.running) == {"c"}           # "gone" never ran
     jobs.finish("c")
     assert budget.running == 0 and budget.used_bytes == 0
-
-
-def png(w: int, h: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (w, h), (0, 120, 240)).save(out, "PNG")
-    return out.getvalue()
 
 
 def test_service_decodes_few_thumbnails_at_once_and_answers_all(tmp_path):

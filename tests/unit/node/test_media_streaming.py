@@ -17,6 +17,8 @@ import tracemalloc
 from types import SimpleNamespace
 
 import pytest
+from support.clocks import FakeClock
+from support.db import InlineDB
 from twisted.internet import defer
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
@@ -30,32 +32,10 @@ from node.http.request import Requester
 from node.http.router import Router
 from node.http.server import ApiResource
 from node.media.wiring import wire
-from node.storage.database import make_engine
-from schema.meta import metadata
 from test_media_api import SERVER, TOKENS, media_path
 
 MiB = 1024 * 1024
 DOWNLOAD = "/_matrix/client/v1/media/download/"
-
-
-class SyncDB:
-    """``Database.run`` at once on a SQLite file: each request completes inside ``render``."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
-        metadata.create_all(self.engine)
-
-    def run(self, fn, *args, **kwargs):
-        try:
-            with self.engine.begin() as conn:
-                return defer.succeed(fn(conn, *args, **kwargs))
-        except Exception:
-            return defer.fail()
-
-
-class FakeClock:
-    def time_ms(self) -> int:
-        return 1_700_000_000_000
 
 
 @pytest.fixture
@@ -67,7 +47,7 @@ def api(tmp_path, monkeypatch):
                              media_dir=str(tmp_path / "media"))
     router = Router()
     ctx = SimpleNamespace(config=config, reactor=SimpleNamespace(getThreadPool=lambda: None),
-                          clock=FakeClock(), db=SyncDB(f"sqlite:///{tmp_path}/node.db"),
+                          clock=FakeClock(), db=InlineDB(f"sqlite:///{tmp_path}/node.db"),
                           router=router, server_name=SERVER)
     media = wire(ctx, accounts=None)
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from support.db import InlineDB
-from support.deferreds import result_of
+from support.db import InlineDB, run
 
 from node.federation.outbound import queue
 
 DEST = "remote.test"
-
-
-def run(db, fn, *args, **kw):
-    return result_of(db.run(fn, *args, **kw))
 
 
 def test_pdus_batched_fifty_in_stream_order_and_inflight_is_stable():
