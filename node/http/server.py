@@ -78,7 +78,8 @@ class ApiResource(resource.Resource):
     isLeaf = True
 
     def __init__(self, router: Router, *, authenticate: Authenticator | None,
-                 max_body_bytes: int, rate_limit: Callable[[ApiRequest], Awaitable[None]] | None = None,
+                 max_body_bytes: int,
+                 rate_limit: Callable[[ApiRequest], Awaitable[None]] | None = None,
                  observe: RequestObserver | None = None,
                  body_limits: dict[str, int] | None = None) -> None:
         super().__init__()
@@ -142,7 +143,7 @@ class ApiResource(resource.Resource):
         except MatrixError as exc:
             status = exc.http_status
             self._write_json(twreq, status, exc.to_json())
-        except Exception:  # noqa: BLE001 - the server must never crash on one request
+        except Exception:  # the server must never crash on one request
             log.exception("Unhandled error in %s %s", method, route_name)
             status = 500
             self._write_json(twreq, 500, {"errcode": "M_UNKNOWN",

@@ -136,7 +136,7 @@ def _encode_static(img: Image.Image, lossless_source: bool) -> tuple[bytes, str]
 def _load_pillow() -> None:
     global Image, ImageOps, ImageSequence
     if ImageSequence is None:
-        from PIL import Image, ImageOps, ImageSequence  # noqa: F811
+        from PIL import Image, ImageOps, ImageSequence
 
 
 def _open(data: bytes | BinaryIO, max_pixels: int) -> Image.Image:
