@@ -27,6 +27,7 @@ test-deps:
 	deploy/dev/test-deps.sh $(SYNAPSE_VENV)
 
 test: $(VENV)/.stamp-test test-deps
+	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 	PARTA_SYNAPSE_PY=$(SYNAPSE_VENV)/bin/python $(PY) -m pytest $(PYTEST_ARGS)
