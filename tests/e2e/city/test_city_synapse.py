@@ -29,7 +29,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from city_fixtures import city, city_ca  # noqa: F401 - pytest fixtures
 from e2e_helpers import run
-from fed_harness import close_all, joined_members, new_watcher, send_text, wait_for, wait_for_bodies
+from fed_harness import (
+    close_all,
+    members_are,
+    new_watcher,
+    send_text,
+    wait_for,
+    wait_for_bodies,
+)
 from federation.keys import load_signing_key_file
 from federation_env import FederatedSynapse
 from interop_fixtures import synapse_python  # noqa: F401 - pytest fixture
@@ -113,10 +120,6 @@ async def _synapse_watcher(synapse, prefix):
     return w
 
 
-async def _members_are(w, room_id, expected):
-    return await joined_members(w.client, room_id) == expected
-
-
 async def _room_between(owner, guest):
     from nio import JoinResponse, RoomCreateResponse, RoomInviteResponse
     created = await owner.client.room_create(name="Stadt und Synapse", room_version="12")
@@ -128,8 +131,8 @@ async def _room_between(owner, guest):
     joined = await guest.client.join(room_id)
     assert isinstance(joined, JoinResponse), joined
     both = {owner.user_id, guest.user_id}
-    await wait_for(lambda: _members_are(owner, room_id, both), what="members at the owner")
-    await wait_for(lambda: _members_are(guest, room_id, both), what="members at the guest")
+    await wait_for(lambda: members_are(owner, room_id, both), what="members at the owner")
+    await wait_for(lambda: members_are(guest, room_id, both), what="members at the guest")
     return room_id
 
 

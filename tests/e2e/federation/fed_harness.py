@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import quote
 
 import yaml
@@ -505,12 +505,18 @@ async def setup_room(owner: Watcher, *guests: Watcher, **create_kwargs: Any) -> 
         await accept_invite(guest, room_id)
     everyone = {owner.user_id, *(g.user_id for g in guests)}
     for member in (owner, *guests):
-        await wait_for(lambda m=member: _members_are(m, room_id, everyone),
+        await wait_for(lambda m=member: members_are(m, room_id, everyone),
                        what=f"{member.user_id} sees members {sorted(everyone)}")
     return room_id
 
 
-async def _members_are(member: Watcher, room_id: str, expected: set[str]) -> bool:
+async def equals(coro: Awaitable[Any], expected: Any) -> bool:
+    """For ``wait_for``: does ``coro`` come to ``expected``?"""
+    return await coro == expected
+
+
+async def members_are(member: Watcher, room_id: str, expected: set[str]) -> bool:
+    """For ``wait_for``: are exactly ``expected`` joined, as ``member`` sees the room?"""
     return await joined_members(member.client, room_id) == expected
 
 

@@ -21,6 +21,7 @@ from fed_harness import (
     Account,
     accept_invite,
     close_all,
+    equals,
     room_state,
     send_text,
     wait_for,
@@ -63,7 +64,7 @@ def test_concurrent_changes_during_partition_converge(trio):
             everyone = {x.user_id for x in (admin, erin, mod, dave, carl)}
             from fed_harness import joined_members
             for w in (wadmin, wmod, wcarl):
-                await wait_for(lambda w=w: _eq(joined_members(w.client, room_id), everyone),
+                await wait_for(lambda w=w: equals(joined_members(w.client, room_id), everyone),
                                what=f"all five joined as seen by {w.user_id}")
             await send_text(wadmin, room_id, "vor der Trennung")
             for w in (wmod, wcarl):
@@ -162,7 +163,3 @@ def test_concurrent_changes_during_partition_converge(trio):
             await close_all(*ws)
 
     run(converge(), timeout=2 * CONVERGE_TIMEOUT + 120)
-
-
-async def _eq(coro, expected):
-    return await coro == expected

@@ -21,6 +21,7 @@ from fed_harness import (
     accept_invite,
     client_api,
     close_all,
+    equals,
     joined_members,
     new_watcher,
     q,
@@ -85,7 +86,7 @@ def test_insecure_switch_reaches_self_signed_server(nodes):
             assert isinstance(inv, RoomInviteResponse), inv
             await accept_invite(dora, room_id)
             both = {erik.user_id, dora.user_id}
-            await wait_for(lambda: _eq(joined_members(erik.client, room_id), both),
+            await wait_for(lambda: equals(joined_members(erik.client, room_id), both),
                            what="dora joined on E")
             await send_text(erik, room_id, "über den unsicheren Schalter")
             await wait_for_bodies(dora, room_id, ["über den unsicheren Schalter"])
@@ -102,7 +103,3 @@ def test_insecure_switch_is_logged_loudly(nodes):
     with open(e.log_path, encoding="utf-8", errors="replace") as fh:
         log = fh.read()
     assert "insecure" in log.lower() and "WARNING" in log, e.log_tail()
-
-
-async def _eq(coro, expected):
-    return await coro == expected

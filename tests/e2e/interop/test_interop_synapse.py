@@ -31,7 +31,8 @@ from e2e_helpers import DEFAULT_PASSWORD, run
 from fed_harness import (
     Watcher,
     close_all,
-    joined_members,
+    equals,
+    members_are,
     new_watcher,
     room_state,
     send_text,
@@ -51,10 +52,6 @@ async def synapse_watcher(synapse, prefix: str) -> Watcher:
     w = Watcher(client)
     await w.sync_once(timeout_ms=0)
     return w
-
-
-async def _members_are(w, room_id, expected):
-    return await joined_members(w.client, room_id) == expected
 
 
 async def _state_value(w, room_id, type_, field):
@@ -122,8 +119,8 @@ def test_synapse_user_joins_room_on_parta(parta_and_synapse):  # noqa: F811 - th
             joined = await sam.client.join(room_id)
             assert isinstance(joined, JoinResponse), f"Synapse join of a Parta room: {joined}"
             both = {alice.user_id, sam.user_id}
-            await wait_for(lambda: _members_are(alice, room_id, both), what="members on Parta")
-            await wait_for(lambda: _members_are(sam, room_id, both), what="members on Synapse")
+            await wait_for(lambda: members_are(alice, room_id, both), what="members on Parta")
+            await wait_for(lambda: members_are(sam, room_id, both), what="members on Synapse")
             state = await room_state(sam.client, room_id)
             assert state[("m.room.create", "")]["content"].get("room_version") == "12"
 
@@ -132,8 +129,8 @@ def test_synapse_user_joins_room_on_parta(parta_and_synapse):  # noqa: F811 - th
             # State changes both ways: Parta's topic, then Synapse's name after a promotion.
             r = await alice.client.room_put_state(room_id, "m.room.topic", {"topic": "Neu"})
             assert isinstance(r, RoomPutStateResponse), r
-            await wait_for(lambda: _eq(_state_value(sam, room_id, "m.room.topic", "topic"),
-                                       "Neu"), what="Parta's topic on Synapse")
+            await wait_for(lambda: equals(_state_value(sam, room_id, "m.room.topic", "topic"),
+                                          "Neu"), what="Parta's topic on Synapse")
             pl = dict((await room_state(alice.client, room_id))
                       [("m.room.power_levels", "")]["content"])
             pl["users"] = {**pl.get("users", {}), sam.user_id: 50}
@@ -143,8 +140,8 @@ def test_synapse_user_joins_room_on_parta(parta_and_synapse):  # noqa: F811 - th
                            what="promotion seen on Synapse")
             r = await sam.client.room_put_state(room_id, "m.room.name", {"name": "Von Synapse"})
             assert isinstance(r, RoomPutStateResponse), r
-            await wait_for(lambda: _eq(_state_value(alice, room_id, "m.room.name", "name"),
-                                       "Von Synapse"), what="Synapse's name on Parta")
+            await wait_for(lambda: equals(_state_value(alice, room_id, "m.room.name", "name"),
+                                          "Von Synapse"), what="Synapse's name on Parta")
 
             await _typing_and_receipts(sam, alice, room_id)
             await _media_both_ways(alice, sam, room_id)
@@ -182,8 +179,8 @@ def test_parta_user_joins_room_on_synapse(parta_and_synapse):  # noqa: F811 - th
             joined = await alice.client.join(room_id)
             assert isinstance(joined, JoinResponse), f"Parta join of a Synapse room: {joined}"
             both = {alice.user_id, sam.user_id}
-            await wait_for(lambda: _members_are(alice, room_id, both), what="members on Parta")
-            await wait_for(lambda: _members_are(sam, room_id, both), what="members on Synapse")
+            await wait_for(lambda: members_are(alice, room_id, both), what="members on Parta")
+            await wait_for(lambda: members_are(sam, room_id, both), what="members on Synapse")
             state = await room_state(alice.client, room_id)
             assert state[("m.room.create", "")]["content"].get("room_version") == "12"
             assert state[("m.room.name", "")]["content"]["name"] == "Synapse-Raum"
@@ -192,8 +189,8 @@ def test_parta_user_joins_room_on_synapse(parta_and_synapse):  # noqa: F811 - th
 
             r = await sam.client.room_put_state(room_id, "m.room.topic", {"topic": "Geändert"})
             assert isinstance(r, RoomPutStateResponse), r
-            await wait_for(lambda: _eq(_state_value(alice, room_id, "m.room.topic", "topic"),
-                                       "Geändert"), what="Synapse's topic on Parta")
+            await wait_for(lambda: equals(_state_value(alice, room_id, "m.room.topic", "topic"),
+                                          "Geändert"), what="Synapse's topic on Parta")
             pl = dict((await room_state(sam.client, room_id))
                       [("m.room.power_levels", "")]["content"])
             pl["users"] = {**pl.get("users", {}), alice.user_id: 50}
@@ -203,8 +200,8 @@ def test_parta_user_joins_room_on_synapse(parta_and_synapse):  # noqa: F811 - th
                            what="promotion seen on Parta")
             r = await alice.client.room_put_state(room_id, "m.room.name", {"name": "Von Parta"})
             assert isinstance(r, RoomPutStateResponse), r
-            await wait_for(lambda: _eq(_state_value(sam, room_id, "m.room.name", "name"),
-                                       "Von Parta"), what="Parta's name on Synapse")
+            await wait_for(lambda: equals(_state_value(sam, room_id, "m.room.name", "name"),
+                                          "Von Parta"), what="Parta's name on Synapse")
 
             await _typing_and_receipts(alice, sam, room_id)
             await _media_both_ways(alice, sam, room_id)
@@ -212,16 +209,12 @@ def test_parta_user_joins_room_on_synapse(parta_and_synapse):  # noqa: F811 - th
             # Parta's user leaves; Synapse sees it.
             left = await alice.client.room_leave(room_id)
             assert getattr(left, "status_code", None) is None, left
-            await wait_for(lambda: _members_are(sam, room_id, {sam.user_id}),
+            await wait_for(lambda: members_are(sam, room_id, {sam.user_id}),
                            what="Parta user's leave on Synapse")
         finally:
             await close_all(alice, sam)
 
     run(scenario(), timeout=600)
-
-
-async def _eq(coro, expected):
-    return await coro == expected
 
 
 async def _pl_of(w, room_id, user_id, level):
