@@ -71,7 +71,8 @@ def _inner(mode: str, n: int) -> float:
                 raise RuntimeError("verify failed")
         return time.perf_counter() - t0
 
-    for sub in ("tests/unit/node/federation", "tests/unit/node", ""):
+    # tests/ for the shared test kit (tests/support), as tests/conftest.py adds it.
+    for sub in ("tests/unit/node/federation", "tests/unit/node", "tests", ""):
         sys.path.insert(0, os.path.join(ROOT, sub))
     from fedcore_support import FedNode, Network, join_remote, result_of
     if mode == "bound":
