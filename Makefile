@@ -28,6 +28,7 @@ test-deps:
 
 test: $(VENV)/.stamp-test test-deps
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 	PARTA_SYNAPSE_PY=$(SYNAPSE_VENV)/bin/python $(PY) -m pytest $(PYTEST_ARGS)

@@ -76,19 +76,33 @@ def main() -> None:
     seed = bytes(range(32))
     key = SigningKey("bench", seed)
     server = "school-a.example"
-    create = build_create_event(V12, server_name=server, signing_key=key,
-                                creator="@teacher:school-a.example", content={},
-                                origin_server_ts=1763856000000)
+    create = build_create_event(
+        V12,
+        server_name=server,
+        signing_key=key,
+        creator="@teacher:school-a.example",
+        content={},
+        origin_server_ts=1763856000000,
+    )
     room_id = create.room_id
     auth = ["$" + hashlib.sha256(bytes([i])).hexdigest()[:43] for i in range(3)]
     prev = ["$" + hashlib.sha256(b"prev").hexdigest()[:43]]
-    body = ("Reminder for class 5b: the museum trip is on Thursday. Please bring a packed "
-            "lunch and the signed consent form.")
-    args = dict(server_name=server, signing_key=key, type="m.room.message",
-                sender="@teacher:school-a.example",
-                content={"msgtype": "m.text", "body": body, "m.mentions": {}},
-                room_id=room_id, prev_events=prev, auth_events=auth, depth=42,
-                origin_server_ts=1763856123456)
+    body = (
+        "Reminder for class 5b: the museum trip is on Thursday. Please bring a packed "
+        "lunch and the signed consent form."
+    )
+    args = dict(
+        server_name=server,
+        signing_key=key,
+        type="m.room.message",
+        sender="@teacher:school-a.example",
+        content={"msgtype": "m.text", "body": body, "m.mentions": {}},
+        room_id=room_id,
+        prev_events=prev,
+        auth_events=auth,
+        depth=42,
+        origin_server_ts=1763856123456,
+    )
     event = build_event(V12, **args, unsigned={"age": 1234})
     pdu = event.pdu
     pdu_bytes = encode_canonical_json(pdu)
@@ -108,7 +122,8 @@ def main() -> None:
     crypto_pk = Ed25519PublicKey.from_public_bytes(pub)
     sha = hashlib.sha256
     spec_json = lambda v: json.dumps(  # noqa: E731 - the spec's reference encoder
-        v, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+        v, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    ).encode()
 
     def raw_sign_nacl():
         b = encode_canonical_json(msg)
@@ -140,19 +155,23 @@ def main() -> None:
     def parta_check():
         check_received_event(pdu, V12, get_verify_key)
 
-    results = measure_all([
-        ("raw sign: canonical JSON + sha256 + ed25519 (PyNaCl)", raw_sign_nacl),
-        ("raw sign: canonical JSON + sha256 + ed25519 (cryptography)", raw_sign_crypto),
-        ("raw sign: stdlib json.dumps + sha256 + ed25519 (PyNaCl)", raw_sign_nacl_stdlib_json),
-        ("raw verify: ed25519 (PyNaCl)", raw_verify_nacl),
-        ("raw verify: ed25519 (cryptography, key from bytes)", raw_verify_crypto),
-        ("raw verify: ed25519 (cryptography, key object cached)", raw_verify_crypto_cached),
-        ("Parta build_event (hash + sign + event ID)", parta_build),
-        ("Parta check_received_event (dict key lookup)", parta_check),
-    ])
+    results = measure_all(
+        [
+            ("raw sign: canonical JSON + sha256 + ed25519 (PyNaCl)", raw_sign_nacl),
+            ("raw sign: canonical JSON + sha256 + ed25519 (cryptography)", raw_sign_crypto),
+            ("raw sign: stdlib json.dumps + sha256 + ed25519 (PyNaCl)", raw_sign_nacl_stdlib_json),
+            ("raw verify: ed25519 (PyNaCl)", raw_verify_nacl),
+            ("raw verify: ed25519 (cryptography, key from bytes)", raw_verify_crypto),
+            ("raw verify: ed25519 (cryptography, key object cached)", raw_verify_crypto_cached),
+            ("Parta build_event (hash + sign + event ID)", parta_build),
+            ("Parta check_received_event (dict key lookup)", parta_check),
+        ]
+    )
 
-    print(f"Parta protocol core benchmark - Python {platform.python_version()}, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs")
+    print(
+        f"Parta protocol core benchmark - Python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs"
+    )
     print(f"typical message PDU: {len(pdu_bytes)} bytes of canonical JSON, room version 12")
     print()
     width = max(map(len, results))
@@ -166,10 +185,14 @@ def main() -> None:
     build_ratio = raw_sign / build
     check_ratio = raw_verify / check
     print()
-    print(f"build_event / fastest raw sign rate:            {build_ratio:6.1%}  "
-          f"(goal >= 70%: {'met' if build_ratio >= 0.7 else 'NOT met'})")
-    print(f"check_received_event / fastest raw verify rate: {check_ratio:6.1%}  "
-          f"(goal >= 70%: {'met' if check_ratio >= 0.7 else 'NOT met'})")
+    print(
+        f"build_event / fastest raw sign rate:            {build_ratio:6.1%}  "
+        f"(goal >= 70%: {'met' if build_ratio >= 0.7 else 'NOT met'})"
+    )
+    print(
+        f"check_received_event / fastest raw verify rate: {check_ratio:6.1%}  "
+        f"(goal >= 70%: {'met' if check_ratio >= 0.7 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ def log(msg: str) -> None:
 
 # --- inner: what runs under valgrind ------------------------------------------------------
 
+
 def _inner(mode: str, n: int) -> float:
     """Run ``mode`` with ``n`` items; the wall time (seconds) of the part measured: the
     verifications; the sending loop (``ingest``: B signs each request, A processes it);
@@ -61,6 +62,7 @@ def _inner(mode: str, n: int) -> float:
         sys.path.insert(0, ROOT)
         from federation.keys import SigningKey
         from federation.signing import verify_raw
+
         key = SigningKey.generate()
         msgs = [os.urandom(600) for _ in range(n)]
         sigs = [key.sign(m) for m in msgs]
@@ -75,11 +77,13 @@ def _inner(mode: str, n: int) -> float:
     for sub in ("tests/unit/node/federation", "tests/unit/node", "tests", ""):
         sys.path.insert(0, os.path.join(ROOT, sub))
     from fedcore_support import FedNode, Network, join_remote, result_of
+
     if mode == "bound":
         sys.path.insert(0, os.path.join(ROOT, "bench"))
         from federation.events import checks
         from ingest_bound_node import _trusted
         from node.federation import pdu_checks
+
         checks.prepare_received_event = pdu_checks.prepare_received_event = _trusted
     from federation.transport.xmatrix import sign_request
 
@@ -89,25 +93,37 @@ def _inner(mode: str, n: int) -> float:
     room_id = result_of(a.rooms.create_room(a.uid("alice"), {"preset": "public_chat"}))
     join_remote(a, b, room_id)
     import gc
+
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20000, 20, 50)        # as the node runs (node/memory.py)
+    gc.set_threshold(20000, 20, 50)  # as the node runs (node/memory.py)
     room = b.room(room_id)
     prev, depth = list(room.extremities), room.depth
     pdus = []
     for i in range(n):
-        ev = b.build(room_id, b.uid("bob"), "m.room.message",
-                     {"msgtype": "m.text", "body": f"message {i}"}, prev=prev,
-                     depth=depth + 1)
+        ev = b.build(
+            room_id,
+            b.uid("bob"),
+            "m.room.message",
+            {"msgtype": "m.text", "body": f"message {i}"},
+            prev=prev,
+            depth=depth + 1,
+        )
         prev, depth = [ev.event_id], depth + 1
         pdus.append(ev.pdu)
-    txns = [pdus[i:i + TXN] for i in range(0, n, TXN)]
+    txns = [pdus[i : i + TXN] for i in range(0, n, TXN)]
     if mode == "sign":
         t1 = time.perf_counter()
         for i, txn in enumerate(txns):
             body = {"origin": b.server_name, "origin_server_ts": 1, "pdus": txn}
-            sign_request("PUT", f"/_matrix/federation/v1/send/c{i}", b.server_name,
-                         a.server_name, b.key, body)
+            sign_request(
+                "PUT",
+                f"/_matrix/federation/v1/send/c{i}",
+                b.server_name,
+                a.server_name,
+                b.key,
+                body,
+            )
         return time.perf_counter() - t1
     t1 = time.perf_counter()
     for i, txn in enumerate(txns):
@@ -119,12 +135,22 @@ def _inner(mode: str, n: int) -> float:
 
 # --- outer ----------------------------------------------------------------------------------
 
+
 def _instructions(mode: str, n: int) -> int:
-    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
-           "--cachegrind-out-file=/dev/null", sys.executable, os.path.abspath(__file__),
-           "--inner", mode, str(n)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONHASHSEED": "0"})
+    cmd = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        sys.executable,
+        os.path.abspath(__file__),
+        "--inner",
+        mode,
+        str(n),
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"}
+    )
     m = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
     if proc.returncode != 0 or m is None:
         raise RuntimeError(f"valgrind run {mode} {n} failed:\n{proc.stderr[-2000:]}")
@@ -148,8 +174,7 @@ def main() -> int:
         print(f"--small < --large, both multiples of {TXN}", file=sys.stderr)
         return 2
     modes = ("ingest", "bound", "sign", "verify")
-    runs = [(mode, n) for mode in modes
-            for n in (args.small, args.large)]
+    runs = [(mode, n) for mode in modes for n in (args.small, args.large)]
     log(f"{len(runs)} runs under valgrind, two at a time (a few minutes)")
     counts: dict[tuple[str, int], int] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -157,9 +182,11 @@ def main() -> int:
         for run, fut in futures.items():
             counts[run] = fut.result()
             log(f"  {run[0]:6s} n={run[1]:5d}: {counts[run]:,} instructions")
-    per = {mode: (counts[(mode, args.large)] - counts[(mode, args.small)])
-           / (args.large - args.small) for mode in modes}
-    receive = per["ingest"] - per["sign"]           # both build the same chain
+    per = {
+        mode: (counts[(mode, args.large)] - counts[(mode, args.small)]) / (args.large - args.small)
+        for mode in modes
+    }
+    receive = per["ingest"] - per["sign"]  # both build the same chain
     rest = per["bound"] - per["sign"]
     # Native wall time of the same code, alternating, best of 5 each: instructions are
     # stable but not time (Python runs far fewer instructions per cycle than libsodium).
@@ -171,30 +198,39 @@ def main() -> int:
     native_receive = (best["ingest"] - best["sign"]) / args.large
     native_verify = best["verify"] / args.large
     native_rest = (best["bound"] - best["sign"]) / args.large
-    result = {"instructions_per_pdu": round(receive),
-              "instructions_per_pdu_without_checks": round(rest),
-              "native_us_per_pdu_without_checks": native_rest * 1e6,
-              "instructions_per_verify": round(per["verify"]),
-              "native_us_per_pdu": native_receive * 1e6,
-              "native_us_per_verify": native_verify * 1e6,
-              "one_core_ceiling_pct": 100 * native_verify / native_receive,
-              "two_core_ceiling_pct_checks_free": 200 * native_verify / native_rest,
-              "small": args.small, "large": args.large}
+    result = {
+        "instructions_per_pdu": round(receive),
+        "instructions_per_pdu_without_checks": round(rest),
+        "native_us_per_pdu_without_checks": native_rest * 1e6,
+        "instructions_per_verify": round(per["verify"]),
+        "native_us_per_pdu": native_receive * 1e6,
+        "native_us_per_verify": native_verify * 1e6,
+        "one_core_ceiling_pct": 100 * native_verify / native_receive,
+        "two_core_ceiling_pct_checks_free": 200 * native_verify / native_rest,
+        "small": args.small,
+        "large": args.large,
+    }
     print()
-    print(f"Receiving a PDU, in process (steps 1-6, one inline verification, storage): "
-          f"{receive:,.0f} instructions; one ed25519 verification: {per['verify']:,.0f} "
-          "(under valgrind, which may pick a slower libsodium code path).")
-    print(f"Native: {native_receive * 1e6:.0f} us per PDU received, "
-          f"{native_verify * 1e6:.0f} us per verification: on one core, ingest can reach at "
-          f"most {result['one_core_ceiling_pct']:.0f}% of the verify limit even without "
-          f"HTTP, TLS and threads; {2 * result['one_core_ceiling_pct']:.0f}% on two cores "
-          "in perfect overlap (goal 50%).")
-    print(f"Without checks 1-3 (only the event ID computed): {rest:,.0f} instructions, "
-          f"{native_rest * 1e6:.0f} us per PDU: even if the checks cost nothing on this "
-          f"core and all of them ran on another, ingest could reach at most "
-          f"{100 * native_verify / native_rest:.0f}% of the verify limit on this core "
-          f"({result['two_core_ceiling_pct_checks_free']:.0f}% if the rest could be split "
-          "over two cores without loss, which the GIL prevents within one process).")
+    print(
+        f"Receiving a PDU, in process (steps 1-6, one inline verification, storage): "
+        f"{receive:,.0f} instructions; one ed25519 verification: {per['verify']:,.0f} "
+        "(under valgrind, which may pick a slower libsodium code path)."
+    )
+    print(
+        f"Native: {native_receive * 1e6:.0f} us per PDU received, "
+        f"{native_verify * 1e6:.0f} us per verification: on one core, ingest can reach at "
+        f"most {result['one_core_ceiling_pct']:.0f}% of the verify limit even without "
+        f"HTTP, TLS and threads; {2 * result['one_core_ceiling_pct']:.0f}% on two cores "
+        "in perfect overlap (goal 50%)."
+    )
+    print(
+        f"Without checks 1-3 (only the event ID computed): {rest:,.0f} instructions, "
+        f"{native_rest * 1e6:.0f} us per PDU: even if the checks cost nothing on this "
+        f"core and all of them ran on another, ingest could reach at most "
+        f"{100 * native_verify / native_rest:.0f}% of the verify limit on this core "
+        f"({result['two_core_ceiling_pct_checks_free']:.0f}% if the rest could be split "
+        "over two cores without loss, which the GIL prevents within one process)."
+    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
@@ -202,8 +238,12 @@ def main() -> int:
 
 
 def _inner_timed(mode: str, n: int) -> float:
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--inner", mode,
-                          str(n)], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--inner", mode, str(n)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return float(out.stdout.strip() or "nan")

@@ -57,9 +57,16 @@ from synapse_env import (
 
 PASSWORD = "bench-password-123"
 WARMUP_MESSAGES = 3
-SYNC_FILTER = {"presence": {"types": []}, "account_data": {"types": []},
-               "room": {"timeline": {"limit": 1000}, "state": {"lazy_load_members": True},
-                        "ephemeral": {"types": []}, "account_data": {"types": []}}}
+SYNC_FILTER = {
+    "presence": {"types": []},
+    "account_data": {"types": []},
+    "room": {
+        "timeline": {"limit": 1000},
+        "state": {"lazy_load_members": True},
+        "ephemeral": {"types": []},
+        "account_data": {"types": []},
+    },
+}
 
 
 @dataclass
@@ -70,7 +77,7 @@ class Result:
     messages_per_sender: int
     sent: int
     delivered: int
-    send_rate: float            # msgs/s
+    send_rate: float  # msgs/s
     send_p50_ms: float
     send_p99_ms: float
     delivery_p50_ms: float
@@ -131,9 +138,17 @@ class Observer:
         self._stop = True
 
 
-async def sender(client: AsyncClient, room_id: str, index: int, count: int, prefix: str,
-                 starts: dict[str, float], latencies: list[float], deadline: float,
-                 progress: list[int]) -> int:
+async def sender(
+    client: AsyncClient,
+    room_id: str,
+    index: int,
+    count: int,
+    prefix: str,
+    starts: dict[str, float],
+    latencies: list[float],
+    deadline: float,
+    progress: list[int],
+) -> int:
     errors = 0
     for i in range(count):
         if time.perf_counter() > deadline:
@@ -141,9 +156,15 @@ async def sender(client: AsyncClient, room_id: str, index: int, count: int, pref
         bench_id = f"{prefix}-{index}-{i}"
         t0 = time.perf_counter()
         starts[bench_id] = t0
-        resp = await client.room_send(room_id, "m.room.message", {
-            "msgtype": "m.text", "body": f"Nachricht {i} von Sender {index}",
-            "bench_id": bench_id})
+        resp = await client.room_send(
+            room_id,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": f"Nachricht {i} von Sender {index}",
+                "bench_id": bench_id,
+            },
+        )
         if isinstance(resp, RoomSendResponse):
             latencies.append(time.perf_counter() - t0)
             progress[0] += 1
@@ -153,17 +174,16 @@ async def sender(client: AsyncClient, room_id: str, index: int, count: int, pref
     return errors
 
 
-async def drive(base_url: str, label: str, senders: int, messages: int,
-                deadline_s: float) -> dict:
+async def drive(base_url: str, label: str, senders: int, messages: int, deadline_s: float) -> dict:
     deadline = time.perf_counter() + deadline_s
     log(f"{label}: registering {senders} senders and an observer")
     tag = f"{int(time.time()) % 100000}"
     clients = [await register(base_url, f"sender{tag}x{i}") for i in range(senders)]
     observer_client = await register(base_url, f"observer{tag}")
     try:
-        created = await clients[0].room_create(visibility=RoomVisibility.public,
-                                               preset=RoomPreset.public_chat,
-                                               name="Bench room")
+        created = await clients[0].room_create(
+            visibility=RoomVisibility.public, preset=RoomPreset.public_chat, name="Bench room"
+        )
         if not isinstance(created, RoomCreateResponse):
             raise RuntimeError(f"createRoom failed: {created}")
         room_id = created.room_id
@@ -180,8 +200,12 @@ async def drive(base_url: str, label: str, senders: int, messages: int,
         # Warm-up (not measured): connections, caches, JIT-free Python paths.
         log(f"{label}: warm-up ({WARMUP_MESSAGES} messages per sender)")
         warm_starts: dict[str, float] = {}
-        await asyncio.gather(*(sender(c, room_id, i, WARMUP_MESSAGES, "warm", warm_starts, [],
-                                      deadline, [0]) for i, c in enumerate(clients)))
+        await asyncio.gather(
+            *(
+                sender(c, room_id, i, WARMUP_MESSAGES, "warm", warm_starts, [], deadline, [0])
+                for i, c in enumerate(clients)
+            )
+        )
         while not set(warm_starts) <= set(observer.arrivals):
             if time.perf_counter() > deadline:
                 raise RuntimeError("warm-up messages never reached the observer")
@@ -196,14 +220,19 @@ async def drive(base_url: str, label: str, senders: int, messages: int,
         async def report() -> None:
             while True:
                 await asyncio.sleep(2)
-                log(f"{label}: sent {progress[0]}/{total}, "
-                    f"delivered {sum(1 for k in starts if k in observer.arrivals)}")
+                log(
+                    f"{label}: sent {progress[0]}/{total}, "
+                    f"delivered {sum(1 for k in starts if k in observer.arrivals)}"
+                )
 
         reporter = asyncio.create_task(report())
         t_start = time.perf_counter()
-        errors = await asyncio.gather(*(sender(c, room_id, i, messages, "run", starts,
-                                               latencies, deadline, progress)
-                                        for i, c in enumerate(clients)))
+        errors = await asyncio.gather(
+            *(
+                sender(c, room_id, i, messages, "run", starts, latencies, deadline, progress)
+                for i, c in enumerate(clients)
+            )
+        )
         t_end = time.perf_counter()
         # Wait (bounded) for the observer to see everything that was sent.
         settle = min(deadline, time.perf_counter() + 30)
@@ -215,8 +244,9 @@ async def drive(base_url: str, label: str, senders: int, messages: int,
             await asyncio.wait_for(watcher, 10)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             watcher.cancel()
-        deliveries = [observer.arrivals[k] - t0 for k, t0 in starts.items()
-                      if k in observer.arrivals]
+        deliveries = [
+            observer.arrivals[k] - t0 for k, t0 in starts.items() if k in observer.arrivals
+        ]
         return {
             "sent": len(latencies),
             "delivered": len(deliveries),
@@ -235,18 +265,26 @@ async def drive(base_url: str, label: str, senders: int, messages: int,
 def bench_server(server, label: str, version: str, args: argparse.Namespace) -> Result:
     log(f"{label}: starting")
     server.start()
-    log(f"{label}: up at {server.base_url} (pid {server.pid}, RSS "
-        f"{(server.rss_kib() or 0) / 1024:.0f} MiB)")
-    figures = asyncio.run(drive(server.base_url, label, args.senders, args.messages,
-                                args.deadline))
+    log(
+        f"{label}: up at {server.base_url} (pid {server.pid}, RSS "
+        f"{(server.rss_kib() or 0) / 1024:.0f} MiB)"
+    )
+    figures = asyncio.run(drive(server.base_url, label, args.senders, args.messages, args.deadline))
     peak = (server.peak_rss_kib() or 0) / 1024
-    return Result(server=label, version=version, senders=args.senders,
-                  messages_per_sender=args.messages, peak_rss_mib=peak, **figures)
+    return Result(
+        server=label,
+        version=version,
+        senders=args.senders,
+        messages_per_sender=args.messages,
+        peak_rss_mib=peak,
+        **figures,
+    )
 
 
 def parta_version() -> str:
     try:
         from importlib.metadata import version
+
         return version("parta")
     except Exception:  # noqa: BLE001 - not installed: a source checkout
         return "dev"
@@ -256,36 +294,58 @@ def medians(results: list[Result]) -> list[Result]:
     out = []
     for name in dict.fromkeys(r.server for r in results):
         runs = [r for r in results if r.server == name]
-        fields = {k: statistics.median(getattr(r, k) for r in runs)
-                  for k in ("send_rate", "send_p50_ms", "send_p99_ms", "delivery_p50_ms",
-                            "delivery_p99_ms", "peak_rss_mib")}
-        out.append(Result(server=name, version=f"median of {len(runs)}", senders=runs[0].senders,
-                          messages_per_sender=runs[0].messages_per_sender,
-                          sent=sum(r.sent for r in runs), delivered=sum(r.delivered for r in runs),
-                          errors=sum(r.errors for r in runs), **fields))
+        fields = {
+            k: statistics.median(getattr(r, k) for r in runs)
+            for k in (
+                "send_rate",
+                "send_p50_ms",
+                "send_p99_ms",
+                "delivery_p50_ms",
+                "delivery_p99_ms",
+                "peak_rss_mib",
+            )
+        }
+        out.append(
+            Result(
+                server=name,
+                version=f"median of {len(runs)}",
+                senders=runs[0].senders,
+                messages_per_sender=runs[0].messages_per_sender,
+                sent=sum(r.sent for r in runs),
+                delivered=sum(r.delivered for r in runs),
+                errors=sum(r.errors for r in runs),
+                **fields,
+            )
+        )
     return out
 
 
 def print_table(results: list[Result]) -> None:
-    cols = [("send msgs/s", "send_rate", "{:.1f}"), ("send p50 ms", "send_p50_ms", "{:.1f}"),
-            ("send p99 ms", "send_p99_ms", "{:.1f}"),
-            ("delivery p50 ms", "delivery_p50_ms", "{:.1f}"),
-            ("delivery p99 ms", "delivery_p99_ms", "{:.1f}"),
-            ("peak RSS MiB", "peak_rss_mib", "{:.0f}"), ("sent/delivered/errors", None, None)]
+    cols = [
+        ("send msgs/s", "send_rate", "{:.1f}"),
+        ("send p50 ms", "send_p50_ms", "{:.1f}"),
+        ("send p99 ms", "send_p99_ms", "{:.1f}"),
+        ("delivery p50 ms", "delivery_p50_ms", "{:.1f}"),
+        ("delivery p99 ms", "delivery_p99_ms", "{:.1f}"),
+        ("peak RSS MiB", "peak_rss_mib", "{:.0f}"),
+        ("sent/delivered/errors", None, None),
+    ]
     print()
     print(f"{'':28}" + "".join(f"{c[0]:>22}" for c in cols))
     for r in results:
         cells = [fmt.format(getattr(r, key)) for _, key, fmt in cols if key]
         cells.append(f"{r.sent}/{r.delivered}/{r.errors}")
         print(f"{r.server + ' ' + r.version:28}" + "".join(f"{c:>22}" for c in cells))
-    by = {r.server: r for r in results}        # the last row per server: the median if any
+    by = {r.server: r for r in results}  # the last row per server: the median if any
     if "parta" in by and "synapse" in by:
         p, s = by["parta"], by["synapse"]
         print()
-        print(f"Parta/Synapse: send rate x{p.send_rate / s.send_rate:.1f}, "
-              f"send p99 x{p.send_p99_ms / s.send_p99_ms:.2f}, "
-              f"delivery p99 x{p.delivery_p99_ms / s.delivery_p99_ms:.2f}, "
-              f"peak RSS x{p.peak_rss_mib / s.peak_rss_mib:.2f}")
+        print(
+            f"Parta/Synapse: send rate x{p.send_rate / s.send_rate:.1f}, "
+            f"send p99 x{p.send_p99_ms / s.send_p99_ms:.2f}, "
+            f"delivery p99 x{p.delivery_p99_ms / s.delivery_p99_ms:.2f}, "
+            f"peak RSS x{p.peak_rss_mib / s.peak_rss_mib:.2f}"
+        )
 
 
 def main() -> int:
@@ -293,19 +353,32 @@ def main() -> int:
     ap.add_argument("--senders", type=int, default=7)
     ap.add_argument("--messages", type=int, default=100, help="messages per sender")
     ap.add_argument("--only", choices=["parta", "synapse"])
-    ap.add_argument("--deadline", type=float, default=300,
-                    help="seconds per server for the whole load (bounds the run)")
-    ap.add_argument("--synapse-spec", default="matrix-synapse",
-                    help="pip requirement for Synapse (default: latest)")
-    ap.add_argument("--runs", type=int, default=1,
-                    help="repeat the whole measurement (fresh servers each time); the table "
-                         "shows every run and the per-server median")
+    ap.add_argument(
+        "--deadline",
+        type=float,
+        default=300,
+        help="seconds per server for the whole load (bounds the run)",
+    )
+    ap.add_argument(
+        "--synapse-spec",
+        default="matrix-synapse",
+        help="pip requirement for Synapse (default: latest)",
+    )
+    ap.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="repeat the whole measurement (fresh servers each time); the table "
+        "shows every run and the per-server median",
+    )
     ap.add_argument("--json", help="also write the results as JSON to this file")
     args = ap.parse_args()
 
-    print(f"Parta node benchmark {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}: "
-          f"Python {platform.python_version()}, {os.cpu_count()} cores; "
-          f"{args.senders} senders x {args.messages} messages, one observer")
+    print(
+        f"Parta node benchmark {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}: "
+        f"Python {platform.python_version()}, {os.cpu_count()} cores; "
+        f"{args.senders} senders x {args.messages} messages, one observer"
+    )
     os.makedirs(BENCH_ROOT, exist_ok=True)
     results: list[Result] = []
     order = [args.only] if args.only else ["synapse", "parta"]
@@ -318,7 +391,7 @@ def main() -> int:
                 server = SynapseServer(workdir, python)
                 results.append(bench_server(server, "synapse", synapse_version(python), args))
             else:
-                os.rmdir(workdir)          # parta node init creates it
+                os.rmdir(workdir)  # parta node init creates it
                 server = PartaServer(workdir)
                 results.append(bench_server(server, "parta", parta_version(), args))
         finally:

@@ -37,9 +37,13 @@ def _trusted(pdu, room_version, get_verify_key):  # noqa: ANN001, ANN202 - as th
 def main() -> int:
     checks.prepare_received_event = _trusted
     pdu_checks.prepare_received_event = _trusted
-    print("ingest_bound_node: PDU checks 1-3 are SKIPPED (benchmark bound only)",
-          file=sys.stderr, flush=True)
+    print(
+        "ingest_bound_node: PDU checks 1-3 are SKIPPED (benchmark bound only)",
+        file=sys.stderr,
+        flush=True,
+    )
     from node.cli.main import main as cli_main
+
     return cli_main()
 
 

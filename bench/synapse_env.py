@@ -40,8 +40,13 @@ SYNAPSE_RATE_LIMITS = {
     "rc_joins_per_room": _UNLIMITED,
     "rc_invites": {"per_room": _UNLIMITED, "per_user": _UNLIMITED, "per_issuer": _UNLIMITED},
     "rc_admin_redaction": _UNLIMITED,
-    "rc_federation": {"window_size": 1000, "sleep_limit": 100000, "sleep_delay": 1,
-                      "reject_limit": 100000, "concurrent": 100000},
+    "rc_federation": {
+        "window_size": 1000,
+        "sleep_limit": 100000,
+        "sleep_delay": 1,
+        "reject_limit": 100000,
+        "concurrent": 100000,
+    },
 }
 
 
@@ -108,8 +113,10 @@ class _Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited during start-up "
-                                   f"({self.proc.returncode}); see {self.log_path}")
+                raise RuntimeError(
+                    f"{self.name} exited during start-up "
+                    f"({self.proc.returncode}); see {self.log_path}"
+                )
             if http_status(self.base_url + self.health_path) == 200:
                 return
             time.sleep(0.2)
@@ -147,8 +154,10 @@ class _Server:
 def ensure_synapse_venv(spec: str = "matrix-synapse") -> str:
     """Create/reuse the venv with Synapse; returns its python.  Takes ~1 min the first time."""
     python = os.path.join(SYNAPSE_VENV, "bin", "python")
-    if os.path.exists(python) and subprocess.run(
-            [python, "-c", "import synapse"], capture_output=True).returncode == 0:
+    if (
+        os.path.exists(python)
+        and subprocess.run([python, "-c", "import synapse"], capture_output=True).returncode == 0
+    ):
         return python
     os.makedirs(BENCH_ROOT, exist_ok=True)
     log(f"installing {spec} into {SYNAPSE_VENV} (first run only)")
@@ -159,8 +168,9 @@ def ensure_synapse_venv(spec: str = "matrix-synapse") -> str:
 
 
 def synapse_version(python: str) -> str:
-    res = subprocess.run([python, "-c", "import synapse; print(synapse.__version__)"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [python, "-c", "import synapse; print(synapse.__version__)"], capture_output=True, text=True
+    )
     return res.stdout.strip() or "?"
 
 
@@ -178,27 +188,52 @@ class SynapseServer(_Server):
 
     def configure(self) -> None:
         os.makedirs(self.workdir, exist_ok=True)
-        subprocess.run([self.python, "-m", "synapse.app.homeserver",
-                        "--server-name", self.server_name, "--config-path", self.config_path,
-                        "--data-directory", self.workdir, "--generate-config",
-                        "--report-stats=no"], check=True, capture_output=True, cwd=self.workdir)
+        subprocess.run(
+            [
+                self.python,
+                "-m",
+                "synapse.app.homeserver",
+                "--server-name",
+                self.server_name,
+                "--config-path",
+                self.config_path,
+                "--data-directory",
+                self.workdir,
+                "--generate-config",
+                "--report-stats=no",
+            ],
+            check=True,
+            capture_output=True,
+            cwd=self.workdir,
+        )
         with open(self.config_path) as fh:
             cfg = yaml.safe_load(fh)
-        cfg["listeners"] = [{"port": self.port, "bind_addresses": ["127.0.0.1"], "type": "http",
-                             "tls": False, "x_forwarded": False,
-                             "resources": [{"names": ["client"], "compress": False}]}]
-        cfg["database"] = {"name": "sqlite3",
-                           "args": {"database": os.path.join(self.workdir, "homeserver.db")}}
-        cfg.update({
-            "enable_registration": True,
-            "enable_registration_without_verification": True,
-            "trusted_key_servers": [],
-            "suppress_key_server_warning": True,
-            "report_stats": False,
-            "presence": {"enabled": False},
-            "url_preview_enabled": False,
-            "ip_range_whitelist": ["127.0.0.1", "::1"],
-        })
+        cfg["listeners"] = [
+            {
+                "port": self.port,
+                "bind_addresses": ["127.0.0.1"],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": False,
+                "resources": [{"names": ["client"], "compress": False}],
+            }
+        ]
+        cfg["database"] = {
+            "name": "sqlite3",
+            "args": {"database": os.path.join(self.workdir, "homeserver.db")},
+        }
+        cfg.update(
+            {
+                "enable_registration": True,
+                "enable_registration_without_verification": True,
+                "trusted_key_servers": [],
+                "suppress_key_server_warning": True,
+                "report_stats": False,
+                "presence": {"enabled": False},
+                "url_preview_enabled": False,
+                "ip_range_whitelist": ["127.0.0.1", "::1"],
+            }
+        )
         cfg.update(SYNAPSE_RATE_LIMITS)
         with open(self.config_path, "w") as fh:
             yaml.safe_dump(cfg, fh, sort_keys=False)
@@ -217,10 +252,14 @@ class SynapseServer(_Server):
     def start(self) -> None:
         self.configure()
         out = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.python, "-m", "synapse.app.homeserver",
-                                      "-c", self.config_path],
-                                     stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [self.python, "-m", "synapse.app.homeserver", "-c", self.config_path],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
         self.wait_ready(180)
 
@@ -249,19 +288,32 @@ class PartaServer(_Server):
         self.log_path = os.path.join(workdir, "stdout.log")
 
     def configure(self) -> None:
-        subprocess.run(parta_command() + ["node", "init", "--server-name", self.server_name,
-                                          "--data-dir", self.workdir],
-                       check=True, capture_output=True, cwd=REPO)
+        subprocess.run(
+            parta_command()
+            + ["node", "init", "--server-name", self.server_name, "--data-dir", self.workdir],
+            check=True,
+            capture_output=True,
+            cwd=REPO,
+        )
         with open(self.config_path) as fh:
             cfg = yaml.safe_load(fh) or {}
-        cfg["client_listener"] = {**cfg.get("client_listener", {}), "bind_address": "127.0.0.1",
-                                  "port": self.port}
-        cfg["metrics_listener"] = {**cfg.get("metrics_listener", {}),
-                                   "bind_address": "127.0.0.1", "port": free_port()}
-        if isinstance(cfg.get("federation"), dict):   # on, like Synapse's; a free port
+        cfg["client_listener"] = {
+            **cfg.get("client_listener", {}),
+            "bind_address": "127.0.0.1",
+            "port": self.port,
+        }
+        cfg["metrics_listener"] = {
+            **cfg.get("metrics_listener", {}),
+            "bind_address": "127.0.0.1",
+            "port": free_port(),
+        }
+        if isinstance(cfg.get("federation"), dict):  # on, like Synapse's; a free port
             fed = cfg["federation"]
-            fed["listener"] = {**fed.get("listener", {}), "bind_address": "127.0.0.1",
-                               "port": free_port()}
+            fed["listener"] = {
+                **fed.get("listener", {}),
+                "bind_address": "127.0.0.1",
+                "port": free_port(),
+            }
         cfg["rate_limits"] = {**cfg.get("rate_limits", {}), "enabled": False}
         cfg["registration"] = {**cfg.get("registration", {}), "open_registration": True}
         cfg["log_level"] = "WARNING"
@@ -271,8 +323,13 @@ class PartaServer(_Server):
     def start(self) -> None:
         self.configure()
         out = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command + ["node", "run", "-c", self.config_path],
-                                     stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command + ["node", "run", "-c", self.config_path],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
         self.wait_ready(60)

@@ -40,7 +40,7 @@ from .globs import Glob, glob_matches  # noqa: F401 - glob_matches is part of th
 _IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _ASCII_UPPER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
-MEMO_LIMIT = 4096      # memoised decisions per compiled ACL (cleared when full)
+MEMO_LIMIT = 4096  # memoised decisions per compiled ACL (cleared when full)
 
 
 def fold(text: str) -> str:
@@ -57,7 +57,7 @@ def server_host(server_name: str) -> str:
     server name, but seen on the wire) has no port to remove and is returned whole."""
     if server_name.startswith("["):
         end = server_name.find("]")
-        return server_name if end < 0 else server_name[:end + 1]
+        return server_name if end < 0 else server_name[: end + 1]
     if server_name.count(":") == 1:
         return server_name.partition(":")[0]
     return server_name
@@ -68,7 +68,7 @@ def is_ip_literal(host: str) -> bool:
     1-3 digit groups (the appendix's grammar) or a bracketed IPv6 address; a bare IPv6
     address counts too."""
     if host.startswith("["):
-        return True     # hostname = "[" IPv6address "]": nothing else is bracketed
+        return True  # hostname = "[" IPv6address "]": nothing else is bracketed
     if _IPV4.fullmatch(host) is not None:
         return True
     if ":" in host:
@@ -120,8 +120,9 @@ class ServerAcl:
 
     __slots__ = ("allow_ip_literals", "_allow", "_deny", "_memo")
 
-    def __init__(self, allow: Iterable[str], deny: Iterable[str],
-                 allow_ip_literals: bool = True) -> None:
+    def __init__(
+        self, allow: Iterable[str], deny: Iterable[str], allow_ip_literals: bool = True
+    ) -> None:
         self.allow_ip_literals = allow_ip_literals
         self._allow = _Globs(allow)
         self._deny = _Globs(deny)
@@ -135,8 +136,11 @@ class ServerAcl:
         if not isinstance(content, Mapping):
             content = {}
         ip_literals = content.get("allow_ip_literals", True)
-        return cls(_string_list(content.get("allow")), _string_list(content.get("deny")),
-                   ip_literals if isinstance(ip_literals, bool) else True)
+        return cls(
+            _string_list(content.get("allow")),
+            _string_list(content.get("deny")),
+            ip_literals if isinstance(ip_literals, bool) else True,
+        )
 
     def allows(self, server_name: str) -> bool:
         """Whether ``server_name`` (with or without a port) may take part in the room."""
@@ -151,11 +155,11 @@ class ServerAcl:
     def decide(self, server_name: str) -> bool:
         """Rules 2-5, without the memo."""
         host = fold(server_host(server_name))
-        if not self.allow_ip_literals and is_ip_literal(host):      # 2.
+        if not self.allow_ip_literals and is_ip_literal(host):  # 2.
             return False
-        if self._deny.match(host):                                  # 3.
+        if self._deny.match(host):  # 3.
             return False
-        return self._allow.match(host)                              # 4. / 5.
+        return self._allow.match(host)  # 4. / 5.
 
 
 def acl_allows(content: Mapping[str, Any] | None, server_name: str) -> bool:

@@ -14,8 +14,14 @@ import os
 import tempfile
 
 
-def write_file_atomic(path: str | os.PathLike[str], data: bytes, mode: int, *,
-                      prefix: str = ".tmp-", make_dirs: bool = False) -> None:
+def write_file_atomic(
+    path: str | os.PathLike[str],
+    data: bytes,
+    mode: int,
+    *,
+    prefix: str = ".tmp-",
+    make_dirs: bool = False,
+) -> None:
     """Replace ``path`` by ``data`` with file mode ``mode`` (temp file, fsync, rename).
 
     ``prefix`` names the temporary file beside ``path`` (what a leftover one came from);

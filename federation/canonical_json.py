@@ -68,9 +68,9 @@ class CanonicalJSONError(BadJSON):
 
 # --- validation --------------------------------------------------------------------------
 
-_OK = 0        # only exact JSON types (dict/list/tuple/str/int/bool/None), numbers valid
-_EXOTIC = 1    # valid values, but subclasses of those types: use the stdlib encoder
-_BAD = 2       # something invalid: run _locate_problem for a precise message
+_OK = 0  # only exact JSON types (dict/list/tuple/str/int/bool/None), numbers valid
+_EXOTIC = 1  # valid values, but subclasses of those types: use the stdlib encoder
+_BAD = 2  # something invalid: run _locate_problem for a precise message
 
 _SCALARS = frozenset((str, bool, type(None)))
 _INT_ONLY = frozenset((int,))
@@ -166,43 +166,51 @@ def _locate_problem(value: Any, check_strings: bool = True) -> CanonicalJSONErro
         if depth > MAX_SERVER_JSON_DEPTH and isinstance(v, _CONTAINERS):
             return CanonicalJSONError(
                 f"JSON value is nested too deeply at {path} (more than "
-                f"{MAX_SERVER_JSON_DEPTH} levels)", path)
+                f"{MAX_SERVER_JSON_DEPTH} levels)",
+                path,
+            )
         if isinstance(v, str):
             if check_strings and _SURROGATE.search(v):
                 return CanonicalJSONError(
                     f"String at {path} contains a lone UTF-16 surrogate; it is not valid "
-                    "Unicode and has no UTF-8 encoding", path)
+                    "Unicode and has no UTF-8 encoding",
+                    path,
+                )
             continue
         if isinstance(v, int):
             if not MIN_SAFE_INT <= v <= MAX_SAFE_INT:
                 return CanonicalJSONError(
                     f"Integer at {path} is out of the canonical JSON range "
-                    f"[-(2**53)+1, (2**53)-1]: {v}", path)
+                    f"[-(2**53)+1, (2**53)-1]: {v}",
+                    path,
+                )
             continue
         if isinstance(v, float):
             return CanonicalJSONError(
-                f"Float at {path} ({v!r}) is not allowed in canonical JSON; use an integer",
-                path)
+                f"Float at {path} ({v!r}) is not allowed in canonical JSON; use an integer", path
+            )
         if isinstance(v, dict):
             children = []
             for k, x in v.items():
                 if not isinstance(k, str):
                     return CanonicalJSONError(
-                        f"Object key {k!r} at {path} is a {type(k).__name__}; "
-                        "keys must be strings", path)
+                        f"Object key {k!r} at {path} is a {type(k).__name__}; keys must be strings",
+                        path,
+                    )
                 kpath = _path_join(path, k)
                 if check_strings and _SURROGATE.search(k):
                     return CanonicalJSONError(
-                        f"Object key at {kpath} contains a lone UTF-16 surrogate", kpath)
+                        f"Object key at {kpath} contains a lone UTF-16 surrogate", kpath
+                    )
                 children.append((x, kpath, depth + 1))
             stack.extend(reversed(children))  # report in document order
             continue
         if isinstance(v, (list, tuple)):
-            stack.extend(reversed([(x, _path_join(path, i), depth + 1)
-                                   for i, x in enumerate(v)]))
+            stack.extend(reversed([(x, _path_join(path, i), depth + 1) for i, x in enumerate(v)]))
             continue
         return CanonicalJSONError(
-            f"Value at {path} of type {type(v).__name__} cannot be represented in JSON", path)
+            f"Value at {path} of type {type(v).__name__} cannot be represented in JSON", path
+        )
     return None
 
 
@@ -219,7 +227,8 @@ def check_canonical(value: Any) -> None:
 # --- encoding ----------------------------------------------------------------------------
 
 _stdlib_encoder = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"))
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+)
 
 
 def _keys_are_strings(value: Any) -> bool:
@@ -229,8 +238,7 @@ def _keys_are_strings(value: Any) -> bool:
     while stack:
         v = stack.pop()
         if isinstance(v, dict):
-            if not set(map(type, v)) <= _STR_ONLY \
-                    and not all(isinstance(k, str) for k in v):
+            if not set(map(type, v)) <= _STR_ONLY and not all(isinstance(k, str) for k in v):
                 return False
             v = v.values()
         elif not isinstance(v, (list, tuple)):
@@ -245,7 +253,8 @@ def _encode_checked_stdlib(value: Any) -> bytes:
     """Key validation, then the stdlib encoder (values were checked by ``_scan``)."""
     if not _keys_are_strings(value):
         raise _locate_problem(value, check_strings=False) or CanonicalJSONError(
-            "Object keys must be strings")
+            "Object keys must be strings"
+        )
     try:
         text = _stdlib_encoder.encode(value)
     except RecursionError:
@@ -254,7 +263,8 @@ def _encode_checked_stdlib(value: Any) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         raise _locate_problem(value) or CanonicalJSONError(
-            "String contains a lone surrogate; not valid Unicode") from None
+            "String contains a lone surrogate; not valid Unicode"
+        ) from None
 
 
 if _orjson is not None:
@@ -281,7 +291,8 @@ def encode_canonical_json(value: Any) -> bytes:
             pass
     elif state == _BAD:
         raise _locate_problem(value, check_strings=False) or CanonicalJSONError(
-            "Value has no canonical JSON form")
+            "Value has no canonical JSON form"
+        )
     return _encode_checked_stdlib(value)
 
 
@@ -289,11 +300,13 @@ def _encode_stdlib_only(value: Any) -> bytes:
     """The stdlib path alone (tests compare it with the orjson path and the reference)."""
     if _scan(value) == _BAD:
         raise _locate_problem(value, check_strings=False) or CanonicalJSONError(
-            "Value has no canonical JSON form")
+            "Value has no canonical JSON form"
+        )
     return _encode_checked_stdlib(value)
 
 
 # --- parsing -----------------------------------------------------------------------------
+
 
 def _refuse_constant(name: str) -> Any:
     raise BadJSON(f"JSON constant {name} is not allowed")
@@ -333,12 +346,15 @@ def _parse_int(text: str) -> int:
         value = int(text)
         if MIN_SAFE_INT <= value <= MAX_SAFE_INT:
             return value
-    raise BadJSON(f"Integer {text[:24]}{'...' if len(text) > 24 else ''} is out of the "
-                  "canonical JSON range [-(2**53)+1, (2**53)-1]")
+    raise BadJSON(
+        f"Integer {text[:24]}{'...' if len(text) > 24 else ''} is out of the "
+        "canonical JSON range [-(2**53)+1, (2**53)-1]"
+    )
 
 
-_decoder = json.JSONDecoder(parse_float=_parse_number, parse_int=_parse_int,
-                            parse_constant=_refuse_constant)
+_decoder = json.JSONDecoder(
+    parse_float=_parse_number, parse_int=_parse_int, parse_constant=_refuse_constant
+)
 
 
 def _contains_surrogate(value: Any) -> bool:
@@ -358,8 +374,9 @@ def _contains_surrogate(value: Any) -> bool:
     return False
 
 
-def parse_json(body: bytes | bytearray | memoryview | str, *,
-               max_depth: int = MAX_JSON_DEPTH) -> Any:
+def parse_json(
+    body: bytes | bytearray | memoryview | str, *, max_depth: int = MAX_JSON_DEPTH
+) -> Any:
     """Parse a JSON request/response body strictly.
 
     * The body must be UTF-8 (no BOM, no UTF-16/32 sniffing); otherwise ``NotJSON``
@@ -398,8 +415,7 @@ def parse_json(body: bytes | bytearray | memoryview | str, *,
     try:
         value = _decoder.decode(text)
     except json.JSONDecodeError as exc:
-        raise NotJSON(f"Invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
-            from None
+        raise NotJSON(f"Invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:  # pragma: no cover - the depth scan refuses such text first
         raise BadJSON("JSON is nested too deeply") from None
     except ValueError as exc:  # e.g. integer literal longer than int_max_str_digits

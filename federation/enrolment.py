@@ -49,8 +49,8 @@ from .signing import SignatureError, sign_json, signed_bytes, verify_json, verif
 
 TOKEN_PREFIX = "parta-enrol:v1:"
 SECRET_BYTES = 32
-MAX_KEYS = 16                              # verify_keys per request
-KEY_UPDATE_MAX_SKEW_MS = 10 * 60 * 1000    # freshness window of a key update request
+MAX_KEYS = 16  # verify_keys per request
+KEY_UPDATE_MAX_SKEW_MS = 10 * 60 * 1000  # freshness window of a key update request
 _PROOF_KEY_INFO = b"parta enrolment proof v1"
 
 
@@ -80,6 +80,7 @@ def _is_int(v: object) -> TypeGuard[int]:
 
 # --- token -------------------------------------------------------------------------------
 
+
 def _token_signing_key(secret: bytes) -> SigningKey:
     seed = hmac.new(secret, _PROOF_KEY_INFO, hashlib.sha256).digest()
     return SigningKey("enrol", seed)
@@ -100,17 +101,21 @@ class EnrolmentToken:
     signer_name: str
 
     def encode(self) -> str:
-        body = {"id": self.token_id, "secret": encode_base64(self.secret, urlsafe=True),
-                "exp": self.expires_ts, "school_id": self.school_id,
-                "roster_key": self.roster_key_fingerprint, "signer": self.signer_name}
+        body = {
+            "id": self.token_id,
+            "secret": encode_base64(self.secret, urlsafe=True),
+            "exp": self.expires_ts,
+            "school_id": self.school_id,
+            "roster_key": self.roster_key_fingerprint,
+            "signer": self.signer_name,
+        }
         return TOKEN_PREFIX + encode_base64(encode_canonical_json(body), urlsafe=True)
 
     def __str__(self) -> str:
         return self.encode()
 
     def __repr__(self) -> str:  # never print the secret
-        return (f"<EnrolmentToken {self.token_id} school={self.school_id} "
-                f"exp={self.expires_ts}>")
+        return f"<EnrolmentToken {self.token_id} school={self.school_id} exp={self.expires_ts}>"
 
     @property
     def verifier(self) -> str:
@@ -120,18 +125,28 @@ class EnrolmentToken:
         return self.expires_ts < now_ms
 
 
-def make_token(*, school_id: str, roster_verify_key: VerifyKey, signer_name: str,
-               expires_ts: int, token_id: str | None = None,
-               secret: bytes | None = None) -> EnrolmentToken:
+def make_token(
+    *,
+    school_id: str,
+    roster_verify_key: VerifyKey,
+    signer_name: str,
+    expires_ts: int,
+    token_id: str | None = None,
+    secret: bytes | None = None,
+) -> EnrolmentToken:
     """A new token (random ID and secret unless given).  ``.encode()`` gives the string."""
     if token_id is None:
         token_id = encode_base64(secrets.token_bytes(16), urlsafe=True)
     if secret is None:
         secret = secrets.token_bytes(SECRET_BYTES)
-    tok = EnrolmentToken(token_id=token_id, secret=bytes(secret), expires_ts=expires_ts,
-                         school_id=str(school_id),
-                         roster_key_fingerprint=roster_key_fingerprint(roster_verify_key),
-                         signer_name=signer_name)
+    tok = EnrolmentToken(
+        token_id=token_id,
+        secret=bytes(secret),
+        expires_ts=expires_ts,
+        school_id=str(school_id),
+        roster_key_fingerprint=roster_key_fingerprint(roster_verify_key),
+        signer_name=signer_name,
+    )
     _check_token_fields(tok)
     return tok
 
@@ -143,8 +158,12 @@ def _unchecked(body: Mapping[str, Any], key: str) -> Any:
 
 
 def _check_token_fields(tok: EnrolmentToken) -> None:
-    if not isinstance(tok.token_id, str) or not 8 <= len(tok.token_id) <= 64 \
-            or not tok.token_id.isascii() or not tok.token_id.isprintable():
+    if (
+        not isinstance(tok.token_id, str)
+        or not 8 <= len(tok.token_id) <= 64
+        or not tok.token_id.isascii()
+        or not tok.token_id.isprintable()
+    ):
         raise _malformed("Enrolment token: bad token ID")
     if len(tok.secret) != SECRET_BYTES:
         raise _malformed(f"Enrolment token: secret must be {SECRET_BYTES} bytes")
@@ -152,8 +171,7 @@ def _check_token_fields(tok: EnrolmentToken) -> None:
         raise _malformed("Enrolment token: bad expiry")
     if not isinstance(tok.school_id, str) or not tok.school_id:
         raise _malformed("Enrolment token: bad school ID")
-    if not isinstance(tok.roster_key_fingerprint, str) \
-            or len(tok.roster_key_fingerprint) != 43:
+    if not isinstance(tok.roster_key_fingerprint, str) or len(tok.roster_key_fingerprint) != 43:
         raise _malformed("Enrolment token: bad roster key fingerprint")
     if not is_valid_server_name(tok.signer_name):
         raise _malformed("Enrolment token: bad signer (gateway server name)")
@@ -170,37 +188,44 @@ def parse_token(text: object, now_ms: int | None = None) -> EnrolmentToken:
     if not text.startswith(TOKEN_PREFIX):
         raise _malformed(f"Not an enrolment token (it must start with {TOKEN_PREFIX!r})")
     try:
-        raw = decode_base64(text[len(TOKEN_PREFIX):], urlsafe=True)
+        raw = decode_base64(text[len(TOKEN_PREFIX) :], urlsafe=True)
         body = json.loads(raw.decode("utf-8"))
     except (BadJSON, UnicodeDecodeError, ValueError):
-        raise _malformed("Enrolment token is damaged (not Base64 JSON): copy it again "
-                         "in full") from None
+        raise _malformed(
+            "Enrolment token is damaged (not Base64 JSON): copy it again in full"
+        ) from None
     if not isinstance(body, dict):
         raise _malformed("Enrolment token is damaged (not a JSON object)")
     try:
         secret = decode_base64(body.get("secret"), urlsafe=True)
     except BadJSON:
         raise _malformed("Enrolment token: secret is not Base64") from None
-    tok = EnrolmentToken(token_id=_unchecked(body, "id"), secret=secret,
-                         expires_ts=_unchecked(body, "exp"),
-                         school_id=_unchecked(body, "school_id"),
-                         roster_key_fingerprint=_unchecked(body, "roster_key"),
-                         signer_name=_unchecked(body, "signer"))
+    tok = EnrolmentToken(
+        token_id=_unchecked(body, "id"),
+        secret=secret,
+        expires_ts=_unchecked(body, "exp"),
+        school_id=_unchecked(body, "school_id"),
+        roster_key_fingerprint=_unchecked(body, "roster_key"),
+        signer_name=_unchecked(body, "signer"),
+    )
     _check_token_fields(tok)
     if now_ms is not None and tok.is_expired(now_ms):
-        raise EnrolmentError(f"Enrolment token {tok.token_id} has expired; ask the city "
-                             f"office for a new one", reason="expired")
+        raise EnrolmentError(
+            f"Enrolment token {tok.token_id} has expired; ask the city office for a new one",
+            reason="expired",
+        )
     return tok
 
 
 # --- enrolment request -------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class TokenRecord:
     """What the gateway knows of a token (``token_lookup`` returns it, or None)."""
 
     token_id: str
-    verifier: str           # token_verifier(secret)
+    verifier: str  # token_verifier(secret)
     expires_ts: int
     school_id: str
     used: bool = False
@@ -221,14 +246,19 @@ def _keys_json(keys: Iterable[SigningKey | VerifyKey]) -> dict[str, Any]:
     return out
 
 
-def build_enrolment_request(token: EnrolmentToken, server_name: str,
-                            signing_keys: Iterable[SigningKey], now_ms: int) -> dict[str, Any]:
+def build_enrolment_request(
+    token: EnrolmentToken, server_name: str, signing_keys: Iterable[SigningKey], now_ms: int
+) -> dict[str, Any]:
     """The body a node POSTs to enrol: proof by the token, signed by each server key."""
     keys = list(signing_keys)
     if not keys:
         raise _malformed("At least one server signing key is needed to enrol")
-    body = {"token_id": token.token_id, "server_name": server_name,
-            "verify_keys": _keys_json(keys), "ts": now_ms}
+    body = {
+        "token_id": token.token_id,
+        "server_name": server_name,
+        "verify_keys": _keys_json(keys),
+        "ts": now_ms,
+    }
     proof = _token_signing_key(token.secret).sign(signed_bytes(body))
     body["proof"] = encode_base64(proof)
     for k in keys:
@@ -252,18 +282,20 @@ def _parse_keys(raw: object) -> dict[str, VerifyKey]:
     return out
 
 
-def _check_signed_by_all(body: Mapping[str, Any], server_name: str,
-                         keys: Mapping[str, VerifyKey], message: bytes) -> None:
+def _check_signed_by_all(
+    body: Mapping[str, Any], server_name: str, keys: Mapping[str, VerifyKey], message: bytes
+) -> None:
     for vk in keys.values():
         try:
             verify_json(body, server_name, vk, message=message)
         except SignatureError as exc:
-            raise EnrolmentError(f"Request is not signed by the key {vk.key_id} it "
-                                 f"registers: {exc.message}", reason="signature") from None
+            raise EnrolmentError(
+                f"Request is not signed by the key {vk.key_id} it registers: {exc.message}",
+                reason="signature",
+            ) from None
 
 
-def _common_shape(body: object
-                  ) -> tuple[Mapping[str, Any], str, dict[str, VerifyKey], bytes]:
+def _common_shape(body: object) -> tuple[Mapping[str, Any], str, dict[str, VerifyKey], bytes]:
     """The checks both request kinds share; returns ``body`` seen as the JSON object it is."""
     if not isinstance(body, Mapping):
         raise _malformed("Request body must be a JSON object")
@@ -280,9 +312,9 @@ def _common_shape(body: object
     return body, server_name, keys, message
 
 
-def verify_enrolment_request(body: object,
-                             token_lookup: Callable[[str], TokenRecord | None],
-                             now_ms: int) -> VerifiedEnrolment:
+def verify_enrolment_request(
+    body: object, token_lookup: Callable[[str], TokenRecord | None], now_ms: int
+) -> VerifiedEnrolment:
     """Check an enrolment request; ``EnrolmentError`` says why it is refused.
 
     Does not consume the token: the gateway marks it used in the same transaction.
@@ -308,23 +340,29 @@ def verify_enrolment_request(body: object,
     except BadJSON:  # pragma: no cover - the gateway stores what token_verifier returned
         raise EnrolmentError("Stored token verifier is corrupt", reason="proof") from None
     if len(proof) != 64 or not verify_raw(verifier, proof, encode_canonical_json(unproved)):
-        raise EnrolmentError("Enrolment proof does not match the token (wrong secret)",
-                             reason="proof")
+        raise EnrolmentError(
+            "Enrolment proof does not match the token (wrong secret)", reason="proof"
+        )
     _check_signed_by_all(request, server_name, keys, message)
     return VerifiedEnrolment(token=record, server_name=server_name, verify_keys=keys)
 
 
 # --- enrolment response (gateway -> node) ------------------------------------------------
 
-def build_enrolment_response(roster_doc: Mapping[str, Any], signer_name: str,
-                             roster_verify_key: VerifyKey) -> dict[str, Any]:
-    return {"roster": dict(roster_doc), "signer_name": signer_name,
-            "roster_key": {"key_id": roster_verify_key.key_id,
-                           "key": roster_verify_key.encode()}}
+
+def build_enrolment_response(
+    roster_doc: Mapping[str, Any], signer_name: str, roster_verify_key: VerifyKey
+) -> dict[str, Any]:
+    return {
+        "roster": dict(roster_doc),
+        "signer_name": signer_name,
+        "roster_key": {"key_id": roster_verify_key.key_id, "key": roster_verify_key.encode()},
+    }
 
 
-def verify_enrolment_response(resp: object, token: EnrolmentToken, server_name: str,
-                              now_ms: int) -> tuple[VerifyKey, Roster]:
+def verify_enrolment_response(
+    resp: object, token: EnrolmentToken, server_name: str, now_ms: int
+) -> tuple[VerifyKey, Roster]:
     """Check the gateway's answer against the token: the roster key must match the token's
     fingerprint, the roster must verify with it and list ``server_name``.  Returns the key
     to pin and the roster (to ``RosterState.accept``)."""
@@ -336,29 +374,41 @@ def verify_enrolment_response(resp: object, token: EnrolmentToken, server_name: 
     except KeyFormatError as exc:
         raise _malformed(f"Enrolment response roster_key: {exc.message}") from None
     if not hmac.compare_digest(roster_key_fingerprint(key), token.roster_key_fingerprint):
-        raise EnrolmentError("The gateway's roster key does not match the fingerprint in "
-                             "the enrolment token: wrong gateway, or an impostor",
-                             reason="roster_key")
+        raise EnrolmentError(
+            "The gateway's roster key does not match the fingerprint in "
+            "the enrolment token: wrong gateway, or an impostor",
+            reason="roster_key",
+        )
     if resp.get("signer_name") != token.signer_name:
-        raise EnrolmentError(f"The gateway signs as {resp.get('signer_name')!r}, the token "
-                             f"says {token.signer_name!r}", reason="roster_key")
+        raise EnrolmentError(
+            f"The gateway signs as {resp.get('signer_name')!r}, the token "
+            f"says {token.signer_name!r}",
+            reason="roster_key",
+        )
     try:
         roster = verify_roster(resp.get("roster"), key, token.signer_name)
     except RosterError as exc:
-        raise EnrolmentError(f"Roster from the gateway refused: {exc.message}",
-                             reason="roster") from None
+        raise EnrolmentError(
+            f"Roster from the gateway refused: {exc.message}", reason="roster"
+        ) from None
     if roster.is_expired(now_ms):
         raise EnrolmentError("Roster from the gateway has expired", reason="stale")
     if server_name not in roster.servers:
-        raise EnrolmentError(f"The roster from the gateway does not list {server_name}",
-                             reason="roster")
+        raise EnrolmentError(
+            f"The roster from the gateway does not list {server_name}", reason="roster"
+        )
     return key, roster
 
 
 # --- key rotation ------------------------------------------------------------------------
 
-def build_key_update_request(server_name: str, current_keys: Iterable[SigningKey],
-                             new_keys: Iterable[SigningKey], now_ms: int) -> dict[str, Any]:
+
+def build_key_update_request(
+    server_name: str,
+    current_keys: Iterable[SigningKey],
+    new_keys: Iterable[SigningKey],
+    now_ms: int,
+) -> dict[str, Any]:
     """Ask the gateway to pin ``new_keys`` (the full new set) for ``server_name``; signed
     by ``current_keys`` (at least one must be pinned in the roster) and by every new key."""
     new = list(new_keys)
@@ -371,16 +421,21 @@ def build_key_update_request(server_name: str, current_keys: Iterable[SigningKey
     return body
 
 
-def verify_key_update_request(body: object, entry: RosterEntry | None, now_ms: int, *,
-                              max_skew_ms: int = KEY_UPDATE_MAX_SKEW_MS
-                              ) -> dict[str, VerifyKey]:
+def verify_key_update_request(
+    body: object,
+    entry: RosterEntry | None,
+    now_ms: int,
+    *,
+    max_skew_ms: int = KEY_UPDATE_MAX_SKEW_MS,
+) -> dict[str, VerifyKey]:
     """Check a key rotation against the server's roster ``entry``; returns the new keys."""
     request, server_name, keys, message = _common_shape(body)
     if entry is None or entry.server_name != server_name:
         raise EnrolmentError(f"{server_name} is not in the roster", reason="roster")
     if abs(request["ts"] - now_ms) > max_skew_ms:
-        raise EnrolmentError("Key update request is too old or from the future (check the "
-                             "clock)", reason="expired")
+        raise EnrolmentError(
+            "Key update request is too old or from the future (check the clock)", reason="expired"
+        )
     pinned_ok = False
     for vk in entry.verify_keys.values():
         try:
@@ -390,7 +445,9 @@ def verify_key_update_request(body: object, entry: RosterEntry | None, now_ms: i
         except SignatureError:
             continue
     if not pinned_ok:
-        raise EnrolmentError(f"Key update for {server_name} is not signed by any key the "
-                             f"roster pins for it", reason="signature")
+        raise EnrolmentError(
+            f"Key update for {server_name} is not signed by any key the roster pins for it",
+            reason="signature",
+        )
     _check_signed_by_all(request, server_name, keys, message)
     return keys

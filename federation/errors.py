@@ -15,8 +15,14 @@ class MatrixError(Exception):
     errcode: str = "M_UNKNOWN"
     http_status: int = 400
 
-    def __init__(self, message: str, *, errcode: str | None = None,
-                 http_status: int | None = None, **extra: object) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        errcode: str | None = None,
+        http_status: int | None = None,
+        **extra: object,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if errcode is not None:

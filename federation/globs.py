@@ -74,7 +74,7 @@ class Glob:
         if not self._starred:
             return len(text) == len(head[0]) and self._at(head, text, 0)
         n = len(text)
-        if n < self._minimum:           # also keeps the head and the tail apart
+        if n < self._minimum:  # also keeps the head and the tail apart
             return False
         end = n - len(tail[0])
         if not self._at(head, text, 0) or not self._at(tail, text, end):

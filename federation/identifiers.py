@@ -16,7 +16,7 @@ from typing import TypeGuard
 
 from .room_versions import RoomVersion
 
-MAX_ID_BYTES = 255             # user IDs, room IDs, event IDs
+MAX_ID_BYTES = 255  # user IDs, room IDs, event IDs
 
 # server_name = hostname [ ":" port ]; hostname = IPv4 / "[" IPv6 "]" / dns-name
 _SERVER_NAME_RE = r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.\-]{1,255})(?::[0-9]{1,5})?"

@@ -68,8 +68,7 @@ def nesting_exceeds(body: bytes, limit: int) -> bool:
         # escaped backslashes and quotes from the body (leftmost pairs: exactly how the JSON
         # grammar reads a run of backslashes); any other escape is harmless.
         if b'\\"' in skeleton or b"\\\\" in skeleton:
-            skeleton = _QUOTE_ESCAPES.sub(b"", body).translate(_BRACES_AS_BRACKETS,
-                                                               _NON_STRUCTURAL)
+            skeleton = _QUOTE_ESCAPES.sub(b"", body).translate(_BRACES_AS_BRACKETS, _NON_STRUCTURAL)
         skeleton = skeleton.replace(b"\\", b"")
     # Two adjacent quotes end one string and start the next, or enclose a string without
     # brackets: dropping them never moves a bracket in or out of a string.

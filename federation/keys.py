@@ -75,6 +75,7 @@ class VerifyKey:
     def verify(self, signature: bytes, message: bytes) -> bool:
         """True if ``signature`` is valid for ``message``."""
         from .signing import verify_raw  # fastest available backend lives there
+
         return verify_raw(self.public_bytes, signature, message)
 
     @classmethod
@@ -93,7 +94,8 @@ class VerifyKey:
             raise KeyFormatError(f"Public key {key_id}: {exc.message}") from None
         if len(raw) != PUBLIC_KEY_BYTES:
             raise KeyFormatError(
-                f"Public key {key_id} is {len(raw)} bytes, expected {PUBLIC_KEY_BYTES}")
+                f"Public key {key_id} is {len(raw)} bytes, expected {PUBLIC_KEY_BYTES}"
+            )
         return cls(key_id, raw)
 
 
@@ -112,7 +114,8 @@ class SigningKey:
         self._seed = bytes(seed)
         self._private = Ed25519PrivateKey.from_private_bytes(self._seed)
         pub = self._private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
         self.verify_key = VerifyKey(self.key_id, pub)
         self._nacl_secret = self._seed + pub  # libsodium's 64-byte secret key form
 
@@ -161,26 +164,29 @@ def read_signing_keys(text: str) -> list[SigningKey]:
         if len(parts) != 3:
             raise KeyFormatError(
                 f"line {lineno}: expected 'ed25519 <version> <base64 seed>', "
-                f"got {len(parts)} field{'s' if len(parts) != 1 else ''}")
+                f"got {len(parts)} field{'s' if len(parts) != 1 else ''}"
+            )
         alg, version, seed_b64 = parts
         if alg != ALGORITHM:
             raise KeyFormatError(
-                f"line {lineno}: unsupported key algorithm {alg!r} (only {ALGORITHM})")
+                f"line {lineno}: unsupported key algorithm {alg!r} (only {ALGORITHM})"
+            )
         if not is_valid_key_version(version):
             raise KeyFormatError(
-                f"line {lineno}: invalid key version {version!r}: use [A-Za-z0-9_]")
+                f"line {lineno}: invalid key version {version!r}: use [A-Za-z0-9_]"
+            )
         try:
             seed = decode_base64(seed_b64)
         except BadJSON as exc:
-            raise KeyFormatError(f"line {lineno}: seed is not unpadded Base64 "
-                                 f"({exc.message})") from None
-        if len(seed) != SEED_BYTES:
             raise KeyFormatError(
-                f"line {lineno}: seed is {len(seed)} bytes, expected {SEED_BYTES}")
+                f"line {lineno}: seed is not unpadded Base64 ({exc.message})"
+            ) from None
+        if len(seed) != SEED_BYTES:
+            raise KeyFormatError(f"line {lineno}: seed is {len(seed)} bytes, expected {SEED_BYTES}")
         if version in seen:
             raise KeyFormatError(
-                f"line {lineno}: key version {version!r} already defined on line "
-                f"{seen[version]}")
+                f"line {lineno}: key version {version!r} already defined on line {seen[version]}"
+            )
         seen[version] = lineno
         keys.append(SigningKey(version, seed))
     if not keys:

@@ -31,10 +31,10 @@ class EventFormat:
 
 @dataclass(frozen=True)
 class AuthRules:
-    knock_join_rule: bool = True               # v7+
-    restricted_join_rule: bool = True          # v8+
-    knock_restricted_join_rule: bool = True    # v10+
-    integer_power_levels: bool = True          # v10+: power level values must be integers
+    knock_join_rule: bool = True  # v7+
+    restricted_join_rule: bool = True  # v8+
+    knock_restricted_join_rule: bool = True  # v10+
+    integer_power_levels: bool = True  # v10+: power level values must be integers
     # v11: m.room.create has no `creator`; the creator is the create event's sender.
     implicit_room_creator: bool = False
     # v12: the create sender plus content.additional_creators have infinite power.
@@ -99,7 +99,6 @@ def get_room_version(identifier: object) -> RoomVersion:
     if version is None:
         supported = ", ".join(sorted(KNOWN_ROOM_VERSIONS, key=int))
         raise UnsupportedRoomVersion(
-            f"Room version {identifier!r} is not supported by this server "
-            f"(supported: {supported})"
+            f"Room version {identifier!r} is not supported by this server (supported: {supported})"
         )
     return version

@@ -51,8 +51,8 @@ from .signing import SignatureError, sign_json, signed_bytes, verify_json
 ROSTER_KEY_VERSION_PREFIX = "roster_"
 ROSTER_KEY_ID_PREFIX = "ed25519:" + ROSTER_KEY_VERSION_PREFIX
 SERVER_CLASSES = ("school", "city", "external")
-MAX_TEXT = 255           # school_id / name / district, in characters
-_SHA256_B64_LEN = 43     # unpadded Base64 of 32 bytes
+MAX_TEXT = 255  # school_id / name / district, in characters
+_SHA256_B64_LEN = 43  # unpadded Base64 of 32 bytes
 
 
 class RosterError(MatrixError):
@@ -75,14 +75,18 @@ class RosterError(MatrixError):
 
 # --- keys --------------------------------------------------------------------------------
 
+
 def generate_roster_key(n: int = 1) -> SigningKey:
     """A new random roster key with key ID ``ed25519:roster_<n>``."""
     return SigningKey.generate(f"{ROSTER_KEY_VERSION_PREFIX}{int(n)}")
 
 
 def is_roster_key_id(key_id: object) -> bool:
-    return isinstance(key_id, str) and key_id.startswith(ROSTER_KEY_ID_PREFIX) \
+    return (
+        isinstance(key_id, str)
+        and key_id.startswith(ROSTER_KEY_ID_PREFIX)
         and len(key_id) > len(ROSTER_KEY_ID_PREFIX)
+    )
 
 
 def roster_key_fingerprint(verify_key: VerifyKey) -> str:
@@ -92,12 +96,15 @@ def roster_key_fingerprint(verify_key: VerifyKey) -> str:
 
 def _check_roster_key_id(key_id: str) -> None:
     if not is_roster_key_id(key_id):
-        raise RosterError(f"Key {key_id} is not a roster key (key IDs must start with "
-                          f"{ROSTER_KEY_ID_PREFIX!r}); never use a server key for the roster",
-                          reason="key")
+        raise RosterError(
+            f"Key {key_id} is not a roster key (key IDs must start with "
+            f"{ROSTER_KEY_ID_PREFIX!r}); never use a server key for the roster",
+            reason="key",
+        )
 
 
 # --- the parsed form ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RosterEntry:
@@ -137,6 +144,7 @@ class Roster:
 
 # --- hashing, building -------------------------------------------------------------------
 
+
 def roster_hash(signed_roster: Mapping[str, Any]) -> str:
     """Unpadded Base64 SHA-256 of the canonical JSON of the signed roster (with signatures)."""
     try:
@@ -146,10 +154,15 @@ def roster_hash(signed_roster: Mapping[str, Any]) -> str:
     return encode_base64(hashlib.sha256(data).digest())
 
 
-def server_entry(*, school_id: str, name: str, district: str = "",
-                 server_class: str = "school",
-                 verify_keys: Mapping[str, Any] | Iterable[VerifyKey],
-                 old_verify_keys: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def server_entry(
+    *,
+    school_id: str,
+    name: str,
+    district: str = "",
+    server_class: str = "school",
+    verify_keys: Mapping[str, Any] | Iterable[VerifyKey],
+    old_verify_keys: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The JSON of one ``servers`` entry.
 
     ``verify_keys`` may be ``VerifyKey`` objects (a list, or a dict by key ID) or already the
@@ -163,16 +176,26 @@ def server_entry(*, school_id: str, name: str, district: str = "",
     keys: dict[str, dict[str, Any]] = {}
     for key_id, k in items:
         keys[key_id] = {"key": k.encode()} if isinstance(k, VerifyKey) else dict(k)
-    entry: dict[str, Any] = {"school_id": school_id, "name": name, "district": district,
-                             "class": server_class, "verify_keys": keys}
+    entry: dict[str, Any] = {
+        "school_id": school_id,
+        "name": name,
+        "district": district,
+        "class": server_class,
+        "verify_keys": keys,
+    }
     if old_verify_keys:
         entry["old_verify_keys"] = {k: dict(v) for k, v in old_verify_keys.items()}
     return entry
 
 
-def build_roster(prev: Mapping[str, Any] | None, servers: Mapping[str, Mapping[str, Any]],
-                 issued_ts: int, validity_ms: int, signer_name: str,
-                 roster_key: SigningKey) -> dict[str, Any]:
+def build_roster(
+    prev: Mapping[str, Any] | None,
+    servers: Mapping[str, Mapping[str, Any]],
+    issued_ts: int,
+    validity_ms: int,
+    signer_name: str,
+    roster_key: SigningKey,
+) -> dict[str, Any]:
     """Sign the version after ``prev`` (or version 1 if ``prev`` is None) listing ``servers``.
 
     ``servers`` maps server name -> entry JSON (see ``server_entry``); it is copied.  The
@@ -193,15 +216,20 @@ def build_roster(prev: Mapping[str, Any] | None, servers: Mapping[str, Mapping[s
         servers_copy = json.loads(encode_canonical_json(dict(servers)))
     except CanonicalJSONError as exc:
         raise RosterError(f"servers: {exc.message}") from None
-    doc = {"version": version, "issued_ts": issued_ts,
-           "valid_until_ts": issued_ts + validity_ms, "prev_sha256": prev_sha,
-           "servers": servers_copy}
+    doc = {
+        "version": version,
+        "issued_ts": issued_ts,
+        "valid_until_ts": issued_ts + validity_ms,
+        "prev_sha256": prev_sha,
+        "servers": servers_copy,
+    }
     sign_json(doc, signer_name, roster_key)
     verify_roster(doc, roster_key.verify_key, signer_name)
     return doc
 
 
 # --- verification ------------------------------------------------------------------------
+
 
 def _is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
@@ -244,19 +272,22 @@ def _parse_entry(server_name: str, entry: object) -> RosterEntry:
         raise RosterError(f"{where} must be an object")
     cls = entry.get("class")
     if cls not in SERVER_CLASSES:
-        raise RosterError(f"{where}.class must be one of {', '.join(SERVER_CLASSES)}, "
-                          f"got {cls!r}")
+        raise RosterError(f"{where}.class must be one of {', '.join(SERVER_CLASSES)}, got {cls!r}")
     keys = _decode_keys(entry.get("verify_keys"), f"{where}.verify_keys", old=False)
     if not keys:
         raise RosterError(f"{where}.verify_keys must list at least one key")
     old = {}
     if entry.get("old_verify_keys") is not None:
         old = _decode_keys(entry["old_verify_keys"], f"{where}.old_verify_keys", old=True)
-    return RosterEntry(server_name=server_name,
-                       school_id=_text(entry, "school_id", where, allow_empty=False),
-                       name=_text(entry, "name", where, allow_empty=False),
-                       district=_text(entry, "district", where, allow_empty=True),
-                       server_class=cls, verify_keys=keys, old_verify_keys=old)
+    return RosterEntry(
+        server_name=server_name,
+        school_id=_text(entry, "school_id", where, allow_empty=False),
+        name=_text(entry, "name", where, allow_empty=False),
+        district=_text(entry, "district", where, allow_empty=True),
+        server_class=cls,
+        verify_keys=keys,
+        old_verify_keys=old,
+    )
 
 
 def verify_roster(doc: object, pinned_key: VerifyKey, signer_name: str) -> Roster:
@@ -271,8 +302,9 @@ def verify_roster(doc: object, pinned_key: VerifyKey, signer_name: str) -> Roste
     try:
         canonical = encode_canonical_json(doc)
     except CanonicalJSONError as exc:
-        raise RosterError(f"Roster is not valid canonical JSON: {exc.message} "
-                          f"(at {exc.path})") from None
+        raise RosterError(
+            f"Roster is not valid canonical JSON: {exc.message} (at {exc.path})"
+        ) from None
     copy = json.loads(canonical)  # private, immutable-by-convention copy
 
     # Signatures first: exactly one, by the pinned roster key.
@@ -281,20 +313,27 @@ def verify_roster(doc: object, pinned_key: VerifyKey, signer_name: str) -> Roste
         raise RosterError("Roster is not signed", reason="signer")
     if set(sigs) != {signer_name}:
         others = ", ".join(sorted(set(sigs) - {signer_name})) or "nobody"
-        raise RosterError(f"Roster must be signed by {signer_name} only (signed by "
-                          f"{others})", reason="signer")
+        raise RosterError(
+            f"Roster must be signed by {signer_name} only (signed by {others})", reason="signer"
+        )
     by_signer = sigs[signer_name]
     if not isinstance(by_signer, dict) or set(by_signer) != {pinned_key.key_id}:
         got = ", ".join(sorted(by_signer)) if isinstance(by_signer, dict) else "?"
-        raise RosterError(f"Roster must carry exactly one signature, by the pinned key "
-                          f"{pinned_key.key_id} (got {got})", reason="signer")
+        raise RosterError(
+            f"Roster must carry exactly one signature, by the pinned key "
+            f"{pinned_key.key_id} (got {got})",
+            reason="signer",
+        )
     if "unsigned" in copy:
         raise RosterError("Roster must not have an 'unsigned' part (it is not signed)")
     try:
         verify_json(copy, signer_name, pinned_key, message=signed_bytes(copy))
     except SignatureError as exc:
-        raise RosterError(f"Roster signature does not verify with the pinned key "
-                          f"{pinned_key.key_id}: {exc.message}", reason="signature") from None
+        raise RosterError(
+            f"Roster signature does not verify with the pinned key "
+            f"{pinned_key.key_id}: {exc.message}",
+            reason="signature",
+        ) from None
 
     # Shape (signed, so these are the city's mistakes, not an attacker's).
     version = copy.get("version")
@@ -313,8 +352,10 @@ def verify_roster(doc: object, pinned_key: VerifyKey, signer_name: str) -> Roste
             raise RosterError("Roster version 1 must have prev_sha256 null")
     else:
         if not isinstance(prev, str) or len(prev) != _SHA256_B64_LEN:
-            raise RosterError(f"Roster version {version} must have prev_sha256: the "
-                              f"unpadded Base64 SHA-256 of version {version - 1}")
+            raise RosterError(
+                f"Roster version {version} must have prev_sha256: the "
+                f"unpadded Base64 SHA-256 of version {version - 1}"
+            )
         try:
             decode_base64(prev)
         except BadJSON:
@@ -328,12 +369,17 @@ def verify_roster(doc: object, pinned_key: VerifyKey, signer_name: str) -> Roste
         entry = _parse_entry(name, raw)
         other = school_ids.setdefault(entry.school_id, name)
         if other != name:
-            raise RosterError(f"school_id {entry.school_id!r} is used by both {other} and "
-                              f"{name}")
+            raise RosterError(f"school_id {entry.school_id!r} is used by both {other} and {name}")
         servers[name] = entry
-    return Roster(version=version, issued_ts=issued, valid_until_ts=until, prev_sha256=prev,
-                  sha256=encode_base64(hashlib.sha256(canonical).digest()),
-                  servers=servers, doc=copy)
+    return Roster(
+        version=version,
+        issued_ts=issued,
+        valid_until_ts=until,
+        prev_sha256=prev,
+        sha256=encode_base64(hashlib.sha256(canonical).digest()),
+        servers=servers,
+        doc=copy,
+    )
 
 
 # --- the node-side state -----------------------------------------------------------------
@@ -436,22 +482,25 @@ class RosterState:
         for r in verified:
             seen = by_version.setdefault(r.version, r)
             if seen.sha256 != r.sha256:
-                raise RosterError(f"Two different documents for roster version {r.version}",
-                                  reason="fork")
+                raise RosterError(
+                    f"Two different documents for roster version {r.version}", reason="fork"
+                )
         cur = self._current
         if cur is not None:
             mine = by_version.get(cur.version)
             if mine is not None and mine.sha256 != cur.sha256:
-                raise RosterError(f"Roster version {cur.version} in the chain differs from "
-                                  f"the accepted version {cur.version}", reason="fork")
+                raise RosterError(
+                    f"Roster version {cur.version} in the chain differs from "
+                    f"the accepted version {cur.version}",
+                    reason="fork",
+                )
             newer = [by_version[v] for v in sorted(by_version) if v > cur.version]
         else:
             newer = [by_version[v] for v in sorted(by_version)]
         if not newer:
             if cur is not None and by_version and max(by_version) <= cur.version:
                 return cur
-            raise RosterError("No roster version newer than the current one",
-                              reason="rollback")
+            raise RosterError("No roster version newer than the current one", reason="rollback")
         prev = cur
         for r in newer:
             self._check_successor(prev, r)
@@ -466,25 +515,38 @@ class RosterState:
         if cur is None:
             return
         if r.version < cur.version:
-            raise RosterError(f"Refusing roster version {r.version}: older than the current "
-                              f"version {cur.version} (rollback)", reason="rollback")
+            raise RosterError(
+                f"Refusing roster version {r.version}: older than the current "
+                f"version {cur.version} (rollback)",
+                reason="rollback",
+            )
         if r.version == cur.version:
-            raise RosterError(f"Refusing roster version {r.version}: it differs from the "
-                              f"accepted version {cur.version} (fork)", reason="fork")
+            raise RosterError(
+                f"Refusing roster version {r.version}: it differs from the "
+                f"accepted version {cur.version} (fork)",
+                reason="fork",
+            )
         if r.version > cur.version + 1:
-            raise RosterError(f"Roster version {r.version} skips versions "
-                              f"{cur.version + 1}..{r.version - 1} after the current "
-                              f"version {cur.version}: fetch the intermediate versions",
-                              reason="gap")
+            raise RosterError(
+                f"Roster version {r.version} skips versions "
+                f"{cur.version + 1}..{r.version - 1} after the current "
+                f"version {cur.version}: fetch the intermediate versions",
+                reason="gap",
+            )
         if r.prev_sha256 != cur.sha256:
-            raise RosterError(f"Roster version {r.version} does not chain: its prev_sha256 "
-                              f"is not the hash of version {cur.version}", reason="chain")
+            raise RosterError(
+                f"Roster version {r.version} does not chain: its prev_sha256 "
+                f"is not the hash of version {cur.version}",
+                reason="chain",
+            )
 
     @staticmethod
     def _check_fresh(r: Roster, now_ms: int) -> None:
         if r.valid_until_ts < now_ms:
-            raise RosterError(f"Roster version {r.version} expired at {r.valid_until_ts} "
-                              f"(now {now_ms})", reason="expired")
+            raise RosterError(
+                f"Roster version {r.version} expired at {r.valid_until_ts} (now {now_ms})",
+                reason="expired",
+            )
 
     def _install(self, r: Roster) -> None:
         old = self._current

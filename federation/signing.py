@@ -49,11 +49,11 @@ class SignatureMalformed(SignatureError):
 
 # --- ed25519 backends --------------------------------------------------------------------
 
-_P = 2**255 - 19                                          # field prime
-_L = 2**252 + 27742317777372353535851937790883648493      # group order
-_D = (-121665 * pow(121666, -1, _P)) % _P                 # curve constant d
-_SQRT_M1 = pow(2, (_P - 1) // 4, _P)                      # sqrt(-1) mod p
-_Y_MASK = (1 << 255) - 1                                  # encoding minus the sign bit of x
+_P = 2**255 - 19  # field prime
+_L = 2**252 + 27742317777372353535851937790883648493  # group order
+_D = (-121665 * pow(121666, -1, _P)) % _P  # curve constant d
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)  # sqrt(-1) mod p
+_Y_MASK = (1 << 255) - 1  # encoding minus the sign bit of x
 
 
 def _sqrt_mod_p(a: int) -> int | None:
@@ -117,6 +117,7 @@ except ImportError:  # pragma: no cover - PyNaCl is a dependency; fallback for m
     VERIFY_BACKEND = "cryptography"
     verify_raw = verify_raw_cryptography
 else:
+
     def verify_raw_nacl(public: bytes, signature: bytes, message: bytes) -> bool:
         """ed25519 verification with PyNaCl (libsodium)."""
         if len(signature) != 64 or len(public) != 32:
@@ -135,6 +136,7 @@ verify_raw.__doc__ = "True if ``signature`` (64 bytes) by ``public`` (32 bytes) 
 
 # --- signing JSON ------------------------------------------------------------------------
 
+
 def signed_bytes(obj: Mapping[str, Any]) -> bytes:
     """Canonical JSON of ``obj`` without ``signatures`` and ``unsigned``.
 
@@ -142,8 +144,9 @@ def signed_bytes(obj: Mapping[str, Any]) -> bytes:
     """
     if not isinstance(obj, Mapping):
         raise BadJSON(f"Only JSON objects can be signed, not {type(obj).__name__}")
-    return encode_canonical_json({k: v for k, v in obj.items()
-                                  if k != "signatures" and k != "unsigned"})
+    return encode_canonical_json(
+        {k: v for k, v in obj.items() if k != "signatures" and k != "unsigned"}
+    )
 
 
 def sign_json(obj: dict[str, Any], server_name: str, key: SigningKey) -> dict[str, Any]:
@@ -155,8 +158,7 @@ def sign_json(obj: dict[str, Any], server_name: str, key: SigningKey) -> dict[st
     if sigs is None:
         sigs = {}
     elif not isinstance(sigs, dict) or not isinstance(sigs.get(server_name, {}), dict):
-        raise SignatureMalformed("Cannot add a signature: 'signatures' is not an object "
-                                 "of objects")
+        raise SignatureMalformed("Cannot add a signature: 'signatures' is not an object of objects")
     sig = encode_base64(key.sign(signed_bytes(obj)))
     sigs.setdefault(server_name, {})[key.key_id] = sig
     obj["signatures"] = sigs
@@ -177,7 +179,8 @@ def get_signature(obj: Mapping[str, Any], server_name: str, key_id: str) -> byte
         raise SignatureMissing(f"No signature from {server_name}")
     if not isinstance(by_server, Mapping):
         raise SignatureMalformed(
-            f"signatures.{server_name} must be an object, not {_json_type(by_server)}")
+            f"signatures.{server_name} must be an object, not {_json_type(by_server)}"
+        )
     b64 = by_server.get(key_id)
     if b64 is None:
         raise SignatureMissing(f"No signature from {server_name} with key {key_id}")
@@ -185,15 +188,18 @@ def get_signature(obj: Mapping[str, Any], server_name: str, key_id: str) -> byte
         raw = decode_base64(b64)
     except BadJSON:
         raise SignatureMalformed(
-            f"Signature {server_name}/{key_id} is not valid unpadded Base64") from None
+            f"Signature {server_name}/{key_id} is not valid unpadded Base64"
+        ) from None
     if len(raw) != 64:
         raise SignatureMalformed(
-            f"Signature {server_name}/{key_id} is {len(raw)} bytes, expected 64")
+            f"Signature {server_name}/{key_id} is {len(raw)} bytes, expected 64"
+        )
     return raw
 
 
-def verify_json(obj: Mapping[str, Any], server_name: str, verify_key: VerifyKey,
-                *, message: bytes | None = None) -> None:
+def verify_json(
+    obj: Mapping[str, Any], server_name: str, verify_key: VerifyKey, *, message: bytes | None = None
+) -> None:
     """Raise a ``SignatureError`` unless ``obj`` carries a valid signature by ``verify_key``.
 
     ``message`` may be passed when the caller already holds ``signed_bytes(obj)``.  An object
@@ -204,7 +210,8 @@ def verify_json(obj: Mapping[str, Any], server_name: str, verify_key: VerifyKey,
         message = signed_bytes(obj)
     if not verify_raw(verify_key.public_bytes, raw, message):
         raise SignatureInvalid(
-            f"Signature {server_name}/{verify_key.key_id} does not match the content")
+            f"Signature {server_name}/{verify_key.key_id} does not match the content"
+        )
 
 
 def _json_type(value: Any) -> str:

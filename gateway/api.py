@@ -28,8 +28,8 @@ from .roster_enforcement import note_roster_request
 
 log = logging.getLogger("parta.gateway")
 
-MAX_CHAIN = 500          # versions per ?since= page ("limited": true means ask again)
-MAX_VERSION = 2 ** 53
+MAX_CHAIN = 500  # versions per ?since= page ("limited": true means ask again)
+MAX_VERSION = 2**53
 
 
 class RosterUnavailable(MatrixError):
@@ -54,13 +54,16 @@ def register(router: Any, gw: Any) -> None:
         since_raw = req.query("since")
         if since_raw is not None:
             since = _version_param(since_raw, "since")
-            note_roster_request(gw, req, since)     # a node's signed refresh = its ack
+            note_roster_request(gw, req, since)  # a node's signed refresh = its ack
             docs = await roster.since(since, MAX_CHAIN + 1)
             limited = len(docs) > MAX_CHAIN
             docs = docs[:MAX_CHAIN]
             latest = await roster.current()
-            return 200, {"versions": docs, "limited": limited,
-                         "latest_version": latest["version"] if latest else 0}
+            return 200, {
+                "versions": docs,
+                "limited": limited,
+                "latest_version": latest["version"] if latest else 0,
+            }
         doc = await roster.current()
         if doc is None:
             raise RosterUnavailable("The gateway has not published a roster yet")
@@ -80,13 +83,15 @@ def register(router: Any, gw: Any) -> None:
         try:
             doc = await roster.enrol(body)
         except MatrixError as exc:
-            log.info("event=enrolment_refused ip=%s server_name=%r reason=%s", req.client_ip,
-                     str(body.get("server_name"))[:255],
-                     getattr(exc, "reason", exc.errcode))
+            log.info(
+                "event=enrolment_refused ip=%s server_name=%r reason=%s",
+                req.client_ip,
+                str(body.get("server_name"))[:255],
+                getattr(exc, "reason", exc.errcode),
+            )
             raise
         server_name = body["server_name"]
-        log.info("event=enrolled server_name=%s roster_version=%s", server_name,
-                 doc["version"])
+        log.info("event=enrolled server_name=%s roster_version=%s", server_name, doc["version"])
         gw.roster_changed(doc)
         return 200, roster.enrolment_response(doc)
 
@@ -96,8 +101,7 @@ def register(router: Any, gw: Any) -> None:
         if not isinstance(server_name, str):
             raise BadJSON("server_name must be a string")
         doc = await roster.update_keys(server_name, body)
-        log.info("event=keys_updated server_name=%s roster_version=%s", server_name,
-                 doc["version"])
+        log.info("event=keys_updated server_name=%s roster_version=%s", server_name, doc["version"])
         gw.roster_changed(doc)
         return 200, {"roster": doc}
 
@@ -109,12 +113,10 @@ def register(router: Any, gw: Any) -> None:
         entries = directory_entries(await roster.list_schools(), await roster.current())
         found = search(entries, q, statuses=None if full else ("enrolled",))
         keys = ("school_id", "name", "district", "server", "class", "status")
-        return 200, {"schools": [{k: e[k] for k in keys} for e in found],
-                     "total": len(found)}
+        return 200, {"schools": [{k: e[k] for k in keys} for e in found], "total": len(found)}
 
     router.add("GET", "/_parta/v1/roster", get_roster, auth=False)
     router.add("GET", "/_parta/v1/roster/{version}", get_roster_version, auth=False)
     router.add("POST", "/_parta/v1/enrol", post_enrol, auth=False)
     router.add("POST", "/_parta/v1/keys/update", post_keys_update, auth=False)
-    router.add("GET", "/_parta/v1/directory/schools", get_directory, auth=False,
-               auth_optional=True)
+    router.add("GET", "/_parta/v1/directory/schools", get_directory, auth=False, auth_optional=True)

@@ -26,9 +26,19 @@ log = logging.getLogger("parta.gateway")
 class Gateway:
     """The city services of one gateway and what they need from the node."""
 
-    def __init__(self, *, config: Any, gw_config: GatewayConfig, roster: RosterService,
-                 accounts: Any, rooms: Any = None, clock: Any, reactor: Any = None,
-                 status_source: Any = None, public_rooms: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: Any,
+        gw_config: GatewayConfig,
+        roster: RosterService,
+        accounts: Any,
+        rooms: Any = None,
+        clock: Any,
+        reactor: Any = None,
+        status_source: Any = None,
+        public_rooms: Any = None,
+    ) -> None:
         self.config = config
         self.gw_config = gw_config
         self.server_name: str = config.server_name
@@ -55,8 +65,9 @@ class Gateway:
 
     @property
     def secure_cookies(self) -> bool:
-        return self.public_baseurl.startswith("https://") \
-            or bool(self.config.client_listener.tls_certificate_path)
+        return self.public_baseurl.startswith("https://") or bool(
+            self.config.client_listener.tls_certificate_path
+        )
 
     # --- roster change notification (push hints to nodes hook in here later) ------------
     def add_roster_listener(self, fn: Callable[[dict], None]) -> None:
@@ -75,6 +86,7 @@ class Gateway:
         if req.requester is not None:
             return await self.accounts.get_role(req.requester.user_id) == "office"
         from .dashboard.common import session_of
+
         return session_of(self, req)[1] is not None
 
     # --- background work ----------------------------------------------------------------
@@ -100,9 +112,13 @@ class Gateway:
                 log.exception("event=roster_refresh_failed")
                 return
             if doc is not None:
-                log.info("event=roster_refreshed version=%s valid_until_ts=%s",
-                         doc["version"], doc["valid_until_ts"])
+                log.info(
+                    "event=roster_refreshed version=%s valid_until_ts=%s",
+                    doc["version"],
+                    doc["valid_until_ts"],
+                )
                 self.roster_changed(doc)
+
         return defer.ensureDeferred(go())
 
     def stop(self) -> None:
@@ -112,25 +128,42 @@ class Gateway:
 
 async def _ensure_rooms(gw: Gateway) -> dict[str, str]:
     from .city_rooms import ensure_city_rooms
-    return await ensure_city_rooms(rooms=gw.rooms, accounts=gw.accounts, config=gw.config,
-                                   gw_config=gw.gw_config)
+
+    return await ensure_city_rooms(
+        rooms=gw.rooms, accounts=gw.accounts, config=gw.config, gw_config=gw.gw_config
+    )
 
 
 def build_gateway(ctx: Any, services: Any, gw_config: GatewayConfig) -> Gateway:
     """The ``Gateway`` on a built node context, with its routes added."""
     from . import api, dashboard
+
     roster_key, verify_key = load_roster_key(gw_config.roster_key_path)
-    roster = RosterService(ctx.db, ctx.clock, ctx.server_name, roster_key,
-                           gw_config.roster_validity_ms, roster_verify_key=verify_key,
-                           token_ttl_ms=gw_config.token_ttl_ms)
-    gw = Gateway(config=ctx.config, gw_config=gw_config, roster=roster,
-                 accounts=services.accounts, rooms=services.rooms, clock=ctx.clock,
-                 reactor=ctx.reactor)
+    roster = RosterService(
+        ctx.db,
+        ctx.clock,
+        ctx.server_name,
+        roster_key,
+        gw_config.roster_validity_ms,
+        roster_verify_key=verify_key,
+        token_ttl_ms=gw_config.token_ttl_ms,
+    )
+    gw = Gateway(
+        config=ctx.config,
+        gw_config=gw_config,
+        roster=roster,
+        accounts=services.accounts,
+        rooms=services.rooms,
+        clock=ctx.clock,
+        reactor=ctx.reactor,
+    )
     api.register(ctx.router, gw)
     from .roster_enforcement import wire as wire_roster
-    wire_roster(gw, getattr(services, "federation", None))   # own roster, hints, acks
+
+    wire_roster(gw, getattr(services, "federation", None))  # own roster, hints, acks
     from .directory.wiring import wire as wire_directory
-    wire_directory(gw, services, ctx.router, ctx.db)   # room directory, status, directors
+
+    wire_directory(gw, services, ctx.router, ctx.db)  # room directory, status, directors
     if gw_config.dashboard_enabled:
         dashboard.register(ctx.router, gw)
     return gw
@@ -146,6 +179,7 @@ def gateway_area(config: Any) -> Callable[[Any, Any], Gateway]:
             reactor.callWhenRunning(lambda: defer.ensureDeferred(gw.start()))
             reactor.addSystemEventTrigger("before", "shutdown", gw.stop)
         return gw
+
     return area
 
 
@@ -155,6 +189,7 @@ def run(config: Any) -> int:
     from node.app import run as run_node
 
     from .roster_key import RosterKeyError
+
     try:
         area = gateway_area(config)
         load_roster_key(gateway_config(config).roster_key_path)  # fail early, one line

@@ -29,23 +29,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = gw.add_subparsers(dest="gateway_command", metavar="SUBCOMMAND")
     gw.set_defaults(func=lambda args: _help(gw))
 
-    p = sub.add_parser("init", help="create a gateway: node config, roster key, roster v1, "
-                                    "office account")
+    p = sub.add_parser(
+        "init", help="create a gateway: node config, roster key, roster v1, office account"
+    )
     p.add_argument("--server-name", required=True, help="e.g. city.example")
     p.add_argument("--data-dir", required=True, help="directory for config, keys, DB, media")
     p.add_argument("--port", type=int, default=8008, help="client API port (default 8008)")
     p.add_argument("--bind", default="127.0.0.1", help="client API address (default 127.0.0.1)")
     p.add_argument("--metrics-port", type=int, default=9108, help="metrics port (default 9108)")
-    p.add_argument("--federation-port", type=int, default=None,
-                   help="federation (HTTPS) port (default 8448; 0 when --port is 0)")
-    p.add_argument("--city-name", default="City office",
-                   help="the gateway's name in the roster (default 'City office')")
-    p.add_argument("--admin", default="office",
-                   help="localpart of the city office admin account (default 'office')")
-    p.add_argument("--admin-password-file",
-                   help="file holding the admin password (default: generate and print one)")
-    p.add_argument("--database-url",
-                   help='e.g. "postgresql://user:pass@host/db" (default: SQLite in the data dir)')
+    p.add_argument(
+        "--federation-port",
+        type=int,
+        default=None,
+        help="federation (HTTPS) port (default 8448; 0 when --port is 0)",
+    )
+    p.add_argument(
+        "--city-name",
+        default="City office",
+        help="the gateway's name in the roster (default 'City office')",
+    )
+    p.add_argument(
+        "--admin",
+        default="office",
+        help="localpart of the city office admin account (default 'office')",
+    )
+    p.add_argument(
+        "--admin-password-file",
+        help="file holding the admin password (default: generate and print one)",
+    )
+    p.add_argument(
+        "--database-url",
+        help='e.g. "postgresql://user:pass@host/db" (default: SQLite in the data dir)',
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="serve the gateway (node + roster API + dashboard)")
@@ -60,8 +75,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--school-id", required=True, help="the city's ID of the school, e.g. 42")
     p.add_argument("--name", required=True, help='e.g. "Lyceum No. 42"')
     p.add_argument("--district", default="", help="e.g. North")
-    p.add_argument("--class", dest="server_class", default="school",
-                   choices=("school", "external"), help="school (default) or external")
+    p.add_argument(
+        "--class",
+        dest="server_class",
+        default="school",
+        choices=("school", "external"),
+        help="school (default) or external",
+    )
     p.add_argument("--ttl", help="lifetime: 30m, 12h, 7d, 2w (default: gateway config)")
     p.set_defaults(func=cmd_enrol_create)
 
@@ -86,14 +106,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_roster_show)
     p = rsub.add_parser("export", help="print the roster as another server's config")
     _config_arg(p)
-    p.add_argument("--format", required=True, choices=("synapse",),
-                   help="synapse: federation_domain_whitelist + trusted_key_servers")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=("synapse",),
+        help="synapse: federation_domain_whitelist + trusted_key_servers",
+    )
     p.set_defaults(func=cmd_roster_export)
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", required=True, metavar="CONFIG",
-                   help="path to the gateway's config.yaml (written by 'parta gateway init')")
+    p.add_argument(
+        "-c",
+        "--config",
+        required=True,
+        metavar="CONFIG",
+        help="path to the gateway's config.yaml (written by 'parta gateway init')",
+    )
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -120,6 +149,7 @@ class _Admin:
         from .config import gateway_config
         from .roster import RosterService
         from .roster_key import RosterKeyError, load_roster_key
+
         self.config = load_config(config_path)
         self.gw_config = gateway_config(self.config)
         try:
@@ -127,11 +157,15 @@ class _Admin:
         except RosterKeyError as exc:
             raise CliError(str(exc)) from None
         self.engine = _engine(self.config)
-        self.roster = RosterService(BlockingDatabase(self.engine), WallClock(),
-                                    self.config.server_name, key,
-                                    self.gw_config.roster_validity_ms,
-                                    roster_verify_key=verify_key,
-                                    token_ttl_ms=self.gw_config.token_ttl_ms)
+        self.roster = RosterService(
+            BlockingDatabase(self.engine),
+            WallClock(),
+            self.config.server_name,
+            key,
+            self.gw_config.roster_validity_ms,
+            roster_verify_key=verify_key,
+            token_ttl_ms=self.gw_config.token_ttl_ms,
+        )
 
     def __enter__(self) -> "_Admin":
         return self
@@ -143,11 +177,14 @@ class _Admin:
         from sqlalchemy.exc import IntegrityError
 
         from .blocking import wait
+
         try:
             return wait(coro)
         except IntegrityError:
-            raise CliError("another roster version was published at the same moment "
-                           "(by the running gateway?); run the command again") from None
+            raise CliError(
+                "another roster version was published at the same moment "
+                "(by the running gateway?); run the command again"
+            ) from None
 
 
 # --- init / run ----------------------------------------------------------------------------
@@ -164,11 +201,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     from .roster import RosterService
     from .roster_key import RosterKeyError, create_roster_key, load_roster_key
 
-    password = _read_password_file(args.admin_password_file) if args.admin_password_file \
-        else None
+    password = _read_password_file(args.admin_password_file) if args.admin_password_file else None
     node_out = io.StringIO()
     with contextlib.redirect_stdout(node_out):
-        node_init(args)            # validates, writes config + signing key, creates the DB
+        node_init(args)  # validates, writes config + signing key, creates the DB
     data_dir = os.path.abspath(args.data_dir)
     config_path = os.path.join(data_dir, "config.yaml")
     with open(config_path, encoding="utf-8") as fh:
@@ -178,8 +214,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(data_dir, "node.db" + suffix))
-        text = re.sub(r"(?m)^database_url: .*$",
-                      lambda m: "database_url: " + json.dumps(args.database_url), text)
+        text = re.sub(
+            r"(?m)^database_url: .*$",
+            lambda m: "database_url: " + json.dumps(args.database_url),
+            text,
+        )
     text += render_section(GatewayConfig(admin_localpart=args.admin))
     with open(config_path, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -201,35 +240,57 @@ def cmd_init(args: argparse.Namespace) -> int:
     server_key = load_signing_key(config.signing_key_path)
     engine = _engine(config)
     try:
-        roster = RosterService(BlockingDatabase(engine), WallClock(), config.server_name,
-                               roster_key, gw_config.roster_validity_ms)
-        doc = wait(roster.add_server(config.server_name, school_id="city",
-                                     name=args.city_name, server_class="city",
-                                     verify_keys=[server_key.verify_key]))
+        roster = RosterService(
+            BlockingDatabase(engine),
+            WallClock(),
+            config.server_name,
+            roster_key,
+            gw_config.roster_validity_ms,
+        )
+        doc = wait(
+            roster.add_server(
+                config.server_name,
+                school_id="city",
+                name=args.city_name,
+                server_class="city",
+                verify_keys=[server_key.verify_key],
+            )
+        )
         generated = password is None
         if password is None:
             password = generate_password()
         with engine.begin() as conn:
             admin_id = admin.create_user(
-                conn, server_name=config.server_name, localpart=args.admin,
-                password=password, role="office", display_name="City office",
-                now_ms=_now_ms(), password_min_length=config.registration.password_min_length)
+                conn,
+                server_name=config.server_name,
+                localpart=args.admin,
+                password=password,
+                role="office",
+                display_name="City office",
+                now_ms=_now_ms(),
+                password_min_length=config.registration.password_min_length,
+            )
     finally:
         engine.dispose()
     from federation.roster import roster_key_fingerprint
+
     print(f"Initialised gateway {config.server_name} in {data_dir}")
     print(f"  config:       {config_path}")
     print(f"  server key:   {config.signing_key_path}")
-    print(f"  roster key:   {key_path} ({roster_key.key_id}, fingerprint "
-          f"{roster_key_fingerprint(roster_key.verify_key)}); keep it safe, nodes pin it")
+    print(
+        f"  roster key:   {key_path} ({roster_key.key_id}, fingerprint "
+        f"{roster_key_fingerprint(roster_key.verify_key)}); keep it safe, nodes pin it"
+    )
     print(f"  roster:       version {doc['version']} ({len(doc['servers'])} server)")
     print(f"  office admin: {admin_id}")
     if generated:
         print(f"  password:     {password}")
         print("  (shown once; the dashboard login is at /dashboard/)")
     print(f"Next: parta gateway run -c {config_path}")
-    print(f"      parta gateway enrol create --school-id 42 --name 'Lyceum No. 42' "
-          f"--district North -c {config_path}")
+    print(
+        f"      parta gateway enrol create --school-id 42 --name 'Lyceum No. 42' "
+        f"--district North -c {config_path}"
+    )
     return 0
 
 
@@ -237,6 +298,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from node.config import load_config
 
     from .app import run
+
     return run(load_config(args.config))
 
 
@@ -244,17 +306,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_enrol_create(args: argparse.Namespace) -> int:
     from federation.enrolment import parse_token
     from node.cli.node_cmd import _when
+
     ttl = parse_duration_ms(args.ttl) if args.ttl else None
     with _Admin(args.config) as a:
-        token = a.wait(a.roster.create_enrolment_token(args.school_id, args.name,
-                                                       args.district, ttl,
-                                                       server_class=args.server_class))
+        token = a.wait(
+            a.roster.create_enrolment_token(
+                args.school_id, args.name, args.district, ttl, server_class=args.server_class
+            )
+        )
         url = a.config.public_baseurl.rstrip("/")
     tok = parse_token(token)
     print(token)
-    print(f"One-time enrolment token for school {args.school_id} ({args.name}), valid until "
-          f"{_when(tok.expires_ts)}. On the school node run:\n"
-          f"  parta node enrol {url} --token {token} -c CONFIG", file=sys.stderr)
+    print(
+        f"One-time enrolment token for school {args.school_id} ({args.name}), valid until "
+        f"{_when(tok.expires_ts)}. On the school node run:\n"
+        f"  parta node enrol {url} --token {token} -c CONFIG",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -262,12 +330,21 @@ def cmd_school_list(args: argparse.Namespace) -> int:
     from node.cli.node_cmd import _table, _when
 
     from .directory import directory_entries
+
     with _Admin(args.config) as a:
-        entries = directory_entries(a.wait(a.roster.list_schools()),
-                                    a.wait(a.roster.current()))
-    rows = [[e["school_id"], e["name"], e["district"] or "-", e["server"] or "-", e["class"],
-             e["status"], _when(e["enrolled_ts"]) if e["enrolled_ts"] else "-"]
-            for e in entries]
+        entries = directory_entries(a.wait(a.roster.list_schools()), a.wait(a.roster.current()))
+    rows = [
+        [
+            e["school_id"],
+            e["name"],
+            e["district"] or "-",
+            e["server"] or "-",
+            e["class"],
+            e["status"],
+            _when(e["enrolled_ts"]) if e["enrolled_ts"] else "-",
+        ]
+        for e in entries
+    ]
     print(_table(rows, ["ID", "NAME", "DISTRICT", "SERVER", "CLASS", "STATUS", "ENROLLED"]))
     print(f"{len(entries)} school(s)")
     return 0
@@ -279,17 +356,22 @@ def cmd_school_revoke(args: argparse.Namespace) -> int:
         doc = a.wait(a.roster.revoke(args.school_id))
     if doc is not None and (before is None or doc["version"] != before["version"]):
         gone = sorted(set((before or {}).get("servers", {})) - set(doc["servers"]))
-        print(f"Revoked school {args.school_id}: published roster version {doc['version']} "
-              f"without {', '.join(gone)}")
+        print(
+            f"Revoked school {args.school_id}: published roster version {doc['version']} "
+            f"without {', '.join(gone)}"
+        )
     else:
-        print(f"Revoked school {args.school_id}: it was not in the roster (its unused "
-              f"enrolment tokens no longer work)")
+        print(
+            f"Revoked school {args.school_id}: it was not in the roster (its unused "
+            f"enrolment tokens no longer work)"
+        )
     return 0
 
 
 # --- roster --------------------------------------------------------------------------------
 def cmd_roster_show(args: argparse.Namespace) -> int:
     from node.cli.node_cmd import _table, _when
+
     with _Admin(args.config) as a:
         if args.version is not None:
             doc = a.wait(a.roster.get(args.version))
@@ -300,19 +382,30 @@ def cmd_roster_show(args: argparse.Namespace) -> int:
             if doc is None:
                 raise CliError("no roster has been published yet")
         from federation.roster import roster_hash, verify_roster
+
         verify_roster(doc, a.roster.roster_verify_key, a.config.server_name)  # raises if bad
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
         return 0
-    print(f"Roster version {doc['version']} signed by {a.config.server_name} "
-          f"({a.roster.roster_verify_key.key_id}): signature verified")
+    print(
+        f"Roster version {doc['version']} signed by {a.config.server_name} "
+        f"({a.roster.roster_verify_key.key_id}): signature verified"
+    )
     print(f"  issued:      {_when(doc['issued_ts'])}")
     print(f"  valid until: {_when(doc['valid_until_ts'])}")
     print(f"  sha256:      {roster_hash(doc)}")
     print(f"  previous:    {doc['prev_sha256'] or '(none: first version)'}")
-    rows = [[name, e["class"], e["school_id"], e["name"], e.get("district") or "-",
-             ", ".join(sorted(e["verify_keys"]))]
-            for name, e in sorted(doc["servers"].items())]
+    rows = [
+        [
+            name,
+            e["class"],
+            e["school_id"],
+            e["name"],
+            e.get("district") or "-",
+            ", ".join(sorted(e["verify_keys"])),
+        ]
+        for name, e in sorted(doc["servers"].items())
+    ]
     print(_table(rows, ["SERVER", "CLASS", "ID", "NAME", "DISTRICT", "KEYS"]))
     print(f"{len(rows)} server(s)")
     return 0
@@ -321,6 +414,7 @@ def cmd_roster_show(args: argparse.Namespace) -> int:
 def cmd_roster_export(args: argparse.Namespace) -> int:
     from federation.keys import load_signing_key_file
     from node.app import StartupError
+
     with _Admin(args.config) as a:
         doc = a.wait(a.roster.current())
     if doc is None:
@@ -328,8 +422,10 @@ def cmd_roster_export(args: argparse.Namespace) -> int:
     try:
         keys = load_signing_key_file(a.config.signing_key_path)
     except OSError:
-        raise StartupError(f"cannot read the gateway's signing key "
-                           f"{a.config.signing_key_path}") from None
-    sys.stdout.write(a.roster.export_synapse(doc, a.config.server_name,
-                                             [k.verify_key for k in keys]))
+        raise StartupError(
+            f"cannot read the gateway's signing key {a.config.signing_key_path}"
+        ) from None
+    sys.stdout.write(
+        a.roster.export_synapse(doc, a.config.server_name, [k.verify_key for k in keys])
+    )
     return 0

@@ -19,15 +19,15 @@ SECTION = "gateway"
 
 @dataclass
 class GatewayConfig:
-    roster_key_path: str = ""            # default: <data_dir>/roster.key (keep it apart)
-    roster_validity_hours: int = 168     # each roster version is valid this long
+    roster_key_path: str = ""  # default: <data_dir>/roster.key (keep it apart)
+    roster_validity_hours: int = 168  # each roster version is valid this long
     roster_refresh_check_seconds: int = 600  # how often the gateway re-signs when half-expired
-    enrolment_token_ttl_hours: int = 168     # default lifetime of enrolment tokens
-    admin_localpart: str = "office"      # the city office account created by init
+    enrolment_token_ttl_hours: int = 168  # default lifetime of enrolment tokens
+    admin_localpart: str = "office"  # the city office account created by init
     announcements_alias: str = "announcements"  # city-wide read-only room (#alias:server)
-    directors_alias: str = "directors"   # the directors' room
-    dashboard_enabled: bool = True       # serve the city office dashboard at /dashboard/
-    dashboard_session_hours: int = 8     # a dashboard login lasts this long
+    directors_alias: str = "directors"  # the directors' room
+    dashboard_enabled: bool = True  # serve the city office dashboard at /dashboard/
+    dashboard_session_hours: int = 8  # a dashboard login lasts this long
     directory_refresh_seconds: int = 300  # gather schools' public rooms and counts this often
 
     def resolved(self, data_dir: str) -> "GatewayConfig":
@@ -35,9 +35,13 @@ class GatewayConfig:
             self.roster_key_path = os.path.join(data_dir, "roster.key")
         elif not os.path.isabs(self.roster_key_path):
             self.roster_key_path = os.path.join(data_dir, self.roster_key_path)
-        for name in ("roster_validity_hours", "roster_refresh_check_seconds",
-                     "enrolment_token_ttl_hours", "dashboard_session_hours",
-                     "directory_refresh_seconds"):
+        for name in (
+            "roster_validity_hours",
+            "roster_refresh_check_seconds",
+            "enrolment_token_ttl_hours",
+            "dashboard_session_hours",
+            "directory_refresh_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SECTION}.{name}: must be a positive integer")
         return self
@@ -55,8 +59,10 @@ def gateway_config(config: Config) -> GatewayConfig:
     """Parse the ``gateway:`` section; ``ConfigError`` if it is missing or invalid."""
     raw = config.extensions.get(SECTION)
     if raw is None:
-        raise ConfigError(f"this config has no '{SECTION}:' section: it is a school node's "
-                          f"config, not a gateway's (create one with 'parta gateway init')")
+        raise ConfigError(
+            f"this config has no '{SECTION}:' section: it is a school node's "
+            f"config, not a gateway's (create one with 'parta gateway init')"
+        )
     return _build(GatewayConfig, raw, f"{SECTION}.").resolved(config.data_dir)
 
 
@@ -65,6 +71,7 @@ def render_section(gw: GatewayConfig) -> str:
     import inspect
     import json
     import re
+
     comments = {}
     pattern = re.compile(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+)$")
     for line in inspect.getsource(GatewayConfig).splitlines():

@@ -68,6 +68,7 @@ def parta_command() -> list[str]:
 def _cli(*argv: str) -> str:
     """A ``parta`` command in this process (no reactor); its stdout; DemoError on failure."""
     from node.cli.main import main
+
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = main(list(argv))
@@ -77,15 +78,20 @@ def _cli(*argv: str) -> str:
 
 
 def _subprocess_cli(*argv: str) -> str:
-    res = subprocess.run(parta_command() + list(argv), capture_output=True, text=True,
-                         timeout=120, stdin=subprocess.DEVNULL)
+    res = subprocess.run(
+        parta_command() + list(argv),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     if res.returncode != 0:
-        raise DemoError(f"parta {' '.join(argv[:3])} failed: "
-                        f"{(res.stderr or res.stdout).strip()}")
+        raise DemoError(f"parta {' '.join(argv[:3])} failed: {(res.stderr or res.stdout).strip()}")
     return res.stdout
 
 
 # --- step 1: CA, init, configs ---------------------------------------------------------------
+
 
 def _ports(root: str, base_port: int) -> int:
     """The base port fixed at the first run (``demo.json``)."""
@@ -94,8 +100,10 @@ def _ports(root: str, base_port: int) -> int:
         with open(path, encoding="utf-8") as fh:
             stored = int(json.load(fh)["base_port"])
         if stored != base_port:
-            say(f"  (reusing the ports of the first run: gateway on {stored}; "
-                f"--fresh to change them)")
+            say(
+                f"  (reusing the ports of the first run: gateway on {stored}; "
+                f"--fresh to change them)"
+            )
         return stored
     os.makedirs(root, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
@@ -107,16 +115,19 @@ def _check_ports_free(city: City) -> None:
     for node in city.nodes:
         for port in (node.client_port, node.metrics_port, node.fed_port):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as Twisted does
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Twisted does
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
-                    raise DemoError(f"port {port} ({node.label}) is in use: stop what uses "
-                                    f"it, or start afresh with --fresh --port N") from None
+                    raise DemoError(
+                        f"port {port} ({node.label}) is in use: stop what uses "
+                        f"it, or start afresh with --fresh --port N"
+                    ) from None
 
 
 def init_city(city: City) -> None:
     from federation.transport.tls import generate_ca, issue_certificate
+
     if not os.path.exists(city.ca_cert):
         generate_ca("Parta demo city CA", city.ca_cert, city.ca_key)
         say(f"[1/5] demo CA created: {city.ca_cert}")
@@ -128,16 +139,39 @@ def init_city(city: City) -> None:
     for node in city.nodes:
         if os.path.exists(node.config_path):
             continue
-        common = ["--server-name", node.server, "--data-dir", node.path,
-                  "--port", str(node.client_port), "--metrics-port", str(node.metrics_port),
-                  "--federation-port", str(node.fed_port)]
+        common = [
+            "--server-name",
+            node.server,
+            "--data-dir",
+            node.path,
+            "--port",
+            str(node.client_port),
+            "--metrics-port",
+            str(node.metrics_port),
+            "--federation-port",
+            str(node.fed_port),
+        ]
         if node.kind == "gateway":
-            _cli("gateway", "init", *common, "--city-name", "City office", "--admin", OFFICE,
-                 "--admin-password-file", pw_file)
+            _cli(
+                "gateway",
+                "init",
+                *common,
+                "--city-name",
+                "City office",
+                "--admin",
+                OFFICE,
+                "--admin-password-file",
+                pw_file,
+            )
         else:
             _cli("node", "init", *common)
-        issue_certificate(city.ca_cert, city.ca_key, node.server,
-                          os.path.join(node.path, "tls.crt"), os.path.join(node.path, "tls.key"))
+        issue_certificate(
+            city.ca_cert,
+            city.ca_key,
+            node.server,
+            os.path.join(node.path, "tls.crt"),
+            os.path.join(node.path, "tls.key"),
+        )
         say(f"      initialised {node.label} ({node.server}) in {node.path}")
     for node in city.nodes:
         configure(city, node)
@@ -146,19 +180,31 @@ def init_city(city: City) -> None:
 def configure(city: City, node: NodeDir) -> None:
     """Ports, the demo CA and the other servers' loopback addresses (every start)."""
     import yaml
+
     with open(node.config_path, encoding="utf-8") as fh:
         config = yaml.safe_load(fh)
-    config["client_listener"] = {**config.get("client_listener", {}),
-                                 "bind_address": "127.0.0.1", "port": node.client_port}
-    config["metrics_listener"] = {**config.get("metrics_listener", {}),
-                                  "bind_address": "127.0.0.1", "port": node.metrics_port}
+    config["client_listener"] = {
+        **config.get("client_listener", {}),
+        "bind_address": "127.0.0.1",
+        "port": node.client_port,
+    }
+    config["metrics_listener"] = {
+        **config.get("metrics_listener", {}),
+        "bind_address": "127.0.0.1",
+        "port": node.metrics_port,
+    }
     fed = config.setdefault("federation", {})
-    fed["listener"] = {**fed.get("listener", {}), "bind_address": "127.0.0.1",
-                       "port": node.fed_port, "tls_certificate_path": "tls.crt",
-                       "tls_private_key_path": "tls.key"}
+    fed["listener"] = {
+        **fed.get("listener", {}),
+        "bind_address": "127.0.0.1",
+        "port": node.fed_port,
+        "tls_certificate_path": "tls.crt",
+        "tls_private_key_path": "tls.key",
+    }
     fed["tls_ca_file"] = city.ca_cert
-    fed["server_overrides"] = {o.server: f"127.0.0.1:{o.fed_port}" for o in city.nodes
-                               if o is not node}
+    fed["server_overrides"] = {
+        o.server: f"127.0.0.1:{o.fed_port}" for o in city.nodes if o is not node
+    }
     # The demo city lives on loopback, which outbound federation refuses by default.
     fed["ip_range_whitelist"] = ["127.0.0.0/8", "::1/128"]
     if node.kind == "gateway":
@@ -169,17 +215,22 @@ def configure(city: City, node: NodeDir) -> None:
 
 # --- processes -----------------------------------------------------------------------------
 
+
 def start(node: NodeDir, city: City) -> None:
     node.log = open(os.path.join(node.path, f"{node.kind}.log"), "ab")
-    node.proc = subprocess.Popen(parta_command() + [node.kind, "run", "-c", node.config_path],
-                                 stdout=node.log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    node.proc = subprocess.Popen(
+        parta_command() + [node.kind, "run", "-c", node.config_path],
+        stdout=node.log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     seed.wait_ready(node, city.ca_cert, STEP_TIMEOUT)
 
 
 def stop_all(city: City) -> bool:
     """SIGTERM every running process (schools first); True when all exited with 0."""
-    for s in (signal.SIGINT, signal.SIGTERM):       # a second Ctrl-C must not interrupt this
+    for s in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not interrupt this
         signal.signal(s, signal.SIG_IGN)
     ok = True
     for node in reversed(city.nodes):
@@ -203,6 +254,7 @@ def stop_all(city: City) -> bool:
 
 # --- step 2/3: enrolment and accounts ------------------------------------------------------
 
+
 def enrol_schools(city: City) -> None:
     for node in city.schools:
         school = node.school
@@ -210,12 +262,21 @@ def enrol_schools(city: City) -> None:
         if os.path.exists(os.path.join(node.path, "roster_key.json")):
             say(f"[2/5] {school.name} is enrolled")
             continue
-        out = _cli("gateway", "enrol", "create", "-c", city.gateway.config_path,
-                   "--school-id", school.school_id, "--name", school.name,
-                   "--district", school.district)
+        out = _cli(
+            "gateway",
+            "enrol",
+            "create",
+            "-c",
+            city.gateway.config_path,
+            "--school-id",
+            school.school_id,
+            "--name",
+            school.name,
+            "--district",
+            school.district,
+        )
         token = out.strip().splitlines()[0]
-        _subprocess_cli("node", "enrol", city.gateway.url, "--token", token,
-                        "-c", node.config_path)
+        _subprocess_cli("node", "enrol", city.gateway.url, "--token", token, "-c", node.config_path)
         say(f"[2/5] {school.name} enrolled with a one-time token ({node.server})")
 
 
@@ -224,6 +285,7 @@ def create_accounts(city: City) -> None:
     from node.accounts.admin import AdminError
     from node.cli.node_cmd import _engine
     from node.config import load_config
+
     for node in city.schools:
         school = node.school
         assert school is not None
@@ -234,32 +296,44 @@ def create_accounts(city: City) -> None:
             for localpart, role, display in school.users:
                 try:
                     with engine.begin() as conn:
-                        admin.create_user(conn, server_name=config.server_name,
-                                          localpart=localpart, password=PASSWORD, role=role,
-                                          display_name=display, now_ms=int(time.time() * 1000))
+                        admin.create_user(
+                            conn,
+                            server_name=config.server_name,
+                            localpart=localpart,
+                            password=PASSWORD,
+                            role=role,
+                            display_name=display,
+                            now_ms=int(time.time() * 1000),
+                        )
                     made += 1
                 except AdminError as exc:
                     if "already exists" not in str(exc):
                         raise DemoError(f"{school.name}: {exc}") from None
         finally:
             engine.dispose()
-        say(f"[3/5] {school.name}: {len(school.users)} accounts"
-            + (f" ({made} created)" if made else ""))
+        say(
+            f"[3/5] {school.name}: {len(school.users)} accounts"
+            + (f" ({made} created)" if made else "")
+        )
 
 
 # --- the command ---------------------------------------------------------------------------
+
 
 def run(args: argparse.Namespace) -> int:
     """``parta demo`` (city mode); ``args`` from ``node.cli.demo``."""
     root = os.path.abspath(args.data_dir or os.path.join("var", "demo-city"))
     if args.fresh and os.path.isdir(root):
         shutil.rmtree(root)
-    say("Parta demo city: a gateway and two school nodes on loopback (SQLite, HTTPS "
-        "federation with a demo CA)")
+    say(
+        "Parta demo city: a gateway and two school nodes on loopback (SQLite, HTTPS "
+        "federation with a demo CA)"
+    )
     say(f"  data dir: {root}")
 
     def on_signal(signum: int, _frame: Any) -> None:
         raise _Stop()
+
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     city = City(root, _ports(root, args.port))
     try:
@@ -283,8 +357,10 @@ def run(args: argparse.Namespace) -> int:
             while True:
                 for node in city.nodes:
                     if node.proc.poll() is not None:
-                        raise DemoError(f"{node.label} stopped unexpectedly "
-                                        f"(status {node.proc.returncode}):\n{log_tail(node)}")
+                        raise DemoError(
+                            f"{node.label} stopped unexpectedly "
+                            f"(status {node.proc.returncode}):\n{log_tail(node)}"
+                        )
                 time.sleep(0.5)
         except _Stop:
             say("\nStopping the city...")

@@ -25,28 +25,48 @@ class School:
     name: str
     district: str
     offset: int
-    users: tuple = ()          # (localpart, role, display name)
+    users: tuple = ()  # (localpart, role, display name)
     class_name: str = ""
     club: tuple = ("", "", "")  # (alias localpart, name, topic)
 
 
 SCHOOLS = (
-    School("a", "school42.localhost", "42", "Lyceum No. 42", "North", 10, (
-        ("director", "director", "Director Novak"),
-        ("teacher.ana", "teacher", "Ana (Maths)"),
-        ("teacher.ben", "teacher", "Ben (History)"),
-        ("pupil.cara", "pupil", "Cara"),
-        ("pupil.dan", "pupil", "Dan"),
-        ("parent.eva", "parent", "Eva (Cara's parent)"),
-    ), "Class 7B", ("chess", "Chess club", "Fridays after school, all levels welcome")),
-    School("b", "school17.localhost", "17", "Gymnasium No. 17", "South", 20, (
-        ("director", "director", "Director Horvat"),
-        ("teacher.iva", "teacher", "Iva (Physics)"),
-        ("teacher.marko", "teacher", "Marko (Biology)"),
-        ("pupil.lena", "pupil", "Lena"),
-        ("pupil.oskar", "pupil", "Oskar"),
-        ("parent.petra", "parent", "Petra (Lena's parent)"),
-    ), "Class 5A", ("robotics", "Robotics club", "Building line followers on Tuesdays")),
+    School(
+        "a",
+        "school42.localhost",
+        "42",
+        "Lyceum No. 42",
+        "North",
+        10,
+        (
+            ("director", "director", "Director Novak"),
+            ("teacher.ana", "teacher", "Ana (Maths)"),
+            ("teacher.ben", "teacher", "Ben (History)"),
+            ("pupil.cara", "pupil", "Cara"),
+            ("pupil.dan", "pupil", "Dan"),
+            ("parent.eva", "parent", "Eva (Cara's parent)"),
+        ),
+        "Class 7B",
+        ("chess", "Chess club", "Fridays after school, all levels welcome"),
+    ),
+    School(
+        "b",
+        "school17.localhost",
+        "17",
+        "Gymnasium No. 17",
+        "South",
+        20,
+        (
+            ("director", "director", "Director Horvat"),
+            ("teacher.iva", "teacher", "Iva (Physics)"),
+            ("teacher.marko", "teacher", "Marko (Biology)"),
+            ("pupil.lena", "pupil", "Lena"),
+            ("pupil.oskar", "pupil", "Oskar"),
+            ("parent.petra", "parent", "Petra (Lena's parent)"),
+        ),
+        "Class 5A",
+        ("robotics", "Robotics club", "Building line followers on Tuesdays"),
+    ),
 )
 
 STEP_TIMEOUT = 90.0
@@ -62,9 +82,10 @@ def say(text: str) -> None:
 
 # --- layout --------------------------------------------------------------------------------
 
+
 @dataclass
 class NodeDir:
-    kind: str                  # "gateway" or "node"
+    kind: str  # "gateway" or "node"
     server: str
     path: str
     client_port: int
@@ -101,10 +122,15 @@ class City:
     schools: list[NodeDir] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.gateway = NodeDir("gateway", GATEWAY, os.path.join(self.root, "gateway"),
-                               self.base_port)
-        self.schools = [NodeDir("node", s.server, os.path.join(self.root, s.server),
-                                self.base_port + s.offset, s) for s in SCHOOLS]
+        self.gateway = NodeDir(
+            "gateway", GATEWAY, os.path.join(self.root, "gateway"), self.base_port
+        )
+        self.schools = [
+            NodeDir(
+                "node", s.server, os.path.join(self.root, s.server), self.base_port + s.offset, s
+            )
+            for s in SCHOOLS
+        ]
 
     @property
     def nodes(self) -> list[NodeDir]:

@@ -47,6 +47,7 @@ ACK_FLUSH_SECONDS = 30.0
 
 # --- acknowledgements ----------------------------------------------------------------------
 
+
 class RosterAcks:
     """The roster version each server last reported enforcing (see module docstring)."""
 
@@ -67,14 +68,19 @@ class RosterAcks:
         except (OSError, ValueError) as exc:
             log.warning("event=roster_acks_unreadable path=%s error=%s", self.path, exc)
             return
-        for server, entry in (data.items() if isinstance(data, dict) else ()):
-            if isinstance(entry, dict) and isinstance(entry.get("version"), int) \
-                    and isinstance(entry.get("ts"), int):
+        for server, entry in data.items() if isinstance(data, dict) else ():
+            if (
+                isinstance(entry, dict)
+                and isinstance(entry.get("version"), int)
+                and isinstance(entry.get("ts"), int)
+            ):
                 self._acks[server] = (entry["version"], entry["ts"])
 
     def record(self, server_name: str, version: int, ts: int | None = None) -> None:
-        self._acks[server_name] = (int(version), int(ts if ts is not None
-                                                      else self.clock.time_ms()))
+        self._acks[server_name] = (
+            int(version),
+            int(ts if ts is not None else self.clock.time_ms()),
+        )
         self._dirty = True
 
     def acked(self, server_name: str) -> tuple[int, int] | None:
@@ -85,6 +91,7 @@ class RosterAcks:
         if not self._dirty or self.path is None:
             return
         from node.enrolment_client import _write_atomic
+
         data = {s: {"version": v, "ts": t} for s, (v, t) in sorted(self._acks.items())}
         try:
             _write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -118,6 +125,7 @@ class RosterAcks:
             if pin is None or (pin.valid_until_ts is not None and pin.valid_until_ts < now):
                 return None
             return pin.verify_key
+
         try:
             origin = verify_request(req.method, raw.uri, None, headers, server_name, pinned)
         except MatrixError as exc:
@@ -129,12 +137,14 @@ class RosterAcks:
 
 # --- the gateway's own roster --------------------------------------------------------------
 
+
 class GatewayRoster:
     """Binds the node's roster policy to the gateway's published roster, keeps it current
     and sends push hints (see module docstring)."""
 
-    def __init__(self, gw: Any, fctx: Any, policy: Any, state: RosterState, *,
-                 interval_s: float) -> None:
+    def __init__(
+        self, gw: Any, fctx: Any, policy: Any, state: RosterState, *, interval_s: float
+    ) -> None:
         self.gw = gw
         self.fctx = fctx
         self.policy = policy
@@ -162,18 +172,21 @@ class GatewayRoster:
                     if docs:
                         self.state.accept_chain(docs, self.gw.clock.time_ms())
                 except RosterError as exc:
-                    log.error("event=gateway_roster_refused reason=%s error=%s", exc.reason,
-                              exc.message)
+                    log.error(
+                        "event=gateway_roster_refused reason=%s error=%s", exc.reason, exc.message
+                    )
                 except Exception:  # try again at the next poll
                     log.exception("event=gateway_roster_sync_failed")
                 if not self._again:
                     return
+
         d = defer.ensureDeferred(go())
         self._syncing = d
 
         def done(result: Any) -> Any:
             self._syncing = None
             return result
+
         d.addBoth(done)
         return d
 
@@ -181,7 +194,8 @@ class GatewayRoster:
         self._poll = task.LoopingCall(self.sync)
         self._poll.clock = reactor
         self._poll.start(self.interval_s, now=True).addErrback(
-            lambda f: log.error("event=gateway_roster_poll_died error=%s", f.getErrorMessage()))
+            lambda f: log.error("event=gateway_roster_poll_died error=%s", f.getErrorMessage())
+        )
         acks = getattr(self.gw, "roster_acks", None)
         if acks is not None:
             self._flush = task.LoopingCall(acks.flush)
@@ -202,8 +216,7 @@ class GatewayRoster:
             return
         targets = sorted(n for n in new.servers if n != self.gw.server_name)
         if targets:
-            self.hints_sent.append(defer.ensureDeferred(self.send_hints(new.version,
-                                                                        targets)))
+            self.hints_sent.append(defer.ensureDeferred(self.send_hints(new.version, targets)))
             del self.hints_sent[:-4]
 
     async def send_hints(self, version: int, targets: list[str]) -> dict[str, str]:
@@ -214,24 +227,29 @@ class GatewayRoster:
 
         async def one(server: str) -> None:
             try:
-                status, _ = await client.request(server, E.PARTA_ROSTER_HINT.method,
-                                                 E.PARTA_ROSTER_HINT.path(),
-                                                 json_body={"version": version},
-                                                 timeout=HINT_TIMEOUT_S)
+                status, _ = await client.request(
+                    server,
+                    E.PARTA_ROSTER_HINT.method,
+                    E.PARTA_ROSTER_HINT.path(),
+                    json_body={"version": version},
+                    timeout=HINT_TIMEOUT_S,
+                )
                 results[server] = str(status)
             except Exception as exc:  # noqa: BLE001 - a hint is best effort
                 results[server] = type(exc).__name__
 
-        await defer.gatherResults([sem.run(lambda server: defer.ensureDeferred(one(server)), s)
-                                   for s in targets], consumeErrors=True)
+        await defer.gatherResults(
+            [sem.run(lambda server: defer.ensureDeferred(one(server)), s) for s in targets],
+            consumeErrors=True,
+        )
         ok = sum(1 for v in results.values() if v == "200")
-        log.info("event=roster_hints_sent version=%s servers=%d ok=%d", version, len(targets),
-                 ok)
+        log.info("event=roster_hints_sent version=%s servers=%d ok=%d", version, len(targets), ok)
         return results
 
 
 def _latest_doc(db: Any) -> Mapping[str, Any] | None:
     from .roster import store
+
     return db.run_sync(store.latest_doc)
 
 
@@ -241,8 +259,7 @@ def wire(gw: Any, federation: Any) -> GatewayRoster | None:
     from node.federation.roster_policy import RosterPolicy, refresh_interval_s
 
     data_dir = getattr(gw.config, "data_dir", None)
-    gw.roster_acks = RosterAcks(os.path.join(data_dir, ACK_FILE) if data_dir else None,
-                                gw.clock)
+    gw.roster_acks = RosterAcks(os.path.join(data_dir, ACK_FILE) if data_dir else None, gw.clock)
     if isinstance(gw.status_source, NoStatusSource):
         gw.status_source = gw.roster_acks
     if federation is None:
@@ -256,16 +273,17 @@ def wire(gw: Any, federation: Any) -> GatewayRoster | None:
     doc = _latest_doc(gw.roster.db) if hasattr(gw.roster.db, "run_sync") else None
     if doc is not None:
         state.restore(doc)
-    if policy.state is None:            # not bound yet
+    if policy.state is None:  # not bound yet
         policy.bind(state)
     elif policy.state.signer_name != gw.server_name:
-        log.warning("event=gateway_roster_not_enforced reason=node_enrolled_elsewhere "
-                    "signer=%s", policy.state.signer_name)
+        log.warning(
+            "event=gateway_roster_not_enforced reason=node_enrolled_elsewhere signer=%s",
+            policy.state.signer_name,
+        )
         return None
     else:
         state = policy.state
-    enforcer = GatewayRoster(gw, fctx, policy, state,
-                             interval_s=refresh_interval_s(gw.config))
+    enforcer = GatewayRoster(gw, fctx, policy, state, interval_s=refresh_interval_s(gw.config))
     gw.roster_enforcer = enforcer
     gw.add_roster_listener(lambda _doc: enforcer.sync())
     reactor = gw.reactor

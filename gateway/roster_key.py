@@ -29,8 +29,9 @@ def create_roster_key(key_path: str) -> SigningKey:
     """Generate ``ed25519:roster_1`` into ``key_path`` (0600) and its ``.pub``; refuses to
     overwrite an existing key (it would break every node's pinned key)."""
     if os.path.exists(key_path):
-        raise RosterKeyError(f"{key_path} already exists; not overwriting the roster key "
-                             f"(nodes pin it)")
+        raise RosterKeyError(
+            f"{key_path} already exists; not overwriting the roster key (nodes pin it)"
+        )
     key = generate_roster_key(1)
     save_signing_key_file(key_path, [key])
     write_public(key_path, key.verify_key)
@@ -50,12 +51,15 @@ def load_roster_key(key_path: str) -> tuple[SigningKey | None, VerifyKey]:
         try:
             keys = load_signing_key_file(key_path)
         except (OSError, MatrixError) as exc:
-            raise RosterKeyError(f"cannot read roster key {key_path}: "
-                                 f"{getattr(exc, 'message', exc)}") from None
+            raise RosterKeyError(
+                f"cannot read roster key {key_path}: {getattr(exc, 'message', exc)}"
+            ) from None
         key = keys[0]
         if not is_roster_key_id(key.key_id):
-            raise RosterKeyError(f"{key_path}: key {key.key_id} is not a roster key (its "
-                                 f"version must start with 'roster_')")
+            raise RosterKeyError(
+                f"{key_path}: key {key.key_id} is not a roster key (its "
+                f"version must start with 'roster_')"
+            )
         return key, key.verify_key
     pub = public_path(key_path)
     try:
@@ -63,11 +67,14 @@ def load_roster_key(key_path: str) -> tuple[SigningKey | None, VerifyKey]:
             data = json.load(fh)
         vk = VerifyKey.decode(data["key_id"], data["key"])
     except FileNotFoundError:
-        raise RosterKeyError(f"roster key not found: {key_path} (nor its public half {pub}); "
-                             f"run 'parta gateway init'") from None
+        raise RosterKeyError(
+            f"roster key not found: {key_path} (nor its public half {pub}); "
+            f"run 'parta gateway init'"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError, MatrixError) as exc:
-        raise RosterKeyError(f"cannot read roster public key {pub}: "
-                             f"{getattr(exc, 'message', exc)}") from None
+        raise RosterKeyError(
+            f"cannot read roster public key {pub}: {getattr(exc, 'message', exc)}"
+        ) from None
     if not is_roster_key_id(vk.key_id):
         raise RosterKeyError(f"{pub}: key {vk.key_id} is not a roster key")
     return None, vk

@@ -17,10 +17,10 @@ from typing import Iterable, Protocol
 
 @dataclass(frozen=True)
 class SchoolStatus:
-    last_contact_ts: int | None = None       # ms; last federation request from/to it
+    last_contact_ts: int | None = None  # ms; last federation request from/to it
     outbound_queue_depth: int | None = None  # PDUs/EDUs waiting to be sent to it
     roster_version_acked: int | None = None  # roster version the school reported using
-    user_count: int | None = None            # as published by the school
+    user_count: int | None = None  # as published by the school
     room_count: int | None = None
 
 

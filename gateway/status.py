@@ -48,16 +48,22 @@ def outbound_status(conn: Connection, names: Sequence[str]) -> dict[str, tuple[i
     from schema.federation_outbound import federation_destinations as dest_t
     from schema.federation_outbound import federation_outbound_edus as edus_t
     from schema.federation_outbound import federation_outbound_pdus as pdus_t
+
     out: dict[str, list] = {n: [0, None] for n in names}
     if not names:
         return {}
     for table in (pdus_t, edus_t):
-        for dest, n in conn.execute(select(table.c.destination, func.count())
-                                    .where(table.c.destination.in_(list(names)))
-                                    .group_by(table.c.destination)):
+        for dest, n in conn.execute(
+            select(table.c.destination, func.count())
+            .where(table.c.destination.in_(list(names)))
+            .group_by(table.c.destination)
+        ):
             out[dest][0] += int(n)
-    for dest, ts in conn.execute(select(dest_t.c.destination, dest_t.c.last_success_ts)
-                                 .where(dest_t.c.destination.in_(list(names)))):
+    for dest, ts in conn.execute(
+        select(dest_t.c.destination, dest_t.c.last_success_ts).where(
+            dest_t.c.destination.in_(list(names))
+        )
+    ):
         out[dest][1] = ts
     return {k: (v[0], v[1]) for k, v in out.items()}
 
@@ -71,9 +77,16 @@ class CityStatusSource:
     """``SchoolStatusSource`` over the sources listed in the module docstring; any of
     them may be None (e.g. no federation: no queue depth)."""
 
-    def __init__(self, *, db: Any = None, contacts: ContactTracker | None = None,
-                 acks: Any = None, gatherer: Any = None, own_server: str | None = None) -> None:
-        self.own_server = own_server        # the gateway itself: nothing to report
+    def __init__(
+        self,
+        *,
+        db: Any = None,
+        contacts: ContactTracker | None = None,
+        acks: Any = None,
+        gatherer: Any = None,
+        own_server: str | None = None,
+    ) -> None:
+        self.own_server = own_server  # the gateway itself: nothing to report
         self.db = db
         self.contacts = contacts
         self.acks = acks
@@ -81,8 +94,9 @@ class CityStatusSource:
 
     async def status_of(self, server_names: Iterable[str]) -> dict[str, SchoolStatus]:
         names = sorted(set(server_names) - {self.own_server})
-        outbound = await self.db.run(outbound_status, names) if self.db is not None and names \
-            else {}
+        outbound = (
+            await self.db.run(outbound_status, names) if self.db is not None and names else {}
+        )
         out: dict[str, SchoolStatus] = {}
         for name in names:
             ack = self.acks.acked(name) if self.acks is not None else None
@@ -95,11 +109,15 @@ class CityStatusSource:
             status = SchoolStatus(
                 last_contact_ts=_latest(
                     self.contacts.last.get(name) if self.contacts is not None else None,
-                    delivered, ack[1] if ack else None, gathered_ok),
+                    delivered,
+                    ack[1] if ack else None,
+                    gathered_ok,
+                ),
                 outbound_queue_depth=queue,
                 roster_version_acked=ack[0] if ack else None,
                 user_count=stats.get("users") if stats else None,
-                room_count=stats.get("rooms") if stats else None)
+                room_count=stats.get("rooms") if stats else None,
+            )
             if status != SchoolStatus():
                 out[name] = status
         return out

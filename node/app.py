@@ -47,10 +47,10 @@ class Node:
     rooms: Any
     sync: Any
     media: Any
-    resource: Any          # the client API twisted.web resource
+    resource: Any  # the client API twisted.web resource
     metrics_resource: Any
     notifier: Any = None
-    limiter: Any = None    # the per-user limiter of rate_limited routes
+    limiter: Any = None  # the per-user limiter of rate_limited routes
     extras: list = field(default_factory=list)  # what each extra area returned
     federation: Any = None  # node.federation.wiring.FederationService
 
@@ -61,7 +61,7 @@ def load_signing_key(path: str) -> SigningKey:
             return read_signing_keys(fh.read())[0]
     except FileNotFoundError:
         raise StartupError(f"signing key not found: {path} (run 'parta node init')") from None
-    except MatrixError as exc:       # KeyFormatError
+    except MatrixError as exc:  # KeyFormatError
         raise StartupError(f"signing key {path}: {exc.message}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StartupError(f"cannot read signing key {path}: {exc}") from None
@@ -70,11 +70,18 @@ def load_signing_key(path: str) -> SigningKey:
 def _health_route(router: Router) -> None:
     async def health(req: Any) -> tuple[int, dict]:
         return 200, {"status": "ok"}
+
     router.add("GET", "/health", health, auth=False)
 
 
-def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None = None,
-               db: Database | None = None, extra_areas: Any = ()) -> Node:
+def build_node(
+    config: Config,
+    reactor: Any,
+    *,
+    signing_key: SigningKey | None = None,
+    db: Database | None = None,
+    extra_areas: Any = (),
+) -> Node:
     """Wire every area onto one router; the database must already be at head.
 
     ``extra_areas``: callables ``fn(ctx, services)`` run after the node's own areas (e.g.
@@ -92,42 +99,67 @@ def build_node(config: Config, reactor: Any, *, signing_key: SigningKey | None =
     clock = ReactorClock(reactor)
     db = db or Database(config.database_url, reactor)
     router = Router()
-    ctx = NodeContext(config=config, reactor=reactor, clock=clock, db=db, router=router,
-                      signing_key=signing_key)
+    ctx = NodeContext(
+        config=config, reactor=reactor, clock=clock, db=db, router=router, signing_key=signing_key
+    )
     _health_route(router)
 
     accounts = accounts_wiring.wire(ctx)
     notifier = make_notifier(ctx)
     rooms = rooms_wiring.wire(ctx, accounts=accounts, notifier=notifier)
-    accounts.room_leaver = make_room_leaver(rooms)     # deactivated users leave their rooms
+    accounts.room_leaver = make_room_leaver(rooms)  # deactivated users leave their rooms
     sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier)
     media = media_wiring.wire(ctx, accounts=accounts)
-    federation = federation_wiring.wire(ctx, accounts=accounts, rooms=rooms,
-                                        notifier=notifier, sync=sync, media=media)
-    services = SimpleNamespace(accounts=accounts, notifier=notifier, rooms=rooms, sync=sync,
-                               media=media, federation=federation)
+    federation = federation_wiring.wire(
+        ctx, accounts=accounts, rooms=rooms, notifier=notifier, sync=sync, media=media
+    )
+    services = SimpleNamespace(
+        accounts=accounts,
+        notifier=notifier,
+        rooms=rooms,
+        sync=sync,
+        media=media,
+        federation=federation,
+    )
     extras = [fn(ctx, services) for fn in extra_areas]
 
     limits = config.rate_limits
-    limiter = RateLimiter(clock, per_second=limits.per_second, burst_count=limits.burst_count,
-                          enabled=limits.enabled)
+    limiter = RateLimiter(
+        clock, per_second=limits.per_second, burst_count=limits.burst_count, enabled=limits.enabled
+    )
     # Media uploads may be larger than the general JSON body limit.
     body_limits = dict(media.body_limits)
-    resource = ApiResource(router, authenticate=accounts.authenticate,
-                           max_body_bytes=config.max_request_body_bytes,
-                           rate_limit=make_rate_limit_hook(limiter),
-                           observe=metrics.observe_request, body_limits=body_limits)
+    resource = ApiResource(
+        router,
+        authenticate=accounts.authenticate,
+        max_body_bytes=config.max_request_body_bytes,
+        rate_limit=make_rate_limit_hook(limiter),
+        observe=metrics.observe_request,
+        body_limits=body_limits,
+    )
     metrics.watch_db_pool(db)
-    return Node(ctx=ctx, accounts=accounts, rooms=rooms, sync=sync, media=media,
-                resource=resource, metrics_resource=metrics.MetricsResource(),
-                notifier=notifier, limiter=limiter, extras=extras, federation=federation)
+    return Node(
+        ctx=ctx,
+        accounts=accounts,
+        rooms=rooms,
+        sync=sync,
+        media=media,
+        resource=resource,
+        metrics_resource=metrics.MetricsResource(),
+        notifier=notifier,
+        limiter=limiter,
+        extras=extras,
+        federation=federation,
+    )
 
 
 # --- running ---------------------------------------------------------------------------------
 class _KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = (f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}.{int(record.msecs):03d} "
-                f"level={record.levelname} logger={record.name} {record.getMessage()}")
+        line = (
+            f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}.{int(record.msecs):03d} "
+            f"level={record.levelname} logger={record.name} {record.getMessage()}"
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -142,20 +174,24 @@ def setup_logging(level: str, stream: TextIO | None = None) -> None:
     logging.getLogger("twisted").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from twisted.logger import STDLibLogObserver, globalLogBeginner
-    globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")],
-                                     redirectStandardIO=False, discardBuffer=True)
+
+    globalLogBeginner.beginLoggingTo(
+        [STDLibLogObserver(name="twisted")], redirectStandardIO=False, discardBuffer=True
+    )
 
 
 def _site(resource: Any) -> Any:
     """Every listener's site: no access log, body/header limits and timeouts at the edge
     (``node.http.site``)."""
     from .http.site import make_site
+
     return make_site(resource)
 
 
 def _listen(reactor: Any, listener: Any, site: Any) -> Any:
     if listener.tls_certificate_path:
         from twisted.internet import ssl
+
         if not listener.tls_private_key_path:
             raise StartupError("TLS needs both tls_certificate_path and tls_private_key_path")
         try:
@@ -192,6 +228,7 @@ def _listen_federation(node: Node) -> Any:
     if node.federation is None:
         return None
     from federation.transport.tls import TLSConfigError
+
     try:
         return node.federation.listen(node.ctx.reactor, _site)
     except TLSConfigError as exc:
@@ -203,15 +240,16 @@ def upgrade_database(config: Config) -> str | None:
     from schema.migrations import upgrade
 
     from .storage.database import make_engine
+
     if config.database_url.startswith("sqlite:///"):
-        os.makedirs(os.path.dirname(os.path.abspath(config.database_url[10:])) or ".",
-                    exist_ok=True)
+        os.makedirs(
+            os.path.dirname(os.path.abspath(config.database_url[10:])) or ".", exist_ok=True
+        )
     engine = make_engine(config.database_url)
     try:
         return upgrade(engine)
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator
-        raise StartupError(f"database upgrade failed: {exc.__class__.__name__}: {exc}") \
-            from None
+        raise StartupError(f"database upgrade failed: {exc.__class__.__name__}: {exc}") from None
     finally:
         engine.dispose()
 
@@ -244,6 +282,7 @@ def _install_profiler(reactor: Any) -> None:
     if not path:
         return
     import cProfile
+
     profiler = cProfile.Profile()
 
     def stop() -> None:
@@ -259,54 +298,65 @@ def run(config: Config, *, out: TextIO | None = None, extra_areas: Any = ()) -> 
     import asyncio
 
     from twisted.internet import asyncioreactor
+
     if "twisted.internet.reactor" not in sys.modules:
         asyncioreactor.install(asyncio.new_event_loop())
     from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
 
     from .memory import settle_after_startup, tune_allocator
-    tune_allocator()                 # before the DB and KDF threads start
+
+    tune_allocator()  # before the DB and KDF threads start
     out = out or sys.stdout
     setup_logging(config.log_level)
     signing_key = load_signing_key(config.signing_key_path)
     upgrade_database(config)
     db = Database(config.database_url, reactor)
     try:
-        node = build_node(config, reactor, signing_key=signing_key, db=db,
-                          extra_areas=extra_areas)
+        node = build_node(config, reactor, signing_key=signing_key, db=db, extra_areas=extra_areas)
         client_port = _listen(reactor, config.client_listener, _site(node.resource))
         metrics_port = _listen(reactor, config.metrics_listener, _site(node.metrics_resource))
         federation_port = _listen_federation(node)
     except CannotListenError as exc:
         db.close()
-        raise StartupError(f"cannot listen on {exc.interface}:{exc.port}: {exc.socketError}") \
-            from None
+        raise StartupError(
+            f"cannot listen on {exc.interface}:{exc.port}: {exc.socketError}"
+        ) from None
     except BaseException:
-        db.close()          # the pool's threads would otherwise keep the process alive
+        db.close()  # the pool's threads would otherwise keep the process alive
         raise
     cport = client_port.getHost().port
     mport = metrics_port.getHost().port
     client = config.client_listener
-    if config.public_baseurl == f"{'https' if client.tls_certificate_path else 'http'}://" \
-                               f"{client.bind_address}:0/":
-        config.public_baseurl = _url(client, cport) + "/"     # port 0: advertise the real port
+    if (
+        config.public_baseurl == f"{'https' if client.tls_certificate_path else 'http'}://"
+        f"{client.bind_address}:0/"
+    ):
+        config.public_baseurl = _url(client, cport) + "/"  # port 0: advertise the real port
 
     def stopping() -> Any:
         log.info("event=stopping")
-        return node.accounts.stop()      # writes pending device last-seen data first
+        return node.accounts.stop()  # writes pending device last-seen data first
 
     reactor.addSystemEventTrigger("before", "shutdown", stopping)
     _install_signal_handlers(reactor)
-    log.info("event=listening server_name=%s client=%s metrics=%s", config.server_name,
-             _url(client, cport), _url(config.metrics_listener, mport))
+    log.info(
+        "event=listening server_name=%s client=%s metrics=%s",
+        config.server_name,
+        _url(client, cport),
+        _url(config.metrics_listener, mport),
+    )
     fed = ""
     if federation_port is not None:
         fed_url = _url_tls(config.federation.listener, federation_port.getHost().port)
         fed = f" (federation on {fed_url})"
         log.info("event=federation_listening url=%s", fed_url)
-    print(f"Parta node {config.server_name} listening on {_url(client, cport)} "
-          f"(metrics on {_url(config.metrics_listener, mport)}/metrics){fed}", file=out,
-          flush=True)
+    print(
+        f"Parta node {config.server_name} listening on {_url(client, cport)} "
+        f"(metrics on {_url(config.metrics_listener, mport)}/metrics){fed}",
+        file=out,
+        flush=True,
+    )
     reactor.callWhenRunning(settle_after_startup)
     _install_profiler(reactor)
     # IReactorCore does not declare it, the installed (asyncio) reactor's run() takes it.

@@ -30,9 +30,9 @@ class ListenerConfig:
 @dataclass
 class RateLimitConfig:
     enabled: bool = True
-    per_second: float = 10.0    # sustained requests/s per user on rate-limited endpoints
+    per_second: float = 10.0  # sustained requests/s per user on rate-limited endpoints
     burst_count: int = 50
-    login_per_second: float = 1.0   # login/register/token validity attempts/s per client IP
+    login_per_second: float = 1.0  # login/register/token validity attempts/s per client IP
     login_burst_count: int = 30
 
 
@@ -40,18 +40,18 @@ class RateLimitConfig:
 class MediaConfig:
     max_upload_bytes: int = 50 * 1024 * 1024
     per_user_quota_bytes: int = 1024 * 1024 * 1024
-    max_thumbnail_pixels: int = 32_000_000      # pixels decoded per thumbnail, more: 413
-    thumbnail_memory_bytes: int = 256 * 1024 * 1024   # est. memory of thumbnails made at once
-    thumbnail_concurrency: int = 2              # thumbnails made at once; the rest queue
-    thumbnail_queue: int = 64                   # thumbnails waiting; more: 429 M_LIMIT_EXCEEDED
-    thumbnail_sizes: list[list[int]] = field(default_factory=lambda: [[32, 32], [96, 96],
-                                                                       [320, 240], [640, 480],
-                                                                       [800, 600]])
+    max_thumbnail_pixels: int = 32_000_000  # pixels decoded per thumbnail, more: 413
+    thumbnail_memory_bytes: int = 256 * 1024 * 1024  # est. memory of thumbnails made at once
+    thumbnail_concurrency: int = 2  # thumbnails made at once; the rest queue
+    thumbnail_queue: int = 64  # thumbnails waiting; more: 429 M_LIMIT_EXCEEDED
+    thumbnail_sizes: list[list[int]] = field(
+        default_factory=lambda: [[32, 32], [96, 96], [320, 240], [640, 480], [800, 600]]
+    )
 
 
 @dataclass
 class RegistrationConfig:
-    open_registration: bool = False   # schools don't run open registration
+    open_registration: bool = False  # schools don't run open registration
     password_min_length: int = 8
 
 
@@ -59,25 +59,25 @@ class RegistrationConfig:
 class FederationConfig:
     """Server-server API (spec: server-server API; node/federation)."""
 
-    enabled: bool = True            # false: no federation listener, no outbound federation
+    enabled: bool = True  # false: no federation listener, no outbound federation
     listener: ListenerConfig = field(default_factory=lambda: ListenerConfig(port=8448))
     tls_ca_file: str | None = None  # CA bundle for outbound TLS; null = the system store
-    insecure_skip_tls_verify: bool = False   # loopback tests only: no outbound cert checks
-    server_overrides: dict = field(default_factory=dict)   # server name -> "host:port"
+    insecure_skip_tls_verify: bool = False  # loopback tests only: no outbound cert checks
+    server_overrides: dict = field(default_factory=dict)  # server name -> "host:port"
     key_validity_ms: int = 24 * 3600 * 1000  # valid_until_ts of our published keys
     old_signing_keys_path: str = ""  # default: <data_dir>/old_signing_keys.json
     notary_servers: list = field(default_factory=list)  # [{server_name, verify_keys: {id: key}}]
-    presence: bool = False          # m.presence EDUs are ignored while off
-    max_missing_events: int = 20    # prev_events fetched with get_missing_events per PDU
-    verify_threads: int | None = None   # event signature threads; null = one per core (<= 4)
-    share_device_names: bool = False    # device display names in federation user/devices
-    roster: str = "auto"            # city roster: auto (if enrolled) | required | off
-    roster_refresh_seconds: float = 60.0   # how often an enrolled node asks the gateway
+    presence: bool = False  # m.presence EDUs are ignored while off
+    max_missing_events: int = 20  # prev_events fetched with get_missing_events per PDU
+    verify_threads: int | None = None  # event signature threads; null = one per core (<= 4)
+    share_device_names: bool = False  # device display names in federation user/devices
+    roster: str = "auto"  # city roster: auto (if enrolled) | required | off
+    roster_refresh_seconds: float = 60.0  # how often an enrolled node asks the gateway
     # Outbound federation never connects to these (CIDR ranges; the default: loopback,
     # private, CGNAT, link-local, unique-local, multicast, reserved), checked on every
     # resolved address; federation.transport.ip_ranges.  Synapse's names.
     ip_range_blacklist: list = field(default_factory=lambda: list(DEFAULT_IP_RANGE_BLACKLIST))
-    ip_range_whitelist: list = field(default_factory=list)   # exceptions to the blacklist
+    ip_range_whitelist: list = field(default_factory=list)  # exceptions to the blacklist
 
     def __post_init__(self) -> None:
         # A typo in a range must stop the node at start-up, not open or close federation.
@@ -91,9 +91,9 @@ class FederationConfig:
 class Config:
     server_name: str = "localhost"
     data_dir: str = "."
-    database_url: str = ""            # default: sqlite:///<data_dir>/node.db
-    signing_key_path: str = ""        # default: <data_dir>/signing.key
-    public_baseurl: str = ""          # default: http://<bind>:<port>/
+    database_url: str = ""  # default: sqlite:///<data_dir>/node.db
+    signing_key_path: str = ""  # default: <data_dir>/signing.key
+    public_baseurl: str = ""  # default: http://<bind>:<port>/
     client_listener: ListenerConfig = field(default_factory=ListenerConfig)
     metrics_listener: ListenerConfig = field(default_factory=lambda: ListenerConfig(port=9108))
     max_request_body_bytes: int = 1024 * 1024
@@ -158,8 +158,14 @@ def _build(cls: type, data: Any, path: str) -> Any:
     return cls(**kwargs)
 
 
-_TYPE_NAMES = {"bool": "true or false", "int": "an integer", "float": "a number",
-               "str": "a string", "list": "a list", "dict": "a mapping"}
+_TYPE_NAMES = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "list": "a list",
+    "dict": "a mapping",
+}
 
 
 def _check_type(name: str, type_name: str, value: Any) -> Any:
@@ -170,15 +176,18 @@ def _check_type(name: str, type_name: str, value: Any) -> Any:
         if optional:
             return None
         raise ConfigError(f"{name}: must be {_TYPE_NAMES.get(base, base)}, not null")
-    ok = {"bool": lambda v: isinstance(v, bool),
-          "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          "str": lambda v: isinstance(v, str),
-          "list": lambda v: isinstance(v, list),
-          "dict": lambda v: isinstance(v, dict)}.get(base)
+    ok = {
+        "bool": lambda v: isinstance(v, bool),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "list": lambda v: isinstance(v, list),
+        "dict": lambda v: isinstance(v, dict),
+    }.get(base)
     if ok is not None and not ok(value):
-        raise ConfigError(f"{name}: must be {_TYPE_NAMES[base]}, got {type(value).__name__} "
-                          f"{value!r}")
+        raise ConfigError(
+            f"{name}: must be {_TYPE_NAMES[base]}, got {type(value).__name__} {value!r}"
+        )
     return float(value) if base == "float" else value
 
 
@@ -193,11 +202,13 @@ def load_config(path: str) -> Config:
     # Top-level sections other packages declare (entry-point group ``parta.config_sections``)
     # are kept raw in ``extensions``; any other unknown key is still refused.
     from importlib.metadata import entry_points
+
     names = {ep.name for ep in entry_points(group="parta.config_sections")}
     raw = {k: data.pop(k) for k in list(data) if k in names} if isinstance(data, dict) else {}
     cfg = _build(Config, data, "")
     cfg.extensions = {**(cfg.extensions if isinstance(cfg.extensions, dict) else {}), **raw}
     if not os.path.isabs(cfg.data_dir):
         cfg.data_dir = os.path.normpath(
-            os.path.join(os.path.dirname(os.path.abspath(path)), cfg.data_dir))
+            os.path.join(os.path.dirname(os.path.abspath(path)), cfg.data_dir)
+        )
     return cfg.resolved()

@@ -23,7 +23,7 @@ class NodeContext:
     reactor: Any
     clock: ReactorClock
     db: Database
-    router: Router          # the client-server API listener's routes
+    router: Router  # the client-server API listener's routes
     signing_key: SigningKey
 
     @property

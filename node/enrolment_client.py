@@ -77,17 +77,18 @@ def check_gateway_url(url: str, warn: Callable[[str], None]) -> str:
     loopback, with a warning)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise EnrolmentClientError(f"gateway URL must look like https://city.example, got "
-                                   f"{url!r}")
+        raise EnrolmentClientError(f"gateway URL must look like https://city.example, got {url!r}")
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise EnrolmentClientError("gateway URL must not carry credentials, a query or a "
-                                   "fragment")
+        raise EnrolmentClientError("gateway URL must not carry credentials, a query or a fragment")
     if parts.scheme == "http":
         if not is_loopback_host(parts.hostname):
-            raise EnrolmentClientError("refusing plain http:// to a non-loopback gateway: "
-                                       "enrolment must use https://")
-        warn(f"warning: using plain HTTP to {parts.hostname} (loopback only; use https:// "
-             f"for a real gateway)")
+            raise EnrolmentClientError(
+                "refusing plain http:// to a non-loopback gateway: enrolment must use https://"
+            )
+        warn(
+            f"warning: using plain HTTP to {parts.hostname} (loopback only; use https:// "
+            f"for a real gateway)"
+        )
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
@@ -110,9 +111,8 @@ def load_pinned(data_dir: str) -> tuple[VerifyKey, str, dict] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise EnrolmentClientError(f"{path} is damaged ({exc}); remove it to enrol again") \
-            from None
-    except MatrixError as exc:     # KeyFormatError
+        raise EnrolmentClientError(f"{path} is damaged ({exc}); remove it to enrol again") from None
+    except MatrixError as exc:  # KeyFormatError
         raise EnrolmentClientError(f"{path}: {exc.message}") from None
     return key, signer, data
 
@@ -129,13 +129,19 @@ def load_roster(data_dir: str) -> dict | None:
         raise EnrolmentClientError(f"{path} is damaged ({exc})") from None
 
 
-def store_enrolment(data_dir: str, *, key: VerifyKey, signer_name: str, gateway_url: str,
-                    doc: dict, now_ms: int) -> tuple[str, str]:
+def store_enrolment(
+    data_dir: str, *, key: VerifyKey, signer_name: str, gateway_url: str, doc: dict, now_ms: int
+) -> tuple[str, str]:
     key_path = os.path.join(data_dir, ROSTER_KEY_FILE)
     roster_path = os.path.join(data_dir, ROSTER_FILE)
-    pinned = {"signer_name": signer_name, "key_id": key.key_id, "key": key.encode(),
-              "fingerprint": roster_key_fingerprint(key), "gateway_url": gateway_url,
-              "enrolled_ts": now_ms}
+    pinned = {
+        "signer_name": signer_name,
+        "key_id": key.key_id,
+        "key": key.encode(),
+        "fingerprint": roster_key_fingerprint(key),
+        "gateway_url": gateway_url,
+        "enrolled_ts": now_ms,
+    }
     _write_atomic(roster_path, json.dumps(doc, sort_keys=True) + "\n")
     _write_atomic(key_path, json.dumps(pinned, indent=2, sort_keys=True) + "\n")
     return key_path, roster_path
@@ -152,39 +158,49 @@ def check_existing_pin(data_dir: str, fingerprint: str, signer_name: str) -> Non
         raise EnrolmentClientError(
             f"this node already pins the roster key {key.key_id} of {signer} "
             f"({os.path.join(data_dir, ROSTER_KEY_FILE)}); the token is for another roster "
-            f"key. Remove that file only if the city really changed its roster key")
+            f"key. Remove that file only if the city really changed its roster key"
+        )
 
 
 # --- HTTP ----------------------------------------------------------------------------------
 def _agent(reactor: Any, ca_file: str | None) -> Any:
     from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
+
     if ca_file is None:
         return Agent(reactor, connectTimeout=TIMEOUT_S)
     from twisted.internet import ssl
+
     try:
         with open(ca_file, encoding="ascii") as fh:
             pem = fh.read()
-        blocks = [b + "-----END CERTIFICATE-----\n"
-                  for b in pem.split("-----END CERTIFICATE-----") if "BEGIN CERTIFICATE" in b]
+        blocks = [
+            b + "-----END CERTIFICATE-----\n"
+            for b in pem.split("-----END CERTIFICATE-----")
+            if "BEGIN CERTIFICATE" in b
+        ]
         certs = [ssl.Certificate.loadPEM((b.strip() + "\n").encode("ascii")) for b in blocks]
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise EnrolmentClientError(f"cannot read CA file {ca_file}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - OpenSSL errors on bad PEM
-        raise EnrolmentClientError(f"CA file {ca_file} is not a PEM certificate: {exc}") \
-            from None
+        raise EnrolmentClientError(f"CA file {ca_file} is not a PEM certificate: {exc}") from None
     if not certs:
         raise EnrolmentClientError(f"CA file {ca_file} holds no certificate")
     policy = BrowserLikePolicyForHTTPS(trustRoot=ssl.trustRootFromCertificates(certs))
     return Agent(reactor, contextFactory=policy, connectTimeout=TIMEOUT_S)
 
 
-async def _post_json(reactor: Any, url: str, body: dict, ca_file: str | None
-                     ) -> tuple[int, Any]:
+async def _post_json(reactor: Any, url: str, body: dict, ca_file: str | None) -> tuple[int, Any]:
     import treq
+
     headers: dict[bytes | str, list[bytes | str]] = {b"Content-Type": [b"application/json"]}
     try:
-        resp = await treq.post(url, data=json.dumps(body).encode("utf-8"), headers=headers,
-                               agent=_agent(reactor, ca_file), timeout=TIMEOUT_S)
+        resp = await treq.post(
+            url,
+            data=json.dumps(body).encode("utf-8"),
+            headers=headers,
+            agent=_agent(reactor, ca_file),
+            timeout=TIMEOUT_S,
+        )
         chunks: list[bytes] = []
         size = 0
 
@@ -194,34 +210,48 @@ async def _post_json(reactor: Any, url: str, body: dict, ca_file: str | None
             if size > MAX_RESPONSE_BYTES:
                 raise EnrolmentClientError("the gateway's answer is too large")
             chunks.append(data)
+
         await treq.collect(resp, collect)
     except EnrolmentClientError:
         raise
     except Exception as exc:  # noqa: BLE001 - connection refused, TLS failure, timeout
         why = _describe(exc)
         if "certificate verify failed" in why:
-            why += (" (the gateway's certificate is not trusted: if the city runs its own "
-                    "CA, pass it with --ca-file)")
+            why += (
+                " (the gateway's certificate is not trusted: if the city runs its own "
+                "CA, pass it with --ca-file)"
+            )
         raise EnrolmentClientError(f"cannot reach the gateway at {url}: {why}") from None
     raw = b"".join(chunks)
     try:
         return resp.code, json.loads(raw)
     except ValueError:
-        raise EnrolmentClientError(f"the gateway at {url} answered {resp.code} without JSON "
-                                   f"(is this the gateway's client URL?)") from None
+        raise EnrolmentClientError(
+            f"the gateway at {url} answered {resp.code} without JSON "
+            f"(is this the gateway's client URL?)"
+        ) from None
 
 
 def _describe(exc: BaseException) -> str:
-    reasons = getattr(exc, "reasons", None)      # twisted.web._newclient.ResponseNeverReceived
+    reasons = getattr(exc, "reasons", None)  # twisted.web._newclient.ResponseNeverReceived
     if reasons:
         return "; ".join(_describe(r.value) for r in reasons)
     return str(exc) or exc.__class__.__name__
 
 
 # --- the command ---------------------------------------------------------------------------
-async def enrol(reactor: Any, *, server_name: str, data_dir: str, signing_key_path: str,
-                gateway_url: str, token_text: str, now_ms: int, ca_file: str | None = None,
-                warn: Callable[[str], None] = print) -> EnrolResult:
+async def enrol(
+    reactor: Any,
+    *,
+    server_name: str,
+    data_dir: str,
+    signing_key_path: str,
+    gateway_url: str,
+    token_text: str,
+    now_ms: int,
+    ca_file: str | None = None,
+    warn: Callable[[str], None] = print,
+) -> EnrolResult:
     try:
         token = parse_token(token_text, now_ms)
     except EnrolmentError as exc:
@@ -231,35 +261,47 @@ async def enrol(reactor: Any, *, server_name: str, data_dir: str, signing_key_pa
     try:
         keys = load_signing_key_file(signing_key_path)
     except OSError as exc:
-        raise EnrolmentClientError(f"cannot read the node's signing key {signing_key_path}: "
-                                   f"{exc.strerror or exc}") from None
+        raise EnrolmentClientError(
+            f"cannot read the node's signing key {signing_key_path}: {exc.strerror or exc}"
+        ) from None
     body = build_enrolment_request(token, server_name, keys, now_ms)
     status, answer = await _post_json(reactor, base + ENROL_PATH, body, ca_file)
     if status != 200:
         if isinstance(answer, dict) and isinstance(answer.get("error"), str):
-            raise EnrolmentClientError(f"the gateway refused the enrolment ({status} "
-                                       f"{answer.get('errcode')}): {answer['error']}")
+            raise EnrolmentClientError(
+                f"the gateway refused the enrolment ({status} "
+                f"{answer.get('errcode')}): {answer['error']}"
+            )
         raise EnrolmentClientError(f"the gateway answered {status}")
     try:
         key, roster = verify_enrolment_response(answer, token, server_name, now_ms)
         state = RosterState(key, token.signer_name)
         state.accept(roster.doc, now_ms)
     except (EnrolmentError, RosterError) as exc:
-        raise EnrolmentClientError(f"the gateway's answer is not trustworthy: {exc.message}") \
-            from None
+        raise EnrolmentClientError(
+            f"the gateway's answer is not trustworthy: {exc.message}"
+        ) from None
     previous = load_roster(data_dir)
     if previous is not None:
         try:
             old = verify_roster(previous, key, token.signer_name)
         except RosterError:
-            old = None          # from another key (refused above) or damaged: replace it
+            old = None  # from another key (refused above) or damaged: replace it
         if old is not None and old.version >= roster.version:
             raise EnrolmentClientError(
                 f"the gateway sent roster version {roster.version}, but this node already "
-                f"has version {old.version} (rollback refused)")
+                f"has version {old.version} (rollback refused)"
+            )
     doc = json.loads(json.dumps(dict(roster.doc)))
-    key_path, roster_path = store_enrolment(data_dir, key=key, signer_name=token.signer_name,
-                                            gateway_url=base, doc=doc, now_ms=now_ms)
-    return EnrolResult(server_name=server_name, signer_name=token.signer_name, roster_key=key,
-                       roster_version=roster.version, server_count=len(roster.servers),
-                       roster_key_path=key_path, roster_path=roster_path)
+    key_path, roster_path = store_enrolment(
+        data_dir, key=key, signer_name=token.signer_name, gateway_url=base, doc=doc, now_ms=now_ms
+    )
+    return EnrolResult(
+        server_name=server_name,
+        signer_name=token.signer_name,
+        roster_key=key,
+        roster_version=roster.version,
+        server_count=len(roster.servers),
+        roster_key_path=key_path,
+        roster_path=roster_path,
+    )

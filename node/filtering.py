@@ -29,18 +29,19 @@ MAX_LIMIT = 1000
 # Limits on filter definitions.  Real clients send a few short lists (Element: a handful of
 # types, rooms and event_fields); identifiers and event types are at most 255 bytes (server-
 # server API "Size limits"), so no valid entry is longer than 255 characters.
-MAX_FILTER_BYTES = 64 * 1024        # a definition as JSON: the inline /sync one or uploaded
-MAX_FILTER_LIST_ENTRIES = 1000      # types, not_types, senders, ..., rooms, event_fields
-MAX_FILTER_STRING_LENGTH = 255      # characters in one entry of such a list
-MAX_TYPE_WILDCARDS = 100            # runs of '*' in one types / not_types list
-TYPE_MEMO_LIMIT = 256               # memoised event types per compiled list (cleared when full)
+MAX_FILTER_BYTES = 64 * 1024  # a definition as JSON: the inline /sync one or uploaded
+MAX_FILTER_LIST_ENTRIES = 1000  # types, not_types, senders, ..., rooms, event_fields
+MAX_FILTER_STRING_LENGTH = 255  # characters in one entry of such a list
+MAX_TYPE_WILDCARDS = 100  # runs of '*' in one types / not_types list
+TYPE_MEMO_LIMIT = 256  # memoised event types per compiled list (cleared when full)
 
 
 def check_filter_size(size: int) -> None:
     """Refuse a definition of more than ``MAX_FILTER_BYTES`` bytes (400 ``M_BAD_JSON``)."""
     if size > MAX_FILTER_BYTES:
-        raise BadJSON(f"The filter definition is {size} bytes; at most {MAX_FILTER_BYTES} "
-                      "are allowed")
+        raise BadJSON(
+            f"The filter definition is {size} bytes; at most {MAX_FILTER_BYTES} are allowed"
+        )
 
 
 class TypePatterns:
@@ -101,8 +102,7 @@ class EventFilter:
     include_redundant_members: bool = False
     unread_thread_notifications: bool = False
     _types: TypePatterns | None = field(default=None, init=False, compare=False, repr=False)
-    _not_types: TypePatterns | None = field(default=None, init=False, compare=False,
-                                            repr=False)
+    _not_types: TypePatterns | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # compiled once per filter, not per event (the dataclass is frozen, hence setattr)
@@ -116,8 +116,13 @@ class EventFilter:
             return False
         return self.rooms is None or room_id in self.rooms
 
-    def allows(self, event_type: str, sender: str | None = None,
-               content: Mapping[str, Any] | None = None, room_id: str | None = None) -> bool:
+    def allows(
+        self,
+        event_type: str,
+        sender: str | None = None,
+        content: Mapping[str, Any] | None = None,
+        room_id: str | None = None,
+    ) -> bool:
         """Does an event pass this filter?  Events without a sender skip sender checks."""
         # A matching "not_*" entry excludes even when the positive list names it too.
         if self._not_types is not None and self._not_types.matches(event_type):
@@ -197,21 +202,25 @@ def _str_list(obj: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] |
     if not isinstance(value, list):
         raise BadJSON(f"{where}{key} must be a list of strings")
     if len(value) > MAX_FILTER_LIST_ENTRIES:
-        raise BadJSON(f"{where}{key} has {len(value)} entries; at most "
-                      f"{MAX_FILTER_LIST_ENTRIES} are allowed")
+        raise BadJSON(
+            f"{where}{key} has {len(value)} entries; at most {MAX_FILTER_LIST_ENTRIES} are allowed"
+        )
     for v in value:
         if not isinstance(v, str):
             raise BadJSON(f"{where}{key} must be a list of strings")
         if len(v) > MAX_FILTER_STRING_LENGTH:
-            raise BadJSON(f"{where}{key} entries may be at most {MAX_FILTER_STRING_LENGTH} "
-                          "characters long")
+            raise BadJSON(
+                f"{where}{key} entries may be at most {MAX_FILTER_STRING_LENGTH} characters long"
+            )
     return tuple(value)
 
 
 def _check_wildcards(patterns: TypePatterns | None, key: str, where: str) -> None:
     if patterns is not None and patterns.wildcards > MAX_TYPE_WILDCARDS:
-        raise BadJSON(f"{where}{key} has {patterns.wildcards} '*' wildcards; at most "
-                      f"{MAX_TYPE_WILDCARDS} are allowed (a run of '*' counts once)")
+        raise BadJSON(
+            f"{where}{key} has {patterns.wildcards} '*' wildcards; at most "
+            f"{MAX_TYPE_WILDCARDS} are allowed (a run of '*' counts once)"
+        )
 
 
 def _bool(obj: Mapping[str, Any], key: str, where: str, default: bool | None) -> bool | None:
@@ -253,8 +262,7 @@ def parse_event_filter(obj: Mapping[str, Any], where: str = "") -> EventFilter:
         contains_url=_bool(obj, "contains_url", where, None),
         lazy_load_members=bool(_bool(obj, "lazy_load_members", where, False)),
         include_redundant_members=bool(_bool(obj, "include_redundant_members", where, False)),
-        unread_thread_notifications=bool(_bool(obj, "unread_thread_notifications", where,
-                                               False)),
+        unread_thread_notifications=bool(_bool(obj, "unread_thread_notifications", where, False)),
     )
     _check_wildcards(parsed._types, "types", where)
     _check_wildcards(parsed._not_types, "not_types", where)
@@ -271,8 +279,11 @@ def parse_filter(obj: Any) -> Filter:
     event_fields = _str_list(obj, "event_fields", "")
     if event_fields is not None:
         for path in event_fields:
-            if not path or path.startswith(".") or (path.endswith(".")
-                                                    and not path.endswith("\\.")):
+            if (
+                not path
+                or path.startswith(".")
+                or (path.endswith(".") and not path.endswith("\\."))
+            ):
                 raise BadJSON(f"Invalid event_fields entry {path!r}")
     room = _object(obj, "room", "")
     rooms = _str_list(room, "rooms", "room.")
@@ -283,8 +294,9 @@ def parse_filter(obj: Any) -> Filter:
         state=parse_event_filter(_object(room, "state", "room."), "room.state."),
         timeline=parse_event_filter(_object(room, "timeline", "room."), "room.timeline."),
         ephemeral=parse_event_filter(_object(room, "ephemeral", "room."), "room.ephemeral."),
-        account_data=parse_event_filter(_object(room, "account_data", "room."),
-                                        "room.account_data."),
+        account_data=parse_event_filter(
+            _object(room, "account_data", "room."), "room.account_data."
+        ),
     )
     return Filter(
         room=room_filter,

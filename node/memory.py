@@ -33,8 +33,8 @@ from typing import Any
 
 log = logging.getLogger("parta.node")
 
-GC_THRESHOLDS = (20_000, 20, 50)    # see 3. above
-_M_TRIM_THRESHOLD = -1     # <malloc.h> mallopt parameters
+GC_THRESHOLDS = (20_000, 20, 50)  # see 3. above
+_M_TRIM_THRESHOLD = -1  # <malloc.h> mallopt parameters
 _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 1 << 20
 TRIM_THRESHOLD_BYTES = 2 << 20
@@ -44,8 +44,8 @@ def _glibc() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(None)            # symbols of the process's own C library
-        _ = libc.gnu_get_libc_version       # only glibc has it (musl: no mallopt tuning)
+        libc = ctypes.CDLL(None)  # symbols of the process's own C library
+        _ = libc.gnu_get_libc_version  # only glibc has it (musl: no mallopt tuning)
         return libc
     except (OSError, AttributeError):
         return None
@@ -56,8 +56,10 @@ def tune_allocator() -> bool:
     libc = _glibc()
     if libc is None:
         return False
-    ok = (libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
-          and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1)
+    ok = (
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+        and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
+    )
     if not ok:
         log.warning("event=mallopt_failed")
     return ok

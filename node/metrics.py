@@ -20,20 +20,47 @@ log = logging.getLogger("parta.access")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-REQUESTS = Counter("parta_http_requests", "Client API requests by route template and status",
-                   ["route", "method", "status"], registry=REGISTRY)
-LATENCY = Histogram("parta_http_request_seconds", "Client API request latency",
-                    ["route", "method"], registry=REGISTRY,
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                             2.5, 5.0, 10.0, 30.0, 60.0))
-EVENTS_PERSISTED = Counter("parta_events_persisted", "Room events written to the database",
-                           registry=REGISTRY)
-EVENT_PERSIST_BATCHES = Counter("parta_event_persist_batches",
-                                "Event persistence transactions (batches)", registry=REGISTRY)
-ACTIVE_SYNCS = Gauge("parta_active_syncs", "/sync requests currently waiting or running",
-                     registry=REGISTRY)
-MEDIA_UPLOADED_BYTES = Counter("parta_media_uploaded_bytes", "Bytes of media uploaded",
-                               registry=REGISTRY)
+REQUESTS = Counter(
+    "parta_http_requests",
+    "Client API requests by route template and status",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "parta_http_request_seconds",
+    "Client API request latency",
+    ["route", "method"],
+    registry=REGISTRY,
+    buckets=(
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+        5.0,
+        10.0,
+        30.0,
+        60.0,
+    ),
+)
+EVENTS_PERSISTED = Counter(
+    "parta_events_persisted", "Room events written to the database", registry=REGISTRY
+)
+EVENT_PERSIST_BATCHES = Counter(
+    "parta_event_persist_batches", "Event persistence transactions (batches)", registry=REGISTRY
+)
+ACTIVE_SYNCS = Gauge(
+    "parta_active_syncs", "/sync requests currently waiting or running", registry=REGISTRY
+)
+MEDIA_UPLOADED_BYTES = Counter(
+    "parta_media_uploaded_bytes", "Bytes of media uploaded", registry=REGISTRY
+)
 LOGINS = Counter("parta_logins", "Login attempts by result", ["result"], registry=REGISTRY)
 
 
@@ -72,9 +99,14 @@ def observe_request(route_name: str, method: str, status: int, seconds: float) -
     REQUESTS.labels(route_name, method, str(status)).inc()
     LATENCY.labels(route_name, method).observe(seconds)
     if log.isEnabledFor(logging.DEBUG) or status >= 500:
-        log.log(logging.WARNING if status >= 500 else logging.DEBUG,
-                "event=request method=%s route=%s status=%d ms=%.1f", method, route_name,
-                status, seconds * 1000)
+        log.log(
+            logging.WARNING if status >= 500 else logging.DEBUG,
+            "event=request method=%s route=%s status=%d ms=%.1f",
+            method,
+            route_name,
+            status,
+            seconds * 1000,
+        )
 
 
 def render_latest() -> bytes:

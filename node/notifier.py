@@ -14,8 +14,9 @@ from typing import Iterable
 
 
 class Notifier:
-    def notify_room_event(self, room_id: str, stream_ordering: int,
-                          extra_user_ids: Iterable[str] = ()) -> None:
+    def notify_room_event(
+        self, room_id: str, stream_ordering: int, extra_user_ids: Iterable[str] = ()
+    ) -> None:
         raise NotImplementedError
 
     def notify_users(self, user_ids: Iterable[str], stream: str) -> None:

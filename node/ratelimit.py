@@ -31,17 +31,18 @@ class LimitExceeded(MatrixError):
 class RateLimiter:
     """Token buckets per key.  ``check(key)`` takes a token or raises ``LimitExceeded``."""
 
-    MAX_KEYS = 10_000          # tracked keys at most (full buckets go first, then oldest)
+    MAX_KEYS = 10_000  # tracked keys at most (full buckets go first, then oldest)
 
-    def __init__(self, clock: SecondsClock, *, per_second: float, burst_count: int,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self, clock: SecondsClock, *, per_second: float, burst_count: int, enabled: bool = True
+    ) -> None:
         if per_second <= 0 or burst_count < 1:
             raise ValueError("rate limit needs per_second > 0 and burst_count >= 1")
         self.clock = clock
         self.rate = float(per_second)
         self.burst = float(burst_count)
         self.enabled = enabled
-        self._buckets: dict[str, tuple[float, float]] = {}    # key -> (tokens, at seconds)
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at seconds)
 
     def _level(self, key: str, now: float) -> float:
         tokens, at = self._buckets.get(key, (self.burst, now))

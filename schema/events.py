@@ -5,33 +5,39 @@ node-local total order of persisted events: the basis of sync tokens and /messag
 """
 
 from sqlalchemy import (
-                        BigInteger,
-                        Boolean,
-                        Column,
-                        Index,
-                        Integer,
-                        PrimaryKeyConstraint,
-                        String,
-                        Table,
-                        Text,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
 )
 
 from .meta import metadata
 
 rooms = Table(
-    "rooms", metadata,
+    "rooms",
+    metadata,
     Column("room_id", String(255), primary_key=True),
     Column("room_version", String(32), nullable=False),
     Column("creator", String(255), nullable=False),
-    Column("is_public", Boolean, nullable=False, default=False),   # in the public room directory
-    Column("room_type", String(255), nullable=True),               # e.g. m.space
+    Column("is_public", Boolean, nullable=False, default=False),  # in the public room directory
+    Column("room_type", String(255), nullable=True),  # e.g. m.space
     Column("created_ts", BigInteger, nullable=False),
 )
 
 events = Table(
-    "events", metadata,
-    Column("stream_ordering", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
+    "events",
+    metadata,
+    Column(
+        "stream_ordering",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     Column("event_id", String(255), nullable=False, unique=True),
     Column("room_id", String(255), nullable=False),
     Column("type", String(255), nullable=False),
@@ -39,7 +45,7 @@ events = Table(
     Column("sender", String(255), nullable=False),
     Column("depth", BigInteger, nullable=False),
     Column("origin_server_ts", BigInteger, nullable=False),
-    Column("json", Text, nullable=False),           # the PDU as signed (canonical JSON)
+    Column("json", Text, nullable=False),  # the PDU as signed (canonical JSON)
     Column("rejected_reason", Text, nullable=True),
     Column("redacted_by", String(255), nullable=True),
     Column("outlier", Boolean, nullable=False, default=False),
@@ -50,7 +56,8 @@ events = Table(
 Index("ix_events_room_stream", events.c.room_id, events.c.stream_ordering)
 
 room_current_state = Table(
-    "room_current_state", metadata,
+    "room_current_state",
+    metadata,
     Column("room_id", String(255), nullable=False),
     Column("type", String(255), nullable=False),
     Column("state_key", String(255), nullable=False),
@@ -61,7 +68,8 @@ room_current_state = Table(
 Index("ix_current_state_member", room_current_state.c.state_key, room_current_state.c.membership)
 
 room_memberships = Table(
-    "room_memberships", metadata,
+    "room_memberships",
+    metadata,
     Column("event_id", String(255), primary_key=True),
     Column("room_id", String(255), nullable=False),
     Column("user_id", String(255), nullable=False),
@@ -72,14 +80,16 @@ room_memberships = Table(
 Index("ix_memberships_user", room_memberships.c.user_id, room_memberships.c.stream_ordering)
 
 forward_extremities = Table(
-    "forward_extremities", metadata,
+    "forward_extremities",
+    metadata,
     Column("room_id", String(255), nullable=False),
     Column("event_id", String(255), nullable=False),
     PrimaryKeyConstraint("room_id", "event_id"),
 )
 
 event_txn_ids = Table(
-    "event_txn_ids", metadata,
+    "event_txn_ids",
+    metadata,
     Column("user_id", String(255), nullable=False),
     Column("device_id", String(255), nullable=False),
     Column("txn_id", String(255), nullable=False),

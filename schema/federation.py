@@ -27,7 +27,8 @@ from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint,
 from .meta import metadata
 
 state_groups = Table(
-    "state_groups", metadata,
+    "state_groups",
+    metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("room_id", String(255), nullable=False),
     Column("prev_group", BigInteger, nullable=True),
@@ -37,7 +38,8 @@ state_groups = Table(
 Index("ix_state_groups_room", state_groups.c.room_id)
 
 state_group_entries = Table(
-    "state_group_entries", metadata,
+    "state_group_entries",
+    metadata,
     Column("group_id", BigInteger, nullable=False),
     Column("type", String(255), nullable=False),
     Column("state_key", String(255), nullable=False),
@@ -46,7 +48,8 @@ state_group_entries = Table(
 )
 
 event_state_groups = Table(
-    "event_state_groups", metadata,
+    "event_state_groups",
+    metadata,
     Column("event_id", String(255), primary_key=True),
     Column("room_id", String(255), nullable=False),
     Column("before_group", BigInteger, nullable=False),
@@ -54,13 +57,15 @@ event_state_groups = Table(
 )
 
 room_state_groups = Table(
-    "room_state_groups", metadata,
+    "room_state_groups",
+    metadata,
     Column("room_id", String(255), primary_key=True),
     Column("state_group", BigInteger, nullable=False),
 )
 
 federation_inbound_txns = Table(
-    "federation_inbound_txns", metadata,
+    "federation_inbound_txns",
+    metadata,
     Column("origin", String(255), nullable=False),
     Column("txn_id", String(255), nullable=False),
     Column("response", Text, nullable=False),
@@ -70,9 +75,10 @@ federation_inbound_txns = Table(
 Index("ix_federation_inbound_txns_ts", federation_inbound_txns.c.received_ts)
 
 remote_server_keys = Table(
-    "remote_server_keys", metadata,
+    "remote_server_keys",
+    metadata,
     Column("server_name", String(255), nullable=False),
-    Column("key_ids", String(1024), nullable=False),     # sorted, comma-separated
+    Column("key_ids", String(1024), nullable=False),  # sorted, comma-separated
     Column("response", Text, nullable=False),
     Column("received_ts", BigInteger, nullable=False),
     PrimaryKeyConstraint("server_name", "key_ids"),

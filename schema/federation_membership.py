@@ -14,15 +14,19 @@ from sqlalchemy import BigInteger, Column, Index, String, Table, Text
 from .meta import metadata
 
 federation_remote_invites = Table(
-    "federation_remote_invites", metadata,
+    "federation_remote_invites",
+    metadata,
     Column("event_id", String(255), primary_key=True),
     Column("room_id", String(255), nullable=False),
     Column("user_id", String(255), nullable=False),
-    Column("membership", String(32), nullable=False),       # invite | knock
+    Column("membership", String(32), nullable=False),  # invite | knock
     Column("origin", String(255), nullable=False),
     Column("room_version", String(32), nullable=False),
-    Column("stripped_state", Text, nullable=False),         # JSON list (client format)
+    Column("stripped_state", Text, nullable=False),  # JSON list (client format)
     Column("received_ts", BigInteger, nullable=False),
 )
-Index("ix_federation_remote_invites_room_user", federation_remote_invites.c.room_id,
-      federation_remote_invites.c.user_id)
+Index(
+    "ix_federation_remote_invites_room_user",
+    federation_remote_invites.c.room_id,
+    federation_remote_invites.c.user_id,
+)

@@ -26,7 +26,8 @@ from .meta import metadata
 _Id = BigInteger().with_variant(Integer, "sqlite")
 
 federation_destinations = Table(
-    "federation_destinations", metadata,
+    "federation_destinations",
+    metadata,
     Column("destination", String(255), primary_key=True),
     Column("txn_counter", BigInteger, nullable=False, default=0),
     Column("inflight_txn_id", String(255), nullable=True),
@@ -38,7 +39,8 @@ federation_destinations = Table(
 )
 
 federation_outbound_pdus = Table(
-    "federation_outbound_pdus", metadata,
+    "federation_outbound_pdus",
+    metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("destination", String(255), nullable=False),
     Column("stream_ordering", BigInteger, nullable=False),
@@ -46,11 +48,15 @@ federation_outbound_pdus = Table(
     Column("txn_id", String(255), nullable=True),
     UniqueConstraint("destination", "event_id", name="uq_federation_outbound_pdus_dest_event"),
 )
-Index("ix_federation_outbound_pdus_dest", federation_outbound_pdus.c.destination,
-      federation_outbound_pdus.c.stream_ordering)
+Index(
+    "ix_federation_outbound_pdus_dest",
+    federation_outbound_pdus.c.destination,
+    federation_outbound_pdus.c.stream_ordering,
+)
 
 federation_outbound_edus = Table(
-    "federation_outbound_edus", metadata,
+    "federation_outbound_edus",
+    metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("destination", String(255), nullable=False),
     Column("edu_type", String(255), nullable=False),
@@ -58,11 +64,15 @@ federation_outbound_edus = Table(
     Column("coalesce_key", String(1024), nullable=True),
     Column("txn_id", String(255), nullable=True),
 )
-Index("ix_federation_outbound_edus_dest", federation_outbound_edus.c.destination,
-      federation_outbound_edus.c.id)
+Index(
+    "ix_federation_outbound_edus_dest",
+    federation_outbound_edus.c.destination,
+    federation_outbound_edus.c.id,
+)
 
 federation_outbound_position = Table(
-    "federation_outbound_position", metadata,
+    "federation_outbound_position",
+    metadata,
     Column("name", String(32), primary_key=True),
     Column("stream_ordering", BigInteger, nullable=False),
 )

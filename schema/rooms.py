@@ -11,7 +11,8 @@ from .meta import metadata
 
 # Client-server API "Room aliases": local aliases only (``#localpart:our.server``).
 room_aliases = Table(
-    "room_aliases", metadata,
+    "room_aliases",
+    metadata,
     Column("room_alias", String(255), primary_key=True),
     Column("room_id", String(255), nullable=False),
     Column("creator", String(255), nullable=False),
@@ -21,7 +22,8 @@ Index("ix_room_aliases_room", room_aliases.c.room_id)
 
 # POST /rooms/{roomId}/forget: the user no longer sees the room (history, sync leaves).
 forgotten_rooms = Table(
-    "forgotten_rooms", metadata,
+    "forgotten_rooms",
+    metadata,
     Column("user_id", String(255), nullable=False),
     Column("room_id", String(255), nullable=False),
     Column("forgotten_ts", BigInteger, nullable=False),

@@ -44,10 +44,10 @@ def check_create_event(event: Event) -> None:
 
     # 1.3 If content.room_version is present and is not a recognised version, reject.
     version = content.get("room_version")
-    if "room_version" in content \
-            and not (isinstance(version, str) and version in KNOWN_ROOM_VERSIONS):
-        raise AuthError(rv, "1.3",
-                        f"unrecognised room_version {content['room_version']!r}")
+    if "room_version" in content and not (
+        isinstance(version, str) and version in KNOWN_ROOM_VERSIONS
+    ):
+        raise AuthError(rv, "1.3", f"unrecognised room_version {content['room_version']!r}")
 
     # v10 only: 1.4 If content has no creator property, reject.
     # (v11 dropped `creator`: the create event's sender is the creator.)
@@ -59,7 +59,6 @@ def check_create_event(event: Event) -> None:
     if rv.auth.privileged_creators and "additional_creators" in content:
         extra = content["additional_creators"]
         if not isinstance(extra, list) or not all(is_valid_user_id(u) for u in extra):
-            raise AuthError(rv, "1.4",
-                            "additional_creators must be an array of valid user IDs")
+            raise AuthError(rv, "1.4", "additional_creators must be an array of valid user IDs")
 
     # v10: 1.5, v11: 1.4, v12: 1.5 Otherwise, allow.

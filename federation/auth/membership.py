@@ -62,12 +62,17 @@ def join_rule_of(state: Mapping[StateKey, Event]) -> object:
 def _original_creator(create: Event) -> object:
     rv = create.room_version
     if rv.auth.implicit_room_creator:
-        return create.sender                    # v11+: the sender of the m.room.create
-    return create.content.get("creator")        # v10: content.creator
+        return create.sender  # v11+: the sender of the m.room.create
+    return create.content.get("creator")  # v10: content.creator
 
 
-def check_member_event(event: Event, state: Mapping[StateKey, Event], create: Event, *,
-                       is_signed_by: SignatureCheck | None = None) -> None:
+def check_member_event(
+    event: Event,
+    state: Mapping[StateKey, Event],
+    create: Event,
+    *,
+    is_signed_by: SignatureCheck | None = None,
+) -> None:
     rv = event.room_version
     content = event.content
 
@@ -82,8 +87,9 @@ def check_member_event(event: Event, state: Mapping[StateKey, Event], create: Ev
         via = content["join_authorised_via_users_server"]
         server = user_id_domain(via) if is_valid_user_id(via) else None
         if server is None or not is_signed_by(event, server):
-            raise AuthError(rv, "5.2.1",
-                            "not signed by the server of join_authorised_via_users_server")
+            raise AuthError(
+                rv, "5.2.1", "not signed by the server of join_authorised_via_users_server"
+            )
 
     membership = content["membership"]
     sender, target = event.sender, event.state_key
@@ -115,8 +121,9 @@ def check_member_event(event: Event, state: Mapping[StateKey, Event], create: Ev
         if sender == target:
             if sender_membership in ("invite", "join", "knock"):
                 return
-            raise AuthError(rv, "5.5.1",
-                            f"cannot leave with current membership {sender_membership!r}")
+            raise AuthError(
+                rv, "5.5.1", f"cannot leave with current membership {sender_membership!r}"
+            )
         # 5.5.2 If the sender's current membership state is not join, reject.
         if sender_membership != "join":
             raise AuthError(rv, "5.5.2", f"{sender} is not joined to the room")
@@ -127,12 +134,13 @@ def check_member_event(event: Event, state: Mapping[StateKey, Event], create: Ev
             raise AuthError(rv, "5.5.3", f"{sender} is below the ban level (unban)")
         # 5.5.4 If the sender's power level is greater than or equal to the kick level,
         # and the target user's power level is less than the sender's power level, allow.
-        if sender_level >= named_level("kick", state) \
-                and user_power_level(target, state, rv) < sender_level:
+        if (
+            sender_level >= named_level("kick", state)
+            and user_power_level(target, state, rv) < sender_level
+        ):
             return
         # 5.5.5 Otherwise, reject.
-        raise AuthError(rv, "5.5.5",
-                        f"{sender} is below the kick level or not above {target}")
+        raise AuthError(rv, "5.5.5", f"{sender} is below the kick level or not above {target}")
     elif membership == "ban":
         # 5.6.1 If the sender's current membership state is not join, reject.
         if sender_membership != "join":
@@ -140,8 +148,10 @@ def check_member_event(event: Event, state: Mapping[StateKey, Event], create: Ev
         # 5.6.2 If the sender's power level is greater than or equal to the ban level, and
         # the target user's power level is less than the sender's power level, allow.
         sender_level = user_power_level(sender, state, rv)
-        if sender_level >= named_level("ban", state) \
-                and user_power_level(target, state, rv) < sender_level:
+        if (
+            sender_level >= named_level("ban", state)
+            and user_power_level(target, state, rv) < sender_level
+        ):
             return
         # 5.6.3 Otherwise, reject.
         raise AuthError(rv, "5.6.3", f"{sender} is below the ban level or not above {target}")
@@ -164,8 +174,9 @@ def check_member_event(event: Event, state: Mapping[StateKey, Event], create: Ev
         raise AuthError(rv, "5.8", f"unknown membership {membership!r}")
 
 
-def _check_join(event: Event, state: Mapping[StateKey, Event], create: Event,
-                sender_membership: str | None) -> None:
+def _check_join(
+    event: Event, state: Mapping[StateKey, Event], create: Event, sender_membership: str | None
+) -> None:
     """Rule 5.3: ``membership`` is ``join``."""
     rv = event.room_version
     sender, target = event.sender, event.state_key
@@ -173,8 +184,12 @@ def _check_join(event: Event, state: Mapping[StateKey, Event], create: Event,
     # 5.3.1 If the only previous event is an m.room.create and the state_key is the
     # creator (v10: content.creator; v11+: the sender of the m.room.create), allow.
     prev = event.prev_event_ids
-    if isinstance(prev, list) and len(prev) == 1 and prev[0] == create.event_id \
-            and target == _original_creator(create):
+    if (
+        isinstance(prev, list)
+        and len(prev) == 1
+        and prev[0] == create.event_id
+        and target == _original_creator(create)
+    ):
         return
     # 5.3.2 If the sender does not match state_key, reject.
     if sender != target:
@@ -199,17 +214,19 @@ def _check_join(event: Event, state: Mapping[StateKey, Event], create: Event,
         # the room, reject.
         via = event.content.get("join_authorised_via_users_server")
         if not isinstance(via, str) or membership_of(via, state) != "join":
-            raise AuthError(rv, "5.3.5.2",
-                            "join_authorised_via_users_server is not a joined member")
+            raise AuthError(
+                rv, "5.3.5.2", "join_authorised_via_users_server is not a joined member"
+            )
         if user_power_level(via, state, rv) < named_level("invite", state):
-            raise AuthError(rv, "5.3.5.2",
-                            "join_authorised_via_users_server cannot invite users")
+            raise AuthError(rv, "5.3.5.2", "join_authorised_via_users_server cannot invite users")
         # 5.3.5.3 Otherwise, allow.
         return
     # 5.3.6 If the join_rule is public, allow.
     elif join_rule == "public":
         return
     # 5.3.7 Otherwise, reject.
-    raise AuthError(rv, "5.3.7",
-                    f"join rule {join_rule!r} does not let {sender} "
-                    f"(membership {sender_membership!r}) join")
+    raise AuthError(
+        rv,
+        "5.3.7",
+        f"join rule {join_rule!r} does not let {sender} (membership {sender_membership!r}) join",
+    )

@@ -18,8 +18,15 @@ from .power_levels import as_int, room_creators, user_power_level
 from .selection import POWER_LEVELS
 from .user_ids import is_valid_user_id
 
-NAMED_LEVELS = ("users_default", "events_default", "state_default",
-                "ban", "redact", "kick", "invite")
+NAMED_LEVELS = (
+    "users_default",
+    "events_default",
+    "state_default",
+    "ban",
+    "redact",
+    "kick",
+    "invite",
+)
 LEVEL_MAPS = ("events", "notifications")
 
 
@@ -52,8 +59,9 @@ def check_power_levels_event(event: Event, state: Mapping[StateKey, Event]) -> N
     if rv.auth.privileged_creators:
         listed = room_creators(state, rv).intersection(users)
         if listed:
-            raise AuthError(rv, "10.4",
-                            f"room creators cannot be given a power level: {sorted(listed)}")
+            raise AuthError(
+                rv, "10.4", f"room creators cannot be given a power level: {sorted(listed)}"
+            )
 
     # 10.5 (v10/v11: 9.4) If there is no previous m.room.power_levels event in the room,
     # allow.
@@ -73,13 +81,16 @@ def check_power_levels_event(event: Event, state: Mapping[StateKey, Event]) -> N
         # 10.6.1 If the current value is higher than the sender's current power level,
         # reject.
         if old_value is not None and old_value > sender_level:
-            raise AuthError(rv, "10.6.1",
-                            f"cannot change {name!r}: current value {old_value} is above "
-                            f"the sender's level")
+            raise AuthError(
+                rv,
+                "10.6.1",
+                f"cannot change {name!r}: current value {old_value} is above the sender's level",
+            )
         # 10.6.2 If the new value is higher than the sender's current power level, reject.
         if new_value is not None and new_value > sender_level:
-            raise AuthError(rv, "10.6.2",
-                            f"cannot set {name!r} to {new_value}, above the sender's level")
+            raise AuthError(
+                rv, "10.6.2", f"cannot set {name!r} to {new_value}, above the sender's level"
+            )
 
     for name in LEVEL_MAPS:
         old_value_map = old.get(name)
@@ -94,9 +105,12 @@ def check_power_levels_event(event: Event, state: Mapping[StateKey, Event]) -> N
             # level, reject.
             old_level = as_int(old_value)
             if old_level is not None and old_level > sender_level:
-                raise AuthError(rv, "10.7.1",
-                                f"cannot change {name}[{key!r}]: current value {old_level} "
-                                f"is above the sender's level")
+                raise AuthError(
+                    rv,
+                    "10.7.1",
+                    f"cannot change {name}[{key!r}]: current value {old_level} "
+                    f"is above the sender's level",
+                )
         # 10.8 (9.7) For each entry being added to, or changed in, the events or
         # notifications properties:
         for key, new_value in new_map.items():
@@ -105,9 +119,11 @@ def check_power_levels_event(event: Event, state: Mapping[StateKey, Event]) -> N
             # 10.8.1 If the new value is greater than the sender's current power level,
             # reject.
             if new_value > sender_level:
-                raise AuthError(rv, "10.8.1",
-                                f"cannot set {name}[{key!r}] to {new_value}, above the "
-                                f"sender's level")
+                raise AuthError(
+                    rv,
+                    "10.8.1",
+                    f"cannot set {name}[{key!r}] to {new_value}, above the sender's level",
+                )
 
     old_users_map = old.get("users")
     old_users: Mapping[str, Any] = old_users_map if isinstance(old_users_map, Mapping) else {}
@@ -120,9 +136,12 @@ def check_power_levels_event(event: Event, state: Mapping[StateKey, Event]) -> N
         # power level, reject.
         old_level = as_int(old_value)
         if old_level is not None and old_level >= sender_level:
-            raise AuthError(rv, "10.9.1",
-                            f"cannot change the level of {user_id}: {old_level} is not "
-                            f"below the sender's level")
+            raise AuthError(
+                rv,
+                "10.9.1",
+                f"cannot change the level of {user_id}: {old_level} is not "
+                f"below the sender's level",
+            )
     # 10.10 (9.9) For each entry being added to, or changed in, the users property:
     for user_id, new_value in users.items():
         if user_id in old_users and old_users[user_id] == new_value:
@@ -130,7 +149,7 @@ def check_power_levels_event(event: Event, state: Mapping[StateKey, Event]) -> N
         # 10.10.1 If the new value is greater than the sender's current power level,
         # reject.
         if new_value > sender_level:
-            raise AuthError(rv, "10.10.1",
-                            f"cannot give {user_id} level {new_value}, above the sender's "
-                            f"level")
+            raise AuthError(
+                rv, "10.10.1", f"cannot give {user_id} level {new_value}, above the sender's level"
+            )
     # 10.11 (9.10) Otherwise, allow.

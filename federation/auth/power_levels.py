@@ -80,14 +80,16 @@ def named_level(name: str, state: Mapping[StateKey, Event]) -> int:
     return default if value is None else value
 
 
-def user_power_level(user_id: str, state: Mapping[StateKey, Event],
-                     room_version: RoomVersion) -> int | float:
+def user_power_level(
+    user_id: str, state: Mapping[StateKey, Event], room_version: RoomVersion
+) -> int | float:
     """The power level of ``user_id`` in ``state`` (``float('inf')`` for v12 creators)."""
     if room_version.auth.privileged_creators and user_id in room_creators(state, room_version):
         return INFINITE
     if (POWER_LEVELS, "") not in state:
-        if not room_version.auth.privileged_creators \
-                and user_id in room_creators(state, room_version):
+        if not room_version.auth.privileged_creators and user_id in room_creators(
+            state, room_version
+        ):
             return CREATOR_LEVEL_WITHOUT_POWER_LEVELS
         return NAMED_LEVEL_DEFAULTS["users_default"]
     content = get_power_levels_content(state)

@@ -37,7 +37,10 @@ from .selection import CREATE, MEMBER, POWER_LEVELS, THIRD_PARTY_INVITE, auth_ty
 from .user_ids import user_id_domain
 
 __all__ = [
-    "AuthError", "rule_label", "check_auth", "check_state_independent_auth_rules",
+    "AuthError",
+    "rule_label",
+    "check_auth",
+    "check_state_independent_auth_rules",
     "check_state_dependent_auth_rules",
 ]
 
@@ -67,8 +70,12 @@ def check_state_independent_auth_rules(event: Event, auth_events: Mapping[str, E
         create = None
         if isinstance(room_id, str) and room_id.startswith("!"):
             create = auth_events.get("$" + room_id[1:])
-        if create is None or create.type != CREATE or create.rejected_reason is not None \
-                or create.event_id != "$" + room_id[1:]:
+        if (
+            create is None
+            or create.type != CREATE
+            or create.rejected_reason is not None
+            or create.event_id != "$" + room_id[1:]
+        ):
             raise AuthError(rv, "2", f"room_id {room_id!r} is not an accepted create event")
 
     # 3. (v10/v11: 2.) Considering the event's auth_events:
@@ -89,13 +96,17 @@ def check_state_independent_auth_rules(event: Event, auth_events: Mapping[str, E
     # 3.2 If there are entries whose type and state_key don't match those specified by
     # the auth events selection algorithm, reject.  (v12: m.room.create MUST NOT be
     # selected; v10/v11 require it.)
-    allowed = set(auth_types_for_event(rv, event.type, event.sender, event.state_key,
-                                       event.content))
+    allowed = set(
+        auth_types_for_event(rv, event.type, event.sender, event.state_key, event.content)
+    )
     for auth_event in listed:
         if not auth_event.is_state or auth_event.key not in allowed:
-            raise AuthError(rv, "3.2",
-                            f"auth event {auth_event.event_id} ({auth_event.type}, "
-                            f"{auth_event.state_key!r}) is not in the auth events selection")
+            raise AuthError(
+                rv,
+                "3.2",
+                f"auth event {auth_event.event_id} ({auth_event.type}, "
+                f"{auth_event.state_key!r}) is not in the auth events selection",
+            )
 
     # 3.3 If there are entries which were themselves rejected under the checks performed
     # on receipt of a PDU, reject.
@@ -111,12 +122,17 @@ def check_state_independent_auth_rules(event: Event, auth_events: Mapping[str, E
     # event being authorised, reject.
     for auth_event in listed:
         if auth_event.room_id != event.room_id:
-            raise AuthError(rv, "3.5",
-                            f"auth event {auth_event.event_id} is in room {auth_event.room_id}")
+            raise AuthError(
+                rv, "3.5", f"auth event {auth_event.event_id} is in room {auth_event.room_id}"
+            )
 
 
-def check_state_dependent_auth_rules(event: Event, state: Mapping[tuple[str, str], Event], *,
-                                     is_signed_by: SignatureCheck | None = None) -> None:
+def check_state_dependent_auth_rules(
+    event: Event,
+    state: Mapping[tuple[str, str], Event],
+    *,
+    is_signed_by: SignatureCheck | None = None,
+) -> None:
     """Rules 4..11 (v10/v11: 3..10) against ``state``: raise ``AuthError`` unless allowed.
 
     ``is_signed_by(event, server_name)``, when given, enforces rule 5.2.1 (see
@@ -132,8 +148,11 @@ def check_state_dependent_auth_rules(event: Event, state: Mapping[tuple[str, str
     create = state.get((CREATE, ""))
     if create is None:
         # v10/v11 2.4 ("no m.room.create event among the entries"); v12 rule 2.
-        raise AuthError(rv, "2" if rv.event_format.room_id_is_create_event_hash else "3.4",
-                        "no m.room.create event in the state")
+        raise AuthError(
+            rv,
+            "2" if rv.event_format.room_id_is_create_event_hash else "3.4",
+            "no m.room.create event in the state",
+        )
     if rv.event_format.room_id_is_create_event_hash and create.room_id != event.room_id:
         # v12: 2. The room ID must be the create event's ID.
         raise AuthError(rv, "2", f"room_id {event.room_id!r} does not match the create event")
@@ -142,8 +161,9 @@ def check_state_dependent_auth_rules(event: Event, state: Mapping[tuple[str, str
     # 4. (v10/v11: 3.) If the content of the m.room.create event in the room state has the
     # property m.federate set to false, and the sender domain of the event does not match
     # the sender domain of the create event, reject.
-    if create.content.get("m.federate") is False \
-            and user_id_domain(sender) != user_id_domain(create.sender):
+    if create.content.get("m.federate") is False and user_id_domain(sender) != user_id_domain(
+        create.sender
+    ):
         raise AuthError(rv, "4", "room is not federated (m.federate is false)")
 
     # 5. (v10/v11: 4.) If type is m.room.member: (membership.py)
@@ -170,9 +190,11 @@ def check_state_dependent_auth_rules(event: Event, state: Mapping[tuple[str, str
     # is not part of the auth rules; nor is there any special rule for m.room.aliases.)
     required = event_send_level(event.type, event.is_state, state)
     if required > sender_level:
-        raise AuthError(rv, "8",
-                        f"sending {event.type} needs power level {required}, "
-                        f"{sender} has {sender_level}")
+        raise AuthError(
+            rv,
+            "8",
+            f"sending {event.type} needs power level {required}, {sender} has {sender_level}",
+        )
 
     # 9. (8.) If the event has a state_key that starts with an @ and does not match the
     # sender, reject.
@@ -188,9 +210,13 @@ def check_state_dependent_auth_rules(event: Event, state: Mapping[tuple[str, str
     # 11. (10.) Otherwise, allow.
 
 
-def check_auth(event: Event, state: Mapping[tuple[str, str], Event], *,
-               auth_events: Mapping[str, Event] | None = None,
-               is_signed_by: SignatureCheck | None = None) -> None:
+def check_auth(
+    event: Event,
+    state: Mapping[tuple[str, str], Event],
+    *,
+    auth_events: Mapping[str, Event] | None = None,
+    is_signed_by: SignatureCheck | None = None,
+) -> None:
     """All rules: state-independent ones against ``auth_events`` (default: the events of
     ``state`` by ID, which suits events whose auth events were selected from ``state``),
     then the state-dependent ones against ``state``."""

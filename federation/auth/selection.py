@@ -20,9 +20,13 @@ JOIN_RULES = "m.room.join_rules"
 THIRD_PARTY_INVITE = "m.room.third_party_invite"
 
 
-def auth_types_for_event(room_version: RoomVersion, event_type: str, sender: str,
-                         state_key: str | None, content: Mapping[str, Any]
-                         ) -> list[tuple[str, str]]:
+def auth_types_for_event(
+    room_version: RoomVersion,
+    event_type: str,
+    sender: str,
+    state_key: str | None,
+    content: Mapping[str, Any],
+) -> list[tuple[str, str]]:
     """The (type, state_key) pairs an event of this shape may list in ``auth_events``.
 
     Every pair is "if any": callers include only those present in the state.  The

@@ -98,12 +98,14 @@ def check_third_party_invite(event: Event, state: Mapping[StateKey, Event]) -> N
         raise AuthError(rv, "5.4.1.5", f"no m.room.third_party_invite for token {token!r}")
     # 5.4.1.6 If sender does not match sender of the m.room.third_party_invite, reject.
     if event.sender != tpi_event.sender:
-        raise AuthError(rv, "5.4.1.6",
-                        "sender does not match the sender of m.room.third_party_invite")
+        raise AuthError(
+            rv, "5.4.1.6", "sender does not match the sender of m.room.third_party_invite"
+        )
     # 5.4.1.7 If any signature in signed matches any public key in the
     # m.room.third_party_invite event, allow.
     if signed_matches_any_key(signed, tpi_event.content):
         return
     # 5.4.1.8 Otherwise, reject.
-    raise AuthError(rv, "5.4.1.8",
-                    "no signature in third_party_invite.signed matches the invite's public keys")
+    raise AuthError(
+        rv, "5.4.1.8", "no signature in third_party_invite.signed matches the invite's public keys"
+    )

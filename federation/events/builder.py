@@ -58,8 +58,9 @@ def next_depth(prev_depth: int) -> int:
     return prev_depth + 1 if prev_depth < MAX_DEPTH else MAX_DEPTH
 
 
-def sign_event(pdu: dict[str, Any], room_version: RoomVersion, server_name: str,
-               signing_key: SigningKey) -> dict[str, Any]:
+def sign_event(
+    pdu: dict[str, Any], room_version: RoomVersion, server_name: str, signing_key: SigningKey
+) -> dict[str, Any]:
     """Add ``server_name``'s signature over the redacted ``pdu`` (in place) and return it.
 
     For events that already carry their hashes, e.g. counter-signing an invite or a
@@ -70,8 +71,9 @@ def sign_event(pdu: dict[str, Any], room_version: RoomVersion, server_name: str,
     return pdu
 
 
-def _add_signature(pdu: dict[str, Any], server_name: str, signing_key: SigningKey,
-                   signed_bytes: bytes) -> None:
+def _add_signature(
+    pdu: dict[str, Any], server_name: str, signing_key: SigningKey, signed_bytes: bytes
+) -> None:
     sig = encode_base64(signing_key.sign(signed_bytes))
     sigs = pdu.get("signatures")
     if not isinstance(sigs, dict):
@@ -82,11 +84,23 @@ def _add_signature(pdu: dict[str, Any], server_name: str, signing_key: SigningKe
     by_server[signing_key.key_id] = sig
 
 
-def build_event(room_version: RoomVersion, *, server_name: str, signing_key: SigningKey,
-                type: str, sender: str, content: Mapping[str, Any], room_id: str | None,
-                prev_events: list[str], auth_events: list[str], depth: int,
-                origin_server_ts: int, state_key: str | None = None,
-                redacts: str | None = None, unsigned: dict[str, Any] | None = None) -> Event:
+def build_event(
+    room_version: RoomVersion,
+    *,
+    server_name: str,
+    signing_key: SigningKey,
+    type: str,
+    sender: str,
+    content: Mapping[str, Any],
+    room_id: str | None,
+    prev_events: list[str],
+    auth_events: list[str],
+    depth: int,
+    origin_server_ts: int,
+    state_key: str | None = None,
+    redacts: str | None = None,
+    unsigned: dict[str, Any] | None = None,
+) -> Event:
     """Build, hash and sign a PDU; return it as an ``Event`` with its event ID.
 
     ``room_id`` must be None exactly for a v12 ``m.room.create``.  ``redacts`` (for
@@ -95,12 +109,12 @@ def build_event(room_version: RoomVersion, *, server_name: str, signing_key: Sig
     do not fit the room version and ``BadJSON`` for a PDU the format rules would refuse
     (wrong types, bad IDs, floats, over 64 KiB).
     """
-    v12_create = (room_version.event_format.room_id_is_create_event_hash
-                  and type == "m.room.create")
+    v12_create = room_version.event_format.room_id_is_create_event_hash and type == "m.room.create"
     if v12_create and room_id is not None:
         raise InvalidParam(
             f"m.room.create in room version {room_version.identifier} has no room_id: "
-            "the room ID is derived from the create event's ID")
+            "the room ID is derived from the create event's ID"
+        )
     if not v12_create and room_id is None:
         raise InvalidParam("room_id is required (only a v12 m.room.create has none)")
 
@@ -143,15 +157,25 @@ def build_event(room_version: RoomVersion, *, server_name: str, signing_key: Sig
         pdu["unsigned"] = _copy_checked(unsigned)
     # 3. Size limit of the complete event.  Without `unsigned`, the complete event is the
     # hashed bytes plus `hashes` and one signature: far below the limit, skip encoding it.
-    if unsigned is not None or len(hashed) + _SIGNED_OVERHEAD_BOUND + len(server_name) \
-            + len(signing_key.key_id) > MAX_PDU_BYTES:
+    if (
+        unsigned is not None
+        or len(hashed) + _SIGNED_OVERHEAD_BOUND + len(server_name) + len(signing_key.key_id)
+        > MAX_PDU_BYTES
+    ):
         check_pdu_size(encode_validated(pdu))
     return Event(pdu, room_version, event_id=event_id)
 
 
-def build_create_event(room_version: RoomVersion, *, server_name: str,
-                       signing_key: SigningKey, creator: str, content: Mapping[str, Any],
-                       origin_server_ts: int, room_id: str | None = None) -> Event:
+def build_create_event(
+    room_version: RoomVersion,
+    *,
+    server_name: str,
+    signing_key: SigningKey,
+    creator: str,
+    content: Mapping[str, Any],
+    origin_server_ts: int,
+    room_id: str | None = None,
+) -> Event:
     """Build the ``m.room.create`` event that starts a room.
 
     * v10: ``room_id`` required (``!opaque:<creator's server>``, auth rule 1.2); ``content``
@@ -166,25 +190,39 @@ def build_create_event(room_version: RoomVersion, *, server_name: str,
     body = dict(content)
     body.setdefault("room_version", room_version.identifier)
     if body["room_version"] != room_version.identifier:
-        raise InvalidParam(f"content.room_version {body['room_version']!r} does not match "
-                           f"room version {room_version.identifier}")
+        raise InvalidParam(
+            f"content.room_version {body['room_version']!r} does not match "
+            f"room version {room_version.identifier}"
+        )
     if not room_version.auth.implicit_room_creator:
         body["creator"] = creator  # v10 auth rule 1.4 requires it
     if room_version.event_format.room_id_is_create_event_hash:
         if room_id is not None:
-            raise InvalidParam(f"room version {room_version.identifier} derives the room "
-                               "ID from the create event; do not pass room_id")
+            raise InvalidParam(
+                f"room version {room_version.identifier} derives the room "
+                "ID from the create event; do not pass room_id"
+            )
     else:
         if room_id is None:
-            raise InvalidParam(f"room version {room_version.identifier} needs a room_id "
-                               "such as '!opaque:server'")
+            raise InvalidParam(
+                f"room version {room_version.identifier} needs a room_id such as '!opaque:server'"
+            )
         if room_id.partition(":")[2] != creator.partition(":")[2]:
-            raise InvalidParam("the room ID's server must be the creator's server "
-                               "(auth rule 1.2)")
-    return build_event(room_version, server_name=server_name, signing_key=signing_key,
-                       type="m.room.create", sender=creator, content=body,
-                       room_id=room_id, prev_events=[], auth_events=[], depth=1,
-                       origin_server_ts=origin_server_ts, state_key="")
+            raise InvalidParam("the room ID's server must be the creator's server (auth rule 1.2)")
+    return build_event(
+        room_version,
+        server_name=server_name,
+        signing_key=signing_key,
+        type="m.room.create",
+        sender=creator,
+        content=body,
+        room_id=room_id,
+        prev_events=[],
+        auth_events=[],
+        depth=1,
+        origin_server_ts=origin_server_ts,
+        state_key="",
+    )
 
 
 def _copy_checked(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -68,6 +68,7 @@ class VerifyJob(NamedTuple):
     """One ed25519 verification step 2 needs: ``signature`` by ``public`` over ``message``
     (the redacted signing bytes), made by ``server`` with ``key_id`` (``why`` it is
     required, for the error)."""
+
     public: bytes
     signature: bytes
     message: bytes
@@ -77,8 +78,10 @@ class VerifyJob(NamedTuple):
 
 
 def _invalid(server: str, key_id: str, why: str) -> SignatureInvalid:
-    return SignatureInvalid(f"Signature {server}/{key_id} ({why}) does not match the event: "
-                            "its content was altered or it was signed with another key")
+    return SignatureInvalid(
+        f"Signature {server}/{key_id} ({why}) does not match the event: "
+        "its content was altered or it was signed with another key"
+    )
 
 
 def _domain(user_id: Any) -> str | None:
@@ -89,8 +92,12 @@ def _domain(user_id: Any) -> str | None:
 
 def _is_third_party_invite(pdu: Mapping[str, Any]) -> bool:
     content = pdu.get("content")
-    return (pdu.get("type") == "m.room.member" and isinstance(content, Mapping)
-            and content.get("membership") == "invite" and "third_party_invite" in content)
+    return (
+        pdu.get("type") == "m.room.member"
+        and isinstance(content, Mapping)
+        and content.get("membership") == "invite"
+        and "third_party_invite" in content
+    )
 
 
 def required_signers(pdu: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -104,8 +111,11 @@ def required_signers(pdu: Mapping[str, Any]) -> list[tuple[str, str]]:
     if sender_server is not None and not _is_third_party_invite(pdu):
         servers.append((sender_server, "the sender's server"))
     content = pdu.get("content")
-    if isinstance(content, Mapping) and content.get("membership") == "join" \
-            and "join_authorised_via_users_server" in content:
+    if (
+        isinstance(content, Mapping)
+        and content.get("membership") == "join"
+        and "join_authorised_via_users_server" in content
+    ):
         # A value that is not a user ID names no server; auth rule 4.3.5.2 rejects it.
         via = _domain(content["join_authorised_via_users_server"])
         if via is not None and via != sender_server:
@@ -113,9 +123,15 @@ def required_signers(pdu: Mapping[str, Any]) -> list[tuple[str, str]]:
     return servers
 
 
-def _verify_server(pdu: Mapping[str, Any], server: str, why: str, message: bytes,
-                   get_verify_key: GetVerifyKey, required: bool,
-                   jobs: list[VerifyJob] | None = None) -> None:
+def _verify_server(
+    pdu: Mapping[str, Any],
+    server: str,
+    why: str,
+    message: bytes,
+    get_verify_key: GetVerifyKey,
+    required: bool,
+    jobs: list[VerifyJob] | None = None,
+) -> None:
     """Verify every known-key signature of ``server`` on ``message``; see module docs.
     With ``jobs``, the ed25519 verifications themselves are appended there instead of run
     (everything else - presence, key lookup, Base64, length - is checked here)."""
@@ -143,11 +159,11 @@ def _verify_server(pdu: Mapping[str, Any], server: str, why: str, message: bytes
         # 4: decode the signature.
         raw = decode_unpadded_base64(b64)
         if raw is None:
-            raise SignatureMalformed(
-                f"Signature {server}/{key_id} is not valid unpadded Base64")
+            raise SignatureMalformed(f"Signature {server}/{key_id} is not valid unpadded Base64")
         if len(raw) != 64:
             raise SignatureMalformed(
-                f"Signature {server}/{key_id} is {len(raw)} bytes, expected 64")
+                f"Signature {server}/{key_id} is {len(raw)} bytes, expected 64"
+            )
         # 5-7: verify over the canonical JSON of the redacted event.
         if jobs is not None:
             jobs.append(VerifyJob(key.public_bytes, raw, message, server, key_id, why))
@@ -158,24 +174,37 @@ def _verify_server(pdu: Mapping[str, Any], server: str, why: str, message: bytes
         if unknown:
             raise SignatureKeyUnknown(
                 f"The event is signed by {server} ({why}) only with unknown keys: "
-                + ", ".join(sorted(unknown)))
+                + ", ".join(sorted(unknown))
+            )
         raise SignatureMissing(f"The event has no ed25519 signature from {server} ({why})")
 
 
-def _verify(pdu: Mapping[str, Any], message: bytes, get_verify_key: GetVerifyKey,
-            jobs: list[VerifyJob] | None = None) -> None:
+def _verify(
+    pdu: Mapping[str, Any],
+    message: bytes,
+    get_verify_key: GetVerifyKey,
+    jobs: list[VerifyJob] | None = None,
+) -> None:
     required = required_signers(pdu)
     for server, why in required:
         _verify_server(pdu, server, why, message, get_verify_key, required=True, jobs=jobs)
     if pdu.get("type") == "m.room.member" and _is_third_party_invite(pdu):
         sender_server = _domain(pdu.get("sender"))
         if sender_server is not None and all(s != sender_server for s, _ in required):
-            _verify_server(pdu, sender_server, "the sender's server", message,
-                           get_verify_key, required=False, jobs=jobs)
+            _verify_server(
+                pdu,
+                sender_server,
+                "the sender's server",
+                message,
+                get_verify_key,
+                required=False,
+                jobs=jobs,
+            )
 
 
-def verify_event_signatures(pdu: Mapping[str, Any], room_version: RoomVersion,
-                            get_verify_key: GetVerifyKey) -> None:
+def verify_event_signatures(
+    pdu: Mapping[str, Any], room_version: RoomVersion, get_verify_key: GetVerifyKey
+) -> None:
     """Raise a ``SignatureError`` unless the required servers validly signed ``pdu``.
 
     The signatures cover the redacted event, so this succeeds on a full event and on a
@@ -184,23 +213,31 @@ def verify_event_signatures(pdu: Mapping[str, Any], room_version: RoomVersion,
     _verify(pdu, redacted_signing_bytes(pdu, room_version), get_verify_key)
 
 
-def has_valid_signature_from(pdu: Mapping[str, Any], room_version: RoomVersion,
-                             server: str, get_verify_key: GetVerifyKey) -> bool:
+def has_valid_signature_from(
+    pdu: Mapping[str, Any], room_version: RoomVersion, server: str, get_verify_key: GetVerifyKey
+) -> bool:
     """True if ``server`` signed ``pdu`` with a known key and every such signature verifies.
 
     For auth rule "If the event is not validly signed by the homeserver of the user ID
     denoted by [join_authorised_via_users_server], reject."
     """
     try:
-        _verify_server(pdu, server, "requested", redacted_signing_bytes(pdu, room_version),
-                       get_verify_key, required=True)
+        _verify_server(
+            pdu,
+            server,
+            "requested",
+            redacted_signing_bytes(pdu, room_version),
+            get_verify_key,
+            required=True,
+        )
     except (SignatureError, BadJSON):  # BadJSON: no canonical form to check against
         return False
     return True
 
 
-def check_received_event(pdu: Mapping[str, Any], room_version: RoomVersion,
-                         get_verify_key: GetVerifyKey) -> Event:
+def check_received_event(
+    pdu: Mapping[str, Any], room_version: RoomVersion, get_verify_key: GetVerifyKey
+) -> Event:
     """Steps 1-3 of the checks on receipt of a PDU; return the event to process further.
 
     1. format (``BadJSON``), 2. signatures (``SignatureError``), 3. content hash: on a
@@ -225,8 +262,9 @@ def run_verify_jobs(jobs: Sequence[VerifyJob]) -> SignatureInvalid | None:
     return None
 
 
-def prepare_received_event(pdu: Mapping[str, Any], room_version: RoomVersion,
-                           get_verify_key: GetVerifyKey) -> tuple[Event, list[VerifyJob]]:
+def prepare_received_event(
+    pdu: Mapping[str, Any], room_version: RoomVersion, get_verify_key: GetVerifyKey
+) -> tuple[Event, list[VerifyJob]]:
     """``check_received_event`` without the ed25519 verifications themselves: the event
     (checked for format and content hash) and the verifications that must all hold for
     step 2 to pass (``run_verify_jobs``).  Every other signature failure (missing, malformed,

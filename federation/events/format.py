@@ -31,13 +31,14 @@ from ..identifiers import (  # noqa: F401 - re-exported
 from ..room_versions import RoomVersion
 from .hashes import encode_validated
 
-MAX_PDU_BYTES = 65536          # "Size limits": the complete event, canonical JSON
-MAX_TYPE_BYTES = 255           # `type`
-MAX_STATE_KEY_BYTES = 255      # `state_key`
-MAX_PREV_EVENTS = 20           # pdu schema: "Must contain less than or equal to 20 events"
-MAX_AUTH_EVENTS = 10           # pdu schema: "Must contain less than or equal to 10 events"
+MAX_PDU_BYTES = 65536  # "Size limits": the complete event, canonical JSON
+MAX_TYPE_BYTES = 255  # `type`
+MAX_STATE_KEY_BYTES = 255  # `state_key`
+MAX_PREV_EVENTS = 20  # pdu schema: "Must contain less than or equal to 20 events"
+MAX_AUTH_EVENTS = 10  # pdu schema: "Must contain less than or equal to 10 events"
 
 # --- the PDU -----------------------------------------------------------------------------
+
 
 def _type_name(value: Any) -> str:
     if value is None:
@@ -120,14 +121,22 @@ def _fast_well_formed(pdu: dict[str, Any], room_version: RoomVersion) -> bool:
     auth = get("auth_events")
     hashes = get("hashes")
     sigs = get("signatures")
-    if not (type(event_type) is str and len(event_type) <= _SHORT
-            and type(get("content")) is dict
-            and type(depth) is int and MIN_SAFE_INT <= depth <= MAX_SAFE_INT
-            and type(ts) is int and MIN_SAFE_INT <= ts <= MAX_SAFE_INT
-            and type(prev) is list and len(prev) <= MAX_PREV_EVENTS
-            and type(auth) is list and len(auth) <= MAX_AUTH_EVENTS
-            and type(hashes) is dict and type(hashes.get("sha256")) is str
-            and type(sigs) is dict):
+    if not (
+        type(event_type) is str
+        and len(event_type) <= _SHORT
+        and type(get("content")) is dict
+        and type(depth) is int
+        and MIN_SAFE_INT <= depth <= MAX_SAFE_INT
+        and type(ts) is int
+        and MIN_SAFE_INT <= ts <= MAX_SAFE_INT
+        and type(prev) is list
+        and len(prev) <= MAX_PREV_EVENTS
+        and type(auth) is list
+        and len(auth) <= MAX_AUTH_EVENTS
+        and type(hashes) is dict
+        and type(hashes.get("sha256")) is str
+        and type(sigs) is dict
+    ):
         return False
     for by_key in sigs.values():
         if type(by_key) is not dict or not set(map(type, by_key.values())) <= _STR_TYPE:
@@ -146,8 +155,8 @@ def _fast_well_formed(pdu: dict[str, Any], room_version: RoomVersion) -> bool:
         if not (hash_room_ids and event_type == "m.room.create" and "room_id" not in pdu):
             return False
     elif type(room_id) is not str or not _seen_valid(
-            _valid_room_ids[hash_room_ids], room_id,
-            lambda r: is_valid_room_id(r, room_version)):
+        _valid_room_ids[hash_room_ids], room_id, lambda r: is_valid_room_id(r, room_version)
+    ):
         return False
     sender = get("sender")
     if type(sender) is not str or not _seen_valid(_valid_user_ids, sender, is_valid_user_id):
@@ -203,14 +212,17 @@ def _check_structure(pdu: Any, room_version: RoomVersion) -> None:
 
     # room_id: required, except on a v12 m.room.create (whose ID *is* the room ID).
     # A v12 create event that carries one anyway is rejected by auth rule 1.2, not here.
-    v12_create = (room_version.event_format.room_id_is_create_event_hash
-                  and event_type == "m.room.create")
+    v12_create = (
+        room_version.event_format.room_id_is_create_event_hash and event_type == "m.room.create"
+    )
     if "room_id" in pdu or not v12_create:
         room_id = _require(pdu, "room_id")
         _check_str("room_id", room_id)
         if not is_valid_room_id(room_id, room_version):
-            raise _bad(f"'room_id' is not a valid room ID for room version "
-                       f"{room_version.identifier}: {room_id!r:.80}")
+            raise _bad(
+                f"'room_id' is not a valid room ID for room version "
+                f"{room_version.identifier}: {room_id!r:.80}"
+            )
 
     # state_key: optional string, "MUST NOT exceed 255 bytes"
     if "state_key" in pdu:
@@ -246,8 +258,11 @@ def _check_structure(pdu: Any, room_version: RoomVersion) -> None:
 
     if room_version.redaction.v11_rules:
         # v11 moved `redacts` into the content of m.room.redaction events.
-        if event_type == "m.room.redaction" and "redacts" in content \
-                and not is_valid_event_id(content["redacts"]):
+        if (
+            event_type == "m.room.redaction"
+            and "redacts" in content
+            and not is_valid_event_id(content["redacts"])
+        ):
             raise _bad("'content.redacts' must be an event ID")
     elif "redacts" in pdu and not is_valid_event_id(pdu["redacts"]):
         # v10 (pdu_v6 schema): top-level `redacts` on redaction events.
@@ -260,16 +275,26 @@ def _check_structure(pdu: Any, room_version: RoomVersion) -> None:
 def check_pdu_size(encoded: bytes) -> None:
     """The complete event, signatures included, must fit in 65536 bytes of canonical JSON."""
     if len(encoded) > MAX_PDU_BYTES:
-        raise _bad(f"the event is {len(encoded)} bytes of canonical JSON; "
-                   f"the limit is {MAX_PDU_BYTES}")
+        raise _bad(
+            f"the event is {len(encoded)} bytes of canonical JSON; the limit is {MAX_PDU_BYTES}"
+        )
 
 
 # Keys whose values check_pdu_structure has fully typed (strings, in-range integers, lists
 # of strings, objects of objects of strings): no float can hide there.
-_TYPED_BY_STRUCTURE = frozenset((
-    "type", "sender", "room_id", "state_key", "depth", "origin_server_ts", "prev_events",
-    "auth_events", "signatures",
-))
+_TYPED_BY_STRUCTURE = frozenset(
+    (
+        "type",
+        "sender",
+        "room_id",
+        "state_key",
+        "depth",
+        "origin_server_ts",
+        "prev_events",
+        "auth_events",
+        "signatures",
+    )
+)
 
 
 _PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
@@ -309,8 +334,11 @@ def check_pdu_format_and_encode(pdu: Any, room_version: RoomVersion) -> bytes:
     # When only plain values remain to check, encode_validated's strict encoder refuses
     # the rest (out-of-range integers, non-string keys, lone surrogates) by falling back to
     # the full canonical encoder, which names the problem.
-    encode = encode_validated if type(pdu) is dict and _untyped_parts_plain(pdu) \
+    encode = (
+        encode_validated
+        if type(pdu) is dict and _untyped_parts_plain(pdu)
         else encode_canonical_json
+    )
     try:
         encoded = encode(pdu)
     except BadJSON as exc:

@@ -52,6 +52,7 @@ if _orjson is not None:
             return _dumps(value, option=_DUMPS_OPTS)
         except _DumpsError:
             return encode_canonical_json(value)
+
     _loads = _orjson.loads
 else:  # pragma: no cover
     import json as _json
@@ -69,7 +70,7 @@ def decode_unpadded_base64(text: Any) -> bytes | None:
         rem = len(text) % 4
         if rem != 1:
             try:
-                return _a2b_base64(text + "=="[:(4 - rem) % 4], strict_mode=True)
+                return _a2b_base64(text + "=="[: (4 - rem) % 4], strict_mode=True)
             except (binascii.Error, ValueError):
                 pass
     try:
@@ -84,6 +85,7 @@ def copy_checked(value: Any) -> Any:
 
 
 # --- content hash ------------------------------------------------------------------------
+
 
 def _content_hash_view(pdu: Mapping[str, Any]) -> dict[str, Any]:
     # "First, any existing unsigned, signatures, and hashes properties are removed."
@@ -118,6 +120,7 @@ def check_content_hash(pdu: Mapping[str, Any]) -> bool:
 
 
 # --- reference hash and event ID ---------------------------------------------------------
+
 
 def _signing_view(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
     view = redacted_view(pdu, room_version)

@@ -24,8 +24,9 @@ class Event:
 
     __slots__ = ("pdu", "room_version", "_event_id", "rejected_reason", "internal")
 
-    def __init__(self, pdu: dict[str, Any], room_version: RoomVersion, *,
-                 event_id: str | None = None) -> None:
+    def __init__(
+        self, pdu: dict[str, Any], room_version: RoomVersion, *, event_id: str | None = None
+    ) -> None:
         self.pdu = pdu
         self.room_version = room_version
         self._event_id = event_id
@@ -39,6 +40,7 @@ class Event:
     def event_id(self) -> str:
         if self._event_id is None:
             from .hashes import compute_event_id
+
             self._event_id = compute_event_id(self.pdu, self.room_version)
         return self._event_id
 
@@ -46,8 +48,11 @@ class Event:
     def room_id(self) -> str:
         # Absent only from a v12 create event; the PDU format checks guarantee a string else.
         rid: str | None = self.pdu.get("room_id")
-        if rid is None and self.type == "m.room.create" \
-                and self.room_version.event_format.room_id_is_create_event_hash:
+        if (
+            rid is None
+            and self.type == "m.room.create"
+            and self.room_version.event_format.room_id_is_create_event_hash
+        ):
             return "!" + self.event_id[1:]
         return rid  # type: ignore[return-value]  # present by the format checks (see above)
 

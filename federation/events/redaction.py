@@ -23,21 +23,43 @@ from ..room_versions import RoomVersion
 
 # --- v9 rules (room version 10) ----------------------------------------------------------
 # "the server must strip off any keys not in the following list"
-_TOP_LEVEL_V9 = frozenset((
-    "event_id", "type", "room_id", "sender", "state_key", "content", "hashes",
-    "signatures", "depth", "prev_events", "prev_state", "auth_events", "origin",
-    "origin_server_ts", "membership",
-))
+_TOP_LEVEL_V9 = frozenset(
+    (
+        "event_id",
+        "type",
+        "room_id",
+        "sender",
+        "state_key",
+        "content",
+        "hashes",
+        "signatures",
+        "depth",
+        "prev_events",
+        "prev_state",
+        "auth_events",
+        "origin",
+        "origin_server_ts",
+        "membership",
+    )
+)
 # "The content object must also be stripped of all keys, unless it is one of the
 # following event types"
 _CONTENT_V9: dict[str, frozenset[str]] = {
     "m.room.member": frozenset(("membership", "join_authorised_via_users_server")),
     "m.room.create": frozenset(("creator",)),
     "m.room.join_rules": frozenset(("join_rule", "allow")),
-    "m.room.power_levels": frozenset((
-        "ban", "events", "events_default", "kick", "redact", "state_default", "users",
-        "users_default",
-    )),
+    "m.room.power_levels": frozenset(
+        (
+            "ban",
+            "events",
+            "events_default",
+            "kick",
+            "redact",
+            "state_default",
+            "users",
+            "users_default",
+        )
+    ),
     "m.room.history_visibility": frozenset(("history_visibility",)),
 }
 
@@ -50,10 +72,19 @@ _CONTENT_V11: dict[str, frozenset[str]] = {
     # m.room.create keeps *all* keys (see _ALL_CONTENT)
     "m.room.join_rules": frozenset(("join_rule", "allow")),
     # `invite` is now protected
-    "m.room.power_levels": frozenset((
-        "ban", "events", "events_default", "invite", "kick", "redact", "state_default",
-        "users", "users_default",
-    )),
+    "m.room.power_levels": frozenset(
+        (
+            "ban",
+            "events",
+            "events_default",
+            "invite",
+            "kick",
+            "redact",
+            "state_default",
+            "users",
+            "users_default",
+        )
+    ),
     "m.room.history_visibility": frozenset(("history_visibility",)),
     # `redacts` moved into content in v11
     "m.room.redaction": frozenset(("redacts",)),

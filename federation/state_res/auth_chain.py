@@ -18,8 +18,9 @@ from ..events.model import Event
 from .lookup import EventLookup
 
 
-def auth_chain(event_ids: Iterable[str], get_event: Callable[[str], Event | None]
-               | EventLookup) -> set[str]:
+def auth_chain(
+    event_ids: Iterable[str], get_event: Callable[[str], Event | None] | EventLookup
+) -> set[str]:
     """The union of the auth chains of ``event_ids``.
 
     The auth chain of *E* is every event reachable from *E* through ``auth_events`` --
@@ -31,8 +32,9 @@ def auth_chain(event_ids: Iterable[str], get_event: Callable[[str], Event | None
     return ancestors(event_ids, lookup)
 
 
-def ancestors(event_ids: Iterable[str], lookup: EventLookup,
-              stop: set[str] | frozenset[str] = frozenset()) -> set[str]:
+def ancestors(
+    event_ids: Iterable[str], lookup: EventLookup, stop: set[str] | frozenset[str] = frozenset()
+) -> set[str]:
     """Events reachable from ``event_ids`` via one or more ``auth_events`` edges.
 
     Events in ``stop`` are neither included nor walked past (used when ``stop`` is
@@ -100,14 +102,17 @@ def conflicted_subgraph(conflicted: set[str], lookup: EventLookup) -> set[str]:
                 continue
             if node not in expanded:
                 expanded.add(node)
-                pending = [a for a in lookup.auth_ids(node)
-                           if a not in leads and a not in expanded
-                           and lookup.get(a) is not None]
+                pending = [
+                    a
+                    for a in lookup.auth_ids(node)
+                    if a not in leads and a not in expanded and lookup.get(a) is not None
+                ]
                 if pending:
                     stack.extend(pending)
                     continue
             # All auth events are decided (or on the stack: only possible in a cycle).
             leads[node] = node in conflicted or any(
-                leads.get(a, False) for a in lookup.auth_ids(node))
+                leads.get(a, False) for a in lookup.auth_ids(node)
+            )
             stack.pop()
     return {node for node, ok in leads.items() if ok}

@@ -24,8 +24,9 @@ from .lookup import EventLookup
 CREATE_KEY = ("m.room.create", "")
 
 
-def _auth_events_by_key(event: Event, lookup: EventLookup, *,
-                        skip_rejected: bool) -> dict[StateKey, Event]:
+def _auth_events_by_key(
+    event: Event, lookup: EventLookup, *, skip_rejected: bool
+) -> dict[StateKey, Event]:
     """``event``'s auth events keyed by (type, state_key); the first listed wins."""
     by_key: dict[StateKey, Event] = {}
     listed = event.auth_event_ids
@@ -53,8 +54,9 @@ class AuthState(Mapping[StateKey, Event]):
 
     __slots__ = ("_state", "_lookup", "_fallback")
 
-    def __init__(self, state: Mapping[StateKey, str], lookup: EventLookup,
-                 fallback: Mapping[StateKey, Event]) -> None:
+    def __init__(
+        self, state: Mapping[StateKey, str], lookup: EventLookup, fallback: Mapping[StateKey, Event]
+    ) -> None:
         self._state = state
         self._lookup = lookup
         self._fallback = fallback
@@ -86,9 +88,12 @@ class AuthState(Mapping[StateKey, Event]):
         return sum(1 for _ in self)
 
 
-def iterative_auth_checks(initial_state: Mapping[StateKey, str], event_ids: Iterable[str],
-                          lookup: EventLookup, create_event: Event | None
-                          ) -> dict[StateKey, str]:
+def iterative_auth_checks(
+    initial_state: Mapping[StateKey, str],
+    event_ids: Iterable[str],
+    lookup: EventLookup,
+    create_event: Event | None,
+) -> dict[StateKey, str]:
     """Apply each state event in order if the authorization rules allow it.
 
     ``create_event`` is offered under ``("m.room.create", "")`` when neither the state
@@ -116,8 +121,9 @@ class SenderPowerLevels:
     """The power level of an event's sender according to the event's ``auth_events``
     (plus the room's create event, which v12 never lists), memoised per event."""
 
-    def __init__(self, room_version: RoomVersion, lookup: EventLookup,
-                 create_event: Event | None) -> None:
+    def __init__(
+        self, room_version: RoomVersion, lookup: EventLookup, create_event: Event | None
+    ) -> None:
         self._room_version = room_version
         self._lookup = lookup
         self._create = create_event

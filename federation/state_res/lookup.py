@@ -39,8 +39,8 @@ class EventLookup:
     def _check_room(self, event: Event) -> None:
         if event.room_id != self.room_id:
             raise StateResolutionError(
-                f"event {event.event_id} is in room {event.room_id!r}, "
-                f"not {self.room_id!r}")
+                f"event {event.event_id} is in room {event.room_id!r}, not {self.room_id!r}"
+            )
 
     def get(self, event_id: str) -> Event | None:
         try:

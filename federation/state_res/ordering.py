@@ -40,8 +40,8 @@ def is_power_event(event: Event) -> bool:
 
 
 def reverse_topological_power_ordering(
-        event_ids: Iterable[str], lookup: EventLookup,
-        sender_power: Callable[[str], int | float]) -> list[str]:
+    event_ids: Iterable[str], lookup: EventLookup, sender_power: Callable[[str], int | float]
+) -> list[str]:
     """Kahn's algorithm over the auth DAG of ``event_ids``, earliest first.
 
     The DAG's edges are the ``auth_events`` references between members of the set (an
@@ -106,8 +106,11 @@ class Mainline:
     def _power_levels_auth_event(self, event_id: str) -> str | None:
         for auth_id in self._lookup.auth_ids(event_id):
             auth_event = self._lookup.get(auth_id)
-            if auth_event is not None and auth_event.is_state \
-                    and auth_event.key == POWER_LEVELS_KEY:
+            if (
+                auth_event is not None
+                and auth_event.is_state
+                and auth_event.key == POWER_LEVELS_KEY
+            ):
                 return auth_id
         return None
 
@@ -131,8 +134,9 @@ class Mainline:
         return result
 
 
-def mainline_ordering(event_ids: Iterable[str], power_levels_id: str | None,
-                      lookup: EventLookup) -> list[str]:
+def mainline_ordering(
+    event_ids: Iterable[str], power_levels_id: str | None, lookup: EventLookup
+) -> list[str]:
     """Sort ``event_ids`` by the mainline ordering based on ``power_levels_id``.
 
     x < y if (1) x's mainline position is *greater* (based on an earlier mainline event),

@@ -40,8 +40,9 @@ from .ordering import (
 )
 
 
-def separate(state_sets: Sequence[Mapping[StateKey, str]]
-             ) -> tuple[StateMap, dict[StateKey, set[str]]]:
+def separate(
+    state_sets: Sequence[Mapping[StateKey, str]],
+) -> tuple[StateMap, dict[StateKey, set[str]]]:
     """Split into the *unconflicted state map* and the *conflicted state set* (by key).
 
     A key is unconflicted iff every state set has it with the same event; otherwise the
@@ -68,9 +69,11 @@ def separate(state_sets: Sequence[Mapping[StateKey, str]]
     return unconflicted, conflicted
 
 
-def resolve_state(room_version: RoomVersion,
-                  state_sets: Sequence[Mapping[StateKey, str]],
-                  get_event: Callable[[str], Event | None]) -> StateMap:
+def resolve_state(
+    room_version: RoomVersion,
+    state_sets: Sequence[Mapping[StateKey, str]],
+    get_event: Callable[[str], Event | None],
+) -> StateMap:
     """The resolution of ``state_sets`` ((type, state_key) -> event ID maps).
 
     ``get_event`` returns any event of the room by ID (or None).  The algorithm follows
@@ -97,7 +100,8 @@ def resolve_state(room_version: RoomVersion,
             event = lookup.require(event_id, "conflicted state event")
             if not event.is_state or event.key != key:
                 raise StateResolutionError(
-                    f"state set maps {key} to {event_id}, which is not such a state event")
+                    f"state set maps {key} to {event_id}, which is not such a state event"
+                )
             if lookup.room_id is None:
                 # From here on every event looked up must be in this room.
                 lookup.set_room(event.room_id)
@@ -109,18 +113,21 @@ def resolve_state(room_version: RoomVersion,
     # Full conflicted set: conflicted state set ∪ auth difference (∪ conflicted state
     # subgraph in v2.1), reduced to the state events we can look up.
     full_conflicted = conflicted_ids | auth_difference(
-        [set(state.values()) for state in sets], lookup)
+        [set(state.values()) for state in sets], lookup
+    )
     if v2_1:
         full_conflicted |= conflicted_subgraph(conflicted_ids, lookup)
     full_conflicted = {
-        event_id for event_id in full_conflicted
+        event_id
+        for event_id in full_conflicted
         if (found := lookup.get(event_id)) is not None and found.is_state
     }
 
     # 1. X: the power events of the full conflicted set, plus the events of their auth
     #    chains that are in the full conflicted set; in reverse topological power order.
-    power_events = {e for e in full_conflicted
-                    if is_power_event(lookup.require(e, "conflicted event"))}
+    power_events = {
+        e for e in full_conflicted if is_power_event(lookup.require(e, "conflicted event"))
+    }
     selected = power_events | (ancestors(power_events, lookup) & full_conflicted)
     ordered_power = reverse_topological_power_ordering(selected, lookup, sender_power)
 
@@ -131,8 +138,7 @@ def resolve_state(room_version: RoomVersion,
 
     # 3. The remaining events, in mainline order based on the partially resolved power
     #    levels event.
-    remaining = mainline_ordering(full_conflicted - selected,
-                                  partial.get(POWER_LEVELS_KEY), lookup)
+    remaining = mainline_ordering(full_conflicted - selected, partial.get(POWER_LEVELS_KEY), lookup)
 
     # 4. Iterative auth checks on the partially resolved state.
     resolved = iterative_auth_checks(partial, remaining, lookup, create_event)
@@ -142,8 +148,9 @@ def resolve_state(room_version: RoomVersion,
     return resolved
 
 
-def _find_create_event(room_version: RoomVersion, sets: Sequence[StateMap],
-                       lookup: EventLookup) -> Event | None:
+def _find_create_event(
+    room_version: RoomVersion, sets: Sequence[StateMap], lookup: EventLookup
+) -> Event | None:
     """The room's ``m.room.create`` event.
 
     v12: its ID is the room ID with ``$`` for ``!``; it is essential, because it is never
@@ -152,8 +159,9 @@ def _find_create_event(room_version: RoomVersion, sets: Sequence[StateMap],
     """
     in_sets = {state[CREATE_KEY] for state in sets if CREATE_KEY in state}
     if len(in_sets) > 1:
-        raise StateResolutionError(f"the state sets have different create events: "
-                                   f"{sorted(in_sets)}")
+        raise StateResolutionError(
+            f"the state sets have different create events: {sorted(in_sets)}"
+        )
     if room_version.event_format.room_id_is_create_event_hash:
         room_id = lookup.room_id
         if not isinstance(room_id, str) or not room_id.startswith("!"):
@@ -161,7 +169,8 @@ def _find_create_event(room_version: RoomVersion, sets: Sequence[StateMap],
         create_id = "$" + room_id[1:]
         if in_sets and in_sets != {create_id}:
             raise StateResolutionError(
-                f"the state sets' create event {in_sets.pop()} is not {create_id}")
+                f"the state sets' create event {in_sets.pop()} is not {create_id}"
+            )
         create = lookup.require(create_id, "m.room.create event")
     elif in_sets:
         in_set = lookup.get(in_sets.pop())

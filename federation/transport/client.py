@@ -97,7 +97,7 @@ _SCHEME = b"matrix-federation"
 @dataclass(frozen=True)
 class RawResponse:
     status: int
-    headers: Mapping[str, Sequence[str]]      # lower-case names
+    headers: Mapping[str, Sequence[str]]  # lower-case names
     body: bytes
 
     def header(self, name: str) -> str | None:
@@ -116,8 +116,9 @@ def build_target(path: str, query: Mapping[str, Any] | None) -> str:
 
     Query values may be str/int/bool or lists of them (repeated parameters)."""
     if not path.startswith("/") or not path.isascii() or any(c in path for c in " #\r\n\t"):
-        raise ValueError(f"invalid request path {path!r}: must be a percent-encoded ASCII "
-                         "path starting with '/'")
+        raise ValueError(
+            f"invalid request path {path!r}: must be a percent-encoded ASCII path starting with '/'"
+        )
     if not query:
         return path
 
@@ -126,12 +127,13 @@ def build_target(path: str, query: Mapping[str, Any] | None) -> str:
 
     pairs = []
     for k, v in query.items():
-        for item in (v if isinstance(v, (list, tuple)) else [v]):
+        for item in v if isinstance(v, (list, tuple)) else [v]:
             pairs.append((k, enc(item)))
     return path + ("&" if "?" in path else "?") + urlencode(pairs, quote_via=quote)
 
 
 # --- Twisted plumbing ----------------------------------------------------------------------
+
 
 @implementer(IBodyProducer)
 class _BytesProducer:
@@ -199,8 +201,10 @@ def read_body(response: Any, max_bytes: int) -> defer.Deferred[bytes]:
 
 
 def _headers_dict(headers: Headers) -> dict[str, list[str]]:
-    return {name.decode("latin-1").lower(): [v.decode("latin-1") for v in values]
-            for name, values in headers.getAllRawHeaders()}
+    return {
+        name.decode("latin-1").lower(): [v.decode("latin-1") for v in values]
+        for name, values in headers.getAllRawHeaders()
+    }
 
 
 def _is_tls_failure(exc: BaseException) -> bool:
@@ -231,8 +235,9 @@ def _classify(destination: str, exc: BaseException, timeout: float) -> Exception
     if tls is not None:
         return TLSFailure(destination, f"TLS failed: {type(tls).__name__}: {tls}")
     if any(isinstance(e, ResponseTooLarge) for e in all_excs):
-        return InvalidResponse(destination, str(next(e for e in all_excs
-                                                     if isinstance(e, ResponseTooLarge))))
+        return InvalidResponse(
+            destination, str(next(e for e in all_excs if isinstance(e, ResponseTooLarge)))
+        )
     if any(isinstance(e, terror.TimeoutError) for e in all_excs):
         return DestinationUnreachable(destination, "connection attempt timed out")
     inner = all_excs[-1]
@@ -242,9 +247,9 @@ def _classify(destination: str, exc: BaseException, timeout: float) -> Exception
 def _add_timeout(d: defer.Deferred[Any], timeout: float, reactor: Any, destination: str) -> None:
     """Cancel ``d`` after ``timeout`` s; whatever the cancelled operation then fails with
     (often ``ResponseNeverReceived``), the result is ``RequestTimedOut``."""
+
     def on_timeout(_result: Any, _timeout: float) -> Failure:
-        return Failure(RequestTimedOut(destination,
-                                       f"no complete response within {timeout:g} s"))
+        return Failure(RequestTimedOut(destination, f"no complete response within {timeout:g} s"))
 
     d.addTimeout(timeout, reactor, onTimeoutCancel=on_timeout)
 
@@ -253,8 +258,7 @@ def _add_timeout(d: defer.Deferred[Any], timeout: float, reactor: Any, destinati
 class _FilteringReceiver:
     """Passes on only the resolved addresses the filter allows; notes the others."""
 
-    def __init__(self, inner: Any, address_filter: AddressFilter,
-                 refused: list[str]) -> None:
+    def __init__(self, inner: Any, address_filter: AddressFilter, refused: list[str]) -> None:
         self._inner = inner
         self._filter = address_filter
         self._refused = refused
@@ -264,8 +268,11 @@ class _FilteringReceiver:
 
     def addressResolved(self, address: Any) -> None:
         host = getattr(address, "host", None)
-        reason = self._filter.refusal(address.host) \
-            if isinstance(address, (IPv4Address, IPv6Address)) else "not an IP address"
+        reason = (
+            self._filter.refusal(address.host)
+            if isinstance(address, (IPv4Address, IPv6Address))
+            else "not an IP address"
+        )
         if reason is None:
             self._inner.addressResolved(address)
         else:
@@ -282,11 +289,21 @@ class _FilteringResolver:
         self._filter = address_filter
         self._refused = refused
 
-    def resolveHostName(self, receiver: Any, hostName: str, portNumber: int = 0,
-                        addressTypes: Any = None, transportSemantics: str = "TCP") -> Any:
+    def resolveHostName(
+        self,
+        receiver: Any,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Any = None,
+        transportSemantics: str = "TCP",
+    ) -> Any:
         return self._inner.resolveHostName(
-            _FilteringReceiver(receiver, self._filter, self._refused), hostName,
-            portNumber, addressTypes, transportSemantics)
+            _FilteringReceiver(receiver, self._filter, self._refused),
+            hostName,
+            portNumber,
+            addressTypes,
+            transportSemantics,
+        )
 
 
 @implementer(IReactorPluggableNameResolver)
@@ -298,13 +315,12 @@ class _FilteringReactor:
     def __init__(self, reactor: Any, address_filter: AddressFilter) -> None:
         self._reactor = reactor
         self.refused: list[str] = []
-        self.nameResolver = _FilteringResolver(reactor.nameResolver, address_filter,
-                                               self.refused)
+        self.nameResolver = _FilteringResolver(reactor.nameResolver, address_filter, self.refused)
 
     def installNameResolver(self, resolver: Any) -> Any:
         raise NotImplementedError("the filtering resolver is fixed")
 
-    def __getattr__(self, name: str) -> Any:      # connectTCP, callLater, seconds...
+    def __getattr__(self, name: str) -> Any:  # connectTCP, callLater, seconds...
         return getattr(self._reactor, name)
 
 
@@ -313,8 +329,15 @@ class _CheckedTCPEndpoint:
     """TCP to ``host``:``port`` at an address the filter allows, else ``AddressRefused``
     before any connection (no filter: plain endpoints, for library use and tests)."""
 
-    def __init__(self, reactor: Any, host: str, port: int, connect_timeout: float,
-                 address_filter: AddressFilter | None, destination: str) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        host: str,
+        port: int,
+        connect_timeout: float,
+        address_filter: AddressFilter | None,
+        destination: str,
+    ) -> None:
         self._reactor = reactor
         self._host = host
         self._port = port
@@ -323,10 +346,16 @@ class _CheckedTCPEndpoint:
         self._destination = destination
 
     def _refused(self, detail: str) -> Failure:
-        log.warning("event=federation_address_refused destination=%s host=%s port=%d "
-                    "refused=%s", self._destination, self._host, self._port, detail)
-        return Failure(AddressRefused(self._destination,
-                                      f"{self._host} is in a refused IP range ({detail})"))
+        log.warning(
+            "event=federation_address_refused destination=%s host=%s port=%d refused=%s",
+            self._destination,
+            self._host,
+            self._port,
+            detail,
+        )
+        return Failure(
+            AddressRefused(self._destination, f"{self._host} is in a refused IP range ({detail})")
+        )
 
     def connect(self, protocol_factory: Any) -> defer.Deferred[Any]:
         host, port, timeout = self._host, self._port, self._timeout
@@ -338,8 +367,9 @@ class _CheckedTCPEndpoint:
             cls = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
             return cls(self._reactor, host, port, timeout=timeout).connect(protocol_factory)
         if self._filter is None:
-            return HostnameEndpoint(self._reactor, host, port,
-                                    timeout=timeout).connect(protocol_factory)
+            return HostnameEndpoint(self._reactor, host, port, timeout=timeout).connect(
+                protocol_factory
+            )
         reactor = _FilteringReactor(self._reactor, self._filter)
         d = HostnameEndpoint(reactor, host, port, timeout=timeout).connect(protocol_factory)
 
@@ -351,8 +381,12 @@ class _CheckedTCPEndpoint:
 
         def connected(protocol: Any) -> Any:
             if reactor.refused:
-                log.info("event=federation_address_skipped destination=%s host=%s "
-                         "refused=%s", self._destination, host, ", ".join(reactor.refused))
+                log.info(
+                    "event=federation_address_skipped destination=%s host=%s refused=%s",
+                    self._destination,
+                    host,
+                    ", ".join(reactor.refused),
+                )
             return protocol
 
         return d.addCallbacks(connected, failed)
@@ -372,8 +406,9 @@ class _ResolvingEndpoint:
     async def _connect(self, protocol_factory: Any) -> Any:
         c = self._client
         res = await c.resolver.resolve(self._server_name)
-        tcp = _CheckedTCPEndpoint(c.reactor, res.host, res.port, c.connect_timeout,
-                                  c.address_filter, self._server_name)
+        tcp = _CheckedTCPEndpoint(
+            c.reactor, res.host, res.port, c.connect_timeout, c.address_filter, self._server_name
+        )
         tls = wrapClientTLS(c.tls.creator_for(res.tls_name), tcp, clock=c.reactor)
         return await tls.connect(protocol_factory)
 
@@ -391,8 +426,13 @@ class _FederationEndpointFactory:
 class _HttpsEndpointFactory:
     """Plain ``https://host[:port]`` with our TLS policy and an explicit clock."""
 
-    def __init__(self, reactor: Any, tls: ClientTLSPolicy, connect_timeout: float,
-                 address_filter: AddressFilter | None) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        tls: ClientTLSPolicy,
+        connect_timeout: float,
+        address_filter: AddressFilter | None,
+    ) -> None:
         self._reactor = reactor
         self._tls = tls
         self._timeout = connect_timeout
@@ -404,12 +444,12 @@ class _HttpsEndpointFactory:
         host = uri.host.decode("ascii")
         if host.startswith("["):
             host = host[1:-1]
-        tcp = _CheckedTCPEndpoint(self._reactor, host, uri.port, self._timeout, self._filter,
-                                  host)
+        tcp = _CheckedTCPEndpoint(self._reactor, host, uri.port, self._timeout, self._filter, host)
         return wrapClientTLS(self._tls.creator_for(host), tcp, clock=self._reactor)
 
 
 # --- the client ----------------------------------------------------------------------------
+
 
 class FederationHttpClient:
     """Signed, pooled, TLS-verified requests to other homeservers.
@@ -417,14 +457,21 @@ class FederationHttpClient:
     ``address_filter``: which addresses may be connected to (the node passes one built from
     its config; None connects anywhere, for library use and loopback tests)."""
 
-    def __init__(self, reactor: Any, server_name: str,
-                 signing_key: SigningKey | Callable[[], SigningKey],
-                 resolver: ServerResolver, tls: ClientTLSPolicy, *,
-                 max_persistent_per_host: int = 5, cached_connection_timeout: float = 120.0,
-                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
-                 default_timeout: float = DEFAULT_TIMEOUT_S,
-                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-                 address_filter: AddressFilter | None = None) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        server_name: str,
+        signing_key: SigningKey | Callable[[], SigningKey],
+        resolver: ServerResolver,
+        tls: ClientTLSPolicy,
+        *,
+        max_persistent_per_host: int = 5,
+        cached_connection_timeout: float = 120.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+        default_timeout: float = DEFAULT_TIMEOUT_S,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        address_filter: AddressFilter | None = None,
+    ) -> None:
         self.reactor = reactor
         self.address_filter = address_filter
         self.server_name = server_name
@@ -438,8 +485,9 @@ class FederationHttpClient:
         self.pool.maxPersistentPerHost = max_persistent_per_host
         # Twisted annotates these seconds as int; they only reach callLater, which takes a float.
         self.pool.cachedConnectionTimeout = cached_connection_timeout  # type: ignore[assignment]
-        self._agent = Agent.usingEndpointFactory(reactor, _FederationEndpointFactory(self),
-                                                 pool=self.pool)
+        self._agent = Agent.usingEndpointFactory(
+            reactor, _FederationEndpointFactory(self), pool=self.pool
+        )
 
     @property
     def signing_key(self) -> SigningKey:
@@ -447,79 +495,114 @@ class FederationHttpClient:
         return k if isinstance(k, SigningKey) else k()
 
     # --- public API ----------------------------------------------------------------------
-    async def request(self, destination: str, method: str, path: str, json_body: Any = None,
-                      query: Mapping[str, Any] | None = None,
-                      timeout: float | None = None) -> tuple[int, Any]:
+    async def request(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        query: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Any]:
         """Send a signed request; return ``(status, parsed JSON object)``."""
-        raw = await self._send(destination, method, path, json_body, query, timeout,
-                               self.max_response_bytes)
+        raw = await self._send(
+            destination, method, path, json_body, query, timeout, self.max_response_bytes
+        )
         try:
             # A peer's answer wraps stored events in an envelope: the server-server limit.
             body = parse_json(raw.body, max_depth=MAX_SERVER_JSON_DEPTH)
         except MatrixError as exc:
-            raise InvalidResponse(destination, f"{method} {path}: response is not JSON "
-                                               f"({exc.message})", raw.status) from None
+            raise InvalidResponse(
+                destination, f"{method} {path}: response is not JSON ({exc.message})", raw.status
+            ) from None
         if not isinstance(body, dict):
-            raise InvalidResponse(destination, f"{method} {path}: response is not a JSON "
-                                               "object", raw.status)
+            raise InvalidResponse(
+                destination, f"{method} {path}: response is not a JSON object", raw.status
+            )
         return raw.status, body
 
-    async def request_ok(self, destination: str, method: str, path: str,
-                         json_body: Any = None, query: Mapping[str, Any] | None = None,
-                         timeout: float | None = None) -> Any:
+    async def request_ok(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        query: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         """Like ``request`` but returns only the body of a 2xx; ``RemoteError`` otherwise."""
-        status, body = await self.request(destination, method, path, json_body, query,
-                                          timeout)
+        status, body = await self.request(destination, method, path, json_body, query, timeout)
         if not 200 <= status < 300:
             raise RemoteError(destination, status, body)
         return body
 
-    async def get_raw(self, destination: str, path: str,
-                      query: Mapping[str, Any] | None = None, timeout: float | None = None,
-                      max_bytes: int | None = None) -> RawResponse:
+    async def get_raw(
+        self,
+        destination: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        max_bytes: int | None = None,
+    ) -> RawResponse:
         """A signed GET returning the raw body (media downloads)."""
-        return await self._send(destination, "GET", path, None, query, timeout,
-                                max_bytes or self.max_response_bytes)
+        return await self._send(
+            destination, "GET", path, None, query, timeout, max_bytes or self.max_response_bytes
+        )
 
     async def close(self) -> None:
         """Close pooled connections (at shutdown and in tests)."""
         await self.pool.closeCachedConnections()
 
     # --- internals -----------------------------------------------------------------------
-    async def _send(self, destination: str, method: str, path: str, json_body: Any,
-                    query: Mapping[str, Any] | None, timeout: float | None,
-                    max_bytes: int) -> RawResponse:
-        parse_server_name(destination)          # InvalidServerName for a bad destination
+    async def _send(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        json_body: Any,
+        query: Mapping[str, Any] | None,
+        timeout: float | None,
+        max_bytes: int,
+    ) -> RawResponse:
+        parse_server_name(destination)  # InvalidServerName for a bad destination
         timeout = self.default_timeout if timeout is None else timeout
-        d = defer.ensureDeferred(self._send_inner(destination, method.upper(), path,
-                                                  json_body, query, max_bytes))
+        d = defer.ensureDeferred(
+            self._send_inner(destination, method.upper(), path, json_body, query, max_bytes)
+        )
         _add_timeout(d, timeout, self.reactor, destination)
         try:
             return await d
         except Exception as exc:  # noqa: BLE001 - classified below
             raise _classify(destination, exc, timeout) from None
 
-    async def _send_inner(self, destination: str, method: str, path: str, json_body: Any,
-                          query: Mapping[str, Any] | None, max_bytes: int) -> RawResponse:
+    async def _send_inner(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        json_body: Any,
+        query: Mapping[str, Any] | None,
+        max_bytes: int,
+    ) -> RawResponse:
         target = build_target(path, query)
         resolution: Resolution = await self.resolver.resolve(destination)
-        headers = Headers({b"Host": [resolution.host_header.encode("ascii")],
-                           b"User-Agent": [USER_AGENT]})
+        headers = Headers(
+            {b"Host": [resolution.host_header.encode("ascii")], b"User-Agent": [USER_AGENT]}
+        )
         producer = None
         if json_body is not None:
             # The body goes out in canonical JSON, the bytes the signature covers, so the
             # receiver can check the signature without encoding the body again.
             body = encode_canonical_json(json_body)
-            auth = sign_request_body(method, target, self.server_name, destination,
-                                     self.signing_key, body)
+            auth = sign_request_body(
+                method, target, self.server_name, destination, self.signing_key, body
+            )
             headers.addRawHeader(b"Content-Type", b"application/json")
             producer = _BytesProducer(body)
         else:
-            auth = sign_request(method, target, self.server_name, destination,
-                                self.signing_key)
+            auth = sign_request(method, target, self.server_name, destination, self.signing_key)
         headers.addRawHeader(b"Authorization", auth.encode("ascii"))
-        url = _SCHEME + b"://" + destination.encode("ascii").hex().encode() \
-            + target.encode("ascii")
+        url = _SCHEME + b"://" + destination.encode("ascii").hex().encode() + target.encode("ascii")
         response = await self._agent.request(method.encode("ascii"), url, headers, producer)
         body = await read_body(response, max_bytes)
         return RawResponse(response.code, _headers_dict(response.headers), body)
@@ -528,15 +611,22 @@ class FederationHttpClient:
 class WellKnownGetter:
     """``HttpsGetter`` for the resolver: one HTTPS GET, certificate verified, no redirects."""
 
-    def __init__(self, reactor: Any, tls: ClientTLSPolicy, *,
-                 pool: HTTPConnectionPool | None = None,
-                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
-                 address_filter: AddressFilter | None = None) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        tls: ClientTLSPolicy,
+        *,
+        pool: HTTPConnectionPool | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+        address_filter: AddressFilter | None = None,
+    ) -> None:
         self.reactor = reactor
         self.pool = pool or HTTPConnectionPool(reactor, persistent=False)
         self._agent = Agent.usingEndpointFactory(
-            reactor, _HttpsEndpointFactory(reactor, tls, connect_timeout, address_filter),
-            pool=self.pool)
+            reactor,
+            _HttpsEndpointFactory(reactor, tls, connect_timeout, address_filter),
+            pool=self.pool,
+        )
 
     async def get(self, url: str, *, timeout: float, max_bytes: int) -> HttpsResponse:
         host = urlsplit(url).hostname or url

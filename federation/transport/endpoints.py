@@ -65,11 +65,9 @@ VERSION = Endpoint("version", "GET", FED_V1 + "/version", signed=False)
 KEY_SERVER = Endpoint("key_server", "GET", KEY_V2 + "/server", signed=False)
 KEY_SERVER_SLASH = Endpoint("key_server_slash", "GET", KEY_V2 + "/server/", signed=False)
 # The deprecated form with a key ID; answered like KEY_SERVER (all keys).
-KEY_SERVER_KEY_ID = Endpoint("key_server_key_id", "GET", KEY_V2 + "/server/{keyId}",
-                             signed=False)
+KEY_SERVER_KEY_ID = Endpoint("key_server_key_id", "GET", KEY_V2 + "/server/{keyId}", signed=False)
 KEY_QUERY = Endpoint("key_query", "POST", KEY_V2 + "/query", signed=False)
-KEY_QUERY_SERVER = Endpoint("key_query_server", "GET", KEY_V2 + "/query/{serverName}",
-                            signed=False)
+KEY_QUERY_SERVER = Endpoint("key_query_server", "GET", KEY_V2 + "/query/{serverName}", signed=False)
 
 # --- transactions (#transactions) ----------------------------------------------------------
 SEND = Endpoint("send", "PUT", FED_V1 + "/send/{txnId}")
@@ -79,27 +77,35 @@ SEND = Endpoint("send", "PUT", FED_V1 + "/send/{txnId}")
 EVENT = Endpoint("event", "GET", FED_V1 + "/event/{eventId}")
 STATE = Endpoint("state", "GET", FED_V1 + "/state/{roomId}", acl_protected=True)
 STATE_IDS = Endpoint("state_ids", "GET", FED_V1 + "/state_ids/{roomId}", acl_protected=True)
-EVENT_AUTH = Endpoint("event_auth", "GET", FED_V1 + "/event_auth/{roomId}/{eventId}",
-                      acl_protected=True)
+EVENT_AUTH = Endpoint(
+    "event_auth", "GET", FED_V1 + "/event_auth/{roomId}/{eventId}", acl_protected=True
+)
 BACKFILL = Endpoint("backfill", "GET", FED_V1 + "/backfill/{roomId}", acl_protected=True)
-GET_MISSING_EVENTS = Endpoint("get_missing_events", "POST",
-                              FED_V1 + "/get_missing_events/{roomId}", acl_protected=True)
+GET_MISSING_EVENTS = Endpoint(
+    "get_missing_events", "POST", FED_V1 + "/get_missing_events/{roomId}", acl_protected=True
+)
 
 # --- membership (#joining-rooms, #knocking-rooms, #inviting-to-a-room,
 # #leaving-rooms-rejecting-invites) -----------------------------------------------------------
-MAKE_JOIN = Endpoint("make_join", "GET", FED_V1 + "/make_join/{roomId}/{userId}",
-                     acl_protected=True)
-SEND_JOIN = Endpoint("send_join", "PUT", FED_V2 + "/send_join/{roomId}/{eventId}",
-                     acl_protected=True)
-MAKE_KNOCK = Endpoint("make_knock", "GET", FED_V1 + "/make_knock/{roomId}/{userId}",
-                      acl_protected=True)
-SEND_KNOCK = Endpoint("send_knock", "PUT", FED_V1 + "/send_knock/{roomId}/{eventId}",
-                      acl_protected=True)
+MAKE_JOIN = Endpoint(
+    "make_join", "GET", FED_V1 + "/make_join/{roomId}/{userId}", acl_protected=True
+)
+SEND_JOIN = Endpoint(
+    "send_join", "PUT", FED_V2 + "/send_join/{roomId}/{eventId}", acl_protected=True
+)
+MAKE_KNOCK = Endpoint(
+    "make_knock", "GET", FED_V1 + "/make_knock/{roomId}/{userId}", acl_protected=True
+)
+SEND_KNOCK = Endpoint(
+    "send_knock", "PUT", FED_V1 + "/send_knock/{roomId}/{eventId}", acl_protected=True
+)
 INVITE = Endpoint("invite", "PUT", FED_V2 + "/invite/{roomId}/{eventId}", acl_protected=True)
-MAKE_LEAVE = Endpoint("make_leave", "GET", FED_V1 + "/make_leave/{roomId}/{userId}",
-                      acl_protected=True)
-SEND_LEAVE = Endpoint("send_leave", "PUT", FED_V2 + "/send_leave/{roomId}/{eventId}",
-                      acl_protected=True)
+MAKE_LEAVE = Endpoint(
+    "make_leave", "GET", FED_V1 + "/make_leave/{roomId}/{userId}", acl_protected=True
+)
+SEND_LEAVE = Endpoint(
+    "send_leave", "PUT", FED_V2 + "/send_leave/{roomId}/{eventId}", acl_protected=True
+)
 
 # --- directory, spaces, queries (#published-room-directory, #spaces,
 # #querying-for-information) ------------------------------------------------------------------
@@ -119,23 +125,51 @@ MEDIA_DOWNLOAD = Endpoint("media_download", "GET", FED_V1 + "/media/download/{me
 MEDIA_THUMBNAIL = Endpoint("media_thumbnail", "GET", FED_V1 + "/media/thumbnail/{mediaId}")
 # Called only: the deprecated client-server download a server without the federation media
 # endpoints still answers (https://spec.matrix.org/v1.16/client-server-api/#content-repository).
-LEGACY_MEDIA_DOWNLOAD = Endpoint("legacy_media_download", "GET",
-                                 "/_matrix/media/v3/download/{serverName}/{mediaId}")
+LEGACY_MEDIA_DOWNLOAD = Endpoint(
+    "legacy_media_download", "GET", "/_matrix/media/v3/download/{serverName}/{mediaId}"
+)
 
 # --- Parta's own endpoints on the federation listener ---------------------------------------
 PARTA_STATS = Endpoint("parta_stats", "GET", "/_parta/v1/stats")
 PARTA_ROSTER_HINT = Endpoint("parta_roster_hint", "PUT", "/_parta/v1/roster_hint")
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    VERSION, KEY_SERVER, KEY_SERVER_SLASH, KEY_SERVER_KEY_ID, KEY_QUERY, KEY_QUERY_SERVER,
-    SEND, EVENT, STATE, STATE_IDS, EVENT_AUTH, BACKFILL, GET_MISSING_EVENTS,
-    MAKE_JOIN, SEND_JOIN, MAKE_KNOCK, SEND_KNOCK, INVITE, MAKE_LEAVE, SEND_LEAVE,
-    PUBLIC_ROOMS, PUBLIC_ROOMS_POST, HIERARCHY, QUERY_PROFILE, QUERY_DIRECTORY,
-    USER_DEVICES, USER_KEYS_QUERY, USER_KEYS_CLAIM,
-    MEDIA_DOWNLOAD, MEDIA_THUMBNAIL, LEGACY_MEDIA_DOWNLOAD,
-    PARTA_STATS, PARTA_ROSTER_HINT,
+    VERSION,
+    KEY_SERVER,
+    KEY_SERVER_SLASH,
+    KEY_SERVER_KEY_ID,
+    KEY_QUERY,
+    KEY_QUERY_SERVER,
+    SEND,
+    EVENT,
+    STATE,
+    STATE_IDS,
+    EVENT_AUTH,
+    BACKFILL,
+    GET_MISSING_EVENTS,
+    MAKE_JOIN,
+    SEND_JOIN,
+    MAKE_KNOCK,
+    SEND_KNOCK,
+    INVITE,
+    MAKE_LEAVE,
+    SEND_LEAVE,
+    PUBLIC_ROOMS,
+    PUBLIC_ROOMS_POST,
+    HIERARCHY,
+    QUERY_PROFILE,
+    QUERY_DIRECTORY,
+    USER_DEVICES,
+    USER_KEYS_QUERY,
+    USER_KEYS_CLAIM,
+    MEDIA_DOWNLOAD,
+    MEDIA_THUMBNAIL,
+    LEGACY_MEDIA_DOWNLOAD,
+    PARTA_STATS,
+    PARTA_ROSTER_HINT,
 )
 
 # The server ACL prefixes, from the table (see the module docstring).
 ACL_PROTECTED_PREFIXES: tuple[str, ...] = tuple(
-    dict.fromkeys(ep.acl_prefix for ep in ENDPOINTS if ep.acl_protected))
+    dict.fromkeys(ep.acl_prefix for ep in ENDPOINTS if ep.acl_protected)
+)

@@ -48,8 +48,7 @@ class RequestTimedOut(FederationRequestError):
 
 class InvalidResponse(FederationRequestError):
     def __init__(self, destination: str, message: str, status: int | None = None) -> None:
-        super().__init__(destination, message if status is None
-                         else f"{message} (HTTP {status})")
+        super().__init__(destination, message if status is None else f"{message} (HTTP {status})")
         self.status = status
 
 
@@ -60,5 +59,7 @@ class RemoteError(FederationRequestError):
         self.status = status
         self.errcode = errcode if isinstance(errcode, str) else None
         self.body = body
-        super().__init__(destination, f"HTTP {status} {self.errcode or ''} "
-                                      f"{error if isinstance(error, str) else ''}".strip())
+        super().__init__(
+            destination,
+            f"HTTP {status} {self.errcode or ''} {error if isinstance(error, str) else ''}".strip(),
+        )

@@ -29,28 +29,28 @@ IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 DEFAULT_IP_RANGE_BLACKLIST: tuple[str, ...] = (
-    "0.0.0.0/8",          # "this network"
-    "10.0.0.0/8",         # RFC 1918 private
-    "100.64.0.0/10",      # RFC 6598 shared address space (CGNAT)
-    "127.0.0.0/8",        # loopback
-    "169.254.0.0/16",     # link-local (cloud metadata services live here)
-    "172.16.0.0/12",      # RFC 1918 private
-    "192.0.0.0/24",       # IETF protocol assignments
-    "192.0.2.0/24",       # TEST-NET-1 (documentation)
-    "192.88.99.0/24",     # 6to4 relay anycast (deprecated)
-    "192.168.0.0/16",     # RFC 1918 private
-    "198.18.0.0/15",      # benchmarking
-    "198.51.100.0/24",    # TEST-NET-2
-    "203.0.113.0/24",     # TEST-NET-3
-    "224.0.0.0/4",        # multicast
-    "240.0.0.0/4",        # reserved, and the broadcast address
-    "::1/128",            # loopback
-    "fe80::/10",          # link-local
-    "fec0::/10",          # site-local (deprecated)
-    "fc00::/7",           # unique local
-    "2001:db8::/32",      # documentation
-    "100::/64",           # discard-only
-    "ff00::/8",           # multicast
+    "0.0.0.0/8",  # "this network"
+    "10.0.0.0/8",  # RFC 1918 private
+    "100.64.0.0/10",  # RFC 6598 shared address space (CGNAT)
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local (cloud metadata services live here)
+    "172.16.0.0/12",  # RFC 1918 private
+    "192.0.0.0/24",  # IETF protocol assignments
+    "192.0.2.0/24",  # TEST-NET-1 (documentation)
+    "192.88.99.0/24",  # 6to4 relay anycast (deprecated)
+    "192.168.0.0/16",  # RFC 1918 private
+    "198.18.0.0/15",  # benchmarking
+    "198.51.100.0/24",  # TEST-NET-2
+    "203.0.113.0/24",  # TEST-NET-3
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, and the broadcast address
+    "::1/128",  # loopback
+    "fe80::/10",  # link-local
+    "fec0::/10",  # site-local (deprecated)
+    "fc00::/7",  # unique local
+    "2001:db8::/32",  # documentation
+    "100::/64",  # discard-only
+    "ff00::/8",  # multicast
 )
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -68,13 +68,16 @@ def parse_ranges(values: Iterable[object], setting: str) -> tuple[IPNetwork, ...
     out = []
     for i, value in enumerate(values):
         if not isinstance(value, str):
-            raise InvalidIpRange(f"{setting}[{i}]: must be a string such as '10.0.0.0/8', "
-                                 f"got {type(value).__name__}")
+            raise InvalidIpRange(
+                f"{setting}[{i}]: must be a string such as '10.0.0.0/8', got {type(value).__name__}"
+            )
         try:
             out.append(ipaddress.ip_network(value.strip(), strict=False))
         except ValueError:
-            raise InvalidIpRange(f"{setting}[{i}]: {value!r} is not an IP address or range "
-                                 "(CIDR such as '10.0.0.0/8' or 'fd00::/8')") from None
+            raise InvalidIpRange(
+                f"{setting}[{i}]: {value!r} is not an IP address or range "
+                "(CIDR such as '10.0.0.0/8' or 'fd00::/8')"
+            ) from None
     return tuple(out)
 
 
@@ -92,16 +95,18 @@ def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
 class AddressFilter:
     """``refusal(address)``: why outbound federation must not connect there, or None."""
 
-    def __init__(self, blacklist: Iterable[object] = DEFAULT_IP_RANGE_BLACKLIST,
-                 whitelist: Iterable[object] = (), *,
-                 setting: str = "federation.ip_range") -> None:
+    def __init__(
+        self,
+        blacklist: Iterable[object] = DEFAULT_IP_RANGE_BLACKLIST,
+        whitelist: Iterable[object] = (),
+        *,
+        setting: str = "federation.ip_range",
+    ) -> None:
         self.blacklist = parse_ranges(blacklist, setting + "_blacklist")
         self.whitelist = parse_ranges(whitelist, setting + "_whitelist")
 
-    def _listed(self, address: IPAddress, networks: tuple[IPNetwork, ...]
-                ) -> IPNetwork | None:
-        return next((n for n in networks
-                     if n.version == address.version and address in n), None)
+    def _listed(self, address: IPAddress, networks: tuple[IPNetwork, ...]) -> IPNetwork | None:
+        return next((n for n in networks if n.version == address.version and address in n), None)
 
     def refusal(self, address: str) -> str | None:
         """None if ``address`` (an IPv4 or IPv6 address string) may be connected to, else
@@ -115,8 +120,9 @@ class AddressFilter:
         inner = _embedded_ipv4(ip)
         if ip.is_unspecified or (inner is not None and inner.is_unspecified):
             return "unspecified address (this host)"
-        if self._listed(ip, self.whitelist) is not None or \
-                (inner is not None and self._listed(inner, self.whitelist) is not None):
+        if self._listed(ip, self.whitelist) is not None or (
+            inner is not None and self._listed(inner, self.whitelist) is not None
+        ):
             return None
         for candidate in (ip, inner):
             if candidate is None:

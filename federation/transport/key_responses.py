@@ -41,10 +41,10 @@ class ServerKeys:
 
     server_name: str
     verify_keys: Mapping[str, VerifyKey]
-    old_verify_keys: Mapping[str, tuple[VerifyKey, int]]   # key_id -> (key, expired_ts)
-    valid_until_ts: int                                    # as published
+    old_verify_keys: Mapping[str, tuple[VerifyKey, int]]  # key_id -> (key, expired_ts)
+    valid_until_ts: int  # as published
     received_at_ms: int
-    raw: dict[str, Any] = field(compare=False, repr=False)           # the object as received
+    raw: dict[str, Any] = field(compare=False, repr=False)  # the object as received
 
     @property
     def effective_valid_until_ts(self) -> int:
@@ -90,15 +90,21 @@ def _decode_keys(obj: Mapping[str, Any], member: str, server: str, old: bool) ->
             expired = entry.get("expired_ts")
             if not _is_int(expired):
                 raise InvalidKeyResponse(
-                    f"Keys of {server}: {member}.{key_id} needs an integer 'expired_ts'")
+                    f"Keys of {server}: {member}.{key_id} needs an integer 'expired_ts'"
+                )
             keys[key_id] = (vk, expired)
         else:
             keys[key_id] = vk
     return keys
 
 
-def check_signed_by(obj: Mapping[str, Any], signer: str, keys: Mapping[str, VerifyKey],
-                    what: str, message: bytes | None = None) -> None:
+def check_signed_by(
+    obj: Mapping[str, Any],
+    signer: str,
+    keys: Mapping[str, VerifyKey],
+    what: str,
+    message: bytes | None = None,
+) -> None:
     """Require ``signer``'s signature with at least one of ``keys``; all such must verify."""
     sigs = obj.get("signatures")
     by_signer = sigs.get(signer) if isinstance(sigs, Mapping) else None
@@ -108,7 +114,8 @@ def check_signed_by(obj: Mapping[str, Any], signer: str, keys: Mapping[str, Veri
     if not used:
         raise InvalidKeyResponse(
             f"{what} is not signed by {signer} with any of its keys "
-            f"({', '.join(sorted(keys)) or 'none'})")
+            f"({', '.join(sorted(keys)) or 'none'})"
+        )
     if message is None:
         try:
             message = signed_bytes(obj)
@@ -119,8 +126,7 @@ def check_signed_by(obj: Mapping[str, Any], signer: str, keys: Mapping[str, Veri
         try:
             raw = decode_base64(b64)
         except BadJSON:
-            raise InvalidKeyResponse(f"{what}: signature {signer}/{key_id} is not Base64") \
-                from None
+            raise InvalidKeyResponse(f"{what}: signature {signer}/{key_id} is not Base64") from None
         if len(raw) != 64 or not verify_raw(keys[key_id].public_bytes, raw, message):
             raise InvalidKeyResponse(f"{what}: signature {signer}/{key_id} does not verify")
 
@@ -131,18 +137,19 @@ def parse_server_keys(obj: Any, expected_server: str, received_at_ms: int) -> Se
         raise InvalidKeyResponse(f"Keys of {expected_server}: response is not a JSON object")
     # 1. The server name must be the one asked for.
     if obj.get("server_name") != expected_server:
-        raise InvalidKeyResponse(f"Keys response names server {obj.get('server_name')!r}, "
-                                 f"expected {expected_server!r}")
+        raise InvalidKeyResponse(
+            f"Keys response names server {obj.get('server_name')!r}, expected {expected_server!r}"
+        )
     # 2. Shape.
     valid_until = obj.get("valid_until_ts")
     if not _is_int(valid_until):
-        raise InvalidKeyResponse(f"Keys of {expected_server}: valid_until_ts must be an "
-                                 "integer")
+        raise InvalidKeyResponse(f"Keys of {expected_server}: valid_until_ts must be an integer")
     if "verify_keys" not in obj:
         raise InvalidKeyResponse(f"Keys of {expected_server}: missing verify_keys")
     verify_keys = _decode_keys(obj, "verify_keys", expected_server, old=False)
     old_keys = _decode_keys(obj, "old_verify_keys", expected_server, old=True)
     # 3. Self-signed with its own current keys.
     check_signed_by(obj, expected_server, verify_keys, f"Keys of {expected_server}")
-    return ServerKeys(expected_server, verify_keys, old_keys, valid_until, received_at_ms,
-                      dict(obj))
+    return ServerKeys(
+        expected_server, verify_keys, old_keys, valid_until, received_at_ms, dict(obj)
+    )

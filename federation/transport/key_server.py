@@ -48,8 +48,12 @@ class OldKey:
     expired_ts: int
 
 
-def build_server_keys(server_name: str, signing_keys: Sequence[SigningKey],
-                      old_keys: Iterable[OldKey], valid_until_ts: int) -> dict[str, Any]:
+def build_server_keys(
+    server_name: str,
+    signing_keys: Sequence[SigningKey],
+    old_keys: Iterable[OldKey],
+    valid_until_ts: int,
+) -> dict[str, Any]:
     """The signed ``/_matrix/key/v2/server`` body."""
     if not signing_keys:
         raise ValueError("a server needs at least one signing key")
@@ -57,9 +61,11 @@ def build_server_keys(server_name: str, signing_keys: Sequence[SigningKey],
     body: dict[str, Any] = {
         "server_name": server_name,
         "verify_keys": {k.key_id: {"key": k.verify_key.encode()} for k in signing_keys},
-        "old_verify_keys": {o.verify_key.key_id: {"key": o.verify_key.encode(),
-                                                  "expired_ts": o.expired_ts}
-                            for o in old_keys if o.verify_key.key_id not in current},
+        "old_verify_keys": {
+            o.verify_key.key_id: {"key": o.verify_key.encode(), "expired_ts": o.expired_ts}
+            for o in old_keys
+            if o.verify_key.key_id not in current
+        },
         "valid_until_ts": valid_until_ts,
     }
     for key in signing_keys:
@@ -70,9 +76,15 @@ def build_server_keys(server_name: str, signing_keys: Sequence[SigningKey],
 class KeyServer:
     """Our published keys; the single source for the key endpoint and the key ring."""
 
-    def __init__(self, server_name: str, signing_keys: Sequence[SigningKey], clock: Clock,
-                 old_keys: Iterable[OldKey] = (), *,
-                 key_lifetime_ms: int = DEFAULT_KEY_LIFETIME_MS) -> None:
+    def __init__(
+        self,
+        server_name: str,
+        signing_keys: Sequence[SigningKey],
+        clock: Clock,
+        old_keys: Iterable[OldKey] = (),
+        *,
+        key_lifetime_ms: int = DEFAULT_KEY_LIFETIME_MS,
+    ) -> None:
         if key_lifetime_ms < MIN_KEY_LIFETIME_MS:
             raise ValueError("key_lifetime_ms must be at least one hour")
         self.server_name = server_name
@@ -82,8 +94,7 @@ class KeyServer:
         self._refresh_at = 0
         self.set_keys(signing_keys, old_keys)
 
-    def set_keys(self, signing_keys: Sequence[SigningKey], old_keys: Iterable[OldKey] = ()
-                 ) -> None:
+    def set_keys(self, signing_keys: Sequence[SigningKey], old_keys: Iterable[OldKey] = ()) -> None:
         """Replace the keys (after a rotation); the next response is rebuilt."""
         if not signing_keys:
             raise ValueError("a server needs at least one signing key")
@@ -103,13 +114,15 @@ class KeyServer:
         """The signed body for ``GET /_matrix/key/v2/server`` (do not mutate it)."""
         now = self._clock.time_ms()
         if self._cached is None or now >= self._refresh_at:
-            self._cached = build_server_keys(self.server_name, self.signing_keys,
-                                             self.old_keys, now + self._lifetime)
+            self._cached = build_server_keys(
+                self.server_name, self.signing_keys, self.old_keys, now + self._lifetime
+            )
             self._refresh_at = now + self._lifetime // 2
         return self._cached
 
 
 # --- notary query parsing ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ServerCriteria:
@@ -150,8 +163,9 @@ def parse_key_query_body(body: Any) -> Criteria:
                 raise BadJSON(f"server_keys.{server}.{key_id} must be an object")
             ts = crit.get("minimum_valid_until_ts")
             if ts is not None and (not isinstance(ts, int) or isinstance(ts, bool)):
-                raise BadJSON(f"server_keys.{server}.{key_id}.minimum_valid_until_ts must "
-                              "be an integer")
+                raise BadJSON(
+                    f"server_keys.{server}.{key_id}.minimum_valid_until_ts must be an integer"
+                )
             if ts is not None:
                 minimum = ts if minimum is None else max(minimum, ts)
         criteria[server] = ServerCriteria(frozenset(keys), minimum)
@@ -170,8 +184,9 @@ def parse_key_query_get(server_name: str, minimum_valid_until_ts: str | None) ->
     return {server_name: ServerCriteria(frozenset(), ts)}
 
 
-def notary_sign(origin_response: Mapping[str, Any], notary_name: str,
-                notary_keys: Sequence[SigningKey]) -> dict[str, Any]:
+def notary_sign(
+    origin_response: Mapping[str, Any], notary_name: str, notary_keys: Sequence[SigningKey]
+) -> dict[str, Any]:
     """The origin's signed response with only its own and our signatures."""
     out = copy.deepcopy(dict(origin_response))
     origin = out.get("server_name")
@@ -185,13 +200,15 @@ def notary_sign(origin_response: Mapping[str, Any], notary_name: str,
 
 # --- the notary ----------------------------------------------------------------------------
 
+
 class NotaryKeySource(Protocol):
     """What the notary needs from the key ring (``KeyRing`` implements it)."""
 
     def stored_responses(self, server_name: str) -> list[ServerKeys]: ...
 
-    async def refresh_direct(self, server_name: str, minimum_valid_until_ts: int
-                             ) -> ServerKeys | None: ...
+    async def refresh_direct(
+        self, server_name: str, minimum_valid_until_ts: int
+    ) -> ServerKeys | None: ...
 
 
 class NotaryService:
@@ -207,22 +224,22 @@ class NotaryService:
         now = self._clock.time_ms()
         out: list[dict[str, Any]] = []
         for server, crit in criteria.items():
-            minimum = now if crit.minimum_valid_until_ts is None \
-                else crit.minimum_valid_until_ts
+            minimum = now if crit.minimum_valid_until_ts is None else crit.minimum_valid_until_ts
             for response in await self._responses_for(server, set(crit.key_ids), minimum):
-                out.append(notary_sign(response, self._keys.server_name,
-                                       self._keys.signing_keys))
+                out.append(notary_sign(response, self._keys.server_name, self._keys.signing_keys))
         return {"server_keys": out}
 
     async def handle_post(self, body: Any) -> tuple[int, dict[str, Any]]:
         return 200, await self.query(parse_key_query_body(body))
 
-    async def handle_get(self, server_name: str, minimum_valid_until_ts: str | None = None
-                         ) -> tuple[int, dict[str, Any]]:
+    async def handle_get(
+        self, server_name: str, minimum_valid_until_ts: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         return 200, await self.query(parse_key_query_get(server_name, minimum_valid_until_ts))
 
-    async def _responses_for(self, server: str, key_ids: set[str], minimum: int
-                             ) -> list[Mapping[str, Any]]:
+    async def _responses_for(
+        self, server: str, key_ids: set[str], minimum: int
+    ) -> list[Mapping[str, Any]]:
         if server == self._keys.server_name:
             return [self._keys.server_keys_response()]
         stored = self._source.stored_responses(server)
@@ -251,13 +268,18 @@ class NotaryService:
 
 # --- rotation ------------------------------------------------------------------------------
 
-def rotate_signing_keys(current: Sequence[SigningKey], old: Iterable[OldKey], now_ms: int,
-                        new_version: str | None = None) -> tuple[list[SigningKey],
-                                                                 list[OldKey]]:
+
+def rotate_signing_keys(
+    current: Sequence[SigningKey],
+    old: Iterable[OldKey],
+    now_ms: int,
+    new_version: str | None = None,
+) -> tuple[list[SigningKey], list[OldKey]]:
     """A new signing key; the current ones become old keys expired at ``now_ms``."""
     new = SigningKey.generate(new_version)
-    if any(k.key_id == new.key_id for k in current) or \
-            any(o.verify_key.key_id == new.key_id for o in old):
+    if any(k.key_id == new.key_id for k in current) or any(
+        o.verify_key.key_id == new.key_id for o in old
+    ):
         raise KeyFormatError(f"key version {new.version!r} was already used")
     old_list = [o for o in old if o.verify_key.key_id not in {k.key_id for k in current}]
     old_list += [OldKey(k.verify_key, now_ms) for k in current]
@@ -265,8 +287,9 @@ def rotate_signing_keys(current: Sequence[SigningKey], old: Iterable[OldKey], no
 
 
 def old_keys_to_json(old: Iterable[OldKey]) -> dict[str, Any]:
-    return {o.verify_key.key_id: {"key": o.verify_key.encode(), "expired_ts": o.expired_ts}
-            for o in old}
+    return {
+        o.verify_key.key_id: {"key": o.verify_key.encode(), "expired_ts": o.expired_ts} for o in old
+    }
 
 
 def old_keys_from_json(obj: Any) -> list[OldKey]:
@@ -275,9 +298,12 @@ def old_keys_from_json(obj: Any) -> list[OldKey]:
         raise KeyFormatError("old keys must be a JSON object of key IDs")
     out = []
     for key_id, entry in obj.items():
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("key"), str) \
-                or not isinstance(entry.get("expired_ts"), int) \
-                or isinstance(entry.get("expired_ts"), bool):
+        if (
+            not isinstance(entry, Mapping)
+            or not isinstance(entry.get("key"), str)
+            or not isinstance(entry.get("expired_ts"), int)
+            or isinstance(entry.get("expired_ts"), bool)
+        ):
             raise KeyFormatError(f"old key {key_id!r} needs 'key' and integer 'expired_ts'")
         out.append(OldKey(VerifyKey.decode(key_id, entry["key"]), entry["expired_ts"]))
     return out

@@ -59,26 +59,34 @@ class KeyNotFound(Unauthorized):
 
 # --- boundaries ----------------------------------------------------------------------------
 
+
 class FederationRequester(Protocol):
     """The part of ``FederationHttpClient`` the fetchers use."""
 
-    async def request(self, destination: str, method: str, path: str,
-                      json_body: Any = None, query: Mapping[str, Any] | None = None,
-                      timeout: float | None = None) -> tuple[int, Any]: ...
+    async def request(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        query: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Any]: ...
 
 
 class KeyFetcher(Protocol):
     name: str
     is_direct: bool
 
-    async def fetch(self, server_name: str, key_ids: Collection[str],
-                    minimum_valid_until_ts: int) -> list[ServerKeys]: ...
+    async def fetch(
+        self, server_name: str, key_ids: Collection[str], minimum_valid_until_ts: int
+    ) -> list[ServerKeys]: ...
 
 
 @dataclass(frozen=True)
 class PinnedKey:
     verify_key: VerifyKey
-    valid_until_ts: int | None = None     # None: no expiry
+    valid_until_ts: int | None = None  # None: no expiry
 
 
 class PinnedKeySource(Protocol):
@@ -89,8 +97,7 @@ class PinnedKeySource(Protocol):
 class StaticPinnedKeys:
     """A ``PinnedKeySource`` held in memory (the roster loader fills it)."""
 
-    def __init__(self, pins: Mapping[str, Iterable[PinnedKey | VerifyKey]] | None = None
-                 ) -> None:
+    def __init__(self, pins: Mapping[str, Iterable[PinnedKey | VerifyKey]] | None = None) -> None:
         self._pins: dict[str, dict[str, PinnedKey]] = {}
         for server, keys in (pins or {}).items():
             self.set_server(server, keys)
@@ -112,11 +119,13 @@ class KeyStore(Protocol):
     async def load_server_keys(self, server_name: str) -> list[tuple[dict[str, Any], int]]:
         """Saved ``(response, received_at_ms)`` pairs for ``server_name``."""
 
-    async def save_server_keys(self, server_name: str, response: dict[str, Any],
-                               received_at_ms: int) -> None: ...
+    async def save_server_keys(
+        self, server_name: str, response: dict[str, Any], received_at_ms: int
+    ) -> None: ...
 
 
 # --- fetchers ------------------------------------------------------------------------------
+
 
 class KeyFetchError(Exception):
     pass
@@ -128,16 +137,17 @@ class DirectKeyFetcher:
     name = "direct"
     is_direct = True
 
-    def __init__(self, http: FederationRequester, clock: Clock, *,
-                 timeout: float = 10.0) -> None:
+    def __init__(self, http: FederationRequester, clock: Clock, *, timeout: float = 10.0) -> None:
         self._http = http
         self._clock = clock
         self._timeout = timeout
 
-    async def fetch(self, server_name: str, key_ids: Collection[str],
-                    minimum_valid_until_ts: int) -> list[ServerKeys]:
-        status, body = await self._http.request(server_name, KEY_SERVER.method,
-                                                KEY_SERVER.path(), timeout=self._timeout)
+    async def fetch(
+        self, server_name: str, key_ids: Collection[str], minimum_valid_until_ts: int
+    ) -> list[ServerKeys]:
+        status, body = await self._http.request(
+            server_name, KEY_SERVER.method, KEY_SERVER.path(), timeout=self._timeout
+        )
         if status != 200:
             raise KeyFetchError(f"{server_name}: key request answered HTTP {status}")
         return [parse_server_keys(body, server_name, self._clock.time_ms())]
@@ -148,8 +158,15 @@ class NotaryKeyFetcher:
 
     is_direct = False
 
-    def __init__(self, http: FederationRequester, clock: Clock, notary_server_name: str,
-                 notary_keys: Iterable[VerifyKey], *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        http: FederationRequester,
+        clock: Clock,
+        notary_server_name: str,
+        notary_keys: Iterable[VerifyKey],
+        *,
+        timeout: float = 10.0,
+    ) -> None:
         self._http = http
         self._clock = clock
         self.notary = notary_server_name
@@ -159,13 +176,19 @@ class NotaryKeyFetcher:
             raise ValueError(f"notary {notary_server_name}: at least one key is required")
         self._timeout = timeout
 
-    async def fetch(self, server_name: str, key_ids: Collection[str],
-                    minimum_valid_until_ts: int) -> list[ServerKeys]:
-        body = {"server_keys": {server_name: {
-            k: {"minimum_valid_until_ts": minimum_valid_until_ts} for k in key_ids}}}
-        status, resp = await self._http.request(self.notary, KEY_QUERY.method,
-                                                KEY_QUERY.path(), json_body=body,
-                                                timeout=self._timeout)
+    async def fetch(
+        self, server_name: str, key_ids: Collection[str], minimum_valid_until_ts: int
+    ) -> list[ServerKeys]:
+        body = {
+            "server_keys": {
+                server_name: {
+                    k: {"minimum_valid_until_ts": minimum_valid_until_ts} for k in key_ids
+                }
+            }
+        }
+        status, resp = await self._http.request(
+            self.notary, KEY_QUERY.method, KEY_QUERY.path(), json_body=body, timeout=self._timeout
+        )
         if status != 200:
             raise KeyFetchError(f"notary {self.notary}: key query answered HTTP {status}")
         entries = resp.get("server_keys") if isinstance(resp, Mapping) else None
@@ -177,16 +200,25 @@ class NotaryKeyFetcher:
             if not isinstance(entry, Mapping) or entry.get("server_name") != server_name:
                 continue
             try:
-                check_signed_by(entry, self.notary, self._notary_keys,
-                                f"Notary {self.notary}'s answer for {server_name}")
+                check_signed_by(
+                    entry,
+                    self.notary,
+                    self._notary_keys,
+                    f"Notary {self.notary}'s answer for {server_name}",
+                )
                 out.append(parse_server_keys(entry, server_name, now))
             except InvalidKeyResponse as exc:
-                log.warning("event=notary_entry_refused notary=%s server=%s reason=%s",
-                            self.notary, server_name, exc.message)
+                log.warning(
+                    "event=notary_entry_refused notary=%s server=%s reason=%s",
+                    self.notary,
+                    server_name,
+                    exc.message,
+                )
         return out
 
 
 # --- the ring ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Entry:
@@ -199,10 +231,16 @@ class KeyRing:
     MAX_RESPONSES_PER_SERVER = 4
     MAX_NEGATIVE_ENTRIES = 10_000
 
-    def __init__(self, clock: Clock, fetchers: Sequence[KeyFetcher] = (),
-                 pinned: PinnedKeySource | None = None, store: KeyStore | None = None, *,
-                 local: KeyServer | None = None,
-                 negative_ttl_ms: int = DEFAULT_NEGATIVE_TTL_MS) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        fetchers: Sequence[KeyFetcher] = (),
+        pinned: PinnedKeySource | None = None,
+        store: KeyStore | None = None,
+        *,
+        local: KeyServer | None = None,
+        negative_ttl_ms: int = DEFAULT_NEGATIVE_TTL_MS,
+    ) -> None:
         self._clock = clock
         self.fetchers = list(fetchers)
         self._pinned = pinned
@@ -232,8 +270,9 @@ class KeyRing:
                 pin = pins.get(key_id)
                 if pin is None:
                     return None
-                return pin.verify_key, (FOREVER if pin.valid_until_ts is None
-                                        else pin.valid_until_ts)
+                return pin.verify_key, (
+                    FOREVER if pin.valid_until_ts is None else pin.valid_until_ts
+                )
         entry = self._keys.get(server, {}).get(key_id)
         return (entry.key, entry.valid_until) if entry is not None else None
 
@@ -243,8 +282,9 @@ class KeyRing:
             return True
         return self._pinned is not None and self._pinned.pinned_keys(server) is not None
 
-    def get_verify_key_cached(self, server_name: str, key_id: str,
-                              valid_at_ms: int | None = None) -> VerifyKey | None:
+    def get_verify_key_cached(
+        self, server_name: str, key_id: str, valid_at_ms: int | None = None
+    ) -> VerifyKey | None:
         """The key if known and valid at ``valid_at_ms`` (default now), else None."""
         found = self._find(server_name, key_id)
         if found is None:
@@ -255,16 +295,17 @@ class KeyRing:
     def lookup_at(self, valid_at_ms: int) -> Callable[[str, str], VerifyKey | None]:
         return lambda server, key_id: self.get_verify_key_cached(server, key_id, valid_at_ms)
 
-    def event_key_lookup(self, pdu: Mapping[str, Any]) -> Callable[[str, str],
-                                                                    VerifyKey | None]:
+    def event_key_lookup(self, pdu: Mapping[str, Any]) -> Callable[[str, str], VerifyKey | None]:
         """``get_verify_key`` for ``check_received_event``: keys valid at the event's time."""
         ts = pdu.get("origin_server_ts")
-        return self.lookup_at(ts if isinstance(ts, int) and not isinstance(ts, bool) else
-                              self._clock.time_ms())
+        return self.lookup_at(
+            ts if isinstance(ts, int) and not isinstance(ts, bool) else self._clock.time_ms()
+        )
 
     # --- asynchronous lookups ------------------------------------------------------------
-    async def get_verify_key(self, server_name: str, key_id: str,
-                             minimum_valid_until_ts: int | None = None) -> VerifyKey:
+    async def get_verify_key(
+        self, server_name: str, key_id: str, minimum_valid_until_ts: int | None = None
+    ) -> VerifyKey:
         """The key valid until ``minimum_valid_until_ts`` (default now), fetching if needed."""
         now = self._clock.time_ms()
         need = now if minimum_valid_until_ts is None else minimum_valid_until_ts
@@ -272,14 +313,19 @@ class KeyRing:
         if key is not None:
             return key
         if self._is_authoritative(server_name):
-            which = "our own" if self._local is not None \
-                and server_name == self._local.server_name else "its pinned"
-            raise KeyNotFound(f"Key {key_id} of {server_name} is not one of {which} keys "
-                              f"valid until {need}")
+            which = (
+                "our own"
+                if self._local is not None and server_name == self._local.server_name
+                else "its pinned"
+            )
+            raise KeyNotFound(
+                f"Key {key_id} of {server_name} is not one of {which} keys valid until {need}"
+            )
         neg = self._negative.get((server_name, key_id))
         if neg is not None and neg > now:
-            raise KeyNotFound(f"Key {key_id} of {server_name} could not be obtained recently; "
-                              "not retrying yet")
+            raise KeyNotFound(
+                f"Key {key_id} of {server_name} could not be obtained recently; not retrying yet"
+            )
         await self._fetch(server_name, [key_id], need)
         key = self.get_verify_key_cached(server_name, key_id, need)
         if key is not None:
@@ -292,7 +338,7 @@ class KeyRing:
 
     def _remember_missing(self, server_name: str, key_id: str) -> None:
         now = self._clock.time_ms()
-        if len(self._negative) >= self.MAX_NEGATIVE_ENTRIES:   # bound attacker-chosen keys
+        if len(self._negative) >= self.MAX_NEGATIVE_ENTRIES:  # bound attacker-chosen keys
             self._negative = {k: t for k, t in self._negative.items() if t > now}
             if len(self._negative) >= self.MAX_NEGATIVE_ENTRIES:
                 self._negative.clear()
@@ -303,9 +349,9 @@ class KeyRing:
         entry = self._keys.get(server_name, {}).get(key_id)
         return entry.source if entry is not None else None
 
-    async def get_verify_key_or_none(self, server_name: str, key_id: str,
-                                     minimum_valid_until_ts: int | None = None
-                                     ) -> VerifyKey | None:
+    async def get_verify_key_or_none(
+        self, server_name: str, key_id: str, minimum_valid_until_ts: int | None = None
+    ) -> VerifyKey | None:
         try:
             return await self.get_verify_key(server_name, key_id, minimum_valid_until_ts)
         except KeyNotFound:
@@ -319,9 +365,11 @@ class KeyRing:
         for server, key_id, minimum in wanted:
             minimum = now if minimum is None else minimum
             merged[(server, key_id)] = max(merged.get((server, key_id), minimum), minimum)
-        ds = [defer.ensureDeferred(self.get_verify_key_or_none(s, k, m))
-              for (s, k), m in merged.items()
-              if self.get_verify_key_cached(s, k, m) is None]
+        ds = [
+            defer.ensureDeferred(self.get_verify_key_or_none(s, k, m))
+            for (s, k), m in merged.items()
+            if self.get_verify_key_cached(s, k, m) is None
+        ]
         if ds:
             await defer.gatherResults(ds, consumeErrors=True)
 
@@ -339,8 +387,11 @@ class KeyRing:
             for server, _why in required_signers(pdu):
                 by_key = sigs.get(server)
                 if isinstance(by_key, Mapping):
-                    wanted += [(server, k, ts) for k in by_key
-                               if isinstance(k, str) and k.startswith("ed25519:")]
+                    wanted += [
+                        (server, k, ts)
+                        for k in by_key
+                        if isinstance(k, str) and k.startswith("ed25519:")
+                    ]
         await self.ensure_keys(wanted)
 
     # --- responses (also serve the notary) -----------------------------------------------
@@ -353,20 +404,26 @@ class KeyRing:
             prev = entries.get(key_id)
             if prev is None or until > prev.valid_until or prev.key != keys.key(key_id):
                 if prev is not None and prev.key != keys.key(key_id):
-                    log.warning("event=key_changed server=%s key_id=%s source=%s",
-                                keys.server_name, key_id, source)
+                    log.warning(
+                        "event=key_changed server=%s key_id=%s source=%s",
+                        keys.server_name,
+                        key_id,
+                        source,
+                    )
                 entries[key_id] = _Entry(keys.key(key_id), until, source)  # type: ignore[arg-type]
-        responses = [r for r in self._responses.get(keys.server_name, [])
-                     if r.key_ids() != keys.key_ids()]
+        responses = [
+            r for r in self._responses.get(keys.server_name, []) if r.key_ids() != keys.key_ids()
+        ]
         responses.append(keys)
         responses.sort(key=lambda r: r.received_at_ms)
-        self._responses[keys.server_name] = responses[-self.MAX_RESPONSES_PER_SERVER:]
+        self._responses[keys.server_name] = responses[-self.MAX_RESPONSES_PER_SERVER :]
 
     def stored_responses(self, server_name: str) -> list[ServerKeys]:
         return list(self._responses.get(server_name, []))
 
-    async def refresh_direct(self, server_name: str, minimum_valid_until_ts: int
-                             ) -> ServerKeys | None:
+    async def refresh_direct(
+        self, server_name: str, minimum_valid_until_ts: int
+    ) -> ServerKeys | None:
         """Fetch ``server_name``'s keys from itself (notary use); None without a direct
         fetcher.  Errors propagate."""
         for fetcher in self.fetchers:
@@ -382,8 +439,7 @@ class KeyRing:
         self.add_server_keys(keys, source)
         if self._store is not None:
             try:
-                await self._store.save_server_keys(keys.server_name, keys.raw,
-                                                   keys.received_at_ms)
+                await self._store.save_server_keys(keys.server_name, keys.raw, keys.received_at_ms)
             except Exception:  # a cache write must not fail the lookup
                 log.exception("event=key_store_save_failed server=%s", keys.server_name)
 
@@ -407,16 +463,22 @@ class KeyRing:
                 try:
                     self.add_server_keys(parse_server_keys(raw, server, received_at), "store")
                 except InvalidKeyResponse as exc:
-                    log.warning("event=stored_keys_invalid server=%s reason=%s", server,
-                                exc.message)
+                    log.warning(
+                        "event=stored_keys_invalid server=%s reason=%s", server, exc.message
+                    )
             if self._satisfied(server, key_ids, need):
                 return
         for fetcher in self.fetchers:
             try:
                 results = await fetcher.fetch(server, key_ids, need)
             except Exception as exc:  # noqa: BLE001 - try the next source
-                log.info("event=key_fetch_failed server=%s fetcher=%s error=%s: %s", server,
-                         fetcher.name, type(exc).__name__, exc)
+                log.info(
+                    "event=key_fetch_failed server=%s fetcher=%s error=%s: %s",
+                    server,
+                    fetcher.name,
+                    type(exc).__name__,
+                    exc,
+                )
                 continue
             for keys in results:
                 await self._accept(keys, fetcher.name)

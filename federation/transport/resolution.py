@@ -73,7 +73,7 @@ _MAX_AGE = re.compile(r"max-age\s*=\s*\"?([0-9]+)\"?\Z", re.IGNORECASE)
 @dataclass(frozen=True)
 class HttpsResponse:
     status: int
-    headers: Mapping[str, Sequence[str]]      # lower-case names
+    headers: Mapping[str, Sequence[str]]  # lower-case names
     body: bytes
 
     def header(self, name: str) -> str | None:
@@ -89,12 +89,12 @@ class HttpsGetter(Protocol):
 
 @dataclass(frozen=True)
 class Resolution:
-    server_name: str      # the name being resolved (what requests are signed for)
-    host: str             # DNS name or IP address (no brackets) to connect to
+    server_name: str  # the name being resolved (what requests are signed for)
+    host: str  # DNS name or IP address (no brackets) to connect to
     port: int
     host_header: str
-    tls_name: str         # the certificate must be valid for this (DNS name or IP)
-    step: str             # "override", "ip-literal", "explicit-port", "well-known", "default"
+    tls_name: str  # the certificate must be valid for this (DNS name or IP)
+    step: str  # "override", "ip-literal", "explicit-port", "well-known", "default"
 
 
 def parse_override(value: str) -> ServerName:
@@ -105,8 +105,13 @@ def parse_override(value: str) -> ServerName:
         raise InvalidServerName(f"federation override target: {exc.message}") from None
 
 
-def cache_ttl_ms(cache_control: str | None, *, default_ms: int = DEFAULT_TTL_MS,
-                 max_ms: int = MAX_TTL_MS, min_ms: int = MIN_TTL_MS) -> int:
+def cache_ttl_ms(
+    cache_control: str | None,
+    *,
+    default_ms: int = DEFAULT_TTL_MS,
+    max_ms: int = MAX_TTL_MS,
+    min_ms: int = MIN_TTL_MS,
+) -> int:
     """How long to cache a successful ``.well-known`` response."""
     ttl = default_ms
     if cache_control:
@@ -123,7 +128,7 @@ def cache_ttl_ms(cache_control: str | None, *, default_ms: int = DEFAULT_TTL_MS,
 def parse_well_known(body: bytes) -> ServerName:
     """``m.server`` of a ``.well-known/matrix/server`` body; ``ValueError`` if invalid."""
     try:
-        obj = parse_json(body)   # "assume that the body is JSON regardless of type"
+        obj = parse_json(body)  # "assume that the body is JSON regardless of type"
     except MatrixError as exc:
         raise ValueError(f"not JSON ({exc.message})") from None
     if not isinstance(obj, dict):
@@ -138,15 +143,23 @@ def parse_well_known(body: bytes) -> ServerName:
 
 
 class ServerResolver:
-    def __init__(self, clock: Clock, getter: HttpsGetter | None = None,
-                 overrides: Mapping[str, str] | None = None, *,
-                 default_ttl_ms: int = DEFAULT_TTL_MS, max_ttl_ms: int = MAX_TTL_MS,
-                 min_ttl_ms: int = MIN_TTL_MS, error_ttl_ms: int = ERROR_TTL_MS,
-                 timeout_s: float = WELL_KNOWN_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        getter: HttpsGetter | None = None,
+        overrides: Mapping[str, str] | None = None,
+        *,
+        default_ttl_ms: int = DEFAULT_TTL_MS,
+        max_ttl_ms: int = MAX_TTL_MS,
+        min_ttl_ms: int = MIN_TTL_MS,
+        error_ttl_ms: int = ERROR_TTL_MS,
+        timeout_s: float = WELL_KNOWN_TIMEOUT_S,
+    ) -> None:
         self._clock = clock
         self._getter = getter
-        self._overrides = {name: parse_override(target)
-                           for name, target in (overrides or {}).items()}
+        self._overrides = {
+            name: parse_override(target) for name, target in (overrides or {}).items()
+        }
         self._default_ttl = default_ttl_ms
         self._max_ttl = max_ttl_ms
         self._min_ttl = min_ttl_ms
@@ -168,30 +181,52 @@ class ServerResolver:
         # 0. Static override from config.
         target = self._overrides.get(server_name)
         if target is not None:
-            return Resolution(server_name, target.host, target.port_or_default,
-                              server_name, name.host, "override")
+            return Resolution(
+                server_name, target.host, target.port_or_default, server_name, name.host, "override"
+            )
         # 1. IP literal.
         if name.is_ip_literal:
-            return Resolution(server_name, name.host, name.port_or_default, server_name,
-                              name.host, "ip-literal")
+            return Resolution(
+                server_name, name.host, name.port_or_default, server_name, name.host, "ip-literal"
+            )
         # 2. Hostname with explicit port.
         if name.port is not None:
-            return Resolution(server_name, name.host, name.port, server_name, name.host,
-                              "explicit-port")
+            return Resolution(
+                server_name, name.host, name.port, server_name, name.host, "explicit-port"
+            )
         # 3. .well-known delegation.
         delegated = await self._well_known_for(name.host)
         if delegated is not None:
-            if delegated.is_ip_literal:                                        # 3.1
-                return Resolution(server_name, delegated.host, delegated.port_or_default,
-                                  str(delegated), delegated.host, "well-known")
-            if delegated.port is not None:                                     # 3.2
-                return Resolution(server_name, delegated.host, delegated.port,
-                                  str(delegated), delegated.host, "well-known")
-            return Resolution(server_name, delegated.host, DEFAULT_FEDERATION_PORT,  # 3.5
-                              delegated.host, delegated.host, "well-known")
+            if delegated.is_ip_literal:  # 3.1
+                return Resolution(
+                    server_name,
+                    delegated.host,
+                    delegated.port_or_default,
+                    str(delegated),
+                    delegated.host,
+                    "well-known",
+                )
+            if delegated.port is not None:  # 3.2
+                return Resolution(
+                    server_name,
+                    delegated.host,
+                    delegated.port,
+                    str(delegated),
+                    delegated.host,
+                    "well-known",
+                )
+            return Resolution(
+                server_name,
+                delegated.host,
+                DEFAULT_FEDERATION_PORT,  # 3.5
+                delegated.host,
+                delegated.host,
+                "well-known",
+            )
         # 6. No (valid) delegation: the hostname on port 8448.
-        return Resolution(server_name, name.host, DEFAULT_FEDERATION_PORT, name.host,
-                          name.host, "default")
+        return Resolution(
+            server_name, name.host, DEFAULT_FEDERATION_PORT, name.host, name.host, "default"
+        )
 
     # --- .well-known -------------------------------------------------------------------
     async def _well_known_for(self, hostname: str) -> ServerName | None:
@@ -209,17 +244,24 @@ class ServerResolver:
             return None
         try:
             response = await self._get_following_redirects(
-                f"https://{hostname}/.well-known/matrix/server")
+                f"https://{hostname}/.well-known/matrix/server"
+            )
             if response.status != 200:
                 raise ValueError(f"HTTP {response.status}")
             result = parse_well_known(response.body)
-            ttl = cache_ttl_ms(response.header("cache-control"), default_ms=self._default_ttl,
-                               max_ms=self._max_ttl, min_ms=self._min_ttl)
-            log.info("event=well_known server=%s delegated=%s ttl_s=%d", hostname, result,
-                     ttl // 1000)
+            ttl = cache_ttl_ms(
+                response.header("cache-control"),
+                default_ms=self._default_ttl,
+                max_ms=self._max_ttl,
+                min_ms=self._min_ttl,
+            )
+            log.info(
+                "event=well_known server=%s delegated=%s ttl_s=%d", hostname, result, ttl // 1000
+            )
         except Exception as exc:  # noqa: BLE001 - any failure means "no delegation"
-            log.info("event=well_known_failed server=%s error=%s: %s", hostname,
-                     type(exc).__name__, exc)
+            log.info(
+                "event=well_known_failed server=%s error=%s: %s", hostname, type(exc).__name__, exc
+            )
             result, ttl = None, self._error_ttl
         self._well_known[hostname] = (result, self._clock.time_ms() + ttl)
         return result
@@ -228,8 +270,9 @@ class ServerResolver:
         assert self._getter is not None
         seen = {url}
         for _ in range(MAX_REDIRECTS + 1):
-            response = await self._getter.get(url, timeout=self._timeout,
-                                              max_bytes=MAX_WELL_KNOWN_BYTES)
+            response = await self._getter.get(
+                url, timeout=self._timeout, max_bytes=MAX_WELL_KNOWN_BYTES
+            )
             if response.status not in (301, 302, 303, 307, 308):
                 return response
             location = response.header("location")

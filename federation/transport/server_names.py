@@ -81,32 +81,35 @@ class ServerName:
 def _parse_port(text: str, name: str) -> int:
     if not _DIGITS.match(text):
         raise InvalidServerName(
-            f"Invalid server name {name!r}: the port must be 1 to 5 digits, got {text!r}")
+            f"Invalid server name {name!r}: the port must be 1 to 5 digits, got {text!r}"
+        )
     port = int(text)
     if not 1 <= port <= 65535:
-        raise InvalidServerName(
-            f"Invalid server name {name!r}: port {port} is outside 1-65535")
+        raise InvalidServerName(f"Invalid server name {name!r}: port {port} is outside 1-65535")
     return port
 
 
 def _check_dns_name(host: str, name: str) -> None:
     if len(host) > 255:
         raise InvalidServerName(
-            f"Invalid server name {name[:40]!r}...: the hostname is longer than 255 characters")
+            f"Invalid server name {name[:40]!r}...: the hostname is longer than 255 characters"
+        )
     if not _DNS_CHARS.match(host):
         bad = next(c for c in host if not (c.isascii() and (c.isalnum() or c in ".-")))
         raise InvalidServerName(
             f"Invalid server name {name!r}: character {bad!r} is not allowed in a hostname "
-            "(only letters, digits, '-' and '.')")
+            "(only letters, digits, '-' and '.')"
+        )
     labels = host.split(".")
     if any(not label for label in labels):
         raise InvalidServerName(
-            f"Invalid server name {name!r}: empty label (leading, trailing or double dot)")
+            f"Invalid server name {name!r}: empty label (leading, trailing or double dot)"
+        )
     long = next((label for label in labels if len(label) > 63), None)
     if long is not None:
         raise InvalidServerName(
-            f"Invalid server name {name!r}: label {long[:20]!r}... is longer than 63 "
-            "characters")
+            f"Invalid server name {name!r}: label {long[:20]!r}... is longer than 63 characters"
+        )
 
 
 def parse_server_name(name: object) -> ServerName:
@@ -118,21 +121,25 @@ def parse_server_name(name: object) -> ServerName:
     if name.startswith("["):
         end = name.find("]")
         if end < 0:
-            raise InvalidServerName(f"Invalid server name {name!r}: missing ']' after the "
-                                    "IPv6 literal")
-        literal, rest = name[1:end], name[end + 1:]
+            raise InvalidServerName(
+                f"Invalid server name {name!r}: missing ']' after the IPv6 literal"
+            )
+        literal, rest = name[1:end], name[end + 1 :]
         if rest and not rest.startswith(":"):
-            raise InvalidServerName(f"Invalid server name {name!r}: unexpected {rest!r} after "
-                                    "the IPv6 literal")
+            raise InvalidServerName(
+                f"Invalid server name {name!r}: unexpected {rest!r} after the IPv6 literal"
+            )
         port = _parse_port(rest[1:], name) if rest else None
         if not (2 <= len(literal) <= 45) or not _IPV6_CHARS.match(literal):
-            raise InvalidServerName(f"Invalid server name {name!r}: {literal!r} is not an "
-                                    "IPv6 address")
+            raise InvalidServerName(
+                f"Invalid server name {name!r}: {literal!r} is not an IPv6 address"
+            )
         try:
             ipaddress.IPv6Address(literal)
         except ValueError:
-            raise InvalidServerName(f"Invalid server name {name!r}: {literal!r} is not an "
-                                    "IPv6 address") from None
+            raise InvalidServerName(
+                f"Invalid server name {name!r}: {literal!r} is not an IPv6 address"
+            ) from None
         return ServerName(literal, port, "ipv6")
     if "]" in name:
         raise InvalidServerName(f"Invalid server name {name!r}: unbalanced ']'")
@@ -143,14 +150,17 @@ def parse_server_name(name: object) -> ServerName:
         if ":" in host:
             raise InvalidServerName(
                 f"Invalid server name {name!r}: IPv6 literals must be in brackets "
-                "([::1]:8448) and a hostname has at most one ':'")
+                "([::1]:8448) and a hostname has at most one ':'"
+            )
         if not host:
             raise InvalidServerName(f"Invalid server name {name!r}: empty hostname")
         port = _parse_port(port_text, name)
     if _DOTTED_QUAD.match(host):
         if not _IPV4.match(host) or any(int(p) > 255 for p in host.split(".")):
-            raise InvalidServerName(f"Invalid server name {name!r}: {host!r} is not a valid "
-                                    "IPv4 address (four numbers 0-255)")
+            raise InvalidServerName(
+                f"Invalid server name {name!r}: {host!r} is not a valid "
+                "IPv4 address (four numbers 0-255)"
+            )
         return ServerName(host, port, "ipv4")
     _check_dns_name(host, name)
     return ServerName(host, port, "dns")

@@ -47,16 +47,16 @@ from .xmatrix import verify_request_async
 
 @dataclass
 class TransportConfig:
-    ca_file: str | None = None                  # PEM bundle replacing the system store
-    insecure_skip_tls_verify: bool = False      # loopback tests only; logged loudly
-    server_overrides: dict[str, str] = field(default_factory=dict)    # server name -> "host[:port]"
+    ca_file: str | None = None  # PEM bundle replacing the system store
+    insecure_skip_tls_verify: bool = False  # loopback tests only; logged loudly
+    server_overrides: dict[str, str] = field(default_factory=dict)  # server name -> "host[:port]"
     trusted_notaries: list[Any] = field(default_factory=list)  # raw; parse_notaries checks
     key_lifetime_ms: int = DEFAULT_KEY_LIFETIME_MS
     request_timeout_s: float = 60.0
     connect_timeout_s: float = 10.0
     key_fetch_timeout_s: float = 10.0
     max_persistent_per_host: int = 5
-    well_known_lookup: bool = True              # false: no .well-known (port 8448 directly)
+    well_known_lookup: bool = True  # false: no .well-known (port 8448 directly)
 
 
 def parse_notaries(entries: Iterable[Any]) -> list[tuple[str, list[VerifyKey]]]:
@@ -92,10 +92,16 @@ class FederationTransport:
     notary: NotaryService
     well_known_getter: WellKnownGetter | None = None
 
-    async def authenticate(self, method: str, uri: str | bytes, body_json: Any,
-                           authorization: str | bytes | Sequence[str | bytes] | None) -> str:
-        return await verify_request_async(method, uri, body_json, authorization,
-                                          self.server_name, self.keyring.get_verify_key)
+    async def authenticate(
+        self,
+        method: str,
+        uri: str | bytes,
+        body_json: Any,
+        authorization: str | bytes | Sequence[str | bytes] | None,
+    ) -> str:
+        return await verify_request_async(
+            method, uri, body_json, authorization, self.server_name, self.keyring.get_verify_key
+        )
 
     def rotate(self, signing_keys: Sequence[SigningKey], old_keys: Iterable[OldKey]) -> None:
         """Use new keys at run time (the key endpoint and outbound signatures follow)."""
@@ -107,33 +113,53 @@ class FederationTransport:
             await self.well_known_getter.pool.closeCachedConnections()
 
 
-def build_transport(reactor: Any, clock: Clock, server_name: str,
-                    signing_keys: Sequence[SigningKey], *, old_keys: Iterable[OldKey] = (),
-                    config: TransportConfig | None = None,
-                    pinned: PinnedKeySource | None = None, store: KeyStore | None = None,
-                    extra_fetchers: Sequence[KeyFetcher] = ()) -> FederationTransport:
+def build_transport(
+    reactor: Any,
+    clock: Clock,
+    server_name: str,
+    signing_keys: Sequence[SigningKey],
+    *,
+    old_keys: Iterable[OldKey] = (),
+    config: TransportConfig | None = None,
+    pinned: PinnedKeySource | None = None,
+    store: KeyStore | None = None,
+    extra_fetchers: Sequence[KeyFetcher] = (),
+) -> FederationTransport:
     config = config or TransportConfig()
     parse_server_name(server_name)
     notaries = parse_notaries(config.trusted_notaries)
-    key_server = KeyServer(server_name, signing_keys, clock, old_keys,
-                           key_lifetime_ms=config.key_lifetime_ms)
-    policy = ClientTLSPolicy(config.ca_file,
-                             insecure_skip_tls_verify=config.insecure_skip_tls_verify)
-    getter = WellKnownGetter(reactor, policy, connect_timeout=config.connect_timeout_s) \
-        if config.well_known_lookup else None
+    key_server = KeyServer(
+        server_name, signing_keys, clock, old_keys, key_lifetime_ms=config.key_lifetime_ms
+    )
+    policy = ClientTLSPolicy(
+        config.ca_file, insecure_skip_tls_verify=config.insecure_skip_tls_verify
+    )
+    getter = (
+        WellKnownGetter(reactor, policy, connect_timeout=config.connect_timeout_s)
+        if config.well_known_lookup
+        else None
+    )
     resolver = ServerResolver(clock, getter, config.server_overrides)
-    client = FederationHttpClient(reactor, server_name, lambda: key_server.signing_key,
-                                  resolver, policy,
-                                  max_persistent_per_host=config.max_persistent_per_host,
-                                  connect_timeout=config.connect_timeout_s,
-                                  default_timeout=config.request_timeout_s)
-    fetchers: list[KeyFetcher] = [DirectKeyFetcher(client, clock,
-                                                   timeout=config.key_fetch_timeout_s)]
-    fetchers += [NotaryKeyFetcher(client, clock, name, keys,
-                                  timeout=config.key_fetch_timeout_s)
-                 for name, keys in notaries]
+    client = FederationHttpClient(
+        reactor,
+        server_name,
+        lambda: key_server.signing_key,
+        resolver,
+        policy,
+        max_persistent_per_host=config.max_persistent_per_host,
+        connect_timeout=config.connect_timeout_s,
+        default_timeout=config.request_timeout_s,
+    )
+    fetchers: list[KeyFetcher] = [
+        DirectKeyFetcher(client, clock, timeout=config.key_fetch_timeout_s)
+    ]
+    fetchers += [
+        NotaryKeyFetcher(client, clock, name, keys, timeout=config.key_fetch_timeout_s)
+        for name, keys in notaries
+    ]
     fetchers += list(extra_fetchers)
     keyring = KeyRing(clock, fetchers, pinned, store, local=key_server)
     notary = NotaryService(key_server, keyring, clock)
-    return FederationTransport(server_name, key_server, policy, resolver, client, keyring,
-                               notary, getter)
+    return FederationTransport(
+        server_name, key_server, policy, resolver, client, keyring, notary, getter
+    )

@@ -45,6 +45,7 @@ class TLSConfigError(Exception):
 
 # --- certificate generation ----------------------------------------------------------------
 
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -75,37 +76,54 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
-def _leaf_builder(server_name: str, public_key: Any, issuer: x509.Name, days: int,
-                  extra_sans: Iterable[str]) -> x509.CertificateBuilder:
+def _leaf_builder(
+    server_name: str, public_key: Any, issuer: x509.Name, days: int, extra_sans: Iterable[str]
+) -> x509.CertificateBuilder:
     host = parse_server_name(server_name).host
     now = _now()
-    return (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host[:64])]))
-            .issuer_name(issuer)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName(
-                subject_alt_names(server_name, extra_sans)), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host[:64])]))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(
+            x509.SubjectAlternativeName(subject_alt_names(server_name, extra_sans)), critical=False
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+    )
 
 
-def generate_self_signed(server_name: str, cert_path: str, key_path: str, *,
-                         days: int = 825, extra_sans: Iterable[str] = ()) -> None:
+def generate_self_signed(
+    server_name: str,
+    cert_path: str,
+    key_path: str,
+    *,
+    days: int = 825,
+    extra_sans: Iterable[str] = (),
+) -> None:
     """Write a self-signed certificate and its private key (mode 0600) for development."""
     key = _new_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                         parse_server_name(server_name).host[:64])])
-    cert = (_leaf_builder(server_name, key.public_key(), name, days, extra_sans)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, parse_server_name(server_name).host[:64])]
+    )
+    cert = (
+        _leaf_builder(server_name, key.public_key(), name, days, extra_sans)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     _write_pem(key_path, _key_pem(key), 0o600)
     _write_pem(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
@@ -115,40 +133,67 @@ def generate_ca(common_name: str, cert_path: str, key_path: str, *, days: int = 
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
     now = _now()
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
-                                         crl_sign=True, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     _write_pem(key_path, _key_pem(key), 0o600)
     _write_pem(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
-def issue_certificate(ca_cert_path: str, ca_key_path: str, server_name: str, cert_path: str,
-                      key_path: str, *, days: int = 825,
-                      extra_sans: Iterable[str] = ()) -> None:
+def issue_certificate(
+    ca_cert_path: str,
+    ca_key_path: str,
+    server_name: str,
+    cert_path: str,
+    key_path: str,
+    *,
+    days: int = 825,
+    extra_sans: Iterable[str] = (),
+) -> None:
     """Write a certificate for ``server_name`` signed by the CA, and its key (0600)."""
     ca_cert = x509.load_pem_x509_certificate(_read(ca_cert_path))
     ca_key = serialization.load_pem_private_key(_read(ca_key_path), password=None)
     key = _new_key()
-    cert = (_leaf_builder(server_name, key.public_key(), ca_cert.subject, days, extra_sans)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca_key.public_key()), critical=False)  # type: ignore[arg-type]
-            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    cert = (
+        _leaf_builder(server_name, key.public_key(), ca_cert.subject, days, extra_sans)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()  # type: ignore[arg-type]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
     _write_pem(key_path, _key_pem(key), 0o600)
     _write_pem(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 # --- loading -------------------------------------------------------------------------------
+
 
 def _read(path: str) -> bytes:
     try:
@@ -184,8 +229,7 @@ def server_tls_options(cert_path: str, key_path: str) -> Any:
     try:
         key = serialization.load_pem_private_key(_read(key_path), password=None)
     except (ValueError, TypeError) as exc:
-        raise TLSConfigError(f"{key_path}: not an unencrypted PEM private key ({exc})") \
-            from None
+        raise TLSConfigError(f"{key_path}: not an unencrypted PEM private key ({exc})") from None
     options = ssl.CertificateOptions()
     ctx = options.getContext()
     try:
@@ -197,13 +241,15 @@ def server_tls_options(cert_path: str, key_path: str) -> Any:
         ctx.use_privatekey(key)  # type: ignore[arg-type]
         ctx.check_privatekey()
     except SSL.Error as exc:
-        raise TLSConfigError(f"{key_path} is not the private key of the certificate in "
-                             f"{cert_path} ({exc})") from None
+        raise TLSConfigError(
+            f"{key_path} is not the private key of the certificate in {cert_path} ({exc})"
+        ) from None
     return options
 
 
-def listen_tls(reactor: Any, factory: Any, port: int, options: Any,
-               interface: str = "127.0.0.1") -> Any:
+def listen_tls(
+    reactor: Any, factory: Any, port: int, options: Any, interface: str = "127.0.0.1"
+) -> Any:
     """Listen with TLS (``options`` from ``server_tls_options``); Deferred[IListeningPort].
 
     Endpoints are used with the reactor passed as the TLS clock (``reactor.listenSSL``
@@ -211,17 +257,20 @@ def listen_tls(reactor: Any, factory: Any, port: int, options: Any,
     from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, wrapServerTLS
 
     cls = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
-    return wrapServerTLS(options, cls(reactor, port, interface=interface),
-                         clock=reactor).listen(factory)
+    return wrapServerTLS(options, cls(reactor, port, interface=interface), clock=reactor).listen(
+        factory
+    )
 
 
 # --- outbound policy -----------------------------------------------------------------------
 
+
 class ClientTLSPolicy:
     """Builds (and caches, per name) the TLS connection creators for outbound requests."""
 
-    def __init__(self, ca_file: str | None = None, *,
-                 insecure_skip_tls_verify: bool = False) -> None:
+    def __init__(
+        self, ca_file: str | None = None, *, insecure_skip_tls_verify: bool = False
+    ) -> None:
         from twisted.internet import ssl
 
         self.insecure = insecure_skip_tls_verify
@@ -231,11 +280,13 @@ class ClientTLSPolicy:
             log.warning(
                 "!!! INSECURE: TLS certificate verification is DISABLED for outbound "
                 "federation (insecure_skip_tls_verify). Any server can impersonate any "
-                "other. Use this only for loopback tests. !!!")
+                "other. Use this only for loopback tests. !!!"
+            )
             self._trust_root = None
         elif ca_file:
             self._trust_root = ssl.trustRootFromCertificates(
-                [ssl.Certificate.loadPEM(b) for b in load_pem_certificates(ca_file)])
+                [ssl.Certificate.loadPEM(b) for b in load_pem_certificates(ca_file)]
+            )
         else:
             self._trust_root = ssl.platformTrust()
 
@@ -247,6 +298,7 @@ class ClientTLSPolicy:
                 creator = _InsecureCreator(tls_name)
             else:
                 from twisted.internet import ssl
+
                 creator = ssl.optionsForClientTLS(tls_name, trustRoot=self._trust_root)
             self._creators[tls_name] = creator
         return creator

@@ -39,9 +39,8 @@ from .server_names import InvalidServerName, parse_server_name
 
 SCHEME = "X-Matrix"
 
-_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789"
-                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_UNQUOTED_VALUE = _TCHAR | {":"}          # colons allowed unquoted for older servers
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_UNQUOTED_VALUE = _TCHAR | {":"}  # colons allowed unquoted for older servers
 _OWS = " \t"
 
 
@@ -61,11 +60,17 @@ class XMatrixAuth:
 
 # --- signing -------------------------------------------------------------------------------
 
-def request_json(method: str, uri: str, origin: str, destination: str,
-                 content: Any = None) -> dict[str, Any]:
+
+def request_json(
+    method: str, uri: str, origin: str, destination: str, content: Any = None
+) -> dict[str, Any]:
     """The object signed for a request (step 1); ``content`` omitted when None."""
-    obj: dict[str, Any] = {"method": method, "uri": uri, "origin": origin,
-                           "destination": destination}
+    obj: dict[str, Any] = {
+        "method": method,
+        "uri": uri,
+        "origin": origin,
+        "destination": destination,
+    }
     if content is not None:
         obj["content"] = content
     return obj
@@ -85,17 +90,23 @@ def format_header(auth: XMatrixAuth) -> str:
     return f"{SCHEME} " + ",".join(parts)
 
 
-def sign_request(method: str, uri: str, origin: str, destination: str,
-                 signing_key: SigningKey, content: Any = None) -> str:
+def sign_request(
+    method: str,
+    uri: str,
+    origin: str,
+    destination: str,
+    signing_key: SigningKey,
+    content: Any = None,
+) -> str:
     """The ``Authorization`` header value for a request signed by ``signing_key``."""
-    signed = sign_json(request_json(method, uri, origin, destination, content),
-                       origin, signing_key)
+    signed = sign_json(request_json(method, uri, origin, destination, content), origin, signing_key)
     sig = signed["signatures"][origin][signing_key.key_id]
     return format_header(XMatrixAuth(origin, signing_key.key_id, sig, destination))
 
 
-def sign_request_body(method: str, uri: str, origin: str, destination: str,
-                      signing_key: SigningKey, body: bytes) -> str:
+def sign_request_body(
+    method: str, uri: str, origin: str, destination: str, signing_key: SigningKey, body: bytes
+) -> str:
     """``sign_request`` for a body already encoded in canonical JSON (the bytes that will be
     sent): the same header, without encoding the content a second time."""
     rest = signed_bytes(request_json(method, uri, origin, destination))
@@ -105,6 +116,7 @@ def sign_request_body(method: str, uri: str, origin: str, destination: str,
 
 
 # --- parsing -------------------------------------------------------------------------------
+
 
 def _skip_ows(text: str, i: int) -> int:
     while i < len(text) and text[i] in _OWS:
@@ -120,7 +132,7 @@ def _bad(header: str, why: str) -> MalformedAuthorization:
 def parse_header(header: str | bytes) -> XMatrixAuth:
     """Parse one ``Authorization`` header value; ``MalformedAuthorization`` if invalid."""
     if isinstance(header, (bytes, bytearray)):
-        header = bytes(header).decode("latin-1")     # obs-text is %x80-FF octets
+        header = bytes(header).decode("latin-1")  # obs-text is %x80-FF octets
     if not isinstance(header, str):
         raise MalformedAuthorization("Authorization header must be a string")
     scheme_end = 0
@@ -172,8 +184,11 @@ def parse_header(header: str | bytes) -> XMatrixAuth:
                 i += 1
             value = header[start:i]
             if not value:
-                raise _bad(header, f"empty or invalid unquoted value of {name!r} "
-                                   "(quote values that are not tokens)")
+                raise _bad(
+                    header,
+                    f"empty or invalid unquoted value of {name!r} "
+                    "(quote values that are not tokens)",
+                )
         if name in params:
             raise _bad(header, f"parameter {name!r} given twice")
         params[name] = value
@@ -192,12 +207,10 @@ def parse_header(header: str | bytes) -> XMatrixAuth:
         parse_server_name(params["origin"])
     except InvalidServerName as exc:
         raise MalformedAuthorization(f"X-Matrix origin: {exc.message}") from None
-    return XMatrixAuth(params["origin"], params["key"], params["sig"],
-                       params.get("destination"))
+    return XMatrixAuth(params["origin"], params["key"], params["sig"], params.get("destination"))
 
 
-def parse_authorization(headers: str | bytes | Sequence[str | bytes] | None
-                        ) -> list[XMatrixAuth]:
+def parse_authorization(headers: str | bytes | Sequence[str | bytes] | None) -> list[XMatrixAuth]:
     """All X-Matrix credentials among ``headers`` (one value or a list of them).
 
     Values with another scheme (e.g. ``Bearer``) are skipped; none at all, or X-Matrix
@@ -212,16 +225,22 @@ def parse_authorization(headers: str | bytes | Sequence[str | bytes] | None
     auths = []
     for value in values:
         text = value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value
-        if isinstance(text, str) and text[:len(SCHEME)].lower() == SCHEME.lower() \
-                and text[len(SCHEME):len(SCHEME) + 1] in (" ", ""):
+        if (
+            isinstance(text, str)
+            and text[: len(SCHEME)].lower() == SCHEME.lower()
+            and text[len(SCHEME) : len(SCHEME) + 1] in (" ", "")
+        ):
             auths.append(parse_header(text))
     if not auths:
-        raise MalformedAuthorization("Missing X-Matrix Authorization header: federation "
-                                     "requests must be signed by the origin server")
+        raise MalformedAuthorization(
+            "Missing X-Matrix Authorization header: federation "
+            "requests must be signed by the origin server"
+        )
     origins = {a.origin for a in auths}
     if len(origins) > 1:
-        raise MalformedAuthorization("X-Matrix headers name different origins: "
-                                     + ", ".join(sorted(origins)))
+        raise MalformedAuthorization(
+            "X-Matrix headers name different origins: " + ", ".join(sorted(origins))
+        )
     return auths
 
 
@@ -233,8 +252,9 @@ AsyncGetVerifyKey = Callable[[str, str], "Awaitable[VerifyKey | None] | VerifyKe
 
 def _check_destination(auth: XMatrixAuth, my_server_name: str) -> None:
     if auth.destination is not None and auth.destination != my_server_name:
-        raise Unauthorized(f"Request is for destination {auth.destination!r}, "
-                           f"this server is {my_server_name!r}")
+        raise Unauthorized(
+            f"Request is for destination {auth.destination!r}, this server is {my_server_name!r}"
+        )
 
 
 def _verify_one(auth: XMatrixAuth, message: bytes, key: VerifyKey | None) -> None:
@@ -243,18 +263,23 @@ def _verify_one(auth: XMatrixAuth, message: bytes, key: VerifyKey | None) -> Non
     try:
         sig = decode_base64(auth.sig)
     except BadJSON:
-        raise MalformedAuthorization(f"X-Matrix sig from {auth.origin} is not unpadded "
-                                     "Base64") from None
+        raise MalformedAuthorization(
+            f"X-Matrix sig from {auth.origin} is not unpadded Base64"
+        ) from None
     if len(sig) != 64:
-        raise MalformedAuthorization(f"X-Matrix sig from {auth.origin} is {len(sig)} bytes, "
-                                     "expected 64")
+        raise MalformedAuthorization(
+            f"X-Matrix sig from {auth.origin} is {len(sig)} bytes, expected 64"
+        )
     if not verify_raw(key.public_bytes, sig, message):
-        raise Unauthorized(f"Invalid X-Matrix signature from {auth.origin} with key "
-                           f"{auth.key}: the request (method, target or body) does not match")
+        raise Unauthorized(
+            f"Invalid X-Matrix signature from {auth.origin} with key "
+            f"{auth.key}: the request (method, target or body) does not match"
+        )
 
 
-def _message(method: str, uri: str | bytes, auth: XMatrixAuth, my_server_name: str,
-             body_json: Any) -> bytes:
+def _message(
+    method: str, uri: str | bytes, auth: XMatrixAuth, my_server_name: str, body_json: Any
+) -> bytes:
     if isinstance(uri, (bytes, bytearray)):
         try:
             uri = bytes(uri).decode("ascii")
@@ -268,9 +293,14 @@ def _message(method: str, uri: str | bytes, auth: XMatrixAuth, my_server_name: s
         raise Unauthorized(f"Request body cannot be verified: {exc.message}") from None
 
 
-def verify_request(method: str, uri: str | bytes, body_json: Any,
-                   header: str | bytes | Sequence[str | bytes] | None,
-                   my_server_name: str, get_verify_key: GetVerifyKey) -> str:
+def verify_request(
+    method: str,
+    uri: str | bytes,
+    body_json: Any,
+    header: str | bytes | Sequence[str | bytes] | None,
+    my_server_name: str,
+    get_verify_key: GetVerifyKey,
+) -> str:
     """Authenticate a federation request; return the origin server name.
 
     ``uri`` is the raw request target (path and query as received), ``body_json`` the parsed
@@ -287,8 +317,9 @@ def verify_request(method: str, uri: str | bytes, body_json: Any,
     return auths[0].origin
 
 
-def _spliced_message(method: str, uri: str | bytes, auth: XMatrixAuth,
-                     my_server_name: str, raw_body: bytes) -> bytes | None:
+def _spliced_message(
+    method: str, uri: str | bytes, auth: XMatrixAuth, my_server_name: str, raw_body: bytes
+) -> bytes | None:
     """The signed object's bytes with the body *as received* in the ``content`` place
     (``content`` sorts first), or None when the body is not a JSON object.  Equal to the
     canonical form whenever the sender sent its body in canonical JSON, as servers do."""
@@ -307,11 +338,15 @@ def _signature_holds(auth: XMatrixAuth, message: bytes, key: VerifyKey) -> bool:
     return len(sig) == 64 and verify_raw(key.public_bytes, sig, message)
 
 
-async def verify_request_async(method: str, uri: str | bytes, body_json: Any,
-                               header: str | bytes | Sequence[str | bytes] | None,
-                               my_server_name: str,
-                               get_verify_key: AsyncGetVerifyKey,
-                               raw_body: bytes | None = None) -> str:
+async def verify_request_async(
+    method: str,
+    uri: str | bytes,
+    body_json: Any,
+    header: str | bytes | Sequence[str | bytes] | None,
+    my_server_name: str,
+    get_verify_key: AsyncGetVerifyKey,
+    raw_body: bytes | None = None,
+) -> str:
     """``verify_request`` with a key lookup that may fetch (``KeyRing.get_verify_key``).
 
     A lookup that raises ``Unauthorized``/``NotFound``-like ``MatrixError`` is reported as
@@ -334,15 +369,15 @@ async def verify_request_async(method: str, uri: str | bytes, body_json: Any,
         fast = None
         if raw_body is not None and body_json is not None:
             fast = _spliced_message(method, uri, auth, my_server_name, raw_body)
-        message = _message(method, uri, auth, my_server_name, body_json) \
-            if fast is None else None
+        message = _message(method, uri, auth, my_server_name, body_json) if fast is None else None
         try:
             key = get_verify_key(auth.origin, auth.key)
             if inspect.isawaitable(key):
                 key = await key
         except MatrixError as exc:
-            raise Unauthorized(f"Cannot get key {auth.key} of {auth.origin}: "
-                               f"{exc.message}") from None
+            raise Unauthorized(
+                f"Cannot get key {auth.key} of {auth.origin}: {exc.message}"
+            ) from None
         if fast is not None and key is not None and _signature_holds(auth, fast, key):
             continue
         if message is None:
@@ -351,6 +386,16 @@ async def verify_request_async(method: str, uri: str | bytes, body_json: Any,
     return auths[0].origin
 
 
-__all__ = ["SCHEME", "XMatrixAuth", "MalformedAuthorization", "request_json", "format_header",
-           "sign_request", "sign_request_body", "parse_header", "parse_authorization",
-           "verify_request", "verify_request_async"]
+__all__ = [
+    "SCHEME",
+    "XMatrixAuth",
+    "MalformedAuthorization",
+    "request_json",
+    "format_header",
+    "sign_request",
+    "sign_request_body",
+    "parse_header",
+    "parse_authorization",
+    "verify_request",
+    "verify_request_async",
+]

@@ -15,6 +15,7 @@ from typing import Any
 
 def register(router: Any, gw: Any) -> None:
     from . import enrolment, login, pages
+
     login.register(router, gw)
     pages.register(router, gw)
     enrolment.register(router, gw)

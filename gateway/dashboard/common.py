@@ -37,8 +37,9 @@ def form(req: Any) -> dict[str, str]:
         raise FormError("Expected a form submission")
     try:
         text = req.body.decode("utf-8")
-        parsed = parse_qs(text, keep_blank_values=True, strict_parsing=False,
-                          max_num_fields=MAX_FORM_FIELDS)
+        parsed = parse_qs(
+            text, keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FORM_FIELDS
+        )
     except (UnicodeDecodeError, ValueError):
         raise FormError("The form could not be read") from None
     return {k: v[-1] for k, v in parsed.items()}
@@ -59,6 +60,7 @@ Page = Callable[..., Awaitable[Any]]
 def logged_in(gw: Any, handler: Page) -> Page:
     """Wrap a page: no valid session -> redirect to the login page; the handler receives
     ``(req, session, **params)``."""
+
     async def wrapper(req: Any, **params: str) -> Any:
         _, session = session_of(gw, req)
         if session is None:
@@ -66,8 +68,8 @@ def logged_in(gw: Any, handler: Page) -> Page:
         try:
             return await handler(req, session, **params)
         except FormError as exc:
-            return render(gw, session, "Bad request", html("<p>{m}</p>", m=str(exc)),
-                          status=400)
+            return render(gw, session, "Bad request", html("<p>{m}</p>", m=str(exc)), status=400)
+
     return wrapper
 
 
@@ -76,21 +78,40 @@ def csrf_ok(session: Session, fields: dict[str, str]) -> bool:
 
 
 def csrf_failed(gw: Any, session: Session) -> Response:
-    return render(gw, session, "Form expired",
-                  Markup("<p>This form was not sent from the current dashboard session "
-                         "(it may be outdated). Go back, reload the page and try again.</p>"),
-                  status=403)
+    return render(
+        gw,
+        session,
+        "Form expired",
+        Markup(
+            "<p>This form was not sent from the current dashboard session "
+            "(it may be outdated). Go back, reload the page and try again.</p>"
+        ),
+        status=403,
+    )
 
 
-def render(gw: Any, session: Session | None, title: str, body: Markup, *,
-           active: str = "", status: int = 200) -> Response:
+def render(
+    gw: Any,
+    session: Session | None,
+    title: str,
+    body: Markup,
+    *,
+    active: str = "",
+    status: int = 200,
+) -> Response:
     flash: list[tuple[str, Any]] = []
     if session is not None:
         flash = [(kind, msg) for kind, msg, _ in session.flash if kind != "token"]
         session.flash = [f for f in session.flash if f[0] == "token"]
-    page = layout(title=title, body=body, server_name=gw.server_name, active=active,
-                  user_id=session.user_id if session else None,
-                  csrf=session.csrf if session else None, flash=flash)
+    page = layout(
+        title=title,
+        body=body,
+        server_name=gw.server_name,
+        active=active,
+        user_id=session.user_id if session else None,
+        csrf=session.csrf if session else None,
+        flash=flash,
+    )
     return html_response(status, page)
 
 

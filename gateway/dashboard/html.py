@@ -31,7 +31,7 @@ def join(parts: Iterable[Any], sep: str = "") -> Markup:
     return Markup(Markup(sep).join(escape(p) for p in parts))
 
 
-DASH = "\u2014"   # shown where there is no data ("—"), never a made-up zero
+DASH = "\u2014"  # shown where there is no data ("—"), never a made-up zero
 
 
 def or_dash(value: Any) -> Any:
@@ -45,55 +45,93 @@ def when(ms: int | None) -> str:
 
 
 def badge(status: str) -> Markup:
-    kind = {"enrolled": "ok", "pending": "warn", "revoked": "off", "ok": "ok",
-            "failed": "bad"}.get(status, "off")
+    kind = {"enrolled": "ok", "pending": "warn", "revoked": "off", "ok": "ok", "failed": "bad"}.get(
+        status, "off"
+    )
     return html('<span class="badge badge-{k}">{s}</span>', k=kind, s=status)
 
 
 def check(ok: bool, yes: str = "verified", no: str = "FAILED") -> Markup:
-    return html('<span class="badge badge-{k}">{mark} {t}</span>', k="ok" if ok else "bad",
-                mark="\u2713" if ok else "\u2717", t=yes if ok else no)
+    return html(
+        '<span class="badge badge-{k}">{mark} {t}</span>',
+        k="ok" if ok else "bad",
+        mark="\u2713" if ok else "\u2717",
+        t=yes if ok else no,
+    )
 
 
-NAV = (("schools", "/dashboard/", "Schools"), ("enrolment", "/dashboard/enrolment", "Enrolment"),
-       ("roster", "/dashboard/roster", "Roster"), ("directory", "/dashboard/directory",
-                                                    "Directory"))
+NAV = (
+    ("schools", "/dashboard/", "Schools"),
+    ("enrolment", "/dashboard/enrolment", "Enrolment"),
+    ("roster", "/dashboard/roster", "Roster"),
+    ("directory", "/dashboard/directory", "Directory"),
+)
 
 
-def layout(*, title: str, body: Markup, server_name: str, active: str = "",
-           user_id: str | None = None, csrf: str | None = None,
-           flash: Iterable[tuple[str, Any]] = (), narrow: bool = False) -> bytes:
-    nav = join(html('<a href="{href}"{cur}>{label}</a>', href=href, label=label,
-                    cur=Markup(' class="active" aria-current="page"') if key == active
-                    else Markup(""))
-               for key, href, label in NAV) if user_id else Markup("")
+def layout(
+    *,
+    title: str,
+    body: Markup,
+    server_name: str,
+    active: str = "",
+    user_id: str | None = None,
+    csrf: str | None = None,
+    flash: Iterable[tuple[str, Any]] = (),
+    narrow: bool = False,
+) -> bytes:
+    nav = (
+        join(
+            html(
+                '<a href="{href}"{cur}>{label}</a>',
+                href=href,
+                label=label,
+                cur=Markup(' class="active" aria-current="page"') if key == active else Markup(""),
+            )
+            for key, href, label in NAV
+        )
+        if user_id
+        else Markup("")
+    )
     who = Markup("")
     if user_id:
-        who = html('<form class="logout" method="post" action="/dashboard/logout">'
-                   '<span class="who">{u}</span>'
-                   '<input type="hidden" name="csrf" value="{c}">'
-                   '<button type="submit" class="link">Log out</button></form>',
-                   u=user_id, c=csrf or "")
-    notes = join(html('<div class="flash flash-{k}" role="status">{m}</div>', k=kind, m=msg)
-                 for kind, msg in flash)
+        who = html(
+            '<form class="logout" method="post" action="/dashboard/logout">'
+            '<span class="who">{u}</span>'
+            '<input type="hidden" name="csrf" value="{c}">'
+            '<button type="submit" class="link">Log out</button></form>',
+            u=user_id,
+            c=csrf or "",
+        )
+    notes = join(
+        html('<div class="flash flash-{k}" role="status">{m}</div>', k=kind, m=msg)
+        for kind, msg in flash
+    )
     page = html(
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<title>{title} \u00b7 Parta city office</title>'
+        "<title>{title} \u00b7 Parta city office</title>"
         '<link rel="stylesheet" href="/dashboard/style.css"></head>'
         '<body><header class="top"><div class="brand"><span class="logo">P</span>'
-        '<span>Parta <small>city office \u00b7 {server}</small></span></div>'
-        '<nav>{nav}</nav>{who}</header>'
-        '<main{cls}>{notes}<h1>{title}</h1>{body}</main>'
-        '<footer>Parta gateway {server}</footer></body></html>\n',
-        title=title, server=server_name, nav=nav, who=who, notes=notes, body=body,
-        cls=Markup(' class="narrow"') if narrow else Markup(""))
+        "<span>Parta <small>city office \u00b7 {server}</small></span></div>"
+        "<nav>{nav}</nav>{who}</header>"
+        "<main{cls}>{notes}<h1>{title}</h1>{body}</main>"
+        "<footer>Parta gateway {server}</footer></body></html>\n",
+        title=title,
+        server=server_name,
+        nav=nav,
+        who=who,
+        notes=notes,
+        body=body,
+        cls=Markup(' class="narrow"') if narrow else Markup(""),
+    )
     return page.encode("utf-8")
 
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
-                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",

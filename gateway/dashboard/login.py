@@ -19,8 +19,7 @@ from .sessions import LOGIN_COOKIE, SESSION_COOKIE, cookie_header, new_token, pa
 log = logging.getLogger("parta.gateway.dashboard")
 
 
-def _login_page(gw: Any, *, error: str | None, username: str, token: str,
-                status: int = 200) -> Any:
+def _login_page(gw: Any, *, error: str | None, username: str, token: str, status: int = 200) -> Any:
     flash = [("error", error)] if error else []
     body = html(
         '<div class="panel"><form class="stack" method="post" '
@@ -34,9 +33,13 @@ def _login_page(gw: Any, *, error: str | None, username: str, token: str,
         'autocomplete="current-password" required>'
         '<div class="actions"><button class="btn" type="submit">Log in</button></div>'
         '</form></div><p class="muted">City office accounts of {server} only.</p>',
-        tok=token, user=username, server=gw.server_name)
-    page = layout(title="City office login", body=body, server_name=gw.server_name,
-                  flash=flash, narrow=True)
+        tok=token,
+        user=username,
+        server=gw.server_name,
+    )
+    page = layout(
+        title="City office login", body=body, server_name=gw.server_name, flash=flash, narrow=True
+    )
     cookie = cookie_header(LOGIN_COOKIE, token, max_age=3600, secure=gw.secure_cookies)
     return html_response(status, page, cookie=cookie)
 
@@ -56,43 +59,69 @@ def register(router: Any, gw: Any) -> None:
         username = fields.get("username", "").strip()[:255]
         expected = parse_cookies(req.headers.get("cookie")).get(LOGIN_COOKIE)
         if not same(expected, fields.get("csrf")):
-            return _login_page(gw, error="The login form expired; please try again.",
-                               username=username, token=new_token(), status=403)
+            return _login_page(
+                gw,
+                error="The login form expired; please try again.",
+                username=username,
+                token=new_token(),
+                status=403,
+            )
         limiter = getattr(gw.accounts, "login_limiter", None)
         if limiter is not None:
             try:
                 limiter.check("ip:" + (req.client_ip or "?"))
             except MatrixError:
-                return _login_page(gw, error="Too many login attempts; wait a minute.",
-                                   username=username, token=new_token(), status=429)
+                return _login_page(
+                    gw,
+                    error="Too many login attempts; wait a minute.",
+                    username=username,
+                    token=new_token(),
+                    status=429,
+                )
         user_id = await gw.accounts.resolve_login_user(username) if username else None
         try:
             # The node's one password check: failures here count toward the same lockout
             # as /login and user-interactive auth (docs/security.md).
-            ok = await gw.accounts.verify_password(user_id, fields.get("password", ""),
-                                                   req.client_ip)
+            ok = await gw.accounts.verify_password(
+                user_id, fields.get("password", ""), req.client_ip
+            )
         except MatrixError as exc:
             status = 429 if exc.errcode == "M_LIMIT_EXCEEDED" else 403
-            message = ("Too many login attempts; wait a minute." if status == 429
-                       else "Invalid username or password.")
-            log.info("event=dashboard_login_failed ip=%s reason=%s", req.client_ip,
-                     exc.errcode)
-            return _login_page(gw, error=message, username=username, token=new_token(),
-                               status=status)
+            message = (
+                "Too many login attempts; wait a minute."
+                if status == 429
+                else "Invalid username or password."
+            )
+            log.info("event=dashboard_login_failed ip=%s reason=%s", req.client_ip, exc.errcode)
+            return _login_page(
+                gw, error=message, username=username, token=new_token(), status=status
+            )
         role = await gw.accounts.get_role(user_id) if ok and user_id else None
         if not ok or user_id is None:
             log.info("event=dashboard_login_failed ip=%s", req.client_ip)
-            return _login_page(gw, error="Invalid username or password.", username=username,
-                               token=new_token(), status=403)
+            return _login_page(
+                gw,
+                error="Invalid username or password.",
+                username=username,
+                token=new_token(),
+                status=403,
+            )
         if role != "office":
             log.info("event=dashboard_login_refused user_id=%s role=%s", user_id, role)
-            return _login_page(gw, error="Only city office accounts may use the dashboard.",
-                               username=username, token=new_token(), status=403)
+            return _login_page(
+                gw,
+                error="Only city office accounts may use the dashboard.",
+                username=username,
+                token=new_token(),
+                status=403,
+            )
         token, session = gw.sessions.create(user_id)
         log.info("event=dashboard_login user_id=%s", user_id)
         max_age = max(1, (session.expires_ms - session.created_ms) // 1000)
-        return redirect("/dashboard/", cookie=cookie_header(
-            SESSION_COOKIE, token, max_age=max_age, secure=gw.secure_cookies))
+        return redirect(
+            "/dashboard/",
+            cookie=cookie_header(SESSION_COOKIE, token, max_age=max_age, secure=gw.secure_cookies),
+        )
 
     async def post_logout(req: Any) -> Any:
         token, session = session_of(gw, req)
@@ -102,12 +131,19 @@ def register(router: Any, gw: Any) -> None:
             except FormError:
                 fields = {}
             if not same(session.csrf, fields.get("csrf")):
-                return render(gw, session, "Form expired",
-                              html("<p>Reload the page and log out again.</p>"), status=403)
+                return render(
+                    gw,
+                    session,
+                    "Form expired",
+                    html("<p>Reload the page and log out again.</p>"),
+                    status=403,
+                )
             gw.sessions.delete(token)
             log.info("event=dashboard_logout user_id=%s", session.user_id)
-        return redirect("/dashboard/login", cookie=cookie_header(
-            SESSION_COOKIE, "", max_age=0, secure=gw.secure_cookies))
+        return redirect(
+            "/dashboard/login",
+            cookie=cookie_header(SESSION_COOKIE, "", max_age=0, secure=gw.secure_cookies),
+        )
 
     router.add("GET", "/dashboard/login", get_login, auth=False)
     router.add("POST", "/dashboard/login", post_login, auth=False)

@@ -64,8 +64,9 @@ class SessionStore:
             oldest = min(self._sessions, key=lambda k: self._sessions[k].created_ms)
             del self._sessions[oldest]
         token = new_token()
-        session = Session(user_id=user_id, csrf=new_token(), created_ms=now,
-                          expires_ms=now + self.lifetime_ms)
+        session = Session(
+            user_id=user_id, csrf=new_token(), created_ms=now, expires_ms=now + self.lifetime_ms
+        )
         self._sessions[_hash(token)] = session
         return token, session
 
@@ -106,8 +107,9 @@ def parse_cookies(header: str | None) -> dict[str, str]:
     return out
 
 
-def cookie_header(name: str, value: str, *, max_age: int | None, secure: bool,
-                  path: str = "/dashboard") -> str:
+def cookie_header(
+    name: str, value: str, *, max_age: int | None, secure: bool, path: str = "/dashboard"
+) -> str:
     parts = [f"{name}={value}", f"Path={path}", "HttpOnly", "SameSite=Strict"]
     if max_age is not None:
         parts.append(f"Max-Age={max_age}")

@@ -22,15 +22,21 @@ MEMBER = "m.room.member"
 
 
 class DirectorInviter:
-    def __init__(self, *, membership: Any, rooms: Any, inviter: Callable[[], str],
-                 city_rooms: Callable[[], list[str]],
-                 server_class: Callable[[str], Awaitable[str | None]]) -> None:
+    def __init__(
+        self,
+        *,
+        membership: Any,
+        rooms: Any,
+        inviter: Callable[[], str],
+        city_rooms: Callable[[], list[str]],
+        server_class: Callable[[str], Awaitable[str | None]],
+    ) -> None:
         self.membership = membership
         self.rooms = rooms
         self.inviter = inviter
         self.city_rooms = city_rooms
         self.server_class = server_class
-        self.invited: list[tuple[str, str]] = []      # (room_id, user_id), this process
+        self.invited: list[tuple[str, str]] = []  # (room_id, user_id), this process
         self._busy: set[tuple[str, str]] = set()
 
     async def _membership_of(self, room_id: str, user_id: str) -> str | None:
@@ -59,7 +65,11 @@ class DirectorInviter:
                     self.invited.append(key)
                     log.info("event=director_invited room_id=%s user_id=%s", room_id, user_id)
                 except Exception as exc:  # noqa: BLE001 - tried again at the next gathering
-                    log.warning("event=director_invite_failed room_id=%s user_id=%s error=%s",
-                                room_id, user_id, getattr(exc, "message", None) or exc)
+                    log.warning(
+                        "event=director_invite_failed room_id=%s user_id=%s error=%s",
+                        room_id,
+                        user_id,
+                        getattr(exc, "message", None) or exc,
+                    )
                 finally:
                     self._busy.discard(key)

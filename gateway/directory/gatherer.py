@@ -35,36 +35,49 @@ from federation.transport import endpoints as E
 log = logging.getLogger("parta.gateway.directory")
 
 PAGE_LIMIT = 100
-MAX_PAGES = 20                 # at most 2000 rooms per school
+MAX_PAGES = 20  # at most 2000 rooms per school
 REQUEST_TIMEOUT_S = 20.0
-MAX_TEXT = 1000                # characters kept of a name / topic
+MAX_TEXT = 1000  # characters kept of a name / topic
 MAX_ID = 255
 MAX_DIRECTORS = 50
 
-_STR_FIELDS = {"room_id": MAX_ID, "name": MAX_TEXT, "topic": MAX_TEXT,
-               "canonical_alias": MAX_ID, "avatar_url": MAX_ID, "join_rule": 64,
-               "room_type": MAX_ID}
+_STR_FIELDS = {
+    "room_id": MAX_ID,
+    "name": MAX_TEXT,
+    "topic": MAX_TEXT,
+    "canonical_alias": MAX_ID,
+    "avatar_url": MAX_ID,
+    "join_rule": 64,
+    "room_type": MAX_ID,
+}
 _BOOL_FIELDS = ("world_readable", "guest_can_join")
 
 
 @dataclass
 class Gathered:
     """What the gateway knows of one school (times in ms)."""
+
     rooms: list[dict] | None = None
     rooms_ts: int | None = None
     stats: dict | None = None
     stats_ts: int | None = None
-    error: str | None = None          # the last failure, cleared by the next success
+    error: str | None = None  # the last failure, cleared by the next success
     error_ts: int | None = None
     attempts: int = 0
 
     def summary(self) -> dict:
-        return {"rooms": None if self.rooms is None else len(self.rooms),
-                "rooms_ts": self.rooms_ts, "stats": self.stats, "stats_ts": self.stats_ts,
-                "error": self.error, "error_ts": self.error_ts}
+        return {
+            "rooms": None if self.rooms is None else len(self.rooms),
+            "rooms_ts": self.rooms_ts,
+            "stats": self.stats,
+            "stats_ts": self.stats_ts,
+            "error": self.error,
+            "error_ts": self.error_ts,
+        }
 
 
 # --- checking what a school sends ----------------------------------------------------------
+
 
 def clean_room(raw: Any) -> dict | None:
     """A ``PublishedRoomsChunk`` with known fields of the right type only (None when it
@@ -80,8 +93,9 @@ def clean_room(raw: Any) -> dict | None:
         if isinstance(value, str) and value:
             out[key] = value[:limit]
     n = raw.get("num_joined_members")
-    out["num_joined_members"] = n if isinstance(n, int) and not isinstance(n, bool) \
-        and 0 <= n < 2 ** 31 else 0
+    out["num_joined_members"] = (
+        n if isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31 else 0
+    )
     for key in _BOOL_FIELDS:
         out[key] = raw.get(key) is True
     out.setdefault("join_rule", "public")
@@ -96,18 +110,27 @@ def clean_stats(raw: Any, server_name: str) -> dict | None:
 
     def count(key: str) -> int | None:
         v = raw.get(key)
-        return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2 ** 53 \
-            else None
+        return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**53 else None
+
     directors: list[str] = []
     announced = raw.get("directors")
     for uid in announced if isinstance(announced, list) else []:
-        if isinstance(uid, str) and uid.startswith("@") and len(uid) <= MAX_ID \
-                and uid.partition(":")[2] == server_name and uid not in directors:
+        if (
+            isinstance(uid, str)
+            and uid.startswith("@")
+            and len(uid) <= MAX_ID
+            and uid.partition(":")[2] == server_name
+            and uid not in directors
+        ):
             directors.append(uid)
         if len(directors) >= MAX_DIRECTORS:
             break
-    return {"users": count("users"), "rooms": count("rooms"),
-            "public_rooms": count("public_rooms"), "directors": directors}
+    return {
+        "users": count("users"),
+        "rooms": count("rooms"),
+        "public_rooms": count("public_rooms"),
+        "directors": directors,
+    }
 
 
 def _share(d: defer.Deferred) -> defer.Deferred:
@@ -118,6 +141,7 @@ def _share(d: defer.Deferred) -> defer.Deferred:
     def pass_on(result: Any) -> Any:
         out.callback(result)
         return result
+
     d.addCallback(pass_on)
     return out
 
@@ -135,9 +159,17 @@ StatsListener = Callable[[str, dict], Awaitable[None]]
 class DirectoryGatherer:
     """See module docstring.  ``members()`` returns the servers to ask (awaitable)."""
 
-    def __init__(self, *, client: Any, clock: Any, server_name: str,
-                 members: Callable[[], Awaitable[Iterable[str]]], interval_s: float,
-                 concurrency: int = 16, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        clock: Any,
+        server_name: str,
+        members: Callable[[], Awaitable[Iterable[str]]],
+        interval_s: float,
+        concurrency: int = 16,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
         self.client = client
         self.clock = clock
         self.server_name = server_name
@@ -157,7 +189,8 @@ class DirectoryGatherer:
         self._loop = task.LoopingCall(self._tick)
         self._loop.clock = reactor
         self._loop.start(self.interval_s, now=now).addErrback(
-            lambda f: log.error("event=directory_loop_died error=%s", f.getErrorMessage()))
+            lambda f: log.error("event=directory_loop_died error=%s", f.getErrorMessage())
+        )
 
     def stop(self) -> None:
         if self._loop is not None and self._loop.running:
@@ -165,8 +198,9 @@ class DirectoryGatherer:
 
     def _tick(self) -> defer.Deferred:
         d = self.gather_all()
-        d.addErrback(lambda f: log.error("event=directory_round_failed error=%s",
-                                         f.getErrorMessage()))
+        d.addErrback(
+            lambda f: log.error("event=directory_round_failed error=%s", f.getErrorMessage())
+        )
         return d
 
     # --- PublicRoomsSource -----------------------------------------------------------------
@@ -188,6 +222,7 @@ class DirectoryGatherer:
             def done(result: Any) -> Any:
                 self._round = None
                 return result
+
             running.addBoth(done)
         return _share(running)
 
@@ -200,12 +235,14 @@ class DirectoryGatherer:
         for gone in set(self.cache) - set(servers):
             del self.cache[gone]
         sem = defer.DeferredSemaphore(max(1, self.concurrency))
-        await defer.gatherResults(
-            [sem.run(self.gather, s) for s in servers], consumeErrors=True)
+        await defer.gatherResults([sem.run(self.gather, s) for s in servers], consumeErrors=True)
         self.rounds += 1
-        log.info("event=directory_gathered servers=%d ok=%d rooms=%d", len(servers),
-                 sum(1 for s in servers if self.cache.get(s) and not self.cache[s].error),
-                 sum(len(self.cache[s].rooms or ()) for s in servers if s in self.cache))
+        log.info(
+            "event=directory_gathered servers=%d ok=%d rooms=%d",
+            len(servers),
+            sum(1 for s in servers if self.cache.get(s) and not self.cache[s].error),
+            sum(len(self.cache[s].rooms or ()) for s in servers if s in self.cache),
+        )
         return self.cache
 
     def gather(self, server_name: str) -> defer.Deferred:
@@ -213,12 +250,12 @@ class DirectoryGatherer:
         its ``Gathered``."""
         running = self._one.get(server_name)
         if running is None:
-            running = self._one[server_name] = defer.ensureDeferred(
-                self._gather_one(server_name))
+            running = self._one[server_name] = defer.ensureDeferred(self._gather_one(server_name))
 
             def done(result: Any) -> Any:
                 self._one.pop(server_name, None)
                 return result
+
             running.addBoth(done)
         return _share(running)
 
@@ -258,9 +295,13 @@ class DirectoryGatherer:
             query: dict[str, Any] = {"limit": PAGE_LIMIT}
             if since:
                 query["since"] = since
-            body = await self.client.request_ok(server, E.PUBLIC_ROOMS.method,
-                                                E.PUBLIC_ROOMS.path(), query=query,
-                                                timeout=self.timeout_s)
+            body = await self.client.request_ok(
+                server,
+                E.PUBLIC_ROOMS.method,
+                E.PUBLIC_ROOMS.path(),
+                query=query,
+                timeout=self.timeout_s,
+            )
             chunk = body.get("chunk")
             if not isinstance(chunk, list):
                 raise ValueError("publicRooms answer has no 'chunk' list")
@@ -276,10 +317,11 @@ class DirectoryGatherer:
         return rooms
 
     async def _fetch_stats(self, server: str) -> dict | None:
-        status, body = await self.client.request(server, E.PARTA_STATS.method,
-                                                 E.PARTA_STATS.path(), timeout=self.timeout_s)
+        status, body = await self.client.request(
+            server, E.PARTA_STATS.method, E.PARTA_STATS.path(), timeout=self.timeout_s
+        )
         if status in (404, 405) or (status == 400 and body.get("errcode") == "M_UNRECOGNIZED"):
-            return None          # not a Parta node (e.g. Synapse): no counts, not an error
+            return None  # not a Parta node (e.g. Synapse): no counts, not an error
         if status != 200:
             raise ValueError(f"HTTP {status} {body.get('errcode') or ''}".strip())
         return clean_stats(body, server)

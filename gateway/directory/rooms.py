@@ -23,8 +23,12 @@ _SEARCHED = ("name", "topic", "canonical_alias")
 def offset_of(token: str | None) -> int:
     if token is None or token == "":
         return 0
-    if not token.startswith("o") or not token[1:].isascii() or not token[1:].isdigit() \
-            or len(token) > 12:
+    if (
+        not token.startswith("o")
+        or not token[1:].isascii()
+        or not token[1:].isdigit()
+        or len(token) > 12
+    ):
         raise InvalidParam("Invalid 'since' token")
     return int(token[1:])
 
@@ -34,8 +38,7 @@ def matches(room: Mapping[str, Any], words: Sequence[str], extra: str = "") -> b
     ``extra`` (e.g. the school's name)."""
     if not words:
         return True
-    hay = " ".join(str(room.get(k) or "") for k in _SEARCHED).casefold() + " " \
-        + extra.casefold()
+    hay = " ".join(str(room.get(k) or "") for k in _SEARCHED).casefold() + " " + extra.casefold()
     return all(w in hay for w in words)
 
 
@@ -53,11 +56,13 @@ def combine(sources: Iterable[tuple[str, Iterable[Mapping[str, Any]]]]) -> list[
             if not isinstance(rid, str):
                 continue
             have = best.get(rid)
-            if have is None or room.get("num_joined_members", 0) > \
-                    have[1].get("num_joined_members", 0):
+            if have is None or room.get("num_joined_members", 0) > have[1].get(
+                "num_joined_members", 0
+            ):
                 best[rid] = (server, dict(room))
-    return sorted(best.values(), key=lambda p: (-int(p[1].get("num_joined_members") or 0),
-                                                p[1]["room_id"]))
+    return sorted(
+        best.values(), key=lambda p: (-int(p[1].get("num_joined_members") or 0), p[1]["room_id"])
+    )
 
 
 def page(rooms: Sequence[dict], *, limit: int | None, since: str | None) -> dict:
@@ -67,8 +72,10 @@ def page(rooms: Sequence[dict], *, limit: int | None, since: str | None) -> dict
     if limit is None or limit <= 0:
         limit = MAX_LIMIT
     limit = min(limit, MAX_LIMIT)
-    out: dict[str, Any] = {"chunk": list(rooms[offset:offset + limit]),
-                           "total_room_count_estimate": total}
+    out: dict[str, Any] = {
+        "chunk": list(rooms[offset : offset + limit]),
+        "total_room_count_estimate": total,
+    }
     if offset + limit < total:
         out["next_batch"] = f"o{offset + limit}"
     if offset > 0:
@@ -76,9 +83,13 @@ def page(rooms: Sequence[dict], *, limit: int | None, since: str | None) -> dict
     return out
 
 
-def filter_rooms(pairs: Iterable[tuple[str, dict]], *, term: str | None = None,
-                 room_types: Sequence[str | None] | None = None,
-                 school_names: Mapping[str, str] | None = None) -> list[tuple[str, dict]]:
+def filter_rooms(
+    pairs: Iterable[tuple[str, dict]],
+    *,
+    term: str | None = None,
+    room_types: Sequence[str | None] | None = None,
+    school_names: Mapping[str, str] | None = None,
+) -> list[tuple[str, dict]]:
     """Pairs whose room matches ``term`` (room fields, plus the school's name when
     ``school_names`` is given) and, when given, whose ``room_type`` is in ``room_types``
     (``None`` in the list: rooms without a type)."""

@@ -41,19 +41,26 @@ def wire(gw: Any, services: Any, router: Any, db: Any = None) -> DirectoryGather
         doc = await gw.roster.current()
         return list((doc or {}).get("servers", {}))
 
-    gatherer = DirectoryGatherer(client=client, clock=gw.clock, server_name=gw.server_name,
-                                 members=members,
-                                 interval_s=gw.gw_config.directory_refresh_seconds)
+    gatherer = DirectoryGatherer(
+        client=client,
+        clock=gw.clock,
+        server_name=gw.server_name,
+        members=members,
+        interval_s=gw.gw_config.directory_refresh_seconds,
+    )
     contacts = ContactTracker(gw.clock)
     if fctx is not None:
         fctx.routes.authenticator.observers.append(contacts)
     gw.contacts = contacts
     gw.gatherer = gatherer
     gw.public_rooms = gatherer
-    gw.status_source = CityStatusSource(db=db if fctx is not None else None,
-                                        contacts=contacts,
-                                        acks=getattr(gw, "roster_acks", None),
-                                        gatherer=gatherer, own_server=gw.server_name)
+    gw.status_source = CityStatusSource(
+        db=db if fctx is not None else None,
+        contacts=contacts,
+        acks=getattr(gw, "roster_acks", None),
+        gatherer=gatherer,
+        own_server=gw.server_name,
+    )
     gw.directory = CityDirectory(gw, gatherer, getattr(services, "rooms", None))
     register(router, gw, gw.directory)
 
@@ -63,8 +70,12 @@ def wire(gw: Any, services: Any, router: Any, db: Any = None) -> DirectoryGather
         gatherer.on_stats.append(inviter.on_stats)
 
     reactor = gw.reactor
-    if reactor is not None and hasattr(reactor, "callWhenRunning") and fctx is not None \
-            and fctx.config.enabled:
+    if (
+        reactor is not None
+        and hasattr(reactor, "callWhenRunning")
+        and fctx is not None
+        and fctx.config.enabled
+    ):
         reactor.callWhenRunning(gatherer.start, reactor)
         reactor.addSystemEventTrigger("before", "shutdown", gatherer.stop)
     return gatherer
@@ -74,13 +85,19 @@ def _inviter(gw: Any, membership: Any, rooms: Any) -> DirectorInviter:
     cfg = gw.gw_config
 
     def city_rooms() -> list[str]:
-        return [gw.city_rooms.get(f"#{alias}:{gw.server_name}", "")
-                for alias in (cfg.directors_alias, cfg.announcements_alias)]
+        return [
+            gw.city_rooms.get(f"#{alias}:{gw.server_name}", "")
+            for alias in (cfg.directors_alias, cfg.announcements_alias)
+        ]
 
     async def server_class(server: str) -> str | None:
         doc = await gw.roster.current()
         return ((doc or {}).get("servers", {}).get(server) or {}).get("class")
 
-    return DirectorInviter(membership=membership, rooms=rooms,
-                           inviter=lambda: gw.accounts.user_id_for(cfg.admin_localpart),
-                           city_rooms=city_rooms, server_class=server_class)
+    return DirectorInviter(
+        membership=membership,
+        rooms=rooms,
+        inviter=lambda: gw.accounts.user_id_for(cfg.admin_localpart),
+        city_rooms=city_rooms,
+        server_class=server_class,
+    )

@@ -52,10 +52,17 @@ DEFAULT_TOKEN_TTL_MS = 7 * DAY_MS
 
 
 class RosterService:
-    def __init__(self, db: Any, clock: Any, signer_name: str, roster_key: SigningKey | None,
-                 validity_ms: int = DEFAULT_VALIDITY_MS, *,
-                 roster_verify_key: VerifyKey | None = None,
-                 token_ttl_ms: int = DEFAULT_TOKEN_TTL_MS) -> None:
+    def __init__(
+        self,
+        db: Any,
+        clock: Any,
+        signer_name: str,
+        roster_key: SigningKey | None,
+        validity_ms: int = DEFAULT_VALIDITY_MS,
+        *,
+        roster_verify_key: VerifyKey | None = None,
+        token_ttl_ms: int = DEFAULT_TOKEN_TTL_MS,
+    ) -> None:
         if roster_key is not None:
             verify_key = roster_key.verify_key
         elif roster_verify_key is not None:
@@ -102,13 +109,20 @@ class RosterService:
                 sig_ok = roster_hash(doc) == row.sha256
             except RosterError:
                 sig_ok = False
-            chain_ok = (row.version == prev_version + 1
-                        and doc.get("prev_sha256") == prev_hash)
-            out.append({"version": row.version, "sha256": row.sha256,
-                        "prev_sha256": row.prev_sha256, "issued_ts": row.issued_ts,
-                        "valid_until_ts": row.valid_until_ts,
-                        "server_count": row.server_count, "signer_key_id": row.signer_key_id,
-                        "signature_ok": sig_ok, "chain_ok": chain_ok})
+            chain_ok = row.version == prev_version + 1 and doc.get("prev_sha256") == prev_hash
+            out.append(
+                {
+                    "version": row.version,
+                    "sha256": row.sha256,
+                    "prev_sha256": row.prev_sha256,
+                    "issued_ts": row.issued_ts,
+                    "valid_until_ts": row.valid_until_ts,
+                    "server_count": row.server_count,
+                    "signer_key_id": row.signer_key_id,
+                    "signature_ok": sig_ok,
+                    "chain_ok": chain_ok,
+                }
+            )
             prev_hash, prev_version = row.sha256, row.version
         out.reverse()
         return out
@@ -137,13 +151,16 @@ class RosterService:
         async with self._lock:
             return await self.db.run(fn, *args)
 
-    def _sign_next(self, conn: Connection, prev: dict | None, servers: Mapping[str, Any],
-                   now: int) -> dict:
+    def _sign_next(
+        self, conn: Connection, prev: dict | None, servers: Mapping[str, Any], now: int
+    ) -> dict:
         if self.roster_key is None:
-            raise RosterError("The roster signing key is not loaded (kept offline): load it "
-                              "to publish a roster version", reason="key")
-        doc = build_roster(prev, servers, now, self.validity_ms, self.signer_name,
-                           self.roster_key)
+            raise RosterError(
+                "The roster signing key is not loaded (kept offline): load it "
+                "to publish a roster version",
+                reason="key",
+            )
+        doc = build_roster(prev, servers, now, self.validity_ms, self.signer_name, self.roster_key)
         store.insert_doc(conn, doc)
         return doc
 
@@ -155,56 +172,90 @@ class RosterService:
     async def publish(self, servers: Mapping[str, Mapping[str, Any]]) -> dict:
         """Sign and store the next version listing exactly ``servers`` (name -> entry JSON,
         see ``federation.roster.server_entry``)."""
+
         def txn(conn: Connection, now: int) -> dict:
             return self._sign_next(conn, store.latest_doc(conn), servers, now)
+
         return await self._write(txn, self._now())
 
     async def refresh_if_due(self, fraction: float = 0.5) -> dict | None:
         """Re-sign the latest version (same servers, new validity) once ``fraction`` of its
         validity has passed, so nodes never see it expire while the gateway is up.  Returns
         the new version, or None if not due (or no roster yet)."""
+
         def txn(conn: Connection, now: int) -> dict | None:
             prev = store.latest_doc(conn)
             if prev is None:
                 return None
-            due = prev["issued_ts"] + int((prev["valid_until_ts"] - prev["issued_ts"])
-                                          * fraction)
+            due = prev["issued_ts"] + int((prev["valid_until_ts"] - prev["issued_ts"]) * fraction)
             if now < due:
                 return None
             return self._sign_next(conn, prev, prev["servers"], now)
+
         return await self._write(txn, self._now())
 
-    async def add_server(self, server_name: str, *, school_id: str, name: str,
-                         district: str = "", server_class: str = "city",
-                         verify_keys: Iterable[VerifyKey] | Mapping[str, VerifyKey]) -> dict:
+    async def add_server(
+        self,
+        server_name: str,
+        *,
+        school_id: str,
+        name: str,
+        district: str = "",
+        server_class: str = "city",
+        verify_keys: Iterable[VerifyKey] | Mapping[str, VerifyKey],
+    ) -> dict:
         """Add or replace a server without enrolment (the gateway itself at init, an
         ``external`` server such as a ministry) and publish."""
         school_id = _check_school_fields(school_id, name, district, server_class)
-        entry = server_entry(school_id=school_id, name=name, district=district,
-                             server_class=server_class, verify_keys=verify_keys)
+        entry = server_entry(
+            school_id=school_id,
+            name=name,
+            district=district,
+            server_class=server_class,
+            verify_keys=verify_keys,
+        )
 
         def txn(conn: Connection, now: int) -> dict:
             prev = store.latest_doc(conn)
             servers = dict(prev["servers"]) if prev else {}
             for other, e in servers.items():
                 if e["school_id"] == school_id and other != server_name:
-                    raise EnrolmentError(f"school_id {school_id} is already used by {other}",
-                                         reason="conflict", http_status=409)
+                    raise EnrolmentError(
+                        f"school_id {school_id} is already used by {other}",
+                        reason="conflict",
+                        http_status=409,
+                    )
             if prev is not None and servers.get(server_name) == entry:
                 return prev
             servers[server_name] = entry
             doc = self._sign_next(conn, prev, servers, now)
             store.clear_server_name(conn, server_name, school_id)
-            store.upsert_school(conn, school_id, now, name=name, district=district,
-                                server_class=server_class, server_name=server_name,
-                                status="enrolled", enrolled_ts=now, revoked_ts=None)
+            store.upsert_school(
+                conn,
+                school_id,
+                now,
+                name=name,
+                district=district,
+                server_class=server_class,
+                server_name=server_name,
+                status="enrolled",
+                enrolled_ts=now,
+                revoked_ts=None,
+            )
             return doc
+
         return await self._write(txn, self._now())
 
     # --- enrolment ---------------------------------------------------------------------
-    async def create_enrolment_token(self, school_id: str, name: str, district: str = "",
-                                     ttl_ms: int | None = None, *,
-                                     server_class: str = "school") -> str:
+    async def create_enrolment_token(
+        self,
+        school_id: str,
+        name: str,
+        district: str = "",
+        ttl_ms: int | None = None,
+        *,
+        server_class: str = "school",
+    ) -> str:
         """Register (or update) a pending school and return a new one-time token string.
 
         Refused for a school that is currently enrolled (revoke it first)."""
@@ -216,16 +267,29 @@ class RosterService:
         def txn(conn: Connection, now: int) -> str:
             row = store.get_school(conn, school_id)
             if row is not None and row.status == "enrolled":
-                raise EnrolmentError(f"School {school_id} is already enrolled as "
-                                     f"{row.server_name}; revoke it first",
-                                     reason="conflict", http_status=409)
-            store.upsert_school(conn, school_id, now, name=name, district=district,
-                                server_class=server_class, status="pending")
-            tok = make_token(school_id=school_id, roster_verify_key=self.roster_verify_key,
-                             signer_name=self.signer_name, expires_ts=now + ttl)
-            store.insert_token(conn, tok.token_id, tok.verifier, school_id, now,
-                               tok.expires_ts)
+                raise EnrolmentError(
+                    f"School {school_id} is already enrolled as {row.server_name}; revoke it first",
+                    reason="conflict",
+                    http_status=409,
+                )
+            store.upsert_school(
+                conn,
+                school_id,
+                now,
+                name=name,
+                district=district,
+                server_class=server_class,
+                status="pending",
+            )
+            tok = make_token(
+                school_id=school_id,
+                roster_verify_key=self.roster_verify_key,
+                signer_name=self.signer_name,
+                expires_ts=now + ttl,
+            )
+            store.insert_token(conn, tok.token_id, tok.verifier, school_id, now, tok.expires_ts)
             return tok.encode()
+
         return await self._write(txn, self._now())
 
     async def enrol(self, request_body: Any) -> dict:
@@ -234,14 +298,20 @@ class RosterService:
 
         Raises ``EnrolmentError`` (token unknown/used/expired, wrong proof or signature,
         server name or school already in the roster) without consuming the token."""
+
         def txn(conn: Connection, now: int) -> dict:
             def lookup(token_id: str) -> TokenRecord | None:
                 row = store.get_token(conn, token_id)
                 if row is None:
                     return None
-                return TokenRecord(token_id=row.token_id, verifier=row.verifier,
-                                   expires_ts=row.expires_ts, school_id=row.school_id,
-                                   used=row.used_ts is not None)
+                return TokenRecord(
+                    token_id=row.token_id,
+                    verifier=row.verifier,
+                    expires_ts=row.expires_ts,
+                    school_id=row.school_id,
+                    used=row.used_ts is not None,
+                )
+
             ok = verify_enrolment_request(request_body, lookup, now)
             school_id = ok.token.school_id
             school = store.get_school(conn, school_id)
@@ -250,23 +320,38 @@ class RosterService:
             prev = store.latest_doc(conn)
             servers = dict(prev["servers"]) if prev else {}
             if ok.server_name in servers:
-                raise EnrolmentError(f"{ok.server_name} is already in the roster",
-                                     reason="conflict", http_status=409)
+                raise EnrolmentError(
+                    f"{ok.server_name} is already in the roster", reason="conflict", http_status=409
+                )
             for other, e in servers.items():
                 if e["school_id"] == school_id:
-                    raise EnrolmentError(f"School {school_id} is already enrolled as "
-                                         f"{other}", reason="conflict", http_status=409)
+                    raise EnrolmentError(
+                        f"School {school_id} is already enrolled as {other}",
+                        reason="conflict",
+                        http_status=409,
+                    )
             if not store.consume_token(conn, ok.token.token_id, ok.server_name, now):
-                raise EnrolmentError("This enrolment token has already been used",
-                                     reason="used")
+                raise EnrolmentError("This enrolment token has already been used", reason="used")
             servers[ok.server_name] = server_entry(
-                school_id=school_id, name=school.name, district=school.district,
-                server_class=school.server_class, verify_keys=ok.verify_keys)
+                school_id=school_id,
+                name=school.name,
+                district=school.district,
+                server_class=school.server_class,
+                verify_keys=ok.verify_keys,
+            )
             doc = self._sign_next(conn, prev, servers, now)
             store.clear_server_name(conn, ok.server_name, school_id)
-            store.upsert_school(conn, school_id, now, server_name=ok.server_name,
-                                status="enrolled", enrolled_ts=now, revoked_ts=None)
+            store.upsert_school(
+                conn,
+                school_id,
+                now,
+                server_name=ok.server_name,
+                status="enrolled",
+                enrolled_ts=now,
+                revoked_ts=None,
+            )
             return doc
+
         return await self._write(txn, self._now())
 
     async def revoke(self, school_id: str) -> dict:
@@ -290,17 +375,22 @@ class RosterService:
             for n in gone:
                 del servers[n]
             return self._sign_next(conn, prev, servers, now)
+
         return await self._write(txn, self._now())
 
     async def update_keys(self, server_name: str, request_body: Any) -> dict:
         """Key rotation: replace ``server_name``'s pinned keys with the request's set,
         authenticated by a key the roster currently pins (``verify_key_update_request``).
         Keys dropped from the set move to ``old_verify_keys`` with ``expired_ts`` = now."""
+
         def txn(conn: Connection, now: int) -> dict:
-            if not isinstance(request_body, Mapping) \
-                    or request_body.get("server_name") != server_name:
-                raise EnrolmentError("server_name in the request does not match",
-                                     reason="malformed")
+            if (
+                not isinstance(request_body, Mapping)
+                or request_body.get("server_name") != server_name
+            ):
+                raise EnrolmentError(
+                    "server_name in the request does not match", reason="malformed"
+                )
             prev = store.latest_doc(conn)
             roster = self._parse(prev)
             entry = roster.servers.get(server_name) if roster else None
@@ -311,22 +401,31 @@ class RosterService:
             for key_id, vk in entry.verify_keys.items():
                 if key_id in new_keys:
                     if new_keys[key_id].public_bytes != vk.public_bytes:
-                        raise EnrolmentError(f"Key ID {key_id} is reused for a different "
-                                             f"key; use a new key ID", reason="malformed")
+                        raise EnrolmentError(
+                            f"Key ID {key_id} is reused for a different key; use a new key ID",
+                            reason="malformed",
+                        )
                     continue
                 old[key_id] = {"key": vk.encode(), "expired_ts": now}
             for key_id in new_keys:
                 if key_id in old:
-                    raise EnrolmentError(f"Key ID {key_id} was used before; use a new key "
-                                         f"ID", reason="malformed")
+                    raise EnrolmentError(
+                        f"Key ID {key_id} was used before; use a new key ID", reason="malformed"
+                    )
             servers = dict(prev["servers"])
             servers[server_name] = server_entry(
-                school_id=entry.school_id, name=entry.name, district=entry.district,
-                server_class=entry.server_class, verify_keys=new_keys, old_verify_keys=old)
+                school_id=entry.school_id,
+                name=entry.name,
+                district=entry.district,
+                server_class=entry.server_class,
+                verify_keys=new_keys,
+                old_verify_keys=old,
+            )
             doc = self._sign_next(conn, prev, servers, now)
             if store.get_school(conn, entry.school_id) is not None:
                 store.upsert_school(conn, entry.school_id, now)  # touch updated_ts
             return doc
+
         return await self._write(txn, self._now())
 
 

@@ -18,9 +18,19 @@ class AdminError(Exception):
     """A refused admin action (printed as one line by the CLI)."""
 
 
-def create_user(conn: Any, *, server_name: str, localpart: str, password: str, role: str,
-                display_name: str | None, now_ms: int, password_min_length: int = 0) -> str:
+def create_user(
+    conn: Any,
+    *,
+    server_name: str,
+    localpart: str,
+    password: str,
+    role: str,
+    display_name: str | None,
+    now_ms: int,
+    password_min_length: int = 0,
+) -> str:
     from federation.errors import MatrixError
+
     try:
         check_localpart(localpart, server_name)
     except MatrixError as exc:
@@ -34,14 +44,27 @@ def create_user(conn: Any, *, server_name: str, localpart: str, password: str, r
     user_id = make_user_id(localpart, server_name)
     if store.user_exists(conn, user_id):
         raise AdminError(f"user {user_id} already exists")
-    store.insert_user(conn, user_id=user_id, localpart=localpart, role=role,
-                      displayname=display_name if display_name is not None else localpart,
-                      password_hash=passwords.hash_password(password), now_ms=now_ms)
+    store.insert_user(
+        conn,
+        user_id=user_id,
+        localpart=localpart,
+        role=role,
+        displayname=display_name if display_name is not None else localpart,
+        password_hash=passwords.hash_password(password),
+        now_ms=now_ms,
+    )
     return user_id
 
 
-def create_registration_token(conn: Any, *, uses_allowed: int | None, expiry_time: int | None,
-                              role: str, now_ms: int, token: str | None = None) -> str:
+def create_registration_token(
+    conn: Any,
+    *,
+    uses_allowed: int | None,
+    expiry_time: int | None,
+    role: str,
+    now_ms: int,
+    token: str | None = None,
+) -> str:
     try:
         check_role(role)
     except ValueError as exc:
@@ -56,8 +79,14 @@ def create_registration_token(conn: Any, *, uses_allowed: int | None, expiry_tim
         raise AdminError("a registration token is 1-64 characters of A-Z a-z 0-9 . _ ~ -")
     if store.get_registration_token(conn, token) is not None:
         raise AdminError(f"registration token {token!r} already exists")
-    store.insert_registration_token(conn, token=token, uses_allowed=uses_allowed,
-                                    expiry_time=expiry_time, role=role, now_ms=now_ms)
+    store.insert_registration_token(
+        conn,
+        token=token,
+        uses_allowed=uses_allowed,
+        expiry_time=expiry_time,
+        role=role,
+        now_ms=now_ms,
+    )
     return token
 
 

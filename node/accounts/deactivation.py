@@ -48,11 +48,11 @@ def make_room_leaver(rooms: Any) -> RoomLeaver:
                 if fed is not None:
                     await fed.leave_room(user_id, room_id, LEAVE_REASON)
                 else:
-                    await rooms.update_membership(user_id, room_id, user_id, "leave",
-                                                  LEAVE_REASON)
+                    await rooms.update_membership(user_id, room_id, user_id, "leave", LEAVE_REASON)
             except Exception:  # one room must not stop the others
-                log.exception("event=deactivation_leave_failed user_id=%s room_id=%s",
-                              user_id, room_id)
+                log.exception(
+                    "event=deactivation_leave_failed user_id=%s room_id=%s", user_id, room_id
+                )
 
     return leave_all
 
@@ -62,7 +62,7 @@ class DeactivationSweep:
 
     def __init__(self, accounts: Any) -> None:
         self._accounts = accounts
-        self._known: set[str] | None = None      # None: not read yet (start-up catch-up)
+        self._known: set[str] | None = None  # None: not read yet (start-up catch-up)
         self._running = False
 
     async def run_once(self) -> None:
@@ -71,6 +71,7 @@ class DeactivationSweep:
         self._running = True
         try:
             from . import store
+
             current = await self._accounts.db.run(store.deactivated_user_ids)
             first = self._known is None
             new = current if first else current - self._known

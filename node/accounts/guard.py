@@ -38,15 +38,22 @@ def ip_key(ip: str | None) -> str:
 
 
 class CredentialGuard:
-    def __init__(self, clock: Any, *, attempts_per_second: float, attempts_burst: int,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self, clock: Any, *, attempts_per_second: float, attempts_burst: int, enabled: bool = True
+    ) -> None:
         self.enabled = enabled
-        self.attempts = RateLimiter(clock, per_second=attempts_per_second,
-                                    burst_count=attempts_burst, enabled=enabled)
-        self.user_failures = RateLimiter(clock, per_second=USER_FAILURES_PER_SECOND,
-                                         burst_count=USER_FAILURE_BURST, enabled=enabled)
-        self.ip_failures = RateLimiter(clock, per_second=IP_FAILURES_PER_SECOND,
-                                       burst_count=IP_FAILURE_BURST, enabled=enabled)
+        self.attempts = RateLimiter(
+            clock, per_second=attempts_per_second, burst_count=attempts_burst, enabled=enabled
+        )
+        self.user_failures = RateLimiter(
+            clock,
+            per_second=USER_FAILURES_PER_SECOND,
+            burst_count=USER_FAILURE_BURST,
+            enabled=enabled,
+        )
+        self.ip_failures = RateLimiter(
+            clock, per_second=IP_FAILURES_PER_SECOND, burst_count=IP_FAILURE_BURST, enabled=enabled
+        )
 
     def attempt(self, ip: str | None) -> None:
         """Rule 1: one attempt from ``ip`` (429 when its bucket is empty)."""

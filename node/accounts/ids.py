@@ -31,7 +31,8 @@ def check_localpart(localpart: str, server_name: str) -> str:
         raise InvalidUsername("User ID cannot be empty")
     if not _LOCALPART.match(localpart):
         raise InvalidUsername(
-            "User ID may only contain the characters a-z, 0-9, '.', '_', '=', '-', '/' and '+'")
+            "User ID may only contain the characters a-z, 0-9, '.', '_', '=', '-', '/' and '+'"
+        )
     if len(make_user_id(localpart, server_name).encode("utf-8")) > MAX_USER_ID_BYTES:
         raise InvalidUsername(f"User ID may not be longer than {MAX_USER_ID_BYTES} bytes")
     return localpart
@@ -66,5 +67,4 @@ def generate_device_id() -> str:
 
 def generate_localpart() -> str:
     """For registrations that give no username (spec: the server MUST generate one)."""
-    return "u" + "".join(secrets.choice(string.ascii_lowercase + string.digits)
-                         for _ in range(11))
+    return "u" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(11))

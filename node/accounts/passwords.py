@@ -12,8 +12,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-_HASHER = PasswordHasher(time_cost=5, memory_cost=7 * 1024, parallelism=1, hash_len=32,
-                         salt_len=16)
+_HASHER = PasswordHasher(time_cost=5, memory_cost=7 * 1024, parallelism=1, hash_len=32, salt_len=16)
 
 # Verified against when the user does not exist, so a wrong username costs the same time as a
 # wrong password (no account enumeration by timing).

@@ -26,13 +26,13 @@ MAX_AVATAR_URL_CHARS = 512
 
 
 def check_key(key: str) -> None:
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:                                 # rule 2
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:  # rule 2
         raise MatrixError("Profile key too long", errcode="M_KEY_TOO_LARGE")
-    if not _KEY.match(key):                                                     # rule 1
+    if not _KEY.match(key):  # rule 1
         raise InvalidParam("Invalid profile key.")
 
 
-def check_value(key: str, value: Any) -> None:                                  # rule 3
+def check_value(key: str, value: Any) -> None:  # rule 3
     if isinstance(value, str) and "\x00" in value:
         raise InvalidParam(f"{key} must not contain NUL characters")
     if key == "displayname":
@@ -50,6 +50,6 @@ def check_value(key: str, value: Any) -> None:                                  
             raise InvalidParam("m.tz must be a string")
 
 
-def check_profile_size(profile: dict) -> None:                                   # rule 4
+def check_profile_size(profile: dict) -> None:  # rule 4
     if len(orjson.dumps(profile)) > MAX_PROFILE_BYTES:
         raise MatrixError("Profile would exceed 64 KiB", errcode="M_PROFILE_TOO_LARGE")

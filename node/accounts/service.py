@@ -64,9 +64,9 @@ class AccountsService:
         self.config = ctx.config
         self.server_name: str = ctx.config.server_name
         self._reactor = ctx.reactor
-        self._tokens: dict[str, Requester] = {}            # token hash -> requester
-        self._user_tokens: dict[str, set[str]] = {}         # user -> cached token hashes
-        self._revocations = 0                               # bumped by every revocation
+        self._tokens: dict[str, Requester] = {}  # token hash -> requester
+        self._user_tokens: dict[str, set[str]] = {}  # user -> cached token hashes
+        self._revocations = 0  # bumped by every revocation
         self._roles: dict[str, str] = {}
         self._seen: dict[tuple[str, str], tuple[str, int]] = {}
         self._profile_listeners: list[ProfileListener] = []
@@ -94,8 +94,8 @@ class AccountsService:
 
     def _run_sweep(self) -> None:
         self._defer(self._sweep.run_once()).addErrback(
-            lambda f: log.warning("event=deactivation_sweep_failed error=%s",
-                                  f.getErrorMessage()))
+            lambda f: log.warning("event=deactivation_sweep_failed error=%s", f.getErrorMessage())
+        )
         self._schedule_sweep()
 
     def _schedule_flush(self) -> None:
@@ -103,12 +103,14 @@ class AccountsService:
 
     def _flush_seen(self) -> None:
         self.flush_last_seen().addErrback(
-            lambda f: log.warning("event=last_seen_flush_failed error=%s", f.getErrorMessage()))
+            lambda f: log.warning("event=last_seen_flush_failed error=%s", f.getErrorMessage())
+        )
         self._schedule_flush()
 
     def flush_last_seen(self) -> Any:
         """Write the batched last-seen IP/time of devices; returns a Deferred."""
         from twisted.internet import defer
+
         seen, self._seen = self._seen, {}
         if not seen:
             return defer.succeed(None)
@@ -125,6 +127,7 @@ class AccountsService:
     @staticmethod
     def _defer(coro: Any) -> Any:
         from twisted.internet import defer
+
         return defer.ensureDeferred(coro)
 
     async def _on_thread(self, fn: Callable, *args: Any) -> Any:
@@ -171,8 +174,9 @@ class AccountsService:
         if not cached:
             self._user_tokens.pop(user_id, None)
 
-    async def issue_token(self, user_id: str, device_id: str | None,
-                          display_name: str | None, ip: str | None) -> tuple[str, str]:
+    async def issue_token(
+        self, user_id: str, device_id: str | None, display_name: str | None, ip: str | None
+    ) -> tuple[str, str]:
         """Create (or reuse) a device and a new access token for it."""
         device_id = device_id or generate_device_id()
         token = generate_access_token()
@@ -180,15 +184,23 @@ class AccountsService:
 
         def txn(conn: Any) -> None:
             store.ensure_device(conn, user_id, device_id, display_name, now, ip)
-            store.insert_access_token(conn, token_hash=hash_token(token), user_id=user_id,
-                                      device_id=device_id, now_ms=now)
+            store.insert_access_token(
+                conn, token_hash=hash_token(token), user_id=user_id, device_id=device_id, now_ms=now
+            )
+
         await self.db.run(txn)
         return token, device_id
 
     # --- users ---------------------------------------------------------------------------
-    async def create_user(self, localpart: str, password: str | None, role: str,
-                          display_name: str | None = None, *,
-                          registration_token: str | None = None) -> str:
+    async def create_user(
+        self,
+        localpart: str,
+        password: str | None,
+        role: str,
+        display_name: str | None = None,
+        *,
+        registration_token: str | None = None,
+    ) -> str:
         """Create a local account (CLI, demo, registration).  Raises M_USER_IN_USE.
 
         ``registration_token``: the token checked by the UIA stage; one use is counted in
@@ -207,12 +219,20 @@ class AccountsService:
         def txn(conn: Any) -> None:
             if store.user_exists(conn, user_id):
                 raise UserInUse("Desired user ID is already taken.")
-            store.insert_user(conn, user_id=user_id, localpart=localpart, role=role,
-                              displayname=display_name if display_name is not None
-                              else localpart, password_hash=pw_hash, now_ms=now)
-            if registration_token is not None and \
-                    not store.use_registration_token(conn, registration_token, now):
+            store.insert_user(
+                conn,
+                user_id=user_id,
+                localpart=localpart,
+                role=role,
+                displayname=display_name if display_name is not None else localpart,
+                password_hash=pw_hash,
+                now_ms=now,
+            )
+            if registration_token is not None and not store.use_registration_token(
+                conn, registration_token, now
+            ):
                 raise RegistrationTokenUsedUp("This registration token is no longer valid")
+
         await self.db.run(txn)
         self._roles[user_id] = role
         log.info("event=user_created user_id=%s role=%s", user_id, role)
@@ -266,8 +286,7 @@ class AccountsService:
         ok = bool(await self._on_thread(passwords.verify_password, password, pw_hash))
         return ok, bool(user and user["deactivated"])
 
-    async def verify_password(self, user_id: str | None, password: str,
-                              ip: str | None) -> bool:
+    async def verify_password(self, user_id: str | None, password: str, ip: str | None) -> bool:
         """The one password check of /login and every UIA password stage (``guard``):
         429 while the user or address is locked out; a failure counts toward the lockout.
         A deactivated account with the right password is 403 ``M_USER_DEACTIVATED`` (login
@@ -286,8 +305,14 @@ class AccountsService:
         localpart = localpart_from_input(identifier, self.server_name)
         return None if localpart is None else self.user_id_for(localpart)
 
-    async def login_password(self, identifier: str, password: str, device_id: str | None,
-                             display_name: str | None, ip: str | None) -> dict:
+    async def login_password(
+        self,
+        identifier: str,
+        password: str,
+        device_id: str | None,
+        display_name: str | None,
+        ip: str | None,
+    ) -> dict:
         user_id = await self.resolve_login_user(identifier)
         if not await self.verify_password(user_id, password, ip) or user_id is None:
             metrics.LOGINS.labels("failure").inc()
@@ -298,8 +323,9 @@ class AccountsService:
         log.info("event=login user_id=%s device_id=%s", user_id, device_id)
         return {"user_id": user_id, "access_token": token, "device_id": device_id}
 
-    async def change_password(self, user_id: str, new_password: str, *,
-                              keep_device_id: str | None, logout_devices: bool) -> None:
+    async def change_password(
+        self, user_id: str, new_password: str, *, keep_device_id: str | None, logout_devices: bool
+    ) -> None:
         pw_hash = await self._on_thread(passwords.hash_password, new_password)
 
         def txn(conn: Any) -> list[str]:
@@ -308,11 +334,11 @@ class AccountsService:
                 return []
             others = [d for d in store.device_ids_of(conn, user_id) if d != keep_device_id]
             return store.delete_devices(conn, user_id, others)
+
         hashes = await self.db.run(txn)
         if logout_devices:
             self._forget_tokens(user_id, None if keep_device_id is None else hashes)
-        log.info("event=password_changed user_id=%s logout_devices=%s", user_id,
-                 logout_devices)
+        log.info("event=password_changed user_id=%s logout_devices=%s", user_id, logout_devices)
 
     # --- deactivation (deactivation.py) --------------------------------------------------
     async def deactivate(self, user_id: str, *, erase: bool = False) -> None:
@@ -349,6 +375,7 @@ class AccountsService:
     async def logout_all(self, user_id: str) -> None:
         def txn(conn: Any) -> list[str]:
             return store.delete_devices(conn, user_id, store.device_ids_of(conn, user_id))
+
         await self.db.run(txn)
         self._forget_tokens(user_id)
         log.info("event=logout_all user_id=%s", user_id)
@@ -363,8 +390,9 @@ class AccountsService:
         out: dict[str, Any] = {"device_id": row["device_id"]}
         if row["display_name"] is not None:
             out["display_name"] = row["display_name"]
-        ip, ts = self._seen.get((row["user_id"], row["device_id"]),
-                                (row["last_seen_ip"], row["last_seen_ts"]))
+        ip, ts = self._seen.get(
+            (row["user_id"], row["device_id"]), (row["last_seen_ip"], row["last_seen_ts"])
+        )
         if ip is not None:
             out["last_seen_ip"] = ip
         if ts is not None:
@@ -380,8 +408,7 @@ class AccountsService:
             raise NotFound("Device not found")
         return self._device_json(row)
 
-    async def update_device(self, user_id: str, device_id: str,
-                            display_name: str | None) -> None:
+    async def update_device(self, user_id: str, device_id: str, display_name: str | None) -> None:
         if not await self.db.run(store.update_device_name, user_id, device_id, display_name):
             raise NotFound("Device not found")
 
@@ -396,8 +423,9 @@ class AccountsService:
     async def get_profile_or_none(self, user_id: str) -> dict | None:
         return await self.db.run(store.get_profile, user_id)
 
-    async def update_profile(self, user_id: str, changes: dict[str, Any],
-                             removals: Iterable[str] = ()) -> dict:
+    async def update_profile(
+        self, user_id: str, changes: dict[str, Any], removals: Iterable[str] = ()
+    ) -> dict:
         """Apply field changes/removals atomically; awaits the profile listeners."""
         from .profile_rules import check_profile_size
 
@@ -411,6 +439,7 @@ class AccountsService:
             check_profile_size(profile)
             store.set_profile(conn, user_id, profile)
             return profile
+
         profile = await self.db.run(txn)
         for listener in list(self._profile_listeners):
             try:
@@ -420,14 +449,26 @@ class AccountsService:
         return profile
 
     # --- registration tokens -------------------------------------------------------------
-    async def create_registration_token(self, *, uses_allowed: int | None,
-                                        expiry_time: int | None, role: str = DEFAULT_ROLE,
-                                        token: str | None = None) -> str:
+    async def create_registration_token(
+        self,
+        *,
+        uses_allowed: int | None,
+        expiry_time: int | None,
+        role: str = DEFAULT_ROLE,
+        token: str | None = None,
+    ) -> str:
         token = token or generate_registration_token()
         now = self.now_ms()
-        await self.db.run(lambda conn: store.insert_registration_token(
-            conn, token=token, uses_allowed=uses_allowed, expiry_time=expiry_time, role=role,
-            now_ms=now))
+        await self.db.run(
+            lambda conn: store.insert_registration_token(
+                conn,
+                token=token,
+                uses_allowed=uses_allowed,
+                expiry_time=expiry_time,
+                role=role,
+                now_ms=now,
+            )
+        )
         return token
 
     async def check_registration_token(self, token: str, ip: str | None) -> dict | None:
@@ -435,7 +476,7 @@ class AccountsService:
         the address's lockout, and an invalid token counts as a failure (``guard``)."""
         self.guard.check_not_locked(ip)
         row = None
-        if is_valid_registration_token_string(token):    # no DB look-up of junk (NUL...)
+        if is_valid_registration_token_string(token):  # no DB look-up of junk (NUL...)
             row = await self.db.run(store.get_registration_token, token)
         if row is None or not registration_token_valid(row, self.now_ms()):
             self.guard.failed(ip)

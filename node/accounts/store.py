@@ -15,12 +15,29 @@ from schema.accounts import access_tokens, devices, registration_tokens, users
 
 
 # --- users ---------------------------------------------------------------------------------
-def insert_user(conn: Connection, *, user_id: str, localpart: str, role: str,
-                displayname: str | None, password_hash: str | None, now_ms: int) -> None:
-    conn.execute(insert(users).values(
-        user_id=user_id, localpart=localpart, role=role, displayname=displayname,
-        avatar_url=None, profile_fields=None, password_hash=password_hash, created_ts=now_ms,
-        deactivated=False))
+def insert_user(
+    conn: Connection,
+    *,
+    user_id: str,
+    localpart: str,
+    role: str,
+    displayname: str | None,
+    password_hash: str | None,
+    now_ms: int,
+) -> None:
+    conn.execute(
+        insert(users).values(
+            user_id=user_id,
+            localpart=localpart,
+            role=role,
+            displayname=displayname,
+            avatar_url=None,
+            profile_fields=None,
+            password_hash=password_hash,
+            created_ts=now_ms,
+            deactivated=False,
+        )
+    )
 
 
 def get_user(conn: Connection, user_id: str) -> dict | None:
@@ -29,14 +46,25 @@ def get_user(conn: Connection, user_id: str) -> dict | None:
 
 
 def user_exists(conn: Connection, user_id: str) -> bool:
-    return conn.execute(select(users.c.user_id).where(users.c.user_id == user_id)).first() \
-        is not None
+    return (
+        conn.execute(select(users.c.user_id).where(users.c.user_id == user_id)).first() is not None
+    )
 
 
 def list_users(conn: Connection) -> list[dict]:
-    rows = conn.execute(select(users.c.user_id, users.c.role, users.c.displayname,
-                               users.c.created_ts, users.c.deactivated)
-                        .order_by(users.c.user_id)).mappings().all()
+    rows = (
+        conn.execute(
+            select(
+                users.c.user_id,
+                users.c.role,
+                users.c.displayname,
+                users.c.created_ts,
+                users.c.deactivated,
+            ).order_by(users.c.user_id)
+        )
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 
@@ -45,18 +73,29 @@ def all_roles(conn: Connection) -> dict[str, str]:
 
 
 def set_password_hash(conn: Connection, user_id: str, password_hash: str) -> None:
-    conn.execute(update(users).where(users.c.user_id == user_id)
-                 .values(password_hash=password_hash))
+    conn.execute(
+        update(users).where(users.c.user_id == user_id).values(password_hash=password_hash)
+    )
 
 
 def search_users(conn: Connection, term: str, limit: int) -> list[dict]:
     like = "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    rows = conn.execute(
-        select(users.c.user_id, users.c.displayname, users.c.avatar_url)
-        .where(users.c.deactivated.is_(False))
-        .where(or_(func.lower(users.c.user_id).like(like, escape="\\"),
-                   func.lower(users.c.displayname).like(like, escape="\\")))
-        .order_by(users.c.user_id).limit(limit)).mappings().all()
+    rows = (
+        conn.execute(
+            select(users.c.user_id, users.c.displayname, users.c.avatar_url)
+            .where(users.c.deactivated.is_(False))
+            .where(
+                or_(
+                    func.lower(users.c.user_id).like(like, escape="\\"),
+                    func.lower(users.c.displayname).like(like, escape="\\"),
+                )
+            )
+            .order_by(users.c.user_id)
+            .limit(limit)
+        )
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 
@@ -66,26 +105,34 @@ def deactivate_user(conn: Connection, user_id: str, erase: bool) -> list[str] | 
     values: dict[str, Any] = {"deactivated": True}
     if erase:
         values.update(displayname=None, avatar_url=None, profile_fields=None)
-    if conn.execute(update(users).where(users.c.user_id == user_id).values(**values)
-                    ).rowcount != 1:
+    if conn.execute(update(users).where(users.c.user_id == user_id).values(**values)).rowcount != 1:
         return None
-    hashes = [r.token_hash for r in conn.execute(
-        select(access_tokens.c.token_hash).where(access_tokens.c.user_id == user_id))]
+    hashes = [
+        r.token_hash
+        for r in conn.execute(
+            select(access_tokens.c.token_hash).where(access_tokens.c.user_id == user_id)
+        )
+    ]
     conn.execute(delete(access_tokens).where(access_tokens.c.user_id == user_id))
     conn.execute(delete(devices).where(devices.c.user_id == user_id))
     return hashes
 
 
 def deactivated_user_ids(conn: Connection) -> set[str]:
-    return {r.user_id for r in conn.execute(select(users.c.user_id)
-                                            .where(users.c.deactivated.is_(True)))}
+    return {
+        r.user_id
+        for r in conn.execute(select(users.c.user_id).where(users.c.deactivated.is_(True)))
+    }
 
 
 # --- profile -------------------------------------------------------------------------------
 def get_profile(conn: Connection, user_id: str) -> dict | None:
     """The profile as the client API shows it, or None if the user does not exist."""
-    row = conn.execute(select(users.c.displayname, users.c.avatar_url, users.c.profile_fields)
-                       .where(users.c.user_id == user_id)).first()
+    row = conn.execute(
+        select(users.c.displayname, users.c.avatar_url, users.c.profile_fields).where(
+            users.c.user_id == user_id
+        )
+    ).first()
     if row is None:
         return None
     profile: dict[str, Any] = json.loads(row.profile_fields) if row.profile_fields else {}
@@ -99,78 +146,129 @@ def get_profile(conn: Connection, user_id: str) -> dict | None:
 def set_profile(conn: Connection, user_id: str, profile: dict) -> None:
     """Store a whole profile (``displayname``/``avatar_url`` in columns, the rest as JSON)."""
     extra = {k: v for k, v in profile.items() if k not in ("displayname", "avatar_url")}
-    conn.execute(update(users).where(users.c.user_id == user_id).values(
-        displayname=profile.get("displayname"), avatar_url=profile.get("avatar_url"),
-        profile_fields=json.dumps(extra, ensure_ascii=False) if extra else None))
+    conn.execute(
+        update(users)
+        .where(users.c.user_id == user_id)
+        .values(
+            displayname=profile.get("displayname"),
+            avatar_url=profile.get("avatar_url"),
+            profile_fields=json.dumps(extra, ensure_ascii=False) if extra else None,
+        )
+    )
 
 
 # --- devices -------------------------------------------------------------------------------
 def get_device(conn: Connection, user_id: str, device_id: str) -> dict | None:
-    row = conn.execute(select(devices).where(devices.c.user_id == user_id,
-                                             devices.c.device_id == device_id)).mappings().first()
+    row = (
+        conn.execute(
+            select(devices).where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+        )
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
 def list_devices(conn: Connection, user_id: str) -> list[dict]:
-    rows = conn.execute(select(devices).where(devices.c.user_id == user_id)
-                        .order_by(devices.c.created_ts, devices.c.device_id)).mappings().all()
+    rows = (
+        conn.execute(
+            select(devices)
+            .where(devices.c.user_id == user_id)
+            .order_by(devices.c.created_ts, devices.c.device_id)
+        )
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 
-def ensure_device(conn: Connection, user_id: str, device_id: str, display_name: str | None,
-                  now_ms: int, ip: str | None) -> bool:
+def ensure_device(
+    conn: Connection,
+    user_id: str,
+    device_id: str,
+    display_name: str | None,
+    now_ms: int,
+    ip: str | None,
+) -> bool:
     """Create the device if it does not exist (login with a known device keeps its name).
 
     Returns True if a device was created.
     """
     if get_device(conn, user_id, device_id) is not None:
         return False
-    conn.execute(insert(devices).values(user_id=user_id, device_id=device_id,
-                                        display_name=display_name, last_seen_ip=ip,
-                                        last_seen_ts=now_ms, created_ts=now_ms))
+    conn.execute(
+        insert(devices).values(
+            user_id=user_id,
+            device_id=device_id,
+            display_name=display_name,
+            last_seen_ip=ip,
+            last_seen_ts=now_ms,
+            created_ts=now_ms,
+        )
+    )
     return True
 
 
-def update_device_name(conn: Connection, user_id: str, device_id: str,
-                       display_name: str | None) -> bool:
-    res = conn.execute(update(devices).where(devices.c.user_id == user_id,
-                                             devices.c.device_id == device_id)
-                       .values(display_name=display_name))
+def update_device_name(
+    conn: Connection, user_id: str, device_id: str, display_name: str | None
+) -> bool:
+    res = conn.execute(
+        update(devices)
+        .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+        .values(display_name=display_name)
+    )
     return res.rowcount > 0
 
 
 def touch_devices(conn: Connection, seen: list[tuple[str, str, str, int]]) -> None:
     """Record last-seen (user_id, device_id, ip, ts) for a batch of devices."""
     for user_id, device_id, ip, ts in seen:
-        conn.execute(update(devices).where(devices.c.user_id == user_id,
-                                           devices.c.device_id == device_id)
-                     .values(last_seen_ip=ip, last_seen_ts=ts))
+        conn.execute(
+            update(devices)
+            .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+            .values(last_seen_ip=ip, last_seen_ts=ts)
+        )
 
 
 def delete_devices(conn: Connection, user_id: str, device_ids: list[str]) -> list[str]:
     """Delete devices and their access tokens; returns the deleted token hashes."""
     if not device_ids:
         return []
-    hashes = [r.token_hash for r in conn.execute(
-        select(access_tokens.c.token_hash).where(access_tokens.c.user_id == user_id,
-                                                 access_tokens.c.device_id.in_(device_ids)))]
-    conn.execute(delete(access_tokens).where(access_tokens.c.user_id == user_id,
-                                             access_tokens.c.device_id.in_(device_ids)))
-    conn.execute(delete(devices).where(devices.c.user_id == user_id,
-                                       devices.c.device_id.in_(device_ids)))
+    hashes = [
+        r.token_hash
+        for r in conn.execute(
+            select(access_tokens.c.token_hash).where(
+                access_tokens.c.user_id == user_id, access_tokens.c.device_id.in_(device_ids)
+            )
+        )
+    ]
+    conn.execute(
+        delete(access_tokens).where(
+            access_tokens.c.user_id == user_id, access_tokens.c.device_id.in_(device_ids)
+        )
+    )
+    conn.execute(
+        delete(devices).where(devices.c.user_id == user_id, devices.c.device_id.in_(device_ids))
+    )
     return hashes
 
 
 def device_ids_of(conn: Connection, user_id: str) -> list[str]:
-    return [r.device_id for r in conn.execute(
-        select(devices.c.device_id).where(devices.c.user_id == user_id))]
+    return [
+        r.device_id
+        for r in conn.execute(select(devices.c.device_id).where(devices.c.user_id == user_id))
+    ]
 
 
 # --- access tokens -------------------------------------------------------------------------
-def insert_access_token(conn: Connection, *, token_hash: str, user_id: str, device_id: str,
-                        now_ms: int) -> int:
-    res = conn.execute(insert(access_tokens).values(token_hash=token_hash, user_id=user_id,
-                                                    device_id=device_id, created_ts=now_ms))
+def insert_access_token(
+    conn: Connection, *, token_hash: str, user_id: str, device_id: str, now_ms: int
+) -> int:
+    res = conn.execute(
+        insert(access_tokens).values(
+            token_hash=token_hash, user_id=user_id, device_id=device_id, created_ts=now_ms
+        )
+    )
     return int(res.inserted_primary_key[0])  # type: ignore[index]  # set by a one-row INSERT
 
 
@@ -179,7 +277,8 @@ def lookup_access_token(conn: Connection, token_hash: str) -> tuple[str, str, in
     row = conn.execute(
         select(access_tokens.c.user_id, access_tokens.c.device_id, access_tokens.c.id)
         .select_from(access_tokens.join(users, users.c.user_id == access_tokens.c.user_id))
-        .where(access_tokens.c.token_hash == token_hash, users.c.deactivated.is_(False))).first()
+        .where(access_tokens.c.token_hash == token_hash, users.c.deactivated.is_(False))
+    ).first()
     return (row.user_id, row.device_id, int(row.id)) if row else None
 
 
@@ -188,22 +287,43 @@ def delete_access_token(conn: Connection, token_hash: str) -> None:
 
 
 # --- registration tokens -------------------------------------------------------------------
-def insert_registration_token(conn: Connection, *, token: str, uses_allowed: int | None,
-                              expiry_time: int | None, role: str, now_ms: int) -> None:
-    conn.execute(insert(registration_tokens).values(
-        token=token, uses_allowed=uses_allowed, pending=0, completed=0, expiry_time=expiry_time,
-        role=role, created_ts=now_ms))
+def insert_registration_token(
+    conn: Connection,
+    *,
+    token: str,
+    uses_allowed: int | None,
+    expiry_time: int | None,
+    role: str,
+    now_ms: int,
+) -> None:
+    conn.execute(
+        insert(registration_tokens).values(
+            token=token,
+            uses_allowed=uses_allowed,
+            pending=0,
+            completed=0,
+            expiry_time=expiry_time,
+            role=role,
+            created_ts=now_ms,
+        )
+    )
 
 
 def get_registration_token(conn: Connection, token: str) -> dict | None:
-    row = conn.execute(select(registration_tokens).where(registration_tokens.c.token == token)
-                       ).mappings().first()
+    row = (
+        conn.execute(select(registration_tokens).where(registration_tokens.c.token == token))
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
 def list_registration_tokens(conn: Connection) -> list[dict]:
-    rows = conn.execute(select(registration_tokens)
-                        .order_by(registration_tokens.c.created_ts)).mappings().all()
+    rows = (
+        conn.execute(select(registration_tokens).order_by(registration_tokens.c.created_ts))
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 
@@ -216,8 +336,11 @@ def use_registration_token(conn: Connection, token: str, now_ms: int) -> bool:
     t = registration_tokens.c
     res = conn.execute(
         update(registration_tokens)
-        .where(t.token == token,
-               or_(t.expiry_time.is_(None), t.expiry_time > now_ms),
-               or_(t.uses_allowed.is_(None), t.completed < t.uses_allowed))
-        .values(completed=t.completed + 1))
+        .where(
+            t.token == token,
+            or_(t.expiry_time.is_(None), t.expiry_time > now_ms),
+            or_(t.uses_allowed.is_(None), t.completed < t.uses_allowed),
+        )
+        .values(completed=t.completed + 1)
+    )
     return res.rowcount == 1

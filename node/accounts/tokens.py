@@ -47,8 +47,9 @@ def parse_expiry(text: str, now_ms: int) -> int:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"invalid expiry {text!r}: use e.g. 7d, 12h, 30m or an ISO date "
-                         "like 2030-01-31T12:00") from None
+        raise ValueError(
+            f"invalid expiry {text!r}: use e.g. 7d, 12h, 30m or an ISO date like 2030-01-31T12:00"
+        ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return int(when.timestamp() * 1000)

@@ -46,13 +46,13 @@ MAX_SESSIONS_PER_CLIENT = 100
 @dataclass
 class UiaSession:
     session_id: str
-    op: str                          # "register", "password", "delete_devices"
-    user_id: str | None              # the user who must authenticate (None for register)
+    op: str  # "register", "password", "delete_devices"
+    user_id: str | None  # the user who must authenticate (None for register)
     created_ms: int
-    client: str = ""                 # who created it: the user, else "ip:<address>"
+    client: str = ""  # who created it: the user, else "ip:<address>"
     completed: list[str] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)    # stage results (e.g. the token)
-    client_ip: str | None = None     # the address of the current round (stage rate limits)
+    data: dict[str, Any] = field(default_factory=dict)  # stage results (e.g. the token)
+    client_ip: str | None = None  # the address of the current round (stage rate limits)
 
 
 class AuthRequired(MatrixError):
@@ -80,14 +80,20 @@ StageHandler = Callable[[UiaSession, dict], Awaitable[None]]
 
 
 class UserInteractiveAuth:
-    def __init__(self, now_ms: Callable[[], int], *, timeout_ms: int = SESSION_TIMEOUT_MS,
-                 on_discard: Callable[[UiaSession], Any] | None = None,
-                 creation_limiter: Any = None, max_sessions: int = MAX_SESSIONS,
-                 max_per_client: int = MAX_SESSIONS_PER_CLIENT) -> None:
+    def __init__(
+        self,
+        now_ms: Callable[[], int],
+        *,
+        timeout_ms: int = SESSION_TIMEOUT_MS,
+        on_discard: Callable[[UiaSession], Any] | None = None,
+        creation_limiter: Any = None,
+        max_sessions: int = MAX_SESSIONS,
+        max_per_client: int = MAX_SESSIONS_PER_CLIENT,
+    ) -> None:
         self._now_ms = now_ms
         self._timeout_ms = timeout_ms
         self._on_discard = on_discard
-        self._creation_limiter = creation_limiter      # RateLimiter keyed by client, or None
+        self._creation_limiter = creation_limiter  # RateLimiter keyed by client, or None
         self._max_sessions = max_sessions
         self._max_per_client = max_per_client
         # Creation order = expiry order (one fixed timeout), so expiry pops from the front.
@@ -123,7 +129,7 @@ class UserInteractiveAuth:
     def _create(self, op: str, user_id: str | None, client_ip: str | None) -> UiaSession:
         client = user_id or "ip:" + (client_ip or "?")
         if self._creation_limiter is not None:
-            self._creation_limiter.check(client)                    # 429 M_LIMIT_EXCEEDED
+            self._creation_limiter.check(client)  # 429 M_LIMIT_EXCEEDED
         mine = self._by_client.get(client)
         if mine is not None and len(mine) >= self._max_per_client:
             for sid in list(islice(mine, len(mine) - self._max_per_client + 1)):
@@ -135,10 +141,18 @@ class UserInteractiveAuth:
         self._by_client.setdefault(client, OrderedDict())[session.session_id] = None
         return session
 
-    def _body(self, session: UiaSession, flows: list[list[str]], params: dict,
-              error: StageFailed | None = None) -> dict:
-        body: dict[str, Any] = {"flows": [{"stages": list(f)} for f in flows],
-                                "params": params, "session": session.session_id}
+    def _body(
+        self,
+        session: UiaSession,
+        flows: list[list[str]],
+        params: dict,
+        error: StageFailed | None = None,
+    ) -> dict:
+        body: dict[str, Any] = {
+            "flows": [{"stages": list(f)} for f in flows],
+            "params": params,
+            "session": session.session_id,
+        }
         if session.completed:
             body["completed"] = list(session.completed)
         if error is not None:
@@ -146,10 +160,17 @@ class UserInteractiveAuth:
             body["error"] = error.message
         return body
 
-    async def authenticate(self, op: str, auth: Any, flows: list[list[str]],
-                           handlers: dict[str, StageHandler], *, user_id: str | None = None,
-                           params: dict | None = None,
-                           client_ip: str | None = None) -> UiaSession:
+    async def authenticate(
+        self,
+        op: str,
+        auth: Any,
+        flows: list[list[str]],
+        handlers: dict[str, StageHandler],
+        *,
+        user_id: str | None = None,
+        params: dict | None = None,
+        client_ip: str | None = None,
+    ) -> UiaSession:
         """Run one UIA round; return the session once a flow is complete, else raise 401."""
         self._expire()
         params = params or {}
@@ -162,27 +183,34 @@ class UserInteractiveAuth:
             session = self._sessions.get(sid) if isinstance(sid, str) else None
             if session is None:
                 raise MatrixError("Unknown or expired UIA session", errcode="M_UNKNOWN")
-            if session.op != op or session.user_id != user_id:            # rule 5
-                raise MatrixError("UIA session belongs to another request",
-                                  errcode="M_FORBIDDEN", http_status=403)
+            if session.op != op or session.user_id != user_id:  # rule 5
+                raise MatrixError(
+                    "UIA session belongs to another request", errcode="M_FORBIDDEN", http_status=403
+                )
         else:
             session = self._create(op, user_id, client_ip)
-            if stage is None:                                              # rule 1
+            if stage is None:  # rule 1
                 raise AuthRequired(self._body(session, flows, params))
         session.client_ip = client_ip
         if stage is not None:
             offered = {s for f in flows for s in f}
-            if stage not in offered or stage not in handlers:              # rule 2
-                raise AuthRequired(self._body(session, flows, params, StageFailed(
-                    f"Authentication type {stage!r} is not offered here")))
+            if stage not in offered or stage not in handlers:  # rule 2
+                raise AuthRequired(
+                    self._body(
+                        session,
+                        flows,
+                        params,
+                        StageFailed(f"Authentication type {stage!r} is not offered here"),
+                    )
+                )
             if stage not in session.completed:
                 try:
                     await handlers[stage](session, auth)
-                except StageFailed as exc:                                 # rule 4
+                except StageFailed as exc:  # rule 4
                     raise AuthRequired(self._body(session, flows, params, exc)) from None
                 session.completed.append(stage)
         done = set(session.completed)
-        if any(set(f) <= done for f in flows):                             # rule 3
+        if any(set(f) <= done for f in flows):  # rule 3
             return session
         raise AuthRequired(self._body(session, flows, params))
 
@@ -190,12 +218,18 @@ class UserInteractiveAuth:
         """The operation succeeded: forget the session (rule 5) without on_discard."""
         self._forget(session)
 
-    def refuse(self, session: UiaSession, flows: list[list[str]], stage: str, message: str,
-               errcode: str = "M_FORBIDDEN", params: dict | None = None) -> AuthRequired:
+    def refuse(
+        self,
+        session: UiaSession,
+        flows: list[list[str]],
+        stage: str,
+        message: str,
+        errcode: str = "M_FORBIDDEN",
+        params: dict | None = None,
+    ) -> AuthRequired:
         """A completed ``stage`` turned out invalid when the operation ran (e.g. a
         registration token used up meanwhile): un-complete it and build the 401 (rule 4)
         so the client can retry that stage in the same session."""
         if stage in session.completed:
             session.completed.remove(stage)
-        return AuthRequired(self._body(session, flows, params or {},
-                                       StageFailed(message, errcode)))
+        return AuthRequired(self._body(session, flows, params or {}, StageFailed(message, errcode)))

@@ -14,13 +14,20 @@ from .uia import UserInteractiveAuth
 def wire(ctx: Any) -> AccountsService:
     accounts = AccountsService(ctx)
     limits = ctx.config.rate_limits
-    accounts.guard = CredentialGuard(ctx.clock, attempts_per_second=limits.login_per_second,
-                                     attempts_burst=limits.login_burst_count,
-                                     enabled=limits.enabled)
+    accounts.guard = CredentialGuard(
+        ctx.clock,
+        attempts_per_second=limits.login_per_second,
+        attempts_burst=limits.login_burst_count,
+        enabled=limits.enabled,
+    )
     accounts.login_limiter = accounts.guard.attempts
     # UIA sessions: created at most as fast as login attempts, per user or client address.
-    creation = RateLimiter(ctx.clock, per_second=limits.login_per_second,
-                           burst_count=limits.login_burst_count, enabled=limits.enabled)
+    creation = RateLimiter(
+        ctx.clock,
+        per_second=limits.login_per_second,
+        burst_count=limits.login_burst_count,
+        enabled=limits.enabled,
+    )
     accounts.uia = UserInteractiveAuth(ctx.clock.time_ms, creation_limiter=creation)
     accounts.load()
     register_all(ctx.router, accounts)

@@ -20,10 +20,12 @@ COMMENTS = {
     "server_name": "The server name in every user ID (@user:<server_name>). Cannot change later.",
     "data_dir": "Directory for the database, signing key and media.",
     "database_url": 'Empty: SQLite at <data_dir>/node.db. PostgreSQL: "postgresql://user:pass@host/db".',
-    "signing_key_path": ("ed25519 signing key (Synapse key-file format). "
-                         "Empty: <data_dir>/signing.key."),
-    "public_baseurl": ("URL clients use to reach this node (well-known, login). "
-                       "Empty: from the client listener."),
+    "signing_key_path": (
+        "ed25519 signing key (Synapse key-file format). Empty: <data_dir>/signing.key."
+    ),
+    "public_baseurl": (
+        "URL clients use to reach this node (well-known, login). Empty: from the client listener."
+    ),
     "client_listener": "Where the client-server API listens (loopback by default).",
     "metrics_listener": "Where /metrics (Prometheus) and /health listen.",
     "bind_address": "Address to bind (127.0.0.1 = this machine only; 0.0.0.0 = all IPv4).",
@@ -31,8 +33,9 @@ COMMENTS = {
     "tls_certificate_path": "PEM certificate (chain) to serve HTTPS; null = plain HTTP.",
     "tls_private_key_path": "PEM private key for the certificate.",
     "max_request_body_bytes": "Largest JSON request body accepted (413 M_TOO_LARGE above).",
-    "rate_limits": ("Per-user limits on sending, room creation, joins and invites "
-                    "(429 M_LIMIT_EXCEEDED)."),
+    "rate_limits": (
+        "Per-user limits on sending, room creation, joins and invites (429 M_LIMIT_EXCEEDED)."
+    ),
     "rate_limits.enabled": "false switches all rate limits off (benchmarks only).",
     "burst_count": "Requests a user may make at once before the per_second rate applies.",
     "login_burst_count": "Login/registration attempts a client IP may make at once.",
@@ -50,16 +53,19 @@ COMMENTS = {
     "federation.enabled": (
         "false: no federation listener and no traffic with other servers: events are not "
         "sent to them, and remote joins, invites, profiles, media and space look-ups are "
-        "off. An enrolled node still refreshes its city roster from the gateway."),
+        "off. An enrolled node still refreshes its city roster from the gateway."
+    ),
     "ip_range_blacklist": (
         "Outbound federation never connects to these IP ranges (CIDR), checked on every "
         "address a server name, its .well-known or DNS resolves to, before connecting. "
         "Default: loopback, private (RFC 1918), CGNAT, link-local, unique-local, "
-        "documentation, multicast and reserved ranges; 0.0.0.0 and :: are always refused."),
+        "documentation, multicast and reserved ranges; 0.0.0.0 and :: are always refused."
+    ),
     "ip_range_whitelist": (
         "Exceptions to ip_range_blacklist. A city whose schools are on a private network "
         'lists it here (e.g. ["10.20.0.0/16"]); loopback test setups use '
-        '["127.0.0.0/8", "::1/128"].'),
+        '["127.0.0.0/8", "::1/128"].'
+    ),
 }
 
 _WIDTH = 96
@@ -82,8 +88,12 @@ def _emit(obj: Any, indent: int, lines: list[str], path: str = "") -> None:
         value = getattr(obj, f.name)
         # A dotted key first: the same field name means different things in different
         # sections (rate_limits.enabled, federation.enabled).
-        comment = COMMENTS.get(path + f.name) or COMMENTS.get(f.name) or \
-            inline.get(f.name) or f.name.replace("_", " ")
+        comment = (
+            COMMENTS.get(path + f.name)
+            or COMMENTS.get(f.name)
+            or inline.get(f.name)
+            or f.name.replace("_", " ")
+        )
         if is_dataclass(value):
             lines.append("")
             lines += _comment(pad, comment)
@@ -101,12 +111,17 @@ def _emit(obj: Any, indent: int, lines: list[str], path: str = "") -> None:
 
 
 def _comment(pad: str, text: str) -> list[str]:
-    return [f"{pad}# {part}" for part in
-            textwrap.wrap(text, _WIDTH - len(pad) - 2, break_on_hyphens=False) or [""]]
+    return [
+        f"{pad}# {part}"
+        for part in textwrap.wrap(text, _WIDTH - len(pad) - 2, break_on_hyphens=False) or [""]
+    ]
 
 
 def render_config(config: Config) -> str:
-    lines = ["# Parta node configuration (written by 'parta node init').",
-             "# Every setting is listed with its value; see node/config.py for defaults.", ""]
+    lines = [
+        "# Parta node configuration (written by 'parta node init').",
+        "# Every setting is listed with its value; see node/config.py for defaults.",
+        "",
+    ]
     _emit(config, 0, lines)
     return "\n".join(lines) + "\n"

@@ -31,25 +31,39 @@ DEMO_USERS = [  # localpart, role, display name
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="run a demo city (gateway + two schools) or, with --school, one school "
-                     "node, with seeded users and rooms (SQLite, loopback)")
-    p.add_argument("--data-dir", default=None,
-                   help="where the demo lives (default ./var/demo-city, or ./var/demo with "
-                        "--school)")
-    p.add_argument("--school", action="store_true",
-                   help="only one school node (the demo before the city gateway)")
+        "demo",
+        help="run a demo city (gateway + two schools) or, with --school, one school "
+        "node, with seeded users and rooms (SQLite, loopback)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="where the demo lives (default ./var/demo-city, or ./var/demo with --school)",
+    )
+    p.add_argument(
+        "--school",
+        action="store_true",
+        help="only one school node (the demo before the city gateway)",
+    )
     p.add_argument("--port", type=int, default=8008, help="client API port (default 8008)")
     p.add_argument("--fresh", action="store_true", help="wipe the demo data dir first")
-    p.add_argument("--protocol", action="store_true",
-                   help="only walk through the signed-event protocol core, in memory, and exit")
-    p.add_argument("--seed-only", action="store_true",
-                   help="initialise and seed, print the logins, then exit instead of serving")
+    p.add_argument(
+        "--protocol",
+        action="store_true",
+        help="only walk through the signed-event protocol core, in memory, and exit",
+    )
+    p.add_argument(
+        "--seed-only",
+        action="store_true",
+        help="initialise and seed, print the logins, then exit instead of serving",
+    )
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.protocol:
         from .protocol_walk import run_protocol_walk
+
         run_protocol_walk()
         return 0
     if not args.school:
@@ -69,13 +83,19 @@ def _run(args: argparse.Namespace) -> int:
     print("Parta demo: one school node on the embedded default (SQLite, loopback)")
     print(f"  data dir: {data_dir}")
     from node.app import run
-    return run(config, extra_areas=[lambda ctx, services: _schedule_seed(
-        ctx, services, data_dir, stop_after=args.seed_only)])
+
+    return run(
+        config,
+        extra_areas=[
+            lambda ctx, services: _schedule_seed(ctx, services, data_dir, stop_after=args.seed_only)
+        ],
+    )
 
 
 def _city_demo() -> Any:
     """The ``parta.demo`` entry point ``city`` (the gateway package's), or None."""
     from importlib.metadata import entry_points
+
     for ep in entry_points(group="parta.demo", name="city"):
         return ep.load()
     return None
@@ -83,8 +103,21 @@ def _city_demo() -> Any:
 
 def _init(data_dir: str, port: int) -> None:
     from .main import main
-    rc = main(["node", "init", "--server-name", DEMO_SERVER, "--data-dir", data_dir,
-               "--port", str(port), "--metrics-port", str(port + 1100)])
+
+    rc = main(
+        [
+            "node",
+            "init",
+            "--server-name",
+            DEMO_SERVER,
+            "--data-dir",
+            data_dir,
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(port + 1100),
+        ]
+    )
     if rc != 0:
         raise SystemExit(rc)
 
@@ -109,6 +142,7 @@ def _schedule_seed(ctx: Any, services: Any, data_dir: str, *, stop_after: bool) 
 async def _seed(ctx: Any, services: Any, marker: str) -> dict[str, str]:
     """Create demo users and rooms once; return room name -> room ID."""
     import json
+
     if os.path.exists(marker):
         with open(marker, encoding="utf-8") as fh:
             return json.load(fh)
@@ -119,37 +153,70 @@ async def _seed(ctx: Any, services: Any, marker: str) -> dict[str, str]:
     director, ana, ben = uid["director"], uid["teacher.ana"], uid["teacher.ben"]
     pupils = [uid["pupil.cara"], uid["pupil.dan"]]
     created: dict[str, str] = {}
-    created["School 42 (space)"] = space = await rooms.create_room(director, {
-        "name": "School 42", "topic": "Everything at School 42",
-        "creation_content": {"type": "m.space"}, "preset": "public_chat",
-        "room_alias_name": "school42", "visibility": "public"})
-    created["Class 7B"] = class_room = await rooms.create_room(ana, {
-        "name": "Class 7B", "topic": "Maths, homework and news for 7B", "preset": "private_chat",
-        "invite": pupils + [ben, uid["parent.eva"]]})
-    created["Staff room"] = staff = await rooms.create_room(director, {
-        "name": "Staff room", "preset": "private_chat", "invite": [ana, ben]})
-    created["Announcements"] = news = await rooms.create_room(director, {
-        "name": "Announcements", "topic": "Read-only news from the school office",
-        "preset": "public_chat", "visibility": "public", "room_alias_name": "announcements",
-        "power_level_content_override": {"events_default": 50}})
+    created["School 42 (space)"] = space = await rooms.create_room(
+        director,
+        {
+            "name": "School 42",
+            "topic": "Everything at School 42",
+            "creation_content": {"type": "m.space"},
+            "preset": "public_chat",
+            "room_alias_name": "school42",
+            "visibility": "public",
+        },
+    )
+    created["Class 7B"] = class_room = await rooms.create_room(
+        ana,
+        {
+            "name": "Class 7B",
+            "topic": "Maths, homework and news for 7B",
+            "preset": "private_chat",
+            "invite": pupils + [ben, uid["parent.eva"]],
+        },
+    )
+    created["Staff room"] = staff = await rooms.create_room(
+        director, {"name": "Staff room", "preset": "private_chat", "invite": [ana, ben]}
+    )
+    created["Announcements"] = news = await rooms.create_room(
+        director,
+        {
+            "name": "Announcements",
+            "topic": "Read-only news from the school office",
+            "preset": "public_chat",
+            "visibility": "public",
+            "room_alias_name": "announcements",
+            "power_level_content_override": {"events_default": 50},
+        },
+    )
     for user in pupils + [ben, uid["parent.eva"]]:
         await rooms.update_membership(user, class_room, user, "join")
-    for user in uid.values():       # everyone is in the school space and reads the news
+    for user in uid.values():  # everyone is in the school space and reads the news
         if user != director:
             await rooms.update_membership(user, space, user, "join")
             await rooms.update_membership(user, news, user, "join")
     for user in (ana, ben):
         await rooms.update_membership(user, staff, user, "join")
     for child in (class_room, staff, news):
-        await rooms.send_event(director, space, "m.space.child", {"via": [ctx.server_name]},
-                               state_key=child)
-    await rooms.send_event(ana, class_room, "m.room.message",
-                           {"msgtype": "m.text",
-                            "body": "Welcome to 7B! Homework: p. 42, ex. 1-5."})
-    await rooms.send_event(uid["pupil.cara"], class_room, "m.room.message",
-                           {"msgtype": "m.text", "body": "Thanks, got it."})
-    await rooms.send_event(director, news, "m.room.message",
-                           {"msgtype": "m.text", "body": "School opens at 8:00 on Monday."})
+        await rooms.send_event(
+            director, space, "m.space.child", {"via": [ctx.server_name]}, state_key=child
+        )
+    await rooms.send_event(
+        ana,
+        class_room,
+        "m.room.message",
+        {"msgtype": "m.text", "body": "Welcome to 7B! Homework: p. 42, ex. 1-5."},
+    )
+    await rooms.send_event(
+        uid["pupil.cara"],
+        class_room,
+        "m.room.message",
+        {"msgtype": "m.text", "body": "Thanks, got it."},
+    )
+    await rooms.send_event(
+        director,
+        news,
+        "m.room.message",
+        {"msgtype": "m.text", "body": "School opens at 8:00 on Monday."},
+    )
     with open(marker, "w", encoding="utf-8") as fh:
         json.dump(created, fh)
     return created
@@ -166,5 +233,7 @@ def _print_logins(ctx: Any, rooms: dict[str, str]) -> None:
     print("Rooms:")
     for name, room_id in rooms.items():
         print(f"  {name:<20} {room_id}")
-    print("Try it: any Matrix client (Element, matrix-nio) against the client URL; Ctrl-C stops.",
-          flush=True)
+    print(
+        "Try it: any Matrix client (Element, matrix-nio) against the client URL; Ctrl-C stops.",
+        flush=True,
+    )

@@ -21,6 +21,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from node.accounts.admin import AdminError
     from node.app import StartupError
     from node.config import ConfigError
+
     return (CliError, ConfigError, StartupError, AdminError, MatrixError, OSError)
 
 

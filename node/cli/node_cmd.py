@@ -29,8 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8008, help="client API port (default 8008)")
     p.add_argument("--bind", default="127.0.0.1", help="client API address (default 127.0.0.1)")
     p.add_argument("--metrics-port", type=int, default=9108, help="metrics port (default 9108)")
-    p.add_argument("--federation-port", type=int, default=None,
-                   help="federation (HTTPS) port (default 8448; 0 when --port is 0)")
+    p.add_argument(
+        "--federation-port",
+        type=int,
+        default=None,
+        help="federation (HTTPS) port (default 8448; 0 when --port is 0)",
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="serve the client API")
@@ -43,21 +47,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = usub.add_parser("add", help="create an account")
     _config_arg(p)
     p.add_argument("localpart", help="the part before ':' in @localpart:server")
-    p.add_argument("--role", required=True,
-                   help="director, deputy, teacher, pupil, parent or office")
+    p.add_argument(
+        "--role", required=True, help="director, deputy, teacher, pupil, parent or office"
+    )
     p.add_argument("--display-name", help="display name (default: the localpart)")
-    p.add_argument("--password-file",
-                   help="file holding the password (default: generate one and print it)")
+    p.add_argument(
+        "--password-file", help="file holding the password (default: generate one and print it)"
+    )
     p.set_defaults(func=cmd_user_add)
     p = usub.add_parser("list", help="list accounts")
     _config_arg(p)
     p.set_defaults(func=cmd_user_list)
-    p = usub.add_parser("deactivate", help="deactivate an account: it can no longer log in, "
-                                           "its sessions end and it leaves its rooms")
+    p = usub.add_parser(
+        "deactivate",
+        help="deactivate an account: it can no longer log in, "
+        "its sessions end and it leaves its rooms",
+    )
     _config_arg(p)
     p.add_argument("user", help="localpart or full user ID")
-    p.add_argument("--erase", action="store_true",
-                   help="also clear the profile (display name, avatar)")
+    p.add_argument(
+        "--erase", action="store_true", help="also clear the profile (display name, avatar)"
+    )
     p.set_defaults(func=cmd_user_deactivate)
 
     token = sub.add_parser("token", help="manage registration tokens")
@@ -84,24 +94,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keys = sub.add_parser("keys", help="manage the server's signing keys")
     ksub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
     keys.set_defaults(func=lambda args: _help(keys))
-    p = ksub.add_parser("rotate", help="make a new signing key; the old one is kept as an "
-                                       "old verify key (takes effect at the next start); an "
-                                       "enrolled node has the city gateway pin it first")
+    p = ksub.add_parser(
+        "rotate",
+        help="make a new signing key; the old one is kept as an "
+        "old verify key (takes effect at the next start); an "
+        "enrolled node has the city gateway pin it first",
+    )
     _config_arg(p)
-    p.add_argument("--offline", action="store_true",
-                   help="enrolled node: rotate without telling the city gateway (roster "
-                        "members refuse the new key until the roster is updated)")
-    p.add_argument("--ca-file", help="PEM CA certificate(s) to trust for the gateway's HTTPS "
-                                     "(default: federation.tls_ca_file, else the system store)")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="enrolled node: rotate without telling the city gateway (roster "
+        "members refuse the new key until the roster is updated)",
+    )
+    p.add_argument(
+        "--ca-file",
+        help="PEM CA certificate(s) to trust for the gateway's HTTPS "
+        "(default: federation.tls_ca_file, else the system store)",
+    )
     p.set_defaults(func=cmd_keys_rotate)
 
     from .enrol_cmd import add_enrol_parser  # parta node enrol (city gateway)
+
     add_enrol_parser(sub)
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", required=True, metavar="CONFIG",
-                   help="path to config.yaml (written by 'parta node init')")
+    p.add_argument(
+        "-c",
+        "--config",
+        required=True,
+        metavar="CONFIG",
+        help="path to config.yaml (written by 'parta node init')",
+    )
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -111,6 +136,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 def _load(args: argparse.Namespace) -> Any:
     from node.config import load_config
+
     return load_config(args.config)
 
 
@@ -122,6 +148,7 @@ def _engine(config: Any) -> Any:
     """An engine on a database at the head migration."""
     from node.app import upgrade_database
     from node.storage.database import make_engine
+
     upgrade_database(config)
     return make_engine(config.database_url)
 
@@ -135,8 +162,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from .config_template import render_config
 
     if not _SERVER_NAME.match(args.server_name):
-        raise CliError(f"invalid server name {args.server_name!r} (a host name, e.g. "
-                       "school42.city.example)")
+        raise CliError(
+            f"invalid server name {args.server_name!r} (a host name, e.g. school42.city.example)"
+        )
     fed_port = args.federation_port
     if fed_port is None:
         fed_port = 0 if args.port == 0 else 8448
@@ -146,21 +174,31 @@ def cmd_init(args: argparse.Namespace) -> int:
     data_dir = os.path.abspath(args.data_dir)
     config_path = os.path.join(data_dir, "config.yaml")
     if os.path.exists(config_path):
-        raise CliError(f"{config_path} already exists; not overwriting it "
-                       "(remove it or choose another --data-dir)")
+        raise CliError(
+            f"{config_path} already exists; not overwriting it "
+            "(remove it or choose another --data-dir)"
+        )
     os.makedirs(data_dir, exist_ok=True)
-    config = Config(server_name=args.server_name, data_dir=".",
-                    client_listener=ListenerConfig(bind_address=args.bind, port=args.port),
-                    metrics_listener=ListenerConfig(bind_address=args.bind,
-                                                    port=args.metrics_port),
-                    federation=FederationConfig(listener=ListenerConfig(
-                        bind_address=args.bind, port=fed_port,
-                        tls_certificate_path="tls.crt", tls_private_key_path="tls.key")))
+    config = Config(
+        server_name=args.server_name,
+        data_dir=".",
+        client_listener=ListenerConfig(bind_address=args.bind, port=args.port),
+        metrics_listener=ListenerConfig(bind_address=args.bind, port=args.metrics_port),
+        federation=FederationConfig(
+            listener=ListenerConfig(
+                bind_address=args.bind,
+                port=fed_port,
+                tls_certificate_path="tls.crt",
+                tls_private_key_path="tls.key",
+            )
+        ),
+    )
     text = render_config(config)
     cert_path = os.path.join(data_dir, "tls.crt")
     if not os.path.exists(cert_path):
         # A self-signed development certificate; production nodes configure a real one.
         from federation.transport.tls import generate_self_signed
+
         generate_self_signed(args.server_name, cert_path, os.path.join(data_dir, "tls.key"))
 
     key_path = os.path.join(data_dir, "signing.key")
@@ -174,6 +212,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     from node.config import load_config
+
     upgrade_database(load_config(config_path))
     print(f"Initialised node {args.server_name} in {data_dir}")
     print(f"  config:      {config_path}")
@@ -188,6 +227,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     from node.app import run
+
     return run(config)
 
 
@@ -200,41 +240,50 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     )
 
     from .enrol_cmd import _run_reactor
+
     config = _load(args)
 
     def warn(message: str) -> None:
         print(message, file=sys.stderr)
 
     def make(reactor: Any) -> Any:
-        return rotate_keys(reactor, config, _now_ms(), offline=args.offline,
-                           ca_file=args.ca_file, warn=warn)
+        return rotate_keys(
+            reactor, config, _now_ms(), offline=args.offline, ca_file=args.ca_file, warn=warn
+        )
 
     try:
         if needs_gateway(config, args.offline):
             result = _run_reactor(make)
-        else:   # local only: no reactor (it cannot be restarted in one process)
+        else:  # local only: no reactor (it cannot be restarted in one process)
             result = run_without_reactor(make(None))
     except KeyRotationError as exc:
         raise CliError(str(exc)) from None
     if result.gateway_updated:
-        where = (f" (roster version {result.roster_version})"
-                 if result.roster_version is not None else "")
-        print(f"The city gateway now pins {result.new_key.key_id} for {config.server_name}"
-              f"{where}")
+        where = (
+            f" (roster version {result.roster_version})"
+            if result.roster_version is not None
+            else ""
+        )
+        print(f"The city gateway now pins {result.new_key.key_id} for {config.server_name}{where}")
     elif result.enrolled:
-        warn(f"warning: rotated offline: the city gateway was not told, so roster members "
-             f"will refuse the new key {result.new_key.key_id} until the roster is updated")
+        warn(
+            f"warning: rotated offline: the city gateway was not told, so roster members "
+            f"will refuse the new key {result.new_key.key_id} until the roster is updated"
+        )
     for note in result.notes:
         warn(note)
     print(f"New signing key {result.new_key.key_id} written to {config.signing_key_path}")
-    print(f"Old verify keys ({config.federation.old_signing_keys_path}): "
-          + ", ".join(o.verify_key.key_id for o in result.old))
+    print(
+        f"Old verify keys ({config.federation.old_signing_keys_path}): "
+        + ", ".join(o.verify_key.key_id for o in result.old)
+    )
     print("Restart the node to sign with the new key.")
     return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from node.app import upgrade_database
+
     config = _load(args)
     revision = upgrade_database(config)
     print(f"Database at revision {revision or '(tables created)'}")
@@ -253,6 +302,7 @@ def _read_password_file(path: str) -> str:
 def cmd_user_add(args: argparse.Namespace) -> int:
     from node.accounts import admin
     from node.accounts.passwords import generate_password
+
     config = _load(args)
     generated = args.password_file is None
     password = generate_password() if generated else _read_password_file(args.password_file)
@@ -260,10 +310,15 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     try:
         with engine.begin() as conn:
             user_id = admin.create_user(
-                conn, server_name=config.server_name, localpart=args.localpart,
-                password=password, role=args.role, display_name=args.display_name,
+                conn,
+                server_name=config.server_name,
+                localpart=args.localpart,
+                password=password,
+                role=args.role,
+                display_name=args.display_name,
                 now_ms=_now_ms(),
-                password_min_length=config.registration.password_min_length)
+                password_min_length=config.registration.password_min_length,
+            )
     finally:
         engine.dispose()
     print(f"Created {user_id} (role {args.role})")
@@ -289,6 +344,7 @@ def _when(ms: int | None) -> str:
 
 def cmd_user_list(args: argparse.Namespace) -> int:
     from node.accounts import store
+
     config = _load(args)
     engine = _engine(config)
     try:
@@ -296,8 +352,16 @@ def cmd_user_list(args: argparse.Namespace) -> int:
             users = store.list_users(conn)
     finally:
         engine.dispose()
-    rows = [[u["user_id"], u["role"], u["displayname"] or "", _when(u["created_ts"]),
-             "deactivated" if u["deactivated"] else "active"] for u in users]
+    rows = [
+        [
+            u["user_id"],
+            u["role"],
+            u["displayname"] or "",
+            _when(u["created_ts"]),
+            "deactivated" if u["deactivated"] else "active",
+        ]
+        for u in users
+    ]
     print(_table(rows, ["USER", "ROLE", "DISPLAY NAME", "CREATED", "STATUS"]))
     print(f"{len(users)} user(s)")
     return 0
@@ -306,17 +370,21 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_user_deactivate(args: argparse.Namespace) -> int:
     from node.accounts import admin
     from node.accounts.deactivation import SWEEP_SECONDS
+
     config = _load(args)
     engine = _engine(config)
     try:
         with engine.begin() as conn:
-            user_id = admin.deactivate_user(conn, server_name=config.server_name,
-                                            user=args.user, erase=args.erase)
+            user_id = admin.deactivate_user(
+                conn, server_name=config.server_name, user=args.user, erase=args.erase
+            )
     finally:
         engine.dispose()
     print(f"Deactivated {user_id}" + (" and cleared its profile" if args.erase else ""))
-    print(f"A running node ends its sessions and makes it leave its rooms within "
-          f"{SWEEP_SECONDS:.0f} seconds; a stopped node does so when it starts.")
+    print(
+        f"A running node ends its sessions and makes it leave its rooms within "
+        f"{SWEEP_SECONDS:.0f} seconds; a stopped node does so when it starts."
+    )
     return 0
 
 
@@ -324,6 +392,7 @@ def cmd_user_deactivate(args: argparse.Namespace) -> int:
 def cmd_token_create(args: argparse.Namespace) -> int:
     from node.accounts import admin
     from node.accounts.tokens import parse_expiry
+
     config = _load(args)
     now = _now_ms()
     try:
@@ -333,9 +402,14 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     engine = _engine(config)
     try:
         with engine.begin() as conn:
-            token = admin.create_registration_token(conn, uses_allowed=args.uses,
-                                                    expiry_time=expiry, role=args.role,
-                                                    now_ms=now, token=args.token)
+            token = admin.create_registration_token(
+                conn,
+                uses_allowed=args.uses,
+                expiry_time=expiry,
+                role=args.role,
+                now_ms=now,
+                token=args.token,
+            )
     finally:
         engine.dispose()
     print(token)
@@ -345,6 +419,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_token_list(args: argparse.Namespace) -> int:
     from node.accounts import store
     from node.accounts.tokens import registration_token_valid
+
     config = _load(args)
     engine = _engine(config)
     try:
@@ -353,10 +428,17 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     now = _now_ms()
-    rows = [[t["token"], t["role"],
-             f"{t['completed']}/{t['uses_allowed'] if t['uses_allowed'] is not None else '-'}",
-             t["pending"], _when(t["expiry_time"]),
-             "yes" if registration_token_valid(t, now) else "no"] for t in tokens]
+    rows = [
+        [
+            t["token"],
+            t["role"],
+            f"{t['completed']}/{t['uses_allowed'] if t['uses_allowed'] is not None else '-'}",
+            t["pending"],
+            _when(t["expiry_time"]),
+            "yes" if registration_token_valid(t, now) else "no",
+        ]
+        for t in tokens
+    ]
     print(_table(rows, ["TOKEN", "ROLE", "USED", "PENDING", "EXPIRES", "VALID"]))
     print(f"{len(tokens)} token(s)")
     return 0

@@ -33,25 +33,49 @@ class _Room:
         self.room_id: str | None = None
 
     def create(self, creator: str) -> Event:
-        ev = build_create_event(self.rv, server_name=self.server, signing_key=self.key,
-                                creator=creator, content={"room_version": self.rv.identifier},
-                                origin_server_ts=self.now())
+        ev = build_create_event(
+            self.rv,
+            server_name=self.server,
+            signing_key=self.key,
+            creator=creator,
+            content={"room_version": self.rv.identifier},
+            origin_server_ts=self.now(),
+        )
         self.room_id = ev.room_id
         self._accept(ev)
         return ev
 
-    def build(self, sender: str, type_: str, content: dict, state_key: str | None = None,
-              prev: list[str] | None = None, state: dict | None = None) -> Event:
+    def build(
+        self,
+        sender: str,
+        type_: str,
+        content: dict,
+        state_key: str | None = None,
+        prev: list[str] | None = None,
+        state: dict | None = None,
+    ) -> Event:
         state = self.state if state is None else state
         prev = self.extremities if prev is None else prev
-        auth_ids = [state[k].event_id
-                    for k in auth_types_for_event(self.rv, type_, sender, state_key, content)
-                    if k in state]
+        auth_ids = [
+            state[k].event_id
+            for k in auth_types_for_event(self.rv, type_, sender, state_key, content)
+            if k in state
+        ]
         depth = max(self.events[p].depth for p in prev) + 1
-        return build_event(self.rv, server_name=self.server, signing_key=self.key, type=type_,
-                           sender=sender, content=content, room_id=self.room_id,
-                           prev_events=list(prev), auth_events=auth_ids, depth=depth,
-                           origin_server_ts=self.now(), state_key=state_key)
+        return build_event(
+            self.rv,
+            server_name=self.server,
+            signing_key=self.key,
+            type=type_,
+            sender=sender,
+            content=content,
+            room_id=self.room_id,
+            prev_events=list(prev),
+            auth_events=auth_ids,
+            depth=depth,
+            origin_server_ts=self.now(),
+            state_key=state_key,
+        )
 
     def send(self, *args, **kwargs) -> Event:
         ev = self.build(*args, **kwargs)
@@ -88,9 +112,20 @@ def run_protocol_walk(out: Callable[[str], None] = print) -> int:
     room.create(director)
     out(f"Room ID (hash of the create event): {room.room_id}")
     room.send(director, "m.room.member", {"membership": "join"}, director)
-    room.send(director, "m.room.power_levels",
-              {"users": {teacher: 50}, "events_default": 0, "state_default": 50,
-               "invite": 50, "kick": 50, "ban": 50, "redact": 50}, "")
+    room.send(
+        director,
+        "m.room.power_levels",
+        {
+            "users": {teacher: 50},
+            "events_default": 0,
+            "state_default": 50,
+            "invite": 50,
+            "kick": 50,
+            "ban": 50,
+            "redact": 50,
+        },
+        "",
+    )
     room.send(director, "m.room.join_rules", {"join_rule": "invite"}, "")
     room.send(director, "m.room.history_visibility", {"history_visibility": "shared"}, "")
     room.send(director, "m.room.name", {"name": "Class 7B"}, "")
@@ -107,10 +142,13 @@ def run_protocol_walk(out: Callable[[str], None] = print) -> int:
         assert received.event_id == ev.event_id
         verified += 1
         sk = f" [{ev.state_key}]" if ev.is_state and ev.state_key else ""
-        body = (ev.content.get("body") or ev.content.get("membership")
-                or ev.content.get("name") or "")
-        out(f"  {ev.event_id[:16]}… depth {ev.depth:2d} {ev.type}{sk} by {ev.sender.split(':')[0]}"
-            f"  {body}  ✔ signature+hashes")
+        body = (
+            ev.content.get("body") or ev.content.get("membership") or ev.content.get("name") or ""
+        )
+        out(
+            f"  {ev.event_id[:16]}… depth {ev.depth:2d} {ev.type}{sk} by {ev.sender.split(':')[0]}"
+            f"  {body}  ✔ signature+hashes"
+        )
 
     out("\nWhat a receiving server refuses:")
     msg = next(e for e in room.events.values() if e.type == "m.room.message")
@@ -122,6 +160,7 @@ def run_protocol_walk(out: Callable[[str], None] = print) -> int:
     other = SigningKey.generate("demo")
     forged["signatures"] = {}
     from federation.signing import sign_json
+
     sign_json(forged, server, other)
     try:
         check_received_event(forged, room.rv, get_key)
@@ -137,15 +176,24 @@ def run_protocol_walk(out: Callable[[str], None] = print) -> int:
     out("\nA fork: teacher and director change the topic concurrently; state resolution v2.1:")
     base_state = dict(room.state)
     base = list(room.extremities)
-    a = room.build(teacher, "m.room.topic", {"topic": "Maths on Friday"}, "", prev=base,
-                   state=base_state)
-    b = room.build(director, "m.room.topic", {"topic": "Maths moved to Monday"}, "", prev=base,
-                   state=base_state)
+    a = room.build(
+        teacher, "m.room.topic", {"topic": "Maths on Friday"}, "", prev=base, state=base_state
+    )
+    b = room.build(
+        director,
+        "m.room.topic",
+        {"topic": "Maths moved to Monday"},
+        "",
+        prev=base,
+        state=base_state,
+    )
     for ev in (a, b):
         check_auth(ev, base_state)
         room.events[ev.event_id] = ev
-    sets = [{k: e.event_id for k, e in base_state.items()} | {a.key: a.event_id},
-            {k: e.event_id for k, e in base_state.items()} | {b.key: b.event_id}]
+    sets = [
+        {k: e.event_id for k, e in base_state.items()} | {a.key: a.event_id},
+        {k: e.event_id for k, e in base_state.items()} | {b.key: b.event_id},
+    ]
     resolved = resolve_state(room.rv, sets, room.events.get)
     winner = room.events[resolved[("m.room.topic", "")]]
     out(f"  resolved topic: {winner.content['topic']!r} (by {winner.sender}, higher power wins)")

@@ -71,9 +71,13 @@ class ServerVisibility:
         hit = self._by_group.get(group)
         if hit is None:
             hit = self._by_group[group] = await self._visible_at(await store.get_state(group))
-        if not hit and event.type == "m.room.member" and event.state_key is not None \
-                and server_of(event.state_key) == self.origin:
-            return True         # a server always sees its own users' membership changes
+        if (
+            not hit
+            and event.type == "m.room.member"
+            and event.state_key is not None
+            and server_of(event.state_key) == self.origin
+        ):
+            return True  # a server always sees its own users' membership changes
         return hit
 
     async def _visible_at(self, state: dict) -> bool:
@@ -83,14 +87,17 @@ class ServerVisibility:
             hv_ev = await self.rooms.get_event(hv_id)
             value = hv_ev.content.get("history_visibility") if hv_ev is not None else None
             hv = value if isinstance(value, str) else "shared"
-        if hv == "world_readable":                                           # 1.
+        if hv == "world_readable":  # 1.
             return True
-        if hv not in ("invited", "joined"):                                  # 2. shared
+        if hv not in ("invited", "joined"):  # 2. shared
             return self.in_room
-        member_ids = [eid for (etype, skey), eid in state.items()
-                      if etype == "m.room.member" and server_of(skey) == self.origin]
+        member_ids = [
+            eid
+            for (etype, skey), eid in state.items()
+            if etype == "m.room.member" and server_of(skey) == self.origin
+        ]
         members = await self.rooms.get_events(member_ids)
-        wanted = ("join", "invite") if hv == "invited" else ("join",)        # 3. / 4.
+        wanted = ("join", "invite") if hv == "invited" else ("join",)  # 3. / 4.
         return any(ev.content.get("membership") in wanted for ev in members.values())
 
     async def serve(self, events: Iterable[Event]) -> list[dict]:

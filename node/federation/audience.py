@@ -43,18 +43,26 @@ def room_audience(state: Mapping[tuple[str, str], Any]) -> tuple[str, ...]:
     return tuple(c for c in SERVER_CLASSES if c in classes)
 
 
-def check_audience(policy: Any, state: Mapping[tuple[str, str], Any], server_name: str,
-                   *, local_server: str, what: str = "join") -> None:
+def check_audience(
+    policy: Any,
+    state: Mapping[tuple[str, str], Any],
+    server_name: str,
+    *,
+    local_server: str,
+    what: str = "join",
+) -> None:
     """Refuse (403) a user of ``server_name`` whose server class the room does not admit."""
     if server_name == local_server:
         return
     class_of = getattr(policy, "server_class", None)
     if class_of is None or not getattr(policy, "bound", True):
-        return                          # open federation: no classes to go by
+        return  # open federation: no classes to go by
     cls = class_of(server_name)
     if cls is None:
         raise Forbidden(f"server {server_name} is not in the city roster")
     allowed = room_audience(state)
     if cls not in allowed:
-        raise Forbidden(f"This room admits servers of class {' and '.join(allowed) or 'none'} "
-                        f"only; {server_name} is of class {cls} (cannot {what})")
+        raise Forbidden(
+            f"This room admits servers of class {' and '.join(allowed) or 'none'} "
+            f"only; {server_name} is of class {cls} (cannot {what})"
+        )

@@ -16,22 +16,22 @@ from typing import Any
 
 @dataclass
 class FederationContext:
-    ctx: Any                     # NodeContext
-    config: Any                  # FederationConfig
-    keyring: Any                 # federation.transport.keyring.KeyRing
-    key_server: Any              # federation.transport.key_server.KeyServer
-    notary: Any                  # federation.transport.key_server.NotaryService
-    client: Any                  # PolicyClient(FederationHttpClient)
-    router: Any                  # node.http.router.Router of the federation listener
-    routes: Any                  # node.federation.xmatrix_auth.FederationRoutes
-    policy: Any                  # node.federation.policy.ServerPolicy
-    state_store: Any             # node.rooms.state_store.StateStore
+    ctx: Any  # NodeContext
+    config: Any  # FederationConfig
+    keyring: Any  # federation.transport.keyring.KeyRing
+    key_server: Any  # federation.transport.key_server.KeyServer
+    notary: Any  # federation.transport.key_server.NotaryService
+    client: Any  # PolicyClient(FederationHttpClient)
+    router: Any  # node.http.router.Router of the federation listener
+    routes: Any  # node.federation.xmatrix_auth.FederationRoutes
+    policy: Any  # node.federation.policy.ServerPolicy
+    state_store: Any  # node.rooms.state_store.StateStore
     rooms: Any = None
     accounts: Any = None
     sync: Any = None
     media: Any = None
     notifier: Any = None
-    ingest: Any = None           # node.federation.ingest.Ingest
+    ingest: Any = None  # node.federation.ingest.Ingest
     extras: dict = field(default_factory=dict)
 
     @property

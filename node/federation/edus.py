@@ -39,9 +39,12 @@ def _plausible_id(value: Any, sigil: str) -> bool:
     """An ID that could name something we store: a string with the sigil, at most 255
     bytes, without NUL (which no identifier may hold and PostgreSQL cannot store).
     Anything else is ignored before it reaches the database."""
-    return (isinstance(value, str) and value.startswith(sigil)
-            and len(value.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES
-            and "\x00" not in value)
+    return (
+        isinstance(value, str)
+        and value.startswith(sigil)
+        and len(value.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES
+        and "\x00" not in value
+    )
 
 
 class EduHandler:
@@ -63,8 +66,12 @@ class EduHandler:
         try:
             await handler(origin, edu.get("content"))
         except MatrixError as exc:
-            log.info("event=edu_refused origin=%s type=%s reason=%s", origin,
-                     edu["edu_type"], exc.message)
+            log.info(
+                "event=edu_refused origin=%s type=%s reason=%s",
+                origin,
+                edu["edu_type"],
+                exc.message,
+            )
         self.counts[edu["edu_type"]] = self.counts.get(edu["edu_type"], 0) + 1
         fed_metrics.edu(edu["edu_type"])
 
@@ -96,8 +103,11 @@ class EduHandler:
         if not isinstance(content, dict) or self.sync is None:
             return
         user_id, room_id = content.get("user_id"), content.get("room_id")
-        if not isinstance(user_id, str) or _domain(user_id) != origin \
-                or not isinstance(content.get("typing"), bool):
+        if (
+            not isinstance(user_id, str)
+            or _domain(user_id) != origin
+            or not isinstance(content.get("typing"), bool)
+        ):
             return
         if await self._acl_denied(origin, room_id):
             return
@@ -120,8 +130,11 @@ class EduHandler:
                 if _domain(user_id) != origin or not isinstance(receipt, dict):
                     continue
                 event_ids = receipt.get("event_ids")
-                if not isinstance(event_ids, list) or not event_ids \
-                        or not all(is_valid_event_id(e) for e in event_ids[:10]):
+                if (
+                    not isinstance(event_ids, list)
+                    or not event_ids
+                    or not all(is_valid_event_id(e) for e in event_ids[:10])
+                ):
                     continue
                 if not await self._joined(room_id, user_id):
                     continue
@@ -129,11 +142,13 @@ class EduHandler:
                 data = found if isinstance(found, dict) else {}
                 thread_id = data.get("thread_id") or None
                 if thread_id is not None and not (
-                        thread_id == "main" or is_valid_event_id(thread_id)):
-                    continue                 # "main" or a thread root's event ID
+                    thread_id == "main" or is_valid_event_id(thread_id)
+                ):
+                    continue  # "main" or a thread root's event ID
                 for event_id in event_ids[:10]:
                     ev = await self.rooms.get_event(event_id)
                     if ev is None or ev.room_id != room_id:
                         continue
-                    await self.sync.receipts.set_receipt(room_id, "m.read", user_id,
-                                                         event_id, thread_id)
+                    await self.sync.receipts.set_receipt(
+                        room_id, "m.read", user_id, event_id, thread_id
+                    )

@@ -13,15 +13,20 @@ from prometheus_client import Counter
 
 from node.metrics import REGISTRY
 
-PDUS = Counter("parta_federation_pdus", "Received PDUs by outcome", ["outcome"],
-               registry=REGISTRY)
-TRANSACTIONS = Counter("parta_federation_transactions", "Inbound /send transactions",
-                       ["result"], registry=REGISTRY)
-EDUS = Counter("parta_federation_edus", "Received EDUs by type", ["edu_type"],
-               registry=REGISTRY)
+PDUS = Counter("parta_federation_pdus", "Received PDUs by outcome", ["outcome"], registry=REGISTRY)
+TRANSACTIONS = Counter(
+    "parta_federation_transactions", "Inbound /send transactions", ["result"], registry=REGISTRY
+)
+EDUS = Counter("parta_federation_edus", "Received EDUs by type", ["edu_type"], registry=REGISTRY)
 
-KNOWN_EDUS = ("m.typing", "m.receipt", "m.presence", "m.device_list_update",
-              "m.signing_key_update", "m.direct_to_device")
+KNOWN_EDUS = (
+    "m.typing",
+    "m.receipt",
+    "m.presence",
+    "m.device_list_update",
+    "m.signing_key_update",
+    "m.direct_to_device",
+)
 
 
 _PDU_CHILDREN: dict[str, Counter] = {}
@@ -29,7 +34,7 @@ _PDU_CHILDREN: dict[str, Counter] = {}
 
 def pdu(outcome: str) -> None:
     child = _PDU_CHILDREN.get(outcome)
-    if child is None:       # labels() costs more than inc(); one child per outcome
+    if child is None:  # labels() costs more than inc(); one child per outcome
         child = _PDU_CHILDREN[outcome] = PDUS.labels(outcome)
     child.inc()
 

@@ -42,12 +42,12 @@ class KeyRotationError(Exception):
 
 @dataclass(frozen=True)
 class RotationResult:
-    new_key: Any                  # SigningKey
-    old: list                     # list[OldKey]
+    new_key: Any  # SigningKey
+    old: list  # list[OldKey]
     enrolled: bool
     gateway_updated: bool
-    roster_version: int | None    # the gateway's new roster version (when told)
-    notes: tuple[str, ...] = ()   # extra warnings for the operator
+    roster_version: int | None  # the gateway's new roster version (when told)
+    notes: tuple[str, ...] = ()  # extra warnings for the operator
 
 
 def needs_gateway(config: Any, offline: bool) -> bool:
@@ -70,9 +70,15 @@ def run_without_reactor(coro: Any) -> Any:
     raise RuntimeError("rotate_keys waited on I/O without a reactor")
 
 
-async def rotate_keys(reactor: Any, config: Any, now_ms: int, *, offline: bool = False,
-                      ca_file: str | None = None,
-                      warn: Callable[[str], None] = print) -> RotationResult:
+async def rotate_keys(
+    reactor: Any,
+    config: Any,
+    now_ms: int,
+    *,
+    offline: bool = False,
+    ca_file: str | None = None,
+    warn: Callable[[str], None] = print,
+) -> RotationResult:
     """Rotate the node's signing key; on an enrolled node (unless ``offline``) only after
     the gateway accepted the new key.  ``KeyRotationError`` when nothing was changed."""
     data_dir = config.data_dir
@@ -83,14 +89,21 @@ async def rotate_keys(reactor: Any, config: Any, now_ms: int, *, offline: bool =
     current, new_keys, new_old = plan_rotation(config, now_ms)
     if pinned is None or offline:
         save_rotation(config, new_keys, new_old)
-        return RotationResult(new_keys[0], new_old, enrolled=pinned is not None,
-                              gateway_updated=False, roster_version=None)
+        return RotationResult(
+            new_keys[0],
+            new_old,
+            enrolled=pinned is not None,
+            gateway_updated=False,
+            roster_version=None,
+        )
 
     roster_key, signer, meta = pinned
     gateway_url = meta.get("gateway_url")
     if not isinstance(gateway_url, str) or not gateway_url:
-        raise KeyRotationError(f"{os.path.join(data_dir, 'roster_key.json')} names no "
-                               f"gateway_url: enrol again, or rotate with --offline")
+        raise KeyRotationError(
+            f"{os.path.join(data_dir, 'roster_key.json')} names no "
+            f"gateway_url: enrol again, or rotate with --offline"
+        )
     if ca_file is None:
         ca_file = config.federation.tls_ca_file
     try:
@@ -101,36 +114,59 @@ async def rotate_keys(reactor: Any, config: Any, now_ms: int, *, offline: bool =
         raise KeyRotationError(f"key not rotated: {exc}") from None
     if status != 200:
         if isinstance(answer, dict) and isinstance(answer.get("error"), str):
-            raise KeyRotationError(f"key not rotated: the gateway refused the key update "
-                                   f"({status} {answer.get('errcode')}): {answer['error']}")
+            raise KeyRotationError(
+                f"key not rotated: the gateway refused the key update "
+                f"({status} {answer.get('errcode')}): {answer['error']}"
+            )
         raise KeyRotationError(f"key not rotated: the gateway answered {status}")
 
     # Accepted: the gateway now pins the new key, so the node must sign with it.
     save_rotation(config, new_keys, new_old)
     notes: list[str] = []
-    version = _store_new_roster(data_dir, roster_key, signer, config.server_name,
-                                new_keys[0], answer, now_ms, notes)
-    return RotationResult(new_keys[0], new_old, enrolled=True, gateway_updated=True,
-                          roster_version=version, notes=tuple(notes))
+    version = _store_new_roster(
+        data_dir, roster_key, signer, config.server_name, new_keys[0], answer, now_ms, notes
+    )
+    return RotationResult(
+        new_keys[0],
+        new_old,
+        enrolled=True,
+        gateway_updated=True,
+        roster_version=version,
+        notes=tuple(notes),
+    )
 
 
-def _store_new_roster(data_dir: str, roster_key: Any, signer: str, server_name: str,
-                      new_key: Any, answer: Any, now_ms: int, notes: list[str]) -> int | None:
+def _store_new_roster(
+    data_dir: str,
+    roster_key: Any,
+    signer: str,
+    server_name: str,
+    new_key: Any,
+    answer: Any,
+    now_ms: int,
+    notes: list[str],
+) -> int | None:
     """Check the roster the gateway answered with (signed by the pinned roster key, pinning
     the new key) and keep it as the last good roster when it is the next version."""
     doc: Any = answer.get("roster") if isinstance(answer, dict) else None  # verify_roster checks
     try:
         roster = verify_roster(doc, roster_key, signer)
     except RosterError as exc:
-        notes.append(f"warning: the gateway's answer holds no valid roster ({exc.message}); "
-                     f"the node will fetch it from the gateway")
+        notes.append(
+            f"warning: the gateway's answer holds no valid roster ({exc.message}); "
+            f"the node will fetch it from the gateway"
+        )
         return None
     entry = roster.servers.get(server_name)
-    if entry is None or new_key.key_id not in entry.verify_keys \
-            or entry.verify_keys[new_key.key_id].public_bytes \
-            != new_key.verify_key.public_bytes:
-        notes.append(f"warning: roster version {roster.version} from the gateway does not "
-                     f"pin the new key {new_key.key_id}")
+    if (
+        entry is None
+        or new_key.key_id not in entry.verify_keys
+        or entry.verify_keys[new_key.key_id].public_bytes != new_key.verify_key.public_bytes
+    ):
+        notes.append(
+            f"warning: roster version {roster.version} from the gateway does not "
+            f"pin the new key {new_key.key_id}"
+        )
         return roster.version
     try:
         stored = load_roster(data_dir)
@@ -140,5 +176,5 @@ def _store_new_roster(data_dir: str, roster_key: Any, signer: str, server_name: 
         state.accept(doc, now_ms)
         persist_roster(roster_path(data_dir), doc)
     except (EnrolmentClientError, RosterError):
-        pass    # not the next version of what we hold: the roster refresher catches up
+        pass  # not the next version of what we hold: the roster refresher catches up
     return roster.version

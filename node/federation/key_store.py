@@ -30,9 +30,12 @@ def _key_ids(response: dict) -> str:
 
 
 def _load(conn: Any, server_name: str) -> list[tuple[dict, int]]:
-    rows = conn.execute(select(t.c.response, t.c.received_ts)
-                        .where(t.c.server_name == server_name)
-                        .order_by(t.c.received_ts.desc()).limit(MAX_ROWS_PER_SERVER))
+    rows = conn.execute(
+        select(t.c.response, t.c.received_ts)
+        .where(t.c.server_name == server_name)
+        .order_by(t.c.received_ts.desc())
+        .limit(MAX_ROWS_PER_SERVER)
+    )
     out = []
     for text, ts in rows:
         try:
@@ -45,9 +48,14 @@ def _load(conn: Any, server_name: str) -> list[tuple[dict, int]]:
 def _save(conn: Any, server_name: str, response: dict, received_ts: int) -> None:
     ids = _key_ids(response)
     conn.execute(delete(t).where(t.c.server_name == server_name, t.c.key_ids == ids))
-    conn.execute(insert(t).values(server_name=server_name, key_ids=ids,
-                                  response=orjson.dumps(response).decode(),
-                                  received_ts=received_ts))
+    conn.execute(
+        insert(t).values(
+            server_name=server_name,
+            key_ids=ids,
+            response=orjson.dumps(response).decode(),
+            received_ts=received_ts,
+        )
+    )
 
 
 class DbKeyStore:
@@ -57,6 +65,5 @@ class DbKeyStore:
     async def load_server_keys(self, server_name: str) -> list[tuple[dict, int]]:
         return await self.db.run(_load, server_name)
 
-    async def save_server_keys(self, server_name: str, response: dict,
-                               received_at_ms: int) -> None:
+    async def save_server_keys(self, server_name: str, response: dict, received_at_ms: int) -> None:
         await self.db.run(_save, server_name, response, received_at_ms)

@@ -20,14 +20,15 @@ from node.http.server import ApiResource
 MAX_FEDERATION_BODY = 8 * 1024 * 1024
 
 
-def make_resource(router: Router, *, observe: Any = None,
-                  max_body_bytes: int = MAX_FEDERATION_BODY) -> ApiResource:
-    return ApiResource(router, authenticate=None, max_body_bytes=max_body_bytes,
-                       observe=observe)
+def make_resource(
+    router: Router, *, observe: Any = None, max_body_bytes: int = MAX_FEDERATION_BODY
+) -> ApiResource:
+    return ApiResource(router, authenticate=None, max_body_bytes=max_body_bytes, observe=observe)
 
 
 def listen(reactor: Any, listener: Any, site: Any) -> Any:
     """Listen with TLS on ``listener`` (a ``ListenerConfig``); the listening port."""
     from federation.transport.tls import server_tls_options
+
     options = server_tls_options(listener.tls_certificate_path, listener.tls_private_key_path)
     return reactor.listenSSL(listener.port, site, options, interface=listener.bind_address)

@@ -51,8 +51,9 @@ class Dropped(Exception):
         self.reason = reason
 
 
-async def check_format_signatures_hashes(pdu: Any, room_version: RoomVersion,
-                                         keyring: Any) -> Event:
+async def check_format_signatures_hashes(
+    pdu: Any, room_version: RoomVersion, keyring: Any
+) -> Event:
     """Steps 1-3: the event (its redacted form after a content hash mismatch)."""
     ev, jobs = await prepare_format_signatures_hashes(pdu, room_version, keyring)
     failure = run_verify_jobs(jobs)
@@ -61,8 +62,9 @@ async def check_format_signatures_hashes(pdu: Any, room_version: RoomVersion,
     return ev
 
 
-async def prepare_format_signatures_hashes(pdu: Any, room_version: RoomVersion,
-                                           keyring: Any) -> tuple[Event, list[VerifyJob]]:
+async def prepare_format_signatures_hashes(
+    pdu: Any, room_version: RoomVersion, keyring: Any
+) -> tuple[Event, list[VerifyJob]]:
     """Steps 1-3 without the ed25519 verifications (fetching unknown keys first): the
     event and the verifications it needs (``run_verify_jobs``, or a ``verifier``); a
     failing one means "Signature check failed" and the event is dropped."""
@@ -71,12 +73,12 @@ async def prepare_format_signatures_hashes(pdu: Any, room_version: RoomVersion,
     for attempt in (1, 2):
         try:
             return prepare_received_event(pdu, room_version, keyring.event_key_lookup(pdu))
-        except BadJSON as exc:                                            # 1.
+        except BadJSON as exc:  # 1.
             raise Dropped(f"Invalid event: {exc.message}") from None
         except SignatureKeyUnknown as exc:
             if attempt == 2:
                 raise Dropped(f"Signature check failed: {exc}") from None
-        except SignatureError as exc:                                     # 2.
+        except SignatureError as exc:  # 2.
             raise Dropped(f"Signature check failed: {exc}") from None
         # The keys are not in the key ring (or not valid long enough): fetch, retry.
         try:
@@ -88,9 +90,12 @@ async def prepare_format_signatures_hashes(pdu: Any, room_version: RoomVersion,
 
 def signature_checker(keyring: Any) -> Any:
     """``is_signed_by(event, server)`` for auth rule 4.3.5.2 / 5.2.1 (restricted joins)."""
+
     def is_signed_by(event: Event, server: str) -> bool:
-        return has_valid_signature_from(event.pdu, event.room_version, server,
-                                        keyring.event_key_lookup(event.pdu))
+        return has_valid_signature_from(
+            event.pdu, event.room_version, server, keyring.event_key_lookup(event.pdu)
+        )
+
     return is_signed_by
 
 
@@ -115,19 +120,26 @@ def state_keys_for_auth(event: Event) -> tuple[tuple[str, str], ...]:
 
 
 def _state_keys_for_auth(event: Event) -> tuple[tuple[str, str], ...]:
-    keys = list(auth_types_for_event(event.room_version, event.type, event.sender,
-                                     event.state_key, event.content))
+    keys = list(
+        auth_types_for_event(
+            event.room_version, event.type, event.sender, event.state_key, event.content
+        )
+    )
     if CREATE_KEY not in keys:
         keys.append(CREATE_KEY)
-    via = event.content.get("join_authorised_via_users_server") \
-        if event.type == "m.room.member" else None
+    via = (
+        event.content.get("join_authorised_via_users_server")
+        if event.type == "m.room.member"
+        else None
+    )
     if isinstance(via, str) and ("m.room.member", via) not in keys:
         keys.append(("m.room.member", via))
     return tuple(keys)
 
 
-def auth_events_state(event: Event, auth_events: Mapping[str, Event],
-                      create: Event | None) -> dict[tuple[str, str], Event]:
+def auth_events_state(
+    event: Event, auth_events: Mapping[str, Event], create: Event | None
+) -> dict[tuple[str, str], Event]:
     """The state map the event's own ``auth_events`` describe (plus the v12 create)."""
     state: dict[tuple[str, str], Event] = {}
     for eid in event.auth_event_ids:
@@ -139,8 +151,9 @@ def auth_events_state(event: Event, auth_events: Mapping[str, Event],
     return state
 
 
-def check_against_auth_events(event: Event, auth_events: Mapping[str, Event],
-                              create: Event | None, is_signed_by: Any) -> str | None:
+def check_against_auth_events(
+    event: Event, auth_events: Mapping[str, Event], create: Event | None, is_signed_by: Any
+) -> str | None:
     """Step 4: None if allowed, else the rejection reason."""
     pool = dict(auth_events)
     if create is not None:
@@ -148,15 +161,17 @@ def check_against_auth_events(event: Event, auth_events: Mapping[str, Event],
     try:
         check_state_independent_auth_rules(event, pool)
         if event.type != "m.room.create":
-            check_state_dependent_auth_rules(event, auth_events_state(event, pool, create),
-                                             is_signed_by=is_signed_by)
+            check_state_dependent_auth_rules(
+                event, auth_events_state(event, pool, create), is_signed_by=is_signed_by
+            )
     except AuthError as exc:
         return f"auth events: {exc.message}"
     return None
 
 
-def check_against_state(event: Event, state: Mapping[tuple[str, str], Event],
-                        is_signed_by: Any) -> str | None:
+def check_against_state(
+    event: Event, state: Mapping[tuple[str, str], Event], is_signed_by: Any
+) -> str | None:
     """Steps 5 and 6: None if the state-dependent rules allow ``event`` in ``state``."""
     try:
         check_state_dependent_auth_rules(event, state, is_signed_by=is_signed_by)

@@ -54,8 +54,9 @@ class PinnedKeysFromPolicy:
         keys = self._policy.pinned_keys(server_name)
         if keys is None:
             return None
-        return {key_id: (k if isinstance(k, PinnedKey) else PinnedKey(k))
-                for key_id, k in keys.items()}
+        return {
+            key_id: (k if isinstance(k, PinnedKey) else PinnedKey(k)) for key_id, k in keys.items()
+        }
 
 
 class ServerNotAllowed(Forbidden):
@@ -64,7 +65,9 @@ class ServerNotAllowed(Forbidden):
 
 def require_inbound(policy: ServerPolicy, origin: str) -> None:
     if not policy.allow_inbound(origin):
-        describe = getattr(policy, "refusal_message", None)   # e.g. the city roster's
-        raise ServerNotAllowed(describe(origin) if describe is not None else
-                               f"Federation with {origin} is not allowed by this server's "
-                               "policy")
+        describe = getattr(policy, "refusal_message", None)  # e.g. the city roster's
+        raise ServerNotAllowed(
+            describe(origin)
+            if describe is not None
+            else f"Federation with {origin} is not allowed by this server's policy"
+        )

@@ -36,35 +36,54 @@ class RemoteEvents:
         self.client = client
         self.timeout = timeout
 
-    async def _get(self, destination: str, method: str, path: str, body: Any = None,
-                   query: Any = None) -> Any:
+    async def _get(
+        self, destination: str, method: str, path: str, body: Any = None, query: Any = None
+    ) -> Any:
         try:
-            return await self.client.request_ok(destination, method, path, json_body=body,
-                                                query=query, timeout=self.timeout)
+            return await self.client.request_ok(
+                destination, method, path, json_body=body, query=query, timeout=self.timeout
+            )
         except (FederationRequestError, MatrixError) as exc:
-            log.info("event=remote_fetch_failed destination=%s path=%s error=%s", destination,
-                     path, exc)
+            log.info(
+                "event=remote_fetch_failed destination=%s path=%s error=%s", destination, path, exc
+            )
             return None
 
-    async def get_missing_events(self, destination: str, room_id: str,
-                                 earliest: list[str], latest: list[str], limit: int,
-                                 min_depth: int = 0) -> list[dict]:
-        body = await self._get(destination, E.GET_MISSING_EVENTS.method,
-                               E.GET_MISSING_EVENTS.path(room_id),
-                               {"earliest_events": earliest, "latest_events": latest,
-                                "limit": limit, "min_depth": min_depth})
+    async def get_missing_events(
+        self,
+        destination: str,
+        room_id: str,
+        earliest: list[str],
+        latest: list[str],
+        limit: int,
+        min_depth: int = 0,
+    ) -> list[dict]:
+        body = await self._get(
+            destination,
+            E.GET_MISSING_EVENTS.method,
+            E.GET_MISSING_EVENTS.path(room_id),
+            {
+                "earliest_events": earliest,
+                "latest_events": latest,
+                "limit": limit,
+                "min_depth": min_depth,
+            },
+        )
         return _pdu_list(body, "events")
 
     async def event_auth(self, destination: str, room_id: str, event_id: str) -> list[dict]:
-        body = await self._get(destination, E.EVENT_AUTH.method,
-                               E.EVENT_AUTH.path(room_id, event_id))
+        body = await self._get(
+            destination, E.EVENT_AUTH.method, E.EVENT_AUTH.path(room_id, event_id)
+        )
         return _pdu_list(body, "auth_chain")
 
-    async def state(self, destination: str, room_id: str, event_id: str
-                    ) -> tuple[list[dict], list[dict]] | None:
+    async def state(
+        self, destination: str, room_id: str, event_id: str
+    ) -> tuple[list[dict], list[dict]] | None:
         """(state PDUs before ``event_id``, their auth chain), or None."""
-        body = await self._get(destination, E.STATE.method, E.STATE.path(room_id),
-                               query={"event_id": event_id})
+        body = await self._get(
+            destination, E.STATE.method, E.STATE.path(room_id), query={"event_id": event_id}
+        )
         if not isinstance(body, dict):
             return None
         return _pdu_list(body, "pdus"), _pdu_list(body, "auth_chain")

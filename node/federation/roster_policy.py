@@ -73,9 +73,13 @@ def _pins_of(roster: Roster | None) -> dict[str, dict[str, PinnedKey]]:
 class RosterPolicy:
     """``ServerPolicy`` backed by a ``RosterState`` (see module docstring)."""
 
-    def __init__(self, state: RosterState | None = None, *,
-                 persist: Callable[[Mapping[str, Any]], None] | None = None,
-                 gateway_url: str | None = None) -> None:
+    def __init__(
+        self,
+        state: RosterState | None = None,
+        *,
+        persist: Callable[[Mapping[str, Any]], None] | None = None,
+        gateway_url: str | None = None,
+    ) -> None:
         self.state: RosterState | None = None
         self.persist = persist
         self.gateway_url = gateway_url
@@ -96,8 +100,12 @@ class RosterPolicy:
         self.state = state
         self._pins = _pins_of(state.current)
         state.add_listener(self._changed)
-        log.info("event=roster_enforced signer=%s version=%s servers=%d", state.signer_name,
-                 state.version, len(state.servers))
+        log.info(
+            "event=roster_enforced signer=%s version=%s servers=%d",
+            state.signer_name,
+            state.version,
+            len(state.servers),
+        )
 
     def add_listener(self, fn: Callable[[Roster | None, Roster], None]) -> None:
         """``fn(old, new)`` after each accepted roster version (after persisting it)."""
@@ -112,9 +120,14 @@ class RosterPolicy:
                 log.exception("event=roster_persist_failed version=%s", new.version)
         gone = sorted(set(old.servers) - set(new.servers)) if old is not None else []
         added = sorted(set(new.servers) - set(old.servers)) if old is not None else []
-        log.info("event=roster_updated version=%s previous=%s servers=%d added=%s removed=%s",
-                 new.version, old.version if old else 0, len(new.servers),
-                 ",".join(added) or "-", ",".join(gone) or "-")
+        log.info(
+            "event=roster_updated version=%s previous=%s servers=%d added=%s removed=%s",
+            new.version,
+            old.version if old else 0,
+            len(new.servers),
+            ",".join(added) or "-",
+            ",".join(gone) or "-",
+        )
         for fn in list(self._listeners):
             try:
                 fn(old, new)
@@ -155,11 +168,13 @@ class RosterPolicy:
 
 # --- configuration and start-up ------------------------------------------------------------
 
+
 def roster_mode(config: Any) -> str:
     mode = getattr(config.federation, "roster", "auto") or "auto"
     if mode not in MODES:
-        raise RosterStartupError(f"federation.roster must be one of {', '.join(MODES)}, "
-                                 f"got {mode!r}")
+        raise RosterStartupError(
+            f"federation.roster must be one of {', '.join(MODES)}, got {mode!r}"
+        )
     return mode
 
 
@@ -177,12 +192,14 @@ def is_gateway_config(config: Any) -> bool:
 
 def roster_path(data_dir: str) -> str:
     from node.enrolment_client import ROSTER_FILE
+
     return os.path.join(data_dir, ROSTER_FILE)
 
 
 def persist_roster(path: str, doc: Mapping[str, Any]) -> None:
     """Rewrite the last good roster atomically (write a temp file, fsync, rename)."""
     from node.enrolment_client import _write_atomic
+
     _write_atomic(path, json.dumps(doc, sort_keys=True) + "\n")
 
 
@@ -190,17 +207,27 @@ def restore_state(key: VerifyKey, signer_name: str, doc: Any, where: str) -> Ros
     """A state holding ``doc`` (expired or not); empty (fail closed) if it does not verify."""
     state = RosterState(key, signer_name)
     if doc is None:
-        log.warning("event=roster_missing path=%s: admitting nobody until the gateway is "
-                    "reached", where)
+        log.warning(
+            "event=roster_missing path=%s: admitting nobody until the gateway is reached", where
+        )
         return state
     try:
         r = state.restore(doc)
     except RosterError as exc:
-        log.error("event=roster_restore_failed path=%s reason=%s error=%s: admitting nobody "
-                  "until the gateway is reached", where, exc.reason, exc.message)
+        log.error(
+            "event=roster_restore_failed path=%s reason=%s error=%s: admitting nobody "
+            "until the gateway is reached",
+            where,
+            exc.reason,
+            exc.message,
+        )
         return state
-    log.info("event=roster_restored version=%s servers=%d valid_until_ts=%s", r.version,
-             len(r.servers), r.valid_until_ts)
+    log.info(
+        "event=roster_restored version=%s servers=%d valid_until_ts=%s",
+        r.version,
+        len(r.servers),
+        r.valid_until_ts,
+    )
     return state
 
 
@@ -218,18 +245,24 @@ def policy_from_config(config: Any) -> Any:
         raise RosterStartupError(str(exc)) from None
     if mode == "off":
         if pinned is not None:
-            log.warning("event=roster_enforcement_off: this node is enrolled with %s but "
-                        "federation.roster is 'off': federating with ANY server", pinned[1])
+            log.warning(
+                "event=roster_enforcement_off: this node is enrolled with %s but "
+                "federation.roster is 'off': federating with ANY server",
+                pinned[1],
+            )
         from .policy import AllowAllPolicy
-        return AllowAllPolicy()     # not a RosterPolicy: a gateway does not bind it either
+
+        return AllowAllPolicy()  # not a RosterPolicy: a gateway does not bind it either
     if pinned is None:
         if mode == "required" and not is_gateway_config(config):
             raise RosterStartupError(
                 "federation.roster is 'required' but this node has not enrolled with a city "
-                "gateway (run 'parta node enrol https://GATEWAY --token TOKEN -c CONFIG')")
+                "gateway (run 'parta node enrol https://GATEWAY --token TOKEN -c CONFIG')"
+            )
         if not is_gateway_config(config):
-            log.info("event=roster_not_enrolled: open federation (enrol with a city gateway "
-                     "to close it)")
+            log.info(
+                "event=roster_not_enrolled: open federation (enrol with a city gateway to close it)"
+            )
         return RosterPolicy()
     key, signer, meta = pinned
     path = roster_path(data_dir)
@@ -239,13 +272,12 @@ def policy_from_config(config: Any) -> Any:
         log.error("event=roster_unreadable error=%s", exc)
         doc = None
     state = restore_state(key, signer, doc, path)
-    gateway_url = meta.get("gateway_url") if isinstance(meta.get("gateway_url"), str) \
-        else None
-    return RosterPolicy(state, persist=lambda d: persist_roster(path, d),
-                        gateway_url=gateway_url)
+    gateway_url = meta.get("gateway_url") if isinstance(meta.get("gateway_url"), str) else None
+    return RosterPolicy(state, persist=lambda d: persist_roster(path, d), gateway_url=gateway_url)
 
 
 # --- the notary for roster members ---------------------------------------------------------
+
 
 def matches_pins(keys: Any, pins: Mapping[str, PinnedKey]) -> bool:
     """True when every key of a server-keys response (``ServerKeys``) is one the roster
@@ -254,8 +286,11 @@ def matches_pins(keys: Any, pins: Mapping[str, PinnedKey]) -> bool:
         return False
     for key_id, vk in keys.verify_keys.items():
         pin = pins.get(key_id)
-        if pin is None or pin.valid_until_ts is not None or \
-                pin.verify_key.public_bytes != vk.public_bytes:
+        if (
+            pin is None
+            or pin.valid_until_ts is not None
+            or pin.verify_key.public_bytes != vk.public_bytes
+        ):
             return False
     for key_id, (vk, _ts) in keys.old_verify_keys.items():
         pin = pins.get(key_id)
@@ -293,14 +328,21 @@ class RosterNotarySource:
         pins = self._policy.pinned_keys(server_name) or {}
         if matches_pins(fresh, pins):
             return fresh
-        log.warning("event=notary_keys_differ_from_roster server=%s published=%s pinned=%s",
-                    server_name, ",".join(sorted(fresh.key_ids())), ",".join(sorted(pins)))
+        log.warning(
+            "event=notary_keys_differ_from_roster server=%s published=%s pinned=%s",
+            server_name,
+            ",".join(sorted(fresh.key_ids())),
+            ",".join(sorted(pins)),
+        )
         return None
 
 
 def refusal(policy: Any, server_name: str) -> "Forbidden":
     """The 403 for a server the policy refuses (the roster's wording when there is one)."""
     describe = getattr(policy, "refusal_message", None)
-    message = describe(server_name) if describe is not None else \
-        f"This server does not federate with {server_name}"
+    message = (
+        describe(server_name)
+        if describe is not None
+        else f"This server does not federate with {server_name}"
+    )
     return Forbidden(message)

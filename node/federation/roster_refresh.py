@@ -52,27 +52,42 @@ from .xmatrix_auth import serve
 log = logging.getLogger("parta.federation.roster")
 
 ROSTER_PATH = "/_parta/v1/roster"
-MAX_PAGES = 20                    # ?since= pages of up to 500 versions in one refresh
+MAX_PAGES = 20  # ?since= pages of up to 500 versions in one refresh
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 REQUEST_TIMEOUT_S = 30.0
 
 # --- metrics (the node's registry, served on the metrics listener) ---------------------------
-ROSTER_VERSION = Gauge("parta_roster_version", "Version of the city roster this server "
-                       "enforces (0: none)", registry=metrics.REGISTRY)
-ROSTER_STALE = Gauge("parta_roster_stale", "1 when the enforced roster is past its "
-                     "valid_until_ts (still enforced: the last good version)",
-                     registry=metrics.REGISTRY)
-ROSTER_ENFORCED = Gauge("parta_roster_enforced", "1 when federation is closed by a city "
-                        "roster", registry=metrics.REGISTRY)
-ROSTER_REJECTED = Counter("parta_roster_updates_rejected", "Roster updates refused "
-                          "(signature, chain, rollback, ...), by reason", ["reason"],
-                          registry=metrics.REGISTRY)
-ROSTER_REFRESH_FAILURES = Counter("parta_roster_refresh_failures", "Roster refreshes that "
-                                  "could not reach the gateway or got no usable answer",
-                                  registry=metrics.REGISTRY)
-ROSTER_LAST_SUCCESS = Gauge("parta_roster_last_refresh_success_seconds", "When a roster "
-                            "refresh last got an answer from the gateway (Unix time)",
-                            registry=metrics.REGISTRY)
+ROSTER_VERSION = Gauge(
+    "parta_roster_version",
+    "Version of the city roster this server enforces (0: none)",
+    registry=metrics.REGISTRY,
+)
+ROSTER_STALE = Gauge(
+    "parta_roster_stale",
+    "1 when the enforced roster is past its valid_until_ts (still enforced: the last good version)",
+    registry=metrics.REGISTRY,
+)
+ROSTER_ENFORCED = Gauge(
+    "parta_roster_enforced",
+    "1 when federation is closed by a city roster",
+    registry=metrics.REGISTRY,
+)
+ROSTER_REJECTED = Counter(
+    "parta_roster_updates_rejected",
+    "Roster updates refused (signature, chain, rollback, ...), by reason",
+    ["reason"],
+    registry=metrics.REGISTRY,
+)
+ROSTER_REFRESH_FAILURES = Counter(
+    "parta_roster_refresh_failures",
+    "Roster refreshes that could not reach the gateway or got no usable answer",
+    registry=metrics.REGISTRY,
+)
+ROSTER_LAST_SUCCESS = Gauge(
+    "parta_roster_last_refresh_success_seconds",
+    "When a roster refresh last got an answer from the gateway (Unix time)",
+    registry=metrics.REGISTRY,
+)
 
 
 def watch_metrics(policy: RosterPolicy, clock: Any) -> None:
@@ -91,6 +106,7 @@ Fetch = Callable[[int], Awaitable[Mapping[str, Any]]]
 
 # --- the refresher -------------------------------------------------------------------------
 
+
 class RosterRefresher:
     """Periodic and on-demand ``accept_chain`` from the gateway (see module docstring).
 
@@ -99,8 +115,15 @@ class RosterRefresher:
     for expiry checks.
     """
 
-    def __init__(self, policy: RosterPolicy, fetch: Fetch, *, reactor: Any,
-                 now_ms: Callable[[], int], interval_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        policy: RosterPolicy,
+        fetch: Fetch,
+        *,
+        reactor: Any,
+        now_ms: Callable[[], int],
+        interval_s: float = 60.0,
+    ) -> None:
         if policy.state is None:
             raise ValueError("the refresher needs a bound roster policy")
         self.policy = policy
@@ -119,8 +142,9 @@ class RosterRefresher:
         self._loop = task.LoopingCall(self.refresh)
         self._loop.clock = self._reactor
         d = self._loop.start(self.interval_s, now=now)
-        d.addErrback(lambda f: log.error("event=roster_refresh_loop_died error=%s",
-                                         f.getErrorMessage()))
+        d.addErrback(
+            lambda f: log.error("event=roster_refresh_loop_died error=%s", f.getErrorMessage())
+        )
 
     def stop(self) -> None:
         if self._loop is not None and self._loop.running:
@@ -142,6 +166,7 @@ class RosterRefresher:
         def done(result: Any) -> Any:
             self._running = None
             return result
+
         d.addBoth(done)
         return d
 
@@ -181,8 +206,12 @@ class RosterRefresher:
                 after = max(last)
         except GatewayUnavailable as exc:
             ROSTER_REFRESH_FAILURES.inc()
-            log.warning("event=roster_refresh_failed gateway=%s error=%s keeping_version=%s",
-                        self.policy.gateway_url, exc, state.version)
+            log.warning(
+                "event=roster_refresh_failed gateway=%s error=%s keeping_version=%s",
+                self.policy.gateway_url,
+                exc,
+                state.version,
+            )
             self.last_outcome = "unreachable"
             return "unreachable"
         ROSTER_LAST_SUCCESS.set(self._now_ms() / 1000.0)
@@ -190,19 +219,30 @@ class RosterRefresher:
             self.last_outcome = "unchanged"
             return "unchanged"
         try:
-            older = [d["version"] for d in docs if isinstance(d, Mapping)
-                     and isinstance(d.get("version"), int) and d["version"] < since]
+            older = [
+                d["version"]
+                for d in docs
+                if isinstance(d, Mapping)
+                and isinstance(d.get("version"), int)
+                and d["version"] < since
+            ]
             if older:
-                raise RosterError(f"asked for versions after {since}, got version(s) "
-                                  f"{older[:5]} (rollback)", reason="rollback")
+                raise RosterError(
+                    f"asked for versions after {since}, got version(s) {older[:5]} (rollback)",
+                    reason="rollback",
+                )
             new = state.accept_chain(docs, self._now_ms())
         except RosterError as exc:
             ROSTER_REJECTED.labels(exc.reason).inc()
-            log.warning("event=roster_update_rejected reason=%s error=%s keeping_version=%s",
-                        exc.reason, exc.message, state.version)
+            log.warning(
+                "event=roster_update_rejected reason=%s error=%s keeping_version=%s",
+                exc.reason,
+                exc.message,
+                state.version,
+            )
             self.last_outcome = "rejected"
             return "rejected"
-        if new.version == since:           # only the version we already hold
+        if new.version == since:  # only the version we already hold
             self.last_outcome = "unchanged"
             return "unchanged"
         # Acknowledge: the gateway records the version a signed request says we enforce.
@@ -216,10 +256,13 @@ class RosterRefresher:
 
 # --- talking to the gateway ----------------------------------------------------------------
 
+
 def _headers(auth: str) -> dict[bytes | str, list[bytes | str]]:
     """The roster request's headers, typed as treq takes them."""
-    return {b"Authorization": [auth.encode("ascii")],
-            b"User-Agent": [b"Parta/0.1 (roster refresh)"]}
+    return {
+        b"Authorization": [auth.encode("ascii")],
+        b"User-Agent": [b"Parta/0.1 (roster refresh)"],
+    }
 
 
 class GatewayRosterClient:
@@ -230,15 +273,25 @@ class GatewayRosterClient:
     only for loopback (enrolment refused anything else).
     """
 
-    def __init__(self, reactor: Any, gateway_url: str, *, origin: str, destination: str,
-                 signing_key: Callable[[], Any], ca_file: str | None = None,
-                 insecure: bool = False, timeout: float = REQUEST_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        gateway_url: str,
+        *,
+        origin: str,
+        destination: str,
+        signing_key: Callable[[], Any],
+        ca_file: str | None = None,
+        insecure: bool = False,
+        timeout: float = REQUEST_TIMEOUT_S,
+    ) -> None:
         from twisted.web.client import Agent, HTTPConnectionPool
 
         parts = urlsplit(gateway_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise RosterStartupError(f"roster_key.json: gateway_url {gateway_url!r} is not an "
-                                     "http(s) URL (enrol again)")
+            raise RosterStartupError(
+                f"roster_key.json: gateway_url {gateway_url!r} is not an http(s) URL (enrol again)"
+            )
         self.base = f"{parts.scheme}://{parts.netloc}"
         self.prefix = parts.path.rstrip("/")
         self.origin = origin
@@ -250,9 +303,11 @@ class GatewayRosterClient:
         self.pool.maxPersistentPerHost = 2
         if parts.scheme == "https":
             from federation.transport.tls import ClientTLSPolicy
+
             policy = _HttpsPolicy(ClientTLSPolicy(ca_file, insecure_skip_tls_verify=insecure))
-            self._agent = Agent(reactor, contextFactory=policy, pool=self.pool,
-                                connectTimeout=timeout)
+            self._agent = Agent(
+                reactor, contextFactory=policy, pool=self.pool, connectTimeout=timeout
+            )
         else:
             self._agent = Agent(reactor, pool=self.pool, connectTimeout=timeout)
 
@@ -260,12 +315,15 @@ class GatewayRosterClient:
         import treq
 
         target = f"{self.prefix}{ROSTER_PATH}?since={int(since)}"
-        auth = sign_request("GET", target, self.origin, self.destination,
-                            self._signing_key(), None)
-        response = await treq.get(self.base + target, agent=self._agent,
-                                  timeout=self.timeout, reactor=self._reactor,
-                                  allow_redirects=False,
-                                  headers=_headers(auth))
+        auth = sign_request("GET", target, self.origin, self.destination, self._signing_key(), None)
+        response = await treq.get(
+            self.base + target,
+            agent=self._agent,
+            timeout=self.timeout,
+            reactor=self._reactor,
+            allow_redirects=False,
+            headers=_headers(auth),
+        )
         try:
             raw = await read_body(response, MAX_RESPONSE_BYTES)
         except ResponseTooLarge:
@@ -287,6 +345,7 @@ class _HttpsPolicy:
     def __init__(self, tls: Any) -> None:
         from twisted.web.iweb import IPolicyForHTTPS
         from zope.interface import directlyProvides
+
         directlyProvides(self, IPolicyForHTTPS)
         self._tls = tls
 
@@ -296,15 +355,18 @@ class _HttpsPolicy:
 
 # --- wiring --------------------------------------------------------------------------------
 
-def register_hint_route(routes: Any, policy: RosterPolicy,
-                        refresher: "RosterRefresher | None") -> None:
+
+def register_hint_route(
+    routes: Any, policy: RosterPolicy, refresher: "RosterRefresher | None"
+) -> None:
     """``PUT /_parta/v1/roster_hint`` on the federation listener (X-Matrix authenticated)."""
 
     async def roster_hint(req: Any, origin: str) -> tuple[int, dict]:
         state = policy.state
         if state is None or refresher is None:
-            raise Forbidden("This server does not take roster hints (it has not enrolled "
-                            "with a city gateway)")
+            raise Forbidden(
+                "This server does not take roster hints (it has not enrolled with a city gateway)"
+            )
         if origin != state.signer_name:
             raise Forbidden(f"Only the city gateway {state.signer_name} sends roster hints")
         # The body (a version number) is not trusted: the refresh fetches and verifies.
@@ -323,25 +385,37 @@ def install(fctx: Any) -> "RosterRefresher | None":
     ctx = fctx.ctx
     watch_metrics(policy, ctx.clock)
     refresher = None
-    if policy.state is not None and policy.gateway_url:     # bound to a roster
+    if policy.state is not None and policy.gateway_url:  # bound to a roster
         cfg = fctx.config
         client = GatewayRosterClient(
-            ctx.reactor, policy.gateway_url, origin=ctx.server_name,
-            destination=policy.state.signer_name, signing_key=lambda: fctx.signing_key,
-            ca_file=cfg.tls_ca_file, insecure=cfg.insecure_skip_tls_verify)
-        refresher = RosterRefresher(policy, client.fetch_since, reactor=ctx.reactor,
-                                    now_ms=ctx.clock.time_ms,
-                                    interval_s=refresh_interval_s(ctx.config))
+            ctx.reactor,
+            policy.gateway_url,
+            origin=ctx.server_name,
+            destination=policy.state.signer_name,
+            signing_key=lambda: fctx.signing_key,
+            ca_file=cfg.tls_ca_file,
+            insecure=cfg.insecure_skip_tls_verify,
+        )
+        refresher = RosterRefresher(
+            policy,
+            client.fetch_since,
+            reactor=ctx.reactor,
+            now_ms=ctx.clock.time_ms,
+            interval_s=refresh_interval_s(ctx.config),
+        )
         fctx.extras["roster_client"] = client
         reactor = ctx.reactor
         if hasattr(reactor, "callWhenRunning"):
             reactor.callWhenRunning(refresher.start)
             reactor.addSystemEventTrigger("before", "shutdown", refresher.stop)
-            reactor.addSystemEventTrigger("before", "shutdown",
-                                          lambda: defer.ensureDeferred(client.close()))
+            reactor.addSystemEventTrigger(
+                "before", "shutdown", lambda: defer.ensureDeferred(client.close())
+            )
     elif policy.bound:
-        log.warning("event=roster_not_refreshed reason=no_gateway_url: roster_key.json names "
-                    "no gateway_url; enrol again to get roster updates")
+        log.warning(
+            "event=roster_not_refreshed reason=no_gateway_url: roster_key.json names "
+            "no gateway_url; enrol again to get roster updates"
+        )
     fctx.extras["roster_refresher"] = refresher
     register_hint_route(fctx.routes, policy, refresher)
     return refresher

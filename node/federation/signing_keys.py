@@ -40,7 +40,7 @@ def load_old_keys(path: str) -> list[OldKey]:
         return []
     try:
         return old_keys_from_json(json.loads(text) if text.strip() else {})
-    except ValueError as exc:       # json.JSONDecodeError
+    except ValueError as exc:  # json.JSONDecodeError
         raise KeyFormatError(f"{path}: not JSON ({exc})") from None
     except KeyFormatError as exc:
         raise KeyFormatError(f"{path}: {exc.message}") from None
@@ -59,8 +59,9 @@ def load_keys(config: Any) -> tuple[list[SigningKey], list[OldKey]]:
     return current, [o for o in old if o.verify_key.key_id not in current_ids]
 
 
-def plan_rotation(config: Any, now_ms: int, new_version: str | None = None
-                  ) -> tuple[list[SigningKey], list[SigningKey], list[OldKey]]:
+def plan_rotation(
+    config: Any, now_ms: int, new_version: str | None = None
+) -> tuple[list[SigningKey], list[SigningKey], list[OldKey]]:
     """(current keys, new keys, new retired list) of a rotation, nothing written yet."""
     current, old = load_keys(config)
     new_keys, new_old = rotate_signing_keys(current, old, now_ms, new_version)
@@ -75,8 +76,9 @@ def save_rotation(config: Any, new_keys: list[SigningKey], new_old: list[OldKey]
     save_signing_key_file(config.signing_key_path, new_keys)
 
 
-def rotate(config: Any, now_ms: int, new_version: str | None = None
-           ) -> tuple[SigningKey, list[OldKey]]:
+def rotate(
+    config: Any, now_ms: int, new_version: str | None = None
+) -> tuple[SigningKey, list[OldKey]]:
     """Make a new signing key; the current ones become old keys expired at ``now_ms``
     (locally only: ``node.federation.key_rotation`` tells the city gateway first)."""
     _, new_keys, new_old = plan_rotation(config, now_ms, new_version)

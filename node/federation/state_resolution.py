@@ -27,8 +27,9 @@ class StateResolver:
         self._get_events = get_events
         self.resolutions = 0
 
-    async def load_closure(self, event_ids: Sequence[str],
-                           extra: Sequence[Event] = ()) -> dict[str, Event]:
+    async def load_closure(
+        self, event_ids: Sequence[str], extra: Sequence[Event] = ()
+    ) -> dict[str, Event]:
         """The events and everything reachable from them through ``auth_events``
         (``extra``: events not stored yet, e.g. the one being processed)."""
         found: dict[str, Event] = {e.event_id: e for e in extra}
@@ -47,9 +48,13 @@ class StateResolver:
             frontier = nxt - set(found) - frontier
         return found
 
-    async def resolve(self, room_version: RoomVersion, room_id: str,
-                      state_maps: Sequence[Mapping[tuple[str, str], str]],
-                      extra: Sequence[Event] = ()) -> StateMap:
+    async def resolve(
+        self,
+        room_version: RoomVersion,
+        room_id: str,
+        state_maps: Sequence[Mapping[tuple[str, str], str]],
+        extra: Sequence[Event] = (),
+    ) -> StateMap:
         """The resolved state of ``state_maps`` (``StateResolutionError`` if impossible)."""
         maps = [dict(m) for m in state_maps]
         if not maps:
@@ -65,6 +70,11 @@ class StateResolver:
         pool = await self.load_closure(sorted(ids), extra)
         self.resolutions += 1
         resolved = resolve_state(room_version, maps, pool.get)
-        log.debug("event=state_resolved room=%s sets=%d conflicted=%d events=%d", room_id,
-                  len(maps), len(conflicted), len(pool))
+        log.debug(
+            "event=state_resolved room=%s sets=%d conflicted=%d events=%d",
+            room_id,
+            len(maps),
+            len(conflicted),
+            len(pool),
+        )
         return resolved

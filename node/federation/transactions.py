@@ -90,8 +90,9 @@ class InboundTransactions:
         replay after a restart) and the PDUs' status, then steps 4-6 with the persister
         held, so the transaction's events and its response commit in one write."""
         prepared = await self.ingest.prepare_pdus(origin, pdus)
-        stored, statuses = await self.db.read(store.txn_response_and_event_status, origin,
-                                              txn_id, prepared.event_ids())
+        stored, statuses = await self.db.read(
+            store.txn_response_and_event_status, origin, txn_id, prepared.event_ids()
+        )
         if stored is not None:
             self.replayed += 1
             fed_metrics.transaction("replayed")
@@ -107,16 +108,16 @@ class InboundTransactions:
                     log.exception("event=edu_failed origin=%s", origin)
             response = {"pdus": results}
             now = self.clock.time_ms()
-            saved = persister.enqueue_extra(store.save_txn_response, origin, txn_id,
-                                            {"pdus": dict(results)}, now)
+            saved = persister.enqueue_extra(
+                store.save_txn_response, origin, txn_id, {"pdus": dict(results)}, now
+            )
         finally:
             persister.release()
         await self.ingest.written(results, writes, origin)
         try:
             await saved
         except Exception:  # not recorded: a retry is processed again
-            log.exception("event=txn_response_save_failed origin=%s txn_id=%s", origin,
-                          txn_id)
+            log.exception("event=txn_response_save_failed origin=%s txn_id=%s", origin, txn_id)
         else:
             if any(r.get("error") == STORE_FAILED for r in results.values()):
                 # An event failed to store in an earlier write than the response: do not
@@ -131,7 +132,12 @@ class InboundTransactions:
                 await self.db.run(store.prune_txns, now - KEEP_MS)
             except Exception:
                 log.exception("event=txn_prune_failed")
-        log.info("event=txn_received origin=%s txn_id=%s pdus=%d edus=%d errors=%d", origin,
-                 txn_id, len(pdus), len(edus),
-                 sum(1 for r in results.values() if "error" in r))
+        log.info(
+            "event=txn_received origin=%s txn_id=%s pdus=%d edus=%d errors=%d",
+            origin,
+            txn_id,
+            len(pdus),
+            len(edus),
+            sum(1 for r in results.values() if "error" in r),
+        )
         return response

@@ -44,7 +44,7 @@ def run_batch(batch: Sequence[Sequence[VerifyJob]]) -> Results:
 
 
 _run_batch = run_batch
-_SKIPPED = object()     # a thread found its task already run elsewhere
+_SKIPPED = object()  # a thread found its task already run elsewhere
 
 
 class VerifyTask:
@@ -87,14 +87,13 @@ class SignatureVerifier:
         self.reactor = reactor
         self.threads = default_threads() if threads is None else max(0, int(threads))
         if not IReactorThreads.providedBy(reactor):
-            self.threads = 0        # e.g. a test clock: nothing to hand results back to
+            self.threads = 0  # e.g. a test clock: nothing to hand results back to
         self._pool: ThreadPool | None = None
         self._lock = threading.Lock()
 
     def _get_pool(self) -> ThreadPool:
         if self._pool is None:
-            self._pool = ThreadPool(minthreads=0, maxthreads=self.threads,
-                                    name="parta-verify")
+            self._pool = ThreadPool(minthreads=0, maxthreads=self.threads, name="parta-verify")
             self._pool.start()
             if hasattr(self.reactor, "addSystemEventTrigger"):
                 # self.stop, not the pool's: a pool already stopped refuses a second stop.
@@ -113,7 +112,9 @@ class SignatureVerifier:
             return task
         self._get_pool().callInThreadWithCallback(
             lambda ok, result: self.reactor.callFromThread(self._finished, task, ok, result),
-            self._in_thread, task)
+            self._in_thread,
+            task,
+        )
         return task
 
     @staticmethod
@@ -125,7 +126,7 @@ class SignatureVerifier:
     @staticmethod
     def _finished(task: VerifyTask, ok: bool, result: Any) -> None:
         if ok and result is _SKIPPED:
-            return              # the reactor ran it (try_run_here) and fired the Deferred
+            return  # the reactor ran it (try_run_here) and fired the Deferred
         if ok:
             task.deferred.callback(result)
         else:

@@ -54,13 +54,13 @@ class FederationConfigError(Exception):
 @dataclass
 class FederationService:
     fctx: FederationContext
-    resource: Any                    # the federation listener's twisted.web resource
+    resource: Any  # the federation listener's twisted.web resource
     ingest: Ingest
     transactions: InboundTransactions
     edus: EduHandler
-    sender: Any = None               # outbound.FederationSender
-    membership: Any = None           # membership.MembershipService
-    port: Any = None                 # the listening port once ``listen`` ran
+    sender: Any = None  # outbound.FederationSender
+    membership: Any = None  # membership.MembershipService
+    port: Any = None  # the listening port once ``listen`` ran
     extras: dict = field(default_factory=dict)
 
     @property
@@ -87,11 +87,14 @@ class FederationService:
             log.info("event=federation_disabled")
             return None
         if not cfg.listener.tls_certificate_path or not cfg.listener.tls_private_key_path:
-            log.warning("event=federation_listener_disabled reason=no_tls_certificate "
-                        "hint='set federation.listener.tls_certificate_path and "
-                        "tls_private_key_path (parta node init writes a dev certificate)'")
+            log.warning(
+                "event=federation_listener_disabled reason=no_tls_certificate "
+                "hint='set federation.listener.tls_certificate_path and "
+                "tls_private_key_path (parta node init writes a dev certificate)'"
+            )
             return None
         from .listener import listen
+
         self.port = listen(reactor, cfg.listener, site_factory(self.resource))
         return self.port
 
@@ -99,75 +102,139 @@ class FederationService:
 def _notary_fetchers(cfg: Any, client: Any, clock: Any) -> list[NotaryKeyFetcher]:
     out = []
     for i, entry in enumerate(cfg.notary_servers or []):
-        if not isinstance(entry, dict) or not isinstance(entry.get("server_name"), str) \
-                or not isinstance(entry.get("verify_keys"), dict):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("server_name"), str)
+            or not isinstance(entry.get("verify_keys"), dict)
+        ):
             raise FederationConfigError(
                 f"federation.notary_servers[{i}]: needs server_name and verify_keys "
-                "{key_id: base64 key}")
+                "{key_id: base64 key}"
+            )
         keys = [VerifyKey.decode(kid, b64) for kid, b64 in entry["verify_keys"].items()]
         out.append(NotaryKeyFetcher(client, clock, entry["server_name"], keys))
     return out
 
 
-def build_context(ctx: Any, *, rooms: Any, policy: Any = None, signing_keys: Any = None,
-                  old_keys: Any = None, client: Any = None) -> FederationContext:
+def build_context(
+    ctx: Any,
+    *,
+    rooms: Any,
+    policy: Any = None,
+    signing_keys: Any = None,
+    old_keys: Any = None,
+    client: Any = None,
+) -> FederationContext:
     """Everything but the endpoints (tests pass their own client / keys)."""
     cfg = ctx.config.federation
     if signing_keys is None:
         signing_keys, old_keys = load_keys(ctx.config)
         # The key the node context signs events with is the first one of the file.
         if signing_keys[0].key_id != ctx.signing_key.key_id:
-            signing_keys = [ctx.signing_key] + [k for k in signing_keys
-                                                if k.key_id != ctx.signing_key.key_id]
-    key_server = KeyServer(ctx.server_name, signing_keys, ctx.clock, old_keys or (),
-                           key_lifetime_ms=cfg.key_validity_ms)
-    if policy is None:       # the city roster when enrolled, else open
+            signing_keys = [ctx.signing_key] + [
+                k for k in signing_keys if k.key_id != ctx.signing_key.key_id
+            ]
+    key_server = KeyServer(
+        ctx.server_name,
+        signing_keys,
+        ctx.clock,
+        old_keys or (),
+        key_lifetime_ms=cfg.key_validity_ms,
+    )
+    if policy is None:  # the city roster when enrolled, else open
         from .roster_policy import policy_from_config
+
         policy = policy_from_config(ctx.config)
     if client is None:
-        tls = ClientTLSPolicy(cfg.tls_ca_file,
-                              insecure_skip_tls_verify=cfg.insecure_skip_tls_verify)
+        tls = ClientTLSPolicy(
+            cfg.tls_ca_file, insecure_skip_tls_verify=cfg.insecure_skip_tls_verify
+        )
         # Outbound connections only to addresses outside federation.ip_range_blacklist
         # (or in ip_range_whitelist), .well-known fetches included.
         addresses = AddressFilter(cfg.ip_range_blacklist, cfg.ip_range_whitelist)
-        resolver = ServerResolver(ctx.clock, WellKnownGetter(ctx.reactor, tls,
-                                                             address_filter=addresses),
-                                  overrides=cfg.server_overrides or {})
-        client = FederationHttpClient(ctx.reactor, ctx.server_name,
-                                      lambda: key_server.signing_key, resolver, tls,
-                                      address_filter=addresses)
+        resolver = ServerResolver(
+            ctx.clock,
+            WellKnownGetter(ctx.reactor, tls, address_filter=addresses),
+            overrides=cfg.server_overrides or {},
+        )
+        client = FederationHttpClient(
+            ctx.reactor,
+            ctx.server_name,
+            lambda: key_server.signing_key,
+            resolver,
+            tls,
+            address_filter=addresses,
+        )
         if hasattr(ctx.reactor, "addSystemEventTrigger"):
             # Pooled connections are closed before the reactor stops.
             from twisted.internet import defer
+
             inner = client
             ctx.reactor.addSystemEventTrigger(
-                "before", "shutdown", lambda: defer.ensureDeferred(inner.close()))
+                "before", "shutdown", lambda: defer.ensureDeferred(inner.close())
+            )
     client = PolicyClient(client, policy)
     fetchers: list[Any] = [DirectKeyFetcher(client, ctx.clock)]
     fetchers += _notary_fetchers(cfg, client, ctx.clock)
-    keyring = KeyRing(ctx.clock, fetchers, pinned=PinnedKeysFromPolicy(policy),
-                      store=DbKeyStore(ctx.db), local=key_server)
+    keyring = KeyRing(
+        ctx.clock,
+        fetchers,
+        pinned=PinnedKeysFromPolicy(policy),
+        store=DbKeyStore(ctx.db),
+        local=key_server,
+    )
     from .roster_policy import RosterNotarySource, RosterPolicy
-    notary = NotaryService(key_server, RosterNotarySource(keyring, policy)
-                           if isinstance(policy, RosterPolicy) else keyring, ctx.clock)
+
+    notary = NotaryService(
+        key_server,
+        RosterNotarySource(keyring, policy) if isinstance(policy, RosterPolicy) else keyring,
+        ctx.clock,
+    )
     router = Router()
-    routes = FederationRoutes(router, XMatrixAuthenticator(ctx.server_name, keyring, policy),
-                              room_guard=RoomAclGuard(rooms))
-    return FederationContext(ctx=ctx, config=cfg, keyring=keyring, key_server=key_server,
-                             notary=notary, client=client, router=router, routes=routes,
-                             policy=policy, state_store=rooms.state_store, rooms=rooms)
+    routes = FederationRoutes(
+        router,
+        XMatrixAuthenticator(ctx.server_name, keyring, policy),
+        room_guard=RoomAclGuard(rooms),
+    )
+    return FederationContext(
+        ctx=ctx,
+        config=cfg,
+        keyring=keyring,
+        key_server=key_server,
+        notary=notary,
+        client=client,
+        router=router,
+        routes=routes,
+        policy=policy,
+        state_store=rooms.state_store,
+        rooms=rooms,
+    )
 
 
-def wire(ctx: Any, *, accounts: Any = None, rooms: Any, notifier: Any = None,
-         sync: Any = None, media: Any = None, policy: Any = None,
-         **build_kw: Any) -> FederationService:
+def wire(
+    ctx: Any,
+    *,
+    accounts: Any = None,
+    rooms: Any,
+    notifier: Any = None,
+    sync: Any = None,
+    media: Any = None,
+    policy: Any = None,
+    **build_kw: Any,
+) -> FederationService:
     fctx = build_context(ctx, rooms=rooms, policy=policy, **build_kw)
     fctx.accounts, fctx.sync, fctx.media, fctx.notifier = accounts, sync, media, notifier
     cfg = fctx.config
-    ingest = Ingest(rooms=rooms, state_store=fctx.state_store, keyring=fctx.keyring,
-                    client=fctx.client, policy=fctx.policy, server_name=ctx.server_name,
-                    max_missing_events=cfg.max_missing_events,
-                    verifier=SignatureVerifier(ctx.reactor, cfg.verify_threads))
+    ingest = Ingest(
+        rooms=rooms,
+        state_store=fctx.state_store,
+        keyring=fctx.keyring,
+        client=fctx.client,
+        policy=fctx.policy,
+        server_name=ctx.server_name,
+        max_missing_events=cfg.max_missing_events,
+        verifier=SignatureVerifier(ctx.reactor, cfg.verify_threads),
+    )
     fctx.ingest = ingest
     edus = EduHandler(rooms=rooms, sync=sync, presence=cfg.presence)
     transactions = InboundTransactions(db=ctx.db, clock=ctx.clock, ingest=ingest, edus=edus)
@@ -175,18 +242,27 @@ def wire(ctx: Any, *, accounts: Any = None, rooms: Any, notifier: Any = None,
     fctx.extras["edus"] = edus
     register_all(fctx.routes, fctx)
     from .roster_refresh import install as install_roster
-    install_roster(fctx)         # roster refresh + push hints (an enrolled node)
+
+    install_roster(fctx)  # roster refresh + push hints (an enrolled node)
     from node import metrics
+
     resource = make_resource(fctx.router, observe=metrics.observe_request)
-    service = FederationService(fctx=fctx, resource=resource, ingest=ingest,
-                                transactions=transactions, edus=edus)
+    service = FederationService(
+        fctx=fctx, resource=resource, ingest=ingest, transactions=transactions, edus=edus
+    )
     if cfg.enabled:
-        service.sender = _optional("node.federation.outbound.wiring", "outbound sender",
-                                   fctx, rooms=rooms, sync=sync)
+        service.sender = _optional(
+            "node.federation.outbound.wiring", "outbound sender", fctx, rooms=rooms, sync=sync
+        )
         if service.sender is not None:
-            service.membership = _optional("node.federation.membership.wiring",
-                                           "membership handshakes", fctx, rooms=rooms,
-                                           accounts=accounts, sender=service.sender)
+            service.membership = _optional(
+                "node.federation.membership.wiring",
+                "membership handshakes",
+                fctx,
+                rooms=rooms,
+                accounts=accounts,
+                sender=service.sender,
+            )
     return service
 
 

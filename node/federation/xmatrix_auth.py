@@ -55,9 +55,15 @@ class XMatrixAuthenticator:
         # The policy first: a refused origin gets 403 without any key fetch.
         require_inbound(self.policy, parse_authorization(headers)[0].origin)
         body = req.json() if req.body.strip() else None
-        origin = await verify_request_async(req.method, uri, body, headers, self.server_name,
-                                            self.keyring.get_verify_key,
-                                            raw_body=req.body if body is not None else None)
+        origin = await verify_request_async(
+            req.method,
+            uri,
+            body,
+            headers,
+            self.server_name,
+            self.keyring.get_verify_key,
+            raw_body=req.body if body is not None else None,
+        )
         require_inbound(self.policy, origin)
         for fn in self.observers:
             fn(origin)
@@ -70,11 +76,12 @@ SignedHandler = Callable[..., Awaitable[Any]]
 class FederationRoutes:
     """Registers federation endpoints on the federation listener's ``Router``."""
 
-    def __init__(self, router: Any, authenticator: XMatrixAuthenticator,
-                 room_guard: Any = None) -> None:
+    def __init__(
+        self, router: Any, authenticator: XMatrixAuthenticator, room_guard: Any = None
+    ) -> None:
         self.router = router
         self.authenticator = authenticator
-        self.room_guard = room_guard    # server ACLs: ``acl_check.RoomAclGuard``
+        self.room_guard = room_guard  # server ACLs: ``acl_check.RoomAclGuard``
 
     def add(self, method: str, template: str, handler: SignedHandler) -> None:
         auth = self.authenticator
@@ -82,7 +89,7 @@ class FederationRoutes:
 
         async def signed(req: Any, **params: str) -> Any:
             origin = await auth.authenticate(req)
-            if guard is not None:       # server ACLs on the spec's protected endpoints
+            if guard is not None:  # server ACLs on the spec's protected endpoints
                 await guard.check(origin, params.get("roomId"))
             return await handler(req, origin, **params)
 

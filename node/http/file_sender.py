@@ -42,9 +42,17 @@ class FileResponse:
 
     __slots__ = ("status", "file", "length", "content_type", "headers", "prefix", "suffix")
 
-    def __init__(self, status: int, file: BinaryIO, length: int, content_type: str,
-                 headers: dict[str, str] | None = None, *, prefix: bytes = b"",
-                 suffix: bytes = b"") -> None:
+    def __init__(
+        self,
+        status: int,
+        file: BinaryIO,
+        length: int,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        *,
+        prefix: bytes = b"",
+        suffix: bytes = b"",
+    ) -> None:
         self.status = status
         self.file = file
         self.length = length
@@ -81,7 +89,7 @@ class FileProducer:
         self._request.notifyFinish().addErrback(self._client_gone)
         if self._prefix:
             self._request.write(self._prefix)
-            if self._file is None:          # the client went away meanwhile
+            if self._file is None:  # the client went away meanwhile
                 return
         if self._remaining <= 0:
             self._complete()
@@ -97,8 +105,10 @@ class FileProducer:
         self._arm_stall_timer()
         chunk = self._file.read(min(CHUNK_BYTES, self._remaining))
         if not chunk:
-            log.error("Served file ended %d bytes before its Content-Length; dropping the "
-                      "connection", self._remaining)
+            log.error(
+                "Served file ended %d bytes before its Content-Length; dropping the connection",
+                self._remaining,
+            )
             self._close()
             self._unregister()
             self._request.loseConnection()

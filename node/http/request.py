@@ -40,22 +40,40 @@ class MissingParam(MatrixError):
 class ApiRequest:
     """A parsed HTTP request.  ``body`` is already read and size-checked."""
 
-    __slots__ = ("method", "path", "args", "headers", "body", "requester", "client_ip",
-                 "raw", "_json", "route_name", "access_token")
+    __slots__ = (
+        "method",
+        "path",
+        "args",
+        "headers",
+        "body",
+        "requester",
+        "client_ip",
+        "raw",
+        "_json",
+        "route_name",
+        "access_token",
+    )
 
-    def __init__(self, method: str, path: str, args: dict[str, list[str]],
-                 headers: dict[str, str], body: bytes, client_ip: str,
-                 raw: Any = None) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        args: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+        client_ip: str,
+        raw: Any = None,
+    ) -> None:
         for name, values in args.items():
             if "\x00" in name or any("\x00" in v for v in values):
                 raise InvalidParam(f"Query parameter {name[:64]!r} contains a NUL character")
         self.method = method
         self.path = path
         self.args = args
-        self.headers = headers            # lower-cased names
+        self.headers = headers  # lower-cased names
         self.body = body
         self.client_ip = client_ip
-        self.raw = raw                    # the twisted.web request, for streaming responses
+        self.raw = raw  # the twisted.web request, for streaming responses
         self.requester: Requester | None = None
         self.access_token: str | None = None
         self.route_name: str = "unknown"
@@ -66,16 +84,23 @@ class ApiRequest:
         values = self.args.get(name)
         return values[-1] if values else default
 
-    def query_int(self, name: str, default: int | None = None, *, minimum: int | None = None,
-                  maximum: int | None = None) -> int | None:
+    def query_int(
+        self,
+        name: str,
+        default: int | None = None,
+        *,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | None:
         raw = self.query(name)
         if raw is None:
             return default
         try:
             value = int(raw)
         except ValueError:
-            raise MatrixError(f"Query parameter {name!r} must be an integer",
-                              errcode="M_INVALID_PARAM") from None
+            raise MatrixError(
+                f"Query parameter {name!r} must be an integer", errcode="M_INVALID_PARAM"
+            ) from None
         if minimum is not None and value < minimum:
             value = minimum
         if maximum is not None and value > maximum:
@@ -90,8 +115,9 @@ class ApiRequest:
             return True
         if raw in ("false", "0"):
             return False
-        raise MatrixError(f"Query parameter {name!r} must be true or false",
-                          errcode="M_INVALID_PARAM")
+        raise MatrixError(
+            f"Query parameter {name!r} must be true or false", errcode="M_INVALID_PARAM"
+        )
 
     # --- body ----------------------------------------------------------------------
     def json(self, *, allow_empty: bool = False) -> dict:
@@ -102,8 +128,9 @@ class ApiRequest:
                     self._json = {}
                     return self._json
             server = self.path.startswith(_SERVER_PREFIXES)
-            value = parse_json(self.body,
-                               max_depth=MAX_SERVER_JSON_DEPTH if server else MAX_JSON_DEPTH)
+            value = parse_json(
+                self.body, max_depth=MAX_SERVER_JSON_DEPTH if server else MAX_JSON_DEPTH
+            )
             if not isinstance(value, dict):
                 raise BadJSON("Request body must be a JSON object")
             self._json = value

@@ -33,10 +33,10 @@ class Route:
     template: str
     regex: re.Pattern
     handler: Handler
-    auth: bool              # requires a valid access token
-    auth_optional: bool     # authenticates if a token is present
+    auth: bool  # requires a valid access token
+    auth_optional: bool  # authenticates if a token is present
     rate_limited: bool
-    name: str               # metric label: the template, stable and low-cardinality
+    name: str  # metric label: the template, stable and low-cardinality
 
 
 class Router:
@@ -44,15 +44,33 @@ class Router:
         self._routes: list[Route] = []
         self._by_prefix: dict[str, list[Route]] = {}
 
-    def add(self, method: str, template: str, handler: Handler, *, auth: bool = True,
-            auth_optional: bool = False, rate_limited: bool = False,
-            name: str | None = None) -> None:
+    def add(
+        self,
+        method: str,
+        template: str,
+        handler: Handler,
+        *,
+        auth: bool = True,
+        auth_optional: bool = False,
+        rate_limited: bool = False,
+        name: str | None = None,
+    ) -> None:
         # The last path parameter may swallow slashes when named "*Path" (e.g. state keys
         # are single segments, but media IDs never contain '/').
-        pattern = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template)
-                             .replace(r"\{", "{").replace(r"\}", "}"))
-        route = Route(method.upper(), template, re.compile(f"^{pattern}$"), handler, auth,
-                      auth_optional, rate_limited, name or template)
+        pattern = _PARAM.sub(
+            lambda m: f"(?P<{m.group(1)}>[^/]+)",
+            re.escape(template).replace(r"\{", "{").replace(r"\}", "}"),
+        )
+        route = Route(
+            method.upper(),
+            template,
+            re.compile(f"^{pattern}$"),
+            handler,
+            auth,
+            auth_optional,
+            rate_limited,
+            name or template,
+        )
         self._routes.append(route)
 
     def replace(self, method: str, template: str, handler: Handler, **kw: Any) -> None:
@@ -93,4 +111,5 @@ class Router:
 def _refuse(name: str) -> Handler:
     async def refuse(_req: Any) -> NoReturn:
         raise InvalidParam(f"Path parameter {name!r} contains a NUL character")
+
     return refuse

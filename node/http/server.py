@@ -43,8 +43,9 @@ class Response:
 
     __slots__ = ("status", "body", "content_type", "headers")
 
-    def __init__(self, status: int, body: bytes, content_type: str,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.status = status
         self.body = body
         self.content_type = content_type
@@ -77,16 +78,21 @@ class MissingToken(MatrixError):
 class ApiResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, router: Router, *, authenticate: Authenticator | None,
-                 max_body_bytes: int,
-                 rate_limit: Callable[[ApiRequest], Awaitable[None]] | None = None,
-                 observe: RequestObserver | None = None,
-                 body_limits: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        authenticate: Authenticator | None,
+        max_body_bytes: int,
+        rate_limit: Callable[[ApiRequest], Awaitable[None]] | None = None,
+        observe: RequestObserver | None = None,
+        body_limits: dict[str, int] | None = None,
+    ) -> None:
         super().__init__()
         self.router = router
         self.authenticate = authenticate
         self.max_body_bytes = max_body_bytes
-        self.body_limits = body_limits or {}      # route name -> larger limit (media upload)
+        self.body_limits = body_limits or {}  # route name -> larger limit (media upload)
         self.rate_limit = rate_limit
         self.observe = observe
         self._smallest_limit = min([max_body_bytes, *self.body_limits.values()])
@@ -128,10 +134,12 @@ class ApiResource(resource.Resource):
             route, params, known = self.router.match(method, raw_path)
             if route is None:
                 if known:
-                    raise MatrixError("Method not allowed for this endpoint",
-                                      errcode="M_UNRECOGNIZED", http_status=405)
-                raise MatrixError("Unrecognized request", errcode="M_UNRECOGNIZED",
-                                  http_status=404)
+                    raise MatrixError(
+                        "Method not allowed for this endpoint",
+                        errcode="M_UNRECOGNIZED",
+                        http_status=405,
+                    )
+                raise MatrixError("Unrecognized request", errcode="M_UNRECOGNIZED", http_status=404)
             route_name = route.name
             req = self._build_request(twreq, method, raw_path, route)
             req.route_name = route.name
@@ -146,30 +154,41 @@ class ApiResource(resource.Resource):
         except Exception:  # the server must never crash on one request
             log.exception("Unhandled error in %s %s", method, route_name)
             status = 500
-            self._write_json(twreq, 500, {"errcode": "M_UNKNOWN",
-                                          "error": "Internal server error"})
+            self._write_json(twreq, 500, {"errcode": "M_UNKNOWN", "error": "Internal server error"})
         finally:
             if self.observe is not None:
                 self.observe(route_name, method, status, time.perf_counter() - started)
 
-    def _build_request(self, twreq: server.Request, method: str, raw_path: str,
-                       route: Route) -> ApiRequest:
+    def _build_request(
+        self, twreq: server.Request, method: str, raw_path: str, route: Route
+    ) -> ApiRequest:
         limit = self.body_limits.get(route.name, self.max_body_bytes)
         length = twreq.getHeader(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            raise MatrixError(f"Request body too large (limit {limit} bytes)",
-                              errcode="M_TOO_LARGE", http_status=413)
+            raise MatrixError(
+                f"Request body too large (limit {limit} bytes)",
+                errcode="M_TOO_LARGE",
+                http_status=413,
+            )
         body = twreq.content.read(limit + 1) if twreq.content is not None else b""
         if len(body) > limit:
-            raise MatrixError(f"Request body too large (limit {limit} bytes)",
-                              errcode="M_TOO_LARGE", http_status=413)
-        args = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
-                for k, vs in twreq.args.items()}
-        headers = {k.decode("latin-1").lower(): v[-1].decode("latin-1")
-                   for k, v in twreq.requestHeaders.getAllRawHeaders()}
+            raise MatrixError(
+                f"Request body too large (limit {limit} bytes)",
+                errcode="M_TOO_LARGE",
+                http_status=413,
+            )
+        args = {
+            k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+            for k, vs in twreq.args.items()
+        }
+        headers = {
+            k.decode("latin-1").lower(): v[-1].decode("latin-1")
+            for k, v in twreq.requestHeaders.getAllRawHeaders()
+        }
         client = twreq.getClientAddress()
-        return ApiRequest(method, raw_path, args, headers, body,
-                          getattr(client, "host", "?"), raw=twreq)
+        return ApiRequest(
+            method, raw_path, args, headers, body, getattr(client, "host", "?"), raw=twreq
+        )
 
     async def _authenticate(self, req: ApiRequest, route: Route) -> None:
         if not (route.auth or route.auth_optional):
@@ -190,8 +209,9 @@ class ApiResource(resource.Resource):
         if isinstance(result, Response):
             if twreq._disconnected:  # client went away while we worked
                 return result.status
-            self._write_head(twreq, result.status, result.content_type, result.headers,
-                             len(result.body))
+            self._write_head(
+                twreq, result.status, result.content_type, result.headers, len(result.body)
+            )
             if twreq.method != b"HEAD":
                 twreq.write(result.body)
             twreq.finish()
@@ -207,8 +227,9 @@ class ApiResource(resource.Resource):
             if twreq._disconnected:  # client went away while we worked
                 result.close()
                 return result.status
-            ApiResource._write_head(twreq, result.status, result.content_type,
-                                    result.headers, result.content_length)
+            ApiResource._write_head(
+                twreq, result.status, result.content_type, result.headers, result.content_length
+            )
             if twreq.method == b"HEAD":
                 result.close()
                 twreq.finish()
@@ -220,8 +241,9 @@ class ApiResource(resource.Resource):
         return result.status
 
     @staticmethod
-    def _write_head(twreq: server.Request, status: int, content_type: str,
-                    headers: dict[str, str], length: int) -> None:
+    def _write_head(
+        twreq: server.Request, status: int, content_type: str, headers: dict[str, str], length: int
+    ) -> None:
         twreq.setResponseCode(status)
         twreq.setHeader(b"Content-Type", content_type.encode("latin-1"))
         for k, v in headers.items():

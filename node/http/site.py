@@ -48,18 +48,18 @@ from .server import CORS_HEADERS
 
 log = logging.getLogger("parta.http")
 
-MAX_REQUEST_LINE_BYTES = 32 * 1024   # method + URI + version; twisted's default is 16 KiB
-MAX_HEADER_BYTES = 64 * 1024         # request line + all header lines (twisted: 16 KiB)
-MAX_HEADERS = 200                    # header fields per request (twisted: 500)
-IDLE_TIMEOUT_SECONDS = 60            # no byte received for this long: connection closed
-HEADER_TIMEOUT_SECONDS = 30          # first byte of a request to the end of its headers
-REFUSED_ABORT_SECONDS = 10           # a refused client that does not go away is dropped
+MAX_REQUEST_LINE_BYTES = 32 * 1024  # method + URI + version; twisted's default is 16 KiB
+MAX_HEADER_BYTES = 64 * 1024  # request line + all header lines (twisted: 16 KiB)
+MAX_HEADERS = 200  # header fields per request (twisted: 500)
+IDLE_TIMEOUT_SECONDS = 60  # no byte received for this long: connection closed
+HEADER_TIMEOUT_SECONDS = 30  # first byte of a request to the end of its headers
+REFUSED_ABORT_SECONDS = 10  # a refused client that does not go away is dropped
 # After a refusal, what the client still sends (the body it had begun) is read and dropped
 # for a little while, so that it reads the answer instead of a connection reset (a socket
 # closed with unread data answers with RST, which can destroy the answer in flight).
 LINGER_BYTES = 4 * 1024 * 1024
 LINGER_SECONDS = 2
-DEFAULT_BODY_LIMIT = 64 * 1024       # resources without a body_limit() (the metrics page)
+DEFAULT_BODY_LIMIT = 64 * 1024  # resources without a body_limit() (the metrics page)
 
 BodyLimit = Callable[[bytes, bytes, "int | None"], int]
 
@@ -67,9 +67,9 @@ BodyLimit = Callable[[bytes, bytes, "int | None"], int]
 class EdgeRequest(server.Request):
     """A request whose body is counted against ``body_limit`` as it arrives."""
 
-    channel: EdgeChannel        # what NodeSite builds (twisted declares an HTTPChannel)
+    channel: EdgeChannel  # what NodeSite builds (twisted declares an HTTPChannel)
 
-    body_limit: int | None = None      # set by the channel when the headers are in
+    body_limit: int | None = None  # set by the channel when the headers are in
     _body_received = 0
 
     def gotLength(self, length: int | None) -> None:
@@ -93,7 +93,7 @@ class EdgeChannel(http.HTTPChannel):
     totalHeadersSize = MAX_HEADER_BYTES
     maxHeaders = MAX_HEADERS
 
-    site: NodeSite              # set by NodeSite when it builds the channel
+    site: NodeSite  # set by NodeSite when it builds the channel
     _refused = False
     _header_deadline: Any = None
     _linger_call: Any = None
@@ -101,7 +101,7 @@ class EdgeChannel(http.HTTPChannel):
 
     # --- the header phase ---------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
-        if self._refused:                 # answered: drop what comes, for a bounded while
+        if self._refused:  # answered: drop what comes, for a bounded while
             self._lingered += len(data)
             if self._lingered > LINGER_BYTES:
                 self._close_refused()
@@ -109,17 +109,25 @@ class EdgeChannel(http.HTTPChannel):
         super().dataReceived(data)
         # Headers begun but not complete after this read: their deadline starts.  Headers
         # that arrive whole in one read (nearly every request) never arm a timer.
-        if (self._header_deadline is None and self.line_mode and not self._refused
-                and not self._handlingRequest and (self._receivedHeaderSize or self._buffer)):
-            self._header_deadline = self.callLater(HEADER_TIMEOUT_SECONDS,
-                                                   self._headers_too_slow)
+        if (
+            self._header_deadline is None
+            and self.line_mode
+            and not self._refused
+            and not self._handlingRequest
+            and (self._receivedHeaderSize or self._buffer)
+        ):
+            self._header_deadline = self.callLater(HEADER_TIMEOUT_SECONDS, self._headers_too_slow)
 
     def lineReceived(self, line: bytes) -> None:
-        if self._refused:                 # the rest of a buffer that held a refused request
+        if self._refused:  # the rest of a buffer that held a refused request
             return
         if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
-            self._refuse(431, b"Request Header Fields Too Large", "M_TOO_LARGE",
-                         f"Request headers too large (limit {self.totalHeadersSize} bytes)")
+            self._refuse(
+                431,
+                b"Request Header Fields Too Large",
+                "M_TOO_LARGE",
+                f"Request headers too large (limit {self.totalHeadersSize} bytes)",
+            )
             return
         super().lineReceived(line)
 
@@ -131,16 +139,28 @@ class EdgeChannel(http.HTTPChannel):
     def lineLengthExceeded(self, line: bytes) -> None:
         # No line of the request has been counted yet: this is the request line.
         if self._receivedHeaderSize == 0:
-            self._refuse(414, b"URI Too Long", "M_TOO_LARGE",
-                         f"Request line too long (limit {self.MAX_LENGTH} bytes)")
+            self._refuse(
+                414,
+                b"URI Too Long",
+                "M_TOO_LARGE",
+                f"Request line too long (limit {self.MAX_LENGTH} bytes)",
+            )
         else:
-            self._refuse(431, b"Request Header Fields Too Large", "M_TOO_LARGE",
-                         f"Request header line too long (limit {self.MAX_LENGTH} bytes)")
+            self._refuse(
+                431,
+                b"Request Header Fields Too Large",
+                "M_TOO_LARGE",
+                f"Request header line too long (limit {self.MAX_LENGTH} bytes)",
+            )
 
     def headerReceived(self, line: bytes) -> bool:
         if self._receivedHeaderCount >= self.maxHeaders:
-            self._refuse(431, b"Request Header Fields Too Large", "M_TOO_LARGE",
-                         f"Too many request headers (limit {self.maxHeaders})")
+            self._refuse(
+                431,
+                b"Request Header Fields Too Large",
+                "M_TOO_LARGE",
+                f"Too many request headers (limit {self.maxHeaders})",
+            )
             return False
         return super().headerReceived(line)
 
@@ -156,14 +176,18 @@ class EdgeChannel(http.HTTPChannel):
         super().allHeadersReceived()
 
     def allContentReceived(self) -> None:
-        if self._refused:                 # a chunked body ended after it was refused
+        if self._refused:  # a chunked body ended after it was refused
             return
         super().allContentReceived()
 
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
-        self._refuse(408, b"Request Timeout", "M_UNKNOWN",
-                     f"Request headers not received within {HEADER_TIMEOUT_SECONDS} s")
+        self._refuse(
+            408,
+            b"Request Timeout",
+            "M_UNKNOWN",
+            f"Request headers not received within {HEADER_TIMEOUT_SECONDS} s",
+        )
 
     def _cancel_header_deadline(self) -> None:
         if self._header_deadline is not None:
@@ -173,8 +197,12 @@ class EdgeChannel(http.HTTPChannel):
 
     # --- refusals ---------------------------------------------------------------------------
     def refuse_body(self, limit: int) -> None:
-        self._refuse(413, b"Payload Too Large", "M_TOO_LARGE",
-                     f"Request body too large (limit {limit} bytes)")
+        self._refuse(
+            413,
+            b"Payload Too Large",
+            "M_TOO_LARGE",
+            f"Request body too large (limit {limit} bytes)",
+        )
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         # twisted's answer to a request it cannot parse (bad request line, header without
@@ -188,20 +216,26 @@ class EdgeChannel(http.HTTPChannel):
         self._refused = True
         self._cancel_header_deadline()
         body = orjson.dumps({"errcode": errcode, "error": error})
-        head = [b"HTTP/1.1 %d %s" % (status, reason),
-                b"Content-Type: application/json",
-                b"Content-Length: %d" % len(body),
-                b"Cache-Control: no-cache, no-store, must-revalidate",
-                b"Connection: close"]
+        head = [
+            b"HTTP/1.1 %d %s" % (status, reason),
+            b"Content-Type: application/json",
+            b"Content-Length: %d" % len(body),
+            b"Cache-Control: no-cache, no-store, must-revalidate",
+            b"Connection: close",
+        ]
         head += [name + b": " + value for name, value in CORS_HEADERS.items()]
         log.info("event=http_refused status=%d errcode=%s", status, errcode)
         # Connected: a channel answers only while it has its transport.
         self.transport.write(  # type: ignore[union-attr]
-            b"\r\n".join(head) + b"\r\n\r\n" + body)
+            b"\r\n".join(head) + b"\r\n\r\n" + body
+        )
         # Plain TCP: half-close, so the client sees the end of the answer at once while we
         # still drain its body (TLS has no half-close here: it lingers without).
-        half_close = None if ISSLTransport.providedBy(self.transport) else \
-            getattr(self.transport, "loseWriteConnection", None)
+        half_close = (
+            None
+            if ISSLTransport.providedBy(self.transport)
+            else getattr(self.transport, "loseWriteConnection", None)
+        )
         if half_close is not None:
             half_close()
         self._linger_call = self.callLater(LINGER_SECONDS, self._close_refused)
@@ -234,8 +268,9 @@ class NodeSite(server.Site):
     requestFactory = EdgeRequest
 
     def __init__(self, resource: Any, *, reactor: Any = None) -> None:
-        super().__init__(resource, timeout=IDLE_TIMEOUT_SECONDS, reactor=reactor,
-                         parsePOSTFormSubmission=False)
+        super().__init__(
+            resource, timeout=IDLE_TIMEOUT_SECONDS, reactor=reactor, parsePOSTFormSubmission=False
+        )
         self.displayTracebacks = False
         self._body_limit: BodyLimit | None = getattr(resource, "body_limit", None)
 

@@ -25,8 +25,9 @@ DOWNLOAD = "/_matrix/client/v1/media/download/{serverName}/{mediaId}"
 
 
 def register(router: Router, media: MediaService) -> None:
-    async def download(req: ApiRequest, serverName: str, mediaId: str,
-                       fileName: str | None = None) -> Response | FileResponse:
+    async def download(
+        req: ApiRequest, serverName: str, mediaId: str, fileName: str | None = None
+    ) -> Response | FileResponse:
         info, body = await media.open_download(serverName, mediaId)
         try:
             filename = fileName if fileName else info.upload_name

@@ -38,8 +38,11 @@ def register(router: Router, media: MediaService) -> None:
         animated = req.query_bool("animated", False)
         result = await media.thumbnail(serverName, mediaId, width, height, method, animated)
         ext = result.content_type.split("/", 1)[1]
-        return Response(200, result.data, result.content_type,
-                        media_headers(result.content_type, f"thumbnail.{ext}",
-                                      force_inline=True))
+        return Response(
+            200,
+            result.data,
+            result.content_type,
+            media_headers(result.content_type, f"thumbnail.{ext}", force_inline=True),
+        )
 
     router.add("GET", THUMBNAIL, thumbnail)

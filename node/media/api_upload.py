@@ -16,8 +16,9 @@ from .service import UPLOAD_ROUTE, MediaService
 
 def register(router: Router, media: MediaService) -> None:
     async def upload(req: ApiRequest) -> tuple[int, dict]:
-        uri = await media.upload(req.user_id, req.headers.get("content-type"),
-                                 req.query("filename"), req.body)
+        uri = await media.upload(
+            req.user_id, req.headers.get("content-type"), req.query("filename"), req.body
+        )
         metrics.MEDIA_UPLOADED_BYTES.inc(len(req.body))
         return 200, {"content_uri": uri}
 

@@ -23,14 +23,15 @@ from node.ratelimit import LimitExceeded
 
 T = TypeVar("T")
 
-RETRY_AFTER_MS = 2_000          # what a refused client is told to wait: a few thumbnails' time
+RETRY_AFTER_MS = 2_000  # what a refused client is told to wait: a few thumbnails' time
 
 
 class WorkBudget:
     def __init__(self, *, capacity_bytes: int, slots: int, max_waiting: int) -> None:
         if capacity_bytes < 1 or slots < 1 or max_waiting < 0:
-            raise ValueError("a work budget needs capacity_bytes >= 1, slots >= 1, "
-                             "max_waiting >= 0")
+            raise ValueError(
+                "a work budget needs capacity_bytes >= 1, slots >= 1, max_waiting >= 0"
+            )
         self.capacity = capacity_bytes
         self.slots = slots
         self.max_waiting = max_waiting
@@ -50,7 +51,7 @@ class WorkBudget:
                 raise LimitExceeded(RETRY_AFTER_MS)
             entry: tuple[int, defer.Deferred] = (cost, defer.Deferred(self._forget))
             self._waiting.append(entry)
-            await entry[1]                # resolved by _wake with cost and slot reserved
+            await entry[1]  # resolved by _wake with cost and slot reserved
         else:
             self._reserve(cost)
         try:

@@ -12,17 +12,42 @@ import re
 from urllib.parse import quote, unquote_to_bytes
 
 # "Serving inline content": the only types a server should serve with ``inline``.
-INLINE_SAFE_TYPES = frozenset({
-    "text/css", "text/plain", "text/csv", "application/json", "application/ld+json",
-    "image/jpeg", "image/gif", "image/png", "image/apng", "image/webp", "image/avif",
-    "video/mp4", "video/webm", "video/ogg", "video/quicktime",
-    "audio/mp4", "audio/webm", "audio/aac", "audio/mpeg", "audio/ogg", "audio/wave",
-    "audio/wav", "audio/x-wav", "audio/x-pn-wav", "audio/flac", "audio/x-flac",
-})
+INLINE_SAFE_TYPES = frozenset(
+    {
+        "text/css",
+        "text/plain",
+        "text/csv",
+        "application/json",
+        "application/ld+json",
+        "image/jpeg",
+        "image/gif",
+        "image/png",
+        "image/apng",
+        "image/webp",
+        "image/avif",
+        "video/mp4",
+        "video/webm",
+        "video/ogg",
+        "video/quicktime",
+        "audio/mp4",
+        "audio/webm",
+        "audio/aac",
+        "audio/mpeg",
+        "audio/ogg",
+        "audio/wave",
+        "audio/wav",
+        "audio/x-wav",
+        "audio/x-pn-wav",
+        "audio/flac",
+        "audio/x-flac",
+    }
+)
 
-CONTENT_SECURITY_POLICY = ("sandbox; default-src 'none'; script-src 'none'; "
-                           "plugin-types application/pdf; style-src 'unsafe-inline'; "
-                           "object-src 'self';")
+CONTENT_SECURITY_POLICY = (
+    "sandbox; default-src 'none'; script-src 'none'; "
+    "plugin-types application/pdf; style-src 'unsafe-inline'; "
+    "object-src 'self';"
+)
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_FILENAME_CHARS = 255
@@ -31,7 +56,7 @@ MAX_FILENAME_CHARS = 255
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _MEDIA_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(?:\s*;\s*{_TOKEN}=(?:{_TOKEN}|\"[^\"\\\r\n]*\"))*\Z")
 # Characters that may appear unescaped inside a quoted-string filename.
-_PLAIN_FILENAME = re.compile(r"[ !#-\[\]-~]+\Z")       # printable ASCII minus '"' and '\'
+_PLAIN_FILENAME = re.compile(r"[ !#-\[\]-~]+\Z")  # printable ASCII minus '"' and '\'
 # Never part of a served or stored file name: C0/C1 controls and DEL (header splitting,
 # terminal escapes), line/paragraph separators, and the bidirectional overrides, embeddings,
 # isolates and marks that make "invoice\u202efdp.exe" display as "invoiceexe.pdf".
@@ -58,7 +83,7 @@ def clean_filename(raw: str | None) -> str | None:
     if not raw:
         return None
     # Lone surrogates (from a lenient decoder) cannot be UTF-8 encoded later: replace them.
-    name = raw[:4 * MAX_FILENAME_CHARS].encode("utf-8", "replace").decode("utf-8")
+    name = raw[: 4 * MAX_FILENAME_CHARS].encode("utf-8", "replace").decode("utf-8")
     name = _CONTROL.sub("", name).replace("/", "_").replace("\\", "_").strip()
     return name[:MAX_FILENAME_CHARS].strip() or None
 
@@ -93,12 +118,12 @@ def served_content_type(content_type: str) -> str:
     return content_type
 
 
-def media_headers(content_type: str, filename: str | None, *,
-                  force_inline: bool = False) -> dict[str, str]:
+def media_headers(
+    content_type: str, filename: str | None, *, force_inline: bool = False
+) -> dict[str, str]:
     inline = force_inline or is_inline_safe(content_type)
     return {
-        "Content-Disposition": content_disposition("inline" if inline else "attachment",
-                                                   filename),
+        "Content-Disposition": content_disposition("inline" if inline else "attachment", filename),
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
         "Cross-Origin-Resource-Policy": "cross-origin",
         "X-Content-Type-Options": "nosniff",
@@ -127,8 +152,9 @@ def _ext_value(value: str) -> str | None:
 
 def _plain_value(value: str) -> str:
     if value.startswith('"'):
-        value = re.sub(r"\\(.)", r"\1", value[1:-1] if value.endswith('"') and len(value) > 1
-                       else value[1:])
+        value = re.sub(
+            r"\\(.)", r"\1", value[1:-1] if value.endswith('"') and len(value) > 1 else value[1:]
+        )
     try:
         # HTTP header bytes arrive as Latin-1; a sender that wrote raw UTF-8 meant UTF-8.
         return value.encode("latin-1").decode("utf-8")

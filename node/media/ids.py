@@ -19,10 +19,11 @@ _MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")
 # Appendix "Server Name": server_name = hostname [ ":" port ]; hostname = IPv4address /
 # "[" IPv6address "]" / dns-name (1-255 chars of [0-9A-Za-z.-]); port = 1*5DIGIT.
 _SERVER_NAME = re.compile(
-    r"(?:\d{1,3}(?:\.\d{1,3}){3}"              # IPv4address
-    r"|\[[0-9A-Fa-f:.]{2,45}\]"                # "[" IPv6address "]"
-    r"|[0-9A-Za-z.-]{1,255})"                   # dns-name
-    r"(?::\d{1,5})?\Z")
+    r"(?:\d{1,3}(?:\.\d{1,3}){3}"  # IPv4address
+    r"|\[[0-9A-Fa-f:.]{2,45}\]"  # "[" IPv6address "]"
+    r"|[0-9A-Za-z.-]{1,255})"  # dns-name
+    r"(?::\d{1,5})?\Z"
+)
 
 
 def new_media_id() -> str:

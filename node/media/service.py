@@ -85,14 +85,26 @@ class ThumbnailResult:
 
 
 def _row_to_info(row: Any) -> MediaInfo:
-    return MediaInfo(row.media_id, row.user_id, row.content_type, row.upload_name, row.size,
-                     row.sha256, row.created_ts)
+    return MediaInfo(
+        row.media_id,
+        row.user_id,
+        row.content_type,
+        row.upload_name,
+        row.size,
+        row.sha256,
+        row.created_ts,
+    )
 
 
 # --- DB transactions (run on the DB thread) ------------------------------------------------
 def _usage_txn(conn: Any, user_id: str) -> int:
-    return int(conn.execute(select(func.coalesce(func.sum(local_media.c.size), 0))
-                            .where(local_media.c.user_id == user_id)).scalar_one())
+    return int(
+        conn.execute(
+            select(func.coalesce(func.sum(local_media.c.size), 0)).where(
+                local_media.c.user_id == user_id
+            )
+        ).scalar_one()
+    )
 
 
 def _insert_media_txn(conn: Any, row: dict, quota: int) -> None:
@@ -110,9 +122,15 @@ def _get_media_txn(conn: Any, media_id: str) -> MediaInfo | None:
 def _get_thumbnail_txn(conn: Any, key: tuple) -> tuple[str, str] | None:
     media_id, width, height, method, animated = key
     t = media_thumbnails.c
-    row = conn.execute(select(t.content_type, t.sha256).where(
-        t.media_id == media_id, t.width == width, t.height == height, t.method == method,
-        t.animated == animated)).first()
+    row = conn.execute(
+        select(t.content_type, t.sha256).where(
+            t.media_id == media_id,
+            t.width == width,
+            t.height == height,
+            t.method == method,
+            t.animated == animated,
+        )
+    ).first()
     return (row.content_type, row.sha256) if row is not None else None
 
 
@@ -121,10 +139,18 @@ def _insert_thumbnail_txn(conn: Any, row: dict) -> None:
 
 
 class MediaService:
-    def __init__(self, *, server_name: str, config: Any, db: Any, store: MediaStore,
-                 clock: Any, offload: Offload) -> None:
+    def __init__(
+        self,
+        *,
+        server_name: str,
+        config: Any,
+        db: Any,
+        store: MediaStore,
+        clock: Any,
+        offload: Offload,
+    ) -> None:
         self.server_name = server_name
-        self.config = config                    # node.config.MediaConfig
+        self.config = config  # node.config.MediaConfig
         self.db = db
         self.store = store
         self.clock = clock
@@ -134,9 +160,11 @@ class MediaService:
         self._thumbnail_inflight: dict[tuple, list[defer.Deferred]] = {}
         self._refused: OrderedDict[tuple, tuple[type[MatrixError], str]] = OrderedDict()
         # Decoding is admitted by estimated memory, a few jobs at a time (budget.py).
-        self._budget = WorkBudget(capacity_bytes=config.thumbnail_memory_bytes,
-                                  slots=config.thumbnail_concurrency,
-                                  max_waiting=config.thumbnail_queue)
+        self._budget = WorkBudget(
+            capacity_bytes=config.thumbnail_memory_bytes,
+            slots=config.thumbnail_concurrency,
+            max_waiting=config.thumbnail_queue,
+        )
 
     # --- config ---------------------------------------------------------------------------
     def config_json(self) -> dict:
@@ -147,8 +175,9 @@ class MediaService:
         """Total bytes ``user_id`` has uploaded (what the quota counts)."""
         return await self.db.run(_usage_txn, user_id)
 
-    async def upload(self, user_id: str, content_type: str | None, filename: str | None,
-                     data: bytes) -> str:
+    async def upload(
+        self, user_id: str, content_type: str | None, filename: str | None, data: bytes
+    ) -> str:
         """Store ``data`` for ``user_id``; return its ``mxc://`` URI."""
         size = len(data)
         if size > self.config.max_upload_bytes:
@@ -159,11 +188,19 @@ class MediaService:
             raise Forbidden("Media quota exceeded: delete some uploads or ask the school office")
         sha256 = await self.offload(self.store.put, data)
         media_id = new_media_id()
-        await self.db.run(_insert_media_txn, {
-            "media_id": media_id, "user_id": user_id,
-            "content_type": clean_content_type(content_type),
-            "upload_name": clean_filename(filename), "size": size, "sha256": sha256,
-            "created_ts": self.clock.time_ms()}, quota)
+        await self.db.run(
+            _insert_media_txn,
+            {
+                "media_id": media_id,
+                "user_id": user_id,
+                "content_type": clean_content_type(content_type),
+                "upload_name": clean_filename(filename),
+                "size": size,
+                "sha256": sha256,
+                "created_ts": self.clock.time_ms(),
+            },
+            quota,
+        )
         return mxc_uri(self.server_name, media_id)
 
     # --- lookup / download ----------------------------------------------------------------
@@ -178,14 +215,19 @@ class MediaService:
             raise NotFound("Media not found")
         return info
 
-    async def open_download(self, server_name: str,
-                            media_id: str) -> tuple[MediaInfo, MediaFile | bytes]:
+    async def open_download(
+        self, server_name: str, media_id: str
+    ) -> tuple[MediaInfo, MediaFile | bytes]:
         """What ``GET .../download/{serverName}/{mediaId}`` serves: a local file opened for
         streaming (the caller must close it), or a remote server's bytes (from the remote
         media cache, whose size is bounded there)."""
-        remote = getattr(self, "remote_media", None)    # set when federating
-        if remote is not None and server_name != self.server_name and \
-                is_valid_server_name(server_name) and is_valid_media_id(media_id):
+        remote = getattr(self, "remote_media", None)  # set when federating
+        if (
+            remote is not None
+            and server_name != self.server_name
+            and is_valid_server_name(server_name)
+            and is_valid_media_id(media_id)
+        ):
             return await remote.download(server_name, media_id)
         info = await self.get_local_media(server_name, media_id)
         opened = await self.offload(self.store.open_sized, info.sha256)
@@ -194,14 +236,15 @@ class MediaService:
         return info, MediaFile(*opened)
 
     # --- thumbnails -----------------------------------------------------------------------
-    async def thumbnail(self, server_name: str, media_id: str, width: int, height: int,
-                        method: str, animated: bool) -> ThumbnailResult:
+    async def thumbnail(
+        self, server_name: str, media_id: str, width: int, height: int, method: str, animated: bool
+    ) -> ThumbnailResult:
         info = await self.get_local_media(server_name, media_id)
         box_w, box_h = thumbnailer.choose_box(width, height, self.config.thumbnail_sizes)
         key = (media_id, box_w, box_h, method, animated)
         refused = self._refused.get(key)
         if refused is not None:
-            raise refused[0](refused[1])        # a fresh error: no traceback piling up
+            raise refused[0](refused[1])  # a fresh error: no traceback piling up
         cached = await self.db.run(_get_thumbnail_txn, key)
         if cached is not None:
             data = await self.offload(self.store.get, cached[1])
@@ -232,43 +275,69 @@ class MediaService:
         media_id, box_w, box_h, method, animated = key
         # The header alone says what decoding will cost (or that the original is the answer);
         # the pixels are decoded only once the work budget admits the job.
-        plan = await self.offload(self._plan_blocking, info.sha256, box_w, box_h, method,
-                                  animated)
+        plan = await self.offload(self._plan_blocking, info.sha256, box_w, box_h, method, animated)
         if plan.serve_original:
-            result, sha256 = await self.offload(self._generate_blocking, info.sha256, box_w,
-                                                box_h, method, animated)
+            result, sha256 = await self.offload(
+                self._generate_blocking, info.sha256, box_w, box_h, method, animated
+            )
         else:
             result, sha256 = await self._budget.run(
                 plan.memory_bytes + info.size,
-                lambda: self.offload(self._generate_blocking, info.sha256, box_w, box_h,
-                                     method, animated))
+                lambda: self.offload(
+                    self._generate_blocking, info.sha256, box_w, box_h, method, animated
+                ),
+            )
         try:
-            await self.db.run(_insert_thumbnail_txn, {
-                "media_id": media_id, "width": box_w, "height": box_h, "method": method,
-                "animated": animated, "content_type": result.content_type, "sha256": sha256,
-                "size": len(result.data)})
+            await self.db.run(
+                _insert_thumbnail_txn,
+                {
+                    "media_id": media_id,
+                    "width": box_w,
+                    "height": box_h,
+                    "method": method,
+                    "animated": animated,
+                    "content_type": result.content_type,
+                    "sha256": sha256,
+                    "size": len(result.data),
+                },
+            )
         except IntegrityError:
             pass  # another node process generated it meanwhile: the same bytes, keep its row
         return result
 
-    def _plan_blocking(self, source_sha256: str, box_w: int, box_h: int, method: str,
-                       animated: bool) -> thumbnailer.Plan:
+    def _plan_blocking(
+        self, source_sha256: str, box_w: int, box_h: int, method: str, animated: bool
+    ) -> thumbnailer.Plan:
         fh = self.store.open(source_sha256)
         if fh is None:
             raise NotFound("Media content is missing from the store")
         with fh:
-            return _refusals_as_errors(thumbnailer.plan, fh, box_w, box_h, method,
-                                       animated=animated,
-                                       max_pixels=self.config.max_thumbnail_pixels)
+            return _refusals_as_errors(
+                thumbnailer.plan,
+                fh,
+                box_w,
+                box_h,
+                method,
+                animated=animated,
+                max_pixels=self.config.max_thumbnail_pixels,
+            )
 
-    def _generate_blocking(self, source_sha256: str, box_w: int, box_h: int, method: str,
-                           animated: bool) -> tuple[ThumbnailResult, str]:
+    def _generate_blocking(
+        self, source_sha256: str, box_w: int, box_h: int, method: str, animated: bool
+    ) -> tuple[ThumbnailResult, str]:
         source = self.store.get(source_sha256)
         if source is None:
             raise NotFound("Media content is missing from the store")
         pixels = self.config.max_thumbnail_pixels
-        thumb = _refusals_as_errors(thumbnailer.make_thumbnail, source, box_w, box_h, method,
-                                    animated=animated, max_pixels=pixels)
+        thumb = _refusals_as_errors(
+            thumbnailer.make_thumbnail,
+            source,
+            box_w,
+            box_h,
+            method,
+            animated=animated,
+            max_pixels=pixels,
+        )
         if thumb is None:
             # The original is small enough: serve it, typed by what Pillow found, not the
             # uploader's claim.

@@ -45,7 +45,7 @@ class MediaStore:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp_path, path)      # atomic; a concurrent identical put is harmless
+            os.replace(tmp_path, path)  # atomic; a concurrent identical put is harmless
         except BaseException:
             try:
                 os.unlink(tmp_path)

@@ -41,14 +41,18 @@ Image = ImageOps = ImageSequence = None  # type: ignore[assignment]
 
 METHODS = ("crop", "scale")
 MAX_ANIMATION_FRAMES = 150
-MAX_DIMENSION = 10_000          # the largest width/height a client may ask for
+MAX_DIMENSION = 10_000  # the largest width/height a client may ask for
 # The box for requests larger than every configured size: the original, never upscaled.
 FULL_SIZE_BOX = (MAX_DIMENSION, MAX_DIMENSION)
 # Pillow keeps RGB/RGBA/CMYK pixels in 4 bytes (1 for L and P): the worst case per pixel.
 BYTES_PER_PIXEL = 4
 # Content types a thumbnail (or an original returned in place of one) may be served as.
-THUMBNAIL_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif",
-                   "WEBP": "image/webp"}
+THUMBNAIL_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
 
 
 class CannotThumbnail(Exception):
@@ -63,10 +67,10 @@ class TooLargeToThumbnail(Exception):
 class Plan:
     """What thumbnailing one image for one box will cost, known from its header alone."""
 
-    serve_original: bool        # rule 3: no decoding, the stored bytes are the answer
-    decode_pixels: int = 0      # pixels of one decoded frame (after the JPEG draft)
-    frames: int = 1             # frames decoded (animated thumbnails)
-    kept_pixels: int = 0        # pixels of the resized frames held until encoding
+    serve_original: bool  # rule 3: no decoding, the stored bytes are the answer
+    decode_pixels: int = 0  # pixels of one decoded frame (after the JPEG draft)
+    frames: int = 1  # frames decoded (animated thumbnails)
+    kept_pixels: int = 0  # pixels of the resized frames held until encoding
 
     @property
     def memory_bytes(self) -> int:
@@ -146,7 +150,7 @@ def _open(data: bytes | BinaryIO, max_pixels: int) -> Image.Image:
     fp = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     try:
         img = Image.open(fp)
-    except Image.DecompressionBombError:    # over twice Pillow's own global limit
+    except Image.DecompressionBombError:  # over twice Pillow's own global limit
         raise TooLargeToThumbnail("image has too many pixels") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "not an image we read"
         raise CannotThumbnail(f"cannot read image: {type(exc).__name__}") from None
@@ -174,8 +178,9 @@ def _orientation(img: Image.Image) -> int:
     return orientation if orientation in range(1, 9) else 1
 
 
-def _plan(img: Image.Image, box_w: int, box_h: int, method: str, animated: bool,
-          max_pixels: int) -> Plan:
+def _plan(
+    img: Image.Image, box_w: int, box_h: int, method: str, animated: bool, max_pixels: int
+) -> Plan:
     """Rules 3, 4 and 6 on an opened, not yet decoded image.  Applies the JPEG draft to
     ``img``, so the decode that may follow is the reduced one that was budgeted."""
     source_type = THUMBNAIL_TYPES.get(img.format or "")
@@ -185,8 +190,12 @@ def _plan(img: Image.Image, box_w: int, box_h: int, method: str, animated: bool,
     shown_w, shown_h = (img.height, img.width) if orientation in (5, 6, 7, 8) else img.size
     fits = shown_w <= box_w and shown_h <= box_h
     want_animation = animated and is_animated
-    if fits and source_type is not None and orientation == 1 and (want_animation
-                                                                   or not is_animated):
+    if (
+        fits
+        and source_type is not None
+        and orientation == 1
+        and (want_animation or not is_animated)
+    ):
         return Plan(serve_original=True)
     pixels = img.width * img.height
     if want_animation:
@@ -194,8 +203,7 @@ def _plan(img: Image.Image, box_w: int, box_h: int, method: str, animated: bool,
         if n_frames > MAX_ANIMATION_FRAMES or n_frames * pixels > max_pixels:
             raise TooLargeToThumbnail("animation has too many frames")
         kept = n_frames * min(pixels, box_w * box_h)
-        return Plan(serve_original=False, decode_pixels=pixels, frames=n_frames,
-                    kept_pixels=kept)
+        return Plan(serve_original=False, decode_pixels=pixels, frames=n_frames, kept_pixels=kept)
     if img.format == "JPEG":
         # libjpeg decodes at the smallest 1/2, 1/4 or 1/8 scale still covering the box.
         side = max(box_w, box_h)
@@ -218,8 +226,15 @@ def _guarded(fn, *args):  # type: ignore[no-untyped-def]
         raise CannotThumbnail(f"cannot decode image: {type(exc).__name__}") from None
 
 
-def plan(source: bytes | BinaryIO, box_w: int, box_h: int, method: str, *, animated: bool,
-         max_pixels: int) -> Plan:
+def plan(
+    source: bytes | BinaryIO,
+    box_w: int,
+    box_h: int,
+    method: str,
+    *,
+    animated: bool,
+    max_pixels: int,
+) -> Plan:
     """Rule 6: the cost of thumbnailing ``source`` for the box, from its header only (a file
     object is read no further than the header, and the frame index of an animation)."""
     if method not in METHODS:
@@ -228,8 +243,9 @@ def plan(source: bytes | BinaryIO, box_w: int, box_h: int, method: str, *, anima
     return _guarded(_plan, img, box_w, box_h, method, animated, max_pixels)
 
 
-def make_thumbnail(data: bytes, box_w: int, box_h: int, method: str, *, animated: bool,
-                   max_pixels: int) -> Thumbnail | None:
+def make_thumbnail(
+    data: bytes, box_w: int, box_h: int, method: str, *, animated: bool, max_pixels: int
+) -> Thumbnail | None:
     """A thumbnail of ``data`` for the box, or ``None`` meaning "serve the original" (rule 3)."""
     if method not in METHODS:
         raise ValueError(method)
@@ -237,8 +253,9 @@ def make_thumbnail(data: bytes, box_w: int, box_h: int, method: str, *, animated
     return _guarded(_thumbnail_of, img, box_w, box_h, method, animated, max_pixels)
 
 
-def _thumbnail_of(img: Image.Image, box_w: int, box_h: int, method: str, animated: bool,
-                  max_pixels: int) -> Thumbnail | None:
+def _thumbnail_of(
+    img: Image.Image, box_w: int, box_h: int, method: str, animated: bool, max_pixels: int
+) -> Thumbnail | None:
     cost = _plan(img, box_w, box_h, method, animated, max_pixels)
     if cost.serve_original:
         return None
@@ -247,9 +264,9 @@ def _thumbnail_of(img: Image.Image, box_w: int, box_h: int, method: str, animate
     lossless = img.format in ("PNG", "GIF")
     img.seek(0)
     if _orientation(img) != 1:
-        frame = ImageOps.exif_transpose(img)    # a rotated copy: the budgeted second buffer
+        frame = ImageOps.exif_transpose(img)  # a rotated copy: the budgeted second buffer
     else:
-        img.load()                              # no copy: exif_transpose would make one
+        img.load()  # no copy: exif_transpose would make one
         frame = img
     frame = _resize_frame(frame, box_w, box_h, method)
     body, ctype = _encode_static(frame, lossless_source=lossless)
@@ -263,6 +280,13 @@ def _animated_thumbnail(img: Image.Image, box_w: int, box_h: int, method: str) -
         durations.append(int(frame.info.get("duration", 100)) or 100)
         frames.append(_resize_frame(frame.convert("RGBA"), box_w, box_h, method))
     out = io.BytesIO()
-    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:], duration=durations,
-                   loop=int(img.info.get("loop", 0)), quality=80)
+    frames[0].save(
+        out,
+        "WEBP",
+        save_all=True,
+        append_images=frames[1:],
+        duration=durations,
+        loop=int(img.info.get("loop", 0)),
+        quality=80,
+    )
     return Thumbnail(out.getvalue(), "image/webp", frames[0].width, frames[0].height)

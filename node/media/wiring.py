@@ -23,9 +23,14 @@ def wire(ctx: Any, accounts: Any = None) -> MediaService:
     def offload(fn: Any, *args: Any) -> Any:
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
-    service = MediaService(server_name=ctx.server_name, config=ctx.config.media, db=ctx.db,
-                           store=MediaStore(ctx.config.media_dir), clock=ctx.clock,
-                           offload=offload)
+    service = MediaService(
+        server_name=ctx.server_name,
+        config=ctx.config.media,
+        db=ctx.db,
+        store=MediaStore(ctx.config.media_dir),
+        clock=ctx.clock,
+        offload=offload,
+    )
     for module in (api_upload, api_download, api_thumbnail, api_config):
         module.register(ctx.router, service)
     return service

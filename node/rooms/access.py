@@ -23,7 +23,7 @@ NOT_MEMBER = "You aren't a member of the room and weren't previously a member of
 @dataclass
 class RoomView:
     room: RoomState
-    at: int | None          # None: the current state; else the stream of the user's leave
+    at: int | None  # None: the current state; else the stream of the user's leave
 
     async def state(self, service: Any) -> dict[tuple[str, str], Event]:
         if self.at is None:

@@ -21,8 +21,7 @@ def parse_alias(alias: object) -> tuple[str, str]:
     if not isinstance(alias, str) or not alias.startswith("#") or len(alias.encode()) > 255:
         raise InvalidParam("Room alias invalid")
     local, sep, server = alias[1:].partition(":")
-    if not sep or not local or not is_valid_server_name(server) or any(
-            c.isspace() for c in local):
+    if not sep or not local or not is_valid_server_name(server) or any(c.isspace() for c in local):
         raise InvalidParam("Room alias invalid")
     return local, server
 
@@ -47,13 +46,16 @@ async def check_canonical_alias_content(service, room_id: str, content: dict) ->
         new.extend(alt)
     for a in new:
         if a in old:
-            continue        # "Servers do not validate aliases which are ... already present"
+            continue  # "Servers do not validate aliases which are ... already present"
         _, server = parse_alias(a)
         if server == service.server_name:
             target = await service.db.run(store.alias_room_id, a)
             if target != room_id:
-                raise MatrixError(f"The alias '{a}' does not point to this room.",
-                                  errcode="M_BAD_ALIAS", http_status=400)
+                raise MatrixError(
+                    f"The alias '{a}' does not point to this room.",
+                    errcode="M_BAD_ALIAS",
+                    http_status=400,
+                )
 
 
 async def get_alias(service, alias: str) -> dict:
@@ -73,11 +75,13 @@ async def set_alias(service, user_id: str, alias: str, room_id: object) -> None:
     room = await service.get_room(room_id)
     if room.membership(user_id) != "join":
         raise Forbidden("You must be in the room to give it an alias")
-    created = await service.db.run(store.create_alias, alias, room_id, user_id,
-                                   service.clock.time_ms())
+    created = await service.db.run(
+        store.create_alias, alias, room_id, user_id, service.clock.time_ms()
+    )
     if not created:
-        raise MatrixError(f"Room alias {alias} already exists.", errcode="M_UNKNOWN",
-                          http_status=409)
+        raise MatrixError(
+            f"Room alias {alias} already exists.", errcode="M_UNKNOWN", http_status=409
+        )
 
 
 async def delete_alias(service, user_id: str, alias: str) -> None:
@@ -91,9 +95,12 @@ async def delete_alias(service, user_id: str, alias: str) -> None:
             room = await service.get_room(row.room_id)
         except NotFound:
             room = None
-        allowed = room is not None and room.membership(user_id) == "join" and \
-            user_power_level(user_id, room.state, room.room_version) >= event_send_level(
-                "m.room.canonical_alias", True, room.state)
+        allowed = (
+            room is not None
+            and room.membership(user_id) == "join"
+            and user_power_level(user_id, room.state, room.room_version)
+            >= event_send_level("m.room.canonical_alias", True, room.state)
+        )
         if not allowed:
             raise Forbidden("You may not delete this alias")
     await service.db.run(store.delete_alias, alias)
@@ -118,10 +125,11 @@ async def _drop_from_canonical_alias(service, user_id: str, room_id: str, alias:
     if not changed:
         return
     try:
-        await service.create_event(room_id, user_id, "m.room.canonical_alias", content,
-                                   state_key="")
+        await service.create_event(
+            room_id, user_id, "m.room.canonical_alias", content, state_key=""
+        )
     except MatrixError:
-        pass    # "delete the alias ... even if the user does not have permission"
+        pass  # "delete the alias ... even if the user does not have permission"
 
 
 async def room_aliases(service, user_id: str, room_id: str) -> list[str]:

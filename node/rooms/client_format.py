@@ -15,8 +15,14 @@ from typing import Any
 from federation.events.model import Event
 
 
-def format_client_event(event: Event, *, now_ms: int, include_room_id: bool = True,
-                        user_id: str | None = None, device_id: str | None = None) -> dict:
+def format_client_event(
+    event: Event,
+    *,
+    now_ms: int,
+    include_room_id: bool = True,
+    user_id: str | None = None,
+    device_id: str | None = None,
+) -> dict:
     """The client form of ``event``.
 
     ``user_id``/``device_id`` identify the requester: ``unsigned.transaction_id`` is only
@@ -45,18 +51,27 @@ def format_client_event(event: Event, *, now_ms: int, include_room_id: bool = Tr
     if extra:
         unsigned.update(extra)
     txn = internal.get("txn")
-    if txn is not None and user_id == pdu["sender"] and device_id is not None \
-            and txn[0] == device_id:
+    if (
+        txn is not None
+        and user_id == pdu["sender"]
+        and device_id is not None
+        and txn[0] == device_id
+    ):
         unsigned["transaction_id"] = txn[1]
     because = internal.get("redacted_because")
     if because is not None:
         unsigned["redacted_because"] = format_client_event(
-            because, now_ms=now_ms, include_room_id=include_room_id)
+            because, now_ms=now_ms, include_room_id=include_room_id
+        )
     out["unsigned"] = unsigned
     return out
 
 
 def strip_state_event(event: Event) -> dict:
     """Stripped state (client-server API "Stripped state"): for invites and hierarchy."""
-    return {"content": event.content, "sender": event.sender, "state_key": event.state_key,
-            "type": event.type}
+    return {
+        "content": event.content,
+        "sender": event.sender,
+        "state_key": event.state_key,
+        "type": event.type,
+    }

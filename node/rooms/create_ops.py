@@ -53,13 +53,18 @@ async def check_local_user(service, user_id: str) -> bool:
 
 
 async def create_room(service, user_id: str, body: dict) -> str:
-    plan = plan_create_room(body, creator=user_id, server_name=service.server_name,
-                            default_version=service.default_room_version)
+    plan = plan_create_room(
+        body,
+        creator=user_id,
+        server_name=service.server_name,
+        default_version=service.default_room_version,
+    )
     rv = plan.room_version
     for invitee in plan.invites:
         if not await check_local_user(service, invitee):
-            raise MatrixError(f"Cannot invite {invitee}: no such user",
-                              errcode="M_INVALID_PARAM", http_status=400)
+            raise MatrixError(
+                f"Cannot invite {invitee}: no such user", errcode="M_INVALID_PARAM", http_status=400
+            )
     profiles = {u: await member_profile(service, u) for u in [user_id, *plan.invites]}
 
     now = service.clock.time_ms()
@@ -67,13 +72,23 @@ async def create_room(service, user_id: str, body: dict) -> str:
     if not rv.event_format.room_id_is_create_event_hash:
         opaque = "".join(secrets.choice(_ROOM_ID_ALPHABET) for _ in range(18))
         room_id = f"!{opaque}:{service.server_name}"
-    create = build_create_event(rv, server_name=service.server_name,
-                                signing_key=service.signing_key, creator=user_id,
-                                content=plan.create_content, origin_server_ts=now,
-                                room_id=room_id)
+    create = build_create_event(
+        rv,
+        server_name=service.server_name,
+        signing_key=service.signing_key,
+        creator=user_id,
+        content=plan.create_content,
+        origin_server_ts=now,
+        room_id=room_id,
+    )
     check_auth(create, {})
-    room = RoomState(create.room_id, rv, creator=user_id,
-                     is_public=plan.visibility == "public", room_type=plan.room_type)
+    room = RoomState(
+        create.room_id,
+        rv,
+        creator=user_id,
+        is_public=plan.visibility == "public",
+        room_type=plan.room_type,
+    )
     service.apply_local(room, create)
     built: list[Event] = [create]
 
@@ -81,8 +96,9 @@ async def create_room(service, user_id: str, body: dict) -> str:
         try:
             ev = service.build_and_check(room, user_id, etype, content, state_key)
         except AuthError as exc:
-            raise invalid_room_state(f"Cannot send {etype} while creating the room: "
-                                     f"{exc.message}") from None
+            raise invalid_room_state(
+                f"Cannot send {etype} while creating the room: {exc.message}"
+            ) from None
         service.apply_local(room, ev)
         built.append(ev)
 
@@ -99,15 +115,16 @@ async def create_room(service, user_id: str, body: dict) -> str:
         add("m.room.member", invitee, content)
 
     if plan.alias is not None:
-        claimed = await service.db.run(store.create_alias, plan.alias, room.room_id,
-                                       user_id, now)
+        claimed = await service.db.run(store.create_alias, plan.alias, room.room_id, user_id, now)
         if not claimed:
-            raise MatrixError("Room alias already taken", errcode="M_ROOM_IN_USE",
-                              http_status=400)
+            raise MatrixError("Room alias already taken", errcode="M_ROOM_IN_USE", http_status=400)
 
     create.internal["new_room"] = {
-        "room_id": room.room_id, "room_version": rv.identifier, "creator": user_id,
-        "is_public": plan.visibility == "public", "room_type": plan.room_type,
+        "room_id": room.room_id,
+        "room_version": rv.identifier,
+        "creator": user_id,
+        "is_public": plan.visibility == "public",
+        "room_type": plan.room_type,
         "created_ts": now,
     }
     service._rooms[room.room_id] = room
@@ -134,5 +151,8 @@ async def resolve_room_id_or_alias(service, room_id_or_alias: str) -> str:
         if room_id is None:
             raise NotFound(f"Room alias {room_id_or_alias} not found")
         return room_id
-    raise MatrixError(f"{room_id_or_alias!r} is neither a room ID nor a room alias",
-                      errcode="M_INVALID_PARAM", http_status=400)
+    raise MatrixError(
+        f"{room_id_or_alias!r} is neither a room ID nor a room alias",
+        errcode="M_INVALID_PARAM",
+        http_status=400,
+    )

@@ -54,15 +54,16 @@ class CreatePlan:
     room_version: RoomVersion
     create_content: dict
     room_type: str | None
-    visibility: str                       # public | private (published room directory)
-    alias: str | None                     # full alias from room_alias_name
-    events: list[PlannedEvent] = field(default_factory=list)   # steps 3-7 (after join)
-    invites: list[str] = field(default_factory=list)           # step 8
+    visibility: str  # public | private (published room directory)
+    alias: str | None  # full alias from room_alias_name
+    events: list[PlannedEvent] = field(default_factory=list)  # steps 3-7 (after join)
+    invites: list[str] = field(default_factory=list)  # step 8
     is_direct: bool = False
 
 
-def default_power_levels(creator: str, room_version: RoomVersion, preset: str,
-                         invites: list[str]) -> dict:
+def default_power_levels(
+    creator: str, room_version: RoomVersion, preset: str, invites: list[str]
+) -> dict:
     """Step 3's default ``m.room.power_levels`` content."""
     v12 = room_version.auth.privileged_creators
     users: dict[str, int] = {}
@@ -109,8 +110,9 @@ def _opt_obj(body: dict, key: str) -> dict | None:
     return value
 
 
-def plan_create_room(body: Any, *, creator: str, server_name: str,
-                     default_version: str) -> CreatePlan:
+def plan_create_room(
+    body: Any, *, creator: str, server_name: str, default_version: str
+) -> CreatePlan:
     if not isinstance(body, dict):
         raise BadJSON("Request body must be a JSON object")
 
@@ -126,15 +128,18 @@ def plan_create_room(body: Any, *, creator: str, server_name: str,
         raise InvalidParam(f"Unknown preset {preset!r}")
 
     version_id = body.get("room_version", default_version)
-    room_version = get_room_version(version_id)     # 400 M_UNSUPPORTED_ROOM_VERSION
+    room_version = get_room_version(version_id)  # 400 M_UNSUPPORTED_ROOM_VERSION
 
     invites = body.get("invite", [])
     if not isinstance(invites, list) or not all(is_valid_user_id(u) for u in invites):
         raise InvalidParam("'invite' must be a list of user IDs")
     invites = list(dict.fromkeys(u for u in invites if u != creator))
     if body.get("invite_3pid"):
-        raise MatrixError("Third-party invites are not supported by this server",
-                          errcode="M_UNRECOGNIZED", http_status=400)
+        raise MatrixError(
+            "Third-party invites are not supported by this server",
+            errcode="M_UNRECOGNIZED",
+            http_status=400,
+        )
     is_direct = body.get("is_direct", False)
     if not isinstance(is_direct, bool):
         raise BadJSON("'is_direct' must be a boolean")
@@ -147,8 +152,7 @@ def plan_create_room(body: Any, *, creator: str, server_name: str,
     if room_version.auth.privileged_creators:
         extra = creation.get("additional_creators", [])
         if not isinstance(extra, list) or not all(is_valid_user_id(u) for u in extra):
-            raise InvalidParam("creation_content.additional_creators must be a list of "
-                               "user IDs")
+            raise InvalidParam("creation_content.additional_creators must be a list of user IDs")
         if preset == "trusted_private_chat":
             # v1.16: combine additional_creators and the invitees, deduplicated.
             extra = list(extra) + invites
@@ -177,8 +181,11 @@ def plan_create_room(body: Any, *, creator: str, server_name: str,
         raise BadJSON("'initial_state' must be a list")
     initial_events: list[PlannedEvent] = []
     for i, item in enumerate(initial):
-        if not isinstance(item, dict) or not isinstance(item.get("type"), str) \
-                or not isinstance(item.get("content"), dict):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("type"), str)
+            or not isinstance(item.get("content"), dict)
+        ):
             raise BadJSON(f"initial_state[{i}] must be an object with 'type' and 'content'")
         skey = item.get("state_key", "")
         if not isinstance(skey, str):
@@ -190,15 +197,21 @@ def plan_create_room(body: Any, *, creator: str, server_name: str,
         initial_events.append(PlannedEvent(item["type"], skey, dict(item["content"])))
     initial_keys = {(e.type, e.state_key) for e in initial_events}
 
-    plan = CreatePlan(room_version=room_version, create_content=creation,
-                      room_type=room_type, visibility=visibility, alias=alias,
-                      invites=invites, is_direct=is_direct)
+    plan = CreatePlan(
+        room_version=room_version,
+        create_content=creation,
+        room_type=room_type,
+        visibility=visibility,
+        alias=alias,
+        invites=invites,
+        is_direct=is_direct,
+    )
 
     # --- 3. power levels ------------------------------------------------------------------
     power = default_power_levels(creator, room_version, preset, invites)
     for e in initial_events:
         if (e.type, e.state_key) == ("m.room.power_levels", ""):
-            power = dict(e.content)     # initial_state replaces the default content
+            power = dict(e.content)  # initial_state replaces the default content
     override = _opt_obj(body, "power_level_content_override")
     if override:
         power.update(override)
@@ -209,9 +222,11 @@ def plan_create_room(body: Any, *, creator: str, server_name: str,
 
     # --- 5. preset events (initial_state takes precedence) --------------------------------
     join_rule, history, guest = PRESETS[preset]
-    for etype, content in (("m.room.join_rules", {"join_rule": join_rule}),
-                           ("m.room.history_visibility", {"history_visibility": history}),
-                           ("m.room.guest_access", {"guest_access": guest})):
+    for etype, content in (
+        ("m.room.join_rules", {"join_rule": join_rule}),
+        ("m.room.history_visibility", {"history_visibility": history}),
+        ("m.room.guest_access", {"guest_access": guest}),
+    ):
         if (etype, "") not in initial_keys:
             plan.events.append(PlannedEvent(etype, "", content))
 
@@ -222,17 +237,24 @@ def plan_create_room(body: Any, *, creator: str, server_name: str,
         key = (e.type, e.state_key)
         if key == ("m.room.power_levels", ""):
             continue
-        if (name is not None and key == ("m.room.name", "")) or \
-                (topic is not None and key == ("m.room.topic", "")):
-            continue        # "gets overridden by name and topic keys"
+        if (name is not None and key == ("m.room.name", "")) or (
+            topic is not None and key == ("m.room.topic", "")
+        ):
+            continue  # "gets overridden by name and topic keys"
         plan.events.append(e)
 
     # --- 7. name and topic ----------------------------------------------------------------
     if name is not None:
         plan.events.append(PlannedEvent("m.room.name", "", {"name": name}))
     if topic is not None:
-        plan.events.append(PlannedEvent("m.room.topic", "", {
-            "topic": topic,
-            "m.topic": {"m.text": [{"body": topic, "mimetype": "text/plain"}]},
-        }))
+        plan.events.append(
+            PlannedEvent(
+                "m.room.topic",
+                "",
+                {
+                    "topic": topic,
+                    "m.topic": {"m.text": [{"body": topic, "mimetype": "text/plain"}]},
+                },
+            )
+        )
     return plan

@@ -23,6 +23,7 @@ MAX_LIMIT = 500
 
 class PublicRoomsRequest(NamedTuple):
     """The checked body of a ``POST /publicRooms`` (client or federation API)."""
+
     limit: int | None
     since: str | None
     search_term: str | None
@@ -45,8 +46,10 @@ def parse_public_rooms_body(body: dict) -> PublicRoomsRequest:
     if term is not None and not isinstance(term, str):
         raise BadJSON("'filter.generic_search_term' must be a string")
     room_types = flt.get("room_types")
-    if room_types is not None and (not isinstance(room_types, list) or not all(
-            t is None or isinstance(t, str) for t in room_types)):
+    if room_types is not None and (
+        not isinstance(room_types, list)
+        or not all(t is None or isinstance(t, str) for t in room_types)
+    ):
         raise BadJSON("'filter.room_types' must be a list of strings or null")
     return PublicRoomsRequest(limit, since, term, room_types)
 
@@ -54,15 +57,24 @@ def parse_public_rooms_body(body: dict) -> PublicRoomsRequest:
 def _offset(token: str | None) -> int:
     if token is None or token == "":
         return 0
-    if not token.startswith("o") or not token[1:].isascii() or not token[1:].isdigit() \
-            or len(token) > 12:
+    if (
+        not token.startswith("o")
+        or not token[1:].isascii()
+        or not token[1:].isdigit()
+        or len(token) > 12
+    ):
         raise InvalidParam("Invalid 'since' token")
     return int(token[1:])
 
 
-async def list_public_rooms(service: Any, *, limit: int | None, since: str | None,
-                            search_term: str | None = None,
-                            room_types: Sequence[str | None] | None = None) -> dict:
+async def list_public_rooms(
+    service: Any,
+    *,
+    limit: int | None,
+    since: str | None,
+    search_term: str | None = None,
+    room_types: Sequence[str | None] | None = None,
+) -> dict:
     offset = _offset(since)
     summaries = []
     for room_id in await service.db.run(store.public_room_ids):
@@ -81,7 +93,7 @@ async def list_public_rooms(service: Any, *, limit: int | None, since: str | Non
     if limit is None or limit <= 0:
         limit = MAX_LIMIT
     limit = min(limit, MAX_LIMIT)
-    chunk = summaries[offset:offset + limit]
+    chunk = summaries[offset : offset + limit]
     out: dict[str, Any] = {"chunk": chunk, "total_room_count_estimate": total}
     if offset + limit < total:
         out["next_batch"] = f"o{offset + limit}"
@@ -101,8 +113,10 @@ async def set_visibility(service: Any, user_id: str, room_id: str, visibility: s
         raise InvalidParam("'visibility' must be 'public' or 'private'")
     room = await service.get_room(room_id)
     if room.membership(user_id) != "join" or user_power_level(
-            user_id, room.state, room.room_version) < named_level("state_default", room.state):
-        raise Forbidden("You do not have permission to change this room's visibility in "
-                        "the room directory")
+        user_id, room.state, room.room_version
+    ) < named_level("state_default", room.state):
+        raise Forbidden(
+            "You do not have permission to change this room's visibility in the room directory"
+        )
     await service.db.run(store.set_room_public, room_id, visibility == "public")
     room.is_public = visibility == "public"

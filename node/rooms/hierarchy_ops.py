@@ -36,8 +36,8 @@ MAX_MAX_DEPTH = 50
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MAX_ROOMS = 1000
-MAX_REMOTE_FETCHES = 20     # uncached remote look-ups per page (see the docstring)
-MAX_REMOTE_HARD = 100       # ... and in all, even while re-walking earlier pages
+MAX_REMOTE_FETCHES = 20  # uncached remote look-ups per page (see the docstring)
+MAX_REMOTE_HARD = 100  # ... and in all, even while re-walking earlier pages
 
 _ORDER = re.compile(r"^[\x20-\x7E]{1,50}$")
 
@@ -93,8 +93,16 @@ def _parse_token(token: str, suggested_only: bool, max_depth: int) -> int:
     return int(m.group(1))
 
 
-async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only: bool,
-                    limit: int | None, max_depth: int | None, from_token: str | None) -> dict:
+async def hierarchy(
+    service: Any,
+    user_id: str,
+    room_id: str,
+    *,
+    suggested_only: bool,
+    limit: int | None,
+    max_depth: int | None,
+    from_token: str | None,
+) -> dict:
     if max_depth is None:
         max_depth = DEFAULT_MAX_DEPTH
     if max_depth < 0:
@@ -115,7 +123,7 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
     if not can_see(root, user_id, joined):
         raise Forbidden("You are not allowed to view this room.")
 
-    remote = getattr(service, "remote_hierarchy", None)    # set when federating
+    remote = getattr(service, "remote_hierarchy", None)  # set when federating
     want = min(offset + limit + 1, MAX_ROOMS)
     fetches = 0
     truncated = False
@@ -132,10 +140,14 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
         if isinstance(room, RoomState):
             children = valid_children(room, suggested_only)
             summary = room_summary(room, full=True)
-            summary["children_state"] = [dict(strip_state_event(ev),
-                                              origin_server_ts=ev.origin_server_ts)
-                                         for ev in children] \
-                if room.room_type == "m.space" else []
+            summary["children_state"] = (
+                [
+                    dict(strip_state_event(ev), origin_server_ts=ev.origin_server_ts)
+                    for ev in children
+                ]
+                if room.room_type == "m.space"
+                else []
+            )
             refs = [(ev.state_key, ev.content["via"]) for ev in children]
             parent = None
         else:
@@ -157,7 +169,7 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
                 child = await service.get_room(child_id)
             except NotFound:
                 child = None
-            if child is not None:           # local data wins over any remote answer
+            if child is not None:  # local data wins over any remote answer
                 if can_see(child, user_id, joined):
                     slots.append(child)
                 continue
@@ -166,7 +178,7 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
             hit, found = remote.cached(child_id, suggested_only, parent)
             if not hit:
                 if fetches >= MAX_REMOTE_FETCHES and len(entries) > offset:
-                    truncated = True        # end this page here; the next one goes on
+                    truncated = True  # end this page here; the next one goes on
                     break
                 if fetches >= MAX_REMOTE_HARD:
                     continue
@@ -175,14 +187,19 @@ async def hierarchy(service: Any, user_id: str, room_id: str, *, suggested_only:
             slots.append(found)
         if truncated:
             break
-        if lookups and remote is not None:      # there are look-ups only when federating
+        if lookups and remote is not None:  # there are look-ups only when federating
             answers = await defer.gatherResults(
-                [defer.ensureDeferred(remote.fetch(cid, via, suggested_only))
-                 for _, cid, via in lookups], consumeErrors=True)
+                [
+                    defer.ensureDeferred(remote.fetch(cid, via, suggested_only))
+                    for _, cid, via in lookups
+                ],
+                consumeErrors=True,
+            )
             for (i, _, _), found in zip(lookups, answers, strict=True):
                 slots[i] = found
-        kids = [c for c in slots if c is not None
-                and (isinstance(c, RoomState) or c.visible_to(joined))]
+        kids = [
+            c for c in slots if c is not None and (isinstance(c, RoomState) or c.visible_to(joined))
+        ]
         for child in reversed(kids):
             stack.append((child, depth + 1))
 

@@ -21,9 +21,15 @@ PROCEED = True
 NO_OP = False
 
 
-def check_membership_change(state: Mapping, room_version: RoomVersion, sender: str,
-                            target: str, membership: str, *, action: str | None = None
-                            ) -> bool:
+def check_membership_change(
+    state: Mapping,
+    room_version: RoomVersion,
+    sender: str,
+    target: str,
+    membership: str,
+    *,
+    action: str | None = None,
+) -> bool:
     """Raise ``Forbidden`` with a clear message, or return PROCEED / NO_OP.
 
     ``action`` names the endpoint for leave events sent about someone else: ``"kick"`` or
@@ -47,7 +53,7 @@ def check_membership_change(state: Mapping, room_version: RoomVersion, sender: s
             return PROCEED
         if rule in ("invite", "knock"):
             raise Forbidden("You are not invited to this room.")
-        return PROCEED          # restricted etc.: the auth rules decide
+        return PROCEED  # restricted etc.: the auth rules decide
 
     if membership == "invite":
         if sender_m != "join":
@@ -59,15 +65,16 @@ def check_membership_change(state: Mapping, room_version: RoomVersion, sender: s
         if target_m == "invite":
             return NO_OP
         if level(sender) < named_level("invite", state):
-            raise Forbidden("You do not have a high enough power level to invite users "
-                            "to this room")
+            raise Forbidden(
+                "You do not have a high enough power level to invite users to this room"
+            )
         return PROCEED
 
     if membership == "leave" and sender == target and action is None:
         if target_m in ("join", "invite", "knock"):
             return PROCEED
         if target_m in ("leave", "ban"):
-            return NO_OP        # already out of the room
+            return NO_OP  # already out of the room
         raise Forbidden("You are not a member of this room")
 
     if membership == "leave" and action == "unban":
@@ -76,11 +83,10 @@ def check_membership_change(state: Mapping, room_version: RoomVersion, sender: s
         if target_m != "ban":
             raise Forbidden(f"{target} is not banned from this room")
         if level(sender) < named_level("ban", state):
-            raise Forbidden("You do not have a high enough power level to unban from "
-                            "this room")
+            raise Forbidden("You do not have a high enough power level to unban from this room")
         return PROCEED
 
-    if membership == "leave":           # kick (leave about someone else)
+    if membership == "leave":  # kick (leave about someone else)
         if sender_m != "join":
             raise Forbidden("You are not in this room")
         if target_m == "ban":
@@ -88,16 +94,14 @@ def check_membership_change(state: Mapping, room_version: RoomVersion, sender: s
         if target_m not in ("join", "invite", "knock"):
             raise Forbidden(f"{target} is not in the room")
         if level(sender) < named_level("kick", state) or level(sender) <= level(target):
-            raise Forbidden("You do not have a high enough power level to kick from "
-                            "this room")
+            raise Forbidden("You do not have a high enough power level to kick from this room")
         return PROCEED
 
     if membership == "ban":
         if sender_m != "join":
             raise Forbidden("You are not in this room")
         if level(sender) < named_level("ban", state) or level(sender) <= level(target):
-            raise Forbidden("You do not have a high enough power level to ban from "
-                            "this room")
+            raise Forbidden("You do not have a high enough power level to ban from this room")
         if target_m == "ban":
             return NO_OP
         return PROCEED

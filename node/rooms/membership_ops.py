@@ -24,10 +24,17 @@ log = logging.getLogger("parta.rooms.membership")
 MEMBERSHIPS = ("join", "invite", "leave", "ban", "knock")
 
 
-async def update_membership(service, sender: str, room_id: str, target: str,
-                            membership: str, reason: str | None = None, *,
-                            action: str | None = None, extra_content: dict | None = None
-                            ) -> Event | None:
+async def update_membership(
+    service,
+    sender: str,
+    room_id: str,
+    target: str,
+    membership: str,
+    reason: str | None = None,
+    *,
+    action: str | None = None,
+    extra_content: dict | None = None,
+) -> Event | None:
     if not is_valid_user_id(target):
         raise InvalidParam(f"{target!r} is not a valid user ID")
     if membership not in MEMBERSHIPS:
@@ -51,11 +58,13 @@ async def update_membership(service, sender: str, room_id: str, target: str,
             content["join_authorised_via_users_server"] = via
 
     def precheck(room) -> bool:
-        return check_membership_change(room.state, room.room_version, sender, target,
-                                       membership, action=action)
+        return check_membership_change(
+            room.state, room.room_version, sender, target, membership, action=action
+        )
 
-    return await service.create_event(room.room_id, sender, "m.room.member", content,
-                                      state_key=target, precheck=precheck)
+    return await service.create_event(
+        room.room_id, sender, "m.room.member", content, state_key=target, precheck=precheck
+    )
 
 
 async def restricted_join_authoriser(service, room, user_id: str) -> str | None:
@@ -64,34 +73,42 @@ async def restricted_join_authoriser(service, room, user_id: str) -> str | None:
     ``join_authorised_via_users_server`` (client-server API "Restricted rooms"; auth rule
     5.3.5.2).  None when no authoriser is needed; 403 when the conditions are not met."""
     rules = room.content("m.room.join_rules")
-    if rules.get("join_rule") not in ("restricted", "knock_restricted") or \
-            room.membership(user_id) in ("join", "invite", "ban"):
+    if rules.get("join_rule") not in ("restricted", "knock_restricted") or room.membership(
+        user_id
+    ) in ("join", "invite", "ban"):
         return None
-    allowed = [a.get("room_id") for a in rules.get("allow") or []
-               if isinstance(a, dict) and a.get("type") == "m.room_membership"]
+    allowed = [
+        a.get("room_id")
+        for a in rules.get("allow") or []
+        if isinstance(a, dict) and a.get("type") == "m.room_membership"
+    ]
     joined = set(await service.joined_room_ids(user_id))
     if not any(r in joined for r in allowed):
         if rules.get("join_rule") == "knock_restricted":
-            return None             # the auth rules give the precise refusal
-        raise Forbidden("You are not allowed to join this room: you are not a member of "
-                        "any room that grants access")
+            return None  # the auth rules give the precise refusal
+        raise Forbidden(
+            "You are not allowed to join this room: you are not a member of "
+            "any room that grants access"
+        )
     invite_level = named_level("invite", room.state)
     candidates = sorted(
-        (-user_power_level(u, room.state, room.room_version), u) for u in room.joined
+        (-user_power_level(u, room.state, room.room_version), u)
+        for u in room.joined
         if u.partition(":")[2] == service.server_name
-        and user_power_level(u, room.state, room.room_version) >= invite_level)
+        and user_power_level(u, room.state, room.room_version) >= invite_level
+    )
     if not candidates:
         raise Forbidden("No member of this room on this server can authorise your join")
     return candidates[0][1]
 
 
-async def set_member_state(service, sender: str, room_id: str, target: str,
-                           content: dict) -> Event | None:
+async def set_member_state(
+    service, sender: str, room_id: str, target: str, content: dict
+) -> Event | None:
     """``PUT /rooms/{roomId}/state/m.room.member/{userId}``: the client writes the content."""
     membership = content.get("membership")
     if not isinstance(membership, str):
-        raise MatrixError("m.room.member content needs a 'membership' string",
-                          errcode="M_BAD_JSON")
+        raise MatrixError("m.room.member content needs a 'membership' string", errcode="M_BAD_JSON")
     if not is_valid_user_id(target):
         raise InvalidParam(f"{target!r} is not a valid user ID")
     room = await service.room_for_sender(room_id)
@@ -103,11 +120,13 @@ async def set_member_state(service, sender: str, room_id: str, target: str,
         # A join that changes nothing but the profile is a real change: always proceed.
         if membership == "join" and sender == target and room.membership(target) == "join":
             return True
-        return check_membership_change(room.state, room.room_version, sender, target,
-                                       membership, action=action)
+        return check_membership_change(
+            room.state, room.room_version, sender, target, membership, action=action
+        )
 
-    return await service.create_event(room.room_id, sender, "m.room.member", dict(content),
-                                      state_key=target, precheck=precheck)
+    return await service.create_event(
+        room.room_id, sender, "m.room.member", dict(content), state_key=target, precheck=precheck
+    )
 
 
 async def propagate_profile(service, user_id: str, profile: dict) -> None:
@@ -131,7 +150,8 @@ async def propagate_profile(service, user_id: str, profile: dict) -> None:
             def still_joined(room, _uid=user_id) -> bool:
                 return room.membership(_uid) == "join"
 
-            await service.create_event(room_id, user_id, "m.room.member", content,
-                                       state_key=user_id, precheck=still_joined)
+            await service.create_event(
+                room_id, user_id, "m.room.member", content, state_key=user_id, precheck=still_joined
+            )
         except Exception:  # one room failing must not stop the others
             log.exception("could not update %s's member event in %s", user_id, room_id)

@@ -24,7 +24,7 @@ from node.stream_tokens import events_position, events_token
 from .access import history_visibility, may_read_history
 from .visibility import VisibilityChecker
 
-MAX_ROUNDS = 5          # DB round trips per request while events are filtered out
+MAX_ROUNDS = 5  # DB round trips per request while events are filtered out
 MIN_FETCH = 20
 
 
@@ -34,8 +34,13 @@ def _token(pos: int) -> str:
 
 
 def _position(token: str) -> int:
-    if isinstance(token, str) and token.startswith("h") and token[1:].isascii() and \
-            token[1:].isdigit() and len(token) < 20:
+    if (
+        isinstance(token, str)
+        and token.startswith("h")
+        and token[1:].isascii()
+        and token[1:].isdigit()
+        and len(token) < 20
+    ):
         return -int(token[1:])
     return events_position(token)
 
@@ -57,9 +62,17 @@ async def _checker(service: Any, room_id: str, user_id: str) -> VisibilityChecke
     return VisibilityChecker(user_id, mem, hv)
 
 
-async def paginate(service: Any, user_id: str, room_id: str, *, from_token: str | None,
-                   to_token: str | None, direction: str, limit: int,
-                   event_filter: EventFilter | None = None) -> Page:
+async def paginate(
+    service: Any,
+    user_id: str,
+    room_id: str,
+    *,
+    from_token: str | None,
+    to_token: str | None,
+    direction: str,
+    limit: int,
+    event_filter: EventFilter | None = None,
+) -> Page:
     room = await may_read_history(service, user_id, room_id)
     if from_token is not None:
         pos = _position(from_token)
@@ -71,8 +84,11 @@ async def paginate(service: Any, user_id: str, room_id: str, *, from_token: str 
         limit = min(limit, event_filter.limit)
 
     checker = await _checker(service, room_id, user_id)
-    if room.membership(user_id) in ("leave", "ban") and \
-            history_visibility(room) != "world_readable" and checker.memberships.streams:
+    if (
+        room.membership(user_id) in ("leave", "ban")
+        and history_visibility(room) != "world_readable"
+        and checker.memberships.streams
+    ):
         # Nothing after the user's leave is visible: do not walk through it.
         cap = checker.memberships.streams[-1]
         if direction == "b":
@@ -103,25 +119,34 @@ async def paginate(service: Any, user_id: str, room_id: str, *, from_token: str 
         # Past the start of our copy of a federated room: fetch older history from a
         # server in the room (node/federation/remote/backfill.py), stored below it.
         backfill = getattr(service, "backfill_hook", None)
-        if attempt or not exhausted or direction != "b" or backfill is None or \
-                to_pos is not None or len(chunk) >= limit or \
-                not await backfill(room_id, max(limit - len(chunk), MIN_FETCH)):
+        if (
+            attempt
+            or not exhausted
+            or direction != "b"
+            or backfill is None
+            or to_pos is not None
+            or len(chunk) >= limit
+            or not await backfill(room_id, max(limit - len(chunk), MIN_FETCH))
+        ):
             break
         exhausted, backfilled = False, True
     # After a backfill there may be more to fetch: the next request asks again.
-    page = Page(start=start, end=None if exhausted and not backfilled else _token(pos),
-                chunk=chunk)
+    page = Page(start=start, end=None if exhausted and not backfilled else _token(pos), chunk=chunk)
     if event_filter is not None and event_filter.lazy_load_members:
         page.state = await _member_state(service, user_id, room_id, chunk)
     return page
 
 
-async def _member_state(service: Any, user_id: str, room_id: str,
-                        events: list[Event]) -> list[Event]:
+async def _member_state(
+    service: Any, user_id: str, room_id: str, events: list[Event]
+) -> list[Event]:
     room = await service.get_room(room_id)
     senders = {ev.sender for ev in events}
-    return [room.state[("m.room.member", s)] for s in sorted(senders)
-            if ("m.room.member", s) in room.state]
+    return [
+        room.state[("m.room.member", s)]
+        for s in sorted(senders)
+        if ("m.room.member", s) in room.state
+    ]
 
 
 @dataclass
@@ -134,13 +159,24 @@ class Context:
     state: list[Event]
 
 
-async def event_context(service: Any, user_id: str, room_id: str, event_id: str, *,
-                        limit: int, event_filter: EventFilter | None = None) -> Context:
+async def event_context(
+    service: Any,
+    user_id: str,
+    room_id: str,
+    event_id: str,
+    *,
+    limit: int,
+    event_filter: EventFilter | None = None,
+) -> Context:
     await may_read_history(service, user_id, room_id)
     ev = await service.get_event(event_id)
     checker = await _checker(service, room_id, user_id)
-    if ev is None or ev.room_id != room_id or "stream_ordering" not in ev.internal \
-            or not checker.visible(ev):
+    if (
+        ev is None
+        or ev.room_id != room_id
+        or "stream_ordering" not in ev.internal
+        or not checker.visible(ev)
+    ):
         raise NotFound("Event not found.")
     stream = ev.internal["stream_ordering"]
     n_before = limit // 2
@@ -150,8 +186,9 @@ async def event_context(service: Any, user_id: str, room_id: str, event_id: str,
         if n <= 0:
             return []
         start = stream - 1 if direction == "b" else stream
-        rows = await service.get_events_in_range(room_id, start, None,
-                                                 max(n * 2, MIN_FETCH), direction)
+        rows = await service.get_events_in_range(
+            room_id, start, None, max(n * 2, MIN_FETCH), direction
+        )
         out = [e for e in rows if checker.visible(e) and _allowed(e, event_filter)]
         return out[:n]
 
@@ -162,10 +199,14 @@ async def event_context(service: Any, user_id: str, room_id: str, event_id: str,
     state_map = await service.get_state_at(room_id, last)
     if event_filter is not None and event_filter.lazy_load_members:
         senders = {e.sender for e in [ev, *before, *after]}
-        state = [s for k, s in state_map.items()
-                 if k[0] == "m.room.member" and k[1] in senders]
+        state = [s for k, s in state_map.items() if k[0] == "m.room.member" and k[1] in senders]
     else:
-        state = [s for s in state_map.values()
-                 if event_filter is None or _allowed(s, event_filter)]
-    return Context(event=ev, before=before, after=after, start=events_token(first - 1),
-                   end=events_token(last), state=state)
+        state = [s for s in state_map.values() if event_filter is None or _allowed(s, event_filter)]
+    return Context(
+        event=ev,
+        before=before,
+        after=after,
+        start=events_token(first - 1),
+        end=events_token(last),
+        state=state,
+    )

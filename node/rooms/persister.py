@@ -46,8 +46,8 @@ from . import store, store_write
 log = logging.getLogger("parta.rooms.persist")
 
 MEMBER = "m.room.member"
-MAX_HOLD_S = 0.05       # a hold never delays writing queued events longer than this
-FAILED_KEEP = 10_000    # IDs of events that failed to store, remembered for dependants
+MAX_HOLD_S = 0.05  # a hold never delays writing queued events longer than this
+FAILED_KEEP = 10_000  # IDs of events that failed to store, remembered for dependants
 
 
 class BuiltOnUnstored(MatrixError):
@@ -55,8 +55,11 @@ class BuiltOnUnstored(MatrixError):
     sender did not cause): sending it again builds it on the stored history."""
 
     def __init__(self) -> None:
-        super().__init__("An earlier event this one builds on could not be stored; "
-                         "please send it again", errcode="M_UNKNOWN", http_status=500)
+        super().__init__(
+            "An earlier event this one builds on could not be stored; please send it again",
+            errcode="M_UNKNOWN",
+            http_status=500,
+        )
 
 
 def is_hidden(ev: Event) -> bool:
@@ -75,8 +78,12 @@ def _count_persisted(n: int) -> None:
             from node import metrics  # noqa: PLC0415 - optional, written by the accounts area
         except ImportError:
             metrics = None  # type: ignore[assignment]  # getattr below reads None as absent
-        _METRICS.append((getattr(metrics, "EVENTS_PERSISTED", None),
-                         getattr(metrics, "EVENT_PERSIST_BATCHES", None)))
+        _METRICS.append(
+            (
+                getattr(metrics, "EVENTS_PERSISTED", None),
+                getattr(metrics, "EVENT_PERSIST_BATCHES", None),
+            )
+        )
     events_counter, batches_counter = _METRICS[0]
     try:
         if events_counter is not None:
@@ -105,8 +112,7 @@ def _write_batch(conn: Any, evs: Sequence[Event], extras: Sequence[_Extra]) -> N
 
 
 class EventPersister:
-    def __init__(self, db: Any, notifier: Any, *, max_batch: int = 1000,
-                 clock: Any = None) -> None:
+    def __init__(self, db: Any, notifier: Any, *, max_batch: int = 1000, clock: Any = None) -> None:
         self.db = db
         self.notifier = notifier
         self.max_batch = max_batch
@@ -116,14 +122,14 @@ class EventPersister:
         self._started = False
         self._holds = 0
         self._hold_timer: Any = None
-        self.max_persisted = 0          # highest committed stream ordering
+        self.max_persisted = 0  # highest committed stream ordering
         self._next_stream = 1
-        self._next_backfill = -1         # backfilled history: -1, -2, ... (older: lower)
+        self._next_backfill = -1  # backfilled history: -1, -2, ... (older: lower)
         self.on_committed: list[Callable[[Sequence[Event]], None]] = []
         self.on_persisted: list[Callable[[Sequence[Event]], None]] = []
         self.on_failed: list[Callable[[Sequence[Event]], None]] = []
         self.batches_written = 0
-        self._failed_ids: dict[str, None] = {}      # insertion-ordered, FAILED_KEEP at most
+        self._failed_ids: dict[str, None] = {}  # insertion-ordered, FAILED_KEEP at most
 
     @staticmethod
     def check(event: Event) -> None:
@@ -212,13 +218,13 @@ class EventPersister:
                             break
                         n += 1
                     batch.append(item)
-                del self._queue[:len(batch)]
+                del self._queue[: len(batch)]
                 await self._write(batch)
         except Exception:  # never leave the queue stuck
             log.exception("event persister loop failed")
         finally:
             self._writing = False
-            if self._queue:     # something arrived after the loop's last check
+            if self._queue:  # something arrived after the loop's last check
                 self._kick()
 
     async def _write(self, items: list[tuple[Event | _Extra, defer.Deferred]]) -> None:
@@ -231,8 +237,9 @@ class EventPersister:
             if failed:
                 self._report_failed(failed)
 
-    def _screen(self, items: list[tuple[Event | _Extra, defer.Deferred]],
-                failed: list) -> list[tuple[Event | _Extra, defer.Deferred]]:
+    def _screen(
+        self, items: list[tuple[Event | _Extra, defer.Deferred]], failed: list
+    ) -> list[tuple[Event | _Extra, defer.Deferred]]:
         """``items`` without the events that cannot be written: unstorable ones (when the
         caller did not check them) and those built on an event that failed to store.
         O(1) per event when nothing has failed and the events were checked."""
@@ -270,15 +277,21 @@ class EventPersister:
             return False
         bad = self._failed_ids
         return any(p in bad for p in ev.prev_event_ids) or any(
-            e in bad for e in ev.internal.get("extremities_after", ()))
+            e in bad for e in ev.internal.get("extremities_after", ())
+        )
 
     def _mark_failed(self, ev: Event) -> None:
         self._failed_ids[ev.event_id] = None
         if len(self._failed_ids) > FAILED_KEEP:
             del self._failed_ids[next(iter(self._failed_ids))]
 
-    async def _write_part(self, items: list[tuple[Event | _Extra, defer.Deferred]],
-                          failed: list, *, whole: bool = False) -> None:
+    async def _write_part(
+        self,
+        items: list[tuple[Event | _Extra, defer.Deferred]],
+        failed: list,
+        *,
+        whole: bool = False,
+    ) -> None:
         items = self._screen(items, failed)
         if not items:
             return
@@ -308,15 +321,18 @@ class EventPersister:
             for ev in evs:
                 ev.internal.pop("stream_ordering", None)
             if len(items) == 1:
-                log.error("persisting %s failed: %s", evs[0].event_id if evs else "an extra",
-                          exc, exc_info=exc if whole else None)
+                log.error(
+                    "persisting %s failed: %s",
+                    evs[0].event_id if evs else "an extra",
+                    exc,
+                    exc_info=exc if whole else None,
+                )
                 if evs:
                     self._mark_failed(evs[0])
                 failed.append((items[0][0], items[0][1], exc))
                 return
             if whole:
-                log.exception("persisting %d events failed: writing them in parts",
-                              len(evs))
+                log.exception("persisting %d events failed: writing them in parts", len(evs))
             # In order: the first half commits (or fails) before the second is tried, so
             # stream orderings stay ascending in the order queued.
             half = len(items) // 2
@@ -325,8 +341,13 @@ class EventPersister:
             return
         self._committed(items, evs, first, n)
 
-    def _committed(self, items: list[tuple[Event | _Extra, defer.Deferred]],
-                   evs: list[Event], first: int, n: int) -> None:
+    def _committed(
+        self,
+        items: list[tuple[Event | _Extra, defer.Deferred]],
+        evs: list[Event],
+        first: int,
+        n: int,
+    ) -> None:
         for x, d in items:
             if isinstance(x, _Extra):
                 d.callback(None)
@@ -358,8 +379,9 @@ class EventPersister:
             if isinstance(item, Event):
                 d.callback(item)
 
-    def _report_failed(self, failed: list[tuple[Event | _Extra, defer.Deferred,
-                                                BaseException]]) -> None:
+    def _report_failed(
+        self, failed: list[tuple[Event | _Extra, defer.Deferred, BaseException]]
+    ) -> None:
         """After the write's storable events committed: the failed events leave the
         in-memory caches (``on_failed``), then their senders get the error."""
         evs = [ev for ev, _, _ in failed if isinstance(ev, Event)]

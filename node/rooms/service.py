@@ -50,13 +50,21 @@ CREATE = ("m.room.create", "")
 # come within seconds or minutes; bounded in time and count for memory.
 TXN_KEEP_MS = 3600 * 1000
 TXN_MAX = 20000
-EVENT_CACHE_SIZE = 2000       # recent events (redaction targets, /event); bounded for RSS
+EVENT_CACHE_SIZE = 2000  # recent events (redaction targets, /event); bounded for RSS
 
 
 class RoomService(UserQueries):
-    def __init__(self, *, db: Any, clock: Any, server_name: str, signing_key: Any,
-                 accounts: Any = None, notifier: Any = None,
-                 default_room_version: str = "12") -> None:
+    def __init__(
+        self,
+        *,
+        db: Any,
+        clock: Any,
+        server_name: str,
+        signing_key: Any,
+        accounts: Any = None,
+        notifier: Any = None,
+        default_room_version: str = "12",
+    ) -> None:
         self.db = db
         self.clock = clock
         self.server_name = server_name
@@ -98,8 +106,9 @@ class RoomService(UserQueries):
             return await d
         self._room_loads[room_id] = waiters = []
         try:
-            data = await self.db.run(store.load_room, room_id) if _plausible_room_id(
-                room_id) else None
+            data = (
+                await self.db.run(store.load_room, room_id) if _plausible_room_id(room_id) else None
+            )
             if data is None:
                 raise NotFound("Unknown room")
             room = self._room_from_data(room_id, data)
@@ -116,9 +125,13 @@ class RoomService(UserQueries):
 
     def _room_from_data(self, room_id: str, data: dict) -> RoomState:
         row = data["row"]
-        room = RoomState(room_id, get_room_version(row["room_version"]),
-                         creator=row["creator"], is_public=bool(row["is_public"]),
-                         room_type=row["room_type"])
+        room = RoomState(
+            room_id,
+            get_room_version(row["room_version"]),
+            creator=row["creator"],
+            is_public=bool(row["is_public"]),
+            room_type=row["room_type"],
+        )
         for ev in data["state"]:
             room.set_state_event(ev)
         room.extremities = list(data["extremities"])
@@ -154,8 +167,15 @@ class RoomService(UserQueries):
     # ==================================================================================
     # Event creation
     # ==================================================================================
-    def build_and_check(self, room: RoomState, sender: str, etype: str, content: dict,
-                        state_key: str | None = None, redacts: str | None = None) -> Event:
+    def build_and_check(
+        self,
+        room: RoomState,
+        sender: str,
+        etype: str,
+        content: dict,
+        state_key: str | None = None,
+        redacts: str | None = None,
+    ) -> Event:
         """Build the signed PDU on top of ``room`` and run the auth rules (no side effects).
 
         Raises ``AuthError`` (403 M_FORBIDDEN, with the failing rule) when not allowed.
@@ -166,15 +186,27 @@ class RoomService(UserQueries):
         auth_evs = [state[k] for k in keys if k in state]
         try:
             ev = build_event(
-                rv, server_name=self.server_name, signing_key=self.signing_key, type=etype,
-                sender=sender, content=content, room_id=room.room_id,
+                rv,
+                server_name=self.server_name,
+                signing_key=self.signing_key,
+                type=etype,
+                sender=sender,
+                content=content,
+                room_id=room.room_id,
                 prev_events=list(room.extremities),
-                auth_events=[e.event_id for e in auth_evs], depth=next_depth(room.depth),
-                origin_server_ts=self.clock.time_ms(), state_key=state_key, redacts=redacts)
+                auth_events=[e.event_id for e in auth_evs],
+                depth=next_depth(room.depth),
+                origin_server_ts=self.clock.time_ms(),
+                state_key=state_key,
+                redacts=redacts,
+            )
         except BadJSON as exc:
-            if "the limit is" in exc.message:       # the 64 KiB PDU size limit
-                raise MatrixError("Event too large (the limit is 65536 bytes)",
-                                  errcode="M_TOO_LARGE", http_status=413) from None
+            if "the limit is" in exc.message:  # the 64 KiB PDU size limit
+                raise MatrixError(
+                    "Event too large (the limit is 65536 bytes)",
+                    errcode="M_TOO_LARGE",
+                    http_status=413,
+                ) from None
             raise
         auth_map = {e.event_id: e for e in auth_evs}
         create = state.get(CREATE)
@@ -184,9 +216,11 @@ class RoomService(UserQueries):
         if ev.is_state:
             prev = state.get(ev.key)
             if prev is not None:
-                ev.internal["unsigned"] = {"replaces_state": prev.event_id,
-                                           "prev_content": dict(prev.content),
-                                           "prev_sender": prev.sender}
+                ev.internal["unsigned"] = {
+                    "replaces_state": prev.event_id,
+                    "prev_content": dict(prev.content),
+                    "prev_sender": prev.sender,
+                }
         return ev
 
     def apply_local(self, room: RoomState, ev: Event) -> None:
@@ -204,10 +238,15 @@ class RoomService(UserQueries):
         self._cache_event(ev)
         return self.persister.enqueue(ev)
 
-    def commit_received(self, room: RoomState, ev: Event, *,
-                        state_delta: dict[tuple[str, str], Event | None] | None = None,
-                        extremities: Sequence[str] | None = None,
-                        state_group: int | None = None) -> defer.Deferred:
+    def commit_received(
+        self,
+        room: RoomState,
+        ev: Event,
+        *,
+        state_delta: dict[tuple[str, str], Event | None] | None = None,
+        extremities: Sequence[str] | None = None,
+        state_group: int | None = None,
+    ) -> defer.Deferred:
         """Queue an event received over federation (caller holds ``room.lock``; the state
         groups are already in ``ev.internal``).
 
@@ -217,9 +256,9 @@ class RoomService(UserQueries):
         three and change nothing in memory but the depth.
         """
         try:
-            self.persister.check(ev)    # unstorable: refused before it changes the room
+            self.persister.check(ev)  # unstorable: refused before it changes the room
         except MatrixError:
-            self.state_store._failed([ev])      # the groups made for it are not written
+            self.state_store._failed([ev])  # the groups made for it are not written
             raise
         if state_delta:
             for key, new in state_delta.items():
@@ -253,11 +292,18 @@ class RoomService(UserQueries):
         """Register a room built elsewhere (a room joined over federation)."""
         self._rooms[room.room_id] = room
 
-    async def create_event(self, room_id: str, sender: str, etype: str, content: dict, *,
-                           state_key: str | None = None, redacts: str | None = None,
-                           txn: tuple[str, str] | None = None,
-                           precheck: Callable[[RoomState], bool] | None = None
-                           ) -> Event | None:
+    async def create_event(
+        self,
+        room_id: str,
+        sender: str,
+        etype: str,
+        content: dict,
+        *,
+        state_key: str | None = None,
+        redacts: str | None = None,
+        txn: tuple[str, str] | None = None,
+        precheck: Callable[[RoomState], bool] | None = None,
+    ) -> Event | None:
         """Create, authorise and persist one event; None when ``precheck`` says no-op."""
         room = await self.room_for_sender(room_id)
         async with room.lock:
@@ -272,9 +318,15 @@ class RoomService(UserQueries):
         await d
         return ev
 
-    async def send_event(self, user_id: str, room_id: str, etype: str, content: dict,
-                         state_key: str | None = None,
-                         txn: tuple[str | None, str] | None = None) -> str:
+    async def send_event(
+        self,
+        user_id: str,
+        room_id: str,
+        etype: str,
+        content: dict,
+        state_key: str | None = None,
+        txn: tuple[str | None, str] | None = None,
+    ) -> str:
         """Send a message (or, with ``state_key``, a state) event; returns its event ID.
 
         ``txn`` is ``(device_id, txn_id)``: a repeated transaction returns the first event
@@ -293,14 +345,15 @@ class RoomService(UserQueries):
         if found is not None:
             return found
         waiters = self._txn_waiters.get(key)
-        if waiters is not None:      # the same transaction is in flight: share its result
+        if waiters is not None:  # the same transaction is in flight: share its result
             d: defer.Deferred = defer.Deferred()
             waiters.append(d)
             return await d
         self._txn_waiters[key] = waiters = []
         try:
-            ev = await self._dispatch(user_id, room_id, etype, content, state_key,
-                                      txn=(key[1], txn_id))
+            ev = await self._dispatch(
+                user_id, room_id, etype, content, state_key, txn=(key[1], txn_id)
+            )
         except Exception as exc:
             for d in self._txn_waiters.pop(key, []):
                 d.errback(exc)
@@ -310,27 +363,34 @@ class RoomService(UserQueries):
             d.callback(ev.event_id)
         return ev.event_id
 
-    async def _dispatch(self, user_id: str, room_id: str, etype: str, content: dict,
-                        state_key: str | None, txn: tuple[str, str] | None = None) -> Event:
+    async def _dispatch(
+        self,
+        user_id: str,
+        room_id: str,
+        etype: str,
+        content: dict,
+        state_key: str | None,
+        txn: tuple[str, str] | None = None,
+    ) -> Event:
         if etype == "m.room.redaction" and state_key is None:
             redacts = content.get("redacts")
             if not isinstance(redacts, str):
-                raise MatrixError("m.room.redaction needs content.redacts",
-                                  errcode="M_BAD_JSON")
+                raise MatrixError("m.room.redaction needs content.redacts", errcode="M_BAD_JSON")
             body = {k: v for k, v in content.items() if k != "redacts"}
             return await self.redact_event(user_id, room_id, redacts, body, txn=txn)
         if etype == "m.room.member" and state_key is not None:
             from .membership_ops import set_member_state
+
             ev = await set_member_state(self, user_id, room_id, state_key, content)
-            if ev is None:      # no-op change: answer with the current member event
+            if ev is None:  # no-op change: answer with the current member event
                 room = await self.get_room(room_id)
                 return room.state[("m.room.member", state_key)]
             return ev
         if etype == "m.room.canonical_alias" and state_key == "":
             from .aliases_ops import check_canonical_alias_content
+
             await check_canonical_alias_content(self, room_id, content)
-        ev = await self.create_event(room_id, user_id, etype, content,
-                                     state_key=state_key, txn=txn)
+        ev = await self.create_event(room_id, user_id, etype, content, state_key=state_key, txn=txn)
         assert ev is not None
         return ev
 
@@ -356,9 +416,14 @@ class RoomService(UserQueries):
             self._txns.popitem(last=False)
 
     # --- redaction ---------------------------------------------------------------------
-    async def redact_event(self, user_id: str, room_id: str, target_id: str,
-                           content: dict | None = None,
-                           txn: tuple[str, str] | None = None) -> Event:
+    async def redact_event(
+        self,
+        user_id: str,
+        room_id: str,
+        target_id: str,
+        content: dict | None = None,
+        txn: tuple[str, str] | None = None,
+    ) -> Event:
         """Send ``m.room.redaction`` for ``target_id`` (client-server API "Redactions")."""
         room = await self.room_for_sender(room_id)
         target = await self.get_event(target_id)
@@ -371,6 +436,7 @@ class RoomService(UserQueries):
 
         def precheck(room: RoomState) -> bool:
             from federation.auth.power_levels import event_send_level, named_level, user_power_level
+
             if room.membership(user_id) != "join":
                 raise Forbidden("You are not in this room")
             level = user_power_level(user_id, room.state, room.room_version)
@@ -380,8 +446,15 @@ class RoomService(UserQueries):
                 raise Forbidden("You do not have permission to redact other users' events")
             return True
 
-        ev = await self.create_event(room.room_id, user_id, "m.room.redaction", content,
-                                     redacts=target_id, txn=txn, precheck=precheck)
+        ev = await self.create_event(
+            room.room_id,
+            user_id,
+            "m.room.redaction",
+            content,
+            redacts=target_id,
+            txn=txn,
+            precheck=precheck,
+        )
         assert ev is not None
         return ev
 
@@ -395,16 +468,21 @@ class RoomService(UserQueries):
                 points = self._hv_timelines.get(ev.room_id)
                 if points is not None:
                     value = ev.content.get("history_visibility")
-                    points.append((ev.internal["stream_ordering"],
-                                   value if isinstance(value, str) else "shared"))
+                    points.append(
+                        (
+                            ev.internal["stream_ordering"],
+                            value if isinstance(value, str) else "shared",
+                        )
+                    )
             if ev.type == "m.room.member" and ev.is_state:
                 self._membership_gen += 1
                 self._vis_gen += 1
                 member = ev.key[1]
                 points = self._mem_timelines.get((ev.room_id, member))
                 if points is not None:
-                    points.append((ev.internal["stream_ordering"],
-                                   ev.content.get("membership", "")))
+                    points.append(
+                        (ev.internal["stream_ordering"], ev.content.get("membership", ""))
+                    )
                 joined = self._joined.get(member)
                 if joined is not None:
                     if ev.content.get("membership") == "join":
@@ -473,43 +551,77 @@ class RoomService(UserQueries):
         """The highest committed stream ordering (the position sync tokens refer to)."""
         return self.persister.max_persisted
 
-    async def get_events_in_range(self, room_id: str, from_stream: int | None,
-                                  to_stream: int | None, limit: int,
-                                  direction: str = "b") -> list[Event]:
+    async def get_events_in_range(
+        self,
+        room_id: str,
+        from_stream: int | None,
+        to_stream: int | None,
+        limit: int,
+        direction: str = "b",
+    ) -> list[Event]:
         """Accepted events of a room between two stream positions (see ``store``):
         ``"b"``: to < stream <= from, newest first; ``"f"``: from < stream <= to, oldest
         first.  No visibility filtering (``filter_events_for_user`` does that)."""
         if direction not in ("b", "f"):
             raise InvalidParam("direction must be 'b' or 'f'")
-        return await self.db.run(store.events_in_range, room_id, from_stream, to_stream,
-                                 limit, direction)
+        return await self.db.run(
+            store.events_in_range, room_id, from_stream, to_stream, limit, direction
+        )
 
-    def format_client_event(self, event: Event, *, include_room_id: bool = True,
-                            user_id: str | None = None, device_id: str | None = None,
-                            requester: Any = None) -> dict:
+    def format_client_event(
+        self,
+        event: Event,
+        *,
+        include_room_id: bool = True,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        requester: Any = None,
+    ) -> dict:
         if requester is not None:
             user_id, device_id = requester.user_id, requester.device_id
-        return format_client_event(event, now_ms=self.clock.time_ms(),
-                                   include_room_id=include_room_id, user_id=user_id,
-                                   device_id=device_id)
+        return format_client_event(
+            event,
+            now_ms=self.clock.time_ms(),
+            include_room_id=include_room_id,
+            user_id=user_id,
+            device_id=device_id,
+        )
 
     # --- delegated operations ------------------------------------------------------------
     async def create_room(self, user_id: str, body: dict) -> str:
         from .create_ops import create_room
+
         return await create_room(self, user_id, body)
 
-    async def update_membership(self, sender: str, room_id: str, target: str,
-                                membership: str, reason: str | None = None, *,
-                                action: str | None = None, extra_content: dict | None = None
-                                ) -> Event | None:
+    async def update_membership(
+        self,
+        sender: str,
+        room_id: str,
+        target: str,
+        membership: str,
+        reason: str | None = None,
+        *,
+        action: str | None = None,
+        extra_content: dict | None = None,
+    ) -> Event | None:
         """Change ``target``'s membership; returns the new member event, or None when the
         request changes nothing (e.g. inviting an already invited user)."""
         from .membership_ops import update_membership
-        return await update_membership(self, sender, room_id, target, membership, reason,
-                                       action=action, extra_content=extra_content)
+
+        return await update_membership(
+            self,
+            sender,
+            room_id,
+            target,
+            membership,
+            reason,
+            action=action,
+            extra_content=extra_content,
+        )
 
     async def on_profile_changed(self, user_id: str, profile: dict) -> None:
         from .membership_ops import propagate_profile
+
         await propagate_profile(self, user_id, profile)
 
 
@@ -521,6 +633,10 @@ def _recent_txns(conn: Any, since: int) -> list:
     from sqlalchemy import select
 
     from schema.events import event_txn_ids as t
-    return [((r.user_id, r.device_id, r.txn_id, r.room_id), r.event_id, r.inserted_ts)
-            for r in conn.execute(select(t).where(t.c.inserted_ts >= since)
-                                  .order_by(t.c.inserted_ts.asc()))]
+
+    return [
+        ((r.user_id, r.device_id, r.txn_id, r.room_id), r.event_id, r.inserted_ts)
+        for r in conn.execute(
+            select(t).where(t.c.inserted_ts >= since).order_by(t.c.inserted_ts.asc())
+        )
+    ]

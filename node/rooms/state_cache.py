@@ -23,11 +23,29 @@ MEMBER = "m.room.member"
 
 
 class RoomState:
-    __slots__ = ("room_id", "room_version", "state", "extremities", "depth", "lock",
-                 "joined", "is_public", "room_type", "creator", "state_group")
+    __slots__ = (
+        "room_id",
+        "room_version",
+        "state",
+        "extremities",
+        "depth",
+        "lock",
+        "joined",
+        "is_public",
+        "room_type",
+        "creator",
+        "state_group",
+    )
 
-    def __init__(self, room_id: str, room_version: RoomVersion, *, creator: str,
-                 is_public: bool = False, room_type: str | None = None) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        room_version: RoomVersion,
+        *,
+        creator: str,
+        is_public: bool = False,
+        room_type: str | None = None,
+    ) -> None:
         self.room_id = room_id
         self.room_version = room_version
         self.creator = creator

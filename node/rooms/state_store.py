@@ -53,10 +53,10 @@ log = logging.getLogger("parta.federation.state")
 
 Delta = dict[StateKey, "str | None"]
 
-MAX_CHAIN = 64              # deltas between snapshots
-FULL_CACHE_SIZE = 32        # materialised state maps kept
-RECORD_CACHE_SIZE = 20000   # committed group records (deltas) kept
-EVENT_CACHE_SIZE = 50000    # event -> (before, after) kept
+MAX_CHAIN = 64  # deltas between snapshots
+FULL_CACHE_SIZE = 32  # materialised state maps kept
+RECORD_CACHE_SIZE = 20000  # committed group records (deltas) kept
+EVENT_CACHE_SIZE = 50000  # event -> (before, after) kept
 
 
 @dataclass
@@ -82,6 +82,7 @@ def diff_states(old: Mapping[StateKey, str], new: Mapping[StateKey, str]) -> Del
 
 # --- SQL (database thread) ---------------------------------------------------------------
 
+
 def _max_group_id(conn: Any) -> int:
     return conn.execute(select(func.max(state_groups.c.id))).scalar() or 0
 
@@ -101,8 +102,7 @@ ORDER BY c.n DESC
 
 def load_group_state(conn: Any, group: int) -> StateMap | None:
     """The full state map of ``group`` (None if the group does not exist)."""
-    if conn.execute(select(state_groups.c.id).where(state_groups.c.id == group)).first() \
-            is None:
+    if conn.execute(select(state_groups.c.id).where(state_groups.c.id == group)).first() is None:
         return None
     state: StateMap = {}
     for _n, etype, skey, event_id in conn.execute(_CHAIN_SQL, {"g": group}):
@@ -114,42 +114,57 @@ def load_group_state(conn: Any, group: int) -> StateMap | None:
 
 
 def _chain_len(conn: Any, group: int) -> int | None:
-    return conn.execute(select(state_groups.c.chain_len)
-                        .where(state_groups.c.id == group)).scalar()
+    return conn.execute(select(state_groups.c.chain_len).where(state_groups.c.id == group)).scalar()
 
 
 def load_event_groups(conn: Any, event_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
     out = {}
     ids = list(event_ids)
     for i in range(0, len(ids), 500):
-        for r in conn.execute(select(event_state_groups).where(
-                event_state_groups.c.event_id.in_(ids[i:i + 500]))):
+        for r in conn.execute(
+            select(event_state_groups).where(event_state_groups.c.event_id.in_(ids[i : i + 500]))
+        ):
             out[r.event_id] = (r.before_group, r.after_group)
     return out
 
 
 def room_group(conn: Any, room_id: str) -> tuple[int, int] | None:
     """(current state group, its chain length) of a room, or None."""
-    row = conn.execute(select(room_state_groups.c.state_group, state_groups.c.chain_len)
-                       .select_from(room_state_groups.join(
-                           state_groups, state_groups.c.id == room_state_groups.c.state_group))
-                       .where(room_state_groups.c.room_id == room_id)).first()
+    row = conn.execute(
+        select(room_state_groups.c.state_group, state_groups.c.chain_len)
+        .select_from(
+            room_state_groups.join(
+                state_groups, state_groups.c.id == room_state_groups.c.state_group
+            )
+        )
+        .where(room_state_groups.c.room_id == room_id)
+    ).first()
     return (row.state_group, row.chain_len) if row is not None else None
 
 
 def _linear_state_ids(conn: Any, event_id: str, inclusive: bool) -> StateMap | None:
     """State before/after an event from the linear history (events without groups)."""
     from schema.events import events
-    row = conn.execute(select(events.c.room_id, events.c.stream_ordering, events.c.outlier)
-                       .where(events.c.event_id == event_id)).first()
+
+    row = conn.execute(
+        select(events.c.room_id, events.c.stream_ordering, events.c.outlier).where(
+            events.c.event_id == event_id
+        )
+    ).first()
     if row is None or row.outlier:
         return None
     so = events.c.stream_ordering
-    q = (select(events.c.type, events.c.state_key, events.c.event_id).where(
-        events.c.room_id == row.room_id, events.c.state_key.is_not(None),
-        events.c.rejected_reason.is_(None), events.c.outlier.is_(False),
-        so <= row.stream_ordering if inclusive else so < row.stream_ordering)
-        .order_by(so.asc()))
+    q = (
+        select(events.c.type, events.c.state_key, events.c.event_id)
+        .where(
+            events.c.room_id == row.room_id,
+            events.c.state_key.is_not(None),
+            events.c.rejected_reason.is_(None),
+            events.c.outlier.is_(False),
+            so <= row.stream_ordering if inclusive else so < row.stream_ordering,
+        )
+        .order_by(so.asc())
+    )
     state: StateMap = {}
     for etype, skey, eid in conn.execute(q):
         state[(etype, skey)] = eid
@@ -158,10 +173,18 @@ def _linear_state_ids(conn: Any, event_id: str, inclusive: bool) -> StateMap | N
 
 def _last_event_at(conn: Any, room_id: str, stream: int) -> str | None:
     from schema.events import events
-    return conn.execute(select(events.c.event_id).where(
-        events.c.room_id == room_id, events.c.stream_ordering <= stream,
-        events.c.outlier.is_(False), events.c.rejected_reason.is_(None))
-        .order_by(events.c.stream_ordering.desc()).limit(1)).scalar()
+
+    return conn.execute(
+        select(events.c.event_id)
+        .where(
+            events.c.room_id == room_id,
+            events.c.stream_ordering <= stream,
+            events.c.outlier.is_(False),
+            events.c.rejected_reason.is_(None),
+        )
+        .order_by(events.c.stream_ordering.desc())
+        .limit(1)
+    ).scalar()
 
 
 def write_state_rows(conn: Any, batch: Sequence[Any]) -> None:
@@ -174,10 +197,19 @@ def write_state_rows(conn: Any, batch: Sequence[Any]) -> None:
     current: dict[str, int] = {}
     for ev in batch:
         for rec in ev.internal.get("sg_new", ()):
-            group_rows.append({"id": rec.id, "room_id": rec.room_id, "prev_group": rec.prev,
-                               "chain_len": rec.chain_len, "event_id": rec.event_id})
-            entry_rows += [{"group_id": rec.id, "type": k[0], "state_key": k[1],
-                            "event_id": v} for k, v in rec.delta.items()]
+            group_rows.append(
+                {
+                    "id": rec.id,
+                    "room_id": rec.room_id,
+                    "prev_group": rec.prev,
+                    "chain_len": rec.chain_len,
+                    "event_id": rec.event_id,
+                }
+            )
+            entry_rows += [
+                {"group_id": rec.id, "type": k[0], "state_key": k[1], "event_id": v}
+                for k, v in rec.delta.items()
+            ]
         groups = ev.internal.get("sg")
         if groups is not None:
             mapping_rows.append((ev.event_id, ev.room_id, groups[0], groups[1]))
@@ -189,16 +221,24 @@ def write_state_rows(conn: Any, batch: Sequence[Any]) -> None:
     if entry_rows:
         conn.execute(insert(state_group_entries), entry_rows)
     if mapping_rows:
-        insert_rows(conn, "event_state_groups",
-                    ("event_id", "room_id", "before_group", "after_group"), mapping_rows)
+        insert_rows(
+            conn,
+            "event_state_groups",
+            ("event_id", "room_id", "before_group", "after_group"),
+            mapping_rows,
+        )
     if current:
-        conn.execute(delete(room_state_groups).where(
-            room_state_groups.c.room_id.in_(list(current))))
-        conn.execute(insert(room_state_groups), [{"room_id": r, "state_group": g}
-                                                 for r, g in current.items()])
+        conn.execute(
+            delete(room_state_groups).where(room_state_groups.c.room_id.in_(list(current)))
+        )
+        conn.execute(
+            insert(room_state_groups),
+            [{"room_id": r, "state_group": g} for r, g in current.items()],
+        )
 
 
 # --- the store ---------------------------------------------------------------------------
+
 
 class _LRU(OrderedDict):
     def __init__(self, size: int) -> None:
@@ -223,11 +263,11 @@ class StateStore:
         self.db = db
         self.max_chain = max_chain
         self._next_id: int | None = None
-        self._pending: dict[int, GroupRecord] = {}         # not yet committed
-        self._records = _LRU(RECORD_CACHE_SIZE)            # committed, recently used
-        self._full = _LRU(FULL_CACHE_SIZE)                 # group -> StateMap (read-only)
-        self._chains = _LRU(RECORD_CACHE_SIZE)             # group -> chain_len
-        self._event_groups = _LRU(EVENT_CACHE_SIZE)        # event_id -> (before, after)
+        self._pending: dict[int, GroupRecord] = {}  # not yet committed
+        self._records = _LRU(RECORD_CACHE_SIZE)  # committed, recently used
+        self._full = _LRU(FULL_CACHE_SIZE)  # group -> StateMap (read-only)
+        self._chains = _LRU(RECORD_CACHE_SIZE)  # group -> chain_len
+        self._event_groups = _LRU(EVENT_CACHE_SIZE)  # event_id -> (before, after)
         self.groups_written = 0
 
     # --- start-up / persister hooks --------------------------------------------------------
@@ -279,9 +319,15 @@ class StateStore:
         """Remember a group's chain length (read with a room, so local sends need no query)."""
         self._chains.put(group, chain_len)
 
-    def new_group(self, room_id: str, prev: int | None, delta: Delta, *,
-                  event_id: str | None = None,
-                  full: Callable[[], StateMap] | StateMap | None = None) -> GroupRecord:
+    def new_group(
+        self,
+        room_id: str,
+        prev: int | None,
+        delta: Delta,
+        *,
+        event_id: str | None = None,
+        full: Callable[[], StateMap] | StateMap | None = None,
+    ) -> GroupRecord:
         """A new group = ``prev`` + ``delta``; a snapshot when the chain would grow past
         ``max_chain``, when ``prev`` is None, or when ``prev``'s chain length is unknown
         (``full``, the complete new state, is then required)."""
@@ -291,19 +337,28 @@ class StateStore:
                 if full is None:
                     raise ValueError("a snapshot group needs the full state")
                 state = full() if callable(full) else full
-                rec = GroupRecord(self._allocate(), room_id, None, 0,
-                                  {k: v for k, v in state.items()}, event_id)
+                rec = GroupRecord(
+                    self._allocate(), room_id, None, 0, {k: v for k, v in state.items()}, event_id
+                )
             else:
-                rec = GroupRecord(self._allocate(), room_id, None, 0,
-                                  {k: v for k, v in delta.items() if v is not None}, event_id)
+                rec = GroupRecord(
+                    self._allocate(),
+                    room_id,
+                    None,
+                    0,
+                    {k: v for k, v in delta.items() if v is not None},
+                    event_id,
+                )
         else:
-            rec = GroupRecord(self._allocate(), room_id, prev, prev_chain + 1, dict(delta),
-                              event_id)
+            rec = GroupRecord(
+                self._allocate(), room_id, prev, prev_chain + 1, dict(delta), event_id
+            )
         self._pending[rec.id] = rec
         return rec
 
-    async def new_group_async(self, room_id: str, prev: int | None, delta: Delta, *,
-                              event_id: str | None = None) -> GroupRecord:
+    async def new_group_async(
+        self, room_id: str, prev: int | None, delta: Delta, *, event_id: str | None = None
+    ) -> GroupRecord:
         """``new_group`` for any ``prev``: reads its chain length / full state as needed."""
         if prev is not None and self.chain_len(prev) is None:
             n = await self.db.run(_chain_len, prev)
@@ -335,20 +390,22 @@ class StateStore:
         new: list[GroupRecord] = []
         if before is None:
             # First event of a room (or a room from before state groups): snapshot.
-            rec = self.new_group(room.room_id, None,
-                                 {k: e.event_id for k, e in room.state.items()})
+            rec = self.new_group(room.room_id, None, {k: e.event_id for k, e in room.state.items()})
             new.append(rec)
             before = rec.id
             room.state_group = before
             ev.internal["sg_current"] = (room.room_id, before)
         after = before
         if ev.is_state and ev.rejected_reason is None:
+
             def full() -> StateMap:
                 state = {k: e.event_id for k, e in room.state.items()}
                 state[ev.key] = ev.event_id
                 return state
-            rec = self.new_group(room.room_id, before, {ev.key: ev.event_id},
-                                 event_id=ev.event_id, full=full)
+
+            rec = self.new_group(
+                room.room_id, before, {ev.key: ev.event_id}, event_id=ev.event_id, full=full
+            )
             new.append(rec)
             after = rec.id
             room.state_group = after

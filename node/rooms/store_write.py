@@ -34,27 +34,40 @@ from .state_store import write_state_rows
 
 MEMBER = "m.room.member"
 
-EVENT_COLUMNS = ("stream_ordering", "event_id", "room_id", "type", "state_key", "sender",
-                 "depth", "origin_server_ts", "json", "rejected_reason", "redacted_by",
-                 "outlier", "unsigned_json")
+EVENT_COLUMNS = (
+    "stream_ordering",
+    "event_id",
+    "room_id",
+    "type",
+    "state_key",
+    "sender",
+    "depth",
+    "origin_server_ts",
+    "json",
+    "rejected_reason",
+    "redacted_by",
+    "outlier",
+    "unsigned_json",
+)
 TXN_COLUMNS = ("user_id", "device_id", "txn_id", "event_id", "room_id", "inserted_ts")
 EXTREMITY_COLUMNS = ("room_id", "event_id")
 
 # Column sizes of schema/events.py and schema/rooms.py (PostgreSQL enforces them).
-MAX_ID_CHARS = 255          # String(255): IDs, type, state_key, txn IDs, room_type
-MAX_MEMBERSHIP_CHARS = 32   # String(32): room_memberships.membership
-MAX_VERSION_CHARS = 32      # String(32): rooms.room_version
+MAX_ID_CHARS = 255  # String(255): IDs, type, state_key, txn IDs, room_type
+MAX_MEMBERSHIP_CHARS = 32  # String(32): room_memberships.membership
+MAX_VERSION_CHARS = 32  # String(32): rooms.room_version
 BIGINT_MIN, BIGINT_MAX = -(1 << 63), (1 << 63) - 1
 
-ROW_KEY = "row_json"        # ev.internal: (json text, unsigned text) from check_storable
+ROW_KEY = "row_json"  # ev.internal: (json text, unsigned text) from check_storable
 
 
 class Unstorable(MatrixError):
     """The event cannot be written to the database (400 M_BAD_JSON for its sender only)."""
 
     def __init__(self, why: str) -> None:
-        super().__init__(f"The event cannot be stored: {why}", errcode="M_BAD_JSON",
-                         http_status=400)
+        super().__init__(
+            f"The event cannot be stored: {why}", errcode="M_BAD_JSON", http_status=400
+        )
 
 
 def _check_text(name: str, value: Any, limit: int = MAX_ID_CHARS) -> None:
@@ -98,15 +111,22 @@ def check_storable(ev: Event) -> None:
         strings += txn
     try:
         joined = "".join(strings)
-        plain = joined.isascii() and "\x00" not in joined and (
-            len(joined) <= MAX_ID_CHARS or max(map(len, strings)) <= MAX_ID_CHARS)
-    except TypeError:           # not all strings
+        plain = (
+            joined.isascii()
+            and "\x00" not in joined
+            and (len(joined) <= MAX_ID_CHARS or max(map(len, strings)) <= MAX_ID_CHARS)
+        )
+    except TypeError:  # not all strings
         plain = False
     if not plain:
         _check_columns(ev)
     depth, ts = pdu.get("depth", 0), pdu.get("origin_server_ts", 0)
-    if type(depth) is not int or type(ts) is not int \
-            or not BIGINT_MIN <= depth <= BIGINT_MAX or not BIGINT_MIN <= ts <= BIGINT_MAX:
+    if (
+        type(depth) is not int
+        or type(ts) is not int
+        or not BIGINT_MIN <= depth <= BIGINT_MAX
+        or not BIGINT_MIN <= ts <= BIGINT_MAX
+    ):
         _check_bigint("depth", depth)
         _check_bigint("origin_server_ts", ts)
     if "state_key" in pdu and pdu.get("type") == MEMBER and not _hidden(ev):
@@ -121,7 +141,7 @@ def check_storable(ev: Event) -> None:
     try:
         text = orjson.dumps(pdu, option=orjson.OPT_SORT_KEYS).decode()
         unsigned_text = orjson.dumps(unsigned).decode() if unsigned else None
-    except (TypeError, ValueError):      # orjson.JSONEncodeError is a TypeError
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
         raise Unstorable("it cannot be encoded as JSON (nested too deeply?)") from None
     ev.internal[ROW_KEY] = (text, unsigned_text)
 
@@ -156,11 +176,23 @@ def _event_row(ev: Event) -> tuple:
         check_storable(ev)
         encoded = ev.internal[ROW_KEY]
     reason = ev.rejected_reason
-    if reason is not None and "\x00" in reason:   # our own text, quoting the event
+    if reason is not None and "\x00" in reason:  # our own text, quoting the event
         reason = reason.replace("\x00", "\ufffd")
-    return (ev.internal["stream_ordering"], ev.event_id, ev.room_id, ev.type, ev.state_key,
-            ev.sender, ev.depth, ev.origin_server_ts, encoded[0], reason,
-            None, bool(ev.internal.get("outlier", False)), encoded[1])
+    return (
+        ev.internal["stream_ordering"],
+        ev.event_id,
+        ev.room_id,
+        ev.type,
+        ev.state_key,
+        ev.sender,
+        ev.depth,
+        ev.origin_server_ts,
+        encoded[0],
+        reason,
+        None,
+        bool(ev.internal.get("outlier", False)),
+        encoded[1],
+    )
 
 
 def _hidden(ev: Event) -> bool:
@@ -202,26 +234,38 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
     # stored again as a timeline event: the outlier row goes first.
     replaced = [ev.event_id for ev in batch if ev.internal.get("replaces_outlier")]
     if replaced:
-        conn.execute(delete(events).where(events.c.event_id.in_(replaced),
-                                          events.c.outlier.is_(True)))
+        conn.execute(
+            delete(events).where(events.c.event_id.in_(replaced), events.c.outlier.is_(True))
+        )
     insert_rows(conn, "events", EVENT_COLUMNS, [_event_row(ev) for ev in batch])
 
-    txn_rows = [(ev.sender, txn[0], txn[1], ev.event_id, ev.room_id, ev.origin_server_ts)
-                for ev in batch if (txn := ev.internal.get("txn")) is not None]
+    txn_rows = [
+        (ev.sender, txn[0], txn[1], ev.event_id, ev.room_id, ev.origin_server_ts)
+        for ev in batch
+        if (txn := ev.internal.get("txn")) is not None
+    ]
     if txn_rows:
         # The same txn ID may have been used by the device in another room (a different
         # endpoint path, so a different request): keep the first mapping, never fail.
         insert_rows(conn, "event_txn_ids", TXN_COLUMNS, txn_rows, ignore_conflicts=True)
 
-    mem_rows = [{"event_id": ev.event_id, "room_id": ev.room_id, "user_id": ev.state_key,
-                 "sender": ev.sender, "membership": ev.content.get("membership", ""),
-                 "stream_ordering": ev.internal["stream_ordering"]}
-                for ev in batch if ev.type == MEMBER and ev.is_state and not _hidden(ev)
-                and _becomes_current(ev)]
+    mem_rows = [
+        {
+            "event_id": ev.event_id,
+            "room_id": ev.room_id,
+            "user_id": ev.state_key,
+            "sender": ev.sender,
+            "membership": ev.content.get("membership", ""),
+            "stream_ordering": ev.internal["stream_ordering"],
+        }
+        for ev in batch
+        if ev.type == MEMBER and ev.is_state and not _hidden(ev) and _becomes_current(ev)
+    ]
     if mem_rows:
         from .store import unforget_room
+
         conn.execute(insert(room_memberships), mem_rows)
-        for m in mem_rows:        # joining or being invited again un-forgets the room
+        for m in mem_rows:  # joining or being invited again un-forgets the room
             if m["membership"] in ("join", "invite"):
                 unforget_room(conn, m["user_id"], m["room_id"])
 
@@ -236,26 +280,40 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
             last_state[(ev.room_id, *ev.key)] = ev
     if last_state:
         cs = room_current_state.c
-        for (room_id, etype, skey) in last_state:
-            conn.execute(delete(room_current_state).where(
-                cs.room_id == room_id, cs.type == etype, cs.state_key == skey))
-        rows = [{"room_id": r, "type": t, "state_key": k, "event_id": ev.event_id,
-                 "membership": ev.content.get("membership") if t == MEMBER else None}
-                for (r, t, k), ev in last_state.items() if ev is not None]
+        for room_id, etype, skey in last_state:
+            conn.execute(
+                delete(room_current_state).where(
+                    cs.room_id == room_id, cs.type == etype, cs.state_key == skey
+                )
+            )
+        rows = [
+            {
+                "room_id": r,
+                "type": t,
+                "state_key": k,
+                "event_id": ev.event_id,
+                "membership": ev.content.get("membership") if t == MEMBER else None,
+            }
+            for (r, t, k), ev in last_state.items()
+            if ev is not None
+        ]
         if rows:
             conn.execute(insert(room_current_state), rows)
 
-    _write_extremities(conn, [ev for ev in batch
-                              if not _hidden(ev) and not ev.internal.get("backfilled")])
+    _write_extremities(
+        conn, [ev for ev in batch if not _hidden(ev) and not ev.internal.get("backfilled")]
+    )
     write_state_rows(conn, batch)
 
     # Redactions mark their target (same room only).
     for ev in batch:
         target = ev.internal.get("redacts_target")
         if target is not None:
-            conn.execute(update(events).where(events.c.event_id == target,
-                                              events.c.room_id == ev.room_id)
-                         .values(redacted_by=ev.event_id))
+            conn.execute(
+                update(events)
+                .where(events.c.event_id == target, events.c.room_id == ev.room_id)
+                .values(redacted_by=ev.event_id)
+            )
 
 
 def _write_extremities(conn: Connection, batch: Sequence[Event]) -> None:
@@ -271,18 +329,31 @@ def _write_extremities(conn: Connection, batch: Sequence[Event]) -> None:
         tips = final.get(ev.room_id)
         if tips is None:
             fe = forward_extremities.c
-            tips = [r.event_id for r in conn.execute(
-                forward_extremities.select().with_only_columns(fe.event_id)
-                .where(fe.room_id == ev.room_id))]
+            tips = [
+                r.event_id
+                for r in conn.execute(
+                    forward_extremities.select()
+                    .with_only_columns(fe.event_id)
+                    .where(fe.room_id == ev.room_id)
+                )
+            ]
         prev = set(ev.prev_event_ids)
         final[ev.room_id] = [t for t in tips if t not in prev] + [ev.event_id]
     ph = placeholder(conn)
-    dbapi: Any = conn.connection.dbapi_connection   # open, so never None
+    dbapi: Any = conn.connection.dbapi_connection  # open, so never None
     cursor = dbapi.cursor()
     try:
-        cursor.execute("DELETE FROM forward_extremities WHERE room_id IN ("
-                       + ", ".join([ph] * len(final)) + ")", list(final))
+        cursor.execute(
+            "DELETE FROM forward_extremities WHERE room_id IN ("
+            + ", ".join([ph] * len(final))
+            + ")",
+            list(final),
+        )
     finally:
         cursor.close()
-    insert_rows(conn, "forward_extremities", EXTREMITY_COLUMNS,
-                [(room_id, t) for room_id, tips in final.items() for t in tips])
+    insert_rows(
+        conn,
+        "forward_extremities",
+        EXTREMITY_COLUMNS,
+        [(room_id, t) for room_id, tips in final.items() for t in tips],
+    )

@@ -16,8 +16,11 @@ def _topic(content: dict) -> str | None:
     block = content.get("m.topic")
     if isinstance(block, dict) and isinstance(block.get("m.text"), list):
         for rep in block["m.text"]:
-            if isinstance(rep, dict) and rep.get("mimetype", "text/plain") == "text/plain" \
-                    and isinstance(rep.get("body"), str):
+            if (
+                isinstance(rep, dict)
+                and rep.get("mimetype", "text/plain") == "text/plain"
+                and isinstance(rep.get("body"), str)
+            ):
                 return rep["body"] or None
     topic = content.get("topic")
     return topic if isinstance(topic, str) and topic else None
@@ -57,9 +60,13 @@ def room_summary(room: RoomState, *, full: bool = False) -> dict[str, Any]:
             out["encryption"] = algorithm
         allow = join_rules.get("allow")
         if isinstance(allow, list):
-            ids = [a.get("room_id") for a in allow
-                   if isinstance(a, dict) and a.get("type") == "m.room_membership"
-                   and isinstance(a.get("room_id"), str)]
+            ids = [
+                a.get("room_id")
+                for a in allow
+                if isinstance(a, dict)
+                and a.get("type") == "m.room_membership"
+                and isinstance(a.get("room_id"), str)
+            ]
             if ids:
                 out["allowed_room_ids"] = ids
     return out

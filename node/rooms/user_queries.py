@@ -30,8 +30,15 @@ if TYPE_CHECKING:
 CREATE = ("m.room.create", "")
 VIS_CACHE_SIZE = 50000
 # Stripped state for invites (client-server API "Stripped state": recommended types).
-STRIPPED_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic",
-                  "m.room.join_rules", "m.room.canonical_alias", "m.room.encryption")
+STRIPPED_TYPES = (
+    "m.room.create",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.topic",
+    "m.room.join_rules",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+)
 
 
 class UserQueries:
@@ -48,6 +55,7 @@ class UserQueries:
     _hv_timelines: dict[str, list]
 
     if TYPE_CHECKING:
+
         async def get_room(self, room_id: str) -> RoomState: ...
 
         async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]: ...
@@ -75,18 +83,22 @@ class UserQueries:
                 continue
         return users
 
-    async def get_rooms_for_user(self, user_id: str,
-                                 memberships: Sequence[str] | None = None
-                                 ) -> list[tuple[str, str, Event]]:
+    async def get_rooms_for_user(
+        self, user_id: str, memberships: Sequence[str] | None = None
+    ) -> list[tuple[str, str, Event]]:
         """(room_id, membership, member event) for the user's current memberships, without
         forgotten rooms.  ``memberships`` restricts to those values."""
         rows, forgotten = await self.db.run(_memberships_and_forgotten, user_id, memberships)
         evs = await self.get_events([r[2] for r in rows])
-        return [(room_id, m, evs[eid]) for room_id, m, eid in rows
-                if eid in evs and room_id not in forgotten]
+        return [
+            (room_id, m, evs[eid])
+            for room_id, m, eid in rows
+            if eid in evs and room_id not in forgotten
+        ]
 
-    async def user_memberships_changed(self, user_id: str, since_stream: int
-                                       ) -> list[tuple[str, str, Event]]:
+    async def user_memberships_changed(
+        self, user_id: str, since_stream: int
+    ) -> list[tuple[str, str, Event]]:
         """The latest membership change per room of ``user_id`` after ``since_stream`` (and
         up to what is committed), in stream order: (room_id, membership, member event)."""
         return await self.db.run(store.memberships_changed, user_id, since_stream)
@@ -111,13 +123,15 @@ class UserQueries:
             found = await hook(room, list(extra))
             if found is not None:
                 return found
-        out = [strip_state_event(room.state[(t, "")]) for t in STRIPPED_TYPES
-               if (t, "") in room.state]
+        out = [
+            strip_state_event(room.state[(t, "")]) for t in STRIPPED_TYPES if (t, "") in room.state
+        ]
         out.extend(strip_state_event(ev) for ev in extra)
         return out
 
-    async def filter_events_for_user(self, user_id: str, room_id: str,
-                                     events: Sequence[Event]) -> list[Event]:
+    async def filter_events_for_user(
+        self, user_id: str, room_id: str, events: Sequence[Event]
+    ) -> list[Event]:
         """The subset of ``events`` (from one room, with stream orderings) that the history
         visibility rules let ``user_id`` see."""
         if not events:
@@ -125,8 +139,9 @@ class UserQueries:
         mem, hv = await self.visibility_timelines(room_id, user_id)
         return filter_visible(events, user_id, mem, hv)
 
-    async def visibility_timelines(self, room_id: str, user_id: str
-                                   ) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    async def visibility_timelines(
+        self, room_id: str, user_id: str
+    ) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
         """(the user's memberships, the room's history visibility values) as sorted
         (stream_ordering, value) lists of committed events -- cached in memory and kept up
         to date as events are persisted."""
@@ -148,10 +163,14 @@ class UserQueries:
 
 
 def _memberships_and_forgotten(conn: Any, user_id: str, memberships: Sequence[str] | None):
-    return (store.current_memberships(conn, user_id, memberships),
-            store.forgotten_room_ids(conn, user_id))
+    return (
+        store.current_memberships(conn, user_id, memberships),
+        store.forgotten_room_ids(conn, user_id),
+    )
 
 
 def _visibility_timelines(conn: Any, room_id: str, user_id: str):
-    return (store.membership_timeline(conn, room_id, user_id),
-            store.history_visibility_timeline(conn, room_id))
+    return (
+        store.membership_timeline(conn, room_id, user_id),
+        store.history_visibility_timeline(conn, room_id),
+    )

@@ -59,15 +59,15 @@ def _normalise(hv: str | None) -> str:
 
 def _allowed(hv: str | None, membership: str | None, joined_later: bool) -> bool:
     hv = _normalise(hv)
-    if hv == "world_readable":                       # 1.
+    if hv == "world_readable":  # 1.
         return True
-    if membership == "join":                         # 2.
+    if membership == "join":  # 2.
         return True
-    if hv == "shared" and joined_later:              # 3.
+    if hv == "shared" and joined_later:  # 3.
         return True
-    if membership == "invite" and hv == "invited":   # 4.
+    if membership == "invite" and hv == "invited":  # 4.
         return True
-    return False                                     # 5.
+    return False  # 5.
 
 
 def is_visible(event: Event, user_id: str, memberships: Timeline, history: Timeline) -> bool:
@@ -85,24 +85,33 @@ def is_visible(event: Event, user_id: str, memberships: Timeline, history: Timel
 class VisibilityChecker:
     """``visible(event)`` for one user in one room, from the two timelines."""
 
-    def __init__(self, user_id: str, membership_points: Sequence[tuple[int, str]],
-                 history_points: Sequence[tuple[int, str]]) -> None:
+    def __init__(
+        self,
+        user_id: str,
+        membership_points: Sequence[tuple[int, str]],
+        history_points: Sequence[tuple[int, str]],
+    ) -> None:
         self.user_id = user_id
         self.memberships = Timeline(membership_points, None)
         self.history = Timeline(history_points, "shared")
         # A joined user in a room whose history was never restricted sees everything
         # (rule 2 while joined, rule 3 before: they joined later).
-        self.sees_all = bool(membership_points) and membership_points[-1][1] == "join" \
+        self.sees_all = (
+            bool(membership_points)
+            and membership_points[-1][1] == "join"
             and all(_normalise(v) in ("shared", "world_readable") for _, v in history_points)
+        )
 
     def visible(self, event: Event) -> bool:
-        return self.sees_all or is_visible(event, self.user_id, self.memberships,
-                                           self.history)
+        return self.sees_all or is_visible(event, self.user_id, self.memberships, self.history)
 
 
-def filter_visible(events: Sequence[Event], user_id: str,
-                   membership_points: Sequence[tuple[int, str]],
-                   history_points: Sequence[tuple[int, str]]) -> list[Event]:
+def filter_visible(
+    events: Sequence[Event],
+    user_id: str,
+    membership_points: Sequence[tuple[int, str]],
+    history_points: Sequence[tuple[int, str]],
+) -> list[Event]:
     checker = VisibilityChecker(user_id, membership_points, history_points)
     if checker.sees_all:
         return list(events)

@@ -17,15 +17,20 @@ log = logging.getLogger("parta.rooms")
 
 
 def wire(ctx: Any, accounts: Any = None, notifier: Any = None) -> RoomService:
-    service = RoomService(db=ctx.db, clock=ctx.clock, server_name=ctx.server_name,
-                          signing_key=ctx.signing_key, accounts=accounts, notifier=notifier,
-                          default_room_version=ctx.config.default_room_version)
+    service = RoomService(
+        db=ctx.db,
+        clock=ctx.clock,
+        server_name=ctx.server_name,
+        signing_key=ctx.signing_key,
+        accounts=accounts,
+        notifier=notifier,
+        default_room_version=ctx.config.default_room_version,
+    )
     try:
         service.persister.start_sync()
         service.state_store.start_sync()
     except Exception:  # tables missing: the persister reads it lazily
-        log.warning("event=rooms_start_deferred reason=cannot_read_stream_ordering",
-                    exc_info=True)
+        log.warning("event=rooms_start_deferred reason=cannot_read_stream_ordering", exc_info=True)
     register_all(ctx.router, service)
     if accounts is not None and hasattr(accounts, "add_profile_listener"):
         accounts.add_profile_listener(service.on_profile_changed)

@@ -31,8 +31,9 @@ def placeholder(conn: Any) -> str:
     raise NotImplementedError(f"paramstyle {style}")  # pragma: no cover
 
 
-def _statement(conn: Any, table: str, columns: Sequence[str], n: int,
-               ignore_conflicts: bool) -> str:
+def _statement(
+    conn: Any, table: str, columns: Sequence[str], n: int, ignore_conflicts: bool
+) -> str:
     dialect = conn.dialect.name
     key = (dialect, table, tuple(columns), n, ignore_conflicts)
     sql = _SQL.get(key)
@@ -63,8 +64,14 @@ def chunk_sizes(total: int, width: int) -> list[int]:
     return sizes
 
 
-def insert_rows(conn: Any, table: str, columns: Sequence[str], rows: Sequence[tuple], *,
-                ignore_conflicts: bool = False) -> None:
+def insert_rows(
+    conn: Any,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple],
+    *,
+    ignore_conflicts: bool = False,
+) -> None:
     """Insert ``rows`` (tuples in ``columns`` order) into ``table`` in the current
     transaction.  ``ignore_conflicts``: skip rows that violate a unique constraint."""
     if not rows:
@@ -73,7 +80,7 @@ def insert_rows(conn: Any, table: str, columns: Sequence[str], rows: Sequence[tu
     try:
         start = 0
         for size in chunk_sizes(len(rows), len(columns)):
-            params = [value for row in rows[start:start + size] for value in row]
+            params = [value for row in rows[start : start + size] for value in row]
             cursor.execute(_statement(conn, table, columns, size, ignore_conflicts), params)
             start += size
     finally:

@@ -26,7 +26,7 @@ from twisted.python.threadpool import ThreadPool
 
 log = logging.getLogger("parta.db.checkpoint")
 
-BACKSTOP_PAGES = 8192                 # 32 MiB of 4 KiB pages
+BACKSTOP_PAGES = 8192  # 32 MiB of 4 KiB pages
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 DEFAULT_INTERVAL_S = 0.25
 
@@ -42,15 +42,14 @@ def writer_pragmas(dbapi_conn: Any) -> None:
 
 
 class WalCheckpointer:
-    def __init__(self, path: str, reactor: Any, *, interval: float = DEFAULT_INTERVAL_S
-                 ) -> None:
+    def __init__(self, path: str, reactor: Any, *, interval: float = DEFAULT_INTERVAL_S) -> None:
         self.path = path
         self.reactor = reactor
         self.interval = interval
-        self.checkpoints = 0            # completed, for tests and metrics
+        self.checkpoints = 0  # completed, for tests and metrics
         self.failures = 0
         self._dirty = False
-        self._running = False           # a checkpoint is on the thread now
+        self._running = False  # a checkpoint is on the thread now
         self._timer: Any = None
         self._conn: sqlite3.Connection | None = None
         self._pool = ThreadPool(minthreads=0, maxthreads=1, name="parta-db-checkpoint")
@@ -78,8 +77,7 @@ class WalCheckpointer:
 
     def _checkpoint(self) -> tuple[int, int, int]:
         if self._conn is None:
-            self._conn = sqlite3.connect(self.path, isolation_level=None,
-                                         check_same_thread=False)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout=1000")
         return tuple(self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
 
@@ -87,8 +85,7 @@ class WalCheckpointer:
         self._running = False
         self.checkpoints += 1
         busy, wal_pages, copied = result
-        log.debug("event=wal_checkpoint busy=%s wal_pages=%s copied=%s", busy, wal_pages,
-                  copied)
+        log.debug("event=wal_checkpoint busy=%s wal_pages=%s copied=%s", busy, wal_pages, copied)
         if self._dirty:
             self._schedule()
 

@@ -41,7 +41,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
 
@@ -52,8 +52,8 @@ class Database:
         n = 1 if self.is_sqlite else (threads_max or 8)
         self.engine = make_engine(url, pool_size=n)
         self.reactor = reactor
-        self._local_conn: Connection | None = None     # SQLite: the DB thread's own
-        self._read_conn: Connection | None = None      # SQLite: the read thread's own
+        self._local_conn: Connection | None = None  # SQLite: the DB thread's own
+        self._read_conn: Connection | None = None  # SQLite: the read thread's own
         self.pool = ThreadPool(minthreads=1, maxthreads=n, name="parta-db")
         self.pool.start()
         self.read_pool: ThreadPool | None = None
@@ -66,20 +66,21 @@ class Database:
             # (An in-memory database exists once per connection: no reader there.)
             self.read_pool = ThreadPool(minthreads=0, maxthreads=1, name="parta-db-read")
             self.read_pool.start()
-        self._shutdown_trigger = reactor.addSystemEventTrigger(
-            "during", "shutdown", self.close)
+        self._shutdown_trigger = reactor.addSystemEventTrigger("during", "shutdown", self.close)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in a transaction off the reactor thread."""
-        return await threads.deferToThreadPool(self.reactor, self.pool, self._in_txn,
-                                               fn, args, kwargs)
+        return await threads.deferToThreadPool(
+            self.reactor, self.pool, self._in_txn, fn, args, kwargs
+        )
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``run`` for a function that only reads (SQLite refuses its writes)."""
         if self.read_pool is None:
             return await self.run(fn, *args, **kwargs)
-        return await threads.deferToThreadPool(self.reactor, self.read_pool,
-                                               self._in_read_txn, fn, args, kwargs)
+        return await threads.deferToThreadPool(
+            self.reactor, self.read_pool, self._in_read_txn, fn, args, kwargs
+        )
 
     def _in_read_txn(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
         conn = self._read_conn
@@ -125,8 +126,11 @@ class Database:
             return fn(conn)
 
     def pool_stats(self) -> dict[str, int]:
-        return {"threads_busy": len(self.pool.working), "threads_max": self.pool.max,
-                "queued": self.pool._queue.qsize()}
+        return {
+            "threads_busy": len(self.pool.working),
+            "threads_max": self.pool.max,
+            "queued": self.pool._queue.qsize(),
+        }
 
     def close(self) -> None:
         if self.pool.started:

@@ -21,25 +21,35 @@ SERVER_MANAGED_TYPES = frozenset({"m.fully_read", "m.push_rules"})
 
 
 def _write(conn: Any, user_id: str, room_id: str, type_: str, text: str) -> int:
-    conn.execute(delete(account_data).where(account_data.c.user_id == user_id,
-                                            account_data.c.room_id == room_id,
-                                            account_data.c.type == type_))
-    result = conn.execute(insert(account_data).values(user_id=user_id, room_id=room_id,
-                                                      type=type_, content=text))
+    conn.execute(
+        delete(account_data).where(
+            account_data.c.user_id == user_id,
+            account_data.c.room_id == room_id,
+            account_data.c.type == type_,
+        )
+    )
+    result = conn.execute(
+        insert(account_data).values(user_id=user_id, room_id=room_id, type=type_, content=text)
+    )
     return int(result.inserted_primary_key[0])
 
 
 def _read(conn: Any, user_id: str, room_id: str, type_: str) -> str | None:
-    return conn.execute(select(account_data.c.content)
-                        .where(account_data.c.user_id == user_id,
-                               account_data.c.room_id == room_id,
-                               account_data.c.type == type_)).scalar()
+    return conn.execute(
+        select(account_data.c.content).where(
+            account_data.c.user_id == user_id,
+            account_data.c.room_id == room_id,
+            account_data.c.type == type_,
+        )
+    ).scalar()
 
 
 def _since(conn: Any, user_id: str, since: int, upto: int | None) -> list:
-    q = (select(account_data.c.room_id, account_data.c.type, account_data.c.content)
-         .where(account_data.c.user_id == user_id, account_data.c.stream_id > since)
-         .order_by(account_data.c.stream_id))
+    q = (
+        select(account_data.c.room_id, account_data.c.type, account_data.c.content)
+        .where(account_data.c.user_id == user_id, account_data.c.stream_id > since)
+        .order_by(account_data.c.stream_id)
+    )
     if upto is not None:
         q = q.where(account_data.c.stream_id <= upto)
     return list(conn.execute(q))
@@ -74,8 +84,9 @@ class AccountDataStore:
         text = await self.db.run(_read, user_id, room_id or "", type_)
         return None if text is None else orjson.loads(text)
 
-    async def changes_since(self, user_id: str, since: int, upto: int | None = None
-                            ) -> tuple[list[dict], dict[str, list[dict]]]:
+    async def changes_since(
+        self, user_id: str, since: int, upto: int | None = None
+    ) -> tuple[list[dict], dict[str, list[dict]]]:
         """(global events, room ID -> events) changed in (since, upto] (all when 0)."""
         rows = await self.db.run(_since, user_id, since, upto)
         global_events: list[dict] = []

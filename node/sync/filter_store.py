@@ -27,26 +27,29 @@ _CACHE_SIZE = 4096
 
 
 def _insert_filter(conn: Any, user_id: str, text: str) -> int:
-    current = conn.execute(select(func.max(user_filters.c.filter_id))
-                           .where(user_filters.c.user_id == user_id)).scalar()
+    current = conn.execute(
+        select(func.max(user_filters.c.filter_id)).where(user_filters.c.user_id == user_id)
+    ).scalar()
     filter_id = (current or 0) + 1
-    conn.execute(insert(user_filters).values(user_id=user_id, filter_id=filter_id,
-                                             filter_json=text))
+    conn.execute(
+        insert(user_filters).values(user_id=user_id, filter_id=filter_id, filter_json=text)
+    )
     return filter_id
 
 
 def _select_filter(conn: Any, user_id: str, filter_id: int) -> str | None:
-    return conn.execute(select(user_filters.c.filter_json)
-                        .where(user_filters.c.user_id == user_id,
-                               user_filters.c.filter_id == filter_id)).scalar()
+    return conn.execute(
+        select(user_filters.c.filter_json).where(
+            user_filters.c.user_id == user_id, user_filters.c.filter_id == filter_id
+        )
+    ).scalar()
 
 
 class FilterStore:
     def __init__(self, db: Any) -> None:
         self.db = db
         # (definition, parsed filter or why it is refused), most recently used last
-        self._cache: OrderedDict[tuple[str, int], tuple[Any, Filter | MatrixError]] = \
-            OrderedDict()
+        self._cache: OrderedDict[tuple[str, int], tuple[Any, Filter | MatrixError]] = OrderedDict()
 
     async def create(self, user_id: str, definition: Any) -> str:
         """Validate and store a filter; returns its ID."""
@@ -58,7 +61,7 @@ class FilterStore:
             try:
                 filter_id = await self.db.run(_insert_filter, user_id, text)
                 break
-            except IntegrityError:       # two concurrent uploads for the same user
+            except IntegrityError:  # two concurrent uploads for the same user
                 continue
         else:
             raise RuntimeError("could not allocate a filter id")
@@ -71,8 +74,10 @@ class FilterStore:
     async def get(self, user_id: str, filter_id: str) -> Filter:
         parsed = (await self._load(user_id, filter_id))[1]
         if isinstance(parsed, MatrixError):
-            raise InvalidParam(f"Stored filter {filter_id} is no longer accepted "
-                               f"({parsed.message}); upload a new filter")
+            raise InvalidParam(
+                f"Stored filter {filter_id} is no longer accepted "
+                f"({parsed.message}); upload a new filter"
+            )
         return parsed
 
     async def _load(self, user_id: str, filter_id: str) -> tuple[Any, Filter | MatrixError]:
@@ -91,7 +96,7 @@ class FilterStore:
         try:
             check_filter_size(len(text.encode()))
             parsed = parse_filter(definition)
-        except MatrixError as exc:          # stored before the limits existed
+        except MatrixError as exc:  # stored before the limits existed
             parsed = exc.with_traceback(None)
         entry = (definition, parsed)
         self._remember(key, entry)

@@ -62,7 +62,7 @@ class WaitHandle:
 
 @dataclass
 class SyncParams:
-    requester: Any                 # node.http.request.Requester
+    requester: Any  # node.http.request.Requester
     filter: Filter
     since: StreamToken | None = None
     full_state: bool = False
@@ -106,8 +106,17 @@ class _Row:
 
 
 class SyncHandler:
-    def __init__(self, *, db: Any, rooms: Any, notifier: Any, typing: Any, receipts: Any,
-                 account_data: Any, clock: Any) -> None:
+    def __init__(
+        self,
+        *,
+        db: Any,
+        rooms: Any,
+        notifier: Any,
+        typing: Any,
+        receipts: Any,
+        account_data: Any,
+        clock: Any,
+    ) -> None:
         self.db = db
         self.rooms = rooms
         self.notifier = notifier
@@ -139,8 +148,7 @@ class SyncHandler:
         self.notifier.load_room_positions(positions)
         receipts = await self.receipts.load_position()
         account_data = await self.account_data.load_position()
-        self._start = StreamToken(max(positions.values(), default=0), 0, receipts,
-                                  account_data)
+        self._start = StreamToken(max(positions.values(), default=0), 0, receipts, account_data)
 
     # --- entry point ----------------------------------------------------------------------
     async def sync(self, p: SyncParams, waiting: WaitHandle | None = None) -> dict:
@@ -149,7 +157,7 @@ class SyncHandler:
         await self.start()
         since = p.since
         if since is not None and since.typing > self.typing.serial:
-            since = since.copy_with(typing=0)        # typing serials restarted with the node
+            since = since.copy_with(typing=0)  # typing serials restarted with the node
         deadline = self.clock.time_ms() + max(0, p.timeout_ms)
         while True:
             response, empty, wait_rooms, upper = await self._compute(p, since)
@@ -169,8 +177,7 @@ class SyncHandler:
     def _user_events_pos(self, user_id: str) -> int:
         return self.notifier.user_pos.get(user_id, {}).get("events", 0)
 
-    async def _memberships(self, user_id: str, fresh: bool = False
-                           ) -> dict[str, tuple[str, Event]]:
+    async def _memberships(self, user_id: str, fresh: bool = False) -> dict[str, tuple[str, Event]]:
         """room -> (membership, member event), forgotten rooms excluded.  Cached until the
         notifier reports a membership event for the user (``fresh``: reload anyway, e.g.
         for a full sync after the user forgot a room)."""
@@ -187,51 +194,69 @@ class SyncHandler:
         return dict(data)
 
     # --- one computation ------------------------------------------------------------------
-    async def _compute(self, p: SyncParams, since: StreamToken | None
-                       ) -> tuple[dict, bool, list[str], StreamToken]:
+    async def _compute(
+        self, p: SyncParams, since: StreamToken | None
+    ) -> tuple[dict, bool, list[str], StreamToken]:
         user_id = p.user_id
         f = p.filter
         initial = since is None
         full = initial or p.full_state
         # ``since`` is read only for incremental syncs, where it is set.
         last = since if since is not None else StreamToken()
-        upper = StreamToken(self.rooms.current_stream_ordering(), self.typing.serial,
-                            self.notifier.current["receipts"],
-                            self.notifier.current["account_data"])
+        upper = StreamToken(
+            self.rooms.current_stream_ordering(),
+            self.typing.serial,
+            self.notifier.current["receipts"],
+            self.notifier.current["account_data"],
+        )
         memberships = await self._memberships(user_id, fresh=full)
         changes: dict[str, tuple[str, Event]] = {}
-        if not initial and (last.events < self._start.events
-                            or self._user_events_pos(user_id) > last.events):
+        if not initial and (
+            last.events < self._start.events or self._user_events_pos(user_id) > last.events
+        ):
             for room_id, membership, ev in await self.rooms.user_memberships_changed(
-                    user_id, last.events):
+                user_id, last.events
+            ):
                 changes[room_id] = (membership, ev)
                 memberships[room_id] = (membership, ev)
         # Membership events committed after ``upper`` was read: move ``upper`` past them
         # (everything before a committed event is committed too).
-        top = max((stream_of(ev) or 0 for _, ev in
-                   (memberships.values() if initial else changes.values())), default=0)
+        top = max(
+            (
+                stream_of(ev) or 0
+                for _, ev in (memberships.values() if initial else changes.values())
+            ),
+            default=0,
+        )
         if top > upper.events:
             upper = upper.copy_with(events=top)
 
         run = _Run(p=p, since=since, upper=upper, full=full)
-        response: dict = {"next_batch": str(upper),
-                          "rooms": {"join": {}, "invite": {}, "leave": {}, "knock": {}},
-                          "account_data": {"events": []}, "presence": {"events": []},
-                          "to_device": {"events": []},
-                          "device_lists": {"changed": [], "left": []}}
+        response: dict = {
+            "next_batch": str(upper),
+            "rooms": {"join": {}, "invite": {}, "leave": {}, "knock": {}},
+            "account_data": {"events": []},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+        }
 
         # Account data (global and per room).
         ad_global: list[dict] = []
-        if full or last.account_data < self._start.account_data \
-                or self.notifier.user_pos.get(user_id, {}).get("account_data", 0) \
-                > last.account_data:
+        if (
+            full
+            or last.account_data < self._start.account_data
+            or self.notifier.user_pos.get(user_id, {}).get("account_data", 0) > last.account_data
+        ):
             ad_global, run.ad_rooms = await self.account_data.changes_since(
-                user_id, 0 if full else last.account_data, upper.account_data)
-        response["account_data"]["events"] = [e for e in ad_global
-                                              if f.account_data.allows(e["type"])]
+                user_id, 0 if full else last.account_data, upper.account_data
+            )
+        response["account_data"]["events"] = [
+            e for e in ad_global if f.account_data.allows(e["type"])
+        ]
 
         joined = [r for r, (m, _) in memberships.items() if m == "join" and f.room_allowed(r)]
-        full_rooms: dict[str, int | None] = {}     # room -> lower bound (None: from start)
+        full_rooms: dict[str, int | None] = {}  # room -> lower bound (None: from start)
         visibility: dict[str, tuple] = {}
         inc_rooms: set[str] = set()
         if full:
@@ -244,33 +269,40 @@ class SyncHandler:
                     continue
                 vis = await self.rooms.visibility_timelines(room_id, user_id)
                 if self._stayed_joined(vis[0], last.events, upper.events):
-                    inc_rooms.add(room_id)       # e.g. a display name change
+                    inc_rooms.add(room_id)  # e.g. a display name change
                 else:
-                    full_rooms[room_id] = None   # a new join: full state
+                    full_rooms[room_id] = None  # a new join: full state
                     visibility[room_id] = vis
             inc_rooms |= self.notifier.rooms_changed_since(joined, since)
             inc_rooms |= joined_set & set(run.ad_rooms)
             receipt_rooms = [r for r in joined if r not in full_rooms]
-            if not (last.receipts < self._start.receipts or
-                    self.notifier.user_pos.get(user_id, {}).get("receipts", 0)
-                    > last.receipts):
+            if not (
+                last.receipts < self._start.receipts
+                or self.notifier.user_pos.get(user_id, {}).get("receipts", 0) > last.receipts
+            ):
                 rr = self.notifier.room_receipts
                 receipt_rooms = [r for r in receipt_rooms if rr.get(r, 0) > last.receipts]
             if receipt_rooms:
-                run.receipts.update(await self.receipts.receipts_for_rooms(
-                    receipt_rooms, last.receipts, user_id, upper.receipts))
+                run.receipts.update(
+                    await self.receipts.receipts_for_rooms(
+                        receipt_rooms, last.receipts, user_id, upper.receipts
+                    )
+                )
                 inc_rooms |= set(run.receipts)
             inc_rooms -= set(full_rooms)
         if full_rooms:
-            run.receipts.update(await self.receipts.receipts_for_rooms(
-                list(full_rooms), 0, user_id, upper.receipts))
+            run.receipts.update(
+                await self.receipts.receipts_for_rooms(list(full_rooms), 0, user_id, upper.receipts)
+            )
         run.read_pos = await self.receipts.read_positions(
-            user_id, list(full_rooms) + sorted(inc_rooms))
+            user_id, list(full_rooms) + sorted(inc_rooms)
+        )
 
         join_out = response["rooms"]["join"]
         for room_id, lower in full_rooms.items():
-            join_out[room_id] = await self._full_joined(run, room_id, lower,
-                                                        visibility.get(room_id))
+            join_out[room_id] = await self._full_joined(
+                run, room_id, lower, visibility.get(room_id)
+            )
         for room_id in sorted(inc_rooms):
             entry = await self._incremental_joined(run, room_id)
             if entry is not None:
@@ -283,24 +315,36 @@ class SyncHandler:
             listed = {r: v for r, v in changes.items() if f.room_allowed(r)}
         for room_id, (membership, ev) in listed.items():
             if membership == "invite":
-                response["rooms"]["invite"][room_id] = {"invite_state": {
-                    "events": await self.rooms.stripped_state(room_id, [ev])}}
+                response["rooms"]["invite"][room_id] = {
+                    "invite_state": {"events": await self.rooms.stripped_state(room_id, [ev])}
+                }
             elif membership == "knock":
-                response["rooms"]["knock"][room_id] = {"knock_state": {
-                    "events": await self.rooms.stripped_state(room_id, [ev])}}
+                response["rooms"]["knock"][room_id] = {
+                    "knock_state": {"events": await self.rooms.stripped_state(room_id, [ev])}
+                }
             elif membership in ("leave", "ban"):
                 # Without ``include_leave`` a full sync still reports rooms the user was
                 # kicked or banned from (so they learn why the room went away), not rooms
                 # they left themselves.
-                if full and room_id not in changes and not f.room.include_leave \
-                        and membership == "leave" and ev.sender == user_id:
+                if (
+                    full
+                    and room_id not in changes
+                    and not f.room.include_leave
+                    and membership == "leave"
+                    and ev.sender == user_id
+                ):
                     continue
                 lower = None if full else last.events
                 response["rooms"]["leave"][room_id] = await self._left(run, room_id, ev, lower)
 
         rooms_out = response["rooms"]
-        empty = not (rooms_out["join"] or rooms_out["invite"] or rooms_out["leave"]
-                     or rooms_out["knock"] or response["account_data"]["events"])
+        empty = not (
+            rooms_out["join"]
+            or rooms_out["invite"]
+            or rooms_out["leave"]
+            or rooms_out["knock"]
+            or response["account_data"]["events"]
+        )
         return response, empty, joined, upper
 
     @staticmethod
@@ -318,30 +362,37 @@ class SyncHandler:
             return lambda ev: True
         return lambda ev: tf.allows(ev.type, ev.sender, ev.content, room_id)
 
-    async def _full_joined(self, run: _Run, room_id: str, lower: int | None,
-                           vis: tuple | None) -> dict:
+    async def _full_joined(
+        self, run: _Run, room_id: str, lower: int | None, vis: tuple | None
+    ) -> dict:
         user_id = run.user_id
         if vis is None:
             vis = await self.rooms.visibility_timelines(room_id, user_id)
-        tl = await self.state.fetch_timeline(room_id, user_id, lower, run.upper.events,
-                                             run.filter.timeline_limit,
-                                             self._allow_timeline(run, room_id), vis)
+        tl = await self.state.fetch_timeline(
+            room_id,
+            user_id,
+            lower,
+            run.upper.events,
+            run.filter.timeline_limit,
+            self._allow_timeline(run, room_id),
+            vis,
+        )
         start = tl.prev_pos if (tl.events or tl.limited) else run.upper.events
         current = await self.state.current_state(room_id)
         summ = summary(current, user_id)
         if run.filter.lazy_load_members:
             wanted = {ev.sender for ev in tl.events} | {user_id} | set(summ["m.heroes"])
             at_start = await self.state.state_at_timeline_start(room_id, tl, start)
-            state_evs = [ev for k, ev in at_start.items()
-                         if k[0] != MEMBER or k[1] in wanted]
-            self._ll_reset_room(run, room_id, [ev for ev in state_evs + tl.events
-                                               if ev.type == MEMBER])
+            state_evs = [ev for k, ev in at_start.items() if k[0] != MEMBER or k[1] in wanted]
+            self._ll_reset_room(
+                run, room_id, [ev for ev in state_evs + tl.events if ev.type == MEMBER]
+            )
         else:
-            state_evs = list((await self.state.state_at_timeline_start(
-                room_id, tl, start)).values())
+            state_evs = list(
+                (await self.state.state_at_timeline_start(room_id, tl, start)).values()
+            )
         state_evs.sort(key=lambda e: stream_of(e) or 0)
-        entry = self._joined_entry(run, room_id, tl, state_evs, current, summ,
-                                   typing_always=True)
+        entry = self._joined_entry(run, room_id, tl, state_evs, current, summ, typing_always=True)
         await self._add_unread(run, room_id, entry, tl, current)
         return entry
 
@@ -351,9 +402,15 @@ class SyncHandler:
         assert since is not None
         lower = since.events
         if self.notifier.room_events.get(room_id, 0) > lower:
-            tl = await self.state.fetch_timeline(room_id, user_id, lower, run.upper.events,
-                                                 run.filter.timeline_limit,
-                                                 self._allow_timeline(run, room_id), None)
+            tl = await self.state.fetch_timeline(
+                room_id,
+                user_id,
+                lower,
+                run.upper.events,
+                run.filter.timeline_limit,
+                self._allow_timeline(run, room_id),
+                None,
+            )
         else:
             tl = Timeline(prev_pos=run.upper.events, raw_covers_from=lower)
         state_evs: list[Event] = []
@@ -365,39 +422,61 @@ class SyncHandler:
             have = {ev.state_key for ev in delivered}
             senders = {ev.sender for ev in tl.events} - have
             if senders:
-                members = await self.state.state_at(room_id, tl.prev_pos,
-                                                    [(MEMBER, s) for s in senders])
+                members = await self.state.state_at(
+                    room_id, tl.prev_pos, [(MEMBER, s) for s in senders]
+                )
                 state_evs.extend(self._ll_not_sent(run, room_id, members.values()))
             self._ll_room(run, room_id).update(ev.event_id for ev in delivered)
         current = None
         summ = None
-        if any(ev.type == MEMBER for ev in tl.events) or any(ev.type == MEMBER
-                                                             for ev in state_evs):
+        if any(ev.type == MEMBER for ev in tl.events) or any(ev.type == MEMBER for ev in state_evs):
             current = await self.state.current_state(room_id)
             summ = summary(current, user_id)
-        entry = self._joined_entry(run, room_id, tl, state_evs, current, summ,
-                                   typing_always=False)
-        has_content = bool(entry["timeline"]["events"] or entry["state"]["events"]
-                           or entry["ephemeral"]["events"] or entry["account_data"]["events"])
+        entry = self._joined_entry(run, room_id, tl, state_evs, current, summ, typing_always=False)
+        has_content = bool(
+            entry["timeline"]["events"]
+            or entry["state"]["events"]
+            or entry["ephemeral"]["events"]
+            or entry["account_data"]["events"]
+        )
         counts_changed = await self._add_unread(run, room_id, entry, tl, current)
         if not has_content and not counts_changed:
             return None
         return entry
 
-    def _joined_entry(self, run: _Run, room_id: str, tl: Timeline, state_evs: list[Event],
-                      current: dict | None, summ: dict | None, *, typing_always: bool) -> dict:
+    def _joined_entry(
+        self,
+        run: _Run,
+        room_id: str,
+        tl: Timeline,
+        state_evs: list[Event],
+        current: dict | None,
+        summ: dict | None,
+        *,
+        typing_always: bool,
+    ) -> dict:
         f = run.filter
         sf = f.room.state
-        state_out = [self._format(run, ev) for ev in state_evs
-                     if sf.is_pass_all or sf.allows(ev.type, ev.sender, ev.content, room_id)]
+        state_out = [
+            self._format(run, ev)
+            for ev in state_evs
+            if sf.is_pass_all or sf.allows(ev.type, ev.sender, ev.content, room_id)
+        ]
         entry: dict = {
-            "timeline": {"events": [self._format(run, ev) for ev in tl.events],
-                         "limited": tl.limited, "prev_batch": events_token(tl.prev_pos)},
+            "timeline": {
+                "events": [self._format(run, ev) for ev in tl.events],
+                "limited": tl.limited,
+                "prev_batch": events_token(tl.prev_pos),
+            },
             "state": {"events": state_out},
             "ephemeral": {"events": self._ephemeral(run, room_id, typing_always)},
-            "account_data": {"events": [
-                e for e in run.ad_rooms.get(room_id, ())
-                if f.room.account_data.allows(e["type"], None, None, room_id)]},
+            "account_data": {
+                "events": [
+                    e
+                    for e in run.ad_rooms.get(room_id, ())
+                    if f.room.account_data.allows(e["type"], None, None, room_id)
+                ]
+            },
         }
         if summ is not None:
             if current is not None and has_name(current) and not run.full:
@@ -426,20 +505,26 @@ class SyncHandler:
         user_id = run.user_id
         leave_pos = stream_of(leave_ev) or run.upper.events
         vis = await self.rooms.visibility_timelines(room_id, user_id)
-        tl = await self.state.fetch_timeline(room_id, user_id, lower, leave_pos,
-                                             run.filter.timeline_limit,
-                                             self._allow_timeline(run, room_id), vis)
+        tl = await self.state.fetch_timeline(
+            room_id,
+            user_id,
+            lower,
+            leave_pos,
+            run.filter.timeline_limit,
+            self._allow_timeline(run, room_id),
+            vis,
+        )
         if lower is None:
             start = tl.prev_pos if (tl.events or tl.limited) else leave_pos
             # The state at the start of the timeline (which ends at the leave), from the
             # state store: a remote room's state from send_join is stored as outliers,
             # after an invite that may open the timeline.
-            state_evs = list((await self.state.state_at_timeline_start(
-                room_id, tl, start)).values())
+            state_evs = list(
+                (await self.state.state_at_timeline_start(room_id, tl, start)).values()
+            )
             if run.filter.lazy_load_members:
                 wanted = {ev.sender for ev in tl.events} | {user_id}
-                state_evs = [ev for ev in state_evs
-                             if ev.type != MEMBER or ev.state_key in wanted]
+                state_evs = [ev for ev in state_evs if ev.type != MEMBER or ev.state_key in wanted]
         elif tl.limited:
             state_evs = await self.state.state_delta(room_id, lower, tl.prev_pos)
         else:
@@ -447,13 +532,25 @@ class SyncHandler:
         state_evs.sort(key=lambda e: stream_of(e) or 0)
         sf = run.filter.room.state
         return {
-            "timeline": {"events": [self._format(run, ev) for ev in tl.events],
-                         "limited": tl.limited, "prev_batch": events_token(tl.prev_pos)},
-            "state": {"events": [self._format(run, ev) for ev in state_evs
-                                 if sf.allows(ev.type, ev.sender, ev.content, room_id)]},
-            "account_data": {"events": [
-                e for e in run.ad_rooms.get(room_id, ())
-                if run.filter.room.account_data.allows(e["type"], None, None, room_id)]},
+            "timeline": {
+                "events": [self._format(run, ev) for ev in tl.events],
+                "limited": tl.limited,
+                "prev_batch": events_token(tl.prev_pos),
+            },
+            "state": {
+                "events": [
+                    self._format(run, ev)
+                    for ev in state_evs
+                    if sf.allows(ev.type, ev.sender, ev.content, room_id)
+                ]
+            },
+            "account_data": {
+                "events": [
+                    e
+                    for e in run.ad_rooms.get(room_id, ())
+                    if run.filter.room.account_data.allows(e["type"], None, None, room_id)
+                ]
+            },
         }
 
     # --- formatting -----------------------------------------------------------------------
@@ -462,8 +559,9 @@ class SyncHandler:
         if f.event_format == "federation":
             out = dict(ev.pdu)
         else:
-            out = self.rooms.format_client_event(ev, include_room_id=False,
-                                                 requester=run.p.requester)
+            out = self.rooms.format_client_event(
+                ev, include_room_id=False, requester=run.p.requester
+            )
         if f.event_fields is not None:
             out = project_fields(out, f.event_fields)
         return out
@@ -499,8 +597,9 @@ class SyncHandler:
         return out
 
     # --- unread notification counts -------------------------------------------------------
-    async def _add_unread(self, run: _Run, room_id: str, entry: dict, tl: Timeline,
-                          current: dict | None) -> bool:
+    async def _add_unread(
+        self, run: _Run, room_id: str, entry: dict, tl: Timeline, current: dict | None
+    ) -> bool:
         """Set ``unread_notifications``; True when the counts differ from the last answer."""
         user_id = run.user_id
         upper = run.upper.events
@@ -509,35 +608,45 @@ class SyncHandler:
         if before is not None and before[0] >= upper:
             notif, highlight = before[1], before[2]
         else:
-            start_pos, base = (before[0], (before[1], before[2])) if before else (read_pos,
-                                                                                   (0, 0))
+            start_pos, base = (before[0], (before[1], before[2])) if before else (read_pos, (0, 0))
             if tl.raw_covers_from is not None and tl.raw_covers_from <= start_pos:
-                evs: list = [ev for ev in reversed(tl.raw)
-                             if (stream_of(ev) or 0) > start_pos
-                             and "redacted_by" not in ev.internal]
+                evs: list = [
+                    ev
+                    for ev in reversed(tl.raw)
+                    if (stream_of(ev) or 0) > start_pos and "redacted_by" not in ev.internal
+                ]
             else:
-                rows = await self.db.run(queries.notifiable_events_query, room_id, user_id,
-                                         start_pos, upper, sorted(COUNTED_TYPES), SCAN_LIMIT)
+                rows = await self.db.run(
+                    queries.notifiable_events_query,
+                    room_id,
+                    user_id,
+                    start_pos,
+                    upper,
+                    sorted(COUNTED_TYPES),
+                    SCAN_LIMIT,
+                )
                 evs = [_Row(r) for r in rows if not r[5]]
             if evs:
                 if current is None:
                     current = await self.state.current_state(room_id)
-                notif, highlight = count_unread(evs, user_id,
-                                                self._room_notifier_check(current), base)
+                notif, highlight = count_unread(
+                    evs, user_id, self._room_notifier_check(current), base
+                )
             else:
                 notif, highlight = base
             self.unread.put(user_id, room_id, read_pos, upper, notif, highlight)
-        entry["unread_notifications"] = {"notification_count": notif,
-                                         "highlight_count": highlight}
+        entry["unread_notifications"] = {"notification_count": notif, "highlight_count": highlight}
         if before is None:
             # Unknown before (first answer since start-up): report when events moved.
-            return self.notifier.room_events.get(room_id, 0) > (run.since.events
-                                                                if run.since else 0)
+            return self.notifier.room_events.get(room_id, 0) > (
+                run.since.events if run.since else 0
+            )
         return (before[1], before[2]) != (notif, highlight)
 
     @staticmethod
     def _room_notifier_check(state: dict):
         """``sender_notification_permission`` for the ``room`` key (default level 50)."""
+
         def check(sender: str) -> bool:
             create = state.get(("m.room.create", ""))
             if create is None:
@@ -548,4 +657,5 @@ class SyncHandler:
             if not isinstance(level, int) or isinstance(level, bool):
                 level = 50
             return user_power_level(sender, state, create.room_version) >= level
+
         return check

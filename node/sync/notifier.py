@@ -58,7 +58,7 @@ class _Waiter:
 class SyncNotifier(Notifier):
     def __init__(self, clock: Any) -> None:
         self.clock = clock
-        self.room_events: dict[str, int] = {}      # room -> latest event stream ordering
+        self.room_events: dict[str, int] = {}  # room -> latest event stream ordering
         self.room_typing: dict[str, int] = {}
         self.room_receipts: dict[str, int] = {}
         self.user_pos: dict[str, dict[str, int]] = {}
@@ -67,8 +67,9 @@ class SyncNotifier(Notifier):
         self._user_waiters: dict[str, set[_Waiter]] = {}
 
     # --- producers --------------------------------------------------------------------------
-    def notify_room_event(self, room_id: str, stream_ordering: int,
-                          extra_user_ids: Iterable[str] = ()) -> None:
+    def notify_room_event(
+        self, room_id: str, stream_ordering: int, extra_user_ids: Iterable[str] = ()
+    ) -> None:
         if stream_ordering > self.room_events.get(room_id, 0):
             self.room_events[room_id] = stream_ordering
         if stream_ordering > self.current["events"]:
@@ -87,8 +88,9 @@ class SyncNotifier(Notifier):
             self.current[stream] = position
         self._wake_room(room_id)
 
-    def notify_users(self, user_ids: Iterable[str], stream: str,
-                     position: int | None = None) -> None:
+    def notify_users(
+        self, user_ids: Iterable[str], stream: str, position: int | None = None
+    ) -> None:
         """A per-user stream advanced (``account_data``, private ``receipts``, ...)."""
         for user_id in user_ids:
             if position is not None and stream in USER_STREAMS:
@@ -117,30 +119,41 @@ class SyncNotifier(Notifier):
     def rooms_changed_since(self, room_ids: Iterable[str], since: StreamToken) -> set[str]:
         """Rooms among ``room_ids`` whose events, typing or receipts moved past ``since``."""
         ev, ty, rc = self.room_events, self.room_typing, self.room_receipts
-        return {r for r in room_ids
-                if ev.get(r, 0) > since.events or ty.get(r, 0) > since.typing
-                or rc.get(r, 0) > since.receipts}
+        return {
+            r
+            for r in room_ids
+            if ev.get(r, 0) > since.events
+            or ty.get(r, 0) > since.typing
+            or rc.get(r, 0) > since.receipts
+        }
 
     def user_changed_since(self, user_id: str, since: StreamToken) -> bool:
         pos = self.user_pos.get(user_id)
         if not pos:
             return False
-        return (pos.get("events", 0) > since.events or pos.get("receipts", 0) > since.receipts
-                or pos.get("account_data", 0) > since.account_data)
+        return (
+            pos.get("events", 0) > since.events
+            or pos.get("receipts", 0) > since.receipts
+            or pos.get("account_data", 0) > since.account_data
+        )
 
     def changed_for(self, user_id: str, room_ids: Iterable[str], since: StreamToken) -> bool:
         if self.user_changed_since(user_id, since):
             return True
         ev, ty, rc = self.room_events, self.room_typing, self.room_receipts
         for r in room_ids:
-            if ev.get(r, 0) > since.events or ty.get(r, 0) > since.typing \
-                    or rc.get(r, 0) > since.receipts:
+            if (
+                ev.get(r, 0) > since.events
+                or ty.get(r, 0) > since.typing
+                or rc.get(r, 0) > since.receipts
+            ):
                 return True
         return False
 
     # --- waiting ----------------------------------------------------------------------------
-    def wait(self, user_id: str, room_ids: Iterable[str], since: StreamToken,
-             timeout_ms: int) -> defer.Deferred:
+    def wait(
+        self, user_id: str, room_ids: Iterable[str], since: StreamToken, timeout_ms: int
+    ) -> defer.Deferred:
         """Fires ``True`` when something for the user moved past ``since``, ``False`` on timeout.
 
         Cancel the returned Deferred when the client disconnects: the waiter is dropped.

@@ -24,40 +24,76 @@ RECEIPT_TYPES = ("m.read", "m.read.private")
 PRIVATE = "m.read.private"
 
 
-def _write(conn: Any, room_id: str, receipt_type: str, user_id: str, thread_id: str,
-           event_id: str, ts: int, data: dict) -> tuple[int, int | None]:
-    event_stream = conn.execute(select(events.c.stream_ordering)
-                                .where(events.c.event_id == event_id)).scalar()
-    conn.execute(delete(receipts).where(receipts.c.room_id == room_id,
-                                        receipts.c.receipt_type == receipt_type,
-                                        receipts.c.user_id == user_id,
-                                        receipts.c.thread_id == thread_id))
-    result = conn.execute(insert(receipts).values(
-        room_id=room_id, receipt_type=receipt_type, user_id=user_id, thread_id=thread_id,
-        event_id=event_id, event_stream=event_stream, ts=ts,
-        data=orjson.dumps(data).decode()))
+def _write(
+    conn: Any,
+    room_id: str,
+    receipt_type: str,
+    user_id: str,
+    thread_id: str,
+    event_id: str,
+    ts: int,
+    data: dict,
+) -> tuple[int, int | None]:
+    event_stream = conn.execute(
+        select(events.c.stream_ordering).where(events.c.event_id == event_id)
+    ).scalar()
+    conn.execute(
+        delete(receipts).where(
+            receipts.c.room_id == room_id,
+            receipts.c.receipt_type == receipt_type,
+            receipts.c.user_id == user_id,
+            receipts.c.thread_id == thread_id,
+        )
+    )
+    result = conn.execute(
+        insert(receipts).values(
+            room_id=room_id,
+            receipt_type=receipt_type,
+            user_id=user_id,
+            thread_id=thread_id,
+            event_id=event_id,
+            event_stream=event_stream,
+            ts=ts,
+            data=orjson.dumps(data).decode(),
+        )
+    )
     return int(result.inserted_primary_key[0]), event_stream
 
 
-def _rows_for_rooms(conn: Any, room_ids: list[str], since: int, upto: int | None,
-                    user_id: str) -> list:
+def _rows_for_rooms(
+    conn: Any, room_ids: list[str], since: int, upto: int | None, user_id: str
+) -> list:
     visible = or_(receipts.c.receipt_type != PRIVATE, receipts.c.user_id == user_id)
-    q = (select(receipts.c.room_id, receipts.c.receipt_type, receipts.c.user_id,
-                receipts.c.thread_id, receipts.c.event_id, receipts.c.ts, receipts.c.data)
-         .where(receipts.c.room_id.in_(room_ids), receipts.c.stream_id > since, visible)
-         .order_by(receipts.c.stream_id))
+    q = (
+        select(
+            receipts.c.room_id,
+            receipts.c.receipt_type,
+            receipts.c.user_id,
+            receipts.c.thread_id,
+            receipts.c.event_id,
+            receipts.c.ts,
+            receipts.c.data,
+        )
+        .where(receipts.c.room_id.in_(room_ids), receipts.c.stream_id > since, visible)
+        .order_by(receipts.c.stream_id)
+    )
     if upto is not None:
         q = q.where(receipts.c.stream_id <= upto)
     return list(conn.execute(q))
 
 
 def _read_positions(conn: Any, user_id: str, room_ids: list[str]) -> dict[str, int]:
-    q = (select(receipts.c.room_id, func.max(receipts.c.event_stream))
-         .where(receipts.c.user_id == user_id, receipts.c.room_id.in_(room_ids),
-                receipts.c.receipt_type.in_(RECEIPT_TYPES),
-                receipts.c.thread_id.in_(("", "main")),
-                receipts.c.event_stream.is_not(None))
-         .group_by(receipts.c.room_id))
+    q = (
+        select(receipts.c.room_id, func.max(receipts.c.event_stream))
+        .where(
+            receipts.c.user_id == user_id,
+            receipts.c.room_id.in_(room_ids),
+            receipts.c.receipt_type.in_(RECEIPT_TYPES),
+            receipts.c.thread_id.in_(("", "main")),
+            receipts.c.event_stream.is_not(None),
+        )
+        .group_by(receipts.c.room_id)
+    )
     return {room_id: int(pos) for room_id, pos in conn.execute(q) if pos is not None}
 
 
@@ -94,13 +130,20 @@ class ReceiptStore:
         self.notifier.set_current("receipts", pos)
         return pos
 
-    async def set_receipt(self, room_id: str, receipt_type: str, user_id: str, event_id: str,
-                          thread_id: str | None = None) -> int:
+    async def set_receipt(
+        self,
+        room_id: str,
+        receipt_type: str,
+        user_id: str,
+        event_id: str,
+        thread_id: str | None = None,
+    ) -> int:
         ts = self.clock.time_ms()
         await self._lock.acquire()
         try:
-            stream_id, _ev = await self.db.run(_write, room_id, receipt_type, user_id,
-                                               thread_id or "", event_id, ts, {})
+            stream_id, _ev = await self.db.run(
+                _write, room_id, receipt_type, user_id, thread_id or "", event_id, ts, {}
+            )
         finally:
             self._lock.release()
         self._read_pos.pop((user_id, room_id), None)
@@ -109,6 +152,7 @@ class ReceiptStore:
                 listener(room_id, receipt_type, user_id, event_id, ts, thread_id)
             except Exception:  # a listener never breaks receipts
                 import logging
+
                 logging.getLogger("parta.sync").exception("receipt listener failed")
         if receipt_type == PRIVATE:
             self.notifier.notify_users([user_id], "receipts", stream_id)
@@ -116,8 +160,9 @@ class ReceiptStore:
             self.notifier.notify_room_stream(room_id, "receipts", stream_id)
         return stream_id
 
-    async def receipts_for_rooms(self, room_ids: list[str], since: int, user_id: str,
-                                 upto: int | None = None) -> dict[str, dict]:
+    async def receipts_for_rooms(
+        self, room_ids: list[str], since: int, user_id: str, upto: int | None = None
+    ) -> dict[str, dict]:
         """``m.receipt`` events per room with receipts in (since, upto] visible to user."""
         if not room_ids:
             return {}

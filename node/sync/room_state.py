@@ -21,7 +21,7 @@ from node.rooms.visibility import filter_visible
 from . import queries
 
 MEMBER = "m.room.member"
-SCAN_BUDGET = 1000        # events looked at per room timeline at most
+SCAN_BUDGET = 1000  # events looked at per room timeline at most
 HEROES = 5
 
 
@@ -84,11 +84,11 @@ class RecentEvents:
 
 @dataclass
 class Timeline:
-    events: list[Event] = field(default_factory=list)     # oldest first
+    events: list[Event] = field(default_factory=list)  # oldest first
     limited: bool = False
-    prev_pos: int = 0            # position for prev_batch (just before the first event)
-    raw: list[Event] = field(default_factory=list)        # every event fetched, newest first
-    raw_covers_from: int | None = None    # raw holds *all* events in (this, upper]
+    prev_pos: int = 0  # position for prev_batch (just before the first event)
+    raw: list[Event] = field(default_factory=list)  # every event fetched, newest first
+    raw_covers_from: int | None = None  # raw holds *all* events in (this, upper]
 
 
 class RoomStateReader:
@@ -104,9 +104,9 @@ class RoomStateReader:
             return (await get_room(room_id)).state
         return await self.rooms.get_current_state(room_id)
 
-    async def state_at(self, room_id: str, position: int,
-                       keys: Iterable[tuple[str, str]] | None = None
-                       ) -> dict[tuple[str, str], Event]:
+    async def state_at(
+        self, room_id: str, position: int, keys: Iterable[tuple[str, str]] | None = None
+    ) -> dict[tuple[str, str], Event]:
         """State just after stream ``position`` (restricted to ``keys`` when given)."""
         current = await self.current_state(room_id)
         if keys is None:
@@ -115,8 +115,7 @@ class RoomStateReader:
             state = {k: current[k] for k in set(keys) if k in current}
         # A key without a value now had none then either (state never disappears in a linear
         # room), so only keys whose current value came after ``position`` need a look back.
-        stale = [k for k, ev in state.items()
-                 if ((so := stream_of(ev)) is None or so > position)]
+        stale = [k for k, ev in state.items() if ((so := stream_of(ev)) is None or so > position)]
         if not stale:
             return state
         ids = await self.db.run(queries.state_ids_at, room_id, stale, position)
@@ -130,8 +129,9 @@ class RoomStateReader:
                 state[k] = ev
         return state
 
-    async def state_at_timeline_start(self, room_id: str, tl: "Timeline", position: int
-                                      ) -> dict[tuple[str, str], Event]:
+    async def state_at_timeline_start(
+        self, room_id: str, tl: "Timeline", position: int
+    ) -> dict[tuple[str, str], Event]:
         """The full state at the start of ``tl`` (``position``: just before its first
         event), for a full-state answer (initial sync, newly joined room).
 
@@ -143,8 +143,7 @@ class RoomStateReader:
         (e.g. an invite received before the join) are left to the timeline.  Rooms without
         state groups use the rewind."""
         current = await self.current_state(room_id)
-        if all((so := stream_of(ev)) is not None and so <= position
-               for ev in current.values()):
+        if all((so := stream_of(ev)) is not None and so <= position for ev in current.values()):
             return dict(current)
         store = getattr(self.rooms, "state_store", None)
         if store is not None and tl.events:
@@ -154,7 +153,7 @@ class RoomStateReader:
                     continue
                 ids = dict(await store.get_state(groups[ev.event_id][0]))
                 if ev.type != "m.room.create" and ("m.room.create", "") not in ids:
-                    continue     # e.g. an invite from another server: state unknown here
+                    continue  # e.g. an invite from another server: state unknown here
                 for earlier in tl.events[:i]:
                     if earlier.is_state:
                         ids.pop(earlier.key, None)
@@ -174,9 +173,16 @@ class RoomStateReader:
         out.sort(key=lambda e: stream_of(e) or 0)
         return out
 
-    async def fetch_timeline(self, room_id: str, user_id: str, lower: int | None, upper: int,
-                             limit: int, allow: Callable[[Event], bool],
-                             visibility: tuple[Sequence, Sequence] | None) -> Timeline:
+    async def fetch_timeline(
+        self,
+        room_id: str,
+        user_id: str,
+        lower: int | None,
+        upper: int,
+        limit: int,
+        allow: Callable[[Event], bool],
+        visibility: tuple[Sequence, Sequence] | None,
+    ) -> Timeline:
         """Newest ``limit`` events in (lower, upper] passing ``allow`` and, when
         ``visibility`` (membership and history timelines) is given, the visibility rules."""
         tl = Timeline(prev_pos=upper)
@@ -188,8 +194,7 @@ class RoomStateReader:
             if lower is not None and cursor <= lower:
                 exhausted = True
                 break
-            cached = self.recent.newest_first(room_id, lower, cursor) \
-                if lower is not None else None
+            cached = self.recent.newest_first(room_id, lower, cursor) if lower is not None else None
             if cached is not None:
                 evs, exhausted = cached, True
             else:
@@ -198,8 +203,9 @@ class RoomStateReader:
             tl.raw.extend(evs)
             candidates = evs
             if visibility is not None and evs:
-                candidates = filter_visible(list(reversed(evs)), user_id, visibility[0],
-                                            visibility[1])
+                candidates = filter_visible(
+                    list(reversed(evs)), user_id, visibility[0], visibility[1]
+                )
                 candidates.reverse()
             for ev in candidates:
                 if allow(ev):
@@ -251,8 +257,11 @@ def summary(state: dict[tuple[str, str], Event], user_id: str) -> dict:
             inactive.append(entry)
     pool = active or inactive
     pool.sort()
-    return {"m.heroes": [uid for _, uid in pool[:HEROES]],
-            "m.joined_member_count": joined, "m.invited_member_count": invited}
+    return {
+        "m.heroes": [uid for _, uid in pool[:HEROES]],
+        "m.joined_member_count": joined,
+        "m.invited_member_count": invited,
+    }
 
 
 def has_name(state: dict[tuple[str, str], Event]) -> bool:

@@ -23,8 +23,16 @@ MEMBER = "m.room.member"
 
 
 class SyncService:
-    def __init__(self, *, db: Any, clock: Any, server_name: str, accounts: Any, rooms: Any,
-                 notifier: SyncNotifier) -> None:
+    def __init__(
+        self,
+        *,
+        db: Any,
+        clock: Any,
+        server_name: str,
+        accounts: Any,
+        rooms: Any,
+        notifier: SyncNotifier,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.server_name = server_name
@@ -36,9 +44,15 @@ class SyncService:
         self.receipts = ReceiptStore(db, notifier, clock)
         self.account_data = AccountDataStore(db, notifier)
         self.directory = UserDirectory(db, accounts, rooms, server_name, clock)
-        self.handler = SyncHandler(db=db, rooms=rooms, notifier=notifier, typing=self.typing,
-                                   receipts=self.receipts, account_data=self.account_data,
-                                   clock=clock)
+        self.handler = SyncHandler(
+            db=db,
+            rooms=rooms,
+            notifier=notifier,
+            typing=self.typing,
+            receipts=self.receipts,
+            account_data=self.account_data,
+            clock=clock,
+        )
         # Read-only tap on the rooms area's persistence hook: recent events for woken syncs.
         persister = getattr(rooms, "persister", None)
         hooks = getattr(persister, "on_persisted", None)
@@ -50,8 +64,11 @@ class SyncService:
         joined stops typing."""
         self.handler.state.recent.on_persisted(evs)
         for ev in evs:
-            if ev.type == MEMBER and ev.content.get("membership") != "join" \
-                    and ev.state_key in self.typing.typing_users_set(ev.room_id):
+            if (
+                ev.type == MEMBER
+                and ev.content.get("membership") != "join"
+                and ev.state_key in self.typing.typing_users_set(ev.room_id)
+            ):
                 self.typing.user_left(ev.room_id, ev.state_key)
 
     # --- checks shared by the endpoints -----------------------------------------------------
@@ -77,8 +94,14 @@ class SyncService:
             raise NotFound("Event not found in this room")
 
     # --- receipts and read markers ----------------------------------------------------------
-    async def send_receipt(self, user_id: str, room_id: str, receipt_type: str, event_id: str,
-                           thread_id: str | None = None) -> None:
+    async def send_receipt(
+        self,
+        user_id: str,
+        room_id: str,
+        receipt_type: str,
+        event_id: str,
+        thread_id: str | None = None,
+    ) -> None:
         """``POST /rooms/{roomId}/receipt/{receiptType}/{eventId}`` semantics."""
         if receipt_type not in ("m.read", "m.read.private", "m.fully_read"):
             raise InvalidParam(f"Unknown receipt type {receipt_type!r}")
@@ -110,8 +133,9 @@ class SyncService:
         for event_id in set(wanted.values()):
             await self.require_event_in_room(room_id, event_id)
         if "m.fully_read" in wanted:
-            await self.account_data.set(user_id, room_id, "m.fully_read",
-                                        {"event_id": wanted["m.fully_read"]})
+            await self.account_data.set(
+                user_id, room_id, "m.fully_read", {"event_id": wanted["m.fully_read"]}
+            )
         for rtype in ("m.read", "m.read.private"):
             if rtype in wanted:
                 await self.receipts.set_receipt(room_id, rtype, user_id, wanted[rtype])

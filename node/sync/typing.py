@@ -26,8 +26,9 @@ class TypingManager:
         # sends its own users' typing to the room's other servers).
         self.listeners: list = []
 
-    def set_typing(self, room_id: str, user_id: str, typing: bool,
-                   timeout_ms: int | None = None) -> None:
+    def set_typing(
+        self, room_id: str, user_id: str, typing: bool, timeout_ms: int | None = None
+    ) -> None:
         """Start (for ``timeout_ms``) or stop ``user_id`` typing in ``room_id``.
 
         Membership is checked by the caller.
@@ -41,12 +42,13 @@ class TypingManager:
                 timeout_ms = DEFAULT_TIMEOUT_MS
             timeout_ms = max(0, min(int(timeout_ms), MAX_TIMEOUT_MS))
             expiry = self.clock.time_ms() + timeout_ms
-            timer = self.clock.call_later(timeout_ms / 1000.0, self._expire, room_id, user_id,
-                                          expiry)
+            timer = self.clock.call_later(
+                timeout_ms / 1000.0, self._expire, room_id, user_id, expiry
+            )
             if users is None:
                 users = self._typing[room_id] = {}
             users[user_id] = (expiry, timer)
-            if previous is None:      # a refresh of an ongoing typing span changes nothing
+            if previous is None:  # a refresh of an ongoing typing span changes nothing
                 self._changed(room_id)
             self._tell(room_id, user_id, True)
         elif previous is not None:
@@ -60,6 +62,7 @@ class TypingManager:
                 listener(room_id, user_id, typing)
             except Exception:  # a listener never breaks typing
                 import logging
+
                 logging.getLogger("parta.sync").exception("typing listener failed")
 
     def _expire(self, room_id: str, user_id: str, expiry: int) -> None:

@@ -30,12 +30,17 @@ from typing import Any, Callable, Mapping, Sequence
 NOTIFY_TYPES = frozenset({"m.room.message", "m.room.encrypted", "m.call.invite"})
 # Types worth fetching when counting (everything else never notifies).
 COUNTED_TYPES = NOTIFY_TYPES | {"m.room.member", "m.room.tombstone"}
-SCAN_LIMIT = 300          # events looked at per room and sync at most (counts then saturate)
+SCAN_LIMIT = 300  # events looked at per room and sync at most (counts then saturate)
 
 
-def push_actions(event_type: str, content: Mapping[str, Any], sender: str,
-                 state_key: str | None, user_id: str,
-                 sender_may_notify_room: Callable[[str], bool]) -> tuple[bool, bool]:
+def push_actions(
+    event_type: str,
+    content: Mapping[str, Any],
+    sender: str,
+    state_key: str | None,
+    user_id: str,
+    sender_may_notify_room: Callable[[str], bool],
+) -> tuple[bool, bool]:
     """(notify, highlight) for ``user_id`` under the server-default push rules."""
     if sender == user_id:
         return False, False
@@ -68,17 +73,21 @@ def push_actions(event_type: str, content: Mapping[str, Any], sender: str,
     return False, False
 
 
-def count_unread(evs: Sequence[Any], user_id: str,
-                 sender_may_notify_room: Callable[[str], bool],
-                 start: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+def count_unread(
+    evs: Sequence[Any],
+    user_id: str,
+    sender_may_notify_room: Callable[[str], bool],
+    start: tuple[int, int] = (0, 0),
+) -> tuple[int, int]:
     """Add the notifications of ``evs`` (oldest first) to ``start``; own events reset."""
     notif, highlight = start
     for ev in evs:
         if ev.sender == user_id:
             notif = highlight = 0
             continue
-        n, h = push_actions(ev.type, ev.content, ev.sender, ev.state_key, user_id,
-                            sender_may_notify_room)
+        n, h = push_actions(
+            ev.type, ev.content, ev.sender, ev.state_key, user_id, sender_may_notify_room
+        )
         if n:
             notif += 1
         if h:
@@ -100,8 +109,9 @@ class UnreadCache:
             return None
         return entry[1], entry[2], entry[3]
 
-    def put(self, user_id: str, room_id: str, read_pos: int, upto: int, notif: int,
-            highlight: int) -> None:
+    def put(
+        self, user_id: str, room_id: str, read_pos: int, upto: int, notif: int, highlight: int
+    ) -> None:
         if len(self._entries) >= self.max_entries:
-            self._entries.clear()         # crude but bounded; counts are recomputed
+            self._entries.clear()  # crude but bounded; counts are recomputed
         self._entries[(user_id, room_id)] = (read_pos, upto, notif, highlight)

@@ -32,8 +32,11 @@ def _rank(term: str, item: dict) -> tuple:
     words = name.split()
     if localpart == term or name == term:
         prefix = 0
-    elif localpart.startswith(term) or name.startswith(term) \
-            or any(w.startswith(term) for w in words):
+    elif (
+        localpart.startswith(term)
+        or name.startswith(term)
+        or any(w.startswith(term) for w in words)
+    ):
         prefix = 1
     else:
         prefix = 2
@@ -41,14 +44,15 @@ def _rank(term: str, item: dict) -> tuple:
 
 
 class UserDirectory:
-    def __init__(self, db: Any, accounts: Any, rooms: Any, server_name: str,
-                 clock: Any = None) -> None:
+    def __init__(
+        self, db: Any, accounts: Any, rooms: Any, server_name: str, clock: Any = None
+    ) -> None:
         self.db = db
         self.accounts = accounts
         self.rooms = rooms
         self.server_name = server_name
         self.clock = clock
-        self._open_rooms: tuple[int, set[str]] | None = None   # (expiry ms, room IDs)
+        self._open_rooms: tuple[int, set[str]] | None = None  # (expiry ms, room IDs)
 
     async def _rooms_open_to_all(self) -> set[str]:
         """Rooms with a ``public`` join rule or ``world_readable`` history (cached briefly:
@@ -59,8 +63,7 @@ class UserDirectory:
         join_rules = await self.db.run(queries.room_state_contents, "m.room.join_rules")
         out = {r for r, c in join_rules.items() if c.get("join_rule") == "public"}
         history = await self.db.run(queries.room_state_contents, "m.room.history_visibility")
-        out.update(r for r, c in history.items()
-                   if c.get("history_visibility") == "world_readable")
+        out.update(r for r, c in history.items() if c.get("history_visibility") == "world_readable")
         if now is not None:
             self._open_rooms = (now + _OPEN_ROOMS_TTL_MS, out)
         return out
@@ -80,8 +83,9 @@ class UserDirectory:
         # Users of other servers met in shared or public rooms (federation, later issues).
         rooms = await self._visible_rooms(user_id)
         if rooms and needle:
-            for uid, content in await self.db.run(queries.joined_members_not_on, sorted(rooms),
-                                                  self.server_name, _REMOTE_SCAN):
+            for uid, content in await self.db.run(
+                queries.joined_members_not_on, sorted(rooms), self.server_name, _REMOTE_SCAN
+            ):
                 name = content.get("displayname")
                 name = name if isinstance(name, str) else None
                 if uid in found or not _matches(needle, uid, name):

@@ -14,11 +14,18 @@ from .notifier import SyncNotifier
 from .service import SyncService
 
 
-def wire(ctx: Any, accounts: Any = None, rooms: Any = None,
-         notifier: SyncNotifier | None = None) -> SyncService:
+def wire(
+    ctx: Any, accounts: Any = None, rooms: Any = None, notifier: SyncNotifier | None = None
+) -> SyncService:
     if notifier is None:
         notifier = SyncNotifier(ctx.clock)
-    service = SyncService(db=ctx.db, clock=ctx.clock, server_name=ctx.server_name,
-                          accounts=accounts, rooms=rooms, notifier=notifier)
+    service = SyncService(
+        db=ctx.db,
+        clock=ctx.clock,
+        server_name=ctx.server_name,
+        accounts=accounts,
+        rooms=rooms,
+        notifier=notifier,
+    )
     register_all(ctx.router, service)
     return service

@@ -30,6 +30,7 @@ _SKIP = {"meta", "migrations"}
 def import_all_tables() -> None:
     """Import every ``schema/<domain>.py`` so all tables are registered on the metadata."""
     import schema
+
     for info in pkgutil.iter_modules(schema.__path__):
         if info.name not in _SKIP and not info.name.startswith("_"):
             importlib.import_module(f"schema.{info.name}")
@@ -38,12 +39,13 @@ def import_all_tables() -> None:
 def sqlalchemy_url(url: str) -> str:
     """``postgresql://`` means psycopg 3 (the only PostgreSQL driver we ship)."""
     if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url[len("postgresql://"):]
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
 def alembic_config(url: str | None = None, connection: Any = None):
     from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", MIGRATIONS_DIR)
     if url is not None:
@@ -55,11 +57,13 @@ def alembic_config(url: str | None = None, connection: Any = None):
 
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Any) -> str | None:
     from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -94,6 +98,7 @@ def script_head() -> str | None:
 
 def _database_revisions(engine: Any, tables: set[str]) -> list[str]:
     from sqlalchemy import text
+
     if "alembic_version" not in tables:
         return []
     with engine.connect() as conn:
@@ -107,15 +112,19 @@ def upgrade(engine: Any) -> str | None:
     without importing Alembic.
     """
     from sqlalchemy import inspect
+
     import_all_tables()
     tables = set(inspect(engine).get_table_names())
     head = script_head()
     if head is not None and _database_revisions(engine, tables) == [head]:
         return head
     from alembic import command
+
     if tables and "alembic_version" not in tables:
-        raise MigrationError("the database has tables but no migration history "
-                             "(not created by Parta?); use an empty database")
+        raise MigrationError(
+            "the database has tables but no migration history "
+            "(not created by Parta?); use an empty database"
+        )
     with engine.begin() as conn:
         command.upgrade(alembic_config(connection=conn), "head")
     rev = current_revision(engine)
@@ -129,6 +138,7 @@ def pending_changes(engine: Any) -> list:
     from alembic.runtime.migration import MigrationContext
 
     from schema.meta import metadata
+
     import_all_tables()
     with engine.connect() as conn:
         return compare_metadata(MigrationContext.configure(conn), metadata)
@@ -140,6 +150,7 @@ def make_revision(message: str) -> str:
 
     from alembic import command
     from sqlalchemy import create_engine
+
     import_all_tables()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/head.db"

@@ -63,12 +63,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # --- helpers -------------------------------------------------------------------------------
 def init_node(server_name: str, data_dir: str) -> tuple[str, dict]:
     """``parta node init`` into ``data_dir``: (path of its config.yaml, the config read)."""
-    res = subprocess.run(parta_command() + ["node", "init", "--server-name", server_name,
-                                            "--data-dir", data_dir],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        parta_command() + ["node", "init", "--server-name", server_name, "--data-dir", data_dir],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if res.returncode != 0:
-        raise NodeFailed(f"parta node init {server_name} failed ({res.returncode}):\n"
-                         f"{res.stdout}\n{res.stderr}")
+        raise NodeFailed(
+            f"parta node init {server_name} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+        )
     config_path = os.path.join(data_dir, "config.yaml")
     with open(config_path) as fh:
         return config_path, yaml.safe_load(fh) or {}
@@ -86,7 +90,7 @@ def _merge(base: dict, overrides: dict) -> dict:
 # --- PostgreSQL ----------------------------------------------------------------------------
 @dataclass
 class PgServer:
-    base_url: str                    # postgresql://user@host:port  (no database)
+    base_url: str  # postgresql://user@host:port  (no database)
     admin_db: str = "postgres"
     _n: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -102,8 +106,10 @@ class PgServer:
 
 
 def _pg_bin(name: str) -> str | None:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                   key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    found = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
     if found:
         return found[-1]
     return shutil.which(name)
@@ -112,14 +118,19 @@ def _pg_bin(name: str) -> str | None:
 def _start_cluster(tmp_root: str) -> tuple[PgServer, Any]:
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
-        raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found; "
-                           "install Debian's postgresql package")
+        raise RuntimeError(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found; "
+            "install Debian's postgresql package"
+        )
     as_root = os.geteuid() == 0
     prefix: list[str] = []
     if as_root:
         if subprocess.run(["id", "-u", "postgres"], capture_output=True).returncode != 0:
-            subprocess.run(["useradd", "--system", "--no-create-home", "postgres"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "postgres"],
+                check=True,
+                capture_output=True,
+            )
         runuser = shutil.which("runuser")
         prefix = [runuser, "-u", "postgres", "--"] if runuser else ["su", "postgres", "-c"]
     os.chmod(tmp_root, 0o755)
@@ -137,13 +148,14 @@ def _start_cluster(tmp_root: str) -> tuple[PgServer, Any]:
         cmd = prefix + args if prefix[:1] != ["su"] else prefix + [shlex.join(args)]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
-    res = as_pg([initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                 "--no-locale"])
+    res = as_pg([initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"])
     if res.returncode != 0:
         raise RuntimeError(f"initdb failed: {res.stdout}\n{res.stderr}")
     port = free_port()
-    opts = (f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-            f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+    opts = (
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+        f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
     res = as_pg([pg_ctl, "-D", data, "-l", logfile, "-o", opts, "-w", "-t", "60", "start"])
     if res.returncode != 0:
         log = open(logfile).read() if os.path.exists(logfile) else ""
@@ -169,8 +181,9 @@ def pg_server() -> Iterator[PgServer]:
     except Exception as exc:  # noqa: BLE001 - whatever stops the server: skip, or fail in CI
         shutil.rmtree(tmp_root, ignore_errors=True)
         if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI but could not be started: {exc}",
-                        pytrace=False)
+            pytest.fail(
+                f"PostgreSQL is required in CI but could not be started: {exc}", pytrace=False
+            )
         pytest.skip(f"PostgreSQL not available: {exc}")
     try:
         yield server
@@ -203,14 +216,19 @@ class RunningNode:
     # process ----------------------------------------------------------------------------
     def start(self) -> None:
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(parta_command() + ["node", "run", "-c", self.config_path],
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            parta_command() + ["node", "run", "-c", self.config_path],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise NodeFailed(f"node exited during start-up with {self.proc.returncode}:\n"
-                                 f"{self.log_tail()}")
+                raise NodeFailed(
+                    f"node exited during start-up with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             for url in (self.base_url + "/health", self.metrics_url + "/health"):
                 try:
                     if http_request("GET", url, timeout=2.0)[0] == 200:
@@ -219,8 +237,9 @@ class RunningNode:
                     pass
             time.sleep(0.1)
         self.kill()
-        raise NodeFailed(f"node did not answer /health within {STARTUP_TIMEOUT}s:\n"
-                         f"{self.log_tail()}")
+        raise NodeFailed(
+            f"node did not answer /health within {STARTUP_TIMEOUT}s:\n{self.log_tail()}"
+        )
 
     def stop(self) -> int:
         """SIGTERM and wait; returns the exit status (asserted 0 by the fixture)."""
@@ -232,8 +251,9 @@ class RunningNode:
                 self.proc.wait(SHUTDOWN_TIMEOUT)
             except subprocess.TimeoutExpired as exc:
                 self.kill()
-                raise NodeFailed(f"node did not exit within {SHUTDOWN_TIMEOUT}s of SIGTERM:\n"
-                                 f"{self.log_tail()}") from exc
+                raise NodeFailed(
+                    f"node did not exit within {SHUTDOWN_TIMEOUT}s of SIGTERM:\n{self.log_tail()}"
+                ) from exc
         code = self.proc.returncode
         self.proc = None
         self._log.close()
@@ -259,12 +279,18 @@ class RunningNode:
         cmd = parta_command() + ["node"] + words[:split] + ["-c", self.config_path] + words[split:]
         res = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=120)
         if res.returncode != 0:
-            raise NodeFailed(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout}\n"
-                             f"{res.stderr}")
+            raise NodeFailed(
+                f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+            )
         return res
 
-    def add_user(self, localpart: str, password: str = DEFAULT_PASSWORD, role: str = "pupil",
-                 display_name: str | None = None) -> str:
+    def add_user(
+        self,
+        localpart: str,
+        password: str = DEFAULT_PASSWORD,
+        role: str = "pupil",
+        display_name: str | None = None,
+    ) -> str:
         pw_file = os.path.join(self.data_dir, f".pw-{localpart}")
         with open(pw_file, "w") as fh:
             fh.write(password + "\n")
@@ -290,10 +316,17 @@ class RunningNode:
         if self._shared_token is None:
             self._shared_token = self.registration_token(uses=100_000)
         url = self.base_url + "/_matrix/client/v3/register"
-        body: dict = {"username": localpart, "password": password,
-                      "initial_device_display_name": "e2e"}
-        status, _, data = http_request("POST", url, body=json.dumps(body).encode(),
-                                       headers={"Content-Type": "application/json"})
+        body: dict = {
+            "username": localpart,
+            "password": password,
+            "initial_device_display_name": "e2e",
+        }
+        status, _, data = http_request(
+            "POST",
+            url,
+            body=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         for _ in range(3):
             reply = json.loads(data)
             if status == 200:
@@ -301,14 +334,21 @@ class RunningNode:
             if status != 401 or "session" not in reply:
                 raise NodeFailed(f"register {localpart}: {status} {reply}")
             done = set(reply.get("completed", []))
-            stage = ("m.login.registration_token"
-                     if "m.login.registration_token" not in done else "m.login.dummy")
+            stage = (
+                "m.login.registration_token"
+                if "m.login.registration_token" not in done
+                else "m.login.dummy"
+            )
             auth = {"type": stage, "session": reply["session"]}
             if stage == "m.login.registration_token":
                 auth["token"] = self._shared_token
             body["auth"] = auth
-            status, _, data = http_request("POST", url, body=json.dumps(body).encode(),
-                                           headers={"Content-Type": "application/json"})
+            status, _, data = http_request(
+                "POST",
+                url,
+                body=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
         raise NodeFailed(f"register {localpart}: UIA did not finish: {status} {data!r}")
 
     def new_user(self, prefix: str = "user") -> tuple[str, str]:
@@ -316,8 +356,9 @@ class RunningNode:
         localpart = f"{prefix}{next(self._users)}"
         return self.register(localpart)["user_id"], DEFAULT_PASSWORD
 
-    async def login(self, user_id: str, password: str = DEFAULT_PASSWORD,
-                    device_name: str = "e2e") -> Any:
+    async def login(
+        self, user_id: str, password: str = DEFAULT_PASSWORD, device_name: str = "e2e"
+    ) -> Any:
         """A matrix-nio AsyncClient logged in with m.login.password (close it after use)."""
         from nio import AsyncClient, LoginResponse
 
@@ -345,8 +386,9 @@ def db_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def node_factory(db_backend: str, request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def node_factory(
+    db_backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     pg = request.getfixturevalue("pg_server") if db_backend == "postgres" else None
     started: list[RunningNode] = []
 
@@ -354,21 +396,33 @@ def node_factory(db_backend: str, request: pytest.FixtureRequest,
         n = next(_counter)
         data_dir = str(tmp_path_factory.mktemp(f"node{n}-{db_backend}"))
         server_name = f"school{n}.e2e.test"
-        shutil.rmtree(data_dir)        # init creates it and refuses an existing config
+        shutil.rmtree(data_dir)  # init creates it and refuses an existing config
         config_path, config = init_node(server_name, data_dir)
         config["server_name"] = server_name
-        config["client_listener"] = {**config.get("client_listener", {}),
-                                     "bind_address": "127.0.0.1", "port": free_port()}
-        config["metrics_listener"] = {**config.get("metrics_listener", {}),
-                                      "bind_address": "127.0.0.1", "port": free_port()}
+        config["client_listener"] = {
+            **config.get("client_listener", {}),
+            "bind_address": "127.0.0.1",
+            "port": free_port(),
+        }
+        config["metrics_listener"] = {
+            **config.get("metrics_listener", {}),
+            "bind_address": "127.0.0.1",
+            "port": free_port(),
+        }
         fed = config.setdefault("federation", {})
         # init defaults the federation listener to 8448: nodes started side by side (and
         # parallel sessions on one machine) would collide, so every node gets a free port.
-        fed["listener"] = {**fed.get("listener", {}), "bind_address": "127.0.0.1",
-                           "port": free_port()}
+        fed["listener"] = {
+            **fed.get("listener", {}),
+            "bind_address": "127.0.0.1",
+            "port": free_port(),
+        }
         if isinstance(rate_limits, dict):
-            config["rate_limits"] = {**config.get("rate_limits", {}), "enabled": True,
-                                     **rate_limits}
+            config["rate_limits"] = {
+                **config.get("rate_limits", {}),
+                "enabled": True,
+                **rate_limits,
+            }
         else:
             config["rate_limits"] = {**config.get("rate_limits", {}), "enabled": rate_limits}
         if pg is not None:
@@ -391,8 +445,9 @@ def node_factory(db_backend: str, request: pytest.FixtureRequest,
             failures.append(str(exc))
             continue
         if code != 0:
-            failures.append(f"node {node.server_name} exited with {code} on SIGTERM:\n"
-                            f"{node.log_tail()}")
+            failures.append(
+                f"node {node.server_name} exited with {code} on SIGTERM:\n{node.log_tail()}"
+            )
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
 

@@ -19,8 +19,10 @@ SCENARIO_TIMEOUT = 120.0
 
 def run(coro: Awaitable[T], timeout: float = SCENARIO_TIMEOUT) -> T:
     """Run one async matrix-nio scenario to completion from a sync test (bounded in time)."""
+
     async def bounded() -> T:
         return await asyncio.wait_for(coro, timeout)
+
     return asyncio.run(bounded())
 
 
@@ -48,9 +50,14 @@ def parta_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from node.cli.main import main; sys.exit(main())"]
 
 
-def http_request(method: str, url: str, *, body: bytes | None = None,
-                 headers: dict[str, str] | None = None,
-                 timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
+def http_request(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, dict[str, str], bytes]:
     """A raw HTTP request to a loopback node: (status, lower-cased headers, body)."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -60,9 +67,16 @@ def http_request(method: str, url: str, *, body: bytes | None = None,
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
-def api(node: Any, method: str, path: str, *, token: str | None = None,
-        json_body: Any = None, raw_body: bytes | None = None,
-        headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def api(
+    node: Any,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    json_body: Any = None,
+    raw_body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     """A client-API call with a JSON answer: (status, parsed body or raw bytes)."""
     hdrs = dict(headers or {})
     if token is not None:
@@ -71,15 +85,15 @@ def api(node: Any, method: str, path: str, *, token: str | None = None,
     if json_body is not None:
         body = json.dumps(json_body).encode()
         hdrs.setdefault("Content-Type", "application/json")
-    status, resp_headers, data = http_request(method, node.base_url + path, body=body,
-                                              headers=hdrs)
+    status, resp_headers, data = http_request(method, node.base_url + path, body=body, headers=hdrs)
     if resp_headers.get("content-type", "").startswith("application/json"):
         return status, json.loads(data)
     return status, data
 
 
-async def sync_until(client: Any, predicate: Callable[[Any], bool], *, timeout_ms: int = 3000,
-                     attempts: int = 10) -> Any:
+async def sync_until(
+    client: Any, predicate: Callable[[Any], bool], *, timeout_ms: int = 3000, attempts: int = 10
+) -> Any:
     """Incremental /sync until ``predicate(sync_response)`` holds (bounded by ``attempts``)."""
     from nio import SyncResponse
 

@@ -21,11 +21,17 @@ OFFICE_PASSWORD = "city office password"
 
 
 def parta(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    res = subprocess.run(parta_command() + list(args), capture_output=True, text=True,
-                         timeout=120, stdin=subprocess.DEVNULL)
+    res = subprocess.run(
+        parta_command() + list(args),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     if check and res.returncode != 0:
-        raise AssertionError(f"parta {' '.join(args)} failed ({res.returncode}):\n"
-                             f"{res.stdout}\n{res.stderr}")
+        raise AssertionError(
+            f"parta {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+        )
     return res
 
 
@@ -34,6 +40,7 @@ def _health(url: str, ca_file: str | None) -> bool:
         return http_request("GET", url, timeout=2.0)[0] == 200
     import ssl
     import urllib.request
+
     ctx = ssl.create_default_context(cafile=ca_file)
     with urllib.request.urlopen(url, timeout=2.0, context=ctx) as resp:  # noqa: S310 - loopback
         return resp.status == 200
@@ -57,10 +64,13 @@ class Proc:
 
     def start(self, ca_file: str | None = None) -> "Proc":
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(parta_command() + [self.kind, "run", "-c",
-                                                        self.config_path],
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            parta_command() + [self.kind, "run", "-c", self.config_path],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -107,8 +117,9 @@ class Proc:
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        status, _, data = http_request("POST", self.base_url + path,
-                                       body=json.dumps(body).encode(), headers=headers)
+        status, _, data = http_request(
+            "POST", self.base_url + path, body=json.dumps(body).encode(), headers=headers
+        )
         return status, json.loads(data) if data else None
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -124,22 +135,33 @@ def _configure(data_dir: str, database_url: str | None = None) -> None:
     fed = config.get("federation")
     if isinstance(fed, dict) and isinstance(fed.get("listener"), dict):
         # Two processes on one machine: never the default federation port for both.
-        fed["listener"] = {**fed["listener"], "bind_address": "127.0.0.1",
-                           "port": free_port()}
+        fed["listener"] = {**fed["listener"], "bind_address": "127.0.0.1", "port": free_port()}
     if database_url:
         config["database_url"] = database_url
     with open(path, "w") as fh:
         yaml.safe_dump(config, fh, sort_keys=False)
 
 
-def init_gateway(data_dir: str, server_name: str = "city.e2e.test",
-                 database_url: str | None = None) -> Proc:
+def init_gateway(
+    data_dir: str, server_name: str = "city.e2e.test", database_url: str | None = None
+) -> Proc:
     pw_file = os.path.join(os.path.dirname(data_dir), "office-password")
     with open(pw_file, "w") as fh:
         fh.write(OFFICE_PASSWORD + "\n")
-    args = ["gateway", "init", "--server-name", server_name, "--data-dir", data_dir,
-            "--port", str(free_port()), "--metrics-port", str(free_port()),
-            "--admin-password-file", pw_file]
+    args = [
+        "gateway",
+        "init",
+        "--server-name",
+        server_name,
+        "--data-dir",
+        data_dir,
+        "--port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+        "--admin-password-file",
+        pw_file,
+    ]
     if database_url:
         args += ["--database-url", database_url]
     parta(*args)
@@ -148,20 +170,32 @@ def init_gateway(data_dir: str, server_name: str = "city.e2e.test",
 
 
 def init_school(data_dir: str, server_name: str, database_url: str | None = None) -> Proc:
-    parta("node", "init", "--server-name", server_name, "--data-dir", data_dir,
-          "--port", str(free_port()), "--metrics-port", str(free_port()))
+    parta(
+        "node",
+        "init",
+        "--server-name",
+        server_name,
+        "--data-dir",
+        data_dir,
+        "--port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+    )
     _configure(data_dir, database_url)
     return Proc("node", data_dir, server_name)
 
 
 def roster_public_key(gateway: Proc) -> Any:
     from federation.keys import VerifyKey
+
     with open(os.path.join(gateway.data_dir, "roster.pub")) as fh:
         data = json.load(fh)
     return VerifyKey.decode(data["key_id"], data["key"])
 
 
 def create_token(gateway: Proc, school_id: str, name: str, district: str = "") -> str:
-    res = gateway.cli("enrol", "create", "--school-id", school_id, "--name", name,
-                      "--district", district)
+    res = gateway.cli(
+        "enrol", "create", "--school-id", school_id, "--name", name, "--district", district
+    )
     return res.stdout.strip()

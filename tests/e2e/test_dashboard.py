@@ -14,9 +14,15 @@ import pytest
 from gateway_e2e_support import OFFICE_PASSWORD, init_gateway, init_school
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -99,7 +105,7 @@ def test_dashboard_enrol_see_revoke_search(browser, city, artifacts):
     assert re.fullmatch(r"parta-enrol:v1:[A-Za-z0-9_-]+", token)
     page.screenshot(path=os.path.join(artifacts, "dashboard-enrolment.png"), full_page=True)
     page.reload()
-    assert page.locator("#token").count() == 0            # shown once
+    assert page.locator("#token").count() == 0  # shown once
 
     # A second school stays pending (no node enrols with its token).
     page.fill("#school_id", "7")
@@ -116,7 +122,7 @@ def test_dashboard_enrol_see_revoke_search(browser, city, artifacts):
     row = row_of(page, "Lyceum No. 42")
     assert "lyceum42.e2e.test" in row.inner_text() and "enrolled" in row.inner_text()
     assert "pending" in row_of(page, "Gymnasium No. 7").inner_text()
-    assert page.locator(".card .num").first.inner_text() == "1"   # schools enrolled
+    assert page.locator(".card .num").first.inner_text() == "1"  # schools enrolled
     page.screenshot(path=os.path.join(artifacts, "dashboard.png"), full_page=True)
 
     page.click("text=Lyceum No. 42")

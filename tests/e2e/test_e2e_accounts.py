@@ -60,18 +60,31 @@ def test_register_with_token_and_login(node):
 
 
 def test_open_registration_is_off_by_default(node):
-    status, body = api(node, "POST", "/_matrix/client/v3/register",
-                       json_body={"username": "intruder", "password": DEFAULT_PASSWORD,
-                                  "auth": {"type": "m.login.dummy"}})
+    status, body = api(
+        node,
+        "POST",
+        "/_matrix/client/v3/register",
+        json_body={
+            "username": "intruder",
+            "password": DEFAULT_PASSWORD,
+            "auth": {"type": "m.login.dummy"},
+        },
+    )
     assert status in (401, 403), body
-    if status == 401:   # UIA answer: dummy is not among the offered flows
+    if status == 401:  # UIA answer: dummy is not among the offered flows
         stages = {s for flow in body["flows"] for s in flow["stages"]}
         assert "m.login.registration_token" in stages
         assert stages != {"m.login.dummy"}
-    status, _ = api(node, "POST", "/_matrix/client/v3/login",
-                    json_body={"type": "m.login.password",
-                               "identifier": {"type": "m.id.user", "user": "intruder"},
-                               "password": DEFAULT_PASSWORD})
+    status, _ = api(
+        node,
+        "POST",
+        "/_matrix/client/v3/login",
+        json_body={
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "intruder"},
+            "password": DEFAULT_PASSWORD,
+        },
+    )
     assert status == 403
 
 
@@ -110,12 +123,23 @@ def test_logout_invalidates_token(node):
 
 def test_bad_json_is_400_not_json(node):
     token = node.register("jsonuser")["access_token"]
-    status, body = api(node, "POST", "/_matrix/client/v3/createRoom", token=token,
-                       raw_body=b'{"name": "oops"', headers={"Content-Type": "application/json"})
+    status, body = api(
+        node,
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        token=token,
+        raw_body=b'{"name": "oops"',
+        headers={"Content-Type": "application/json"},
+    )
     assert status == 400 and body["errcode"] == "M_NOT_JSON"
-    status, body = api(node, "POST", "/_matrix/client/v3/createRoom", token=token,
-                       raw_body=b'["not", "an", "object"]',
-                       headers={"Content-Type": "application/json"})
+    status, body = api(
+        node,
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        token=token,
+        raw_body=b'["not", "an", "object"]',
+        headers={"Content-Type": "application/json"},
+    )
     assert status == 400 and body["errcode"] == "M_BAD_JSON"
 
 
@@ -143,8 +167,13 @@ def test_profile_change_visible_to_room_member(node):
             def renamed(resp):
                 room = resp.rooms.join.get(room_id)
                 events = list(room.timeline.events) + list(room.state) if room else []
-                return any(isinstance(e, RoomMemberEvent) and e.state_key == anna.user_id
-                           and e.content.get("displayname") == "Anna Schmidt" for e in events)
+                return any(
+                    isinstance(e, RoomMemberEvent)
+                    and e.state_key == anna.user_id
+                    and e.content.get("displayname") == "Anna Schmidt"
+                    for e in events
+                )
+
             await sync_until(ben, renamed)
         finally:
             await anna.close()

@@ -27,27 +27,58 @@ from e2e_helpers import api, http_request
 
 V3 = "/_matrix/client/v3"
 EXAMPLES = int(os.environ.get("PARTA_FUZZ_EXAMPLES", "40"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                derandomize=not os.environ.get("PARTA_FUZZ_RANDOM"),
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=not os.environ.get("PARTA_FUZZ_RANDOM"),
+    suppress_health_check=list(HealthCheck),
+)
 
 # --- strategies ----------------------------------------------------------------------------
 hostile_text = st.one_of(
     st.text(max_size=40),
-    st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=8),        # C0 incl. NUL
-    st.sampled_from(["\x00", "a\x00b", "\ud800", "\udfff", "*" * 300 + "!", "..", "/",
-                     "%00", "#a:b", "@x:y", "!r:s", "$e", "\u202e", "\ufeff", "m.room.*"]),
+    st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=8),  # C0 incl. NUL
+    st.sampled_from(
+        [
+            "\x00",
+            "a\x00b",
+            "\ud800",
+            "\udfff",
+            "*" * 300 + "!",
+            "..",
+            "/",
+            "%00",
+            "#a:b",
+            "@x:y",
+            "!r:s",
+            "$e",
+            "\u202e",
+            "\ufeff",
+            "m.room.*",
+        ]
+    ),
     st.text(min_size=300, max_size=5000),
 )
-huge_int = st.one_of(st.integers(), st.integers(min_value=2 ** 53, max_value=2 ** 200),
-                     st.integers(min_value=-(2 ** 200), max_value=-(2 ** 53)))
-scalars = st.one_of(st.none(), st.booleans(), huge_int,
-                    st.floats(allow_nan=False, allow_infinity=False), hostile_text)
+huge_int = st.one_of(
+    st.integers(),
+    st.integers(min_value=2**53, max_value=2**200),
+    st.integers(min_value=-(2**200), max_value=-(2**53)),
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    huge_int,
+    st.floats(allow_nan=False, allow_infinity=False),
+    hostile_text,
+)
 json_values = st.recursive(
     scalars,
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(hostile_text, children, max_size=4)),
-    max_leaves=20)
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(hostile_text, children, max_size=4)
+    ),
+    max_leaves=20,
+)
 
 
 @st.composite
@@ -83,8 +114,13 @@ def target(node_factory):
     node = node_factory()
     pupil = node.register("fuzzpupil")
     bystander = node.register("fuzzbystander")
-    status, room = api(node, "POST", f"{V3}/createRoom", token=pupil["access_token"],
-                       json_body={"preset": "private_chat"})
+    status, room = api(
+        node,
+        "POST",
+        f"{V3}/createRoom",
+        token=pupil["access_token"],
+        json_body={"preset": "private_chat"},
+    )
     assert status == 200, room
     return {"node": node, "pupil": pupil, "bystander": bystander, "room": room["room_id"]}
 
@@ -93,21 +129,30 @@ def _check(status: int, body: Any, what: str) -> None:
     assert status != 500, f"{what}: 500 {body!r:.300}"
     if status >= 400:
         assert isinstance(body, dict) and isinstance(body.get("errcode"), str), (
-            f"{what}: {status} without a Matrix errcode: {body!r:.300}")
+            f"{what}: {status} without a Matrix errcode: {body!r:.300}"
+        )
 
 
-def _call(target: dict, method: str, path: str, raw: bytes | None, auth: bool = True
-          ) -> tuple[int, Any]:
+def _call(
+    target: dict, method: str, path: str, raw: bytes | None, auth: bool = True
+) -> tuple[int, Any]:
     token = target["pupil"]["access_token"] if auth else None
-    return api(target["node"], method, path, token=token, raw_body=raw,
-               headers={"Content-Type": "application/json"})
+    return api(
+        target["node"],
+        method,
+        path,
+        token=token,
+        raw_body=raw,
+        headers={"Content-Type": "application/json"},
+    )
 
 
 def _still_serving(target: dict) -> None:
     node = target["node"]
     assert http_request("GET", node.base_url + "/_matrix/client/versions")[0] == 200
-    status, body = api(node, "GET", f"{V3}/sync?timeout=0",
-                       token=target["bystander"]["access_token"])
+    status, body = api(
+        node, "GET", f"{V3}/sync?timeout=0", token=target["bystander"]["access_token"]
+    )
     assert status == 200, body
 
 
@@ -128,8 +173,9 @@ ENDPOINTS = [
 ]
 
 
-@pytest.mark.parametrize("method,template,auth", ENDPOINTS,
-                         ids=[f"{m} {t}" for m, t, _ in ENDPOINTS])
+@pytest.mark.parametrize(
+    "method,template,auth", ENDPOINTS, ids=[f"{m} {t}" for m, t, _ in ENDPOINTS]
+)
 def test_hostile_bodies_and_segments(target, method: str, template: str, auth: bool):
     me = quote(target["pupil"]["user_id"])
     room = quote(target["room"])
@@ -159,8 +205,10 @@ def test_hostile_sync_and_messages_filters(target):
     @FUZZ
     @given(filter_value=st.one_of(json_values, deeply_nested()), token=hostile_text)
     def messages(filter_value: Any, token: str) -> None:
-        path = (f"{V3}/rooms/{room}/messages?dir=b&filter={_segment(json.dumps(filter_value))}"
-                f"&from={_segment(token)}")
+        path = (
+            f"{V3}/rooms/{room}/messages?dir=b&filter={_segment(json.dumps(filter_value))}"
+            f"&from={_segment(token)}"
+        )
         status, answer = _call(target, "GET", path[:30000], None)
         _check(status, answer, "GET /messages")
 
@@ -174,14 +222,29 @@ def test_hostile_bytes_as_bodies(target):
     me = quote(target["pupil"]["user_id"])
 
     @FUZZ
-    @given(raw=st.one_of(st.binary(max_size=300),
-                         st.sampled_from([b"\xef\xbb\xbf{}", b"{\"a\": NaN}", b"[" * 5000,
-                                          b"{\"a\": 1e999}", b"\xff\xfe{\x00}\x00",
-                                          b"{\"a\": \"\\ud800\"}", b"1" * 5000,
-                                          b"{" * 100000])))
+    @given(
+        raw=st.one_of(
+            st.binary(max_size=300),
+            st.sampled_from(
+                [
+                    b"\xef\xbb\xbf{}",
+                    b'{"a": NaN}',
+                    b"[" * 5000,
+                    b'{"a": 1e999}',
+                    b"\xff\xfe{\x00}\x00",
+                    b'{"a": "\\ud800"}',
+                    b"1" * 5000,
+                    b"{" * 100000,
+                ]
+            ),
+        )
+    )
     def prop(raw: bytes) -> None:
-        for method, path in (("POST", f"{V3}/user/{me}/filter"), ("POST", f"{V3}/login"),
-                             ("PUT", f"{V3}/user/{me}/account_data/org.example.raw")):
+        for method, path in (
+            ("POST", f"{V3}/user/{me}/filter"),
+            ("POST", f"{V3}/login"),
+            ("PUT", f"{V3}/user/{me}/account_data/org.example.raw"),
+        ):
             status, answer = _call(target, method, path, raw)
             _check(status, answer, f"{method} {path} with {raw[:40]!r}")
 

@@ -32,12 +32,18 @@ def room(node: Any) -> dict:
     """A public room of alice's that bob has joined."""
     alice = node.register("alice")
     bob = node.register("bob")
-    status, body = api(node, "POST", f"{V3}/createRoom", token=alice["access_token"],
-                       json_body={"preset": "public_chat"})
+    status, body = api(
+        node,
+        "POST",
+        f"{V3}/createRoom",
+        token=alice["access_token"],
+        json_body={"preset": "public_chat"},
+    )
     assert status == 200, body
     room_id = body["room_id"]
-    status, body = api(node, "POST", f"{V3}/join/{quote(room_id)}", token=bob["access_token"],
-                       json_body={})
+    status, body = api(
+        node, "POST", f"{V3}/join/{quote(room_id)}", token=bob["access_token"], json_body={}
+    )
     assert status == 200, body
     return {"id": room_id, "q": quote(room_id), "alice": alice, "bob": bob}
 
@@ -52,13 +58,18 @@ def test_deep_json_and_huge_integers_are_bad_json_and_sync_still_works(node, roo
     token, me = alice["access_token"], quote(alice["user_id"])
     nested = deep(250)
     hostile = [
-        ("PUT", f"{V3}/rooms/{room['q']}/send/m.room.message/deep1",
-         {"msgtype": "m.text", "body": "deep", "x": nested}),
-        ("PUT", f"{V3}/rooms/{room['q']}/state/m.room.member/{me}",
-         {"membership": "join", "x": nested}),
+        (
+            "PUT",
+            f"{V3}/rooms/{room['q']}/send/m.room.message/deep1",
+            {"msgtype": "m.text", "body": "deep", "x": nested},
+        ),
+        (
+            "PUT",
+            f"{V3}/rooms/{room['q']}/state/m.room.member/{me}",
+            {"membership": "join", "x": nested},
+        ),
         ("PUT", f"{V3}/user/{me}/account_data/org.example.deep", {"x": nested}),
-        ("PUT", f"{V3}/user/{me}/rooms/{room['q']}/account_data/org.example.deep",
-         {"x": nested}),
+        ("PUT", f"{V3}/user/{me}/rooms/{room['q']}/account_data/org.example.deep", {"x": nested}),
         ("POST", f"{V3}/user/{me}/filter", {"room": {"timeline": {"types": nested}}}),
         ("PUT", f"{V3}/user/{me}/account_data/org.example.big", {"n": 2**64 + 1}),
         ("POST", f"{V3}/user/{me}/filter", {"room": {"timeline": {"limit": 2**64 + 1}}}),
@@ -66,12 +77,22 @@ def test_deep_json_and_huge_integers_are_bad_json_and_sync_still_works(node, roo
     for method, path, body in hostile:
         answer = api(node, method, path, token=token, json_body=body)
         assert refused(answer, "M_BAD_JSON"), (method, path, answer)
-    status, body = api(node, "GET", f"{V3}/sync?filter=" + quote('{"room":{"timeline":'
-                       '{"types":' + str(nested).replace("'", '"') + "}}}"), token=token)
+    status, body = api(
+        node,
+        "GET",
+        f"{V3}/sync?filter="
+        + quote('{"room":{"timeline":{"types":' + str(nested).replace("'", '"') + "}}}"),
+        token=token,
+    )
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     # The room and everyone's /sync are unaffected.
-    status, _ = api(node, "PUT", f"{V3}/rooms/{room['q']}/send/m.room.message/fine",
-                    token=token, json_body={"msgtype": "m.text", "body": "still here"})
+    status, _ = api(
+        node,
+        "PUT",
+        f"{V3}/rooms/{room['q']}/send/m.room.message/fine",
+        token=token,
+        json_body={"msgtype": "m.text", "body": "still here"},
+    )
     assert status == 200
     for user in (bob, alice):
         status, body = api(node, "GET", f"{V3}/sync", token=user["access_token"])
@@ -87,27 +108,39 @@ def test_nul_in_identifiers_is_invalid_param_not_500(node, room):
     hostile = [
         ("PUT", f"{V3}/directory/room/{alias}", {"room_id": room["id"]}),
         ("GET", f"{V3}/directory/room/{alias}", None),
-        ("PUT", f"{V3}/rooms/{room['q']}/send/m.room.message/t%00x",
-         {"msgtype": "m.text", "body": "x"}),
+        (
+            "PUT",
+            f"{V3}/rooms/{room['q']}/send/m.room.message/t%00x",
+            {"msgtype": "m.text", "body": "x"},
+        ),
         ("PUT", f"{V3}/rooms/{room['q']}/state/org.example.s/k%00", {}),
         ("PUT", f"{V3}/user/{me}/account_data/org.a%00b", {}),
         ("PUT", f"{V3}/user/{me}/rooms/{room['q']}/account_data/org.a%00b", {}),
         ("GET", f"{V3}/rooms/{room['q']}/messages?dir=b&from=%00", None),
         ("POST", f"{V3}/user_directory/search", {"search_term": "bo\x00b"}),
         ("POST", f"{V3}/createRoom", {"room_alias_name": "a\x00b"}),
-        ("POST", f"{V3}/createRoom",
-         {"initial_state": [{"type": "org.example.s", "state_key": "k\x00", "content": {}}]}),
+        (
+            "POST",
+            f"{V3}/createRoom",
+            {"initial_state": [{"type": "org.example.s", "state_key": "k\x00", "content": {}}]},
+        ),
     ]
     for method, path, body in hostile:
         answer = api(node, method, path, token=token, json_body=body)
         assert answer[0] == 400, (method, path, answer)
         assert answer[1]["errcode"] in ("M_INVALID_PARAM", "M_BAD_JSON"), (path, answer)
     # The alias, message and state never reached the database; the room still works.
-    status, _ = api(node, "PUT", f"{V3}/directory/room/{quote('#ab:' + node.server_name)}",
-                    token=token, json_body={"room_id": room["id"]})
+    status, _ = api(
+        node,
+        "PUT",
+        f"{V3}/directory/room/{quote('#ab:' + node.server_name)}",
+        token=token,
+        json_body={"room_id": room["id"]},
+    )
     assert status == 200
-    status, body = api(node, "POST", f"{V3}/user_directory/search", token=token,
-                       json_body={"search_term": "bob"})
+    status, body = api(
+        node, "POST", f"{V3}/user_directory/search", token=token, json_body={"search_term": "bob"}
+    )
     assert status == 200 and "results" in body, body
     status, body = api(node, "GET", f"{V3}/sync", token=room["bob"]["access_token"])
     assert status == 200, body

@@ -38,11 +38,13 @@ def test_create_invite_join_send(node):
             assert room_id.startswith("!")
 
             # The invitee sees the invite in sync (stripped state carries the name).
-            assert isinstance(await teacher.room_invite(room_id, pupil.user_id),
-                              RoomInviteResponse)
+            assert isinstance(await teacher.room_invite(room_id, pupil.user_id), RoomInviteResponse)
             resp = await sync_until(pupil, lambda r: room_id in r.rooms.invite)
-            names = [e for e in resp.rooms.invite[room_id].invite_state
-                     if getattr(e, "name", None) == "Mathe 7a"]
+            names = [
+                e
+                for e in resp.rooms.invite[room_id].invite_state
+                if getattr(e, "name", None) == "Mathe 7a"
+            ]
             assert names, resp.rooms.invite[room_id].invite_state
 
             assert isinstance(await pupil.join(room_id), JoinResponse)
@@ -52,11 +54,18 @@ def test_create_invite_join_send(node):
             sent = await teacher.room_send(room_id, "m.room.message", text("Hausaufgabe: S. 42"))
             assert isinstance(sent, RoomSendResponse), sent
 
-            resp = await sync_until(pupil, lambda r: any(
-                isinstance(e, RoomMessageText) and e.event_id == sent.event_id
-                for e in timeline_events(r, room_id)))
-            msg = next(e for e in timeline_events(resp, room_id)
-                       if getattr(e, "event_id", None) == sent.event_id)
+            resp = await sync_until(
+                pupil,
+                lambda r: any(
+                    isinstance(e, RoomMessageText) and e.event_id == sent.event_id
+                    for e in timeline_events(r, room_id)
+                ),
+            )
+            msg = next(
+                e
+                for e in timeline_events(resp, room_id)
+                if getattr(e, "event_id", None) == sent.event_id
+            )
             assert msg.body == "Hausaufgabe: S. 42" and msg.sender == teacher.user_id
 
             got = await pupil.room_get_event(room_id, sent.event_id)
@@ -92,9 +101,9 @@ def test_space_with_child_room(node):
             assert isinstance(space, RoomCreateResponse), space
             child = await director.room_create(name="Elternrat")
             assert isinstance(child, RoomCreateResponse), child
-            put = await director.room_put_state(space.room_id, "m.space.child",
-                                                {"via": [node.server_name]},
-                                                state_key=child.room_id)
+            put = await director.room_put_state(
+                space.room_id, "m.space.child", {"via": [node.server_name]}, state_key=child.room_id
+            )
             assert isinstance(put, RoomPutStateResponse), put
 
             tree = await director.space_get_hierarchy(space.room_id)
@@ -120,9 +129,13 @@ def test_forbidden_state_change_is_403(node):
             resp = await pupil.room_put_state(room_id, "m.room.name", {"name": "hacked"})
             assert isinstance(resp, RoomPutStateError), resp
             assert resp.status_code == "M_FORBIDDEN"
-            status, body = api(node, "PUT",
-                               f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.name/",
-                               token=pupil.access_token, json_body={"name": "hacked"})
+            status, body = api(
+                node,
+                "PUT",
+                f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.name/",
+                token=pupil.access_token,
+                json_body={"name": "hacked"},
+            )
             assert status == 403 and body["errcode"] == "M_FORBIDDEN"
             # The owner may.
             ok = await teacher.room_put_state(room_id, "m.room.name", {"name": "7a"})
@@ -138,25 +151,33 @@ def test_unknown_room(node):
     """Unknown rooms answer like rooms the user is not in (403), so existence does not leak."""
     token = node.register("lost")["access_token"]
     owner = node.register("roomowner")["access_token"]
-    status, body = api(node, "POST", "/_matrix/client/v3/createRoom", token=owner,
-                       json_body={"preset": "private_chat"})
+    status, body = api(
+        node,
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        token=owner,
+        json_body={"preset": "private_chat"},
+    )
     assert status == 200, body
     existing = quote(body["room_id"])
     unknown = quote(f"!doesnotexist:{node.server_name}")
     problems = []
     for room in (existing, unknown):
         for method, path, payload in (
-                ("PUT", f"/rooms/{room}/send/m.room.message/t1", text("hello?")),
-                ("GET", f"/rooms/{room}/state", None),
-                ("GET", f"/rooms/{room}/state/m.room.create/", None),
-                ("GET", f"/rooms/{room}/messages?dir=b", None)):
-            status, body = api(node, method, "/_matrix/client/v3" + path, token=token,
-                               json_body=payload)
+            ("PUT", f"/rooms/{room}/send/m.room.message/t1", text("hello?")),
+            ("GET", f"/rooms/{room}/state", None),
+            ("GET", f"/rooms/{room}/state/m.room.create/", None),
+            ("GET", f"/rooms/{room}/messages?dir=b", None),
+        ):
+            status, body = api(
+                node, method, "/_matrix/client/v3" + path, token=token, json_body=payload
+            )
             if (status, body.get("errcode")) != (403, "M_FORBIDDEN"):
                 problems.append(f"{method} {path}: {status} {body}")
     assert not problems, "expected 403 M_FORBIDDEN:\n" + "\n".join(problems)
-    status, body = api(node, "POST", f"/_matrix/client/v3/join/{unknown}", token=token,
-                       json_body={})
+    status, body = api(
+        node, "POST", f"/_matrix/client/v3/join/{unknown}", token=token, json_body={}
+    )
     assert (status, body["errcode"]) in ((404, "M_NOT_FOUND"), (403, "M_FORBIDDEN"))
     alias = quote(f"#nope:{node.server_name}")
     status, body = api(node, "GET", f"/_matrix/client/v3/directory/room/{alias}", token=token)
@@ -202,19 +223,24 @@ def test_leave_kick_ban(node):
         try:
             room_id = await create_room_with(owner, leaver, kicked, banned)
             assert len(await joined_ids(owner, room_id)) == 4
-            await kicked.sync(timeout=0)     # a later incremental sync reports the kick
+            await kicked.sync(timeout=0)  # a later incremental sync reports the kick
 
             assert isinstance(await leaver.room_leave(room_id), RoomLeaveResponse)
-            assert isinstance(await owner.room_kick(room_id, kicked.user_id, "stört"),
-                              RoomKickResponse)
-            assert isinstance(await owner.room_ban(room_id, banned.user_id, "Spam"),
-                              RoomBanResponse)
+            assert isinstance(
+                await owner.room_kick(room_id, kicked.user_id, "stört"), RoomKickResponse
+            )
+            assert isinstance(
+                await owner.room_ban(room_id, banned.user_id, "Spam"), RoomBanResponse
+            )
             assert await joined_ids(owner, room_id) == {owner.user_id}
 
             # The kicked user learns it from sync (the room moves to "leave").
             resp = await sync_until(kicked, lambda r: room_id in r.rooms.leave)
-            leave_events = [e for e in resp.rooms.leave[room_id].timeline.events
-                            if isinstance(e, RoomMemberEvent)]
+            leave_events = [
+                e
+                for e in resp.rooms.leave[room_id].timeline.events
+                if isinstance(e, RoomMemberEvent)
+            ]
             assert leave_events and leave_events[-1].membership == "leave"
             assert leave_events[-1].sender == owner.user_id
 
@@ -225,14 +251,13 @@ def test_leave_kick_ban(node):
                 assert r.status_code == "M_FORBIDDEN"
             again = await banned.join(room_id)
             assert not isinstance(again, JoinResponse) and again.status_code == "M_FORBIDDEN"
-            assert not isinstance(await owner.room_invite(room_id, banned.user_id),
-                                  RoomInviteResponse)
+            assert not isinstance(
+                await owner.room_invite(room_id, banned.user_id), RoomInviteResponse
+            )
 
             # Unban, invite, join works again.
-            assert isinstance(await owner.room_unban(room_id, banned.user_id),
-                              RoomUnbanResponse)
-            assert isinstance(await owner.room_invite(room_id, banned.user_id),
-                              RoomInviteResponse)
+            assert isinstance(await owner.room_unban(room_id, banned.user_id), RoomUnbanResponse)
+            assert isinstance(await owner.room_invite(room_id, banned.user_id), RoomInviteResponse)
             assert isinstance(await banned.join(room_id), JoinResponse)
             assert await joined_ids(owner, room_id) == {owner.user_id, banned.user_id}
         finally:

@@ -31,10 +31,10 @@ def test_long_poll_sync_wakes_on_new_message(node):
         ben = await node.new_client("ben")
         try:
             room_id = await create_room_with(anna, ben)
-            await ben.sync(timeout=0)          # catch up: the next sync must wait
+            await ben.sync(timeout=0)  # catch up: the next sync must wait
 
             waiting = asyncio.create_task(ben.sync(timeout=LONG_POLL_MS))
-            await asyncio.sleep(0.5)            # let the request reach the server and park
+            await asyncio.sleep(0.5)  # let the request reach the server and park
             assert not waiting.done(), "sync returned without anything new"
             sent = await anna.room_send(room_id, "m.room.message", text("aufwachen!"))
             assert isinstance(sent, RoomSendResponse), sent
@@ -64,9 +64,10 @@ def test_paginate_messages_backwards_through_120(node):
 
             seen: list[str] = []
             token = sync.next_batch
-            for _ in range(40):                  # 120 messages at 25 a page, plus state
-                page = await anna.room_messages(room_id, start=token, limit=25,
-                                                direction=MessageDirection.back)
+            for _ in range(40):  # 120 messages at 25 a page, plus state
+                page = await anna.room_messages(
+                    room_id, start=token, limit=25, direction=MessageDirection.back
+                )
                 assert isinstance(page, RoomMessagesResponse), page
                 assert len(page.chunk) <= 25
                 seen += [e.body for e in page.chunk if isinstance(e, RoomMessageText)]
@@ -90,8 +91,9 @@ def test_paginate_forwards_from_backwards_token(node):
             sync = await anna.sync(timeout=0)
             back = await anna.room_messages(room_id, start=sync.next_batch, limit=10)
             assert [e.body for e in back.chunk] == [f"m{i}" for i in range(29, 19, -1)]
-            fwd = await anna.room_messages(room_id, start=back.end, limit=5,
-                                           direction=MessageDirection.front)
+            fwd = await anna.room_messages(
+                room_id, start=back.end, limit=5, direction=MessageDirection.front
+            )
             assert isinstance(fwd, RoomMessagesResponse), fwd
             assert [e.body for e in fwd.chunk] == [f"m{i}" for i in range(20, 25)]
         finally:
@@ -114,7 +116,9 @@ def test_typing_seen_by_other_client(node):
                 room = r.rooms.join.get(room_id)
                 return room is not None and any(
                     isinstance(e, TypingNoticeEvent) and anna.user_id in e.users
-                    for e in room.ephemeral)
+                    for e in room.ephemeral
+                )
+
             await sync_until(ben, anna_typing)
 
             await anna.room_typing(room_id, typing_state=False)
@@ -122,8 +126,9 @@ def test_typing_seen_by_other_client(node):
             def nobody_typing(r):
                 room = r.rooms.join.get(room_id)
                 return room is not None and any(
-                    isinstance(e, TypingNoticeEvent) and e.users == []
-                    for e in room.ephemeral)
+                    isinstance(e, TypingNoticeEvent) and e.users == [] for e in room.ephemeral
+                )
+
             await sync_until(ben, nobody_typing)
         finally:
             await anna.close()
@@ -146,10 +151,16 @@ def test_read_receipt_seen_by_sender(node):
             def ben_read(r):
                 room = r.rooms.join.get(room_id)
                 return room is not None and any(
-                    isinstance(e, ReceiptEvent) and any(
-                        rc.user_id == ben.user_id and rc.event_id == sent.event_id
-                        and rc.receipt_type == "m.read" for rc in e.receipts)
-                    for e in room.ephemeral)
+                    isinstance(e, ReceiptEvent)
+                    and any(
+                        rc.user_id == ben.user_id
+                        and rc.event_id == sent.event_id
+                        and rc.receipt_type == "m.read"
+                        for rc in e.receipts
+                    )
+                    for e in room.ephemeral
+                )
+
             await sync_until(anna, ben_read)
         finally:
             await anna.close()

@@ -28,10 +28,10 @@ from gateway_e2e_support import (
 def city(db_backend, request, tmp_path_factory):
     pg = request.getfixturevalue("pg_server") if db_backend == "postgres" else None
     root = tmp_path_factory.mktemp(f"city-{db_backend}")
-    gateway = init_gateway(str(root / "gateway"),
-                           database_url=pg.new_database() if pg else None)
-    school = init_school(str(root / "school42"), "school42.e2e.test",
-                         database_url=pg.new_database() if pg else None)
+    gateway = init_gateway(str(root / "gateway"), database_url=pg.new_database() if pg else None)
+    school = init_school(
+        str(root / "school42"), "school42.e2e.test", database_url=pg.new_database() if pg else None
+    )
     started = []
     try:
         started.append(gateway.start())
@@ -60,7 +60,7 @@ def catch_up(state, gateway):
 
 
 def tamper_secret(token: str) -> str:
-    body = json.loads(decode_base64(token[len(TOKEN_PREFIX):], urlsafe=True))
+    body = json.loads(decode_base64(token[len(TOKEN_PREFIX) :], urlsafe=True))
     secret = bytearray(decode_base64(body["secret"], urlsafe=True))
     secret[0] ^= 0xFF
     body["secret"] = encode_base64(bytes(secret), urlsafe=True)
@@ -89,8 +89,9 @@ def test_enrol_reuse_tamper_revoke_reenrol(city):
 
     res = school.cli("enrol", gateway.base_url, "--token", token)
     assert "plain HTTP" in res.stderr and "loopback" in res.stderr
-    assert f"Enrolled {school.server_name} with the city gateway {gateway.server_name}" \
-        in res.stdout
+    assert (
+        f"Enrolled {school.server_name} with the city gateway {gateway.server_name}" in res.stdout
+    )
 
     # The school pinned the gateway's roster key (the fingerprint from the token) ...
     with open(os.path.join(school.data_dir, "roster_key.json")) as fh:
@@ -105,8 +106,12 @@ def test_enrol_reuse_tamper_revoke_reenrol(city):
     catch_up(state, gateway)
     assert state.version == 2 and stored["version"] == 2
     entry = state.entry(school.server_name)
-    assert (entry.school_id, entry.name, entry.district, entry.server_class) == \
-        ("42", "Lyceum No. 42", "North", "school")
+    assert (entry.school_id, entry.name, entry.district, entry.server_class) == (
+        "42",
+        "Lyceum No. 42",
+        "North",
+        "school",
+    )
     with open(os.path.join(school.data_dir, "signing.key")) as fh:
         key_id = "ed25519:" + fh.read().split()[1]
     assert set(entry.verify_keys) == {key_id}
@@ -117,8 +122,9 @@ def test_enrol_reuse_tamper_revoke_reenrol(city):
 
     status, directory = gateway.get("/_parta/v1/directory/schools?q=lyceum")
     assert status == 200
-    assert [(s["school_id"], s["server"], s["status"]) for s in directory["schools"]] == \
-        [("42", school.server_name, "enrolled")]
+    assert [(s["school_id"], s["server"], s["status"]) for s in directory["schools"]] == [
+        ("42", school.server_name, "enrolled")
+    ]
 
     # Revocation publishes a version without the school.
     out = gateway.cli("school", "revoke", "42").stdout
@@ -139,9 +145,14 @@ def test_enrol_reuse_tamper_revoke_reenrol(city):
 
 def test_city_rooms_exist_with_read_only_announcements(city):
     gateway, _ = city
-    status, login = gateway.post("/_matrix/client/v3/login", {
-        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "office"},
-        "password": OFFICE_PASSWORD})
+    status, login = gateway.post(
+        "/_matrix/client/v3/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "office"},
+            "password": OFFICE_PASSWORD,
+        },
+    )
     assert status == 200, login
     token = login["access_token"]
     alias = f"%23announcements%3A{gateway.server_name}"
@@ -154,17 +165,20 @@ def test_city_rooms_exist_with_read_only_announcements(city):
         time.sleep(0.2)
     assert status == 200, found
     room_id = found["room_id"]
-    status, power = gateway.get(f"/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels",
-                                token)
+    status, power = gateway.get(
+        f"/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels", token
+    )
     assert status == 200 and power["events_default"] == 50
-    status, rules = gateway.get(f"/_matrix/client/v3/rooms/{room_id}/state/m.room.join_rules",
-                                token)
+    status, rules = gateway.get(
+        f"/_matrix/client/v3/rooms/{room_id}/state/m.room.join_rules", token
+    )
     assert rules["join_rule"] == "public"
     alias = f"%23directors%3A{gateway.server_name}"
     status, found = gateway.get(f"/_matrix/client/v3/directory/room/{alias}")
     assert status == 200
     status, rules = gateway.get(
-        f"/_matrix/client/v3/rooms/{found['room_id']}/state/m.room.join_rules", token)
+        f"/_matrix/client/v3/rooms/{found['room_id']}/state/m.room.join_rules", token
+    )
     assert rules["join_rule"] == "invite"
 
 
@@ -176,8 +190,9 @@ def test_key_rotation_updates_the_roster_entry(city, db_backend, tmp_path):
     gateway, _ = city
     # A second school: the CLI commands need no running node.
     school = init_school(str(tmp_path / "school7"), "school7.e2e.test")
-    school.cli("enrol", gateway.base_url, "--token",
-               create_token(gateway, "7", "School No. 7", "South"))
+    school.cli(
+        "enrol", gateway.base_url, "--token", create_token(gateway, "7", "School No. 7", "South")
+    )
     state = catch_up(node_state(gateway), gateway)
     with open(os.path.join(school.data_dir, "signing.key")) as fh:
         old_id = "ed25519:" + fh.read().split()[1]

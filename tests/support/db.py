@@ -43,8 +43,9 @@ class InlineDB:
 
     def __init__(self, url: str | None = None) -> None:
         if url is None:
-            self.engine = create_engine("sqlite://", poolclass=StaticPool,
-                                        connect_args={"check_same_thread": False})
+            self.engine = create_engine(
+                "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
             event.listen(self.engine, "connect", _foreign_keys_on)
         else:
             self.engine = make_engine(url, pool_size=2)

@@ -13,8 +13,11 @@ from twisted.internet import defer
 
 def result_of(coro_or_deferred: Coroutine[Any, Any, Any] | defer.Deferred) -> Any:
     """The result of a coroutine/Deferred that completes synchronously (re-raises)."""
-    d = coro_or_deferred if isinstance(coro_or_deferred, defer.Deferred) \
+    d = (
+        coro_or_deferred
+        if isinstance(coro_or_deferred, defer.Deferred)
         else defer.ensureDeferred(coro_or_deferred)
+    )
     out: list = []
     d.addBoth(out.append)
     assert out, "did not complete synchronously"

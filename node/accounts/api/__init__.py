@@ -16,8 +16,18 @@ from . import (
     wellknown,
 )
 
-MODULES = (versions, wellknown, capabilities, login, logout, register, account, deactivate,
-           devices, profile)
+MODULES = (
+    versions,
+    wellknown,
+    capabilities,
+    login,
+    logout,
+    register,
+    account,
+    deactivate,
+    devices,
+    profile,
+)
 
 
 def register_all(router, accounts) -> None:

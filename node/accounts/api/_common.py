@@ -23,22 +23,27 @@ class WeakPassword(MatrixError):
     errcode = "M_WEAK_PASSWORD"
 
 
-def check_text(value: str, key: str, *, max_bytes: int | None = None,
-               max_chars: int | None = None) -> str:
+def check_text(
+    value: str, key: str, *, max_bytes: int | None = None, max_chars: int | None = None
+) -> str:
     """400 ``M_INVALID_PARAM`` for a NUL character (PostgreSQL cannot store one: without
     this check the database answers a 500) or a value over its length cap."""
     if "\x00" in value:
         raise InvalidParam(f"'{key}' must not contain NUL characters")
     if max_chars is not None and len(value) > max_chars:
         raise InvalidParam(f"'{key}' may be at most {max_chars} characters long")
-    if max_bytes is not None and len(value) * 4 > max_bytes \
-            and len(value.encode("utf-8")) > max_bytes:
+    if (
+        max_bytes is not None
+        and len(value) * 4 > max_bytes
+        and len(value.encode("utf-8")) > max_bytes
+    ):
         raise InvalidParam(f"'{key}' may be at most {max_bytes} bytes long")
     return value
 
 
-def opt_str(body: dict, key: str, *, max_bytes: int | None = None,
-            max_chars: int | None = None) -> str | None:
+def opt_str(
+    body: dict, key: str, *, max_bytes: int | None = None, max_chars: int | None = None
+) -> str | None:
     """An optional string field; never one with NUL characters (``check_text``)."""
     value = body.get(key)
     if value is None:
@@ -90,8 +95,9 @@ def login_identifier(body: dict) -> str:
         if kind == "m.id.user":
             return req_str(ident, "user", max_bytes=MAX_USER_ID_BYTES)
         if kind in ("m.id.thirdparty", "m.id.phone"):
-            raise MatrixError("Unknown third-party identifier", errcode="M_FORBIDDEN",
-                              http_status=403)
+            raise MatrixError(
+                "Unknown third-party identifier", errcode="M_FORBIDDEN", http_status=403
+            )
         raise MatrixError("Unknown identifier type", errcode="M_UNKNOWN")
     user = opt_str(body, "user", max_bytes=MAX_USER_ID_BYTES)
     if user is None:

@@ -27,20 +27,29 @@ def register(router: Any, accounts: Any) -> None:
 
     async def change_password(req: Any) -> tuple[int, dict]:
         body = req.json()
-        new_password = req_str(body, "new_password")                           # rule 2
+        new_password = req_str(body, "new_password")  # rule 2
         check_new_password(accounts, new_password)
         logout_devices = opt_bool(body, "logout_devices", True)
         requester = req.requester
-        session = await accounts.uia.authenticate(                              # rule 1
-            "password", body.get("auth"), [[PASSWORD]], handlers,
-            user_id=requester.user_id if requester else None, client_ip=req.client_ip)
+        session = await accounts.uia.authenticate(  # rule 1
+            "password",
+            body.get("auth"),
+            [[PASSWORD]],
+            handlers,
+            user_id=requester.user_id if requester else None,
+            client_ip=req.client_ip,
+        )
         user_id = requester.user_id if requester else session.data["user_id"]
-        await accounts.change_password(                                         # rule 3
-            user_id, new_password, logout_devices=logout_devices,
-            keep_device_id=requester.device_id if requester else None)
+        await accounts.change_password(  # rule 3
+            user_id,
+            new_password,
+            logout_devices=logout_devices,
+            keep_device_id=requester.device_id if requester else None,
+        )
         accounts.uia.finish(session)
         return 200, {}
 
     router.add("GET", CLIENT_V3 + "/account/whoami", whoami)
-    router.add("POST", CLIENT_V3 + "/account/password", change_password, auth=False,
-               auth_optional=True)
+    router.add(
+        "POST", CLIENT_V3 + "/account/password", change_password, auth=False, auth_optional=True
+    )

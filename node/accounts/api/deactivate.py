@@ -24,16 +24,22 @@ def register(router: Any, accounts: Any) -> None:
 
     async def deactivate(req: Any) -> tuple[int, dict]:
         body = req.json()
-        erase = opt_bool(body, "erase", False)                                  # rule 2
+        erase = opt_bool(body, "erase", False)  # rule 2
         opt_str(body, "id_server")
         requester = req.requester
-        session = await accounts.uia.authenticate(                              # rule 1
-            "deactivate", body.get("auth"), [[PASSWORD]], handlers,
-            user_id=requester.user_id if requester else None, client_ip=req.client_ip)
+        session = await accounts.uia.authenticate(  # rule 1
+            "deactivate",
+            body.get("auth"),
+            [[PASSWORD]],
+            handlers,
+            user_id=requester.user_id if requester else None,
+            client_ip=req.client_ip,
+        )
         user_id = requester.user_id if requester else session.data["user_id"]
         accounts.uia.finish(session)
-        await accounts.deactivate(user_id, erase=erase)                         # rule 3
+        await accounts.deactivate(user_id, erase=erase)  # rule 3
         return 200, {"id_server_unbind_result": "success"}
 
-    router.add("POST", CLIENT_V3 + "/account/deactivate", deactivate, auth=False,
-               auth_optional=True)
+    router.add(
+        "POST", CLIENT_V3 + "/account/deactivate", deactivate, auth=False, auth_optional=True
+    )

@@ -31,16 +31,20 @@ def register(router: Any, accounts: Any) -> None:
         device_id_param(deviceId, "deviceId")
         body = req.json()
         if "display_name" in body:
-            await accounts.update_device(req.user_id, deviceId,
-                                         device_name(body, "display_name"))
+            await accounts.update_device(req.user_id, deviceId, device_name(body, "display_name"))
         else:
-            await accounts.get_device(req.user_id, deviceId)     # 404 if unknown (rule 1)
+            await accounts.get_device(req.user_id, deviceId)  # 404 if unknown (rule 1)
         return 200, {}
 
     async def _delete(req: Any, body: dict, device_ids: list[str]) -> tuple[int, dict]:
-        session = await accounts.uia.authenticate(                              # rule 2
-            "delete_devices", body.get("auth"), [[PASSWORD]], handlers, user_id=req.user_id,
-            client_ip=req.client_ip)
+        session = await accounts.uia.authenticate(  # rule 2
+            "delete_devices",
+            body.get("auth"),
+            [[PASSWORD]],
+            handlers,
+            user_id=req.user_id,
+            client_ip=req.client_ip,
+        )
         await accounts.delete_devices(req.user_id, device_ids)
         accounts.uia.finish(session)
         return 200, {}

@@ -34,19 +34,20 @@ def register(router: Any, accounts: Any) -> None:
         return 200, {"flows": [{"type": LOGIN_PASSWORD}]}
 
     async def post_login(req: Any) -> tuple[int, dict]:
-        accounts.guard.attempt(req.client_ip)                                   # rule 5
+        accounts.guard.attempt(req.client_ip)  # rule 5
         body = req.json()
         kind = body.get("type")
         if kind is None:
             raise MissingParam("Missing 'type'")
-        if kind != LOGIN_PASSWORD:                                              # rule 1
+        if kind != LOGIN_PASSWORD:  # rule 1
             raise MatrixError("Bad login type.", errcode="M_UNKNOWN")
-        identifier = login_identifier(body)                                     # rule 2
+        identifier = login_identifier(body)  # rule 2
         password = req_str(body, "password")
         device_id = opt_str(body, "device_id", max_bytes=MAX_DEVICE_ID_BYTES) or None
         display_name = device_name(body, "initial_device_display_name")
-        result = await accounts.login_password(identifier, password, device_id, display_name,
-                                               req.client_ip)                   # rules 3-6
+        result = await accounts.login_password(
+            identifier, password, device_id, display_name, req.client_ip
+        )  # rules 3-6
         result["home_server"] = accounts.server_name
         result["well_known"] = well_known(accounts)
         return 200, result

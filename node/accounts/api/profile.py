@@ -23,10 +23,10 @@ from ._common import CLIENT_V3, check_text
 def register(router: Any, accounts: Any) -> None:
     async def _profile(user_id: str) -> dict:
         check_text(user_id, "userId", max_bytes=MAX_USER_ID_BYTES)
-        remote = getattr(accounts, "remote_profiles", None)     # set when federating
+        remote = getattr(accounts, "remote_profiles", None)  # set when federating
         if remote is not None and remote.is_remote(user_id):
             return await remote.get_profile(user_id)
-        profile = await accounts.get_profile_or_none(user_id)                   # rule 1
+        profile = await accounts.get_profile_or_none(user_id)  # rule 1
         if profile is None:
             raise NotFound("Profile not found")
         return profile
@@ -42,14 +42,14 @@ def register(router: Any, accounts: Any) -> None:
         return 200, {keyName: profile[keyName]}
 
     async def put_field(req: Any, userId: str, keyName: str) -> tuple[int, dict]:
-        if userId != req.user_id:                                               # rule 2
+        if userId != req.user_id:  # rule 2
             raise Forbidden("You may only change your own profile")
         check_key(keyName)
         body = req.json()
-        if keyName not in body:                                                 # rule 3
+        if keyName not in body:  # rule 3
             raise MissingParam(f"Missing '{keyName}'")
         check_value(keyName, body[keyName])
-        await accounts.update_profile(userId, {keyName: body[keyName]})         # rule 4
+        await accounts.update_profile(userId, {keyName: body[keyName]})  # rule 4
         return 200, {}
 
     async def delete_field(req: Any, userId: str, keyName: str) -> tuple[int, dict]:

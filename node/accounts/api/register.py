@@ -51,18 +51,16 @@ def register(router: Any, accounts: Any) -> None:
     async def post_register(req: Any) -> tuple[int, dict]:
         accounts.guard.attempt(req.client_ip)
         kind = req.query("kind", "user")
-        if kind == "guest":                                                     # rule 1
-            raise MatrixError("Guest access is disabled", errcode="M_FORBIDDEN",
-                              http_status=403)
+        if kind == "guest":  # rule 1
+            raise MatrixError("Guest access is disabled", errcode="M_FORBIDDEN", http_status=403)
         if kind != "user":
             raise MatrixError("Unknown kind of account", errcode="M_INVALID_PARAM")
         body = req.json()
-        username = opt_str(body, "username")                                    # rule 2
+        username = opt_str(body, "username")  # rule 2
         if username:
             localpart = check_localpart(username.lower(), accounts.server_name)
             if await accounts.user_exists(accounts.user_id_for(localpart)):
-                raise MatrixError("Desired user ID is already taken.",
-                                  errcode="M_USER_IN_USE")
+                raise MatrixError("Desired user ID is already taken.", errcode="M_USER_IN_USE")
         else:
             localpart = generate_localpart()
         inhibit_login = opt_bool(body, "inhibit_login", False)
@@ -74,21 +72,26 @@ def register(router: Any, accounts: Any) -> None:
         display_name = device_name(body, "initial_device_display_name")
 
         flows = registration_flows(accounts.config.registration.open_registration)  # rule 3
-        session = await accounts.uia.authenticate("register", body.get("auth"), flows,
-                                                  handlers, client_ip=req.client_ip)
-        token = session.data.get("registration_token")                          # rule 4
+        session = await accounts.uia.authenticate(
+            "register", body.get("auth"), flows, handlers, client_ip=req.client_ip
+        )
+        token = session.data.get("registration_token")  # rule 4
         try:
-            user_id = await accounts.create_user(localpart, password,
-                                                 session.data.get("role", DEFAULT_ROLE),
-                                                 registration_token=token)
+            user_id = await accounts.create_user(
+                localpart,
+                password,
+                session.data.get("role", DEFAULT_ROLE),
+                registration_token=token,
+            )
         except RegistrationTokenUsedUp as exc:
             session.data.pop("registration_token", None)
             raise accounts.uia.refuse(session, flows, REGISTRATION_TOKEN, exc.message) from None
         accounts.uia.finish(session)
         result: dict[str, Any] = {"user_id": user_id, "home_server": accounts.server_name}
         if not inhibit_login:
-            access_token, device_id = await accounts.issue_token(user_id, device_id,
-                                                                 display_name, req.client_ip)
+            access_token, device_id = await accounts.issue_token(
+                user_id, device_id, display_name, req.client_ip
+            )
             result.update(access_token=access_token, device_id=device_id)
         return 200, result
 
@@ -111,5 +114,9 @@ def register(router: Any, accounts: Any) -> None:
 
     router.add("POST", CLIENT_V3 + "/register", post_register, auth=False)
     router.add("GET", CLIENT_V3 + "/register/available", get_available, auth=False)
-    router.add("GET", CLIENT_V1 + "/register/m.login.registration_token/validity",
-               get_token_validity, auth=False)
+    router.add(
+        "GET",
+        CLIENT_V1 + "/register/m.login.registration_token/validity",
+        get_token_validity,
+        auth=False,
+    )

@@ -55,9 +55,18 @@ class Ingest(ReceiptMixin, StateMixin, GapsMixin, PersistMixin):
     """The inbound PDU pipeline; stages live in ``receipt``, ``gaps``, ``state`` and
     ``persist``."""
 
-    def __init__(self, *, rooms: Any, state_store: Any, keyring: Any, client: Any,
-                 policy: Any, server_name: str, max_missing_events: int = 20,
-                 verifier: SignatureVerifier | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        rooms: Any,
+        state_store: Any,
+        keyring: Any,
+        client: Any,
+        policy: Any,
+        server_name: str,
+        max_missing_events: int = 20,
+        verifier: SignatureVerifier | None = None,
+    ) -> None:
         self.rooms = rooms
         self.db = rooms.db
         self.state_store = state_store

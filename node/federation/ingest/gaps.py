@@ -47,8 +47,9 @@ class GapsMixin(IngestParts):
         if len(have) < len(set(ids)):
             chain = await self.remote.event_auth(origin, room.room_id, ev.event_id)
             if chain:
-                await self.persist_outlier_and_state(room.room_version, [], chain, origin,
-                                                     room_id=room.room_id)
+                await self.persist_outlier_and_state(
+                    room.room_version, [], chain, origin, room_id=room.room_id
+                )
                 have = await self.rooms.get_events(ids)
         return have
 
@@ -58,8 +59,7 @@ class GapsMixin(IngestParts):
         if not rest:
             return []
         status = await self.db.run(store.event_status, rest)
-        return [p for p in rest
-                if p not in status or (status[p][0] and not status[p][2])]
+        return [p for p in rest if p not in status or (status[p][0] and not status[p][2])]
 
     async def _fill_prev_gaps(self, origin: str, room: RoomState, ev: Event) -> None:
         missing = await self._prevs_without_state(ev.prev_event_ids)
@@ -68,8 +68,13 @@ class GapsMixin(IngestParts):
         if self.max_missing > 0:
             min_depth = await self.db.run(store.min_depth_with_state, room.room_id)
             pdus = await self.remote.get_missing_events(
-                origin, room.room_id, list(room.extremities), [ev.event_id],
-                self.max_missing, min_depth)
+                origin,
+                room.room_id,
+                list(room.extremities),
+                [ev.event_id],
+                self.max_missing,
+                min_depth,
+            )
             pdus = [p for p in pdus if p.get("room_id") == room.room_id]
             pdus.sort(key=_depth)
             for pdu in pdus:
@@ -84,8 +89,7 @@ class GapsMixin(IngestParts):
             try:
                 await self._fetch_with_state(origin, room, prev_id)
             except Exception:  # noqa: BLE001 - best effort, logged: the event may still pass
-                log.exception("event=state_fetch_failed room=%s event_id=%s", room.room_id,
-                              prev_id)
+                log.exception("event=state_fetch_failed room=%s event_id=%s", room.room_id, prev_id)
 
     async def _fetch_with_state(self, origin: str, room: RoomState, event_id: str) -> None:
         """An event whose own predecessors we cannot get: fetch it and the state before
@@ -95,8 +99,11 @@ class GapsMixin(IngestParts):
             return
         sender_server = _domain(pdu.get("sender"))
         if sender_server is not None and not self.policy.allow_inbound(sender_server):
-            log.info("event=gap_event_dropped event_id=%s reason=server_policy sender=%s",
-                     event_id, sender_server)
+            log.info(
+                "event=gap_event_dropped event_id=%s reason=server_policy sender=%s",
+                event_id,
+                sender_server,
+            )
             return
         try:
             ev = await check_format_signatures_hashes(pdu, room.room_version, self.keyring)
@@ -109,12 +116,14 @@ class GapsMixin(IngestParts):
         if got is None:
             return
         state_pdus, chain = got
-        pool = await self.persist_outlier_and_state(room.room_version, state_pdus, chain,
-                                                    origin, room_id=room.room_id)
+        pool = await self.persist_outlier_and_state(
+            room.room_version, state_pdus, chain, origin, room_id=room.room_id
+        )
         state_ids = self._state_map(room.room_version, state_pdus, pool)
         auth_map = await self._auth_events(origin, room, ev)
-        rejected = check_against_auth_events(ev, auth_map, room.state.get(CREATE_KEY),
-                                             self.is_signed_by)
+        rejected = check_against_auth_events(
+            ev, auth_map, room.state.get(CREATE_KEY), self.is_signed_by
+        )
         status = (await self.db.run(store.event_status, [event_id])).get(event_id)
         async with room.lock:
             before = await self.state_store.new_group_async(room.room_id, None, state_ids)
@@ -127,7 +136,8 @@ class GapsMixin(IngestParts):
             after = before
             if rejected is None and ev.is_state:
                 after = await self.state_store.new_group_async(
-                    room.room_id, before.id, {ev.key: ev.event_id}, event_id=ev.event_id)
+                    room.room_id, before.id, {ev.key: ev.event_id}, event_id=ev.event_id
+                )
                 new.append(after)
             ev.rejected_reason = rejected
             ev.internal["sg"] = (before.id, after.id)
@@ -137,14 +147,16 @@ class GapsMixin(IngestParts):
                 ev.internal["replaces_outlier"] = True
             # Part of the DAG behind our extremities: neither current state nor extremities
             # change (the event that references it merges its state in).
-            d = self.rooms.commit_received(room, ev, state_delta={},
-                                           extremities=list(room.extremities))
-        self.rooms.persister.flush()    # maybe under a transaction's hold
+            d = self.rooms.commit_received(
+                room, ev, state_delta={}, extremities=list(room.extremities)
+            )
+        self.rooms.persister.flush()  # maybe under a transaction's hold
         await d
 
     @staticmethod
-    def _state_map(rv: RoomVersion, state_pdus: Sequence[dict], pool: Mapping[str, Event]
-                   ) -> StateMap:
+    def _state_map(
+        rv: RoomVersion, state_pdus: Sequence[dict], pool: Mapping[str, Event]
+    ) -> StateMap:
         out: StateMap = {}
         for pdu in state_pdus:
             try:

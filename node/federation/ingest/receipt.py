@@ -77,8 +77,9 @@ class ReceiptMixin(IngestParts):
         prepared.verdicts.flush()
         return prepared
 
-    async def process_prepared(self, prepared: "PreparedPdus", statuses: dict
-                               ) -> tuple[dict[str, dict], list[tuple[str, defer.Deferred]]]:
+    async def process_prepared(
+        self, prepared: "PreparedPdus", statuses: dict
+    ) -> tuple[dict[str, dict], list[tuple[str, defer.Deferred]]]:
         """Steps 2 (the verdicts), 4-6 and the hand-over to the persister, room by room in
         depth order: (per-PDU results, [(event ID, Deferred of its write)]).
         ``statuses``: ``store.event_status`` of ``prepared.event_ids()``."""
@@ -90,7 +91,7 @@ class ReceiptMixin(IngestParts):
             items.sort(key=lambda it: it.depth)
             for it in items:
                 if it.event_id in results:
-                    continue        # a second copy of one event: the first one's result
+                    continue  # a second copy of one event: the first one's result
                 error, d = it.error, None
                 if it.ev is None:
                     self._count("dropped")
@@ -103,21 +104,26 @@ class ReceiptMixin(IngestParts):
                     else:
                         try:
                             error, d = await self._process_checked(
-                                origin, prepared.rooms[room_id], it.ev, fetch_missing=True,
+                                origin,
+                                prepared.rooms[room_id],
+                                it.ev,
+                                fetch_missing=True,
                                 status=statuses.get(it.event_id, _NONE),
-                                auth_memo=auth_memo)
+                                auth_memo=auth_memo,
+                            )
                         except Exception:  # noqa: BLE001 - one PDU must not fail the rest
-                            log.exception("event=pdu_failed origin=%s event_id=%s", origin,
-                                          it.event_id)
+                            log.exception(
+                                "event=pdu_failed origin=%s event_id=%s", origin, it.event_id
+                            )
                             error, d = "Internal error while processing the event", None
                 results[it.event_id] = {} if error is None else {"error": error}
                 if d is not None:
                     pending.append((it.event_id, d))
         return results, pending
 
-    async def written(self, results: dict[str, dict],
-                      writes: Sequence[tuple[str, defer.Deferred]], origin: str
-                      ) -> dict[str, dict]:
+    async def written(
+        self, results: dict[str, dict], writes: Sequence[tuple[str, defer.Deferred]], origin: str
+    ) -> dict[str, dict]:
         """Wait for the writes ``process_prepared`` handed over; a failed one turns its
         PDU's result into an error."""
         self.rooms.persister.flush()
@@ -127,13 +133,18 @@ class ReceiptMixin(IngestParts):
         outcomes = await defer.DeferredList([d for _, d in writes], consumeErrors=True)
         for (event_id, _), (ok, value) in zip(writes, outcomes, strict=True):
             if not ok:
-                log.error("event=pdu_persist_failed origin=%s event_id=%s error=%s", origin,
-                          event_id, value.getErrorMessage())
+                log.error(
+                    "event=pdu_persist_failed origin=%s event_id=%s error=%s",
+                    origin,
+                    event_id,
+                    value.getErrorMessage(),
+                )
                 results[event_id] = {"error": STORE_FAILED}
         return results
 
-    async def process_pdu(self, origin: str, room: RoomState, pdu: dict, *,
-                          fetch_missing: bool = True) -> str | None:
+    async def process_pdu(
+        self, origin: str, room: RoomState, pdu: dict, *, fetch_missing: bool = True
+    ) -> str | None:
         """All checks for one PDU of a room we are in, and its persistence; None when it
         was accepted (or soft-failed, or already known), else why it was dropped or
         rejected."""
@@ -141,10 +152,9 @@ class ReceiptMixin(IngestParts):
             ev = await self._check(origin, room, pdu)
         except Dropped as exc:
             return exc.reason
-        outcome, d = await self._process_checked(origin, room, ev,
-                                                 fetch_missing=fetch_missing)
+        outcome, d = await self._process_checked(origin, room, ev, fetch_missing=fetch_missing)
         if d is not None:
-            self.rooms.persister.flush()    # maybe under a transaction's hold
+            self.rooms.persister.flush()  # maybe under a transaction's hold
             await d
         return outcome
 
@@ -155,15 +165,16 @@ class ReceiptMixin(IngestParts):
         except Dropped:
             self._count("dropped")
             raise
-        failure = run_verify_jobs(jobs)     # one event: cheaper than a thread hand-over
+        failure = run_verify_jobs(jobs)  # one event: cheaper than a thread hand-over
         if failure is not None:
             self._count("dropped")
             log.info("event=pdu_dropped origin=%s reason=%s", origin, failure)
             raise Dropped(f"Signature check failed: {failure}")
         return ev
 
-    async def _prepare(self, origin: str, room: RoomState, pdu: dict
-                       ) -> tuple[Event, list[VerifyJob]]:
+    async def _prepare(
+        self, origin: str, room: RoomState, pdu: dict
+    ) -> tuple[Event, list[VerifyJob]]:
         """Policy and steps 1-3 but for the signature verifications themselves (returned,
         to be run before the event is used); ``Dropped`` when the PDU is not to be stored
         at all (the caller counts it)."""
@@ -178,8 +189,7 @@ class ReceiptMixin(IngestParts):
             raise Dropped(acl_check.denied_message(origin))
         # 1.-3. format, signatures (sender's server, and others required), hashes
         try:
-            ev, jobs = await prepare_format_signatures_hashes(pdu, room.room_version,
-                                                              self.keyring)
+            ev, jobs = await prepare_format_signatures_hashes(pdu, room.room_version, self.keyring)
         except Dropped as exc:
             log.info("event=pdu_dropped origin=%s reason=%s", origin, exc.reason)
             raise
@@ -187,22 +197,28 @@ class ReceiptMixin(IngestParts):
             raise Dropped("The event is not in the room it claims")
         return ev, jobs
 
-    async def _process_checked(self, origin: str, room: RoomState, ev: Event, *,
-                               fetch_missing: bool, status: Any = None,
-                               auth_memo: dict | None = None
-                               ) -> tuple[str | None, defer.Deferred | None]:
+    async def _process_checked(
+        self,
+        origin: str,
+        room: RoomState,
+        ev: Event,
+        *,
+        fetch_missing: bool,
+        status: Any = None,
+        auth_memo: dict | None = None,
+    ) -> tuple[str | None, defer.Deferred | None]:
         """Steps 4-6 and persistence of a checked event, without waiting for the write:
         (outcome, Deferred of the write).  ``status``: the stored event's
         ``event_status`` when already looked up (``_NONE``: not stored), None to look it
         up here.  ``auth_memo``: step 4 outcomes of this batch (see ``_auth_memo_key``)."""
         if self.state_store.known_groups([ev.event_id]):
-            return None, None   # processed moments ago (the write may still be queued)
+            return None, None  # processed moments ago (the write may still be queued)
         if status is None:
             status = (await self.db.run(store.event_status, [ev.event_id])).get(ev.event_id)
         elif status is _NONE:
             status = None
         if status is not None and (status[2] or status[1] or not status[0]):
-            return None, None   # already processed (or rejected before): nothing to do
+            return None, None  # already processed (or rejected before): nothing to do
         if ev.type == "m.room.create":
             self._count("dropped")
             return "A room's m.room.create event cannot be received into the room", None
@@ -213,22 +229,33 @@ class ReceiptMixin(IngestParts):
         if memo_key is not None and auth_memo is not None and memo_key in auth_memo:
             rejected = auth_memo[memo_key]
         else:
-            rejected = check_against_auth_events(ev, auth_map, room.state.get(CREATE_KEY),
-                                                 self.is_signed_by)
-            if memo_key is not None and auth_memo is not None \
-                    and len(auth_map) == len(ev.auth_event_ids):
+            rejected = check_against_auth_events(
+                ev, auth_map, room.state.get(CREATE_KEY), self.is_signed_by
+            )
+            if (
+                memo_key is not None
+                and auth_memo is not None
+                and len(auth_map) == len(ev.auth_event_ids)
+            ):
                 auth_memo[memo_key] = rejected
         # Missing prev events: fetched before taking the room's lock.
         if fetch_missing:
             await self._fill_prev_gaps(origin, room, ev)
         async with room.lock:
-            d, outcome = await self._commit(room, ev, rejected, auth_map, memo_key=memo_key,
-                                            auth_memo=auth_memo,
-                                            replaces_outlier=status is not None)
+            d, outcome = await self._commit(
+                room,
+                ev,
+                rejected,
+                auth_map,
+                memo_key=memo_key,
+                auth_memo=auth_memo,
+                replaces_outlier=status is not None,
+            )
         return outcome, d
 
-    async def _check_batch(self, pdus: Sequence[Any], rv: RoomVersion, origin: str,
-                           room_id: str | None, drop_log: str) -> dict[str, Event]:
+    async def _check_batch(
+        self, pdus: Sequence[Any], rv: RoomVersion, origin: str, room_id: str | None, drop_log: str
+    ) -> dict[str, Event]:
         """Checks 1-3 (format, signatures, hashes) of a batch of PDUs fetched from
         ``origin``, by event ID (first copy wins).  Non-objects, events whose sender's server
         the policy refuses, and (with ``room_id``) events of other rooms are skipped; check
@@ -255,8 +282,12 @@ class ReceiptMixin(IngestParts):
         for ev, slot in prepared:
             failure = await verdicts.get(slot)
             if failure is not None:
-                log.info("event=%s origin=%s reason=Signature check failed: %s", drop_log,
-                         origin, failure)
+                log.info(
+                    "event=%s origin=%s reason=Signature check failed: %s",
+                    drop_log,
+                    origin,
+                    failure,
+                )
                 continue
             checked.setdefault(ev.event_id, ev)
         return checked
@@ -266,12 +297,13 @@ class ReceiptMixin(IngestParts):
 # hand-over is cheap per event, small enough that the threads start while the reactor is
 # still preparing the rest of a 50-PDU transaction.
 VERIFY_CHUNK = 8
-INLINE_VERIFY_MAX = 2    # batches this small are verified on the reactor thread
+INLINE_VERIFY_MAX = 2  # batches this small are verified on the reactor thread
 
 # Non-state events of these types have auth rules that read their content or state key
 # (or are decided by rule 1): never memoised.
-_NOT_MEMOISED = frozenset(("m.room.create", "m.room.member", "m.room.power_levels",
-                           "m.room.third_party_invite"))
+_NOT_MEMOISED = frozenset(
+    ("m.room.create", "m.room.member", "m.room.power_levels", "m.room.third_party_invite")
+)
 
 
 def _auth_memo_key(ev: Event) -> tuple | None:
@@ -294,8 +326,7 @@ class PreparedPdus:
 
     def event_ids(self) -> list[str]:
         """The IDs of the PDUs that passed the checks so far (to look their status up)."""
-        return [it.event_id for items in self.by_room.values() for it in items
-                if it.ev is not None]
+        return [it.event_id for items in self.by_room.values() for it in items if it.ev is not None]
 
 
 class _Item:
@@ -320,7 +351,7 @@ class _Verdicts:
         self.verifier = verifier
         self._open: list[list[VerifyJob]] = []
         self._chunks: list[defer.Deferred] = []
-        self._tasks: list[Any] = []         # the verifier's VerifyTask per chunk, or None
+        self._tasks: list[Any] = []  # the verifier's VerifyTask per chunk, or None
         self._results: list[list | None] = []
 
     def add(self, jobs: list[VerifyJob]) -> int:

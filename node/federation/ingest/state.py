@@ -32,8 +32,9 @@ class StateMixin(IngestParts):
     # ======================================================================================
     # state before / after, under the room's lock
     # ======================================================================================
-    async def _after_states(self, event_ids: Sequence[str]
-                            ) -> list[tuple[int | None, StateMap]] | None:
+    async def _after_states(
+        self, event_ids: Sequence[str]
+    ) -> list[tuple[int | None, StateMap]] | None:
         """(group, state after) of each event; None if one has no known state."""
         groups = await self.state_store.get_event_groups(event_ids)
         out: list[tuple[int | None, StateMap]] = []
@@ -42,14 +43,18 @@ class StateMixin(IngestParts):
             if g is not None:
                 out.append((g[1], await self.state_store.get_state(g[1])))
                 continue
-            try:      # events from before state groups: the linear history
+            try:  # events from before state groups: the linear history
                 out.append((None, await self.state_store.get_state_ids_after(eid)))
             except NotFound:
                 return None
         return out
 
-    async def _merge(self, room: RoomState, states: list[tuple[int | None, StateMap]],
-                     extra: Sequence[Event] = ()) -> tuple[int, StateMap, list[GroupRecord]]:
+    async def _merge(
+        self,
+        room: RoomState,
+        states: list[tuple[int | None, StateMap]],
+        extra: Sequence[Event] = (),
+    ) -> tuple[int, StateMap, list[GroupRecord]]:
         """One group for the resolution of ``states`` (reusing a group when possible)."""
         by_group: dict[int, StateMap] = {}
         loose: list[StateMap] = []
@@ -71,31 +76,36 @@ class StateMixin(IngestParts):
             rec = await self.state_store.new_group_async(room.room_id, None, dict(resolved))
         else:
             rec = await self.state_store.new_group_async(
-                room.room_id, base, diff_states(by_group[base], resolved))
+                room.room_id, base, diff_states(by_group[base], resolved)
+            )
         return rec.id, resolved, [rec]
 
-    async def _state_events(self, ids: Mapping[tuple[str, str], str],
-                            keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Event]:
+    async def _state_events(
+        self, ids: Mapping[tuple[str, str], str], keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Event]:
         wanted = {k: ids[k] for k in keys if k in ids}
         evs = await self.rooms.get_events(wanted.values())
         return {k: evs[eid] for k, eid in wanted.items() if eid in evs}
 
     def _ensure_room_group(self, room: RoomState, ev: Event, new: list[GroupRecord]) -> None:
-        if room.state_group is None:       # a room from before state groups
-            rec = self.state_store.new_group(room.room_id, None,
-                                             {k: e.event_id for k, e in room.state.items()})
+        if room.state_group is None:  # a room from before state groups
+            rec = self.state_store.new_group(
+                room.room_id, None, {k: e.event_id for k, e in room.state.items()}
+            )
             new.append(rec)
             room.state_group = rec.id
             ev.internal["sg_current"] = (room.room_id, rec.id)
 
     @staticmethod
-    def _auth_state_is_current(room: RoomState, ev: Event, auth_map: Mapping[str, Event]
-                               ) -> bool:
+    def _auth_state_is_current(room: RoomState, ev: Event, auth_map: Mapping[str, Event]) -> bool:
         """Do the event's auth events hold, for every key the auth rules may consult,
         exactly the room's current state?  Then step 5 on the current state would repeat
         step 4 (same rules, same events)."""
-        listed = {e.key: e.event_id for eid in ev.auth_event_ids
-                  if (e := auth_map.get(eid)) is not None and e.is_state}
+        listed = {
+            e.key: e.event_id
+            for eid in ev.auth_event_ids
+            if (e := auth_map.get(eid)) is not None and e.is_state
+        }
         for key in state_keys_for_auth(ev):
             if key == CREATE_KEY:
                 continue
@@ -104,9 +114,14 @@ class StateMixin(IngestParts):
                 return False
         return True
 
-    def _auth_state_is_current_memo(self, room: RoomState, ev: Event,
-                                    auth_map: Mapping[str, Event], memo_key: tuple | None,
-                                    auth_memo: dict | None) -> bool:
+    def _auth_state_is_current_memo(
+        self,
+        room: RoomState,
+        ev: Event,
+        auth_map: Mapping[str, Event],
+        memo_key: tuple | None,
+        auth_memo: dict | None,
+    ) -> bool:
         """``_auth_state_is_current``, remembered within a transaction for events with the
         same ``_auth_memo_key`` while the room's current state group stays the same (every
         change of the current state makes a new group)."""
@@ -118,11 +133,17 @@ class StateMixin(IngestParts):
             hit = auth_memo[key] = self._auth_state_is_current(room, ev, auth_map)
         return hit
 
-    async def _commit(self, room: RoomState, ev: Event, rejected: str | None,
-                      auth_map: Mapping[str, Event] | None = None, *,
-                      replaces_outlier: bool, memo_key: tuple | None = None,
-                      auth_memo: dict | None = None
-                      ) -> tuple[defer.Deferred | None, str | None]:
+    async def _commit(
+        self,
+        room: RoomState,
+        ev: Event,
+        rejected: str | None,
+        auth_map: Mapping[str, Event] | None = None,
+        *,
+        replaces_outlier: bool,
+        memo_key: tuple | None = None,
+        auth_memo: dict | None = None,
+    ) -> tuple[defer.Deferred | None, str | None]:
         prevs = list(ev.prev_event_ids)
         new_groups: list[GroupRecord] = []
         self._ensure_room_group(room, ev, new_groups)
@@ -145,16 +166,19 @@ class StateMixin(IngestParts):
             before_state = await self._state_events(before_ids, state_keys_for_auth(ev))
         # 5. auth rules against the state before the event (the same check as step 4
         # when the auth events are the current state and that is the state before)
-        if rejected is None and not (fast and auth_map is not None
-                                     and self._auth_state_is_current_memo(
-                                         room, ev, auth_map, memo_key, auth_memo)):
+        if rejected is None and not (
+            fast
+            and auth_map is not None
+            and self._auth_state_is_current_memo(room, ev, auth_map, memo_key, auth_memo)
+        ):
             reason = check_against_state(ev, before_state, self.is_signed_by)
             if reason is not None:
                 rejected = f"state before the event: {reason}"
         after_group = before_group
         if rejected is None and ev.is_state:
             rec = await self.state_store.new_group_async(
-                room.room_id, before_group, {ev.key: ev.event_id}, event_id=ev.event_id)
+                room.room_id, before_group, {ev.key: ev.event_id}, event_id=ev.event_id
+            )
             new_groups.append(rec)
             after_group = rec.id
         # 6. auth rules against the current state: soft failure
@@ -174,19 +198,22 @@ class StateMixin(IngestParts):
                 ev.internal["outlier"] = True
                 ev.internal["soft_failed"] = True
                 self._count("soft_failed")
-                log.info("event=pdu_soft_failed event_id=%s room=%s", ev.event_id,
-                         room.room_id)
+                log.info("event=pdu_soft_failed event_id=%s room=%s", ev.event_id, room.room_id)
             else:
                 self._count("rejected")
-                log.info("event=pdu_rejected event_id=%s room=%s reason=%s", ev.event_id,
-                         room.room_id, rejected)
+                log.info(
+                    "event=pdu_rejected event_id=%s room=%s reason=%s",
+                    ev.event_id,
+                    room.room_id,
+                    rejected,
+                )
             d = self.rooms.commit_received(room, ev)
             return d, (f"Event rejected: {rejected}" if rejected is not None else None)
 
         # Accepted: forward extremities, current state (resolved across the extremities).
         extremities = [e for e in room.extremities if e not in prevs] + [ev.event_id]
         current_ids = {k: e.event_id for k, e in room.state.items()} if not fast else None
-        current_group: int | None   # the room's current group may be unknown yet (None)
+        current_group: int | None  # the room's current group may be unknown yet (None)
         if fast:
             current_group = after_group
             delta: dict[tuple[str, str], Event | None] = {ev.key: ev} if ev.is_state else {}
@@ -202,15 +229,18 @@ class StateMixin(IngestParts):
                     others = [(room.state_group, current_ids or {})]
                 try:
                     current_group, new_ids, recs = await self._merge(
-                        room, [(after_group, after_ids)] + others, extra=[ev])
+                        room, [(after_group, after_ids)] + others, extra=[ev]
+                    )
                 except StateResolutionError as exc:
-                    log.warning("event=current_state_resolution_failed room=%s error=%s",
-                                room.room_id, exc)
+                    log.warning(
+                        "event=current_state_resolution_failed room=%s error=%s", room.room_id, exc
+                    )
                     current_group, new_ids, recs = room.state_group, dict(current_ids or {}), []
                 new_groups += recs
             changed = diff_states(current_ids or {}, new_ids)
-            loaded = await self.rooms.get_events([v for v in changed.values()
-                                                  if v is not None and v != ev.event_id])
+            loaded = await self.rooms.get_events(
+                [v for v in changed.values() if v is not None and v != ev.event_id]
+            )
             delta = {}
             for key, eid in changed.items():
                 if eid is None:
@@ -224,13 +254,16 @@ class StateMixin(IngestParts):
         prev = room.state.get(ev.key) if ev.is_state else None
         if prev is not None and prev.event_id != ev.event_id:
             # What clients see in ``unsigned`` (as for local state events).
-            ev.internal["unsigned"] = {"replaces_state": prev.event_id,
-                                       "prev_content": dict(prev.content),
-                                       "prev_sender": prev.sender}
+            ev.internal["unsigned"] = {
+                "replaces_state": prev.event_id,
+                "prev_content": dict(prev.content),
+                "prev_sender": prev.sender,
+            }
         await self._maybe_redact(room, ev)
         self._count("accepted")
-        d = self.rooms.commit_received(room, ev, state_delta=delta, extremities=extremities,
-                                       state_group=current_group)
+        d = self.rooms.commit_received(
+            room, ev, state_delta=delta, extremities=extremities, state_group=current_group
+        )
         return d, None
 
     async def _maybe_redact(self, room: RoomState, ev: Event) -> None:
@@ -242,5 +275,6 @@ class StateMixin(IngestParts):
         if target is None or target.room_id != room.room_id:
             return
         if target.sender_domain == ev.sender_domain or user_power_level(
-                ev.sender, room.state, room.room_version) >= named_level("redact", room.state):
+            ev.sender, room.state, room.room_version
+        ) >= named_level("redact", room.state):
             ev.internal["redacts_target"] = target.event_id

@@ -35,17 +35,18 @@ def domain_of(user_id: str) -> str:
 
 
 def require_user_on(user_id: str, server: str, what: str = "user") -> None:
-    if not isinstance(user_id, str) or not user_id.startswith("@") or \
-            domain_of(user_id) != server:
-        raise Forbidden(f"The {what} {user_id!r} does not belong to the requesting server "
-                        f"{server}")
+    if not isinstance(user_id, str) or not user_id.startswith("@") or domain_of(user_id) != server:
+        raise Forbidden(f"The {what} {user_id!r} does not belong to the requesting server {server}")
 
 
 def incompatible_version(rv_id: str) -> MatrixError:
-    return MatrixError(f"Your homeserver does not support the features required to "
-                       f"interact with this room (room version {rv_id})",
-                       errcode="M_INCOMPATIBLE_ROOM_VERSION", http_status=400,
-                       room_version=rv_id)
+    return MatrixError(
+        f"Your homeserver does not support the features required to "
+        f"interact with this room (room version {rv_id})",
+        errcode="M_INCOMPATIBLE_ROOM_VERSION",
+        http_status=400,
+        room_version=rv_id,
+    )
 
 
 def local_members_joined(room: Any, server_name: str) -> bool:
@@ -58,14 +59,14 @@ async def room_for_resident(rooms: Any, room_id: str) -> Any:
         room = await rooms.get_room(room_id)
     except NotFound:
         raise NotFound(f"Unknown room {room_id}") from None
-    if ("m.room.create", "") not in room.state or \
-            not local_members_joined(room, rooms.server_name):
+    if ("m.room.create", "") not in room.state or not local_members_joined(room, rooms.server_name):
         raise NotFound(f"This server is not in room {room_id}")
     return room
 
 
-def template(rooms: Any, room: Any, user_id: str, membership: str,
-             content: Mapping[str, Any] | None = None) -> dict:
+def template(
+    rooms: Any, room: Any, user_id: str, membership: str, content: Mapping[str, Any] | None = None
+) -> dict:
     """An unsigned ``m.room.member`` template for ``user_id`` on top of our state."""
     body = {"membership": membership, **(content or {})}
     ev = rooms.build_and_check(room, user_id, MEMBER, body, state_key=user_id)
@@ -80,11 +81,18 @@ def check_template(resp: Any, room_id: str, user_id: str, membership: str) -> di
         raise InvalidParam("make_* response has no event template")
     ev = resp["event"]
     content = ev.get("content")
-    if ev.get("room_id") != room_id or ev.get("sender") != user_id or \
-            ev.get("state_key") != user_id or ev.get("type") != MEMBER or \
-            not isinstance(content, dict) or content.get("membership") != membership:
-        raise InvalidParam("make_* response does not match the request (room_id, sender, "
-                           "state_key, type or membership)")
+    if (
+        ev.get("room_id") != room_id
+        or ev.get("sender") != user_id
+        or ev.get("state_key") != user_id
+        or ev.get("type") != MEMBER
+        or not isinstance(content, dict)
+        or content.get("membership") != membership
+    ):
+        raise InvalidParam(
+            "make_* response does not match the request (room_id, sender, "
+            "state_key, type or membership)"
+        )
     for key in ("prev_events", "auth_events"):
         if not isinstance(ev.get(key), list):
             raise InvalidParam(f"make_* template has no {key}")
@@ -94,29 +102,41 @@ def check_template(resp: Any, room_id: str, user_id: str, membership: str) -> di
     return ev
 
 
-def sign_template(ms: Any, server: str, resp: Any, room_id: str, user_id: str,
-                  membership: str, reason: str | None) -> Event:
+def sign_template(
+    ms: Any, server: str, resp: Any, room_id: str, user_id: str, membership: str, reason: str | None
+) -> Event:
     """Our signed ``membership`` event for ``user_id`` from ``server``'s ``make_*`` answer
     ``resp`` (its room version and checked template; ``reason`` added to the content).
     400 ``M_UNSUPPORTED_ROOM_VERSION`` for a version we do not know, 502 for a template
     that fails ``check_template``."""
     rv = KNOWN_ROOM_VERSIONS.get(resp.get("room_version", "1"))
     if rv is None:
-        raise MatrixError("Unsupported room version", errcode="M_UNSUPPORTED_ROOM_VERSION",
-                          http_status=400)
+        raise MatrixError(
+            "Unsupported room version", errcode="M_UNSUPPORTED_ROOM_VERSION", http_status=400
+        )
     try:
         tmpl = check_template(resp, room_id, user_id, membership)
     except MatrixError as exc:
-        raise MatrixError(f"{server}: {exc.message}", errcode="M_UNKNOWN",
-                          http_status=502) from None
+        raise MatrixError(
+            f"{server}: {exc.message}", errcode="M_UNKNOWN", http_status=502
+        ) from None
     content = dict(tmpl["content"])
     if reason:
         content["reason"] = reason
-    return build_event(rv, server_name=ms.server_name, signing_key=ms.signing_key,
-                       type=MEMBER, sender=user_id, content=content, room_id=room_id,
-                       prev_events=list(tmpl["prev_events"]),
-                       auth_events=list(tmpl["auth_events"]), depth=tmpl["depth"],
-                       origin_server_ts=ms.clock.time_ms(), state_key=user_id)
+    return build_event(
+        rv,
+        server_name=ms.server_name,
+        signing_key=ms.signing_key,
+        type=MEMBER,
+        sender=user_id,
+        content=content,
+        room_id=room_id,
+        prev_events=list(tmpl["prev_events"]),
+        auth_events=list(tmpl["auth_events"]),
+        depth=tmpl["depth"],
+        origin_server_ts=ms.clock.time_ms(),
+        state_key=user_id,
+    )
 
 
 async def verify_pdu(keyring: Any, pdu: Any, rv: RoomVersion) -> Event:
@@ -128,7 +148,7 @@ async def verify_pdu(keyring: Any, pdu: Any, rv: RoomVersion) -> Event:
         if keyring is not None:
             await keyring.ensure_event_keys([pdu])
             lookup = keyring.event_key_lookup(pdu)
-        else:                                    # pragma: no cover - wiring always has one
+        else:  # pragma: no cover - wiring always has one
             lookup = lambda server, key_id: None  # noqa: E731 - same variable as the keyring's
         ev = check_received_event(pdu, rv, lookup)
     except SignatureError as exc:
@@ -140,9 +160,17 @@ async def verify_pdu(keyring: Any, pdu: Any, rv: RoomVersion) -> Event:
     return ev
 
 
-async def check_submitted(keyring: Any, pdu: Any, rv: RoomVersion, *, origin: str,
-                          room_id: str, event_id: str, membership: str,
-                          state_key_is_sender: bool = True) -> Event:
+async def check_submitted(
+    keyring: Any,
+    pdu: Any,
+    rv: RoomVersion,
+    *,
+    origin: str,
+    room_id: str,
+    event_id: str,
+    membership: str,
+    state_key_is_sender: bool = True,
+) -> Event:
     ev = await verify_pdu(keyring, pdu, rv)
     if ev.event_id != event_id:
         raise InvalidParam(f"The event ID {ev.event_id} does not match the path ({event_id})")

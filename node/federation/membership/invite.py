@@ -37,8 +37,9 @@ from .out_of_band import store_out_of_band, stripped
 log = logging.getLogger("parta.federation.membership")
 
 
-async def _room_state_entries(ms: Any, body: dict, rv: Any,
-                              room_id: str) -> tuple[list, str | None]:
+async def _room_state_entries(
+    ms: Any, body: dict, rv: Any, room_id: str
+) -> tuple[list, str | None]:
     entries = body.get("invite_room_state")
     if entries is None:
         return [], None
@@ -48,19 +49,27 @@ async def _room_state_entries(ms: Any, body: dict, rv: Any,
     for entry in entries[:100]:
         s = stripped(entry)
         if s is None:
-            log.warning("event=invite_room_state_entry_dropped room_id=%s reason=malformed",
-                        room_id)
+            log.warning(
+                "event=invite_room_state_entry_dropped room_id=%s reason=malformed", room_id
+            )
             continue
-        if isinstance(entry, dict) and "signatures" in entry:       # a full PDU (v1.16)
+        if isinstance(entry, dict) and "signatures" in entry:  # a full PDU (v1.16)
             try:
                 pev = await verify_pdu(ms.keyring, entry, rv)
             except MatrixError as exc:
-                log.warning("event=invite_room_state_entry_dropped room_id=%s type=%s "
-                            "reason=%s", room_id, s["type"], exc.message)
+                log.warning(
+                    "event=invite_room_state_entry_dropped room_id=%s type=%s reason=%s",
+                    room_id,
+                    s["type"],
+                    exc.message,
+                )
                 continue
             if pev.room_id != room_id:
-                log.warning("event=invite_room_state_entry_dropped room_id=%s type=%s "
-                            "reason=other_room", room_id, s["type"])
+                log.warning(
+                    "event=invite_room_state_entry_dropped room_id=%s type=%s reason=other_room",
+                    room_id,
+                    s["type"],
+                )
                 continue
         if s["type"] == "m.room.create" and s["state_key"] == "":
             creator = s["sender"]
@@ -80,9 +89,16 @@ async def invite(ms: Any, origin: str, room_id: str, event_id: str, body: Any) -
     if rv is None:
         raise incompatible_version(rv_id)
     pdu = body.get("event")
-    ev = await check_submitted(ms.keyring, pdu, rv, origin=origin, room_id=room_id,
-                               event_id=event_id, membership="invite",
-                               state_key_is_sender=False)
+    ev = await check_submitted(
+        ms.keyring,
+        pdu,
+        rv,
+        origin=origin,
+        room_id=room_id,
+        event_id=event_id,
+        membership="invite",
+        state_key_is_sender=False,
+    )
     target = ev.state_key
     if domain_of(target or "") != ms.server_name:
         raise InvalidParam("The invited user is not a user of this server")
@@ -97,16 +113,23 @@ async def invite(ms: Any, origin: str, room_id: str, event_id: str, body: Any) -
     participating = False
     try:
         room = await ms.rooms.get_room(room_id)
-        participating = ("m.room.create", "") in room.state and \
-            local_members_joined(room, ms.server_name)
+        participating = ("m.room.create", "") in room.state and local_members_joined(
+            room, ms.server_name
+        )
     except NotFound:
         pass
     if not participating:
         stored = Event(dict(signed), rv, event_id=ev.event_id)
-        await store_out_of_band(ms, stored, origin=origin, stripped_state=room_state,
-                                creator=creator)
-    log.info("event=remote_invite_received room_id=%s invitee=%s origin=%s stored=%s",
-             room_id, target, origin, not participating)
+        await store_out_of_band(
+            ms, stored, origin=origin, stripped_state=room_state, creator=creator
+        )
+    log.info(
+        "event=remote_invite_received room_id=%s invitee=%s origin=%s stored=%s",
+        room_id,
+        target,
+        origin,
+        not participating,
+    )
     if isinstance(pdu, dict) and "unsigned" in pdu:
         signed["unsigned"] = pdu["unsigned"]
     return {"event": signed}

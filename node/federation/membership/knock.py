@@ -35,12 +35,20 @@ from .resident import accept_membership
 
 log = logging.getLogger("parta.federation.membership")
 
-KNOCK_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
-                     "m.room.topic", "m.room.canonical_alias", "m.room.encryption")
+KNOCK_STATE_TYPES = (
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.topic",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+)
 
 
-async def make_knock(ms: Any, origin: str, room_id: str, user_id: str,
-                     versions: Sequence[str]) -> dict:
+async def make_knock(
+    ms: Any, origin: str, room_id: str, user_id: str, versions: Sequence[str]
+) -> dict:
     require_user_on(user_id, origin)
     room = await room_for_resident(ms.rooms, room_id)
     check_audience(ms.policy, room.state, origin, local_server=ms.server_name, what="knock")
@@ -53,36 +61,47 @@ async def make_knock(ms: Any, origin: str, room_id: str, user_id: str,
 
 async def send_knock(ms: Any, origin: str, room_id: str, event_id: str, body: Any) -> dict:
     room, _ev = await accept_membership(ms, origin, room_id, event_id, body, "knock")
-    state = [strip_state_event(room.state[(t, "")]) for t in KNOCK_STATE_TYPES
-             if (t, "") in room.state]
+    state = [
+        strip_state_event(room.state[(t, "")]) for t in KNOCK_STATE_TYPES if (t, "") in room.state
+    ]
     return {"knock_room_state": state}
 
 
-async def knock_remote(ms: Any, user_id: str, room_id: str, candidates: list[str],
-                       reason: str | None) -> str:
+async def knock_remote(
+    ms: Any, user_id: str, room_id: str, candidates: list[str], reason: str | None
+) -> str:
     """Knock through the first candidate that completes make_knock/send_knock."""
     last: MatrixError | None = None
     for server in candidates:
         try:
-            resp = await call(ms.client, server, E.MAKE_KNOCK, room_id, user_id,
-                              query={"ver": SUPPORTED_VERSIONS})
+            resp = await call(
+                ms.client, server, E.MAKE_KNOCK, room_id, user_id, query={"ver": SUPPORTED_VERSIONS}
+            )
             ev = sign_template(ms, server, resp, room_id, user_id, "knock", reason)
             ms.sender.skip_event(ev.event_id)
-            answer = await call(ms.client, server, E.SEND_KNOCK, room_id, ev.event_id,
-                                body=dict(ev.pdu))
+            answer = await call(
+                ms.client, server, E.SEND_KNOCK, room_id, ev.event_id, body=dict(ev.pdu)
+            )
         except MatrixError as exc:
-            log.info("event=remote_knock_attempt_failed room_id=%s via=%s error=%s %s",
-                     room_id, server, exc.errcode, exc.message)
+            log.info(
+                "event=remote_knock_attempt_failed room_id=%s via=%s error=%s %s",
+                room_id,
+                server,
+                exc.errcode,
+                exc.message,
+            )
             last = exc
             continue
-        state = [s for s in answer.get("knock_room_state") or []
-                 if isinstance(s, dict) and isinstance(s.get("type"), str)]
-        creator = next((s.get("sender") for s in state if s.get("type") == "m.room.create"),
-                       None)
-        await store_out_of_band(ms, ev, origin=server, stripped_state=state,
-                                creator=creator)
+        state = [
+            s
+            for s in answer.get("knock_room_state") or []
+            if isinstance(s, dict) and isinstance(s.get("type"), str)
+        ]
+        creator = next((s.get("sender") for s in state if s.get("type") == "m.room.create"), None)
+        await store_out_of_band(ms, ev, origin=server, stripped_state=state, creator=creator)
         return room_id
     if last is None:
-        raise MatrixError("No known servers to knock through (use 'via')",
-                          errcode="M_NOT_FOUND", http_status=404)
+        raise MatrixError(
+            "No known servers to knock through (use 'via')", errcode="M_NOT_FOUND", http_status=404
+        )
     raise last

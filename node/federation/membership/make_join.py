@@ -21,8 +21,9 @@ from ..audience import check_audience
 from .common import incompatible_version, require_user_on, room_for_resident, template
 
 
-async def make_join(ms: Any, origin: str, room_id: str, user_id: str,
-                    versions: Sequence[str]) -> dict:
+async def make_join(
+    ms: Any, origin: str, room_id: str, user_id: str, versions: Sequence[str]
+) -> dict:
     require_user_on(user_id, origin)
     room = await room_for_resident(ms.rooms, room_id)
     check_audience(ms.policy, room.state, origin, local_server=ms.server_name)

@@ -40,8 +40,12 @@ def stripped(entry: Any) -> dict | None:
         return None
     etype, skey, sender = entry.get("type"), entry.get("state_key"), entry.get("sender")
     content = entry.get("content")
-    if not (isinstance(etype, str) and isinstance(skey, str) and isinstance(content, dict)
-            and isinstance(sender, str)):
+    if not (
+        isinstance(etype, str)
+        and isinstance(skey, str)
+        and isinstance(content, dict)
+        and isinstance(sender, str)
+    ):
         return None
     return {"type": etype, "state_key": skey, "content": content, "sender": sender}
 
@@ -52,13 +56,21 @@ def _save(conn: Any, row: dict) -> None:
 
 
 def _load(conn: Any, event_ids: Sequence[str]) -> dict[str, list]:
-    return {r.event_id: orjson.loads(r.stripped_state) for r in conn.execute(
-        select(t.c.event_id, t.c.stripped_state).where(t.c.event_id.in_(list(event_ids))))}
+    return {
+        r.event_id: orjson.loads(r.stripped_state)
+        for r in conn.execute(
+            select(t.c.event_id, t.c.stripped_state).where(t.c.event_id.in_(list(event_ids)))
+        )
+    }
 
 
 def _latest_for(conn: Any, room_id: str, user_id: str) -> Any:
-    return conn.execute(select(t).where(t.c.room_id == room_id, t.c.user_id == user_id)
-                        .order_by(t.c.received_ts.desc()).limit(1)).first()
+    return conn.execute(
+        select(t)
+        .where(t.c.room_id == room_id, t.c.user_id == user_id)
+        .order_by(t.c.received_ts.desc())
+        .limit(1)
+    ).first()
 
 
 async def remote_invite_for(db: Any, room_id: str, user_id: str) -> dict | None:
@@ -67,18 +79,31 @@ async def remote_invite_for(db: Any, room_id: str, user_id: str) -> dict | None:
     return dict(row._mapping) if row is not None else None
 
 
-async def store_out_of_band(ms: Any, ev: Event, *, origin: str,
-                            stripped_state: Sequence[dict] = (), creator: str | None = None,
-                            record: bool = True) -> Event:
+async def store_out_of_band(
+    ms: Any,
+    ev: Event,
+    *,
+    origin: str,
+    stripped_state: Sequence[dict] = (),
+    creator: str | None = None,
+    record: bool = True,
+) -> Event:
     """Persist ``ev`` (a membership event in a room we are not in) so ``/sync`` shows it."""
     rooms = ms.rooms
     if record:
-        await ms.db.run(_save, {
-            "event_id": ev.event_id, "room_id": ev.room_id, "user_id": ev.state_key,
-            "membership": ev.content.get("membership", ""), "origin": origin,
-            "room_version": ev.room_version.identifier,
-            "stripped_state": orjson.dumps(list(stripped_state)).decode(),
-            "received_ts": ms.clock.time_ms()})
+        await ms.db.run(
+            _save,
+            {
+                "event_id": ev.event_id,
+                "room_id": ev.room_id,
+                "user_id": ev.state_key,
+                "membership": ev.content.get("membership", ""),
+                "origin": origin,
+                "room_version": ev.room_version.identifier,
+                "stripped_state": orjson.dumps(list(stripped_state)).decode(),
+                "received_ts": ms.clock.time_ms(),
+            },
+        )
     new_room = None
     try:
         room = await rooms.get_room(ev.room_id)
@@ -87,12 +112,16 @@ async def store_out_of_band(ms: Any, ev: Event, *, origin: str,
         if room is None:
             room = RoomState(ev.room_id, ev.room_version, creator=creator or ev.sender)
             rooms._rooms[ev.room_id] = room
-            new_room = {"room_id": ev.room_id, "room_version": ev.room_version.identifier,
-                        "creator": creator or ev.sender, "is_public": False,
-                        "room_type": None, "created_ts": ms.clock.time_ms()}
+            new_room = {
+                "room_id": ev.room_id,
+                "room_version": ev.room_version.identifier,
+                "creator": creator or ev.sender,
+                "is_public": False,
+                "room_type": None,
+                "created_ts": ms.clock.time_ms(),
+            }
     async with room.lock:
-        if room.state.get(ev.key) is not None and \
-                room.state[ev.key].event_id == ev.event_id:
+        if room.state.get(ev.key) is not None and room.state[ev.key].event_id == ev.event_id:
             return room.state[ev.key]
         if new_room is not None:
             ev.internal["new_room"] = new_room

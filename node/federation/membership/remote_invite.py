@@ -33,30 +33,34 @@ from .remote_calls import call
 
 log = logging.getLogger("parta.federation.membership")
 
-INVITE_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name",
-                      "m.room.avatar", "m.room.topic", "m.room.canonical_alias",
-                      "m.room.encryption")
+INVITE_STATE_TYPES = (
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.topic",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+)
 
 
-async def invite_remote(ms: Any, sender: str, room_id: str, target: str,
-                        reason: str | None = None) -> Event | None:
+async def invite_remote(
+    ms: Any, sender: str, room_id: str, target: str, reason: str | None = None
+) -> Event | None:
     rooms = ms.rooms
     room = await rooms.room_for_sender(room_id)
     server = domain_of(target)
     if ms.policy is not None and not ms.policy.allow_outbound(server):
         raise refusal(ms.policy, server)
-    check_audience(ms.policy, room.state, server, local_server=ms.server_name,
-                   what="be invited")
+    check_audience(ms.policy, room.state, server, local_server=ms.server_name, what="be invited")
     content: dict = {"membership": "invite"}
     if reason:
         content["reason"] = reason
     async with room.lock:
-        if not check_membership_change(room.state, room.room_version, sender, target,
-                                       "invite"):
-            return None              # already invited
+        if not check_membership_change(room.state, room.room_version, sender, target, "invite"):
+            return None  # already invited
         ev = rooms.build_and_check(room, sender, MEMBER, content, state_key=target)
-        state = [dict(room.state[(t, "")].pdu) for t in INVITE_STATE_TYPES
-                 if (t, "") in room.state]
+        state = [dict(room.state[(t, "")].pdu) for t in INVITE_STATE_TYPES if (t, "") in room.state]
         sender_member = room.state.get((MEMBER, sender))
         if sender_member is not None:
             state.append(dict(sender_member.pdu))
@@ -65,8 +69,9 @@ async def invite_remote(ms: Any, sender: str, room_id: str, target: str,
     resp = await call(ms.client, server, E.INVITE, room_id, ev.event_id, body=body)
     signed = resp.get("event")
     if not isinstance(signed, dict):
-        raise MatrixError(f"{server} returned no signed invite", errcode="M_UNKNOWN",
-                          http_status=502)
+        raise MatrixError(
+            f"{server} returned no signed invite", errcode="M_UNKNOWN", http_status=502
+        )
     signed = dict(signed)
     signed.pop("unsigned", None)
     try:
@@ -75,14 +80,15 @@ async def invite_remote(ms: Any, sender: str, room_id: str, target: str,
     except Exception:  # noqa: BLE001 - any broken event is "changed": the 502 below
         same = False
     if not same:
-        raise MatrixError(f"{server} changed the invite event", errcode="M_UNKNOWN",
-                          http_status=502)
+        raise MatrixError(
+            f"{server} changed the invite event", errcode="M_UNKNOWN", http_status=502
+        )
     if ms.keyring is not None:
         await ms.keyring.ensure_event_keys([{**signed, "sender": target}])
-        if not has_valid_signature_from(signed, rv, server,
-                                        ms.keyring.event_key_lookup(signed)):
-            raise MatrixError(f"{server} did not sign the invite", errcode="M_UNKNOWN",
-                              http_status=502)
+        if not has_valid_signature_from(signed, rv, server, ms.keyring.event_key_lookup(signed)):
+            raise MatrixError(
+                f"{server} did not sign the invite", errcode="M_UNKNOWN", http_status=502
+            )
     final = Event(signed, rv, event_id=ev.event_id)
     final.internal.update({k: v for k, v in ev.internal.items() if k == "unsigned"})
     auth_map = dict(await rooms.get_events(final.auth_event_ids))

@@ -27,24 +27,33 @@ from .common import MEMBER, check_submitted, domain_of, room_for_resident
 log = logging.getLogger("parta.federation.membership")
 
 
-async def accept_membership(ms: Any, origin: str, room_id: str, event_id: str, pdu: Any,
-                            membership: str) -> tuple[Any, Event]:
+async def accept_membership(
+    ms: Any, origin: str, room_id: str, event_id: str, pdu: Any, membership: str
+) -> tuple[Any, Event]:
     """Check, countersign if needed, ingest and forward; returns (room, event)."""
     room = await room_for_resident(ms.rooms, room_id)
     if membership in ("join", "knock"):
-        check_audience(ms.policy, room.state, origin, local_server=ms.server_name,
-                       what=membership)
+        check_audience(ms.policy, room.state, origin, local_server=ms.server_name, what=membership)
     rv = room.room_version
     if isinstance(pdu, dict):
         pdu = dict(pdu)
         pdu.pop("unsigned", None)
-        via = (pdu.get("content") or {}).get("join_authorised_via_users_server") \
-            if isinstance(pdu.get("content"), dict) else None
-        if membership == "join" and isinstance(via, str) and \
-                domain_of(via) == ms.server_name:
+        via = (
+            (pdu.get("content") or {}).get("join_authorised_via_users_server")
+            if isinstance(pdu.get("content"), dict)
+            else None
+        )
+        if membership == "join" and isinstance(via, str) and domain_of(via) == ms.server_name:
             sign_event(pdu, rv, ms.server_name, ms.signing_key)
-    ev = await check_submitted(ms.keyring, pdu, rv, origin=origin, room_id=room_id,
-                               event_id=event_id, membership=membership)
+    ev = await check_submitted(
+        ms.keyring,
+        pdu,
+        rv,
+        origin=origin,
+        room_id=room_id,
+        event_id=event_id,
+        membership=membership,
+    )
     current = room.state.get((MEMBER, ev.state_key))
     if current is None or current.event_id != ev.event_id:
         results = await ms.ingest.receive_pdus(origin, [dict(ev.pdu)])
@@ -54,8 +63,9 @@ async def accept_membership(ms: Any, origin: str, room_id: str, event_id: str, p
         room = await ms.rooms.get_room(room_id)
         current = room.state.get((MEMBER, ev.state_key))
         if current is None or current.event_id != ev.event_id:
-            raise Forbidden(f"The {membership} event was not accepted into the room's "
-                            "current state")
+            raise Forbidden(
+                f"The {membership} event was not accepted into the room's current state"
+            )
     stored = await ms.rooms.get_event(ev.event_id) or current
     try:
         await ms.sender.send_event_to_room(stored, exclude={origin})

@@ -24,13 +24,25 @@ async def send_join(ms: Any, origin: str, room_id: str, event_id: str, body: Any
     state = [dict(state_evs[i].pdu) for i in state_ids.values() if i in state_evs]
     chain = await auth_chain_pdus(ms.rooms, [ev.event_id, *state_evs])
     create = room.state.get(("m.room.create", ""))
-    if create is not None and room.room_version.event_format.room_id_is_create_event_hash \
-            and all(p.get("type") != "m.room.create" for p in chain):
+    if (
+        create is not None
+        and room.room_version.event_format.room_id_is_create_event_hash
+        and all(p.get("type") != "m.room.create" for p in chain)
+    ):
         # v12: the create event is in no event's auth_events, yet every auth check of
         # the room starts from it.
         chain.insert(0, dict(create.pdu))
-    servers = {domain_of(k[1]) for k, eid in state_ids.items()
-               if k[0] == "m.room.member" and eid in state_evs
-               and state_evs[eid].content.get("membership") == "join"}
-    return {"state": state, "auth_chain": chain, "event": dict(ev.pdu),
-            "members_omitted": False, "servers_in_room": sorted(servers)}
+    servers = {
+        domain_of(k[1])
+        for k, eid in state_ids.items()
+        if k[0] == "m.room.member"
+        and eid in state_evs
+        and state_evs[eid].content.get("membership") == "join"
+    }
+    return {
+        "state": state,
+        "auth_chain": chain,
+        "event": dict(ev.pdu),
+        "members_omitted": False,
+        "servers_in_room": sorted(servers),
+    }

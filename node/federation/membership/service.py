@@ -28,9 +28,22 @@ log = logging.getLogger("parta.federation.membership")
 
 
 class MembershipService:
-    def __init__(self, *, rooms: Any, accounts: Any, sender: Any, client: Any, keyring: Any,
-                 ingest: Any, state_store: Any, policy: Any, db: Any, clock: Any,
-                 server_name: str, signing_key: Any) -> None:
+    def __init__(
+        self,
+        *,
+        rooms: Any,
+        accounts: Any,
+        sender: Any,
+        client: Any,
+        keyring: Any,
+        ingest: Any,
+        state_store: Any,
+        policy: Any,
+        db: Any,
+        clock: Any,
+        server_name: str,
+        signing_key: Any,
+    ) -> None:
         self.rooms = rooms
         self.accounts = accounts
         self.sender = sender
@@ -56,8 +69,9 @@ class MembershipService:
         return k() if callable(k) else k
 
     # --- resident side --------------------------------------------------------------------
-    async def on_make_join(self, origin: str, room_id: str, user_id: str,
-                           versions: Sequence[str]) -> dict:
+    async def on_make_join(
+        self, origin: str, room_id: str, user_id: str, versions: Sequence[str]
+    ) -> dict:
         return await make_join.make_join(self, origin, room_id, user_id, versions)
 
     async def on_send_join(self, origin: str, room_id: str, event_id: str, body: Any) -> dict:
@@ -69,16 +83,15 @@ class MembershipService:
     async def on_make_leave(self, origin: str, room_id: str, user_id: str) -> dict:
         return await make_leave.make_leave(self, origin, room_id, user_id)
 
-    async def on_send_leave(self, origin: str, room_id: str, event_id: str, body: Any
-                            ) -> dict:
+    async def on_send_leave(self, origin: str, room_id: str, event_id: str, body: Any) -> dict:
         return await send_leave.send_leave(self, origin, room_id, event_id, body)
 
-    async def on_make_knock(self, origin: str, room_id: str, user_id: str,
-                            versions: Sequence[str]) -> dict:
+    async def on_make_knock(
+        self, origin: str, room_id: str, user_id: str, versions: Sequence[str]
+    ) -> dict:
         return await knock.make_knock(self, origin, room_id, user_id, versions)
 
-    async def on_send_knock(self, origin: str, room_id: str, event_id: str, body: Any
-                            ) -> dict:
+    async def on_send_knock(self, origin: str, room_id: str, event_id: str, body: Any) -> dict:
         return await knock.send_knock(self, origin, room_id, event_id, body)
 
     # --- client side ----------------------------------------------------------------------
@@ -89,8 +102,11 @@ class MembershipService:
             return None
 
     def _participating(self, room: Any) -> bool:
-        return room is not None and ("m.room.create", "") in room.state and \
-            local_members_joined(room, self.server_name)
+        return (
+            room is not None
+            and ("m.room.create", "") in room.state
+            and local_members_joined(room, self.server_name)
+        )
 
     async def _resolve(self, room_id_or_alias: str) -> tuple[str, list[str]]:
         """(room ID, servers from the alias lookup)."""
@@ -105,15 +121,25 @@ class MembershipService:
             return room_id_or_alias, []
         raise InvalidParam(f"{room_id_or_alias!r} is neither a room ID nor a room alias")
 
-    async def join_room(self, user_id: str, room_id_or_alias: str,
-                        via: Sequence[str] = (), reason: str | None = None) -> str:
+    async def join_room(
+        self,
+        user_id: str,
+        room_id_or_alias: str,
+        via: Sequence[str] = (),
+        reason: str | None = None,
+    ) -> str:
         """``POST /join/{roomIdOrAlias}`` and ``/rooms/{roomId}/join``."""
         room_id, alias_servers = await self._resolve(room_id_or_alias)
         room = await self._room_or_none(room_id)
         # A room we are in, or one of ours nobody else is in: a normal join.
-        if room is not None and ("m.room.create", "") in room.state and (
-                self._participating(room) or
-                not any(domain_of(u) != self.server_name for u in room.joined)):
+        if (
+            room is not None
+            and ("m.room.create", "") in room.state
+            and (
+                self._participating(room)
+                or not any(domain_of(u) != self.server_name for u in room.joined)
+            )
+        ):
             await self.rooms.update_membership(user_id, room_id, user_id, "join", reason)
             return room_id
         inviter: list[str] = []
@@ -122,40 +148,59 @@ class MembershipService:
             inviter.append(row["origin"])
         known = sorted({domain_of(u) for u in room.joined}) if room is not None else []
         room_server = [domain_of(room_id)] if ":" in room_id else []
-        candidates = joining.ordered_candidates(self.server_name, self.policy, via,
-                                                alias_servers, inviter, room_server, known)
+        candidates = joining.ordered_candidates(
+            self.server_name, self.policy, via, alias_servers, inviter, room_server, known
+        )
         if not candidates and self.policy is not None:
-            refused = [s for s in (*via, *alias_servers, *inviter, *room_server)
-                       if isinstance(s, str) and s and s != self.server_name
-                       and not self.policy.allow_outbound(s)]
+            refused = [
+                s
+                for s in (*via, *alias_servers, *inviter, *room_server)
+                if isinstance(s, str)
+                and s
+                and s != self.server_name
+                and not self.policy.allow_outbound(s)
+            ]
             if refused:
                 raise refusal(self.policy, refused[0])
         content: dict = {}
         if self.accounts is not None:
             from node.rooms.create_ops import member_profile
+
             content.update(await member_profile(self.rooms, user_id))
         if reason:
             content["reason"] = reason
         return await joining.join_remote(self, user_id, room_id, candidates, content)
 
-    async def knock_room(self, user_id: str, room_id_or_alias: str,
-                         via: Sequence[str] = (), reason: str | None = None) -> str:
+    async def knock_room(
+        self,
+        user_id: str,
+        room_id_or_alias: str,
+        via: Sequence[str] = (),
+        reason: str | None = None,
+    ) -> str:
         """``POST /knock/{roomIdOrAlias}``."""
         room_id, alias_servers = await self._resolve(room_id_or_alias)
         room = await self._room_or_none(room_id)
-        if room is not None and ("m.room.create", "") in room.state and (
-                self._participating(room) or
-                not any(domain_of(u) != self.server_name for u in room.joined)):
+        if (
+            room is not None
+            and ("m.room.create", "") in room.state
+            and (
+                self._participating(room)
+                or not any(domain_of(u) != self.server_name for u in room.joined)
+            )
+        ):
             await self.rooms.update_membership(user_id, room_id, user_id, "knock", reason)
             return room_id
         room_server = [domain_of(room_id)] if ":" in room_id else []
         known = sorted({domain_of(u) for u in room.joined}) if room is not None else []
-        candidates = joining.ordered_candidates(self.server_name, self.policy, via,
-                                                alias_servers, room_server, known)
+        candidates = joining.ordered_candidates(
+            self.server_name, self.policy, via, alias_servers, room_server, known
+        )
         return await knock.knock_remote(self, user_id, room_id, candidates, reason)
 
-    async def invite_user(self, sender: str, room_id: str, target: str,
-                          reason: str | None = None) -> None:
+    async def invite_user(
+        self, sender: str, room_id: str, target: str, reason: str | None = None
+    ) -> None:
         """``POST /rooms/{roomId}/invite``."""
         if domain_of(target) == self.server_name:
             await self.rooms.update_membership(sender, room_id, target, "invite", reason)
@@ -175,7 +220,10 @@ class MembershipService:
             return
         row = await remote_invite_for(self.db, room_id, user_id)
         candidates = joining.ordered_candidates(
-            self.server_name, self.policy,
-            [row["origin"]] if row else [], [domain_of(current.sender)],
-            [domain_of(room_id)] if ":" in room_id else [])
+            self.server_name,
+            self.policy,
+            [row["origin"]] if row else [],
+            [domain_of(current.sender)],
+            [domain_of(room_id)] if ":" in room_id else [],
+        )
         await leaving.leave_out_of_band(self, user_id, room_id, current, candidates, reason)

@@ -23,27 +23,22 @@ def register(routes: Any, ms: MembershipService) -> None:
     async def make_join(req: Any, origin: str, roomId: str, userId: str) -> tuple[int, dict]:
         return 200, await ms.on_make_join(origin, roomId, userId, req.args.get("ver") or [])
 
-    async def send_join(req: Any, origin: str, roomId: str, eventId: str
-                        ) -> tuple[int, dict]:
+    async def send_join(req: Any, origin: str, roomId: str, eventId: str) -> tuple[int, dict]:
         return 200, await ms.on_send_join(origin, roomId, eventId, req.json())
 
     async def invite(req: Any, origin: str, roomId: str, eventId: str) -> tuple[int, dict]:
         return 200, await ms.on_invite(origin, roomId, eventId, req.json())
 
-    async def make_leave(req: Any, origin: str, roomId: str, userId: str
-                         ) -> tuple[int, dict]:
+    async def make_leave(req: Any, origin: str, roomId: str, userId: str) -> tuple[int, dict]:
         return 200, await ms.on_make_leave(origin, roomId, userId)
 
-    async def send_leave(req: Any, origin: str, roomId: str, eventId: str
-                         ) -> tuple[int, dict]:
+    async def send_leave(req: Any, origin: str, roomId: str, eventId: str) -> tuple[int, dict]:
         return 200, await ms.on_send_leave(origin, roomId, eventId, req.json())
 
-    async def make_knock(req: Any, origin: str, roomId: str, userId: str
-                         ) -> tuple[int, dict]:
+    async def make_knock(req: Any, origin: str, roomId: str, userId: str) -> tuple[int, dict]:
         return 200, await ms.on_make_knock(origin, roomId, userId, req.args.get("ver") or [])
 
-    async def send_knock(req: Any, origin: str, roomId: str, eventId: str
-                         ) -> tuple[int, dict]:
+    async def send_knock(req: Any, origin: str, roomId: str, eventId: str) -> tuple[int, dict]:
         return 200, await ms.on_send_knock(origin, roomId, eventId, req.json())
 
     serve(routes, E.MAKE_JOIN, make_join)
@@ -60,25 +55,43 @@ def attach(ms: MembershipService, rooms: Any) -> None:
 
     async def out_of_band_stripped_state(room: Any, extra: Any) -> Any:
         return await stripped_state_for(ms.db, room, extra)
+
     rooms.out_of_band_stripped_state = out_of_band_stripped_state
 
 
-def wire(fctx: Any, *, rooms: Any, accounts: Any = None, sender: Any = None
-         ) -> MembershipService:
+def wire(fctx: Any, *, rooms: Any, accounts: Any = None, sender: Any = None) -> MembershipService:
     ctx = fctx.ctx
-    ms = MembershipService(rooms=rooms, accounts=accounts, sender=sender, client=fctx.client,
-                           keyring=fctx.keyring, ingest=lambda: fctx.ingest,
-                           state_store=fctx.state_store, policy=fctx.policy, db=ctx.db,
-                           clock=ctx.clock, server_name=ctx.server_name,
-                           signing_key=lambda: fctx.signing_key)
+    ms = MembershipService(
+        rooms=rooms,
+        accounts=accounts,
+        sender=sender,
+        client=fctx.client,
+        keyring=fctx.keyring,
+        ingest=lambda: fctx.ingest,
+        state_store=fctx.state_store,
+        policy=fctx.policy,
+        db=ctx.db,
+        clock=ctx.clock,
+        server_name=ctx.server_name,
+        signing_key=lambda: fctx.signing_key,
+    )
     register(fctx.routes, ms)
     attach(ms, rooms)
-    attach_remote(fctx, accounts=accounts or getattr(fctx, "accounts", None),
-                  media=getattr(fctx, "media", None))
+    attach_remote(
+        fctx,
+        accounts=accounts or getattr(fctx, "accounts", None),
+        media=getattr(fctx, "media", None),
+    )
     from node.federation.remote.backfill import Backfiller
-    rooms.backfill_hook = Backfiller(rooms=rooms, client=fctx.client, clock=ctx.clock,
-                                     server_name=ctx.server_name,
-                                     ingest=lambda: fctx.ingest, policy=fctx.policy).backfill
+
+    rooms.backfill_hook = Backfiller(
+        rooms=rooms,
+        client=fctx.client,
+        clock=ctx.clock,
+        server_name=ctx.server_name,
+        ingest=lambda: fctx.ingest,
+        policy=fctx.policy,
+    ).backfill
     return ms
 
 
@@ -87,17 +100,23 @@ def attach_remote(fctx: Any, *, accounts: Any, media: Any) -> None:
     (``/hierarchy``) for the client API."""
     from node.federation.remote.media import RemoteMedia
     from node.federation.remote.profile import RemoteProfiles
+
     ctx = fctx.ctx
     # Spaces: the client /hierarchy asks other servers about children we do not know.
     from node.federation.remote.hierarchy import attach as attach_hierarchy
+
     if getattr(fctx, "rooms", None) is not None:
         attach_hierarchy(fctx, fctx.rooms)
     if accounts is not None:
-        accounts.remote_profiles = RemoteProfiles(client=fctx.client, clock=ctx.clock,
-                                                  server_name=ctx.server_name,
-                                                  policy=fctx.policy)
+        accounts.remote_profiles = RemoteProfiles(
+            client=fctx.client, clock=ctx.clock, server_name=ctx.server_name, policy=fctx.policy
+        )
     if media is not None:
         max_bytes = getattr(getattr(ctx.config, "media", None), "max_upload_bytes", None)
-        media.remote_media = RemoteMedia(client=fctx.client, clock=ctx.clock,
-                                         server_name=ctx.server_name, policy=fctx.policy,
-                                         max_bytes=max_bytes or 50 * 1024 * 1024)
+        media.remote_media = RemoteMedia(
+            client=fctx.client,
+            clock=ctx.clock,
+            server_name=ctx.server_name,
+            policy=fctx.policy,
+            max_bytes=max_bytes or 50 * 1024 * 1024,
+        )

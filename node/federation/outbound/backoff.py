@@ -64,8 +64,9 @@ class RetryState:
     def is_backing_off(self, now_ms: int) -> bool:
         return self.failures > 0 and now_ms < self.next_retry_ts
 
-    def after_failure(self, policy: BackoffPolicy, now_ms: int,
-                      random: Callable[[], float]) -> "RetryState":
+    def after_failure(
+        self, policy: BackoffPolicy, now_ms: int, random: Callable[[], float]
+    ) -> "RetryState":
         failures = self.failures + 1
         interval = policy.delay_ms(failures, random)
         return RetryState(failures, interval, now_ms + interval)

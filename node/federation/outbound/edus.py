@@ -19,12 +19,21 @@ FEDERATED_RECEIPT_TYPES = ("m.read",)
 
 
 def typing_edu(room_id: str, user_id: str, typing: bool) -> tuple[str, dict, str]:
-    return (TYPING, {"room_id": room_id, "user_id": user_id, "typing": bool(typing)},
-            f"typing|{room_id}|{user_id}")
+    return (
+        TYPING,
+        {"room_id": room_id, "user_id": user_id, "typing": bool(typing)},
+        f"typing|{room_id}|{user_id}",
+    )
 
 
-def receipt_edu(room_id: str, receipt_type: str, user_id: str, event_id: str, ts: int,
-                thread_id: str | None = None) -> tuple[str, dict, str] | None:
+def receipt_edu(
+    room_id: str,
+    receipt_type: str,
+    user_id: str,
+    event_id: str,
+    ts: int,
+    thread_id: str | None = None,
+) -> tuple[str, dict, str] | None:
     """The ``m.receipt`` EDU for one receipt; None for types that stay on this server."""
     if receipt_type not in FEDERATED_RECEIPT_TYPES:
         return None

@@ -36,7 +36,7 @@ log = logging.getLogger("parta.federation.outbound")
 
 MEMBER = "m.room.member"
 CATCH_UP_BATCH = 500
-POSITION_SAVE_DELAY_S = 1.0     # remote-only batches: the fan-out position is saved lazily
+POSITION_SAVE_DELAY_S = 1.0  # remote-only batches: the fan-out position is saved lazily
 
 
 def domain_of(user_id: str) -> str:
@@ -44,8 +44,16 @@ def domain_of(user_id: str) -> str:
 
 
 class FederationSender:
-    def __init__(self, *, db: Any, clock: Any, server_name: str, rooms: Any, policy: Any,
-                 transactions: TransactionSender) -> None:
+    def __init__(
+        self,
+        *,
+        db: Any,
+        clock: Any,
+        server_name: str,
+        rooms: Any,
+        policy: Any,
+        transactions: TransactionSender,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.server_name = server_name
@@ -58,16 +66,16 @@ class FederationSender:
         self._skip: set[str] = set()
         self._position = 0
         self._position_saved = 0
-        self._floor: int | None = None   # below the first event a failed batch held
+        self._floor: int | None = None  # below the first event a failed batch held
         self._save_call: Any = None
-        self._saving = False            # a delayed position save is being written
+        self._saving = False  # a delayed position save is being written
         self._drained: list[defer.Deferred] = []
 
     # --- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
         """Fan out what was committed after the stored position, then go live."""
         position = await self.db.run(queue.get_position)
-        if position is None:            # first start: nothing older is sent
+        if position is None:  # first start: nothing older is sent
             position = await self.db.run(queue.max_stream_ordering)
             await self.db.run(queue.set_position, position)
         self._position = self._position_saved = position
@@ -106,8 +114,15 @@ class FederationSender:
             return
         defer.ensureDeferred(self._edu_to_room(room_id, *typing_edu(room_id, user_id, typing)))
 
-    def on_receipt(self, room_id: str, receipt_type: str, user_id: str, event_id: str,
-                   ts: int, thread_id: str | None = None) -> None:
+    def on_receipt(
+        self,
+        room_id: str,
+        receipt_type: str,
+        user_id: str,
+        event_id: str,
+        ts: int,
+        thread_id: str | None = None,
+    ) -> None:
         """``ReceiptStore`` listener."""
         if domain_of(user_id) != self.server_name:
             return
@@ -138,17 +153,28 @@ class FederationSender:
 
     async def send_pdu(self, event: Event, destinations: Iterable[str]) -> None:
         so = event.internal.get("stream_ordering") or 0
-        rows = [(d, so, event.event_id) for d in sorted(set(destinations))
-                if d != self.server_name and self._allowed(d)]
+        rows = [
+            (d, so, event.event_id)
+            for d in sorted(set(destinations))
+            if d != self.server_name and self._allowed(d)
+        ]
         if rows:
             await self.db.run(queue.enqueue_pdus, rows)
             for d, _, _ in rows:
                 self.transactions.wake(d)
 
-    async def send_edu(self, destinations: Iterable[str], edu_type: str, content: dict,
-                       coalesce_key: str | None = None) -> None:
-        rows = [(d, edu_type, content, coalesce_key) for d in sorted(set(destinations))
-                if d != self.server_name and self._allowed(d)]
+    async def send_edu(
+        self,
+        destinations: Iterable[str],
+        edu_type: str,
+        content: dict,
+        coalesce_key: str | None = None,
+    ) -> None:
+        rows = [
+            (d, edu_type, content, coalesce_key)
+            for d in sorted(set(destinations))
+            if d != self.server_name and self._allowed(d)
+        ]
         if rows:
             await self.db.run(queue.enqueue_edus, rows)
             for d, _, _, _ in rows:
@@ -169,18 +195,19 @@ class FederationSender:
                 return True
         except Exception:  # a broken policy refuses
             log.exception("event=policy_failed destination=%s", destination)
-        log.info("event=federation_outbound_refused destination=%s reason=server_policy",
-                 destination)
+        log.info(
+            "event=federation_outbound_refused destination=%s reason=server_policy", destination
+        )
         return False
 
-    async def _edu_to_room(self, room_id: str, edu_type: str, content: dict,
-                           key: str | None) -> None:
+    async def _edu_to_room(
+        self, room_id: str, edu_type: str, content: dict, key: str | None
+    ) -> None:
         try:
             dests = await self.destinations_for_room(room_id)
             await self.send_edu(dests, edu_type, content, key)
         except Exception:  # EDUs are best effort
-            log.exception("event=federation_edu_queue_failed room_id=%s type=%s", room_id,
-                          edu_type)
+            log.exception("event=federation_edu_queue_failed room_id=%s type=%s", room_id, edu_type)
 
     async def _destinations_for_event(self, ev: Event) -> set[str]:
         dests = await self.destinations_for_room(ev.room_id)
@@ -216,7 +243,7 @@ class FederationSender:
         for ev in evs:
             so = ev.internal.get("stream_ordering") or 0
             if position is None and so and so <= self._position:
-                continue            # already read by the start-up catch-up
+                continue  # already read by the start-up catch-up
             top = max(top, so)
             if ev.event_id in self._skip:
                 self._skip.discard(ev.event_id)
@@ -268,7 +295,7 @@ class FederationSender:
             # them).  Position writes stay one at a time: try again later.
             self._save_position_later()
             return defer.succeed(None)
-        self._saving = True             # and no batch starts until this write is done
+        self._saving = True  # and no batch starts until this write is done
 
         def saved(_: Any) -> None:
             self._position_saved = max(self._position_saved, position)

@@ -89,10 +89,21 @@ class _Coalesced:
 
 
 class TransactionSender:
-    def __init__(self, *, db: Any, clock: Any, client: Any, server_name: str, policy: Any,
-                 get_events: GetEvents, backoff: BackoffPolicy | None = None,
-                 random: Callable[[], float] | None = None, max_pdus: int = queue.MAX_PDUS,
-                 max_edus: int = queue.MAX_EDUS, request_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        db: Any,
+        clock: Any,
+        client: Any,
+        server_name: str,
+        policy: Any,
+        get_events: GetEvents,
+        backoff: BackoffPolicy | None = None,
+        random: Callable[[], float] | None = None,
+        max_pdus: int = queue.MAX_PDUS,
+        max_edus: int = queue.MAX_EDUS,
+        request_timeout: float | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.client = client
@@ -110,8 +121,9 @@ class TransactionSender:
         self._retry: dict[str, RetryState] = {}
         self._loops: dict[str, defer.Deferred] = {}
         self._stopped = False
-        self._claim = _Coalesced(db, _claim_all, lambda: (
-            self.clock.time_ms(), self.max_pdus, self.max_edus))
+        self._claim = _Coalesced(
+            db, _claim_all, lambda: (self.clock.time_ms(), self.max_pdus, self.max_edus)
+        )
         self._complete = _Coalesced(db, _complete_all, lambda: (self.clock.time_ms(),))
         # Observability (tests, metrics): transactions sent OK / failed attempts.
         self.sent_transactions = 0
@@ -187,8 +199,9 @@ class TransactionSender:
             old.cancel()
         if self._stopped:
             return
-        self._timers[destination] = self.clock.call_later(max(0, delay_ms) / 1000.0,
-                                                          self._retry_due, destination)
+        self._timers[destination] = self.clock.call_later(
+            max(0, delay_ms) / 1000.0, self._retry_due, destination
+        )
 
     def _retry_due(self, destination: str) -> None:
         self._timers.pop(destination, None)
@@ -209,6 +222,7 @@ class TransactionSender:
                 self._rewake.discard(destination)
                 self.wake(destination)
             return result
+
         d.addBoth(done)
 
     async def _loop(self, destination: str) -> None:
@@ -217,8 +231,12 @@ class TransactionSender:
                 self._rewake.discard(destination)
                 if not self.policy.allow_outbound(destination):
                     dropped = await self.db.run(queue.drop_destination, destination)
-                    log.warning("event=federation_outbound_refused destination=%s "
-                                "dropped_rows=%d reason=server_policy", destination, dropped)
+                    log.warning(
+                        "event=federation_outbound_refused destination=%s "
+                        "dropped_rows=%d reason=server_policy",
+                        destination,
+                        dropped,
+                    )
                     return
                 batch = await self._claim(destination)
                 if batch is None:
@@ -236,16 +254,25 @@ class TransactionSender:
         for eid in batch.event_ids:
             ev = events.get(eid)
             if ev is None:
-                log.warning("event=federation_pdu_missing destination=%s event_id=%s",
-                            destination, eid)
+                log.warning(
+                    "event=federation_pdu_missing destination=%s event_id=%s", destination, eid
+                )
                 continue
             pdus.append(dict(ev.pdu))
-        body = {"origin": self.server_name, "origin_server_ts": self.clock.time_ms(),
-                "pdus": pdus, "edus": list(batch.edus)}
+        body = {
+            "origin": self.server_name,
+            "origin_server_ts": self.clock.time_ms(),
+            "pdus": pdus,
+            "edus": list(batch.edus),
+        }
         try:
             status, resp = await self.client.request(
-                destination, E.SEND.method, E.SEND.path(batch.txn_id), json_body=body,
-                timeout=self.request_timeout)
+                destination,
+                E.SEND.method,
+                E.SEND.path(batch.txn_id),
+                json_body=body,
+                timeout=self.request_timeout,
+            )
         except FederationRequestError as exc:
             await self._failed(destination, str(exc))
             return False
@@ -254,17 +281,28 @@ class TransactionSender:
             self._retry.pop(destination, None)
             self.sent_transactions += 1
             self._log_pdu_errors(destination, batch.txn_id, resp)
-            log.debug("event=federation_txn_sent destination=%s txn_id=%s pdus=%d edus=%d",
-                      destination, batch.txn_id, len(pdus), len(batch.edus))
+            log.debug(
+                "event=federation_txn_sent destination=%s txn_id=%s pdus=%d edus=%d",
+                destination,
+                batch.txn_id,
+                len(pdus),
+                len(batch.edus),
+            )
             return True
         errcode = resp.get("errcode") if isinstance(resp, dict) else None
         if status in (400, 413) and errcode in UNSENDABLE:
-            log.error("event=federation_txn_refused destination=%s txn_id=%s status=%s "
-                      "errcode=%s action=dropped pdus=%d edus=%d", destination, batch.txn_id,
-                      status, errcode, len(pdus), len(batch.edus))
-            await self.db.run(queue.complete_txn, destination, batch.txn_id,
-                              self.clock.time_ms())
-            self._retry.pop(destination, None)      # it answered: it is up
+            log.error(
+                "event=federation_txn_refused destination=%s txn_id=%s status=%s "
+                "errcode=%s action=dropped pdus=%d edus=%d",
+                destination,
+                batch.txn_id,
+                status,
+                errcode,
+                len(pdus),
+                len(batch.edus),
+            )
+            await self.db.run(queue.complete_txn, destination, batch.txn_id, self.clock.time_ms())
+            self._retry.pop(destination, None)  # it answered: it is up
             return True
         await self._failed(destination, f"HTTP {status} {errcode or ''}".strip())
         return False
@@ -276,29 +314,38 @@ class TransactionSender:
             return
         for eid, result in results.items():
             if isinstance(result, dict) and result.get("error"):
-                log.info("event=federation_pdu_refused destination=%s txn_id=%s event_id=%s "
-                         "error=%s", destination, txn_id, eid, result.get("error"))
+                log.info(
+                    "event=federation_pdu_refused destination=%s txn_id=%s event_id=%s error=%s",
+                    destination,
+                    txn_id,
+                    eid,
+                    result.get("error"),
+                )
 
     async def _failed(self, destination: str, reason: str) -> None:
         self.failed_attempts += 1
         state = self._retry.get(destination, RetryState()).after_failure(
-            self.backoff, self.clock.time_ms(), self.random)
+            self.backoff, self.clock.time_ms(), self.random
+        )
         self._retry[destination] = state
-        log.info("event=federation_destination_down destination=%s failures=%d "
-                 "retry_in_ms=%d reason=%s", destination, state.failures,
-                 state.retry_interval_ms, reason)
+        log.info(
+            "event=federation_destination_down destination=%s failures=%d retry_in_ms=%d reason=%s",
+            destination,
+            state.failures,
+            state.retry_interval_ms,
+            reason,
+        )
         try:
             await self.db.run(queue.record_failure, destination, state)
         except Exception:  # the in-memory state still drives the retry
-            log.exception("event=federation_retry_state_write_failed destination=%s",
-                          destination)
+            log.exception("event=federation_retry_state_write_failed destination=%s", destination)
         self._schedule(destination, state.retry_interval_ms)
 
 
-def _claim_all(conn: Any, destinations: list[str], now_ms: int, max_pdus: int,
-               max_edus: int) -> dict:
-    return queue.claim_batches(conn, destinations, now_ms, max_pdus=max_pdus,
-                               max_edus=max_edus)
+def _claim_all(
+    conn: Any, destinations: list[str], now_ms: int, max_pdus: int, max_edus: int
+) -> dict:
+    return queue.claim_batches(conn, destinations, now_ms, max_pdus=max_pdus, max_edus=max_edus)
 
 
 def _complete_all(conn: Any, done: list[tuple[str, str]], now_ms: int) -> dict:

@@ -37,21 +37,43 @@ def backoff_from_config(config: Any) -> BackoffPolicy:
         initial_ms=int(getattr(fed, "retry_initial_ms", d.initial_ms) or d.initial_ms),
         multiplier=float(getattr(fed, "retry_multiplier", d.multiplier) or d.multiplier),
         max_ms=int(getattr(fed, "retry_max_ms", d.max_ms) or d.max_ms),
-        jitter=float(getattr(fed, "retry_jitter", d.jitter)))
+        jitter=float(getattr(fed, "retry_jitter", d.jitter)),
+    )
 
 
-def build_sender(*, db: Any, clock: Any, client: Any, server_name: str, rooms: Any,
-                 policy: Any = None, backoff: BackoffPolicy | None = None,
-                 random: Callable[[], float] | None = None,
-                 request_timeout: float | None = None) -> FederationSender:
+def build_sender(
+    *,
+    db: Any,
+    clock: Any,
+    client: Any,
+    server_name: str,
+    rooms: Any,
+    policy: Any = None,
+    backoff: BackoffPolicy | None = None,
+    random: Callable[[], float] | None = None,
+    request_timeout: float | None = None,
+) -> FederationSender:
     """The sender without any wiring side effects (tests build it this way)."""
     policy = policy or _AllowAll()
-    transactions = TransactionSender(db=db, clock=clock, client=client,
-                                     server_name=server_name, policy=policy,
-                                     get_events=rooms.get_events, backoff=backoff,
-                                     random=random, request_timeout=request_timeout)
-    return FederationSender(db=db, clock=clock, server_name=server_name, rooms=rooms,
-                            policy=policy, transactions=transactions)
+    transactions = TransactionSender(
+        db=db,
+        clock=clock,
+        client=client,
+        server_name=server_name,
+        policy=policy,
+        get_events=rooms.get_events,
+        backoff=backoff,
+        random=random,
+        request_timeout=request_timeout,
+    )
+    return FederationSender(
+        db=db,
+        clock=clock,
+        server_name=server_name,
+        rooms=rooms,
+        policy=policy,
+        transactions=transactions,
+    )
 
 
 def attach(sender: FederationSender, *, rooms: Any, sync: Any = None) -> None:
@@ -70,17 +92,26 @@ def wire(fctx: Any, *, rooms: Any, sync: Any = None) -> FederationSender:
     ctx = fctx.ctx
     fed = getattr(ctx.config, "federation", None)
     timeout = getattr(fed, "transaction_timeout_s", None)
-    sender = build_sender(db=ctx.db, clock=ctx.clock, client=fctx.client,
-                          server_name=ctx.server_name, rooms=rooms,
-                          policy=getattr(fctx, "policy", None),
-                          backoff=backoff_from_config(ctx.config),
-                          request_timeout=float(timeout) if timeout else None)
+    sender = build_sender(
+        db=ctx.db,
+        clock=ctx.clock,
+        client=fctx.client,
+        server_name=ctx.server_name,
+        rooms=rooms,
+        policy=getattr(fctx, "policy", None),
+        backoff=backoff_from_config(ctx.config),
+        request_timeout=float(timeout) if timeout else None,
+    )
     attach(sender, rooms=rooms, sync=sync)
 
     def start() -> None:
         d = defer.ensureDeferred(sender.start())
-        d.addErrback(lambda f: log.error("event=federation_sender_start_failed error=%s",
-                                         f.getErrorMessage()))
+        d.addErrback(
+            lambda f: log.error(
+                "event=federation_sender_start_failed error=%s", f.getErrorMessage()
+            )
+        )
+
     ctx.reactor.callWhenRunning(start)
     ctx.reactor.addSystemEventTrigger("before", "shutdown", sender.stop)
     return sender

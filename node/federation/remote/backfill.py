@@ -35,8 +35,17 @@ def _domain(user_id: str) -> str:
 
 
 class Backfiller:
-    def __init__(self, *, rooms: Any, client: Any, clock: Any, server_name: str,
-                 ingest: Any, policy: Any = None, timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        *,
+        rooms: Any,
+        client: Any,
+        clock: Any,
+        server_name: str,
+        ingest: Any,
+        policy: Any = None,
+        timeout: float = 20.0,
+    ) -> None:
         self.rooms = rooms
         self.client = client
         self.clock = clock
@@ -61,8 +70,11 @@ class Backfiller:
         except NotFound:
             return 0
         earliest = await self.rooms.get_events_in_range(room_id, None, None, 1, "f")
-        if not earliest or earliest[0].type == "m.room.create" or \
-                ("m.room.create", "") not in room.state:
+        if (
+            not earliest
+            or earliest[0].type == "m.room.create"
+            or ("m.room.create", "") not in room.state
+        ):
             return 0
         start = earliest[0]
         create = room.state[("m.room.create", "")]
@@ -76,22 +88,31 @@ class Backfiller:
             tried.append(server)
             try:
                 status, body = await self.client.request(
-                    server, E.BACKFILL.method, E.BACKFILL.path(room_id),
+                    server,
+                    E.BACKFILL.method,
+                    E.BACKFILL.path(room_id),
                     query={"v": [start.event_id], "limit": max(1, min(limit + 1, MAX_LIMIT))},
-                    timeout=self.timeout)
+                    timeout=self.timeout,
+                )
             except FederationRequestError as exc:
-                log.info("event=backfill_failed room_id=%s server=%s error=%s", room_id,
-                         server, exc.message)
+                log.info(
+                    "event=backfill_failed room_id=%s server=%s error=%s",
+                    room_id,
+                    server,
+                    exc.message,
+                )
                 continue
             pdus = body.get("pdus") if status == 200 and isinstance(body, dict) else None
             if not isinstance(pdus, list):
-                log.info("event=backfill_refused room_id=%s server=%s status=%s", room_id,
-                         server, status)
+                log.info(
+                    "event=backfill_refused room_id=%s server=%s status=%s", room_id, server, status
+                )
                 continue
             new = await self.ingest.persist_backfilled(server, room_id, pdus)
             if new:
-                log.info("event=backfilled room_id=%s server=%s events=%d", room_id, server,
-                         len(new))
+                log.info(
+                    "event=backfilled room_id=%s server=%s events=%d", room_id, server, len(new)
+                )
                 return len(new)
         self._quiet_until[room_id] = now + QUIET_MS
         return 0

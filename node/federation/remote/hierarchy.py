@@ -38,12 +38,20 @@ log = logging.getLogger("parta.federation.hierarchy")
 TTL_MS = 5 * 60_000
 FAILURE_TTL_MS = 60_000
 CACHE_SIZE = 2_000
-MAX_VIA = 3                 # servers tried per child room (each with ``timeout``)
-MAX_CHILDREN = 250          # children taken from one answer
+MAX_VIA = 3  # servers tried per child room (each with ``timeout``)
+MAX_CHILDREN = 250  # children taken from one answer
 
 _ORDER = re.compile(r"^[\x20-\x7E]{1,50}$")
-_STR_FIELDS = ("name", "topic", "canonical_alias", "avatar_url", "join_rule", "room_type",
-               "room_version", "encryption")
+_STR_FIELDS = (
+    "name",
+    "topic",
+    "canonical_alias",
+    "avatar_url",
+    "join_rule",
+    "room_type",
+    "room_version",
+    "encryption",
+)
 
 
 class RemoteRoom:
@@ -51,13 +59,14 @@ class RemoteRoom:
 
     __slots__ = ("room_id", "room_type", "summary", "children_state", "known")
 
-    def __init__(self, summary: dict, children_state: list[dict],
-                 known: dict[str, "RemoteRoom | None"]) -> None:
+    def __init__(
+        self, summary: dict, children_state: list[dict], known: dict[str, "RemoteRoom | None"]
+    ) -> None:
         self.room_id = summary["room_id"]
         self.room_type = summary.get("room_type")
-        self.summary = summary                  # RoomSummary fields only
-        self.children_state = children_state    # stripped m.space.child events (+ts)
-        self.known = known                      # child ID -> its room (None: inaccessible)
+        self.summary = summary  # RoomSummary fields only
+        self.children_state = children_state  # stripped m.space.child events (+ts)
+        self.known = known  # child ID -> its room (None: inaccessible)
 
     def children(self, suggested_only: bool) -> list[dict]:
         return child_refs(self.children_state, suggested_only)
@@ -68,6 +77,7 @@ class RemoteRoom:
 
 # --- pure helpers --------------------------------------------------------------------------
 
+
 def _child_event(ev: Any) -> dict | None:
     if not isinstance(ev, dict) or ev.get("type") != "m.space.child":
         return None
@@ -75,9 +85,13 @@ def _child_event(ev: Any) -> dict | None:
     if not isinstance(sk, str) or not sk.startswith("!") or not isinstance(content, dict):
         return None
     sender = ev.get("sender")
-    return {"type": "m.space.child", "state_key": sk, "content": content,
-            "sender": sender if isinstance(sender, str) else "",
-            "origin_server_ts": ts if isinstance(ts, int) and not isinstance(ts, bool) else 0}
+    return {
+        "type": "m.space.child",
+        "state_key": sk,
+        "content": content,
+        "sender": sender if isinstance(sender, str) else "",
+        "origin_server_ts": ts if isinstance(ts, int) and not isinstance(ts, bool) else 0,
+    }
 
 
 def child_refs(children_state: list[dict], suggested_only: bool) -> list[dict]:
@@ -96,27 +110,31 @@ def child_refs(children_state: list[dict], suggested_only: bool) -> list[dict]:
     def key(ev: dict) -> tuple:
         order = ev["content"].get("order")
         valid = isinstance(order, str) and _ORDER.match(order) is not None
-        return (0 if valid else 1, order if valid else "", ev["origin_server_ts"],
-                ev["state_key"])
+        return (0 if valid else 1, order if valid else "", ev["origin_server_ts"], ev["state_key"])
+
     return sorted(out, key=key)
 
 
 def clean_summary(raw: Any) -> tuple[dict, list[dict]] | None:
     """(summary, children_state) from an untrusted ``RoomSummary`` object; None when it
     has no usable ``room_id``."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("room_id"), str) \
-            or not raw["room_id"].startswith("!"):
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("room_id"), str)
+        or not raw["room_id"].startswith("!")
+    ):
         return None
     out: dict[str, Any] = {"room_id": raw["room_id"]}
     for k in _STR_FIELDS:
         if isinstance(raw.get(k), str):
             out[k] = raw[k]
     n = raw.get("num_joined_members")
-    out["num_joined_members"] = n if isinstance(n, int) and not isinstance(n, bool) \
-        and n >= 0 else 0
+    out["num_joined_members"] = (
+        n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0
+    )
     for k in ("world_readable", "guest_can_join"):
         out[k] = raw.get(k) is True
-    out.setdefault("join_rule", "public")       # PublishedRoomsChunk's default
+    out.setdefault("join_rule", "public")  # PublishedRoomsChunk's default
     allowed = raw.get("allowed_room_ids")
     if isinstance(allowed, list):
         ids = [a for a in allowed if isinstance(a, str)]
@@ -139,8 +157,9 @@ def user_may_see(summary: dict, joined_rooms: set[str]) -> bool:
     rule = summary.get("join_rule")
     if rule in ("public", "knock", "knock_restricted"):
         return True
-    if rule == "restricted" and any(r in joined_rooms
-                                    for r in summary.get("allowed_room_ids") or ()):
+    if rule == "restricted" and any(
+        r in joined_rooms for r in summary.get("allowed_room_ids") or ()
+    ):
         return True
     return summary.get("world_readable") is True
 
@@ -163,18 +182,26 @@ def parse_answer(room_id: str, body: Any) -> RemoteRoom | None:
     if isinstance(children, list):
         for raw in children[:MAX_CHILDREN]:
             got = clean_summary(raw)
-            if got is not None and got[0]["room_id"] in wanted \
-                    and got[0]["room_id"] not in known:
+            if got is not None and got[0]["room_id"] in wanted and got[0]["room_id"] not in known:
                 known[got[0]["room_id"]] = RemoteRoom(got[0], got[1], {})
     return RemoteRoom(top[0], top[1], known)
 
 
 # --- the fetcher ---------------------------------------------------------------------------
 
+
 class RemoteHierarchy:
-    def __init__(self, *, client: Any, clock: Any, server_name: str, policy: Any = None,
-                 timeout: float = 5.0, ttl_ms: int = TTL_MS,
-                 failure_ttl_ms: int = FAILURE_TTL_MS) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        clock: Any,
+        server_name: str,
+        policy: Any = None,
+        timeout: float = 5.0,
+        ttl_ms: int = TTL_MS,
+        failure_ttl_ms: int = FAILURE_TTL_MS,
+    ) -> None:
         self.client = client
         self.clock = clock
         self.server_name = server_name
@@ -182,11 +209,11 @@ class RemoteHierarchy:
         self.timeout = timeout
         self.ttl_ms = ttl_ms
         self.failure_ttl_ms = failure_ttl_ms
-        self._cache: OrderedDict[tuple[str, bool], tuple[int, RemoteRoom | None]] = \
-            OrderedDict()
+        self._cache: OrderedDict[tuple[str, bool], tuple[int, RemoteRoom | None]] = OrderedDict()
 
-    def cached(self, room_id: str, suggested_only: bool,
-               parent: RemoteRoom | None = None) -> tuple[bool, RemoteRoom | None]:
+    def cached(
+        self, room_id: str, suggested_only: bool, parent: RemoteRoom | None = None
+    ) -> tuple[bool, RemoteRoom | None]:
         """(hit, room) without any request: the parent's answer first, then the cache."""
         if parent is not None and room_id in parent.known:
             return True, parent.known[room_id]
@@ -195,8 +222,7 @@ class RemoteHierarchy:
             return True, hit[1]
         return False, None
 
-    async def fetch(self, room_id: str, via: list[str], suggested_only: bool
-                    ) -> RemoteRoom | None:
+    async def fetch(self, room_id: str, via: list[str], suggested_only: bool) -> RemoteRoom | None:
         """Ask up to ``MAX_VIA`` of the ``via`` servers (not us, not refused by policy);
         the first good answer wins.  Never raises for network or remote errors."""
         result: RemoteRoom | None = None
@@ -212,16 +238,22 @@ class RemoteHierarchy:
             tried += 1
             try:
                 status, body = await self.client.request(
-                    server, E.HIERARCHY.method, E.HIERARCHY.path(room_id),
+                    server,
+                    E.HIERARCHY.method,
+                    E.HIERARCHY.path(room_id),
                     query={"suggested_only": "true" if suggested_only else "false"},
-                    timeout=self.timeout)
+                    timeout=self.timeout,
+                )
             except FederationRequestError as exc:
-                log.info("event=hierarchy_remote_failed room=%s server=%s error=%s",
-                         room_id, server, exc.message)
+                log.info(
+                    "event=hierarchy_remote_failed room=%s server=%s error=%s",
+                    room_id,
+                    server,
+                    exc.message,
+                )
                 continue
-            except Exception:                # a bad answer never fails the client request
-                log.exception("event=hierarchy_remote_error room=%s server=%s",
-                              room_id, server)
+            except Exception:  # a bad answer never fails the client request
+                log.exception("event=hierarchy_remote_error room=%s server=%s", room_id, server)
                 continue
             if status == 200:
                 result = parse_answer(room_id, body)
@@ -229,13 +261,14 @@ class RemoteHierarchy:
                     answered = True
                     break
             elif status == 404:
-                answered = True              # "cannot peek/join" or unknown there: try on
+                answered = True  # "cannot peek/join" or unknown there: try on
         ttl = self.ttl_ms if answered else self.failure_ttl_ms
         self._store(room_id, suggested_only, result, ttl)
         return result
 
-    def _store(self, room_id: str, suggested_only: bool, value: RemoteRoom | None,
-               ttl: int) -> None:
+    def _store(
+        self, room_id: str, suggested_only: bool, value: RemoteRoom | None, ttl: int
+    ) -> None:
         key = (room_id, suggested_only)
         self._cache[key] = (self.clock.time_ms() + ttl, value)
         self._cache.move_to_end(key)
@@ -245,7 +278,10 @@ class RemoteHierarchy:
 
 def attach(fctx: Any, rooms: Any) -> RemoteHierarchy:
     """Give the rooms service (the client ``/hierarchy``) its remote look-ups."""
-    rooms.remote_hierarchy = RemoteHierarchy(client=fctx.client, clock=fctx.ctx.clock,
-                                             server_name=fctx.ctx.server_name,
-                                             policy=fctx.policy)
+    rooms.remote_hierarchy = RemoteHierarchy(
+        client=fctx.client,
+        clock=fctx.ctx.clock,
+        server_name=fctx.ctx.server_name,
+        policy=fctx.policy,
+    )
     return rooms.remote_hierarchy

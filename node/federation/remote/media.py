@@ -70,12 +70,12 @@ def parse_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str]
     chunks = body.split(delim)
     for chunk in chunks[1:]:
         if chunk.startswith(b"--"):
-            break                      # the closing delimiter
+            break  # the closing delimiter
         if chunk.startswith(b"\r\n"):
             chunk = chunk[2:]
         head, sep, content = chunk.partition(b"\r\n\r\n")
         if not sep:
-            if chunk.startswith(b"\r\n"):      # no headers at all
+            if chunk.startswith(b"\r\n"):  # no headers at all
                 head, content = b"", chunk[2:]
             else:
                 raise ValueError("multipart part without a header block")
@@ -85,8 +85,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str]
         for line in head.split(b"\r\n"):
             name, colon, value = line.partition(b":")
             if colon:
-                headers[name.decode("latin-1").strip().lower()] = \
-                    value.decode("latin-1").strip()
+                headers[name.decode("latin-1").strip().lower()] = value.decode("latin-1").strip()
         parts.append((headers, content))
     return parts
 
@@ -99,15 +98,24 @@ def _filename(disposition: str | None) -> str | None:
 
 def _unavailable(server_name: str, media_id: str, detail: str) -> MatrixError:
     """The one answer for every remote failure; ``detail`` goes to the log only."""
-    log.warning("event=remote_media_failed server=%s media_id=%s detail=%s", server_name,
-                media_id, detail)
+    log.warning(
+        "event=remote_media_failed server=%s media_id=%s detail=%s", server_name, media_id, detail
+    )
     return MatrixError(UNAVAILABLE, errcode="M_UNKNOWN", http_status=502)
 
 
 class RemoteMedia:
-    def __init__(self, *, client: Any, clock: Any, server_name: str, policy: Any = None,
-                 max_bytes: int = 50 * 1024 * 1024, cache_bytes: int = 32 * 1024 * 1024,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        clock: Any,
+        server_name: str,
+        policy: Any = None,
+        max_bytes: int = 50 * 1024 * 1024,
+        cache_bytes: int = 32 * 1024 * 1024,
+        timeout: float = 60.0,
+    ) -> None:
         self.client = client
         self.clock = clock
         self.server_name = server_name
@@ -115,8 +123,7 @@ class RemoteMedia:
         self.max_bytes = max_bytes
         self.cache_bytes = cache_bytes
         self.timeout = timeout
-        self._cache: OrderedDict[tuple[str, str], tuple[RemoteMediaInfo, bytes]] = \
-            OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[RemoteMediaInfo, bytes]] = OrderedDict()
         self._cached_size = 0
 
     async def download(self, server_name: str, media_id: str) -> tuple[RemoteMediaInfo, bytes]:
@@ -128,17 +135,25 @@ class RemoteMedia:
         if self.policy is not None and not self.policy.allow_outbound(server_name):
             raise NotFound("Media not found")
         try:
-            raw = await self.client.get_raw(server_name, E.MEDIA_DOWNLOAD.path(media_id),
-                                            timeout=self.timeout, max_bytes=self.max_bytes)
+            raw = await self.client.get_raw(
+                server_name,
+                E.MEDIA_DOWNLOAD.path(media_id),
+                timeout=self.timeout,
+                max_bytes=self.max_bytes,
+            )
             if raw.status == 404 and self._errcode(raw.body) == "M_UNRECOGNIZED":
                 raw = await self.client.get_raw(
-                    server_name, E.LEGACY_MEDIA_DOWNLOAD.path(server_name, media_id),
-                    query={"allow_remote": "false"}, timeout=self.timeout,
-                    max_bytes=self.max_bytes)
+                    server_name,
+                    E.LEGACY_MEDIA_DOWNLOAD.path(server_name, media_id),
+                    query={"allow_remote": "false"},
+                    timeout=self.timeout,
+                    max_bytes=self.max_bytes,
+                )
                 return self._remember(key, self._plain(server_name, media_id, raw))
         except FederationRequestError as exc:
-            raise _unavailable(server_name, media_id,
-                               f"{type(exc).__name__}: {exc.message}") from None
+            raise _unavailable(
+                server_name, media_id, f"{type(exc).__name__}: {exc.message}"
+            ) from None
         return self._remember(key, self._multipart(server_name, media_id, raw))
 
     @staticmethod
@@ -153,43 +168,66 @@ class RemoteMedia:
         if raw.status == 404:
             raise NotFound("Media not found")
         if raw.status == 413:
-            raise MatrixError("The media is too large", errcode="M_TOO_LARGE",
-                              http_status=502)
+            raise MatrixError("The media is too large", errcode="M_TOO_LARGE", http_status=502)
         if raw.status != 200:
             raise _unavailable(server_name, media_id, f"HTTP {raw.status}")
 
-    def _info(self, server_name: str, media_id: str, content_type: str | None,
-              disposition: str | None, data: bytes) -> RemoteMediaInfo:
-        return RemoteMediaInfo(media_id=media_id, user_id="", upload_name=_filename(disposition),
-                               content_type=content_type or "application/octet-stream",
-                               size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                               created_ts=self.clock.time_ms())
+    def _info(
+        self,
+        server_name: str,
+        media_id: str,
+        content_type: str | None,
+        disposition: str | None,
+        data: bytes,
+    ) -> RemoteMediaInfo:
+        return RemoteMediaInfo(
+            media_id=media_id,
+            user_id="",
+            upload_name=_filename(disposition),
+            content_type=content_type or "application/octet-stream",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            created_ts=self.clock.time_ms(),
+        )
 
-    def _multipart(self, server_name: str, media_id: str, raw: Any
-                   ) -> tuple[RemoteMediaInfo, bytes]:
+    def _multipart(
+        self, server_name: str, media_id: str, raw: Any
+    ) -> tuple[RemoteMediaInfo, bytes]:
         self._check_status(server_name, media_id, raw)
         try:
             parts = parse_multipart(raw.body, raw.header("content-type") or "")
         except ValueError as exc:
-            raise _unavailable(server_name, media_id,
-                               f"unreadable multipart response: {exc}") from None
+            raise _unavailable(
+                server_name, media_id, f"unreadable multipart response: {exc}"
+            ) from None
         if len(parts) != 2:
             raise _unavailable(server_name, media_id, f"{len(parts)} parts instead of 2")
         headers, data = parts[1]
         if "location" in headers:
-            raise _unavailable(server_name, media_id,
-                               "a Location redirect, which this server does not follow")
-        return self._info(server_name, media_id, headers.get("content-type"),
-                          headers.get("content-disposition"), data), data
+            raise _unavailable(
+                server_name, media_id, "a Location redirect, which this server does not follow"
+            )
+        return self._info(
+            server_name,
+            media_id,
+            headers.get("content-type"),
+            headers.get("content-disposition"),
+            data,
+        ), data
 
-    def _plain(self, server_name: str, media_id: str, raw: Any
-               ) -> tuple[RemoteMediaInfo, bytes]:
+    def _plain(self, server_name: str, media_id: str, raw: Any) -> tuple[RemoteMediaInfo, bytes]:
         self._check_status(server_name, media_id, raw)
-        return self._info(server_name, media_id, raw.header("content-type"),
-                          raw.header("content-disposition"), raw.body), raw.body
+        return self._info(
+            server_name,
+            media_id,
+            raw.header("content-type"),
+            raw.header("content-disposition"),
+            raw.body,
+        ), raw.body
 
-    def _remember(self, key: tuple[str, str], entry: tuple[RemoteMediaInfo, bytes]
-                  ) -> tuple[RemoteMediaInfo, bytes]:
+    def _remember(
+        self, key: tuple[str, str], entry: tuple[RemoteMediaInfo, bytes]
+    ) -> tuple[RemoteMediaInfo, bytes]:
         size = len(entry[1])
         if size <= self.cache_bytes // 4:
             self._cache[key] = entry

@@ -24,8 +24,15 @@ CACHE_SIZE = 5_000
 
 
 class RemoteProfiles:
-    def __init__(self, *, client: Any, clock: Any, server_name: str, policy: Any = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        clock: Any,
+        server_name: str,
+        policy: Any = None,
+        timeout: float = 10.0,
+    ) -> None:
         self.client = client
         self.clock = clock
         self.server_name = server_name
@@ -48,23 +55,36 @@ class RemoteProfiles:
             raise NotFound("Profile not found")
         try:
             status, body = await self.client.request(
-                server, E.QUERY_PROFILE.method, E.QUERY_PROFILE.path(),
-                query={"user_id": user_id}, timeout=self.timeout)
+                server,
+                E.QUERY_PROFILE.method,
+                E.QUERY_PROFILE.path(),
+                query={"user_id": user_id},
+                timeout=self.timeout,
+            )
         except FederationRequestError as exc:
             # One text for refused, closed, silent or TLS-failing servers; detail in the log.
-            log.warning("event=remote_profile_failed server=%s detail=%s: %s", server,
-                        type(exc).__name__, exc.message)
-            raise MatrixError(f"Could not reach {server}", errcode="M_UNKNOWN",
-                              http_status=502) from None
+            log.warning(
+                "event=remote_profile_failed server=%s detail=%s: %s",
+                server,
+                type(exc).__name__,
+                exc.message,
+            )
+            raise MatrixError(
+                f"Could not reach {server}", errcode="M_UNKNOWN", http_status=502
+            ) from None
         if status == 404:
             raise NotFound("Profile not found")
         if status == 403:
             raise Forbidden(f"{server} does not share this profile")
         if status != 200 or not isinstance(body, dict):
-            raise MatrixError(f"{server} answered HTTP {status}", errcode="M_UNKNOWN",
-                              http_status=502)
-        profile = {k: v for k, v in body.items()
-                   if k in ("displayname", "avatar_url") and isinstance(v, str)}
+            raise MatrixError(
+                f"{server} answered HTTP {status}", errcode="M_UNKNOWN", http_status=502
+            )
+        profile = {
+            k: v
+            for k, v in body.items()
+            if k in ("displayname", "avatar_url") and isinstance(v, str)
+        }
         self._cache[user_id] = (now + TTL_MS, profile)
         self._cache.move_to_end(user_id)
         while len(self._cache) > CACHE_SIZE:

@@ -13,11 +13,25 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-MODULES = ("keys", "version", "send", "event", "state", "state_ids", "backfill",
-           "missing_events", "event_auth", "query", "public_rooms", "media", "stats",
-           "hierarchy",        # hierarchy: server-server API "Spaces"
-           # Device Management / End-to-End Encryption: a user's devices and keys.
-           "user_devices", "user_keys")
+MODULES = (
+    "keys",
+    "version",
+    "send",
+    "event",
+    "state",
+    "state_ids",
+    "backfill",
+    "missing_events",
+    "event_auth",
+    "query",
+    "public_rooms",
+    "media",
+    "stats",
+    "hierarchy",  # hierarchy: server-server API "Spaces"
+    # Device Management / End-to-End Encryption: a user's devices and keys.
+    "user_devices",
+    "user_keys",
+)
 
 
 def register_all(routes: Any, fctx: Any) -> None:

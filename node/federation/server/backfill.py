@@ -20,9 +20,15 @@ from .common import envelope
 MAX_LIMIT = 100
 
 
-async def walk_back(fctx: Any, room_id: str, start: list[str], limit: int,
-                    exclude: AbstractSet[str] = frozenset(), min_depth: int = 0,
-                    include_start: bool = True) -> list:
+async def walk_back(
+    fctx: Any,
+    room_id: str,
+    start: list[str],
+    limit: int,
+    exclude: AbstractSet[str] = frozenset(),
+    min_depth: int = 0,
+    include_start: bool = True,
+) -> list:
     """Events reached from ``start`` through ``prev_events``, deepest first, at most
     ``limit``; ``exclude`` stops the walk (``get_missing_events``)."""
     out: list[Event] = []

@@ -11,21 +11,24 @@ from federation.events.model import Event
 
 def envelope(fctx: Any, pdus: list[dict]) -> dict:
     """A ``Transaction`` wrapping PDUs (``single_pdu_transaction`` / backfill)."""
-    return {"origin": fctx.server_name, "origin_server_ts": fctx.ctx.clock.time_ms(),
-            "pdus": pdus}
+    return {"origin": fctx.server_name, "origin_server_ts": fctx.ctx.clock.time_ms(), "pdus": pdus}
 
 
 async def event_in_room(fctx: Any, event_id: str, room_id: str | None = None) -> Event:
     """A stored, not rejected event (of ``room_id``), else 404."""
     ev = await fctx.rooms.get_event(event_id) if isinstance(event_id, str) else None
-    if ev is None or ev.rejected_reason is not None or \
-            (room_id is not None and ev.room_id != room_id):
+    if (
+        ev is None
+        or ev.rejected_reason is not None
+        or (room_id is not None and ev.room_id != room_id)
+    ):
         raise NotFound(f"Could not find event {event_id}")
     return ev
 
 
-async def auth_chain_events(fctx: Any, event_ids: Iterable[str],
-                            room_id: str | None = None) -> list[Event]:
+async def auth_chain_events(
+    fctx: Any, event_ids: Iterable[str], room_id: str | None = None
+) -> list[Event]:
     """Every event reachable from ``event_ids`` through ``auth_events`` (not the starting
     events themselves unless one is in another's chain), oldest first.
 

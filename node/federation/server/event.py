@@ -23,7 +23,7 @@ def register(routes: Any, fctx: Any) -> None:
     async def get_event(req: Any, origin: str, eventId: str) -> tuple[int, dict]:
         ev = await event_in_room(fctx, eventId)
         room = await require_room_access(fctx.rooms, ev.room_id, origin)
-        require_allowed(room, origin)       # server ACLs
+        require_allowed(room, origin)  # server ACLs
         pdus = await ServerVisibility(fctx.rooms, room, origin).serve([ev])
         return 200, envelope(fctx, pdus)
 

@@ -14,8 +14,7 @@ from .common import auth_chain_events, event_in_room
 
 
 def register(routes: Any, fctx: Any) -> None:
-    async def event_auth(req: Any, origin: str, roomId: str, eventId: str
-                         ) -> tuple[int, dict]:
+    async def event_auth(req: Any, origin: str, roomId: str, eventId: str) -> tuple[int, dict]:
         await require_room_access(fctx.rooms, roomId, origin)
         ev = await event_in_room(fctx, eventId, roomId)
         chain = await auth_chain_events(fctx, [ev.event_id], roomId)

@@ -51,18 +51,21 @@ _OPEN_RULES = ("public", "knock", "knock_restricted", "restricted")
 def server_can_peek_or_join(room: Any, origin: str) -> bool:
     """Rules 1-4 of the module docstring (the member scan of rule 2 last: it is the only
     one that costs more than a lookup)."""
-    if not server_allowed(room, origin):                                    # 1
+    if not server_allowed(room, origin):  # 1
         return False
-    if room.content("m.room.join_rules").get("join_rule") in _OPEN_RULES:   # 3
+    if room.content("m.room.join_rules").get("join_rule") in _OPEN_RULES:  # 3
         return True
     hv = room.content("m.room.history_visibility").get("history_visibility")
-    if hv == "world_readable":                                              # 4
+    if hv == "world_readable":  # 4
         return True
-    if any(server_of(u) == origin for u in room.joined):                    # 2
+    if any(server_of(u) == origin for u in room.joined):  # 2
         return True
-    return any(etype == "m.room.member" and server_of(skey) == origin
-               and ev.content.get("membership") == "invite"
-               for (etype, skey), ev in room.state.items())
+    return any(
+        etype == "m.room.member"
+        and server_of(skey) == origin
+        and ev.content.get("membership") == "invite"
+        for (etype, skey), ev in room.state.items()
+    )
 
 
 def children_state(room: Any, suggested_only: bool) -> list[dict]:
@@ -70,8 +73,10 @@ def children_state(room: Any, suggested_only: bool) -> list[dict]:
     ``origin_server_ts``; empty for a room that is not a space."""
     if room.room_type != "m.space":
         return []
-    return [dict(strip_state_event(ev), origin_server_ts=ev.origin_server_ts)
-            for ev in valid_children(room, suggested_only)[:MAX_CHILDREN]]
+    return [
+        dict(strip_state_event(ev), origin_server_ts=ev.origin_server_ts)
+        for ev in valid_children(room, suggested_only)[:MAX_CHILDREN]
+    ]
 
 
 def space_summary(room: Any, suggested_only: bool) -> dict:
@@ -100,7 +105,7 @@ async def answer(rooms: Any, origin: str, room_id: str, suggested_only: bool) ->
         try:
             child = await rooms.get_room(child_id)
         except NotFound:
-            continue                      # unknown here: left out, not "inaccessible"
+            continue  # unknown here: left out, not "inaccessible"
         if server_can_peek_or_join(child, origin):
             summary = space_summary(child, suggested_only)
             if len(summary["children_state"]) <= budget:

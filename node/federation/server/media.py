@@ -28,11 +28,11 @@ def multipart_frame(content_type: str, headers: dict[str, str]) -> tuple[str, by
     ``multipart/mixed`` answer; the media's own bytes go in between."""
     boundary = secrets.token_hex(16)
     part_headers = {"Content-Type": content_type}
-    part_headers.update({k: v for k, v in headers.items()
-                         if k.lower() in ("content-disposition",)})
+    part_headers.update({k: v for k, v in headers.items() if k.lower() in ("content-disposition",)})
     head = "".join(f"{k}: {v}\r\n" for k, v in part_headers.items())
-    prefix = (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{{}}\r\n"
-              f"--{boundary}\r\n{head}\r\n").encode("latin-1")
+    prefix = (
+        f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{{}}\r\n--{boundary}\r\n{head}\r\n"
+    ).encode("latin-1")
     suffix = f"\r\n--{boundary}--\r\n".encode("ascii")
     return f"multipart/mixed; boundary={boundary}", prefix, suffix
 
@@ -62,20 +62,22 @@ def register(routes: Any, fctx: Any) -> None:
         if isinstance(body, bytes):
             return multipart(info.content_type, headers, body)
         response_type, prefix, suffix = multipart_frame(info.content_type, headers)
-        return FileResponse(200, body.file, body.size, response_type, prefix=prefix,
-                            suffix=suffix)
+        return FileResponse(200, body.file, body.size, response_type, prefix=prefix, suffix=suffix)
 
     async def thumbnail(req: Any, origin: str, mediaId: str) -> Response:
         width, height = _dimension(req, "width"), _dimension(req, "height")
         method = req.query("method", "scale")
         if method not in ("crop", "scale"):
             raise InvalidParam("method must be 'crop' or 'scale'")
-        result = await media.thumbnail(fctx.server_name, mediaId, width, height, method,
-                                       req.query_bool("animated", False))
+        result = await media.thumbnail(
+            fctx.server_name, mediaId, width, height, method, req.query_bool("animated", False)
+        )
         ext = result.content_type.split("/", 1)[1]
-        return multipart(result.content_type,
-                         media_headers(result.content_type, f"thumbnail.{ext}",
-                                       force_inline=True), result.data)
+        return multipart(
+            result.content_type,
+            media_headers(result.content_type, f"thumbnail.{ext}", force_inline=True),
+            result.data,
+        )
 
     serve(routes, E.MEDIA_DOWNLOAD, download)
     serve(routes, E.MEDIA_THUMBNAIL, thumbnail)

@@ -40,8 +40,15 @@ def register(routes: Any, fctx: Any) -> None:
         limit = max(0, min(_int(body, "limit", 10), MAX_LIMIT))
         min_depth = _int(body, "min_depth", 0)
         room = await require_room_access(fctx.rooms, roomId, origin)
-        events = await walk_back(fctx, roomId, latest, limit, exclude=set(earliest),
-                                 min_depth=min_depth, include_start=False)
+        events = await walk_back(
+            fctx,
+            roomId,
+            latest,
+            limit,
+            exclude=set(earliest),
+            min_depth=min_depth,
+            include_start=False,
+        )
         events.sort(key=lambda e: (e.depth, e.internal.get("stream_ordering", 0)))
         pdus = await ServerVisibility(fctx.rooms, room, origin).serve(events)
         return 200, {"events": pdus}

@@ -16,14 +16,18 @@ from ..xmatrix_auth import serve
 def register(routes: Any, fctx: Any) -> None:
     async def get_public(req: Any, origin: str) -> tuple[int, dict]:
         return 200, await directory_ops.list_public_rooms(
-            fctx.rooms, limit=req.query_int("limit", None, minimum=0),
-            since=req.query("since"))
+            fctx.rooms, limit=req.query_int("limit", None, minimum=0), since=req.query("since")
+        )
 
     async def post_public(req: Any, origin: str) -> tuple[int, dict]:
         parsed = directory_ops.parse_public_rooms_body(req.json(allow_empty=True))
         return 200, await directory_ops.list_public_rooms(
-            fctx.rooms, limit=parsed.limit, since=parsed.since,
-            search_term=parsed.search_term or None, room_types=parsed.room_types)
+            fctx.rooms,
+            limit=parsed.limit,
+            since=parsed.since,
+            search_term=parsed.search_term or None,
+            room_types=parsed.room_types,
+        )
 
     serve(routes, E.PUBLIC_ROOMS, get_public)
     serve(routes, E.PUBLIC_ROOMS_POST, post_public)

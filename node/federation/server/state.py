@@ -32,7 +32,9 @@ def register(routes: Any, fctx: Any) -> None:
         state = await state_at(fctx, req, origin, roomId)
         evs = await fctx.rooms.get_events(state.values())
         chain = await auth_chain_events(fctx, state.values(), roomId)
-        return 200, {"pdus": [dict(evs[e].pdu) for e in state.values() if e in evs],
-                     "auth_chain": [dict(e.pdu) for e in chain]}
+        return 200, {
+            "pdus": [dict(evs[e].pdu) for e in state.values() if e in evs],
+            "auth_chain": [dict(e.pdu) for e in chain],
+        }
 
     serve(routes, E.STATE, get_state)

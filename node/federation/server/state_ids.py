@@ -17,7 +17,6 @@ def register(routes: Any, fctx: Any) -> None:
     async def get_state_ids(req: Any, origin: str, roomId: str) -> tuple[int, dict]:
         state = await state_at(fctx, req, origin, roomId)
         chain = await auth_chain_events(fctx, state.values(), roomId)
-        return 200, {"pdu_ids": list(state.values()),
-                     "auth_chain_ids": [e.event_id for e in chain]}
+        return 200, {"pdu_ids": list(state.values()), "auth_chain_ids": [e.event_id for e in chain]}
 
     serve(routes, E.STATE_IDS, get_state_ids)

@@ -33,18 +33,36 @@ MAX_DIRECTORS = 50
 def collect_stats(conn: Connection, server_name: str) -> dict:
     from schema.accounts import users
     from schema.events import rooms
-    n_users = conn.execute(select(func.count()).select_from(users)
-                           .where(users.c.deactivated.is_(False))).scalar() or 0
+
+    n_users = (
+        conn.execute(
+            select(func.count()).select_from(users).where(users.c.deactivated.is_(False))
+        ).scalar()
+        or 0
+    )
     ours = rooms.c.creator.endswith(":" + server_name, autoescape=True)
     n_rooms = conn.execute(select(func.count()).select_from(rooms).where(ours)).scalar() or 0
-    n_public = conn.execute(select(func.count()).select_from(rooms)
-                            .where(ours, rooms.c.is_public.is_(True))).scalar() or 0
-    directors = [r[0] for r in conn.execute(
-        select(users.c.user_id).where(users.c.role == "director",
-                                      users.c.deactivated.is_(False))
-        .order_by(users.c.user_id).limit(MAX_DIRECTORS))]
-    return {"users": int(n_users), "rooms": int(n_rooms), "public_rooms": int(n_public),
-            "directors": directors}
+    n_public = (
+        conn.execute(
+            select(func.count()).select_from(rooms).where(ours, rooms.c.is_public.is_(True))
+        ).scalar()
+        or 0
+    )
+    directors = [
+        r[0]
+        for r in conn.execute(
+            select(users.c.user_id)
+            .where(users.c.role == "director", users.c.deactivated.is_(False))
+            .order_by(users.c.user_id)
+            .limit(MAX_DIRECTORS)
+        )
+    ]
+    return {
+        "users": int(n_users),
+        "rooms": int(n_rooms),
+        "public_rooms": int(n_public),
+        "directors": directors,
+    }
 
 
 def gateway_of(policy: Any) -> str | None:

@@ -23,9 +23,9 @@ from schema.accounts import users
 
 from ..access import server_of
 
-MAX_USERS = 1000            # users per keys/query or keys/claim request
-MAX_DEVICE_IDS = 10_000     # device IDs per request, all users together
-_LOOKUP_CHUNK = 500         # user IDs per IN (...) of the existence query
+MAX_USERS = 1000  # users per keys/query or keys/claim request
+MAX_DEVICE_IDS = 10_000  # device IDs per request, all users together
+_LOOKUP_CHUNK = 500  # user IDs per IN (...) of the existence query
 
 
 class TooLarge(MatrixError):
@@ -55,11 +55,11 @@ def body_map(body: dict, field: str) -> dict:
 
 def check_counts(n_users: int, n_device_ids: int) -> None:
     if n_users > MAX_USERS:
-        raise TooLarge(f"At most {MAX_USERS} users may be requested at once "
-                       f"({n_users} given)")
+        raise TooLarge(f"At most {MAX_USERS} users may be requested at once ({n_users} given)")
     if n_device_ids > MAX_DEVICE_IDS:
-        raise TooLarge(f"At most {MAX_DEVICE_IDS} device IDs may be requested at once "
-                       f"({n_device_ids} given)")
+        raise TooLarge(
+            f"At most {MAX_DEVICE_IDS} device IDs may be requested at once ({n_device_ids} given)"
+        )
 
 
 def existing_users(conn: Connection, user_ids: Iterable[str]) -> set[str]:
@@ -67,7 +67,9 @@ def existing_users(conn: Connection, user_ids: Iterable[str]) -> set[str]:
     wanted = sorted(set(user_ids))
     found: set[str] = set()
     for i in range(0, len(wanted), _LOOKUP_CHUNK):
-        chunk = wanted[i:i + _LOOKUP_CHUNK]
-        found.update(r.user_id for r in conn.execute(
-            select(users.c.user_id).where(users.c.user_id.in_(chunk))))
+        chunk = wanted[i : i + _LOOKUP_CHUNK]
+        found.update(
+            r.user_id
+            for r in conn.execute(select(users.c.user_id).where(users.c.user_id.in_(chunk)))
+        )
     return found

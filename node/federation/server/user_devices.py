@@ -58,12 +58,15 @@ def register(routes: Any, fctx: Any) -> None:
     db = fctx.ctx.db
 
     async def user_devices(req: Any, origin: str, userId: str) -> tuple[int, dict]:
-        user_id = local_user_id(userId, fctx.server_name)                 # 1.
+        user_id = local_user_id(userId, fctx.server_name)  # 1.
         rows = await db.run(devices_of, user_id)
         share_names = bool(getattr(fctx.config, "share_device_names", False))
         if rows is None:
             raise NotFound("User does not exist")
-        return 200, {"user_id": user_id, "stream_id": NO_DEVICE_LIST_UPDATES,     # 4.
-                     "devices": [device_entry(r, share_names) for r in rows]}   # 2., 3.
+        return 200, {
+            "user_id": user_id,
+            "stream_id": NO_DEVICE_LIST_UPDATES,  # 4.
+            "devices": [device_entry(r, share_names) for r in rows],
+        }  # 2., 3.
 
     serve(routes, E.USER_DEVICES, user_devices)

@@ -38,13 +38,12 @@ from .user_common import body_map, check_counts, existing_users, local_user_id
 def parse_query(body: dict, server_name: str) -> dict[str, list[str]]:
     """keys/query rule 1: ``{userId: [deviceId, ...]}`` of our users."""
     requested = body_map(body, "device_keys")
-    check_counts(len(requested), 0)       # before any per-user work
+    check_counts(len(requested), 0)  # before any per-user work
     out: dict[str, list[str]] = {}
     n_devices = 0
     for user_id, device_ids in requested.items():
         local_user_id(user_id, server_name)
-        if not isinstance(device_ids, list) or \
-                not all(isinstance(d, str) for d in device_ids):
+        if not isinstance(device_ids, list) or not all(isinstance(d, str) for d in device_ids):
             raise BadJSON(f"device_keys[{user_id!r}] must be a list of device IDs")
         n_devices += len(device_ids)
         out[user_id] = device_ids
@@ -55,15 +54,13 @@ def parse_query(body: dict, server_name: str) -> dict[str, list[str]]:
 def parse_claim(body: dict, server_name: str) -> dict[str, dict[str, str]]:
     """keys/claim rule 1: ``{userId: {deviceId: algorithm}}`` of our users."""
     requested = body_map(body, "one_time_keys")
-    check_counts(len(requested), 0)       # before any per-user work
+    check_counts(len(requested), 0)  # before any per-user work
     out: dict[str, dict[str, str]] = {}
     n_devices = 0
     for user_id, wanted in requested.items():
         local_user_id(user_id, server_name)
-        if not isinstance(wanted, dict) or \
-                not all(isinstance(alg, str) for alg in wanted.values()):
-            raise BadJSON(f"one_time_keys[{user_id!r}] must map device IDs to an "
-                          "algorithm name")
+        if not isinstance(wanted, dict) or not all(isinstance(alg, str) for alg in wanted.values()):
+            raise BadJSON(f"one_time_keys[{user_id!r}] must map device IDs to an algorithm name")
         n_devices += len(wanted)
         out[user_id] = wanted
     check_counts(len(out), n_devices)
@@ -74,14 +71,14 @@ def register(routes: Any, fctx: Any) -> None:
     db = fctx.ctx.db
 
     async def keys_query(req: Any, origin: str) -> tuple[int, dict]:
-        requested = parse_query(req.json(), fctx.server_name)                   # 1.
+        requested = parse_query(req.json(), fctx.server_name)  # 1.
         known = await db.run(existing_users, list(requested)) if requested else set()
         # 2. No device keys are stored on this node: each known user's map is empty.
         # 3. No cross-signing keys are stored: no master_keys / self_signing_keys.
         return 200, {"device_keys": {u: {} for u in requested if u in known}}
 
     async def keys_claim(req: Any, origin: str) -> tuple[int, dict]:
-        parse_claim(req.json(), fctx.server_name)                               # 1.
+        parse_claim(req.json(), fctx.server_name)  # 1.
         # 2. No one-time or fallback keys are stored: nothing can be claimed.
         return 200, {"one_time_keys": {}}
 

@@ -22,8 +22,20 @@ from . import (
     state,
 )
 
-MODULES = (create_room, membership, send, state, members, messages, event, context, redact,
-           aliases, public_rooms, hierarchy)
+MODULES = (
+    create_room,
+    membership,
+    send,
+    state,
+    members,
+    messages,
+    event,
+    context,
+    redact,
+    aliases,
+    public_rooms,
+    hierarchy,
+)
 
 
 def register_all(router: Any, service: Any) -> None:

@@ -16,8 +16,9 @@ MAX_LIMIT = 100
 def register(router: Any, service: Any) -> None:
     async def context(req: Any, roomId: str, eventId: str) -> tuple[int, dict]:
         limit = req.query_int("limit", DEFAULT_LIMIT, minimum=0, maximum=MAX_LIMIT)
-        ctx = await event_context(service, req.user_id, roomId, eventId, limit=limit,
-                                  event_filter=room_event_filter(req))
+        ctx = await event_context(
+            service, req.user_id, roomId, eventId, limit=limit, event_filter=room_event_filter(req)
+        )
 
         def fmt(ev):
             return service.format_client_event(ev, requester=req.requester)

@@ -42,14 +42,16 @@ def register(router: Any, service: Any) -> None:
         if at is not None:
             position = events_position(at)
             if view.at is not None:
-                position = min(position, view.at)   # never past the user's leave
+                position = min(position, view.at)  # never past the user's leave
             state = await service.get_state_at(roomId, position)
         else:
             state = await view.state(service)
-        chunk = [service.format_client_event(ev, requester=req.requester)
-                 for (etype, _), ev in state.items()
-                 if etype == "m.room.member"
-                 and member_matches(ev.content.get("membership"), wanted, unwanted)]
+        chunk = [
+            service.format_client_event(ev, requester=req.requester)
+            for (etype, _), ev in state.items()
+            if etype == "m.room.member"
+            and member_matches(ev.content.get("membership"), wanted, unwanted)
+        ]
         return 200, {"chunk": chunk}
 
     async def joined_members(req: Any, roomId: str) -> tuple[int, dict]:

@@ -29,8 +29,11 @@ def register(router: Any, service: Any) -> None:
         body = req.json(allow_empty=True)
         reason = optional_str(body, "reason")
         if body.get("third_party_signed") is not None:
-            raise MatrixError("Third-party invites are not supported by this server",
-                              errcode="M_UNRECOGNIZED", http_status=400)
+            raise MatrixError(
+                "Third-party invites are not supported by this server",
+                errcode="M_UNRECOGNIZED",
+                http_status=400,
+            )
         fed = getattr(service, "federation_membership", None)
         if fed is not None:
             via = list(req.args.get("via") or []) + list(req.args.get("server_name") or [])
@@ -41,7 +44,7 @@ def register(router: Any, service: Any) -> None:
 
     async def join_by_id_or_alias(req: Any, roomIdOrAlias: str) -> tuple[int, dict]:
         if getattr(service, "federation_membership", None) is not None:
-            return await _join(req, roomIdOrAlias)       # resolves remote aliases too
+            return await _join(req, roomIdOrAlias)  # resolves remote aliases too
         room_id = await resolve_room_id_or_alias(service, roomIdOrAlias)
         return await _join(req, room_id)
 
@@ -54,8 +57,7 @@ def register(router: Any, service: Any) -> None:
         fed = getattr(service, "federation_membership", None)
         if fed is not None:
             via = list(req.args.get("via") or []) + list(req.args.get("server_name") or [])
-            return 200, {"room_id": await fed.knock_room(req.user_id, roomIdOrAlias, via,
-                                                         reason)}
+            return 200, {"room_id": await fed.knock_room(req.user_id, roomIdOrAlias, via, reason)}
         room_id = await resolve_room_id_or_alias(service, roomIdOrAlias)
         await service.update_membership(req.user_id, room_id, req.user_id, "knock", reason)
         return 200, {"room_id": room_id}
@@ -67,8 +69,9 @@ def register(router: Any, service: Any) -> None:
         if fed is not None:
             await fed.invite_user(req.user_id, roomId, target, optional_str(body, "reason"))
             return 200, {}
-        await service.update_membership(req.user_id, roomId, target, "invite",
-                                        optional_str(body, "reason"))
+        await service.update_membership(
+            req.user_id, roomId, target, "invite", optional_str(body, "reason")
+        )
         return 200, {}
 
     async def leave(req: Any, roomId: str) -> tuple[int, dict]:
@@ -77,16 +80,18 @@ def register(router: Any, service: Any) -> None:
         if fed is not None:
             await fed.leave_room(req.user_id, roomId, optional_str(body, "reason"))
             return 200, {}
-        await service.update_membership(req.user_id, roomId, req.user_id, "leave",
-                                        optional_str(body, "reason"))
+        await service.update_membership(
+            req.user_id, roomId, req.user_id, "leave", optional_str(body, "reason")
+        )
         return 200, {}
 
     async def forget(req: Any, roomId: str) -> tuple[int, dict]:
         room = await service.get_room(roomId)
         membership = room.membership(req.user_id)
         if membership in ("join", "invite", "knock"):
-            raise MatrixError(f"User {req.user_id} is in room {roomId}",
-                              errcode="M_UNKNOWN", http_status=400)
+            raise MatrixError(
+                f"User {req.user_id} is in room {roomId}", errcode="M_UNKNOWN", http_status=400
+            )
         await service.db.run(store.forget_room, req.user_id, roomId, service.clock.time_ms())
         return 200, {}
 
@@ -94,9 +99,11 @@ def register(router: Any, service: Any) -> None:
         async def handler(req: Any, roomId: str) -> tuple[int, dict]:
             body = req.json()
             target = required_str(body, "user_id")
-            await service.update_membership(req.user_id, roomId, target, membership,
-                                            optional_str(body, "reason"), action=action)
+            await service.update_membership(
+                req.user_id, roomId, target, membership, optional_str(body, "reason"), action=action
+            )
             return 200, {}
+
         return handler
 
     async def joined_rooms(req: Any) -> tuple[int, dict]:

@@ -24,19 +24,28 @@ def register(router: Any, service: Any) -> None:
         if direction not in ("b", "f"):
             raise InvalidParam("'dir' must be 'b' or 'f'")
         limit = req.query_int("limit", DEFAULT_LIMIT, minimum=0, maximum=MAX_LIMIT)
-        page = await paginate(service, req.user_id, roomId, from_token=req.query("from"),
-                              to_token=req.query("to"), direction=direction, limit=limit,
-                              event_filter=room_event_filter(req))
+        page = await paginate(
+            service,
+            req.user_id,
+            roomId,
+            from_token=req.query("from"),
+            to_token=req.query("to"),
+            direction=direction,
+            limit=limit,
+            event_filter=room_event_filter(req),
+        )
         body: dict = {
             "start": page.start,
-            "chunk": [service.format_client_event(ev, requester=req.requester)
-                      for ev in page.chunk],
+            "chunk": [
+                service.format_client_event(ev, requester=req.requester) for ev in page.chunk
+            ],
         }
         if page.end is not None:
             body["end"] = page.end
         if page.state:
-            body["state"] = [service.format_client_event(ev, requester=req.requester)
-                             for ev in page.state]
+            body["state"] = [
+                service.format_client_event(ev, requester=req.requester) for ev in page.state
+            ]
         return 200, body
 
     router.add("GET", V3 + "/rooms/{roomId}/messages", messages)

@@ -14,15 +14,19 @@ from .common import V3, optional_str
 
 def _check_server(service: Any, server: str | None) -> None:
     if server is not None and server != service.server_name:
-        raise MatrixError("Other servers' room directories are not available yet",
-                          errcode="M_UNRECOGNIZED", http_status=400)
+        raise MatrixError(
+            "Other servers' room directories are not available yet",
+            errcode="M_UNRECOGNIZED",
+            http_status=400,
+        )
 
 
 def register(router: Any, service: Any) -> None:
     async def get_public(req: Any) -> tuple[int, dict]:
         _check_server(service, req.query("server"))
         return 200, await directory_ops.list_public_rooms(
-            service, limit=req.query_int("limit", None, minimum=0), since=req.query("since"))
+            service, limit=req.query_int("limit", None, minimum=0), since=req.query("since")
+        )
 
     async def post_public(req: Any) -> tuple[int, dict]:
         _check_server(service, req.query("server"))
@@ -35,12 +39,18 @@ def register(router: Any, service: Any) -> None:
             raise BadJSON("'filter' must be an object")
         term = optional_str(flt, "generic_search_term")
         room_types = flt.get("room_types")
-        if room_types is not None and (not isinstance(room_types, list) or not all(
-                t is None or isinstance(t, str) for t in room_types)):
+        if room_types is not None and (
+            not isinstance(room_types, list)
+            or not all(t is None or isinstance(t, str) for t in room_types)
+        ):
             raise BadJSON("'filter.room_types' must be a list of strings or null")
         return 200, await directory_ops.list_public_rooms(
-            service, limit=limit, since=optional_str(body, "since"), search_term=term,
-            room_types=room_types)
+            service,
+            limit=limit,
+            since=optional_str(body, "since"),
+            search_term=term,
+            room_types=room_types,
+        )
 
     async def get_visibility(req: Any, roomId: str) -> tuple[int, dict]:
         return 200, {"visibility": await directory_ops.get_visibility(service, roomId)}

@@ -15,9 +15,9 @@ def register(router: Any, service: Any) -> None:
         reason = optional_str(body, "reason")
         if reason is not None:
             content["reason"] = reason
-        event_id = await service.send_event(req.user_id, roomId, "m.room.redaction", content,
-                                            txn=(device_of(req), txnId))
+        event_id = await service.send_event(
+            req.user_id, roomId, "m.room.redaction", content, txn=(device_of(req), txnId)
+        )
         return 200, {"event_id": event_id}
 
-    router.add("PUT", V3 + "/rooms/{roomId}/redact/{eventId}/{txnId}", redact,
-               rate_limited=True)
+    router.add("PUT", V3 + "/rooms/{roomId}/redact/{eventId}/{txnId}", redact, rate_limited=True)

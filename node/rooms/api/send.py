@@ -11,9 +11,9 @@ from .common import V3, device_of
 
 def register(router: Any, service: Any) -> None:
     async def send(req: Any, roomId: str, eventType: str, txnId: str) -> tuple[int, dict]:
-        event_id = await service.send_event(req.user_id, roomId, eventType, req.json(),
-                                            txn=(device_of(req), txnId))
+        event_id = await service.send_event(
+            req.user_id, roomId, eventType, req.json(), txn=(device_of(req), txnId)
+        )
         return 200, {"event_id": event_id}
 
-    router.add("PUT", V3 + "/rooms/{roomId}/send/{eventType}/{txnId}", send,
-               rate_limited=True)
+    router.add("PUT", V3 + "/rooms/{roomId}/send/{eventType}/{txnId}", send, rate_limited=True)

@@ -21,11 +21,13 @@ def register(router: Any, service: Any) -> None:
     async def get_all(req: Any, roomId: str) -> tuple[int, list]:
         view = await room_view(service, req.user_id, roomId)
         state = await view.state(service)
-        return 200, [service.format_client_event(ev, requester=req.requester)
-                     for ev in state.values()]
+        return 200, [
+            service.format_client_event(ev, requester=req.requester) for ev in state.values()
+        ]
 
-    async def get_one(req: Any, roomId: str, eventType: str, stateKey: str = ""
-                      ) -> tuple[int, dict]:
+    async def get_one(
+        req: Any, roomId: str, eventType: str, stateKey: str = ""
+    ) -> tuple[int, dict]:
         fmt = req.query("format", "content")
         if fmt not in ("content", "event"):
             raise InvalidParam("format must be 'content' or 'event'")
@@ -38,15 +40,18 @@ def register(router: Any, service: Any) -> None:
             return 200, service.format_client_event(ev, requester=req.requester)
         return 200, dict(ev.content)
 
-    async def put(req: Any, roomId: str, eventType: str, stateKey: str = ""
-                  ) -> tuple[int, dict]:
-        event_id = await service.send_event(req.user_id, roomId, eventType, req.json(),
-                                            state_key=stateKey)
+    async def put(req: Any, roomId: str, eventType: str, stateKey: str = "") -> tuple[int, dict]:
+        event_id = await service.send_event(
+            req.user_id, roomId, eventType, req.json(), state_key=stateKey
+        )
         return 200, {"event_id": event_id}
 
     base = V3 + "/rooms/{roomId}/state"
     router.add("GET", base, get_all)
-    for template in (base + "/{eventType}", base + "/{eventType}/",
-                     base + "/{eventType}/{stateKey}"):
+    for template in (
+        base + "/{eventType}",
+        base + "/{eventType}/",
+        base + "/{eventType}/{stateKey}",
+    ):
         router.add("GET", template, get_one)
         router.add("PUT", template, put, rate_limited=True)

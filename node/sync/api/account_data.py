@@ -36,8 +36,9 @@ def register(router: Any, service: Any) -> None:
         _check_type(type)
         content = req.json()
         if type in SERVER_MANAGED_TYPES:
-            raise MatrixError(f"Cannot set {type} through this API", errcode="M_BAD_JSON",
-                              http_status=405)
+            raise MatrixError(
+                f"Cannot set {type} through this API", errcode="M_BAD_JSON", http_status=405
+            )
         await store.set(userId, None, type, content)
         return 200, {}
 
@@ -48,20 +49,19 @@ def register(router: Any, service: Any) -> None:
             raise NotFound("Account data not found")
         return 200, content
 
-    async def put_room(req: Any, userId: str, roomId: str,
-                       type: str) -> tuple[int, dict]:  # noqa: A002 - the spec's {type}
+    async def put_room(req: Any, userId: str, roomId: str, type: str) -> tuple[int, dict]:  # noqa: A002 - the spec's {type}
         service.require_self(req, userId, "add account data")
         _check_room(roomId)
         _check_type(type)
         content = req.json()
         if type in SERVER_MANAGED_TYPES:
-            raise MatrixError(f"Cannot set {type} through this API", errcode="M_BAD_JSON",
-                              http_status=405)
+            raise MatrixError(
+                f"Cannot set {type} through this API", errcode="M_BAD_JSON", http_status=405
+            )
         await store.set(userId, roomId, type, content)
         return 200, {}
 
-    async def get_room(req: Any, userId: str, roomId: str,
-                       type: str) -> tuple[int, dict]:  # noqa: A002 - the spec's {type}
+    async def get_room(req: Any, userId: str, roomId: str, type: str) -> tuple[int, dict]:  # noqa: A002 - the spec's {type}
         service.require_self(req, userId, "read account data")
         _check_room(roomId)
         content = await store.get(userId, roomId, type)

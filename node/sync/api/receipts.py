@@ -10,12 +10,17 @@ V3 = "/_matrix/client/v3"
 
 
 def register(router: Any, service: Any) -> None:
-    async def receipt(req: Any, roomId: str, receiptType: str, eventId: str
-                      ) -> tuple[int, dict]:
+    async def receipt(req: Any, roomId: str, receiptType: str, eventId: str) -> tuple[int, dict]:
         body = req.json(allow_empty=True)
-        await service.send_receipt(req.user_id, roomId, receiptType, eventId,
-                                   body.get("thread_id") if "thread_id" in body else None)
+        await service.send_receipt(
+            req.user_id,
+            roomId,
+            receiptType,
+            eventId,
+            body.get("thread_id") if "thread_id" in body else None,
+        )
         return 200, {}
 
-    router.add("POST", V3 + "/rooms/{roomId}/receipt/{receiptType}/{eventId}", receipt,
-               rate_limited=True)
+    router.add(
+        "POST", V3 + "/rooms/{roomId}/receipt/{receiptType}/{eventId}", receipt, rate_limited=True
+    )

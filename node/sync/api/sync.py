@@ -25,7 +25,7 @@ PRESENCE_VALUES = ("offline", "online", "unavailable")
 def _gauge() -> Any:
     try:
         from node.metrics import ACTIVE_SYNCS
-    except ImportError:       # pragma: no cover - metrics are optional
+    except ImportError:  # pragma: no cover - metrics are optional
         return None
     return ACTIVE_SYNCS
 
@@ -42,8 +42,13 @@ def register(router: Any, service: Any) -> None:
         presence = req.query("set_presence")
         if presence is not None and presence not in PRESENCE_VALUES:
             raise InvalidParam("set_presence must be offline, online or unavailable")
-        params = SyncParams(requester=req.requester, filter=flt, since=since,
-                            full_state=full_state, timeout_ms=timeout or 0)
+        params = SyncParams(
+            requester=req.requester,
+            filter=flt,
+            since=since,
+            full_state=full_state,
+            timeout_ms=timeout or 0,
+        )
         waiting = WaitHandle()
         raw = req.raw
         if raw is not None and hasattr(raw, "notifyFinish"):
@@ -56,7 +61,7 @@ def register(router: Any, service: Any) -> None:
         try:
             body = await service.handler.sync(params, waiting)
         except CancelledError:
-            return 200, {}            # nobody is listening any more
+            return 200, {}  # nobody is listening any more
         finally:
             if gauge is not None:
                 gauge.dec()

@@ -44,16 +44,22 @@ from fed_harness import (
 )
 
 OFFICE_PASSWORD = "city office password"
-REFRESH_SECONDS = 3            # roster refresh interval of every server in these tests
+REFRESH_SECONDS = 3  # roster refresh interval of every server in these tests
 WAIT = 90.0
 
 
 def parta(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    res = subprocess.run(parta_command() + list(args), capture_output=True, text=True,
-                         timeout=120, stdin=subprocess.DEVNULL)
+    res = subprocess.run(
+        parta_command() + list(args),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     if check and res.returncode != 0:
-        raise NodeFailed(f"parta {' '.join(args)} failed ({res.returncode}):\n"
-                         f"{res.stdout}\n{res.stderr}")
+        raise NodeFailed(
+            f"parta {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+        )
     return res
 
 
@@ -61,8 +67,9 @@ def metric(node: Any, name: str, labels: dict | None = None) -> float | None:
     """One sample from the node's /metrics (None when absent)."""
     with urllib.request.urlopen(node.metrics_url + "/metrics", timeout=10) as resp:  # noqa: S310 - loopback
         text = resp.read().decode()
-    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
-                   if labels else "")
+    want = name + (
+        "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
+    )
     for line in text.splitlines():
         if line.startswith(want + " "):
             return float(line.split()[-1])
@@ -90,18 +97,23 @@ class GatewayNode(FedNode):
 
     def start(self) -> None:
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(parta_command() + ["gateway", "run", "-c",
-                                                        self.config_path],
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            parta_command() + ["gateway", "run", "-c", self.config_path],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + FED_STARTUP_TIMEOUT
         last: Any = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise NodeFailed(f"gateway exited during start-up:\n{self.log_tail()}")
             try:
-                if http_request("GET", self.base_url + "/health", timeout=2.0)[0] == 200 \
-                        and self.fed_get("/_matrix/federation/v1/version")[0] == 200:
+                if (
+                    http_request("GET", self.base_url + "/health", timeout=2.0)[0] == 200
+                    and self.fed_get("/_matrix/federation/v1/version")[0] == 200
+                ):
                     return
             except OSError as exc:
                 last = exc
@@ -112,17 +124,30 @@ class GatewayNode(FedNode):
     # the gateway's own HTTP API and CLI ------------------------------------------------
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        status, _, raw = http_request(method, self.base_url + path, body=data,
-                                      headers={"Content-Type": "application/json"})
+        status, _, raw = http_request(
+            method, self.base_url + path, body=data, headers={"Content-Type": "application/json"}
+        )
         return status, json.loads(raw) if raw else None
 
     def gw_cli(self, *args: str) -> str:
         return parta("gateway", *args, "-c", self.config_path).stdout
 
     def create_token(self, school_id: str, name: str, server_class: str = "school") -> str:
-        out = parta("gateway", "enrol", "create", "--school-id", school_id, "--name", name,
-                    "--district", "Loopback", "--class", server_class,
-                    "-c", self.config_path).stdout
+        out = parta(
+            "gateway",
+            "enrol",
+            "create",
+            "--school-id",
+            school_id,
+            "--name",
+            name,
+            "--district",
+            "Loopback",
+            "--class",
+            server_class,
+            "-c",
+            self.config_path,
+        ).stdout
         return out.strip().splitlines()[0]
 
     def revoke(self, school_id: str) -> int:
@@ -140,22 +165,23 @@ class GatewayNode(FedNode):
     def roster_version(self) -> int:
         return self.roster()["version"]
 
-    def enrol_keys(self, server_name: str, keys: list, school_id: str, name: str,
-                   server_class: str = "school") -> dict:
+    def enrol_keys(
+        self, server_name: str, keys: list, school_id: str, name: str, server_class: str = "school"
+    ) -> dict:
         """Enrol a server we hold the signing keys of (a fake, or a Synapse) through the
         gateway's HTTP enrolment API -- what ``parta node enrol`` does; the new roster."""
         from federation.enrolment import build_enrolment_request, parse_token
+
         token = parse_token(self.create_token(school_id, name, server_class))
-        body = build_enrolment_request(token, server_name, list(keys),
-                                       int(time.time() * 1000))
+        body = build_enrolment_request(token, server_name, list(keys), int(time.time() * 1000))
         status, answer = self.api("POST", "/_parta/v1/enrol", body)
         assert status == 200, answer
         return answer
 
-    def enrol_fake(self, fake: FakeServer, school_id: str, name: str,
-                   server_class: str = "school") -> dict:
-        return self.enrol_keys(fake.server_name, [fake.signing_key], school_id, name,
-                               server_class)
+    def enrol_fake(
+        self, fake: FakeServer, school_id: str, name: str, server_class: str = "school"
+    ) -> dict:
+        return self.enrol_keys(fake.server_name, [fake.signing_key], school_id, name, server_class)
 
 
 class City:
@@ -177,24 +203,44 @@ class City:
         pw_file = os.path.join(self.tmp_root, "office-password")
         with open(pw_file, "w") as fh:
             fh.write(OFFICE_PASSWORD + "\n")
-        parta("gateway", "init", "--server-name", name, "--data-dir", data_dir,
-              "--port", str(free_port()), "--metrics-port", str(free_port()),
-              "--federation-port", str(fed_port), "--admin-password-file", pw_file)
+        parta(
+            "gateway",
+            "init",
+            "--server-name",
+            name,
+            "--data-dir",
+            data_dir,
+            "--port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--federation-port",
+            str(fed_port),
+            "--admin-password-file",
+            pw_file,
+        )
         config_path = os.path.join(data_dir, "config.yaml")
         with open(config_path) as fh:
             config = yaml.safe_load(fh)
-        cert, key = self.ca.issue(name, os.path.join(data_dir, "fed-ca-signed.crt"),
-                                  os.path.join(data_dir, "fed-ca-signed.key"))
+        cert, key = self.ca.issue(
+            name,
+            os.path.join(data_dir, "fed-ca-signed.crt"),
+            os.path.join(data_dir, "fed-ca-signed.key"),
+        )
         config["rate_limits"] = {**config.get("rate_limits", {}), "enabled": False}
-        config["federation"] = {**(config.get("federation") or {}), **parta_federation_section(
-            port=fed_port, cert_path=cert, key_path=key, ca_file=self.ca.cert_path),
-            "roster_refresh_seconds": REFRESH_SECONDS}
+        config["federation"] = {
+            **(config.get("federation") or {}),
+            **parta_federation_section(
+                port=fed_port, cert_path=cert, key_path=key, ca_file=self.ca.cert_path
+            ),
+            "roster_refresh_seconds": REFRESH_SECONDS,
+        }
         for k, v in overrides.items():
             config[k] = v
         with open(config_path, "w") as fh:
             yaml.safe_dump(config, fh, sort_keys=False)
         gw = GatewayNode(data_dir, config_path, config, fed_port, self.ca, "gateway")
-        self.cluster.nodes.append(gw)       # stopped (and checked) with the others
+        self.cluster.nodes.append(gw)  # stopped (and checked) with the others
         gw.start()
         self.gateway = gw
         return gw
@@ -204,20 +250,18 @@ class City:
         """An initialised, not yet started node (``parta node init``)."""
         fed_port = free_port()
         fed = {"roster_refresh_seconds": REFRESH_SECONDS, **overrides.pop("federation", {})}
-        node = self.cluster._init_node(label, fed_port, f"localhost:{fed_port}", "sqlite",
-                                       {}, {"federation": fed, **overrides})
+        node = self.cluster._init_node(
+            label, fed_port, f"localhost:{fed_port}", "sqlite", {}, {"federation": fed, **overrides}
+        )
         self.cluster.nodes.append(node)
         return node
 
-    def enrol(self, node: FedNode, name: str | None = None,
-              server_class: str = "school") -> str:
+    def enrol(self, node: FedNode, name: str | None = None, server_class: str = "school") -> str:
         """``parta node enrol`` of ``node`` with the gateway; returns the school ID."""
         self._ids += 1
         school_id = f"{node.label}{self._ids}"
-        token = self.gateway.create_token(school_id, name or f"School {node.label}",
-                                          server_class)
-        parta("node", "enrol", self.gateway.base_url, "--token", token,
-              "-c", node.config_path)
+        token = self.gateway.create_token(school_id, name or f"School {node.label}", server_class)
+        parta("node", "enrol", self.gateway.base_url, "--token", token, "-c", node.config_path)
         return school_id
 
     def school(self, label: str, **overrides: Any) -> tuple[FedNode, str]:
@@ -227,11 +271,9 @@ class City:
         node.start()
         return node, school_id
 
-    def fake(self, school_id: str | None = None, server_class: str = "school"
-             ) -> FakeServer:
+    def fake(self, school_id: str | None = None, server_class: str = "school") -> FakeServer:
         """An in-process member-server double (enrolled unless ``school_id`` is None)."""
-        fake = FakeServer(self.ca, os.path.join(self.tmp_root,
-                                                f"fake-{len(self.fakes)}")).start()
+        fake = FakeServer(self.ca, os.path.join(self.tmp_root, f"fake-{len(self.fakes)}")).start()
         self.fakes.append(fake)
         if school_id is not None:
             self.gateway.enrol_fake(fake, school_id, f"Fake {school_id}", server_class)
@@ -239,8 +281,10 @@ class City:
 
     def wait_version(self, node: Any, version: int, what: str = "") -> None:
         """Until ``node`` enforces roster version ``version`` or later."""
-        wait_until(lambda: (metric(node, "parta_roster_version") or 0) >= version,
-                   what or f"{node.label} enforces roster version {version}")
+        wait_until(
+            lambda: (metric(node, "parta_roster_version") or 0) >= version,
+            what or f"{node.label} enforces roster version {version}",
+        )
 
     def stop(self) -> list[str]:
         for fake in self.fakes:
@@ -250,5 +294,7 @@ class City:
 
 def signing_key_of(node: FedNode) -> Any:
     from federation.keys import load_signing_key_file
-    return load_signing_key_file(node.config.get("signing_key_path")
-                                 or os.path.join(node.data_dir, "signing.key"))[0]
+
+    return load_signing_key_file(
+        node.config.get("signing_key_path") or os.path.join(node.data_dir, "signing.key")
+    )[0]

@@ -26,22 +26,32 @@ def world(city):  # noqa: F811 - the pytest fixture imported above
     version = gateway.roster_version()
     for node in (a, b):
         city.wait_version(node, version)
-    outsider = city.fake()                  # never enrolled
-    gateway.stop_checked()                  # down for the rest of the module
-    return {"a": a, "b": b, "version": version, "outsider": outsider,
-            "alice": Account(a, "alice"), "bob": Account(b, "bob")}
+    outsider = city.fake()  # never enrolled
+    gateway.stop_checked()  # down for the rest of the module
+    return {
+        "a": a,
+        "b": b,
+        "version": version,
+        "outsider": outsider,
+        "alice": Account(a, "alice"),
+        "bob": Account(b, "bob"),
+    }
 
 
 def test_refreshes_fail_and_the_last_roster_stays(world):
     a, b = world["a"], world["b"]
     for node in (a, b):
-        wait_until(lambda n=node: (metric(n, "parta_roster_refresh_failures_total") or 0) > 0,
-                   f"{node.label} notices the gateway is down")
+        wait_until(
+            lambda n=node: (metric(n, "parta_roster_refresh_failures_total") or 0) > 0,
+            f"{node.label} notices the gateway is down",
+        )
         assert metric(node, "parta_roster_version") == world["version"]
         assert metric(node, "parta_roster_stale") == 0
     status, body = world["outsider"].request(
-        a.server_name, "GET",
-        f"/_matrix/federation/v1/query/profile?user_id={q(world['alice'].user_id)}")
+        a.server_name,
+        "GET",
+        f"/_matrix/federation/v1/query/profile?user_id={q(world['alice'].user_id)}",
+    )
     assert status == 403 and "not in the city roster" in body["error"], body
 
 
@@ -63,6 +73,7 @@ def test_schools_federate_without_the_gateway(world):
             return await setup_room(wa, wb, name="Ohne Gateway")
         finally:
             await close_all(wa, wb)
+
     world["room_id"] = run(scenario(), timeout=300)
     run(_chat(world, world["room_id"], "ohne Gateway"), timeout=300)
 

@@ -24,8 +24,9 @@ import urllib.request
 import pytest
 import yaml
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "interop"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "interop")
+)
 
 from city_fixtures import city, city_ca  # noqa: F401 - pytest fixtures
 from e2e_helpers import run
@@ -59,12 +60,16 @@ class RosterSynapse(FederatedSynapse):
             path = yaml.safe_load(fh)["signing_key_path"]
         return load_signing_key_file(path)
 
-    def start(self) -> None:                      # configure() was called before
+    def start(self) -> None:  # configure() was called before
         out = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.python, "-m", "synapse.app.homeserver",
-                                      "-c", self.config_path],
-                                     stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [self.python, "-m", "synapse.app.homeserver", "-c", self.config_path],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
         self.wait_ready(180)
 
@@ -73,8 +78,9 @@ class RosterSynapse(FederatedSynapse):
 def world(city, synapse_python, city_ca, tmp_path_factory):  # noqa: F811 - the pytest fixture imported above
     gateway = city.start_gateway()
     a, _ = city.school("a")
-    synapse = RosterSynapse(str(tmp_path_factory.mktemp("roster-synapse")), synapse_python,
-                            city_ca, log_level="INFO")
+    synapse = RosterSynapse(
+        str(tmp_path_factory.mktemp("roster-synapse")), synapse_python, city_ca, log_level="INFO"
+    )
     synapse.configure()
     gateway.enrol_keys(synapse.server_name, synapse.signing_keys(), "syn", "Synapse school")
     export = gateway.gw_cli("roster", "export", "--format", "synapse")
@@ -92,14 +98,20 @@ def world(city, synapse_python, city_ca, tmp_path_factory):  # noqa: F811 - the 
 def requests_to(node, route: str) -> float:
     with urllib.request.urlopen(node.metrics_url + "/metrics", timeout=10) as resp:  # noqa: S310 - loopback
         lines = resp.read().decode().splitlines()
-    return sum(float(line.split()[-1]) for line in lines
-               if line.startswith("parta_http_requests_total{") and f'route="{route}"' in line)
+    return sum(
+        float(line.split()[-1])
+        for line in lines
+        if line.startswith("parta_http_requests_total{") and f'route="{route}"' in line
+    )
 
 
 def test_export_lists_the_roster_and_the_gateway_notary(world):
     fragment, gateway = world["fragment"], world["gateway"]
-    assert set(fragment["federation_domain_whitelist"]) == \
-        {gateway.server_name, world["a"].server_name, world["synapse"].server_name}
+    assert set(fragment["federation_domain_whitelist"]) == {
+        gateway.server_name,
+        world["a"].server_name,
+        world["synapse"].server_name,
+    }
     (notary,) = fragment["trusted_key_servers"]
     assert notary["server_name"] == gateway.server_name
 
@@ -111,9 +123,11 @@ async def _synapse_watcher(synapse, prefix):
 
     from e2e_helpers import DEFAULT_PASSWORD
     from fed_harness import Watcher
+
     client = AsyncClient(synapse.base_url)
-    resp = await client.register(f"{prefix}{secrets.token_hex(3)}", DEFAULT_PASSWORD,
-                                 device_name="city")
+    resp = await client.register(
+        f"{prefix}{secrets.token_hex(3)}", DEFAULT_PASSWORD, device_name="city"
+    )
     assert isinstance(resp, RegisterResponse), f"register on Synapse: {resp}"
     w = Watcher(client)
     await w.sync_once(timeout_ms=0)
@@ -122,6 +136,7 @@ async def _synapse_watcher(synapse, prefix):
 
 async def _room_between(owner, guest):
     from nio import JoinResponse, RoomCreateResponse, RoomInviteResponse
+
     created = await owner.client.room_create(name="Stadt und Synapse", room_version="12")
     assert isinstance(created, RoomCreateResponse), created
     room_id = created.room_id
@@ -154,6 +169,7 @@ def test_synapse_user_joins_a_room_on_the_school(world):
             await _both_ways(alice, sam, room_id, "eins")
         finally:
             await close_all(alice, sam)
+
     run(scenario(), timeout=600)
     # Synapse asked the gateway's notary for keys (its only trusted key server).
     assert requests_to(world["gateway"], "/_matrix/key/v2/query") > 0
@@ -168,4 +184,5 @@ def test_school_user_joins_a_room_on_synapse(world):
             await _both_ways(alice, sam, room_id, "zwei")
         finally:
             await close_all(alice, sam)
+
     run(scenario(), timeout=600)

@@ -77,23 +77,29 @@ def test_demo_city_seeds_serves_and_federates(tmp_path):
     base = free_base_port()
     root = str(tmp_path / "demo-city")
     cmd = parta_command() + ["demo", "--data-dir", root, "--port", str(base)]
-    seeded = subprocess.run(cmd + ["--seed-only"], capture_output=True, text=True,
-                            timeout=280, stdin=subprocess.DEVNULL)
+    seeded = subprocess.run(
+        cmd + ["--seed-only"], capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL
+    )
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     out = seeded.stdout
-    for line in ("enrolled with a one-time token", "teachers of school17.localhost joined over "
-                 "federation", "reads the message from school42.localhost and the city "
-                 "announcement", "lists both schools as enrolled",
-                 f"City office dashboard: http://127.0.0.1:{base}/dashboard/",
-                 f"Gymnasium No. 17 (homeserver {B}): http://127.0.0.1:{base + 20}",
-                 "@teacher.iva:school17.localhost", "Seeded and verified"):
+    for line in (
+        "enrolled with a one-time token",
+        "teachers of school17.localhost joined over federation",
+        "reads the message from school42.localhost and the city announcement",
+        "lists both schools as enrolled",
+        f"City office dashboard: http://127.0.0.1:{base}/dashboard/",
+        f"Gymnasium No. 17 (homeserver {B}): http://127.0.0.1:{base + 20}",
+        "@teacher.iva:school17.localhost",
+        "Seeded and verified",
+    ):
         assert line in out, out
     with open(os.path.join(root, ".seeded")) as fh:
         seeded_rooms = json.load(fh)
 
     # Second run: reuses everything, serves until SIGTERM.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL
+    )
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 180
@@ -131,8 +137,7 @@ def test_demo_city_seeds_serves_and_federates(tmp_path):
 
         status, data = get_json(f"http://127.0.0.1:{base}/_parta/v1/directory/schools")
         assert status == 200
-        enrolled = {s["server"]: s["name"] for s in data["schools"]
-                    if s["status"] == "enrolled"}
+        enrolled = {s["server"]: s["name"] for s in data["schools"] if s["status"] == "enrolled"}
         assert enrolled[A] == "Lyceum No. 42" and enrolled[B] == "Gymnasium No. 17"
         status, data = get_json(f"http://127.0.0.1:{base}/_parta/v1/directory/rooms")
         assert status == 200

@@ -32,8 +32,9 @@ def fed_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
 
 
 @pytest.fixture(scope="module")
-def fed_cluster(fed_ca: TestCA, request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[FedCluster]:
+def fed_cluster(
+    fed_ca: TestCA, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FedCluster]:
     pg = None
     if getattr(request.module, "USES_POSTGRES", False):
         pg = request.getfixturevalue("pg_server")
@@ -45,8 +46,7 @@ def fed_cluster(fed_ca: TestCA, request: pytest.FixtureRequest,
 
 
 @pytest.fixture(scope="module")
-def fake_server(fed_ca: TestCA, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[FakeServer]:
+def fake_server(fed_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeServer]:
     fake = FakeServer(fed_ca, str(tmp_path_factory.mktemp("fake-hs"))).start()
     yield fake
     fake.stop()

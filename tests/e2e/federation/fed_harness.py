@@ -76,22 +76,24 @@ from federation_env import (  # noqa: F401 - re-exported
 )
 
 FED_STARTUP_TIMEOUT = 60.0
-DEFAULT_WAIT = 90.0        # seconds a cross-server condition may take (2 shared cores)
+DEFAULT_WAIT = 90.0  # seconds a cross-server condition may take (2 shared cores)
 
 
 # --- nodes ---------------------------------------------------------------------------------
 class FedNode(RunningNode):
     """A ``RunningNode`` with a TLS federation listener."""
 
-    def __init__(self, data_dir: str, config_path: str, config: dict, fed_port: int,
-                 ca: TestCA, label: str) -> None:
+    def __init__(
+        self, data_dir: str, config_path: str, config: dict, fed_port: int, ca: TestCA, label: str
+    ) -> None:
         super().__init__(data_dir, config_path, config)
         self.fed_port = fed_port
         self.ca = ca
         self.label = label
         self.base_overrides: dict[str, str] = dict(
-            config.get("federation", {}).get("server_overrides") or {})
-        self.init_federation: dict = {}     # the federation section `parta node init` wrote
+            config.get("federation", {}).get("server_overrides") or {}
+        )
+        self.init_federation: dict = {}  # the federation section `parta node init` wrote
         self.self_signed = False
 
     def __repr__(self) -> str:
@@ -113,9 +115,11 @@ class FedNode(RunningNode):
             except OSError as exc:
                 last = exc
             time.sleep(0.2)
-        raise NodeFailed(f"{self.label}: federation listener on port {self.fed_port} did not "
-                         f"answer within {FED_STARTUP_TIMEOUT}s (last: {last}):\n"
-                         f"{self.log_tail()}")
+        raise NodeFailed(
+            f"{self.label}: federation listener on port {self.fed_port} did not "
+            f"answer within {FED_STARTUP_TIMEOUT}s (last: {last}):\n"
+            f"{self.log_tail()}"
+        )
 
     def restart(self) -> None:
         code = self.stop()
@@ -160,10 +164,12 @@ class FedNode(RunningNode):
 
         # Readiness only: a node keeping its self-signed init certificate is reached without
         # verification here (the tested code never is).
-        ctx = (ssl._create_unverified_context() if self.self_signed  # noqa: S323 - see above
-               else self.ca.client_context())
-        conn = TLSNameConnection(server_host(self.server_name), self.fed_port, ctx,
-                                 timeout=10)
+        ctx = (
+            ssl._create_unverified_context()
+            if self.self_signed  # noqa: S323 - see above
+            else self.ca.client_context()
+        )
+        conn = TLSNameConnection(server_host(self.server_name), self.fed_port, ctx, timeout=10)
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -190,9 +196,15 @@ class FedCluster:
         self.nodes: list[FedNode] = []
         self._n = 0
 
-    def create(self, count: int, *, named: bool = False,
-               backends: Iterable[str] | None = None, self_signed: bool = False,
-               **overrides: Any) -> list[FedNode]:
+    def create(
+        self,
+        count: int,
+        *,
+        named: bool = False,
+        backends: Iterable[str] | None = None,
+        self_signed: bool = False,
+        **overrides: Any,
+    ) -> list[FedNode]:
         """``count`` nodes, initialised, configured to federate with each other, started.
 
         ``self_signed``: keep the self-signed certificate ``parta node init`` made instead of
@@ -203,48 +215,77 @@ class FedCluster:
             self._n += 1
             label = "abcdefghij"[len(self.nodes) + i] if len(self.nodes) + i < 10 else str(i)
             fed_port = free_port()
-            name = (f"school-{label}{self._n}.fed.test" if named else f"localhost:{fed_port}")
+            name = f"school-{label}{self._n}.fed.test" if named else f"localhost:{fed_port}"
             specs.append((label, fed_port, name))
-        peer_overrides = ({name: f"127.0.0.1:{port}" for _l, port, name in specs}
-                          if named else {})
+        peer_overrides = {name: f"127.0.0.1:{port}" for _l, port, name in specs} if named else {}
         made = []
         for (label, fed_port, name), backend in zip(specs, backends, strict=False):
-            node = self._init_node(label, fed_port, name, backend,
-                                   {k: v for k, v in peer_overrides.items() if k != name},
-                                   overrides, self_signed)
+            node = self._init_node(
+                label,
+                fed_port,
+                name,
+                backend,
+                {k: v for k, v in peer_overrides.items() if k != name},
+                overrides,
+                self_signed,
+            )
             made.append(node)
         for node in made:
             self.nodes.append(node)
             node.start()
         return made
 
-    def _init_node(self, label: str, fed_port: int, server_name: str, backend: str,
-                   peer_overrides: dict[str, str], overrides: dict,
-                   self_signed: bool = False) -> FedNode:
+    def _init_node(
+        self,
+        label: str,
+        fed_port: int,
+        server_name: str,
+        backend: str,
+        peer_overrides: dict[str, str],
+        overrides: dict,
+        self_signed: bool = False,
+    ) -> FedNode:
         data_dir = os.path.join(self.tmp_root, f"node-{label}-{fed_port}")
         config_path, config = init_node(server_name, data_dir)
         init_federation = json.loads(json.dumps(config.get("federation") or {}))
         if self_signed:
             listener = init_federation.get("listener") or {}
-            cert, key = (os.path.join(data_dir, listener["tls_certificate_path"]),
-                         os.path.join(data_dir, listener["tls_private_key_path"]))
+            cert, key = (
+                os.path.join(data_dir, listener["tls_certificate_path"]),
+                os.path.join(data_dir, listener["tls_private_key_path"]),
+            )
         else:
-            cert, key = self.ca.issue(server_name,
-                                      os.path.join(data_dir, "fed-ca-signed.crt"),
-                                      os.path.join(data_dir, "fed-ca-signed.key"))
+            cert, key = self.ca.issue(
+                server_name,
+                os.path.join(data_dir, "fed-ca-signed.crt"),
+                os.path.join(data_dir, "fed-ca-signed.key"),
+            )
         config["server_name"] = server_name
-        config["client_listener"] = {**config.get("client_listener", {}),
-                                     "bind_address": "127.0.0.1", "port": free_port()}
-        config["metrics_listener"] = {**config.get("metrics_listener", {}),
-                                      "bind_address": "127.0.0.1", "port": free_port()}
+        config["client_listener"] = {
+            **config.get("client_listener", {}),
+            "bind_address": "127.0.0.1",
+            "port": free_port(),
+        }
+        config["metrics_listener"] = {
+            **config.get("metrics_listener", {}),
+            "bind_address": "127.0.0.1",
+            "port": free_port(),
+        }
         config["rate_limits"] = {**config.get("rate_limits", {}), "enabled": False}
         if backend == "postgres":
             if self.pg is None:
                 raise RuntimeError("a postgres node needs the pg_server fixture")
             config["database_url"] = self.pg.new_database()
-        fed = merge_config(dict(config.get("federation") or {}), parta_federation_section(
-            port=fed_port, cert_path=cert, key_path=key, ca_file=self.ca.cert_path,
-            overrides=peer_overrides))
+        fed = merge_config(
+            dict(config.get("federation") or {}),
+            parta_federation_section(
+                port=fed_port,
+                cert_path=cert,
+                key_path=key,
+                ca_file=self.ca.cert_path,
+                overrides=peer_overrides,
+            ),
+        )
         config["federation"] = fed
         merge_config(config, overrides)
         with open(config_path, "w") as fh:
@@ -263,8 +304,10 @@ class FedCluster:
                 failures.append(str(exc))
                 continue
             if code != 0:
-                failures.append(f"node {node.label} ({node.server_name}) exited with {code} "
-                                f"on SIGTERM:\n{node.log_tail()}")
+                failures.append(
+                    f"node {node.label} ({node.server_name}) exited with {code} "
+                    f"on SIGTERM:\n{node.log_tail()}"
+                )
         return failures
 
 
@@ -275,7 +318,7 @@ class Watcher:
     def __init__(self, client: Any, *, fill_gaps: bool = True) -> None:
         self.client = client
         self.fill_gaps = fill_gaps
-        self.timeline: dict[str, list[dict]] = defaultdict(list)   # raw client events
+        self.timeline: dict[str, list[dict]] = defaultdict(list)  # raw client events
         self.seen_ids: dict[str, set[str]] = defaultdict(set)
         self.invites: dict[str, list[dict]] = {}
         self.left: dict[str, list[dict]] = {}
@@ -307,8 +350,7 @@ class Watcher:
                     for r in eph.receipts:
                         self.receipts[room_id].append((r.user_id, r.receipt_type, r.event_id))
         for room_id, info in resp.rooms.invite.items():
-            self.invites[room_id] = [getattr(e, "source", None) or {} for e in
-                                     info.invite_state]
+            self.invites[room_id] = [getattr(e, "source", None) or {} for e in info.invite_state]
         for room_id, info in resp.rooms.leave.items():
             events = [e.source for e in info.timeline.events]
             self._add(room_id, events)
@@ -336,11 +378,12 @@ class Watcher:
         for _ in range(100):
             if not token:
                 break
-            resp = await self.client.room_messages(room_id, start=token,
-                                                   direction=MessageDirection.back, limit=50)
+            resp = await self.client.room_messages(
+                room_id, start=token, direction=MessageDirection.back, limit=50
+            )
             assert isinstance(resp, RoomMessagesResponse), f"/messages failed: {resp}"
             reached = False
-            for ev in resp.chunk:             # newest first
+            for ev in resp.chunk:  # newest first
                 src = ev.source
                 if src.get("event_id") in self.seen_ids[room_id]:
                     reached = True
@@ -352,23 +395,28 @@ class Watcher:
         found.reverse()
         return found
 
-    async def until(self, predicate: Callable[["Watcher"], Any], *,
-                    timeout: float = DEFAULT_WAIT, what: str = "condition") -> Any:
+    async def until(
+        self,
+        predicate: Callable[["Watcher"], Any],
+        *,
+        timeout: float = DEFAULT_WAIT,
+        what: str = "condition",
+    ) -> Any:
         """Sync until ``predicate(self)`` is truthy; return its value."""
         deadline = time.monotonic() + timeout
         value = predicate(self)
         while not value:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.user_id}: {what} not met within {timeout:.0f}s "
-                                     f"({self.syncs} syncs)")
+                raise AssertionError(
+                    f"{self.user_id}: {what} not met within {timeout:.0f}s ({self.syncs} syncs)"
+                )
             await self.sync_once()
             value = predicate(self)
         return value
 
     # views ------------------------------------------------------------------------------
     def events(self, room_id: str, type: str | None = None) -> list[dict]:
-        return [e for e in self.timeline.get(room_id, [])
-                if type is None or e.get("type") == type]
+        return [e for e in self.timeline.get(room_id, []) if type is None or e.get("type") == type]
 
     def messages(self, room_id: str) -> list[dict]:
         return self.events(room_id, "m.room.message")
@@ -377,8 +425,9 @@ class Watcher:
         return [e.get("content", {}).get("body") for e in self.messages(room_id)]
 
     def event(self, room_id: str, event_id: str) -> dict | None:
-        return next((e for e in self.timeline.get(room_id, [])
-                     if e.get("event_id") == event_id), None)
+        return next(
+            (e for e in self.timeline.get(room_id, []) if e.get("event_id") == event_id), None
+        )
 
     def membership_of(self, room_id: str, user_id: str) -> str | None:
         """The latest membership of ``user_id`` seen in the timeline."""
@@ -389,8 +438,9 @@ class Watcher:
         return out
 
 
-def client_api(client: Any, method: str, path: str, body: Any = None,
-               query: dict | None = None) -> tuple[int, Any]:
+def client_api(
+    client: Any, method: str, path: str, body: Any = None, query: dict | None = None
+) -> tuple[int, Any]:
     """A raw client-API request with the nio client's token (for what nio cannot say, e.g.
     ``server_name``/``via`` on joins).  Blocking; call through ``asyncio.to_thread``."""
     from urllib.parse import urlencode
@@ -413,8 +463,13 @@ async def join_via(client: Any, room_id_or_alias: str, servers: Iterable[str]) -
     """``POST /join/{roomIdOrAlias}?server_name=..&via=..``; returns the room ID."""
     servers = list(servers)
     status, body = await asyncio.to_thread(
-        client_api, client, "POST", f"/_matrix/client/v3/join/{quote(room_id_or_alias, safe='')}",
-        {}, {"server_name": servers, "via": servers})
+        client_api,
+        client,
+        "POST",
+        f"/_matrix/client/v3/join/{quote(room_id_or_alias, safe='')}",
+        {},
+        {"server_name": servers, "via": servers},
+    )
     assert status == 200, f"join {room_id_or_alias} via {servers}: {status} {body}"
     return body["room_id"]
 
@@ -422,21 +477,30 @@ async def join_via(client: Any, room_id_or_alias: str, servers: Iterable[str]) -
 async def room_state(client: Any, room_id: str) -> dict[tuple[str, str], dict]:
     """The room's current state as the client sees it: {(type, state_key): event}."""
     status, body = await asyncio.to_thread(
-        client_api, client, "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state")
+        client_api, client, "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state"
+    )
     assert status == 200, f"state of {room_id} for {client.user_id}: {status} {body}"
     return {(e["type"], e["state_key"]): e for e in body}
 
 
 async def joined_members(client: Any, room_id: str) -> set[str]:
     status, body = await asyncio.to_thread(
-        client_api, client, "GET",
-        f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/joined_members")
+        client_api,
+        client,
+        "GET",
+        f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/joined_members",
+    )
     assert status == 200, f"joined_members of {room_id}: {status} {body}"
     return set(body.get("joined", {}))
 
 
-async def wait_for(check: Callable[[], Any], *, timeout: float = DEFAULT_WAIT,
-                   what: str = "condition", interval: float = 0.5) -> Any:
+async def wait_for(
+    check: Callable[[], Any],
+    *,
+    timeout: float = DEFAULT_WAIT,
+    what: str = "condition",
+    interval: float = 0.5,
+) -> Any:
     """Poll an async or sync ``check()`` until truthy (bounded)."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -485,8 +549,9 @@ async def send_text(watcher: Watcher, room_id: str, body: str) -> str:
 async def accept_invite(guest: Watcher, room_id: str) -> None:
     from nio import JoinResponse
 
-    await guest.until(lambda w: room_id in w.invites or room_id in w.timeline,
-                      what=f"invite to {room_id}")
+    await guest.until(
+        lambda w: room_id in w.invites or room_id in w.timeline, what=f"invite to {room_id}"
+    )
     resp = await guest.client.join(room_id)
     assert isinstance(resp, JoinResponse), f"{guest.user_id} join {room_id}: {resp}"
 
@@ -505,8 +570,10 @@ async def setup_room(owner: Watcher, *guests: Watcher, **create_kwargs: Any) -> 
         await accept_invite(guest, room_id)
     everyone = {owner.user_id, *(g.user_id for g in guests)}
     for member in (owner, *guests):
-        await wait_for(lambda m=member: members_are(m, room_id, everyone),
-                       what=f"{member.user_id} sees members {sorted(everyone)}")
+        await wait_for(
+            lambda m=member: members_are(m, room_id, everyone),
+            what=f"{member.user_id} sees members {sorted(everyone)}",
+        )
     return room_id
 
 
@@ -520,8 +587,9 @@ async def members_are(member: Watcher, room_id: str, expected: set[str]) -> bool
     return await joined_members(member.client, room_id) == expected
 
 
-async def wait_for_bodies(watcher: Watcher, room_id: str, bodies: Iterable[str], *,
-                          timeout: float = DEFAULT_WAIT) -> list[dict]:
+async def wait_for_bodies(
+    watcher: Watcher, room_id: str, bodies: Iterable[str], *, timeout: float = DEFAULT_WAIT
+) -> list[dict]:
     """Sync until every body in ``bodies`` is in the room's timeline; returns those events."""
     wanted = list(bodies)
 
@@ -529,8 +597,9 @@ async def wait_for_bodies(watcher: Watcher, room_id: str, bodies: Iterable[str],
         have = set(w.bodies(room_id))
         return all(b in have for b in wanted)
 
-    await watcher.until(got, timeout=timeout,
-                        what=f"{len(wanted)} messages in {room_id} (e.g. {wanted[:2]})")
+    await watcher.until(
+        got, timeout=timeout, what=f"{len(wanted)} messages in {room_id} (e.g. {wanted[:2]})"
+    )
     return [e for e in watcher.messages(room_id) if e["content"].get("body") in set(wanted)]
 
 

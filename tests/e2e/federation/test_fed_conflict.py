@@ -52,10 +52,13 @@ def test_concurrent_changes_during_partition_converge(trio):
         wadmin, werin, wmod, wdave, wcarl = ws
         try:
             from nio import RoomCreateResponse
+
             created = await wadmin.client.room_create(
-                name="Konflikt", topic="Anfang",
+                name="Konflikt",
+                topic="Anfang",
                 # v12: the creator (admin) has unlimited power and is not listed.
-                power_level_override={"users": {mod.user_id: 100}})
+                power_level_override={"users": {mod.user_id: 100}},
+            )
             assert isinstance(created, RoomCreateResponse), created
             room_id = created.room_id
             for guest in (werin, wmod, wdave, wcarl):
@@ -63,9 +66,12 @@ def test_concurrent_changes_during_partition_converge(trio):
                 await accept_invite(guest, room_id)
             everyone = {x.user_id for x in (admin, erin, mod, dave, carl)}
             from fed_harness import joined_members
+
             for w in (wadmin, wmod, wcarl):
-                await wait_for(lambda w=w: equals(joined_members(w.client, room_id), everyone),
-                               what=f"all five joined as seen by {w.user_id}")
+                await wait_for(
+                    lambda w=w: equals(joined_members(w.client, room_id), everyone),
+                    what=f"all five joined as seen by {w.user_id}",
+                )
             await send_text(wadmin, room_id, "vor der Trennung")
             for w in (wmod, wcarl):
                 await wait_for_bodies(w, room_id, ["vor der Trennung"])
@@ -132,6 +138,7 @@ def test_concurrent_changes_during_partition_converge(trio):
             assert sb[("m.room.topic", "")]["content"]["topic"] == "Thema B"
         finally:
             await close_all(wa, wb)
+
     run(disagree())
 
     a.heal()
@@ -140,11 +147,17 @@ def test_concurrent_changes_during_partition_converge(trio):
     async def converge():
         ws = [await x.watcher() for x in (admin, mod, carl)]
         try:
+
             async def same():
                 states = [await _state_ids(w, room_id) for w in ws]
                 return states[0] == states[1] == states[2]
-            await wait_for(same, timeout=CONVERGE_TIMEOUT, interval=2.0,
-                           what="identical current state on A, B and C")
+
+            await wait_for(
+                same,
+                timeout=CONVERGE_TIMEOUT,
+                interval=2.0,
+                what="identical current state on A, B and C",
+            )
             state = await room_state(ws[0].client, room_id)
             # The resolution picked one of the two forks' events for each conflicted key.
             assert state[("m.room.topic", "")]["event_id"] in forks["topic"], forks

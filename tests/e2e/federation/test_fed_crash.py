@@ -34,24 +34,32 @@ from fed_harness import Account, FakeServer
 from federation_env import FakeRoom
 
 USES_POSTGRES = True
-SENDS_BEFORE_KILL = 120          # acknowledged sends (all threads) before SIGKILL
-MAX_SENDS_PER_THREAD = 400       # bounds the load if the node is slow to get there
+SENDS_BEFORE_KILL = 120  # acknowledged sends (all threads) before SIGKILL
+MAX_SENDS_PER_THREAD = 400  # bounds the load if the node is slow to get there
 V3 = "/_matrix/client/v3"
 
 
-def _api(account: Account, method: str, path: str, body: Any = None,
-         timeout: float = 30.0) -> tuple[int, Any]:
+def _api(
+    account: Account, method: str, path: str, body: Any = None, timeout: float = 30.0
+) -> tuple[int, Any]:
     import json
 
     from e2e_helpers import http_request
 
     data = json.dumps(body).encode() if body is not None else None
     status, headers, raw = http_request(
-        method, account.node.base_url + path, body=data, timeout=timeout,
-        headers={"Authorization": f"Bearer {account.access_token}",
-                 "Content-Type": "application/json"})
-    return status, (json.loads(raw) if headers.get("content-type", "").startswith(
-        "application/json") else raw)
+        method,
+        account.node.base_url + path,
+        body=data,
+        timeout=timeout,
+        headers={
+            "Authorization": f"Bearer {account.access_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    return status, (
+        json.loads(raw) if headers.get("content-type", "").startswith("application/json") else raw
+    )
 
 
 class Tally:
@@ -59,8 +67,8 @@ class Tally:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.client: dict[tuple[str, str], tuple[str, str]] = {}   # (user, txn) -> (event, body)
-        self.pdus: dict[str, str] = {}                               # event ID -> body
+        self.client: dict[tuple[str, str], tuple[str, str]] = {}  # (user, txn) -> (event, body)
+        self.pdus: dict[str, str] = {}  # event ID -> body
         self.pdu_json: dict[str, dict] = {}
         self.stop = threading.Event()
 
@@ -76,10 +84,11 @@ def _client_sender(account: Account, room_id: str, tag: str, tally: Tally) -> No
             return
         txn, body = f"{tag}-{i}", f"{tag} message {i}"
         try:
-            status, reply = _api(account, "PUT", path + txn,
-                                 {"msgtype": "m.text", "body": body}, timeout=10)
+            status, reply = _api(
+                account, "PUT", path + txn, {"msgtype": "m.text", "body": body}, timeout=10
+            )
         except OSError:
-            return                      # the node is gone: this send was not acknowledged
+            return  # the node is gone: this send was not acknowledged
         if status == 200 and isinstance(reply, dict) and "event_id" in reply:
             with tally.lock:
                 tally.client[(account.user_id, txn)] = (reply["event_id"], body)
@@ -89,11 +98,18 @@ def _fed_sender(room: FakeRoom, sender: str, tally: Tally) -> None:
     for i in range(MAX_SENDS_PER_THREAD // 2):
         if tally.stop.is_set():
             return
-        first = room.build(type="m.room.message", sender=sender,
-                           content={"msgtype": "m.text", "body": f"fed message {i}a"})
-        second = room.build(type="m.room.message", sender=sender, prev_events=[first.event_id],
-                            depth=first.depth + 1,
-                            content={"msgtype": "m.text", "body": f"fed message {i}b"})
+        first = room.build(
+            type="m.room.message",
+            sender=sender,
+            content={"msgtype": "m.text", "body": f"fed message {i}a"},
+        )
+        second = room.build(
+            type="m.room.message",
+            sender=sender,
+            prev_events=[first.event_id],
+            depth=first.depth + 1,
+            content={"msgtype": "m.text", "body": f"fed message {i}b"},
+        )
         try:
             _txn, status, reply = room.send([first.pdu, second.pdu], timeout=10)
         except OSError:
@@ -136,12 +152,16 @@ def _whole_timeline(account: Account, room_id: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_acknowledged_events_survive_sigkill_once(fed_cluster, fake_server: FakeServer,  # noqa: F811 - the pytest fixture imported above
-                                                 backend: str):
+def test_acknowledged_events_survive_sigkill_once(
+    fed_cluster,  # noqa: F811 - the pytest fixture imported above
+    fake_server: FakeServer,  # noqa: F811 - the pytest fixture imported above
+    backend: str,
+):
     (node,) = fed_cluster.create(1, backends=[backend])
     users = [Account(node, f"crash{backend}") for _ in range(3)]
-    status, created = _api(users[0], "POST", f"{V3}/createRoom",
-                           {"preset": "public_chat", "name": "Pausenhof"})
+    status, created = _api(
+        users[0], "POST", f"{V3}/createRoom", {"preset": "public_chat", "name": "Pausenhof"}
+    )
     assert status == 200, created
     room_id = created["room_id"]
     for user in users[1:]:
@@ -151,8 +171,10 @@ def test_acknowledged_events_survive_sigkill_once(fed_cluster, fake_server: Fake
     room = FakeRoom.join(fake_server, node.server_name, room_id, mallory)
 
     tally = Tally()
-    threads = [threading.Thread(target=_client_sender, args=(u, room_id, f"u{n}", tally))
-               for n, u in enumerate(users)]
+    threads = [
+        threading.Thread(target=_client_sender, args=(u, room_id, f"u{n}", tally))
+        for n, u in enumerate(users)
+    ]
     threads.append(threading.Thread(target=_fed_sender, args=(room, mallory, tally)))
     for t in threads:
         t.start()
@@ -188,9 +210,12 @@ def test_acknowledged_events_survive_sigkill_once(fed_cluster, fake_server: Fake
     # Retrying an acknowledged transaction ID gives the same event, not a new one.
     by_user = {u.user_id: u for u in users}
     for (user_id, txn), (event_id, body) in list(tally.client.items())[:20]:
-        status, reply = _api(by_user[user_id], "PUT",
-                             f"{V3}/rooms/{quote(room_id)}/send/m.room.message/{txn}",
-                             {"msgtype": "m.text", "body": body})
+        status, reply = _api(
+            by_user[user_id],
+            "PUT",
+            f"{V3}/rooms/{quote(room_id)}/send/m.room.message/{txn}",
+            {"msgtype": "m.text", "body": body},
+        )
         assert (status, reply) == (200, {"event_id": event_id})
     # Re-sent acknowledged PDUs are accepted again and stored once.
     again = list(tally.pdu_json.values())[:10]
@@ -201,12 +226,18 @@ def test_acknowledged_events_survive_sigkill_once(fed_cluster, fake_server: Fake
     assert len(after) == len(set(after)) and set(after) == set(ids)
 
     # The room still works both ways.
-    status, sent = _api(users[1], "PUT",
-                        f"{V3}/rooms/{quote(room_id)}/send/m.room.message/after-crash",
-                        {"msgtype": "m.text", "body": "nach dem Absturz"})
+    status, sent = _api(
+        users[1],
+        "PUT",
+        f"{V3}/rooms/{quote(room_id)}/send/m.room.message/after-crash",
+        {"msgtype": "m.text", "body": "nach dem Absturz"},
+    )
     assert status == 200, sent
-    last = room.build(type="m.room.message", sender=mallory,
-                      content={"msgtype": "m.text", "body": "fed nach dem Absturz"})
+    last = room.build(
+        type="m.room.message",
+        sender=mallory,
+        content={"msgtype": "m.text", "body": "fed nach dem Absturz"},
+    )
     _txn, status, reply = room.send([last.pdu])
     assert status == 200 and reply["pdus"][last.event_id] == {}, reply
 

@@ -37,8 +37,7 @@ def _room_view(resp, room_id: str) -> dict[tuple[str, str], dict]:
     return out
 
 
-def _check_first_sync(watcher, resp, room_id: str, owner_id: str, name: str,
-                      topic: str) -> None:
+def _check_first_sync(watcher, resp, room_id: str, owner_id: str, name: str, topic: str) -> None:
     assert room_id in resp.rooms.join, f"first sync after the join lacks the room: {resp}"
     view = _room_view(resp, room_id)
     assert ("m.room.create", "") in view, sorted(view)
@@ -46,8 +45,9 @@ def _check_first_sync(watcher, resp, room_id: str, owner_id: str, name: str,
     assert view[("m.room.topic", "")]["content"]["topic"] == topic
     assert ("m.room.power_levels", "") in view, sorted(view)
     for uid in (owner_id, watcher.user_id):
-        assert view.get(("m.room.member", uid), {}).get("content", {}).get(
-            "membership") == "join", f"{uid} not joined in {sorted(view)}"
+        assert (
+            view.get(("m.room.member", uid), {}).get("content", {}).get("membership") == "join"
+        ), f"{uid} not joined in {sorted(view)}"
     # What the client library makes of it.
     room = watcher.client.rooms[room_id]
     assert room.name == name
@@ -62,14 +62,15 @@ def test_first_sync_after_remote_join_has_full_state(pair):
         bob = await new_watcher(b, "bob")
         try:
             created = await alice.client.room_create(
-                visibility=RoomVisibility.public, name="Schulgarten",
-                topic="Beete und Giesplan")
+                visibility=RoomVisibility.public, name="Schulgarten", topic="Beete und Giesplan"
+            )
             assert isinstance(created, RoomCreateResponse), created
             room_id = created.room_id
             assert await join_via(bob.client, room_id, [a.server_name]) == room_id
             resp = await bob.sync_once(timeout_ms=0)
-            _check_first_sync(bob, resp, room_id, alice.user_id, "Schulgarten",
-                              "Beete und Giesplan")
+            _check_first_sync(
+                bob, resp, room_id, alice.user_id, "Schulgarten", "Beete und Giesplan"
+            )
         finally:
             await close_all(alice, bob)
 
@@ -88,7 +89,7 @@ def test_first_sync_after_accepting_remote_invite_has_full_state(pair):
             room_id = created.room_id
             inv = await alice.client.room_invite(room_id, bob.user_id)
             assert isinstance(inv, RoomInviteResponse), inv
-            await accept_invite(bob, room_id)       # syncs until the invite shows, joins
+            await accept_invite(bob, room_id)  # syncs until the invite shows, joins
             resp = await bob.sync_once(timeout_ms=0)
             _check_first_sync(bob, resp, room_id, alice.user_id, "Elternrat", "Sitzungen")
         finally:
@@ -119,13 +120,16 @@ def test_initial_sync_of_a_user_kicked_from_a_remote_room_has_its_state(pair):
             await bob.until(lambda w: w.membership_of(room_id, bob.user_id) == "leave")
 
             status, body = await asyncio.to_thread(
-                client_api, bob.client, "GET", "/_matrix/client/v3/sync", None,
-                {"timeout": "0"})
+                client_api, bob.client, "GET", "/_matrix/client/v3/sync", None, {"timeout": "0"}
+            )
             assert status == 200, body
             left = body["rooms"]["leave"].get(room_id)
             assert left is not None, f"kicked room not under rooms.leave: {body['rooms']}"
-            members = [ev["content"]["membership"] for ev in left["timeline"]["events"]
-                       if ev["type"] == "m.room.member" and ev["state_key"] == bob.user_id]
+            members = [
+                ev["content"]["membership"]
+                for ev in left["timeline"]["events"]
+                if ev["type"] == "m.room.member" and ev["state_key"] == bob.user_id
+            ]
             assert members == ["invite", "join", "leave"], left["timeline"]
             view = {}
             for ev in left["state"]["events"] + left["timeline"]["events"]:

@@ -32,7 +32,8 @@ def _assert_exactly_once_in_order(watcher, room_id, bodies):
     missing = [x for x in bodies if x not in set(got)]
     assert not missing, f"{len(missing)} never arrived, e.g. {missing[:5]}"
     assert got == bodies, "out of order: first difference at " + str(
-        next(i for i, (x, y) in enumerate(zip(got, bodies, strict=False)) if x != y))
+        next(i for i, (x, y) in enumerate(zip(got, bodies, strict=False)) if x != y)
+    )
     ids = [e["event_id"] for e in watcher.messages(room_id)]
     assert len(ids) == len(set(ids)), "an event ID appears twice in the client's timeline"
 
@@ -46,8 +47,9 @@ def test_200_messages_sent_while_b_is_down_arrive_in_order_exactly_once(nodes):
         wa1, wa2, wb = await anna.watcher(), await arne.watcher(), await bea.watcher()
         try:
             room_id = await setup_room(wa1, wb, name="Ausfall")
-            assert isinstance(await wa1.client.room_invite(room_id, arne.user_id),
-                              RoomInviteResponse)
+            assert isinstance(
+                await wa1.client.room_invite(room_id, arne.user_id), RoomInviteResponse
+            )
             await accept_invite(wa2, room_id)
             await send_text(wa1, room_id, "vor dem Ausfall")
             await wait_for_bodies(wb, room_id, ["vor dem Ausfall"])
@@ -96,8 +98,7 @@ async def _seed_seen(watcher, room_id):
     """The client had seen everything up to "vor dem Ausfall": gap filling stops there."""
     from nio import RoomMessagesResponse
 
-    resp = await watcher.client.room_messages(room_id, start=watcher.client.next_batch,
-                                              limit=20)
+    resp = await watcher.client.room_messages(room_id, start=watcher.client.next_batch, limit=20)
     assert isinstance(resp, RoomMessagesResponse), resp
     for ev in resp.chunk:
         watcher.seen_ids[room_id].add(ev.event_id)
@@ -129,7 +130,7 @@ def test_queue_survives_a_restart_of_the_sending_node(nodes):
             await close_all(wa)
 
     run(send())
-    a.restart()          # the queue for B must come back from A's database
+    a.restart()  # the queue for B must come back from A's database
     b.start()
 
     async def after():
@@ -151,8 +152,12 @@ def _rotate_keys(node) -> None:
     from fed_harness import parta_command
 
     node.stop_checked()
-    res = subprocess.run(parta_command() + ["node", "keys", "rotate", "-c", node.config_path],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        parta_command() + ["node", "keys", "rotate", "-c", node.config_path],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, f"parta node keys rotate failed:\n{res.stdout}\n{res.stderr}"
     node.start()
 
@@ -175,6 +180,7 @@ def test_key_rotation_keeps_the_room_working_for_old_and_new_servers(nodes, fed_
         wa, wb = await anna.watcher(), await bea.watcher()
         try:
             from nio import RoomPreset
+
             room_id = await setup_room(wa, wb, name="Schlüssel", preset=RoomPreset.public_chat)
             await send_text(wa, room_id, "mit altem Schlüssel")
             await wait_for_bodies(wb, room_id, ["mit altem Schlüssel"])

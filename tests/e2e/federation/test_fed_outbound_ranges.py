@@ -39,8 +39,7 @@ def open_listener():
 
 
 def _download(node, token: str, server_name: str) -> tuple[int, dict]:
-    return api(node, "GET", f"/_matrix/client/v1/media/download/{server_name}/abcdef",
-               token=token)
+    return api(node, "GET", f"/_matrix/client/v1/media/download/{server_name}/abcdef", token=token)
 
 
 def test_open_and_closed_loopback_ports_are_indistinguishable(node, open_listener):
@@ -48,13 +47,15 @@ def test_open_and_closed_loopback_ports_are_indistinguishable(node, open_listene
     open_port = open_listener.getsockname()[1]
     fed_port = node.config["federation"]["listener"]["port"]
     client_port = node.config["client_listener"]["port"]
-    targets = [f"127.0.0.1:{open_port}",          # open, speaks nothing
-               f"127.0.0.1:{free_port()}",        # closed
-               f"127.0.0.1:{client_port}",        # open, plain HTTP (TLS would fail)
-               f"127.0.0.1:{fed_port}",           # open, TLS with an untrusted certificate
-               f"localhost:{open_port}",          # a DNS name resolving to loopback
-               f"[::1]:{open_port}",
-               f"[::ffff:127.0.0.1]:{open_port}"]  # IPv4-mapped IPv6
+    targets = [
+        f"127.0.0.1:{open_port}",  # open, speaks nothing
+        f"127.0.0.1:{free_port()}",  # closed
+        f"127.0.0.1:{client_port}",  # open, plain HTTP (TLS would fail)
+        f"127.0.0.1:{fed_port}",  # open, TLS with an untrusted certificate
+        f"localhost:{open_port}",  # a DNS name resolving to loopback
+        f"[::1]:{open_port}",
+        f"[::ffff:127.0.0.1]:{open_port}",
+    ]  # IPv4-mapped IPv6
     answers = {t: _download(node, token, t) for t in targets}
     first = answers[targets[0]]
     assert first[0] == 502, answers
@@ -63,7 +64,7 @@ def test_open_and_closed_loopback_ports_are_indistinguishable(node, open_listene
         assert answer == first, (target, answers)
     for target in targets:
         assert target not in first[1]["error"]
-    with pytest.raises(BlockingIOError):        # nothing ever connected
+    with pytest.raises(BlockingIOError):  # nothing ever connected
         open_listener.accept()
     log = node.log_tail(400)
     assert "federation_address_refused" in log, log
@@ -72,10 +73,17 @@ def test_open_and_closed_loopback_ports_are_indistinguishable(node, open_listene
 def test_other_users_media_still_works(node):
     """The refusals leave the node serving its own media to everyone."""
     token = node.register("uploader")["access_token"]
-    status, body = api(node, "POST", "/_matrix/media/v3/upload", token=token,
-                       raw_body=b"hello", headers={"Content-Type": "text/plain"})
+    status, body = api(
+        node,
+        "POST",
+        "/_matrix/media/v3/upload",
+        token=token,
+        raw_body=b"hello",
+        headers={"Content-Type": "text/plain"},
+    )
     assert status == 200, body
     media_id = body["content_uri"].rsplit("/", 1)[1]
-    status, data = api(node, "GET", f"/_matrix/client/v1/media/download/{node.server_name}/"
-                                     f"{media_id}", token=token)
+    status, data = api(
+        node, "GET", f"/_matrix/client/v1/media/download/{node.server_name}/{media_id}", token=token
+    )
     assert (status, data) == (200, b"hello")

@@ -72,6 +72,7 @@ def test_three_node_room(trio):
                 states = [await room_state(w.client, room_id) for w in (alice, bob, carl)]
                 ids = [{k: e["event_id"] for k, e in s.items()} for s in states]
                 return ids[0] == ids[1] == ids[2]
+
             await wait_for(same_state, what="identical room state on A, B and C")
         finally:
             await close_all(alice, bob, carl)

@@ -51,21 +51,24 @@ def test_unverifiable_certificate_is_refused(nodes):
             assert isinstance(created, RoomCreateResponse), created
             room_id = created.room_id
             inv = await alice.client.room_invite(room_id, dora.user_id)
-            assert not isinstance(inv, RoomInviteResponse), \
+            assert not isinstance(inv, RoomInviteResponse), (
                 f"A delivered an invite to a server whose certificate it cannot verify: {inv}"
+            )
             # The client learns only that D could not be reached (a closed port, a refused
             # address and a TLS failure look alike to it: docs/security.md); the node's log
             # says it was the certificate.
             why = (getattr(inv, "message", "") or "").lower()
             assert why == f"could not reach {d.server_name}", inv
             log = a.log_tail(400).lower()
-            assert "remote_unreachable" in log and ("tls" in log or "certificate" in log), \
-                log[-2000:]
+            assert "remote_unreachable" in log and ("tls" in log or "certificate" in log), log[
+                -2000:
+            ]
             state = await room_state(alice.client, room_id)
             assert ("m.room.member", dora.user_id) not in state
             # A's profile lookup on D fails the same way (no answer from an unverified peer).
             status, body = await asyncio.to_thread(
-                client_api, alice.client, "GET", f"/_matrix/client/v3/profile/{q(dora.user_id)}")
+                client_api, alice.client, "GET", f"/_matrix/client/v3/profile/{q(dora.user_id)}"
+            )
             assert status != 200, (status, body)
         finally:
             await close_all(alice, dora)
@@ -86,8 +89,9 @@ def test_insecure_switch_reaches_self_signed_server(nodes):
             assert isinstance(inv, RoomInviteResponse), inv
             await accept_invite(dora, room_id)
             both = {erik.user_id, dora.user_id}
-            await wait_for(lambda: equals(joined_members(erik.client, room_id), both),
-                           what="dora joined on E")
+            await wait_for(
+                lambda: equals(joined_members(erik.client, room_id), both), what="dora joined on E"
+            )
             await send_text(erik, room_id, "über den unsicheren Schalter")
             await wait_for_bodies(dora, room_id, ["über den unsicheren Schalter"])
             await send_text(dora, room_id, "zurück mit Prüfung")

@@ -74,12 +74,16 @@ def test_init_cert_and_published_keys(pair):
         status, body = node.fed_get("/_matrix/key/v2/server")
         assert status == 200, body
         assert body["server_name"] == node.server_name
-        own = load_signing_key_file(node.config.get("signing_key_path") or
-                                    os.path.join(node.data_dir, "signing.key"))[0]
+        own = load_signing_key_file(
+            node.config.get("signing_key_path") or os.path.join(node.data_dir, "signing.key")
+        )[0]
         assert body["verify_keys"][own.key_id]["key"] == own.verify_key.encode()
         assert body["valid_until_ts"] > time.time() * 1000
-        verify_json(body, node.server_name,
-                    VerifyKey.decode(own.key_id, body["verify_keys"][own.key_id]["key"]))
+        verify_json(
+            body,
+            node.server_name,
+            VerifyKey.decode(own.key_id, body["verify_keys"][own.key_id]["key"]),
+        )
 
 
 def test_invite_join_and_messages_both_ways(pair):
@@ -90,6 +94,7 @@ def test_invite_join_and_messages_both_ways(pair):
         bob = await new_watcher(b, "bob")
         try:
             from nio import RoomCreateResponse, RoomInviteResponse
+
             created = await alice.client.room_create(name="Elternabend 7b", topic="Termine")
             assert isinstance(created, RoomCreateResponse), created
             room_id = created.room_id
@@ -103,8 +108,9 @@ def test_invite_join_and_messages_both_ways(pair):
             assert "Elternabend 7b" in names, bob.invites[room_id]
 
             await accept_invite(bob, room_id)
-            await alice.until(lambda w: w.membership_of(room_id, bob.user_id) == "join",
-                              what="bob's join on A")
+            await alice.until(
+                lambda w: w.membership_of(room_id, bob.user_id) == "join", what="bob's join on A"
+            )
             assert await joined_members(alice.client, room_id) == {alice.user_id, bob.user_id}
             assert await joined_members(bob.client, room_id) == {alice.user_id, bob.user_id}
             state_b = await room_state(bob.client, room_id)
@@ -141,19 +147,24 @@ def test_typing_and_receipts_across(pair):
         try:
             room_id = await setup_room(alice, bob)
             await alice.client.room_typing(room_id, True, timeout=30000)
-            await bob.until(lambda w: any(alice.user_id in u for u in w.typing[room_id]),
-                            what="alice typing seen on B")
+            await bob.until(
+                lambda w: any(alice.user_id in u for u in w.typing[room_id]),
+                what="alice typing seen on B",
+            )
             await alice.client.room_typing(room_id, False)
-            await bob.until(lambda w: w.typing[room_id] and
-                            alice.user_id not in w.typing[room_id][-1],
-                            what="alice stopped typing seen on B")
+            await bob.until(
+                lambda w: w.typing[room_id] and alice.user_id not in w.typing[room_id][-1],
+                what="alice stopped typing seen on B",
+            )
 
             eid = await send_text(alice, room_id, "Bitte lesen")
             await wait_for_bodies(bob, room_id, ["Bitte lesen"])
             resp = await bob.client.update_receipt_marker(room_id, eid)
             assert isinstance(resp, UpdateReceiptMarkerResponse), resp
-            await alice.until(lambda w: (bob.user_id, "m.read", eid) in w.receipts[room_id],
-                              what="bob's read receipt seen on A")
+            await alice.until(
+                lambda w: (bob.user_id, "m.read", eid) in w.receipts[room_id],
+                what="bob's read receipt seen on A",
+            )
         finally:
             await close_all(alice, bob)
 
@@ -169,14 +180,24 @@ def test_file_uploaded_on_a_downloaded_on_b(pair):
         bob = await new_watcher(b, "bob")
         try:
             room_id = await setup_room(alice, bob)
-            up, _ = await alice.client.upload(lambda *_: data,
-                                              content_type="application/pdf",
-                                              filename="Elternbrief.pdf", filesize=len(data))
+            up, _ = await alice.client.upload(
+                lambda *_: data,
+                content_type="application/pdf",
+                filename="Elternbrief.pdf",
+                filesize=len(data),
+            )
             assert isinstance(up, UploadResponse), up
             assert up.content_uri.startswith(f"mxc://{a.server_name}/")
-            await alice.client.room_send(room_id, "m.room.message", {
-                "msgtype": "m.file", "body": "Elternbrief.pdf", "url": up.content_uri,
-                "info": {"mimetype": "application/pdf", "size": len(data)}})
+            await alice.client.room_send(
+                room_id,
+                "m.room.message",
+                {
+                    "msgtype": "m.file",
+                    "body": "Elternbrief.pdf",
+                    "url": up.content_uri,
+                    "info": {"mimetype": "application/pdf", "size": len(data)},
+                },
+            )
             (ev,) = await wait_for_bodies(bob, room_id, ["Elternbrief.pdf"])
             assert ev["content"]["url"] == up.content_uri
 
@@ -192,8 +213,11 @@ def test_file_uploaded_on_a_downloaded_on_b(pair):
             # Unknown remote media: 404 M_NOT_FOUND, not a server error.
             server, media_id = a.server_name, "doesnotexist"
             status, body = await asyncio.to_thread(
-                client_api, bob.client, "GET",
-                f"/_matrix/client/v1/media/download/{q(server)}/{media_id}")
+                client_api,
+                bob.client,
+                "GET",
+                f"/_matrix/client/v1/media/download/{q(server)}/{media_id}",
+            )
             assert status == 404 and body["errcode"] == "M_NOT_FOUND", (status, body)
         finally:
             await close_all(alice, bob)
@@ -214,23 +238,32 @@ def test_profile_lookups_across(pair):
             assert prof.displayname == "Frau Müller"
 
             status, body = await asyncio.to_thread(
-                client_api, bob.client, "GET",
-                f"/_matrix/client/v3/profile/{q(alice.user_id)}/displayname")
+                client_api,
+                bob.client,
+                "GET",
+                f"/_matrix/client/v3/profile/{q(alice.user_id)}/displayname",
+            )
             assert status == 200 and body == {"displayname": "Frau Müller"}, (status, body)
 
             status, body = await asyncio.to_thread(
-                client_api, bob.client, "GET",
-                f"/_matrix/client/v3/profile/{q('@nobody:' + a.server_name)}")
+                client_api,
+                bob.client,
+                "GET",
+                f"/_matrix/client/v3/profile/{q('@nobody:' + a.server_name)}",
+            )
             assert status == 404 and body["errcode"] == "M_NOT_FOUND", (status, body)
 
             # A profile change after joining reaches the other server as a member event.
             room_id = await setup_room(alice, bob)
             await alice.client.set_displayname("Dr. Müller")
-            await bob.until(lambda w: any(
-                e.get("state_key") == alice.user_id
-                and e.get("content", {}).get("displayname") == "Dr. Müller"
-                for e in w.events(room_id, "m.room.member")),
-                what="alice's new display name in the room on B")
+            await bob.until(
+                lambda w: any(
+                    e.get("state_key") == alice.user_id
+                    and e.get("content", {}).get("displayname") == "Dr. Müller"
+                    for e in w.events(room_id, "m.room.member")
+                ),
+                what="alice's new display name in the room on B",
+            )
         finally:
             await close_all(alice, bob)
 
@@ -249,18 +282,25 @@ def test_leave_and_ban(pair):
 
             left = await bob.client.room_leave(room_id)
             assert isinstance(left, RoomLeaveResponse), left
-            await alice.until(lambda w: w.membership_of(room_id, bob.user_id) == "leave",
-                              what="bob's leave on A")
-            await wait_for(lambda: _members(alice, room_id, {alice.user_id, carol.user_id}),
-                           what="A's member list without bob")
+            await alice.until(
+                lambda w: w.membership_of(room_id, bob.user_id) == "leave", what="bob's leave on A"
+            )
+            await wait_for(
+                lambda: _members(alice, room_id, {alice.user_id, carol.user_id}),
+                what="A's member list without bob",
+            )
             assert room_id not in (await bob.client.joined_rooms()).rooms
 
             ban = await alice.client.room_ban(room_id, carol.user_id, reason="Spam")
             assert isinstance(ban, RoomBanResponse), ban
-            await carol.until(lambda w: w.membership_of(room_id, carol.user_id) == "ban",
-                              what="carol sees her ban on B")
-            await wait_for(lambda: _members(alice, room_id, {alice.user_id}),
-                           what="A's member list without carol")
+            await carol.until(
+                lambda w: w.membership_of(room_id, carol.user_id) == "ban",
+                what="carol sees her ban on B",
+            )
+            await wait_for(
+                lambda: _members(alice, room_id, {alice.user_id}),
+                what="A's member list without carol",
+            )
             # The ban holds across servers: carol's attempt to rejoin is refused.
             rejoin = await carol.client.join(room_id)
             assert getattr(rejoin, "status_code", None) == "M_FORBIDDEN", rejoin
@@ -268,8 +308,10 @@ def test_leave_and_ban(pair):
             # Bob left on his own: invited again, he can come back.
             await alice.client.room_invite(room_id, bob.user_id)
             await accept_invite(bob, room_id)
-            await wait_for(lambda: _members(alice, room_id, {alice.user_id, bob.user_id}),
-                           what="bob back in the room")
+            await wait_for(
+                lambda: _members(alice, room_id, {alice.user_id, bob.user_id}),
+                what="bob back in the room",
+            )
             await send_text(bob, room_id, "wieder da")
             await wait_for_bodies(alice, room_id, ["wieder da"])
         finally:
@@ -292,8 +334,9 @@ def test_join_by_alias_and_backfill_history(pair):
         bob = await new_watcher(b, "bob")
         try:
             alias_local = f"aula{secrets.token_hex(3)}"
-            created = await alice.client.room_create(alias=alias_local, name="Aula",
-                                                     preset=_public_preset())
+            created = await alice.client.room_create(
+                alias=alias_local, name="Aula", preset=_public_preset()
+            )
             room_id = created.room_id
             history = [f"Ankündigung {i}" for i in range(40)]
             for body in history:
@@ -301,8 +344,9 @@ def test_join_by_alias_and_backfill_history(pair):
 
             joined = await bob.client.join(f"#{alias_local}:{a.server_name}")
             assert getattr(joined, "room_id", None) == room_id, joined
-            await alice.until(lambda w: w.membership_of(room_id, bob.user_id) == "join",
-                              what="bob's join on A")
+            await alice.until(
+                lambda w: w.membership_of(room_id, bob.user_id) == "join", what="bob's join on A"
+            )
 
             # Page back from the newest event known on B until the room's start.
             sync = await bob.sync_once()
@@ -312,8 +356,11 @@ def test_join_by_alias_and_backfill_history(pair):
             for _ in range(30):
                 resp = await bob.client.room_messages(room_id, start=token, limit=20)
                 assert isinstance(resp, RoomMessagesResponse), resp
-                seen = [e.source.get("content", {}).get("body") for e in resp.chunk
-                        if e.source.get("type") == "m.room.message"][::-1] + seen
+                seen = [
+                    e.source.get("content", {}).get("body")
+                    for e in resp.chunk
+                    if e.source.get("type") == "m.room.message"
+                ][::-1] + seen
                 if not resp.chunk or not resp.end or resp.end == token:
                     break
                 token = resp.end
@@ -327,6 +374,7 @@ def test_join_by_alias_and_backfill_history(pair):
 
 def _public_preset():
     from nio import RoomPreset
+
     return RoomPreset.public_chat
 
 
@@ -339,22 +387,30 @@ def test_join_by_room_id_with_server_name_and_state_changes(pair):
         alice = await new_watcher(a, "alice")
         bob = await new_watcher(b, "bob")
         try:
-            created = await bob.client.room_create(name="Schulhof", preset=_public_preset(),
-                                                   power_level_override={"state_default": 0})
+            created = await bob.client.room_create(
+                name="Schulhof", preset=_public_preset(), power_level_override={"state_default": 0}
+            )
             room_id = created.room_id
             assert await join_via(alice.client, room_id, [b.server_name]) == room_id
-            await wait_for(lambda: _members(bob, room_id, {alice.user_id, bob.user_id}),
-                           what="alice joined on B")
+            await wait_for(
+                lambda: _members(bob, room_id, {alice.user_id, bob.user_id}),
+                what="alice joined on B",
+            )
 
-            put = await alice.client.room_put_state(room_id, "m.room.topic",
-                                                    {"topic": "Pausenaufsicht"})
+            put = await alice.client.room_put_state(
+                room_id, "m.room.topic", {"topic": "Pausenaufsicht"}
+            )
             assert isinstance(put, RoomPutStateResponse), put
-            await wait_for(lambda: _state_is(bob, room_id, "m.room.topic", "topic",
-                                             "Pausenaufsicht"), what="topic from A on B")
+            await wait_for(
+                lambda: _state_is(bob, room_id, "m.room.topic", "topic", "Pausenaufsicht"),
+                what="topic from A on B",
+            )
             put = await bob.client.room_put_state(room_id, "m.room.name", {"name": "Hof"})
             assert isinstance(put, RoomPutStateResponse), put
-            await wait_for(lambda: _state_is(alice, room_id, "m.room.name", "name", "Hof"),
-                           what="name from B on A")
+            await wait_for(
+                lambda: _state_is(alice, room_id, "m.room.name", "name", "Hof"),
+                what="name from B on A",
+            )
         finally:
             await close_all(alice, bob)
 

@@ -21,8 +21,9 @@ from typing import Any, Iterator
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "federation"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "federation")
+)
 
 from fed_harness import IN_CI, FedCluster, TestCA
 from federation_env import FederatedSynapse, find_synapse_python
@@ -33,9 +34,11 @@ def synapse_python() -> str:
     python, how = find_synapse_python()
     if python is None:
         if IN_CI:
-            pytest.fail(f"Synapse is required for the interop tests in CI but was not found: "
-                        f"{how} (`make test` installs matrix-synapse and sets PARTA_SYNAPSE_PY)",
-                        pytrace=False)
+            pytest.fail(
+                f"Synapse is required for the interop tests in CI but was not found: "
+                f"{how} (`make test` installs matrix-synapse and sets PARTA_SYNAPSE_PY)",
+                pytrace=False,
+            )
         pytest.skip(f"Synapse not installed: {how}")
     return python
 
@@ -46,11 +49,16 @@ def interop_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
 
 
 @pytest.fixture(scope="module")
-def parta_and_synapse(synapse_python: str, interop_ca: TestCA,
-                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def parta_and_synapse(
+    synapse_python: str, interop_ca: TestCA, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     cluster = FedCluster(str(tmp_path_factory.mktemp("interop-parta")), interop_ca)
-    synapse = FederatedSynapse(str(tmp_path_factory.mktemp("interop-synapse")),
-                               synapse_python, interop_ca, log_level="INFO")
+    synapse = FederatedSynapse(
+        str(tmp_path_factory.mktemp("interop-synapse")),
+        synapse_python,
+        interop_ca,
+        log_level="INFO",
+    )
     failures: list[str] = []
     try:
         synapse.start()

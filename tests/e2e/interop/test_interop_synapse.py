@@ -76,15 +76,25 @@ async def _exchange_messages(parta_w, syn_w, room_id, tag):
 
 
 async def _media_both_ways(parta_w, syn_w, room_id):
-    for uploader, downloader, name in ((parta_w, syn_w, "von-parta.bin"),
-                                       (syn_w, parta_w, "von-synapse.bin")):
+    for uploader, downloader, name in (
+        (parta_w, syn_w, "von-parta.bin"),
+        (syn_w, parta_w, "von-synapse.bin"),
+    ):
         data = secrets.token_bytes(70_000)
-        up, _ = await uploader.client.upload(lambda *_, data=data: data, content_type="image/png",
-                                             filename=name, filesize=len(data))
+        up, _ = await uploader.client.upload(
+            lambda *_, data=data: data, content_type="image/png", filename=name, filesize=len(data)
+        )
         assert isinstance(up, UploadResponse), f"upload by {uploader.user_id}: {up}"
-        await uploader.client.room_send(room_id, "m.room.message", {
-            "msgtype": "m.file", "body": name, "url": up.content_uri,
-            "info": {"mimetype": "image/png", "size": len(data)}})
+        await uploader.client.room_send(
+            room_id,
+            "m.room.message",
+            {
+                "msgtype": "m.file",
+                "body": name,
+                "url": up.content_uri,
+                "info": {"mimetype": "image/png", "size": len(data)},
+            },
+        )
         (ev,) = await wait_for_bodies(downloader, room_id, [name])
         got = await downloader.client.download(mxc=ev["content"]["url"])
         assert isinstance(got, DownloadResponse), f"download by {downloader.user_id}: {got}"
@@ -93,14 +103,17 @@ async def _media_both_ways(parta_w, syn_w, room_id):
 
 async def _typing_and_receipts(typer, observer, room_id):
     await typer.client.room_typing(room_id, True, timeout=30000)
-    await observer.until(lambda w: any(typer.user_id in u for u in w.typing[room_id]),
-                         what=f"{typer.user_id} typing")
+    await observer.until(
+        lambda w: any(typer.user_id in u for u in w.typing[room_id]), what=f"{typer.user_id} typing"
+    )
     eid = await send_text(observer, room_id, "Lesebestätigung bitte")
     await wait_for_bodies(typer, room_id, ["Lesebestätigung bitte"])
     resp = await typer.client.update_receipt_marker(room_id, eid)
     assert isinstance(resp, UpdateReceiptMarkerResponse), resp
-    await observer.until(lambda w: (typer.user_id, "m.read", eid) in w.receipts[room_id],
-                         what=f"{typer.user_id}'s receipt")
+    await observer.until(
+        lambda w: (typer.user_id, "m.read", eid) in w.receipts[room_id],
+        what=f"{typer.user_id}'s receipt",
+    )
 
 
 def test_synapse_user_joins_room_on_parta(parta_and_synapse):  # noqa: F811 - the pytest fixture imported above
@@ -129,30 +142,37 @@ def test_synapse_user_joins_room_on_parta(parta_and_synapse):  # noqa: F811 - th
             # State changes both ways: Parta's topic, then Synapse's name after a promotion.
             r = await alice.client.room_put_state(room_id, "m.room.topic", {"topic": "Neu"})
             assert isinstance(r, RoomPutStateResponse), r
-            await wait_for(lambda: equals(_state_value(sam, room_id, "m.room.topic", "topic"),
-                                          "Neu"), what="Parta's topic on Synapse")
-            pl = dict((await room_state(alice.client, room_id))
-                      [("m.room.power_levels", "")]["content"])
+            await wait_for(
+                lambda: equals(_state_value(sam, room_id, "m.room.topic", "topic"), "Neu"),
+                what="Parta's topic on Synapse",
+            )
+            pl = dict(
+                (await room_state(alice.client, room_id))[("m.room.power_levels", "")]["content"]
+            )
             pl["users"] = {**pl.get("users", {}), sam.user_id: 50}
             r = await alice.client.room_put_state(room_id, "m.room.power_levels", pl)
             assert isinstance(r, RoomPutStateResponse), r
-            await wait_for(lambda: _pl_of(sam, room_id, sam.user_id, 50),
-                           what="promotion seen on Synapse")
+            await wait_for(
+                lambda: _pl_of(sam, room_id, sam.user_id, 50), what="promotion seen on Synapse"
+            )
             r = await sam.client.room_put_state(room_id, "m.room.name", {"name": "Von Synapse"})
             assert isinstance(r, RoomPutStateResponse), r
-            await wait_for(lambda: equals(_state_value(alice, room_id, "m.room.name", "name"),
-                                          "Von Synapse"), what="Synapse's name on Parta")
+            await wait_for(
+                lambda: equals(_state_value(alice, room_id, "m.room.name", "name"), "Von Synapse"),
+                what="Synapse's name on Parta",
+            )
 
             await _typing_and_receipts(sam, alice, room_id)
             await _media_both_ways(alice, sam, room_id)
 
             # The two servers agree on the room's state.
             async def same():
-                sa = {k: e["event_id"] for k, e in (await room_state(alice.client,
-                                                                     room_id)).items()}
-                ss = {k: e["event_id"] for k, e in (await room_state(sam.client,
-                                                                     room_id)).items()}
+                sa = {
+                    k: e["event_id"] for k, e in (await room_state(alice.client, room_id)).items()
+                }
+                ss = {k: e["event_id"] for k, e in (await room_state(sam.client, room_id)).items()}
                 return sa == ss
+
             await wait_for(same, what="same state on Parta and Synapse")
         finally:
             await close_all(alice, sam)
@@ -167,8 +187,9 @@ def test_parta_user_joins_room_on_synapse(parta_and_synapse):  # noqa: F811 - th
         alice = await new_watcher(parta, "alice")
         sam = await synapse_watcher(synapse, "sam")
         try:
-            created = await sam.client.room_create(name="Synapse-Raum", topic="Anfang",
-                                                   room_version="12")
+            created = await sam.client.room_create(
+                name="Synapse-Raum", topic="Anfang", room_version="12"
+            )
             assert isinstance(created, RoomCreateResponse), created
             room_id = created.room_id
             inv = await sam.client.room_invite(room_id, alice.user_id)
@@ -189,19 +210,25 @@ def test_parta_user_joins_room_on_synapse(parta_and_synapse):  # noqa: F811 - th
 
             r = await sam.client.room_put_state(room_id, "m.room.topic", {"topic": "Geändert"})
             assert isinstance(r, RoomPutStateResponse), r
-            await wait_for(lambda: equals(_state_value(alice, room_id, "m.room.topic", "topic"),
-                                          "Geändert"), what="Synapse's topic on Parta")
-            pl = dict((await room_state(sam.client, room_id))
-                      [("m.room.power_levels", "")]["content"])
+            await wait_for(
+                lambda: equals(_state_value(alice, room_id, "m.room.topic", "topic"), "Geändert"),
+                what="Synapse's topic on Parta",
+            )
+            pl = dict(
+                (await room_state(sam.client, room_id))[("m.room.power_levels", "")]["content"]
+            )
             pl["users"] = {**pl.get("users", {}), alice.user_id: 50}
             r = await sam.client.room_put_state(room_id, "m.room.power_levels", pl)
             assert isinstance(r, RoomPutStateResponse), r
-            await wait_for(lambda: _pl_of(alice, room_id, alice.user_id, 50),
-                           what="promotion seen on Parta")
+            await wait_for(
+                lambda: _pl_of(alice, room_id, alice.user_id, 50), what="promotion seen on Parta"
+            )
             r = await alice.client.room_put_state(room_id, "m.room.name", {"name": "Von Parta"})
             assert isinstance(r, RoomPutStateResponse), r
-            await wait_for(lambda: equals(_state_value(sam, room_id, "m.room.name", "name"),
-                                          "Von Parta"), what="Parta's name on Synapse")
+            await wait_for(
+                lambda: equals(_state_value(sam, room_id, "m.room.name", "name"), "Von Parta"),
+                what="Parta's name on Synapse",
+            )
 
             await _typing_and_receipts(alice, sam, room_id)
             await _media_both_ways(alice, sam, room_id)
@@ -209,8 +236,10 @@ def test_parta_user_joins_room_on_synapse(parta_and_synapse):  # noqa: F811 - th
             # Parta's user leaves; Synapse sees it.
             left = await alice.client.room_leave(room_id)
             assert getattr(left, "status_code", None) is None, left
-            await wait_for(lambda: members_are(sam, room_id, {sam.user_id}),
-                           what="Parta user's leave on Synapse")
+            await wait_for(
+                lambda: members_are(sam, room_id, {sam.user_id}),
+                what="Parta user's leave on Synapse",
+            )
         finally:
             await close_all(alice, sam)
 

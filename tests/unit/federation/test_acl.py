@@ -25,6 +25,7 @@ def allows(content, server):
 
 # --- rule 1: no ACL event ----------------------------------------------------------------
 
+
 def test_no_acl_event_allows_everyone():
     assert allows(None, "evil.com")
     assert allows(None, "1.2.3.4")
@@ -33,8 +34,11 @@ def test_no_acl_event_allows_everyone():
 
 # --- rule 5: the allow list defaults to nothing ------------------------------------------
 
-@pytest.mark.parametrize("content", [{}, {"deny": []}, {"allow": []},
-                                     {"allow": "*"}, {"allow": None}, {"allow": [1, None]}])
+
+@pytest.mark.parametrize(
+    "content",
+    [{}, {"deny": []}, {"allow": []}, {"allow": "*"}, {"allow": None}, {"allow": [1, None]}],
+)
 def test_missing_empty_or_malformed_allow_denies_everyone(content):
     assert not allows(content, "good.org")
     assert not allows(content, "a")
@@ -63,6 +67,7 @@ def test_allow_list_of_exact_names():
 
 # --- rule 3 before rule 4: deny wins -----------------------------------------------------
 
+
 def test_deny_wins_over_allow():
     content = {"allow": ["evil.com", "*.com"], "deny": ["evil.com"]}
     assert not allows(content, "evil.com")
@@ -81,8 +86,10 @@ def test_malformed_deny_is_empty():
 
 # --- ports are not considered ------------------------------------------------------------
 
-@pytest.mark.parametrize("server", ["evil.com", "evil.com:8448", "evil.com:1234",
-                                    "evil.com:", "EVIL.com:443"])
+
+@pytest.mark.parametrize(
+    "server", ["evil.com", "evil.com:8448", "evil.com:1234", "evil.com:", "EVIL.com:443"]
+)
 def test_port_is_ignored_for_deny(server):
     assert not allows({"allow": ["*"], "deny": ["evil.com"]}, server)
 
@@ -98,12 +105,19 @@ def test_a_pattern_with_a_port_never_matches():
     assert allows(content, "evil.com:8448")
 
 
-@pytest.mark.parametrize("name,host", [
-    ("matrix.org", "matrix.org"), ("matrix.org:8888", "matrix.org"),
-    ("1.2.3.4", "1.2.3.4"), ("1.2.3.4:1234", "1.2.3.4"),
-    ("[1234:5678::abcd]", "[1234:5678::abcd]"), ("[1234:5678::abcd]:5678", "[1234:5678::abcd]"),
-    ("::1", "::1"), ("[::1", "[::1"),
-])
+@pytest.mark.parametrize(
+    "name,host",
+    [
+        ("matrix.org", "matrix.org"),
+        ("matrix.org:8888", "matrix.org"),
+        ("1.2.3.4", "1.2.3.4"),
+        ("1.2.3.4:1234", "1.2.3.4"),
+        ("[1234:5678::abcd]", "[1234:5678::abcd]"),
+        ("[1234:5678::abcd]:5678", "[1234:5678::abcd]"),
+        ("::1", "::1"),
+        ("[::1", "[::1"),
+    ],
+)
 def test_server_host(name, host):
     assert server_host(name) == host
 
@@ -116,21 +130,46 @@ def test_ipv6_literal_patterns_keep_their_brackets():
 
 # --- rule 2: IP literals -----------------------------------------------------------------
 
-@pytest.mark.parametrize("host", ["1.2.3.4", "127.0.0.1", "999.1.1.1", "01.002.3.4",
-                                  "[1234:5678::abcd]", "[::1]", "[::ffff:1.2.3.4]", "::1",
-                                  "2001:db8::1"])
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "1.2.3.4",
+        "127.0.0.1",
+        "999.1.1.1",
+        "01.002.3.4",
+        "[1234:5678::abcd]",
+        "[::1]",
+        "[::ffff:1.2.3.4]",
+        "::1",
+        "2001:db8::1",
+    ],
+)
 def test_ip_literals(host):
     assert is_ip_literal(host)
 
 
-@pytest.mark.parametrize("host", ["matrix.org", "1.2.3", "1.2.3.4.5", "1.2.3.com",
-                                  "1234.1.1.1", "localhost", "a:b", "0x7f.0.0.1", ""])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "matrix.org",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1.2.3.com",
+        "1234.1.1.1",
+        "localhost",
+        "a:b",
+        "0x7f.0.0.1",
+        "",
+    ],
+)
 def test_not_ip_literals(host):
     assert not is_ip_literal(host)
 
 
-@pytest.mark.parametrize("server", ["1.2.3.4", "1.2.3.4:8448", "[::1]", "[::1]:8448",
-                                    "[1234:5678::abcd]:5678"])
+@pytest.mark.parametrize(
+    "server", ["1.2.3.4", "1.2.3.4:8448", "[::1]", "[::1]:8448", "[1234:5678::abcd]:5678"]
+)
 def test_ip_literals_denied_when_not_allowed(server):
     content = {"allow": ["*"], "allow_ip_literals": False}
     assert not allows(content, server)
@@ -160,25 +199,53 @@ def test_ip_literal_rule_comes_before_allow():
 
 # --- globs -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("pattern,text,expected", [
-    ("*", "", True), ("*", "anything.at.all", True),
-    ("", "", True), ("", "a", False),
-    ("?", "a", True), ("?", "", False), ("?", "ab", False),
-    ("a?c", "abc", True), ("a?c", "ac", False), ("a?c", "abbc", False),
-    ("*.evil.com", "chat.evil.com", True), ("*.evil.com", "a.b.evil.com", True),
-    ("*.evil.com", "evil.com", False), ("*evil.com", "evil.com", True),
-    ("*evil.com", "notevil.com", True),
-    ("evil.*", "evil.com", True), ("evil.*", "evil.", True), ("evil.*", "evil", False),
-    ("*a*b*c*", "xaybzc", True), ("*a*b*c*", "cba", False),
-    ("a*b", "ab", True), ("a*b", "aXXb", True), ("a*b", "aXXbX", False),
-    ("a*b*", "abab", True), ("*ab", "aab", True), ("*ab", "abb", False),
-    ("??.com", "ab.com", True), ("??.com", "a.com", False),
-    ("*?", "", False), ("*?", "x", True), ("?*?", "xy", True), ("?*?", "x", False),
-    ("a**b", "ab", True), ("[::1]", "[::1]", True),
-    # no other glob syntax: brackets, backslashes and regex characters are literal
-    ("[ab]", "a", False), ("[ab]", "[ab]", True), ("a.c", "abc", False),
-    ("a\\*", "a\\xyz", True), ("a+", "aa", False), ("(x)", "(x)", True),
-])
+
+@pytest.mark.parametrize(
+    "pattern,text,expected",
+    [
+        ("*", "", True),
+        ("*", "anything.at.all", True),
+        ("", "", True),
+        ("", "a", False),
+        ("?", "a", True),
+        ("?", "", False),
+        ("?", "ab", False),
+        ("a?c", "abc", True),
+        ("a?c", "ac", False),
+        ("a?c", "abbc", False),
+        ("*.evil.com", "chat.evil.com", True),
+        ("*.evil.com", "a.b.evil.com", True),
+        ("*.evil.com", "evil.com", False),
+        ("*evil.com", "evil.com", True),
+        ("*evil.com", "notevil.com", True),
+        ("evil.*", "evil.com", True),
+        ("evil.*", "evil.", True),
+        ("evil.*", "evil", False),
+        ("*a*b*c*", "xaybzc", True),
+        ("*a*b*c*", "cba", False),
+        ("a*b", "ab", True),
+        ("a*b", "aXXb", True),
+        ("a*b", "aXXbX", False),
+        ("a*b*", "abab", True),
+        ("*ab", "aab", True),
+        ("*ab", "abb", False),
+        ("??.com", "ab.com", True),
+        ("??.com", "a.com", False),
+        ("*?", "", False),
+        ("*?", "x", True),
+        ("?*?", "xy", True),
+        ("?*?", "x", False),
+        ("a**b", "ab", True),
+        ("[::1]", "[::1]", True),
+        # no other glob syntax: brackets, backslashes and regex characters are literal
+        ("[ab]", "a", False),
+        ("[ab]", "[ab]", True),
+        ("a.c", "abc", False),
+        ("a\\*", "a\\xyz", True),
+        ("a+", "aa", False),
+        ("(x)", "(x)", True),
+    ],
+)
 def test_glob_matches(pattern, text, expected):
     assert glob_matches(pattern, text) is expected
 
@@ -211,10 +278,16 @@ def test_globs_in_acl_lists():
 
 # --- case -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("pattern,server", [
-    ("evil.com", "EVIL.COM"), ("EVIL.COM", "evil.com"), ("*.Evil.Com", "chat.EVIL.com"),
-    ("E?IL.com", "eVil.COM:8448"),
-])
+
+@pytest.mark.parametrize(
+    "pattern,server",
+    [
+        ("evil.com", "EVIL.COM"),
+        ("EVIL.COM", "evil.com"),
+        ("*.Evil.Com", "chat.EVIL.com"),
+        ("E?IL.com", "eVil.COM:8448"),
+    ],
+)
 def test_globs_are_case_insensitive(pattern, server):
     assert not allows({"allow": ["*"], "deny": [pattern]}, server)
     assert allows({"allow": [pattern]}, server)
@@ -228,9 +301,11 @@ def test_non_ascii_letters_are_not_folded():
 
 # --- compiled form ------------------------------------------------------------------------
 
+
 def test_compiled_acl_memoises_and_agrees_with_decide():
-    acl = ServerAcl.from_content({"allow": ["*"], "deny": ["*.evil.com"],
-                                  "allow_ip_literals": False})
+    acl = ServerAcl.from_content(
+        {"allow": ["*"], "deny": ["*.evil.com"], "allow_ip_literals": False}
+    )
     names = ["a.evil.com", "a.evil.com:1", "good.org", "1.2.3.4", "[::1]"]
     first = [acl.allows(n) for n in names]
     assert first == [False, False, True, False, False]
@@ -248,8 +323,7 @@ def test_memo_is_bounded():
 
 def test_spec_example():
     # data/event-schemas/examples/m.room.server_acl.yaml
-    content = {"allow_ip_literals": False, "allow": ["*"],
-               "deny": ["*.evil.com", "evil.com"]}
+    content = {"allow_ip_literals": False, "allow": ["*"], "deny": ["*.evil.com", "evil.com"]}
     assert not allows(content, "evil.com")
     assert not allows(content, "evil.com:8448")
     assert not allows(content, "chat.evil.com")

@@ -13,8 +13,13 @@ from federation.errors import BadJSON
 
 # The appendix's examples, as data.
 APPENDIX_EXAMPLES = [
-    (b"", ""), (b"f", "Zg"), (b"fo", "Zm8"), (b"foo", "Zm9v"), (b"foob", "Zm9vYg"),
-    (b"fooba", "Zm9vYmE"), (b"foobar", "Zm9vYmFy"),
+    (b"", ""),
+    (b"f", "Zg"),
+    (b"fo", "Zm8"),
+    (b"foo", "Zm9v"),
+    (b"foob", "Zm9vYg"),
+    (b"fooba", "Zm9vYmE"),
+    (b"foobar", "Zm9vYmFy"),
 ]
 
 
@@ -47,10 +52,24 @@ def test_alphabets_62_and_63():
 
 
 @pytest.mark.parametrize("urlsafe", [False, True])
-@pytest.mark.parametrize("garbage", [
-    "Zm9v!", "Zm 9v", "Zm9v\n", " Zm9v", "Zm9v\t", "Zm.9v", "Zm9v%", "Zm9=v", "=Zm9v",
-    "Zm9vÿ", "Zm9v日本", "Zm\x009v", "Zm9v\u200b",
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "Zm9v!",
+        "Zm 9v",
+        "Zm9v\n",
+        " Zm9v",
+        "Zm9v\t",
+        "Zm.9v",
+        "Zm9v%",
+        "Zm9=v",
+        "=Zm9v",
+        "Zm9vÿ",
+        "Zm9v日本",
+        "Zm\x009v",
+        "Zm9v\u200b",
+    ],
+)
 def test_garbage_is_refused_not_skipped(garbage, urlsafe):
     # The stdlib's urlsafe_b64decode would silently drop these characters.
     with pytest.raises(Base64Error) as info:
@@ -70,8 +89,9 @@ def test_impossible_lengths_are_refused(text, urlsafe):
         decode_base64(text, urlsafe=urlsafe)
 
 
-@pytest.mark.parametrize("text", ["Zg=", "Zg===", "Zm9v=", "Zm9v==", "Zm8==", "=", "==",
-                                  "====", "Zm9vYg=="[:-1] + "=="])
+@pytest.mark.parametrize(
+    "text", ["Zg=", "Zg===", "Zm9v=", "Zm9v==", "Zm8==", "=", "==", "====", "Zm9vYg=="[:-1] + "=="]
+)
 def test_wrong_padding_is_refused(text):
     with pytest.raises(Base64Error, match="padding|length|alphabet"):
         decode_base64(text)

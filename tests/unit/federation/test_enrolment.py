@@ -37,20 +37,29 @@ OTHER_SERVER_KEY = SigningKey("z9", b"\x06" * 32)
 
 
 def token(**kw):
-    args = dict(school_id="42", roster_verify_key=ROSTER_KEY.verify_key, signer_name=CITY,
-                expires_ts=T0 + HOUR)
+    args = dict(
+        school_id="42",
+        roster_verify_key=ROSTER_KEY.verify_key,
+        signer_name=CITY,
+        expires_ts=T0 + HOUR,
+    )
     args.update(kw)
     return make_token(**args)
 
 
 def lookup_for(tok, used=False, expires_ts=None):
-    rec = TokenRecord(token_id=tok.token_id, verifier=tok.verifier,
-                      expires_ts=tok.expires_ts if expires_ts is None else expires_ts,
-                      school_id=tok.school_id, used=used)
+    rec = TokenRecord(
+        token_id=tok.token_id,
+        verifier=tok.verifier,
+        expires_ts=tok.expires_ts if expires_ts is None else expires_ts,
+        school_id=tok.school_id,
+        used=used,
+    )
     return lambda tid: rec if tid == tok.token_id else None
 
 
 # --- tokens ------------------------------------------------------------------------------
+
 
 def test_token_round_trip():
     tok = token()
@@ -72,20 +81,23 @@ def test_tokens_are_random_and_repr_hides_the_secret():
 
 def test_expired_token():
     tok = token(expires_ts=T0)
-    parse_token(tok.encode(), now_ms=T0)                 # exactly at expiry: still valid
+    parse_token(tok.encode(), now_ms=T0)  # exactly at expiry: still valid
     with pytest.raises(EnrolmentError, match="expired") as exc:
         parse_token(tok.encode(), now_ms=T0 + 1)
     assert exc.value.reason == "expired" and exc.value.http_status == 403
-    parse_token(tok.encode())                            # without a clock: parses
+    parse_token(tok.encode())  # without a clock: parses
 
 
-@pytest.mark.parametrize("text, message", [
-    ("hello", "Not an enrolment token"),
-    (TOKEN_PREFIX + "!!!", "damaged"),
-    (TOKEN_PREFIX + encode_base64(b"[1]", urlsafe=True), "not a JSON object"),
-    (TOKEN_PREFIX + encode_base64(b"\xff\xfe", urlsafe=True), "damaged"),
-    (None, "must be a string"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("hello", "Not an enrolment token"),
+        (TOKEN_PREFIX + "!!!", "damaged"),
+        (TOKEN_PREFIX + encode_base64(b"[1]", urlsafe=True), "not a JSON object"),
+        (TOKEN_PREFIX + encode_base64(b"\xff\xfe", urlsafe=True), "damaged"),
+        (None, "must be a string"),
+    ],
+)
 def test_malformed_tokens(text, message):
     with pytest.raises(EnrolmentError, match=message) as exc:
         parse_token(text)
@@ -93,19 +105,22 @@ def test_malformed_tokens(text, message):
 
 
 def _retoken(tok, **changes):
-    body = json.loads(decode_base64(tok.encode()[len(TOKEN_PREFIX):], urlsafe=True))
+    body = json.loads(decode_base64(tok.encode()[len(TOKEN_PREFIX) :], urlsafe=True))
     body.update(changes)
     return TOKEN_PREFIX + encode_base64(json.dumps(body).encode(), urlsafe=True)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"secret": "AAAA"}, "secret must be 32 bytes"),
-    ({"exp": "soon"}, "bad expiry"),
-    ({"roster_key": "short"}, "fingerprint"),
-    ({"signer": "bad name!"}, "signer"),
-    ({"school_id": 42}, "school ID"),
-    ({"id": None}, "token ID"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"secret": "AAAA"}, "secret must be 32 bytes"),
+        ({"exp": "soon"}, "bad expiry"),
+        ({"roster_key": "short"}, "fingerprint"),
+        ({"signer": "bad name!"}, "signer"),
+        ({"school_id": 42}, "school ID"),
+        ({"id": None}, "token ID"),
+    ],
+)
 def test_tampered_token_fields(changes, message):
     with pytest.raises(EnrolmentError, match=message):
         parse_token(_retoken(token(), **changes))
@@ -128,6 +143,7 @@ def test_verifier_is_not_the_secret_and_depends_on_it():
 
 # --- enrolment request -------------------------------------------------------------------
 
+
 def test_request_round_trip():
     tok = token()
     body = build_enrolment_request(tok, SCHOOL, [SERVER_KEY], T0)
@@ -147,8 +163,13 @@ def test_request_with_two_keys():
 
 def test_request_wrong_secret():
     tok = token()
-    wrong = make_token(school_id="42", roster_verify_key=ROSTER_KEY.verify_key,
-                       signer_name=CITY, expires_ts=tok.expires_ts, token_id=tok.token_id)
+    wrong = make_token(
+        school_id="42",
+        roster_verify_key=ROSTER_KEY.verify_key,
+        signer_name=CITY,
+        expires_ts=tok.expires_ts,
+        token_id=tok.token_id,
+    )
     body = build_enrolment_request(wrong, SCHOOL, [SERVER_KEY], T0)
     with pytest.raises(EnrolmentError, match="wrong secret") as exc:
         verify_enrolment_request(body, lookup_for(tok), T0)
@@ -169,11 +190,14 @@ def test_request_unknown_used_expired_token():
     assert exc.value.reason == "expired"
 
 
-@pytest.mark.parametrize("field, value", [
-    ("server_name", "evil.example"),
-    ("verify_keys", {"ed25519:a1": {"key": OTHER_SERVER_KEY.verify_key.encode()}}),
-    ("ts", T0 + 1),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("server_name", "evil.example"),
+        ("verify_keys", {"ed25519:a1": {"key": OTHER_SERVER_KEY.verify_key.encode()}}),
+        ("ts", T0 + 1),
+    ],
+)
 def test_request_tampered_after_signing(field, value):
     tok = token()
     body = build_enrolment_request(tok, SCHOOL, [SERVER_KEY], T0)
@@ -193,27 +217,37 @@ def test_request_must_be_signed_by_every_registered_key():
         verify_enrolment_request(body2, lookup_for(tok), T0)
     assert exc.value.reason in ("signature", "proof")
     # A second key listed (and covered by the proof) but not signing.
-    unsigned_key = {"token_id": tok.token_id, "server_name": SCHOOL, "ts": T0,
-                    "verify_keys": {"ed25519:a1": {"key": SERVER_KEY.verify_key.encode()},
-                                    "ed25519:z9": {"key": OTHER_SERVER_KEY.verify_key.encode()}}}
+    unsigned_key = {
+        "token_id": tok.token_id,
+        "server_name": SCHOOL,
+        "ts": T0,
+        "verify_keys": {
+            "ed25519:a1": {"key": SERVER_KEY.verify_key.encode()},
+            "ed25519:z9": {"key": OTHER_SERVER_KEY.verify_key.encode()},
+        },
+    }
     full = build_enrolment_request(tok, SCHOOL, [SERVER_KEY, OTHER_SERVER_KEY], T0)
     unsigned_key["proof"] = full["proof"]
     from federation.signing import sign_json
+
     sign_json(unsigned_key, SCHOOL, SERVER_KEY)
     with pytest.raises(EnrolmentError, match="ed25519:z9") as exc:
         verify_enrolment_request(unsigned_key, lookup_for(tok), T0)
     assert exc.value.reason == "signature"
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda b: b.update({"server_name": "bad name!"}), "server_name"),
-    (lambda b: b.update({"verify_keys": {}}), "verify_keys"),
-    (lambda b: b.update({"verify_keys": {"ed25519:a1": "x"}}), "verify_keys"),
-    (lambda b: b.update({"proof": 5}), "proof"),
-    (lambda b: b.update({"token_id": ""}), "token_id"),
-    (lambda b: b.update({"ts": 1.5}), "ts"),
-    (lambda b: b.update({"extra": 1.5}), "canonical JSON"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b.update({"server_name": "bad name!"}), "server_name"),
+        (lambda b: b.update({"verify_keys": {}}), "verify_keys"),
+        (lambda b: b.update({"verify_keys": {"ed25519:a1": "x"}}), "verify_keys"),
+        (lambda b: b.update({"proof": 5}), "proof"),
+        (lambda b: b.update({"token_id": ""}), "token_id"),
+        (lambda b: b.update({"ts": 1.5}), "ts"),
+        (lambda b: b.update({"extra": 1.5}), "canonical JSON"),
+    ],
+)
 def test_malformed_requests(mutate, message):
     tok = token()
     body = build_enrolment_request(tok, SCHOOL, [SERVER_KEY], T0)
@@ -227,13 +261,17 @@ def test_malformed_requests(mutate, message):
 
 # --- enrolment response ------------------------------------------------------------------
 
+
 def _roster(servers):
     return build_roster(None, servers, T0, 24 * HOUR, CITY, ROSTER_KEY)
 
 
 def _servers():
-    return {SCHOOL: server_entry(school_id="42", name="Lyceum", district="N",
-                                 verify_keys=[SERVER_KEY.verify_key])}
+    return {
+        SCHOOL: server_entry(
+            school_id="42", name="Lyceum", district="N", verify_keys=[SERVER_KEY.verify_key]
+        )
+    }
 
 
 def test_response_checked_against_token_fingerprint():
@@ -274,6 +312,7 @@ def test_response_must_list_us_and_be_fresh():
 
 # --- key rotation ------------------------------------------------------------------------
 
+
 def _entry():
     doc = _roster(_servers())
     return verify_roster(doc, ROSTER_KEY.verify_key, CITY).servers[SCHOOL]
@@ -286,7 +325,7 @@ def test_key_update_round_trip():
 
 
 def test_key_update_refused_without_the_pinned_key():
-    attacker = SigningKey("a1", b"\x07" * 32)   # same key ID as the pinned one
+    attacker = SigningKey("a1", b"\x07" * 32)  # same key ID as the pinned one
     body = build_key_update_request(SCHOOL, [attacker], [OTHER_SERVER_KEY], T0)
     with pytest.raises(EnrolmentError, match="not signed by any key the roster pins") as exc:
         verify_key_update_request(body, _entry(), T0)
@@ -298,6 +337,7 @@ def test_key_update_needs_new_keys_signature_freshness_and_membership():
     body["verify_keys"]["ed25519:z9"] = {"key": OTHER_SERVER_KEY.verify_key.encode()}
     body.pop("signatures")
     from federation.signing import sign_json
+
     sign_json(body, SCHOOL, SERVER_KEY)
     with pytest.raises(EnrolmentError, match="ed25519:z9"):
         verify_key_update_request(body, _entry(), T0)

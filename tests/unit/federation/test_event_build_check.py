@@ -45,8 +45,10 @@ def ids(rv):
 
 KEY_A = SigningKey("a1", bytes(range(32)))
 KEY_B = SigningKey("b1", bytes(range(1, 33)))
-KEYS = {("a.example", KEY_A.key_id): KEY_A.verify_key,
-        ("b.example", KEY_B.key_id): KEY_B.verify_key}
+KEYS = {
+    ("a.example", KEY_A.key_id): KEY_A.verify_key,
+    ("b.example", KEY_B.key_id): KEY_B.verify_key,
+}
 
 
 def lookup(server, key_id):
@@ -55,22 +57,37 @@ def lookup(server, key_id):
 
 def create(rv, creator="@alice:a.example", **kw):
     room_id = None if rv is V12 else "!room:a.example"
-    return build_create_event(rv, server_name="a.example", signing_key=KEY_A,
-                              creator=creator, content=kw.pop("content", {}),
-                              origin_server_ts=1000, room_id=room_id, **kw)
+    return build_create_event(
+        rv,
+        server_name="a.example",
+        signing_key=KEY_A,
+        creator=creator,
+        content=kw.pop("content", {}),
+        origin_server_ts=1000,
+        room_id=room_id,
+        **kw,
+    )
 
 
 def message(rv, create_event, body="Homework: page 42", **kw):
-    args = dict(server_name="a.example", signing_key=KEY_A, type="m.room.message",
-                sender="@alice:a.example", content={"msgtype": "m.text", "body": body},
-                room_id=create_event.room_id, prev_events=[create_event.event_id],
-                auth_events=[] if rv is V12 else [create_event.event_id], depth=2,
-                origin_server_ts=2000)
+    args = dict(
+        server_name="a.example",
+        signing_key=KEY_A,
+        type="m.room.message",
+        sender="@alice:a.example",
+        content={"msgtype": "m.text", "body": body},
+        room_id=create_event.room_id,
+        prev_events=[create_event.event_id],
+        auth_events=[] if rv is V12 else [create_event.event_id],
+        depth=2,
+        origin_server_ts=2000,
+    )
     args.update(kw)
     return build_event(rv, **args)
 
 
 # --- build ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("rv", VERSIONS, ids=ids)
 def test_build_then_check_round_trip(rv):
@@ -90,9 +107,15 @@ def test_build_then_check_round_trip(rv):
     assert set(m.pdu["signatures"]) == {"a.example"}
 
 
-@pytest.mark.parametrize("prev, expected", [
-    (0, 1), (41, 42), (MAX_DEPTH - 1, MAX_DEPTH), (MAX_DEPTH, MAX_DEPTH),
-])
+@pytest.mark.parametrize(
+    "prev, expected",
+    [
+        (0, 1),
+        (41, 42),
+        (MAX_DEPTH - 1, MAX_DEPTH),
+        (MAX_DEPTH, MAX_DEPTH),
+    ],
+)
 def test_next_depth_stays_at_the_canonical_limit(prev, expected):
     # "If the room's depth is already at the limit, the depth must be set to the limit."
     assert MAX_DEPTH == 2**53 - 1
@@ -103,8 +126,7 @@ def test_next_depth_stays_at_the_canonical_limit(prev, expected):
 def test_event_on_top_of_the_deepest_event_builds_and_checks(rv):
     c = create(rv)
     deep = message(rv, c, depth=MAX_DEPTH)
-    ev = message(rv, c, body="next", prev_events=[deep.event_id],
-                 depth=next_depth(deep.depth))
+    ev = message(rv, c, body="next", prev_events=[deep.event_id], depth=next_depth(deep.depth))
     assert ev.depth == MAX_DEPTH
     assert check_received_event(copy.deepcopy(ev.pdu), rv, lookup).event_id == ev.event_id
 
@@ -138,17 +160,30 @@ def test_build_refuses_invalid_sender():
 
 # --- create events per version --------------------------------------------------------------
 
+
 def test_v10_create_has_creator_and_needs_room_id():
     c = create(V10)
     assert c.content == {"creator": "@alice:a.example", "room_version": "10"}
     assert c.room_id == "!room:a.example" and c.state_key == "" and c.depth == 1
     with pytest.raises(InvalidParam):
-        build_create_event(V10, server_name="a.example", signing_key=KEY_A,
-                           creator="@alice:a.example", content={}, origin_server_ts=1)
+        build_create_event(
+            V10,
+            server_name="a.example",
+            signing_key=KEY_A,
+            creator="@alice:a.example",
+            content={},
+            origin_server_ts=1,
+        )
     with pytest.raises(InvalidParam, match="rule 1.2"):
-        build_create_event(V10, server_name="a.example", signing_key=KEY_A,
-                           creator="@alice:a.example", content={}, origin_server_ts=1,
-                           room_id="!room:b.example")
+        build_create_event(
+            V10,
+            server_name="a.example",
+            signing_key=KEY_A,
+            creator="@alice:a.example",
+            content={},
+            origin_server_ts=1,
+            room_id="!room:b.example",
+        )
 
 
 @pytest.mark.parametrize("rv", [V11, V12], ids=ids)
@@ -176,14 +211,30 @@ def test_v12_room_id_is_derived_from_create_event():
     assert m.room_id == c.room_id and m.auth_event_ids == []
     assert check_received_event(m.pdu, V12, lookup).room_id == c.room_id
     with pytest.raises(InvalidParam):
-        build_create_event(V12, server_name="a.example", signing_key=KEY_A,
-                           creator="@alice:a.example", content={}, origin_server_ts=1,
-                           room_id=c.room_id)
+        build_create_event(
+            V12,
+            server_name="a.example",
+            signing_key=KEY_A,
+            creator="@alice:a.example",
+            content={},
+            origin_server_ts=1,
+            room_id=c.room_id,
+        )
     with pytest.raises(InvalidParam):
-        build_event(V12, server_name="a.example", signing_key=KEY_A, type="m.room.create",
-                    sender="@alice:a.example", content={}, room_id=c.room_id,
-                    prev_events=[], auth_events=[], depth=1, origin_server_ts=1,
-                    state_key="")
+        build_event(
+            V12,
+            server_name="a.example",
+            signing_key=KEY_A,
+            type="m.room.create",
+            sender="@alice:a.example",
+            content={},
+            room_id=c.room_id,
+            prev_events=[],
+            auth_events=[],
+            depth=1,
+            origin_server_ts=1,
+            state_key="",
+        )
 
 
 @pytest.mark.parametrize("rv", VERSIONS, ids=ids)
@@ -202,10 +253,10 @@ def test_v12_create_carrying_a_room_id_is_left_to_auth_rule_1_2():
 
 # --- redactions: where `redacts` goes -------------------------------------------------------
 
+
 def test_v10_redaction_has_top_level_redacts():
     c = create(V10)
-    r = message(V10, c, type="m.room.redaction", content={"reason": "spam"},
-                redacts=c.event_id)
+    r = message(V10, c, type="m.room.redaction", content={"reason": "spam"}, redacts=c.event_id)
     assert r.pdu["redacts"] == c.event_id and "redacts" not in r.content
     assert r.redacts == c.event_id
     check_received_event(r.pdu, V10, lookup)
@@ -214,8 +265,7 @@ def test_v10_redaction_has_top_level_redacts():
 @pytest.mark.parametrize("rv", [V11, V12], ids=ids)
 def test_v11_redaction_has_redacts_in_content_only(rv):
     c = create(rv)
-    r = message(rv, c, type="m.room.redaction", content={"reason": "spam"},
-                redacts=c.event_id)
+    r = message(rv, c, type="m.room.redaction", content={"reason": "spam"}, redacts=c.event_id)
     assert r.content == {"reason": "spam", "redacts": c.event_id}
     assert "redacts" not in r.pdu
     assert r.redacts == c.event_id
@@ -223,11 +273,13 @@ def test_v11_redaction_has_redacts_in_content_only(rv):
     assert redact(r.pdu, rv)["content"] == {"redacts": c.event_id}
     check_received_event(r.pdu, rv, lookup)
     with pytest.raises(InvalidParam):
-        message(rv, c, type="m.room.redaction", content={"redacts": "$" + "x" * 43},
-                redacts=c.event_id)
+        message(
+            rv, c, type="m.room.redaction", content={"redacts": "$" + "x" * 43}, redacts=c.event_id
+        )
 
 
 # --- received events: hashes and signatures -------------------------------------------------
+
 
 @pytest.mark.parametrize("rv", VERSIONS, ids=ids)
 def test_tampered_content_yields_the_redacted_event(rv):
@@ -245,9 +297,10 @@ def test_tampered_content_yields_the_redacted_event(rv):
     assert tampered == before
 
 
-@pytest.mark.parametrize("field, value", [("depth", 3), ("origin_server_ts", 1),
-                                          ("sender", "@mallory:a.example"),
-                                          ("prev_events", [])])
+@pytest.mark.parametrize(
+    "field, value",
+    [("depth", 3), ("origin_server_ts", 1), ("sender", "@mallory:a.example"), ("prev_events", [])],
+)
 def test_tampered_protected_field_is_a_signature_failure(field, value):
     m = message(V12, create(V12))
     tampered = copy.deepcopy(m.pdu)
@@ -305,12 +358,20 @@ def test_signature_check_accepts_the_redacted_copy():
 
 
 def restricted_join(rv, c):
-    return build_event(rv, server_name="b.example", signing_key=KEY_B, type="m.room.member",
-                       sender="@bob:b.example", state_key="@bob:b.example",
-                       content={"membership": "join",
-                                "join_authorised_via_users_server": "@alice:a.example"},
-                       room_id=c.room_id, prev_events=[c.event_id], auth_events=[],
-                       depth=3, origin_server_ts=3000)
+    return build_event(
+        rv,
+        server_name="b.example",
+        signing_key=KEY_B,
+        type="m.room.member",
+        sender="@bob:b.example",
+        state_key="@bob:b.example",
+        content={"membership": "join", "join_authorised_via_users_server": "@alice:a.example"},
+        room_id=c.room_id,
+        prev_events=[c.event_id],
+        auth_events=[],
+        depth=3,
+        origin_server_ts=3000,
+    )
 
 
 @pytest.mark.parametrize("rv", VERSIONS, ids=ids)
@@ -327,15 +388,30 @@ def test_restricted_join_needs_the_authorising_server_signature(rv):
 
 def test_third_party_invite_does_not_require_the_sender_server():
     c = create(V12)
-    invite = build_event(V12, server_name="b.example", signing_key=KEY_B,
-                         type="m.room.member", sender="@alice:a.example",
-                         state_key="@bob:b.example",
-                         content={"membership": "invite", "third_party_invite": {
-                             "display_name": "bob", "signed": {
-                                 "mxid": "@bob:b.example", "token": "t",
-                                 "signatures": {"id.example": {"ed25519:0": "x"}}}}},
-                         room_id=c.room_id, prev_events=[c.event_id], auth_events=[],
-                         depth=2, origin_server_ts=2)
+    invite = build_event(
+        V12,
+        server_name="b.example",
+        signing_key=KEY_B,
+        type="m.room.member",
+        sender="@alice:a.example",
+        state_key="@bob:b.example",
+        content={
+            "membership": "invite",
+            "third_party_invite": {
+                "display_name": "bob",
+                "signed": {
+                    "mxid": "@bob:b.example",
+                    "token": "t",
+                    "signatures": {"id.example": {"ed25519:0": "x"}},
+                },
+            },
+        },
+        room_id=c.room_id,
+        prev_events=[c.event_id],
+        auth_events=[],
+        depth=2,
+        origin_server_ts=2,
+    )
     check_received_event(invite.pdu, V12, lookup)
     # But a sender-server signature that is present must still verify.
     bad = copy.deepcopy(invite.pdu)
@@ -346,13 +422,26 @@ def test_third_party_invite_does_not_require_the_sender_server():
 
 # --- format ---------------------------------------------------------------------------------
 
+
 def good_pdu(rv=V12):
     return copy.deepcopy(message(rv, create(rv)).pdu)
 
 
-@pytest.mark.parametrize("key", ["type", "sender", "room_id", "content", "depth",
-                                 "prev_events", "auth_events", "origin_server_ts",
-                                 "hashes", "signatures"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "type",
+        "sender",
+        "room_id",
+        "content",
+        "depth",
+        "prev_events",
+        "auth_events",
+        "origin_server_ts",
+        "hashes",
+        "signatures",
+    ],
+)
 def test_missing_required_key(key):
     pdu = good_pdu()
     del pdu[key]
@@ -360,37 +449,40 @@ def test_missing_required_key(key):
         check_received_event(pdu, V12, lookup)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("type", 5, "'type' must be a string"),
-    ("type", "t" * 256, "'type' is longer than 255 bytes"),
-    ("sender", ["@a:a.example"], "'sender' must be a string"),
-    ("sender", "alice@a.example", "not a valid user ID"),
-    ("sender", "@alice:bad_host!", "not a valid user ID"),
-    ("sender", "@" + "a" * 250 + ":a.example", "not a valid user ID"),
-    ("room_id", "!room:a.example", "not a valid room ID for room version 12"),
-    ("room_id", None, "'room_id' must be a string"),
-    ("content", "text", "'content' must be an object"),
-    ("content", [], "'content' must be an object"),
-    ("depth", "2", "'depth' must be an integer, not string"),
-    ("depth", True, "'depth' must be an integer, not boolean"),
-    ("depth", 2.0, "'depth' must be an integer, not float"),
-    ("depth", 2**53, "outside the canonical JSON integer range"),
-    ("origin_server_ts", None, "'origin_server_ts' must be an integer"),
-    ("prev_events", "$abc", "'prev_events' must be an array"),
-    ("prev_events", ["$short"], r"prev_events\[0\] is not a valid event ID"),
-    ("prev_events", [5], r"prev_events\[0\] is not a valid event ID"),
-    ("prev_events", ["$" + "A" * 43] * 21, "at most 20"),
-    ("auth_events", ["$" + "A" * 43] * 11, "at most 10"),
-    ("auth_events", {}, "'auth_events' must be an array"),
-    ("hashes", "abc", "'hashes' must be an object"),
-    ("hashes", {}, "hashes.sha256"),
-    ("signatures", [], "'signatures' must be an object"),
-    ("signatures", {"a.example": "sig"}, "signatures.a.example"),
-    ("signatures", {"a.example": {"ed25519:a1": 5}}, "must be a string"),
-    ("state_key", 0, "'state_key' must be a string"),
-    ("state_key", "é" * 128, "'state_key' is longer than 255 bytes"),
-    ("unsigned", [], "'unsigned' must be an object"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("type", 5, "'type' must be a string"),
+        ("type", "t" * 256, "'type' is longer than 255 bytes"),
+        ("sender", ["@a:a.example"], "'sender' must be a string"),
+        ("sender", "alice@a.example", "not a valid user ID"),
+        ("sender", "@alice:bad_host!", "not a valid user ID"),
+        ("sender", "@" + "a" * 250 + ":a.example", "not a valid user ID"),
+        ("room_id", "!room:a.example", "not a valid room ID for room version 12"),
+        ("room_id", None, "'room_id' must be a string"),
+        ("content", "text", "'content' must be an object"),
+        ("content", [], "'content' must be an object"),
+        ("depth", "2", "'depth' must be an integer, not string"),
+        ("depth", True, "'depth' must be an integer, not boolean"),
+        ("depth", 2.0, "'depth' must be an integer, not float"),
+        ("depth", 2**53, "outside the canonical JSON integer range"),
+        ("origin_server_ts", None, "'origin_server_ts' must be an integer"),
+        ("prev_events", "$abc", "'prev_events' must be an array"),
+        ("prev_events", ["$short"], r"prev_events\[0\] is not a valid event ID"),
+        ("prev_events", [5], r"prev_events\[0\] is not a valid event ID"),
+        ("prev_events", ["$" + "A" * 43] * 21, "at most 20"),
+        ("auth_events", ["$" + "A" * 43] * 11, "at most 10"),
+        ("auth_events", {}, "'auth_events' must be an array"),
+        ("hashes", "abc", "'hashes' must be an object"),
+        ("hashes", {}, "hashes.sha256"),
+        ("signatures", [], "'signatures' must be an object"),
+        ("signatures", {"a.example": "sig"}, "signatures.a.example"),
+        ("signatures", {"a.example": {"ed25519:a1": 5}}, "must be a string"),
+        ("state_key", 0, "'state_key' must be a string"),
+        ("state_key", "é" * 128, "'state_key' is longer than 255 bytes"),
+        ("unsigned", [], "'unsigned' must be an object"),
+    ],
+)
 def test_wrong_typed_or_invalid_key(key, value, message):
     pdu = good_pdu()
     pdu[key] = value
@@ -398,11 +490,17 @@ def test_wrong_typed_or_invalid_key(key, value, message):
         check_received_event(pdu, V12, lookup)
 
 
-@pytest.mark.parametrize("where, value", [
-    ("content", {"n": 0.5}), ("content", {"n": [1, {"m": float("inf")}]}),
-    ("content", {"n": -(2**53)}), ("unsigned", {"age": 1.0}), ("origin", 1.5),
-    ("content", {1: "non-string key"}),
-])
+@pytest.mark.parametrize(
+    "where, value",
+    [
+        ("content", {"n": 0.5}),
+        ("content", {"n": [1, {"m": float("inf")}]}),
+        ("content", {"n": -(2**53)}),
+        ("unsigned", {"age": 1.0}),
+        ("origin", 1.5),
+        ("content", {1: "non-string key"}),
+    ],
+)
 def test_non_canonical_values_are_refused(where, value):
     pdu = good_pdu()
     pdu[where] = value
@@ -419,6 +517,7 @@ def test_oversized_pdu():
 
 def test_size_limit_boundary_is_inclusive():
     from federation.canonical_json import encode_canonical_json
+
     pdu = good_pdu()
     size = len(encode_canonical_json(pdu))
     pdu["unsigned"] = {"pad": ""}
@@ -463,12 +562,22 @@ def test_v11_content_redacts_must_be_an_event_id():
         check_pdu_format(pdu, V11)
 
 
-@pytest.mark.parametrize("user_id, ok", [
-    ("@alice:a.example", True), ("@:a.example", True),  # historical: empty localpart
-    ("@Ünïcode:a.example", True), ("@a:1.2.3.4:8448", True), ("@a:[::1]:8448", True),
-    ("@a:1.2.3.400", False), ("@a\x00b:a.example", False), ("@a", False),
-    ("a:a.example", False), ("@a:", False), ("@a:exa mple", False),
-])
+@pytest.mark.parametrize(
+    "user_id, ok",
+    [
+        ("@alice:a.example", True),
+        ("@:a.example", True),  # historical: empty localpart
+        ("@Ünïcode:a.example", True),
+        ("@a:1.2.3.4:8448", True),
+        ("@a:[::1]:8448", True),
+        ("@a:1.2.3.400", False),
+        ("@a\x00b:a.example", False),
+        ("@a", False),
+        ("a:a.example", False),
+        ("@a:", False),
+        ("@a:exa mple", False),
+    ],
+)
 def test_user_id_grammar(user_id, ok):
     assert is_valid_user_id(user_id) is ok
 
@@ -476,21 +585,40 @@ def test_user_id_grammar(user_id, ok):
 # --- the fast paths agree with the full checks ----------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False)
     | st.text(max_size=80),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=8,
 )
-pdu_keys = st.sampled_from(["type", "sender", "room_id", "state_key", "content", "depth",
-                            "origin_server_ts", "prev_events", "auth_events", "hashes",
-                            "signatures", "unsigned", "redacts", "event_id", "origin"])
+pdu_keys = st.sampled_from(
+    [
+        "type",
+        "sender",
+        "room_id",
+        "state_key",
+        "content",
+        "depth",
+        "origin_server_ts",
+        "prev_events",
+        "auth_events",
+        "hashes",
+        "signatures",
+        "unsigned",
+        "redacts",
+        "event_id",
+        "origin",
+    ]
+)
 
 
 @settings(max_examples=400, deadline=None)
 @given(rv=st.sampled_from(VERSIONS), key=pdu_keys, value=json_values, delete=st.booleans())
-def test_fast_structure_check_never_accepts_what_the_full_check_refuses(rv, key, value,
-                                                                         delete):
+def test_fast_structure_check_never_accepts_what_the_full_check_refuses(rv, key, value, delete):
     pdu = copy.deepcopy(BASE_PDUS[rv.identifier])
     if delete:
         pdu.pop(key, None)
@@ -501,12 +629,18 @@ def test_fast_structure_check_never_accepts_what_the_full_check_refuses(rv, key,
 
 
 @settings(max_examples=300, deadline=None)
-@given(rv=st.sampled_from(VERSIONS), key=st.sampled_from(["content", "unsigned", "hashes",
-                                                          "origin"]), value=json_values)
+@given(
+    rv=st.sampled_from(VERSIONS),
+    key=st.sampled_from(["content", "unsigned", "hashes", "origin"]),
+    value=json_values,
+)
 def test_format_encoding_matches_the_reference_canonical_json(rv, key, value):
     pdu = copy.deepcopy(BASE_PDUS[rv.identifier])
-    pdu[key] = {"sha256": "x", "v": value} if key == "hashes" else \
-        (value if key == "origin" else {"v": value})
+    pdu[key] = (
+        {"sha256": "x", "v": value}
+        if key == "hashes"
+        else (value if key == "origin" else {"v": value})
+    )
     try:
         expected = canonicaljson.encode_canonical_json(pdu)
         canonical = not _has_float_or_big_int(pdu)
@@ -542,5 +676,7 @@ def test_float_hidden_in_hashes_or_signatures_container_is_refused():
         check_pdu_format(pdu, V12)
 
 
-BASE_PDUS = {rv.identifier: copy.deepcopy(message(rv, create(rv), unsigned={"age": 1}).pdu)
-             for rv in VERSIONS}
+BASE_PDUS = {
+    rv.identifier: copy.deepcopy(message(rv, create(rv), unsigned={"age": 1}).pdu)
+    for rv in VERSIONS
+}

@@ -57,8 +57,13 @@ MINIMAL_SIGNED = {
     "prev_events": [],
     "room_id": "!x:domain",
     "sender": "@a:domain",
-    "signatures": {"domain": {"ed25519:1": (
-        "KxwGjPSDEtvnFgU00fwFz+l6d2pJM6XBIaMEn81SXPTRl16AqLAYqfIReFGZlHi5KLjAWbOoMszkwsQma+lYAg")}},
+    "signatures": {
+        "domain": {
+            "ed25519:1": (
+                "KxwGjPSDEtvnFgU00fwFz+l6d2pJM6XBIaMEn81SXPTRl16AqLAYqfIReFGZlHi5KLjAWbOoMszkwsQma+lYAg"
+            )
+        }
+    },
     "type": "X",
     "unsigned": {"age_ts": 1000000},
 }
@@ -82,8 +87,13 @@ REDACTABLE_SIGNED = {
     "type": "m.room.message",
     "room_id": "!r:domain",
     "sender": "@u:domain",
-    "signatures": {"domain": {"ed25519:1": (
-        "Wm+VzmOUOz08Ds+0NTWb1d4CZrVsJSikkeRxh6aCcUwu6pNC78FunoD7KNWzqFn241eYHYMGCA5McEiVPdhzBA")}},
+    "signatures": {
+        "domain": {
+            "ed25519:1": (
+                "Wm+VzmOUOz08Ds+0NTWb1d4CZrVsJSikkeRxh6aCcUwu6pNC78FunoD7KNWzqFn241eYHYMGCA5McEiVPdhzBA"
+            )
+        }
+    },
     "unsigned": {"age_ts": 1000000},
 }
 
@@ -101,17 +111,23 @@ def lookup(server: str, key_id: str):
 
 # --- appendix vectors ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("event, expected", [
-    (MINIMAL_EVENT, MINIMAL_SIGNED),
-    (REDACTABLE_EVENT, REDACTABLE_SIGNED),
-], ids=["minimal", "redactable"])
+
+@pytest.mark.parametrize(
+    "event, expected",
+    [
+        (MINIMAL_EVENT, MINIMAL_SIGNED),
+        (REDACTABLE_EVENT, REDACTABLE_SIGNED),
+    ],
+    ids=["minimal", "redactable"],
+)
 def test_appendix_event_signing_vectors_byte_for_byte(event, expected):
     # The vectors keep the top-level `origin` key in the signed (redacted) form, which the
     # v9 redaction rules of room version 10 protect.
     signed = hash_and_sign(event, V10)
     assert signed == expected
-    assert canonicaljson.encode_canonical_json(signed) == \
-        canonicaljson.encode_canonical_json(expected)
+    assert canonicaljson.encode_canonical_json(signed) == canonicaljson.encode_canonical_json(
+        expected
+    )
 
 
 @pytest.mark.parametrize("expected", [MINIMAL_SIGNED, REDACTABLE_SIGNED])
@@ -142,6 +158,7 @@ def test_redactable_vector_signature_survives_redaction():
 
 # --- content hash -------------------------------------------------------------------------
 
+
 def reference_sha256(obj) -> bytes:
     return hashlib.sha256(canonicaljson.encode_canonical_json(obj)).digest()
 
@@ -167,8 +184,9 @@ def test_add_content_hash_sets_unpadded_base64_in_place():
     assert base64.b64decode(b64 + "=") == compute_content_hash(pdu)
 
 
-@pytest.mark.parametrize("hashes", [None, {}, {"sha256": 5}, {"sha256": "!!notbase64"},
-                                    {"sha256": "AAAA"}], ids=str)
+@pytest.mark.parametrize(
+    "hashes", [None, {}, {"sha256": 5}, {"sha256": "!!notbase64"}, {"sha256": "AAAA"}], ids=str
+)
 def test_check_content_hash_false_for_missing_or_malformed(hashes):
     pdu = copy.deepcopy(REDACTABLE_SIGNED)
     if hashes is None:

@@ -48,8 +48,7 @@ def test_spec_key_from_synapse_key_file_line():
     [key] = read_signing_keys(f"ed25519 1 {SPEC_SEED_B64}\n")
     assert key.verify_key.encode() == SPEC_PUBLIC_B64
     # Written back canonically (the spec's seed has non-zero unused trailing bits).
-    assert write_signing_keys([key]) == \
-        "ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA0\n"
+    assert write_signing_keys([key]) == "ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA0\n"
 
 
 def test_sign_and_verify_raw():
@@ -97,11 +96,11 @@ def test_seed_must_be_32_bytes(seed):
 
 # --- key file round trip -----------------------------------------------------------------
 
+
 def test_round_trip_text():
     keys = [SigningKey.generate("a_abc"), SigningKey.generate("old_1"), spec_key()]
     text = write_signing_keys(keys)
-    assert text.count("\n") == 3 and all(line.startswith("ed25519 ")
-                                         for line in text.splitlines())
+    assert text.count("\n") == 3 and all(line.startswith("ed25519 ") for line in text.splitlines())
     back = read_signing_keys(text)
     assert back == keys
     assert [k.verify_key for k in back] == [k.verify_key for k in keys]
@@ -113,21 +112,24 @@ def test_reader_tolerates_blank_lines_comments_and_whitespace():
     assert key == spec_key()
 
 
-@pytest.mark.parametrize("text,line,match", [
-    ("ed25519 1\n", 1, "got 2 fields"),
-    (f"ed25519 1 {SPEC_SEED_B64} extra\n", 1, "got 4 fields"),
-    (f"\n\ned25519 1 {SPEC_SEED_B64}\nbroken\n", 4, "got 1 field"),
-    (f"curve25519 1 {SPEC_SEED_B64}\n", 1, "unsupported key algorithm 'curve25519'"),
-    (f"ED25519 1 {SPEC_SEED_B64}\n", 1, "unsupported key algorithm"),
-    (f"ed25519 a-b {SPEC_SEED_B64}\n", 1, "invalid key version"),
-    ("ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA!\n", 1, "not unpadded Base64"),
-    ("ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW-3XA1\n", 1, "not unpadded Base64"),
-    ("ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1XY\n", 1, "impossible length"),
-    ("ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1X\n", 1, "seed is 33 bytes"),
-    ("ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3\n", 1, "seed is 30 bytes"),
-    (f"ed25519 1 {SPEC_SEED_B64}AAAA\n", 1, "seed is 35 bytes"),
-    (f"ed25519 1 {SPEC_SEED_B64}\ned25519 1 {SPEC_SEED_B64}\n", 2, "already defined on line 1"),
-])
+@pytest.mark.parametrize(
+    "text,line,match",
+    [
+        ("ed25519 1\n", 1, "got 2 fields"),
+        (f"ed25519 1 {SPEC_SEED_B64} extra\n", 1, "got 4 fields"),
+        (f"\n\ned25519 1 {SPEC_SEED_B64}\nbroken\n", 4, "got 1 field"),
+        (f"curve25519 1 {SPEC_SEED_B64}\n", 1, "unsupported key algorithm 'curve25519'"),
+        (f"ED25519 1 {SPEC_SEED_B64}\n", 1, "unsupported key algorithm"),
+        (f"ed25519 a-b {SPEC_SEED_B64}\n", 1, "invalid key version"),
+        ("ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA!\n", 1, "not unpadded Base64"),
+        ("ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW-3XA1\n", 1, "not unpadded Base64"),
+        ("ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1XY\n", 1, "impossible length"),
+        ("ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1X\n", 1, "seed is 33 bytes"),
+        ("ed25519 1 YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3\n", 1, "seed is 30 bytes"),
+        (f"ed25519 1 {SPEC_SEED_B64}AAAA\n", 1, "seed is 35 bytes"),
+        (f"ed25519 1 {SPEC_SEED_B64}\ned25519 1 {SPEC_SEED_B64}\n", 2, "already defined on line 1"),
+    ],
+)
 def test_malformed_files_name_the_line(text, line, match):
     with pytest.raises(KeyFormatError, match=match) as info:
         read_signing_keys(text)
@@ -189,20 +191,24 @@ def test_synapse_generated_file_shape(tmp_path):
 
 # --- verify keys and key IDs -------------------------------------------------------------
 
+
 def test_verify_key_decode():
     vk = VerifyKey.decode("ed25519:1", SPEC_PUBLIC_B64)
     assert vk == spec_key().verify_key
     assert vk.version == "1" and vk.encode() == SPEC_PUBLIC_B64
 
 
-@pytest.mark.parametrize("key_id,b64,match", [
-    ("ed25519:1", SPEC_PUBLIC_B64[:-1], "Base64|bytes"),
-    ("ed25519:1", SPEC_PUBLIC_B64 + "AAAA", "35 bytes"),
-    ("ed25519:1", "not base64!", "Base64"),
-    ("curve25519:1", SPEC_PUBLIC_B64, "unsupported algorithm"),
-    ("ed25519", SPEC_PUBLIC_B64, "algorithm>:<version"),
-    ("ed25519:", SPEC_PUBLIC_B64, "algorithm>:<version"),
-])
+@pytest.mark.parametrize(
+    "key_id,b64,match",
+    [
+        ("ed25519:1", SPEC_PUBLIC_B64[:-1], "Base64|bytes"),
+        ("ed25519:1", SPEC_PUBLIC_B64 + "AAAA", "35 bytes"),
+        ("ed25519:1", "not base64!", "Base64"),
+        ("curve25519:1", SPEC_PUBLIC_B64, "unsupported algorithm"),
+        ("ed25519", SPEC_PUBLIC_B64, "algorithm>:<version"),
+        ("ed25519:", SPEC_PUBLIC_B64, "algorithm>:<version"),
+    ],
+)
 def test_verify_key_decode_errors(key_id, b64, match):
     with pytest.raises(KeyFormatError, match=match):
         VerifyKey.decode(key_id, b64)

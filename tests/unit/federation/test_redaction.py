@@ -21,9 +21,16 @@ HASHES = {"sha256": "aGFzaA"}
 
 def event(type_, content, **extra):
     pdu = {
-        "type": type_, "sender": "@alice:a.example", "room_id": "!r:a.example",
-        "content": content, "depth": 5, "prev_events": ["$p"], "auth_events": ["$a"],
-        "origin_server_ts": 123, "hashes": HASHES, "signatures": SIGS,
+        "type": type_,
+        "sender": "@alice:a.example",
+        "room_id": "!r:a.example",
+        "content": content,
+        "depth": 5,
+        "prev_events": ["$p"],
+        "auth_events": ["$a"],
+        "origin_server_ts": 123,
+        "hashes": HASHES,
+        "signatures": SIGS,
         "unsigned": {"age": 1},
     }
     pdu.update(extra)
@@ -36,32 +43,76 @@ def redacted_content(room_version, type_, content, **extra):
 
 # --- top level -----------------------------------------------------------------------------
 
+
 def test_top_level_v10_keeps_origin_membership_prev_state():
-    pdu = event("m.room.message", {"body": "x"}, origin="a.example", membership="join",
-                prev_state=[], redacts="$x", extra="gone", event_id="$e")
+    pdu = event(
+        "m.room.message",
+        {"body": "x"},
+        origin="a.example",
+        membership="join",
+        prev_state=[],
+        redacts="$x",
+        extra="gone",
+        event_id="$e",
+    )
     out = redact(pdu, V10)
-    assert set(out) == {"type", "sender", "room_id", "content", "depth", "prev_events",
-                        "auth_events", "origin_server_ts", "hashes", "signatures",
-                        "origin", "membership", "prev_state", "event_id"}
+    assert set(out) == {
+        "type",
+        "sender",
+        "room_id",
+        "content",
+        "depth",
+        "prev_events",
+        "auth_events",
+        "origin_server_ts",
+        "hashes",
+        "signatures",
+        "origin",
+        "membership",
+        "prev_state",
+        "event_id",
+    }
     assert out["signatures"] == SIGS and out["hashes"] == HASHES
     assert "unsigned" not in out and "redacts" not in out
 
 
 @pytest.mark.parametrize("rv", [V11, V12], ids=["v11", "v12"])
 def test_top_level_v11_drops_origin_membership_prev_state(rv):
-    pdu = event("m.room.member", {"membership": "join"}, state_key="@alice:a.example",
-                origin="a.example", membership="join", prev_state=[], redacts="$x")
+    pdu = event(
+        "m.room.member",
+        {"membership": "join"},
+        state_key="@alice:a.example",
+        origin="a.example",
+        membership="join",
+        prev_state=[],
+        redacts="$x",
+    )
     out = redact(pdu, rv)
-    assert set(out) == {"type", "sender", "room_id", "content", "depth", "prev_events",
-                        "auth_events", "origin_server_ts", "hashes", "signatures",
-                        "state_key"}
+    assert set(out) == {
+        "type",
+        "sender",
+        "room_id",
+        "content",
+        "depth",
+        "prev_events",
+        "auth_events",
+        "origin_server_ts",
+        "hashes",
+        "signatures",
+        "state_key",
+    }
     assert out["state_key"] == "@alice:a.example"
 
 
 # --- content, type by type -----------------------------------------------------------------
 
-CREATE = {"creator": "@alice:a.example", "room_version": "11", "m.federate": False,
-          "predecessor": {"room_id": "!old:a.example"}, "type": "m.space"}
+CREATE = {
+    "creator": "@alice:a.example",
+    "room_version": "11",
+    "m.federate": False,
+    "predecessor": {"room_id": "!old:a.example"},
+    "type": "m.space",
+}
 
 
 def test_create_content_v10_keeps_only_creator():
@@ -79,13 +130,24 @@ def test_join_rules_keep_join_rule_and_allow_in_all_three(rv):
     # `allow` has been protected since the v9 rules: no difference between 10 and 11 here.
     allow = [{"type": "m.room_membership", "room_id": "!space:a.example"}]
     content = {"join_rule": "restricted", "allow": allow, "note": "gone"}
-    assert redacted_content(rv, "m.room.join_rules", content) == \
-        {"join_rule": "restricted", "allow": allow}
+    assert redacted_content(rv, "m.room.join_rules", content) == {
+        "join_rule": "restricted",
+        "allow": allow,
+    }
 
 
-POWER = {"ban": 50, "events": {"m.room.name": 50}, "events_default": 0, "invite": 0,
-         "kick": 50, "redact": 50, "state_default": 50, "users": {"@alice:a.example": 100},
-         "users_default": 0, "notifications": {"room": 50}}
+POWER = {
+    "ban": 50,
+    "events": {"m.room.name": 50},
+    "events_default": 0,
+    "invite": 0,
+    "kick": 50,
+    "redact": 50,
+    "state_default": 50,
+    "users": {"@alice:a.example": 100},
+    "users_default": 0,
+    "notifications": {"room": 50},
+}
 
 
 def test_power_levels_v10_drops_invite_and_notifications():
@@ -102,8 +164,7 @@ def test_power_levels_v11_keeps_invite(rv):
 
 
 def test_redaction_v10_keeps_nothing_of_content_nor_top_level_redacts():
-    out = redact(event("m.room.redaction", {"redacts": "$t", "reason": "spam"},
-                       redacts="$t"), V10)
+    out = redact(event("m.room.redaction", {"redacts": "$t", "reason": "spam"}, redacts="$t"), V10)
     assert out["content"] == {} and "redacts" not in out
 
 
@@ -114,9 +175,16 @@ def test_redaction_v11_keeps_redacts_in_content(rv):
 
 
 MEMBER_3PID = {
-    "membership": "invite", "displayname": "Bob",
-    "third_party_invite": {"display_name": "bob@…", "signed": {
-        "mxid": "@bob:b.example", "token": "tok", "signatures": {"id": {"ed25519:0": "s"}}}},
+    "membership": "invite",
+    "displayname": "Bob",
+    "third_party_invite": {
+        "display_name": "bob@…",
+        "signed": {
+            "mxid": "@bob:b.example",
+            "token": "tok",
+            "signatures": {"id": {"ed25519:0": "s"}},
+        },
+    },
 }
 
 
@@ -128,8 +196,10 @@ def test_member_v10_drops_third_party_invite():
 @pytest.mark.parametrize("rv", [V11, V12], ids=["v11", "v12"])
 def test_member_v11_keeps_only_signed_of_third_party_invite(rv):
     out = redacted_content(rv, "m.room.member", MEMBER_3PID, state_key="@bob:b.example")
-    assert out == {"membership": "invite",
-                   "third_party_invite": {"signed": MEMBER_3PID["third_party_invite"]["signed"]}}
+    assert out == {
+        "membership": "invite",
+        "third_party_invite": {"signed": MEMBER_3PID["third_party_invite"]["signed"]},
+    }
 
 
 @pytest.mark.parametrize("rv", [V11, V12], ids=["v11", "v12"])
@@ -139,19 +209,24 @@ def test_member_v11_third_party_invite_without_signed_keeps_empty_object(rv):
     # form feeds the reference hash, so the event ID only agrees if we keep it too.
     content = {"membership": "invite", "third_party_invite": {"display_name": "x"}}
     assert redacted_content(rv, "m.room.member", content) == {
-        "membership": "invite", "third_party_invite": {}}
+        "membership": "invite",
+        "third_party_invite": {},
+    }
 
 
 @pytest.mark.parametrize("rv", [V11, V12], ids=["v11", "v12"])
 def test_member_v11_empty_third_party_invite_keeps_empty_object(rv):
     content = {"membership": "invite", "third_party_invite": {}}
     assert redacted_content(rv, "m.room.member", content) == {
-        "membership": "invite", "third_party_invite": {}}
+        "membership": "invite",
+        "third_party_invite": {},
+    }
 
 
 @pytest.mark.parametrize("rv", [V11, V12], ids=["v11", "v12"])
-@pytest.mark.parametrize("tpi", ["signed", ["signed"], None, 1, True],
-                         ids=["string", "list", "null", "number", "bool"])
+@pytest.mark.parametrize(
+    "tpi", ["signed", ["signed"], None, 1, True], ids=["string", "list", "null", "number", "bool"]
+)
 def test_member_v11_non_object_third_party_invite_is_dropped(rv, tpi):
     # A value that is not an object has no `signed` key to allow: nothing of it is kept.
     content = {"membership": "invite", "third_party_invite": tpi}
@@ -167,9 +242,11 @@ def test_member_v10_drops_empty_third_party_invite():
 def test_member_v11_event_id_hashes_the_kept_empty_object(rv):
     # The event ID is the reference hash of the redacted event: two servers agree on it
     # only if they redact `third_party_invite` the same way.
-    pdu = event("m.room.member", {"membership": "invite",
-                                  "third_party_invite": {"display_name": "x"}},
-                state_key="@bob:b.example")
+    pdu = event(
+        "m.room.member",
+        {"membership": "invite", "third_party_invite": {"display_name": "x"}},
+        state_key="@bob:b.example",
+    )
     expected = dict(redact(pdu, rv))
     expected["content"] = {"membership": "invite", "third_party_invite": {}}
     del expected["signatures"]
@@ -179,26 +256,39 @@ def test_member_v11_event_id_hashes_the_kept_empty_object(rv):
 
 @pytest.mark.parametrize("rv", [V10, V11, V12], ids=["v10", "v11", "v12"])
 def test_member_keeps_join_authorised_via_users_server(rv):
-    content = {"membership": "join", "join_authorised_via_users_server": "@mod:a.example",
-               "displayname": "Alice", "avatar_url": "mxc://a/b"}
+    content = {
+        "membership": "join",
+        "join_authorised_via_users_server": "@mod:a.example",
+        "displayname": "Alice",
+        "avatar_url": "mxc://a/b",
+    }
     assert redacted_content(rv, "m.room.member", content) == {
-        "membership": "join", "join_authorised_via_users_server": "@mod:a.example"}
+        "membership": "join",
+        "join_authorised_via_users_server": "@mod:a.example",
+    }
 
 
 @pytest.mark.parametrize("rv", [V10, V11, V12], ids=["v10", "v11", "v12"])
-@pytest.mark.parametrize("type_, content, kept", [
-    ("m.room.history_visibility", {"history_visibility": "shared", "x": 1},
-     {"history_visibility": "shared"}),
-    ("m.room.aliases", {"aliases": ["#a:a.example"]}, {}),  # unprotected since v6
-    ("m.room.message", {"body": "secret", "msgtype": "m.text"}, {}),
-    ("m.room.name", {"name": "Class 5b"}, {}),
-    ("org.example.custom", {"anything": [1, 2]}, {}),
-])
+@pytest.mark.parametrize(
+    "type_, content, kept",
+    [
+        (
+            "m.room.history_visibility",
+            {"history_visibility": "shared", "x": 1},
+            {"history_visibility": "shared"},
+        ),
+        ("m.room.aliases", {"aliases": ["#a:a.example"]}, {}),  # unprotected since v6
+        ("m.room.message", {"body": "secret", "msgtype": "m.text"}, {}),
+        ("m.room.name", {"name": "Class 5b"}, {}),
+        ("org.example.custom", {"anything": [1, 2]}, {}),
+    ],
+)
 def test_content_of_other_types(rv, type_, content, kept):
     assert redacted_content(rv, type_, content) == kept
 
 
 # --- shape of the result -------------------------------------------------------------------
+
 
 def test_redact_returns_independent_copy_and_leaves_input_alone():
     pdu = event("m.room.power_levels", copy.deepcopy(POWER), state_key="")

@@ -30,19 +30,27 @@ CITY = "city.example"
 DAY = 24 * 3600 * 1000
 T0 = 1_700_000_000_000
 ROSTER_KEY = SigningKey("roster_1", bytes(range(32)))
-OTHER_KEY = SigningKey("roster_1", bytes(range(1, 33)))   # same key ID, different key
+OTHER_KEY = SigningKey("roster_1", bytes(range(1, 33)))  # same key ID, different key
 A_KEY = SigningKey("a1", b"\x01" * 32)
 B_KEY = SigningKey("b1", b"\x02" * 32)
 C_KEY = SigningKey("c1", b"\x03" * 32)
 
 
 def entry(school_id, key, cls="school", name=None):
-    return server_entry(school_id=school_id, name=name or f"School {school_id}",
-                        district="North", server_class=cls, verify_keys=[key.verify_key])
+    return server_entry(
+        school_id=school_id,
+        name=name or f"School {school_id}",
+        district="North",
+        server_class=cls,
+        verify_keys=[key.verify_key],
+    )
 
 
-SERVERS = {"a.example": entry("1", A_KEY), "b.example": entry("2", B_KEY),
-           CITY: entry("city", C_KEY, cls="city", name="City office")}
+SERVERS = {
+    "a.example": entry("1", A_KEY),
+    "b.example": entry("2", B_KEY),
+    CITY: entry("city", C_KEY, cls="city", name="City office"),
+}
 
 
 def chain(n, servers=SERVERS, key=ROSTER_KEY, start=T0):
@@ -64,6 +72,7 @@ def state(*docs, now=T0):
 
 # --- format, build and verify --------------------------------------------------------------
 
+
 def test_build_verify_round_trip():
     doc = build_roster(None, SERVERS, T0, DAY, CITY, ROSTER_KEY)
     assert doc["version"] == 1 and doc["prev_sha256"] is None
@@ -74,8 +83,7 @@ def test_build_verify_round_trip():
     assert isinstance(r, Roster) and r.version == 1
     assert set(r.servers) == {"a.example", "b.example", CITY}
     a = r.servers["a.example"]
-    assert (a.school_id, a.name, a.district, a.server_class) == ("1", "School 1", "North",
-                                                                 "school")
+    assert (a.school_id, a.name, a.district, a.server_class) == ("1", "School 1", "North", "school")
     assert a.verify_keys == {"ed25519:a1": A_KEY.verify_key}
     assert r.servers[CITY].server_class == "city"
     assert r.sha256 == roster_hash(doc)
@@ -116,16 +124,23 @@ def test_server_key_cannot_sign_or_be_pinned_as_roster_key():
         RosterState(A_KEY.verify_key, CITY)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda e: e.update({"class": "rogue"}), "class must be one of"),
-    (lambda e: e.update({"verify_keys": {}}), "at least one key"),
-    (lambda e: e.update({"verify_keys": {"ed25519:x": {"key": "@@"}}}), "ed25519:x"),
-    (lambda e: e.update({"verify_keys": {"curve:x": {"key": "AAAA"}}}), "algorithm"),
-    (lambda e: e.update({"school_id": ""}), "school_id"),
-    (lambda e: e.pop("name"), "name"),
-    (lambda e: e.update({"old_verify_keys": {"ed25519:o": {"key": A_KEY.verify_key.encode()}}}),
-     "expired_ts"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda e: e.update({"class": "rogue"}), "class must be one of"),
+        (lambda e: e.update({"verify_keys": {}}), "at least one key"),
+        (lambda e: e.update({"verify_keys": {"ed25519:x": {"key": "@@"}}}), "ed25519:x"),
+        (lambda e: e.update({"verify_keys": {"curve:x": {"key": "AAAA"}}}), "algorithm"),
+        (lambda e: e.update({"school_id": ""}), "school_id"),
+        (lambda e: e.pop("name"), "name"),
+        (
+            lambda e: e.update(
+                {"old_verify_keys": {"ed25519:o": {"key": A_KEY.verify_key.encode()}}}
+            ),
+            "expired_ts",
+        ),
+    ],
+)
 def test_bad_entries_refused_with_clear_message(mutate, message):
     servers = copy.deepcopy(SERVERS)
     mutate(servers["a.example"])
@@ -138,8 +153,14 @@ def test_bad_server_name_and_duplicate_school_id_refused():
     with pytest.raises(RosterError, match="not a valid server name"):
         build_roster(None, {"bad name!": entry("9", A_KEY)}, T0, DAY, CITY, ROSTER_KEY)
     with pytest.raises(RosterError, match="school_id '1' is used by both"):
-        build_roster(None, {"a.example": entry("1", A_KEY), "z.example": entry("1", B_KEY)},
-                     T0, DAY, CITY, ROSTER_KEY)
+        build_roster(
+            None,
+            {"a.example": entry("1", A_KEY), "z.example": entry("1", B_KEY)},
+            T0,
+            DAY,
+            CITY,
+            ROSTER_KEY,
+        )
 
 
 def _resign(doc, key=ROSTER_KEY):
@@ -148,15 +169,18 @@ def _resign(doc, key=ROSTER_KEY):
     return sign_json(doc, CITY, key)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.update({"version": 0}), "version must be an integer >= 1"),
-    (lambda d: d.update({"version": True}), "version must be an integer"),
-    (lambda d: d.update({"valid_until_ts": d["issued_ts"]}), "valid_until_ts"),
-    (lambda d: d.update({"issued_ts": "now"}), "issued_ts"),
-    (lambda d: d.pop("prev_sha256"), "no prev_sha256"),
-    (lambda d: d.update({"prev_sha256": "x" * 43}), "version 1 must have prev_sha256 null"),
-    (lambda d: d.update({"servers": []}), "servers must be an object"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.update({"version": 0}), "version must be an integer >= 1"),
+        (lambda d: d.update({"version": True}), "version must be an integer"),
+        (lambda d: d.update({"valid_until_ts": d["issued_ts"]}), "valid_until_ts"),
+        (lambda d: d.update({"issued_ts": "now"}), "issued_ts"),
+        (lambda d: d.pop("prev_sha256"), "no prev_sha256"),
+        (lambda d: d.update({"prev_sha256": "x" * 43}), "version 1 must have prev_sha256 null"),
+        (lambda d: d.update({"servers": []}), "servers must be an object"),
+    ],
+)
 def test_signed_but_malformed_documents_refused(mutate, message):
     doc = build_roster(None, SERVERS, T0, DAY, CITY, ROSTER_KEY)
     mutate(doc)
@@ -189,8 +213,11 @@ def test_signature_checks():
     assert exc.value.reason == "signature"
     # Under another signer name.
     with pytest.raises(RosterError, match="signed by evil.example") as exc:
-        verify_roster(sign_json(_resign(doc) | {"signatures": {}}, "evil.example",
-                                ROSTER_KEY), ROSTER_KEY.verify_key, CITY)
+        verify_roster(
+            sign_json(_resign(doc) | {"signatures": {}}, "evil.example", ROSTER_KEY),
+            ROSTER_KEY.verify_key,
+            CITY,
+        )
     assert exc.value.reason == "signer"
     # An extra signature (would change the hash without changing the content).
     extra = copy.deepcopy(doc)
@@ -214,6 +241,7 @@ def test_roster_error_is_a_matrix_error():
 
 
 # --- RosterState: the attacks ------------------------------------------------------------
+
 
 def test_empty_state_admits_nobody():
     st = RosterState(ROSTER_KEY.verify_key, CITY)
@@ -243,8 +271,9 @@ def _refused(st, doc, reason, now=T0):
 def test_attack_signed_by_another_key():
     d1, d2 = chain(2)
     st = state(d1)
-    forged = build_roster(d1, dict(SERVERS, **{"rogue.example": entry("r", A_KEY)}),
-                          T0, DAY, CITY, OTHER_KEY)
+    forged = build_roster(
+        d1, dict(SERVERS, **{"rogue.example": entry("r", A_KEY)}), T0, DAY, CITY, OTHER_KEY
+    )
     _refused(st, forged, "signature")
     assert not st.is_member("rogue.example")
     st.accept(d2, T0)
@@ -326,6 +355,7 @@ def test_state_holds_a_private_copy():
 
 # --- chains ------------------------------------------------------------------------------
 
+
 def test_five_versions_accepted_in_order():
     docs = chain(5)
     st = RosterState(ROSTER_KEY.verify_key, CITY)
@@ -354,19 +384,19 @@ def test_accept_chain_catches_up_in_any_order():
 def test_accept_chain_all_or_nothing():
     docs = chain(5)
     st = state(docs[0])
-    with pytest.raises(RosterError) as exc:          # a missing link
+    with pytest.raises(RosterError) as exc:  # a missing link
         st.accept_chain([docs[1], docs[3], docs[4]], T0)
     assert exc.value.reason == "gap" and st.version == 1
     tampered = copy.deepcopy(docs[2])
     tampered["servers"]["rogue.example"] = entry("r", A_KEY)
-    with pytest.raises(RosterError) as exc:          # a forged link
+    with pytest.raises(RosterError) as exc:  # a forged link
         st.accept_chain([docs[1], tampered, docs[3], docs[4]], T0)
     assert exc.value.reason == "signature" and st.version == 1
     other1 = build_roster(None, {}, T0 + 9, DAY, CITY, ROSTER_KEY)
-    with pytest.raises(RosterError) as exc:          # a different history
+    with pytest.raises(RosterError) as exc:  # a different history
         st.accept_chain([other1, build_roster(other1, {}, T0, DAY, CITY, ROSTER_KEY)], T0)
     assert exc.value.reason in ("fork", "chain") and st.version == 1
-    with pytest.raises(RosterError) as exc:          # newest expired
+    with pytest.raises(RosterError) as exc:  # newest expired
         st.accept_chain(docs[1:], docs[4]["valid_until_ts"] + 1)
     assert exc.value.reason == "expired" and st.version == 1
 
@@ -383,7 +413,8 @@ def test_accept_chain_intermediate_expiry_does_not_matter():
 def test_old_verify_keys_exposed():
     servers = copy.deepcopy(SERVERS)
     servers["a.example"]["old_verify_keys"] = {
-        "ed25519:a0": {"key": B_KEY.verify_key.encode(), "expired_ts": T0}}
+        "ed25519:a0": {"key": B_KEY.verify_key.encode(), "expired_ts": T0}
+    }
     st = state(build_roster(None, servers, T0, DAY, CITY, ROSTER_KEY))
     vk, ts = st.old_keys("a.example")["ed25519:a0"]
     assert vk.public_bytes == B_KEY.verify_key.public_bytes and ts == T0

@@ -38,14 +38,19 @@ PUBLIC_B64 = "XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI"  # see test_keys.py
 
 # Appendix "JSON Signing": input, and the signed JSON the algorithm "should emit".
 VECTORS = [
-    ("{}", """{
+    (
+        "{}",
+        """{
     "signatures": {
         "domain": {
             "ed25519:1": "K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ"
         }
     }
-}"""),  # noqa: E501 - the spec's test vector, verbatim
-    ('{\n    "one": 1,\n    "two": "Two"\n}', """{
+}""",
+    ),  # noqa: E501 - the spec's test vector, verbatim
+    (
+        '{\n    "one": 1,\n    "two": "Two"\n}',
+        """{
     "one": 1,
     "signatures": {
         "domain": {
@@ -53,11 +58,14 @@ VECTORS = [
         }
     },
     "two": "Two"
-}"""),  # noqa: E501 - the spec's test vector, verbatim
+}""",
+    ),  # noqa: E501 - the spec's test vector, verbatim
 ]
 
-BACKENDS = [pytest.param(verify_raw_nacl, id="pynacl"),
-            pytest.param(verify_raw_cryptography, id="cryptography")]
+BACKENDS = [
+    pytest.param(verify_raw_nacl, id="pynacl"),
+    pytest.param(verify_raw_cryptography, id="cryptography"),
+]
 
 
 @pytest.fixture(params=["pynacl", "cryptography"])
@@ -95,6 +103,7 @@ def test_signed_bytes_of_the_vectors():
 
 # --- unsigned and signatures are not covered --------------------------------------------
 
+
 def test_unsigned_and_signatures_are_excluded_from_signed_bytes():
     obj = {"b": 2, "a": "x", "unsigned": {"age_ts": 5}, "signatures": {"s": {"k": "v"}}}
     assert signed_bytes(obj) == b'{"a":"x","b":2}'
@@ -120,8 +129,10 @@ def test_other_signatures_are_kept_and_do_not_affect_ours(backend):
     obj = sign_json({"one": 1, "two": "Two"}, "elsewhere", other)
     sign_json(obj, SERVER, KEY)
     sign_json(obj, SERVER, SigningKey.generate("k2"))
-    assert obj["signatures"][SERVER]["ed25519:1"] == \
-        json.loads(VECTORS[1][1])["signatures"][SERVER]["ed25519:1"]
+    assert (
+        obj["signatures"][SERVER]["ed25519:1"]
+        == json.loads(VECTORS[1][1])["signatures"][SERVER]["ed25519:1"]
+    )
     assert set(obj["signatures"]) == {"elsewhere", SERVER}
     assert len(obj["signatures"][SERVER]) == 2
     verify_json(obj, "elsewhere", other.verify_key)
@@ -130,18 +141,22 @@ def test_other_signatures_are_kept_and_do_not_affect_ours(backend):
 
 # --- failures: each its own error ---------------------------------------------------------
 
+
 def _signed() -> dict:
     return sign_json({"one": 1, "two": "Two", "nested": {"list": [1, "a"]}}, SERVER, KEY)
 
 
-@pytest.mark.parametrize("tamper", [
-    lambda o: o.__setitem__("one", 2),
-    lambda o: o.__setitem__("two", "two"),
-    lambda o: o.__setitem__("three", 3),
-    lambda o: o.pop("two"),
-    lambda o: o["nested"]["list"].append(None),
-    lambda o: o["nested"].__setitem__("list", [1, "b"]),
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda o: o.__setitem__("one", 2),
+        lambda o: o.__setitem__("two", "two"),
+        lambda o: o.__setitem__("three", 3),
+        lambda o: o.pop("two"),
+        lambda o: o["nested"]["list"].append(None),
+        lambda o: o["nested"].__setitem__("list", [1, "b"]),
+    ],
+)
 def test_tampered_content_is_invalid(tamper, backend):
     obj = _signed()
     tamper(obj)
@@ -167,15 +182,24 @@ def test_wrong_key_is_invalid(backend):
         verify_json(obj, SERVER, impostor.verify_key)
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda o: o.pop("signatures"), "no signatures"),
-    (lambda o: o.__setitem__("signatures", {}), "No signature from domain"),
-    (lambda o: o["signatures"].__setitem__("other.server", o["signatures"].pop(SERVER)),
-     "No signature from domain"),
-    (lambda o: o["signatures"].__setitem__(SERVER, {}), "with key ed25519:1"),
-    (lambda o: o["signatures"][SERVER].__setitem__(
-        "ed25519:2", o["signatures"][SERVER].pop("ed25519:1")), "with key ed25519:1"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda o: o.pop("signatures"), "no signatures"),
+        (lambda o: o.__setitem__("signatures", {}), "No signature from domain"),
+        (
+            lambda o: o["signatures"].__setitem__("other.server", o["signatures"].pop(SERVER)),
+            "No signature from domain",
+        ),
+        (lambda o: o["signatures"].__setitem__(SERVER, {}), "with key ed25519:1"),
+        (
+            lambda o: o["signatures"][SERVER].__setitem__(
+                "ed25519:2", o["signatures"][SERVER].pop("ed25519:1")
+            ),
+            "with key ed25519:1",
+        ),
+    ],
+)
 def test_missing_signature(mutate, match):
     obj = _signed()
     mutate(obj)
@@ -183,17 +207,22 @@ def test_missing_signature(mutate, match):
         verify_json(obj, SERVER, KEY.verify_key)
 
 
-@pytest.mark.parametrize("value,match", [
-    ("not base64!", "not valid unpadded Base64"),
-    ("AAAAA", "not valid unpadded Base64"),      # impossible length
-    (123, "not valid unpadded Base64"),          # not a string
-    ([], "not valid unpadded Base64"),
-    ("K8280/U9SSy9IVtjBuVeLr-HpOB4BQFWbg-UZaADMtTdGYI7Geitb76LTrr5QV_7Xg4ahLwYGYZzuHGZKM5ZAQ",
-     "not valid unpadded Base64"),               # URL-safe alphabet
-    (encode_base64(bytes(63)), "63 bytes, expected 64"),
-    (encode_base64(bytes(65)), "65 bytes, expected 64"),
-    ("", "0 bytes, expected 64"),
-])
+@pytest.mark.parametrize(
+    "value,match",
+    [
+        ("not base64!", "not valid unpadded Base64"),
+        ("AAAAA", "not valid unpadded Base64"),  # impossible length
+        (123, "not valid unpadded Base64"),  # not a string
+        ([], "not valid unpadded Base64"),
+        (
+            "K8280/U9SSy9IVtjBuVeLr-HpOB4BQFWbg-UZaADMtTdGYI7Geitb76LTrr5QV_7Xg4ahLwYGYZzuHGZKM5ZAQ",
+            "not valid unpadded Base64",
+        ),  # URL-safe alphabet
+        (encode_base64(bytes(63)), "63 bytes, expected 64"),
+        (encode_base64(bytes(65)), "65 bytes, expected 64"),
+        ("", "0 bytes, expected 64"),
+    ],
+)
 def test_malformed_signature_value(value, match):
     obj = _signed()
     obj["signatures"][SERVER]["ed25519:1"] = value
@@ -201,15 +230,18 @@ def test_malformed_signature_value(value, match):
         verify_json(obj, SERVER, KEY.verify_key)
 
 
-@pytest.mark.parametrize("sigs,match", [
-    ([], "'signatures' must be an object, not an array"),
-    ("sig", "'signatures' must be an object, not a string"),
-    (5, "'signatures' must be an object, not a number"),
-    (True, "'signatures' must be an object, not a boolean"),
-    ({SERVER: "sig"}, "signatures.domain must be an object, not a string"),
-    ({SERVER: [1]}, "signatures.domain must be an object, not an array"),
-    ({SERVER: None}, None),  # null entry: treated as absent
-])
+@pytest.mark.parametrize(
+    "sigs,match",
+    [
+        ([], "'signatures' must be an object, not an array"),
+        ("sig", "'signatures' must be an object, not a string"),
+        (5, "'signatures' must be an object, not a number"),
+        (True, "'signatures' must be an object, not a boolean"),
+        ({SERVER: "sig"}, "signatures.domain must be an object, not a string"),
+        ({SERVER: [1]}, "signatures.domain must be an object, not an array"),
+        ({SERVER: None}, None),  # null entry: treated as absent
+    ],
+)
 def test_signatures_container_not_an_object(sigs, match):
     obj = _signed()
     obj["signatures"] = sigs
@@ -265,17 +297,24 @@ def test_get_signature_returns_raw_bytes():
 
 # --- the two backends agree ------------------------------------------------------------
 
+
 @settings(max_examples=60, deadline=None)
-@given(seed=st.binary(min_size=32, max_size=32), message=st.binary(max_size=300),
-       flip=st.one_of(st.none(), st.integers(0, 64 * 8 - 1)),
-       other_seed=st.one_of(st.none(), st.binary(min_size=32, max_size=32)))
+@given(
+    seed=st.binary(min_size=32, max_size=32),
+    message=st.binary(max_size=300),
+    flip=st.one_of(st.none(), st.integers(0, 64 * 8 - 1)),
+    other_seed=st.one_of(st.none(), st.binary(min_size=32, max_size=32)),
+)
 def test_backends_agree_on_random_signatures(seed, message, flip, other_seed):
     key = SigningKey("k", seed)
     sig = bytearray(key.sign(message))
     if flip is not None:
         sig[flip // 8] ^= 1 << (flip % 8)
-    public = key.verify_key.public_bytes if other_seed is None \
+    public = (
+        key.verify_key.public_bytes
+        if other_seed is None
         else SigningKey("k", other_seed).verify_key.public_bytes
+    )
     expected = flip is None and (other_seed is None or other_seed == seed)
     assert verify_raw_nacl(public, bytes(sig), message) is expected
     assert verify_raw_cryptography(public, bytes(sig), message) is expected
@@ -301,6 +340,7 @@ def _challenge(r: bytes, a: bytes, m: bytes) -> int:
 def _raw_openssl(public: bytes, sig: bytes, msg: bytes) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(sig, msg)
         return True
@@ -363,8 +403,7 @@ def test_backends_agree_on_mixed_order_public_keys():
     # a signature made with A's scalar verifies under A' exactly when 8 divides h.
     torsion = next(y for y in signing._SMALL_ORDER_YS if 1 < y < 2**255 - 20)
     a = _scalar(SEED)
-    mixed = nb.crypto_core_ed25519_add(KEY.verify_key.public_bytes,
-                                       torsion.to_bytes(32, "little"))
+    mixed = nb.crypto_core_ed25519_add(KEY.verify_key.public_bytes, torsion.to_bytes(32, "little"))
     outcomes = []
     for i in range(32):
         message = b"m%d" % i
@@ -380,9 +419,15 @@ def test_backends_agree_on_mixed_order_public_keys():
 
 
 @pytest.mark.parametrize("verify", BACKENDS)
-@pytest.mark.parametrize("public,sig", [
-    (bytes(31), bytes(64)), (bytes(33), bytes(64)), (bytes(32), bytes(63)), (b"", b""),
-])
+@pytest.mark.parametrize(
+    "public,sig",
+    [
+        (bytes(31), bytes(64)),
+        (bytes(33), bytes(64)),
+        (bytes(32), bytes(63)),
+        (b"", b""),
+    ],
+)
 def test_wrong_lengths_are_false_not_errors(verify, public, sig):
     assert verify(public, sig, b"m") is False
 

@@ -18,8 +18,15 @@ SCHOOL_KEY = SigningKey("k1", b"\x21" * 32)
 
 
 def room(room_id: str, name: str, members: int = 1, **extra: Any) -> dict:
-    return {"room_id": room_id, "name": name, "num_joined_members": members,
-            "world_readable": False, "guest_can_join": False, "join_rule": "public", **extra}
+    return {
+        "room_id": room_id,
+        "name": name,
+        "num_joined_members": members,
+        "world_readable": False,
+        "guest_can_join": False,
+        "join_rule": "public",
+        **extra,
+    }
 
 
 class FakeFederation:
@@ -50,8 +57,15 @@ class FakeFederation:
             return await d
         return fn()
 
-    async def request(self, destination: str, method: str, path: str, json_body: Any = None,
-                      query: Any = None, timeout: float | None = None) -> tuple[int, Any]:
+    async def request(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        query: Any = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Any]:
         self.calls.append((destination, path, dict(query or {})))
 
         def answer() -> tuple[int, Any]:
@@ -65,17 +79,26 @@ class FakeFederation:
                 rooms = self.rooms.get(destination, [])
                 offset = int((query or {}).get("since", "o0")[1:])
                 limit = int((query or {}).get("limit", 100))
-                body: dict = {"chunk": rooms[offset:offset + limit],
-                              "total_room_count_estimate": len(rooms)}
+                body: dict = {
+                    "chunk": rooms[offset : offset + limit],
+                    "total_room_count_estimate": len(rooms),
+                }
                 if offset + limit < len(rooms):
                     body["next_batch"] = f"o{offset + limit}"
                 return 200, body
             return 404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized"}
+
         return await self._answer(answer)
 
-    async def request_ok(self, destination: str, method: str, path: str,
-                         json_body: Any = None, query: Any = None,
-                         timeout: float | None = None) -> Any:
+    async def request_ok(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        query: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         status, body = await self.request(destination, method, path, json_body, query, timeout)
         if status != 200:
             raise RemoteError(destination, status, body)
@@ -106,18 +129,42 @@ class CityHarness(GatewayHarness):
         async def members() -> list[str]:
             doc = await self.roster.current()
             return list((doc or {}).get("servers", {}))
-        self.gatherer = DirectoryGatherer(client=self.fed, clock=self.clock,
-                                          server_name=self.gw.server_name, members=members,
-                                          interval_s=300)
+
+        self.gatherer = DirectoryGatherer(
+            client=self.fed,
+            clock=self.clock,
+            server_name=self.gw.server_name,
+            members=members,
+            interval_s=300,
+        )
         self.gw.gatherer = self.gatherer
         self.gw.public_rooms = self.gatherer
-        self.own = [room("!news:city", "City announcements", 40,
-                         canonical_alias="#announcements:city.example")]
+        self.own = [
+            room(
+                "!news:city",
+                "City announcements",
+                40,
+                canonical_alias="#announcements:city.example",
+            )
+        ]
         self.gw.directory = OwnRoomsDirectory(self.gw, self.gatherer, self.own)
         register(self.router, self.gw, self.gw.directory)
 
-    def add_school(self, server: str, school_id: str, name: str, district: str = "",
-                   server_class: str = "school") -> None:
-        result_of(self.roster.add_server(server, school_id=school_id, name=name,
-                                         district=district, server_class=server_class,
-                                         verify_keys=[SCHOOL_KEY.verify_key]))
+    def add_school(
+        self,
+        server: str,
+        school_id: str,
+        name: str,
+        district: str = "",
+        server_class: str = "school",
+    ) -> None:
+        result_of(
+            self.roster.add_server(
+                server,
+                school_id=school_id,
+                name=name,
+                district=district,
+                server_class=server_class,
+                verify_keys=[SCHOOL_KEY.verify_key],
+            )
+        )

@@ -46,8 +46,11 @@ class FakeAccounts:
         self.tokens: dict[str, str] = {}
         self.login_limiter = None
         # The node's real lockout, so dashboard logins are judged by it.
-        self.guard = CredentialGuard(clock, attempts_per_second=1.0, attempts_burst=30) \
-            if clock is not None else None
+        self.guard = (
+            CredentialGuard(clock, attempts_per_second=1.0, attempts_burst=30)
+            if clock is not None
+            else None
+        )
 
     def add(self, localpart: str, role: str, password: str = PASSWORD) -> str:
         user_id = f"@{localpart}:{CITY}"
@@ -67,8 +70,7 @@ class FakeAccounts:
         entry = self.users.get(user_id)
         return entry is not None and entry[0] == password
 
-    async def verify_password(self, user_id: str | None, password: str,
-                              ip: str | None) -> bool:
+    async def verify_password(self, user_id: str | None, password: str, ip: str | None) -> bool:
         """The node's check in small: lockout first, then the password, failures counted."""
         if self.guard is not None:
             self.guard.check_not_locked(ip, user_id)
@@ -84,15 +86,14 @@ class FakeAccounts:
     async def authenticate(self, req: Any, token: str) -> Requester:
         user_id = self.tokens.get(token)
         if user_id is None:
-            raise MatrixError("Unknown access token", errcode="M_UNKNOWN_TOKEN",
-                              http_status=401)
+            raise MatrixError("Unknown access token", errcode="M_UNKNOWN_TOKEN", http_status=401)
         return Requester(user_id, "DEV")
 
 
 @dataclass
 class Reply:
     status: int
-    body: Any                       # JSON, or text for HTML responses
+    body: Any  # JSON, or text for HTML responses
     headers: dict = field(default_factory=dict)
 
     @property
@@ -104,20 +105,36 @@ class GatewayHarness:
     def __init__(self, *, with_roster: bool = True, dashboard_enabled: bool = True) -> None:
         self.db = InlineDB()
         self.clock = fake_clock(T0)
-        self.roster = RosterService(self.db, self.clock, CITY, ROSTER_KEY, DAY_MS,
-                                    token_ttl_ms=DAY_MS)
+        self.roster = RosterService(
+            self.db, self.clock, CITY, ROSTER_KEY, DAY_MS, token_ttl_ms=DAY_MS
+        )
         if with_roster:
-            result_of(self.roster.add_server(CITY, school_id="city", name="City office",
-                                             server_class="city",
-                                             verify_keys=[CITY_KEY.verify_key]))
+            result_of(
+                self.roster.add_server(
+                    CITY,
+                    school_id="city",
+                    name="City office",
+                    server_class="city",
+                    verify_keys=[CITY_KEY.verify_key],
+                )
+            )
         self.accounts = FakeAccounts(self.clock)
         self.office = self.accounts.add("office", "office")
         self.teacher = self.accounts.add("teacher", "teacher")
-        config = SimpleNamespace(server_name=CITY, public_baseurl="https://city.example/",
-                                 client_listener=SimpleNamespace(tls_certificate_path=None),
-                                 data_dir="/nonexistent", default_room_version="12")
-        self.gw = Gateway(config=config, gw_config=GatewayConfig(), roster=self.roster,
-                          accounts=self.accounts, clock=self.clock)
+        config = SimpleNamespace(
+            server_name=CITY,
+            public_baseurl="https://city.example/",
+            client_listener=SimpleNamespace(tls_certificate_path=None),
+            data_dir="/nonexistent",
+            default_room_version="12",
+        )
+        self.gw = Gateway(
+            config=config,
+            gw_config=GatewayConfig(),
+            roster=self.roster,
+            accounts=self.accounts,
+            clock=self.clock,
+        )
         self.changes: list[dict] = []
         self.gw.add_roster_listener(self.changes.append)
         self.router = Router()
@@ -133,10 +150,19 @@ class GatewayHarness:
         self.clock.reactor.advance(seconds)
 
     # --- requests ------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, json_body: Any = None, raw: bytes | None = None,
-                form: dict | None = None, token: str | None = None,
-                headers: dict | None = None, cookies: bool = True,
-                client_ip: str = "127.0.0.1") -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        raw: bytes | None = None,
+        form: dict | None = None,
+        token: str | None = None,
+        headers: dict | None = None,
+        cookies: bool = True,
+        client_ip: str = "127.0.0.1",
+    ) -> Reply:
         path, _, query = path.partition("?")
         args: dict[str, list[str]] = {}
         for part in filter(None, query.split("&")):
@@ -160,13 +186,17 @@ class GatewayHarness:
         try:
             route, params, known = self.router.match(method, path)
             if route is None:
-                raise MatrixError("Unrecognized request", errcode="M_UNRECOGNIZED",
-                                  http_status=405 if known else 404)
+                raise MatrixError(
+                    "Unrecognized request",
+                    errcode="M_UNRECOGNIZED",
+                    http_status=405 if known else 404,
+                )
             if route.auth or route.auth_optional:
                 tok = hdrs.get("authorization", "")[7:] or None
                 if tok is None and route.auth:
-                    raise MatrixError("Missing access token", errcode="M_MISSING_TOKEN",
-                                      http_status=401)
+                    raise MatrixError(
+                        "Missing access token", errcode="M_MISSING_TOKEN", http_status=401
+                    )
                 if tok is not None:
                     req.requester = result_of(self.accounts.authenticate(req, tok))
             result = result_of(route.handler(req, **params))
@@ -195,8 +225,11 @@ class GatewayHarness:
     def login(self, username: str = "office", password: str = PASSWORD) -> Reply:
         page = self.request("GET", "/dashboard/login")
         csrf = hidden_value(page.body, "csrf")
-        return self.request("POST", "/dashboard/login",
-                            form={"username": username, "password": password, "csrf": csrf})
+        return self.request(
+            "POST",
+            "/dashboard/login",
+            form={"username": username, "password": password, "csrf": csrf},
+        )
 
     def csrf(self, path: str = "/dashboard/enrolment") -> str:
         return hidden_value(self.request("GET", path).body, "csrf")
@@ -205,5 +238,4 @@ class GatewayHarness:
 def hidden_value(html_text: str, name: str) -> str:
     marker = f'name="{name}" value="'
     start = html_text.index(marker) + len(marker)
-    return html_text[start:html_text.index('"', start)]
-
+    return html_text[start : html_text.index('"', start)]

@@ -29,7 +29,8 @@ class FakeMembership:
         if target in self.fail_for:
             raise RuntimeError("remote server refused")
         self.rooms.state[room_id][("m.room.member", target)] = SimpleNamespace(
-            content={"membership": "invite"})
+            content={"membership": "invite"}
+        )
 
 
 class FakeRooms:
@@ -47,9 +48,14 @@ def make(classes=None):
 
     async def server_class(server):
         return classes.get(server)
-    inviter = DirectorInviter(membership=membership, rooms=rooms, inviter=lambda: ADMIN,
-                              city_rooms=lambda: [DIRECTORS_ROOM, NEWS_ROOM],
-                              server_class=server_class)
+
+    inviter = DirectorInviter(
+        membership=membership,
+        rooms=rooms,
+        inviter=lambda: ADMIN,
+        city_rooms=lambda: [DIRECTORS_ROOM, NEWS_ROOM],
+        server_class=server_class,
+    )
     return inviter, membership, rooms
 
 
@@ -58,18 +64,19 @@ def test_directors_are_invited_to_both_rooms_once():
     d1, d2 = f"@director:{A}", f"@deputy.head:{A}"
     result_of(inviter.on_stats(A, {"directors": [d1, d2]}))
     assert sorted(membership.calls) == sorted(
-        (ADMIN, r, d) for r in (DIRECTORS_ROOM, NEWS_ROOM) for d in (d1, d2))
+        (ADMIN, r, d) for r in (DIRECTORS_ROOM, NEWS_ROOM) for d in (d1, d2)
+    )
     result_of(inviter.on_stats(A, {"directors": [d1, d2]}))
-    assert len(membership.calls) == 4                 # already invited: not again
+    assert len(membership.calls) == 4  # already invited: not again
 
 
 def test_a_director_who_left_or_joined_is_not_invited_again():
     inviter, membership, rooms = make()
     d = f"@director:{A}"
     rooms.state[DIRECTORS_ROOM][("m.room.member", d)] = SimpleNamespace(
-        content={"membership": "leave"})
-    rooms.state[NEWS_ROOM][("m.room.member", d)] = SimpleNamespace(
-        content={"membership": "join"})
+        content={"membership": "leave"}
+    )
+    rooms.state[NEWS_ROOM][("m.room.member", d)] = SimpleNamespace(content={"membership": "join"})
     result_of(inviter.on_stats(A, {"directors": [d]}))
     assert membership.calls == []
 
@@ -102,17 +109,24 @@ def test_no_city_rooms_yet_means_no_invites():
 def test_the_gatherer_hands_announced_directors_to_the_inviter():
     inviter, membership, _ = make()
     fed = FakeFederation()
-    fed.stats[A] = {"users": 3, "rooms": 1, "public_rooms": 0,
-                    "directors": [f"@director:{A}", "@director:other.example"]}
+    fed.stats[A] = {
+        "users": 3,
+        "rooms": 1,
+        "public_rooms": 0,
+        "directors": [f"@director:{A}", "@director:other.example"],
+    }
 
     async def members():
         return ["city.example", A]
-    gatherer = DirectoryGatherer(client=fed, clock=fake_clock(0), server_name="city.example",
-                                 members=members, interval_s=60)
+
+    gatherer = DirectoryGatherer(
+        client=fed, clock=fake_clock(0), server_name="city.example", members=members, interval_s=60
+    )
     gatherer.on_stats.append(inviter.on_stats)
 
     async def go():
         await gatherer.gather_all()
+
     result_of(go())
     # The other server's user was dropped before it reached the inviter.
     assert {t for _, _, t in membership.calls} == {f"@director:{A}"}

@@ -28,17 +28,21 @@ def count_statements(db):
 
 def test_claim_batches_gives_what_claim_batch_gives_one_by_one():
     db = InlineDB()
-    run(db, queue.enqueue_pdus, [("a.test", so, f"$a{so}") for so in range(120, 0, -1)]
-        + [("b.test", 7, "$b7"), ("e.test", 1, "$e1"), ("e.test", 2, "$e2")])
+    run(
+        db,
+        queue.enqueue_pdus,
+        [("a.test", so, f"$a{so}") for so in range(120, 0, -1)]
+        + [("b.test", 7, "$b7"), ("e.test", 1, "$e1"), ("e.test", 2, "$e2")],
+    )
     run(db, queue.enqueue_edus, [("a.test", "m.typing", {"n": i}, None) for i in range(3)])
-    inflight = run(db, queue.claim_batch, "e.test", 500)           # e.g. failed earlier
+    inflight = run(db, queue.claim_batch, "e.test", 500)  # e.g. failed earlier
     run(db, queue.enqueue_pdus, [("e.test", 3, "$e3")])
     got = run(db, queue.claim_batches, ["a.test", "b.test", "c.test", "e.test"], 1000)
     a, b, e = got["a.test"], got["b.test"], got["e.test"]
     assert a.event_ids == [f"$a{i}" for i in range(1, 51)] and not a.resumed
     assert [x["content"] for x in a.edus] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert b.event_ids == ["$b7"] and b.edus == []
-    assert got["c.test"] is None                                   # never queued
+    assert got["c.test"] is None  # never queued
     assert (e.txn_id, e.event_ids, e.resumed) == (inflight.txn_id, ["$e1", "$e2"], True)
     # Not acknowledged: the same transactions again (as claim_batch would say).
     again = run(db, queue.claim_batch, "a.test", 2000)
@@ -49,8 +53,11 @@ def test_claim_batches_gives_what_claim_batch_gives_one_by_one():
     assert nxt["a.test"].edus == [] and nxt["b.test"] is None
     assert nxt["a.test"].txn_id not in (a.txn_id, again.txn_id)
     row = run(db, queue.destination_row, "b.test")
-    assert (row["last_txn_id"], row["inflight_txn_id"], row["last_success_ts"]) == \
-        (b.txn_id, None, 3000)
+    assert (row["last_txn_id"], row["inflight_txn_id"], row["last_success_ts"]) == (
+        b.txn_id,
+        None,
+        3000,
+    )
     assert run(db, queue.queue_sizes, "b.test") == (0, 0)
     assert run(db, queue.queue_sizes, "a.test") == (70, 0)
 
@@ -104,10 +111,10 @@ class Client:
     def __init__(self) -> None:
         self.sent: dict[str, list] = {}
 
-    async def request(self, destination, method, path, json_body=None, query=None,
-                      timeout=None):
+    async def request(self, destination, method, path, json_body=None, query=None, timeout=None):
         self.sent.setdefault(destination, []).append(
-            [p["content"]["body"] for p in json_body["pdus"]])
+            [p["content"]["body"] for p in json_body["pdus"]]
+        )
         return 200, {"pdus": {}}
 
 
@@ -120,9 +127,15 @@ def test_one_event_to_two_hundred_servers_takes_a_handful_of_database_calls():
 
     async def get_events(ids):
         return {i: news for i in ids}
-    sender = TransactionSender(db=db, clock=ReactorClock(reactor), client=client,
-                               server_name="city.test", policy=SimpleNamespace(
-                                   allow_outbound=lambda d: True), get_events=get_events)
+
+    sender = TransactionSender(
+        db=db,
+        clock=ReactorClock(reactor),
+        client=client,
+        server_name="city.test",
+        policy=SimpleNamespace(allow_outbound=lambda d: True),
+        get_events=get_events,
+    )
     names = [f"s{i:03d}.test" for i in range(200)]
     with db.engine.begin() as conn:
         queue.enqueue_pdus(conn, [(d, 5, "$news") for d in names])
@@ -134,5 +147,4 @@ def test_one_event_to_two_hundred_servers_takes_a_handful_of_database_calls():
     assert sender.sent_transactions == 200 and sender.is_idle()
     # 2 x 200 database transactions one by one; coalesced: a few claims and completions.
     assert len(db.calls) <= 8, db.calls
-    assert all(result_of(InlineDB.run(db, queue.queue_sizes, d)) == (0, 0)
-               for d in names[:5])
+    assert all(result_of(InlineDB.run(db, queue.queue_sizes, d)) == (0, 0) for d in names[:5])

@@ -70,15 +70,18 @@ def test_versions_and_since_chain_verify_with_a_node_state(h):
     assert h.request("GET", "/_parta/v1/roster?since=3").body["versions"] == []
 
 
-@pytest.mark.parametrize("path, status, errcode", [
-    ("/_parta/v1/roster/0", 400, "M_INVALID_PARAM"),
-    ("/_parta/v1/roster/abc", 400, "M_INVALID_PARAM"),
-    ("/_parta/v1/roster/-1", 400, "M_INVALID_PARAM"),
-    ("/_parta/v1/roster/99", 404, "M_NOT_FOUND"),
-    ("/_parta/v1/roster/99999999999999999999", 400, "M_INVALID_PARAM"),
-    ("/_parta/v1/roster?since=x", 400, "M_INVALID_PARAM"),
-    ("/_parta/v1/roster?since=-2", 400, "M_INVALID_PARAM"),
-])
+@pytest.mark.parametrize(
+    "path, status, errcode",
+    [
+        ("/_parta/v1/roster/0", 400, "M_INVALID_PARAM"),
+        ("/_parta/v1/roster/abc", 400, "M_INVALID_PARAM"),
+        ("/_parta/v1/roster/-1", 400, "M_INVALID_PARAM"),
+        ("/_parta/v1/roster/99", 404, "M_NOT_FOUND"),
+        ("/_parta/v1/roster/99999999999999999999", 400, "M_INVALID_PARAM"),
+        ("/_parta/v1/roster?since=x", 400, "M_INVALID_PARAM"),
+        ("/_parta/v1/roster?since=-2", 400, "M_INVALID_PARAM"),
+    ],
+)
 def test_bad_roster_requests_are_clear_errors(h, path, status, errcode):
     r = h.request("GET", path)
     assert (r.status, r.body["errcode"]) == (status, errcode)
@@ -97,8 +100,12 @@ def test_enrol_publishes_a_version_listing_the_school(h):
     assert key.public_bytes == ROSTER_KEY.verify_key.public_bytes
     assert roster.version == 2
     e = roster.servers["school42.example"]
-    assert (e.school_id, e.name, e.district, e.server_class) == ("42", "Lyceum No. 42",
-                                                                  "North", "school")
+    assert (e.school_id, e.name, e.district, e.server_class) == (
+        "42",
+        "Lyceum No. 42",
+        "North",
+        "school",
+    )
     assert set(e.verify_keys) == {S42_KEY.key_id}
     assert h.request("GET", "/_parta/v1/roster").body["version"] == 2
     assert [d["version"] for d in h.changes] == [2]
@@ -117,9 +124,14 @@ def test_reused_token_is_refused(h):
 
 def test_tampered_token_is_refused_and_not_consumed(h):
     text, tok = token_for(h)
-    forged = make_token(school_id="42", roster_verify_key=ROSTER_KEY.verify_key,
-                        signer_name=CITY, expires_ts=tok.expires_ts, token_id=tok.token_id,
-                        secret=b"\x00" * 32)
+    forged = make_token(
+        school_id="42",
+        roster_verify_key=ROSTER_KEY.verify_key,
+        signer_name=CITY,
+        expires_ts=tok.expires_ts,
+        token_id=tok.token_id,
+        secret=b"\x00" * 32,
+    )
     body = build_enrolment_request(forged, "evil.example", [S43_KEY], h.now())
     r = h.request("POST", "/_parta/v1/enrol", json_body=body)
     assert (r.status, r.body["errcode"]) == (403, "M_FORBIDDEN")
@@ -146,22 +158,28 @@ def test_expired_token_is_refused(h):
 
 
 def test_unknown_token_is_refused(h):
-    tok = make_token(school_id="42", roster_verify_key=ROSTER_KEY.verify_key,
-                     signer_name=CITY, expires_ts=h.now() + 10_000)
+    tok = make_token(
+        school_id="42",
+        roster_verify_key=ROSTER_KEY.verify_key,
+        signer_name=CITY,
+        expires_ts=h.now() + 10_000,
+    )
     body = build_enrolment_request(tok, "school42.example", [S42_KEY], h.now())
     r = h.request("POST", "/_parta/v1/enrol", json_body=body)
     assert r.status == 403 and "Unknown enrolment token" in r.body["error"]
 
 
-@pytest.mark.parametrize("raw, errcode", [
-    (b"not json", "M_NOT_JSON"),
-    (b"[1, 2]", "M_BAD_JSON"),
-    (b'{"token_id": "x"}', "M_BAD_JSON"),
-    (b'{"server_name": "a b", "ts": 1, "verify_keys": {}}', "M_BAD_JSON"),
-])
+@pytest.mark.parametrize(
+    "raw, errcode",
+    [
+        (b"not json", "M_NOT_JSON"),
+        (b"[1, 2]", "M_BAD_JSON"),
+        (b'{"token_id": "x"}', "M_BAD_JSON"),
+        (b'{"server_name": "a b", "ts": 1, "verify_keys": {}}', "M_BAD_JSON"),
+    ],
+)
 def test_malformed_enrolment_bodies_are_400(h, raw, errcode):
-    r = h.request("POST", "/_parta/v1/enrol", raw=raw,
-                  headers={"Content-Type": "application/json"})
+    r = h.request("POST", "/_parta/v1/enrol", raw=raw, headers={"Content-Type": "application/json"})
     assert r.status == 400 and r.body["errcode"] == errcode
 
 
@@ -208,7 +226,7 @@ def test_key_update_needs_a_server_name(h):
 # --- directory -------------------------------------------------------------------------------
 def test_directory_anonymous_sees_enrolled_schools_only(h):
     enrol(h)
-    token_for(h, "43", "Gymnasium 43", "South")          # pending
+    token_for(h, "43", "Gymnasium 43", "South")  # pending
     r = h.request("GET", "/_parta/v1/directory/schools")
     assert r.status == 200
     assert {s["server"] for s in r.body["schools"]} == {CITY, "school42.example"}
@@ -233,8 +251,10 @@ def test_directory_search(h):
     enrol(h, "school43.example", S43_KEY, "43", name="Gymnasium 43", district="South")
 
     def q(s):
-        return {x["school_id"] for x in h.request(
-            "GET", f"/_parta/v1/directory/schools?q={s}").body["schools"]}
+        return {
+            x["school_id"]
+            for x in h.request("GET", f"/_parta/v1/directory/schools?q={s}").body["schools"]
+        }
 
     assert q("lyceum") == {"42"}
     assert q("south") == {"43"}

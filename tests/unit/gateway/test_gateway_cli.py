@@ -30,8 +30,20 @@ def gw_dir(tmp_path_factory):
     data = tmp_path_factory.mktemp("gw") / "city"
     pw = data.parent / "pw"
     pw.write_text("office password 1\n")
-    code = main(["gateway", "init", "--server-name", CITY, "--data-dir", str(data),
-                 "--port", "8123", "--admin-password-file", str(pw)])
+    code = main(
+        [
+            "gateway",
+            "init",
+            "--server-name",
+            CITY,
+            "--data-dir",
+            str(data),
+            "--port",
+            "8123",
+            "--admin-password-file",
+            str(pw),
+        ]
+    )
     assert code == 0
     return data
 
@@ -69,12 +81,15 @@ def test_init_writes_keys_config_roster_and_admin(gw_dir, cfg):
         assert "gateway" in yaml.safe_load(fh)
 
     from node.cli.node_cmd import _engine
+
     engine = _engine(config)
     try:
-        svc = RosterService(BlockingDatabase(engine), WallClock(), CITY, None,
-                            roster_verify_key=rk.verify_key)
+        svc = RosterService(
+            BlockingDatabase(engine), WallClock(), CITY, None, roster_verify_key=rk.verify_key
+        )
         doc = wait(svc.current())
         from node.accounts import store
+
         with engine.begin() as conn:
             users = {u["user_id"]: u["role"] for u in store.list_users(conn)}
     finally:
@@ -88,23 +103,46 @@ def test_init_writes_keys_config_roster_and_admin(gw_dir, cfg):
 
 
 def test_init_refuses_an_existing_gateway(gw_dir, capsys):
-    code, out, err = run(capsys, "gateway", "init", "--server-name", CITY,
-                         "--data-dir", str(gw_dir))
+    code, out, err = run(
+        capsys, "gateway", "init", "--server-name", CITY, "--data-dir", str(gw_dir)
+    )
     assert code == 1 and "already exists" in err and err.count("\n") == 1
 
 
 def test_init_prints_a_generated_password(tmp_path, capsys):
-    code, out, err = run(capsys, "gateway", "init", "--server-name", "c2.test",
-                         "--data-dir", str(tmp_path / "c2"), "--admin", "mayor")
+    code, out, err = run(
+        capsys,
+        "gateway",
+        "init",
+        "--server-name",
+        "c2.test",
+        "--data-dir",
+        str(tmp_path / "c2"),
+        "--admin",
+        "mayor",
+    )
     assert code == 0
     assert "office admin: @mayor:c2.test" in out and "password:" in out
     assert "fingerprint" in out
 
 
 def test_enrol_create_prints_a_token_bound_to_the_roster_key(gw_dir, cfg, capsys):
-    code, out, err = run(capsys, "gateway", "enrol", "create", "--school-id", "42",
-                         "--name", "Lyceum No. 42", "--district", "North", "--ttl", "2d",
-                         "-c", cfg)
+    code, out, err = run(
+        capsys,
+        "gateway",
+        "enrol",
+        "create",
+        "--school-id",
+        "42",
+        "--name",
+        "Lyceum No. 42",
+        "--district",
+        "North",
+        "--ttl",
+        "2d",
+        "-c",
+        cfg,
+    )
     assert code == 0
     token = out.strip()
     assert "\n" not in token
@@ -124,20 +162,30 @@ def _enrol_directly(cfg, token, server, key):
     config = load_config(cfg)
     from gateway.roster_key import load_roster_key
     from node.cli.node_cmd import _engine
+
     rk, vk = load_roster_key(gateway_config(config).roster_key_path)
     engine = _engine(config)
     try:
         svc = RosterService(BlockingDatabase(engine), WallClock(), CITY, rk)
         tok = parse_token(token)
-        return wait(svc.enrol(build_enrolment_request(tok, server, [key],
-                                                      WallClock().time_ms())))
+        return wait(svc.enrol(build_enrolment_request(tok, server, [key], WallClock().time_ms())))
     finally:
         engine.dispose()
 
 
 def test_revoke_show_and_export(gw_dir, cfg, capsys):
-    code, out, _ = run(capsys, "gateway", "enrol", "create", "--school-id", "43",
-                       "--name", "Gymnasium 43", "-c", cfg)
+    code, out, _ = run(
+        capsys,
+        "gateway",
+        "enrol",
+        "create",
+        "--school-id",
+        "43",
+        "--name",
+        "Gymnasium 43",
+        "-c",
+        cfg,
+    )
     key = SigningKey("s43", b"\x43" * 32)
     doc = _enrol_directly(cfg, out.strip(), "school43.test", key)
     v = doc["version"]
@@ -155,8 +203,9 @@ def test_revoke_show_and_export(gw_dir, cfg, capsys):
     code, out, _ = run(capsys, "gateway", "roster", "show", "-c", cfg)
     assert code == 0 and f"Roster version {v + 1}" in out and "signature verified" in out
     assert "school43.test" not in out
-    code, out, _ = run(capsys, "gateway", "roster", "show", "--version", str(v), "--json",
-                       "-c", cfg)
+    code, out, _ = run(
+        capsys, "gateway", "roster", "show", "--version", str(v), "--json", "-c", cfg
+    )
     shown = json.loads(out)
     assert shown["version"] == v and "school43.test" in shown["servers"]
     # The versions chain: a node holding v can move to v + 1.
@@ -173,13 +222,18 @@ def test_revoke_show_and_export(gw_dir, cfg, capsys):
     assert "revoked" in next(ln for ln in out.splitlines() if ln.startswith("43 "))
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["school", "revoke", "999"], "not known to the gateway"),
-    (["roster", "show", "--version", "999"], "no roster version 999"),
-    (["enrol", "create", "--school-id", "44", "--name", "x", "--ttl", "soon"],
-     "invalid duration"),
-    (["enrol", "create", "--school-id", "", "--name", "x"], "School ID"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["school", "revoke", "999"], "not known to the gateway"),
+        (["roster", "show", "--version", "999"], "no roster version 999"),
+        (
+            ["enrol", "create", "--school-id", "44", "--name", "x", "--ttl", "soon"],
+            "invalid duration",
+        ),
+        (["enrol", "create", "--school-id", "", "--name", "x"], "School ID"),
+    ],
+)
 def test_errors_are_one_line_with_status_1(cfg, capsys, argv, message):
     code, out, err = run(capsys, "gateway", *argv, "-c", cfg)
     assert code == 1
@@ -187,11 +241,11 @@ def test_errors_are_one_line_with_status_1(cfg, capsys, argv, message):
 
 
 def test_school_node_config_is_not_a_gateway(tmp_path, capsys):
-    assert main(["node", "init", "--server-name", "s.test", "--data-dir",
-                 str(tmp_path / "s")]) == 0
+    assert main(["node", "init", "--server-name", "s.test", "--data-dir", str(tmp_path / "s")]) == 0
     capsys.readouterr()
-    code, out, err = run(capsys, "gateway", "school", "list", "-c",
-                         str(tmp_path / "s" / "config.yaml"))
+    code, out, err = run(
+        capsys, "gateway", "school", "list", "-c", str(tmp_path / "s" / "config.yaml")
+    )
     assert code == 1 and "no 'gateway:' section" in err
 
 
@@ -216,19 +270,22 @@ def test_gateway_section_is_checked(tmp_path, cfg):
 
 def test_offline_roster_key_serves_but_does_not_publish(tmp_path, gw_dir, cfg, capsys):
     import shutil
+
     offline = tmp_path / "offline"
     shutil.copytree(gw_dir, offline)
     os.unlink(offline / "roster.key")
     ocfg = str(offline / "config.yaml")
     code, out, _ = run(capsys, "gateway", "roster", "show", "-c", ocfg)
     assert code == 0 and "signature verified" in out
-    code, out, err = run(capsys, "gateway", "enrol", "create", "--school-id", "50",
-                         "--name", "x", "-c", ocfg)
-    assert code == 0          # tokens need only the public key ...
+    code, out, err = run(
+        capsys, "gateway", "enrol", "create", "--school-id", "50", "--name", "x", "-c", ocfg
+    )
+    assert code == 0  # tokens need only the public key ...
     code, out, err = run(capsys, "gateway", "school", "revoke", "50", "-c", ocfg)
-    assert code == 0          # ... and revoking a pending school publishes nothing
-    code, out, _ = run(capsys, "gateway", "enrol", "create", "--school-id", "51",
-                       "--name", "y", "-c", ocfg)
+    assert code == 0  # ... and revoking a pending school publishes nothing
+    code, out, _ = run(
+        capsys, "gateway", "enrol", "create", "--school-id", "51", "--name", "y", "-c", ocfg
+    )
     with pytest.raises(Exception, match="signing key is not loaded"):
         _enrol_offline(ocfg, out.strip())
 
@@ -237,15 +294,20 @@ def _enrol_offline(cfg, token):
     config = load_config(cfg)
     from gateway.roster_key import load_roster_key
     from node.cli.node_cmd import _engine
+
     rk, vk = load_roster_key(gateway_config(config).roster_key_path)
     assert rk is None
     engine = _engine(config)
     try:
-        svc = RosterService(BlockingDatabase(engine), WallClock(), CITY, None,
-                            roster_verify_key=vk)
+        svc = RosterService(BlockingDatabase(engine), WallClock(), CITY, None, roster_verify_key=vk)
         key = SigningKey("s51", b"\x51" * 32)
-        return wait(svc.enrol(build_enrolment_request(parse_token(token), "s51.test", [key],
-                                                      WallClock().time_ms())))
+        return wait(
+            svc.enrol(
+                build_enrolment_request(
+                    parse_token(token), "s51.test", [key], WallClock().time_ms()
+                )
+            )
+        )
     finally:
         engine.dispose()
 

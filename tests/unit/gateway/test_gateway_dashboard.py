@@ -43,8 +43,13 @@ def enrol_school(h, school_id="42", name="Lyceum No. 42", server="school42.examp
 
 # --- login -----------------------------------------------------------------------------------
 def test_pages_redirect_to_login_without_a_session(h):
-    for path in ("/dashboard/", "/dashboard/enrolment", "/dashboard/roster",
-                 "/dashboard/directory", "/dashboard/schools/city"):
+    for path in (
+        "/dashboard/",
+        "/dashboard/enrolment",
+        "/dashboard/roster",
+        "/dashboard/directory",
+        "/dashboard/schools/city",
+    ):
         r = h.request("GET", path)
         assert (r.status, r.headers["Location"]) == (303, "/dashboard/login"), path
     r = h.request("POST", "/dashboard/enrolment", form={"school_id": "1", "name": "x"})
@@ -95,12 +100,18 @@ def test_non_office_accounts_cannot_log_in(h):
 
 def test_login_form_needs_its_csrf_token(h):
     h.request("GET", "/dashboard/login")
-    r = h.request("POST", "/dashboard/login",
-                  form={"username": "office", "password": "office password", "csrf": "x"})
+    r = h.request(
+        "POST",
+        "/dashboard/login",
+        form={"username": "office", "password": "office password", "csrf": "x"},
+    )
     assert r.status == 403 and "expired" in r.body
     h.cookies.clear()
-    r = h.request("POST", "/dashboard/login",
-                  form={"username": "office", "password": "office password", "csrf": ""})
+    r = h.request(
+        "POST",
+        "/dashboard/login",
+        form={"username": "office", "password": "office password", "csrf": ""},
+    )
     assert r.status == 403 and SESSION_COOKIE not in h.cookies
 
 
@@ -115,7 +126,7 @@ def test_logout_needs_csrf_and_ends_the_session(logged):
     r = h.request("POST", "/dashboard/logout", form={"csrf": h.csrf("/dashboard/")})
     assert r.status == 303 and "Max-Age=0" in r.headers["Set-Cookie"]
     assert h.gw.sessions.get(token) is None
-    h.cookies[SESSION_COOKIE] = token      # replaying the old cookie does not work
+    h.cookies[SESSION_COOKIE] = token  # replaying the old cookie does not work
     assert h.request("GET", "/dashboard/").status == 303
 
 
@@ -146,9 +157,17 @@ def test_stylesheet_is_served_locally(h):
 # --- enrolment ---------------------------------------------------------------------------------
 def test_create_token_shows_it_once(logged):
     h = logged
-    r = h.request("POST", "/dashboard/enrolment",
-                  form={"csrf": h.csrf(), "school_id": "42", "name": "Lyceum No. 42",
-                        "district": "North", "ttl_days": "7"})
+    r = h.request(
+        "POST",
+        "/dashboard/enrolment",
+        form={
+            "csrf": h.csrf(),
+            "school_id": "42",
+            "name": "Lyceum No. 42",
+            "district": "North",
+            "ttl_days": "7",
+        },
+    )
     assert r.status == 303 and r.headers["Location"].startswith("/dashboard/enrolment")
     page = h.request("GET", "/dashboard/enrolment").body
     tokens = re.findall(r"parta-enrol:v1:[A-Za-z0-9_-]+", page)
@@ -164,18 +183,22 @@ def test_create_token_shows_it_once(logged):
 
 def test_create_token_needs_csrf(logged):
     h = logged
-    r = h.request("POST", "/dashboard/enrolment",
-                  form={"csrf": "forged", "school_id": "42", "name": "Lyceum"})
+    r = h.request(
+        "POST", "/dashboard/enrolment", form={"csrf": "forged", "school_id": "42", "name": "Lyceum"}
+    )
     assert r.status == 403
     assert [s["school_id"] for s in result_of(h.roster.list_schools())] == ["city"]
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"school_id": "", "name": "x"}, "School ID"),
-    ({"school_id": "42", "name": ""}, "School name"),
-    ({"school_id": "42", "name": "x", "ttl_days": "0"}, "Valid for"),
-    ({"school_id": "42", "name": "x", "ttl_days": "abc"}, "Valid for"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"school_id": "", "name": "x"}, "School ID"),
+        ({"school_id": "42", "name": ""}, "School name"),
+        ({"school_id": "42", "name": "x", "ttl_days": "0"}, "Valid for"),
+        ({"school_id": "42", "name": "x", "ttl_days": "abc"}, "Valid for"),
+    ],
+)
 def test_create_token_form_errors_keep_the_values(logged, fields, message):
     h = logged
     r = h.request("POST", "/dashboard/enrolment", form={"csrf": h.csrf(), **fields})
@@ -187,8 +210,11 @@ def test_create_token_form_errors_keep_the_values(logged, fields, message):
 def test_token_for_an_enrolled_school_is_refused(logged):
     h = logged
     enrol_school(h)
-    r = h.request("POST", "/dashboard/enrolment",
-                  form={"csrf": h.csrf(), "school_id": "42", "name": "Lyceum No. 42"})
+    r = h.request(
+        "POST",
+        "/dashboard/enrolment",
+        form={"csrf": h.csrf(), "school_id": "42", "name": "Lyceum No. 42"},
+    )
     assert r.status == 409 and "already enrolled" in r.body
 
 
@@ -197,7 +223,7 @@ def test_revoke_asks_for_confirmation_then_publishes(logged):
     enrol_school(h)
     confirm = h.request("GET", "/dashboard/schools/42/revoke")
     assert confirm.status == 200 and "Yes, revoke Lyceum No. 42" in confirm.body
-    assert result_of(h.roster.current())["version"] == 2      # nothing happened yet
+    assert result_of(h.roster.current())["version"] == 2  # nothing happened yet
     csrf = hidden_value(confirm.body, "csrf")
     assert h.request("POST", "/dashboard/schools/42/revoke", form={"csrf": "bad"}).status == 403
     r = h.request("POST", "/dashboard/schools/42/revoke", form={"csrf": csrf})
@@ -222,9 +248,9 @@ def test_schools_page_lists_schools_and_dashes_without_status_source(logged):
     enrol_school(h)
     page = h.request("GET", "/dashboard/").body
     assert "Lyceum No. 42" in page and "school42.example" in page
-    row = page[page.index("Lyceum No. 42"):]
-    row = row[:row.index("</tr>")]
-    assert row.count("\u2014") >= 5        # contact, queue, ack, users, rooms
+    row = page[page.index("Lyceum No. 42") :]
+    row = row[: row.index("</tr>")]
+    assert row.count("\u2014") >= 5  # contact, queue, ack, users, rooms
     assert "enrolled" in row
 
 
@@ -234,15 +260,21 @@ def test_schools_page_shows_status_from_the_source(logged):
 
     class Source:
         async def status_of(self, names):
-            return {"school42.example": SchoolStatus(last_contact_ts=h.now(),
-                                                     outbound_queue_depth=7,
-                                                     roster_version_acked=2, user_count=311,
-                                                     room_count=45)}
+            return {
+                "school42.example": SchoolStatus(
+                    last_contact_ts=h.now(),
+                    outbound_queue_depth=7,
+                    roster_version_acked=2,
+                    user_count=311,
+                    room_count=45,
+                )
+            }
+
     h.gw.status_source = Source()
     page = h.request("GET", "/dashboard/").body
-    row = page[page.index("Lyceum No. 42"):]
-    row = row[:row.index("</tr>")]
-    for value in ('>7<', '>2<', '>311<', '>45<', "2023-11-14 22:13 UTC"):
+    row = page[page.index("Lyceum No. 42") :]
+    row = row[: row.index("</tr>")]
+    for value in (">7<", ">2<", ">311<", ">45<", "2023-11-14 22:13 UTC"):
         assert value in row
 
 
@@ -255,8 +287,15 @@ def test_school_detail_shows_keys_and_rooms_source(logged):
 
     class Rooms:
         async def public_rooms(self, server):
-            return [{"room_id": "!r:school42.example", "name": "Chess club",
-                     "canonical_alias": "#chess:school42.example", "num_joined_members": 12}]
+            return [
+                {
+                    "room_id": "!r:school42.example",
+                    "name": "Chess club",
+                    "canonical_alias": "#chess:school42.example",
+                    "num_joined_members": 12,
+                }
+            ]
+
     h.gw.public_rooms = Rooms()
     page = h.request("GET", "/dashboard/schools/42").body
     assert "Chess club" in page and "#chess:school42.example" in page
@@ -273,12 +312,17 @@ def test_roster_history_shows_verification(logged):
     from sqlalchemy import update
 
     from schema.gateway import roster_versions
+
     doc = result_of(h.roster.get(1))
     doc["servers"]["city.example"]["name"] = "Tampered"
     import json
+
     with h.db.engine.begin() as conn:
-        conn.execute(update(roster_versions).where(roster_versions.c.version == 1)
-                     .values(doc=json.dumps(doc)))
+        conn.execute(
+            update(roster_versions)
+            .where(roster_versions.c.version == 1)
+            .values(doc=json.dumps(doc))
+        )
     page = h.request("GET", "/dashboard/roster").body
     assert "\u2717 FAILED" in page
     one = h.request("GET", "/dashboard/roster/2")
@@ -299,8 +343,13 @@ def test_directory_search_page(logged):
 def test_hostile_names_are_escaped_everywhere(logged):
     h = logged
     result_of(h.roster.create_enrolment_token("x1", EVIL, EVIL))
-    for path in ("/dashboard/", "/dashboard/enrolment", "/dashboard/directory?q=script",
-                 "/dashboard/schools/x1", "/dashboard/schools/x1/revoke"):
+    for path in (
+        "/dashboard/",
+        "/dashboard/enrolment",
+        "/dashboard/directory?q=script",
+        "/dashboard/schools/x1",
+        "/dashboard/schools/x1/revoke",
+    ):
         page = h.request("GET", path).body
         assert "<script>" not in page, path
         assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page, path

@@ -21,14 +21,17 @@ OTHER_RK = SigningKey("roster_1", b"\x02" * 32)
 T0 = 1_700_000_000_000
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("https://city.example", "https://city.example"),
-    ("https://city.example/", "https://city.example"),
-    ("https://city.example:8448/base/", "https://city.example:8448/base"),
-    ("http://127.0.0.1:8008", "http://127.0.0.1:8008"),
-    ("http://localhost:1", "http://localhost:1"),
-    ("http://[::1]:8008", "http://[::1]:8008"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://city.example", "https://city.example"),
+        ("https://city.example/", "https://city.example"),
+        ("https://city.example:8448/base/", "https://city.example:8448/base"),
+        ("http://127.0.0.1:8008", "http://127.0.0.1:8008"),
+        ("http://localhost:1", "http://localhost:1"),
+        ("http://[::1]:8008", "http://[::1]:8008"),
+    ],
+)
 def test_accepted_urls(url, expected):
     warnings: list[str] = []
     assert ec.check_gateway_url(url, warnings.append) == expected
@@ -37,14 +40,17 @@ def test_accepted_urls(url, expected):
         assert "loopback" in warnings[0]
 
 
-@pytest.mark.parametrize("url, message", [
-    ("http://city.example", "refusing plain http"),
-    ("http://10.0.0.1:80", "refusing plain http"),
-    ("ftp://city.example", "must look like"),
-    ("city.example", "must look like"),
-    ("https://user:pw@city.example", "credentials"),
-    ("https://city.example/?x=1", "query"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("http://city.example", "refusing plain http"),
+        ("http://10.0.0.1:80", "refusing plain http"),
+        ("ftp://city.example", "must look like"),
+        ("city.example", "must look like"),
+        ("https://user:pw@city.example", "credentials"),
+        ("https://city.example/?x=1", "query"),
+    ],
+)
 def test_refused_urls(url, message):
     with pytest.raises(ec.EnrolmentClientError, match=message):
         ec.check_gateway_url(url, lambda m: None)
@@ -57,18 +63,23 @@ def test_loopback_detection():
 
 
 def _doc(version_servers=("s.example",)):
-    servers = {n: server_entry(school_id=n, name=n, verify_keys=[SigningKey("a", b"\x05" * 32)
-                                                                  .verify_key])
-               for n in version_servers}
+    servers = {
+        n: server_entry(school_id=n, name=n, verify_keys=[SigningKey("a", b"\x05" * 32).verify_key])
+        for n in version_servers
+    }
     return build_roster(None, servers, T0, 10**9, CITY, RK)
 
 
 def test_store_and_load_pinned(tmp_path):
     doc = _doc()
-    key_path, roster_path = ec.store_enrolment(str(tmp_path), key=RK.verify_key,
-                                               signer_name=CITY,
-                                               gateway_url="https://city.example",
-                                               doc=doc, now_ms=T0)
+    key_path, roster_path = ec.store_enrolment(
+        str(tmp_path),
+        key=RK.verify_key,
+        signer_name=CITY,
+        gateway_url="https://city.example",
+        doc=doc,
+        now_ms=T0,
+    )
     key, signer, data = ec.load_pinned(str(tmp_path))
     assert key.public_bytes == RK.verify_key.public_bytes and signer == CITY
     assert data["fingerprint"] == roster_key_fingerprint(RK.verify_key)
@@ -79,22 +90,28 @@ def test_store_and_load_pinned(tmp_path):
 
 
 def test_existing_pin_for_another_key_is_kept(tmp_path):
-    ec.store_enrolment(str(tmp_path), key=RK.verify_key, signer_name=CITY,
-                       gateway_url="https://city.example", doc=_doc(), now_ms=T0)
+    ec.store_enrolment(
+        str(tmp_path),
+        key=RK.verify_key,
+        signer_name=CITY,
+        gateway_url="https://city.example",
+        doc=_doc(),
+        now_ms=T0,
+    )
     ec.check_existing_pin(str(tmp_path), roster_key_fingerprint(RK.verify_key), CITY)
     with pytest.raises(ec.EnrolmentClientError, match="already pins"):
         ec.check_existing_pin(str(tmp_path), roster_key_fingerprint(OTHER_RK.verify_key), CITY)
     with pytest.raises(ec.EnrolmentClientError, match="already pins"):
-        ec.check_existing_pin(str(tmp_path), roster_key_fingerprint(RK.verify_key),
-                              "other.example")
+        ec.check_existing_pin(str(tmp_path), roster_key_fingerprint(RK.verify_key), "other.example")
 
 
 def test_damaged_pin_file(tmp_path):
     (tmp_path / ec.ROSTER_KEY_FILE).write_text("{not json")
     with pytest.raises(ec.EnrolmentClientError, match="damaged"):
         ec.load_pinned(str(tmp_path))
-    (tmp_path / ec.ROSTER_KEY_FILE).write_text(json.dumps({"key_id": "ed25519:x",
-                                                           "key": "!!", "signer_name": CITY}))
+    (tmp_path / ec.ROSTER_KEY_FILE).write_text(
+        json.dumps({"key_id": "ed25519:x", "key": "!!", "signer_name": CITY})
+    )
     with pytest.raises(ec.EnrolmentClientError):
         ec.load_pinned(str(tmp_path))
     assert ec.load_pinned(str(tmp_path / "missing")) is None
@@ -104,9 +121,18 @@ def _enrol(tmp_path, token_text, url="https://city.example"):
     key_path = str(tmp_path / "signing.key")
     if not os.path.exists(key_path):
         save_signing_key_file(key_path, [SigningKey("s1", b"\x09" * 32)])
-    d = defer.ensureDeferred(ec.enrol(None, server_name="s.example", data_dir=str(tmp_path),
-                                      signing_key_path=key_path, gateway_url=url,
-                                      token_text=token_text, now_ms=T0, warn=lambda m: None))
+    d = defer.ensureDeferred(
+        ec.enrol(
+            None,
+            server_name="s.example",
+            data_dir=str(tmp_path),
+            signing_key_path=key_path,
+            gateway_url=url,
+            token_text=token_text,
+            now_ms=T0,
+            warn=lambda m: None,
+        )
+    )
     out: list = []
     d.addBoth(out.append)
     assert out, "did not fail before any network I/O"
@@ -116,11 +142,13 @@ def _enrol(tmp_path, token_text, url="https://city.example"):
 def test_bad_tokens_fail_before_any_request(tmp_path):
     failure = _enrol(tmp_path, "parta-enrol:v1:garbage")
     assert failure.check(ec.EnrolmentClientError) and "damaged" in str(failure.value)
-    expired = make_token(school_id="1", roster_verify_key=RK.verify_key, signer_name=CITY,
-                         expires_ts=T0 - 1).encode()
+    expired = make_token(
+        school_id="1", roster_verify_key=RK.verify_key, signer_name=CITY, expires_ts=T0 - 1
+    ).encode()
     failure = _enrol(tmp_path, expired)
     assert "expired" in str(failure.value)
-    valid = make_token(school_id="1", roster_verify_key=RK.verify_key, signer_name=CITY,
-                       expires_ts=T0 + 1000).encode()
+    valid = make_token(
+        school_id="1", roster_verify_key=RK.verify_key, signer_name=CITY, expires_ts=T0 + 1000
+    ).encode()
     failure = _enrol(tmp_path, valid, url="http://city.example")
     assert "refusing plain http" in str(failure.value)

@@ -49,8 +49,15 @@ def gw():
     clock = fake_clock(T0)
     svc = RosterService(db, clock, CITY, ROSTER_KEY, DAY_MS)
     svc.test_db, svc.test_clock = db, clock
-    result_of(svc.add_server(CITY, school_id="city", name="City office",
-                             server_class="city", verify_keys=[CITY_KEY.verify_key]))
+    result_of(
+        svc.add_server(
+            CITY,
+            school_id="city",
+            name="City office",
+            server_class="city",
+            verify_keys=[CITY_KEY.verify_key],
+        )
+    )
     return svc
 
 
@@ -63,8 +70,9 @@ def advance(gw, seconds):
 
 
 def enrol(gw, school_id, server, key, name=None):
-    text = result_of(gw.create_enrolment_token(school_id, name or f"School {school_id}",
-                                               "North", 3600_000))
+    text = result_of(
+        gw.create_enrolment_token(school_id, name or f"School {school_id}", "North", 3600_000)
+    )
     tok = parse_token(text, now_ms=now(gw))
     body = build_enrolment_request(tok, server, [key], now(gw))
     return tok, result_of(gw.enrol(body))
@@ -76,6 +84,7 @@ def node_state():
 
 # --- publishing and reading --------------------------------------------------------------
 
+
 def test_first_version_lists_the_city(gw):
     doc = result_of(gw.current())
     r = verify_roster(doc, ROSTER_KEY.verify_key, CITY)
@@ -84,8 +93,15 @@ def test_first_version_lists_the_city(gw):
     assert r.servers[CITY].verify_keys == {"ed25519:c1": CITY_KEY.verify_key}
     assert r.valid_until_ts == T0 + DAY_MS
     # Re-adding the same server unchanged publishes nothing.
-    again = result_of(gw.add_server(CITY, school_id="city", name="City office",
-                                    server_class="city", verify_keys=[CITY_KEY.verify_key]))
+    again = result_of(
+        gw.add_server(
+            CITY,
+            school_id="city",
+            name="City office",
+            server_class="city",
+            verify_keys=[CITY_KEY.verify_key],
+        )
+    )
     assert again["version"] == 1
 
 
@@ -93,8 +109,18 @@ def test_publish_chains_versions_and_all_are_kept(gw):
     servers = result_of(gw.current())["servers"]
     for i in range(4):
         advance(gw, 10)
-        doc = result_of(gw.publish(dict(servers, **{f"x{i}.example": server_entry(
-            school_id=f"x{i}", name="X", verify_keys=[S42_KEY.verify_key])})))
+        doc = result_of(
+            gw.publish(
+                dict(
+                    servers,
+                    **{
+                        f"x{i}.example": server_entry(
+                            school_id=f"x{i}", name="X", verify_keys=[S42_KEY.verify_key]
+                        )
+                    },
+                )
+            )
+        )
         assert doc["version"] == i + 2
     docs = [result_of(gw.get(v)) for v in range(1, 6)]
     for a, b in zip(docs, docs[1:], strict=False):
@@ -120,15 +146,20 @@ def test_history_is_verified(gw):
 
     # Someone edits version 2 in the database: its signature fails, version 3's link too.
     def tamper(conn):
-        row = conn.execute(select(roster_versions.c.doc)
-                           .where(roster_versions.c.version == 2)).first()
-        conn.execute(update(roster_versions).where(roster_versions.c.version == 2)
-                     .values(doc=row.doc.replace("City office", "Evil office")))
+        row = conn.execute(
+            select(roster_versions.c.doc).where(roster_versions.c.version == 2)
+        ).first()
+        conn.execute(
+            update(roster_versions)
+            .where(roster_versions.c.version == 2)
+            .values(doc=row.doc.replace("City office", "Evil office"))
+        )
+
     gw.test_db.run_sync(tamper)
     hist = {h["version"]: h for h in result_of(gw.history())}
     assert not hist[2]["signature_ok"] and hist[1]["signature_ok"] and hist[3]["signature_ok"]
     assert hist[3]["chain_ok"]  # the stored chain of hashes itself is intact ...
-    st = node_state()           # ... but a node refuses the edited version
+    st = node_state()  # ... but a node refuses the edited version
     st.accept(result_of(gw.get(1)), now(gw))
     with pytest.raises(RosterError):
         st.accept(result_of(gw.get(2)), now(gw))
@@ -144,8 +175,9 @@ def test_refresh_if_due(gw):
 
 
 def test_offline_key_serves_but_cannot_publish(gw):
-    ro = RosterService(gw.test_db, gw.test_clock, CITY, None,
-                       roster_verify_key=ROSTER_KEY.verify_key)
+    ro = RosterService(
+        gw.test_db, gw.test_clock, CITY, None, roster_verify_key=ROSTER_KEY.verify_key
+    )
     assert result_of(ro.current())["version"] == 1
     with pytest.raises(RosterError, match="offline") as exc:
         result_of(ro.publish({}))
@@ -154,6 +186,7 @@ def test_offline_key_serves_but_cannot_publish(gw):
 
 
 # --- enrolment ---------------------------------------------------------------------------
+
 
 def test_enrolment_round_trip(gw):
     text = result_of(gw.create_enrolment_token("42", "Lyceum No. 42", "North", 3600_000))
@@ -166,16 +199,21 @@ def test_enrolment_round_trip(gw):
     row = gw.test_db.run_sync(lambda c: c.execute(select(enrolment_tokens)).first())
     assert row.token_id == tok.token_id and row.verifier == tok.verifier
     assert row.expires_ts == T0 + 3600_000 and row.used_ts is None
-    school = gw.test_db.run_sync(lambda c: c.execute(select(schools).where(
-        schools.c.school_id == "42")).first())
+    school = gw.test_db.run_sync(
+        lambda c: c.execute(select(schools).where(schools.c.school_id == "42")).first()
+    )
     assert school.status == "pending" and school.name == "Lyceum No. 42"
 
     body = build_enrolment_request(tok, "s42.example", [S42_KEY], now(gw))
     doc = result_of(gw.enrol(body))
     assert doc["version"] == 2
     e = doc["servers"]["s42.example"]
-    assert (e["school_id"], e["name"], e["district"], e["class"]) == \
-        ("42", "Lyceum No. 42", "North", "school")
+    assert (e["school_id"], e["name"], e["district"], e["class"]) == (
+        "42",
+        "Lyceum No. 42",
+        "North",
+        "school",
+    )
     assert e["verify_keys"] == {"ed25519:k42": {"key": S42_KEY.verify_key.encode()}}
 
     # The node checks the answer against its token and pins the roster key.
@@ -208,8 +246,7 @@ def test_expired_token_refused(gw):
     tok = parse_token(text)
     advance(gw, HOUR_S + 1)
     with pytest.raises(EnrolmentError, match="expired") as exc:
-        result_of(gw.enrol(build_enrolment_request(tok, "s42.example", [S42_KEY],
-                                                   now(gw))))
+        result_of(gw.enrol(build_enrolment_request(tok, "s42.example", [S42_KEY], now(gw))))
     assert exc.value.reason == "expired"
     assert result_of(gw.current())["version"] == 1
 
@@ -220,8 +257,7 @@ def test_wrong_secret_and_tampered_requests_do_not_consume_the_token(gw):
     forged = copy.copy(tok)
     object.__setattr__(forged, "secret", b"\x00" * 32)
     with pytest.raises(EnrolmentError) as exc:
-        result_of(gw.enrol(build_enrolment_request(forged, "rogue.example", [S43_KEY],
-                                                   now(gw))))
+        result_of(gw.enrol(build_enrolment_request(forged, "rogue.example", [S43_KEY], now(gw))))
     assert exc.value.reason == "proof"
     tampered = build_enrolment_request(tok, "s42.example", [S42_KEY], now(gw))
     tampered["server_name"] = "rogue.example"
@@ -231,8 +267,7 @@ def test_wrong_secret_and_tampered_requests_do_not_consume_the_token(gw):
         result_of(gw.enrol({"token_id": "nope"}))
     assert exc.value.http_status == 400
     # The real holder can still enrol.
-    doc = result_of(gw.enrol(build_enrolment_request(tok, "s42.example", [S42_KEY],
-                                                     now(gw))))
+    doc = result_of(gw.enrol(build_enrolment_request(tok, "s42.example", [S42_KEY], now(gw))))
     assert "s42.example" in doc["servers"] and "rogue.example" not in doc["servers"]
 
 
@@ -251,8 +286,9 @@ def test_conflicts(gw):
         result_of(gw.enrol(body))
 
 
-@pytest.mark.parametrize("args", [
-    ("", "Name", "D"), ("1", "", "D"), ("1", "N" * 300, "D"), ("x" * 65, "N", "D")])
+@pytest.mark.parametrize(
+    "args", [("", "Name", "D"), ("1", "", "D"), ("1", "N" * 300, "D"), ("x" * 65, "N", "D")]
+)
 def test_token_creation_validates(gw, args):
     with pytest.raises(InvalidParam):
         result_of(gw.create_enrolment_token(*args))
@@ -263,6 +299,7 @@ def test_token_creation_validates(gw, args):
 
 
 # --- revocation --------------------------------------------------------------------------
+
 
 def test_revocation_publishes_a_version_without_the_school(gw):
     enrol(gw, "42", "s42.example", S42_KEY)
@@ -290,14 +327,16 @@ def test_revoking_a_pending_school_voids_its_tokens(gw):
     doc = result_of(gw.revoke("44"))
     assert doc["version"] == 1  # nothing to remove from the roster
     with pytest.raises(EnrolmentError) as exc:
-        result_of(gw.enrol(build_enrolment_request(parse_token(text), "s44.example",
-                                                   [S43_KEY], now(gw))))
+        result_of(
+            gw.enrol(build_enrolment_request(parse_token(text), "s44.example", [S43_KEY], now(gw)))
+        )
     assert exc.value.reason == "used"
     with pytest.raises(NotFound):
         result_of(gw.revoke("999"))
 
 
 # --- key rotation ------------------------------------------------------------------------
+
 
 def test_key_rotation(gw):
     enrol(gw, "42", "s42.example", S42_KEY)
@@ -307,8 +346,9 @@ def test_key_rotation(gw):
     doc = result_of(gw.update_keys("s42.example", body))
     e = doc["servers"]["s42.example"]
     assert e["verify_keys"] == {"ed25519:k42b": {"key": new_key.verify_key.encode()}}
-    assert e["old_verify_keys"] == {"ed25519:k42": {"key": S42_KEY.verify_key.encode(),
-                                                    "expired_ts": now(gw)}}
+    assert e["old_verify_keys"] == {
+        "ed25519:k42": {"key": S42_KEY.verify_key.encode(), "expired_ts": now(gw)}
+    }
     st = node_state()
     st.accept_chain(result_of(gw.since(0)), now(gw))
     assert st.pinned_keys("s42.example") == {"ed25519:k42b": new_key.verify_key}
@@ -319,8 +359,9 @@ def test_key_rotation(gw):
     with pytest.raises(EnrolmentError, match="not signed by any key the roster pins"):
         result_of(gw.update_keys("s42.example", body))
     # Reusing an old key ID is refused.
-    body = build_key_update_request("s42.example", [new_key],
-                                    [SigningKey("k42", b"\x98" * 32)], now(gw))
+    body = build_key_update_request(
+        "s42.example", [new_key], [SigningKey("k42", b"\x98" * 32)], now(gw)
+    )
     with pytest.raises(EnrolmentError, match="used before"):
         result_of(gw.update_keys("s42.example", body))
     # The request must name the server it is for; non-members cannot rotate.
@@ -344,6 +385,7 @@ def test_key_rotation_keeping_the_old_key(gw):
 
 # --- export ------------------------------------------------------------------------------
 
+
 def test_export_synapse_parses_with_the_right_keys(gw):
     enrol(gw, "42", "s42.example", S42_KEY)
     enrol(gw, "43", "s43.example", S43_KEY)
@@ -353,11 +395,11 @@ def test_export_synapse_parses_with_the_right_keys(gw):
     cfg = yaml.safe_load(text)
     assert cfg["federation_domain_whitelist"] == [CITY, "s42.example", "s43.example"]
     assert cfg["trusted_key_servers"] == [
-        {"server_name": CITY, "verify_keys": {"ed25519:c1": CITY_KEY.verify_key.encode()}}]
+        {"server_name": CITY, "verify_keys": {"ed25519:c1": CITY_KEY.verify_key.encode()}}
+    ]
     assert cfg["suppress_key_server_warning"] is True
     # After a revocation the export no longer lists the school.
-    cfg = yaml.safe_load(export_synapse(result_of(gw.revoke("43")), CITY,
-                                        [CITY_KEY.verify_key]))
+    cfg = yaml.safe_load(export_synapse(result_of(gw.revoke("43")), CITY, [CITY_KEY.verify_key]))
     assert cfg["federation_domain_whitelist"] == [CITY, "s42.example"]
     with pytest.raises(ValueError):
         export_synapse(doc, CITY, [])

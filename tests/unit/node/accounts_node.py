@@ -21,8 +21,12 @@ PASSWORD = "correct horse battery"
 
 
 def parta(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-c", "import sys; from node.cli.main import main; sys.exit(main())",
-           *args]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from node.cli.main import main; sys.exit(main())",
+        *args,
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
     if check and res.returncode != 0:
         raise AssertionError(f"parta {' '.join(args)} failed: {res.stdout}\n{res.stderr}")
@@ -38,12 +42,21 @@ def _merge(base: dict, overrides: dict) -> None:
 
 
 class NodeProcess:
-    def __init__(self, data_dir: str, server_name: str = "school.test",
-                 **overrides: Any) -> None:
+    def __init__(self, data_dir: str, server_name: str = "school.test", **overrides: Any) -> None:
         self.data_dir = data_dir
         self.server_name = server_name
-        parta("node", "init", "--server-name", server_name, "--data-dir", data_dir,
-              "--port", "0", "--metrics-port", "0")
+        parta(
+            "node",
+            "init",
+            "--server-name",
+            server_name,
+            "--data-dir",
+            data_dir,
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+        )
         self.config_path = os.path.join(data_dir, "config.yaml")
         with open(self.config_path) as fh:
             config = yaml.safe_load(fh)
@@ -52,10 +65,20 @@ class NodeProcess:
             yaml.safe_dump(config, fh)
         self.log = open(os.path.join(data_dir, "node.log"), "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from node.cli.main import main; sys.exit(main())",
-             "node", "run", "-c", self.config_path],
-            stdout=subprocess.PIPE, stderr=self.log, text=True)
-        line = self._first_line()     # "... listening on http://127.0.0.1:PORT (metrics on ...)"
+            [
+                sys.executable,
+                "-c",
+                "import sys; from node.cli.main import main; sys.exit(main())",
+                "node",
+                "run",
+                "-c",
+                self.config_path,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        line = self._first_line()  # "... listening on http://127.0.0.1:PORT (metrics on ...)"
         urls = re.findall(r"https?://127\.0\.0\.1:\d+", line)
         if len(urls) < 2:
             self.stop()
@@ -89,8 +112,16 @@ class NodeProcess:
         return self.proc.returncode
 
     # --- HTTP ------------------------------------------------------------------------------
-    def request(self, method: str, path: str, body: Any = None, *, token: str | None = None,
-                raw: bytes | None = None, base: str | None = None) -> tuple[int, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        raw: bytes | None = None,
+        base: str | None = None,
+    ) -> tuple[int, Any]:
         headers = {}
         data = raw
         if body is not None:
@@ -98,8 +129,9 @@ class NodeProcess:
             headers["Content-Type"] = "application/json"
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        req = urllib.request.Request((base or self.base_url) + path, data=data, method=method,
-                                     headers=headers)
+        req = urllib.request.Request(
+            (base or self.base_url) + path, data=data, method=method, headers=headers
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
                 status, payload, ctype = resp.status, resp.read(), resp.headers["Content-Type"]
@@ -109,22 +141,44 @@ class NodeProcess:
             return status, json.loads(payload)
         return status, payload.decode("utf-8", "replace")
 
-    def add_user(self, localpart: str, role: str = "teacher", password: str = PASSWORD,
-                 display_name: str | None = None) -> str:
+    def add_user(
+        self,
+        localpart: str,
+        role: str = "teacher",
+        password: str = PASSWORD,
+        display_name: str | None = None,
+    ) -> str:
         pw_file = os.path.join(self.data_dir, f"pw-{localpart}")
         with open(pw_file, "w") as fh:
             fh.write(password + "\n")
-        args = ["node", "user", "add", localpart, "--role", role, "--password-file", pw_file,
-                "-c", self.config_path]
+        args = [
+            "node",
+            "user",
+            "add",
+            localpart,
+            "--role",
+            role,
+            "--password-file",
+            pw_file,
+            "-c",
+            self.config_path,
+        ]
         if display_name:
             args += ["--display-name", display_name]
         parta(*args)
         return f"@{localpart}:{self.server_name}"
 
     def login(self, user: str, password: str = PASSWORD, **extra: Any) -> dict:
-        status, body = self.request("POST", "/_matrix/client/v3/login", {
-            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
-            "password": password, **extra})
+        status, body = self.request(
+            "POST",
+            "/_matrix/client/v3/login",
+            {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user},
+                "password": password,
+                **extra,
+            },
+        )
         assert status == 200, body
         return body
 

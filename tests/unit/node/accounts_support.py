@@ -33,25 +33,40 @@ V3 = "/_matrix/client/v3"
 class Node:
     """One accounts area; ``call`` sends a request from a chosen client IP."""
 
-    def __init__(self, monkeypatch: Any, *, rate_limits: RateLimitConfig | None = None,
-                 open_registration: bool = False) -> None:
+    def __init__(
+        self,
+        monkeypatch: Any,
+        *,
+        rate_limits: RateLimitConfig | None = None,
+        open_registration: bool = False,
+    ) -> None:
         async def inline(self: Any, fn: Any, *args: Any) -> Any:
             return fn(*args)
+
         monkeypatch.setattr(AccountsService, "_on_thread", inline)
         self.reactor = task.Clock()
         self.reactor.advance(1_700_000_000)
         self.clock = ReactorClock(self.reactor)
         self.db = InlineDB()
         config = SimpleNamespace(
-            server_name=SERVER, public_baseurl=f"https://{SERVER}",
+            server_name=SERVER,
+            public_baseurl=f"https://{SERVER}",
             rate_limits=rate_limits or RateLimitConfig(),
-            registration=RegistrationConfig(open_registration=open_registration))
+            registration=RegistrationConfig(open_registration=open_registration),
+        )
         self.router = Router()
-        ctx = SimpleNamespace(config=config, reactor=self.reactor, clock=self.clock,
-                              db=self.db, router=self.router, server_name=SERVER)
+        ctx = SimpleNamespace(
+            config=config,
+            reactor=self.reactor,
+            clock=self.clock,
+            db=self.db,
+            router=self.router,
+            server_name=SERVER,
+        )
         self.accounts = wiring.wire(ctx)
-        self.resource = ApiResource(self.router, authenticate=self.accounts.authenticate,
-                                    max_body_bytes=65536)
+        self.resource = ApiResource(
+            self.router, authenticate=self.accounts.authenticate, max_body_bytes=65536
+        )
 
     def run(self, coro: Any) -> Any:
         d = defer.ensureDeferred(coro)
@@ -62,12 +77,25 @@ class Node:
             out[0].raiseException()
         return out[0]
 
-    def add_user(self, localpart: str, password: str = PASSWORD, role: str = "teacher",
-                 display_name: str | None = None) -> str:
+    def add_user(
+        self,
+        localpart: str,
+        password: str = PASSWORD,
+        role: str = "teacher",
+        display_name: str | None = None,
+    ) -> str:
         return self.run(self.accounts.create_user(localpart, password, role, display_name))
 
-    def call(self, method: str, path: str, body: Any = None, *, token: str | None = None,
-             ip: str = "10.0.0.1", raw: bytes | None = None) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        ip: str = "10.0.0.1",
+        raw: bytes | None = None,
+    ) -> tuple[int, Any]:
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         req = DummyRequest([])
         req.method = method.encode()
@@ -90,11 +118,20 @@ class Node:
         payload = b"".join(req.written)
         return (req.responseCode or 200), (json.loads(payload) if payload else None)
 
-    def login(self, user: str, password: str = PASSWORD, ip: str = "10.0.0.1",
-              **extra: Any) -> tuple[int, Any]:
-        return self.call("POST", V3 + "/login", {
-            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
-            "password": password, **extra}, ip=ip)
+    def login(
+        self, user: str, password: str = PASSWORD, ip: str = "10.0.0.1", **extra: Any
+    ) -> tuple[int, Any]:
+        return self.call(
+            "POST",
+            V3 + "/login",
+            {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user},
+                "password": password,
+                **extra,
+            },
+            ip=ip,
+        )
 
     def token_for(self, user: str, **extra: Any) -> str:
         status, body = self.login(user, **extra)

@@ -64,10 +64,15 @@ def uid(name: str) -> str:
 
 def make_service(db: InlineDB | None = None, **kw) -> RoomService:
     db = db or InlineDB()
-    svc = RoomService(db=db, clock=kw.pop("clock", StepClock()), server_name=SERVER,
-                      signing_key=kw.pop("signing_key", SigningKey("t1", b"\x01" * 32)),
-                      accounts=kw.pop("accounts", FakeAccounts()),
-                      notifier=kw.pop("notifier", RecordingNotifier()), **kw)
+    svc = RoomService(
+        db=db,
+        clock=kw.pop("clock", StepClock()),
+        server_name=SERVER,
+        signing_key=kw.pop("signing_key", SigningKey("t1", b"\x01" * 32)),
+        accounts=kw.pop("accounts", FakeAccounts()),
+        notifier=kw.pop("notifier", RecordingNotifier()),
+        **kw,
+    )
     svc.persister.start_sync()
     return svc
 
@@ -79,15 +84,24 @@ class Api:
     def __init__(self, service: RoomService) -> None:
         from node.http.router import Router
         from node.rooms.api import register_all
+
         self.router = Router()
         register_all(self.router, service)
         self.service = service
 
-    def call(self, method: str, path: str, user: str | None = None, body=None,
-             query: dict | None = None, device: str = "DEV"):
+    def call(
+        self,
+        method: str,
+        path: str,
+        user: str | None = None,
+        body=None,
+        query: dict | None = None,
+        device: str = "DEV",
+    ):
         import orjson
 
         from node.http.request import ApiRequest, Requester
+
         route, params, _ = self.router.match(method, path)
         assert route is not None, f"no route for {method} {path}"
         raw = b"" if body is None else (body if isinstance(body, bytes) else orjson.dumps(body))
@@ -100,6 +114,7 @@ class Api:
     def status(self, *args, **kw):
         """(status, errcode-or-body) without raising."""
         from federation.errors import MatrixError
+
         try:
             return self.call(*args, **kw)
         except MatrixError as exc:

@@ -31,9 +31,21 @@ def uid(name):
 def _deactivate(node, user, token=None, password=PASSWORD, ip="10.0.0.1", **extra):
     status, body = node.call("POST", V3 + "/account/deactivate", extra, token=token, ip=ip)
     assert status == 401, body
-    return node.call("POST", V3 + "/account/deactivate", {**extra, "auth": {
-        "type": "m.login.password", "session": body["session"], "password": password,
-        "identifier": {"type": "m.id.user", "user": user}}}, token=token, ip=ip)
+    return node.call(
+        "POST",
+        V3 + "/account/deactivate",
+        {
+            **extra,
+            "auth": {
+                "type": "m.login.password",
+                "session": body["session"],
+                "password": password,
+                "identifier": {"type": "m.id.user", "user": user},
+            },
+        },
+        token=token,
+        ip=ip,
+    )
 
 
 def _rooms(node):
@@ -50,7 +62,7 @@ def test_deactivate_revokes_tokens_at_once_and_leaves_rooms(node):
     token = node.token_for("pupil")
     second = node.token_for("pupil", device_id="TABLET")
     other = node.token_for("other")
-    assert node.call("GET", V3 + "/account/whoami", token=second)[0] == 200    # cached
+    assert node.call("GET", V3 + "/account/whoami", token=second)[0] == 200  # cached
     status, body = _deactivate(node, "pupil", token=token)
     assert (status, body) == (200, {"id_server_unbind_result": "success"})
     for old in (token, second):
@@ -84,11 +96,10 @@ def test_deactivate_needs_the_right_password_and_checks_the_body(node):
     status, body = _deactivate(node, "pupil", token=token, password="wrong guess")
     assert status == 401 and body["errcode"] == "M_FORBIDDEN"
     assert node.call("GET", V3 + "/account/whoami", token=token)[0] == 200
-    status, body = _deactivate(node, "other", token=token)       # someone else's password
+    status, body = _deactivate(node, "other", token=token)  # someone else's password
     assert status == 401
     assert node.login("other")[0] == 200
-    status, body = node.call("POST", V3 + "/account/deactivate", {"erase": "yes"},
-                             token=token)
+    status, body = node.call("POST", V3 + "/account/deactivate", {"erase": "yes"}, token=token)
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
 
 
@@ -97,7 +108,7 @@ def test_deactivate_is_locked_out_with_the_other_password_checks(node):
         node.login("pupil", "wrong guess", ip=f"10.9.0.{i}")
     status, body = _deactivate(node, "pupil", ip="10.9.1.1")
     assert (status, body["errcode"]) == (429, "M_LIMIT_EXCEEDED")
-    assert node.login("pupil", ip="10.9.1.1")[0] == 429     # still locked, not deactivated
+    assert node.login("pupil", ip="10.9.1.1")[0] == 429  # still locked, not deactivated
     node.reactor.advance(3600)
     assert node.login("pupil")[0] == 200
 
@@ -105,11 +116,12 @@ def test_deactivate_is_locked_out_with_the_other_password_checks(node):
 def test_cli_deactivation_reaches_the_running_node(node):
     joined, _ = _rooms(node)
     token = node.token_for("pupil")
-    assert node.call("GET", V3 + "/account/whoami", token=token)[0] == 200     # cached
-    node.reactor.advance(11)                          # the start-up sweep has run
-    with node.db.engine.begin() as conn:              # what the CLI does, next to the node
-        assert admin.deactivate_user(conn, server_name=SERVER, user="pupil",
-                                     erase=False) == uid("pupil")
+    assert node.call("GET", V3 + "/account/whoami", token=token)[0] == 200  # cached
+    node.reactor.advance(11)  # the start-up sweep has run
+    with node.db.engine.begin() as conn:  # what the CLI does, next to the node
+        assert admin.deactivate_user(conn, server_name=SERVER, user="pupil", erase=False) == uid(
+            "pupil"
+        )
     node.reactor.advance(11)
     status, err = node.call("GET", V3 + "/account/whoami", token=token)
     assert (status, err["errcode"]) == (401, "M_UNKNOWN_TOKEN")
@@ -127,8 +139,11 @@ def test_startup_sweep_leaves_rooms_of_users_deactivated_while_stopped(node):
 
 def test_admin_refusals(node):
     with node.db.engine.begin() as conn:
-        for user, message in (("nobody", "no such user"), ("@x:elsewhere", "not a user of"),
-                              ("a\x00b", "not a user of")):
+        for user, message in (
+            ("nobody", "no such user"),
+            ("@x:elsewhere", "not a user of"),
+            ("a\x00b", "not a user of"),
+        ):
             with pytest.raises(admin.AdminError, match=message):
                 admin.deactivate_user(conn, server_name=SERVER, user=user, erase=False)
         admin.deactivate_user(conn, server_name=SERVER, user="other", erase=False)
@@ -138,14 +153,31 @@ def test_admin_refusals(node):
 
 def test_cli_user_deactivate_command(tmp_path, capsys):
     from node.cli.main import main
+
     data = tmp_path / "node"
-    assert main(["node", "init", "--server-name", SERVER, "--data-dir", str(data),
-                 "--port", "0"]) == 0
+    assert (
+        main(["node", "init", "--server-name", SERVER, "--data-dir", str(data), "--port", "0"]) == 0
+    )
     config = str(data / "config.yaml")
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD + "\n")
-    assert main(["node", "user", "add", "lena", "--role", "pupil", "--password-file",
-                 str(pw), "-c", config]) == 0
+    assert (
+        main(
+            [
+                "node",
+                "user",
+                "add",
+                "lena",
+                "--role",
+                "pupil",
+                "--password-file",
+                str(pw),
+                "-c",
+                config,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["node", "user", "deactivate", "lena", "--erase", "-c", config]) == 0
     out = capsys.readouterr().out

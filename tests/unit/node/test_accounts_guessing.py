@@ -19,14 +19,26 @@ def node(monkeypatch):
 
 
 def _change_password(node, user, password, new="new password 1", ip="10.0.0.9", token=None):
-    status, body = node.call("POST", V3 + "/account/password", {"new_password": new},
-                             ip=ip, token=token)
+    status, body = node.call(
+        "POST", V3 + "/account/password", {"new_password": new}, ip=ip, token=token
+    )
     assert status == 401, body
-    return node.call("POST", V3 + "/account/password", {
-        "new_password": new, "logout_devices": True,
-        "auth": {"type": "m.login.password", "session": body["session"],
-                 "identifier": {"type": "m.id.user", "user": user}, "password": password}},
-        ip=ip, token=token)
+    return node.call(
+        "POST",
+        V3 + "/account/password",
+        {
+            "new_password": new,
+            "logout_devices": True,
+            "auth": {
+                "type": "m.login.password",
+                "session": body["session"],
+                "identifier": {"type": "m.id.user", "user": user},
+                "password": password,
+            },
+        },
+        ip=ip,
+        token=token,
+    )
 
 
 def test_password_change_guessing_is_locked_out_and_owner_keeps_devices(node):
@@ -83,12 +95,25 @@ def test_delete_devices_stage_is_locked_out_too(node):
     other = node.token_for("gus", device_id="OTHER")
     statuses = []
     for _ in range(15):
-        status, body = node.call("POST", V3 + "/delete_devices", {"devices": ["OTHER"]},
-                                 token=token)
-        statuses.append(node.call("POST", V3 + "/delete_devices", {
-            "devices": ["OTHER"], "auth": {"type": "m.login.password", "session":
-                                           body["session"], "user": "gus",
-                                           "password": WRONG}}, token=token)[0])
+        status, body = node.call(
+            "POST", V3 + "/delete_devices", {"devices": ["OTHER"]}, token=token
+        )
+        statuses.append(
+            node.call(
+                "POST",
+                V3 + "/delete_devices",
+                {
+                    "devices": ["OTHER"],
+                    "auth": {
+                        "type": "m.login.password",
+                        "session": body["session"],
+                        "user": "gus",
+                        "password": WRONG,
+                    },
+                },
+                token=token,
+            )[0]
+        )
     assert statuses[-1] == 429 and statuses.count(401) <= 10
     assert node.call("GET", V3 + "/account/whoami", token=other)[0] == 200
 
@@ -96,20 +121,33 @@ def test_delete_devices_stage_is_locked_out_too(node):
 def test_registration_token_guessing_is_limited_per_ip(node):
     """A slow guesser (two requests every 2.5 s, under the per-request limit) is stopped
     after a bounded number of failed tokens."""
-    node.run(node.accounts.create_registration_token(uses_allowed=None, expiry_time=None,
-                                                     token="klasse5a"))
+    node.run(
+        node.accounts.create_registration_token(
+            uses_allowed=None, expiry_time=None, token="klasse5a"
+        )
+    )
     statuses = []
     for i in range(200):
         node.reactor.advance(2.5)
-        status, body = node.call("POST", V3 + "/register", {"password": PASSWORD},
-                                 ip="10.6.0.1")
+        status, body = node.call("POST", V3 + "/register", {"password": PASSWORD}, ip="10.6.0.1")
         if status != 401:
             statuses.append(status)
             continue
-        statuses.append(node.call("POST", V3 + "/register", {
-            "password": PASSWORD, "auth": {"type": "m.login.registration_token",
-                                           "token": f"guess{i}", "session": body["session"]}},
-            ip="10.6.0.1")[0])
+        statuses.append(
+            node.call(
+                "POST",
+                V3 + "/register",
+                {
+                    "password": PASSWORD,
+                    "auth": {
+                        "type": "m.login.registration_token",
+                        "token": f"guess{i}",
+                        "session": body["session"],
+                    },
+                },
+                ip="10.6.0.1",
+            )[0]
+        )
     assert statuses[-1] == 429
     # another client address is not affected
     status, body = node.call("POST", V3 + "/register", {"password": PASSWORD}, ip="10.6.0.2")
@@ -120,9 +158,13 @@ def test_token_validity_oracle_counts_failures(node):
     statuses = []
     for i in range(200):
         node.reactor.advance(1.5)
-        statuses.append(node.call("GET", "/_matrix/client/v1/register/"
-                                  f"m.login.registration_token/validity?token=guess{i}",
-                                  ip="10.7.0.1")[0])
+        statuses.append(
+            node.call(
+                "GET",
+                f"/_matrix/client/v1/register/m.login.registration_token/validity?token=guess{i}",
+                ip="10.7.0.1",
+            )[0]
+        )
     assert statuses[0] == 200 and statuses[-1] == 429
 
 

@@ -48,16 +48,23 @@ def test_access_token_hash_is_sha256_hex():
     assert tokens.generate_access_token() != tok
 
 
-@pytest.mark.parametrize("text,delta", [("7d", 7 * 86_400_000), ("12h", 12 * 3_600_000),
-                                        ("30m", 30 * 60_000), ("2w", 14 * 86_400_000),
-                                        ("45s", 45_000)])
+@pytest.mark.parametrize(
+    "text,delta",
+    [
+        ("7d", 7 * 86_400_000),
+        ("12h", 12 * 3_600_000),
+        ("30m", 30 * 60_000),
+        ("2w", 14 * 86_400_000),
+        ("45s", 45_000),
+    ],
+)
 def test_parse_expiry_durations(text, delta):
     assert tokens.parse_expiry(text, 1_000) == 1_000 + delta
 
 
 def test_parse_expiry_iso_and_errors():
     assert tokens.parse_expiry("2030-01-01T00:00:00+00:00", 0) == 1893456000000
-    assert tokens.parse_expiry("2030-01-01", 0) == 1893456000000     # naive = UTC
+    assert tokens.parse_expiry("2030-01-01", 0) == 1893456000000  # naive = UTC
     with pytest.raises(ValueError, match="invalid expiry"):
         tokens.parse_expiry("next tuesday", 0)
 
@@ -111,8 +118,11 @@ async def _check_secret(session, auth):
 
 def _uia(clock=None, discarded=None):
     clock = clock or FakeClock(1_000_000)
-    return UserInteractiveAuth(clock.time_ms, timeout_ms=1000,
-                               on_discard=(discarded.append if discarded is not None else None))
+    return UserInteractiveAuth(
+        clock.time_ms,
+        timeout_ms=1000,
+        on_discard=(discarded.append if discarded is not None else None),
+    )
 
 
 def _run(coro):
@@ -140,16 +150,19 @@ def test_uia_multi_stage_flow_completes():
         _run(uia.authenticate("op", {}, FLOWS, HANDLERS))
     sid = exc.value.body["session"]
     with pytest.raises(AuthRequired) as exc:
-        _run(uia.authenticate("op", {"type": "x.secret", "secret": "s3cret", "session": sid},
-                              FLOWS, HANDLERS))
+        _run(
+            uia.authenticate(
+                "op", {"type": "x.secret", "secret": "s3cret", "session": sid}, FLOWS, HANDLERS
+            )
+        )
     assert exc.value.body["completed"] == ["x.secret"] and "errcode" not in exc.value.body
-    session = _run(uia.authenticate("op", {"type": "m.login.dummy", "session": sid}, FLOWS,
-                                    HANDLERS))
+    session = _run(
+        uia.authenticate("op", {"type": "m.login.dummy", "session": sid}, FLOWS, HANDLERS)
+    )
     assert session.completed == ["x.secret", "m.login.dummy"]
     uia.finish(session)
-    with pytest.raises(MatrixError) as exc:          # a finished session cannot be replayed
-        _run(uia.authenticate("op", {"type": "m.login.dummy", "session": sid}, FLOWS,
-                              HANDLERS))
+    with pytest.raises(MatrixError) as exc:  # a finished session cannot be replayed
+        _run(uia.authenticate("op", {"type": "m.login.dummy", "session": sid}, FLOWS, HANDLERS))
     assert exc.value.errcode == "M_UNKNOWN"
 
 
@@ -160,8 +173,14 @@ def test_uia_failed_stage_reports_error_and_allows_retry():
     body = exc.value.body
     assert body["errcode"] == "M_FORBIDDEN" and body["error"] == "wrong secret"
     with pytest.raises(AuthRequired) as exc:
-        _run(uia.authenticate("op", {"type": "x.secret", "secret": "s3cret",
-                                     "session": body["session"]}, FLOWS, HANDLERS))
+        _run(
+            uia.authenticate(
+                "op",
+                {"type": "x.secret", "secret": "s3cret", "session": body["session"]},
+                FLOWS,
+                HANDLERS,
+            )
+        )
     assert exc.value.body["completed"] == ["x.secret"]
 
 
@@ -180,8 +199,11 @@ def test_uia_session_bound_to_operation_and_user():
     sid = exc.value.body["session"]
     for op, user in (("delete_devices", "@a:s"), ("password", "@b:s")):
         with pytest.raises(MatrixError) as err:
-            _run(uia.authenticate(op, {"type": "m.login.dummy", "session": sid}, FLOWS,
-                                  HANDLERS, user_id=user))
+            _run(
+                uia.authenticate(
+                    op, {"type": "m.login.dummy", "session": sid}, FLOWS, HANDLERS, user_id=user
+                )
+            )
         assert err.value.http_status == 403
 
 
@@ -193,8 +215,7 @@ def test_uia_sessions_expire_and_are_discarded():
     sid = exc.value.body["session"]
     clock.now += 1001
     with pytest.raises(MatrixError) as err:
-        _run(uia.authenticate("op", {"type": "m.login.dummy", "session": sid}, FLOWS,
-                              HANDLERS))
+        _run(uia.authenticate("op", {"type": "m.login.dummy", "session": sid}, FLOWS, HANDLERS))
     assert err.value.errcode == "M_UNKNOWN"
     assert [s.session_id for s in discarded] == [sid]
 
@@ -217,8 +238,12 @@ def test_profile_rules():
         check_key("a." + "b" * 300)
     assert err.value.errcode == "M_KEY_TOO_LARGE"
     check_value("avatar_url", "mxc://s/abc")
-    for key, value in (("avatar_url", "http://x"), ("displayname", 5),
-                       ("displayname", "x" * 300), ("m.tz", None)):
+    for key, value in (
+        ("avatar_url", "http://x"),
+        ("displayname", 5),
+        ("displayname", "x" * 300),
+        ("m.tz", None),
+    ):
         with pytest.raises(MatrixError):
             check_value(key, value)
     check_profile_size({"displayname": "x" * 1000})

@@ -40,8 +40,8 @@ def test_refill_over_time_and_cap_at_burst():
         rl.check("k")
     assert exc.value.retry_after_ms == 750
     clock.t += 0.75
-    rl.check("k")                        # one token back after 1 s
-    clock.t += 3600                      # long idle: only burst_count tokens, not 3600
+    rl.check("k")  # one token back after 1 s
+    clock.t += 3600  # long idle: only burst_count tokens, not 3600
     rl.check("k")
     rl.check("k")
     with pytest.raises(LimitExceeded):
@@ -64,7 +64,7 @@ def test_rejected_requests_do_not_drain_further():
         with pytest.raises(LimitExceeded):
             rl.check("k")
     clock.t += 1.0
-    rl.check("k")                        # hammering while limited costs nothing extra
+    rl.check("k")  # hammering while limited costs nothing extra
 
 
 def test_disabled_limiter_never_limits():
@@ -86,7 +86,7 @@ def test_prune_keeps_memory_bounded():
     rl.MAX_KEYS = 10
     for i in range(10):
         rl.check(f"ip:{i}")
-    clock.t += 5                          # all buckets refilled: prunable
+    clock.t += 5  # all buckets refilled: prunable
     rl.check("ip:new")
     assert len(rl._buckets) <= 2
 
@@ -102,7 +102,7 @@ def test_memory_bounded_even_when_no_bucket_is_full():
         except LimitExceeded:
             pass
     assert len(rl._buckets) <= 100
-    assert "@guess999:s" in rl._buckets           # the newest keys are the ones kept
+    assert "@guess999:s" in rl._buckets  # the newest keys are the ones kept
 
 
 class Req:
@@ -117,6 +117,6 @@ def test_hook_keys_by_user_or_ip():
     rl = RateLimiter(Clock(), per_second=1.0, burst_count=1)
     hook = make_rate_limit_hook(rl)
     asyncio.run(hook(Req(Requester("@a:s", "D"))))
-    asyncio.run(hook(Req()))                          # different key: allowed
+    asyncio.run(hook(Req()))  # different key: allowed
     with pytest.raises(LimitExceeded):
-        asyncio.run(hook(Req(Requester("@a:s", "OTHER"))))   # same user, other device
+        asyncio.run(hook(Req(Requester("@a:s", "OTHER"))))  # same user, other device

@@ -21,8 +21,21 @@ from schema.accounts import registration_tokens, users
 @pytest.fixture
 def inited(tmp_path, capsys):
     data = tmp_path / "node"
-    assert main(["node", "init", "--server-name", "school42.test", "--data-dir", str(data),
-                 "--port", "8111"]) == 0
+    assert (
+        main(
+            [
+                "node",
+                "init",
+                "--server-name",
+                "school42.test",
+                "--data-dir",
+                str(data),
+                "--port",
+                "8111",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     return str(data / "config.yaml")
 
@@ -72,30 +85,52 @@ def test_init_config_lists_every_setting_with_a_comment(inited):
 
 def test_init_refuses_to_overwrite(inited, capsys):
     before = open(inited).read()
-    assert main(["node", "init", "--server-name", "other.test", "--data-dir",
-                 os.path.dirname(inited)]) == 1
+    assert (
+        main(["node", "init", "--server-name", "other.test", "--data-dir", os.path.dirname(inited)])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "already exists" in err and len(err.strip().splitlines()) == 1
     assert open(inited).read() == before
 
 
 def test_init_rejects_bad_server_name(tmp_path, capsys):
-    assert main(["node", "init", "--server-name", "bad name", "--data-dir",
-                 str(tmp_path / "x")]) == 1
+    assert (
+        main(["node", "init", "--server-name", "bad name", "--data-dir", str(tmp_path / "x")]) == 1
+    )
     assert "invalid server name" in capsys.readouterr().err
     assert not (tmp_path / "x" / "config.yaml").exists()
 
 
 def test_user_add_generated_password(inited, capsys):
-    assert main(["node", "user", "add", "anna", "--role", "teacher", "--display-name",
-                 "Anna A", "-c", inited]) == 0
+    assert (
+        main(
+            [
+                "node",
+                "user",
+                "add",
+                "anna",
+                "--role",
+                "teacher",
+                "--display-name",
+                "Anna A",
+                "-c",
+                inited,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Created @anna:school42.test (role teacher)" in out
-    password = [line.split(": ", 1)[1] for line in out.splitlines()
-                if line.startswith("Password: ")][0]
+    password = [
+        line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("Password: ")
+    ][0]
     row = _db_rows(inited, users)[0]
-    assert (row["user_id"], row["role"], row["displayname"]) == \
-        ("@anna:school42.test", "teacher", "Anna A")
+    assert (row["user_id"], row["role"], row["displayname"]) == (
+        "@anna:school42.test",
+        "teacher",
+        "Anna A",
+    )
     assert verify_password(password, row["password_hash"])
     assert password not in row["password_hash"]
 
@@ -103,8 +138,23 @@ def test_user_add_generated_password(inited, capsys):
 def test_user_add_password_file_and_list(inited, tmp_path, capsys):
     pw = tmp_path / "pw"
     pw.write_text("a long enough password\n")
-    assert main(["node", "user", "add", "ben", "--role", "pupil", "--password-file", str(pw),
-                 "-c", inited]) == 0
+    assert (
+        main(
+            [
+                "node",
+                "user",
+                "add",
+                "ben",
+                "--role",
+                "pupil",
+                "--password-file",
+                str(pw),
+                "-c",
+                inited,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Password:" not in out
     row = _db_rows(inited, users)[0]
@@ -114,10 +164,13 @@ def test_user_add_password_file_and_list(inited, tmp_path, capsys):
     assert "@ben:school42.test" in out and "pupil" in out and "1 user(s)" in out
 
 
-@pytest.mark.parametrize("args,message", [
-    (["carl", "--role", "king"], "unknown role"),
-    (["Carl Upper", "--role", "pupil"], "invalid localpart"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["carl", "--role", "king"], "unknown role"),
+        (["Carl Upper", "--role", "pupil"], "invalid localpart"),
+    ],
+)
 def test_user_add_refusals(inited, capsys, args, message):
     assert main(["node", "user", "add", *args, "-c", inited]) == 1
     err = capsys.readouterr().err
@@ -131,18 +184,54 @@ def test_user_add_duplicate_and_short_password(inited, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     pw = tmp_path / "short"
     pw.write_text("abc\n")
-    assert main(["node", "user", "add", "emil", "--role", "parent", "--password-file",
-                 str(pw), "-c", inited]) == 1
+    assert (
+        main(
+            [
+                "node",
+                "user",
+                "add",
+                "emil",
+                "--role",
+                "parent",
+                "--password-file",
+                str(pw),
+                "-c",
+                inited,
+            ]
+        )
+        == 1
+    )
     assert "at least 8 characters" in capsys.readouterr().err
 
 
 def test_token_create_and_list(inited, capsys):
-    assert main(["node", "token", "create", "--uses", "3", "--expires", "7d", "--role",
-                 "parent", "-c", inited]) == 0
+    assert (
+        main(
+            [
+                "node",
+                "token",
+                "create",
+                "--uses",
+                "3",
+                "--expires",
+                "7d",
+                "--role",
+                "parent",
+                "-c",
+                inited,
+            ]
+        )
+        == 0
+    )
     token = capsys.readouterr().out.strip()
     row = _db_rows(inited, registration_tokens)[0]
-    assert (row["token"], row["uses_allowed"], row["role"], row["pending"], row["completed"]) \
-        == (token, 3, "parent", 0, 0)
+    assert (row["token"], row["uses_allowed"], row["role"], row["pending"], row["completed"]) == (
+        token,
+        3,
+        "parent",
+        0,
+        0,
+    )
     assert row["expiry_time"] - row["created_ts"] == 7 * 86_400_000
     assert main(["node", "token", "create", "--token", "class-5b", "-c", inited]) == 0
     assert capsys.readouterr().out.strip() == "class-5b"
@@ -151,12 +240,15 @@ def test_token_create_and_list(inited, capsys):
     assert token in out and "class-5b" in out and "0/3" in out and "2 token(s)" in out
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--expires", "soon"], "invalid expiry"),
-    (["--uses", "0"], "--uses must be at least 1"),
-    (["--expires", "2001-01-01"], "in the past"),
-    (["--token", "has space"], "registration token is"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--expires", "soon"], "invalid expiry"),
+        (["--uses", "0"], "--uses must be at least 1"),
+        (["--expires", "2001-01-01"], "in the past"),
+        (["--token", "has space"], "registration token is"),
+    ],
+)
 def test_token_create_refusals(inited, capsys, args, message):
     assert main(["node", "token", "create", *args, "-c", inited]) == 1
     assert message in capsys.readouterr().err
@@ -177,12 +269,15 @@ def test_commands_need_config(capsys):
 
 def test_errors_are_one_line_without_traceback(tmp_path):
     cmd = [sys.executable, "-c", "import sys; from node.cli.main import main; sys.exit(main())"]
-    for args in (["node", "run", "-c", str(tmp_path / "missing.yaml")],
-                 ["node", "user", "list", "-c", str(tmp_path / "missing.yaml")]):
+    for args in (
+        ["node", "run", "-c", str(tmp_path / "missing.yaml")],
+        ["node", "user", "list", "-c", str(tmp_path / "missing.yaml")],
+    ):
         res = subprocess.run(cmd + args, capture_output=True, text=True, timeout=60)
         assert res.returncode == 1
         assert res.stderr.strip().splitlines() == [
-            f"parta: error: config file not found: {tmp_path / 'missing.yaml'}"]
+            f"parta: error: config file not found: {tmp_path / 'missing.yaml'}"
+        ]
 
 
 def test_run_with_broken_signing_key_fails_cleanly(inited):
@@ -190,8 +285,9 @@ def test_run_with_broken_signing_key_fails_cleanly(inited):
     with open(key_path, "w") as fh:
         fh.write("ed25519 a_x not-base64!\n")
     cmd = [sys.executable, "-c", "import sys; from node.cli.main import main; sys.exit(main())"]
-    res = subprocess.run(cmd + ["node", "run", "-c", inited], capture_output=True, text=True,
-                         timeout=60)
+    res = subprocess.run(
+        cmd + ["node", "run", "-c", inited], capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("parta: error: signing key")

@@ -21,12 +21,20 @@ def test_upgrade_to_head_matches_metadata(tmp_path):
     try:
         assert upgrade(engine) == head_revision() is not None
         assert current_revision(engine) == head_revision()
-        assert pending_changes(engine) == [], \
+        assert pending_changes(engine) == [], (
             "schema.metadata changed without a migration: python -m schema.migrations '...'"
+        )
         tables = set(inspect(engine).get_table_names())
-        assert {"users", "devices", "access_tokens", "registration_tokens", "events", "rooms",
-                "alembic_version"} <= tables
-        assert upgrade(engine) == head_revision()          # idempotent
+        assert {
+            "users",
+            "devices",
+            "access_tokens",
+            "registration_tokens",
+            "events",
+            "rooms",
+            "alembic_version",
+        } <= tables
+        assert upgrade(engine) == head_revision()  # idempotent
     finally:
         engine.dispose()
 
@@ -43,15 +51,17 @@ def test_refuses_database_without_history(tmp_path):
 def test_start_at_head_does_not_import_alembic(tmp_path):
     import subprocess
     import sys
+
     engine = create_engine(f"sqlite:///{tmp_path}/h.db")
     upgrade(engine)
     engine.dispose()
-    code = ("import sys; from sqlalchemy import create_engine; "
-            "from schema.migrations import upgrade, script_head; "
-            f"e = create_engine('sqlite:///{tmp_path}/h.db'); "
-            "assert upgrade(e) == script_head(); print('alembic' in sys.modules)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
+    code = (
+        "import sys; from sqlalchemy import create_engine; "
+        "from schema.migrations import upgrade, script_head; "
+        f"e = create_engine('sqlite:///{tmp_path}/h.db'); "
+        "assert upgrade(e) == script_head(); print('alembic' in sys.modules)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
 

@@ -19,23 +19,23 @@ ALICE = uid("alice")
 def _scenario(db: InlineDB) -> None:
     svc = make_service(db)
     room_id = result_of(svc.create_room(ALICE, {"preset": "public_chat"}))
-    ids = [ev.event_id for ev in result_of(svc.get_events_in_range(room_id, None, None,
-                                                                   100, "f"))]
+    ids = [ev.event_id for ev in result_of(svc.get_events_in_range(room_id, None, None, 100, "f"))]
     assert ids
     status = db.run_sync(lambda c: store.event_status(c, ids + ["$unknown"] + ids[:2]))
-    assert set(status) == set(ids)                  # unknown IDs are absent, dups once
+    assert set(status) == set(ids)  # unknown IDs are absent, dups once
     assert all(s == (False, False, True) for s in status.values()), status
-    many = [f"$x{i}" for i in range(1200)] + ids[:1]   # more than one 500-ID chunk
+    many = [f"$x{i}" for i in range(1200)] + ids[:1]  # more than one 500-ID chunk
     assert list(db.run_sync(lambda c: store.event_status(c, many))) == ids[:1]
 
     assert db.run_sync(lambda c: store.get_txn_response(c, "o.test", "t1")) is None
     response = {"pdus": {ids[0]: {}, "$bad": {"error": "Signature check failed: x"}}}
     db.run_sync(lambda c: store.save_txn_response(c, "o.test", "t1", response, 1000))
     assert db.run_sync(lambda c: store.get_txn_response(c, "o.test", "t1")) == response
-    assert db.run_sync(lambda c: store.txn_response_and_event_status(
-        c, "o.test", "t1", ids)) == (response, {})
-    stored, st = db.run_sync(lambda c: store.txn_response_and_event_status(
-        c, "o.test", "t2", ids))
+    assert db.run_sync(lambda c: store.txn_response_and_event_status(c, "o.test", "t1", ids)) == (
+        response,
+        {},
+    )
+    stored, st = db.run_sync(lambda c: store.txn_response_and_event_status(c, "o.test", "t2", ids))
     assert stored is None and set(st) == set(ids)
     db.run_sync(lambda c: store.save_txn_response(c, "o.test", "t1", {"pdus": {}}, 2000))
     assert db.run_sync(lambda c: store.get_txn_response(c, "o.test", "t1")) == {"pdus": {}}

@@ -107,8 +107,12 @@ def clock() -> Clock:
 
 @pytest.fixture
 def site(clock):
-    resource = ApiResource(_router(), authenticate=None, max_body_bytes=CLIENT_LIMIT,
-                           body_limits={UPLOAD: UPLOAD_LIMIT})
+    resource = ApiResource(
+        _router(),
+        authenticate=None,
+        max_body_bytes=CLIENT_LIMIT,
+        body_limits={UPLOAD: UPLOAD_LIMIT},
+    )
     return make_site(resource, reactor=clock)
 
 
@@ -119,15 +123,24 @@ def _head(method: str, path: str, headers: dict[str, str]) -> bytes:
 
 
 def _json_post(path: str, body: bytes, **headers: str) -> bytes:
-    return _head("POST", path, {"Content-Type": "application/json",
-                                "Content-Length": str(len(body)), **headers}) + body
+    return (
+        _head(
+            "POST",
+            path,
+            {"Content-Type": "application/json", "Content-Length": str(len(body)), **headers},
+        )
+        + body
+    )
 
 
 # --- (a) bodies: refused by their declared length, before they are read ------------------
 def test_huge_declared_length_is_413_at_once_and_nothing_is_buffered(site):
     conn = Conn(site)
-    conn.send(_head("POST", LOGIN, {"Content-Type": "application/json",
-                                    "Content-Length": str(2 * 1024 ** 3)}))
+    conn.send(
+        _head(
+            "POST", LOGIN, {"Content-Type": "application/json", "Content-Length": str(2 * 1024**3)}
+        )
+    )
     # The answer is there before a single body byte was sent.
     status, headers, body = conn.response()
     assert status == 413 and body["errcode"] == "M_TOO_LARGE", body
@@ -145,8 +158,9 @@ def test_huge_declared_length_is_413_at_once_and_nothing_is_buffered(site):
 
 def test_expect_continue_over_the_limit_gets_413_not_100(site):
     conn = Conn(site)
-    conn.send(_head("POST", LOGIN, {"Content-Length": str(CLIENT_LIMIT + 1),
-                                    "Expect": "100-continue"}))
+    conn.send(
+        _head("POST", LOGIN, {"Content-Length": str(CLIENT_LIMIT + 1), "Expect": "100-continue"})
+    )
     assert not conn.transport.value().startswith(b"HTTP/1.1 100")
     assert conn.response()[0] == 413 and conn.closed
 
@@ -154,15 +168,25 @@ def test_expect_continue_over_the_limit_gets_413_not_100(site):
 def test_media_upload_route_has_its_own_larger_limit(site):
     ok = Conn(site)
     data = b"u" * (CLIENT_LIMIT * 10)
-    ok.send(_head("POST", UPLOAD + "?filename=a.bin",
-                  {"Content-Type": "application/octet-stream",
-                   "Content-Length": str(len(data))}) + data)
+    ok.send(
+        _head(
+            "POST",
+            UPLOAD + "?filename=a.bin",
+            {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
+        )
+        + data
+    )
     status, _, body = ok.response()
     assert status == 200 and body["size"] == len(data)
 
     big = Conn(site)
-    big.send(_head("POST", UPLOAD, {"Content-Type": "application/octet-stream",
-                                    "Content-Length": str(UPLOAD_LIMIT + 1)}))
+    big.send(
+        _head(
+            "POST",
+            UPLOAD,
+            {"Content-Type": "application/octet-stream", "Content-Length": str(UPLOAD_LIMIT + 1)},
+        )
+    )
     status, _, body = big.response()
     assert status == 413 and body["errcode"] == "M_TOO_LARGE" and big.closed
     # The larger limit is the upload route's only: not for POST to another path.
@@ -173,16 +197,17 @@ def test_media_upload_route_has_its_own_larger_limit(site):
 
 def test_chunked_body_is_cut_off_at_the_limit(site):
     conn = Conn(site)
-    conn.send(_head("POST", LOGIN, {"Content-Type": "application/json",
-                                    "Transfer-Encoding": "chunked"}))
-    assert conn.transport.value() == b""          # no length known yet: reading
+    conn.send(
+        _head("POST", LOGIN, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    )
+    assert conn.transport.value() == b""  # no length known yet: reading
     chunk = b"a" * 400
-    for _ in range(20):                            # 8000 bytes offered, limit 1000
+    for _ in range(20):  # 8000 bytes offered, limit 1000
         conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
     status, _, body = conn.response()
     assert status == 413 and body["errcode"] == "M_TOO_LARGE" and conn.closed
     assert conn.content_size() <= CLIENT_LIMIT
-    conn.send(b"0\r\n\r\n")                        # the end of the body changes nothing
+    conn.send(b"0\r\n\r\n")  # the end of the body changes nothing
     assert conn.transport.value().count(b"HTTP/1.1") == 1
     conn.lose()
 
@@ -190,9 +215,10 @@ def test_chunked_body_is_cut_off_at_the_limit(site):
 def test_small_chunked_body_is_accepted(site):
     conn = Conn(site)
     body = b'{"type": "m.login.token"}'
-    conn.send(_head("POST", LOGIN, {"Content-Type": "application/json",
-                                    "Transfer-Encoding": "chunked"})
-              + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    conn.send(
+        _head("POST", LOGIN, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    )
     status, _, answer = conn.response()
     assert status == 200 and answer["got"] == {"type": "m.login.token"}
 
@@ -209,9 +235,18 @@ def test_federation_listener_refuses_by_declared_length(clock):
 # --- (b) malformed requests and form bodies: Matrix errors ---------------------------------
 def test_multipart_body_on_a_json_endpoint_is_not_json(site):
     conn = Conn(site)
-    body = b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n"
-    conn.send(_head("POST", LOGIN, {"Content-Type": "multipart/form-data",  # no boundary
-                                    "Content-Length": str(len(body))}) + body)
+    body = b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--\r\n'
+    conn.send(
+        _head(
+            "POST",
+            LOGIN,
+            {
+                "Content-Type": "multipart/form-data",  # no boundary
+                "Content-Length": str(len(body)),
+            },
+        )
+        + body
+    )
     status, _, answer = conn.response()
     assert status == 400 and answer["errcode"] == "M_NOT_JSON", answer
 
@@ -219,9 +254,14 @@ def test_multipart_body_on_a_json_endpoint_is_not_json(site):
 def test_form_bodies_never_become_query_arguments(site):
     conn = Conn(site)
     body = b"access_token=someone_elses&filename=x"
-    conn.send(_head("POST", UPLOAD + "?filename=a.txt",
-                    {"Content-Type": "application/x-www-form-urlencoded",
-                     "Content-Length": str(len(body))}) + body)
+    conn.send(
+        _head(
+            "POST",
+            UPLOAD + "?filename=a.txt",
+            {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": str(len(body))},
+        )
+        + body
+    )
     status, _, answer = conn.response()
     assert status == 200 and answer["args"] == ["filename"], answer
 
@@ -229,7 +269,7 @@ def test_form_bodies_never_become_query_arguments(site):
 def test_long_but_legitimate_uri_works(site):
     conn = Conn(site)
     flt = "%7B%22room%22%3A%7B%22rooms%22%3A%5B" + "%22%21abcdefghijklmnop%3As.example%22%2C" * 500
-    assert 16 * 1024 < len(flt) < 24 * 1024        # over twisted's 16 KiB line limit
+    assert 16 * 1024 < len(flt) < 24 * 1024  # over twisted's 16 KiB line limit
     conn.send(_head("GET", "/_matrix/client/v3/sync?filter=" + flt, {}))
     status, _, answer = conn.response()
     assert status == 200 and answer["filter_len"] > 10_000
@@ -244,18 +284,22 @@ def test_over_long_request_line_is_414_json(site):
 
 def test_over_long_header_section_is_431_json(site):
     conn = Conn(site)
-    conn.send(_head("GET", "/_matrix/client/v3/sync",
-                    {f"X-Pad-{i}": "p" * 1000 for i in range(100)}))
+    conn.send(
+        _head("GET", "/_matrix/client/v3/sync", {f"X-Pad-{i}": "p" * 1000 for i in range(100)})
+    )
     status, _, answer = conn.response()
     assert status == 431 and answer["errcode"] == "M_TOO_LARGE" and conn.closed
 
 
-@pytest.mark.parametrize("raw", [
-    b"NONSENSE\r\n\r\n",
-    b"GET /x HTTP/1.1\r\nNo colon here\r\n\r\n",
-    b"POST /x HTTP/1.1\r\nContent-Length: ten\r\n\r\n",
-    b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"NONSENSE\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nNo colon here\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nContent-Length: ten\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+    ],
+)
 def test_malformed_requests_get_a_json_400(site, raw):
     conn = Conn(site)
     conn.send(raw)
@@ -276,7 +320,7 @@ def test_idle_connection_is_closed(site, clock):
 def test_slowloris_headers_are_cut_off_by_the_header_deadline(site, clock):
     conn = Conn(site)
     conn.send(b"GET /_matrix/client/v3/sync HTTP/1.1\r\n")
-    for i in range(10):                            # one header line every 20 s: never idle
+    for i in range(10):  # one header line every 20 s: never idle
         clock.advance(20)
         conn.send(b"X-Slow-%d: 1\r\n" % i)
         if conn.closed:
@@ -289,7 +333,7 @@ def test_slowloris_headers_are_cut_off_by_the_header_deadline(site, clock):
 def test_keep_alive_requests_each_get_their_own_header_deadline(site, clock):
     conn = Conn(site)
     for _ in range(3):
-        clock.advance(50)                          # idle between requests, under 60 s
+        clock.advance(50)  # idle between requests, under 60 s
         conn.send(_head("GET", "/_matrix/client/v3/sync", {}))
     assert not conn.closed
     assert conn.transport.value().count(b"HTTP/1.1 200") == 3
@@ -299,9 +343,9 @@ def test_refused_client_that_keeps_the_connection_open_is_dropped(site, clock):
     conn = Conn(site)
     conn.send(_head("POST", LOGIN, {"Content-Length": str(10 * CLIENT_LIMIT)}))
     assert conn.response()[0] == 413
-    conn.send(b"x" * 100_000)                      # a client still pushing its body
+    conn.send(b"x" * 100_000)  # a client still pushing its body
     clock.advance(REFUSED_ABORT_SECONDS + 1)
-    assert conn.transport.disconnected             # aborted, not just half-closed
+    assert conn.transport.disconnected  # aborted, not just half-closed
 
 
 def test_refused_client_still_sending_its_body_can_read_the_answer(site, clock):
@@ -311,7 +355,7 @@ def test_refused_client_still_sending_its_body_can_read_the_answer(site, clock):
     conn = Conn(site)
     conn.send(_head("POST", LOGIN, {"Content-Length": str(2 * CLIENT_LIMIT)}))
     assert conn.response()[0] == 413 and conn.transport.write_closed
-    conn.send(b"x" * (2 * CLIENT_LIMIT))          # the rest of the body: read and dropped
+    conn.send(b"x" * (2 * CLIENT_LIMIT))  # the rest of the body: read and dropped
     assert not conn.transport.disconnecting and conn.content_size() == 0
     assert conn.transport.value().count(b"HTTP/1.1") == 1
     clock.advance(LINGER_SECONDS + 0.1)
@@ -320,7 +364,7 @@ def test_refused_client_still_sending_its_body_can_read_the_answer(site, clock):
 
 def test_draining_a_refused_body_is_bounded(site):
     conn = Conn(site)
-    conn.send(_head("POST", LOGIN, {"Content-Length": str(2 * 1024 ** 3)}))
+    conn.send(_head("POST", LOGIN, {"Content-Length": str(2 * 1024**3)}))
     assert conn.response()[0] == 413
     for _ in range(5):
         conn.send(b"x" * (LINGER_BYTES // 4))

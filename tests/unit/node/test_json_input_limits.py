@@ -44,14 +44,22 @@ class Client:
         register_rooms(self.router, node.rooms)
         register_sync(self.router, node.sync)
 
-    def call(self, user: str, method: str, path: str, body: object = None,
-             raw: bytes | None = None, query: dict | None = None) -> tuple[int, dict]:
+    def call(
+        self,
+        user: str,
+        method: str,
+        path: str,
+        body: object = None,
+        raw: bytes | None = None,
+        query: dict | None = None,
+    ) -> tuple[int, dict]:
         try:
             route, params, _ = self.router.match(method, path)
             assert route is not None, f"no route for {method} {path}"
             data = raw if raw is not None else b"" if body is None else orjson.dumps(body)
-            req = ApiRequest(method, path, {k: [v] for k, v in (query or {}).items()}, {},
-                             data, "127.0.0.1")
+            req = ApiRequest(
+                method, path, {k: [v] for k, v in (query or {}).items()}, {}, data, "127.0.0.1"
+            )
             req.requester = Requester(user, "DEV")
             status, answer = result_of(route.handler(req, **params))
         except MatrixError as exc:
@@ -83,37 +91,45 @@ def test_deep_message_and_member_content_are_refused_and_sync_keeps_working(clie
     room_id = shared_room(client)
     room = quote(room_id)
     for i, depth in enumerate((MAX_JSON_DEPTH + 1, 250)):
-        assert bad_json(client.call(ALICE, "PUT", f"{V3}/rooms/{room}/send/m.room.message/t{i}",
-                                    nested(depth)))
+        assert bad_json(
+            client.call(ALICE, "PUT", f"{V3}/rooms/{room}/send/m.room.message/t{i}", nested(depth))
+        )
         member = {"membership": "join", "deep": nested(depth)["deep"]}
-        assert bad_json(client.call(ALICE, "PUT",
-                                    f"{V3}/rooms/{room}/state/m.room.member/{quote(ALICE)}",
-                                    member))
+        assert bad_json(
+            client.call(
+                ALICE, "PUT", f"{V3}/rooms/{room}/state/m.room.member/{quote(ALICE)}", member
+            )
+        )
     # A document exactly at the limit is a message like any other.
-    status, _ = client.call(ALICE, "PUT", f"{V3}/rooms/{room}/send/m.room.message/ok",
-                            nested(MAX_JSON_DEPTH))
+    status, _ = client.call(
+        ALICE, "PUT", f"{V3}/rooms/{room}/send/m.room.message/ok", nested(MAX_JSON_DEPTH)
+    )
     assert status == 200
     for user in (BOB, ALICE):
         status, body = client.call(user, "GET", f"{V3}/sync")
         assert status == 200
         timeline = body["rooms"]["join"][room_id]["timeline"]["events"]
-        assert [e["content"]["body"] for e in timeline
-                if e["type"] == "m.room.message"] == ["deep"]
+        assert [e["content"]["body"] for e in timeline if e["type"] == "m.room.message"] == ["deep"]
 
 
-@pytest.mark.parametrize("content", [
-    {"deep": nested(250)["deep"]},
-    {"n": 2**64 + 1},
-    {"n": -(2**53)},
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"deep": nested(250)["deep"]},
+        {"n": 2**64 + 1},
+        {"n": -(2**53)},
+    ],
+)
 def test_account_data_refuses_deep_json_and_huge_integers(client, content):
     room = quote(shared_room(client))
     me = quote(ALICE)
     raw = _encode(content)
-    for path in (f"{V3}/user/{me}/account_data/org.example.x",
-                 f"{V3}/user/{me}/rooms/{room}/account_data/org.example.x"):
+    for path in (
+        f"{V3}/user/{me}/account_data/org.example.x",
+        f"{V3}/user/{me}/rooms/{room}/account_data/org.example.x",
+    ):
         assert bad_json(client.call(ALICE, "PUT", path, raw=raw))
-        assert client.call(ALICE, "GET", path)[0] == 404       # nothing was stored
+        assert client.call(ALICE, "GET", path)[0] == 404  # nothing was stored
     status, _ = client.call(ALICE, "GET", f"{V3}/sync")
     assert status == 200
 
@@ -125,8 +141,9 @@ def test_filters_refuse_deep_json_and_huge_integers(client):
         assert bad_json(client.call(ALICE, "POST", f"{V3}/user/{me}/filter", raw=raw))
         status, err = client.call(ALICE, "GET", f"{V3}/sync", query={"filter": raw.decode()})
         assert (status, err["errcode"]) == (400, "M_INVALID_PARAM")
-    status, body = client.call(ALICE, "POST", f"{V3}/user/{me}/filter",
-                               {"room": {"timeline": {"limit": 5}}})
+    status, body = client.call(
+        ALICE, "POST", f"{V3}/user/{me}/filter", {"room": {"timeline": {"limit": 5}}}
+    )
     assert status == 200 and body["filter_id"]
 
 
@@ -147,21 +164,24 @@ def test_nul_in_path_parameters_is_invalid_param(client):
         assert (status, err["errcode"]) == (400, "M_INVALID_PARAM"), path
         assert "NUL" in err["error"]
     # Other control characters in a state key stay legal (any string is a state key).
-    status, _ = client.call(ALICE, "PUT", f"{V3}/rooms/{room}/state/org.example.state/a%0Ab",
-                            {})
+    status, _ = client.call(ALICE, "PUT", f"{V3}/rooms/{room}/state/org.example.state/a%0Ab", {})
     assert status == 200
 
 
 def test_nul_in_query_parameters_is_invalid_param(client):
     room = quote(shared_room(client))
-    for path, query in ((f"{V3}/rooms/{room}/members", {"membership": "join\x00"}),
-                        (f"{V3}/rooms/{room}/messages", {"dir": "b", "filter\x00": "{}"}),
-                        (f"{V3}/sync", {"set_presence": "online", "since": "s1\x00"})):
+    for path, query in (
+        (f"{V3}/rooms/{room}/members", {"membership": "join\x00"}),
+        (f"{V3}/rooms/{room}/messages", {"dir": "b", "filter\x00": "{}"}),
+        (f"{V3}/sync", {"set_presence": "online", "since": "s1\x00"}),
+    ):
         status, err = client.call(ALICE, "GET", path, query=query)
         assert (status, err["errcode"]) == (400, "M_INVALID_PARAM"), path
         assert "NUL" in err["error"]
-    assert client.call(BOB, "GET", f"{V3}/rooms/{room}/members",
-                       query={"membership": "join"})[0] == 200
+    assert (
+        client.call(BOB, "GET", f"{V3}/rooms/{room}/members", query={"membership": "join"})[0]
+        == 200
+    )
 
 
 def test_router_refusal_keeps_the_route_name_for_metrics():
@@ -191,8 +211,10 @@ def test_server_bodies_may_wrap_a_client_document_in_an_envelope():
     with pytest.raises(BadJSON, match="nested more than 100"):
         cli.json()
     # A transaction (PDUs and EDUs alike) deeper than the server limit is refused whole.
-    for edu in ({"edu_type": "m.direct_to_device", "content": nested(250)},
-                {"edu_type": "m.typing", "content": {"x": [2**64]}}):
+    for edu in (
+        {"edu_type": "m.direct_to_device", "content": nested(250)},
+        {"edu_type": "m.typing", "content": {"x": [2**64]}},
+    ):
         hostile = _encode({"origin": "a.example", "pdus": [], "edus": [edu]})
         fed = ApiRequest("PUT", "/_matrix/federation/v1/send/t2", {}, {}, hostile, "127.0.0.1")
         with pytest.raises(BadJSON):
@@ -200,9 +222,11 @@ def test_server_bodies_may_wrap_a_client_document_in_an_envelope():
 
 
 def test_nul_in_create_room_alias_and_initial_state_is_invalid_param(client):
-    for body in ({"room_alias_name": "a\x00b"},
-                 {"initial_state": [{"type": "org.s", "state_key": "k\x00", "content": {}}]},
-                 {"initial_state": [{"type": "org.s\x00", "content": {}}]}):
+    for body in (
+        {"room_alias_name": "a\x00b"},
+        {"initial_state": [{"type": "org.s", "state_key": "k\x00", "content": {}}]},
+        {"initial_state": [{"type": "org.s\x00", "content": {}}]},
+    ):
         status, err = client.call(ALICE, "POST", f"{V3}/createRoom", body)
         assert (status, err["errcode"]) == (400, "M_INVALID_PARAM"), body
     status, body = client.call(ALICE, "POST", f"{V3}/createRoom", {"room_alias_name": "a-b"})
@@ -210,6 +234,7 @@ def test_nul_in_create_room_alias_and_initial_state_is_invalid_param(client):
 
 
 def test_nul_in_user_directory_search_term_is_invalid_param(client):
-    status, err = client.call(ALICE, "POST", f"{V3}/user_directory/search",
-                              {"search_term": "bo\x00b"})
+    status, err = client.call(
+        ALICE, "POST", f"{V3}/user_directory/search", {"search_term": "bo\x00b"}
+    )
     assert (status, err["errcode"]) == (400, "M_INVALID_PARAM")

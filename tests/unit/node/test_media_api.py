@@ -34,15 +34,23 @@ TOKENS = {"tok-anna": "@anna:school.example", "tok-ben": "@ben:school.example"}
 
 @pytest.fixture
 def api(tmp_path, monkeypatch):
-    monkeypatch.setattr("node.media.wiring.threads.deferToThreadPool",
-                        lambda reactor, pool, fn, *a: defer.maybeDeferred(fn, *a))
-    config = SimpleNamespace(media=MediaConfig(max_upload_bytes=200_000,
-                                               per_user_quota_bytes=300_000),
-                             media_dir=str(tmp_path / "media"))
+    monkeypatch.setattr(
+        "node.media.wiring.threads.deferToThreadPool",
+        lambda reactor, pool, fn, *a: defer.maybeDeferred(fn, *a),
+    )
+    config = SimpleNamespace(
+        media=MediaConfig(max_upload_bytes=200_000, per_user_quota_bytes=300_000),
+        media_dir=str(tmp_path / "media"),
+    )
     router = Router()
-    ctx = SimpleNamespace(config=config, reactor=SimpleNamespace(getThreadPool=lambda: None),
-                          clock=FakeClock(), db=InlineDB(f"sqlite:///{tmp_path}/node.db"),
-                          router=router, server_name=SERVER)
+    ctx = SimpleNamespace(
+        config=config,
+        reactor=SimpleNamespace(getThreadPool=lambda: None),
+        clock=FakeClock(),
+        db=InlineDB(f"sqlite:///{tmp_path}/node.db"),
+        router=router,
+        server_name=SERVER,
+    )
     media = wire(ctx, accounts=None)
 
     async def authenticate(req, token):
@@ -50,13 +58,22 @@ def api(tmp_path, monkeypatch):
             raise MatrixError("Unknown token", errcode="M_UNKNOWN_TOKEN", http_status=401)
         return Requester(TOKENS[token], "DEV")
 
-    resource = ApiResource(router, authenticate=authenticate, max_body_bytes=1000,
-                           body_limits=media.body_limits)
+    resource = ApiResource(
+        router, authenticate=authenticate, max_body_bytes=1000, body_limits=media.body_limits
+    )
     return SimpleNamespace(resource=resource, media=media, media_dir=config.media_dir)
 
 
-def call(api, method: str, path: str, *, token: str | None = "tok-anna", body: bytes = b"",
-         headers: dict | None = None, query: dict | None = None):
+def call(
+    api,
+    method: str,
+    path: str,
+    *,
+    token: str | None = "tok-anna",
+    body: bytes = b"",
+    headers: dict | None = None,
+    query: dict | None = None,
+):
     req = DummyRequest([])
     req.method = method.encode()
     req.path = path.encode()
@@ -72,24 +89,36 @@ def call(api, method: str, path: str, *, token: str | None = "tok-anna", body: b
     api.resource.render(req)
     assert req.finished, "request did not complete synchronously"
     data = b"".join(req.written)
-    resp_headers = {k.decode().lower(): v[-1].decode()
-                    for k, v in req.responseHeaders.getAllRawHeaders()}
+    resp_headers = {
+        k.decode().lower(): v[-1].decode() for k, v in req.responseHeaders.getAllRawHeaders()
+    }
     code = req.responseCode or 200
-    return SimpleNamespace(code=code, body=data, headers=resp_headers,
-                           json=(json.loads(data) if resp_headers.get("content-type")
-                                 == "application/json" else None))
+    return SimpleNamespace(
+        code=code,
+        body=data,
+        headers=resp_headers,
+        json=(json.loads(data) if resp_headers.get("content-type") == "application/json" else None),
+    )
 
 
-def upload(api, data: bytes, content_type="application/octet-stream", filename=None,
-           token="tok-anna"):
+def upload(
+    api, data: bytes, content_type="application/octet-stream", filename=None, token="tok-anna"
+):
     query = {"filename": filename} if filename is not None else None
-    resp = call(api, "POST", "/_matrix/media/v3/upload", body=data, token=token,
-                headers={"content-type": content_type}, query=query)
+    resp = call(
+        api,
+        "POST",
+        "/_matrix/media/v3/upload",
+        body=data,
+        token=token,
+        headers={"content-type": content_type},
+        query=query,
+    )
     return resp
 
 
 def media_path(mxc: str) -> str:
-    server, media_id = mxc[len("mxc://"):].split("/")
+    server, media_id = mxc[len("mxc://") :].split("/")
     return f"{quote(server)}/{media_id}"
 
 
@@ -127,7 +156,7 @@ def test_html_is_served_as_attachment(api):
     assert got.headers["x-content-type-options"] == "nosniff"
     mxc = upload(api, b"hello", "text/plain").json["content_uri"]
     got = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}")
-    assert got.headers["content-disposition"] == "inline"           # no filename given
+    assert got.headers["content-disposition"] == "inline"  # no filename given
     assert got.headers["content-type"] == "text/plain; charset=utf-8"
 
 
@@ -135,17 +164,19 @@ def test_download_requires_auth(api):
     mxc = upload(api, b"x").json["content_uri"]
     resp = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}", token=None)
     assert resp.code == 401 and resp.json["errcode"] == "M_MISSING_TOKEN"
-    resp = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}",
-                token="bogus")
+    resp = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}", token="bogus")
     assert resp.code == 401 and resp.json["errcode"] == "M_UNKNOWN_TOKEN"
 
 
-@pytest.mark.parametrize("path", [
-    f"/_matrix/client/v1/media/download/{SERVER}/doesnotexist",
-    "/_matrix/client/v1/media/download/other.example/abcdef",        # remote: later issue
-    f"/_matrix/client/v1/media/download/{SERVER}/..%2F..%2Fnode.db",
-    "/_matrix/client/v1/media/download/bad%2Fname/abc",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/_matrix/client/v1/media/download/{SERVER}/doesnotexist",
+        "/_matrix/client/v1/media/download/other.example/abcdef",  # remote: later issue
+        f"/_matrix/client/v1/media/download/{SERVER}/..%2F..%2Fnode.db",
+        "/_matrix/client/v1/media/download/bad%2Fname/abc",
+    ],
+)
 def test_unknown_media_404(api, path):
     resp = call(api, "GET", path)
     assert resp.code == 404 and resp.json["errcode"] == "M_NOT_FOUND"
@@ -154,7 +185,7 @@ def test_unknown_media_404(api, path):
 def test_too_large_upload_413(api):
     resp = upload(api, b"x" * 200_001)
     assert resp.code == 413 and resp.json["errcode"] == "M_TOO_LARGE"
-    assert upload(api, b"x" * 200_000).code == 200   # exactly the limit is fine
+    assert upload(api, b"x" * 200_000).code == 200  # exactly the limit is fine
 
 
 def test_quota_403(api):
@@ -188,10 +219,14 @@ def test_thumbnail_scale_and_crop(api):
 def test_thumbnail_of_small_image_is_the_original(api):
     data = png(20, 20)
     mxc = upload(api, data, "application/octet-stream").json["content_uri"]
-    resp = call(api, "GET", f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}",
-                query={"width": 96, "height": 96})
+    resp = call(
+        api,
+        "GET",
+        f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}",
+        query={"width": 96, "height": 96},
+    )
     assert resp.code == 200 and resp.body == data
-    assert resp.headers["content-type"] == "image/png"       # what Pillow saw, not the claim
+    assert resp.headers["content-type"] == "image/png"  # what Pillow saw, not the claim
 
 
 def test_thumbnail_errors(api):
@@ -205,24 +240,33 @@ def test_thumbnail_errors(api):
     assert resp.code == 400 and resp.json["errcode"] == "M_INVALID_PARAM"
     resp = call(api, "GET", path, query={"width": 5, "height": 5, "method": "stretch"})
     assert resp.code == 400 and resp.json["errcode"] == "M_INVALID_PARAM"
-    resp = call(api, "GET", f"/_matrix/client/v1/media/thumbnail/{SERVER}/nope",
-                query={"width": 5, "height": 5})
+    resp = call(
+        api,
+        "GET",
+        f"/_matrix/client/v1/media/thumbnail/{SERVER}/nope",
+        query={"width": 5, "height": 5},
+    )
     assert resp.code == 404 and resp.json["errcode"] == "M_NOT_FOUND"
 
 
 def test_thumbnail_too_many_pixels_413(api):
     api.media.config.max_thumbnail_pixels = 10_000
     mxc = upload(api, png(200, 200), "image/png").json["content_uri"]
-    resp = call(api, "GET", f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}",
-                query={"width": 32, "height": 32})
+    resp = call(
+        api,
+        "GET",
+        f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}",
+        query={"width": 32, "height": 32},
+    )
     assert resp.code == 413 and resp.json["errcode"] == "M_TOO_LARGE"
 
 
 def test_service_upload_contract(api):
     """MediaService.upload is what other areas (demo seeding, avatars) call directly."""
     result = []
-    defer.ensureDeferred(api.media.upload("@anna:school.example", "text/plain", "a.txt",
-                                          b"hi")).addCallback(result.append)
+    defer.ensureDeferred(
+        api.media.upload("@anna:school.example", "text/plain", "a.txt", b"hi")
+    ).addCallback(result.append)
     assert result and result[0].startswith(f"mxc://{SERVER}/")
 
 
@@ -230,6 +274,7 @@ def thumbnail_rows(api) -> int:
     from sqlalchemy import func, select
 
     from schema.media import media_thumbnails
+
     with api.media.db.engine.begin() as conn:
         return conn.execute(select(func.count()).select_from(media_thumbnails)).scalar_one()
 
@@ -246,7 +291,7 @@ def test_distinct_requested_sizes_cannot_grow_the_thumbnail_cache(api):
         assert (w >= 10 + i * 16 or h >= 8 + i * 12) and w <= 1600 and h <= 1200
     # 50 sizes up to 794x596: one row per configured size at most.
     assert thumbnail_rows(api) <= len(sizes)
-    for i in range(20):       # beyond every configured size: one shared full-size box
+    for i in range(20):  # beyond every configured size: one shared full-size box
         assert call(api, "GET", path, query={"width": 900 + i, "height": 700 + i}).code == 200
     assert thumbnail_rows(api) <= len(sizes) + 1
     files = [f for _, _, fs in os.walk(os.path.join(api.media_dir, "content")) for f in fs]
@@ -255,12 +300,13 @@ def test_distinct_requested_sizes_cannot_grow_the_thumbnail_cache(api):
 
 def bomb_png(w: int, h: int) -> bytes:
     from test_media_thumbnailer import blank_png
+
     return blank_png(w, h)
 
 
 def test_png_bomb_thumbnail_413_and_other_users_unaffected(api):
     bomb = upload(api, bomb_png(7000, 7000), "image/png", "tiny.png")
-    assert bomb.code == 200, bomb.body          # a 150 KB upload is fine; thumbnailing is not
+    assert bomb.code == 200, bomb.body  # a 150 KB upload is fine; thumbnailing is not
     path = f"/_matrix/client/v1/media/thumbnail/{media_path(bomb.json['content_uri'])}"
     for width, height in ((32, 32), (96, 96), (320, 240), (800, 600)):
         resp = call(api, "GET", path, query={"width": width, "height": height})
@@ -270,27 +316,40 @@ def test_png_bomb_thumbnail_413_and_other_users_unaffected(api):
     download = f"/_matrix/client/v1/media/download/{media_path(bomb.json['content_uri'])}"
     assert call(api, "GET", download).code == 200
     mxc = upload(api, png(640, 640), "image/png", token="tok-ben").json["content_uri"]
-    resp = call(api, "GET", f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}",
-                query={"width": 96, "height": 96}, token="tok-ben")
+    resp = call(
+        api,
+        "GET",
+        f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}",
+        query={"width": 96, "height": 96},
+        token="tok-ben",
+    )
     assert resp.code == 200 and Image.open(io.BytesIO(resp.body)).size == (96, 96)
 
 
-@pytest.mark.parametrize("path_name,expected", [
-    # CR/LF from the path cannot split the header or add one.
-    ("a%0D%0ASet-Cookie:%20x=1.txt", 'attachment; filename="aSet-Cookie: x=1.txt"'),
-    # Quotes and backslashes cannot end the quoted string early.
-    ('a%22%3B%20filename=evil.exe', "attachment; filename*=utf-8''a%22%3B%20filename%3Devil.exe"),
-    ("a%5C%22.txt", "attachment; filename*=utf-8''a_%22.txt"),
-    # Non-ASCII: RFC 6266 / RFC 8187 ext-value, the header stays ASCII.
-    ("Sch%C3%BCler%20%F0%9F%98%80.pdf",
-     "attachment; filename*=utf-8''Sch%C3%BCler%20%F0%9F%98%80.pdf"),
-    # A right-to-left override would show "invoice_exe.pdf" for an .exe: dropped.
-    ("invoice%E2%80%AEfdp.exe", 'attachment; filename="invoicefdp.exe"'),
-    # C1 controls and invalid UTF-8 in the path.
-    ("a%C2%85b%FF.txt", "attachment; filename*=utf-8''ab%EF%BF%BD.txt"),
-    # Nothing left after cleaning: no filename parameter at all, not an empty one.
-    ("%0D%0A%09", "attachment"),
-])
+@pytest.mark.parametrize(
+    "path_name,expected",
+    [
+        # CR/LF from the path cannot split the header or add one.
+        ("a%0D%0ASet-Cookie:%20x=1.txt", 'attachment; filename="aSet-Cookie: x=1.txt"'),
+        # Quotes and backslashes cannot end the quoted string early.
+        (
+            "a%22%3B%20filename=evil.exe",
+            "attachment; filename*=utf-8''a%22%3B%20filename%3Devil.exe",
+        ),
+        ("a%5C%22.txt", "attachment; filename*=utf-8''a_%22.txt"),
+        # Non-ASCII: RFC 6266 / RFC 8187 ext-value, the header stays ASCII.
+        (
+            "Sch%C3%BCler%20%F0%9F%98%80.pdf",
+            "attachment; filename*=utf-8''Sch%C3%BCler%20%F0%9F%98%80.pdf",
+        ),
+        # A right-to-left override would show "invoice_exe.pdf" for an .exe: dropped.
+        ("invoice%E2%80%AEfdp.exe", 'attachment; filename="invoicefdp.exe"'),
+        # C1 controls and invalid UTF-8 in the path.
+        ("a%C2%85b%FF.txt", "attachment; filename*=utf-8''ab%EF%BF%BD.txt"),
+        # Nothing left after cleaning: no filename parameter at all, not an empty one.
+        ("%0D%0A%09", "attachment"),
+    ],
+)
 def test_download_filename_from_path_is_sanitised(api, path_name, expected):
     mxc = upload(api, b"%PDF-1.4", "application/pdf", "orig.pdf").json["content_uri"]
     resp = call(api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}/{path_name}")
@@ -302,25 +361,32 @@ def test_download_filename_from_path_is_sanitised(api, path_name, expected):
 
 def test_download_filename_from_path_is_capped(api):
     mxc = upload(api, b"data", "application/pdf").json["content_uri"]
-    resp = call(api, "GET",
-                f"/_matrix/client/v1/media/download/{media_path(mxc)}/{'%C3%BC' * 2000}.pdf")
+    resp = call(
+        api, "GET", f"/_matrix/client/v1/media/download/{media_path(mxc)}/{'%C3%BC' * 2000}.pdf"
+    )
     assert resp.code == 200
     header = resp.headers["content-disposition"]
     assert header.startswith("attachment; filename*=utf-8''%C3%BC")
-    assert len(header) < 255 * 6 + 40           # at most 255 characters, percent-encoded
+    assert len(header) < 255 * 6 + 40  # at most 255 characters, percent-encoded
 
 
 def many_frame_gif(frames: int) -> bytes:
     """A 1000x1000 GIF of ``frames`` 1x1 frames: a few KB, but every frame must be walked."""
     import struct
+
     head = b"GIF89a" + struct.pack("<HH", 1000, 1000) + b"\x80\x00\x00" + b"\x00" * 3 + b"\xff" * 3
-    frame = (b"\x21\xf9\x04\x00\x01\x00\x00\x00" + b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1)
-             + b"\x00\x02\x02\x44\x01\x00")
+    frame = (
+        b"\x21\xf9\x04\x00\x01\x00\x00\x00"
+        + b"\x2c"
+        + struct.pack("<HHHH", 0, 0, 1, 1)
+        + b"\x00\x02\x02\x44\x01\x00"
+    )
     return head + frame * frames + b"\x3b"
 
 
 def test_animation_refusal_is_remembered_not_recomputed(api, monkeypatch):
     from node.media import thumbnailer
+
     mxc = upload(api, many_frame_gif(2000), "image/gif").json["content_uri"]
     path = f"/_matrix/client/v1/media/thumbnail/{media_path(mxc)}"
     plans = []
@@ -329,7 +395,7 @@ def test_animation_refusal_is_remembered_not_recomputed(api, monkeypatch):
     for _ in range(5):
         resp = call(api, "GET", path, query={"width": 96, "height": 96, "animated": "true"})
         assert resp.code == 413 and resp.json["errcode"] == "M_TOO_LARGE"
-    assert len(plans) == 1                      # the frames were walked once, not five times
+    assert len(plans) == 1  # the frames were walked once, not five times
     # The first frame alone is fine.
     resp = call(api, "GET", path, query={"width": 96, "height": 96})
     assert resp.code == 200, resp.body

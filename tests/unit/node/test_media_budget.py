@@ -32,6 +32,7 @@ class Jobs:
             d = defer.Deferred()
             self.running[name] = d
             return d
+
         return start
 
     def submit(self, budget: WorkBudget, name: str, cost: int) -> defer.Deferred:
@@ -59,8 +60,8 @@ def test_slots_bound_the_jobs_running_at_once():
 def test_memory_bounds_the_jobs_and_an_oversized_job_runs_alone():
     budget, jobs = WorkBudget(capacity_bytes=100 * MB, slots=4, max_waiting=10), Jobs()
     jobs.submit(budget, "a", 60 * MB)
-    jobs.submit(budget, "huge", 500 * MB)       # over the capacity: waits, then runs alone
-    jobs.submit(budget, "small", 1 * MB)        # FIFO: not ahead of the large job
+    jobs.submit(budget, "huge", 500 * MB)  # over the capacity: waits, then runs alone
+    jobs.submit(budget, "small", 1 * MB)  # FIFO: not ahead of the large job
     assert set(jobs.running) == {"a"}
     jobs.finish("a")
     assert set(jobs.running) == {"huge"} and budget.used_bytes == 100 * MB
@@ -88,11 +89,11 @@ def test_failed_and_cancelled_jobs_release_their_share():
     jobs.submit(budget, "a", MB)
     waiting = jobs.submit(budget, "gone", MB)
     jobs.submit(budget, "c", MB)
-    waiting.cancel()                            # e.g. the client disconnected
+    waiting.cancel()  # e.g. the client disconnected
     assert budget.waiting == 1
     jobs.running.pop("a").errback(RuntimeError("decoder crashed"))
     assert isinstance(jobs.results["a"].value, RuntimeError)
-    assert set(jobs.running) == {"c"}           # "gone" never ran
+    assert set(jobs.running) == {"c"}  # "gone" never ran
     jobs.finish("c")
     assert budget.running == 0 and budget.used_bytes == 0
 
@@ -110,21 +111,27 @@ def test_service_decodes_few_thumbnails_at_once_and_answers_all(tmp_path):
         return defer.maybeDeferred(fn, *args)
 
     config = MediaConfig(thumbnail_concurrency=2)
-    media = MediaService(server_name="school.example", config=config,
-                         db=InlineDB(f"sqlite:///{tmp_path}/node.db"),
-                         store=MediaStore(str(tmp_path / "media")),
-                         clock=SimpleNamespace(time_ms=lambda: 1), offload=offload)
+    media = MediaService(
+        server_name="school.example",
+        config=config,
+        db=InlineDB(f"sqlite:///{tmp_path}/node.db"),
+        store=MediaStore(str(tmp_path / "media")),
+        clock=SimpleNamespace(time_ms=lambda: 1),
+        offload=offload,
+    )
     results: list = []
     uploaded: list[str] = []
-    defer.ensureDeferred(media.upload("@anna:school.example", "image/png", "p.png",
-                                      png(1200, 900))).addCallback(uploaded.append)
+    defer.ensureDeferred(
+        media.upload("@anna:school.example", "image/png", "p.png", png(1200, 900))
+    ).addCallback(uploaded.append)
     media_id = uploaded[0].rsplit("/", 1)[1]
     for w, h in ((32, 32), (96, 96), (320, 240), (640, 480)):
-        defer.ensureDeferred(media.thumbnail("school.example", media_id, w, h, "scale",
-                                             False)).addBoth(results.append)
+        defer.ensureDeferred(
+            media.thumbnail("school.example", media_id, w, h, "scale", False)
+        ).addBoth(results.append)
     finished = 0
     while held:
-        assert len(held) <= 2                   # never more decodes at once than the budget
+        assert len(held) <= 2  # never more decodes at once than the budget
         d, fn, args = held.pop(0)
         d.callback(fn(*args))
         finished += 1

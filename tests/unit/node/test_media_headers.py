@@ -25,16 +25,24 @@ def test_new_media_ids_are_random_and_valid():
     assert all(is_valid_media_id(i) and len(i) == 24 for i in ids)
 
 
-@pytest.mark.parametrize("media_id", ["../etc/passwd", "a/b", "a.b", "", "%2e%2e", "a b",
-                                      "ü"])
+@pytest.mark.parametrize("media_id", ["../etc/passwd", "a/b", "a.b", "", "%2e%2e", "a b", "ü"])
 def test_media_id_whitelist(media_id):
     assert not is_valid_media_id(media_id)
 
 
-@pytest.mark.parametrize("name,ok", [
-    ("school42.city.example", True), ("localhost:8448", True), ("127.0.0.1", True),
-    ("[::1]:8448", True), ("../../x", False), ("a/b", False), ("host:port", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "name,ok",
+    [
+        ("school42.city.example", True),
+        ("localhost:8448", True),
+        ("127.0.0.1", True),
+        ("[::1]:8448", True),
+        ("../../x", False),
+        ("a/b", False),
+        ("host:port", False),
+        ("", False),
+    ],
+)
 def test_server_name_grammar(name, ok):
     assert is_valid_server_name(name) is ok
 
@@ -75,8 +83,13 @@ def test_content_disposition_quoting():
 
 
 def test_html_and_svg_never_inline():
-    for ctype in ("text/html", "text/html; charset=utf-8", "image/svg+xml",
-                  "application/javascript", "application/octet-stream"):
+    for ctype in (
+        "text/html",
+        "text/html; charset=utf-8",
+        "image/svg+xml",
+        "application/javascript",
+        "application/octet-stream",
+    ):
         assert media_headers(ctype, "x")["Content-Disposition"].startswith("attachment")
     for ctype in ("image/png", "text/plain", "video/mp4", "IMAGE/JPEG"):
         assert media_headers(ctype, "x")["Content-Disposition"].startswith("inline")
@@ -100,7 +113,7 @@ def test_store_is_content_addressed(tmp_path):
     path = store.path_for(sha)
     assert path.startswith(str(tmp_path)) and os.path.basename(path) == sha
     mtime = os.stat(path).st_mtime_ns
-    assert store.put(b"hello") == sha            # identical bytes: one file
+    assert store.put(b"hello") == sha  # identical bytes: one file
     assert os.stat(path).st_mtime_ns == mtime
     assert store.get(sha) == b"hello"
     assert store.get("0" * 64) is None
@@ -109,30 +122,35 @@ def test_store_is_content_addressed(tmp_path):
         store.path_for("../../etc/passwd")
 
 
-@pytest.mark.parametrize("header,name", [
-    ('inline; filename="cat.png"', "cat.png"),
-    ("attachment; filename=cat.png", "cat.png"),
-    ("attachment; filename*=UTF-8''Sch%C3%BCler.pdf", "Schüler.pdf"),
-    ("attachment; filename*=utf-8'de'Sch%C3%BCler.pdf", "Schüler.pdf"),     # language tag
-    ("attachment; filename*=ISO-8859-1''Sch%FCler.pdf", "Schüler.pdf"),
-    # filename* wins over the ASCII fallback, wherever it stands (RFC 6266 section 4.3).
-    ('attachment; filename*=UTF-8\'\'%C3%A4.txt; filename="a.txt"', "ä.txt"),
-    ('attachment; filename="a.txt"; filename*=UTF-8\'\'%C3%A4.txt', "ä.txt"),
-    # Quoted-string escapes; a ";" inside quotes is part of the name.
-    (r'attachment; filename="a\"b;c.txt"', 'a"b;c.txt'),
-    # A plain filename is not percent-decoded.
-    ('attachment; filename="100%25.txt"', "100%25.txt"),
-    # Raw UTF-8 in a quoted filename (seen as Latin-1 by the HTTP layer).
-    ('inline; filename="Sch\xc3\xbcler.pdf"', "Schüler.pdf"),
-    # Hostile or broken: cleaned, or no name.
-    ('attachment; filename="..\\\\..\\\\evil\x07.exe"', ".._.._evil.exe"),
-    ("attachment; filename*=UTF-8''%E2%80%AEfdp.exe", "fdp.exe"),
-    ("attachment; filename*=UTF-8''%FF%FE", None),     # undecodable ext-value, no fallback
-    ("attachment; filename*=KOI8-R''%C1", None),       # charset outside RFC 8187's two
-    ('attachment; filename="unterminated', "unterminated"),
-    ("attachment; filename=", None),
-    ("attachment", None), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "header,name",
+    [
+        ('inline; filename="cat.png"', "cat.png"),
+        ("attachment; filename=cat.png", "cat.png"),
+        ("attachment; filename*=UTF-8''Sch%C3%BCler.pdf", "Schüler.pdf"),
+        ("attachment; filename*=utf-8'de'Sch%C3%BCler.pdf", "Schüler.pdf"),  # language tag
+        ("attachment; filename*=ISO-8859-1''Sch%FCler.pdf", "Schüler.pdf"),
+        # filename* wins over the ASCII fallback, wherever it stands (RFC 6266 section 4.3).
+        ("attachment; filename*=UTF-8''%C3%A4.txt; filename=\"a.txt\"", "ä.txt"),
+        ("attachment; filename=\"a.txt\"; filename*=UTF-8''%C3%A4.txt", "ä.txt"),
+        # Quoted-string escapes; a ";" inside quotes is part of the name.
+        (r'attachment; filename="a\"b;c.txt"', 'a"b;c.txt'),
+        # A plain filename is not percent-decoded.
+        ('attachment; filename="100%25.txt"', "100%25.txt"),
+        # Raw UTF-8 in a quoted filename (seen as Latin-1 by the HTTP layer).
+        ('inline; filename="Sch\xc3\xbcler.pdf"', "Schüler.pdf"),
+        # Hostile or broken: cleaned, or no name.
+        ('attachment; filename="..\\\\..\\\\evil\x07.exe"', ".._.._evil.exe"),
+        ("attachment; filename*=UTF-8''%E2%80%AEfdp.exe", "fdp.exe"),
+        ("attachment; filename*=UTF-8''%FF%FE", None),  # undecodable ext-value, no fallback
+        ("attachment; filename*=KOI8-R''%C1", None),  # charset outside RFC 8187's two
+        ('attachment; filename="unterminated', "unterminated"),
+        ("attachment; filename=", None),
+        ("attachment", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_filename_from_remote_content_disposition(header, name):
     assert filename_from_disposition(header) == name
 
@@ -147,15 +165,22 @@ def test_remote_media_file_name_is_parsed_and_cleaned():
 
     from node.federation.remote.media import RemoteMedia
 
-    disposition = ("attachment; filename=\"fallback.txt\"; "
-                   "filename*=UTF-8''..%2F..%2Finvoice%E2%80%AEfdp.exe%0D%0AX-Evil%3A%201")
-    body = (b"--XyZ\r\nContent-Type: application/json\r\n\r\n{}\r\n--XyZ\r\n"
-            + f"Content-Type: application/pdf\r\nContent-Disposition: {disposition}\r\n\r\n"
-            .encode() + b"%PDF" + b"\r\n--XyZ--\r\n")
-    raw = SimpleNamespace(status=200, body=body,
-                          header=lambda name: "multipart/mixed; boundary=XyZ")
-    remote = RemoteMedia(client=None, clock=SimpleNamespace(time_ms=lambda: 1),
-                         server_name="school.example")
+    disposition = (
+        'attachment; filename="fallback.txt"; '
+        "filename*=UTF-8''..%2F..%2Finvoice%E2%80%AEfdp.exe%0D%0AX-Evil%3A%201"
+    )
+    body = (
+        b"--XyZ\r\nContent-Type: application/json\r\n\r\n{}\r\n--XyZ\r\n"
+        + f"Content-Type: application/pdf\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        + b"%PDF"
+        + b"\r\n--XyZ--\r\n"
+    )
+    raw = SimpleNamespace(
+        status=200, body=body, header=lambda name: "multipart/mixed; boundary=XyZ"
+    )
+    remote = RemoteMedia(
+        client=None, clock=SimpleNamespace(time_ms=lambda: 1), server_name="school.example"
+    )
     info, data = remote._multipart("other.example", "abc", raw)
     assert data == b"%PDF"
     assert info.upload_name == ".._.._invoicefdp.exeX-Evil: 1"

@@ -40,22 +40,31 @@ DOWNLOAD = "/_matrix/client/v1/media/download/"
 
 @pytest.fixture
 def api(tmp_path, monkeypatch):
-    monkeypatch.setattr("node.media.wiring.threads.deferToThreadPool",
-                        lambda reactor, pool, fn, *a: defer.maybeDeferred(fn, *a))
-    config = SimpleNamespace(media=MediaConfig(max_upload_bytes=32 * MiB,
-                                               per_user_quota_bytes=256 * MiB),
-                             media_dir=str(tmp_path / "media"))
+    monkeypatch.setattr(
+        "node.media.wiring.threads.deferToThreadPool",
+        lambda reactor, pool, fn, *a: defer.maybeDeferred(fn, *a),
+    )
+    config = SimpleNamespace(
+        media=MediaConfig(max_upload_bytes=32 * MiB, per_user_quota_bytes=256 * MiB),
+        media_dir=str(tmp_path / "media"),
+    )
     router = Router()
-    ctx = SimpleNamespace(config=config, reactor=SimpleNamespace(getThreadPool=lambda: None),
-                          clock=FakeClock(), db=InlineDB(f"sqlite:///{tmp_path}/node.db"),
-                          router=router, server_name=SERVER)
+    ctx = SimpleNamespace(
+        config=config,
+        reactor=SimpleNamespace(getThreadPool=lambda: None),
+        clock=FakeClock(),
+        db=InlineDB(f"sqlite:///{tmp_path}/node.db"),
+        router=router,
+        server_name=SERVER,
+    )
     media = wire(ctx, accounts=None)
 
     async def authenticate(req, token):
         return Requester(TOKENS[token], "DEV")
 
-    resource = ApiResource(router, authenticate=authenticate, max_body_bytes=1000,
-                           body_limits=media.body_limits)
+    resource = ApiResource(
+        router, authenticate=authenticate, max_body_bytes=1000, body_limits=media.body_limits
+    )
     return SimpleNamespace(resource=resource, media=media)
 
 
@@ -63,8 +72,15 @@ class Downloader(DummyRequest):
     """A client reading the response body as it comes.  ``drop_after``: go away (connection
     lost) once that many body bytes arrived; ``on_write``: called after each body write."""
 
-    def __init__(self, method: str, path: str, token: str = "tok-ben", *,
-                 drop_after: int | None = None, on_write=None) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        token: str = "tok-ben",
+        *,
+        drop_after: int | None = None,
+        on_write=None,
+    ) -> None:
         super().__init__([])
         self.method = method.encode()
         self.path = self.uri = path.encode()
@@ -94,7 +110,7 @@ class Downloader(DummyRequest):
 
     def write(self, data: bytes) -> None:
         if self._disconnected:
-            return                                  # the transport is gone: bytes vanish
+            return  # the transport is gone: bytes vanish
         self.digest.update(data)
         self.received += len(data)
         self.writes += 1
@@ -103,7 +119,7 @@ class Downloader(DummyRequest):
         if self.drop_after is not None and self.received >= self.drop_after:
             self._connection_lost("the pupil closed the tab")
 
-    def loseConnection(self) -> None:                # twisted.web's Request has it
+    def loseConnection(self) -> None:  # twisted.web's Request has it
         self.connection_dropped = True
         self._connection_lost("closed by the server")
 
@@ -117,13 +133,15 @@ def fetch(api, req: Downloader) -> Downloader:
     return req
 
 
-def upload_file(api, size: int, content_type: str = "video/mp4",
-                filename: str = "Projektwoche.mp4") -> tuple[str, str]:
+def upload_file(
+    api, size: int, content_type: str = "video/mp4", filename: str = "Projektwoche.mp4"
+) -> tuple[str, str]:
     """Upload ``size`` random bytes as Anna; return (download path, sha256 hex)."""
     data = os.urandom(size)
     digest = hashlib.sha256(data).hexdigest()
-    mxc = defer.ensureDeferred(api.media.upload(TOKENS["tok-anna"], content_type, filename,
-                                                data)).result
+    mxc = defer.ensureDeferred(
+        api.media.upload(TOKENS["tok-anna"], content_type, filename, data)
+    ).result
     return DOWNLOAD + media_path(mxc), digest
 
 
@@ -136,7 +154,7 @@ def test_large_download_is_identical_with_all_headers(api):
     got = fetch(api, Downloader("GET", path))
     assert got.finished and got.responseCode in (None, 200)
     assert got.received == 8 * MiB + 123 and got.digest.hexdigest() == digest
-    assert got.writes > 1                                    # it arrived in pieces
+    assert got.writes > 1  # it arrived in pieces
     assert got.header("content-length") == str(8 * MiB + 123)
     assert got.header("content-type") == "video/mp4"
     assert got.header("content-disposition") == 'inline; filename="Projektwoche.mp4"'
@@ -178,8 +196,8 @@ def test_client_leaving_mid_download_closes_the_file(api):
     before = open_fds()
     gone = fetch(api, Downloader("GET", path, drop_after=200_000))
     assert not gone.finished
-    assert gone.received < size                  # the node stopped sending
-    assert open_fds() == before                  # and closed the file
+    assert gone.received < size  # the node stopped sending
+    assert open_fds() == before  # and closed the file
     # Everyone else still downloads it.
     other = fetch(api, Downloader("GET", path, token="tok-anna"))
     assert other.finished and other.digest.hexdigest() == digest
@@ -191,8 +209,12 @@ def test_file_shrinking_under_a_download_drops_the_connection(api):
     broken download, not wait forever for bytes that will never come."""
     size = 1 * MiB
     path, _ = upload_file(api, size)
-    stored = [os.path.join(d, f) for d, _, fs in os.walk(api.media.store.root) for f in fs
-              if "content" in d]
+    stored = [
+        os.path.join(d, f)
+        for d, _, fs in os.walk(api.media.store.root)
+        for f in fs
+        if "content" in d
+    ]
     assert len(stored) == 1
     before = open_fds()
 
@@ -220,12 +242,13 @@ class StalledReader(Downloader):
     def __init__(self, method: str, path: str, clock: Clock) -> None:
         super().__init__(method, path)
         self.aborted = False
-        self.channel = SimpleNamespace(callLater=clock.callLater,
-                                       transport=SimpleNamespace(abortConnection=self._abort))
+        self.channel = SimpleNamespace(
+            callLater=clock.callLater, transport=SimpleNamespace(abortConnection=self._abort)
+        )
 
     def registerProducer(self, producer, streaming) -> None:
         self.producer = producer
-        producer.resumeProducing()                   # one chunk, then nothing
+        producer.resumeProducing()  # one chunk, then nothing
 
     def unregisterProducer(self) -> None:
         self.producer = None
@@ -240,11 +263,11 @@ def test_stalled_download_is_dropped_and_its_file_closed(api):
     before = open_fds()
     reader = fetch(api, StalledReader("GET", path, clock))
     assert reader.received > 0 and not reader.finished
-    assert open_fds() == before + 1                  # the download holds its file
+    assert open_fds() == before + 1  # the download holds its file
     clock.advance(STALL_TIMEOUT_SECONDS - 1)
     assert not reader.aborted
-    reader.producer.resumeProducing()                # a slow reader that still reads
-    clock.advance(STALL_TIMEOUT_SECONDS - 1)         # is not dropped
+    reader.producer.resumeProducing()  # a slow reader that still reads
+    clock.advance(STALL_TIMEOUT_SECONDS - 1)  # is not dropped
     assert not reader.aborted
     clock.advance(2)
     assert reader.aborted and open_fds() == before

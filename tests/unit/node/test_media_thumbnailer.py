@@ -38,17 +38,19 @@ def test_choose_box_snaps_to_smallest_covering_configured_size():
 
 
 def test_scale_keeps_aspect_ratio_and_fits_the_box():
-    thumb = make_thumbnail(image_bytes(1000, 500), 320, 240, "scale", animated=False,
-                           max_pixels=BIG)
+    thumb = make_thumbnail(
+        image_bytes(1000, 500), 320, 240, "scale", animated=False, max_pixels=BIG
+    )
     assert thumb is not None
     img = open_result(thumb.data)
     assert img.size == (320, 160) == (thumb.width, thumb.height)
-    assert thumb.content_type == "image/png"          # PNG source stays lossless
+    assert thumb.content_type == "image/png"  # PNG source stays lossless
 
 
 def test_crop_returns_exactly_the_box_aspect():
-    thumb = make_thumbnail(image_bytes(1000, 500, "JPEG"), 96, 96, "crop", animated=False,
-                           max_pixels=BIG)
+    thumb = make_thumbnail(
+        image_bytes(1000, 500, "JPEG"), 96, 96, "crop", animated=False, max_pixels=BIG
+    )
     assert thumb is not None
     img = open_result(thumb.data)
     assert img.size == (96, 96)
@@ -57,22 +59,29 @@ def test_crop_returns_exactly_the_box_aspect():
 
 def test_crop_never_upscales_a_narrow_image():
     # 50 px wide: can't reach 96 wide without upscaling, so width stays 50, height cropped.
-    thumb = make_thumbnail(image_bytes(50, 400, "JPEG"), 96, 96, "crop", animated=False,
-                           max_pixels=BIG)
+    thumb = make_thumbnail(
+        image_bytes(50, 400, "JPEG"), 96, 96, "crop", animated=False, max_pixels=BIG
+    )
     assert thumb is not None
     assert open_result(thumb.data).size == (50, 96)
 
 
 def test_small_original_is_served_as_is():
-    assert make_thumbnail(image_bytes(20, 20), 32, 32, "crop", animated=False,
-                          max_pixels=BIG) is None
-    assert make_thumbnail(image_bytes(300, 200, "JPEG"), 320, 240, "scale", animated=False,
-                          max_pixels=BIG) is None
+    assert (
+        make_thumbnail(image_bytes(20, 20), 32, 32, "crop", animated=False, max_pixels=BIG) is None
+    )
+    assert (
+        make_thumbnail(
+            image_bytes(300, 200, "JPEG"), 320, 240, "scale", animated=False, max_pixels=BIG
+        )
+        is None
+    )
 
 
 def test_transparency_is_kept_as_png():
-    thumb = make_thumbnail(image_bytes(400, 400, "PNG", mode="RGBA"), 96, 96, "scale",
-                           animated=False, max_pixels=BIG)
+    thumb = make_thumbnail(
+        image_bytes(400, 400, "PNG", mode="RGBA"), 96, 96, "scale", animated=False, max_pixels=BIG
+    )
     assert thumb is not None
     img = open_result(thumb.data)
     assert img.format == "PNG" and img.mode == "RGBA"
@@ -82,11 +91,11 @@ def test_exif_rotation_is_applied():
     out = io.BytesIO()
     img = Image.new("RGB", (400, 200), (10, 10, 10))
     exif = img.getexif()
-    exif[0x0112] = 6        # rotate 90 degrees clockwise when shown
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
     img.save(out, "JPEG", exif=exif.tobytes())
     thumb = make_thumbnail(out.getvalue(), 320, 240, "scale", animated=False, max_pixels=BIG)
     assert thumb is not None
-    assert open_result(thumb.data).size == (120, 240)   # shown as portrait 200x400
+    assert open_result(thumb.data).size == (120, 240)  # shown as portrait 200x400
 
 
 def gif_bytes(frames: int, w: int = 200, h: int = 200) -> bytes:
@@ -115,14 +124,21 @@ def test_small_animation_is_re_encoded_when_animation_not_requested():
     assert thumb is not None
     assert not getattr(open_result(thumb.data), "is_animated", False)
     # ...and with animated=true the original animation itself is fine.
-    assert make_thumbnail(gif_bytes(2, 20, 20), 32, 32, "crop", animated=True,
-                          max_pixels=BIG) is None
+    assert (
+        make_thumbnail(gif_bytes(2, 20, 20), 32, 32, "crop", animated=True, max_pixels=BIG) is None
+    )
 
 
 def test_uploader_content_type_is_irrelevant_pillow_decides():
     with pytest.raises(CannotThumbnail):
-        make_thumbnail(b"<html><script>alert(1)</script></html>", 96, 96, "scale",
-                       animated=False, max_pixels=BIG)
+        make_thumbnail(
+            b"<html><script>alert(1)</script></html>",
+            96,
+            96,
+            "scale",
+            animated=False,
+            max_pixels=BIG,
+        )
 
 
 def test_truncated_image_is_refused_not_crashing():
@@ -133,8 +149,7 @@ def test_truncated_image_is_refused_not_crashing():
 
 def test_too_many_pixels():
     with pytest.raises(TooLargeToThumbnail):
-        make_thumbnail(image_bytes(1000, 1000), 96, 96, "scale", animated=False,
-                       max_pixels=999_999)
+        make_thumbnail(image_bytes(1000, 1000), 96, 96, "scale", animated=False, max_pixels=999_999)
 
 
 def test_describe_reports_detected_type():
@@ -155,10 +170,11 @@ def test_corrupted_images_never_crash(fmt):
         if rng.random() < 0.3:
             data = data[: rng.randrange(1, len(data))]
         try:
-            thumb = make_thumbnail(bytes(data), 32, 32, "crop", animated=rng.random() < 0.5,
-                                   max_pixels=BIG)
+            thumb = make_thumbnail(
+                bytes(data), 32, 32, "crop", animated=rng.random() < 0.5, max_pixels=BIG
+            )
         except (CannotThumbnail, TooLargeToThumbnail):
-            continue        # refused cleanly; any other exception fails the test
+            continue  # refused cleanly; any other exception fails the test
         if thumb is not None:
             assert Image.open(io.BytesIO(thumb.data)).size == (thumb.width, thumb.height)
 
@@ -169,15 +185,24 @@ def blank_png(w: int, h: int) -> bytes:
 
     7000x7000 compresses to about 150 KB: the "small upload, huge image" case.
     """
+
     def chunk(tag: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + tag + body
-                + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + tag
+            + body
+            + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+        )
 
     comp = zlib.compressobj(9)
-    row = b"\x00" * (1 + 3 * w)             # filter byte + RGB samples
+    row = b"\x00" * (1 + 3 * w)  # filter byte + RGB samples
     idat = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
 
 
 def pillow_blocks() -> int:
@@ -197,7 +222,7 @@ def test_png_bomb_is_refused_without_decoding():
     for box in ((96, 96), (800, 600)):
         with pytest.raises(TooLargeToThumbnail):
             make_thumbnail(bomb, *box, "scale", animated=False, max_pixels=DEFAULT_BUDGET)
-    assert pillow_blocks() - before <= 1        # the header was read, no pixels were
+    assert pillow_blocks() - before <= 1  # the header was read, no pixels were
 
 
 def test_large_jpeg_is_decoded_at_reduced_size_within_the_budget():
@@ -205,33 +230,41 @@ def test_large_jpeg_is_decoded_at_reduced_size_within_the_budget():
     # scale (500x500) for a 96x96 thumbnail, which is what the budget limits.
     out = io.BytesIO()
     Image.new("L", (4000, 4000), 90).save(out, "JPEG")
-    plan = thumbnailer.plan(io.BytesIO(out.getvalue()), 96, 96, "crop", animated=False,
-                            max_pixels=4_000_000)
+    plan = thumbnailer.plan(
+        io.BytesIO(out.getvalue()), 96, 96, "crop", animated=False, max_pixels=4_000_000
+    )
     assert plan.decode_pixels == 500 * 500
     thumb = make_thumbnail(out.getvalue(), 96, 96, "crop", animated=False, max_pixels=4_000_000)
     assert thumb is not None and open_result(thumb.data).size == (96, 96)
     # A box the reduced decode cannot cover needs the full 16 M pixels: over the budget.
     with pytest.raises(TooLargeToThumbnail):
-        make_thumbnail(out.getvalue(), 2500, 2500, "scale", animated=False,
-                       max_pixels=4_000_000)
+        make_thumbnail(out.getvalue(), 2500, 2500, "scale", animated=False, max_pixels=4_000_000)
 
 
 def test_plan_estimates_memory_before_decoding():
-    plan = thumbnailer.plan(io.BytesIO(image_bytes(1000, 500)), 96, 96, "scale",
-                            animated=False, max_pixels=BIG)
+    plan = thumbnailer.plan(
+        io.BytesIO(image_bytes(1000, 500)), 96, 96, "scale", animated=False, max_pixels=BIG
+    )
     assert not plan.serve_original and plan.decode_pixels == 500_000
     assert plan.memory_bytes >= 500_000 * 4
-    small = thumbnailer.plan(io.BytesIO(image_bytes(20, 20)), 96, 96, "scale", animated=False,
-                             max_pixels=BIG)
+    small = thumbnailer.plan(
+        io.BytesIO(image_bytes(20, 20)), 96, 96, "scale", animated=False, max_pixels=BIG
+    )
     assert small.serve_original and small.memory_bytes == 0
     with pytest.raises(TooLargeToThumbnail):
-        thumbnailer.plan(io.BytesIO(blank_png(7000, 7000)), 96, 96, "scale", animated=False,
-                         max_pixels=DEFAULT_BUDGET)
+        thumbnailer.plan(
+            io.BytesIO(blank_png(7000, 7000)),
+            96,
+            96,
+            "scale",
+            animated=False,
+            max_pixels=DEFAULT_BUDGET,
+        )
 
 
 def test_animation_bomb_is_bounded():
     # 40 frames of 1200x1200: 57.6 M pixels to decode for an animated thumbnail.
-    imgs = [Image.new("L", (1200, 1200), i * 6) for i in range(40)]   # all distinct frames
+    imgs = [Image.new("L", (1200, 1200), i * 6) for i in range(40)]  # all distinct frames
     out = io.BytesIO()
     imgs[0].save(out, "GIF", save_all=True, append_images=imgs[1:], duration=80, loop=0)
     anim = out.getvalue()
@@ -244,9 +277,18 @@ def test_animation_bomb_is_bounded():
 
 
 def test_requests_beyond_the_configured_sizes_share_one_full_size_box():
-    boxes = {choose_box(w, h, SIZES) for w in range(801, 10_001, 397)
-             for h in range(601, 10_001, 613)}
+    boxes = {
+        choose_box(w, h, SIZES) for w in range(801, 10_001, 397) for h in range(601, 10_001, 613)
+    }
     assert boxes == {thumbnailer.FULL_SIZE_BOX}
     # Never smaller than requested: the full-size box keeps the original size.
-    assert make_thumbnail(image_bytes(1200, 900), *thumbnailer.FULL_SIZE_BOX, "scale",
-                          animated=False, max_pixels=BIG) is None
+    assert (
+        make_thumbnail(
+            image_bytes(1200, 900),
+            *thumbnailer.FULL_SIZE_BOX,
+            "scale",
+            animated=False,
+            max_pixels=BIG,
+        )
+        is None
+    )

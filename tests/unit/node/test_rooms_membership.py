@@ -62,8 +62,9 @@ def test_not_invited_message_and_unknown_room(env):
 def test_join_public_room_by_alias(env):
     svc, api = env
     room = new_room(api, preset="public_chat", room_alias_name="lobby")
-    assert api.call("POST", f"{V3}/join/%23lobby:school.test", BOB, {},
-                    query={"server_name": "school.test"}) == (200, {"room_id": room})
+    assert api.call(
+        "POST", f"{V3}/join/%23lobby:school.test", BOB, {}, query={"server_name": "school.test"}
+    ) == (200, {"room_id": room})
     assert membership(svc, room, BOB) == "join"
 
 
@@ -78,8 +79,10 @@ def test_non_member_cannot_invite_and_invite_power(env):
         api.call("POST", f"{V3}/rooms/{room}/invite", BOB, {"user_id": CAROL})
     assert "power level" in e.value.message
     # unknown local user
-    assert api.status("POST", f"{V3}/rooms/{room}/invite", ALICE,
-                      {"user_id": uid("ghost")}) == (404, "M_NOT_FOUND")
+    assert api.status("POST", f"{V3}/rooms/{room}/invite", ALICE, {"user_id": uid("ghost")}) == (
+        404,
+        "M_NOT_FOUND",
+    )
     # missing user_id
     assert api.status("POST", f"{V3}/rooms/{room}/invite", ALICE, {}) == (400, "M_MISSING_PARAM")
 
@@ -105,15 +108,17 @@ def test_kick_ban_unban(env):
     # a plain member cannot kick
     with pytest.raises(MatrixError) as e:
         api.call("POST", f"{V3}/rooms/{room}/kick", BOB, {"user_id": CAROL})
-    assert e.value.message == ("You do not have a high enough power level to kick from "
-                               "this room")
-    assert api.call("POST", f"{V3}/rooms/{room}/kick", ALICE,
-                    {"user_id": BOB, "reason": "noise"}) == (200, {})
+    assert e.value.message == ("You do not have a high enough power level to kick from this room")
+    assert api.call(
+        "POST", f"{V3}/rooms/{room}/kick", ALICE, {"user_id": BOB, "reason": "noise"}
+    ) == (200, {})
     ev = result_of(svc.get_room(room)).get("m.room.member", BOB)
     assert ev.content == {"membership": "leave", "reason": "noise"} and ev.sender == ALICE
     # kicking someone not in the room
-    assert api.status("POST", f"{V3}/rooms/{room}/kick", ALICE,
-                      {"user_id": DAVE}) == (403, "M_FORBIDDEN")
+    assert api.status("POST", f"{V3}/rooms/{room}/kick", ALICE, {"user_id": DAVE}) == (
+        403,
+        "M_FORBIDDEN",
+    )
     # ban: the user cannot come back, nor be invited
     assert api.call("POST", f"{V3}/rooms/{room}/ban", ALICE, {"user_id": CAROL}) == (200, {})
     assert membership(svc, room, CAROL) == "ban"
@@ -126,8 +131,10 @@ def test_kick_ban_unban(env):
     # banning someone never in the room works too (pre-emptive ban)
     assert api.call("POST", f"{V3}/rooms/{room}/ban", ALICE, {"user_id": DAVE}) == (200, {})
     # unban -> leave; then the user may join the public room again
-    assert api.status("POST", f"{V3}/rooms/{room}/unban", ALICE,
-                      {"user_id": BOB}) == (403, "M_FORBIDDEN")   # bob is not banned
+    assert api.status("POST", f"{V3}/rooms/{room}/unban", ALICE, {"user_id": BOB}) == (
+        403,
+        "M_FORBIDDEN",
+    )  # bob is not banned
     assert api.call("POST", f"{V3}/rooms/{room}/unban", ALICE, {"user_id": CAROL}) == (200, {})
     assert membership(svc, room, CAROL) == "leave"
     api.call("POST", f"{V3}/rooms/{room}/join", CAROL, {})
@@ -137,12 +144,17 @@ def test_kick_ban_unban(env):
 def test_membership_via_state_endpoint(env):
     svc, api = env
     room = new_room(api)
-    status, out = api.call("PUT", f"{V3}/rooms/{room}/state/m.room.member/{BOB}", ALICE,
-                           {"membership": "invite"})
+    status, out = api.call(
+        "PUT", f"{V3}/rooms/{room}/state/m.room.member/{BOB}", ALICE, {"membership": "invite"}
+    )
     assert status == 200 and membership(svc, room, BOB) == "invite"
     # bob cannot set alice's membership
-    assert api.status("PUT", f"{V3}/rooms/{room}/state/m.room.member/{ALICE}", BOB,
-                      {"membership": "leave"})[0] == 403
+    assert (
+        api.status(
+            "PUT", f"{V3}/rooms/{room}/state/m.room.member/{ALICE}", BOB, {"membership": "leave"}
+        )[0]
+        == 403
+    )
 
 
 def test_forget(env):
@@ -194,8 +206,12 @@ def test_invite_notifies_invitee_and_stripped_state():
     api.call("POST", f"{V3}/rooms/{room}/invite", ALICE, {"user_id": BOB})
     assert BOB in svc.notifier.calls[-1][2]
     stripped = result_of(svc.stripped_state(room))
-    assert {"type": "m.room.name", "state_key": "", "content": {"name": "Physics"},
-            "sender": ALICE} in stripped
+    assert {
+        "type": "m.room.name",
+        "state_key": "",
+        "content": {"name": "Physics"},
+        "sender": ALICE,
+    } in stripped
     assert {s["type"] for s in stripped} >= {"m.room.create", "m.room.join_rules"}
 
 
@@ -205,18 +221,27 @@ def test_profile_change_updates_member_events():
     api = Api(svc)
     r1 = new_room(api)
     r2 = new_room(api, name="two")
-    result_of(svc.on_profile_changed(ALICE, {"displayname": "Ms Alice",
-                                             "avatar_url": "mxc://school.test/a"}))
+    result_of(
+        svc.on_profile_changed(
+            ALICE, {"displayname": "Ms Alice", "avatar_url": "mxc://school.test/a"}
+        )
+    )
     for room in (r1, r2):
         ev = result_of(svc.get_room(room)).get("m.room.member", ALICE)
-        assert ev.content == {"membership": "join", "displayname": "Ms Alice",
-                              "avatar_url": "mxc://school.test/a"}
+        assert ev.content == {
+            "membership": "join",
+            "displayname": "Ms Alice",
+            "avatar_url": "mxc://school.test/a",
+        }
         fmt = svc.format_client_event(ev)
         assert fmt["unsigned"]["prev_content"]["displayname"] == "Alice"
     # the same profile again sends nothing
     before = svc.current_stream_ordering()
-    result_of(svc.on_profile_changed(ALICE, {"displayname": "Ms Alice",
-                                             "avatar_url": "mxc://school.test/a"}))
+    result_of(
+        svc.on_profile_changed(
+            ALICE, {"displayname": "Ms Alice", "avatar_url": "mxc://school.test/a"}
+        )
+    )
     assert svc.current_stream_ordering() == before
 
 
@@ -225,6 +250,7 @@ def test_rooms_wiring_registers_profile_listener():
 
     class Ctx:
         pass
+
     svc0 = make_service()
     ctx = Ctx()
     ctx.db, ctx.clock, ctx.server_name = svc0.db, svc0.clock, svc0.server_name
@@ -232,14 +258,15 @@ def test_rooms_wiring_registers_profile_listener():
 
     class Cfg:
         default_room_version = "11"
+
     ctx.config = Cfg()
     from node.http.router import Router
+
     ctx.router = Router()
     accounts = FakeAccounts()
     svc = wiring.wire(ctx, accounts=accounts, notifier=None)
     assert accounts.listeners == [svc.on_profile_changed]
-    assert any(r.template.endswith("/createRoom") and r.rate_limited
-               for r in ctx.router.routes())
+    assert any(r.template.endswith("/createRoom") and r.rate_limited for r in ctx.router.routes())
     room = result_of(svc.create_room(ALICE, {}))
     assert result_of(svc.get_room(room)).room_version.identifier == "11"
 
@@ -247,9 +274,18 @@ def test_rooms_wiring_registers_profile_listener():
 def test_restricted_room_join_through_space_membership(env):
     svc, api = env
     space = new_room(api, creation_content={"type": "m.space"}, preset="public_chat")
-    inner = new_room(api, initial_state=[{"type": "m.room.join_rules", "content": {
-        "join_rule": "restricted",
-        "allow": [{"type": "m.room_membership", "room_id": space}]}}])
+    inner = new_room(
+        api,
+        initial_state=[
+            {
+                "type": "m.room.join_rules",
+                "content": {
+                    "join_rule": "restricted",
+                    "allow": [{"type": "m.room_membership", "room_id": space}],
+                },
+            }
+        ],
+    )
     # not in the space yet: refused with a clear message
     with pytest.raises(MatrixError) as e:
         api.call("POST", f"{V3}/rooms/{inner}/join", BOB, {})

@@ -57,9 +57,14 @@ class Room:
     """A chain of plain messages in one room, each on top of the previous one."""
 
     def __init__(self) -> None:
-        self.create = build_create_event(V12, server_name=SERVER, signing_key=KEY,
-                                         creator=f"@alice:{SERVER}", content={},
-                                         origin_server_ts=1)
+        self.create = build_create_event(
+            V12,
+            server_name=SERVER,
+            signing_key=KEY,
+            creator=f"@alice:{SERVER}",
+            content={},
+            origin_server_ts=1,
+        )
         self.tip = self.create.event_id
         self.depth = 1
         self.n = 0
@@ -67,11 +72,19 @@ class Room:
     def message(self):
         self.n += 1
         self.depth += 1
-        ev = build_event(V12, server_name=SERVER, signing_key=KEY, type="m.room.message",
-                         sender=f"@alice:{SERVER}", content={"body": f"m{self.n}"},
-                         room_id=self.create.room_id, prev_events=[self.tip],
-                         auth_events=[self.create.event_id], depth=self.depth,
-                         origin_server_ts=1000 + self.n)
+        ev = build_event(
+            V12,
+            server_name=SERVER,
+            signing_key=KEY,
+            type="m.room.message",
+            sender=f"@alice:{SERVER}",
+            content={"body": f"m{self.n}"},
+            room_id=self.create.room_id,
+            prev_events=[self.tip],
+            auth_events=[self.create.event_id],
+            depth=self.depth,
+            origin_server_ts=1000 + self.n,
+        )
         self.tip = ev.event_id
         return ev
 
@@ -96,6 +109,7 @@ def failure_of(d):
 
 
 # --- hold / release --------------------------------------------------------------------------
+
 
 def test_events_queued_under_a_hold_are_written_in_one_batch_at_release():
     db, clock, p, room = make()
@@ -146,21 +160,21 @@ def test_without_hold_each_enqueue_writes_at_once():
 def test_hold_timer_forces_the_write_after_max_hold():
     db, clock, p, room = make()
     p.hold()
-    clock.reactor.advance(10)                  # the delay counts from the first event
+    clock.reactor.advance(10)  # the delay counts from the first event
     ev = room.message()
     d = p.enqueue(ev)
     clock.reactor.advance(MAX_HOLD_S / 2)
     assert not d.called and db.writes == []
-    d2 = p.enqueue(room.message())             # still the first event's deadline
+    d2 = p.enqueue(room.message())  # still the first event's deadline
     clock.reactor.advance(MAX_HOLD_S / 2)
-    assert d.called and d2.called              # written although still held
+    assert d.called and d2.called  # written although still held
     assert len(db.writes) == 1 and len(db.writes[0][1]) == 2
     # Held again for what comes next: a new deadline from the next event.
     d3 = p.enqueue(room.message())
     assert not d3.called
     clock.reactor.advance(MAX_HOLD_S)
     assert d3.called and len(db.writes) == 2
-    p.release()                                # nothing left: no further write
+    p.release()  # nothing left: no further write
     assert len(db.writes) == 2
     assert clock.reactor.getDelayedCalls() == []
 
@@ -207,6 +221,7 @@ def test_flush_with_nothing_queued_writes_nothing():
 
 # --- enqueue_extra ---------------------------------------------------------------------------
 
+
 def test_extra_runs_in_the_same_transaction_after_the_events():
     db, clock, p, room = make()
     seen: list = []
@@ -225,12 +240,10 @@ def test_extra_runs_in_the_same_transaction_after_the_events():
     assert seen == [] and not dx.called
     p.release()
     assert seen == [("txn-1", {"k": 1}, 2)]
-    assert len(db.writes) == 1 and db.writes[0] == ("_write_batch",
-                                                     [ev.event_id for ev in evs])
+    assert len(db.writes) == 1 and db.writes[0] == ("_write_batch", [ev.event_id for ev in evs])
     assert dx.called and result_of(dx) is None
     assert all(d.called for d in ds)
-    assert db.run_sync(lambda c: c.execute(text("SELECT tag FROM extra_rows")).scalar()) \
-        == "txn-1"
+    assert db.run_sync(lambda c: c.execute(text("SELECT tag FROM extra_rows")).scalar()) == "txn-1"
 
 
 def test_failing_extra_fails_alone_and_its_events_are_stored():
@@ -254,8 +267,7 @@ def test_failing_extra_fails_alone_and_its_events_are_stored():
     assert failure_of(dx).check(RuntimeError)
     assert [result_of(d).event_id for d in ds] == [ev.event_id for ev in evs]
     assert stored_ids(db) == {ev.event_id for ev in evs}
-    assert db.run_sync(lambda c: c.execute(text(
-        "SELECT count(*) FROM extra_rows")).scalar()) == 0
+    assert db.run_sync(lambda c: c.execute(text("SELECT count(*) FROM extra_rows")).scalar()) == 0
     assert failed_hook == []
     assert [ev.internal["stream_ordering"] for ev in evs] == [first + 1, first + 2]
     assert p.max_persisted == first + 2
@@ -307,12 +319,13 @@ def test_an_event_whose_writes_fail_fails_alone_and_the_extra_commits():
     db, clock, p, room = make()
     real_run = db.run
     other = Room()
-    other.n = 100                   # not the same events as ``room``'s
+    other.n = 100  # not the same events as ``room``'s
     bad = other.message()
 
     def run(fn, *args, **kwargs):
-        if getattr(fn, "__name__", "") in ("write_events", "_write_batch") \
-                and any(ev.event_id == bad.event_id for ev in args[0]):
+        if getattr(fn, "__name__", "") in ("write_events", "_write_batch") and any(
+            ev.event_id == bad.event_id for ev in args[0]
+        ):
             return defer.fail(RuntimeError("refused"))
         return real_run(fn, *args, **kwargs)
 
@@ -358,7 +371,7 @@ def test_failing_extra_alone_fails_only_itself():
 
     d = p.enqueue_extra(boom)
     assert failure_of(d).check(ValueError)
-    assert hook == []            # no events failed
+    assert hook == []  # no events failed
     ev = room.message()
     assert p.enqueue(ev).called and stored_ids(db) == {ev.event_id}
 
@@ -388,8 +401,8 @@ def test_extra_never_commits_before_the_events_queued_before_it(max_batch):
     p.release()
     assert dx.called and all(d.called for d in ds)
     earlier = [eid for _, ids in db.writes[:-1] for eid in ids]
-    assert earlier                                  # the events did not fit one write
-    assert order[:len(earlier)] == earlier and order[len(earlier)] == "extra"
+    assert earlier  # the events did not fit one write
+    assert order[: len(earlier)] == earlier and order[len(earlier)] == "extra"
     written = [eid for _, ids in db.writes for eid in ids]
     assert written == [ev.event_id for ev in evs]
     assert all(len(ids) <= max_batch for _, ids in db.writes)
@@ -401,15 +414,18 @@ def test_room_service_sends_under_a_hold_commit_together():
     """Through the room service (its persister has the service's clock): two sends
     made while held are answered once the single combined write committed."""
     from rooms_support import make_service, uid
+
     db = RecordingDB()
     svc = make_service(db, clock=TimerClock())
     room_id = result_of(svc.create_room(uid("alice"), {"preset": "public_chat"}))
     n_writes = len(db.writes)
     svc.persister.hold()
-    d1 = defer.ensureDeferred(svc.send_event(uid("alice"), room_id, "m.room.message",
-                                             {"body": "one"}))
-    d2 = defer.ensureDeferred(svc.send_event(uid("alice"), room_id, "m.room.message",
-                                             {"body": "two"}))
+    d1 = defer.ensureDeferred(
+        svc.send_event(uid("alice"), room_id, "m.room.message", {"body": "one"})
+    )
+    d2 = defer.ensureDeferred(
+        svc.send_event(uid("alice"), room_id, "m.room.message", {"body": "two"})
+    )
     assert not d1.called and not d2.called
     svc.persister.release()
     e1, e2 = result_of(d1), result_of(d2)

@@ -44,21 +44,33 @@ class HoldClock(StepClock):
 def setup(*, refuse_type: str | None = REFUSED):
     db = InlineDB()
     svc = make_service(db, clock=HoldClock())
-    rooms = {u: result_of(svc.create_room(u, {"preset": "public_chat"}))
-             for u in (ALICE, BOB, CAROL)}
+    rooms = {
+        u: result_of(svc.create_room(u, {"preset": "public_chat"})) for u in (ALICE, BOB, CAROL)
+    }
     if refuse_type is not None:
-        db.run_sync(lambda c: c.execute(text(
-            "CREATE TRIGGER refuse_one BEFORE INSERT ON events "
-            f"WHEN NEW.type = '{refuse_type}' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END")))
+        db.run_sync(
+            lambda c: c.execute(
+                text(
+                    "CREATE TRIGGER refuse_one BEFORE INSERT ON events "
+                    f"WHEN NEW.type = '{refuse_type}' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"
+                )
+            )
+        )
     return db, svc, rooms
 
 
-def send(svc, user, room_id, etype="m.room.message", content=None, state_key=None,
-         txn=None):
-    return defer.ensureDeferred(svc.send_event(
-        user, room_id, etype, content if content is not None else {"body": "hi"},
-        state_key=state_key, txn=txn))
+def send(svc, user, room_id, etype="m.room.message", content=None, state_key=None, txn=None):
+    return defer.ensureDeferred(
+        svc.send_event(
+            user,
+            room_id,
+            etype,
+            content if content is not None else {"body": "hi"},
+            state_key=state_key,
+            txn=txn,
+        )
+    )
 
 
 def outcome(d):
@@ -74,19 +86,26 @@ def failed(result) -> bool:
 
 
 def stored(db) -> list[str]:
-    return db.run_sync(lambda c: [r[0] for r in c.execute(
-        select(events.c.event_id).order_by(events.c.stream_ordering))])
+    return db.run_sync(
+        lambda c: [
+            r[0] for r in c.execute(select(events.c.event_id).order_by(events.c.stream_ordering))
+        ]
+    )
 
 
 def stored_row(db, event_id):
-    return db.run_sync(lambda c: c.execute(
-        select(events).where(events.c.event_id == event_id)).first())
+    return db.run_sync(
+        lambda c: c.execute(select(events).where(events.c.event_id == event_id)).first()
+    )
 
 
 def extremities(db, room_id) -> set[str]:
     fe = forward_extremities.c
-    return set(db.run_sync(lambda c: [r[0] for r in c.execute(
-        select(fe.event_id).where(fe.room_id == room_id))]))
+    return set(
+        db.run_sync(
+            lambda c: [r[0] for r in c.execute(select(fe.event_id).where(fe.room_id == room_id))]
+        )
+    )
 
 
 def count_events(db) -> int:
@@ -105,8 +124,12 @@ def assert_room_still_usable(svc, db, room_id, user, bad_ids):
     """A user of the room sends (in process, as a client would) and it works: the new
     event builds on stored events only, and the room's extremities are stored events."""
     api = Api(svc)
-    status, body = api.call("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/after",
-                            user, {"msgtype": "m.text", "body": "still here"})
+    status, body = api.call(
+        "PUT",
+        f"{V3}/rooms/{room_id}/send/m.room.message/after",
+        user,
+        {"msgtype": "m.text", "body": "still here"},
+    )
     assert status == 200
     new = result_of(svc.get_event(body["event_id"]))
     assert not set(new.prev_event_ids) & set(bad_ids)
@@ -119,16 +142,20 @@ def assert_room_still_usable(svc, db, room_id, user, bad_ids):
 
 # --- the database refuses one event ----------------------------------------------------------
 
+
 def test_a_refused_event_fails_alone_and_innocent_sends_in_its_batch_are_stored():
     db, svc, rooms = setup()
     before = count_events(db)
-    ds = batch(svc, [
-        ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a1"}}),
-        ((svc, BOB, rooms[BOB]), {"content": {"body": "b1"}}),
-        ((svc, CAROL, rooms[CAROL], REFUSED), {"content": {"x": 1}}),
-        ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a2"}}),
-        ((svc, BOB, rooms[BOB]), {"content": {"body": "b2"}, "txn": ("D", "t1")}),
-    ])
+    ds = batch(
+        svc,
+        [
+            ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a1"}}),
+            ((svc, BOB, rooms[BOB]), {"content": {"body": "b1"}}),
+            ((svc, CAROL, rooms[CAROL], REFUSED), {"content": {"x": 1}}),
+            ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a2"}}),
+            ((svc, BOB, rooms[BOB]), {"content": {"body": "b2"}, "txn": ("D", "t1")}),
+        ],
+    )
     innocent = [ds[0], ds[1], ds[3], ds[4]]
     assert not any(failed(d) for d in innocent)
     assert failed(ds[2])
@@ -143,8 +170,7 @@ def test_a_refused_event_fails_alone_and_innocent_sends_in_its_batch_are_stored(
     for user, eid in ((ALICE, ids[0]), (BOB, ids[1]), (ALICE, ids[2]), (BOB, ids[3])):
         assert (result_of(svc.get_event(eid))).sender == user
     # A retried transaction ID answers the stored event, not a second copy.
-    assert result_of(send(svc, BOB, rooms[BOB], content={"body": "b2"},
-                          txn=("D", "t1"))) == ids[3]
+    assert result_of(send(svc, BOB, rooms[BOB], content={"body": "b2"}, txn=("D", "t1"))) == ids[3]
     assert count_events(db) == before + 4
     # Nobody sees the refused event; carol's room still works.
     refused = [eid for eid, e in svc._events.items() if e.type == REFUSED]
@@ -167,11 +193,14 @@ def test_events_built_on_a_refused_event_fail_with_it_other_rooms_do_not():
     storing it would leave a hole in the room's history, so it fails too, with an error
     asking to send again; sends in other rooms are unaffected."""
     db, svc, rooms = setup()
-    ds = batch(svc, [
-        ((svc, CAROL, rooms[CAROL], REFUSED), {"content": {"x": 1}, "state_key": ""}),
-        ((svc, CAROL, rooms[CAROL]), {"content": {"body": "on top"}}),
-        ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a1"}}),
-    ])
+    ds = batch(
+        svc,
+        [
+            ((svc, CAROL, rooms[CAROL], REFUSED), {"content": {"x": 1}, "state_key": ""}),
+            ((svc, CAROL, rooms[CAROL]), {"content": {"body": "on top"}}),
+            ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a1"}}),
+        ],
+    )
     assert failed(ds[0]) and failed(ds[1]) and not failed(ds[2])
     err = ds[1].value
     assert isinstance(err, MatrixError) and err.http_status == 500
@@ -198,15 +227,17 @@ def test_every_event_of_a_large_batch_but_the_refused_one_is_stored():
     assert orderings == list(range(orderings[0], orderings[0] + 40))
     # The notifier woke each room's syncs up to its last event, never going backwards.
     for user in (ALICE, BOB):
-        positions = [pos for room, pos, _ in svc.persister.notifier.calls
-                     if room == rooms[user]]
+        positions = [pos for room, pos, _ in svc.persister.notifier.calls if room == rooms[user]]
         assert positions == sorted(positions)
-        assert positions[-1] == max(stored_row(db, e).stream_ordering
-                                    for i, e in enumerate(ds) if i != 27
-                                    and sends[i][0][1] == user)
+        assert positions[-1] == max(
+            stored_row(db, e).stream_ordering
+            for i, e in enumerate(ds)
+            if i != 27 and sends[i][0][1] == user
+        )
 
 
 # --- events that cannot become a row at all ----------------------------------------------------
+
 
 def nested(depth: int) -> dict:
     value: dict = {}
@@ -220,18 +251,23 @@ def test_an_event_that_cannot_be_encoded_is_refused_with_400_alone(bad):
     db, svc, rooms = setup(refuse_type=None)
     room_id = rooms[CAROL]
     if bad == "nul_state_key":
-        args, kw = (svc, CAROL, room_id, "org.example.state"), {
-            "content": {}, "state_key": "a\x00b"}
+        args, kw = (
+            (svc, CAROL, room_id, "org.example.state"),
+            {"content": {}, "state_key": "a\x00b"},
+        )
     elif bad == "nul_type":
         args, kw = (svc, CAROL, room_id, "org.example\x00type"), {"content": {}}
     else:
         args, kw = (svc, CAROL, room_id, "org.example.deep"), {"content": nested(260)}
     before = count_events(db)
-    ds = batch(svc, [
-        ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a1"}}),
-        (args, kw),
-        ((svc, BOB, rooms[BOB]), {"content": {"body": "b1"}}),
-    ])
+    ds = batch(
+        svc,
+        [
+            ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a1"}}),
+            (args, kw),
+            ((svc, BOB, rooms[BOB]), {"content": {"body": "b1"}}),
+        ],
+    )
     assert not failed(ds[0]) and not failed(ds[2])
     err = ds[1].value
     assert isinstance(err, MatrixError)
@@ -247,8 +283,9 @@ def test_a_room_whose_row_does_not_fit_is_refused_alone():
     db, svc, rooms = setup(refuse_type=None)
     before = count_events(db)
     svc.persister.hold()
-    bad = defer.ensureDeferred(svc.create_room(ALICE, {
-        "preset": "public_chat", "creation_content": {"type": "x" * 300}}))
+    bad = defer.ensureDeferred(
+        svc.create_room(ALICE, {"preset": "public_chat", "creation_content": {"type": "x" * 300}})
+    )
     good = defer.ensureDeferred(svc.create_room(BOB, {"preset": "public_chat"}))
     svc.persister.release()
     err = outcome(bad)
@@ -264,6 +301,7 @@ def test_a_room_whose_row_does_not_fit_is_refused_alone():
 
 # --- on PostgreSQL, which refuses what SQLite lets through -----------------------------------
 
+
 @pytest.mark.postgres
 def test_on_postgres_refused_and_unencodable_events_fail_alone(pg_url):  # noqa: F811 - the pytest fixture imported above
     """PostgreSQL refuses a NUL in a text column and strings longer than their
@@ -272,27 +310,42 @@ def test_on_postgres_refused_and_unencodable_events_fail_alone(pg_url):  # noqa:
     same batch are stored."""
     db = InlineDB(pg_url)
     svc = make_service(db, clock=HoldClock())
-    rooms = {u: result_of(svc.create_room(u, {"preset": "public_chat"}))
-             for u in (ALICE, BOB, CAROL)}
-    db.run_sync(lambda c: c.execute(text(
-        "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN "
-        f"IF NEW.type = '{REFUSED}' THEN RAISE EXCEPTION 'refused by the database'; "
-        "END IF; RETURN NEW; END $$ LANGUAGE plpgsql")))
-    db.run_sync(lambda c: c.execute(text(
-        "CREATE TRIGGER refuse_one BEFORE INSERT ON events FOR EACH ROW "
-        "EXECUTE FUNCTION refuse_one()")))
+    rooms = {
+        u: result_of(svc.create_room(u, {"preset": "public_chat"})) for u in (ALICE, BOB, CAROL)
+    }
+    db.run_sync(
+        lambda c: c.execute(
+            text(
+                "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.type = '{REFUSED}' THEN RAISE EXCEPTION 'refused by the database'; "
+                "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+        )
+    )
+    db.run_sync(
+        lambda c: c.execute(
+            text(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON events FOR EACH ROW "
+                "EXECUTE FUNCTION refuse_one()"
+            )
+        )
+    )
     before = count_events(db)
-    ds = batch(svc, [
-        ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a1"}}),
-        ((svc, CAROL, rooms[CAROL], "org.example.state"), {"content": {},
-                                                            "state_key": "a\x00b"}),
-        ((svc, BOB, rooms[BOB]), {"content": {"body": "b1"}}),
-        ((svc, CAROL, rooms[CAROL], REFUSED), {"content": {"x": 1}}),
-        ((svc, BOB, rooms[BOB], "org.example.state"), {"content": {},
-                                                        "state_key": "k" * 300}),
-        ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a2"}, "txn": ("D", "t\x00")}),
-        ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a3"}}),
-    ])
+    ds = batch(
+        svc,
+        [
+            ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a1"}}),
+            (
+                (svc, CAROL, rooms[CAROL], "org.example.state"),
+                {"content": {}, "state_key": "a\x00b"},
+            ),
+            ((svc, BOB, rooms[BOB]), {"content": {"body": "b1"}}),
+            ((svc, CAROL, rooms[CAROL], REFUSED), {"content": {"x": 1}}),
+            ((svc, BOB, rooms[BOB], "org.example.state"), {"content": {}, "state_key": "k" * 300}),
+            ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a2"}, "txn": ("D", "t\x00")}),
+            ((svc, ALICE, rooms[ALICE]), {"content": {"body": "a3"}}),
+        ],
+    )
     assert [failed(d) for d in ds] == [False, True, False, True, True, True, False]
     for i in (1, 4, 5):
         assert (ds[i].value.http_status, ds[i].value.errcode) == (400, "M_BAD_JSON")

@@ -24,21 +24,27 @@ def state_types(svc, room_id):
 
 # --- createRoom ------------------------------------------------------------------------
 
+
 def test_private_chat_preset_and_event_order():
     svc = make_service()
     room_id = create(svc, name="Class 5b", topic="Maths")
-    assert room_id.startswith("!") and ":" not in room_id      # v12: hash room ID
+    assert room_id.startswith("!") and ":" not in room_id  # v12: hash room ID
     evs = result_of(svc.get_events_in_range(room_id, None, None, 50, "f"))
     assert [(e.type, e.state_key) for e in evs] == [
-        ("m.room.create", ""), ("m.room.member", ALICE), ("m.room.power_levels", ""),
-        ("m.room.join_rules", ""), ("m.room.history_visibility", ""),
-        ("m.room.guest_access", ""), ("m.room.name", ""), ("m.room.topic", "")]
+        ("m.room.create", ""),
+        ("m.room.member", ALICE),
+        ("m.room.power_levels", ""),
+        ("m.room.join_rules", ""),
+        ("m.room.history_visibility", ""),
+        ("m.room.guest_access", ""),
+        ("m.room.name", ""),
+        ("m.room.topic", ""),
+    ]
     st = state_types(svc, room_id)
     assert st[("m.room.join_rules", "")].content == {"join_rule": "invite"}
     assert st[("m.room.history_visibility", "")].content["history_visibility"] == "shared"
     assert st[("m.room.guest_access", "")].content["guest_access"] == "can_join"
-    assert st[("m.room.member", ALICE)].content == {"membership": "join",
-                                                      "displayname": "Alice"}
+    assert st[("m.room.member", ALICE)].content == {"membership": "join", "displayname": "Alice"}
     assert st[("m.room.topic", "")].content["topic"] == "Maths"
     # v12: the creator is not listed in users; tombstone above state_default
     pl = st[("m.room.power_levels", "")].content
@@ -73,22 +79,24 @@ def test_visibility_public_without_preset_means_public_chat():
 
 def test_power_level_override_and_initial_state():
     svc = make_service()
-    room_id = create(svc, power_level_content_override={"events_default": 50,
-                                                         "users": {BOB: 50}},
-                     initial_state=[{"type": "m.room.join_rules",
-                                     "content": {"join_rule": "public"}},
-                                    {"type": "m.room.name", "content": {"name": "old"}},
-                                    {"type": "org.school.info", "state_key": "x",
-                                     "content": {"a": 1}}],
-                     name="new")
+    room_id = create(
+        svc,
+        power_level_content_override={"events_default": 50, "users": {BOB: 50}},
+        initial_state=[
+            {"type": "m.room.join_rules", "content": {"join_rule": "public"}},
+            {"type": "m.room.name", "content": {"name": "old"}},
+            {"type": "org.school.info", "state_key": "x", "content": {"a": 1}},
+        ],
+        name="new",
+    )
     st = state_types(svc, room_id)
     pl = st[("m.room.power_levels", "")].content
     assert pl["events_default"] == 50 and pl["users"] == {BOB: 50}
-    assert st[("m.room.join_rules", "")].content["join_rule"] == "public"   # beats preset
-    assert st[("m.room.name", "")].content == {"name": "new"}               # name wins
+    assert st[("m.room.join_rules", "")].content["join_rule"] == "public"  # beats preset
+    assert st[("m.room.name", "")].content == {"name": "new"}  # name wins
     assert st[("org.school.info", "x")].content == {"a": 1}
     evs = result_of(svc.get_events_in_range(room_id, None, None, 50, "f"))
-    assert [e.type for e in evs].count("m.room.join_rules") == 1            # no preset dup
+    assert [e.type for e in evs].count("m.room.join_rules") == 1  # no preset dup
 
 
 def test_room_version_10_has_server_room_id_and_creator_power():
@@ -112,11 +120,14 @@ def test_invalid_initial_state_leaves_no_room():
     svc = make_service()
     # power levels that leave the creator unable to... v10: set own level below name's
     with pytest.raises(MatrixError) as e:
-        create(svc, room_version="10", power_level_content_override={"users": {ALICE: 10}},
-               name="x")
+        create(
+            svc, room_version="10", power_level_content_override={"users": {ALICE: 10}}, name="x"
+        )
     assert e.value.errcode == "M_INVALID_ROOM_STATE"
-    assert result_of(svc.db.run(lambda c: c.exec_driver_sql(
-        "select count(*) from events").scalar())) == 0
+    assert (
+        result_of(svc.db.run(lambda c: c.exec_driver_sql("select count(*) from events").scalar()))
+        == 0
+    )
 
 
 def test_trusted_private_chat_invitees_become_creators_v12():
@@ -125,8 +136,7 @@ def test_trusted_private_chat_invitees_become_creators_v12():
     st = state_types(svc, room_id)
     assert st[("m.room.create", "")].content["additional_creators"] == [BOB]
     invite = st[("m.room.member", BOB)]
-    assert invite.content == {"membership": "invite", "displayname": "Bob",
-                              "is_direct": True}
+    assert invite.content == {"membership": "invite", "displayname": "Bob", "is_direct": True}
 
 
 def test_space_creation_content_type():
@@ -136,6 +146,7 @@ def test_space_creation_content_type():
     from sqlalchemy import select
 
     from schema.events import rooms
+
     row = result_of(svc.db.run(lambda c: c.execute(select(rooms)).first()))
     assert row.room_type == "m.space" and row.room_version == "12"
 
@@ -149,28 +160,53 @@ def test_invite_unknown_local_user_on_create():
 
 # --- sending -----------------------------------------------------------------------------
 
+
 def test_send_and_idempotent_txn_also_after_restart():
     db = InlineDB()
     svc = make_service(db)
     room_id = create(svc)
-    e1 = result_of(svc.send_event(ALICE, room_id, "m.room.message",
-                                  {"msgtype": "m.text", "body": "hi"}, txn=("DEV", "t1")))
-    e2 = result_of(svc.send_event(ALICE, room_id, "m.room.message",
-                                  {"msgtype": "m.text", "body": "hi"}, txn=("DEV", "t1")))
+    e1 = result_of(
+        svc.send_event(
+            ALICE, room_id, "m.room.message", {"msgtype": "m.text", "body": "hi"}, txn=("DEV", "t1")
+        )
+    )
+    e2 = result_of(
+        svc.send_event(
+            ALICE, room_id, "m.room.message", {"msgtype": "m.text", "body": "hi"}, txn=("DEV", "t1")
+        )
+    )
     assert e1 == e2
-    e3 = result_of(svc.send_event(ALICE, room_id, "m.room.message",
-                                  {"msgtype": "m.text", "body": "hi"}, txn=("DEV2", "t1")))
+    e3 = result_of(
+        svc.send_event(
+            ALICE,
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": "hi"},
+            txn=("DEV2", "t1"),
+        )
+    )
     assert e3 != e1
     # a new service over the same database (restart) still knows the transaction
     svc2 = make_service(db)
-    assert result_of(svc2.send_event(ALICE, room_id, "m.room.message",
-                                     {"msgtype": "m.text", "body": "hi"},
-                                     txn=("DEV", "t1"))) == e1
+    assert (
+        result_of(
+            svc2.send_event(
+                ALICE,
+                room_id,
+                "m.room.message",
+                {"msgtype": "m.text", "body": "hi"},
+                txn=("DEV", "t1"),
+            )
+        )
+        == e1
+    )
     ev = result_of(svc2.get_event(e1))
     fmt = svc2.format_client_event(ev, user_id=ALICE, device_id="DEV")
     assert fmt["unsigned"]["transaction_id"] == "t1"
-    assert "transaction_id" not in svc2.format_client_event(
-        ev, user_id=ALICE, device_id="OTHER")["unsigned"]
+    assert (
+        "transaction_id"
+        not in svc2.format_client_event(ev, user_id=ALICE, device_id="OTHER")["unsigned"]
+    )
     # only two messages were stored
     evs = result_of(svc2.get_events_in_range(room_id, None, None, 100, "b"))
     assert sum(e.type == "m.room.message" for e in evs) == 2
@@ -214,8 +250,7 @@ def test_forbidden_state_change_for_plain_member():
     room_id = create(svc, preset="public_chat")
     result_of(svc.update_membership(BOB, room_id, BOB, "join"))
     with pytest.raises(AuthError) as e:
-        result_of(svc.send_event(BOB, room_id, "m.room.name", {"name": "hacked"},
-                                 state_key=""))
+        result_of(svc.send_event(BOB, room_id, "m.room.name", {"name": "hacked"}, state_key=""))
     assert e.value.http_status == 403 and "power level" in e.value.message
     assert state_types(svc, room_id).get(("m.room.name", "")) is None
 
@@ -223,8 +258,7 @@ def test_forbidden_state_change_for_plain_member():
 def test_state_event_has_prev_content():
     svc = make_service()
     room_id = create(svc, name="one")
-    eid = result_of(svc.send_event(ALICE, room_id, "m.room.name", {"name": "two"},
-                                   state_key=""))
+    eid = result_of(svc.send_event(ALICE, room_id, "m.room.name", {"name": "two"}, state_key=""))
     svc._events.clear()
     ev = result_of(svc.get_event(eid))
     unsigned = svc.format_client_event(ev)["unsigned"]
@@ -247,6 +281,7 @@ def test_state_survives_restart():
 
 def test_concurrent_sends_share_one_transaction():
     from twisted.internet import defer
+
     db = InlineDB()
     svc = make_service(db)
     room_id = create(svc)
@@ -262,8 +297,10 @@ def test_concurrent_sends_share_one_transaction():
         return real_run(fn, *a, **k)
 
     db.run = slow_run
-    ds = [defer.ensureDeferred(svc.send_event(ALICE, room_id, "m.room.message",
-                                              {"body": str(i)})) for i in range(5)]
+    ds = [
+        defer.ensureDeferred(svc.send_event(ALICE, room_id, "m.room.message", {"body": str(i)}))
+        for i in range(5)
+    ]
     assert not any(d.called for d in ds)
     batches_before = svc.persister.batches_written
     d, fn, a, k = gate[0]
@@ -290,13 +327,18 @@ def test_failed_write_reloads_room_from_db():
 
 # --- redaction ---------------------------------------------------------------------------
 
+
 def test_redaction_by_sender_and_served_redacted():
     svc = make_service()
     room_id = create(svc)
-    eid = result_of(svc.send_event(ALICE, room_id, "m.room.message",
-                                   {"msgtype": "m.text", "body": "oops"}))
-    red_id = result_of(svc.send_event(ALICE, room_id, "m.room.redaction",
-                                      {"redacts": eid, "reason": "typo"}, txn=("D", "r1")))
+    eid = result_of(
+        svc.send_event(ALICE, room_id, "m.room.message", {"msgtype": "m.text", "body": "oops"})
+    )
+    red_id = result_of(
+        svc.send_event(
+            ALICE, room_id, "m.room.redaction", {"redacts": eid, "reason": "typo"}, txn=("D", "r1")
+        )
+    )
     ev = result_of(svc.get_event(eid))
     fmt = svc.format_client_event(ev)
     assert fmt["content"] == {}
@@ -306,7 +348,9 @@ def test_redaction_by_sender_and_served_redacted():
     svc._events.clear()
     fmt2 = svc.format_client_event(result_of(svc.get_event(eid)))
     assert fmt2["content"] == {} and fmt2["unsigned"]["redacted_because"]["content"] == {
-        "redacts": eid, "reason": "typo"}
+        "redacts": eid,
+        "reason": "typo",
+    }
 
 
 def test_only_sender_or_redact_power_may_redact():
@@ -318,7 +362,7 @@ def test_only_sender_or_redact_power_may_redact():
     with pytest.raises(MatrixError) as e:
         result_of(svc.redact_event(BOB, room_id, alice_msg, {}))
     assert e.value.http_status == 403
-    result_of(svc.redact_event(ALICE, room_id, bob_msg, {}))       # alice is a creator
+    result_of(svc.redact_event(ALICE, room_id, bob_msg, {}))  # alice is a creator
     assert result_of(svc.get_event(bob_msg)).content == {}
     with pytest.raises(NotFound):
         result_of(svc.redact_event(ALICE, room_id, "$missing", {}))
@@ -334,18 +378,26 @@ def test_redacted_state_event_is_redacted_in_current_state():
 
 def test_txn_memory_is_bounded(monkeypatch):
     import node.rooms.service as service_module
+
     monkeypatch.setattr(service_module, "TXN_MAX", 3)
     svc = make_service()
     room_id = create(svc)
-    ids = [result_of(svc.send_event(ALICE, room_id, "m.room.message", {"body": str(i)},
-                                    txn=("D", f"t{i}"))) for i in range(5)]
+    ids = [
+        result_of(
+            svc.send_event(ALICE, room_id, "m.room.message", {"body": str(i)}, txn=("D", f"t{i}"))
+        )
+        for i in range(5)
+    ]
     assert len(svc._txns) == 3
     # recent transactions are still recognised
-    assert result_of(svc.send_event(ALICE, room_id, "m.room.message", {"body": "4"},
-                                    txn=("D", "t4"))) == ids[4]
+    assert (
+        result_of(svc.send_event(ALICE, room_id, "m.room.message", {"body": "4"}, txn=("D", "t4")))
+        == ids[4]
+    )
 
 
 # --- a join_rule that is not a string ------------------------------------------------------
+
 
 @pytest.mark.parametrize("version", ["10", "11", "12"])
 @pytest.mark.parametrize("join_rule", [5, None, ["invite"]], ids=["number", "null", "list"])
@@ -355,14 +407,13 @@ def test_non_string_join_rule_lets_nobody_join_even_invited(version, join_rule):
     svc = make_service()
     api = Api(svc)
     room_id = create(svc, room_version=version)
-    status, _ = api.call("PUT", f"{v3}/rooms/{room_id}/state/m.room.join_rules/", ALICE,
-                         {"join_rule": join_rule})
+    status, _ = api.call(
+        "PUT", f"{v3}/rooms/{room_id}/state/m.room.join_rules/", ALICE, {"join_rule": join_rule}
+    )
     assert status == 200
-    assert api.call("POST", f"{v3}/rooms/{room_id}/invite", ALICE,
-                    {"user_id": BOB}) == (200, {})
+    assert api.call("POST", f"{v3}/rooms/{room_id}/invite", ALICE, {"user_id": BOB}) == (200, {})
     assert api.status("POST", f"{v3}/rooms/{room_id}/join", BOB, {}) == (403, "M_FORBIDDEN")
-    assert api.status("POST", f"{v3}/rooms/{room_id}/join", CAROL, {}) == \
-        (403, "M_FORBIDDEN")
+    assert api.status("POST", f"{v3}/rooms/{room_id}/join", CAROL, {}) == (403, "M_FORBIDDEN")
     room = result_of(svc.get_room(room_id))
     assert room.membership(BOB) == "invite" and room.membership(CAROL) is None
     assert room.membership(ALICE) == "join"

@@ -26,22 +26,44 @@ HOSTILE = "*" * 40 + "!"
 
 
 # --- glob semantics -----------------------------------------------------------------------
-@pytest.mark.parametrize("pattern, event_type, expected", [
-    ("", "", True), ("", "m.room", False),
-    ("*", "", True), ("*", "m.room.message", True),
-    ("m.*", "m.room.message", True), ("m.*", "m.", True), ("m.*", "m", False),
-    ("*.message", "m.room.message", True), ("*.message", "message", False),
-    ("*message", "message", True),
-    ("m.*.message", "m.room.message", True), ("m.*.message", "m.message", False),
-    ("m**.message", "m.room.message", True), ("***", "x", True), ("a***b", "ab", True),
-    ("*a*b*", "xaybz", True), ("*a*b*", "ba", False), ("a*a", "a", False),
-    ("m.room", "m.room", True), ("m.room", "m.rooms", False),
-    # case-sensitive; only '*' is special: '?' and regex characters are literal
-    ("M.room", "m.room", False), ("m.roo?", "m.room", False), ("m.roo?", "m.roo?", True),
-    ("m.room", "mxroom", False), ("m.[r]oom", "m.room", False),
-    ("m.[r]oom", "m.[r]oom", True), ("a\\*", "a\\xyz", True), ("a\\*", "axyz", False),
-    ("a+", "aa", False), ("(a|b)", "a", False), ("^m$", "m", False), ("x{2}", "xx", False),
-])
+@pytest.mark.parametrize(
+    "pattern, event_type, expected",
+    [
+        ("", "", True),
+        ("", "m.room", False),
+        ("*", "", True),
+        ("*", "m.room.message", True),
+        ("m.*", "m.room.message", True),
+        ("m.*", "m.", True),
+        ("m.*", "m", False),
+        ("*.message", "m.room.message", True),
+        ("*.message", "message", False),
+        ("*message", "message", True),
+        ("m.*.message", "m.room.message", True),
+        ("m.*.message", "m.message", False),
+        ("m**.message", "m.room.message", True),
+        ("***", "x", True),
+        ("a***b", "ab", True),
+        ("*a*b*", "xaybz", True),
+        ("*a*b*", "ba", False),
+        ("a*a", "a", False),
+        ("m.room", "m.room", True),
+        ("m.room", "m.rooms", False),
+        # case-sensitive; only '*' is special: '?' and regex characters are literal
+        ("M.room", "m.room", False),
+        ("m.roo?", "m.room", False),
+        ("m.roo?", "m.roo?", True),
+        ("m.room", "mxroom", False),
+        ("m.[r]oom", "m.room", False),
+        ("m.[r]oom", "m.[r]oom", True),
+        ("a\\*", "a\\xyz", True),
+        ("a\\*", "axyz", False),
+        ("a+", "aa", False),
+        ("(a|b)", "a", False),
+        ("^m$", "m", False),
+        ("x{2}", "xx", False),
+    ],
+)
 def test_type_glob_semantics(pattern, event_type, expected):
     assert type_matches(event_type, [pattern]) is expected
     flt = parse_filter({"room": {"timeline": {"types": [pattern]}}})
@@ -64,8 +86,9 @@ def test_hostile_type_pattern_answers_correctly():
     assert type_matches(long_type, [HOSTILE]) is False
     assert type_matches(long_type + "!", [HOSTILE]) is True
     assert type_matches(long_type, ["*m*x*x*x*x*x*x*x*x*x*x*x*x*x*x*x*x*x*x*y"]) is False
-    flt = parse_filter({"room": {"timeline": {"not_types": [HOSTILE] * 1000,
-                                              "types": ["*" * 250 + "x"]}}})
+    flt = parse_filter(
+        {"room": {"timeline": {"not_types": [HOSTILE] * 1000, "types": ["*" * 250 + "x"]}}}
+    )
     assert flt.room.timeline.allows(long_type)
     assert not flt.room.timeline.allows(long_type + "!")
     assert not flt.room.timeline.allows("m.room.message")
@@ -73,8 +96,14 @@ def test_hostile_type_pattern_answers_correctly():
 
 # --- caps when parsing --------------------------------------------------------------------
 _EVENT_FILTER_LISTS = ("types", "not_types", "senders", "not_senders", "rooms", "not_rooms")
-_SECTIONS = [("room", "timeline"), ("room", "state"), ("room", "ephemeral"),
-             ("room", "account_data"), ("presence",), ("account_data",)]
+_SECTIONS = [
+    ("room", "timeline"),
+    ("room", "state"),
+    ("room", "ephemeral"),
+    ("room", "account_data"),
+    ("presence",),
+    ("account_data",),
+]
 
 
 def _nest(path: tuple[str, ...], key: str, value) -> dict:
@@ -97,7 +126,7 @@ def _all_list_fields():
 def test_list_lengths_are_capped(section, key):
     limit = filtering.MAX_FILTER_LIST_ENTRIES
     entries = [f"e{i}" for i in range(limit)]
-    parse_filter(_nest(section, key, entries))           # at the limit: accepted
+    parse_filter(_nest(section, key, entries))  # at the limit: accepted
     with pytest.raises(BadJSON) as err:
         parse_filter(_nest(section, key, entries + ["one.more"]))
     assert err.value.errcode == "M_BAD_JSON"
@@ -137,29 +166,49 @@ def test_answers_stay_right_past_the_memo():
 
 def test_real_client_filters_are_accepted():
     # the shape Element sends, lazy loading and all
-    parse_filter({"room": {"state": {"lazy_load_members": True},
-                           "timeline": {"limit": 20, "unread_thread_notifications": True,
-                                        "not_types": ["m.call.*", "org.matrix.*"]}},
-                  "presence": {"not_types": ["*"]}, "account_data": {"types": ["m.*"]},
-                  "event_fields": ["type", "content", "sender", "event_id"]})
+    parse_filter(
+        {
+            "room": {
+                "state": {"lazy_load_members": True},
+                "timeline": {
+                    "limit": 20,
+                    "unread_thread_notifications": True,
+                    "not_types": ["m.call.*", "org.matrix.*"],
+                },
+            },
+            "presence": {"not_types": ["*"]},
+            "account_data": {"types": ["m.*"]},
+            "event_fields": ["type", "content", "sender", "event_id"],
+        }
+    )
 
 
 # --- event_fields -------------------------------------------------------------------------
 def test_event_fields_projection_semantics():
-    ev = {"type": "m.room.message", "sender": "@a:x",
-          "content": {"body": "hi", "msgtype": "m.text", "a.b": 1, "c\\": {"d": 2},
-                      "m.relates_to": {"rel_type": "m.thread", "event_id": "$t"}}}
+    ev = {
+        "type": "m.room.message",
+        "sender": "@a:x",
+        "content": {
+            "body": "hi",
+            "msgtype": "m.text",
+            "a.b": 1,
+            "c\\": {"d": 2},
+            "m.relates_to": {"rel_type": "m.thread", "event_id": "$t"},
+        },
+    }
     before = orjson.dumps(ev)
     # a whole object wins over a path into it, in either order
     assert project_fields(ev, ["content.body", "content"]) == {"content": ev["content"]}
     assert project_fields(ev, ["content", "content.body"]) == {"content": ev["content"]}
-    assert project_fields(ev, ["content.a\\.b", "content.c\\\\.d", "content.missing.x",
-                               "content.body.deeper", "sender"]) == {
-        "content": {"a.b": 1, "c\\": {"d": 2}}, "sender": "@a:x"}
+    assert project_fields(
+        ev,
+        ["content.a\\.b", "content.c\\\\.d", "content.missing.x", "content.body.deeper", "sender"],
+    ) == {"content": {"a.b": 1, "c\\": {"d": 2}}, "sender": "@a:x"}
     assert project_fields(ev, ["content.m\\.relates_to.rel_type"]) == {
-        "content": {"m.relates_to": {"rel_type": "m.thread"}}}
+        "content": {"m.relates_to": {"rel_type": "m.thread"}}
+    }
     assert project_fields(ev, []) == {}
-    assert orjson.dumps(ev) == before                    # the event itself is untouched
+    assert orjson.dumps(ev) == before  # the event itself is untouched
 
 
 @pytest.mark.timeout(60)
@@ -240,8 +289,11 @@ def test_oversized_uploaded_filters_are_400(api):
 def test_hostile_stored_filter_answers(api):
     room = api.node.room(name="R")
     api.node.send(ALICE, room, "hello")
-    status, body = api.call("POST", V3 + f"/user/{ALICE}/filter",
-                            body={"room": {"timeline": {"not_types": [HOSTILE] * 1000}}})
+    status, body = api.call(
+        "POST",
+        V3 + f"/user/{ALICE}/filter",
+        body={"room": {"timeline": {"not_types": [HOSTILE] * 1000}}},
+    )
     assert status == 200
     status, body = api.call("GET", V3 + "/sync", query={"filter": body["filter_id"]})
     assert status == 200 and "m.room.message" in _timeline_types(body, room)

@@ -28,46 +28,61 @@ class Node:
         self.rclock = ReactorClock(self.clock)
         self.db = db or InlineDB()
         self.notifier = SyncNotifier(self.rclock)
-        self.rooms = make_service(self.db, clock=self.rclock, notifier=self.notifier,
-                                  accounts=FakeAccounts(USERS))
-        self.sync = SyncService(db=self.db, clock=self.rclock, server_name=SERVER,
-                                accounts=FakeAccounts(), rooms=self.rooms,
-                                notifier=self.notifier)
+        self.rooms = make_service(
+            self.db, clock=self.rclock, notifier=self.notifier, accounts=FakeAccounts(USERS)
+        )
+        self.sync = SyncService(
+            db=self.db,
+            clock=self.rclock,
+            server_name=SERVER,
+            accounts=FakeAccounts(),
+            rooms=self.rooms,
+            notifier=self.notifier,
+        )
 
     def params(self, user, since=None, flt=None, full_state=False, timeout=0, device="DEV"):
         f = flt if flt is not None else DEFAULT_FILTER
         if isinstance(f, dict):
             f = parse_filter(f)
-        return SyncParams(requester=Requester(user, device), filter=f,
-                          since=parse_sync_token(since) if since else None,
-                          full_state=full_state, timeout_ms=timeout)
+        return SyncParams(
+            requester=Requester(user, device),
+            filter=f,
+            since=parse_sync_token(since) if since else None,
+            full_state=full_state,
+            timeout_ms=timeout,
+        )
 
     def do(self, user, since=None, **kw):
         return result_of(self.sync.handler.sync(self.params(user, since, **kw)))
 
     def start(self, user, since=None, **kw):
         waiting = WaitHandle()
-        d = defer.ensureDeferred(self.sync.handler.sync(self.params(user, since, **kw),
-                                                        waiting))
+        d = defer.ensureDeferred(self.sync.handler.sync(self.params(user, since, **kw), waiting))
         out: list = []
         d.addBoth(out.append)
         return out, waiting
 
     def room(self, user=ALICE, **body):
-        self.clock.advance(0.01)          # v12 room IDs hash the create event (and its ts)
+        self.clock.advance(0.01)  # v12 room IDs hash the create event (and its ts)
         return result_of(self.rooms.create_room(user, body))
 
     def send(self, user, room_id, body="hi", **content):
-        return result_of(self.rooms.send_event(user, room_id, "m.room.message",
-                                               {"msgtype": "m.text", "body": body, **content}))
+        return result_of(
+            self.rooms.send_event(
+                user, room_id, "m.room.message", {"msgtype": "m.text", "body": body, **content}
+            )
+        )
 
     def member(self, sender, room_id, target, membership):
         return result_of(self.rooms.update_membership(sender, room_id, target, membership))
 
 
 def bodies(room_entry):
-    return [e["content"].get("body") for e in room_entry["timeline"]["events"]
-            if e["type"] == "m.room.message"]
+    return [
+        e["content"].get("body")
+        for e in room_entry["timeline"]["events"]
+        if e["type"] == "m.room.message"
+    ]
 
 
 def types(events):
@@ -97,8 +112,11 @@ def test_initial_sync_shape(node):
     assert bodies(entry) == ["hello"]
     assert entry["state"]["events"] == []
     assert all("room_id" not in e for e in entry["timeline"]["events"])
-    assert entry["summary"] == {"m.heroes": [], "m.joined_member_count": 1,
-                                "m.invited_member_count": 0}
+    assert entry["summary"] == {
+        "m.heroes": [],
+        "m.joined_member_count": 1,
+        "m.invited_member_count": 0,
+    }
     assert entry["unread_notifications"] == {"notification_count": 0, "highlight_count": 0}
     assert entry["ephemeral"] == {"events": []}
     assert entry["account_data"] == {"events": []}
@@ -119,8 +137,9 @@ def test_limited_timeline_state_at_start_and_prev_batch(node):
     # prev_batch continues exactly before the first timeline event.
     first = result_of(node.rooms.get_event(tl["events"][0]["event_id"]))
     assert events_position(tl["prev_batch"]) == first.internal["stream_ordering"] - 1
-    older = result_of(node.rooms.get_events_in_range(room, events_position(tl["prev_batch"]),
-                                                     None, 1, "b"))
+    older = result_of(
+        node.rooms.get_events_in_range(room, events_position(tl["prev_batch"]), None, 1, "b")
+    )
     assert older[0].content["body"] == "m9"
 
 
@@ -152,8 +171,9 @@ def test_incremental_limited_gives_state_delta(node):
     entry = node.do(ALICE, since)["rooms"]["join"][room]
     assert entry["timeline"]["limited"] is True
     assert len(entry["timeline"]["events"]) == 10
-    assert [e["content"]["name"] for e in entry["state"]["events"]
-            if e["type"] == "m.room.name"] == ["New name"]
+    assert [
+        e["content"]["name"] for e in entry["state"]["events"] if e["type"] == "m.room.name"
+    ] == ["New name"]
 
 
 # --- memberships ------------------------------------------------------------------------
@@ -165,7 +185,10 @@ def test_invite_then_join_then_kick(node):
     out = node.do(BOB, since)
     invite = out["rooms"]["invite"][room]["invite_state"]["events"]
     assert {(e["type"], e["state_key"]) for e in invite} >= {
-        ("m.room.create", ""), ("m.room.name", ""), ("m.room.member", BOB)}
+        ("m.room.create", ""),
+        ("m.room.name", ""),
+        ("m.room.member", BOB),
+    }
     assert all(set(e) == {"type", "state_key", "sender", "content"} for e in invite)
     assert out["rooms"]["join"] == {}
     since = out["next_batch"]
@@ -175,13 +198,13 @@ def test_invite_then_join_then_kick(node):
     assert out["rooms"]["invite"] == {}
     entry = out["rooms"]["join"][room]
     all_events = entry["state"]["events"] + entry["timeline"]["events"]
-    assert ("m.room.create", "") in types(all_events)      # a new join gets full state
+    assert ("m.room.create", "") in types(all_events)  # a new join gets full state
     assert types(entry["timeline"]["events"])[-1] == ("m.room.member", BOB)
-    assert "before bob" in bodies(entry)                    # history is "shared"
+    assert "before bob" in bodies(entry)  # history is "shared"
     assert entry["summary"]["m.joined_member_count"] == 2
     since = out["next_batch"]
 
-    node.member(ALICE, room, BOB, "leave")                   # a kick
+    node.member(ALICE, room, BOB, "leave")  # a kick
     out = node.do(BOB, since)
     assert out["rooms"]["join"] == {}
     left = out["rooms"]["leave"][room]
@@ -194,8 +217,15 @@ def test_invite_then_join_then_kick(node):
 
 
 def test_history_visibility_joined_hides_earlier_events(node):
-    room = node.room(initial_state=[{"type": "m.room.history_visibility", "state_key": "",
-                                     "content": {"history_visibility": "joined"}}])
+    room = node.room(
+        initial_state=[
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "joined"},
+            }
+        ]
+    )
     node.send(ALICE, room, "secret")
     node.member(ALICE, room, BOB, "invite")
     node.member(BOB, room, BOB, "join")
@@ -222,8 +252,7 @@ def test_left_rooms_need_include_leave_on_initial_sync(node):
     node.member(BOB, room, BOB, "leave")
     assert node.do(BOB)["rooms"]["leave"] == {}
     out = node.do(BOB, flt={"room": {"include_leave": True}})
-    assert types(out["rooms"]["leave"][room]["timeline"]["events"])[-1] == ("m.room.member",
-                                                                          BOB)
+    assert types(out["rooms"]["leave"][room]["timeline"]["events"])[-1] == ("m.room.member", BOB)
 
 
 def test_initial_sync_reports_kicks_and_bans(node):
@@ -238,8 +267,10 @@ def test_initial_sync_reports_kicks_and_bans(node):
     last = out["rooms"]["leave"][r2]["timeline"]["events"][-1]
     assert (last["content"]["membership"], last["sender"]) == ("ban", ALICE)
     # The state before the timeline describes the room (no lazy loading here).
-    st = types(out["rooms"]["leave"][r1]["state"]["events"]
-               + out["rooms"]["leave"][r1]["timeline"]["events"])
+    st = types(
+        out["rooms"]["leave"][r1]["state"]["events"]
+        + out["rooms"]["leave"][r1]["timeline"]["events"]
+    )
     assert ("m.room.create", "") in st
 
 
@@ -275,8 +306,7 @@ def test_long_poll_ignores_filtered_events_and_disconnect_cancels(node):
     node.member(ALICE, room, BOB, "invite")
     node.member(BOB, room, BOB, "join")
     since = node.do(BOB)["next_batch"]
-    flt = {"room": {"timeline": {"types": ["m.room.topic"]},
-                    "ephemeral": {"not_types": ["*"]}}}
+    flt = {"room": {"timeline": {"types": ["m.room.topic"]}, "ephemeral": {"not_types": ["*"]}}}
     out, waiting = node.start(BOB, since, flt=flt, timeout=30_000)
     node.send(ALICE, room, "filtered out")
     # The message was filtered out, but the unread count changed: the room is reported.
@@ -308,14 +338,16 @@ def test_typing_in_sync(node):
     node.sync.typing.set_typing(room, ALICE, True, 5_000)
     out = node.do(BOB, since)
     assert out["rooms"]["join"][room]["ephemeral"]["events"] == [
-        {"type": "m.typing", "content": {"user_ids": [ALICE]}}]
-    assert room in node.do(BOB)["rooms"]["join"]            # initial sync shows it too
+        {"type": "m.typing", "content": {"user_ids": [ALICE]}}
+    ]
+    assert room in node.do(BOB)["rooms"]["join"]  # initial sync shows it too
     node.clock.advance(6)
     out2 = node.do(BOB, out["next_batch"])
     assert out2["rooms"]["join"][room]["ephemeral"]["events"] == [
-        {"type": "m.typing", "content": {"user_ids": []}}]
+        {"type": "m.typing", "content": {"user_ids": []}}
+    ]
     # A token from before a restart (typing serial ahead of ours) is accepted.
-    ahead = parse_sync_token(out2["next_batch"]).copy_with(typing=10 ** 6)
+    ahead = parse_sync_token(out2["next_batch"]).copy_with(typing=10**6)
     assert node.do(BOB, str(ahead))["next_batch"]
 
 
@@ -332,7 +364,9 @@ def test_receipts_and_unread_counts(node):
     result_of(node.sync.send_receipt(BOB, room, "m.read", e1))
     out_b = node.do(BOB, since_b)
     assert out_b["rooms"]["join"][room]["unread_notifications"] == {
-        "notification_count": 1, "highlight_count": 1}
+        "notification_count": 1,
+        "highlight_count": 1,
+    }
     out_a = node.do(ALICE, since_a)
     receipt = out_a["rooms"]["join"][room]["ephemeral"]["events"][0]
     assert receipt["type"] == "m.receipt"
@@ -346,8 +380,7 @@ def test_receipts_and_unread_counts(node):
     # Own messages reset the count too.
     node.send(ALICE, room, "three")
     node.send(BOB, room, "reply")
-    assert node.do(BOB)["rooms"]["join"][room]["unread_notifications"][
-        "notification_count"] == 0
+    assert node.do(BOB)["rooms"]["join"][room]["unread_notifications"]["notification_count"] == 0
 
 
 def test_account_data_and_read_markers_in_sync(node):
@@ -361,7 +394,8 @@ def test_account_data_and_read_markers_in_sync(node):
     result_of(node.sync.set_read_markers(ALICE, room, {"m.fully_read": eid}))
     out = node.do(ALICE, since)
     assert out["rooms"]["join"][room]["account_data"]["events"] == [
-        {"type": "m.fully_read", "content": {"event_id": eid}}]
+        {"type": "m.fully_read", "content": {"event_id": eid}}
+    ]
     assert out["account_data"]["events"] == []
 
 
@@ -378,20 +412,28 @@ def test_lazy_loading_members(node):
     # Timeline senders and the user themself; ALICE is a hero (summary), so she is there too.
     assert members == {BOB, CAROL, ALICE}
     plain = node.do(CAROL, flt={"room": {"timeline": {"limit": 3}}})["rooms"]["join"][room]
-    assert {e["state_key"] for e in plain["state"]["events"]
-            if e["type"] == "m.room.member"} == {ALICE, BOB, CAROL}
+    assert {e["state_key"] for e in plain["state"]["events"] if e["type"] == "m.room.member"} == {
+        ALICE,
+        BOB,
+        CAROL,
+    }
 
 
 def test_room_and_type_filters(node):
     r1 = node.room(name="keep")
     r2 = node.room(name="drop")
     node.send(ALICE, r1, "m")
-    out = node.do(ALICE, flt={"room": {"not_rooms": [r2],
-                                       "timeline": {"types": ["m.room.message"]}},
-                              "event_fields": ["type", "content.body"]})
+    out = node.do(
+        ALICE,
+        flt={
+            "room": {"not_rooms": [r2], "timeline": {"types": ["m.room.message"]}},
+            "event_fields": ["type", "content.body"],
+        },
+    )
     assert set(out["rooms"]["join"]) == {r1}
     assert out["rooms"]["join"][r1]["timeline"]["events"] == [
-        {"type": "m.room.message", "content": {"body": "m"}}]
+        {"type": "m.room.message", "content": {"body": "m"}}
+    ]
 
 
 def test_federation_event_format(node):
@@ -413,8 +455,7 @@ def test_incremental_after_restart_from_old_token(node):
     assert room in out["rooms"]["invite"]
     alice_since = node.do(ALICE)["next_batch"]
     restarted.send(ALICE, room, "after restart")
-    assert bodies(restarted.do(ALICE, alice_since)["rooms"]["join"][room]) == [
-        "after restart"]
+    assert bodies(restarted.do(ALICE, alice_since)["rooms"]["join"][room]) == ["after restart"]
 
 
 def test_lazy_loading_incremental_skips_members_already_sent(node):
@@ -428,8 +469,7 @@ def test_lazy_loading_incremental_skips_members_already_sent(node):
     # Bob's member event was in the initial answer (timeline) and is not sent again...
     assert out["rooms"]["join"][room]["state"]["events"] == []
     # ...except when the client asks for redundant members.
-    redundant = {"room": {"state": {"lazy_load_members": True,
-                                    "include_redundant_members": True}}}
+    redundant = {"room": {"state": {"lazy_load_members": True, "include_redundant_members": True}}}
     out = node.do(CAROL, since, flt=redundant)
     assert [e["state_key"] for e in out["rooms"]["join"][room]["state"]["events"]] == [BOB]
 
@@ -437,7 +477,7 @@ def test_lazy_loading_incremental_skips_members_already_sent(node):
 def test_lazy_loading_incremental_sends_unknown_sender_once(node):
     room = node.room(preset="public_chat")
     others = [uid(f"u{i}") for i in range(1, 7)]
-    for who in others:                       # more members than heroes (5)
+    for who in others:  # more members than heroes (5)
         node.member(who, room, who, "join")
     for i in range(12):
         node.send(ALICE, room, f"a{i}")
@@ -445,12 +485,10 @@ def test_lazy_loading_incremental_sends_unknown_sender_once(node):
     flt = {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 2}}}
     first = node.do(CAROL, flt=flt)
     entry = first["rooms"]["join"][room]
-    members = {e["state_key"] for e in entry["state"]["events"]
-               if e["type"] == "m.room.member"}
-    late = others[-1]                        # joined last: not a hero, sent nothing yet
+    members = {e["state_key"] for e in entry["state"]["events"] if e["type"] == "m.room.member"}
+    late = others[-1]  # joined last: not a hero, sent nothing yet
     assert late not in entry["summary"]["m.heroes"] and late not in members
-    assert CAROL in members or any(e.get("state_key") == CAROL
-                                   for e in entry["timeline"]["events"])
+    assert CAROL in members or any(e.get("state_key") == CAROL for e in entry["timeline"]["events"])
     since = first["next_batch"]
     node.send(late, room, "hello carol")
     out = node.do(CAROL, since, flt=flt)["rooms"]["join"][room]
@@ -466,8 +504,11 @@ def test_summary_heroes_and_counts(node):
     node.member(BOB, room, BOB, "join")
     node.member(ALICE, room, CAROL, "invite")
     entry = node.do(BOB)["rooms"]["join"][room]
-    assert entry["summary"] == {"m.heroes": [ALICE, CAROL], "m.joined_member_count": 2,
-                                "m.invited_member_count": 1}
+    assert entry["summary"] == {
+        "m.heroes": [ALICE, CAROL],
+        "m.joined_member_count": 2,
+        "m.invited_member_count": 1,
+    }
     named = node.room(name="Named")
     since = node.do(ALICE)["next_batch"]
     node.member(ALICE, named, BOB, "invite")
@@ -489,8 +530,9 @@ def test_left_room_incremental_limited(node):
     assert left["timeline"]["limited"] is True
     assert left["timeline"]["events"][-1]["content"]["membership"] == "ban"
     assert "after ban" not in bodies(left)
-    assert [e["content"]["topic"] for e in left["state"]["events"]
-            if e["type"] == "m.room.topic"] == ["T"]
+    assert [
+        e["content"]["topic"] for e in left["state"]["events"] if e["type"] == "m.room.topic"
+    ] == ["T"]
 
 
 def test_state_at_rewinds_current_state(node):
@@ -504,7 +546,7 @@ def test_state_at_rewinds_current_state(node):
     def name_at(pos: int) -> str:
         return result_of(reader.state_at(room, pos))[("m.room.name", "")].content["name"]
 
-    assert [name_at(pos1), name_at(pos2), name_at(10 ** 9)] == ["v1", "v2", "v3"]
+    assert [name_at(pos1), name_at(pos2), name_at(10**9)] == ["v1", "v2", "v3"]
     assert ("m.room.name", "") not in result_of(reader.state_at(room, 1))
     only = result_of(reader.state_at(room, pos2, [("m.room.name", ""), ("m.none", "")]))
     assert list(only) == [("m.room.name", "")]
@@ -522,13 +564,21 @@ def test_sync_api_disconnect_cancels_long_poll(node):
     route, params, _ = router.match("GET", "/_matrix/client/v3/sync")
     finished = defer.Deferred()
     raw = type("Raw", (), {"notifyFinish": lambda self: finished, "_disconnected": False})()
-    req = ApiRequest("GET", "/_matrix/client/v3/sync", {"since": [since], "timeout": ["60000"]},
-                     {}, b"", "127.0.0.1", raw=raw)
+    req = ApiRequest(
+        "GET",
+        "/_matrix/client/v3/sync",
+        {"since": [since], "timeout": ["60000"]},
+        {},
+        b"",
+        "127.0.0.1",
+        raw=raw,
+    )
     req.requester = Requester(ALICE, "DEV")
     out: list = []
     defer.ensureDeferred(route.handler(req, **params)).addBoth(out.append)
     assert out == [] and node.notifier.waiter_count() == 1
     from node.metrics import ACTIVE_SYNCS
+
     assert ACTIVE_SYNCS._value.get() >= 1
     finished.errback(ConnectionError("client went away"))
     assert out == [(200, {})]
@@ -543,7 +593,7 @@ def test_recent_events_serve_woken_syncs_without_database(node):
     runs = node.db.runs
     out = node.do(ALICE, since)
     assert bodies(out["rooms"]["join"][room]) == ["fresh"]
-    assert node.db.runs == runs               # timeline and unread counts from memory
+    assert node.db.runs == runs  # timeline and unread counts from memory
 
 
 def test_redaction_inside_the_window_is_served_redacted(node):
@@ -564,17 +614,18 @@ def test_recent_events_cache_bounds():
     from node.sync.room_state import RecentEvents
 
     def ev(room, so, etype="m.room.message"):
-        return SimpleNamespace(room_id=room, type=etype, rejected_reason=None,
-                               internal={"stream_ordering": so})
+        return SimpleNamespace(
+            room_id=room, type=etype, rejected_reason=None, internal={"stream_ordering": so}
+        )
 
     cache = RecentEvents(per_room=3, max_rooms=2)
     cache.on_persisted([ev("!a", 5), ev("!a", 6), ev("!b", 7)])
     assert [e.internal["stream_ordering"] for e in cache.newest_first("!a", 4, 10)] == [6, 5]
-    assert cache.newest_first("!a", 3, 10) is None           # event 4 may exist: unknown
-    cache.on_persisted([ev("!a", 8), ev("!a", 9)])           # 5 falls out
+    assert cache.newest_first("!a", 3, 10) is None  # event 4 may exist: unknown
+    cache.on_persisted([ev("!a", 8), ev("!a", 9)])  # 5 falls out
     assert cache.newest_first("!a", 4, 10) is None
     assert [e.internal["stream_ordering"] for e in cache.newest_first("!a", 5, 8)] == [8, 6]
-    cache.on_persisted([ev("!c", 10)])                       # "!b" is least recently used
+    cache.on_persisted([ev("!c", 10)])  # "!b" is least recently used
     assert cache.newest_first("!b", 6, 10) is None
     cache.on_persisted([ev("!a", 11, "m.room.redaction")])
     assert cache.newest_first("!a", 9, 20) is None

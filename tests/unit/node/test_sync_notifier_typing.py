@@ -82,13 +82,12 @@ def test_cancelled_waiter_is_dropped():
     assert n.waiter_count() == 0
     assert n._room_waiters == {}
     assert clock.getDelayedCalls() == []
-    n.notify_room_event("!r1:x", 1)           # nothing left to wake, no error
+    n.notify_room_event("!r1:x", 1)  # nothing left to wake, no error
 
 
 def test_one_event_wakes_every_waiter_in_room_once():
     _clock, n = make()
-    outs = [_results(n.wait(f"@u{i}:x", ["!r:x", "!s:x"], StreamToken(), 30_000))
-            for i in range(5)]
+    outs = [_results(n.wait(f"@u{i}:x", ["!r:x", "!s:x"], StreamToken(), 30_000)) for i in range(5)]
     n.notify_room_event("!r:x", 1)
     n.notify_room_event("!s:x", 2)
     assert outs == [[True]] * 5
@@ -132,7 +131,7 @@ def test_typing_refresh_extends_without_new_serial():
     clock.advance(8)
     t.set_typing("!r:x", "@a:x", True, 10_000)
     assert t.serial == serial
-    clock.advance(5)                       # the first timeout must not fire any more
+    clock.advance(5)  # the first timeout must not fire any more
     assert t.typing_users("!r:x") == ["@a:x"]
     clock.advance(6)
     assert t.typing_users("!r:x") == []
@@ -147,7 +146,7 @@ def test_typing_stop_and_stop_when_not_typing():
     t.set_typing("!r:x", "@a:x", False)
     assert t.typing_users("!r:x") == ["@b:x"]
     serial = t.serial
-    t.set_typing("!r:x", "@a:x", False)      # no change, no new serial
+    t.set_typing("!r:x", "@a:x", False)  # no change, no new serial
     assert t.serial == serial
     t.user_left("!r:x", "@b:x")
     assert t.typing_users("!r:x") == []
@@ -156,6 +155,6 @@ def test_typing_stop_and_stop_when_not_typing():
 
 def test_typing_timeout_is_clamped():
     clock, _n, t = make_typing()
-    t.set_typing("!r:x", "@a:x", True, 10 ** 12)
+    t.set_typing("!r:x", "@a:x", True, 10**12)
     clock.advance(MAX_TIMEOUT_MS / 1000 + 1)
     assert t.typing_users("!r:x") == []

@@ -31,9 +31,18 @@ def env():
 
 
 def _event_row(conn, so, event_id, room=ROOM):
-    conn.execute(insert(events).values(stream_ordering=so, event_id=event_id, room_id=room,
-                                       type="m.room.message", sender="@a:school.example",
-                                       depth=so, origin_server_ts=0, json="{}"))
+    conn.execute(
+        insert(events).values(
+            stream_ordering=so,
+            event_id=event_id,
+            room_id=room,
+            type="m.room.message",
+            sender="@a:school.example",
+            depth=so,
+            origin_server_ts=0,
+            json="{}",
+        )
+    )
 
 
 def test_receipts_replace_per_key_and_batch_per_room(env):
@@ -48,7 +57,7 @@ def test_receipts_replace_per_key_and_batch_per_room(env):
     got = result_of(store.receipts_for_rooms([ROOM], 0, "@c:x"))
     content = got[ROOM]["content"]
     assert got[ROOM]["type"] == "m.receipt"
-    assert set(content) == {"$e2"}                     # @a's receipt moved from $e1
+    assert set(content) == {"$e2"}  # @a's receipt moved from $e1
     assert content["$e2"]["m.read"]["@a:x"] == {"ts": 1_700_000_000_000}
     assert content["$e2"]["m.read"]["@b:x"]["thread_id"] == "main"
     # Incremental: only receipts after s2.
@@ -65,7 +74,7 @@ def test_private_receipts_only_for_owner(env):
     notifier.wait("@a:x", [], StreamToken(), 1000).addBoth(waiting_owner.append)
     sid = result_of(store.set_receipt(ROOM, "m.read.private", "@a:x", "$e2"))
     assert waiting_owner == [True]
-    assert notifier.rooms_changed_since([ROOM], StreamToken()) == set()   # not broadcast
+    assert notifier.rooms_changed_since([ROOM], StreamToken()) == set()  # not broadcast
     assert result_of(store.receipts_for_rooms([ROOM], 0, "@b:x")) == {}
     mine = result_of(store.receipts_for_rooms([ROOM], 0, "@a:x"))
     assert mine[ROOM]["content"]["$e2"]["m.read.private"]["@a:x"]["ts"] > 0
@@ -96,7 +105,7 @@ def test_account_data_global_and_room(env):
     s3 = result_of(store.set("@a:x", None, "org.example.cfg", {"k": 2}))
     result_of(store.set("@b:x", None, "org.example.cfg", {"other": True}))
     assert result_of(store.get("@a:x", None, "org.example.cfg")) == {"k": 2}
-    assert result_of(store.get("@a:x", ROOM, "org.example.cfg")) is None   # no fallback
+    assert result_of(store.get("@a:x", ROOM, "org.example.cfg")) is None  # no fallback
     assert result_of(store.get("@a:x", ROOM, "m.tag")) == {"tags": {"u.work": {}}}
     glob, rooms = result_of(store.changes_since("@a:x", 0))
     assert glob == [{"type": "org.example.cfg", "content": {"k": 2}}]
@@ -126,7 +135,7 @@ def test_filters_store_and_resolve(env):
     fresh = FilterStore(db)
     assert result_of(fresh.get("@a:x", fid)).timeline_limit == 3
     with pytest.raises(NotFound):
-        result_of(fresh.get("@b:x", fid))           # filters are per user
+        result_of(fresh.get("@b:x", fid))  # filters are per user
     with pytest.raises(NotFound):
         result_of(fresh.get("@a:x", "nope"))
     with pytest.raises(BadJSON):

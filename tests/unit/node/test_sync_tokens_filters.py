@@ -29,9 +29,23 @@ def test_short_token_reads_missing_streams_as_zero():
     assert parse_sync_token("s42_1") == StreamToken(42, 1, 0, 0)
 
 
-@pytest.mark.parametrize("bad", ["", "s", "x12_1_1_1", "s12__1", "s-1_0_0_0", "s1_2_3_4_5",
-                                 "s12_a_1_1", "12_1_1_1", "s١٢", "s 1", "s1_2_3_",
-                                 "s" + "9" * 30])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "s",
+        "x12_1_1_1",
+        "s12__1",
+        "s-1_0_0_0",
+        "s1_2_3_4_5",
+        "s12_a_1_1",
+        "12_1_1_1",
+        "s١٢",
+        "s 1",
+        "s1_2_3_",
+        "s" + "9" * 30,
+    ],
+)
 def test_invalid_tokens_are_m_invalid_param(bad):
     with pytest.raises(InvalidParam) as err:
         parse_sync_token(bad)
@@ -60,12 +74,17 @@ def test_token_comparison_helpers():
 SPEC_EXAMPLE = {
     "room": {
         "state": {"types": ["m.room.*"], "not_rooms": ["!726s6s6q:example.com"]},
-        "timeline": {"limit": 10, "types": ["m.room.message"],
-                     "not_rooms": ["!726s6s6q:example.com"],
-                     "not_senders": ["@spam:example.com"]},
-        "ephemeral": {"types": ["m.receipt", "m.typing"],
-                      "not_rooms": ["!726s6s6q:example.com"],
-                      "not_senders": ["@spam:example.com"]},
+        "timeline": {
+            "limit": 10,
+            "types": ["m.room.message"],
+            "not_rooms": ["!726s6s6q:example.com"],
+            "not_senders": ["@spam:example.com"],
+        },
+        "ephemeral": {
+            "types": ["m.receipt", "m.typing"],
+            "not_rooms": ["!726s6s6q:example.com"],
+            "not_senders": ["@spam:example.com"],
+        },
     },
     "presence": {"types": ["m.presence"], "not_senders": ["@alice:example.com"]},
     "event_format": "client",
@@ -100,9 +119,19 @@ def test_wildcards_and_not_lists_win():
     assert type_matches("m.room.message", ["*.message"])
     assert not type_matches("m.room.message", ["m.room"])
     assert type_matches("m.room", ["m.room"])
-    assert not type_matches("mxroom", ["m.room"])        # the dot is literal
-    f = parse_filter({"room": {"timeline": {"types": ["m.*"], "not_types": ["m.room.member"],
-                                            "senders": ["@a:x"], "not_senders": ["@a:x"]}}})
+    assert not type_matches("mxroom", ["m.room"])  # the dot is literal
+    f = parse_filter(
+        {
+            "room": {
+                "timeline": {
+                    "types": ["m.*"],
+                    "not_types": ["m.room.member"],
+                    "senders": ["@a:x"],
+                    "not_senders": ["@a:x"],
+                }
+            }
+        }
+    )
     assert not f.room.timeline.allows("m.room.member", None)
     # A sender in both lists is excluded.
     assert not f.room.timeline.allows("m.room.message", "@a:x")
@@ -111,8 +140,15 @@ def test_wildcards_and_not_lists_win():
 
 
 def test_rooms_and_contains_url():
-    f = parse_filter({"room": {"rooms": ["!a:x", "!b:x"], "not_rooms": ["!b:x"],
-                               "timeline": {"contains_url": True}}})
+    f = parse_filter(
+        {
+            "room": {
+                "rooms": ["!a:x", "!b:x"],
+                "not_rooms": ["!b:x"],
+                "timeline": {"contains_url": True},
+            }
+        }
+    )
     assert f.room_allowed("!a:x")
     assert not f.room_allowed("!b:x")
     assert not f.room_allowed("!c:x")
@@ -123,25 +159,38 @@ def test_rooms_and_contains_url():
 
 
 def test_lazy_loading_flags():
-    f = parse_filter({"room": {"state": {"lazy_load_members": True,
-                                         "include_redundant_members": True}}})
+    f = parse_filter(
+        {"room": {"state": {"lazy_load_members": True, "include_redundant_members": True}}}
+    )
     assert f.lazy_load_members and f.include_redundant_members
     g = parse_filter({"room": {"state": {"include_redundant_members": True}}})
-    assert not g.include_redundant_members      # does not apply without lazy loading
+    assert not g.include_redundant_members  # does not apply without lazy loading
 
 
 def test_limit_is_capped():
-    f = parse_filter({"room": {"timeline": {"limit": 10 ** 9}}})
+    f = parse_filter({"room": {"timeline": {"limit": 10**9}}})
     assert f.timeline_limit == MAX_LIMIT
 
 
-@pytest.mark.parametrize("bad", [
-    [], "x", {"event_format": "xml"}, {"event_fields": "type"}, {"event_fields": [1]},
-    {"room": []}, {"room": {"rooms": "!a:x"}}, {"room": {"timeline": {"limit": 0}}},
-    {"room": {"timeline": {"limit": "5"}}}, {"room": {"timeline": {"limit": True}}},
-    {"room": {"state": {"lazy_load_members": "yes"}}}, {"room": {"timeline": []}},
-    {"presence": {"types": [1]}}, {"room": {"include_leave": 1}},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        "x",
+        {"event_format": "xml"},
+        {"event_fields": "type"},
+        {"event_fields": [1]},
+        {"room": []},
+        {"room": {"rooms": "!a:x"}},
+        {"room": {"timeline": {"limit": 0}}},
+        {"room": {"timeline": {"limit": "5"}}},
+        {"room": {"timeline": {"limit": True}}},
+        {"room": {"state": {"lazy_load_members": "yes"}}},
+        {"room": {"timeline": []}},
+        {"presence": {"types": [1]}},
+        {"room": {"include_leave": 1}},
+    ],
+)
 def test_bad_filters_are_m_bad_json(bad):
     with pytest.raises(BadJSON) as err:
         parse_filter(bad)
@@ -149,12 +198,22 @@ def test_bad_filters_are_m_bad_json(bad):
 
 
 def test_event_fields_projection():
-    ev = {"type": "m.room.message", "sender": "@a:x", "event_id": "$e",
-          "content": {"body": "hi", "msgtype": "m.text", "a.b": 1}, "unsigned": {"age": 3}}
-    assert project_fields(ev, ["type", "content.body"]) == {"type": "m.room.message",
-                                                             "content": {"body": "hi"}}
+    ev = {
+        "type": "m.room.message",
+        "sender": "@a:x",
+        "event_id": "$e",
+        "content": {"body": "hi", "msgtype": "m.text", "a.b": 1},
+        "unsigned": {"age": 3},
+    }
+    assert project_fields(ev, ["type", "content.body"]) == {
+        "type": "m.room.message",
+        "content": {"body": "hi"},
+    }
     assert project_fields(ev, ["content.a\\.b", "missing.x"]) == {"content": {"a.b": 1}}
     assert project_fields(ev, None) is ev
-    assert split_field_path("content.m\\.relates_to.rel_type") == ["content", "m.relates_to",
-                                                                   "rel_type"]
+    assert split_field_path("content.m\\.relates_to.rel_type") == [
+        "content",
+        "m.relates_to",
+        "rel_type",
+    ]
     assert split_field_path("a\\\\.b") == ["a\\", "b"]

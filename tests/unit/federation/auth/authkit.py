@@ -18,11 +18,11 @@ from federation.auth import AuthError, auth_types_for_event, check_auth, rule_la
 from federation.events.model import Event
 from federation.room_versions import RoomVersion
 
-ALICE = "@alice:a.example"      # creator
+ALICE = "@alice:a.example"  # creator
 BOB = "@bob:b.example"
 CAROL = "@carol:c.example"
 DAVE = "@dave:d.example"
-ALICE2 = "@alice2:a.example"    # a second user on the creator's server
+ALICE2 = "@alice2:a.example"  # a second user on the creator's server
 
 _DEFAULT = object()
 
@@ -32,8 +32,14 @@ def domain(user_id: str) -> str:
 
 
 class Room:
-    def __init__(self, rv: RoomVersion, *, creator: str = ALICE, name: str = "create",
-                 create_content: dict | None = None) -> None:
+    def __init__(
+        self,
+        rv: RoomVersion,
+        *,
+        creator: str = ALICE,
+        name: str = "create",
+        create_content: dict | None = None,
+    ) -> None:
         self.rv = rv
         self.events: dict[str, Event] = {}
         self.state: dict[tuple[str, str], Event] = {}
@@ -47,18 +53,28 @@ class Room:
         if not rv.auth.implicit_room_creator:
             content["creator"] = creator
         content.update(create_content or {})
-        self.create = self.accept(self.build("m.room.create", creator, content, state_key="",
-                                             name=name, prev=[], auth=[]))
+        self.create = self.accept(
+            self.build("m.room.create", creator, content, state_key="", name=name, prev=[], auth=[])
+        )
 
     # --- building -----------------------------------------------------------------
     def select(self, type_: str, sender: str, state_key: str | None, content: dict) -> list[str]:
         keys = auth_types_for_event(self.rv, type_, sender, state_key, content)
         return [self.state[k].event_id for k in keys if k in self.state]
 
-    def build(self, type_: str, sender: str, content: dict | None = None, *,
-              state_key: str | None = None, name: str | None = None,
-              prev: list[str] | None = None, auth: list[str] | None = None,
-              room_id: Any = _DEFAULT, **extra: Any) -> Event:
+    def build(
+        self,
+        type_: str,
+        sender: str,
+        content: dict | None = None,
+        *,
+        state_key: str | None = None,
+        name: str | None = None,
+        prev: list[str] | None = None,
+        auth: list[str] | None = None,
+        room_id: Any = _DEFAULT,
+        **extra: Any,
+    ) -> Event:
         self._counter += 1
         content = {} if content is None else content
         pdu: dict[str, Any] = {
@@ -68,14 +84,16 @@ class Room:
             "depth": self._counter,
             "origin_server_ts": 1_700_000_000_000 + self._counter,
             "prev_events": [self.last.event_id] if prev is None else prev,
-            "auth_events": (self.select(type_, sender, state_key, content)
-                            if auth is None else auth),
+            "auth_events": (
+                self.select(type_, sender, state_key, content) if auth is None else auth
+            ),
             "hashes": {"sha256": "AAAA"},
             "signatures": {},
         }
         if room_id is _DEFAULT:
-            is_v12_create = type_ == "m.room.create" \
-                and self.rv.event_format.room_id_is_create_event_hash
+            is_v12_create = (
+                type_ == "m.room.create" and self.rv.event_format.room_id_is_create_event_hash
+            )
             if not is_v12_create:
                 pdu["room_id"] = self.room_id
         elif room_id is not None:
@@ -86,8 +104,9 @@ class Room:
         return Event(pdu, self.rv, event_id="$" + (name or f"ev{self._counter}"))
 
     def member(self, sender: str, target: str, membership: str, **content: Any) -> Event:
-        return self.build("m.room.member", sender, {"membership": membership, **content},
-                          state_key=target)
+        return self.build(
+            "m.room.member", sender, {"membership": membership, **content}, state_key=target
+        )
 
     def power_levels(self, sender: str = ALICE, **content: Any) -> Event:
         return self.build("m.room.power_levels", sender, content, state_key="")
@@ -118,17 +137,26 @@ class Room:
         return self.send(self.member(sender, target, "ban"))
 
     def set_join_rule(self, join_rule: str, sender: str = ALICE, **content: Any) -> Event:
-        return self.send(self.build("m.room.join_rules", sender,
-                                    {"join_rule": join_rule, **content}, state_key=""))
+        return self.send(
+            self.build(
+                "m.room.join_rules", sender, {"join_rule": join_rule, **content}, state_key=""
+            )
+        )
 
     def set_power_levels(self, sender: str = ALICE, **content: Any) -> Event:
         return self.send(self.power_levels(sender, **content))
 
 
-def make_room(rv: RoomVersion, *, join_rule: str | None = "invite",
-              users: dict[str, int] | None = None, members: dict[str, str] | None = None,
-              power_levels: bool = True, create_content: dict | None = None,
-              **pl_content: Any) -> Room:
+def make_room(
+    rv: RoomVersion,
+    *,
+    join_rule: str | None = "invite",
+    users: dict[str, int] | None = None,
+    members: dict[str, str] | None = None,
+    power_levels: bool = True,
+    create_content: dict | None = None,
+    **pl_content: Any,
+) -> Room:
     """create, alice's join, power levels (alice 100 before v12, plus ``users``),
     join rules, then ``members``: user -> membership, produced through allowed events
     (``join`` temporarily opens the room; ``invite``/``ban`` are sent by alice)."""

@@ -20,11 +20,26 @@ INF = float("inf")
 def test_named_level_defaults_without_power_levels(rv):
     room = Room(rv)
     assert get_power_levels_content(room.state) == {}
-    assert {n: named_level(n, room.state) for n in
-            ("invite", "kick", "ban", "redact", "state_default", "events_default",
-             "users_default")} == {"invite": 0, "kick": 50, "ban": 50, "redact": 50,
-                                   "state_default": 50, "events_default": 0,
-                                   "users_default": 0}
+    assert {
+        n: named_level(n, room.state)
+        for n in (
+            "invite",
+            "kick",
+            "ban",
+            "redact",
+            "state_default",
+            "events_default",
+            "users_default",
+        )
+    } == {
+        "invite": 0,
+        "kick": 50,
+        "ban": 50,
+        "redact": 50,
+        "state_default": 50,
+        "events_default": 0,
+        "users_default": 0,
+    }
 
 
 def test_named_level_reads_content_and_ignores_non_integers(rv):
@@ -85,19 +100,28 @@ def test_event_send_level(rv):
     empty = Room(rv)
     assert event_send_level("m.room.message", False, empty.state) == 0
     assert event_send_level("m.room.topic", True, empty.state) == 50
-    room = make_room(rv, events={"m.room.topic": 10, "m.custom": 80},
-                     state_default=60, events_default=20)
+    room = make_room(
+        rv, events={"m.room.topic": 10, "m.custom": 80}, state_default=60, events_default=20
+    )
     assert event_send_level("m.room.topic", True, room.state) == 10
     assert event_send_level("m.custom", False, room.state) == 80
     assert event_send_level("m.room.name", True, room.state) == 60
     assert event_send_level("m.room.message", False, room.state) == 20
 
 
-@pytest.mark.parametrize("rule,v10,v12", [
-    ("1.4", "1.4", "1.4"), ("3.1", "2.1", "3.1"), ("3.4", "2.4", None),
-    ("5.3.2", "4.3.2", "5.3.2"), ("10.3", "9.3", "10.3"), ("10.5", "9.4", "10.5"),
-    ("10.10.1", "9.9.1", "10.10.1"), ("11", "10", "11"),
-])
+@pytest.mark.parametrize(
+    "rule,v10,v12",
+    [
+        ("1.4", "1.4", "1.4"),
+        ("3.1", "2.1", "3.1"),
+        ("3.4", "2.4", None),
+        ("5.3.2", "4.3.2", "5.3.2"),
+        ("10.3", "9.3", "10.3"),
+        ("10.5", "9.4", "10.5"),
+        ("10.10.1", "9.9.1", "10.10.1"),
+        ("11", "10", "11"),
+    ],
+)
 def test_rule_label_translates_v12_numbers(rule, v10, v12):
     assert rule_label(V10, rule) == v10
     assert rule_label(V11, rule) == v10
@@ -115,19 +139,38 @@ def test_rule_label_rejects_rules_new_in_v12_for_older_versions():
         assert rule_label(V12, rule) == rule
 
 
-@pytest.mark.parametrize("uid", [
-    "@alice:example.org", "@a:1.2.3.4:8448", "@a:[::1]", "@a:[1234:5678::abcd]:5678",
-    "@:example.org", "@Historic User!:example.org", "@a:localhost",
-])
+@pytest.mark.parametrize(
+    "uid",
+    [
+        "@alice:example.org",
+        "@a:1.2.3.4:8448",
+        "@a:[::1]",
+        "@a:[1234:5678::abcd]:5678",
+        "@:example.org",
+        "@Historic User!:example.org",
+        "@a:localhost",
+    ],
+)
 def test_valid_user_ids(uid):
     assert is_valid_user_id(uid)
 
 
-@pytest.mark.parametrize("uid", [
-    "alice:example.org", "@alice", "@alice:", "@a:exa mple.org", "@a:1.2.3.999",
-    "@a:example.org:port", "@a\x00b:example.org", "@a:" + "x" * 260, 7, None,
-    "@a:[zz::1]",
-])
+@pytest.mark.parametrize(
+    "uid",
+    [
+        "alice:example.org",
+        "@alice",
+        "@alice:",
+        "@a:exa mple.org",
+        "@a:1.2.3.999",
+        "@a:example.org:port",
+        "@a\x00b:example.org",
+        "@a:" + "x" * 260,
+        7,
+        None,
+        "@a:[zz::1]",
+    ],
+)
 def test_invalid_user_ids(uid):
     assert not is_valid_user_id(uid)
 

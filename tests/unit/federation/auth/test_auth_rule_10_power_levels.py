@@ -6,8 +6,7 @@ import pytest
 from authkit import ALICE, BOB, CAROL, DAVE, Room, allowed, denied, make_room
 from federation.room_versions import V10, V11, V12
 
-NAMED = ["users_default", "events_default", "state_default", "ban", "redact", "kick",
-         "invite"]
+NAMED = ["users_default", "events_default", "state_default", "ban", "redact", "kick", "invite"]
 
 
 def base_users(rv, **users):
@@ -28,6 +27,7 @@ def pl_event(room, sender=ALICE, **content):
 
 
 # --- 10.1 - 10.3 shapes -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", NAMED)
 @pytest.mark.parametrize("value", ["50", 50.0, True, None, [50]])
@@ -51,16 +51,30 @@ def test_rule_10_2_events_or_notifications_not_integer_map_denied(rv, name, valu
 
 def test_rule_10_2_integer_maps_allowed(rv):
     room = make_room(rv)
-    allowed(room, pl_event(room, users=base_users(rv), events={"m.room.name": 60},
-                           notifications={"room": 20}))
+    allowed(
+        room,
+        pl_event(
+            room, users=base_users(rv), events={"m.room.name": 60}, notifications={"room": 20}
+        ),
+    )
     allowed(room, pl_event(room, users=base_users(rv), events={}, notifications={}))
 
 
-@pytest.mark.parametrize("users", [
-    [ALICE], "junk", 5,
-    {BOB: "50"}, {BOB: 50.0}, {BOB: True},
-    {"bob": 10}, {"@bob": 10}, {"@bob:bad host": 10}, {"@b:" + "x" * 260: 1},
-])
+@pytest.mark.parametrize(
+    "users",
+    [
+        [ALICE],
+        "junk",
+        5,
+        {BOB: "50"},
+        {BOB: 50.0},
+        {BOB: True},
+        {"bob": 10},
+        {"@bob": 10},
+        {"@bob:bad host": 10},
+        {"@b:" + "x" * 260: 1},
+    ],
+)
 def test_rule_10_3_bad_users_map_denied(rv, users):
     room = make_room(rv)
     if isinstance(users, dict):
@@ -79,6 +93,7 @@ def test_rule_10_3_absent_users_allowed(rv):
 
 
 # --- 10.4 (v12) creators may not be listed --------------------------------------------
+
 
 @pytest.mark.parametrize("listed", [ALICE, BOB])
 def test_rule_10_4_v12_creator_in_users_denied(listed):
@@ -104,21 +119,34 @@ def test_rule_10_4_creator_may_be_listed_before_v12(v):
 
 # --- 10.5 no previous power levels ----------------------------------------------------
 
+
 def test_rule_10_5_first_power_levels_event_allowed(rv):
     # Without a previous event the change checks do not apply: the creator may
     # hand out levels and set thresholds freely.
     room = make_room(rv, power_levels=False)
-    allowed(room, pl_event(room, users=base_users(rv, **{BOB: 100}), ban=100,
-                           events={"m.room.name": 100}))
+    allowed(
+        room,
+        pl_event(room, users=base_users(rv, **{BOB: 100}), ban=100, events={"m.room.name": 100}),
+    )
 
 
 def test_rule_10_5_with_previous_event_changes_are_checked(rv):
     room = moderated_room(rv)
-    denied(room, pl_event(room, CAROL, users=room.state[("m.room.power_levels", "")]
-                          .content["users"], state_default=50, ban=100), "10.6.2")
+    denied(
+        room,
+        pl_event(
+            room,
+            CAROL,
+            users=room.state[("m.room.power_levels", "")].content["users"],
+            state_default=50,
+            ban=100,
+        ),
+        "10.6.2",
+    )
 
 
 # --- 10.6 named levels -----------------------------------------------------------------
+
 
 def users_now(room):
     return dict(room.state[("m.room.power_levels", "")].content["users"])
@@ -146,10 +174,10 @@ def test_rule_10_6_2_new_level_above_sender_denied(rv, name):
 @pytest.mark.parametrize("name", NAMED)
 def test_rule_10_6_changes_within_sender_level_allowed(rv, name):
     room = moderated_room(rv, **{name: 50})
-    allowed(room, pl_event(room, CAROL, users=users_now(room), **{name: 10}))   # changed
-    allowed(room, pl_event(room, CAROL, users=users_now(room)))                 # removed
+    allowed(room, pl_event(room, CAROL, users=users_now(room), **{name: 10}))  # changed
+    allowed(room, pl_event(room, CAROL, users=users_now(room)))  # removed
     room = moderated_room(rv)
-    allowed(room, pl_event(room, CAROL, users=users_now(room), **{name: 50}))   # added
+    allowed(room, pl_event(room, CAROL, users=users_now(room), **{name: 50}))  # added
 
 
 def test_rule_10_6_unchanged_high_levels_are_not_alterations(rv):
@@ -158,6 +186,7 @@ def test_rule_10_6_unchanged_high_levels_are_not_alterations(rv):
 
 
 # --- 10.7 / 10.8 events and notifications ---------------------------------------------
+
 
 @pytest.mark.parametrize("name,key", [("events", "m.room.name"), ("notifications", "room")])
 def test_rule_10_7_1_changing_entry_above_sender_denied(rv, name, key):
@@ -168,15 +197,13 @@ def test_rule_10_7_1_changing_entry_above_sender_denied(rv, name, key):
 @pytest.mark.parametrize("name,key", [("events", "m.room.name"), ("notifications", "room")])
 def test_rule_10_7_1_removing_entry_above_sender_denied(rv, name, key):
     room = moderated_room(rv, **{name: {key: 60, "other": 0}})
-    denied(room, pl_event(room, CAROL, users=users_now(room), **{name: {"other": 0}}),
-           "10.7.1")
+    denied(room, pl_event(room, CAROL, users=users_now(room), **{name: {"other": 0}}), "10.7.1")
 
 
 @pytest.mark.parametrize("name,key", [("events", "m.room.name"), ("notifications", "room")])
 def test_rule_10_7_changing_and_removing_entries_at_sender_level_allowed(rv, name, key):
     room = moderated_room(rv, **{name: {key: 50, "other": 40, "kept": 100}})
-    allowed(room, pl_event(room, CAROL, users=users_now(room),
-                           **{name: {key: 0, "kept": 100}}))
+    allowed(room, pl_event(room, CAROL, users=users_now(room), **{name: {key: 0, "kept": 100}}))
 
 
 @pytest.mark.parametrize("name,key", [("events", "m.room.name"), ("notifications", "room")])
@@ -192,6 +219,7 @@ def test_rule_10_8_adding_entry_at_sender_level_allowed(rv, name, key):
 
 
 # --- 10.9 / 10.10 users ------------------------------------------------------------------
+
 
 def test_rule_10_9_1_changing_equal_user_denied(rv):
     room = moderated_room(rv)
@@ -246,8 +274,12 @@ def test_rule_10_10_raising_user_to_sender_level_allowed(rv):
 
 def test_rule_10_11_v12_creator_may_change_anything():
     room = moderated_room(V12, ban=2**53 - 1)
-    allowed(room, pl_event(room, ALICE, users={BOB: 2**53 - 1}, ban=0,
-                           events={"m.room.tombstone": 2**53 - 1}))
+    allowed(
+        room,
+        pl_event(
+            room, ALICE, users={BOB: 2**53 - 1}, ban=0, events={"m.room.tombstone": 2**53 - 1}
+        ),
+    )
 
 
 def test_rule_10_11_v12_additional_creator_may_demote_top_moderator():

@@ -27,12 +27,14 @@ def tpi_room(rv, key, *, members=None, key_field="public_key", urlsafe=False, **
     """A room where alice has sent an m.room.third_party_invite for token 'tok'."""
     room = make_room(rv, members=members, **pl)
     pub = encode_base64(key.verify_key.public_bytes, urlsafe=urlsafe)
-    content = {"display_name": "b...@example.com",
-               "key_validity_url": "https://id.example/_matrix/identity/v2/pubkey/isvalid"}
+    content = {
+        "display_name": "b...@example.com",
+        "key_validity_url": "https://id.example/_matrix/identity/v2/pubkey/isvalid",
+    }
     if key_field == "public_key":
         content["public_key"] = pub
     else:
-        content["public_key"] = encode_base64(b"\x01" * 32)   # not the signing key
+        content["public_key"] = encode_base64(b"\x01" * 32)  # not the signing key
         content["public_keys"] = [{"public_key": "not base64!"}, {"public_key": pub}]
     room.send(room.build("m.room.third_party_invite", ALICE, content, state_key="tok"))
     return room
@@ -43,19 +45,21 @@ def signed_block(key, mxid=BOB, token="tok"):
 
 
 def tpi_invite(room, signed, sender=ALICE, target=BOB):
-    return room.member(sender, target, "invite",
-                       third_party_invite={"display_name": "bob", "signed": signed})
+    return room.member(
+        sender, target, "invite", third_party_invite={"display_name": "bob", "signed": signed}
+    )
 
 
 # --- 5.4.1 third-party invites ------------------------------------------------------
 
-@pytest.mark.parametrize("key_field,urlsafe", [("public_key", False), ("public_keys", False),
-                                               ("public_key", True)])
+
+@pytest.mark.parametrize(
+    "key_field,urlsafe", [("public_key", False), ("public_keys", False), ("public_key", True)]
+)
 def test_rule_5_4_1_7_signature_matches_public_key_allowed(rv, is_key, key_field, urlsafe):
     room = tpi_room(rv, is_key, key_field=key_field, urlsafe=urlsafe)
     ev = tpi_invite(room, signed_block(is_key))
-    assert ("m.room.third_party_invite", "tok") in \
-        {room.events[i].key for i in ev.auth_event_ids}
+    assert ("m.room.third_party_invite", "tok") in {room.events[i].key for i in ev.auth_event_ids}
     allowed(room, ev)
 
 
@@ -65,8 +69,14 @@ def test_rule_5_4_1_bypasses_sender_membership_and_invite_level(rv, is_key):
     # identity-server-signed invite she sends is still allowed.
     room = make_room(rv, invite=50, users={CAROL: 50}, members={CAROL: "join"})
     pub = encode_base64(is_key.verify_key.public_bytes)
-    room.send(room.build("m.room.third_party_invite", CAROL,
-                         {"display_name": "x", "public_key": pub}, state_key="tok"))
+    room.send(
+        room.build(
+            "m.room.third_party_invite",
+            CAROL,
+            {"display_name": "x", "public_key": pub},
+            state_key="tok",
+        )
+    )
     users = dict(room.state[("m.room.power_levels", "")].content["users"])
     room.set_power_levels(users=users, invite=100)
     room.send(room.member(CAROL, CAROL, "leave"))
@@ -80,8 +90,9 @@ def test_rule_5_4_1_1_banned_target_denied(rv, is_key):
     denied(room, tpi_invite(room, signed_block(is_key)), "5.4.1.1")
 
 
-@pytest.mark.parametrize("tpi", [{"display_name": "bob"}, "junk",
-                                 {"display_name": "bob", "signed": "junk"}])
+@pytest.mark.parametrize(
+    "tpi", [{"display_name": "bob"}, "junk", {"display_name": "bob", "signed": "junk"}]
+)
 def test_rule_5_4_1_2_no_signed_object_denied(rv, is_key, tpi):
     room = tpi_room(rv, is_key)
     denied(room, room.member(ALICE, BOB, "invite", third_party_invite=tpi), "5.4.1.2")
@@ -125,12 +136,17 @@ def test_rule_5_4_1_8_tampered_signed_block_denied(rv, is_key):
     denied(room, tpi_invite(room, forged, target=CAROL), "5.4.1.8")
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda b: b.pop("signatures"),
-    lambda b: b.__setitem__("signatures", {IS: "junk"}),
-    lambda b: b["signatures"][IS].__setitem__("ed25519:0", "!!!"),
-    lambda b: b["signatures"].__setitem__(IS, {"curve25519:0": b["signatures"][IS]["ed25519:0"]}),
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda b: b.pop("signatures"),
+        lambda b: b.__setitem__("signatures", {IS: "junk"}),
+        lambda b: b["signatures"][IS].__setitem__("ed25519:0", "!!!"),
+        lambda b: b["signatures"].__setitem__(
+            IS, {"curve25519:0": b["signatures"][IS]["ed25519:0"]}
+        ),
+    ],
+)
 def test_rule_5_4_1_8_malformed_signatures_denied(rv, is_key, mangle):
     room = tpi_room(rv, is_key)
     block = signed_block(is_key)
@@ -140,12 +156,19 @@ def test_rule_5_4_1_8_malformed_signatures_denied(rv, is_key, mangle):
 
 def test_rule_5_4_1_8_invite_without_usable_public_key_denied(rv, is_key):
     room = make_room(rv)
-    room.send(room.build("m.room.third_party_invite", ALICE,
-                         {"display_name": "x", "public_key": "AAAA"}, state_key="tok"))
+    room.send(
+        room.build(
+            "m.room.third_party_invite",
+            ALICE,
+            {"display_name": "x", "public_key": "AAAA"},
+            state_key="tok",
+        )
+    )
     denied(room, tpi_invite(room, signed_block(is_key)), "5.4.1.8")
 
 
 # --- 5.4.2 - 5.4.5 ordinary invites ---------------------------------------------------
+
 
 def test_rule_5_4_2_sender_not_joined_denied(rv):
     room = make_room(rv, members={CAROL: "invite"})

@@ -7,6 +7,7 @@ from federation.room_versions import V10, V11, V12
 
 # --- 5.1 ---------------------------------------------------------------------------------
 
+
 def test_rule_5_1_member_event_with_state_key_and_membership_allowed(rv):
     room = make_room(rv, join_rule="public")
     allowed(room, room.member(BOB, BOB, "join"))
@@ -14,8 +15,7 @@ def test_rule_5_1_member_event_with_state_key_and_membership_allowed(rv):
 
 def test_rule_5_1_no_membership_denied(rv):
     room = make_room(rv, join_rule="public")
-    denied(room, room.build("m.room.member", BOB, {"displayname": "Bob"}, state_key=BOB),
-           "5.1")
+    denied(room, room.build("m.room.member", BOB, {"displayname": "Bob"}, state_key=BOB), "5.1")
 
 
 def test_rule_5_1_no_state_key_denied(rv):
@@ -25,10 +25,12 @@ def test_rule_5_1_no_state_key_denied(rv):
 
 # --- 5.2.1 join_authorised_via_users_server signature -----------------------------------
 
+
 def restricted_room(rv, **kw):
     room = make_room(rv, join_rule=None, members={CAROL: "join"}, **kw)
-    room.set_join_rule("restricted", allow=[{"type": "m.room_membership",
-                                             "room_id": "!space:a.example"}])
+    room.set_join_rule(
+        "restricted", allow=[{"type": "m.room_membership", "room_id": "!space:a.example"}]
+    )
     return room
 
 
@@ -72,6 +74,7 @@ def test_rule_5_2_1_without_signature_callback_left_to_transport(rv):
 
 # --- 5.3.1 the creator's first join -----------------------------------------------------
 
+
 def test_rule_5_3_1_creator_join_after_create_allowed(rv):
     room = Room(rv)
     ev = room.member(ALICE, ALICE, "join")
@@ -82,8 +85,9 @@ def test_rule_5_3_1_creator_join_after_create_allowed(rv):
 def test_rule_5_3_1_creator_join_with_other_prev_events_denied(rv):
     # Not the only previous event: falls through to the join rule (none -> invite).
     room = Room(rv)
-    ev = room.build("m.room.member", ALICE, {"membership": "join"}, state_key=ALICE,
-                    prev=["$create", "$x"])
+    ev = room.build(
+        "m.room.member", ALICE, {"membership": "join"}, state_key=ALICE, prev=["$create", "$x"]
+    )
     denied(room, ev, "5.3.7")
 
 
@@ -112,6 +116,7 @@ def test_rule_5_3_1_v12_additional_creator_is_not_the_first_joiner():
 
 # --- 5.3.2 - 5.3.3 -----------------------------------------------------------------------
 
+
 def test_rule_5_3_2_join_for_someone_else_denied(rv):
     room = make_room(rv, join_rule="public")
     denied(room, room.member(ALICE, BOB, "join"), "5.3.2")
@@ -135,6 +140,7 @@ def test_rule_5_3_3_unbanned_user_join_allowed(rv):
 
 # --- 5.3.4 invite / knock join rules --------------------------------------------------
 
+
 @pytest.mark.parametrize("join_rule", ["invite", "knock"])
 @pytest.mark.parametrize("membership", ["invite", "join"])
 def test_rule_5_3_4_invited_or_joined_allowed(rv, join_rule, membership):
@@ -145,8 +151,7 @@ def test_rule_5_3_4_invited_or_joined_allowed(rv, join_rule, membership):
 @pytest.mark.parametrize("join_rule", ["invite", "knock"])
 @pytest.mark.parametrize("membership", [None, "leave", "knock"])
 def test_rule_5_3_4_not_invited_denied(rv, join_rule, membership):
-    room = make_room(rv, join_rule=join_rule,
-                     members={BOB: membership} if membership else None)
+    room = make_room(rv, join_rule=join_rule, members={BOB: membership} if membership else None)
     denied(room, room.member(BOB, BOB, "join"), "5.3.7")
 
 
@@ -164,8 +169,9 @@ RESTRICTED = ["restricted", "knock_restricted"]
 def restricted(rv, join_rule, members=None, **pl):
     members = {CAROL: "join", **(members or {})}
     room = make_room(rv, join_rule=None, members=members, **pl)
-    room.set_join_rule(join_rule, allow=[{"type": "m.room_membership",
-                                          "room_id": "!space:a.example"}])
+    room.set_join_rule(
+        join_rule, allow=[{"type": "m.room_membership", "room_id": "!space:a.example"}]
+    )
     return room
 
 
@@ -211,6 +217,7 @@ def test_rule_5_3_5_banned_user_cannot_use_authoriser(rv, join_rule):
 
 
 # --- 5.3.6 / 5.3.7 -----------------------------------------------------------------------
+
 
 def test_rule_5_3_6_public_join_allowed(rv):
     room = make_room(rv, join_rule="public")

@@ -7,6 +7,7 @@ from federation.room_versions import V12
 
 # --- 5.5.1 leaving oneself --------------------------------------------------------------
 
+
 @pytest.mark.parametrize("membership", ["invite", "join", "knock"])
 def test_rule_5_5_1_self_leave_from_invite_join_knock_allowed(rv, membership):
     room = make_room(rv, members={BOB: membership})
@@ -21,20 +22,19 @@ def test_rule_5_5_1_self_leave_otherwise_denied(rv, membership):
 
 # --- 5.5.2 - 5.5.5 kicks and unbans --------------------------------------------------------
 
+
 def test_rule_5_5_2_kick_by_non_member_denied(rv):
     room = make_room(rv, users={CAROL: 100}, members={BOB: "join", CAROL: "invite"})
     denied(room, room.member(CAROL, BOB, "leave"), "5.5.2")
 
 
 def test_rule_5_5_3_unban_below_ban_level_denied(rv):
-    room = make_room(rv, users={CAROL: 60}, kick=50, ban=70,
-                     members={CAROL: "join", BOB: "ban"})
+    room = make_room(rv, users={CAROL: 60}, kick=50, ban=70, members={CAROL: "join", BOB: "ban"})
     denied(room, room.member(CAROL, BOB, "leave"), "5.5.3")
 
 
 def test_rule_5_5_3_unban_at_ban_and_kick_level_allowed(rv):
-    room = make_room(rv, users={CAROL: 70}, kick=50, ban=70,
-                     members={CAROL: "join", BOB: "ban"})
+    room = make_room(rv, users={CAROL: 70}, kick=50, ban=70, members={CAROL: "join", BOB: "ban"})
     allowed(room, room.member(CAROL, BOB, "leave"))
 
 
@@ -61,8 +61,7 @@ def test_rule_5_5_5_kick_equal_power_denied(rv):
 def test_rule_5_5_5_unban_needs_kick_level_too(rv):
     # "To unban somebody, you must have power level greater than or equal to both the
     # kick and ban levels".
-    room = make_room(rv, users={CAROL: 60}, kick=80, ban=50,
-                     members={CAROL: "join", BOB: "ban"})
+    room = make_room(rv, users={CAROL: 60}, kick=80, ban=50, members={CAROL: "join", BOB: "ban"})
     denied(room, room.member(CAROL, BOB, "leave"), "5.5.5")
 
 
@@ -73,6 +72,7 @@ def test_rule_5_5_5_v12_creator_cannot_be_kicked():
 
 
 # --- 5.6 bans ------------------------------------------------------------------------------
+
 
 def test_rule_5_6_1_ban_by_non_member_denied(rv):
     room = make_room(rv, users={CAROL: 100}, members={BOB: "join", CAROL: "join"})
@@ -111,6 +111,7 @@ def test_rule_5_6_3_v12_creators_cannot_ban_each_other():
 
 # --- 5.7 knocks ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("join_rule", ["knock", "knock_restricted"])
 def test_rule_5_7_1_knock_in_knock_room_allowed(rv, join_rule):
     room = make_room(rv, join_rule=join_rule)
@@ -141,6 +142,7 @@ def test_rule_5_7_4_knock_when_banned_invited_or_joined_denied(rv, membership):
 
 
 # --- 5.8 -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("membership", ["dance", "JOIN", "", None, 1])
 def test_rule_5_8_unknown_membership_denied(rv, membership):

@@ -26,6 +26,7 @@ def create_event(rv, content=None, **kw):
 
 # --- rule 1: m.room.create -------------------------------------------------------------
 
+
 def test_rule_1_1_create_without_prev_events_allowed(rv):
     room, ev = create_event(rv)
     allowed(room, ev)
@@ -113,6 +114,7 @@ def test_rule_1_4_additional_creators_not_validated_before_v12():
 
 # --- rule 2 (v12): the room ID names an accepted create event --------------------------
 
+
 def test_rule_2_v12_room_id_of_accepted_create_allowed():
     room = make_room(V12)
     ev = room.build("m.room.message", ALICE, {"body": "hi"})
@@ -136,8 +138,7 @@ def test_rule_2_v12_rejected_create_denied():
 
 def test_rule_2_v12_room_id_naming_non_create_event_denied():
     room = make_room(V12)
-    ev = room.build("m.room.message", ALICE, {"body": "hi"},
-                    room_id="!" + room.last.event_id[1:])
+    ev = room.build("m.room.message", ALICE, {"body": "hi"}, room_id="!" + room.last.event_id[1:])
     denied(room, ev, "2")
 
 
@@ -153,6 +154,7 @@ def test_rule_2_v12_state_with_other_create_denied():
 
 
 # --- rule 3 (v10/v11: 2): the auth events -----------------------------------------------
+
 
 def test_rule_3_missing_auth_event_denied(rv):
     room = make_room(rv)
@@ -268,13 +270,15 @@ def test_rule_3_5_auth_event_from_other_room_denied(rv):
     foreign_join = other.join(ALICE)
     ev = room.build("m.room.message", ALICE, {"body": "hi"})
     own_join = room.state[("m.room.member", ALICE)].event_id
-    ev.pdu["auth_events"] = [foreign_join.event_id if i == own_join else i
-                             for i in ev.auth_event_ids]
+    ev.pdu["auth_events"] = [
+        foreign_join.event_id if i == own_join else i for i in ev.auth_event_ids
+    ]
     room.events[foreign_join.event_id] = foreign_join
     denied(room, ev, "3.5")
 
 
 # --- rule 4 (v10/v11: 3): m.federate -------------------------------------------------------
+
 
 def test_rule_4_m_federate_false_local_sender_allowed(rv):
     room = make_room(rv, join_rule="public", create_content={"m.federate": False})
@@ -307,8 +311,10 @@ def test_create_event_is_decided_by_rule_1_in_both_halves(rv):
     check_state_independent_auth_rules(ev, {})
     check_state_dependent_auth_rules(ev, {})
     room, bad = create_event(rv, prev=["$x"])
-    for check in (lambda: check_state_independent_auth_rules(bad, {}),
-                  lambda: check_state_dependent_auth_rules(bad, {})):
+    for check in (
+        lambda: check_state_independent_auth_rules(bad, {}),
+        lambda: check_state_dependent_auth_rules(bad, {}),
+    ):
         with pytest.raises(AuthError) as info:
             check()
         assert info.value.rule == "1.1"

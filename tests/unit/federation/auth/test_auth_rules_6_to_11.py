@@ -9,6 +9,7 @@ from federation.room_versions import V12
 
 # --- 6 (v10/v11: 5) sender must be joined -----------------------------------------------
 
+
 @pytest.mark.parametrize("membership", [None, "invite", "leave", "ban", "knock"])
 def test_rule_6_non_joined_sender_denied(rv, membership):
     room = make_room(rv, members={BOB: membership} if membership else None)
@@ -27,25 +28,42 @@ def test_rule_6_v12_creator_must_join_too():
 
 # --- 7 (v10/v11: 6) m.room.third_party_invite ---------------------------------------------
 
+
 def tpi(room, sender):
-    return room.build("m.room.third_party_invite", sender,
-                      {"display_name": "x", "public_key": "AAAA"}, state_key="tok")
+    return room.build(
+        "m.room.third_party_invite",
+        sender,
+        {"display_name": "x", "public_key": "AAAA"},
+        state_key="tok",
+    )
 
 
 def test_rule_7_1_third_party_invite_at_invite_level_allowed(rv):
     # Decided by the invite level alone: a higher `events` level is never consulted.
-    room = make_room(rv, invite=10, users={BOB: 10}, members={BOB: "join"},
-                     events={"m.room.third_party_invite": 100}, state_default=100)
+    room = make_room(
+        rv,
+        invite=10,
+        users={BOB: 10},
+        members={BOB: "join"},
+        events={"m.room.third_party_invite": 100},
+        state_default=100,
+    )
     allowed(room, tpi(room, BOB))
 
 
 def test_rule_7_1_third_party_invite_below_invite_level_denied(rv):
-    room = make_room(rv, invite=10, users={BOB: 9}, members={BOB: "join"},
-                     events={"m.room.third_party_invite": 0})
+    room = make_room(
+        rv,
+        invite=10,
+        users={BOB: 9},
+        members={BOB: "join"},
+        events={"m.room.third_party_invite": 0},
+    )
     denied(room, tpi(room, BOB), "7.1")
 
 
 # --- 8 (v10/v11: 7) required power level -------------------------------------------------
+
 
 def test_rule_8_message_at_events_default_allowed(rv):
     room = make_room(rv, events_default=20, users={BOB: 20}, members={BOB: "join"})
@@ -64,8 +82,7 @@ def test_rule_8_state_event_uses_state_default(rv):
 
 
 def test_rule_8_events_entry_overrides_defaults(rv):
-    room = make_room(rv, members={BOB: "join"},
-                     events={"m.room.topic": 0, "m.room.message": 30})
+    room = make_room(rv, members={BOB: "join"}, events={"m.room.topic": 0, "m.room.message": 30})
     allowed(room, room.build("m.room.topic", BOB, {"topic": "t"}, state_key=""))
     denied(room, room.build("m.room.message", BOB, {"body": "hi"}), "8")
 
@@ -80,8 +97,12 @@ def test_rule_8_without_power_levels_creator_may_send_state(rv):
 
 def test_rule_8_v12_creator_exceeds_any_level():
     room = make_room(V12, events={"m.room.tombstone": 2**53 - 1})
-    allowed(room, room.build("m.room.tombstone", ALICE,
-                             {"body": "moved", "replacement_room": "!new"}, state_key=""))
+    allowed(
+        room,
+        room.build(
+            "m.room.tombstone", ALICE, {"body": "moved", "replacement_room": "!new"}, state_key=""
+        ),
+    )
 
 
 def test_rule_8_redaction_needs_no_redact_level(rv):
@@ -103,15 +124,17 @@ def test_rule_8_aliases_have_no_special_rule(rv):
     # Since v6 m.room.aliases is an ordinary state event: the sender's server name as
     # state_key is not enough, state_default applies.
     room = make_room(rv, members={BOB: "join"}, users={BOB: 10})
-    ev = room.build("m.room.aliases", BOB, {"aliases": ["#r:b.example"]},
-                    state_key="b.example")
+    ev = room.build("m.room.aliases", BOB, {"aliases": ["#r:b.example"]}, state_key="b.example")
     denied(room, ev, "8")
     room = make_room(rv, members={BOB: "join"}, users={BOB: 50})
-    allowed(room, room.build("m.room.aliases", BOB, {"aliases": ["#r:b.example"]},
-                             state_key="b.example"))
+    allowed(
+        room,
+        room.build("m.room.aliases", BOB, {"aliases": ["#r:b.example"]}, state_key="b.example"),
+    )
 
 
 # --- 9 (v10/v11: 8) '@' state keys ---------------------------------------------------------
+
 
 def test_rule_9_state_key_of_other_user_denied(rv):
     room = make_room(rv, members={BOB: "join"})
@@ -126,6 +149,7 @@ def test_rule_9_state_key_of_sender_allowed(rv):
 
 
 # --- 11 (v10/v11: 10) otherwise allow --------------------------------------------------------
+
 
 def test_rule_11_other_events_allowed(rv):
     room = make_room(rv, members={BOB: "join"})

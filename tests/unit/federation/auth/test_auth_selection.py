@@ -21,13 +21,18 @@ def test_create_event_selects_nothing(rv):
 
 @pytest.mark.parametrize("v", [V10, V11])
 def test_message_selects_create_power_levels_sender_before_v12(v):
-    assert auth_types_for_event(v, "m.room.message", BOB, None, {"body": "hi"}) == \
-        [CREATE, PL, member(BOB)]
+    assert auth_types_for_event(v, "m.room.message", BOB, None, {"body": "hi"}) == [
+        CREATE,
+        PL,
+        member(BOB),
+    ]
 
 
 def test_v12_never_selects_create():
-    assert auth_types_for_event(V12, "m.room.message", BOB, None, {"body": "hi"}) == \
-        [PL, member(BOB)]
+    assert auth_types_for_event(V12, "m.room.message", BOB, None, {"body": "hi"}) == [
+        PL,
+        member(BOB),
+    ]
     sel = auth_types_for_event(V12, "m.room.member", BOB, BOB, {"membership": "join"})
     assert CREATE not in sel
 
@@ -50,8 +55,10 @@ def test_sender_equal_to_target_is_listed_once(rv):
 
 
 def test_third_party_invite_selects_token_event(rv):
-    content = {"membership": "invite",
-               "third_party_invite": {"signed": {"mxid": BOB, "token": "tok"}}}
+    content = {
+        "membership": "invite",
+        "third_party_invite": {"signed": {"mxid": BOB, "token": "tok"}},
+    }
     sel = auth_types_for_event(rv, "m.room.member", ALICE, BOB, content)
     assert ("m.room.third_party_invite", "tok") in sel
     # No token (malformed): nothing extra is selected, and nothing crashes.

@@ -72,14 +72,18 @@ class Room:
         self.v12 = room_version.event_format.room_id_is_create_event_hash
         self.room_id = "!CREATE" if self.v12 else "!room:a.test"
         self.defs: dict[str, _Def] = {}
-        self.events: dict[str, Event] = {}          # event ID -> Event
-        self.state_after: dict[str, dict] = {}      # name -> state map (IDs)
+        self.events: dict[str, Event] = {}  # event ID -> Event
+        self.state_after: dict[str, dict] = {}  # name -> state map (IDs)
         self.state_before: dict[str, dict] = {}
         if initial:
-            self.event("CREATE", "m.room.create", ALICE,
-                       {"room_version": room_version.identifier}
-                       | ({} if room_version.auth.implicit_room_creator
-                          else {"creator": ALICE}), state_key="")
+            self.event(
+                "CREATE",
+                "m.room.create",
+                ALICE,
+                {"room_version": room_version.identifier}
+                | ({} if room_version.auth.implicit_room_creator else {"creator": ALICE}),
+                state_key="",
+            )
             self.member("IMA", ALICE, ALICE, "join")
             self.power("IPOWER", ALICE, {ALICE: 100})
             self.join_rules("IJR", ALICE, "public")
@@ -90,36 +94,56 @@ class Room:
             self.chain(INITIAL_CHAIN)
 
     # --- definitions -------------------------------------------------------------------
-    def event(self, name: str, type: str, sender: str, content: dict, *,
-              state_key: str | None = None, valid: bool = True) -> str:
+    def event(
+        self,
+        name: str,
+        type: str,
+        sender: str,
+        content: dict,
+        *,
+        state_key: str | None = None,
+        valid: bool = True,
+    ) -> str:
         assert name not in self.defs, f"{name} defined twice"
         self.defs[name] = _Def(name, type, sender, content, state_key, valid)
         return "$" + name
 
-    def member(self, name: str, sender: str, target: str, membership: str,
-               **kw: Any) -> str:
-        return self.event(name, "m.room.member", sender, {"membership": membership},
-                          state_key=target, **kw)
+    def member(self, name: str, sender: str, target: str, membership: str, **kw: Any) -> str:
+        return self.event(
+            name, "m.room.member", sender, {"membership": membership}, state_key=target, **kw
+        )
 
-    def power(self, name: str, sender: str, users: Mapping[str, int], *,
-              extra: Mapping[str, Any] | None = None, **kw: Any) -> str:
+    def power(
+        self,
+        name: str,
+        sender: str,
+        users: Mapping[str, int],
+        *,
+        extra: Mapping[str, Any] | None = None,
+        **kw: Any,
+    ) -> str:
         users = dict(users)
         if self.v12:
             users.pop(ALICE, None)  # the creator: infinite power, never listed
-        return self.event(name, "m.room.power_levels", sender,
-                          {"users": users, **(extra or {})}, state_key="", **kw)
+        return self.event(
+            name,
+            "m.room.power_levels",
+            sender,
+            {"users": users, **(extra or {})},
+            state_key="",
+            **kw,
+        )
 
     def join_rules(self, name: str, sender: str, rule: str, **kw: Any) -> str:
-        return self.event(name, "m.room.join_rules", sender, {"join_rule": rule},
-                          state_key="", **kw)
+        return self.event(
+            name, "m.room.join_rules", sender, {"join_rule": rule}, state_key="", **kw
+        )
 
     def topic(self, name: str, sender: str, text: str | None = None, **kw: Any) -> str:
-        return self.event(name, "m.room.topic", sender, {"topic": text or name},
-                          state_key="", **kw)
+        return self.event(name, "m.room.topic", sender, {"topic": text or name}, state_key="", **kw)
 
     def message(self, name: str, sender: str, **kw: Any) -> str:
-        return self.event(name, "m.room.message", sender,
-                          {"msgtype": "m.text", "body": name}, **kw)
+        return self.event(name, "m.room.message", sender, {"msgtype": "m.text", "body": name}, **kw)
 
     def chain(self, *chains: str) -> None:
         """Edges in time order: ``"A -> B -> C"`` makes A a prev event of B, B of C."""
@@ -134,12 +158,11 @@ class Room:
     def get_event(self, event_id: str) -> Event | None:
         return self.events.get(event_id)
 
-    def resolve(self, state_sets: list[Mapping], room_version: RoomVersion | None = None
-                ) -> dict:
+    def resolve(self, state_sets: list[Mapping], room_version: RoomVersion | None = None) -> dict:
         return resolve_state(room_version or self.version, state_sets, self.get_event)
 
     def build(self) -> "Room":
-        order = list(self.defs)            # definition order is the tie-break
+        order = list(self.defs)  # definition order is the tie-break
         placed: set[str] = set()
         while len(placed) < len(order):
             progress = False
@@ -175,15 +198,14 @@ class Room:
         if not (self.v12 and d.type == "m.room.create"):
             pdu["room_id"] = self.room_id
         if d.type != "m.room.create":
-            keys = auth_types_for_event(self.version, d.type, d.sender, d.state_key,
-                                        d.content)
+            keys = auth_types_for_event(self.version, d.type, d.sender, d.state_key, d.content)
             pdu["auth_events"] = [before[k] for k in keys if k in before]
         event = Event(pdu, self.version, event_id="$" + name)
         if d.valid:
             auth_state = {k: self.events[v] for k, v in before.items()}
             if d.type != "m.room.create":
                 auth_state.setdefault(CREATE, self.events["$CREATE"])
-            check_auth(event, auth_state)   # raises: the scenario itself is wrong
+            check_auth(event, auth_state)  # raises: the scenario itself is wrong
         self.events[event.event_id] = event
         self.state_before[name] = before
         after = dict(before)

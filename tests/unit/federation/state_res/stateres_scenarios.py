@@ -34,7 +34,7 @@ class Scenario:
     name: str
     room: Room
     state_sets: list[dict]
-    expected: dict          # the full expected resolved state (event IDs)
+    expected: dict  # the full expected resolved state (event IDs)
     tip: str | None = None  # the merge event whose state is resolved, if any
 
 
@@ -42,8 +42,13 @@ def _at_end(name: str, room: Room, overrides: dict) -> Scenario:
     """Resolve the states after END's prev events; expect START's state + overrides."""
     room.build()
     prevs = room.defs["END"].prevs
-    return Scenario(name, room, [room.state_at(p) for p in prevs],
-                    room.with_overrides(room.state_at("START"), overrides), tip="END")
+    return Scenario(
+        name,
+        room,
+        [room.state_at(p) for p in prevs],
+        room.with_overrides(room.state_at("START"), overrides),
+        tip="END",
+    )
 
 
 def ban_vs_pl(rv: RoomVersion) -> Scenario:
@@ -60,8 +65,7 @@ def ban_vs_pl(rv: RoomVersion) -> Scenario:
     room.power("PB", BOB, {ALICE: 100, BOB: 50})
     room.message("END", ALICE)
     room.chain("START -> PA -> MA -> MB -> END", "PA -> PB -> END")
-    return _at_end("ban_vs_pl", room, {POWER: "PA", member_key(ALICE): "MA",
-                                       member_key(BOB): "MB"})
+    return _at_end("ban_vs_pl", room, {POWER: "PA", member_key(ALICE): "MA", member_key(BOB): "MB"})
 
 
 def topic_basic(rv: RoomVersion) -> Scenario:
@@ -95,8 +99,7 @@ def topic_reset(rv: RoomVersion) -> Scenario:
     room.member("MB", ALICE, BOB, "ban")
     room.message("END", ALICE)
     room.chain("START -> T1 -> PA -> T2 -> END", "PA -> MB -> END")
-    return _at_end("topic_reset", room, {TOPIC: "T1", POWER: "PA",
-                                         member_key(BOB): "MB"})
+    return _at_end("topic_reset", room, {TOPIC: "T1", POWER: "PA", member_key(BOB): "MB"})
 
 
 def topic(rv: RoomVersion) -> Scenario:
@@ -111,8 +114,7 @@ def topic(rv: RoomVersion) -> Scenario:
     room.message("MZ1", ZARA)
     room.topic("T4", ALICE)
     room.message("END", ALICE)
-    room.chain("START -> T1 -> PA1 -> T2 -> PA2 -> MZ1 -> T4 -> END",
-               "PA1 -> PB -> T3 -> MZ1")
+    room.chain("START -> T1 -> PA1 -> T2 -> PA2 -> MZ1 -> T4 -> END", "PA1 -> PB -> T3 -> MZ1")
     scenario = _at_end("topic", room, {POWER: "PA2", TOPIC: "T4"})
     return scenario
 
@@ -128,8 +130,7 @@ def mainline_sort(rv: RoomVersion) -> Scenario:
     room.topic("T1", ALICE)
     room.power("PA1", ALICE, {ALICE: 100, BOB: 50})
     room.topic("T2", ALICE)
-    room.power("PA2", ALICE, {ALICE: 100, BOB: 50},
-               extra={"events": {"m.room.power_levels": 100}})
+    room.power("PA2", ALICE, {ALICE: 100, BOB: 50}, extra={"events": {"m.room.power_levels": 100}})
     room.power("PB", BOB, {ALICE: 100, BOB: 50})
     room.topic("T3", ALICE)
     room.topic("T4", ALICE)
@@ -180,9 +181,16 @@ def concurrent_joins_leaves(rv: RoomVersion) -> Scenario:
     room.member("KZ", ALICE, ZARA, "leave")
     room.message("END", ALICE)
     room.chain("START -> ME -> LC -> END", "START -> MF -> KZ -> END")
-    return _at_end("concurrent_joins_leaves", room, {
-        member_key(EVELYN): "ME", member_key(CHARLIE): "LC",
-        member_key(FIONA): "MF", member_key(ZARA): "KZ"})
+    return _at_end(
+        "concurrent_joins_leaves",
+        room,
+        {
+            member_key(EVELYN): "ME",
+            member_key(CHARLIE): "LC",
+            member_key(FIONA): "MF",
+            member_key(ZARA): "KZ",
+        },
+    )
 
 
 def ban_vs_rejoin(rv: RoomVersion) -> Scenario:
@@ -252,6 +260,7 @@ def creator_power_ordering(rv: RoomVersion) -> Scenario:
 
 # --- where v2.1 (room version 12) and v2 differ -------------------------------------------
 
+
 def join_rules_after_creator_left(rv: RoomVersion) -> Scenario:
     """MSC4297 "Problem A": every fork agrees Alice left after setting JR1 then JR2, but
     one state set carries the outdated JR1.
@@ -296,10 +305,21 @@ def power_levels_chain(rv: RoomVersion) -> Scenario:
 
 
 SCENARIOS: dict[str, Callable[[RoomVersion], Scenario]] = {
-    f.__name__: f for f in (
-        ban_vs_pl, topic_basic, topic_reset, topic, mainline_sort, join_rules_race,
-        offtopic_pl, concurrent_joins_leaves, ban_vs_rejoin, power_level_reversion,
-        demoted_moderator_kick, creator_power_ordering, join_rules_after_creator_left,
+    f.__name__: f
+    for f in (
+        ban_vs_pl,
+        topic_basic,
+        topic_reset,
+        topic,
+        mainline_sort,
+        join_rules_race,
+        offtopic_pl,
+        concurrent_joins_leaves,
+        ban_vs_rejoin,
+        power_level_reversion,
+        demoted_moderator_kick,
+        creator_power_ordering,
+        join_rules_after_creator_left,
         power_levels_chain,
     )
 }

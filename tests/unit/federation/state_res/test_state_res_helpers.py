@@ -31,6 +31,7 @@ def _ids(*names: str) -> set[str]:
 
 # --- auth chains --------------------------------------------------------------------------
 
+
 def test_auth_chain_follows_auth_events_to_the_create_event():
     room = Room(V10).build()
     # IMB cites CREATE, IPOWER, IJR; those cite IMA and CREATE.
@@ -45,8 +46,7 @@ def test_auth_chain_in_v12_never_contains_the_create_event():
 
 def test_auth_chain_of_several_events_is_the_union_without_the_events_themselves():
     room = Room(V10).build()
-    assert auth_chain(["$IMB", "$IMC"], room.get_event) == _ids("CREATE", "IMA", "IPOWER",
-                                                                 "IJR")
+    assert auth_chain(["$IMB", "$IMC"], room.get_event) == _ids("CREATE", "IMA", "IPOWER", "IJR")
     # IJR is given but is also in IMB's chain.
     assert "$IJR" in auth_chain(["$IMB", "$IJR"], room.get_event)
     assert "$IMB" not in auth_chain(["$IMB", "$IJR"], room.get_event)
@@ -60,6 +60,7 @@ def test_auth_chain_skips_missing_events():
 
 
 # --- unconflicted / conflicted, auth difference, conflicted subgraph ---------------------
+
 
 def test_separate_treats_a_key_missing_from_one_set_as_conflicted():
     a = {("t", ""): "$1", ("u", ""): "$2", ("v", ""): "$3"}
@@ -92,17 +93,20 @@ def test_conflicted_subgraph_contains_the_events_between_conflicted_events(rv):
     # PL2 -> IMB -> IPOWER, PL2 -> IMB -> IJR -> IPOWER.  IMA and CREATE are reachable
     # but lead to no conflicted event.
     assert conflicted_subgraph(_ids("PL2", "IPOWER"), lookup) == _ids(
-        "PL2", "PL1", "IMB", "IJR", "IPOWER")
+        "PL2", "PL1", "IMB", "IJR", "IPOWER"
+    )
     # A single conflicted event has no path to another one.
     assert conflicted_subgraph(_ids("PL2"), lookup) == _ids("PL2")
     # TC adds TC -> IMC (Charlie's join) -> IPOWER / IJR.
     assert conflicted_subgraph(_ids("TC", "IPOWER"), lookup) == _ids(
-        "TC", "PL2", "PL1", "IMB", "IMC", "IJR", "IPOWER")
+        "TC", "PL2", "PL1", "IMB", "IMC", "IJR", "IPOWER"
+    )
     # Between TC and PL1 only: IMB, IMC, IJR lead to neither.
     assert conflicted_subgraph(_ids("TC", "PL1"), lookup) == _ids("TC", "PL2", "PL1")
 
 
 # --- power events ---------------------------------------------------------------------------
+
 
 def test_power_events():
     room = Room(V10)
@@ -121,11 +125,23 @@ def test_power_events():
 
 # --- reverse topological power ordering -----------------------------------------------------
 
+
 def _bare(event_id: str, ts: int, auth: list[str] = ()) -> Event:
-    return Event({"type": "m.room.power_levels", "state_key": "", "sender": ALICE,
-                  "room_id": "!r:a.test", "content": {}, "origin_server_ts": ts,
-                  "auth_events": list(auth), "prev_events": [], "depth": 1},
-                 V10, event_id=event_id)
+    return Event(
+        {
+            "type": "m.room.power_levels",
+            "state_key": "",
+            "sender": ALICE,
+            "room_id": "!r:a.test",
+            "content": {},
+            "origin_server_ts": ts,
+            "auth_events": list(auth),
+            "prev_events": [],
+            "depth": 1,
+        },
+        V10,
+        event_id=event_id,
+    )
 
 
 def _order(events: list[Event], powers: dict[str, int]) -> list[str]:
@@ -134,8 +150,7 @@ def _order(events: list[Event], powers: dict[str, int]) -> list[str]:
 
 
 def test_power_ordering_ties_break_on_power_then_timestamp_then_event_id():
-    events = [_bare("$a", 20), _bare("$b", 30), _bare("$c", 10), _bare("$d", 20),
-              _bare("$e", 20)]
+    events = [_bare("$a", 20), _bare("$b", 30), _bare("$c", 10), _bare("$d", 20), _bare("$e", 20)]
     powers = {"$a": 50, "$b": 100, "$c": 50, "$d": 50, "$e": 0}
     # b (100) first; then the 50s by ts: c (10), then a and d (20) by ID; e (0) last.
     assert _order(events, powers) == ["$b", "$c", "$a", "$d", "$e"]
@@ -149,8 +164,7 @@ def test_power_ordering_puts_auth_events_first_regardless_of_power():
 
 def test_power_ordering_treats_infinite_power_as_highest():
     events = [_bare("$creator", 9), _bare("$admin", 1)]
-    assert _order(events, {"$creator": float("inf"), "$admin": 100}) == ["$creator",
-                                                                          "$admin"]
+    assert _order(events, {"$creator": float("inf"), "$admin": 100}) == ["$creator", "$admin"]
 
 
 def test_power_ordering_ignores_auth_events_outside_the_set():
@@ -166,17 +180,18 @@ def test_power_ordering_refuses_a_cycle():
 
 # --- mainline ordering --------------------------------------------------------------------
 
+
 def test_mainline_positions():
     scenario = SCENARIOS["mainline_sort"](V10)
     lookup = EventLookup(scenario.room.get_event)
     mainline = Mainline("$PA2", lookup)
     assert mainline.event_ids == ["$PA2", "$PA1", "$IPOWER"]
-    assert mainline.position("$T3") == 0          # cites PA2
-    assert mainline.position("$T2") == 1          # cites PA1
-    assert mainline.position("$T4") == 1          # cites PB, which cites PA1
-    assert mainline.position("$T1") == 2          # cites IPOWER
-    assert mainline.position("$PA2") == 1         # e itself is not in its own list
-    assert mainline.position("$IMA") == float("inf")   # cites no power levels
+    assert mainline.position("$T3") == 0  # cites PA2
+    assert mainline.position("$T2") == 1  # cites PA1
+    assert mainline.position("$T4") == 1  # cites PB, which cites PA1
+    assert mainline.position("$T1") == 2  # cites IPOWER
+    assert mainline.position("$PA2") == 1  # e itself is not in its own list
+    assert mainline.position("$IMA") == float("inf")  # cites no power levels
 
 
 def test_mainline_ordering_earlier_mainline_first_then_timestamp():
@@ -189,6 +204,7 @@ def test_mainline_ordering_earlier_mainline_first_then_timestamp():
 
 
 # --- resolve_state edge cases and errors ---------------------------------------------------
+
 
 def test_no_state_sets_resolve_to_empty_state():
     assert resolve_state(V10, [], lambda e: None) == {}
@@ -214,16 +230,16 @@ def test_missing_conflicted_event_is_an_error():
     scenario = SCENARIOS["topic_basic"](V10)
     room = scenario.room
     with pytest.raises(StateResolutionError, match=r"\$T3"):
-        resolve_state(V10, scenario.state_sets,
-                      lambda e: None if e == "$T3" else room.get_event(e))
+        resolve_state(V10, scenario.state_sets, lambda e: None if e == "$T3" else room.get_event(e))
 
 
 def test_missing_create_event_is_an_error_in_v12():
     scenario = SCENARIOS["topic_basic"](V12)
     room = scenario.room
     with pytest.raises(StateResolutionError, match="create"):
-        resolve_state(V12, scenario.state_sets,
-                      lambda e: None if e == "$CREATE" else room.get_event(e))
+        resolve_state(
+            V12, scenario.state_sets, lambda e: None if e == "$CREATE" else room.get_event(e)
+        )
 
 
 def test_missing_auth_chain_event_is_skipped():
@@ -231,8 +247,9 @@ def test_missing_auth_chain_event_is_skipped():
     # power came from PB), and PA is the best the algorithm can do.
     scenario = SCENARIOS["offtopic_pl"](V10)
     room = scenario.room
-    resolved = resolve_state(V10, scenario.state_sets,
-                             lambda e: None if e == "$PB" else room.get_event(e))
+    resolved = resolve_state(
+        V10, scenario.state_sets, lambda e: None if e == "$PB" else room.get_event(e)
+    )
     assert resolved[POWER] == "$PA"
 
 
@@ -250,8 +267,9 @@ def test_event_from_another_room_is_an_error():
     t3 = room.events["$T3"]
     foreign = Event(dict(t3.pdu, room_id="!other:a.test"), V10, event_id="$T3")
     with pytest.raises(StateResolutionError, match="other"):
-        resolve_state(V10, scenario.state_sets,
-                      lambda e: foreign if e == "$T3" else room.get_event(e))
+        resolve_state(
+            V10, scenario.state_sets, lambda e: foreign if e == "$T3" else room.get_event(e)
+        )
 
 
 def test_state_sets_with_different_create_events_are_an_error():
@@ -283,8 +301,9 @@ def test_iterative_auth_checks_prefer_the_state_over_auth_events():
     scenario = SCENARIOS["topic_reset"](V10)
     lookup = EventLookup(scenario.room.get_event)
     create = scenario.room.events["$CREATE"]
-    assert iterative_auth_checks({member_key(BOB): "$MB"}, ["$T2"], lookup, create) \
-        == {member_key(BOB): "$MB"}
+    assert iterative_auth_checks({member_key(BOB): "$MB"}, ["$T2"], lookup, create) == {
+        member_key(BOB): "$MB"
+    }
 
 
 def test_iterative_auth_checks_need_the_create_event_in_v12():

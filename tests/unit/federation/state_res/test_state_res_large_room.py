@@ -29,12 +29,26 @@ class Builder:
         self.events: dict[str, Event] = {}
         self.ts = 0
 
-    def add(self, state: dict, prevs: list[str], name: str, type: str, sender: str,
-            content: dict, state_key: str | None = None) -> str:
+    def add(
+        self,
+        state: dict,
+        prevs: list[str],
+        name: str,
+        type: str,
+        sender: str,
+        content: dict,
+        state_key: str | None = None,
+    ) -> str:
         self.ts += 1
-        pdu = {"type": type, "sender": sender, "content": content,
-               "origin_server_ts": self.ts, "prev_events": prevs,
-               "depth": self.ts, "auth_events": []}
+        pdu = {
+            "type": type,
+            "sender": sender,
+            "content": content,
+            "origin_server_ts": self.ts,
+            "prev_events": prevs,
+            "depth": self.ts,
+            "auth_events": [],
+        }
         if state_key is not None:
             pdu["state_key"] = state_key
         if not (self.v12 and type == "m.room.create"):
@@ -56,25 +70,31 @@ def user(i: int) -> str:
 def build_room(rv: RoomVersion):
     b = Builder(rv)
     state: dict = {}
-    tip = b.add(state, [], "CREATE", "m.room.create", ALICE,
-                {"room_version": rv.identifier, "creator": ALICE}, "")
+    tip = b.add(
+        state,
+        [],
+        "CREATE",
+        "m.room.create",
+        ALICE,
+        {"room_version": rv.identifier, "creator": ALICE},
+        "",
+    )
     admins = {} if b.v12 else {ALICE: 100}
 
     def step(st, prev, *args, **kw):
         return b.add(st, [prev], *args, **kw)
 
     tip = step(state, tip, "IMA", "m.room.member", ALICE, {"membership": "join"}, ALICE)
-    tip = step(state, tip, "PA", "m.room.power_levels", ALICE,
-               {"users": {**admins, BOB: 50}}, "")
+    tip = step(state, tip, "PA", "m.room.power_levels", ALICE, {"users": {**admins, BOB: 50}}, "")
     tip = step(state, tip, "JR", "m.room.join_rules", ALICE, {"join_rule": "public"}, "")
     tip = step(state, tip, "IMB", "m.room.member", BOB, {"membership": "join"}, BOB)
     for i in range(N_MEMBERS):
-        tip = step(state, tip, f"J{i}", "m.room.member", user(i), {"membership": "join"},
-                   user(i))
+        tip = step(state, tip, f"J{i}", "m.room.member", user(i), {"membership": "join"}, user(i))
     fork_a, tip_a = dict(state), tip
     for i in range(N_KICKS):
-        tip_a = step(fork_a, tip_a, f"K{i}", "m.room.member", BOB, {"membership": "leave"},
-                     user(i * 7))
+        tip_a = step(
+            fork_a, tip_a, f"K{i}", "m.room.member", BOB, {"membership": "leave"}, user(i * 7)
+        )
     tip_a = step(fork_a, tip_a, "TB", "m.room.topic", BOB, {"topic": "Bob's room"}, "")
     fork_b, tip_b = dict(state), tip
     tip_b = step(fork_b, tip_b, "PD", "m.room.power_levels", ALICE, {"users": admins}, "")
@@ -100,7 +120,7 @@ def test_large_room_demotion_beats_two_hundred_kicks(rv):
     resolved = resolve_state(rv, [fork_a, fork_b], get_event)
 
     assert resolved[("m.room.power_levels", "")] == "$PD"
-    assert ("m.room.topic", "") not in resolved            # Bob was at 0 by then
+    assert ("m.room.topic", "") not in resolved  # Bob was at 0 by then
     # Every kicked member is still joined (their join event), the new members joined
     # and the leavers left.
     expected = dict(fork_b)

@@ -22,35 +22,43 @@ USERS = [ALICE, BOB, CHARLIE, ZARA, EVELYN, FIONA]
 PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
 
 
-def random_room(rv: RoomVersion, seed: int, n_events: int = 30, n_forks: int = 3
-                ) -> tuple[Room, list[dict]]:
+def random_room(
+    rv: RoomVersion, seed: int, n_events: int = 30, n_forks: int = 3
+) -> tuple[Room, list[dict]]:
     rng = Random(seed)
     room = Room(rv)
     tips = ["START"] * n_forks
     for i in range(n_events):
         fork = rng.randrange(n_forks)
         name = f"E{i}"
-        kind = rng.choice(["topic", "topic", "power", "join", "leave", "kick", "ban",
-                           "join_rules"])
+        kind = rng.choice(["topic", "topic", "power", "join", "leave", "kick", "ban", "join_rules"])
         sender = rng.choice(USERS)
         target = rng.choice(USERS)
         if kind == "topic":
             room.topic(name, sender, valid=False)
         elif kind == "power":
-            room.power(name, rng.choice([ALICE, ALICE, BOB]),
-                       {ALICE: 100, BOB: rng.choice([0, 50, 100]),
-                        CHARLIE: rng.choice([0, 50])}, valid=False)
+            room.power(
+                name,
+                rng.choice([ALICE, ALICE, BOB]),
+                {ALICE: 100, BOB: rng.choice([0, 50, 100]), CHARLIE: rng.choice([0, 50])},
+                valid=False,
+            )
         elif kind in ("join", "leave"):
             room.member(name, sender, sender, kind, valid=False)
         elif kind in ("kick", "ban"):
-            room.member(name, rng.choice([ALICE, BOB]), target,
-                        "leave" if kind == "kick" else "ban", valid=False)
+            room.member(
+                name,
+                rng.choice([ALICE, BOB]),
+                target,
+                "leave" if kind == "kick" else "ban",
+                valid=False,
+            )
         else:
             room.join_rules(name, ALICE, rng.choice(["public", "invite"]), valid=False)
         prevs = [tips[fork]]
         other = rng.randrange(n_forks)
         if rng.random() < 0.25 and tips[other] not in prevs:
-            prevs.append(tips[other])           # a merge
+            prevs.append(tips[other])  # a merge
         for prev in prevs:
             room.chain(f"{prev} -> {name}")
         tips[fork] = name

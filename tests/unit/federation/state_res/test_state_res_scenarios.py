@@ -37,8 +37,10 @@ def test_scenario_resolves_to_expected_state(name, rv):
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario_is_independent_of_state_set_order(name, rv):
     scenario = SCENARIOS[name](rv)
-    results = [Room.names(scenario.room.resolve(list(perm)))
-               for perm in itertools.permutations(scenario.state_sets)]
+    results = [
+        Room.names(scenario.room.resolve(list(perm)))
+        for perm in itertools.permutations(scenario.state_sets)
+    ]
     assert all(r == results[0] for r in results)
 
 
@@ -68,11 +70,13 @@ def test_scenarios_run_in_room_version_11_like_10():
     # v11 changes only the creator rules and redaction; the algorithm is v2.
     for name in SCENARIOS:
         s10, s11 = SCENARIOS[name](V10), SCENARIOS[name](V11)
-        assert Room.names(s11.room.resolve(s11.state_sets)) == \
-            Room.names(s10.room.resolve(s10.state_sets)), name
+        assert Room.names(s11.room.resolve(s11.state_sets)) == Room.names(
+            s10.room.resolve(s10.state_sets)
+        ), name
 
 
 # --- v2 against v2.1 on the very same events -------------------------------------------------
+
 
 def test_problem_a_join_rules_lost_in_v2_kept_in_v2_1():
     for events_rv in (V10, V12):
@@ -115,6 +119,8 @@ def test_mainline_sort_is_what_makes_t3_win(monkeypatch):
     room = scenario.room
     assert room.resolve(scenario.state_sets)[("m.room.topic", "")] == "$T3"
     monkeypatch.setattr(
-        v2_module, "mainline_ordering",
-        lambda ids, pl, lookup: sorted(ids, key=lambda e: (origin_ts(lookup.get(e)), e)))
+        v2_module,
+        "mainline_ordering",
+        lambda ids, pl, lookup: sorted(ids, key=lambda e: (origin_ts(lookup.get(e)), e)),
+    )
     assert room.resolve(scenario.state_sets)[("m.room.topic", "")] == "$T4"

@@ -49,8 +49,7 @@ class Env:
 
     def run(self, work: Any) -> Any:
         d = work if isinstance(work, defer.Deferred) else defer.ensureDeferred(work)
-        return self.loop.run_until_complete(
-            asyncio.wait_for(d.asFuture(self.loop), SAFETY_LIMIT_S))
+        return self.loop.run_until_complete(asyncio.wait_for(d.asFuture(self.loop), SAFETY_LIMIT_S))
 
     def path(self, name: str) -> str:
         return os.path.join(self.tmp, name)
@@ -76,18 +75,28 @@ class Env:
     # --- servers and clients ----------------------------------------------------------
     def listen(self, res: resource.Resource, cert: str, key: str) -> int:
         site = server.Site(res, reactor=self.reactor)
-        port = self.run(tls.listen_tls(self.reactor, site, 0,
-                                       tls.server_tls_options(cert, key)))
+        port = self.run(tls.listen_tls(self.reactor, site, 0, tls.server_tls_options(cert, key)))
         self._ports.append(port)
         return port.getHost().port
 
-    def client(self, server_name: str, signing_key: SigningKey, *, ca_file: str | None = None,
-               insecure: bool = False, overrides: dict | None = None,
-               **kw: Any) -> FederationHttpClient:
+    def client(
+        self,
+        server_name: str,
+        signing_key: SigningKey,
+        *,
+        ca_file: str | None = None,
+        insecure: bool = False,
+        overrides: dict | None = None,
+        **kw: Any,
+    ) -> FederationHttpClient:
         c = FederationHttpClient(
-            self.reactor, server_name, signing_key,
+            self.reactor,
+            server_name,
+            signing_key,
             ServerResolver(self.clock, None, overrides),
-            tls.ClientTLSPolicy(ca_file, insecure_skip_tls_verify=insecure), **kw)
+            tls.ClientTLSPolicy(ca_file, insecure_skip_tls_verify=insecure),
+            **kw,
+        )
         self._clients.append(c)
         return c
 
@@ -135,8 +144,9 @@ class MiniNode(resource.Resource):
         return port
 
     def fetch_keys_with(self, client: FederationHttpClient, **kw: Any) -> None:
-        self.keyring = KeyRing(self.env.clock, [DirectKeyFetcher(client, self.env.clock)],
-                               local=self.key_server, **kw)
+        self.keyring = KeyRing(
+            self.env.clock, [DirectKeyFetcher(client, self.env.clock)], local=self.key_server, **kw
+        )
 
     def render(self, request: Any) -> Any:
         self.channels.add(id(request.channel))
@@ -147,10 +157,13 @@ class MiniNode(resource.Resource):
         try:
             status, body, ctype = await self._handle(request)
         except MatrixError as exc:
-            status, body, ctype = exc.http_status, json.dumps(exc.to_json()).encode(), \
-                b"application/json"
+            status, body, ctype = (
+                exc.http_status,
+                json.dumps(exc.to_json()).encode(),
+                b"application/json",
+            )
         if body is None:
-            return                                     # never answer (timeouts)
+            return  # never answer (timeouts)
         request.setResponseCode(status)
         request.setHeader(b"Content-Type", ctype)
         request.write(body)
@@ -160,18 +173,29 @@ class MiniNode(resource.Resource):
         path = request.path.decode()
         if path == "/_matrix/key/v2/server":
             assert self.key_server is not None
-            return 200, json.dumps(self.key_server.server_keys_response()).encode(), \
-                b"application/json"
+            return (
+                200,
+                json.dumps(self.key_server.server_keys_response()).encode(),
+                b"application/json",
+            )
         raw = request.content.read()
         body_json = parse_json(raw) if raw else None
         assert self.keyring is not None, "MiniNode.fetch_keys_with() not called"
         origin = await verify_request_async(
-            request.method.decode(), request.uri, body_json,
-            request.requestHeaders.getRawHeaders(b"authorization"), self.server_name,
-            self.keyring.get_verify_key)
-        info = {"origin": origin, "method": request.method.decode(),
-                "uri": request.uri.decode(), "content": body_json,
-                "host": request.getHeader(b"host").decode()}
+            request.method.decode(),
+            request.uri,
+            body_json,
+            request.requestHeaders.getRawHeaders(b"authorization"),
+            self.server_name,
+            self.keyring.get_verify_key,
+        )
+        info = {
+            "origin": origin,
+            "method": request.method.decode(),
+            "uri": request.uri.decode(),
+            "content": body_json,
+            "host": request.getHeader(b"host").decode(),
+        }
         self.seen.append(info)
         if path == "/slow":
             return 200, None, b""
@@ -182,6 +206,9 @@ class MiniNode(resource.Resource):
         if path == "/media":
             return 200, b"\x89PNG\r\n" + bytes(range(256)) * 40, b"image/png"
         if path == "/error":
-            return 403, json.dumps({"errcode": "M_FORBIDDEN", "error": "no"}).encode(), \
-                b"application/json"
+            return (
+                403,
+                json.dumps({"errcode": "M_FORBIDDEN", "error": "no"}).encode(),
+                b"application/json",
+            )
         return 200, json.dumps(info).encode(), b"application/json"

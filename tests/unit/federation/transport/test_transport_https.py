@@ -36,35 +36,42 @@ def pinned_node(env, cert, key_, fmt="localhost:{port}", origin=ORIGIN, origin_k
     """A MiniNode that knows the origin's key by pinning (no key fetch)."""
     node = MiniNode(env, key("srv", 9))
     port = node.start(cert, key_, fmt)
-    node.keyring = KeyRing(env.clock, [], pinned=StaticPinnedKeys(
-        {origin: [origin_key.verify_key]}))
+    node.keyring = KeyRing(
+        env.clock, [], pinned=StaticPinnedKeys({origin: [origin_key.verify_key]})
+    )
     return node, port
 
 
 # --- TLS verification ----------------------------------------------------------------------
 def test_verification_is_on_by_default_and_refuses_an_untrusted_certificate(env):
     node, _ = pinned_node(env, *env.self_signed("srv", "localhost"))
-    client = env.client(ORIGIN, OK)                       # system trust store only
+    client = env.client(ORIGIN, OK)  # system trust store only
     with pytest.raises(TLSFailure) as exc:
         env.run(client.request(node.server_name, "GET", "/echo"))
     assert exc.value.destination == node.server_name
     assert "certificate verify failed" in str(exc.value)
-    assert node.seen == []                                # nothing was sent
+    assert node.seen == []  # nothing was sent
 
 
 def test_self_signed_certificate_trusted_through_the_ca_file(env):
     cert, key_ = env.self_signed("srv", "localhost")
     node, port = pinned_node(env, cert, key_)
     client = env.client(ORIGIN, OK, ca_file=cert)
-    status, body = env.run(client.request(node.server_name, "PUT", "/echo/txn1",
-                                          json_body={"pdus": [], "n": 1}))
+    status, body = env.run(
+        client.request(node.server_name, "PUT", "/echo/txn1", json_body={"pdus": [], "n": 1})
+    )
     assert status == 200
-    assert body == {"origin": ORIGIN, "method": "PUT", "uri": "/echo/txn1",
-                    "content": {"pdus": [], "n": 1}, "host": f"localhost:{port}"}
+    assert body == {
+        "origin": ORIGIN,
+        "method": "PUT",
+        "uri": "/echo/txn1",
+        "content": {"pdus": [], "n": 1},
+        "host": f"localhost:{port}",
+    }
 
 
 def test_ip_literal_server_name_checks_the_ip_address_in_the_certificate(env):
-    cert, key_ = env.self_signed("srv", "localhost")       # SANs include IP 127.0.0.1
+    cert, key_ = env.self_signed("srv", "localhost")  # SANs include IP 127.0.0.1
     node, port = pinned_node(env, cert, key_, fmt="127.0.0.1:{port}")
     client = env.client(ORIGIN, OK, ca_file=cert)
     status, body = env.run(client.request(node.server_name, "GET", "/echo"))
@@ -74,8 +81,9 @@ def test_ip_literal_server_name_checks_the_ip_address_in_the_certificate(env):
 def test_city_ca_with_override_map_and_hostname_check(env):
     ca_cert, _ = env.city_ca()
     node, port = pinned_node(env, *env.issued("a", "school-a.test"), fmt="school-a.test")
-    client = env.client(ORIGIN, OK, ca_file=ca_cert,
-                        overrides={"school-a.test": f"127.0.0.1:{port}"})
+    client = env.client(
+        ORIGIN, OK, ca_file=ca_cert, overrides={"school-a.test": f"127.0.0.1:{port}"}
+    )
     status, body = env.run(client.request("school-a.test", "GET", "/echo"))
     assert status == 200 and body["origin"] == ORIGIN and body["host"] == "school-a.test"
 
@@ -83,8 +91,9 @@ def test_city_ca_with_override_map_and_hostname_check(env):
 def test_certificate_for_another_name_is_refused_even_from_a_trusted_ca(env):
     ca_cert, _ = env.city_ca()
     node, port = pinned_node(env, *env.issued("b", "school-b.test"), fmt="school-a.test")
-    client = env.client(ORIGIN, OK, ca_file=ca_cert,
-                        overrides={"school-a.test": f"127.0.0.1:{port}"})
+    client = env.client(
+        ORIGIN, OK, ca_file=ca_cert, overrides={"school-a.test": f"127.0.0.1:{port}"}
+    )
     with pytest.raises(TLSFailure):
         env.run(client.request("school-a.test", "GET", "/echo"))
     assert node.seen == []
@@ -107,18 +116,19 @@ def test_query_and_encoded_path_are_signed_as_sent(env):
     node, _ = pinned_node(env, cert, key_)
     client = env.client(ORIGIN, OK, ca_file=cert)
     path = encode_path("/echo/{}/{}", "$ev/id:x", "ü ")
-    status, body = env.run(client.request(node.server_name, "GET", path,
-                                          query={"v": ["a b", "c&d"], "limit": 10,
-                                                 "flag": True}))
+    status, body = env.run(
+        client.request(
+            node.server_name, "GET", path, query={"v": ["a b", "c&d"], "limit": 10, "flag": True}
+        )
+    )
     assert status == 200
-    assert body["uri"] == ("/echo/%24ev%2Fid%3Ax/%C3%BC%20?v=a%20b&v=c%26d&limit=10"
-                           "&flag=true")
+    assert body["uri"] == ("/echo/%24ev%2Fid%3Ax/%C3%BC%20?v=a%20b&v=c%26d&limit=10&flag=true")
 
 
 def test_unknown_signing_key_gets_401_m_unauthorized(env):
     cert, key_ = env.self_signed("srv", "localhost")
     node, _ = pinned_node(env, cert, key_)
-    impostor = env.client(ORIGIN, key("o1", 66), ca_file=cert)      # same key ID, other key
+    impostor = env.client(ORIGIN, key("o1", 66), ca_file=cert)  # same key ID, other key
     status, body = env.run(impostor.request(node.server_name, "GET", "/echo"))
     assert status == 401 and body["errcode"] == "M_UNAUTHORIZED"
     with pytest.raises(RemoteError) as exc:
@@ -131,8 +141,9 @@ def test_request_signed_for_another_destination_gets_401(env):
     cert, key_ = env.self_signed("srv", "localhost")
     node, port = pinned_node(env, cert, key_)
     # The client believes the server is called "elsewhere.test" (override to its port).
-    client = env.client(ORIGIN, OK, insecure=True,
-                        overrides={"elsewhere.test": f"127.0.0.1:{port}"})
+    client = env.client(
+        ORIGIN, OK, insecure=True, overrides={"elsewhere.test": f"127.0.0.1:{port}"}
+    )
     status, body = env.run(client.request("elsewhere.test", "GET", "/echo"))
     assert status == 401 and "destination" in body["error"]
 
@@ -153,10 +164,8 @@ def test_both_sides_fetch_keys_over_https(env):
     status, body = env.run(client_a.request(b.server_name, "GET", "/echo"))
     assert status == 200 and body["origin"] == a.server_name
     # A now holds B's key, validated and cached with its validity.
-    assert a.keyring.get_verify_key_cached(b.server_name, "ed25519:b") \
-        == b.signing_key.verify_key
-    assert [r.server_name for r in a.keyring.stored_responses(b.server_name)] \
-        == [b.server_name]
+    assert a.keyring.get_verify_key_cached(b.server_name, "ed25519:b") == b.signing_key.verify_key
+    assert [r.server_name for r in a.keyring.stored_responses(b.server_name)] == [b.server_name]
 
 
 # --- pooling and bodies --------------------------------------------------------------------
@@ -220,6 +229,7 @@ def test_connection_refused_is_unreachable(env):
 def test_bad_destination_and_bad_path(env):
     client = env.client(ORIGIN, OK)
     from federation.transport.server_names import InvalidServerName
+
     with pytest.raises(InvalidServerName):
         env.run(client.request("bad name", "GET", "/x"))
     with pytest.raises(ValueError, match="invalid request path"):
@@ -247,14 +257,21 @@ def test_well_known_getter_fetches_over_verified_https_without_following_redirec
     cert, key_ = env.self_signed("wk", "localhost")
     port = env.listen(WK(), cert, key_)
     getter = WellKnownGetter(env.reactor, ClientTLSPolicy(cert))
-    resp = env.run(getter.get(f"https://localhost:{port}/.well-known/matrix/server",
-                              timeout=10, max_bytes=1000))
+    resp = env.run(
+        getter.get(
+            f"https://localhost:{port}/.well-known/matrix/server", timeout=10, max_bytes=1000
+        )
+    )
     assert resp.status == 200 and resp.body == b'{"m.server": "m.example:1"}'
     assert resp.header("cache-control") == "max-age=60"
-    redirect = env.run(getter.get(f"https://localhost:{port}/elsewhere", timeout=10,
-                                  max_bytes=1000))
+    redirect = env.run(
+        getter.get(f"https://localhost:{port}/elsewhere", timeout=10, max_bytes=1000)
+    )
     assert redirect.status == 302
     untrusting = WellKnownGetter(env.reactor, ClientTLSPolicy())
     with pytest.raises(TLSFailure):
-        env.run(untrusting.get(f"https://localhost:{port}/.well-known/matrix/server",
-                               timeout=10, max_bytes=1000))
+        env.run(
+            untrusting.get(
+                f"https://localhost:{port}/.well-known/matrix/server", timeout=10, max_bytes=1000
+            )
+        )

@@ -35,7 +35,7 @@ T0 = 1_700_000_000_000
 
 def response(server=A, keys=(KA,), old=(), valid_until=T0 + DAY, signer=None):
     body = build_server_keys(server, list(keys), old, valid_until)
-    if signer is not None:                      # re-sign with other keys only
+    if signer is not None:  # re-sign with other keys only
         body.pop("signatures")
         for k in signer:
             sign_json(body, server, k)
@@ -103,13 +103,12 @@ def test_key_not_found_is_401():
 
 # --- validity ------------------------------------------------------------------------------
 def test_key_expires_at_valid_until_and_is_refetched():
-    kr, f, clock = ring(response(valid_until=T0 + DAY),
-                        response(valid_until=T0 + 3 * DAY))
+    kr, f, clock = ring(response(valid_until=T0 + DAY), response(valid_until=T0 + 3 * DAY))
     result_of(kr.get_verify_key(A, "ed25519:a1"))
     assert kr.get_verify_key_cached(A, "ed25519:a1", T0 + DAY) == KA.verify_key
     assert kr.get_verify_key_cached(A, "ed25519:a1", T0 + DAY + 1) is None
     clock.advance(DAY + 1)
-    assert kr.get_verify_key_cached(A, "ed25519:a1") is None          # now past validity
+    assert kr.get_verify_key_cached(A, "ed25519:a1") is None  # now past validity
     assert result_of(kr.get_verify_key(A, "ed25519:a1")) == KA.verify_key
     assert len(f.calls) == 2 and f.calls[1][2] == clock.now
     assert kr.get_verify_key_cached(A, "ed25519:a1", T0 + 3 * DAY) == KA.verify_key
@@ -150,8 +149,7 @@ def test_latest_validity_wins_when_a_key_is_listed_twice():
 
 # --- negative cache and sharing ------------------------------------------------------------
 def test_negative_results_are_cached_briefly():
-    kr, f, clock = ring(response(), response(), response(keys=(KA, KA2)),
-                        negative_ttl_ms=30_000)
+    kr, f, clock = ring(response(), response(), response(keys=(KA, KA2)), negative_ttl_ms=30_000)
     for _ in range(3):
         with pytest.raises(KeyNotFound):
             result_of(kr.get_verify_key(A, "ed25519:a2"))
@@ -222,8 +220,7 @@ class FakeRequester:
         self.status, self.body = status, body
         self.calls = []
 
-    async def request(self, destination, method, path, json_body=None, query=None,
-                      timeout=None):
+    async def request(self, destination, method, path, json_body=None, query=None, timeout=None):
         self.calls.append((destination, method, path, json_body))
         return self.status, self.body
 
@@ -247,18 +244,27 @@ def notary_ring(body, status=200, notary_keys=(KN.verify_key,)):
 def test_notary_answer_with_both_signatures_is_accepted():
     kr, http = notary_ring(notary_answer(response()))
     assert result_of(kr.get_verify_key(A, "ed25519:a1", T0 + 5)) == KA.verify_key
-    assert http.calls == [(NOTARY, "POST", "/_matrix/key/v2/query", {"server_keys": {A: {
-        "ed25519:a1": {"minimum_valid_until_ts": T0 + 5}}}})]
+    assert http.calls == [
+        (
+            NOTARY,
+            "POST",
+            "/_matrix/key/v2/query",
+            {"server_keys": {A: {"ed25519:a1": {"minimum_valid_until_ts": T0 + 5}}}},
+        )
+    ]
 
 
-@pytest.mark.parametrize("make_body", [
-    lambda: {"server_keys": [response()]},                               # no notary signature
-    lambda: notary_answer(response(signer=(KA2,))),                      # not self-signed
-    lambda: notary_answer(response(server=B, keys=(KB,))),               # another server
-    lambda: {"server_keys": [sign_json(response(), NOTARY, KA2)]},       # wrong notary key
-    lambda: {"server_keys": "nope"},
-    lambda: [],
-])
+@pytest.mark.parametrize(
+    "make_body",
+    [
+        lambda: {"server_keys": [response()]},  # no notary signature
+        lambda: notary_answer(response(signer=(KA2,))),  # not self-signed
+        lambda: notary_answer(response(server=B, keys=(KB,))),  # another server
+        lambda: {"server_keys": [sign_json(response(), NOTARY, KA2)]},  # wrong notary key
+        lambda: {"server_keys": "nope"},
+        lambda: [],
+    ],
+)
 def test_notary_answers_without_both_valid_signatures_are_refused(make_body):
     kr, _ = notary_ring(make_body())
     with pytest.raises(KeyNotFound):
@@ -347,8 +353,14 @@ def test_tampered_stored_response_is_ignored():
 
 # --- events --------------------------------------------------------------------------------
 def make_event(ts):
-    return build_create_event(V12, server_name=A, signing_key=KA, creator="@t:" + A,
-                              content={"room_version": "12"}, origin_server_ts=ts)
+    return build_create_event(
+        V12,
+        server_name=A,
+        signing_key=KA,
+        creator="@t:" + A,
+        content={"room_version": "12"},
+        origin_server_ts=ts,
+    )
 
 
 def test_ensure_event_keys_then_check_received_event():
@@ -365,7 +377,7 @@ def test_ensure_event_keys_then_check_received_event():
 def test_event_after_key_validity_is_not_verifiable():
     kr, f, _ = ring(response(valid_until=T0 + DAY), response(valid_until=T0 + DAY))
     late = make_event(T0 + DAY + 1).pdu
-    result_of(kr.ensure_event_keys([late]))        # refetch attempted, still too short
+    result_of(kr.ensure_event_keys([late]))  # refetch attempted, still too short
     with pytest.raises(SignatureKeyUnknown):
         check_received_event(late, V12, kr.event_key_lookup(late))
     early = make_event(T0 + DAY).pdu

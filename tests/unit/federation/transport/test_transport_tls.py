@@ -28,16 +28,21 @@ def load(path):
 
 def sans(cert):
     ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return (sorted(ext.get_values_for_type(x509.DNSName)),
-            sorted(str(i) for i in ext.get_values_for_type(x509.IPAddress)))
+    return (
+        sorted(ext.get_values_for_type(x509.DNSName)),
+        sorted(str(i) for i in ext.get_values_for_type(x509.IPAddress)),
+    )
 
 
-@pytest.mark.parametrize("server_name, dns, ips", [
-    ("localhost:8448", ["localhost"], ["127.0.0.1", "::1"]),
-    ("school-a.example", ["school-a.example"], []),
-    ("127.0.0.1:8449", [], ["127.0.0.1"]),
-    ("[::1]:8449", [], ["::1"]),
-])
+@pytest.mark.parametrize(
+    "server_name, dns, ips",
+    [
+        ("localhost:8448", ["localhost"], ["127.0.0.1", "::1"]),
+        ("school-a.example", ["school-a.example"], []),
+        ("127.0.0.1:8449", [], ["127.0.0.1"]),
+        ("[::1]:8449", [], ["::1"]),
+    ],
+)
 def test_self_signed_subject_alt_names(tmp_path, server_name, dns, ips):
     cert_path, key_path = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
     generate_self_signed(server_name, cert_path, key_path)
@@ -48,7 +53,7 @@ def test_self_signed_subject_alt_names(tmp_path, server_name, dns, ips):
     assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
     # The certificate is signed by its own key.
     cert.verify_directly_issued_by(cert)
-    server_tls_options(cert_path, key_path)            # loads as a listener
+    server_tls_options(cert_path, key_path)  # loads as a listener
 
 
 def test_extra_sans_and_invalid_server_name(tmp_path):
@@ -112,4 +117,4 @@ def test_client_policy_caches_creators(tmp_path):
     policy = ClientTLSPolicy(c)
     assert policy.creator_for("a.example") is policy.creator_for("a.example")
     assert policy.creator_for("a.example") is not policy.creator_for("b.example")
-    assert policy.creator_for("127.0.0.1") is not None      # IP names: no SNI, IP checked
+    assert policy.creator_for("127.0.0.1") is not None  # IP names: no SNI, IP checked

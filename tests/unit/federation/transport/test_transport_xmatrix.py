@@ -32,6 +32,7 @@ BODY = {"pdus": [], "edus": [{"edu_type": "m.typing", "content": {"typing": True
 def keys_of(server_keys):
     def get(server, key_id):
         return server_keys.get(server, {}).get(key_id)
+
     return get
 
 
@@ -42,10 +43,14 @@ KNOWN = keys_of({ORIGIN: {K1.key_id: K1.verify_key, K2.key_id: K2.verify_key}})
 def test_signed_header_matches_spec_algorithm():
     header = sign_request("PUT", URI, ORIGIN, DEST, K1, BODY)
     # The spec's example code: sign {method, uri, origin, destination, content}.
-    expected = sign_json({"method": "PUT", "uri": URI, "origin": ORIGIN, "destination": DEST,
-                          "content": BODY}, ORIGIN, K1)["signatures"][ORIGIN][K1.key_id]
-    assert header == (f'X-Matrix origin="{ORIGIN}",destination="{DEST}",key="ed25519:k1",'
-                      f'sig="{expected}"')
+    expected = sign_json(
+        {"method": "PUT", "uri": URI, "origin": ORIGIN, "destination": DEST, "content": BODY},
+        ORIGIN,
+        K1,
+    )["signatures"][ORIGIN][K1.key_id]
+    assert header == (
+        f'X-Matrix origin="{ORIGIN}",destination="{DEST}",key="ed25519:k1",sig="{expected}"'
+    )
 
 
 def test_request_json_omits_content_without_body():
@@ -60,16 +65,19 @@ def test_format_header_escapes_quotes_and_backslashes():
 
 
 # --- parsing: good headers -----------------------------------------------------------------
-@pytest.mark.parametrize("header", [
-    'X-Matrix origin="origin.example",destination="dest.example",key="ed25519:k1",sig="abc"',
-    'X-Matrix origin=origin.example,destination=dest.example,key=ed25519:k1,sig="abc"',
-    'x-matrix   ORIGIN="origin.example" , Destination="dest.example",\tkey="ed25519:k1",sig=abc',
-    'X-MATRIX sig="abc",key="ed25519:k1",destination="dest.example",origin="origin.example"',
-    'X-Matrix origin="origin.example",destination="dest.example",key="ed25519:k1",sig="abc",'
-    'future="ignored",other=tok',
-    'X-Matrix origin = "origin.example",destination= "dest.example",key ="ed25519:k1",sig=abc',
-    'X-Matrix origin="orig\\in.example",destination="dest.example",key="ed25519:k1",sig="a\\bc"',
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        'X-Matrix origin="origin.example",destination="dest.example",key="ed25519:k1",sig="abc"',
+        'X-Matrix origin=origin.example,destination=dest.example,key=ed25519:k1,sig="abc"',
+        'x-matrix   ORIGIN="origin.example" , Destination="dest.example",\tkey="ed25519:k1",sig=abc',  # noqa: E501 - one header value
+        'X-MATRIX sig="abc",key="ed25519:k1",destination="dest.example",origin="origin.example"',
+        'X-Matrix origin="origin.example",destination="dest.example",key="ed25519:k1",sig="abc",'
+        'future="ignored",other=tok',
+        'X-Matrix origin = "origin.example",destination= "dest.example",key ="ed25519:k1",sig=abc',
+        'X-Matrix origin="orig\\in.example",destination="dest.example",key="ed25519:k1",sig="a\\bc"',  # noqa: E501 - one header value
+    ],
+)
 def test_parse_accepts_grammar_variants(header):
     auth = parse_header(header)
     assert auth == XMatrixAuth("origin.example", "ed25519:k1", "abc", "dest.example")
@@ -86,30 +94,33 @@ def test_parse_keeps_base64_characters_in_quoted_sig():
 
 
 # --- parsing: malformed headers ------------------------------------------------------------
-@pytest.mark.parametrize("header, why", [
-    ("", "scheme"),
-    ("Bearer abc", "scheme"),
-    ("X-Matrix", "space"),
-    ("X-Matrix ", "parameter name"),
-    ("X-Matrix,origin=o", "space"),
-    ("X-Matrixorigin=o", "scheme"),
-    ('X-Matrix origin="o.example",key="ed25519:a"', "missing sig"),
-    ('X-Matrix key="ed25519:a",sig="s"', "missing origin"),
-    ('X-Matrix origin="o.example",sig="s"', "missing key"),
-    ('X-Matrix origin="o.example",key="ed25519:a",sig="s",', "trailing comma"),
-    ('X-Matrix origin="o.example",,key="ed25519:a",sig="s"', "parameter name"),
-    ('X-Matrix origin="o.example" key="ed25519:a",sig="s"', "unexpected"),
-    ('X-Matrix origin="o.example",key="ed25519:a",sig="s', "unterminated"),
-    ('X-Matrix origin="o.example",key="ed25519:a",sig=', "empty or invalid"),
-    ('X-Matrix origin="o.example",key="ed25519:a",sig=ab/cd', "unexpected '/'"),
-    ('X-Matrix origin="o.example",key="ed25519:a",sig="s\\', "dangling"),
-    ('X-Matrix origin="o.example",origin="p.example",key="ed25519:a",sig="s"', "twice"),
-    ('X-Matrix origin="o.example",ORIGIN="o.example",key="ed25519:a",sig="s"', "twice"),
-    ('X-Matrix origin="o.example",key="ed25519:a",sig="s\x01"', "control character"),
-    ('X-Matrix origin="o.example",key="ed25519:a",sig "s"', "expected '='"),
-    ('X-Matrix origin="bad origin",key="ed25519:a",sig="s"', "origin"),
-    ('X-Matrix origin="",key="ed25519:a",sig="s"', "origin"),
-])
+@pytest.mark.parametrize(
+    "header, why",
+    [
+        ("", "scheme"),
+        ("Bearer abc", "scheme"),
+        ("X-Matrix", "space"),
+        ("X-Matrix ", "parameter name"),
+        ("X-Matrix,origin=o", "space"),
+        ("X-Matrixorigin=o", "scheme"),
+        ('X-Matrix origin="o.example",key="ed25519:a"', "missing sig"),
+        ('X-Matrix key="ed25519:a",sig="s"', "missing origin"),
+        ('X-Matrix origin="o.example",sig="s"', "missing key"),
+        ('X-Matrix origin="o.example",key="ed25519:a",sig="s",', "trailing comma"),
+        ('X-Matrix origin="o.example",,key="ed25519:a",sig="s"', "parameter name"),
+        ('X-Matrix origin="o.example" key="ed25519:a",sig="s"', "unexpected"),
+        ('X-Matrix origin="o.example",key="ed25519:a",sig="s', "unterminated"),
+        ('X-Matrix origin="o.example",key="ed25519:a",sig=', "empty or invalid"),
+        ('X-Matrix origin="o.example",key="ed25519:a",sig=ab/cd', "unexpected '/'"),
+        ('X-Matrix origin="o.example",key="ed25519:a",sig="s\\', "dangling"),
+        ('X-Matrix origin="o.example",origin="p.example",key="ed25519:a",sig="s"', "twice"),
+        ('X-Matrix origin="o.example",ORIGIN="o.example",key="ed25519:a",sig="s"', "twice"),
+        ('X-Matrix origin="o.example",key="ed25519:a",sig="s\x01"', "control character"),
+        ('X-Matrix origin="o.example",key="ed25519:a",sig "s"', "expected '='"),
+        ('X-Matrix origin="bad origin",key="ed25519:a",sig="s"', "origin"),
+        ('X-Matrix origin="",key="ed25519:a",sig="s"', "origin"),
+    ],
+)
 def test_parse_refuses_malformed(header, why):
     with pytest.raises(MalformedAuthorization) as exc:
         parse_header(header)
@@ -118,15 +129,19 @@ def test_parse_refuses_malformed(header, why):
 
 
 def test_parse_authorization_picks_x_matrix_among_headers():
-    auths = parse_authorization(["Bearer tok", 'X-Matrix origin=o.example,key=ed25519:a,sig=s'])
+    auths = parse_authorization(["Bearer tok", "X-Matrix origin=o.example,key=ed25519:a,sig=s"])
     assert [a.origin for a in auths] == ["o.example"]
     with pytest.raises(MalformedAuthorization, match="Missing X-Matrix"):
         parse_authorization(None)
     with pytest.raises(MalformedAuthorization, match="Missing X-Matrix"):
         parse_authorization(["Bearer tok"])
     with pytest.raises(MalformedAuthorization, match="different origins"):
-        parse_authorization(['X-Matrix origin=a.example,key=ed25519:a,sig=s',
-                             'X-Matrix origin=b.example,key=ed25519:a,sig=s'])
+        parse_authorization(
+            [
+                "X-Matrix origin=a.example,key=ed25519:a,sig=s",
+                "X-Matrix origin=b.example,key=ed25519:a,sig=s",
+            ]
+        )
 
 
 # --- verifying -----------------------------------------------------------------------------
@@ -134,8 +149,9 @@ def test_round_trip_with_and_without_body():
     put = sign_request("PUT", URI, ORIGIN, DEST, K1, BODY)
     assert verify_request("PUT", URI, BODY, put, DEST, KNOWN) == ORIGIN
     get = sign_request("GET", "/_matrix/federation/v1/version", ORIGIN, DEST, K1)
-    assert verify_request("GET", b"/_matrix/federation/v1/version", None, [get], DEST,
-                          KNOWN) == ORIGIN
+    assert (
+        verify_request("GET", b"/_matrix/federation/v1/version", None, [get], DEST, KNOWN) == ORIGIN
+    )
 
 
 def test_body_key_order_does_not_matter():
@@ -145,11 +161,13 @@ def test_body_key_order_does_not_matter():
 
 def test_replayed_header_with_another_body_method_or_target_fails():
     header = sign_request("PUT", URI, ORIGIN, DEST, K1, BODY)
-    for method, uri, body in [("PUT", URI, {"pdus": [], "edus": []}),
-                              ("PUT", URI, None),
-                              ("POST", URI, BODY),
-                              ("PUT", URI.replace("txn1", "txn2"), BODY),
-                              ("PUT", URI + "&z=1", BODY)]:
+    for method, uri, body in [
+        ("PUT", URI, {"pdus": [], "edus": []}),
+        ("PUT", URI, None),
+        ("POST", URI, BODY),
+        ("PUT", URI.replace("txn1", "txn2"), BODY),
+        ("PUT", URI + "&z=1", BODY),
+    ]:
         with pytest.raises(Unauthorized, match="does not match"):
             verify_request(method, uri, body, header, DEST, KNOWN)
 
@@ -170,13 +188,11 @@ def test_wrong_destination_is_refused_before_any_key_lookup():
 def test_header_without_destination_is_accepted_and_checked_against_our_name():
     # An older server: no destination parameter, but it still signed our name.
     signed = sign_json(request_json("GET", "/x", ORIGIN, DEST), ORIGIN, K1)
-    header = format_header(XMatrixAuth(ORIGIN, K1.key_id,
-                                       signed["signatures"][ORIGIN][K1.key_id]))
+    header = format_header(XMatrixAuth(ORIGIN, K1.key_id, signed["signatures"][ORIGIN][K1.key_id]))
     assert verify_request("GET", "/x", None, header, DEST, KNOWN) == ORIGIN
     # Signed for another destination: the signature does not cover our name.
     signed = sign_json(request_json("GET", "/x", ORIGIN, "else.example"), ORIGIN, K1)
-    header = format_header(XMatrixAuth(ORIGIN, K1.key_id,
-                                       signed["signatures"][ORIGIN][K1.key_id]))
+    header = format_header(XMatrixAuth(ORIGIN, K1.key_id, signed["signatures"][ORIGIN][K1.key_id]))
     with pytest.raises(Unauthorized, match="does not match"):
         verify_request("GET", "/x", None, header, DEST, KNOWN)
 
@@ -199,8 +215,9 @@ def test_origin_impersonation_fails():
         verify_request("GET", "/x", None, header, DEST, KNOWN)
 
 
-@pytest.mark.parametrize("sig, why", [("!!!", "not unpadded Base64"),
-                                      (encode_base64(b"x" * 10), "10 bytes")])
+@pytest.mark.parametrize(
+    "sig, why", [("!!!", "not unpadded Base64"), (encode_base64(b"x" * 10), "10 bytes")]
+)
 def test_malformed_signature_values(sig, why):
     header = f'X-Matrix origin="{ORIGIN}",destination="{DEST}",key="ed25519:k1",sig="{sig}"'
     with pytest.raises(Unauthorized, match=why):
@@ -222,8 +239,12 @@ def test_body_without_canonical_form_cannot_verify():
 def test_every_header_must_verify():
     good = sign_request("GET", "/x", ORIGIN, DEST, K1)
     bad = sign_request("GET", "/y", ORIGIN, DEST, K2)
-    assert verify_request("GET", "/x", None, [good, sign_request("GET", "/x", ORIGIN, DEST,
-                                                                  K2)], DEST, KNOWN) == ORIGIN
+    assert (
+        verify_request(
+            "GET", "/x", None, [good, sign_request("GET", "/x", ORIGIN, DEST, K2)], DEST, KNOWN
+        )
+        == ORIGIN
+    )
     with pytest.raises(Unauthorized):
         verify_request("GET", "/x", None, [good, bad], DEST, KNOWN)
 
@@ -251,31 +272,41 @@ def test_async_variant_uses_awaitable_lookup_and_maps_errors():
         return K1.verify_key
 
     with pytest.raises(Unauthorized, match="destination"):
-        result_of(verify_request_async("GET", "/x", None,
-                                       sign_request("GET", "/x", ORIGIN, "z.example", K1),
-                                       DEST, counting))
+        result_of(
+            verify_request_async(
+                "GET",
+                "/x",
+                None,
+                sign_request("GET", "/x", ORIGIN, "z.example", K1),
+                DEST,
+                counting,
+            )
+        )
     assert calls == []
 
 
 # --- the body as received (raw_body) --------------------------------------------------------
-BIG = {"origin": ORIGIN, "pdus": [{"type": "m.room.message", "content": {"body": f"é{i}",
-                                                                         "n": i}}
-                                  for i in range(50)], "edus": []}
+BIG = {
+    "origin": ORIGIN,
+    "pdus": [{"type": "m.room.message", "content": {"body": f"é{i}", "n": i}} for i in range(50)],
+    "edus": [],
+}
 
 
 def test_sign_request_body_equals_sign_request_for_canonical_bytes():
     from federation.canonical_json import encode_canonical_json
     from federation.transport.xmatrix import sign_request_body
 
-    assert sign_request_body("PUT", URI, ORIGIN, DEST, K1, encode_canonical_json(BIG)) \
-        == sign_request("PUT", URI, ORIGIN, DEST, K1, BIG)
+    assert sign_request_body(
+        "PUT", URI, ORIGIN, DEST, K1, encode_canonical_json(BIG)
+    ) == sign_request("PUT", URI, ORIGIN, DEST, K1, BIG)
 
 
 def _verify_raw(body_json, raw, header):
     async def get(server, key_id):
         return KNOWN(server, key_id)
-    return result_of(verify_request_async("PUT", URI, body_json, header, DEST, get,
-                                          raw_body=raw))
+
+    return result_of(verify_request_async("PUT", URI, body_json, header, DEST, get, raw_body=raw))
 
 
 def test_raw_body_in_canonical_json_verifies():
@@ -290,7 +321,7 @@ def test_raw_body_in_another_encoding_still_verifies_by_the_canonical_form():
     import json
 
     header = sign_request("PUT", URI, ORIGIN, DEST, K1, BIG)
-    pretty = json.dumps(BIG, indent=2, ensure_ascii=True).encode()   # not canonical
+    pretty = json.dumps(BIG, indent=2, ensure_ascii=True).encode()  # not canonical
     assert _verify_raw(BIG, pretty, header) == ORIGIN
 
 
@@ -307,7 +338,6 @@ def test_raw_body_does_not_let_a_changed_request_through():
     other = sign_request("PUT", URI + "&z=1", ORIGIN, DEST, K1, BIG)
     with pytest.raises(Unauthorized, match="does not match"):
         _verify_raw(BIG, encode_canonical_json(BIG), other)
-    wrong_key = sign_request("PUT", URI, ORIGIN, DEST, K2, BIG).replace("ed25519:k2",
-                                                                        "ed25519:k1")
+    wrong_key = sign_request("PUT", URI, ORIGIN, DEST, K2, BIG).replace("ed25519:k2", "ed25519:k1")
     with pytest.raises(Unauthorized, match="does not match"):
         _verify_raw(BIG, encode_canonical_json(BIG), wrong_key)

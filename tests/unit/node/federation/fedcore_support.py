@@ -68,15 +68,16 @@ class _Raw:
 
     def __init__(self, uri: str, headers: dict[str, list[str]]) -> None:
         self.uri = uri.encode("ascii")
-        self.requestHeaders = Headers({k.encode(): [v.encode() for v in vs]
-                                       for k, vs in headers.items()})
+        self.requestHeaders = Headers(
+            {k.encode(): [v.encode() for v in vs] for k, vs in headers.items()}
+        )
 
 
 class Network:
     def __init__(self) -> None:
         self.nodes: dict[str, "FedNode"] = {}
         self.down: set[frozenset[str]] = set()
-        self.log: list[tuple[str, str, str, str]] = []    # (origin, dest, method, path)
+        self.log: list[tuple[str, str, str, str]] = []  # (origin, dest, method, path)
 
     def cut(self, a: str, b: str) -> None:
         self.down.add(frozenset((a, b)))
@@ -85,28 +86,37 @@ class Network:
         self.down.clear()
 
 
-def dispatch(node: "FedNode", method: str, target: str, body: bytes,
-             headers: dict[str, list[str]]) -> tuple[int, Any]:
+def dispatch(
+    node: "FedNode", method: str, target: str, body: bytes, headers: dict[str, list[str]]
+) -> tuple[int, Any]:
     """Run a request through ``node``'s federation router (as ApiResource would)."""
     path, _, query = target.partition("?")
     from urllib.parse import parse_qs
+
     args = {k: v for k, v in parse_qs(query, keep_blank_values=True).items()}
     route, params, known = node.fed.fctx.router.match(method, path)
     if route is None:
         return (405 if known else 404), {"errcode": "M_UNRECOGNIZED"}
-    req = ApiRequest(method, path, args, {k: v[-1] for k, v in headers.items()}, body,
-                     "127.0.0.1", raw=_Raw(target, headers))
+    req = ApiRequest(
+        method,
+        path,
+        args,
+        {k: v[-1] for k, v in headers.items()},
+        body,
+        "127.0.0.1",
+        raw=_Raw(target, headers),
+    )
     try:
         result = result_of(route.handler(req, **params))
     except MatrixError as exc:
         return exc.http_status, exc.to_json()
     if isinstance(result, tuple):
         return result
-    if isinstance(result, FileResponse):      # ApiResource streams it; here: read it whole
+    if isinstance(result, FileResponse):  # ApiResource streams it; here: read it whole
         with result.file:
             data = result.prefix + result.file.read(result.length) + result.suffix
         result = Response(result.status, data, result.content_type, result.headers)
-    return result.status, result      # a node.http.server.Response
+    return result.status, result  # a node.http.server.Response
 
 
 class InProcessClient:
@@ -117,29 +127,47 @@ class InProcessClient:
         self.server_name = server_name
         self.key = key
 
-    async def request(self, destination: str, method: str, path: str, json_body: Any = None,
-                      query: Any = None, timeout: Any = None) -> tuple[int, Any]:
+    async def request(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        query: Any = None,
+        timeout: Any = None,
+    ) -> tuple[int, Any]:
         node = self.network.nodes.get(destination)
         if node is None or frozenset((self.server_name, destination)) in self.network.down:
             raise DestinationUnreachable(destination, "no route (test network)")
         target = build_target(path, query)
         self.network.log.append((self.server_name, destination, method, path))
-        auth = sign_request(method, target, self.server_name, destination, self.key,
-                            json_body)
+        auth = sign_request(method, target, self.server_name, destination, self.key, json_body)
         body = orjson.dumps(json_body) if json_body is not None else b""
         status, out = dispatch(node, method, target, body, {"authorization": [auth]})
         return status, out
 
-    async def request_ok(self, destination: str, method: str, path: str, json_body: Any = None,
-                         query: Any = None, timeout: Any = None) -> Any:
-        status, body = await self.request(destination, method, path, json_body, query,
-                                          timeout)
+    async def request_ok(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        query: Any = None,
+        timeout: Any = None,
+    ) -> Any:
+        status, body = await self.request(destination, method, path, json_body, query, timeout)
         if not 200 <= status < 300:
             raise RemoteError(destination, status, body)
         return body
 
-    async def get_raw(self, destination: str, path: str, query: Any = None,
-                      timeout: Any = None, max_bytes: Any = None) -> Any:
+    async def get_raw(
+        self,
+        destination: str,
+        path: str,
+        query: Any = None,
+        timeout: Any = None,
+        max_bytes: Any = None,
+    ) -> Any:
         status, out = await self.request(destination, "GET", path, None, query, timeout)
         return out
 
@@ -148,9 +176,17 @@ class InProcessClient:
 
 
 class FedNode:
-    def __init__(self, network: Network, server_name: str, *, users=("alice", "bob"),
-                 key_version: str | None = None, policy: Any = None,
-                 max_missing_events: int = 20, media_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        network: Network,
+        server_name: str,
+        *,
+        users=("alice", "bob"),
+        key_version: str | None = None,
+        policy: Any = None,
+        max_missing_events: int = 20,
+        media_dir: str | None = None,
+    ) -> None:
         self.network = network
         self.server_name = server_name
         self.reactor = task.Clock()
@@ -161,20 +197,38 @@ class FedNode:
         self.accounts = FakeAccounts(())
         self.accounts.profiles = {f"@{u}:{server_name}": {"displayname": u} for u in users}
         self.notifier = SyncNotifier(self.clock)
-        self.rooms = RoomService(db=self.db, clock=self.clock, server_name=server_name,
-                                 signing_key=self.key, accounts=self.accounts,
-                                 notifier=self.notifier)
+        self.rooms = RoomService(
+            db=self.db,
+            clock=self.clock,
+            server_name=server_name,
+            signing_key=self.key,
+            accounts=self.accounts,
+            notifier=self.notifier,
+        )
         self.rooms.persister.start_sync()
         self.rooms.state_store.start_sync()
-        self.sync = SyncService(db=self.db, clock=self.clock, server_name=server_name,
-                                accounts=self.accounts, rooms=self.rooms,
-                                notifier=self.notifier)
-        config = Config(server_name=server_name, data_dir="/nonexistent",
-                        federation=FederationConfig(enabled=False,
-                                                    max_missing_events=max_missing_events))
-        self.ctx = SimpleNamespace(config=config, reactor=self.reactor, clock=self.clock,
-                                   db=self.db, signing_key=self.key, server_name=server_name,
-                                   router=None)
+        self.sync = SyncService(
+            db=self.db,
+            clock=self.clock,
+            server_name=server_name,
+            accounts=self.accounts,
+            rooms=self.rooms,
+            notifier=self.notifier,
+        )
+        config = Config(
+            server_name=server_name,
+            data_dir="/nonexistent",
+            federation=FederationConfig(enabled=False, max_missing_events=max_missing_events),
+        )
+        self.ctx = SimpleNamespace(
+            config=config,
+            reactor=self.reactor,
+            clock=self.clock,
+            db=self.db,
+            signing_key=self.key,
+            server_name=server_name,
+            router=None,
+        )
         self.client = InProcessClient(network, server_name, self.key)
         self.media = None
         if media_dir is not None:
@@ -182,14 +236,27 @@ class FedNode:
 
             from node.media.service import MediaService
             from node.media.store import MediaStore
-            self.media = MediaService(server_name=server_name, config=config.media,
-                                      db=self.db, store=MediaStore(media_dir),
-                                      clock=self.clock,
-                                      offload=lambda fn, *a: defer.succeed(fn(*a)))
-        self.fed = wiring.wire(self.ctx, accounts=self.accounts, rooms=self.rooms,
-                               notifier=self.notifier, sync=self.sync, policy=policy,
-                               media=self.media,
-                               signing_keys=[self.key], old_keys=[], client=self.client)
+
+            self.media = MediaService(
+                server_name=server_name,
+                config=config.media,
+                db=self.db,
+                store=MediaStore(media_dir),
+                clock=self.clock,
+                offload=lambda fn, *a: defer.succeed(fn(*a)),
+            )
+        self.fed = wiring.wire(
+            self.ctx,
+            accounts=self.accounts,
+            rooms=self.rooms,
+            notifier=self.notifier,
+            sync=self.sync,
+            policy=policy,
+            media=self.media,
+            signing_keys=[self.key],
+            old_keys=[],
+            client=self.client,
+        )
         network.nodes[server_name] = self
 
     # --- helpers ---------------------------------------------------------------------------
@@ -205,35 +272,62 @@ class FedNode:
     def pdu(self, event_id: str) -> dict:
         return dict(self.event(event_id).pdu)
 
-    def build(self, room_id: str, sender: str, etype: str, content: dict, *,
-              state_key: str | None = None, prev: list[str] | None = None,
-              state: dict | None = None, depth: int | None = None,
-              key: SigningKey | None = None, server_name: str | None = None,
-              ts: int | None = None):
+    def build(
+        self,
+        room_id: str,
+        sender: str,
+        etype: str,
+        content: dict,
+        *,
+        state_key: str | None = None,
+        prev: list[str] | None = None,
+        state: dict | None = None,
+        depth: int | None = None,
+        key: SigningKey | None = None,
+        server_name: str | None = None,
+        ts: int | None = None,
+    ):
         """Sign an event as this server (or ``server_name``/``key``) on top of another
         node's view of the room (``state``: (type, sk) -> Event, default: ours)."""
         room = self.room(room_id)
         state = room.state if state is None else state
         keys = auth_types_for_event(room.room_version, etype, sender, state_key, content)
         auth = [state[k].event_id for k in keys if k in state]
-        return build_event(room.room_version, server_name=server_name or self.server_name,
-                           signing_key=key or self.key, type=etype, sender=sender,
-                           content=content, room_id=room_id,
-                           prev_events=list(prev if prev is not None else room.extremities),
-                           auth_events=auth,
-                           depth=depth if depth is not None else room.depth + 1,
-                           origin_server_ts=ts if ts is not None else self.clock.time_ms(),
-                           state_key=state_key)
+        return build_event(
+            room.room_version,
+            server_name=server_name or self.server_name,
+            signing_key=key or self.key,
+            type=etype,
+            sender=sender,
+            content=content,
+            room_id=room_id,
+            prev_events=list(prev if prev is not None else room.extremities),
+            auth_events=auth,
+            depth=depth if depth is not None else room.depth + 1,
+            origin_server_ts=ts if ts is not None else self.clock.time_ms(),
+            state_key=state_key,
+        )
 
-    def send_txn(self, origin: "FedNode", pdus: list[dict], edus: list[dict] | None = None,
-                 txn_id: str = "t1") -> tuple[int, Any]:
+    def send_txn(
+        self,
+        origin: "FedNode",
+        pdus: list[dict],
+        edus: list[dict] | None = None,
+        txn_id: str = "t1",
+    ) -> tuple[int, Any]:
         """``origin`` sends a signed ``/send`` transaction to this node."""
-        body = {"origin": origin.server_name, "origin_server_ts": origin.clock.time_ms(),
-                "pdus": pdus}
+        body = {
+            "origin": origin.server_name,
+            "origin_server_ts": origin.clock.time_ms(),
+            "pdus": pdus,
+        }
         if edus:
             body["edus"] = edus
-        return result_of(origin.client.request(self.server_name, "PUT",
-                                               f"/_matrix/federation/v1/send/{txn_id}", body))
+        return result_of(
+            origin.client.request(
+                self.server_name, "PUT", f"/_matrix/federation/v1/send/{txn_id}", body
+            )
+        )
 
     def visible_ids(self, room_id: str) -> list[str]:
         evs = result_of(self.rooms.get_events_in_range(room_id, None, None, 1000, "f"))
@@ -261,17 +355,28 @@ def join_remote(resident: FedNode, joiner: FedNode, room_id: str, user: str = "b
     flow will)."""
     resident_room = resident.room(room_id)
     user_id = joiner.uid(user)
-    join = resident.build(room_id, user_id, "m.room.member", {"membership": "join"},
-                          state_key=user_id, key=joiner.key, server_name=joiner.server_name)
+    join = resident.build(
+        room_id,
+        user_id,
+        "m.room.member",
+        {"membership": "join"},
+        state_key=user_id,
+        key=joiner.key,
+        server_name=joiner.server_name,
+    )
     status, body = resident.send_txn(joiner, [join.pdu], txn_id=f"join-{user}")
     assert status == 200 and body["pdus"] == {join.event_id: {}}, body
     state_ids = result_of(resident.rooms.state_store.get_state_ids_before(join.event_id))
     state = [resident.pdu(eid) for eid in state_ids.values()]
     from federation.state_res import auth_chain
+
     chain_ids = auth_chain(list(state_ids.values()) + [join.event_id], resident.event)
     chain = [resident.pdu(eid) for eid in chain_ids]
-    result_of(joiner.fed.ingest.persist_joined_room(resident_room.room_version, join.pdu,
-                                                    state, chain, resident.server_name))
+    result_of(
+        joiner.fed.ingest.persist_joined_room(
+            resident_room.room_version, join.pdu, state, chain, resident.server_name
+        )
+    )
     assert resident_room.membership(user_id) == "join"
     return join.event_id
 

@@ -53,8 +53,14 @@ def make_clock() -> tuple[task.Clock, ReactorClock]:
 
 
 def make_rooms(server: str, db: InlineDB, clock, key: SigningKey, accounts=None) -> RoomService:
-    svc = RoomService(db=db, clock=clock, server_name=server, signing_key=key,
-                      accounts=accounts, notifier=RecordingNotifier())
+    svc = RoomService(
+        db=db,
+        clock=clock,
+        server_name=server,
+        signing_key=key,
+        accounts=accounts,
+        notifier=RecordingNotifier(),
+    )
     svc.persister.start_sync()
     return svc
 
@@ -69,8 +75,7 @@ class FakeClient:
         self.responder = None
         self.status = 200
 
-    async def request(self, destination, method, path, json_body=None, query=None,
-                      timeout=None):
+    async def request(self, destination, method, path, json_body=None, query=None, timeout=None):
         self.requests.append((destination, method, path, json_body, query))
         if destination in self.down:
             raise DestinationUnreachable(destination, "connection refused")
@@ -78,11 +83,10 @@ class FakeClient:
             return await self.responder(destination, method, path, json_body, query)
         return self.status, {"pdus": {}}
 
-    async def request_ok(self, destination, method, path, json_body=None, query=None,
-                         timeout=None):
+    async def request_ok(self, destination, method, path, json_body=None, query=None, timeout=None):
         from federation.transport.errors import RemoteError
-        status, body = await self.request(destination, method, path, json_body, query,
-                                          timeout)
+
+        status, body = await self.request(destination, method, path, json_body, query, timeout)
         if not 200 <= status < 300:
             raise RemoteError(destination, status, body)
         return body
@@ -91,8 +95,12 @@ class FakeClient:
         """(txn_id, body) of every /send request that reached ``destination``'s network."""
         out = []
         for dest, method, path, body, _ in self.requests:
-            if dest == destination and method == "PUT" and "/send/" in path \
-                    and destination not in ():
+            if (
+                dest == destination
+                and method == "PUT"
+                and "/send/" in path
+                and destination not in ()
+            ):
                 out.append((path.rsplit("/", 1)[1], body))
         return out
 
@@ -121,19 +129,31 @@ def remote_join(svc: RoomService, room_id: str, user_id: str, key: SigningKey):
         async with room.lock:
             from federation.auth.rules import check_auth
             from federation.auth.selection import auth_types_for_event
+
             content = {"membership": "join"}
-            keys = auth_types_for_event(room.room_version, "m.room.member", user_id, user_id,
-                                        content)
+            keys = auth_types_for_event(
+                room.room_version, "m.room.member", user_id, user_id, content
+            )
             auth = [room.state[k].event_id for k in keys if k in room.state]
-            ev = build_event(room.room_version, server_name=server, signing_key=key,
-                             type="m.room.member", sender=user_id, content=content,
-                             room_id=room_id, prev_events=list(room.extremities),
-                             auth_events=auth, depth=room.depth + 1,
-                             origin_server_ts=svc.clock.time_ms(), state_key=user_id)
+            ev = build_event(
+                room.room_version,
+                server_name=server,
+                signing_key=key,
+                type="m.room.member",
+                sender=user_id,
+                content=content,
+                room_id=room_id,
+                prev_events=list(room.extremities),
+                auth_events=auth,
+                depth=room.depth + 1,
+                origin_server_ts=svc.clock.time_ms(),
+                state_key=user_id,
+            )
             check_auth(ev, room.state)
             d = svc._commit_locally(room, ev)
         await d
         return ev
+
     return result_of(go())
 
 
@@ -147,11 +167,12 @@ def fired(d):
 
 # --- two in-process servers -------------------------------------------------------------
 
+
 class FakeKeyring:
     """Knows every test server's key (no fetching)."""
 
     def __init__(self, keys: dict) -> None:
-        self.keys = keys            # server -> SigningKey
+        self.keys = keys  # server -> SigningKey
 
     async def ensure_event_keys(self, pdus):
         return None
@@ -160,6 +181,7 @@ class FakeKeyring:
         def lookup(server, key_id):
             k = self.keys.get(server)
             return k.verify_key if k is not None and k.key_id == key_id else None
+
         return lookup
 
 
@@ -175,6 +197,7 @@ class LinearIngest:
         from federation.errors import MatrixError, NotFound
         from federation.events.checks import check_received_event
         from federation.events.model import Event
+
         rooms = self.node.rooms
         out = {}
         for pdu in pdus:
@@ -184,8 +207,9 @@ class LinearIngest:
                 out[pdu.get("event_id", "?")] = {"error": "unknown room"}
                 continue
             try:
-                ev = check_received_event(pdu, room.room_version,
-                                          self.node.keyring.event_key_lookup(pdu))
+                ev = check_received_event(
+                    pdu, room.room_version, self.node.keyring.event_key_lookup(pdu)
+                )
                 if await rooms.get_event(ev.event_id) is not None:
                     out[ev.event_id] = {}
                     continue
@@ -199,14 +223,15 @@ class LinearIngest:
                 out[ev.event_id] = {}
             except MatrixError as exc:
                 import logging
+
                 logging.getLogger("test.ingest").warning("refused: %s", exc.message)
                 out[Event(dict(pdu), room.room_version).event_id] = {"error": exc.message}
         return out
 
-    async def persist_joined_room(self, room_version, join_event, state, auth_chain,
-                                  origin):
+    async def persist_joined_room(self, room_version, join_event, state, auth_chain, origin):
         from federation.events.model import Event
         from node.rooms.state_cache import RoomState
+
         rooms = self.node.rooms
         rv = room_version
         evs = {}
@@ -218,6 +243,7 @@ class LinearIngest:
         room = RoomState(join.room_id, rv, creator=create.sender)
         known = await rooms.get_events(list(evs))
         from node.rooms import store
+
         first = await rooms.db.run(store.load_room, join.room_id) is None
         pending = []
         for ev in sorted(evs.values(), key=lambda e: e.depth):
@@ -225,10 +251,14 @@ class LinearIngest:
                 continue
             ev.internal["outlier"] = True
             if first:
-                ev.internal["new_room"] = {"room_id": join.room_id,
-                                           "room_version": rv.identifier,
-                                           "creator": create.sender, "is_public": False,
-                                           "room_type": None, "created_ts": 0}
+                ev.internal["new_room"] = {
+                    "room_id": join.room_id,
+                    "room_version": rv.identifier,
+                    "creator": create.sender,
+                    "is_public": False,
+                    "room_type": None,
+                    "created_ts": 0,
+                }
                 first = False
             pending.append(rooms.persister.enqueue(ev))
         for d in pending:
@@ -238,10 +268,14 @@ class LinearIngest:
         room.extremities = list(join.prev_event_ids)
         room.depth = join.depth - 1
         if first:
-            join.internal["new_room"] = {"room_id": join.room_id,
-                                         "room_version": rv.identifier,
-                                         "creator": create.sender, "is_public": False,
-                                         "room_type": None, "created_ts": 0}
+            join.internal["new_room"] = {
+                "room_id": join.room_id,
+                "room_version": rv.identifier,
+                "creator": create.sender,
+                "is_public": False,
+                "room_type": None,
+                "created_ts": 0,
+            }
         rooms._rooms[join.room_id] = room
         async with room.lock:
             d = rooms._commit_locally(room, join)
@@ -253,11 +287,13 @@ class FedNode:
     """One server: rooms, outbound sender and membership service on its own database;
     ``network`` routes federation requests between nodes in-process."""
 
-    def __init__(self, server: str, key: SigningKey, network: dict, reactor_clock,
-                 users=("alice", "bob")) -> None:
+    def __init__(
+        self, server: str, key: SigningKey, network: dict, reactor_clock, users=("alice", "bob")
+    ) -> None:
         from node.federation.membership.service import MembershipService
         from node.federation.membership.wiring import attach as attach_membership
         from node.federation.outbound.wiring import attach, build_sender
+
         self.server = server
         self.key = key
         self.network = network
@@ -265,36 +301,61 @@ class FedNode:
         self.reactor, self.clock = reactor_clock
         self.db = InlineDB()
         accounts = FakeAccounts(())
-        accounts.profiles = {f"@{u}:{server}": {"displayname": u.capitalize()}
-                             for u in users}
+        accounts.profiles = {f"@{u}:{server}": {"displayname": u.capitalize()} for u in users}
         self.accounts = accounts
         self.rooms = make_rooms(server, self.db, self.clock, key, accounts=accounts)
         self.client = FakeClient()
         self.client.responder = self._route
         self.policy = Policy()
         self.keyring = FakeKeyring({})
-        self.sender = build_sender(db=self.db, clock=self.clock, client=self.client,
-                                   server_name=server, rooms=self.rooms, policy=self.policy,
-                                   random=lambda: 0.5)
+        self.sender = build_sender(
+            db=self.db,
+            clock=self.clock,
+            client=self.client,
+            server_name=server,
+            rooms=self.rooms,
+            policy=self.policy,
+            random=lambda: 0.5,
+        )
         attach(self.sender, rooms=self.rooms)
         if os.environ.get("FEDOUT_LINEAR_INGEST"):
             self.ingest = LinearIngest(self)
-        else:       # the real inbound pipeline (node/federation/ingest.py)
+        else:  # the real inbound pipeline (node/federation/ingest.py)
             from node.federation.ingest import Ingest
-            self.ingest = Ingest(rooms=self.rooms, state_store=self.rooms.state_store,
-                                 keyring=self.keyring, client=self.client,
-                                 policy=self.policy, server_name=server)
+
+            self.ingest = Ingest(
+                rooms=self.rooms,
+                state_store=self.rooms.state_store,
+                keyring=self.keyring,
+                client=self.client,
+                policy=self.policy,
+                server_name=server,
+            )
         self.ms = MembershipService(
-            rooms=self.rooms, accounts=accounts, sender=self.sender, client=self.client,
-            keyring=self.keyring, ingest=self.ingest, state_store=self.rooms.state_store,
-            policy=self.policy, db=self.db, clock=self.clock, server_name=server,
-            signing_key=key)
+            rooms=self.rooms,
+            accounts=accounts,
+            sender=self.sender,
+            client=self.client,
+            keyring=self.keyring,
+            ingest=self.ingest,
+            state_store=self.rooms.state_store,
+            policy=self.policy,
+            db=self.db,
+            clock=self.clock,
+            server_name=server,
+            signing_key=key,
+        )
         attach_membership(self.ms, self.rooms)
         from node.federation.remote.backfill import Backfiller
-        self.rooms.backfill_hook = Backfiller(rooms=self.rooms, client=self.client,
-                                              clock=self.clock, server_name=server,
-                                              ingest=self.ingest,
-                                              policy=self.policy).backfill
+
+        self.rooms.backfill_hook = Backfiller(
+            rooms=self.rooms,
+            client=self.client,
+            clock=self.clock,
+            server_name=server,
+            ingest=self.ingest,
+            policy=self.policy,
+        ).backfill
         result_of(self.sender.start())
 
     def uid(self, name: str) -> str:
@@ -305,24 +366,28 @@ class FedNode:
         from urllib.parse import unquote
 
         from federation.errors import MatrixError
+
         target = self.network.get(dest)
         if target is None:
             from federation.transport.errors import DestinationUnreachable
+
             raise DestinationUnreachable(dest, "no such server")
         parts = [unquote(p) for p in path.split("/")]
         ms = target.ms
         origin = self.server
         try:
             if "/make_join/" in path:
-                return 200, await ms.on_make_join(origin, parts[-2], parts[-1],
-                                                  (query or {}).get("ver", []))
+                return 200, await ms.on_make_join(
+                    origin, parts[-2], parts[-1], (query or {}).get("ver", [])
+                )
             if "/send_join/" in path:
                 return 200, await ms.on_send_join(origin, parts[-2], parts[-1], body)
             if "/invite/" in path:
                 return 200, await ms.on_invite(origin, parts[-2], parts[-1], body)
             if "/make_knock/" in path:
-                return 200, await ms.on_make_knock(origin, parts[-2], parts[-1],
-                                                   (query or {}).get("ver", []))
+                return 200, await ms.on_make_knock(
+                    origin, parts[-2], parts[-1], (query or {}).get("ver", [])
+                )
             if "/send_knock/" in path:
                 return 200, await ms.on_send_knock(origin, parts[-2], parts[-1], body)
             if "/make_leave/" in path:
@@ -333,8 +398,13 @@ class FedNode:
                 from types import SimpleNamespace
 
                 from node.federation.server.backfill import walk_back
-                evs = await walk_back(SimpleNamespace(rooms=target.rooms), parts[-1],
-                                      list(query["v"]), int(query["limit"]))
+
+                evs = await walk_back(
+                    SimpleNamespace(rooms=target.rooms),
+                    parts[-1],
+                    list(query["v"]),
+                    int(query["limit"]),
+                )
                 return 200, {"origin": dest, "pdus": [dict(e.pdu) for e in evs]}
             if "/send/" in path:
                 res = await target.ingest.receive_pdus(origin, body["pdus"])
@@ -342,6 +412,7 @@ class FedNode:
                 return 200, {"pdus": res}
             if "/query/directory" in path:
                 from node.rooms import store
+
                 rid = await target.db.run(store.alias_room_id, query["room_alias"])
                 if rid is None:
                     return 404, {"errcode": "M_NOT_FOUND", "error": "no alias"}

@@ -28,8 +28,15 @@ def _deep_room():
     forward extremity of a's room)."""
     net, a, b, room_id = two_nodes_in_a_room()
     bob = b.uid("bob")
-    deep = a.build(room_id, bob, "m.room.message", {"msgtype": "m.text", "body": "deep"},
-                   depth=MAX_DEPTH, key=b.key, server_name=b.server_name)
+    deep = a.build(
+        room_id,
+        bob,
+        "m.room.message",
+        {"msgtype": "m.text", "body": "deep"},
+        depth=MAX_DEPTH,
+        key=b.key,
+        server_name=b.server_name,
+    )
     status, body = a.send_txn(b, [deep.pdu], txn_id="deep")
     assert status == 200 and body["pdus"] == {deep.event_id: {}}, body
     assert a.room(room_id).extremities == [deep.event_id]
@@ -39,10 +46,16 @@ def _deep_room():
 def test_creator_can_send_change_state_and_redact_at_the_ceiling():
     net, a, b, room_id, deep_id = _deep_room()
     alice = a.uid("alice")
-    msg = result_of(a.rooms.send_event(alice, room_id, "m.room.message",
-                                       {"msgtype": "m.text", "body": "still here"}))
-    topic = result_of(a.rooms.send_event(alice, room_id, "m.room.topic",
-                                         {"topic": "after the deep event"}, state_key=""))
+    msg = result_of(
+        a.rooms.send_event(
+            alice, room_id, "m.room.message", {"msgtype": "m.text", "body": "still here"}
+        )
+    )
+    topic = result_of(
+        a.rooms.send_event(
+            alice, room_id, "m.room.topic", {"topic": "after the deep event"}, state_key=""
+        )
+    )
     redaction = result_of(a.rooms.redact_event(alice, room_id, deep_id))
     for event_id in (msg, topic, redaction.event_id):
         ev = a.event(event_id)
@@ -56,8 +69,7 @@ def test_invite_kick_and_leave_at_the_ceiling():
     net, a, b, room_id, _ = _deep_room()
     alice, bob_b, bob_a = a.uid("alice"), b.uid("bob"), a.uid("bob")
     invite = result_of(a.rooms.update_membership(alice, room_id, bob_a, "invite"))
-    kick = result_of(a.rooms.update_membership(alice, room_id, bob_b, "leave",
-                                               action="kick"))
+    kick = result_of(a.rooms.update_membership(alice, room_id, bob_b, "leave", action="kick"))
     leave = result_of(a.rooms.update_membership(alice, room_id, alice, "leave"))
     for ev in (invite, kick, leave):
         assert ev is not None and ev.depth == MAX_DEPTH
@@ -68,6 +80,7 @@ def test_invite_kick_and_leave_at_the_ceiling():
 
 
 # --- membership handshakes between two servers at the ceiling ---------------------------
+
 
 def _handshake_nodes_with_deep_room():
     """Three servers with make_join/send_join/invite/make_leave wired (``fedout_support``):
@@ -82,8 +95,7 @@ def _handshake_nodes_with_deep_room():
     network: dict = {}
     a = FedNode("a.test", SigningKey("a1", b"\x0a" * 32), network, rc)
     b = FedNode("b.test", SigningKey("b1", b"\x0b" * 32), network, rc)
-    c = FedNode("c.test", SigningKey("c1", b"\x0c" * 32), network, rc,
-                users=("carol",))
+    c = FedNode("c.test", SigningKey("c1", b"\x0c" * 32), network, rc, users=("carol",))
     link(a, b, c)
     alice, bob = a.uid("alice"), b.uid("bob")
     room_id = result_of(a.rooms.create_room(alice, {"preset": "public_chat"}))
@@ -91,13 +103,20 @@ def _handshake_nodes_with_deep_room():
     room = result_of(a.rooms.get_room(room_id))
     content = {"msgtype": "m.text", "body": "deep"}
     keys = auth_types_for_event(room.room_version, "m.room.message", bob, None, content)
-    deep = build_event(room.room_version, server_name="b.test", signing_key=b.key,
-                       type="m.room.message", sender=bob, content=content,
-                       room_id=room_id, prev_events=list(room.extremities),
-                       auth_events=[room.state[k].event_id for k in keys if k in room.state],
-                       depth=MAX_DEPTH, origin_server_ts=b.clock.time_ms())
-    assert result_of(a.ingest.receive_pdus("b.test", [dict(deep.pdu)])) == \
-        {deep.event_id: {}}
+    deep = build_event(
+        room.room_version,
+        server_name="b.test",
+        signing_key=b.key,
+        type="m.room.message",
+        sender=bob,
+        content=content,
+        room_id=room_id,
+        prev_events=list(room.extremities),
+        auth_events=[room.state[k].event_id for k in keys if k in room.state],
+        depth=MAX_DEPTH,
+        origin_server_ts=b.clock.time_ms(),
+    )
+    assert result_of(a.ingest.receive_pdus("b.test", [dict(deep.pdu)])) == {deep.event_id: {}}
     assert room.extremities == [deep.event_id]
     return a, c, room_id
 
@@ -124,7 +143,7 @@ def test_rejecting_an_invite_at_the_ceiling_when_the_inviter_is_gone():
     result_of(a.ms.invite_user(alice, room_id, carol))
     invite = result_of(a.rooms.get_current_state(room_id))[("m.room.member", carol)]
     assert invite.depth == MAX_DEPTH
-    del c.network["a.test"]             # nobody to make_leave through: rejected locally
+    del c.network["a.test"]  # nobody to make_leave through: rejected locally
     result_of(c.ms.leave_room(carol, room_id))
     rows = result_of(c.rooms.get_rooms_for_user(carol))
     assert [(r, m) for r, m, _ in rows] == [(room_id, "leave")]

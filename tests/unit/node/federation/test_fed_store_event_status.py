@@ -30,28 +30,48 @@ def reference_status(conn, event_ids):
     out = {}
     ids = list(event_ids)
     for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        grouped = {r.event_id for r in conn.execute(
-            select(event_state_groups.c.event_id)
-            .where(event_state_groups.c.event_id.in_(chunk)))}
-        for r in conn.execute(select(events.c.event_id, events.c.outlier,
-                                     events.c.rejected_reason)
-                              .where(events.c.event_id.in_(chunk))):
-            out[r.event_id] = (bool(r.outlier), r.rejected_reason is not None,
-                               r.event_id in grouped)
+        chunk = ids[i : i + 500]
+        grouped = {
+            r.event_id
+            for r in conn.execute(
+                select(event_state_groups.c.event_id).where(
+                    event_state_groups.c.event_id.in_(chunk)
+                )
+            )
+        }
+        for r in conn.execute(
+            select(events.c.event_id, events.c.outlier, events.c.rejected_reason).where(
+                events.c.event_id.in_(chunk)
+            )
+        ):
+            out[r.event_id] = (
+                bool(r.outlier),
+                r.rejected_reason is not None,
+                r.event_id in grouped,
+            )
     return out
 
 
 def _event_row(so, eid, *, outlier=False, rejected=None):
-    return {"stream_ordering": so, "event_id": eid, "room_id": ROOM, "type": "m.room.message",
-            "state_key": None, "sender": "@u:a.test", "depth": so, "origin_server_ts": so,
-            "json": "{}", "rejected_reason": rejected, "outlier": outlier}
+    return {
+        "stream_ordering": so,
+        "event_id": eid,
+        "room_id": ROOM,
+        "type": "m.room.message",
+        "state_key": None,
+        "sender": "@u:a.test",
+        "depth": so,
+        "origin_server_ts": so,
+        "json": "{}",
+        "rejected_reason": rejected,
+        "outlier": outlier,
+    }
 
 
 # Every combination of (outlier, rejected, has groups), several events of each, plus an
 # event_state_groups row for an event that is not stored (it must not appear).
 KINDS = [(o, r, g) for o in (False, True) for r in (False, True) for g in (False, True)]
-PER_KIND = 80           # 640 stored events: more than one 500-ID chunk
+PER_KIND = 80  # 640 stored events: more than one 500-ID chunk
 
 
 def _populate(db: InlineDB) -> dict[str, tuple[bool, bool, bool]]:
@@ -64,11 +84,13 @@ def _populate(db: InlineDB) -> dict[str, tuple[bool, bool, bool]]:
             eid = f"$e{so}-{int(o)}{int(r)}{int(g)}"
             rows.append(_event_row(so, eid, outlier=o, rejected="bad auth" if r else None))
             if g:
-                groups.append({"event_id": eid, "room_id": ROOM, "before_group": so,
-                               "after_group": so + 1})
+                groups.append(
+                    {"event_id": eid, "room_id": ROOM, "before_group": so, "after_group": so + 1}
+                )
             expected[eid] = (o, r, g)
-    groups.append({"event_id": "$only-grouped", "room_id": ROOM, "before_group": 1,
-                   "after_group": 1})
+    groups.append(
+        {"event_id": "$only-grouped", "room_id": ROOM, "before_group": 1, "after_group": 1}
+    )
     # An empty rejection reason is still a rejection (IS NOT NULL).
     so += 1
     rows.append(_event_row(so, "$empty-reason", rejected=""))
@@ -77,6 +99,7 @@ def _populate(db: InlineDB) -> dict[str, tuple[bool, bool, bool]]:
     def write(conn):
         conn.execute(insert(events), rows)
         conn.execute(insert(event_state_groups), groups)
+
     db.run_sync(write)
     return expected
 
@@ -130,8 +153,9 @@ def test_exactly_500_and_501_ids():
     db, expected = _db()
     ids = list(expected)
     for n in (499, 500, 501, 1000, 1001):
-        new, ref = _both(db, ids[:n] if n <= len(ids) else
-                         ids + [f"$pad{i}" for i in range(n - len(ids))])
+        new, ref = _both(
+            db, ids[:n] if n <= len(ids) else ids + [f"$pad{i}" for i in range(n - len(ids))]
+        )
         assert new == ref
         assert len(new) == min(n, len(ids))
 
@@ -150,19 +174,23 @@ def test_sees_rows_written_earlier_in_the_same_transaction():
 
     def in_one_txn(conn):
         conn.execute(insert(events), [_event_row(1, "$fresh", outlier=True)])
-        conn.execute(insert(event_state_groups), [{"event_id": "$fresh", "room_id": ROOM,
-                                                   "before_group": 1, "after_group": 1}])
+        conn.execute(
+            insert(event_state_groups),
+            [{"event_id": "$fresh", "room_id": ROOM, "before_group": 1, "after_group": 1}],
+        )
         return store.event_status(conn, ["$fresh"])
+
     assert db.run_sync(in_one_txn) == {"$fresh": (True, False, True)}
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(st.integers(0, 700), st.text(min_size=0, max_size=6)),
-                max_size=1200))
+@given(st.lists(st.one_of(st.integers(0, 700), st.text(min_size=0, max_size=6)), max_size=1200))
 def test_any_list_of_ids_matches_the_reference(picks):
     db, expected = _db()
     stored = list(expected)
-    ids = [stored[p % len(stored)] if isinstance(p, int) and p < len(stored) + 20
-           else f"${p}" for p in picks]
+    ids = [
+        stored[p % len(stored)] if isinstance(p, int) and p < len(stored) + 20 else f"${p}"
+        for p in picks
+    ]
     new, ref = _both(db, ids)
     assert new == ref

@@ -25,12 +25,12 @@ def _nodes():
     net = Network()
     a = FedNode(net, "a.test")
     b = FedNode(net, "b.test")
-    accounts = AccountsService(a.ctx)          # the real accounts store on a's database
+    accounts = AccountsService(a.ctx)  # the real accounts store on a's database
     alice = result_of(accounts.create_user("alice", None, "teacher"))
     # What a password login does once the password is checked: a device + token each.
     _, phone = result_of(accounts.issue_token(alice, "PHONE", "Alice's phone", "127.0.0.1"))
     _, laptop = result_of(accounts.issue_token(alice, None, "Alice's laptop", "127.0.0.1"))
-    result_of(accounts.create_user("bob", None, "pupil"))        # no device
+    result_of(accounts.create_user("bob", None, "pupil"))  # no device
     return a, b, accounts, alice, phone, laptop
 
 
@@ -56,14 +56,15 @@ def test_user_devices_hides_device_names_by_default():
 
 def test_user_devices_lists_both_login_devices_with_names():
     a, b, accounts, alice, phone, laptop = _nodes()
-    a.fed.fctx.config.share_device_names = True     # federation.share_device_names: true
+    a.fed.fctx.config.share_device_names = True  # federation.share_device_names: true
     status, body = _get(b, a, _devices_path(alice))
     assert status == 200, body
     assert body["user_id"] == alice
-    assert body["stream_id"] == 0           # no m.device_list_update was ever sent
+    assert body["stream_id"] == 0  # no m.device_list_update was ever sent
     assert body["devices"] == [
         {"device_id": "PHONE", "device_display_name": "Alice's phone"},
-        {"device_id": laptop, "device_display_name": "Alice's laptop"}]
+        {"device_id": laptop, "device_display_name": "Alice's laptop"},
+    ]
     # No keys are stored, so none are invented; no cross-signing keys either.
     assert "master_key" not in body and "self_signing_key" not in body
     # A renamed and a deleted device show up on the next request.
@@ -76,11 +77,10 @@ def test_user_devices_lists_both_login_devices_with_names():
 def test_user_devices_of_user_without_devices_and_bad_users():
     a, b, *_ = _nodes()
     status, body = _get(b, a, _devices_path(a.uid("bob")))
-    assert status == 200 and body == {"user_id": a.uid("bob"), "stream_id": 0,
-                                      "devices": []}
+    assert status == 200 and body == {"user_id": a.uid("bob"), "stream_id": 0, "devices": []}
     status, body = _get(b, a, _devices_path(a.uid("nobody")))
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
-    status, body = _get(b, a, _devices_path(b.uid("bob")))       # not one of a's users
+    status, body = _get(b, a, _devices_path(b.uid("bob")))  # not one of a's users
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     assert "not hosted on this server" in body["error"]
     for bad in ("alice", "@alice", "@alice:", "@al\x00ice:a.test"):
@@ -98,8 +98,9 @@ def test_user_endpoints_need_a_signed_request():
 
 def test_keys_query_answers_known_users_with_no_stored_keys():
     a, b, accounts, alice, phone, laptop = _nodes()
-    status, body = _post(b, a, QUERY, {"device_keys": {
-        alice: [], a.uid("bob"): ["X"], a.uid("nobody"): []}})
+    status, body = _post(
+        b, a, QUERY, {"device_keys": {alice: [], a.uid("bob"): ["X"], a.uid("nobody"): []}}
+    )
     assert status == 200, body
     # Devices exist but none uploaded keys: each known user's map is empty; an unknown
     # user is left out; no cross-signing keys are stored.
@@ -112,8 +113,12 @@ def test_keys_query_answers_known_users_with_no_stored_keys():
 
 def test_keys_claim_finds_no_one_time_keys():
     a, b, accounts, alice, phone, laptop = _nodes()
-    status, body = _post(b, a, CLAIM, {"one_time_keys": {
-        alice: {phone: "signed_curve25519", laptop: "signed_curve25519"}}})
+    status, body = _post(
+        b,
+        a,
+        CLAIM,
+        {"one_time_keys": {alice: {phone: "signed_curve25519", laptop: "signed_curve25519"}}},
+    )
     assert status == 200 and body == {"one_time_keys": {}}
 
 
@@ -126,8 +131,12 @@ def test_keys_query_and_claim_refuse_other_servers_users_and_bad_bodies():
         (QUERY, {"device_keys": [alice]}, 400, "M_BAD_JSON"),
         (QUERY, {"device_keys": {alice: "PHONE"}}, 400, "M_BAD_JSON"),
         (QUERY, {"device_keys": {alice: [1]}}, 400, "M_BAD_JSON"),
-        (CLAIM, {"one_time_keys": {b.uid("bob"): {"D": "signed_curve25519"}}},
-         400, "M_INVALID_PARAM"),
+        (
+            CLAIM,
+            {"one_time_keys": {b.uid("bob"): {"D": "signed_curve25519"}}},
+            400,
+            "M_INVALID_PARAM",
+        ),
         (CLAIM, {}, 400, "M_MISSING_PARAM"),
         (CLAIM, {"one_time_keys": {alice: ["PHONE"]}}, 400, "M_BAD_JSON"),
         (CLAIM, {"one_time_keys": {alice: {phone: 25519}}}, 400, "M_BAD_JSON"),
@@ -144,7 +153,7 @@ def test_keys_requests_over_the_caps_are_too_large():
     status, body = _post(b, a, QUERY, {"device_keys": many})
     assert (status, body["errcode"]) == (413, "M_TOO_LARGE")
     status, body = _post(b, a, QUERY, {"device_keys": dict(list(many.items())[:MAX_USERS])})
-    assert status == 200 and body == {"device_keys": {}}   # exactly the cap: fine
+    assert status == 200 and body == {"device_keys": {}}  # exactly the cap: fine
     devices = {f"D{i}": "signed_curve25519" for i in range(MAX_DEVICE_IDS + 1)}
     status, body = _post(b, a, CLAIM, {"one_time_keys": {alice: devices}})
     assert (status, body["errcode"]) == (413, "M_TOO_LARGE")

@@ -25,8 +25,22 @@ class _Clock:
 
 def _init(tmp_path, capsys, *extra):
     data = tmp_path / "node"
-    assert main(["node", "init", "--server-name", "localhost:18448", "--data-dir", str(data),
-                 "--port", "8111", *extra]) == 0
+    assert (
+        main(
+            [
+                "node",
+                "init",
+                "--server-name",
+                "localhost:18448",
+                "--data-dir",
+                str(data),
+                "--port",
+                "8111",
+                *extra,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     return data, str(data / "config.yaml")
 
@@ -47,8 +61,10 @@ def test_init_writes_a_tls_certificate_and_federation_listener(tmp_path, capsys)
 
 def test_default_federation_port_follows_the_client_port(tmp_path, capsys):
     data = tmp_path / "n0"
-    assert main(["node", "init", "--server-name", "s.test", "--data-dir", str(data),
-                 "--port", "0"]) == 0
+    assert (
+        main(["node", "init", "--server-name", "s.test", "--data-dir", str(data), "--port", "0"])
+        == 0
+    )
     assert load_config(str(data / "config.yaml")).federation.listener.port == 0
     _, config_path = _init(tmp_path, capsys)
     assert load_config(config_path).federation.listener.port == 8448

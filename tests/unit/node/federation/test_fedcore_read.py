@@ -31,17 +31,24 @@ def _setup(**kw):
     a = FedNode(net, "a.test", **kw)
     b = FedNode(net, "b.test")
     c = FedNode(net, "c.test")
-    room_id = result_of(a.rooms.create_room(a.uid("alice"), {
-        "preset": "public_chat", "name": "Aula", "room_alias_name": "aula",
-        "visibility": "public"}))
+    room_id = result_of(
+        a.rooms.create_room(
+            a.uid("alice"),
+            {
+                "preset": "public_chat",
+                "name": "Aula",
+                "room_alias_name": "aula",
+                "visibility": "public",
+            },
+        )
+    )
     join_remote(a, b, room_id)
     return net, a, b, c, room_id
 
 
 def test_event_endpoint_and_who_may_read():
     net, a, b, c, room_id = _setup()
-    m = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message",
-                                     {"body": "hi"}))
+    m = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message", {"body": "hi"}))
     status, body = _get(b, a, f"{V1}/event/{quote(m)}")
     assert status == 200 and body["origin"] == "a.test"
     assert [p["content"] for p in body["pdus"]] == [{"body": "hi"}]
@@ -56,15 +63,28 @@ def test_history_visibility_joined_redacts_events_from_before_the_join():
     net = Network()
     a = FedNode(net, "a.test")
     b = FedNode(net, "b.test")
-    room_id = result_of(a.rooms.create_room(a.uid("alice"), {
-        "preset": "public_chat",
-        "initial_state": [{"type": "m.room.history_visibility", "state_key": "",
-                           "content": {"history_visibility": "joined"}}]}))
-    early = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message",
-                                         {"body": "before b"}))
+    room_id = result_of(
+        a.rooms.create_room(
+            a.uid("alice"),
+            {
+                "preset": "public_chat",
+                "initial_state": [
+                    {
+                        "type": "m.room.history_visibility",
+                        "state_key": "",
+                        "content": {"history_visibility": "joined"},
+                    }
+                ],
+            },
+        )
+    )
+    early = result_of(
+        a.rooms.send_event(a.uid("alice"), room_id, "m.room.message", {"body": "before b"})
+    )
     join_remote(a, b, room_id)
-    late = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message",
-                                        {"body": "after b"}))
+    late = result_of(
+        a.rooms.send_event(a.uid("alice"), room_id, "m.room.message", {"body": "after b"})
+    )
     _, body = _get(b, a, f"{V1}/event/{quote(early)}")
     assert body["pdus"][0]["content"] == {}
     _, body = _get(b, a, f"{V1}/event/{quote(late)}")
@@ -73,8 +93,7 @@ def test_history_visibility_joined_redacts_events_from_before_the_join():
 
 def test_state_and_state_ids_are_the_state_before_the_event():
     net, a, b, c, room_id = _setup()
-    t = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.topic",
-                                     {"topic": "T"}, ""))
+    t = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.topic", {"topic": "T"}, ""))
     expected = result_of(a.rooms.state_store.get_state_ids_before(t))
     assert ("m.room.topic", "") not in expected
     status, ids = _get(b, a, f"{V1}/state_ids/{quote(room_id)}", {"event_id": t})
@@ -93,33 +112,43 @@ def test_state_and_state_ids_are_the_state_before_the_event():
 
 def test_backfill_and_get_missing_events():
     net, a, b, c, room_id = _setup()
-    sent = [result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message",
-                                         {"body": str(i)})) for i in range(6)]
-    status, body = _get(b, a, f"{V1}/backfill/{quote(room_id)}",
-                        {"v": [sent[-1]], "limit": 3})
+    sent = [
+        result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message", {"body": str(i)}))
+        for i in range(6)
+    ]
+    status, body = _get(b, a, f"{V1}/backfill/{quote(room_id)}", {"v": [sent[-1]], "limit": 3})
     assert status == 200
-    ids = [result_of(a.rooms.get_event(p["event_id"])) if "event_id" in p else None
-           for p in body["pdus"]]
+    ids = [
+        result_of(a.rooms.get_event(p["event_id"])) if "event_id" in p else None
+        for p in body["pdus"]
+    ]
     from federation.events.model import Event
+
     rv = a.room(room_id).room_version
     got = [Event(p, rv).event_id for p in body["pdus"]]
     assert got == [sent[5], sent[4], sent[3]]
     assert ids is not None
-    status, body = _post(b, a, f"{V1}/get_missing_events/{quote(room_id)}",
-                         {"earliest_events": [sent[1]], "latest_events": [sent[5]],
-                          "limit": 10})
+    status, body = _post(
+        b,
+        a,
+        f"{V1}/get_missing_events/{quote(room_id)}",
+        {"earliest_events": [sent[1]], "latest_events": [sent[5]], "limit": 10},
+    )
     assert status == 200
     got = [Event(p, rv).event_id for p in body["events"]]
     assert got == sent[2:5]
-    status, body = _post(c, a, f"{V1}/get_missing_events/{quote(room_id)}",
-                         {"earliest_events": [], "latest_events": [sent[5]]})
+    status, body = _post(
+        c,
+        a,
+        f"{V1}/get_missing_events/{quote(room_id)}",
+        {"earliest_events": [], "latest_events": [sent[5]]},
+    )
     assert status == 403
 
 
 def test_event_auth_is_the_auth_chain():
     net, a, b, c, room_id = _setup()
-    m = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message",
-                                     {"body": "x"}))
+    m = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message", {"body": "x"}))
     status, body = _get(b, a, f"{V1}/event_auth/{quote(room_id)}/{quote(m)}")
     assert status == 200
     types = sorted(p["type"] for p in body["auth_chain"])
@@ -131,11 +160,13 @@ def test_query_profile_and_directory():
     net, a, b, c, room_id = _setup()
     status, body = _get(b, a, f"{V1}/query/profile", {"user_id": a.uid("alice")})
     assert (status, body) == (200, {"displayname": "alice"})
-    status, body = _get(b, a, f"{V1}/query/profile", {"user_id": a.uid("alice"),
-                                                      "field": "displayname"})
+    status, body = _get(
+        b, a, f"{V1}/query/profile", {"user_id": a.uid("alice"), "field": "displayname"}
+    )
     assert (status, body) == (200, {"displayname": "alice"})
-    status, body = _get(b, a, f"{V1}/query/profile", {"user_id": a.uid("alice"),
-                                                      "field": "avatar_url"})
+    status, body = _get(
+        b, a, f"{V1}/query/profile", {"user_id": a.uid("alice"), "field": "avatar_url"}
+    )
     assert status == 404
     status, body = _get(b, a, f"{V1}/query/profile", {"user_id": a.uid("nobody")})
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
@@ -152,8 +183,9 @@ def test_public_rooms():
     status, body = _get(c, a, f"{V1}/publicRooms")
     assert status == 200 and [r["room_id"] for r in body["chunk"]] == [room_id]
     assert body["chunk"][0]["num_joined_members"] == 2
-    status, body = _post(c, a, f"{V1}/publicRooms",
-                         {"filter": {"generic_search_term": "aula"}, "limit": 5})
+    status, body = _post(
+        c, a, f"{V1}/publicRooms", {"filter": {"generic_search_term": "aula"}, "limit": 5}
+    )
     assert status == 200 and [r["name"] for r in body["chunk"]] == ["Aula"]
     status, body = _post(c, a, f"{V1}/publicRooms", {"filter": {"generic_search_term": "x"}})
     assert body["chunk"] == []

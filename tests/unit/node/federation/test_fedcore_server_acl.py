@@ -46,8 +46,14 @@ def _set_acl(a, room_id, content) -> str:
 
 def _message(resident, author, room_id, body):
     """A message by ``author``'s bob, built on ``resident``'s view of the room."""
-    return resident.build(room_id, author.uid("bob"), "m.room.message", {"body": body},
-                          key=author.key, server_name=author.server_name)
+    return resident.build(
+        room_id,
+        author.uid("bob"),
+        "m.room.message",
+        {"body": body},
+        key=author.key,
+        server_name=author.server_name,
+    )
 
 
 def _refused(receiver, sender, ev, txn_id) -> str:
@@ -65,12 +71,15 @@ def _req(src, dst, method, path, body=None, query=None):
 
 
 def _receipt_rows(node, user_id):
-    return node.db.run_sync(lambda conn: conn.execute(
-        select(func.count()).select_from(receipts)
-        .where(receipts.c.user_id == user_id)).scalar())
+    return node.db.run_sync(
+        lambda conn: conn.execute(
+            select(func.count()).select_from(receipts).where(receipts.c.user_id == user_id)
+        ).scalar()
+    )
 
 
 # --- /send: PDUs -------------------------------------------------------------------------
+
 
 def test_pdus_from_a_denied_server_are_refused_and_not_stored():
     net, a, b, c, room_id = _setup()
@@ -133,25 +142,36 @@ def test_acls_judge_the_sending_server_not_the_events_author():
 
 # --- /send: EDUs -------------------------------------------------------------------------
 
+
 def _typing(node, room_id):
-    return {"edu_type": "m.typing",
-            "content": {"room_id": room_id, "user_id": node.uid("bob"), "typing": True}}
+    return {
+        "edu_type": "m.typing",
+        "content": {"room_id": room_id, "user_id": node.uid("bob"), "typing": True},
+    }
 
 
 def _receipt(node, room_id, event_id):
-    return {"edu_type": "m.receipt", "content": {room_id: {"m.read": {
-        node.uid("bob"): {"event_ids": [event_id], "data": {"ts": 1}}}}}}
+    return {
+        "edu_type": "m.receipt",
+        "content": {
+            room_id: {"m.read": {node.uid("bob"): {"event_ids": [event_id], "data": {"ts": 1}}}}
+        },
+    }
 
 
 def test_typing_and_receipts_from_a_denied_server_are_ignored():
     net, a, b, c, room_id = _setup()
     acl_id = _set_acl(a, room_id, DENY_C)
-    assert a.send_txn(c, [], [_typing(c, room_id), _receipt(c, room_id, acl_id)],
-                      txn_id="c1")[0] == 200
+    assert (
+        a.send_txn(c, [], [_typing(c, room_id), _receipt(c, room_id, acl_id)], txn_id="c1")[0]
+        == 200
+    )
     assert a.sync.typing.typing_users(room_id) == []
     assert _receipt_rows(a, c.uid("bob")) == 0
-    assert a.send_txn(b, [], [_typing(b, room_id), _receipt(b, room_id, acl_id)],
-                      txn_id="b1")[0] == 200
+    assert (
+        a.send_txn(b, [], [_typing(b, room_id), _receipt(b, room_id, acl_id)], txn_id="b1")[0]
+        == 200
+    )
     assert a.sync.typing.typing_users(room_id) == [b.uid("bob")]
     assert _receipt_rows(a, b.uid("bob")) == 1
     # lifted: c's EDUs count again
@@ -167,16 +187,24 @@ def test_receipts_of_other_rooms_in_the_same_edu_still_count():
     join_remote(a, c, other, user="alice")
     acl_id = _set_acl(a, room_id, DENY_C)
     m = result_of(a.rooms.send_event(a.uid("alice"), other, "m.room.message", {"body": "x"}))
-    edu = {"edu_type": "m.receipt", "content": {
-        room_id: {"m.read": {c.uid("bob"): {"event_ids": [acl_id], "data": {}}}},
-        other: {"m.read": {c.uid("alice"): {"event_ids": [m], "data": {}}}}}}
+    edu = {
+        "edu_type": "m.receipt",
+        "content": {
+            room_id: {"m.read": {c.uid("bob"): {"event_ids": [acl_id], "data": {}}}},
+            other: {"m.read": {c.uid("alice"): {"event_ids": [m], "data": {}}}},
+        },
+    }
     assert a.send_txn(c, [], [edu], txn_id="c1")[0] == 200
-    rows = a.db.run_sync(lambda conn: [tuple(r) for r in conn.execute(
-        select(receipts.c.room_id, receipts.c.user_id))])
+    rows = a.db.run_sync(
+        lambda conn: [
+            tuple(r) for r in conn.execute(select(receipts.c.room_id, receipts.c.user_id))
+        ]
+    )
     assert rows == [(other, c.uid("alice"))]
 
 
 # --- the protected endpoints -------------------------------------------------------------
+
 
 def _protected_requests(a, room_id, origin):
     """Every endpoint of the spec's list that a.test serves, as (method, path, body,
@@ -197,8 +225,12 @@ def _protected_requests(a, room_id, origin):
         ("GET", f"{V1}/state_ids/{rid}", None, {"event_id": some}),
         ("GET", f"{V1}/backfill/{rid}", None, {"v": [some], "limit": 5}),
         ("GET", f"{V1}/event_auth/{rid}/{quote(some)}", None, None),
-        ("POST", f"{V1}/get_missing_events/{rid}", {"earliest_events": [],
-                                                     "latest_events": [some]}, None),
+        (
+            "POST",
+            f"{V1}/get_missing_events/{rid}",
+            {"earliest_events": [], "latest_events": [some]},
+            None,
+        ),
         ("GET", f"{V1}/event/{quote(some)}", None, None),
     ]
 
@@ -216,15 +248,26 @@ def test_protected_endpoints_still_serve_an_allowed_server():
     net, a, b, c, room_id = _setup()
     _set_acl(a, room_id, DENY_C)
     some = a.room(room_id).extremities[0]
-    reads = [("GET", f"{V1}/state_ids/{quote(room_id)}", None, {"event_id": some}),
-             ("GET", f"{V1}/event/{quote(some)}", None, None),
-             ("GET", f"{V1}/make_join/{quote(room_id)}/{quote(b.uid('alice'))}", None,
-              {"ver": [V12.identifier]})]
+    reads = [
+        ("GET", f"{V1}/state_ids/{quote(room_id)}", None, {"event_id": some}),
+        ("GET", f"{V1}/event/{quote(some)}", None, None),
+        (
+            "GET",
+            f"{V1}/make_join/{quote(room_id)}/{quote(b.uid('alice'))}",
+            None,
+            {"ver": [V12.identifier]},
+        ),
+    ]
     for method, path, body, query in reads:
         assert _req(b, a, method, path, body, query)[0] == 200, path
     # the ACL judges the origin; the user in the path is b's own user
-    status, out = _req(c, a, "GET", f"{V1}/make_join/{quote(room_id)}/"
-                       f"{quote(c.uid('alice'))}", query={"ver": [V12.identifier]})
+    status, out = _req(
+        c,
+        a,
+        "GET",
+        f"{V1}/make_join/{quote(room_id)}/{quote(c.uid('alice'))}",
+        query={"ver": [V12.identifier]},
+    )
     assert (status, out["errcode"]) == (403, "M_FORBIDDEN")
 
 
@@ -243,13 +286,23 @@ def test_make_join_is_allowed_again_once_the_acl_changes():
 def test_endpoints_of_an_unknown_room_are_not_refused_by_acls():
     net, a, b, c, room_id = _setup()
     _set_acl(a, room_id, DENY_C)
-    status, out = _req(c, a, "GET", f"{V1}/make_join/{quote('!nope:a.test')}/"
-                       f"{quote(c.uid('alice'))}", query={"ver": [V12.identifier]})
+    status, out = _req(
+        c,
+        a,
+        "GET",
+        f"{V1}/make_join/{quote('!nope:a.test')}/{quote(c.uid('alice'))}",
+        query={"ver": [V12.identifier]},
+    )
     assert status == 404
     # and other rooms' ACLs do not leak: a room without one serves c
     other = result_of(a.rooms.create_room(a.uid("alice"), {"preset": "public_chat"}))
-    status, _ = _req(c, a, "GET", f"{V1}/make_join/{quote(other)}/"
-                     f"{quote(c.uid('alice'))}", query={"ver": [V12.identifier]})
+    status, _ = _req(
+        c,
+        a,
+        "GET",
+        f"{V1}/make_join/{quote(other)}/{quote(c.uid('alice'))}",
+        query={"ver": [V12.identifier]},
+    )
     assert status == 200
 
 
@@ -258,13 +311,25 @@ def test_every_protected_route_of_a_node_is_guarded():
     templates = [r.template for r in a.fed.fctx.router._routes]
     guarded = [t for t in templates if acl_check.protects(t)]
     names = {t.split("/")[4] for t in guarded}
-    assert names == {"make_join", "make_leave", "make_knock", "send_join", "send_leave",
-                     "send_knock", "invite", "state", "state_ids", "backfill",
-                     "event_auth", "get_missing_events"}
+    assert names == {
+        "make_join",
+        "make_leave",
+        "make_knock",
+        "send_join",
+        "send_leave",
+        "send_knock",
+        "invite",
+        "state",
+        "state_ids",
+        "backfill",
+        "event_auth",
+        "get_missing_events",
+    }
     assert all("{roomId}" in t for t in guarded)
 
 
 # --- the compiled ACL cache ---------------------------------------------------------------
+
 
 def test_compiled_acl_is_cached_per_event_and_a_redacted_copy_recompiled():
     net, a, b, c, room_id = _setup()

@@ -50,7 +50,7 @@ def test_messages_reuse_the_group_and_state_events_add_one_entry():
 
     topic = result_of(svc.send_event(uid("alice"), room, "m.room.topic", {"topic": "T"}, ""))
     assert _count(db, state_groups) == groups_before + 1
-    assert _count(db, state_group_entries) == entries_before + 1   # a one-entry delta
+    assert _count(db, state_group_entries) == entries_before + 1  # a one-entry delta
     assert result_of(store.get_state_ids_before(topic)) == before_state
     after = result_of(store.get_state_ids_after(topic))
     assert after == {**before_state, ("m.room.topic", ""): topic}
@@ -58,9 +58,11 @@ def test_messages_reuse_the_group_and_state_events_add_one_entry():
     assert result_of(store.get_state_ids_before(m3)) == after
 
     # The room's current group is recorded and matches the in-memory current state.
-    current = db.run_sync(lambda c: c.execute(
-        select(room_state_groups.c.state_group)
-        .where(room_state_groups.c.room_id == room)).scalar())
+    current = db.run_sync(
+        lambda c: c.execute(
+            select(room_state_groups.c.state_group).where(room_state_groups.c.room_id == room)
+        ).scalar()
+    )
     assert result_of(store.get_state(current)) == _ids(result_of(svc.get_current_state(room)))
 
 
@@ -71,8 +73,7 @@ def test_cold_reads_and_snapshots_match_the_history():
     room = result_of(svc.create_room(uid("alice"), {"preset": "public_chat"}))
     expected_after = {}
     for i in range(10):
-        eid = result_of(svc.send_event(uid("alice"), room, "m.room.topic", {"topic": str(i)},
-                                       ""))
+        eid = result_of(svc.send_event(uid("alice"), room, "m.room.topic", {"topic": str(i)}, ""))
         expected_after[eid] = _ids(result_of(svc.get_current_state(room)))
         mid = result_of(svc.send_event(uid("alice"), room, "m.room.message", {"body": str(i)}))
         expected_after[mid] = expected_after[eid]
@@ -81,7 +82,7 @@ def test_cold_reads_and_snapshots_match_the_history():
     assert max(r.chain_len for r in rows) <= 3
     assert sum(1 for r in rows if r.prev_group is None) >= 3
 
-    cold = StateStore(db)          # nothing in memory: everything from the database
+    cold = StateStore(db)  # nothing in memory: everything from the database
     cold.start_sync()
     for eid, state in expected_after.items():
         assert result_of(cold.get_state_ids_after(eid)) == state, eid

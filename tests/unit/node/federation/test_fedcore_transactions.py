@@ -29,14 +29,15 @@ def _setup():
 
 
 def _count(node, table, *where):
-    return node.db.run_sync(lambda c: c.execute(
-        select(func.count()).select_from(table).where(*where)).scalar())
+    return node.db.run_sync(
+        lambda c: c.execute(select(func.count()).select_from(table).where(*where)).scalar()
+    )
 
 
 # --- X-Matrix ----------------------------------------------------------------------------
 
-def _send_signed(a, origin, key, body, *, destination="a.test", target=SEND + "x1",
-                 sent_body=None):
+
+def _send_signed(a, origin, key, body, *, destination="a.test", target=SEND + "x1", sent_body=None):
     auth = sign_request("PUT", target, origin, destination, key, body)
     raw = orjson.dumps(sent_body if sent_body is not None else body)
     return dispatch(a, "PUT", target, raw, {"authorization": [auth]})
@@ -46,8 +47,9 @@ def test_unsigned_request_is_401_m_unauthorized():
     net, a, b, room_id = _setup()
     status, body = dispatch(a, "PUT", SEND + "x1", b'{"pdus": []}', {})
     assert (status, body["errcode"]) == (401, "M_UNAUTHORIZED")
-    status, body = dispatch(a, "GET", "/_matrix/federation/v1/event/$x", b"",
-                            {"authorization": ["Bearer abc"]})
+    status, body = dispatch(
+        a, "GET", "/_matrix/federation/v1/event/$x", b"", {"authorization": ["Bearer abc"]}
+    )
     assert (status, body["errcode"]) == (401, "M_UNAUTHORIZED")
 
 
@@ -61,17 +63,16 @@ def test_mis_signed_requests_are_401():
     status, out = _send_signed(a, "b.test", impostor, body, target=SEND + "x2")
     assert (status, out["errcode"]) == (401, "M_UNAUTHORIZED")
     # body altered after signing
-    status, out = _send_signed(a, "b.test", b.key, body, target=SEND + "x3",
-                               sent_body={"pdus": [], "edus": []})
+    status, out = _send_signed(
+        a, "b.test", b.key, body, target=SEND + "x3", sent_body={"pdus": [], "edus": []}
+    )
     assert (status, out["errcode"]) == (401, "M_UNAUTHORIZED")
     # signed for another destination
-    status, out = _send_signed(a, "b.test", b.key, body, destination="c.test",
-                               target=SEND + "x4")
+    status, out = _send_signed(a, "b.test", b.key, body, destination="c.test", target=SEND + "x4")
     assert (status, out["errcode"]) == (401, "M_UNAUTHORIZED")
     # signed for another path than requested
     auth = sign_request("PUT", SEND + "other", "b.test", "a.test", b.key, body)
-    status, out = dispatch(a, "PUT", SEND + "x5", orjson.dumps(body),
-                           {"authorization": [auth]})
+    status, out = dispatch(a, "PUT", SEND + "x5", orjson.dumps(body), {"authorization": [auth]})
     assert (status, out["errcode"]) == (401, "M_UNAUTHORIZED")
     # an unknown key ID of a known server
     other = SigningKey.generate("unknown")
@@ -91,8 +92,9 @@ def test_key_endpoints_are_public_signed_and_list_old_keys():
     old = SigningKey.generate("old")
     a.fed.fctx.key_server.set_keys([a.key], [OldKey(old.verify_key, 12345)])
     status, keys = dispatch(a, "GET", "/_matrix/key/v2/server", b"", {})
-    assert keys["old_verify_keys"] == {old.key_id: {"key": old.verify_key.encode(),
-                                                    "expired_ts": 12345}}
+    assert keys["old_verify_keys"] == {
+        old.key_id: {"key": old.verify_key.encode(), "expired_ts": 12345}
+    }
     verify_json(keys, "a.test", a.key.verify_key)
     status, version = dispatch(a, "GET", "/_matrix/federation/v1/version", b"", {})
     assert status == 200 and version["server"]["name"] == "Parta"
@@ -111,23 +113,24 @@ def test_notary_query_returns_other_servers_keys_signed_by_us():
 
 # --- transactions ------------------------------------------------------------------------
 
+
 def test_transaction_limits():
     net, a, b, room_id = _setup()
     status, out = a.send_txn(b, [{}] * 51, txn_id="big")
     assert (status, out["errcode"]) == (400, "M_BAD_JSON")
-    status, out = a.send_txn(b, [], [{"edu_type": "m.typing", "content": {}}] * 101,
-                             txn_id="big2")
+    status, out = a.send_txn(b, [], [{"edu_type": "m.typing", "content": {}}] * 101, txn_id="big2")
     assert (status, out["errcode"]) == (400, "M_BAD_JSON")
 
 
 def test_replayed_transaction_gets_the_same_answer_and_persists_nothing_twice():
     net, a, b, room_id = _setup()
-    m1 = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message",
-                                      {"body": "x"}))
+    m1 = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message", {"body": "x"}))
     forward(a, b, [m1], "pre")
     ev = b.build(room_id, b.uid("bob"), "m.room.message", {"body": "once"})
-    receipt = {"edu_type": "m.receipt", "content": {room_id: {"m.read": {
-        b.uid("bob"): {"event_ids": [m1], "data": {"ts": 1}}}}}}
+    receipt = {
+        "edu_type": "m.receipt",
+        "content": {room_id: {"m.read": {b.uid("bob"): {"event_ids": [m1], "data": {"ts": 1}}}}},
+    }
     first = a.send_txn(b, [ev.pdu], [receipt], txn_id="dup")
     assert first == (200, {"pdus": {ev.event_id: {}}})
     n_events = _count(a, events)
@@ -148,28 +151,44 @@ def test_replayed_transaction_gets_the_same_answer_and_persists_nothing_twice():
 
 def test_typing_edu_reaches_local_sync_only_for_joined_users_of_the_origin():
     net, a, b, room_id = _setup()
-    typing = {"edu_type": "m.typing",
-              "content": {"room_id": room_id, "user_id": b.uid("bob"), "typing": True}}
+    typing = {
+        "edu_type": "m.typing",
+        "content": {"room_id": room_id, "user_id": b.uid("bob"), "typing": True},
+    }
     assert a.send_txn(b, [], [typing], txn_id="ty1")[0] == 200
     assert a.sync.typing.typing_users(room_id) == [b.uid("bob")]
     # b may not speak for a user of another server, nor for one not in the room
-    spoof = {"edu_type": "m.typing",
-             "content": {"room_id": room_id, "user_id": "@eve:c.test", "typing": True}}
-    absent = {"edu_type": "m.typing",
-              "content": {"room_id": room_id, "user_id": b.uid("nobody"), "typing": True}}
+    spoof = {
+        "edu_type": "m.typing",
+        "content": {"room_id": room_id, "user_id": "@eve:c.test", "typing": True},
+    }
+    absent = {
+        "edu_type": "m.typing",
+        "content": {"room_id": room_id, "user_id": b.uid("nobody"), "typing": True},
+    }
     presence = {"edu_type": "m.presence", "content": {"push": []}}
     assert a.send_txn(b, [], [spoof, absent, presence], txn_id="ty2")[0] == 200
     assert a.sync.typing.typing_users(room_id) == [b.uid("bob")]
-    stop = {"edu_type": "m.typing",
-            "content": {"room_id": room_id, "user_id": b.uid("bob"), "typing": False}}
+    stop = {
+        "edu_type": "m.typing",
+        "content": {"room_id": room_id, "user_id": b.uid("bob"), "typing": False},
+    }
     a.send_txn(b, [], [stop], txn_id="ty3")
     assert a.sync.typing.typing_users(room_id) == []
 
 
 def test_receipt_edu_for_unknown_event_or_foreign_user_is_ignored():
     net, a, b, room_id = _setup()
-    bad = {"edu_type": "m.receipt", "content": {room_id: {"m.read": {
-        b.uid("bob"): {"event_ids": ["$unknown"], "data": {"ts": 1}},
-        "@eve:c.test": {"event_ids": [a.room(room_id).extremities[0]], "data": {}}}}}}
+    bad = {
+        "edu_type": "m.receipt",
+        "content": {
+            room_id: {
+                "m.read": {
+                    b.uid("bob"): {"event_ids": ["$unknown"], "data": {"ts": 1}},
+                    "@eve:c.test": {"event_ids": [a.room(room_id).extremities[0]], "data": {}},
+                }
+            }
+        },
+    }
     assert a.send_txn(b, [], [bad], txn_id="r1")[0] == 200
     assert _count(a, receipts) == 0

@@ -44,9 +44,12 @@ class Recorder:
             name = getattr(fn, "__name__", repr(fn))
             detail = None
             if name in WRITES:
-                detail = {"events": [ev.event_id for ev in args[0]],
-                          "extras": [(x.fn.__name__, x.args[:2]) for x in args[1]]
-                          if name == "_write_batch" else []}
+                detail = {
+                    "events": [ev.event_id for ev in args[0]],
+                    "extras": [(x.fn.__name__, x.args[:2]) for x in args[1]]
+                    if name == "_write_batch"
+                    else [],
+                }
             self.calls.append((name, detail))
             if self.fail(name, args):
                 return defer.fail(RuntimeError("disk full"))
@@ -66,13 +69,20 @@ def _stored_response(node, origin, txn_id):
 
 
 def _n_txn_rows(node):
-    return node.db.run_sync(lambda c: c.execute(
-        select(func.count()).select_from(federation_inbound_txns)).scalar())
+    return node.db.run_sync(
+        lambda c: c.execute(select(func.count()).select_from(federation_inbound_txns)).scalar()
+    )
 
 
 def _is_stored(node, event_id) -> bool:
-    return node.db.run_sync(lambda c: c.execute(
-        select(events.c.event_id).where(events.c.event_id == event_id)).first()) is not None
+    return (
+        node.db.run_sync(
+            lambda c: c.execute(
+                select(events.c.event_id).where(events.c.event_id == event_id)
+            ).first()
+        )
+        is not None
+    )
 
 
 def _chain(b, room_id, n, prefix="m"):
@@ -80,15 +90,21 @@ def _chain(b, room_id, n, prefix="m"):
     out = []
     prev = None
     for i in range(n):
-        ev = b.build(room_id, b.uid("bob"), "m.room.message", {"body": f"{prefix}{i}"},
-                     prev=None if prev is None else [prev.event_id],
-                     depth=None if prev is None else prev.depth + 1)
+        ev = b.build(
+            room_id,
+            b.uid("bob"),
+            "m.room.message",
+            {"body": f"{prefix}{i}"},
+            prev=None if prev is None else [prev.event_id],
+            depth=None if prev is None else prev.depth + 1,
+        )
         out.append(ev)
         prev = ev
     return out
 
 
 # --- the response commits with the events ----------------------------------------------------
+
 
 def test_response_is_stored_in_the_same_write_as_the_events():
     net, a, b, room_id = _setup()
@@ -113,8 +129,10 @@ def test_response_is_stored_in_the_same_write_as_the_events():
 
 def test_transaction_with_only_edus_still_records_its_response():
     net, a, b, room_id = _setup()
-    typing = {"edu_type": "m.typing",
-              "content": {"room_id": room_id, "user_id": b.uid("bob"), "typing": True}}
+    typing = {
+        "edu_type": "m.typing",
+        "content": {"room_id": room_id, "user_id": b.uid("bob"), "typing": True},
+    }
     status, body = a.send_txn(b, [], [typing], txn_id="edu-only")
     assert (status, body) == (200, {"pdus": {}})
     assert _stored_response(a, "b.test", "edu-only") == {"pdus": {}}
@@ -123,10 +141,11 @@ def test_transaction_with_only_edus_still_records_its_response():
 
 def test_dropped_pdu_results_are_part_of_the_stored_response():
     net, a, b, room_id = _setup()
-    good, = _chain(b, room_id, 1)
+    (good,) = _chain(b, room_id, 1)
     forged = dict(good.pdu)
-    forged["origin_server_ts"] = good.pdu["origin_server_ts"] + 1   # signed field
+    forged["origin_server_ts"] = good.pdu["origin_server_ts"] + 1  # signed field
     from federation.events.model import Event
+
     forged_id = Event(forged, a.room(room_id).room_version).event_id
     status, body = a.send_txn(b, [good.pdu, forged], txn_id="mixed")
     assert status == 200
@@ -158,13 +177,13 @@ def test_many_pdus_with_a_forged_one_in_a_later_verification_chunk():
 
 # --- replays ---------------------------------------------------------------------------------
 
+
 def test_replay_is_answered_from_the_record_without_processing():
     net, a, b, room_id = _setup()
     evs = _chain(b, room_id, 2)
     first = a.send_txn(b, [ev.pdu for ev in evs], txn_id="again")
     assert first[0] == 200
-    n_events = a.db.run_sync(lambda c: c.execute(
-        select(func.count()).select_from(events)).scalar())
+    n_events = a.db.run_sync(lambda c: c.execute(select(func.count()).select_from(events)).scalar())
     n_txns = _n_txn_rows(a)
     replayed = a.fed.transactions.replayed
 
@@ -178,8 +197,10 @@ def test_replay_is_answered_from_the_record_without_processing():
     assert a.fed.transactions.replayed == replayed + 1
     assert rec.writes() == []
     assert "save_txn_response" not in rec.names()
-    assert a.db.run_sync(lambda c: c.execute(
-        select(func.count()).select_from(events)).scalar()) == n_events
+    assert (
+        a.db.run_sync(lambda c: c.execute(select(func.count()).select_from(events)).scalar())
+        == n_events
+    )
     assert _n_txn_rows(a) == n_txns
 
 
@@ -187,15 +208,16 @@ def test_replay_with_other_content_gets_the_first_answer():
     """The transaction ID names the transaction: a retry is not re-read (and a changed
     body under the same ID is not processed)."""
     net, a, b, room_id = _setup()
-    ev1, = _chain(b, room_id, 1, prefix="first")
+    (ev1,) = _chain(b, room_id, 1, prefix="first")
     first = a.send_txn(b, [ev1.pdu], txn_id="same-id")
-    ev2, = _chain(b, room_id, 1, prefix="second")
+    (ev2,) = _chain(b, room_id, 1, prefix="second")
     again = a.send_txn(b, [ev2.pdu], txn_id="same-id")
     assert again == first
     assert not _is_stored(a, ev2.event_id)
 
 
 # --- failed writes are not recorded ----------------------------------------------------------
+
 
 def test_failed_event_write_is_not_recorded_and_the_retry_is_processed():
     net, a, b, room_id = _setup()
@@ -215,7 +237,7 @@ def test_failed_event_write_is_not_recorded_and_the_retry_is_processed():
     status, body = a.send_txn(b, [ev.pdu for ev in evs], txn_id="retry-me")
     assert status == 200
     assert body == {"pdus": {ev.event_id: {"error": STORE_FAILED} for ev in evs}}
-    assert failed[0] == "_write_batch"          # the events and the response together
+    assert failed[0] == "_write_batch"  # the events and the response together
     rec.fail = lambda name, args: False
     assert _stored_response(a, "b.test", "retry-me") is None
     assert not any(_is_stored(a, ev.event_id) for ev in evs)
@@ -236,8 +258,10 @@ def test_event_written_before_the_response_failing_removes_the_record():
     retry."""
     net, a, b, room_id = _setup()
     # b stores m0, m1, m2; a is sent m0 and m2 only: m1 is fetched from b.
-    sent = [result_of(b.rooms.send_event(b.uid("bob"), room_id, "m.room.message",
-                                         {"body": f"s{i}"})) for i in range(3)]
+    sent = [
+        result_of(b.rooms.send_event(b.uid("bob"), room_id, "m.room.message", {"body": f"s{i}"}))
+        for i in range(3)
+    ]
     m0, m1, m2 = sent
     rec = Recorder(a)
     failed: list = []
@@ -269,13 +293,13 @@ def test_failed_response_write_alone_leaves_no_record_and_events_are_kept():
     """A transaction whose PDUs were all already known writes only its response; if
     that write fails the retry is processed again (and finds nothing new to do)."""
     net, a, b, room_id = _setup()
-    ev, = _chain(b, room_id, 1)
+    (ev,) = _chain(b, room_id, 1)
     assert a.send_txn(b, [ev.pdu], txn_id="first")[0] == 200
     rec = Recorder(a)
     rec.fail = lambda name, args: name == "_write_batch"
     status, body = a.send_txn(b, [ev.pdu], txn_id="second")
     assert (status, body) == (200, {"pdus": {ev.event_id: {}}})
-    assert [w["events"] for w in rec.writes()] == [[]]       # the response only
+    assert [w["events"] for w in rec.writes()] == [[]]  # the response only
     assert _stored_response(a, "b.test", "second") is None
     rec.fail = lambda name, args: False
     assert a.send_txn(b, [ev.pdu], txn_id="second") == (200, {"pdus": {ev.event_id: {}}})
@@ -291,14 +315,21 @@ def test_pdus_depending_on_earlier_pdus_of_the_same_transaction_commit_together(
     join = b.build(room_id, carol, "m.room.member", {"membership": "join"}, state_key=carol)
     state = dict(b.room(room_id).state)
     state[("m.room.member", carol)] = join
-    msg = b.build(room_id, carol, "m.room.message", {"body": "hi, I'm new"},
-                  prev=[join.event_id], depth=join.depth + 1, state=state)
+    msg = b.build(
+        room_id,
+        carol,
+        "m.room.message",
+        {"body": "hi, I'm new"},
+        prev=[join.event_id],
+        depth=join.depth + 1,
+        state=state,
+    )
     assert join.event_id in msg.auth_event_ids
     rec = Recorder(a)
     status, body = a.send_txn(b, [msg.pdu, join.pdu], txn_id="join-and-speak")
     assert (status, body) == (200, {"pdus": {join.event_id: {}, msg.event_id: {}}})
     [write] = rec.writes()
-    assert write["events"] == [join.event_id, msg.event_id]      # depth order
+    assert write["events"] == [join.event_id, msg.event_id]  # depth order
     assert write["extras"] == [("save_txn_response", ("b.test", "join-and-speak"))]
     assert a.room(room_id).membership(carol) == "join"
     assert a.visible_ids(room_id)[-2:] == [join.event_id, msg.event_id]

@@ -44,11 +44,17 @@ def _chain(b, room_id, n, *, forge=()):
     room = b.room(room_id)
     prev, depth, pdus = list(room.extremities), room.depth, []
     for i in range(n):
-        ev = b.build(room_id, b.uid("bob"), "m.room.message",
-                     {"msgtype": "m.text", "body": f"m{i}"}, prev=prev, depth=depth + 1)
+        ev = b.build(
+            room_id,
+            b.uid("bob"),
+            "m.room.message",
+            {"msgtype": "m.text", "body": f"m{i}"},
+            prev=prev,
+            depth=depth + 1,
+        )
         prev, depth = [ev.event_id], depth + 1
         pdu = dict(ev.pdu)
-        if i in forge:      # a signature over other bytes: the content no longer matches
+        if i in forge:  # a signature over other bytes: the content no longer matches
             sigs = pdu["signatures"][b.server_name]
             key_id = next(iter(sigs))
             pdu["signatures"] = {b.server_name: {key_id: "A" * 86}}
@@ -86,5 +92,5 @@ def test_larger_transactions_go_to_the_verifier_in_chunks():
     assert "Signature check failed" in body["pdus"][bad]["error"]
     # The PDUs before the forged one are accepted; the later ones build on a dropped event
     # (a missing prev event) but none of them is lost silently: each has a result.
-    assert all(body["pdus"][eid] == {} for eid, _ in pdus[:VERIFY_CHUNK + 1])
+    assert all(body["pdus"][eid] == {} for eid, _ in pdus[: VERIFY_CHUNK + 1])
     assert set(body["pdus"]) == {eid for eid, _ in pdus}

@@ -17,18 +17,28 @@ from node.federation.membership.wiring import wire as wire_membership
 
 # The spec's list of endpoint prefixes that "MUST be protected" by server ACLs.
 SPEC_ACL_PREFIXES = {
-    "/_matrix/federation/v1/make_join", "/_matrix/federation/v1/make_leave",
-    "/_matrix/federation/v1/send_join", "/_matrix/federation/v2/send_join",
-    "/_matrix/federation/v1/send_leave", "/_matrix/federation/v2/send_leave",
-    "/_matrix/federation/v1/invite", "/_matrix/federation/v2/invite",
-    "/_matrix/federation/v1/make_knock", "/_matrix/federation/v1/send_knock",
-    "/_matrix/federation/v1/state", "/_matrix/federation/v1/state_ids",
-    "/_matrix/federation/v1/backfill", "/_matrix/federation/v1/event_auth",
+    "/_matrix/federation/v1/make_join",
+    "/_matrix/federation/v1/make_leave",
+    "/_matrix/federation/v1/send_join",
+    "/_matrix/federation/v2/send_join",
+    "/_matrix/federation/v1/send_leave",
+    "/_matrix/federation/v2/send_leave",
+    "/_matrix/federation/v1/invite",
+    "/_matrix/federation/v2/invite",
+    "/_matrix/federation/v1/make_knock",
+    "/_matrix/federation/v1/send_knock",
+    "/_matrix/federation/v1/state",
+    "/_matrix/federation/v1/state_ids",
+    "/_matrix/federation/v1/backfill",
+    "/_matrix/federation/v1/event_auth",
     "/_matrix/federation/v1/get_missing_events",
 }
 # The v1 forms Parta neither serves nor calls (superseded by v2 in the spec).
-UNUSED_V1 = {"/_matrix/federation/v1/send_join", "/_matrix/federation/v1/send_leave",
-             "/_matrix/federation/v1/invite"}
+UNUSED_V1 = {
+    "/_matrix/federation/v1/send_join",
+    "/_matrix/federation/v1/send_leave",
+    "/_matrix/federation/v1/invite",
+}
 
 
 def _node() -> FedNode:
@@ -43,8 +53,10 @@ def test_every_route_of_the_federation_listener_is_in_the_table():
     assert routes <= table
     # what the in-process node does not serve: media (no media area wired here) and the
     # deprecated client-server download, which Parta only calls
-    assert table - routes == {(ep.method, ep.template) for ep in (
-        E.MEDIA_DOWNLOAD, E.MEDIA_THUMBNAIL, E.LEGACY_MEDIA_DOWNLOAD)}
+    assert table - routes == {
+        (ep.method, ep.template)
+        for ep in (E.MEDIA_DOWNLOAD, E.MEDIA_THUMBNAIL, E.LEGACY_MEDIA_DOWNLOAD)
+    }
 
 
 def test_entry_names_and_routes_are_unique():
@@ -62,15 +74,24 @@ def test_acl_prefixes_are_the_spec_list_of_the_endpoints_parta_serves():
 
 def test_only_the_key_and_version_endpoints_are_unsigned():
     unsigned = {ep.template for ep in E.ENDPOINTS if not ep.signed}
-    assert unsigned == {"/_matrix/federation/v1/version", "/_matrix/key/v2/server",
-                        "/_matrix/key/v2/server/", "/_matrix/key/v2/server/{keyId}",
-                        "/_matrix/key/v2/query", "/_matrix/key/v2/query/{serverName}"}
+    assert unsigned == {
+        "/_matrix/federation/v1/version",
+        "/_matrix/key/v2/server",
+        "/_matrix/key/v2/server/",
+        "/_matrix/key/v2/server/{keyId}",
+        "/_matrix/key/v2/query",
+        "/_matrix/key/v2/query/{serverName}",
+    }
 
 
 def test_paths_encode_each_argument_as_one_segment():
-    assert E.EVENT_AUTH.path("!room:a.test", "$ev/id?x") == \
-        "/_matrix/federation/v1/event_auth/%21room%3Aa.test/%24ev%2Fid%3Fx"
+    assert (
+        E.EVENT_AUTH.path("!room:a.test", "$ev/id?x")
+        == "/_matrix/federation/v1/event_auth/%21room%3Aa.test/%24ev%2Fid%3Fx"
+    )
     assert E.SEND.path("txn 1") == "/_matrix/federation/v1/send/txn%201"
-    assert E.LEGACY_MEDIA_DOWNLOAD.path("b.test:8448", "m1") == \
-        "/_matrix/media/v3/download/b.test%3A8448/m1"
+    assert (
+        E.LEGACY_MEDIA_DOWNLOAD.path("b.test:8448", "m1")
+        == "/_matrix/media/v3/download/b.test%3A8448/m1"
+    )
     assert E.QUERY_PROFILE.path() == "/_matrix/federation/v1/query/profile"

@@ -26,23 +26,38 @@ RK = SigningKey("roster_1", b"\x01" * 32)
 
 def _enrolled_node(tmp_path, capsys, gateway_url="https://city.example"):
     data = tmp_path / "node"
-    assert main(["node", "init", "--server-name", SERVER, "--data-dir", str(data),
-                 "--port", "0"]) == 0
+    assert (
+        main(["node", "init", "--server-name", SERVER, "--data-dir", str(data), "--port", "0"]) == 0
+    )
     config_path = str(data / "config.yaml")
     key = read_signing_keys((data / "signing.key").read_text())[0]
-    doc = build_roster(None, {SERVER: server_entry(school_id="9", name="School 9",
-                                                   verify_keys=[key.verify_key])},
-                       1_700_000_000_000, 10**13, CITY, RK)
-    ec.store_enrolment(str(data), key=RK.verify_key, signer_name=CITY,
-                       gateway_url=gateway_url, doc=doc, now_ms=1_700_000_000_000)
+    doc = build_roster(
+        None,
+        {SERVER: server_entry(school_id="9", name="School 9", verify_keys=[key.verify_key])},
+        1_700_000_000_000,
+        10**13,
+        CITY,
+        RK,
+    )
+    ec.store_enrolment(
+        str(data),
+        key=RK.verify_key,
+        signer_name=CITY,
+        gateway_url=gateway_url,
+        doc=doc,
+        now_ms=1_700_000_000_000,
+    )
     capsys.readouterr()
     return data, config_path
 
 
 def _files(data):
     old = data / "old_signing_keys.json"
-    return ((data / "signing.key").read_bytes(), old.read_bytes() if old.exists() else None,
-            (data / "roster.json").read_bytes())
+    return (
+        (data / "signing.key").read_bytes(),
+        old.read_bytes() if old.exists() else None,
+        (data / "roster.json").read_bytes(),
+    )
 
 
 def _fake_gateway(monkeypatch, answer):
@@ -53,23 +68,42 @@ def _fake_gateway(monkeypatch, answer):
         if isinstance(answer, Exception):
             raise answer
         return answer(body) if callable(answer) else answer
+
     monkeypatch.setattr(key_rotation, "_post_json", post)
     # The CLI would start a reactor for the request; the fake needs none.
-    monkeypatch.setattr("node.cli.enrol_cmd._run_reactor",
-                        lambda make: key_rotation.run_without_reactor(make(None)))
+    monkeypatch.setattr(
+        "node.cli.enrol_cmd._run_reactor", lambda make: key_rotation.run_without_reactor(make(None))
+    )
     return sent
 
 
-@pytest.mark.parametrize("answer, message", [
-    ((403, {"errcode": "M_FORBIDDEN", "error": "Key update for school9.example is not "
-                                               "signed by any key the roster pins for it"}),
-     "the gateway refused the key update (403 M_FORBIDDEN): Key update for"),
-    ((502, "bad gateway"), "the gateway answered 502"),
-    (ec.EnrolmentClientError("cannot reach the gateway at https://city.example/_parta/v1/"
-                             "keys/update: Connection refused"), "cannot reach the gateway"),
-])
-def test_refused_or_unreachable_gateway_changes_nothing(tmp_path, capsys, monkeypatch,
-                                                        answer, message):
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (
+            (
+                403,
+                {
+                    "errcode": "M_FORBIDDEN",
+                    "error": "Key update for school9.example is not "
+                    "signed by any key the roster pins for it",
+                },
+            ),
+            "the gateway refused the key update (403 M_FORBIDDEN): Key update for",
+        ),
+        ((502, "bad gateway"), "the gateway answered 502"),
+        (
+            ec.EnrolmentClientError(
+                "cannot reach the gateway at https://city.example/_parta/v1/"
+                "keys/update: Connection refused"
+            ),
+            "cannot reach the gateway",
+        ),
+    ],
+)
+def test_refused_or_unreachable_gateway_changes_nothing(
+    tmp_path, capsys, monkeypatch, answer, message
+):
     data, config_path = _enrolled_node(tmp_path, capsys)
     before = _files(data)
     sent = _fake_gateway(monkeypatch, answer)
@@ -84,16 +118,22 @@ def test_refused_or_unreachable_gateway_changes_nothing(tmp_path, capsys, monkey
 def test_accepted_update_writes_the_new_key(tmp_path, capsys, monkeypatch):
     data, config_path = _enrolled_node(tmp_path, capsys)
     old_key = read_signing_keys((data / "signing.key").read_text())[0]
-    entry = verify_roster(json.loads((data / "roster.json").read_text()), RK.verify_key,
-                          CITY).servers[SERVER]
+    entry = verify_roster(
+        json.loads((data / "roster.json").read_text()), RK.verify_key, CITY
+    ).servers[SERVER]
 
     def gateway(body):
         new = verify_key_update_request(body, entry, body["ts"])
-        servers = {SERVER: server_entry(school_id="9", name="School 9",
-                                        verify_keys=list(new.values()),
-                                        old_verify_keys={old_key.key_id: {
-                                            "key": old_key.verify_key.encode(),
-                                            "expired_ts": body["ts"]}})}
+        servers = {
+            SERVER: server_entry(
+                school_id="9",
+                name="School 9",
+                verify_keys=list(new.values()),
+                old_verify_keys={
+                    old_key.key_id: {"key": old_key.verify_key.encode(), "expired_ts": body["ts"]}
+                },
+            )
+        }
         prev = json.loads((data / "roster.json").read_text())
         return 200, {"roster": build_roster(prev, servers, body["ts"], 10**13, CITY, RK)}
 

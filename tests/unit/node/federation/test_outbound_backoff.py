@@ -9,14 +9,13 @@ from node.federation.outbound.backoff import BackoffPolicy, RetryState
 
 def test_base_delays_double_then_cap():
     p = BackoffPolicy(initial_ms=1000, multiplier=2, max_ms=10_000, jitter=0.2)
-    assert [p.base_delay_ms(n) for n in range(0, 7)] == [0, 1000, 2000, 4000, 8000, 10_000,
-                                                          10_000]
-    assert p.base_delay_ms(10_000) == 10_000        # no overflow for long outages
+    assert [p.base_delay_ms(n) for n in range(0, 7)] == [0, 1000, 2000, 4000, 8000, 10_000, 10_000]
+    assert p.base_delay_ms(10_000) == 10_000  # no overflow for long outages
 
 
 def test_jitter_bounds_from_injected_random():
     p = BackoffPolicy(initial_ms=1000, multiplier=2, max_ms=60_000, jitter=0.2)
-    assert p.delay_ms(3, lambda: 0.0) == 3200       # 4000 * 0.8
+    assert p.delay_ms(3, lambda: 0.0) == 3200  # 4000 * 0.8
     assert p.delay_ms(3, lambda: 0.5) == 4000
     assert 4799 <= p.delay_ms(3, lambda: 0.999999) <= 4800
     no_jitter = BackoffPolicy(initial_ms=500, jitter=0.0)
@@ -25,6 +24,7 @@ def test_jitter_bounds_from_injected_random():
 
 def test_jitter_spreads_servers_apart():
     import random
+
     rnd = random.Random(7)
     p = BackoffPolicy()
     delays = {p.delay_ms(4, rnd.random) for _ in range(50)}
@@ -43,8 +43,10 @@ def test_retry_state_progression():
     assert RetryState.after_success() == RetryState()
 
 
-@pytest.mark.parametrize("kw", [dict(initial_ms=0), dict(initial_ms=10, max_ms=5),
-                                dict(multiplier=0.5), dict(jitter=1.0)])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(initial_ms=0), dict(initial_ms=10, max_ms=5), dict(multiplier=0.5), dict(jitter=1.0)],
+)
 def test_invalid_policies_refused(kw):
     with pytest.raises(ValueError):
         BackoffPolicy(**kw)

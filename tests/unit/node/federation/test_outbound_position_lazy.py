@@ -38,10 +38,16 @@ class Node:
         self.client = client or FakeClient()
         self.rooms = make_rooms(A, self.db, self.clock, KEY_A, accounts=FakeAccounts(()))
         self.rooms.accounts.profiles = {ALICE: {"displayname": "Alice"}}
-        self.sender = build_sender(db=self.db, clock=self.clock, client=self.client,
-                                   server_name=A, rooms=self.rooms, policy=Policy(),
-                                   backoff=BackoffPolicy(initial_ms=1000, max_ms=8000),
-                                   random=lambda: 0.5)
+        self.sender = build_sender(
+            db=self.db,
+            clock=self.clock,
+            client=self.client,
+            server_name=A,
+            rooms=self.rooms,
+            policy=Policy(),
+            backoff=BackoffPolicy(initial_ms=1000, max_ms=8000),
+            random=lambda: 0.5,
+        )
         attach(self.sender, rooms=self.rooms)
         self.position_writes: list[tuple[str, object]] = []
         real = self.db.run
@@ -60,8 +66,11 @@ class Node:
         result_of(self.sender.start())
 
     def send(self, room_id, body):
-        eid = result_of(self.rooms.send_event(ALICE, room_id, "m.room.message",
-                                              {"msgtype": "m.text", "body": body}))
+        eid = result_of(
+            self.rooms.send_event(
+                ALICE, room_id, "m.room.message", {"msgtype": "m.text", "body": body}
+            )
+        )
         result_of(self.sender.flushed())
         return eid
 
@@ -72,18 +81,30 @@ class Node:
         async def go():
             room = await svc.get_room(room_id)
             async with room.lock:
-                ev = build_event(room.room_version, server_name=B, signing_key=KEY_B,
-                                 type="m.room.message", sender=BOB,
-                                 content={"msgtype": "m.text", "body": body},
-                                 room_id=room_id, prev_events=list(room.extremities),
-                                 auth_events=[room.state[k].event_id for k in
-                                              (("m.room.create", ""),
-                                               ("m.room.power_levels", ""),
-                                               ("m.room.member", BOB))],
-                                 depth=room.depth + 1, origin_server_ts=svc.clock.time_ms())
+                ev = build_event(
+                    room.room_version,
+                    server_name=B,
+                    signing_key=KEY_B,
+                    type="m.room.message",
+                    sender=BOB,
+                    content={"msgtype": "m.text", "body": body},
+                    room_id=room_id,
+                    prev_events=list(room.extremities),
+                    auth_events=[
+                        room.state[k].event_id
+                        for k in (
+                            ("m.room.create", ""),
+                            ("m.room.power_levels", ""),
+                            ("m.room.member", BOB),
+                        )
+                    ],
+                    depth=room.depth + 1,
+                    origin_server_ts=svc.clock.time_ms(),
+                )
                 d = svc._commit_locally(room, ev)
             await d
             return ev
+
         ev = result_of(go())
         result_of(self.sender.flushed())
         return ev
@@ -113,13 +134,18 @@ def recording_b(client):
             seen.add(txn)
             client.delivered.append((txn, body))
         return 200, {"pdus": {}}
+
     client.responder = respond
 
 
 def delivered_bodies(client):
     """Message bodies B received, in order, duplicates included."""
-    return [p["content"].get("body") for _, t in client.delivered for p in t["pdus"]
-            if p["type"] == "m.room.message"]
+    return [
+        p["content"].get("body")
+        for _, t in client.delivered
+        for p in t["pdus"]
+        if p["type"] == "m.room.message"
+    ]
 
 
 def _node():
@@ -128,13 +154,14 @@ def _node():
     n = Node(client=client)
     n.start()
     room_id = n.shared_room()
-    n.send(room_id, "warm-up")      # a local batch: the position is saved with it
+    n.send(room_id, "warm-up")  # a local batch: the position is saved with it
     n.settle()
     n.position_writes.clear()
     return n, room_id
 
 
 # --- remote-only batches ---------------------------------------------------------------------
+
 
 def test_remote_batch_saves_the_position_only_after_the_delay():
     n, room_id = _node()
@@ -151,7 +178,7 @@ def test_remote_batch_saves_the_position_only_after_the_delay():
     # Nothing more is pending.
     n.reactor.advance(10 * POSITION_SAVE_DELAY_S)
     assert n.position_writes == [("set_position", so)]
-    assert delivered_bodies(n.client) == ["warm-up"]      # nothing sent for b's events
+    assert delivered_bodies(n.client) == ["warm-up"]  # nothing sent for b's events
 
 
 def test_remote_batches_within_the_delay_make_one_write_of_the_last_position():
@@ -175,6 +202,7 @@ def test_local_events_without_remote_servers_are_saved_lazily_too():
 
 # --- local batches ---------------------------------------------------------------------------
 
+
 def test_local_batch_queues_and_writes_the_position_in_the_same_call():
     n, room_id = _node()
     eid = n.send(room_id, "hello b")
@@ -191,7 +219,7 @@ def test_local_batch_after_remote_ones_saves_the_position_and_the_timer_writes_n
     so = result_of(n.rooms.get_event(eid)).internal["stream_ordering"]
     assert n.position_writes == [("enqueue_pdus", so)]
     assert n.stored_position() == so
-    n.settle()                                   # the pending save finds nothing newer
+    n.settle()  # the pending save finds nothing newer
     assert n.position_writes == [("enqueue_pdus", so)]
     assert n.stored_position() == so
 
@@ -216,6 +244,7 @@ def test_stop_cancels_the_pending_save():
 
 # --- restarts ----------------------------------------------------------------------------------
 
+
 def _restart(first):
     """Stop ``first`` (a crash for the pending save) and start a new node on its DB."""
     first.sender.stop()
@@ -230,7 +259,7 @@ def test_restart_before_the_delayed_save_sends_nothing_twice():
     saved = n.stored_position()
     r1 = n.receive(room_id, "r1")
     n.receive(room_id, "r2")
-    assert n.stored_position() == saved             # the crash comes before the save
+    assert n.stored_position() == saved  # the crash comes before the save
     second = _restart(n)
     # The catch-up re-read r1, r2 (and found nothing local): nothing re-sent.
     assert delivered_bodies(second.client) == ["warm-up", "m1"]
@@ -242,7 +271,7 @@ def test_restart_before_the_delayed_save_sends_nothing_twice():
 
 def test_local_event_committed_but_not_fanned_out_after_remote_ones_is_sent_on_start():
     n, room_id = _node()
-    n.receive(room_id, "r1")                        # position save pending
+    n.receive(room_id, "r1")  # position save pending
     # The crash: the event commits, the fan-out never sees it.
     n.rooms.persister.on_persisted.remove(n.sender.on_persisted)
     n.send(room_id, "lost?")
@@ -273,11 +302,13 @@ def test_catch_up_of_remote_events_only_saves_the_position_later():
 # On PostgreSQL the DB has several threads: two db.run calls in flight may commit in
 # either order.  These tests hold one call back (a "gate") to choose the order.
 
+
 class Gate:
     """Holds back ``db.run`` calls of the function named ``name`` until ``open``."""
 
     def __init__(self, node, name):
         from twisted.internet import defer
+
         self.held: list = []
         real = node.db.run
 
@@ -309,12 +340,12 @@ def test_delayed_save_does_not_commit_a_position_ahead_of_rows_still_being_queue
     earlier remote batch fires: the save must not commit the local event's position
     before its queue rows (a crash then would lose the event for good)."""
     n, room_id = _node()
-    n.receive(room_id, "r1")                         # delayed save pending
+    n.receive(room_id, "r1")  # delayed save pending
     gate = Gate(n, "enqueue_pdus")
     result_of(n.rooms.send_event(ALICE, room_id, "m.room.message", {"body": "L"}))
-    assert len(gate.held) == 1                       # L's rows + position in flight
-    n.settle()                                       # the delayed save's moment
-    gate.crash()                                     # L's queue write never commits
+    assert len(gate.held) == 1  # L's rows + position in flight
+    n.settle()  # the delayed save's moment
+    gate.crash()  # L's queue write never commits
     second = _restart(n)
     second.reactor.advance(10)
     assert delivered_bodies(second.client).count("L") == 1
@@ -327,7 +358,7 @@ def test_delayed_save_committing_late_does_not_move_the_position_back():
     n, room_id = _node()
     n.receive(room_id, "r1")
     gate = Gate(n, "set_position")
-    n.settle()                                       # the delayed save starts, held
+    n.settle()  # the delayed save starts, held
     assert len(gate.held) == 1
     result_of(n.rooms.send_event(ALICE, room_id, "m.room.message", {"body": "L"}))
     gate.open()
@@ -345,9 +376,10 @@ def test_delayed_save_during_the_start_up_catch_up_waits_for_it(monkeypatch):
     from twisted.internet import defer
 
     from node.federation.outbound import fanout
+
     monkeypatch.setattr(fanout, "CATCH_UP_BATCH", 2)
     n, room_id = _node()
-    n.rooms.persister.on_persisted.remove(n.sender.on_persisted)   # the first crash
+    n.rooms.persister.on_persisted.remove(n.sender.on_persisted)  # the first crash
     n.receive(room_id, "r1")
     n.receive(room_id, "r2")
     result_of(n.rooms.send_event(ALICE, room_id, "m.room.message", {"body": "L"}))
@@ -355,9 +387,9 @@ def test_delayed_save_during_the_start_up_catch_up_waits_for_it(monkeypatch):
     second = Node(db=n.db, client=n.client)
     gate = Gate(second, "enqueue_pdus")
     started = defer.ensureDeferred(second.sender.start())
-    assert not started.called and len(gate.held) == 1   # L's rows in flight
-    second.settle()                                  # the delayed save's moment
-    gate.crash()                                     # the second crash, mid catch-up
+    assert not started.called and len(gate.held) == 1  # L's rows in flight
+    second.settle()  # the delayed save's moment
+    gate.crash()  # the second crash, mid catch-up
     second.sender.stop()
     third = _restart(second)
     third.reactor.advance(10)
@@ -365,6 +397,7 @@ def test_delayed_save_during_the_start_up_catch_up_waits_for_it(monkeypatch):
 
 
 # --- a batch that fails to queue -------------------------------------------------------------
+
 
 def test_a_batch_that_failed_to_queue_is_sent_after_a_restart():
     n, room_id = _node()
@@ -378,12 +411,12 @@ def test_a_batch_that_failed_to_queue_is_sent_after_a_restart():
         return real(fn, *args, **kwargs)
 
     n.db.run = run
-    lost = n.send(room_id, "not queued")          # its queue write fails (logged)
+    lost = n.send(room_id, "not queued")  # its queue write fails (logged)
     lost_so = result_of(n.rooms.get_event(lost)).internal["stream_ordering"]
-    later = n.receive(room_id, "from b, later")    # a remote batch moves the position on
-    n.send(room_id, "queued")                       # a local batch writes a position too
+    later = n.receive(room_id, "from b, later")  # a remote batch moves the position on
+    n.send(room_id, "queued")  # a local batch writes a position too
     n.settle()
-    assert n.stored_position() < lost_so             # never past the failed event
+    assert n.stored_position() < lost_so  # never past the failed event
     assert later.internal["stream_ordering"] > lost_so
     assert "not queued" not in delivered_bodies(n.client)
     # Restart on the same database: the catch-up finds the failed event and sends it.

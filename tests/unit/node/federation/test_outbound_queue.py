@@ -68,6 +68,7 @@ def test_typing_edus_coalesce_but_not_once_in_flight():
 
 def test_position_and_retry_state_persist():
     from node.federation.outbound.backoff import RetryState
+
     db = InlineDB()
     assert run(db, queue.get_position) is None
     run(db, queue.enqueue_pdus, [(DEST, 7, "$x")], 7)

@@ -27,22 +27,29 @@ class Node:
         self.db = db or InlineDB()
         self.reactor, self.clock = reactor_clock or make_clock()
         self.client = client or FakeClient()
-        self.rooms = make_rooms(A, self.db, self.clock, KEY_A,
-                                accounts=FakeAccounts(()))
+        self.rooms = make_rooms(A, self.db, self.clock, KEY_A, accounts=FakeAccounts(()))
         self.rooms.accounts.profiles = {ALICE: {"displayname": "Alice"}}
-        self.sender = build_sender(db=self.db, clock=self.clock, client=self.client,
-                                   server_name=A, rooms=self.rooms, policy=policy or Policy(),
-                                   backoff=backoff or BackoffPolicy(initial_ms=1000,
-                                                                    max_ms=8000),
-                                   random=lambda: 0.5)
+        self.sender = build_sender(
+            db=self.db,
+            clock=self.clock,
+            client=self.client,
+            server_name=A,
+            rooms=self.rooms,
+            policy=policy or Policy(),
+            backoff=backoff or BackoffPolicy(initial_ms=1000, max_ms=8000),
+            random=lambda: 0.5,
+        )
         attach(self.sender, rooms=self.rooms)
 
     def start(self):
         result_of(self.sender.start())
 
     def send(self, room_id, body):
-        return result_of(self.rooms.send_event(ALICE, room_id, "m.room.message",
-                                               {"msgtype": "m.text", "body": body}))
+        return result_of(
+            self.rooms.send_event(
+                ALICE, room_id, "m.room.message", {"msgtype": "m.text", "body": body}
+            )
+        )
 
     def shared_room(self):
         room_id = result_of(self.rooms.create_room(ALICE, {"preset": "public_chat"}))
@@ -84,6 +91,7 @@ def recording_b(client):
             seen.add(txn)
             client.delivered.append((txn, body))
         return 200, {"pdus": {}}
+
     client.responder = respond
 
 
@@ -93,6 +101,7 @@ def messages(client):
 
 
 # --- fan-out ---------------------------------------------------------------------------
+
 
 def test_local_events_go_to_the_servers_of_joined_members():
     n = Node()
@@ -165,7 +174,7 @@ def test_failed_transaction_is_retried_with_the_same_txn_id():
     n.client.down.add(B)
     n.send(room_id, "first")
     first_try = [r for r in n.client.requests if "/send/" in r[2]][-1]
-    n.send(room_id, "second")            # queued behind the in-flight transaction
+    n.send(room_id, "second")  # queued behind the in-flight transaction
     n.client.down.discard(B)
     n.reactor.advance(1.0)
     txns = [t for t, _ in n.client.delivered]
@@ -198,10 +207,11 @@ def test_non_200_backs_off_and_bad_json_is_dropped():
         if answers:
             return answers.pop(0)
         return await responder(dest, method, path, body, query)
+
     n.client.responder = flaky
     n.send(room_id, "doomed")
-    assert n.sender.transactions.retry_state(B).failures == 1      # 503
-    n.reactor.advance(1.0)                                          # 400 M_BAD_JSON: dropped
+    assert n.sender.transactions.retry_state(B).failures == 1  # 503
+    n.reactor.advance(1.0)  # 400 M_BAD_JSON: dropped
     assert result_of(n.db.run(queue.queue_sizes, B)) == (0, 0)
     n.send(room_id, "next")
     assert messages(n.client)[0] == ["next"]
@@ -297,6 +307,7 @@ def test_policy_refusal_after_queueing_drops_the_queue():
 
 # --- EDUs ------------------------------------------------------------------------------
 
+
 def test_typing_and_receipts_of_local_users_become_edus():
     from node.sync.receipts import ReceiptStore
     from node.sync.typing import TypingManager
@@ -315,6 +326,7 @@ def test_typing_and_receipts_of_local_users_become_edus():
 
     class Sync:
         pass
+
     sync = Sync()
     sync.typing, sync.receipts = typing, receipts
     attach(n.sender, rooms=n.rooms, sync=sync)
@@ -324,12 +336,14 @@ def test_typing_and_receipts_of_local_users_become_edus():
     eid = n.send(room_id, "read me")
     before = len(n.client.delivered)
     typing.set_typing(room_id, ALICE, True, 10_000)
-    typing.set_typing(room_id, BOB, True, 10_000)            # remote user: not ours to send
+    typing.set_typing(room_id, BOB, True, 10_000)  # remote user: not ours to send
     result_of(receipts.set_receipt(room_id, "m.read", ALICE, eid))
     result_of(receipts.set_receipt(room_id, "m.read.private", ALICE, eid))
     edus = [e for _, body in n.client.delivered[before:] for e in body["edus"]]
-    assert edus[0] == {"edu_type": "m.typing",
-                       "content": {"room_id": room_id, "user_id": ALICE, "typing": True}}
+    assert edus[0] == {
+        "edu_type": "m.typing",
+        "content": {"room_id": room_id, "user_id": ALICE, "typing": True},
+    }
     assert edus[1]["edu_type"] == "m.receipt"
     assert edus[1]["content"][room_id]["m.read"][ALICE]["event_ids"] == [eid]
     assert isinstance(edus[1]["content"][room_id]["m.read"][ALICE]["data"]["ts"], int)
@@ -337,5 +351,6 @@ def test_typing_and_receipts_of_local_users_become_edus():
     # expiry of local typing is sent as typing: false
     n.reactor.advance(10.0)
     last = n.client.delivered[-1][1]["edus"]
-    assert last == [{"edu_type": "m.typing",
-                     "content": {"room_id": room_id, "user_id": ALICE, "typing": False}}]
+    assert last == [
+        {"edu_type": "m.typing", "content": {"room_id": room_id, "user_id": ALICE, "typing": False}}
+    ]

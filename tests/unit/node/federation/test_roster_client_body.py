@@ -63,10 +63,15 @@ def test_read_body_over_the_limit_fails_and_stops_the_download():
 def _client(monkeypatch, response: Response) -> GatewayRosterClient:
     async def get(*args, **kwargs):
         return response
+
     monkeypatch.setattr(treq, "get", get)
-    return GatewayRosterClient(MemoryReactorClock(), "http://127.0.0.1:8008",
-                               origin="school-a.test", destination="city.test",
-                               signing_key=lambda: SigningKey("k1", b"\x01" * 32))
+    return GatewayRosterClient(
+        MemoryReactorClock(),
+        "http://127.0.0.1:8008",
+        origin="school-a.test",
+        destination="city.test",
+        signing_key=lambda: SigningKey("k1", b"\x01" * 32),
+    )
 
 
 def test_roster_answer_is_parsed(monkeypatch):

@@ -55,6 +55,7 @@ def bound_policy(city: City, *names: str) -> tuple[RosterPolicy, RosterState]:
 
 # --- membership ----------------------------------------------------------------------------
 
+
 def test_members_in_and_out_and_others_refused():
     city = City()
     policy, _ = bound_policy(city, GATEWAY, SCHOOL_A, SCHOOL_B)
@@ -120,12 +121,16 @@ def test_classes_from_the_roster():
 
 # --- keys ----------------------------------------------------------------------------------
 
+
 def test_pinned_keys_current_without_expiry_old_until_expired_ts():
     city = City()
-    old_key = city.keys[ROGUE]   # any other key: A's former key
+    old_key = city.keys[ROGUE]  # any other key: A's former key
     servers = city.servers(GATEWAY, SCHOOL_B)
-    servers[SCHOOL_A] = city.entry(SCHOOL_A, "a", old={
-        old_key.key_id: {"key": old_key.verify_key.encode(), "expired_ts": T0_MS - 5}})
+    servers[SCHOOL_A] = city.entry(
+        SCHOOL_A,
+        "a",
+        old={old_key.key_id: {"key": old_key.verify_key.encode(), "expired_ts": T0_MS - 5}},
+    )
     doc = city.publish(servers)
     state = RosterState(city.roster_key.verify_key, GATEWAY)
     state.accept(doc, doc["issued_ts"])
@@ -176,6 +181,7 @@ def test_open_policy_leaves_keys_to_the_fetchers():
 
 # --- the notary ------------------------------------------------------------------------------
 
+
 class FakeKeySource:
     def __init__(self, responses: dict) -> None:
         self.responses = responses
@@ -197,10 +203,11 @@ def keys_response(server: str, *signing_keys, old=()) -> object:
 
 def test_notary_vouches_only_for_members_with_roster_keys():
     from federation.keys import SigningKey
+
     city = City()
     policy, _ = bound_policy(city, GATEWAY, SCHOOL_A, SCHOOL_B)
     good = keys_response(SCHOOL_A, city.keys[SCHOOL_A])
-    other = keys_response(SCHOOL_B, SigningKey.generate("zzz"))     # not B's roster key
+    other = keys_response(SCHOOL_B, SigningKey.generate("zzz"))  # not B's roster key
     rogue = keys_response(ROGUE, city.keys[ROGUE])
     inner = FakeKeySource({SCHOOL_A: [good], SCHOOL_B: [other], ROGUE: [rogue]})
     source = RosterNotarySource(inner, policy)
@@ -210,25 +217,31 @@ def test_notary_vouches_only_for_members_with_roster_keys():
     assert result_of(source.refresh_direct(SCHOOL_A, T0_MS)) is good
     assert result_of(source.refresh_direct(SCHOOL_B, T0_MS)) is None
     assert result_of(source.refresh_direct(ROGUE, T0_MS)) is None
-    assert inner.refreshed == [SCHOOL_A, SCHOOL_B]           # never asks a non-member
+    assert inner.refreshed == [SCHOOL_A, SCHOOL_B]  # never asks a non-member
 
 
 def test_notary_end_to_end_signs_member_keys_and_omits_others():
     from federation.transport.key_server import KeyServer, NotaryService
+
     city = City()
     policy, _ = bound_policy(city, GATEWAY, SCHOOL_A)
-    inner = FakeKeySource({SCHOOL_A: [keys_response(SCHOOL_A, city.keys[SCHOOL_A])],
-                           ROGUE: [keys_response(ROGUE, city.keys[ROGUE])]})
+    inner = FakeKeySource(
+        {
+            SCHOOL_A: [keys_response(SCHOOL_A, city.keys[SCHOOL_A])],
+            ROGUE: [keys_response(ROGUE, city.keys[ROGUE])],
+        }
+    )
     key_server = KeyServer(GATEWAY, [city.keys[GATEWAY]], FakeClock(T0_MS))
     notary = NotaryService(key_server, RosterNotarySource(inner, policy), FakeClock(T0_MS))
     status, body = result_of(notary.handle_post({"server_keys": {SCHOOL_A: {}, ROGUE: {}}}))
     assert status == 200
     (entry,) = body["server_keys"]
     assert entry["server_name"] == SCHOOL_A
-    assert set(entry["signatures"]) == {SCHOOL_A, GATEWAY}   # its own + the gateway's
+    assert set(entry["signatures"]) == {SCHOOL_A, GATEWAY}  # its own + the gateway's
 
 
 # --- start-up --------------------------------------------------------------------------------
+
 
 def test_not_enrolled_auto_is_open_required_refuses(tmp_path):
     policy = policy_from_config(FakeConfig(str(tmp_path)))
@@ -236,8 +249,9 @@ def test_not_enrolled_auto_is_open_required_refuses(tmp_path):
     with pytest.raises(RosterStartupError, match="has not enrolled"):
         policy_from_config(FakeConfig(str(tmp_path), roster="required"))
     # A gateway binds its own roster later.
-    gw = policy_from_config(FakeConfig(str(tmp_path), roster="required",
-                                       extensions={"gateway": {}}))
+    gw = policy_from_config(
+        FakeConfig(str(tmp_path), roster="required", extensions={"gateway": {}})
+    )
     assert not gw.bound
     with pytest.raises(RosterStartupError, match="must be one of"):
         policy_from_config(FakeConfig(str(tmp_path), roster="sometimes"))
@@ -252,8 +266,8 @@ def test_enrolled_node_restores_even_an_expired_roster(tmp_path):
     for mode in ("auto", "required"):
         policy = policy_from_config(FakeConfig(str(tmp_path), roster=mode))
         assert policy.bound and policy.version == 1
-        assert policy.is_stale(doc["valid_until_ts"] + 1)      # expired ...
-        assert policy.allow_inbound(SCHOOL_B)                  # ... and still enforced
+        assert policy.is_stale(doc["valid_until_ts"] + 1)  # expired ...
+        assert policy.allow_inbound(SCHOOL_B)  # ... and still enforced
         assert not policy.allow_inbound(ROGUE)
         assert policy.gateway_url == "https://city.test:8443"
 
@@ -268,7 +282,7 @@ def test_enrolled_node_with_roster_off_is_open(tmp_path):
 def test_tampered_roster_file_fails_closed(tmp_path):
     city = City()
     doc = city.publish(city.servers(GATEWAY, SCHOOL_A))
-    doc["servers"][ROGUE] = city.entry(ROGUE, "r")           # keeps the old signature
+    doc["servers"][ROGUE] = city.entry(ROGUE, "r")  # keeps the old signature
     city.enrol_files(str(tmp_path), doc)
     policy = policy_from_config(FakeConfig(str(tmp_path)))
     assert policy.bound and policy.version == 0
@@ -291,6 +305,7 @@ def test_accepted_update_rewrites_roster_json(tmp_path):
 
 # --- room audience ---------------------------------------------------------------------------
 
+
 class Ev:
     def __init__(self, content) -> None:
         self.content = content
@@ -299,8 +314,11 @@ class Ev:
 def test_room_audience_default_explicit_and_malformed():
     assert room_audience({}) == ("school", "city")
     key = (AUDIENCE_EVENT, "")
-    assert room_audience({key: Ev({"classes": ["external", "school", "city"]})}) == \
-        ("school", "city", "external")
+    assert room_audience({key: Ev({"classes": ["external", "school", "city"]})}) == (
+        "school",
+        "city",
+        "external",
+    )
     assert room_audience({key: Ev({"classes": ["external"]})}) == ("external",)
     assert room_audience({key: Ev({"classes": "external"})}) == ("school", "city")
     assert room_audience({key: Ev({"classes": [1]})}) == ("school", "city")
@@ -321,7 +339,8 @@ def test_external_servers_only_in_rooms_that_admit_them():
     with pytest.raises(Forbidden, match="not in the city roster"):
         check_audience(policy, open_room, ROGUE, local_server=SCHOOL_A)
     # The resident's own users, and nodes without a roster, are not checked.
-    check_audience(policy, {(AUDIENCE_EVENT, ""): Ev({"classes": []})}, SCHOOL_A,
-                   local_server=SCHOOL_A)
+    check_audience(
+        policy, {(AUDIENCE_EVENT, ""): Ev({"classes": []})}, SCHOOL_A, local_server=SCHOOL_A
+    )
     check_audience(RosterPolicy(), school_room, MINISTRY, local_server=SCHOOL_A)
     check_audience(AllowAllPolicy(), school_room, MINISTRY, local_server=SCHOOL_A)

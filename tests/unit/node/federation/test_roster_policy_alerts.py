@@ -11,8 +11,9 @@ import yaml
 import node.federation.roster_refresh  # noqa: F401 - registers the roster metrics
 from node import metrics
 
-RULES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "deploy",
-                     "prometheus", "parta-rules.yml")
+RULES = os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "..", "deploy", "prometheus", "parta-rules.yml"
+)
 
 
 def _rules() -> dict:

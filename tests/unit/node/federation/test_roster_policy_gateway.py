@@ -55,13 +55,18 @@ def test_signed_refresh_is_recorded_as_the_acknowledged_version(tmp_path):
     assert acks.acked(SCHOOL_A) == (7, T0_MS)
     # Not recorded: unsigned, signed by a key the roster does not pin, a non-member,
     # a request meant for another server, a signature over another query.
-    assert acks.note_request(Req("/_parta/v1/roster?since=9", None), 9, policy, GATEWAY) \
+    assert acks.note_request(Req("/_parta/v1/roster?since=9", None), 9, policy, GATEWAY) is None
+    assert (
+        acks.note_request(signed_req(city, SCHOOL_B, 9, key=city.keys[ROGUE]), 9, policy, GATEWAY)
         is None
-    assert acks.note_request(signed_req(city, SCHOOL_B, 9, key=city.keys[ROGUE]), 9, policy,
-                             GATEWAY) is None
+    )
     assert acks.note_request(signed_req(city, ROGUE, 9), 9, policy, GATEWAY) is None
-    assert acks.note_request(signed_req(city, SCHOOL_B, 9, destination="other.test"), 9,
-                             policy, GATEWAY) is None
+    assert (
+        acks.note_request(
+            signed_req(city, SCHOOL_B, 9, destination="other.test"), 9, policy, GATEWAY
+        )
+        is None
+    )
     forged = signed_req(city, SCHOOL_B, 1)
     forged.raw.uri = b"/_parta/v1/roster?since=9"
     assert acks.note_request(forged, 9, policy, GATEWAY) is None
@@ -98,8 +103,7 @@ class FakeClient:
         self.sent: list[tuple[str, str, str, dict]] = []
         self.down = set(down)
 
-    async def request(self, destination, method, path, json_body=None, query=None,
-                      timeout=None):
+    async def request(self, destination, method, path, json_body=None, query=None, timeout=None):
         self.sent.append((destination, method, path, json_body))
         if destination in self.down:
             raise ConnectionRefusedError(destination)
@@ -131,7 +135,7 @@ def test_gateway_catches_up_from_its_database_and_hints_members():
     client = FakeClient(down={SCHOOL_B})
     enforcer = GatewayRoster(FakeGw(city), Fctx(client), policy, policy.state, interval_s=5)
     wait(enforcer.sync())
-    assert client.sent == []                         # nothing new, no hints
+    assert client.sent == []  # nothing new, no hints
     # A version published by the CLI (enrolment of ROGUE's server) is picked up ...
     city.publish(city.servers(GATEWAY, SCHOOL_A, SCHOOL_B, ROGUE), issued_ts=T0_MS + 1)
     wait(enforcer.sync())
@@ -139,8 +143,9 @@ def test_gateway_catches_up_from_its_database_and_hints_members():
     # ... and every other member is told (the hint carries the version, nothing else).
     results = wait(enforcer.hints_sent[-1])
     assert sorted(d for d, *_ in client.sent) == [SCHOOL_A, SCHOOL_B, ROGUE]
-    assert {(m, p, json.dumps(b)) for _, m, p, b in client.sent} == \
-        {("PUT", "/_parta/v1/roster_hint", '{"version": 2}')}
+    assert {(m, p, json.dumps(b)) for _, m, p, b in client.sent} == {
+        ("PUT", "/_parta/v1/roster_hint", '{"version": 2}')
+    }
     assert results == {SCHOOL_A: "200", ROGUE: "200", SCHOOL_B: "ConnectionRefusedError"}
     # A revocation: the revoked server is no longer hinted (nor allowed).
     client.sent.clear()
@@ -154,10 +159,12 @@ def test_gateway_catches_up_from_its_database_and_hints_members():
 def test_gateway_refuses_a_database_version_that_does_not_chain():
     city = City()
     policy = policy_for(city, GATEWAY, SCHOOL_A)
-    enforcer = GatewayRoster(FakeGw(city), Fctx(FakeClient()), policy, policy.state,
-                             interval_s=5)
-    forged = city.publish(city.servers(GATEWAY, SCHOOL_A, ROGUE), issued_ts=T0_MS + 1,
-                          prev=city.publish(city.servers(GATEWAY), issued_ts=T0_MS))
-    city.docs[:] = [city.docs[0], forged]           # version 3 right after version 1
+    enforcer = GatewayRoster(FakeGw(city), Fctx(FakeClient()), policy, policy.state, interval_s=5)
+    forged = city.publish(
+        city.servers(GATEWAY, SCHOOL_A, ROGUE),
+        issued_ts=T0_MS + 1,
+        prev=city.publish(city.servers(GATEWAY), issued_ts=T0_MS),
+    )
+    city.docs[:] = [city.docs[0], forged]  # version 3 right after version 1
     wait(enforcer.sync())
     assert policy.version == 1 and not policy.allow_inbound(ROGUE)

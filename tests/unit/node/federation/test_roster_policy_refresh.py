@@ -27,18 +27,21 @@ class FakeGateway:
     def __init__(self, city: City) -> None:
         self.city = city
         self.asked: list[int] = []
-        self.serve = None            # a function since -> versions, overriding the city
+        self.serve = None  # a function since -> versions, overriding the city
         self.down = False
         self.page_size = 500
-        self.pending: defer.Deferred | None = None   # set to hold the next answer
+        self.pending: defer.Deferred | None = None  # set to hold the next answer
 
     def fetch(self, since: int):
         self.asked.append(since)
         if self.down:
             return defer.fail(ConnectionRefusedError("gateway down"))
         docs = self.serve(since) if self.serve else self.city.after(since)
-        body = {"versions": docs[:self.page_size], "limited": len(docs) > self.page_size,
-                "latest_version": max([d["version"] for d in self.city.docs] or [0])}
+        body = {
+            "versions": docs[: self.page_size],
+            "limited": len(docs) > self.page_size,
+            "latest_version": max([d["version"] for d in self.city.docs] or [0]),
+        }
         if self.pending is not None:
             d, self.pending = self.pending, None
             d.addCallback(lambda _: body)
@@ -57,12 +60,15 @@ class Node:
         state = RosterState(city.roster_key.verify_key, GATEWAY)
         state.restore(doc)
         self.saved: list[dict] = []
-        self.policy = RosterPolicy(state, persist=self.saved.append,
-                                   gateway_url="http://gateway")
+        self.policy = RosterPolicy(state, persist=self.saved.append, gateway_url="http://gateway")
         self.gateway = FakeGateway(city)
-        self.refresher = RosterRefresher(self.policy, self.gateway.fetch,
-                                         reactor=self.reactor, now_ms=self.now_ms,
-                                         interval_s=INTERVAL)
+        self.refresher = RosterRefresher(
+            self.policy,
+            self.gateway.fetch,
+            reactor=self.reactor,
+            now_ms=self.now_ms,
+            interval_s=INTERVAL,
+        )
 
     def now_ms(self) -> int:
         return int(self.reactor.seconds() * 1000)
@@ -75,8 +81,10 @@ class Node:
 
 
 def rejected(reason: str) -> float:
-    return metrics.REGISTRY.get_sample_value("parta_roster_updates_rejected_total",
-                                             {"reason": reason}) or 0.0
+    return (
+        metrics.REGISTRY.get_sample_value("parta_roster_updates_rejected_total", {"reason": reason})
+        or 0.0
+    )
 
 
 def sample(name: str) -> float:
@@ -85,14 +93,15 @@ def sample(name: str) -> float:
 
 # --- the good path -----------------------------------------------------------------------
 
+
 def test_periodic_refresh_picks_up_a_revocation_within_one_interval():
     city = City()
     node = Node(city, GATEWAY, SCHOOL_A, SCHOOL_B)
     node.refresher.start(now=True)
-    assert node.gateway.asked == [1]                 # first refresh at start: nothing new
+    assert node.gateway.asked == [1]  # first refresh at start: nothing new
     city.publish(city.servers(GATEWAY, SCHOOL_A), issued_ts=node.now_ms())  # revoke B
-    assert node.policy.allow_inbound(SCHOOL_B)      # not yet
-    node.reactor.advance(INTERVAL)                   # one interval later
+    assert node.policy.allow_inbound(SCHOOL_B)  # not yet
+    node.reactor.advance(INTERVAL)  # one interval later
     assert not node.policy.allow_inbound(SCHOOL_B) and not node.policy.allow_outbound(SCHOOL_B)
     assert node.policy.version == 2 and node.saved[-1]["version"] == 2
     # The refresh that got version 2 is followed by one acknowledging it (since=2).
@@ -112,7 +121,7 @@ def test_catches_up_over_several_versions_and_pages():
     node.gateway.page_size = 2
     assert node.refresh() == "updated"
     assert node.policy.version == 5 and node.policy.allow_inbound(SCHOOL_B)
-    assert node.gateway.asked == [1, 3, 5]            # two pages, then the acknowledgement
+    assert node.gateway.asked == [1, 3, 5]  # two pages, then the acknowledgement
 
 
 def test_enrolment_of_a_new_server_is_admitted_after_refresh():
@@ -122,8 +131,10 @@ def test_enrolment_of_a_new_server_is_admitted_after_refresh():
     city.publish(city.servers(GATEWAY, SCHOOL_A, ROGUE), issued_ts=node.now_ms())
     assert node.refresh() == "updated"
     assert node.policy.allow_inbound(ROGUE)
-    assert node.policy.pinned_keys(ROGUE)[city.keys[ROGUE].key_id].verify_key \
-        .public_bytes == city.keys[ROGUE].verify_key.public_bytes
+    assert (
+        node.policy.pinned_keys(ROGUE)[city.keys[ROGUE].key_id].verify_key.public_bytes
+        == city.keys[ROGUE].verify_key.public_bytes
+    )
 
 
 def test_hint_refreshes_at_once_and_coalesces():
@@ -134,7 +145,7 @@ def test_hint_refreshes_at_once_and_coalesces():
     hold = defer.Deferred()
     node.gateway.pending = hold
     first = node.refresher.hint()
-    second = node.refresher.hint()                   # while the first is in flight
+    second = node.refresher.hint()  # while the first is in flight
     third = node.refresher.hint()
     assert first is second is third
     assert node.gateway.asked == [1]
@@ -180,6 +191,7 @@ def test_hint_route_only_from_the_gateway_and_content_ignored():
 
 # --- refused updates: the last good roster stays ---------------------------------------------
 
+
 def attack_setup():
     city = City()
     node = Node(city, GATEWAY, SCHOOL_A, SCHOOL_B)
@@ -196,36 +208,37 @@ def assert_kept(node, version=2):
     assert node.saved == []
 
 
-@pytest.mark.parametrize("attack", ["other_key", "modified", "rollback", "chain", "fork",
-                                    "gap", "expired", "garbage"])
+@pytest.mark.parametrize(
+    "attack", ["other_key", "modified", "rollback", "chain", "fork", "gap", "expired", "garbage"]
+)
 def test_refused_updates_keep_the_last_good_roster(attack):
     city, node, v2 = attack_setup()
     now = node.now_ms()
     with_rogue = city.servers(GATEWAY, SCHOOL_A, SCHOOL_B, ROGUE)
-    if attack == "other_key":        # a version 3 signed by someone else's roster key
+    if attack == "other_key":  # a version 3 signed by someone else's roster key
         doc = city.publish(with_rogue, issued_ts=now, key=generate_roster_key(1), prev=v2)
         docs, reason = [doc], "signature"
-    elif attack == "modified":       # the real next version, edited after signing
+    elif attack == "modified":  # the real next version, edited after signing
         doc = city.publish(city.servers(GATEWAY, SCHOOL_A, SCHOOL_B), issued_ts=now)
         doc = {**doc, "servers": {**doc["servers"], ROGUE: with_rogue[ROGUE]}}
         docs, reason = [doc], "signature"
-    elif attack == "rollback":       # version 1 again (properly signed)
+    elif attack == "rollback":  # version 1 again (properly signed)
         docs, reason = [city.docs[0]], "rollback"
-    elif attack == "chain":          # version 3 whose prev_sha256 is not version 2's hash
+    elif attack == "chain":  # version 3 whose prev_sha256 is not version 2's hash
         doc = city.publish(with_rogue, issued_ts=now, prev=city.docs[0])
-        doc = city.publish(with_rogue, issued_ts=now, prev=doc)      # version 3
+        doc = city.publish(with_rogue, issued_ts=now, prev=doc)  # version 3
         docs, reason = [doc], "chain"
-    elif attack == "fork":           # another version 2 ... and its successor
+    elif attack == "fork":  # another version 2 ... and its successor
         fork2 = city.publish(with_rogue, issued_ts=now, prev=city.docs[0])
         fork3 = city.publish(with_rogue, issued_ts=now, prev=fork2)
         docs, reason = [fork2, fork3], "fork"
-    elif attack == "gap":            # version 4 without version 3
+    elif attack == "gap":  # version 4 without version 3
         v3 = city.publish(with_rogue, issued_ts=now, prev=v2)
         docs, reason = [city.publish(with_rogue, issued_ts=now, prev=v3)], "gap"
-    elif attack == "expired":        # a correct version 3 that has already expired
+    elif attack == "expired":  # a correct version 3 that has already expired
         doc = city.publish(with_rogue, issued_ts=now - city.validity_ms - 10, prev=v2)
         docs, reason = [doc], "expired"
-    else:                            # not a roster at all
+    else:  # not a roster at all
         docs, reason = [{"version": 3, "servers": {ROGUE: {}}}], "signer"
     node.gateway.serve = lambda since: docs
     before = rejected(reason)
@@ -251,7 +264,7 @@ def test_unreachable_gateway_keeps_enforcing_and_turns_stale():
     node.reactor.advance(INTERVAL)
     assert node.refresher.last_outcome == "unreachable"
     assert sample("parta_roster_refresh_failures_total") == failures + 1
-    node.reactor.advance(61)                          # past valid_until_ts
+    node.reactor.advance(61)  # past valid_until_ts
     assert sample("parta_roster_stale") == 1.0
     # Never fail open, never cut members off.
     assert node.policy.allow_inbound(SCHOOL_B) and not node.policy.allow_inbound(ROGUE)
@@ -273,5 +286,4 @@ def test_bad_answer_shape_counts_as_unreachable():
 
 def test_refresher_needs_a_bound_policy():
     with pytest.raises(ValueError):
-        RosterRefresher(RosterPolicy(), lambda s: None, reactor=task.Clock(),
-                        now_ms=lambda: T0_MS)
+        RosterRefresher(RosterPolicy(), lambda s: None, reactor=task.Clock(), now_ms=lambda: T0_MS)

@@ -24,14 +24,17 @@ from node.federation.roster_policy import RosterPolicy
 def city():
     net = Network()
     a = FedNode(net, "a.test")
-    policy = RosterPolicy()                      # bound once every key exists
+    policy = RosterPolicy()  # bound once every key exists
     b = FedNode(net, "b.test", policy=policy)
     c = FedNode(net, "c.test", users=("carol",))
     key = generate_roster_key(1)
-    servers = {n.server_name: server_entry(school_id=n.server_name, name=n.server_name,
-                                           verify_keys=[n.key.verify_key]) for n in (a, b)}
-    doc = build_roster(None, servers, b.clock.time_ms(), 7 * 24 * 3600 * 1000, "city.test",
-                       key)
+    servers = {
+        n.server_name: server_entry(
+            school_id=n.server_name, name=n.server_name, verify_keys=[n.key.verify_key]
+        )
+        for n in (a, b)
+    }
+    doc = build_roster(None, servers, b.clock.time_ms(), 7 * 24 * 3600 * 1000, "city.test", key)
     state = RosterState(key.verify_key, "city.test")
     state.restore(doc)
     policy.bind(state)
@@ -59,8 +62,14 @@ def test_outsiders_events_relayed_in_a_transaction_or_backfill_are_refused():
     join_remote(a, b, room_id, user="bob")
     carol = c.uid("carol")
     # Built by c on a's view, relayed by a in a transaction:
-    ev = c.build(room_id, carol, "m.room.message", {"body": "von c"},
-                 state=a.room(room_id).state, prev=list(b.room(room_id).extremities))
+    ev = c.build(
+        room_id,
+        carol,
+        "m.room.message",
+        {"body": "von c"},
+        state=a.room(room_id).state,
+        prev=list(b.room(room_id).extremities),
+    )
     results = forward_pdus(a, b, [ev.pdu])
     assert "error" in results[ev.event_id], results
     assert result_of(b.rooms.get_event(ev.event_id)) is None
@@ -82,7 +91,8 @@ def test_the_outsider_itself_is_refused_and_members_are_not():
     status, body = b.send_txn(c, [], txn_id="c-direct")
     assert status == 403 and body["errcode"] == "M_FORBIDDEN"
     assert body["error"] == "server c.test is not in the city roster"
-    event_id = result_of(a.rooms.send_event(a.uid("alice"), room_id, "m.room.message",
-                                             {"body": "von a"}))
+    event_id = result_of(
+        a.rooms.send_event(a.uid("alice"), room_id, "m.room.message", {"body": "von a"})
+    )
     assert forward(a, b, [event_id], "a-ok") == {event_id: {}}
     assert event_id in b.visible_ids(room_id)

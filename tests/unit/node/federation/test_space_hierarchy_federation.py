@@ -29,8 +29,9 @@ def _room(node, **body):
 
 def _child(node, space, child, **content):
     content.setdefault("via", ["school.test"])
-    result_of(node.rooms.send_event(node.uid("alice"), space, "m.space.child", content,
-                                    state_key=child))
+    result_of(
+        node.rooms.send_event(node.uid("alice"), space, "m.space.child", content, state_key=child)
+    )
 
 
 def _setup():
@@ -49,8 +50,12 @@ def _setup():
     _child(city, space, maths, order="b", suggested=True)
     _child(city, space, staff, order="c")
     _child(city, space, year5, order="d")
-    return net, city, school, dict(space=space, local=local, maths=maths, staff=staff,
-                                   year5=year5, art=art)
+    return (
+        net,
+        city,
+        school,
+        dict(space=space, local=local, maths=maths, staff=staff, year5=year5, art=art),
+    )
 
 
 def _walk(node, space, **kw):
@@ -77,7 +82,7 @@ def test_client_hierarchy_shows_rooms_of_another_server():
     assert _ids(out) == [r["space"], r["local"], r["maths"], r["year5"], r["art"]]
     maths = out["rooms"][2]
     assert maths["name"] == "Maths" and maths["topic"] == "Fractions this week"
-    assert maths["num_joined_members"] == 1                  # school's alice
+    assert maths["num_joined_members"] == 1  # school's alice
     assert maths["join_rule"] == "public" and maths["children_state"] == []
     year5 = out["rooms"][3]
     assert year5["room_type"] == "m.space"
@@ -85,7 +90,8 @@ def test_client_hierarchy_shows_rooms_of_another_server():
     assert "next_batch" not in out
     # one request per remote child (maths, staff, year5); art came with year5's answer
     assert sorted(p for _, _, _, p in _fed_calls(net)) == sorted(
-        f"{V1}/hierarchy/{quote(x, safe='')}" for x in (r["maths"], r["staff"], r["year5"]))
+        f"{V1}/hierarchy/{quote(x, safe='')}" for x in (r["maths"], r["staff"], r["year5"])
+    )
 
 
 def test_remote_answers_are_cached_briefly():
@@ -93,17 +99,21 @@ def test_remote_answers_are_cached_briefly():
     first = _walk(city, r["space"])
     n = len(_fed_calls(net))
     assert _walk(city, r["space"]) == first
-    assert len(_fed_calls(net)) == n                     # served from the cache
+    assert len(_fed_calls(net)) == n  # served from the cache
     city.reactor.advance(remote_hierarchy.TTL_MS / 1000 + 1)
     assert _walk(city, r["space"]) == first
-    assert len(_fed_calls(net)) == 2 * n                 # asked again after the TTL
+    assert len(_fed_calls(net)) == 2 * n  # asked again after the TTL
 
 
 def test_suggested_only_and_max_depth():
     net, city, school, r = _setup()
     assert _ids(_walk(city, r["space"], suggested_only=True)) == [r["space"], r["maths"]]
     assert _ids(_walk(city, r["space"], max_depth=1)) == [
-        r["space"], r["local"], r["maths"], r["year5"]]
+        r["space"],
+        r["local"],
+        r["maths"],
+        r["year5"],
+    ]
 
 
 def test_pagination_with_remote_children_mixed_in():
@@ -146,16 +156,24 @@ def test_unreachable_child_server_is_skipped():
     net.heal()
     assert _ids(_walk(city, r["space"])) == [r["space"], r["local"]]
     city.reactor.advance(remote_hierarchy.FAILURE_TTL_MS / 1000 + 1)
-    assert _ids(_walk(city, r["space"])) == [r["space"], r["local"], r["maths"], r["year5"],
-                                             r["art"]]
+    assert _ids(_walk(city, r["space"])) == [
+        r["space"],
+        r["local"],
+        r["maths"],
+        r["year5"],
+        r["art"],
+    ]
 
 
 # --- the federation endpoint itself --------------------------------------------------------
 
+
 def _get(src, dst, room_id, query=None):
-    return result_of(src.client.request(dst.server_name, "GET",
-                                        f"{V1}/hierarchy/{quote(room_id, safe='')}",
-                                        query=query))
+    return result_of(
+        src.client.request(
+            dst.server_name, "GET", f"{V1}/hierarchy/{quote(room_id, safe='')}", query=query
+        )
+    )
 
 
 def test_federation_endpoint_answers_and_hides_private_rooms():
@@ -168,16 +186,21 @@ def test_federation_endpoint_answers_and_hides_private_rooms():
     assert status == 200
     assert body["room"]["room_id"] == r["year5"] and body["room"]["name"] == "Year 5"
     assert [c["state_key"] for c in body["room"]["children_state"]] == [
-        r["art"], r["staff"], hidden, "!unknown:elsewhere.test"]
-    assert all(c["type"] == "m.space.child" and isinstance(c["origin_server_ts"], int)
-               for c in body["room"]["children_state"])
+        r["art"],
+        r["staff"],
+        hidden,
+        "!unknown:elsewhere.test",
+    ]
+    assert all(
+        c["type"] == "m.space.child" and isinstance(c["origin_server_ts"], int)
+        for c in body["room"]["children_state"]
+    )
     assert [c["room_id"] for c in body["children"]] == [r["art"]]
     assert body["children"][0]["name"] == "Art"
     assert sorted(body["inaccessible_children"]) == sorted([r["staff"], hidden])
     # suggested_only
     status, body = _get(city, school, r["year5"], {"suggested_only": "true"})
-    assert status == 200 and [c["state_key"] for c in body["room"]["children_state"]] == [
-        hidden]
+    assert status == 200 and [c["state_key"] for c in body["room"]["children_state"]] == [hidden]
     assert body["children"] == [] and body["inaccessible_children"] == [hidden]
     # a private room itself, an unknown room, a bad parameter
     status, body = _get(city, school, r["staff"])
@@ -192,8 +215,15 @@ def test_federation_endpoint_answers_and_hides_private_rooms():
 
 def test_server_acl_denied_server_gets_404_and_the_child_is_skipped():
     net, city, school, r = _setup()
-    result_of(school.rooms.send_event(school.uid("alice"), r["maths"], "m.room.server_acl",
-                                      {"allow": ["*"], "deny": ["city.test"]}, state_key=""))
+    result_of(
+        school.rooms.send_event(
+            school.uid("alice"),
+            r["maths"],
+            "m.room.server_acl",
+            {"allow": ["*"], "deny": ["city.test"]},
+            state_key="",
+        )
+    )
     status, body = _get(city, school, r["maths"])
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     assert r["maths"] not in _ids(_walk(city, r["space"]))
@@ -211,30 +241,50 @@ def test_root_unknown_locally_is_still_forbidden_on_the_client_api():
 
 def test_restricted_remote_room_shows_only_to_members_of_an_allowed_room():
     net, city, school, r = _setup()
-    club = _room(school, name="Chess club", initial_state=[{
-        "type": "m.room.join_rules", "state_key": "",
-        "content": {"join_rule": "restricted",
-                    "allow": [{"type": "m.room_membership", "room_id": r["local"]}]}}])
+    club = _room(
+        school,
+        name="Chess club",
+        initial_state=[
+            {
+                "type": "m.room.join_rules",
+                "state_key": "",
+                "content": {
+                    "join_rule": "restricted",
+                    "allow": [{"type": "m.room_membership", "room_id": r["local"]}],
+                },
+            }
+        ],
+    )
     _child(city, r["space"], club, order="e")
     # city's alice is in the allowed room (she created it); city's bob is not
     assert club in _ids(_walk(city, r["space"]))
-    bob = result_of(hierarchy_ops.hierarchy(city.rooms, city.uid("bob"), r["space"],
-                                            suggested_only=False, limit=None,
-                                            max_depth=None, from_token=None))
+    bob = result_of(
+        hierarchy_ops.hierarchy(
+            city.rooms,
+            city.uid("bob"),
+            r["space"],
+            suggested_only=False,
+            limit=None,
+            max_depth=None,
+            from_token=None,
+        )
+    )
     assert club not in _ids(bob) and r["maths"] in _ids(bob)
     assert [x for x in _walk(city, r["space"])["rooms"] if x["room_id"] == club][0][
-        "allowed_room_ids"] == [r["local"]]
+        "allowed_room_ids"
+    ] == [r["local"]]
 
 
 def test_a_child_space_too_big_for_the_answer_is_left_for_its_own_request(monkeypatch):
     from node.federation.server import hierarchy as server_hierarchy
+
     net, city, school, r = _setup()
     top = _room(school, name="District", creation_content=SPACE)
     sub = _room(school, name="Sports", creation_content=SPACE)
     leaf = _room(school, name="Football")
     small = _room(school, name="Library")
     _child(school, sub, leaf)
-    _child(school, top, sub, order="a")                      # a space with 1 child
+    _child(school, top, sub, order="a")  # a space with 1 child
     _child(school, top, small, order="b")
     monkeypatch.setattr(server_hierarchy, "MAX_STATE_EVENTS", 2)
     status, body = _get(city, school, top)

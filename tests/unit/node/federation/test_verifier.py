@@ -33,12 +33,27 @@ def lookup(server, key_id):
 
 
 def _message(body: str) -> dict:
-    c = build_create_event(V12, server_name="a.example", signing_key=KEY,
-                           creator="@alice:a.example", content={}, origin_server_ts=1)
-    return build_event(V12, server_name="a.example", signing_key=KEY, type="m.room.message",
-                       sender="@alice:a.example", content={"body": body}, room_id=c.room_id,
-                       prev_events=[c.event_id], auth_events=[], depth=2,
-                       origin_server_ts=2).pdu
+    c = build_create_event(
+        V12,
+        server_name="a.example",
+        signing_key=KEY,
+        creator="@alice:a.example",
+        content={},
+        origin_server_ts=1,
+    )
+    return build_event(
+        V12,
+        server_name="a.example",
+        signing_key=KEY,
+        type="m.room.message",
+        sender="@alice:a.example",
+        content={"body": body},
+        room_id=c.room_id,
+        prev_events=[c.event_id],
+        auth_events=[],
+        depth=2,
+        origin_server_ts=2,
+    ).pdu
 
 
 def good_jobs(body="hello"):
@@ -69,7 +84,7 @@ class ThreadedReactor:
         return len(self.triggers)
 
     def run_one_from_thread(self) -> None:
-        fn, args, kwargs = self.from_threads.get(timeout=60)   # a bound, not a timing check
+        fn, args, kwargs = self.from_threads.get(timeout=60)  # a bound, not a timing check
         fn(*args, **kwargs)
 
     def shutdown(self) -> None:
@@ -80,8 +95,9 @@ class ThreadedReactor:
 
 # --- the batch helper ------------------------------------------------------------------------
 
+
 def test_run_batch_answers_per_event_in_order():
-    two_bad = good_jobs("x") + bad_jobs("y")     # one event with a good and a bad signature
+    two_bad = good_jobs("x") + bad_jobs("y")  # one event with a good and a bad signature
     out = _run_batch([good_jobs(), [], bad_jobs(), two_bad])
     assert len(out) == 4
     assert out[0] is None and out[1] is None
@@ -92,12 +108,13 @@ def test_run_batch_answers_per_event_in_order():
 
 # --- inline mode -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("reactor", [task.Clock(), None], ids=["task.Clock", "None"])
 def test_without_reactor_threads_verification_is_inline(reactor):
     v = SignatureVerifier(reactor, threads=4)
     assert v.threads == 0
     d = v.verify([good_jobs(), bad_jobs()])
-    assert d.called                               # synchronous: nothing to hand back to
+    assert d.called  # synchronous: nothing to hand back to
     ok, bad = d.result
     assert ok is None and isinstance(bad, SignatureInvalid)
 
@@ -109,7 +126,7 @@ def test_zero_or_negative_threads_is_inline_even_with_a_threaded_reactor():
         assert v.threads == 0
         d = v.verify([bad_jobs()])
         assert d.called and isinstance(d.result[0], SignatureInvalid)
-        assert reactor.from_threads.empty() and reactor.triggers == []   # no pool made
+        assert reactor.from_threads.empty() and reactor.triggers == []  # no pool made
 
 
 def test_default_thread_count_is_one_per_core_up_to_four():
@@ -123,10 +140,11 @@ def test_threaded_mode_with_nothing_to_verify_answers_at_once():
     v = SignatureVerifier(reactor, threads=2)
     d = v.verify([[], []])
     assert d.called and d.result == [None, None]
-    assert reactor.triggers == []                  # no pool started for it
+    assert reactor.triggers == []  # no pool started for it
 
 
 # --- threaded mode ---------------------------------------------------------------------------
+
 
 def test_threaded_mode_hands_results_back_through_the_reactor():
     reactor = ThreadedReactor()
@@ -134,7 +152,7 @@ def test_threaded_mode_hands_results_back_through_the_reactor():
     try:
         batch = [good_jobs(), [], bad_jobs()]
         d = v.verify(batch)
-        assert not d.called          # only the reactor thread may fire it
+        assert not d.called  # only the reactor thread may fire it
         reactor.run_one_from_thread()
         assert d.called
         ok, empty, bad = d.result
@@ -158,11 +176,12 @@ def test_stop_then_reactor_shutdown_does_not_fail():
     reactor.run_one_from_thread()
     assert d.result == [None]
     v.stop()
-    reactor.shutdown()                              # must not raise
-    v.stop()                                        # nor a second stop
+    reactor.shutdown()  # must not raise
+    v.stop()  # nor a second stop
 
 
 # --- the caller runs a task no thread has started (work stealing) ----------------------------
+
 
 def test_task_run_here_is_skipped_by_the_thread_and_fires_once():
     import threading
@@ -175,9 +194,9 @@ def test_task_run_here_is_skipped_by_the_thread_and_fires_once():
     assert t.try_run_here() is True and t.deferred.called
     ok, bad = t.deferred.result
     assert ok is None and isinstance(bad, SignatureInvalid)
-    assert t.try_run_here() is False                # claimed: not run twice
+    assert t.try_run_here() is False  # claimed: not run twice
     # A thread reaching the task later finds it claimed and hands back nothing.
-    v._finished(t, True, v._in_thread(t))           # must not fire the Deferred again
+    v._finished(t, True, v._in_thread(t))  # must not fire the Deferred again
     assert t.deferred.result == [ok, bad]
 
 
@@ -187,10 +206,10 @@ def test_task_started_by_a_thread_is_not_run_here():
     from node.federation.verifier import VerifyTask
 
     t = VerifyTask([bad_jobs()], threading.Lock())
-    results = SignatureVerifier._in_thread(t)       # a pool thread claimed and ran it
+    results = SignatureVerifier._in_thread(t)  # a pool thread claimed and ran it
     assert isinstance(results[0], SignatureInvalid)
     assert t.try_run_here() is False and not t.deferred.called
-    SignatureVerifier._finished(t, True, results)   # handed back through the reactor
+    SignatureVerifier._finished(t, True, results)  # handed back through the reactor
     assert t.deferred.result == results
 
 
@@ -199,14 +218,14 @@ def test_threaded_submit_hands_back_once_even_when_the_reactor_ran_it():
     v = SignatureVerifier(reactor, threads=1)
     try:
         tasks = [v.submit([good_jobs(f"m{i}")]) for i in range(6)]
-        ran_here = [t.try_run_here() for t in reversed(tasks)]   # as _Verdicts does
+        ran_here = [t.try_run_here() for t in reversed(tasks)]  # as _Verdicts does
         # Every task completes exactly once, wherever it ran; the pool's hand-backs of
         # the ones run here are no-ops.
         for _ in tasks:
             reactor.run_one_from_thread()
         assert all(t.deferred.called and t.deferred.result == [None] for t in tasks)
         assert len(ran_here) == 6
-        assert reactor.from_threads.empty()         # one hand-back per task, no more
+        assert reactor.from_threads.empty()  # one hand-back per task, no more
     finally:
         v.stop()
 
@@ -232,8 +251,9 @@ def test_waiting_for_a_chunk_runs_the_unstarted_chunks_of_the_batch_here():
 
     stalled = Stalled()
     verdicts = _Verdicts(stalled)
-    jobs = [bad_jobs(f"b{i}") if i % 5 == 0 else good_jobs(f"g{i}")
-            for i in range(2 * VERIFY_CHUNK + 3)]
+    jobs = [
+        bad_jobs(f"b{i}") if i % 5 == 0 else good_jobs(f"g{i}") for i in range(2 * VERIFY_CHUNK + 3)
+    ]
     slots = [verdicts.add(j) for j in jobs]
     verdicts.flush()
     assert len(stalled.tasks) == 3 and not any(t.deferred.called for t in stalled.tasks)
