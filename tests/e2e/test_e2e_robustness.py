@@ -456,6 +456,11 @@ def test_hostile_requests_hurt_nobody(arena):
         watcher.stop.set()
         watcher.join(30)
     rss_after = _rss_bytes(node.proc.pid)
+    print(
+        f"attack: worst /versions {watcher.worst_versions * 1000:.0f} ms over "
+        f"{len(watcher.sync_statuses)} bystander syncs; RSS "
+        f"{rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB"
+    )
 
     assert not failures, "\n".join(failures)
     assert not watcher.versions_failures, watcher.versions_failures[:5]
