@@ -26,7 +26,7 @@ joiners" is not implemented); it clears the profile only.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 log = logging.getLogger("parta.accounts.deactivation")
 
@@ -35,7 +35,41 @@ LEAVE_REASON = "Account deactivated"
 RoomLeaver = Callable[[str], Awaitable[None]]
 
 
-def make_room_leaver(rooms: Any) -> RoomLeaver:
+class RemoteLeaver(Protocol):
+    """The federation's membership handshakes, as far as leaving goes."""
+
+    async def leave_room(self, user_id: str, room_id: str, reason: str | None = None) -> None: ...
+
+
+class LeaveHooks(Protocol):
+    """The rooms service's federation hooks (``node.rooms.hooks.RoomHooks``): accounts may
+    not import rooms, so it states the one field it reads."""
+
+    @property
+    def membership(self) -> RemoteLeaver | None: ...
+
+
+class MemberRooms(Protocol):
+    """What leaving every room needs of the rooms service (``node.rooms.RoomService``)."""
+
+    @property
+    def hooks(self) -> LeaveHooks: ...
+
+    async def get_rooms_for_user(
+        self, user_id: str, memberships: Sequence[str] | None = None
+    ) -> list[tuple[str, str, Any]]: ...
+
+    async def update_membership(
+        self,
+        sender: str,
+        room_id: str,
+        target: str,
+        membership: str,
+        reason: str | None = None,
+    ) -> Any: ...
+
+
+def make_room_leaver(rooms: MemberRooms) -> RoomLeaver:
     """``leave_all(user_id)`` over the rooms service: a leave for every joined, invited or
     knocked room (through the federation membership service when it is wired, as
     ``POST /rooms/{roomId}/leave`` does, so remote invites are rejected remotely)."""
@@ -43,7 +77,7 @@ def make_room_leaver(rooms: Any) -> RoomLeaver:
     async def leave_all(user_id: str) -> None:
         memberships = await rooms.get_rooms_for_user(user_id, ["join", "invite", "knock"])
         for room_id, _membership, _event in memberships:
-            fed = getattr(rooms, "federation_membership", None)
+            fed = rooms.hooks.membership
             try:
                 if fed is not None:
                     await fed.leave_room(user_id, room_id, LEAVE_REASON)

@@ -9,13 +9,13 @@ or ``world_readable`` history.  Loops are cut.  Pagination tokens encode the off
 the parameters that may not change between pages.
 
 Children this node does not know are asked of the servers in their ``via`` list when the
-federation area set ``service.remote_hierarchy`` (node/federation/remote/hierarchy.py:
-cached answers, failures skip the child); without it they are skipped.  Each page re-walks
-the tree from the root but only as far as that page needs (``offset + limit + 1`` rooms),
-so remote look-ups are bounded by the page: at most ``MAX_REMOTE_FETCHES`` uncached
-look-ups per request once the page has a room -- the page then ends early with a
-``next_batch`` (the next page continues from the cached answers).  The look-ups for the
-children of one room are made at the same time.
+federation area attached ``service.hooks.remote_hierarchy`` (node/rooms/hooks.py, made by
+node/federation/remote/hierarchy.py: cached answers, failures skip the child); without it
+they are skipped.  Each page re-walks the tree from the root but only as far as that page
+needs (``offset + limit + 1`` rooms), so remote look-ups are bounded by the page: at most
+``MAX_REMOTE_FETCHES`` uncached look-ups per request once the page has a room -- the page
+then ends early with a ``next_batch`` (the next page continues from the cached answers).
+The look-ups for the children of one room are made at the same time.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ async def hierarchy(
     if not can_see(root, user_id, joined):
         raise Forbidden("You are not allowed to view this room.")
 
-    remote = getattr(service, "remote_hierarchy", None)  # set when federating
+    remote = service.hooks.remote_hierarchy  # set when federating
     want = min(offset + limit + 1, MAX_ROOMS)
     fetches = 0
     truncated = False

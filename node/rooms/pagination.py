@@ -118,7 +118,7 @@ async def paginate(
                 break
         # Past the start of our copy of a federated room: fetch older history from a
         # server in the room (node/federation/remote/backfill.py), stored below it.
-        backfill = getattr(service, "backfill_hook", None)
+        backfill = service.hooks.backfill
         if (
             attempt
             or not exhausted

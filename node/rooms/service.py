@@ -38,6 +38,7 @@ from federation.room_versions import RoomVersion, get_room_version
 
 from . import store
 from .client_format import format_client_event
+from .hooks import RoomHooks
 from .persister import EventPersister, is_hidden
 from .state_cache import RoomState
 from .state_store import StateStore
@@ -90,6 +91,13 @@ class RoomService(UserQueries):
         self._txns: OrderedDict[tuple[str, str, str, str], tuple[str, int]] = OrderedDict()
         self._txns_loaded = False
         self._txn_waiters: dict[tuple[str, str, str, str], list[defer.Deferred]] = {}
+        # Filled once by the composition root when the node federates (node/rooms/hooks.py).
+        self.hooks = RoomHooks()
+
+    def attach_federation(self, hooks: RoomHooks) -> None:
+        """Hand the rooms area the federation's implementations of its hooks (joins of
+        remote rooms, backfill, remote space children...); called once at wiring."""
+        self.hooks = hooks
 
     # ==================================================================================
     # Rooms in memory

@@ -24,6 +24,7 @@ from .visibility import filter_visible
 if TYPE_CHECKING:
     from collections import OrderedDict
 
+    from .hooks import RoomHooks
     from .state_cache import RoomState
     from .state_store import StateStore
 
@@ -48,6 +49,7 @@ class UserQueries:
     # What ``RoomService`` provides; declared for the type checker only.
     db: Any
     state_store: StateStore
+    hooks: RoomHooks
     _joined: dict[str, set[str]]
     _membership_gen: int
     _vis_gen: int
@@ -116,7 +118,7 @@ class UserQueries:
     async def stripped_state(self, room_id: str, extra: Sequence[Event] = ()) -> list[dict]:
         """Stripped state events for an invite (plus ``extra``, e.g. the invite itself)."""
         room = await self.get_room(room_id)
-        hook = getattr(self, "out_of_band_stripped_state", None)
+        hook = self.hooks.out_of_band_state
         if hook is not None and CREATE not in room.state:
             # A room known only through a remote invite/knock: the inviting server's
             # room state (node.federation.membership.out_of_band).

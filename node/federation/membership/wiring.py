@@ -2,10 +2,12 @@
 ``wire(fctx, *, rooms, accounts, sender) -> MembershipService``.
 
 Registers the resident-side endpoints on the federation listener (X-Matrix
-authenticated, server policy applied: ``fctx.routes``) and hooks the service into the
-rooms area (``rooms.federation_membership``: the client membership endpoints use it for
-remote joins, invites and leaves; ``rooms.out_of_band_stripped_state``: invites to rooms
-we are not in show the inviting server's room state in ``/sync``).
+authenticated, server policy applied: ``fctx.routes``) and hands the rooms area its
+federation hooks (``node.rooms.hooks.RoomHooks``, once, through
+``rooms.attach_federation``): ``membership``, which the client membership endpoints use
+for remote joins, invites and leaves; ``out_of_band_state``, so invites to rooms we are not
+in show the inviting server's room state in ``/sync``; ``backfill`` for older history of
+federated rooms; ``remote_hierarchy`` for space children other servers know.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation.transport import endpoints as E
+from node.rooms.hooks import Backfill, OutOfBandState, RemoteHierarchy, RoomHooks
 
 from ..xmatrix_auth import serve
 from .out_of_band import stripped_state_for
@@ -50,13 +53,28 @@ def register(routes: Any, ms: MembershipService) -> None:
     serve(routes, E.SEND_LEAVE, send_leave)
 
 
-def attach(ms: MembershipService, rooms: Any) -> None:
-    rooms.federation_membership = ms
+def out_of_band_state(ms: MembershipService) -> OutOfBandState:
+    """The stripped state of rooms known only through a remote invite or knock."""
 
     async def out_of_band_stripped_state(room: Any, extra: Any) -> Any:
         return await stripped_state_for(ms.db, room, extra)
 
-    rooms.out_of_band_stripped_state = out_of_band_stripped_state
+    return out_of_band_stripped_state
+
+
+def room_hooks(
+    ms: MembershipService,
+    *,
+    backfill: Backfill | None = None,
+    remote_hierarchy: RemoteHierarchy | None = None,
+) -> RoomHooks:
+    """Everything the rooms area hands to the federation, for ``rooms.attach_federation``."""
+    return RoomHooks(
+        membership=ms,
+        out_of_band_state=out_of_band_state(ms),
+        backfill=backfill,
+        remote_hierarchy=remote_hierarchy,
+    )
 
 
 def wire(fctx: Any, *, rooms: Any, accounts: Any = None, sender: Any = None) -> MembershipService:
@@ -76,37 +94,36 @@ def wire(fctx: Any, *, rooms: Any, accounts: Any = None, sender: Any = None) -> 
         signing_key=lambda: fctx.signing_key,
     )
     register(fctx.routes, ms)
-    attach(ms, rooms)
     attach_remote(
         fctx,
         accounts=accounts or getattr(fctx, "accounts", None),
         media=getattr(fctx, "media", None),
     )
     from node.federation.remote.backfill import Backfiller
+    from node.federation.remote.hierarchy import build as build_hierarchy
 
-    rooms.backfill_hook = Backfiller(
+    backfiller = Backfiller(
         rooms=rooms,
         client=fctx.client,
         clock=ctx.clock,
         server_name=ctx.server_name,
         ingest=lambda: fctx.ingest,
         policy=fctx.policy,
-    ).backfill
+    )
+    # Spaces: the client /hierarchy asks other servers about children we do not know.
+    hierarchy = build_hierarchy(fctx) if fctx.rooms is not None else None
+    rooms.attach_federation(
+        room_hooks(ms, backfill=backfiller.backfill, remote_hierarchy=hierarchy)
+    )
     return ms
 
 
 def attach_remote(fctx: Any, *, accounts: Any, media: Any) -> None:
-    """Remote profile look-ups, remote media downloads and remote space children
-    (``/hierarchy``) for the client API."""
+    """Remote profile look-ups and remote media downloads for the client API."""
     from node.federation.remote.media import RemoteMedia
     from node.federation.remote.profile import RemoteProfiles
 
     ctx = fctx.ctx
-    # Spaces: the client /hierarchy asks other servers about children we do not know.
-    from node.federation.remote.hierarchy import attach as attach_hierarchy
-
-    if getattr(fctx, "rooms", None) is not None:
-        attach_hierarchy(fctx, fctx.rooms)
     if accounts is not None:
         accounts.remote_profiles = RemoteProfiles(
             client=fctx.client, clock=ctx.clock, server_name=ctx.server_name, policy=fctx.policy

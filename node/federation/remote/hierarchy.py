@@ -276,12 +276,12 @@ class RemoteHierarchy:
             self._cache.popitem(last=False)
 
 
-def attach(fctx: Any, rooms: Any) -> RemoteHierarchy:
-    """Give the rooms service (the client ``/hierarchy``) its remote look-ups."""
-    rooms.remote_hierarchy = RemoteHierarchy(
+def build(fctx: Any) -> RemoteHierarchy:
+    """The rooms service's remote look-ups for the client ``/hierarchy``
+    (``RoomHooks.remote_hierarchy``)."""
+    return RemoteHierarchy(
         client=fctx.client,
         clock=fctx.ctx.clock,
         server_name=fctx.ctx.server_name,
         policy=fctx.policy,
     )
-    return rooms.remote_hierarchy

@@ -8,7 +8,7 @@
 - ``POST /rooms/{roomId}/kick`` (kicking.yaml), ``/ban``, ``/unban`` (banning.yaml)
 - ``GET /joined_rooms`` (list_joined_rooms.yaml)
 
-With federation wired, ``service.federation_membership`` (node/federation/membership)
+With federation wired, ``service.hooks.membership`` (node/federation/membership)
 takes joins (remote rooms and aliases), invites of remote users and leaves of rooms known
 only through a remote invite; without it everything stays local.
 """
@@ -34,7 +34,7 @@ def register(router: Any, service: Any) -> None:
                 errcode="M_UNRECOGNIZED",
                 http_status=400,
             )
-        fed = getattr(service, "federation_membership", None)
+        fed = service.hooks.membership
         if fed is not None:
             via = list(req.args.get("via") or []) + list(req.args.get("server_name") or [])
             room_id = await fed.join_room(req.user_id, room_id, via, reason)
@@ -43,7 +43,7 @@ def register(router: Any, service: Any) -> None:
         return 200, {"room_id": room_id}
 
     async def join_by_id_or_alias(req: Any, roomIdOrAlias: str) -> tuple[int, dict]:
-        if getattr(service, "federation_membership", None) is not None:
+        if service.hooks.membership is not None:
             return await _join(req, roomIdOrAlias)  # resolves remote aliases too
         room_id = await resolve_room_id_or_alias(service, roomIdOrAlias)
         return await _join(req, room_id)
@@ -54,7 +54,7 @@ def register(router: Any, service: Any) -> None:
     async def knock(req: Any, roomIdOrAlias: str) -> tuple[int, dict]:
         body = req.json(allow_empty=True)
         reason = optional_str(body, "reason")
-        fed = getattr(service, "federation_membership", None)
+        fed = service.hooks.membership
         if fed is not None:
             via = list(req.args.get("via") or []) + list(req.args.get("server_name") or [])
             return 200, {"room_id": await fed.knock_room(req.user_id, roomIdOrAlias, via, reason)}
@@ -65,7 +65,7 @@ def register(router: Any, service: Any) -> None:
     async def invite(req: Any, roomId: str) -> tuple[int, dict]:
         body = req.json()
         target = required_str(body, "user_id")
-        fed = getattr(service, "federation_membership", None)
+        fed = service.hooks.membership
         if fed is not None:
             await fed.invite_user(req.user_id, roomId, target, optional_str(body, "reason"))
             return 200, {}
@@ -76,7 +76,7 @@ def register(router: Any, service: Any) -> None:
 
     async def leave(req: Any, roomId: str) -> tuple[int, dict]:
         body = req.json(allow_empty=True)
-        fed = getattr(service, "federation_membership", None)
+        fed = service.hooks.membership
         if fed is not None:
             await fed.leave_room(req.user_id, roomId, optional_str(body, "reason"))
             return 200, {}

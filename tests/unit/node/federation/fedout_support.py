@@ -291,7 +291,7 @@ class FedNode:
         self, server: str, key: SigningKey, network: dict, reactor_clock, users=("alice", "bob")
     ) -> None:
         from node.federation.membership.service import MembershipService
-        from node.federation.membership.wiring import attach as attach_membership
+        from node.federation.membership.wiring import room_hooks
         from node.federation.outbound.wiring import attach, build_sender
 
         self.server = server
@@ -345,17 +345,17 @@ class FedNode:
             server_name=server,
             signing_key=key,
         )
-        attach_membership(self.ms, self.rooms)
         from node.federation.remote.backfill import Backfiller
 
-        self.rooms.backfill_hook = Backfiller(
+        backfiller = Backfiller(
             rooms=self.rooms,
             client=self.client,
             clock=self.clock,
             server_name=server,
             ingest=self.ingest,
             policy=self.policy,
-        ).backfill
+        )
+        self.rooms.attach_federation(room_hooks(self.ms, backfill=backfiller.backfill))
         result_of(self.sender.start())
 
     def uid(self, name: str) -> str:

@@ -17,6 +17,7 @@ from fedcore_support import FedNode, Network
 from federation.errors import MatrixError
 from node.federation.remote import hierarchy as remote_hierarchy
 from node.rooms import hierarchy_ops
+from node.rooms.hooks import RoomHooks
 
 V1 = "/_matrix/federation/v1"
 SPACE = {"type": "m.space"}
@@ -38,7 +39,7 @@ def _setup():
     net = Network()
     city = FedNode(net, "city.test")
     school = FedNode(net, "school.test")
-    remote_hierarchy.attach(city.fed.fctx, city.rooms)
+    city.rooms.attach_federation(RoomHooks(remote_hierarchy=remote_hierarchy.build(city.fed.fctx)))
     space = _room(city, name="City schools", creation_content=SPACE)
     local = _room(city, name="City news")
     maths = _room(school, name="Maths", topic="Fractions this week")
