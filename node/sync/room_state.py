@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from federation.events.model import Event
 from node.rooms.visibility import filter_visible
+
+if TYPE_CHECKING:
+    from node.rooms.service import RoomService
 
 from . import queries
 
@@ -92,17 +95,14 @@ class Timeline:
 
 
 class RoomStateReader:
-    def __init__(self, db: Any, rooms: Any) -> None:
+    def __init__(self, db: Any, rooms: RoomService) -> None:
         self.db = db
         self.rooms = rooms
         self.recent = RecentEvents()
 
     async def current_state(self, room_id: str) -> dict[tuple[str, str], Event]:
-        """The room's current state; the rooms area's live map when it exposes it (read only)."""
-        get_room = getattr(self.rooms, "get_room", None)
-        if get_room is not None:
-            return (await get_room(room_id)).state
-        return await self.rooms.get_current_state(room_id)
+        """The room's current state: the rooms area's live map (read only, not copied)."""
+        return (await self.rooms.get_room(room_id)).state
 
     async def state_at(
         self, room_id: str, position: int, keys: Iterable[tuple[str, str]] | None = None
@@ -145,8 +145,8 @@ class RoomStateReader:
         current = await self.current_state(room_id)
         if all((so := stream_of(ev)) is not None and so <= position for ev in current.values()):
             return dict(current)
-        store = getattr(self.rooms, "state_store", None)
-        if store is not None and tl.events:
+        store = self.rooms.state_store
+        if tl.events:
             groups = await store.get_event_groups([ev.event_id for ev in tl.events])
             for i, ev in enumerate(tl.events):
                 if ev.event_id not in groups:

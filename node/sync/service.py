@@ -7,7 +7,7 @@ combine room account data (``m.fully_read``) and receipts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.errors import Forbidden, InvalidParam, MatrixError, NotFound
 
@@ -18,6 +18,9 @@ from .notifier import SyncNotifier
 from .receipts import ReceiptStore
 from .typing import TypingManager
 from .user_directory import UserDirectory
+
+if TYPE_CHECKING:
+    from node.rooms.service import RoomService
 
 MEMBER = "m.room.member"
 
@@ -30,7 +33,7 @@ class SyncService:
         clock: Any,
         server_name: str,
         accounts: Any,
-        rooms: Any,
+        rooms: RoomService,
         notifier: SyncNotifier,
     ) -> None:
         self.db = db
@@ -54,10 +57,7 @@ class SyncService:
             clock=clock,
         )
         # Read-only tap on the rooms area's persistence hook: recent events for woken syncs.
-        persister = getattr(rooms, "persister", None)
-        hooks = getattr(persister, "on_persisted", None)
-        if isinstance(hooks, list):
-            hooks.append(self._on_persisted)
+        rooms.persister.on_persisted.append(self._on_persisted)
 
     def _on_persisted(self, evs: Any) -> None:
         """After each committed batch: cache recent events; a member who is no longer
