@@ -11,33 +11,53 @@ receive it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from federation.keys import SigningKey
+    from federation.transport.key_server import KeyServer, NotaryService
+    from federation.transport.keyring import KeyRing
+    from node.accounts.service import AccountsService
+    from node.config import FederationConfig
+    from node.context import NodeContext
+    from node.http.router import Router
+    from node.media.service import MediaService
+    from node.rooms.service import RoomService
+    from node.rooms.state_store import StateStore
+    from node.sync.notifier import SyncNotifier
+    from node.sync.service import SyncService
+
+    from .ingest import Ingest
+    from .policy import ServerPolicy
+    from .policy_client import PolicyClient
+    from .xmatrix_auth import FederationRoutes
 
 
 @dataclass
 class FederationContext:
-    ctx: Any  # NodeContext
-    config: Any  # FederationConfig
-    keyring: Any  # federation.transport.keyring.KeyRing
-    key_server: Any  # federation.transport.key_server.KeyServer
-    notary: Any  # federation.transport.key_server.NotaryService
-    client: Any  # PolicyClient(FederationHttpClient)
-    router: Any  # node.http.router.Router of the federation listener
-    routes: Any  # node.federation.xmatrix_auth.FederationRoutes
-    policy: Any  # node.federation.policy.ServerPolicy
-    state_store: Any  # node.rooms.state_store.StateStore
-    rooms: Any = None
-    accounts: Any = None
-    sync: Any = None
-    media: Any = None
-    notifier: Any = None
-    ingest: Any = None  # node.federation.ingest.Ingest
-    extras: dict = field(default_factory=dict)
+    ctx: NodeContext
+    config: FederationConfig
+    keyring: KeyRing
+    key_server: KeyServer
+    notary: NotaryService
+    client: PolicyClient  # the outbound FederationHttpClient behind the server policy
+    router: Router  # of the federation listener
+    routes: FederationRoutes
+    policy: ServerPolicy
+    state_store: StateStore  # shared with node/rooms
+    # The node's services, set by ``wiring.wire`` right after the context is built.
+    rooms: RoomService | None = None
+    accounts: AccountsService | None = None
+    sync: SyncService | None = None
+    media: MediaService | None = None
+    notifier: SyncNotifier | None = None
+    ingest: Ingest | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def server_name(self) -> str:
         return self.ctx.server_name
 
     @property
-    def signing_key(self) -> Any:
+    def signing_key(self) -> SigningKey:
         return self.key_server.signing_key
