@@ -242,7 +242,7 @@ def check_received_event(
 
     1. format (``BadJSON``), 2. signatures (``SignatureError``), 3. content hash: on a
     mismatch the returned event holds the *redacted* PDU and
-    ``event.internal["content_hash_mismatch"]`` is True.  The returned event's PDU is an
+    ``event.content_hash_mismatch`` is True.  The returned event's PDU is an
     independent copy: ``pdu`` is never mutated nor aliased.
     """
     event, jobs = prepare_received_event(pdu, room_version, get_verify_key)
@@ -284,6 +284,6 @@ def prepare_received_event(
     actual = _sha256(encode_validated(_content_hash_view(copy))).digest()
     if claimed_content_hash(copy) != actual:
         event = Event(redacted_view(copy, room_version), room_version, event_id=event_id)
-        event.internal["content_hash_mismatch"] = True
+        event.content_hash_mismatch = True
         return event, jobs
     return Event(copy, room_version, event_id=event_id), jobs

@@ -22,7 +22,14 @@ class Event:
     (``format.py``) guarantee for a received or built event.
     """
 
-    __slots__ = ("pdu", "room_version", "_event_id", "rejected_reason", "internal")
+    __slots__ = (
+        "pdu",
+        "room_version",
+        "_event_id",
+        "rejected_reason",
+        "content_hash_mismatch",
+        "meta",
+    )
 
     def __init__(
         self, pdu: dict[str, Any], room_version: RoomVersion, *, event_id: str | None = None
@@ -32,8 +39,14 @@ class Event:
         self._event_id = event_id
         # Set by whoever persists the event: why it was rejected (None when accepted).
         self.rejected_reason: str | None = None
-        # Free slot for storage layers (stream ordering etc.); never part of the PDU.
-        self.internal: dict[str, Any] = {}
+        # Set by the checks on receipt: the content hash did not match, so ``pdu`` is the
+        # redacted copy (server-server API "Checks performed on receipt of a PDU", 3).
+        self.content_hash_mismatch = False
+        # The server's own bookkeeping (stream ordering, state groups...), never part of the
+        # PDU: the core only carries it.  ``node/`` keeps a typed object here
+        # (``node.rooms.event_meta``); None until it is first needed, so an event costs no
+        # extra object on paths that never use it.
+        self.meta: object | None = None
 
     # --- identity --------------------------------------------------------------------
     @property

@@ -14,6 +14,8 @@ from typing import Any
 
 from federation.events.model import Event
 
+from .event_meta import meta
+
 
 def format_client_event(
     event: Event,
@@ -46,11 +48,11 @@ def format_client_event(
             out["redacts"] = redacts
 
     unsigned: dict[str, Any] = {"age": max(0, now_ms - out["origin_server_ts"])}
-    internal = event.internal
-    extra = internal.get("unsigned")
+    m = meta(event)
+    extra = m.unsigned
     if extra:
         unsigned.update(extra)
-    txn = internal.get("txn")
+    txn = m.txn
     if (
         txn is not None
         and user_id == pdu["sender"]
@@ -58,7 +60,7 @@ def format_client_event(
         and txn[0] == device_id
     ):
         unsigned["transaction_id"] = txn[1]
-    because = internal.get("redacted_because")
+    because = m.redacted_because
     if because is not None:
         unsigned["redacted_because"] = format_client_event(
             because, now_ms=now_ms, include_room_id=include_room_id

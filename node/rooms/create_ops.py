@@ -23,6 +23,7 @@ from federation.events.model import Event
 
 from . import store
 from .creation import invalid_room_state, plan_create_room
+from .event_meta import meta
 from .state_cache import RoomState
 
 _ROOM_ID_ALPHABET = string.ascii_letters
@@ -119,7 +120,7 @@ async def create_room(service, user_id: str, body: dict) -> str:
         if not claimed:
             raise MatrixError("Room alias already taken", errcode="M_ROOM_IN_USE", http_status=400)
 
-    create.internal["new_room"] = {
+    meta(create).new_room = {
         "room_id": room.room_id,
         "room_version": rv.identifier,
         "creator": user_id,

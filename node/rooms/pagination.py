@@ -22,6 +22,7 @@ from node.filtering import EventFilter
 from node.stream_tokens import events_position, events_token
 
 from .access import history_visibility, may_read_history
+from .event_meta import committed_stream, meta
 from .visibility import VisibilityChecker
 
 MAX_ROUNDS = 5  # DB round trips per request while events are filtered out
@@ -107,7 +108,7 @@ async def paginate(
                 if len(chunk) >= limit:
                     break
                 consumed += 1
-                stream = ev.internal["stream_ordering"]
+                stream = committed_stream(ev)
                 pos = stream - 1 if direction == "b" else stream
                 if checker.visible(ev) and _allowed(ev, event_filter):
                     chunk.append(ev)
@@ -174,11 +175,11 @@ async def event_context(
     if (
         ev is None
         or ev.room_id != room_id
-        or "stream_ordering" not in ev.internal
+        or meta(ev).stream_ordering is None
         or not checker.visible(ev)
     ):
         raise NotFound("Event not found.")
-    stream = ev.internal["stream_ordering"]
+    stream = committed_stream(ev)
     n_before = limit // 2
     n_after = limit - n_before
 
@@ -194,8 +195,8 @@ async def event_context(
 
     before = await collect("b", n_before)
     after = await collect("f", n_after)
-    first = before[-1].internal["stream_ordering"] if before else stream
-    last = after[-1].internal["stream_ordering"] if after else stream
+    first = committed_stream(before[-1]) if before else stream
+    last = committed_stream(after[-1]) if after else stream
     state_map = await service.get_state_at(room_id, last)
     if event_filter is not None and event_filter.lazy_load_members:
         senders = {e.sender for e in [ev, *before, *after]}

@@ -42,6 +42,7 @@ from federation.errors import MatrixError
 from federation.events.model import Event
 
 from . import store, store_write
+from .event_meta import committed_stream, meta
 
 log = logging.getLogger("parta.rooms.persist")
 
@@ -65,7 +66,7 @@ class BuiltOnUnstored(MatrixError):
 def is_hidden(ev: Event) -> bool:
     """Stored but not part of the room as clients see it: outliers (no known state;
     soft-failed events are stored as outliers too) and rejected events."""
-    return ev.rejected_reason is not None or bool(ev.internal.get("outlier"))
+    return ev.rejected_reason is not None or meta(ev).outlier
 
 
 _METRICS: list = []
@@ -255,10 +256,11 @@ class EventPersister:
                         exc = BuiltOnUnstored()
                 if exc is None:
                     try:
-                        if store_write.ROW_KEY not in ev.internal:
+                        m = meta(ev)
+                        if m.row_json is None:
                             store_write.check_storable(ev)
-                        elif "new_room" in ev.internal:
-                            store_write.check_new_room(ev.internal["new_room"])
+                        elif m.new_room is not None:
+                            store_write.check_new_room(m.new_room)
                     except MatrixError as err:
                         exc = err
                 if exc is not None:
@@ -273,11 +275,11 @@ class EventPersister:
         to store?  Then it names that event (or another such event) as a prev event or
         keeps it among the room's forward extremities.  Hidden and backfilled events are
         not built on the room in memory (and outliers may lack prev events anyway)."""
-        if is_hidden(ev) or ev.internal.get("backfilled"):
+        if is_hidden(ev) or meta(ev).backfilled:
             return False
         bad = self._failed_ids
         return any(p in bad for p in ev.prev_event_ids) or any(
-            e in bad for e in ev.internal.get("extremities_after", ())
+            e in bad for e in meta(ev).extremities_after or ()
         )
 
     def _mark_failed(self, ev: Event) -> None:
@@ -301,13 +303,14 @@ class EventPersister:
         first_backfill = self._next_backfill
         n = 0
         for ev in evs:
-            if ev.internal.get("backfilled"):
+            m = meta(ev)
+            if m.backfilled:
                 # History older than anything in the room: below every stream ordering,
                 # in the order queued (newest first), so /messages pages back through it.
-                ev.internal["stream_ordering"] = self._next_backfill
+                m.stream_ordering = self._next_backfill
                 self._next_backfill -= 1
             else:
-                ev.internal["stream_ordering"] = first + n
+                m.stream_ordering = first + n
                 n += 1
         self._next_stream = first + n
         try:
@@ -319,7 +322,7 @@ class EventPersister:
             self._next_stream = first
             self._next_backfill = first_backfill
             for ev in evs:
-                ev.internal.pop("stream_ordering", None)
+                meta(ev).stream_ordering = None
             if len(items) == 1:
                 log.error(
                     "persisting %s failed: %s",
@@ -357,16 +360,17 @@ class EventPersister:
             self.max_persisted = first + n - 1
         self.batches_written += 1
         for ev in evs:
-            ev.internal.pop("new_room", None)
-            ev.internal.pop("extremities_after", None)
-            ev.internal.pop("current_state_delta", None)
-            ev.internal.pop(store_write.ROW_KEY, None)
+            m = meta(ev)
+            m.new_room = None
+            m.extremities_after = None
+            m.current_state_delta = None
+            m.row_json = None
         for hook in self.on_committed:
             try:
                 hook(evs)
             except Exception:
                 log.exception("on_committed hook failed")
-        visible = [ev for ev in evs if not is_hidden(ev) and not ev.internal.get("backfilled")]
+        visible = [ev for ev in evs if not is_hidden(ev) and not meta(ev).backfilled]
         if visible:
             for hook in self.on_persisted:
                 try:
@@ -386,8 +390,9 @@ class EventPersister:
         in-memory caches (``on_failed``), then their senders get the error."""
         evs = [ev for ev, _, _ in failed if isinstance(ev, Event)]
         for ev in evs:
-            ev.internal.pop("stream_ordering", None)
-            ev.internal.pop(store_write.ROW_KEY, None)
+            m = meta(ev)
+            m.stream_ordering = None
+            m.row_json = None
         if evs:
             for hook in self.on_failed:
                 try:
@@ -405,7 +410,7 @@ class EventPersister:
             stream, extra = per_room.get(ev.room_id, (0, set()))
             if ev.type == MEMBER and ev.is_state:
                 extra.add(ev.key[1])
-            per_room[ev.room_id] = (max(stream, ev.internal["stream_ordering"]), extra)
+            per_room[ev.room_id] = (max(stream, committed_stream(ev)), extra)
         for room_id, (stream, extra) in per_room.items():
             try:
                 self.notifier.notify_room_event(room_id, stream, extra_user_ids=sorted(extra))

@@ -38,6 +38,7 @@ from federation.room_versions import RoomVersion, get_room_version
 
 from . import store
 from .client_format import format_client_event
+from .event_meta import committed_stream, meta
 from .hooks import RoomHooks
 from .persister import EventPersister, is_hidden
 from .state_cache import RoomState
@@ -224,7 +225,7 @@ class RoomService(UserQueries):
         if ev.is_state:
             prev = state.get(ev.key)
             if prev is not None:
-                ev.internal["unsigned"] = {
+                meta(ev).unsigned = {
                     "replaces_state": prev.event_id,
                     "prev_content": dict(prev.content),
                     "prev_sender": prev.sender,
@@ -238,7 +239,7 @@ class RoomService(UserQueries):
         self.persister.check(ev)
         self.state_store.assign_local(room, ev)
         room.apply(ev)
-        ev.internal["extremities_after"] = tuple(room.extremities)
+        meta(ev).extremities_after = tuple(room.extremities)
 
     def _commit_locally(self, room: RoomState, ev: Event) -> defer.Deferred:
         """Apply a checked event to the in-memory room and queue it for persistence."""
@@ -256,7 +257,7 @@ class RoomService(UserQueries):
         state_group: int | None = None,
     ) -> defer.Deferred:
         """Queue an event received over federation (caller holds ``room.lock``; the state
-        groups are already in ``ev.internal``).
+        groups are already in ``meta(ev)``).
 
         ``state_delta``: how the room's current state changes (after state resolution);
         ``extremities``: the new forward extremities; ``state_group``: the group of the new
@@ -274,15 +275,15 @@ class RoomService(UserQueries):
                     room.remove_state(key)
                 else:
                     room.set_state_event(new)
-            ev.internal["current_state_delta"] = dict(state_delta)
+            meta(ev).current_state_delta = dict(state_delta)
         elif state_delta is not None:
-            ev.internal["current_state_delta"] = {}
+            meta(ev).current_state_delta = {}
         if extremities is not None:
             room.extremities = list(extremities)
-            ev.internal["extremities_after"] = tuple(room.extremities)
+            meta(ev).extremities_after = tuple(room.extremities)
         if state_group is not None and state_group != room.state_group:
             room.state_group = state_group
-            ev.internal["sg_current"] = (room.room_id, state_group)
+            meta(ev).sg_current = (room.room_id, state_group)
         if ev.depth > room.depth and extremities is not None:
             room.depth = ev.depth
         self._cache_event(ev)
@@ -319,9 +320,9 @@ class RoomService(UserQueries):
                 return None
             ev = self.build_and_check(room, sender, etype, content, state_key, redacts)
             if txn is not None:
-                ev.internal["txn"] = txn
+                meta(ev).txn = txn
             if redacts is not None:
-                ev.internal["redacts_target"] = redacts
+                meta(ev).redacts_target = redacts
             d = self._commit_locally(room, ev)
         await d
         return ev
@@ -478,7 +479,7 @@ class RoomService(UserQueries):
                     value = ev.content.get("history_visibility")
                     points.append(
                         (
-                            ev.internal["stream_ordering"],
+                            committed_stream(ev),
                             value if isinstance(value, str) else "shared",
                         )
                     )
@@ -488,16 +489,14 @@ class RoomService(UserQueries):
                 member = ev.key[1]
                 points = self._mem_timelines.get((ev.room_id, member))
                 if points is not None:
-                    points.append(
-                        (ev.internal["stream_ordering"], ev.content.get("membership", ""))
-                    )
+                    points.append((committed_stream(ev), ev.content.get("membership", "")))
                 joined = self._joined.get(member)
                 if joined is not None:
                     if ev.content.get("membership") == "join":
                         joined.add(ev.room_id)
                     else:
                         joined.discard(ev.room_id)
-            target = ev.internal.get("redacts_target")
+            target = meta(ev).redacts_target
             if target is not None:
                 self._apply_redaction(ev, target)
 
@@ -518,7 +517,7 @@ class RoomService(UserQueries):
 
     def _after_failure(self, evs: Sequence[Event]) -> None:
         for ev in evs:
-            if not is_hidden(ev) and not ev.internal.get("backfilled"):
+            if not is_hidden(ev) and not meta(ev).backfilled:
                 # It was applied to the room in memory: reload from the database next
                 # time (hidden events never change the room in memory).
                 self._rooms.pop(ev.room_id, None)

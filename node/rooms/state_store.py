@@ -14,7 +14,7 @@ memory (the node is the only writer), so the local hot path never waits for the 
 * a local state event adds a one-entry delta on top of the room's current group.
 
 New groups and mappings travel with their event through the batching ``EventPersister``
-(``internal["sg_new"]``, ``internal["sg"]``, ``internal["sg_current"]``) and are written by
+(``sg_new``, ``sg`` and ``sg_current`` of ``node.rooms.event_meta``) and are written by
 ``write_state_rows`` inside the batch's transaction; until then they are served from
 memory.  Reads materialise a group by walking its delta chain, from memory as far as
 possible, else with one recursive query; recent materialised maps are cached.
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import delete, func, insert, select, text
@@ -49,26 +48,15 @@ from schema.federation import (
     state_groups,
 )
 
-log = logging.getLogger("parta.federation.state")
+from .event_meta import meta
+from .group_record import Delta, GroupRecord
 
-Delta = dict[StateKey, "str | None"]
+log = logging.getLogger("parta.federation.state")
 
 MAX_CHAIN = 64  # deltas between snapshots
 FULL_CACHE_SIZE = 32  # materialised state maps kept
 RECORD_CACHE_SIZE = 20000  # committed group records (deltas) kept
 EVENT_CACHE_SIZE = 50000  # event -> (before, after) kept
-
-
-@dataclass
-class GroupRecord:
-    """One state group: ``delta`` on top of ``prev`` (a full snapshot when ``prev`` is None)."""
-
-    id: int
-    room_id: str
-    prev: int | None
-    chain_len: int
-    delta: Delta
-    event_id: str | None = None
 
 
 def diff_states(old: Mapping[StateKey, str], new: Mapping[StateKey, str]) -> Delta:
@@ -189,14 +177,15 @@ def _last_event_at(conn: Any, room_id: str, stream: int) -> str | None:
 
 def write_state_rows(conn: Any, batch: Sequence[Any]) -> None:
     """Write the state groups, event mappings and current groups a batch carries
-    (``internal["sg_new"]``, ``["sg"]``, ``["sg_current"]``); part of the batch's
+    (``meta(ev).sg_new``, ``.sg``, ``.sg_current``); part of the batch's
     transaction (``node.rooms.store_write.write_events``)."""
     group_rows: list[dict] = []
     entry_rows: list[dict] = []
     mapping_rows: list[tuple] = []
     current: dict[str, int] = {}
     for ev in batch:
-        for rec in ev.internal.get("sg_new", ()):
+        m = meta(ev)
+        for rec in m.sg_new:
             group_rows.append(
                 {
                     "id": rec.id,
@@ -210,10 +199,10 @@ def write_state_rows(conn: Any, batch: Sequence[Any]) -> None:
                 {"group_id": rec.id, "type": k[0], "state_key": k[1], "event_id": v}
                 for k, v in rec.delta.items()
             ]
-        groups = ev.internal.get("sg")
+        groups = m.sg
         if groups is not None:
             mapping_rows.append((ev.event_id, ev.room_id, groups[0], groups[1]))
-        cur = ev.internal.get("sg_current")
+        cur = m.sg_current
         if cur is not None:
             current[cur[0]] = cur[1]
     if group_rows:
@@ -287,15 +276,17 @@ class StateStore:
 
     def _committed(self, evs: Sequence[Any]) -> None:
         for ev in evs:
-            for rec in ev.internal.pop("sg_new", ()):
+            m = meta(ev)
+            new, m.sg_new = m.sg_new, ()
+            for rec in new:
                 self._pending.pop(rec.id, None)
                 self._records.put(rec.id, rec)
                 self.groups_written += 1
-            ev.internal.pop("sg_current", None)
+            m.sg_current = None
 
     def _failed(self, evs: Sequence[Any]) -> None:
         for ev in evs:
-            for rec in ev.internal.get("sg_new", ()):
+            for rec in meta(ev).sg_new:
                 self._pending.pop(rec.id, None)
                 self._full.pop(rec.id, None)
             self._event_groups.pop(ev.event_id, None)
@@ -383,7 +374,7 @@ class StateStore:
         """State groups for an event created locally on top of ``room``: call right
         *before* ``room.apply(ev)`` (the room's state is the state before the event).
 
-        Sets ``ev.internal["sg"]`` (and for state events ``["sg_new"]``, ``["sg_current"]``)
+        Sets ``meta(ev).sg`` (and for state events ``.sg_new``, ``.sg_current``)
         and advances ``room.state_group``: a message reuses the current group, a state
         event adds a one-entry delta."""
         before = room.state_group
@@ -394,7 +385,7 @@ class StateStore:
             new.append(rec)
             before = rec.id
             room.state_group = before
-            ev.internal["sg_current"] = (room.room_id, before)
+            meta(ev).sg_current = (room.room_id, before)
         after = before
         if ev.is_state and ev.rejected_reason is None:
 
@@ -409,10 +400,11 @@ class StateStore:
             new.append(rec)
             after = rec.id
             room.state_group = after
-            ev.internal["sg_current"] = (room.room_id, after)
+            meta(ev).sg_current = (room.room_id, after)
+        m = meta(ev)
         if new:
-            ev.internal["sg_new"] = new
-        ev.internal["sg"] = (before, after)
+            m.sg_new = new
+        m.sg = (before, after)
         self.set_event_groups(ev.event_id, before, after)
 
     # --- reading -------------------------------------------------------------------------------

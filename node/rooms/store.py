@@ -5,15 +5,16 @@ Tables: ``schema/events.py`` (rooms, events, room_current_state, room_membership
 forward_extremities, event_txn_ids -- shared with sync) and ``schema/rooms.py``
 (room_aliases, forgotten_rooms).
 
-Events come back as ``federation.events.model.Event`` with these ``internal`` keys:
-``stream_ordering`` (int), ``unsigned`` (server-generated unsigned data fixed at persist
+Events come back as ``federation.events.model.Event`` with these ``node.rooms.event_meta``
+fields: ``stream_ordering`` (int), ``unsigned`` (server-generated unsigned data fixed at persist
 time: replaces_state, prev_content, prev_sender), ``txn`` ((device_id, txn_id) of the
 sending device, when sent with a transaction ID) and ``redacted_because`` (the redaction
-``Event``; the PDU is then already redacted).
+``Event``; the PDU is then already redacted, ``redacted_by`` its ID).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Iterable, Sequence
 
 import orjson
@@ -33,6 +34,7 @@ from schema.events import (
 )
 from schema.rooms import forgotten_rooms, room_aliases
 
+from .event_meta import EventMeta, meta
 from .state_store import room_group
 
 MEMBER = "m.room.member"
@@ -60,21 +62,21 @@ def _version(identifier: str):
 
 def _row_to_event(row: Any) -> Event:
     ev = Event(orjson.loads(row.json), _version(row.room_version), event_id=row.event_id)
-    ev.internal["stream_ordering"] = row.stream_ordering
+    m = ev.meta = EventMeta(stream_ordering=row.stream_ordering)
     if row.unsigned_json:
-        ev.internal["unsigned"] = orjson.loads(row.unsigned_json)
+        m.unsigned = orjson.loads(row.unsigned_json)
     if row.device_id is not None:
-        ev.internal["txn"] = (row.device_id, row.txn_id)
+        m.txn = (row.device_id, row.txn_id)
     ev.rejected_reason = row.rejected_reason
     if row.redacted_by:
-        ev.internal["redacted_by"] = row.redacted_by
+        m.redacted_by = row.redacted_by
     return ev
 
 
 def _rows_to_events(conn: Connection, rows: Iterable[Any]) -> list[Event]:
     """Build events; serve redacted ones redacted, with ``redacted_because`` attached."""
     out = [_row_to_event(r) for r in rows]
-    redaction_ids = {ev.internal["redacted_by"] for ev in out if "redacted_by" in ev.internal}
+    redaction_ids = {r for ev in out if (r := meta(ev).redacted_by) is not None}
     if redaction_ids:
         reds = {
             r.event_id: _row_to_event(r)
@@ -85,20 +87,23 @@ def _rows_to_events(conn: Connection, rows: Iterable[Any]) -> list[Event]:
             )
         }
         for i, ev in enumerate(out):
-            red = reds.get(ev.internal.get("redacted_by", ""))
+            red = reds.get(meta(ev).redacted_by or "")
             if red is not None:
                 out[i] = redacted_copy(ev, red)
     return out
 
 
 def redacted_copy(ev: Event, redaction: Event) -> Event:
-    """``ev`` as served after ``redaction``: redacted PDU, same internal bookkeeping."""
+    """``ev`` as served after ``redaction``: redacted PDU, same node bookkeeping."""
     red = Event(redact(ev.pdu, ev.room_version), ev.room_version, event_id=ev.event_id)
-    red.internal.update(ev.internal)
-    red.internal.pop("unsigned", None)  # prev_content etc. of the original no longer apply
-    red.internal["redacted_by"] = redaction.event_id
-    red.internal["redacted_because"] = redaction
+    red.meta = replace(
+        meta(ev),
+        unsigned=None,  # prev_content etc. of the original no longer apply
+        redacted_by=redaction.event_id,
+        redacted_because=redaction,
+    )
     red.rejected_reason = ev.rejected_reason
+    red.content_hash_mismatch = ev.content_hash_mismatch
     return red
 
 

@@ -30,6 +30,7 @@ from federation.events.model import Event
 from node.storage.bulk import insert_rows, placeholder
 from schema.events import events, forward_extremities, room_current_state, room_memberships, rooms
 
+from .event_meta import committed_stream, meta
 from .state_store import write_state_rows
 
 MEMBER = "m.room.member"
@@ -57,8 +58,6 @@ MAX_ID_CHARS = 255  # String(255): IDs, type, state_key, txn IDs, room_type
 MAX_MEMBERSHIP_CHARS = 32  # String(32): room_memberships.membership
 MAX_VERSION_CHARS = 32  # String(32): rooms.room_version
 BIGINT_MIN, BIGINT_MAX = -(1 << 63), (1 << 63) - 1
-
-ROW_KEY = "row_json"  # ev.internal: (json text, unsigned text) from check_storable
 
 
 class Unstorable(MatrixError):
@@ -91,9 +90,9 @@ def _check_bigint(name: str, value: Any) -> None:
         raise Unstorable(f"{name} is not a 64-bit integer")
 
 
-def check_storable(ev: Event) -> None:
+def check_storable(ev: Event) -> tuple[str, str | None]:
     """Raise ``Unstorable`` unless ``ev`` can be written by ``write_events``; keep its
-    encoded JSON in ``ev.internal[ROW_KEY]`` for the write.  Cheap: the short string
+    encoded JSON in ``meta(ev).row_json`` for the write (and return it).  Cheap: the short string
     columns are checked in one pass over their concatenation (C-level ``in``,
     ``isascii``), column by column only when that finds something; plus the one JSON
     encoding the row needs anyway.
@@ -106,7 +105,8 @@ def check_storable(ev: Event) -> None:
     state_key = pdu.get("state_key")
     if state_key is not None:
         strings.append(state_key)
-    txn = ev.internal.get("txn")
+    m = meta(ev)
+    txn = m.txn
     if txn is not None:
         strings += txn
     try:
@@ -131,19 +131,20 @@ def check_storable(ev: Event) -> None:
         _check_bigint("origin_server_ts", ts)
     if "state_key" in pdu and pdu.get("type") == MEMBER and not _hidden(ev):
         _check_text("membership", ev.content.get("membership", ""), MAX_MEMBERSHIP_CHARS)
-    new_room = ev.internal.get("new_room")
+    new_room = m.new_room
     if new_room is not None:
         check_new_room(new_room)
     # ``unsigned`` (replaces_state, prev_content, prev_sender) nests the replaced
     # event's content exactly as deep as that event's own JSON did: it encodes whenever
     # the replaced event could be stored.
-    unsigned = ev.internal.get("unsigned")
+    unsigned = m.unsigned
     try:
         text = orjson.dumps(pdu, option=orjson.OPT_SORT_KEYS).decode()
         unsigned_text = orjson.dumps(unsigned).decode() if unsigned else None
     except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
         raise Unstorable("it cannot be encoded as JSON (nested too deeply?)") from None
-    ev.internal[ROW_KEY] = (text, unsigned_text)
+    m.row_json = row = (text, unsigned_text)
+    return row
 
 
 def _check_columns(ev: Event) -> None:
@@ -154,14 +155,14 @@ def _check_columns(ev: Event) -> None:
     _check_text("sender", ev.pdu.get("sender"))
     if ev.state_key is not None:
         _check_text("state_key", ev.state_key)
-    txn = ev.internal.get("txn")
+    txn = meta(ev).txn
     if txn is not None:
         _check_text("device ID", txn[0])
         _check_text("transaction ID", txn[1])
 
 
 def check_new_room(row: dict) -> None:
-    """The ``rooms`` row a room's first event carries (``internal["new_room"]``); it may
+    """The ``rooms`` row a room's first event carries (``meta(ev).new_room``); it may
     be attached after the event was checked (room creation), so the persister checks it
     again when it is there."""
     _check_text("room_version", row.get("room_version"), MAX_VERSION_CHARS)
@@ -171,15 +172,15 @@ def check_new_room(row: dict) -> None:
 
 
 def _event_row(ev: Event) -> tuple:
-    encoded = ev.internal.get(ROW_KEY)
+    m = meta(ev)
+    encoded = m.row_json
     if encoded is None:
-        check_storable(ev)
-        encoded = ev.internal[ROW_KEY]
+        encoded = check_storable(ev)
     reason = ev.rejected_reason
     if reason is not None and "\x00" in reason:  # our own text, quoting the event
         reason = reason.replace("\x00", "\ufffd")
     return (
-        ev.internal["stream_ordering"],
+        committed_stream(ev),
         ev.event_id,
         ev.room_id,
         ev.type,
@@ -190,19 +191,19 @@ def _event_row(ev: Event) -> tuple:
         encoded[0],
         reason,
         None,
-        bool(ev.internal.get("outlier", False)),
+        m.outlier,
         encoded[1],
     )
 
 
 def _hidden(ev: Event) -> bool:
-    return ev.rejected_reason is not None or bool(ev.internal.get("outlier"))
+    return ev.rejected_reason is not None or meta(ev).outlier
 
 
 def _becomes_current(ev: Event) -> bool:
     """Is this (visible) state event part of the room's current state after it?  Local
     events always are; a received event carries the current-state delta it caused."""
-    delta = ev.internal.get("current_state_delta")
+    delta = meta(ev).current_state_delta
     if delta is None:
         return True
     new = delta.get(ev.key)
@@ -215,24 +216,24 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
     Writes room rows for new rooms, the event rows, transaction IDs, memberships (and
     un-forgets rooms on join/invite), current state, forward extremities and redaction
     marks, and the state groups (``node.rooms.state_store.write_state_rows``).
-    Each event may carry ``internal["extremities_after"]``: the room's forward
+    Each event may carry ``meta(ev).extremities_after``: the room's forward
     extremities once it is applied (the service knows them); without it they are derived
     from the stored extremities and ``prev_events``.
 
-    Events received over federation may carry ``internal["current_state_delta"]``
+    Events received over federation may carry ``meta(ev).current_state_delta``
     (``{(type, state_key): Event | None}``: how the room's current state changed, after
     state resolution) instead of "a state event replaces its key"; hidden events
     (outliers, soft-failed, rejected) change neither memberships, current state nor
     forward extremities.
     """
     for ev in batch:
-        new_room = ev.internal.get("new_room")
+        new_room = meta(ev).new_room
         if new_room is not None:
             conn.execute(insert(rooms).values(**new_room))
 
     # An event held as an outlier (no state known) and now received with its state is
     # stored again as a timeline event: the outlier row goes first.
-    replaced = [ev.event_id for ev in batch if ev.internal.get("replaces_outlier")]
+    replaced = [ev.event_id for ev in batch if meta(ev).replaces_outlier]
     if replaced:
         conn.execute(
             delete(events).where(events.c.event_id.in_(replaced), events.c.outlier.is_(True))
@@ -242,7 +243,7 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
     txn_rows = [
         (ev.sender, txn[0], txn[1], ev.event_id, ev.room_id, ev.origin_server_ts)
         for ev in batch
-        if (txn := ev.internal.get("txn")) is not None
+        if (txn := meta(ev).txn) is not None
     ]
     if txn_rows:
         # The same txn ID may have been used by the device in another room (a different
@@ -256,7 +257,7 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
             "user_id": ev.state_key,
             "sender": ev.sender,
             "membership": ev.content.get("membership", ""),
-            "stream_ordering": ev.internal["stream_ordering"],
+            "stream_ordering": committed_stream(ev),
         }
         for ev in batch
         if ev.type == MEMBER and ev.is_state and not _hidden(ev) and _becomes_current(ev)
@@ -272,7 +273,7 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
     # Current state: the last change per (room, type, state_key) in this batch wins.
     last_state: dict[tuple[str, str, str], Event | None] = {}
     for ev in batch:
-        delta = ev.internal.get("current_state_delta")
+        delta = meta(ev).current_state_delta
         if delta is not None:
             for (etype, skey), new in delta.items():
                 last_state[(ev.room_id, etype, skey)] = new
@@ -300,14 +301,12 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
         if rows:
             conn.execute(insert(room_current_state), rows)
 
-    _write_extremities(
-        conn, [ev for ev in batch if not _hidden(ev) and not ev.internal.get("backfilled")]
-    )
+    _write_extremities(conn, [ev for ev in batch if not _hidden(ev) and not meta(ev).backfilled])
     write_state_rows(conn, batch)
 
     # Redactions mark their target (same room only).
     for ev in batch:
-        target = ev.internal.get("redacts_target")
+        target = meta(ev).redacts_target
         if target is not None:
             conn.execute(
                 update(events)
@@ -322,7 +321,7 @@ def _write_extremities(conn: Connection, batch: Sequence[Event]) -> None:
         return
     final: dict[str, list[str]] = {}
     for ev in batch:
-        after = ev.internal.get("extremities_after")
+        after = meta(ev).extremities_after
         if after is not None:
             final[ev.room_id] = list(after)
             continue

@@ -17,7 +17,7 @@ state before *or* after the event may allow it.  A missing or unknown value is `
 
 Pure: the caller supplies two timelines of (stream_ordering, value), sorted ascending --
 the user's memberships and the room's history visibility values -- and events carrying
-``internal["stream_ordering"]``.
+their stream ordering (``node.rooms.event_meta``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from bisect import bisect_left, bisect_right
 from typing import Sequence
 
 from federation.events.model import Event
+
+from .event_meta import meta
 
 KNOWN = ("world_readable", "shared", "invited", "joined")
 
@@ -71,7 +73,9 @@ def _allowed(hv: str | None, membership: str | None, joined_later: bool) -> bool
 
 
 def is_visible(event: Event, user_id: str, memberships: Timeline, history: Timeline) -> bool:
-    stream = event.internal.get("stream_ordering", 1 << 62)  # uncommitted: newest
+    stream = meta(event).stream_ordering
+    if stream is None:  # uncommitted: newest
+        stream = 1 << 62
     joined_later = memberships.any_after(stream, "join")
     if _allowed(history.before(stream), memberships.before(stream), joined_later):
         return True

@@ -31,6 +31,7 @@ from twisted.internet import defer
 from federation.auth.power_levels import get_power_levels_content, user_power_level
 from federation.events.model import Event
 from node.filtering import Filter, project_fields
+from node.rooms.event_meta import meta
 from node.rooms.visibility import Timeline as MembershipTimeline
 from node.stream_tokens import StreamToken, events_token
 
@@ -613,7 +614,7 @@ class SyncHandler:
                 evs: list = [
                     ev
                     for ev in reversed(tl.raw)
-                    if (stream_of(ev) or 0) > start_pos and "redacted_by" not in ev.internal
+                    if (stream_of(ev) or 0) > start_pos and meta(ev).redacted_by is None
                 ]
             else:
                 rows = await self.db.run(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from federation.events.model import Event
+from node.rooms.event_meta import committed_stream, meta
 from node.rooms.visibility import filter_visible
 
 if TYPE_CHECKING:
@@ -29,14 +30,13 @@ HEROES = 5
 
 
 def stream_of(ev: Event) -> int | None:
-    return ev.internal.get("stream_ordering")
+    return meta(ev).stream_ordering
 
 
 def stored_stream_of(ev: Event) -> int:
     """The stream ordering of an event known to be persisted: read back from the database,
     or kept by ``RecentEvents`` (which holds only events that have one)."""
-    so: int = ev.internal["stream_ordering"]
-    return so
+    return committed_stream(ev)
 
 
 class RecentEvents:
@@ -60,7 +60,7 @@ class RecentEvents:
             if so is None or ev.rejected_reason is not None:
                 continue
             room_id = ev.room_id
-            if "redacts_target" in ev.internal or ev.type == "m.room.redaction":
+            if meta(ev).redacts_target is not None or ev.type == "m.room.redaction":
                 self._rooms.pop(room_id, None)
                 continue
             entry = self._rooms.get(room_id)

@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 
 from federation.events.model import Event
 from federation.room_versions import RoomVersion
+from node.rooms.event_meta import meta
 from node.rooms.state_cache import RoomState
 from node.rooms.state_store import StateMap
 
@@ -140,11 +141,11 @@ class GapsMixin(IngestParts):
                 )
                 new.append(after)
             ev.rejected_reason = rejected
-            ev.internal["sg"] = (before.id, after.id)
-            ev.internal["sg_new"] = new
+            meta(ev).sg = (before.id, after.id)
+            meta(ev).sg_new = new
             self.state_store.set_event_groups(ev.event_id, before.id, after.id)
             if status is not None:
-                ev.internal["replaces_outlier"] = True
+                meta(ev).replaces_outlier = True
             # Part of the DAG behind our extremities: neither current state nor extremities
             # change (the event that references it merges its state in).
             d = self.rooms.commit_received(

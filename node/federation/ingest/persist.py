@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from federation.errors import Forbidden, MatrixError
 from federation.events.model import Event
 from federation.room_versions import RoomVersion, get_room_version
+from node.rooms.event_meta import meta
 from node.rooms.state_cache import RoomState
 
 from .. import store
@@ -73,7 +74,7 @@ class PersistMixin(IngestParts):
             for e in batch:
                 create = pool.get(create_id) if create_id else None
                 e.rejected_reason = check_against_auth_events(e, pool, create, self.is_signed_by)
-                e.internal["outlier"] = True
+                meta(e).outlier = True
                 pool[e.event_id] = e
                 to_store.append(e)
             done = {e.event_id for e in batch}
@@ -81,7 +82,7 @@ class PersistMixin(IngestParts):
         for e in pending:
             log.info("event=outlier_dropped_missing_auth event_id=%s", e.event_id)
         if to_store and new_room is not None:
-            to_store[0].internal["new_room"] = new_room
+            meta(to_store[0]).new_room = new_room
         ds = []
         for e in to_store:
             self.rooms._cache_event(e)
@@ -174,8 +175,8 @@ class PersistMixin(IngestParts):
             after = await self.state_store.new_group_async(
                 room_id, before.id, {join.key: join.event_id}, event_id=join.event_id
             )
-            join.internal["sg"] = (before.id, after.id)
-            join.internal["sg_new"] = [before, after]
+            meta(join).sg = (before.id, after.id)
+            meta(join).sg_new = [before, after]
             self.state_store.set_event_groups(join.event_id, before.id, after.id)
             new_state = dict(state_events)
             new_state[join.key] = join
@@ -189,7 +190,7 @@ class PersistMixin(IngestParts):
                     delta[k] = None
             status = (await self.db.run(store.event_status, [join.event_id])).get(join.event_id)
             if status is not None:
-                join.internal["replaces_outlier"] = True
+                meta(join).replaces_outlier = True
             d = self.rooms.commit_received(
                 room, join, state_delta=delta, extremities=[join.event_id], state_group=after.id
             )
@@ -241,10 +242,10 @@ class PersistMixin(IngestParts):
             ev.rejected_reason = check_against_auth_events(ev, pool, create, self.is_signed_by)
         ds = []
         for ev in sorted(new, key=lambda e: (-e.depth, e.event_id)):
-            ev.internal["backfilled"] = True
-            ev.internal["current_state_delta"] = {}
+            meta(ev).backfilled = True
+            meta(ev).current_state_delta = {}
             if ev.event_id in status:
-                ev.internal["replaces_outlier"] = True
+                meta(ev).replaces_outlier = True
             self.rooms._cache_event(ev)
             ds.append(self.rooms.persister.enqueue(ev))
         self.rooms.persister.flush()  # maybe under a transaction's hold

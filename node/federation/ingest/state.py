@@ -19,6 +19,7 @@ from federation.auth.power_levels import named_level, user_power_level
 from federation.errors import NotFound
 from federation.events.model import Event
 from federation.state_res import StateResolutionError
+from node.rooms.event_meta import meta
 from node.rooms.state_cache import RoomState
 from node.rooms.state_store import GroupRecord, StateMap, diff_states
 
@@ -94,7 +95,7 @@ class StateMixin(IngestParts):
             )
             new.append(rec)
             room.state_group = rec.id
-            ev.internal["sg_current"] = (room.room_id, rec.id)
+            meta(ev).sg_current = (room.room_id, rec.id)
 
     @staticmethod
     def _auth_state_is_current(room: RoomState, ev: Event, auth_map: Mapping[str, Event]) -> bool:
@@ -187,16 +188,16 @@ class StateMixin(IngestParts):
             soft_failed = check_against_state(ev, room.state, self.is_signed_by) is not None
         assert before_group is not None and after_group is not None
         ev.rejected_reason = rejected
-        ev.internal["sg"] = (before_group, after_group)
+        meta(ev).sg = (before_group, after_group)
         self.state_store.set_event_groups(ev.event_id, before_group, after_group)
         if replaces_outlier:
-            ev.internal["replaces_outlier"] = True
+            meta(ev).replaces_outlier = True
         if rejected is not None or soft_failed:
             if new_groups:
-                ev.internal["sg_new"] = new_groups
+                meta(ev).sg_new = new_groups
             if soft_failed:
-                ev.internal["outlier"] = True
-                ev.internal["soft_failed"] = True
+                meta(ev).outlier = True
+                meta(ev).soft_failed = True
                 self._count("soft_failed")
                 log.info("event=pdu_soft_failed event_id=%s room=%s", ev.event_id, room.room_id)
             else:
@@ -250,11 +251,11 @@ class StateMixin(IngestParts):
                 elif eid in loaded:
                     delta[key] = loaded[eid]
         if new_groups:
-            ev.internal["sg_new"] = new_groups
+            meta(ev).sg_new = new_groups
         prev = room.state.get(ev.key) if ev.is_state else None
         if prev is not None and prev.event_id != ev.event_id:
             # What clients see in ``unsigned`` (as for local state events).
-            ev.internal["unsigned"] = {
+            meta(ev).unsigned = {
                 "replaces_state": prev.event_id,
                 "prev_content": dict(prev.content),
                 "prev_sender": prev.sender,
@@ -277,4 +278,4 @@ class StateMixin(IngestParts):
         if target.sender_domain == ev.sender_domain or user_power_level(
             ev.sender, room.state, room.room_version
         ) >= named_level("redact", room.state):
-            ev.internal["redacts_target"] = target.event_id
+            meta(ev).redacts_target = target.event_id

@@ -155,7 +155,7 @@ async def verify_pdu(keyring: Any, pdu: Any, rv: RoomVersion) -> Event:
         raise InvalidParam(f"The event fails the signature check: {exc.message}") from None
     except MatrixError as exc:
         raise InvalidParam(f"The event is not valid: {exc.message}") from None
-    if ev.internal.get("content_hash_mismatch"):
+    if ev.content_hash_mismatch:
         raise InvalidParam("The event's content hash does not match")
     return ev
 

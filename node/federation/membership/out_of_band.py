@@ -25,6 +25,7 @@ from sqlalchemy import delete, insert, select
 from federation.errors import NotFound
 from federation.events.model import Event
 from node.rooms.client_format import strip_state_event
+from node.rooms.event_meta import meta
 from node.rooms.state_cache import RoomState
 from schema.federation_membership import federation_remote_invites as t
 
@@ -124,7 +125,7 @@ async def store_out_of_band(
         if room.state.get(ev.key) is not None and room.state[ev.key].event_id == ev.event_id:
             return room.state[ev.key]
         if new_room is not None:
-            ev.internal["new_room"] = new_room
+            meta(ev).new_room = new_room
         d = rooms._commit_locally(room, ev)
     try:
         await d

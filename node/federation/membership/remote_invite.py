@@ -24,6 +24,7 @@ from federation.errors import MatrixError
 from federation.events.checks import has_valid_signature_from
 from federation.events.model import Event
 from federation.transport import endpoints as E
+from node.rooms.event_meta import meta
 from node.rooms.membership_checks import check_membership_change
 
 from ..audience import check_audience
@@ -90,7 +91,7 @@ async def invite_remote(
                 f"{server} did not sign the invite", errcode="M_UNKNOWN", http_status=502
             )
     final = Event(signed, rv, event_id=ev.event_id)
-    final.internal.update({k: v for k, v in ev.internal.items() if k == "unsigned"})
+    meta(final).unsigned = meta(ev).unsigned
     auth_map = dict(await rooms.get_events(final.auth_event_ids))
     async with room.lock:
         current = room.state.get((MEMBER, target))

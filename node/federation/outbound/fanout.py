@@ -27,6 +27,7 @@ from twisted.internet import defer
 
 from federation.errors import NotFound
 from federation.events.model import Event
+from node.rooms.event_meta import meta
 
 from . import queue
 from .edus import receipt_edu, typing_edu
@@ -152,7 +153,7 @@ class FederationSender:
         await self.send_pdu(event, dests)
 
     async def send_pdu(self, event: Event, destinations: Iterable[str]) -> None:
-        so = event.internal.get("stream_ordering") or 0
+        so = meta(event).stream_ordering or 0
         rows = [
             (d, so, event.event_id)
             for d in sorted(set(destinations))
@@ -241,14 +242,14 @@ class FederationSender:
         rows: list[tuple[str, int, str]] = []
         top = position or 0
         for ev in evs:
-            so = ev.internal.get("stream_ordering") or 0
+            so = meta(ev).stream_ordering or 0
             if position is None and so and so <= self._position:
                 continue  # already read by the start-up catch-up
             top = max(top, so)
             if ev.event_id in self._skip:
                 self._skip.discard(ev.event_id)
                 continue
-            if ev.internal.get("outlier") or domain_of(ev.sender) != self.server_name:
+            if meta(ev).outlier or domain_of(ev.sender) != self.server_name:
                 continue
             for d in sorted(await self._destinations_for_event(ev)):
                 if self._allowed(d):

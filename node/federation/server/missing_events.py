@@ -10,6 +10,7 @@ from typing import Any
 
 from federation.errors import BadJSON
 from federation.transport import endpoints as E
+from node.rooms.event_meta import meta
 
 from ..access import ServerVisibility, require_room_access
 from ..xmatrix_auth import serve
@@ -49,7 +50,7 @@ def register(routes: Any, fctx: Any) -> None:
             min_depth=min_depth,
             include_start=False,
         )
-        events.sort(key=lambda e: (e.depth, e.internal.get("stream_ordering", 0)))
+        events.sort(key=lambda e: (e.depth, meta(e).stream_ordering or 0))
         pdus = await ServerVisibility(fctx.rooms, room, origin).serve(events)
         return 200, {"events": pdus}
 

@@ -101,7 +101,7 @@ def test_build_then_check_round_trip(rv):
         got = check_received_event(ev.pdu, rv, lookup)
         assert got.event_id == ev.event_id
         assert got.pdu == ev.pdu and got.pdu is not ev.pdu
-        assert "content_hash_mismatch" not in got.internal
+        assert not got.content_hash_mismatch
     assert m.pdu["unsigned"] == {"age": 5}
     assert m.content["body"] == "Homework: page 42"
     assert set(m.pdu["signatures"]) == {"a.example"}
@@ -289,7 +289,7 @@ def test_tampered_content_yields_the_redacted_event(rv):
     before = copy.deepcopy(tampered)
     got = check_received_event(tampered, rv, lookup)
     assert tampered == before  # the caller's dict is untouched
-    assert got.internal["content_hash_mismatch"] is True
+    assert got.content_hash_mismatch is True
     assert got.pdu == redact(m.pdu, rv)
     assert got.content == {} and "unsigned" not in got.pdu
     assert got.event_id == m.event_id  # the reference hash covers the redacted form

@@ -116,7 +116,7 @@ def test_valid_event_prepares_like_the_full_check(rv):
     assert m.pdu == before  # the input is not touched
     assert event.event_id == full.event_id == m.event_id
     assert event.pdu == full.pdu == m.pdu and event.pdu is not m.pdu
-    assert "content_hash_mismatch" not in event.internal
+    assert not event.content_hash_mismatch
     # One verification: the sender's server's signature over the redacted event.
     assert len(jobs) == 1
     [job] = jobs
@@ -255,14 +255,14 @@ def test_content_hash_mismatch_gives_the_redacted_event_and_jobs_that_verify(rv)
     before = copy.deepcopy(tampered)
     event, jobs = prepare_received_event(tampered, rv, lookup)
     assert tampered == before
-    assert event.internal["content_hash_mismatch"] is True
+    assert event.content_hash_mismatch is True
     assert event.pdu == redact(m.pdu, rv)
     assert event.content == {}
     assert event.event_id == m.event_id
     # The signatures cover the redacted form: the altered content does not break them.
     assert jobs and run_verify_jobs(jobs) is None
     full = check_received_event(tampered, rv, lookup)
-    assert full.pdu == event.pdu and full.internal["content_hash_mismatch"] is True
+    assert full.pdu == event.pdu and full.content_hash_mismatch is True
 
 
 def test_content_hash_mismatch_with_a_forged_signature_still_fails():
@@ -270,7 +270,7 @@ def test_content_hash_mismatch_with_a_forged_signature_still_fails():
     tampered = forge(message(rv).pdu, rv)
     tampered["content"]["body"] = "changed"
     event, jobs = prepare_received_event(tampered, rv, lookup)
-    assert event.internal["content_hash_mismatch"] is True
+    assert event.content_hash_mismatch is True
     assert isinstance(run_verify_jobs(jobs), SignatureInvalid)
     with pytest.raises(SignatureInvalid):
         check_received_event(tampered, rv, lookup)

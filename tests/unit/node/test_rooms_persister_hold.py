@@ -19,6 +19,7 @@ import schema.federation  # noqa: F401 - registers event_state_groups & co.
 from federation.events.builder import build_create_event, build_event
 from federation.keys import SigningKey
 from federation.room_versions import V12
+from node.rooms.event_meta import meta
 from node.rooms.persister import MAX_HOLD_S, EventPersister
 from rooms_support import RecordingNotifier
 from schema.events import events
@@ -124,7 +125,7 @@ def test_events_queued_under_a_hold_are_written_in_one_batch_at_release():
     assert db.writes == [("write_events", [ev.event_id for ev in evs])]
     assert stored_ids(db) == {ev.event_id for ev in evs}
     assert p.batches_written == 1
-    orderings = [ev.internal["stream_ordering"] for ev in evs]
+    orderings = [meta(ev).stream_ordering for ev in evs]
     assert orderings == list(range(orderings[0], orderings[0] + 3))
     assert p.max_persisted == orderings[-1]
     # One notification for the room with its highest stream ordering.
@@ -269,12 +270,12 @@ def test_failing_extra_fails_alone_and_its_events_are_stored():
     assert stored_ids(db) == {ev.event_id for ev in evs}
     assert db.run_sync(lambda c: c.execute(text("SELECT count(*) FROM extra_rows")).scalar()) == 0
     assert failed_hook == []
-    assert [ev.internal["stream_ordering"] for ev in evs] == [first + 1, first + 2]
+    assert [meta(ev).stream_ordering for ev in evs] == [first + 1, first + 2]
     assert p.max_persisted == first + 2
     # Not stuck: the next event gets the next stream ordering.
     ev = room.message()
     d = p.enqueue(ev)
-    assert d.called and ev.internal["stream_ordering"] == first + 3
+    assert d.called and meta(ev).stream_ordering == first + 3
 
 
 def test_a_write_that_always_fails_fails_every_event_and_the_extra():
@@ -304,12 +305,12 @@ def test_a_write_that_always_fails_fails_every_event_and_the_extra():
     assert ran == [] and stored_ids(db) == set()
     assert failed_hook == [[ev.event_id for ev in evs]]
     assert p.max_persisted == first and p.batches_written == 0
-    assert all("stream_ordering" not in ev.internal for ev in evs)
+    assert all(meta(ev).stream_ordering is None for ev in evs)
     broken[0] = False
     other = Room()
     other.n = 100
     ev = other.message()
-    assert p.enqueue(ev).called and ev.internal["stream_ordering"] == first + 1
+    assert p.enqueue(ev).called and meta(ev).stream_ordering == first + 1
 
 
 def test_an_event_whose_writes_fail_fails_alone_and_the_extra_commits():
@@ -358,7 +359,7 @@ def test_extra_with_no_events():
     before = p.max_persisted
     ev = room.message()
     result_of(p.enqueue(ev))
-    assert ev.internal["stream_ordering"] == before + 1
+    assert meta(ev).stream_ordering == before + 1
 
 
 def test_failing_extra_alone_fails_only_itself():

@@ -9,6 +9,7 @@ from support.deferreds import result_of
 from federation.auth.errors import AuthError
 from federation.errors import MatrixError, NotFound
 from federation.room_versions import V10
+from node.rooms.event_meta import meta
 from rooms_support import Api, RecordingNotifier, make_service, uid
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
@@ -322,7 +323,7 @@ def test_failed_write_reloads_room_from_db():
     eid = result_of(svc.send_event(ALICE, room_id, "m.room.message", {"body": "ok"}))
     evs = result_of(svc.get_events_in_range(room_id, None, None, 2, "b"))
     assert evs[0].event_id == eid and evs[1].type != "m.room.message"
-    assert evs[0].internal["stream_ordering"] == evs[1].internal["stream_ordering"] + 1
+    assert meta(evs[0]).stream_ordering == meta(evs[1]).stream_ordering + 1
 
 
 # --- redaction ---------------------------------------------------------------------------

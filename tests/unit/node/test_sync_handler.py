@@ -11,6 +11,7 @@ import schema.sync  # noqa: F401 - registers the sync tables before InlineDB cre
 from node.clock import ReactorClock
 from node.filtering import DEFAULT_FILTER, parse_filter
 from node.http.request import Requester
+from node.rooms.event_meta import EventMeta, meta
 from node.stream_tokens import events_position, parse_sync_token
 from node.sync.handler import SyncParams, WaitHandle
 from node.sync.notifier import SyncNotifier
@@ -136,7 +137,7 @@ def test_limited_timeline_state_at_start_and_prev_batch(node):
     assert state[("m.room.member", ALICE)]["content"]["membership"] == "join"
     # prev_batch continues exactly before the first timeline event.
     first = result_of(node.rooms.get_event(tl["events"][0]["event_id"]))
-    assert events_position(tl["prev_batch"]) == first.internal["stream_ordering"] - 1
+    assert events_position(tl["prev_batch"]) == meta(first).stream_ordering - 1
     older = result_of(
         node.rooms.get_events_in_range(room, events_position(tl["prev_batch"]), None, 1, "b")
     )
@@ -615,16 +616,16 @@ def test_recent_events_cache_bounds():
 
     def ev(room, so, etype="m.room.message"):
         return SimpleNamespace(
-            room_id=room, type=etype, rejected_reason=None, internal={"stream_ordering": so}
+            room_id=room, type=etype, rejected_reason=None, meta=EventMeta(stream_ordering=so)
         )
 
     cache = RecentEvents(per_room=3, max_rooms=2)
     cache.on_persisted([ev("!a", 5), ev("!a", 6), ev("!b", 7)])
-    assert [e.internal["stream_ordering"] for e in cache.newest_first("!a", 4, 10)] == [6, 5]
+    assert [meta(e).stream_ordering for e in cache.newest_first("!a", 4, 10)] == [6, 5]
     assert cache.newest_first("!a", 3, 10) is None  # event 4 may exist: unknown
     cache.on_persisted([ev("!a", 8), ev("!a", 9)])  # 5 falls out
     assert cache.newest_first("!a", 4, 10) is None
-    assert [e.internal["stream_ordering"] for e in cache.newest_first("!a", 5, 8)] == [8, 6]
+    assert [meta(e).stream_ordering for e in cache.newest_first("!a", 5, 8)] == [8, 6]
     cache.on_persisted([ev("!c", 10)])  # "!b" is least recently used
     assert cache.newest_first("!b", 6, 10) is None
     cache.on_persisted([ev("!a", 11, "m.room.redaction")])

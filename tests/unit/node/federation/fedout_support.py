@@ -27,6 +27,7 @@ from federation.events.builder import build_event
 from federation.keys import SigningKey
 from federation.transport.errors import DestinationUnreachable
 from node.clock import ReactorClock
+from node.rooms.event_meta import meta
 from node.rooms.service import RoomService
 from rooms_support import FakeAccounts, RecordingNotifier
 
@@ -249,9 +250,9 @@ class LinearIngest:
         for ev in sorted(evs.values(), key=lambda e: e.depth):
             if ev.event_id in known:
                 continue
-            ev.internal["outlier"] = True
+            meta(ev).outlier = True
             if first:
-                ev.internal["new_room"] = {
+                meta(ev).new_room = {
                     "room_id": join.room_id,
                     "room_version": rv.identifier,
                     "creator": create.sender,
@@ -268,7 +269,7 @@ class LinearIngest:
         room.extremities = list(join.prev_event_ids)
         room.depth = join.depth - 1
         if first:
-            join.internal["new_room"] = {
+            meta(join).new_room = {
                 "room_id": join.room_id,
                 "room_version": rv.identifier,
                 "creator": create.sender,

@@ -16,6 +16,7 @@ from support.deferreds import result_of
 
 from fedcore_support import FedNode, Network, forward, join_remote, two_nodes_in_a_room
 from federation.keys import SigningKey
+from node.rooms.event_meta import meta
 from schema.events import events
 
 
@@ -326,7 +327,7 @@ def test_backfilled_history_is_stored_below_the_room_and_visible_in_order():
     stored = result_of(b.fed.ingest.persist_backfilled("a.test", room_id, body["pdus"]))
     assert [e.event_id for e in stored] == history[:-4:-1]  # newest first
     assert b.rooms.current_stream_ordering() == before  # not news for sync
-    assert all(e.internal["stream_ordering"] < 0 for e in stored)
+    assert all(meta(e).stream_ordering < 0 for e in stored)
     # /messages order (newest first) continues from the join into the backfilled events.
     page = result_of(b.rooms.get_events_in_range(room_id, None, None, 100, "b"))
     ids = [e.event_id for e in page]

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from support.db import InlineDB
 from support.deferreds import result_of
 
+from node.rooms.event_meta import meta
 from node.rooms.state_store import StateStore, diff_states
 from rooms_support import make_service, uid
 from schema.federation import (
@@ -93,7 +94,7 @@ def test_get_state_at_uses_state_groups():
     svc = make_service(db)
     room = result_of(svc.create_room(uid("alice"), {"preset": "public_chat"}))
     t1 = result_of(svc.send_event(uid("alice"), room, "m.room.topic", {"topic": "one"}, ""))
-    pos = result_of(svc.get_event(t1)).internal["stream_ordering"]
+    pos = meta(result_of(svc.get_event(t1))).stream_ordering
     result_of(svc.send_event(uid("alice"), room, "m.room.topic", {"topic": "two"}, ""))
     state = result_of(svc.get_state_at(room, pos))
     assert state[("m.room.topic", "")].content["topic"] == "one"

@@ -19,6 +19,7 @@ from node.federation.outbound import queue
 from node.federation.outbound.backoff import BackoffPolicy
 from node.federation.outbound.fanout import POSITION_SAVE_DELAY_S
 from node.federation.outbound.wiring import attach, build_sender
+from node.rooms.event_meta import meta
 
 A = "a.test"
 B = "b.test"
@@ -167,7 +168,7 @@ def test_remote_batch_saves_the_position_only_after_the_delay():
     n, room_id = _node()
     before = n.stored_position()
     ev = n.receive(room_id, "from b")
-    so = ev.internal["stream_ordering"]
+    so = meta(ev).stream_ordering
     assert so > before
     assert n.position_writes == [] and n.stored_position() == before
     n.reactor.advance(POSITION_SAVE_DELAY_S * 0.9)
@@ -186,7 +187,7 @@ def test_remote_batches_within_the_delay_make_one_write_of_the_last_position():
     evs = [n.receive(room_id, f"r{i}") for i in range(5)]
     assert n.position_writes == []
     n.settle()
-    assert n.position_writes == [("set_position", evs[-1].internal["stream_ordering"])]
+    assert n.position_writes == [("set_position", meta(evs[-1]).stream_ordering)]
 
 
 def test_local_events_without_remote_servers_are_saved_lazily_too():
@@ -196,7 +197,7 @@ def test_local_events_without_remote_servers_are_saved_lazily_too():
     result_of(n.sender.flushed())
     assert n.position_writes == []
     n.settle()
-    so = result_of(n.rooms.get_event(eid)).internal["stream_ordering"]
+    so = meta(result_of(n.rooms.get_event(eid))).stream_ordering
     assert n.position_writes == [("set_position", so)]
 
 
@@ -206,7 +207,7 @@ def test_local_events_without_remote_servers_are_saved_lazily_too():
 def test_local_batch_queues_and_writes_the_position_in_the_same_call():
     n, room_id = _node()
     eid = n.send(room_id, "hello b")
-    so = result_of(n.rooms.get_event(eid)).internal["stream_ordering"]
+    so = meta(result_of(n.rooms.get_event(eid))).stream_ordering
     assert n.position_writes == [("enqueue_pdus", so)]
     assert n.stored_position() == so
     assert delivered_bodies(n.client)[-1] == "hello b"
@@ -216,7 +217,7 @@ def test_local_batch_after_remote_ones_saves_the_position_and_the_timer_writes_n
     n, room_id = _node()
     n.receive(room_id, "r1")
     eid = n.send(room_id, "local")
-    so = result_of(n.rooms.get_event(eid)).internal["stream_ordering"]
+    so = meta(result_of(n.rooms.get_event(eid))).stream_ordering
     assert n.position_writes == [("enqueue_pdus", so)]
     assert n.stored_position() == so
     n.settle()  # the pending save finds nothing newer
@@ -229,8 +230,8 @@ def test_remote_batch_after_a_local_one_is_saved_later():
     n.send(room_id, "local")
     r = n.receive(room_id, "r1")
     n.settle()
-    assert n.stored_position() == r.internal["stream_ordering"]
-    assert n.position_writes[-1] == ("set_position", r.internal["stream_ordering"])
+    assert n.stored_position() == meta(r).stream_ordering
+    assert n.position_writes[-1] == ("set_position", meta(r).stream_ordering)
 
 
 def test_stop_cancels_the_pending_save():
@@ -264,7 +265,7 @@ def test_restart_before_the_delayed_save_sends_nothing_twice():
     # The catch-up re-read r1, r2 (and found nothing local): nothing re-sent.
     assert delivered_bodies(second.client) == ["warm-up", "m1"]
     second.settle()
-    assert second.stored_position() > r1.internal["stream_ordering"]
+    assert second.stored_position() > meta(r1).stream_ordering
     second.send(room_id, "m2")
     assert delivered_bodies(second.client) == ["warm-up", "m1", "m2"]
 
@@ -289,9 +290,9 @@ def test_catch_up_of_remote_events_only_saves_the_position_later():
     n.receive(room_id, "r1")
     last = n.receive(room_id, "r2")
     second = _restart(n)
-    assert second.stored_position() < last.internal["stream_ordering"]
+    assert second.stored_position() < meta(last).stream_ordering
     second.settle()
-    assert second.stored_position() == last.internal["stream_ordering"]
+    assert second.stored_position() == meta(last).stream_ordering
     # A third start has nothing to catch up on.
     third = _restart(second)
     assert third.position_writes == []
@@ -412,12 +413,12 @@ def test_a_batch_that_failed_to_queue_is_sent_after_a_restart():
 
     n.db.run = run
     lost = n.send(room_id, "not queued")  # its queue write fails (logged)
-    lost_so = result_of(n.rooms.get_event(lost)).internal["stream_ordering"]
+    lost_so = meta(result_of(n.rooms.get_event(lost))).stream_ordering
     later = n.receive(room_id, "from b, later")  # a remote batch moves the position on
     n.send(room_id, "queued")  # a local batch writes a position too
     n.settle()
     assert n.stored_position() < lost_so  # never past the failed event
-    assert later.internal["stream_ordering"] > lost_so
+    assert meta(later).stream_ordering > lost_so
     assert "not queued" not in delivered_bodies(n.client)
     # Restart on the same database: the catch-up finds the failed event and sends it.
     n.sender.stop()
