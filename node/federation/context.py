@@ -45,8 +45,8 @@ class FederationContext:
     routes: FederationRoutes
     policy: ServerPolicy
     state_store: StateStore  # shared with node/rooms
-    # The node's services, set by ``wiring.wire`` right after the context is built.
-    rooms: RoomService | None = None
+    rooms: RoomService
+    # The other services, set by ``wiring.wire`` right after the context is built.
     accounts: AccountsService | None = None
     sync: SyncService | None = None
     media: MediaService | None = None

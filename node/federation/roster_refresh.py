@@ -32,7 +32,7 @@ with one already running).
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
 import orjson
@@ -48,6 +48,9 @@ from node import metrics
 
 from .roster_policy import RosterPolicy, RosterStartupError, refresh_interval_s
 from .xmatrix_auth import serve
+
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
 log = logging.getLogger("parta.federation.roster")
 
@@ -376,7 +379,7 @@ def register_hint_route(
     serve(routes, E.PARTA_ROSTER_HINT, roster_hint)
 
 
-def install(fctx: Any) -> "RosterRefresher | None":
+def install(fctx: FederationContext) -> "RosterRefresher | None":
     """Roster enforcement extras for the node's federation: metrics, the push-hint route,
     and (for an enrolled node) the refresher, started once the reactor runs."""
     policy = fctx.policy

@@ -266,7 +266,7 @@ def wire(
     return service
 
 
-def _optional(module_name: str, what: str, fctx: Any, **kw: Any) -> Any:
+def _optional(module_name: str, what: str, fctx: FederationContext, **kw: Any) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -12,7 +12,7 @@ federated rooms; ``remote_hierarchy`` for space children other servers know.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.transport import endpoints as E
 from node.rooms.hooks import Backfill, OutOfBandState, RemoteHierarchy, RoomHooks
@@ -20,6 +20,9 @@ from node.rooms.hooks import Backfill, OutOfBandState, RemoteHierarchy, RoomHook
 from ..xmatrix_auth import serve
 from .out_of_band import stripped_state_for
 from .service import MembershipService
+
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
 
 def register(routes: Any, ms: MembershipService) -> None:
@@ -77,7 +80,9 @@ def room_hooks(
     )
 
 
-def wire(fctx: Any, *, rooms: Any, accounts: Any = None, sender: Any = None) -> MembershipService:
+def wire(
+    fctx: FederationContext, *, rooms: Any, accounts: Any = None, sender: Any = None
+) -> MembershipService:
     ctx = fctx.ctx
     ms = MembershipService(
         rooms=rooms,
@@ -118,7 +123,7 @@ def wire(fctx: Any, *, rooms: Any, accounts: Any = None, sender: Any = None) -> 
     return ms
 
 
-def attach_remote(fctx: Any, *, accounts: Any, media: Any) -> None:
+def attach_remote(fctx: FederationContext, *, accounts: Any, media: Any) -> None:
     """Remote profile look-ups and remote media downloads for the client API."""
     from node.federation.remote.media import RemoteMedia
     from node.federation.remote.profile import RemoteProfiles

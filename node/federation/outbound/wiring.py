@@ -14,13 +14,16 @@ Optional settings, read from ``config.federation`` when present (defaults in bra
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import defer
 
 from .backoff import BackoffPolicy
 from .fanout import FederationSender
 from .transaction_sender import TransactionSender
+
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
 log = logging.getLogger("parta.federation.outbound")
 
@@ -88,7 +91,7 @@ def attach(sender: FederationSender, *, rooms: Any, sync: Any = None) -> None:
             receipt_listeners.append(sender.on_receipt)
 
 
-def wire(fctx: Any, *, rooms: Any, sync: Any = None) -> FederationSender:
+def wire(fctx: FederationContext, *, rooms: Any, sync: Any = None) -> FederationSender:
     ctx = fctx.ctx
     fed = getattr(ctx.config, "federation", None)
     timeout = getattr(fed, "transaction_timeout_s", None)

@@ -28,10 +28,13 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.transport import endpoints as E
 from federation.transport.errors import FederationRequestError
+
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
 log = logging.getLogger("parta.federation.hierarchy")
 
@@ -276,7 +279,7 @@ class RemoteHierarchy:
             self._cache.popitem(last=False)
 
 
-def build(fctx: Any) -> RemoteHierarchy:
+def build(fctx: FederationContext) -> RemoteHierarchy:
     """The rooms service's remote look-ups for the client ``/hierarchy``
     (``RoomHooks.remote_hierarchy``)."""
     return RemoteHierarchy(

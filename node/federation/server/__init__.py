@@ -11,7 +11,10 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
 MODULES = (
     "keys",
@@ -34,6 +37,6 @@ MODULES = (
 )
 
 
-def register_all(routes: Any, fctx: Any) -> None:
+def register_all(routes: Any, fctx: FederationContext) -> None:
     for name in MODULES:
         importlib.import_module(f"{__name__}.{name}").register(routes, fctx)

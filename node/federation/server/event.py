@@ -9,7 +9,7 @@ it MUST be verified to be allowed by the server ACLs")."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.transport import endpoints as E
 
@@ -18,8 +18,11 @@ from ..acl_check import require_allowed
 from ..xmatrix_auth import serve
 from .common import envelope, event_in_room
 
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
-def register(routes: Any, fctx: Any) -> None:
+
+def register(routes: Any, fctx: FederationContext) -> None:
     async def get_event(req: Any, origin: str, eventId: str) -> tuple[int, dict]:
         ev = await event_in_room(fctx, eventId)
         room = await require_room_access(fctx.rooms, ev.room_id, origin)

@@ -4,7 +4,7 @@ chain of the event."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.transport import endpoints as E
 
@@ -12,8 +12,11 @@ from ..access import require_room_access
 from ..xmatrix_auth import serve
 from .common import auth_chain_events, event_in_room
 
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
-def register(routes: Any, fctx: Any) -> None:
+
+def register(routes: Any, fctx: FederationContext) -> None:
     async def event_auth(req: Any, origin: str, roomId: str, eventId: str) -> tuple[int, dict]:
         await require_room_access(fctx.rooms, roomId, origin)
         ev = await event_in_room(fctx, eventId, roomId)

@@ -31,7 +31,7 @@ grandchildren), and the requesting server asks that space itself.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.errors import MatrixError, NotFound
 from federation.transport import endpoints as E
@@ -42,6 +42,9 @@ from node.rooms.summary import room_summary
 from ..access import server_of
 from ..acl_check import server_allowed
 from ..xmatrix_auth import serve
+
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
 MAX_CHILDREN = 250
 MAX_STATE_EVENTS = 2_000
@@ -116,7 +119,7 @@ async def answer(rooms: Any, origin: str, room_id: str, suggested_only: bool) ->
     return {"room": top, "children": children, "inaccessible_children": inaccessible}
 
 
-def register(routes: Any, fctx: Any) -> None:
+def register(routes: Any, fctx: FederationContext) -> None:
     async def get_hierarchy(req: Any, origin: str, roomId: str) -> tuple[int, dict]:
         if not isinstance(roomId, str) or not roomId.startswith("!"):
             raise MatrixError("roomId must be a room ID ('!...')", errcode="M_INVALID_PARAM")

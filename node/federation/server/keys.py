@@ -9,14 +9,17 @@ other servers' responses as received, with our signature added).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.transport import endpoints as E
 
 from ..xmatrix_auth import serve
 
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
-def register(routes: Any, fctx: Any) -> None:
+
+def register(routes: Any, fctx: FederationContext) -> None:
     key_server = fctx.key_server
     notary = fctx.notary
 

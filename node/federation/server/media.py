@@ -10,7 +10,7 @@ it holds one chunk in memory, not the file; thumbnails are small and sent from m
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.errors import InvalidParam, MatrixError
 from federation.transport import endpoints as E
@@ -19,6 +19,9 @@ from node.http.server import Response
 from node.media.headers import media_headers
 
 from ..xmatrix_auth import serve
+
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
 MAX_DIMENSION = 10_000
 
@@ -51,7 +54,7 @@ def _dimension(req: Any, name: str) -> int:
     return value
 
 
-def register(routes: Any, fctx: Any) -> None:
+def register(routes: Any, fctx: FederationContext) -> None:
     media = fctx.media
     if media is None:
         return

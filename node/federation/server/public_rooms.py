@@ -5,15 +5,18 @@ servers'), with ``limit``/``since`` and, for POST, ``filter.generic_search_term`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.transport import endpoints as E
 from node.rooms import directory_ops
 
 from ..xmatrix_auth import serve
 
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
-def register(routes: Any, fctx: Any) -> None:
+
+def register(routes: Any, fctx: FederationContext) -> None:
     async def get_public(req: Any, origin: str) -> tuple[int, dict]:
         return 200, await directory_ops.list_public_rooms(
             fctx.rooms, limit=req.query_int("limit", None, minimum=0), since=req.query("since")

@@ -4,14 +4,17 @@ result per PDU.  Processing and idempotency: ``node/federation/transactions.py``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.transport import endpoints as E
 
 from ..xmatrix_auth import serve
 
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
-def register(routes: Any, fctx: Any) -> None:
+
+def register(routes: Any, fctx: FederationContext) -> None:
     transactions = fctx.extras["transactions"]
 
     async def send(req: Any, origin: str, txnId: str) -> tuple[int, dict]:

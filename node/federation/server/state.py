@@ -7,7 +7,7 @@ no state is known at it (an outlier)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.errors import MatrixError
 from federation.transport import endpoints as E
@@ -16,8 +16,11 @@ from ..access import require_room_access
 from ..xmatrix_auth import serve
 from .common import auth_chain_events, event_in_room
 
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
-async def state_at(fctx: Any, req: Any, origin: str, room_id: str) -> dict:
+
+async def state_at(fctx: FederationContext, req: Any, origin: str, room_id: str) -> dict:
     """(type, state_key) -> event ID before ``event_id``, after the access checks."""
     event_id = req.query("event_id")
     if not event_id:
@@ -27,7 +30,7 @@ async def state_at(fctx: Any, req: Any, origin: str, room_id: str) -> dict:
     return await fctx.state_store.get_state_ids_before(event_id)
 
 
-def register(routes: Any, fctx: Any) -> None:
+def register(routes: Any, fctx: FederationContext) -> None:
     async def get_state(req: Any, origin: str, roomId: str) -> tuple[int, dict]:
         state = await state_at(fctx, req, origin, roomId)
         evs = await fctx.rooms.get_events(state.values())

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.transport import endpoints as E
 
@@ -12,8 +12,11 @@ from ..xmatrix_auth import serve
 from .common import auth_chain_events
 from .state import state_at
 
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
-def register(routes: Any, fctx: Any) -> None:
+
+def register(routes: Any, fctx: FederationContext) -> None:
     async def get_state_ids(req: Any, origin: str, roomId: str) -> tuple[int, dict]:
         state = await state_at(fctx, req, origin, roomId)
         chain = await auth_chain_events(fctx, state.values(), roomId)

@@ -17,7 +17,7 @@ Counts only: no names, no memberships, nothing about pupils beyond a number.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -26,6 +26,9 @@ from federation.errors import Forbidden
 from federation.transport import endpoints as E
 
 from ..xmatrix_auth import serve
+
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
 MAX_DIRECTORS = 50
 
@@ -71,7 +74,7 @@ def gateway_of(policy: Any) -> str | None:
     return getattr(state, "signer_name", None)
 
 
-def register(routes: Any, fctx: Any) -> None:
+def register(routes: Any, fctx: FederationContext) -> None:
     async def get_stats(req: Any, origin: str) -> tuple[int, dict]:
         gateway = gateway_of(fctx.policy)
         if gateway is None or origin != gateway:

@@ -24,7 +24,7 @@ asks for them before it follows the user's ``m.device_list_update`` EDUs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
@@ -34,6 +34,9 @@ from node.accounts import store as accounts_store
 
 from ..xmatrix_auth import serve
 from .user_common import local_user_id
+
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
 # No device-list stream yet: no m.device_list_update EDU was ever sent (rule 4).
 NO_DEVICE_LIST_UPDATES = 0
@@ -54,7 +57,7 @@ def devices_of(conn: Connection, user_id: str) -> list[dict] | None:
     return accounts_store.list_devices(conn, user_id)
 
 
-def register(routes: Any, fctx: Any) -> None:
+def register(routes: Any, fctx: FederationContext) -> None:
     db = fctx.ctx.db
 
     async def user_devices(req: Any, origin: str, userId: str) -> tuple[int, dict]:

@@ -26,13 +26,16 @@ keys/claim (``{"one_time_keys": {userId: {deviceId: algorithm}}}``):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.errors import BadJSON
 from federation.transport import endpoints as E
 
 from ..xmatrix_auth import serve
 from .user_common import body_map, check_counts, existing_users, local_user_id
+
+if TYPE_CHECKING:
+    from node.federation.context import FederationContext
 
 
 def parse_query(body: dict, server_name: str) -> dict[str, list[str]]:
@@ -67,7 +70,7 @@ def parse_claim(body: dict, server_name: str) -> dict[str, dict[str, str]]:
     return out
 
 
-def register(routes: Any, fctx: Any) -> None:
+def register(routes: Any, fctx: FederationContext) -> None:
     db = fctx.ctx.db
 
     async def keys_query(req: Any, origin: str) -> tuple[int, dict]:
