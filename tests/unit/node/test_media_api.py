@@ -34,14 +34,19 @@ TOKENS = {"tok-anna": "@anna:school.example", "tok-ben": "@ben:school.example"}
 
 @pytest.fixture
 def api(tmp_path, monkeypatch):
+    return media_api(
+        tmp_path, monkeypatch, MediaConfig(max_upload_bytes=200_000, per_user_quota_bytes=300_000)
+    )
+
+
+def media_api(tmp_path, monkeypatch, media_config: MediaConfig) -> SimpleNamespace:
+    """The media area wired in process (DB calls and thumbnailing inline) behind a real
+    ``ApiResource``; also used by the streaming tests."""
     monkeypatch.setattr(
         "node.media.wiring.threads.deferToThreadPool",
         lambda reactor, pool, fn, *a: defer.maybeDeferred(fn, *a),
     )
-    config = SimpleNamespace(
-        media=MediaConfig(max_upload_bytes=200_000, per_user_quota_bytes=300_000),
-        media_dir=str(tmp_path / "media"),
-    )
+    config = SimpleNamespace(media=media_config, media_dir=str(tmp_path / "media"))
     router = Router()
     ctx = SimpleNamespace(
         config=config,

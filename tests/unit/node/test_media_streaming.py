@@ -17,8 +17,6 @@ import tracemalloc
 from types import SimpleNamespace
 
 import pytest
-from support.clocks import FakeClock
-from support.db import InlineDB
 from twisted.internet import defer
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
@@ -28,11 +26,7 @@ from twisted.web.test.requesthelper import DummyRequest
 import schema.media  # noqa: F401 - registers the tables
 from node.config import MediaConfig
 from node.http.file_sender import STALL_TIMEOUT_SECONDS
-from node.http.request import Requester
-from node.http.router import Router
-from node.http.server import ApiResource
-from node.media.wiring import wire
-from test_media_api import SERVER, TOKENS, media_path
+from test_media_api import TOKENS, media_api, media_path
 
 MiB = 1024 * 1024
 DOWNLOAD = "/_matrix/client/v1/media/download/"
@@ -40,32 +34,11 @@ DOWNLOAD = "/_matrix/client/v1/media/download/"
 
 @pytest.fixture
 def api(tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        "node.media.wiring.threads.deferToThreadPool",
-        lambda reactor, pool, fn, *a: defer.maybeDeferred(fn, *a),
+    return media_api(
+        tmp_path,
+        monkeypatch,
+        MediaConfig(max_upload_bytes=32 * MiB, per_user_quota_bytes=256 * MiB),
     )
-    config = SimpleNamespace(
-        media=MediaConfig(max_upload_bytes=32 * MiB, per_user_quota_bytes=256 * MiB),
-        media_dir=str(tmp_path / "media"),
-    )
-    router = Router()
-    ctx = SimpleNamespace(
-        config=config,
-        reactor=SimpleNamespace(getThreadPool=lambda: None),
-        clock=FakeClock(),
-        db=InlineDB(f"sqlite:///{tmp_path}/node.db"),
-        router=router,
-        server_name=SERVER,
-    )
-    media = wire(ctx, accounts=None)
-
-    async def authenticate(req, token):
-        return Requester(TOKENS[token], "DEV")
-
-    resource = ApiResource(
-        router, authenticate=authenticate, max_body_bytes=1000, body_limits=media.body_limits
-    )
-    return SimpleNamespace(resource=resource, media=media)
 
 
 class Downloader(DummyRequest):
