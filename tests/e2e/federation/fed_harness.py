@@ -438,6 +438,14 @@ class Watcher:
         return out
 
 
+def account_api(account: "Account", method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A client-API request with an ``Account``'s token: (status, parsed JSON or raw bytes).
+    Blocking, usable from threads (the crash test's senders)."""
+    from e2e_helpers import api
+
+    return api(account.node, method, path, token=account.access_token, json_body=body)
+
+
 def client_api(
     client: Any, method: str, path: str, body: Any = None, query: dict | None = None
 ) -> tuple[int, Any]:

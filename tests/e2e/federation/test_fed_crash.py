@@ -31,35 +31,13 @@ import pytest
 
 from fed_fixtures import fake_server, fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 from fed_harness import Account, FakeServer
+from fed_harness import account_api as _api
 from federation_env import FakeRoom
 
 USES_POSTGRES = True
 SENDS_BEFORE_KILL = 120  # acknowledged sends (all threads) before SIGKILL
 MAX_SENDS_PER_THREAD = 400  # bounds the load if the node is slow to get there
 V3 = "/_matrix/client/v3"
-
-
-def _api(
-    account: Account, method: str, path: str, body: Any = None, timeout: float = 30.0
-) -> tuple[int, Any]:
-    import json
-
-    from e2e_helpers import http_request
-
-    data = json.dumps(body).encode() if body is not None else None
-    status, headers, raw = http_request(
-        method,
-        account.node.base_url + path,
-        body=data,
-        timeout=timeout,
-        headers={
-            "Authorization": f"Bearer {account.access_token}",
-            "Content-Type": "application/json",
-        },
-    )
-    return status, (
-        json.loads(raw) if headers.get("content-type", "").startswith("application/json") else raw
-    )
 
 
 class Tally:
@@ -84,9 +62,7 @@ def _client_sender(account: Account, room_id: str, tag: str, tally: Tally) -> No
             return
         txn, body = f"{tag}-{i}", f"{tag} message {i}"
         try:
-            status, reply = _api(
-                account, "PUT", path + txn, {"msgtype": "m.text", "body": body}, timeout=10
-            )
+            status, reply = _api(account, "PUT", path + txn, {"msgtype": "m.text", "body": body})
         except OSError:
             return  # the node is gone: this send was not acknowledged
         if status == 200 and isinstance(reply, dict) and "event_id" in reply:

@@ -29,6 +29,7 @@ import pytest
 from e2e_helpers import http_request
 from fed_fixtures import fake_server, fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
 from fed_harness import Account, FakeServer, server_host
+from fed_harness import account_api as _api
 from federation_env import FakeRoom
 
 USES_POSTGRES = True
@@ -95,23 +96,6 @@ def _send_canonical(fake: FakeServer, destination: str, body: dict) -> tuple[int
     finally:
         conn.close()
     return status, json.loads(raw) if raw else None
-
-
-def _api(account: Account, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    status, headers, raw = http_request(
-        method,
-        account.node.base_url + path,
-        body=data,
-        timeout=30,
-        headers={
-            "Authorization": f"Bearer {account.access_token}",
-            "Content-Type": "application/json",
-        },
-    )
-    return status, json.loads(raw) if headers.get("content-type", "").startswith(
-        "application/json"
-    ) else raw
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
