@@ -28,7 +28,7 @@ spec's final step for that branch, port 8448):
 6. The ``.well-known`` request failed (non-200, bad JSON, missing/invalid ``m.server``,
    network error): the hostname, port 8448, ``Host`` = the hostname.
 
-The resolver only says where to go; the client (``client._CheckedTCPEndpoint``) checks
+The resolver only says where to go; the client (``checked_connect._CheckedTCPEndpoint``) checks
 every address a ``Resolution`` stands for -- an IP literal, an override or delegation
 target, each DNS answer -- against ``ip_ranges.AddressFilter`` right before connecting,
 and connects to the checked address, so no step here can lead outbound federation to a
