@@ -1,0 +1,22 @@
+"""event relations: threads, edits, references (schema/relations.py)
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-07 21:15:00
+"""
+
+import sqlalchemy as sa  # noqa: F401  (used once the tables are added)
+from alembic import op  # noqa: F401  (used once the tables are added)
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
