@@ -11,6 +11,12 @@ column, so a NUL in a room alias, state key, transaction ID or account-data type
 otherwise surface as a 500 from the database.  ``match`` still answers the route (its name
 labels the request's metrics) but with a handler that refuses the request with 400
 ``M_INVALID_PARAM``.  Other control characters pass: a state key may be any string.
+
+Legacy ``r0`` paths: every client-server operation that existed in the r0 API (spec
+r0.6.1) is also answered under ``/_matrix/client/r0/`` (older clients, e.g.
+matrix-commander, still log in there).  ``match`` rewrites such a path to ``v3`` in one
+place and serves it only from routes that are not in ``V3_ONLY`` (operations the spec
+added after r0); a ``v3`` path pays one ``startswith``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,30 @@ Handler = Callable[..., Awaitable[Any]]
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
+R0_PREFIX = "/_matrix/client/r0/"
+V3_PREFIX = "/_matrix/client/v3/"
+
+# Client-server operations under v3 that the r0 API never had (added in v1.1 and later,
+# per the spec's ``x-addedInMatrixVersion``): not answered under r0.
+V3_ONLY: frozenset[str] = frozenset(
+    V3_PREFIX + t
+    for t in (
+        "knock/{roomIdOrAlias}",  # knocking, v1.1
+        "refresh",  # refresh tokens, v1.3
+        "keys/device_signing/upload",  # cross-signing, v1.1
+        "keys/signatures/upload",
+        "room_keys/version",  # server-side key backups, v1.1
+        "room_keys/version/{version}",
+        "room_keys/keys",
+        "room_keys/keys/{roomId}",
+        "room_keys/keys/{roomId}/{sessionId}",
+        "login/sso/redirect/{idpId}",  # v1.1
+        "rooms/{roomId}/report",  # reporting a room, v1.13
+        "users/{userId}/report",  # reporting a user, v1.14
+        "profile/{userId}/{keyName}",  # custom profile fields, v1.16
+    )
+)
+
 
 @dataclass(frozen=True)
 class Route:
@@ -37,6 +67,7 @@ class Route:
     auth_optional: bool  # authenticates if a token is present
     rate_limited: bool
     name: str  # metric label: the template, stable and low-cardinality
+    r0: bool = False  # also answered under /_matrix/client/r0/ (see the module docstring)
 
 
 class Router:
@@ -70,6 +101,7 @@ class Router:
             auth_optional,
             rate_limited,
             name or template,
+            template.startswith(V3_PREFIX) and template not in V3_ONLY,
         )
         self._routes.append(route)
 
@@ -90,10 +122,13 @@ class Router:
         A parameter with NUL yields the route with a refusing handler and no params (see
         the module docstring); ``match`` itself never raises.
         """
+        r0 = path.startswith(R0_PREFIX)
+        if r0:
+            path = V3_PREFIX + path[len(R0_PREFIX) :]
         path_known = False
         for route in self._routes:
             m = route.regex.match(path)
-            if m is None:
+            if m is None or (r0 and not route.r0):
                 continue
             path_known = True
             if route.method == method or (method == "HEAD" and route.method == "GET"):
