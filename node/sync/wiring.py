@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api import register_all
+from .api import register_all, tags
 from .notifier import SyncNotifier
 from .service import SyncService
 
@@ -28,4 +28,5 @@ def wire(
         notifier=notifier,
     )
     register_all(ctx.router, service)
+    tags.register(ctx.router, service)  # room tags: the m.tag room account data
     return service
