@@ -16,10 +16,13 @@ from . import (
     members,
     membership,
     messages,
+    mutual_rooms,
     public_rooms,
     redact,
     send,
     state,
+    summary,
+    timestamp,
 )
 
 MODULES = (
@@ -35,6 +38,9 @@ MODULES = (
     aliases,
     public_rooms,
     hierarchy,
+    mutual_rooms,
+    summary,
+    timestamp,
 )
 
 
