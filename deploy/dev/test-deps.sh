@@ -2,7 +2,9 @@
 # Installs what the test suite needs beyond .venv, when it is missing:
 #   - Debian's postgresql (server binaries: tests start throwaway clusters with initdb/pg_ctl),
 #   - Debian's chromium (the dashboard's Playwright test drives /usr/bin/chromium),
-#   - matrix-synapse from PyPI in a throwaway venv (interop tests; found via PARTA_SYNAPSE_PY).
+#   - matrix-synapse from PyPI in a throwaway venv (interop tests; found via PARTA_SYNAPSE_PY),
+#   - matrix-js-sdk from npm, pinned by tests/e2e/clients/jssdk/package-lock.json (Node.js
+#     from Debian when the machine has none).
 # Called by `make test` (and so by .ci/run). apt needs root or passwordless sudo; without them
 # it says what is missing and the tests that need it fail loudly in CI or skip locally.
 set -euo pipefail
@@ -25,6 +27,7 @@ apt_install() {
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if ! "$SYNAPSE_VENV/bin/python" -c "import synapse" >/dev/null 2>&1; then
@@ -35,3 +38,12 @@ if ! "$SYNAPSE_VENV/bin/python" -c "import synapse" >/dev/null 2>&1; then
   "$SYNAPSE_VENV/bin/python" -m pip install -q "$SYNAPSE_SPEC"
 fi
 "$SYNAPSE_VENV/bin/python" -c "import synapse; print('== test-deps: Synapse', synapse.__version__)"
+
+JSSDK_DIR="$(cd "$(dirname "$0")/../../tests/e2e/clients/jssdk" && pwd)"
+if ! cmp -s "$JSSDK_DIR/package-lock.json" "$JSSDK_DIR/node_modules/.parta-installed-lock"; then
+  echo "== test-deps: installing matrix-js-sdk (npm ci)"
+  (cd "$JSSDK_DIR" && npm ci --no-audit --no-fund --loglevel=error \
+    && cp package-lock.json node_modules/.parta-installed-lock)
+fi
+node -e "console.log('== test-deps: Node.js ' + process.version + ', matrix-js-sdk ' +
+  require('$JSSDK_DIR/node_modules/matrix-js-sdk/package.json').version)"
