@@ -106,8 +106,15 @@ class _Extra:
         self.args = args
 
 
-def _write_batch(conn: Any, evs: Sequence[Event], extras: Sequence[_Extra]) -> None:
+def _write_batch(
+    conn: Any,
+    evs: Sequence[Event],
+    extras: Sequence[_Extra],
+    writers: Sequence[Callable[[Any, Sequence[Event]], None]] = (),
+) -> None:
     store_write.write_events(conn, evs)
+    for writer in writers:
+        writer(conn, evs)
     for extra in extras:
         extra.fn(conn, *extra.args)
 
@@ -126,6 +133,10 @@ class EventPersister:
         self.max_persisted = 0  # highest committed stream ordering
         self._next_stream = 1
         self._next_backfill = -1  # backfilled history: -1, -2, ... (older: lower)
+        # Rows derived from the events (e.g. the search index) that must commit with them:
+        # ``writer(conn, events)`` runs inside each batch's transaction, after the event
+        # rows.  A writer that raises fails the batch like a refused event row would.
+        self.in_transaction: list[Callable[[Any, Sequence[Event]], None]] = []
         self.on_committed: list[Callable[[Sequence[Event]], None]] = []
         self.on_persisted: list[Callable[[Sequence[Event]], None]] = []
         self.on_failed: list[Callable[[Sequence[Event]], None]] = []
@@ -314,8 +325,8 @@ class EventPersister:
                 n += 1
         self._next_stream = first + n
         try:
-            if extras:
-                await self.db.run(_write_batch, evs, extras)
+            if extras or self.in_transaction:
+                await self.db.run(_write_batch, evs, extras, tuple(self.in_transaction))
             else:
                 await self.db.run(store_write.write_events, evs)
         except Exception as exc:  # split, or the sender gets the failure
