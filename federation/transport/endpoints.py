@@ -13,7 +13,8 @@ https://spec.matrix.org/v1.16/server-server-api/#server-access-control-lists-acl
 ``v1`` forms of ``send_join``, ``send_leave`` and ``invite`` in that list are neither
 served nor called by Parta, so they have no entry).  ``signed`` is False for the endpoints
 that take no X-Matrix ``Authorization`` header (the key endpoints and ``/version``,
-https://spec.matrix.org/v1.16/server-server-api/#request-authentication).
+https://spec.matrix.org/v1.16/server-server-api/#request-authentication, and
+``openid/userinfo``, which third parties call with a user's OpenID token).
 
 The ``/_parta/v1/...`` entries are Parta's own endpoints on the federation listener (the
 city gateway's roster hints and statistics), X-Matrix signed like the spec's.
@@ -114,6 +115,8 @@ PUBLIC_ROOMS_POST = Endpoint("public_rooms_post", "POST", FED_V1 + "/publicRooms
 HIERARCHY = Endpoint("hierarchy", "GET", FED_V1 + "/hierarchy/{roomId}")
 QUERY_PROFILE = Endpoint("query_profile", "GET", FED_V1 + "/query/profile")
 QUERY_DIRECTORY = Endpoint("query_directory", "GET", FED_V1 + "/query/directory")
+# Any other query type: answered 404 M_UNRECOGNIZED (registered after the known types).
+QUERY = Endpoint("query", "GET", FED_V1 + "/query/{queryType}")
 
 # --- devices and end-to-end keys (#device-management, #end-to-end-encryption) --------------
 USER_DEVICES = Endpoint("user_devices", "GET", FED_V1 + "/user/devices/{userId}")
@@ -128,6 +131,9 @@ MEDIA_THUMBNAIL = Endpoint("media_thumbnail", "GET", FED_V1 + "/media/thumbnail/
 LEGACY_MEDIA_DOWNLOAD = Endpoint(
     "legacy_media_download", "GET", "/_matrix/media/v3/download/{serverName}/{mediaId}"
 )
+
+# --- OpenID (#openid): asked by third parties with a user's OpenID token, not signed -------
+OPENID_USERINFO = Endpoint("openid_userinfo", "GET", FED_V1 + "/openid/userinfo", signed=False)
 
 # --- Parta's own endpoints on the federation listener ---------------------------------------
 PARTA_STATS = Endpoint("parta_stats", "GET", "/_parta/v1/stats")
@@ -159,12 +165,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     HIERARCHY,
     QUERY_PROFILE,
     QUERY_DIRECTORY,
+    QUERY,
     USER_DEVICES,
     USER_KEYS_QUERY,
     USER_KEYS_CLAIM,
     MEDIA_DOWNLOAD,
     MEDIA_THUMBNAIL,
     LEGACY_MEDIA_DOWNLOAD,
+    OPENID_USERINFO,
     PARTA_STATS,
     PARTA_ROSTER_HINT,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ratelimit import RateLimiter
-from .api import register_all
+from .api import openid, register_all
 from .guard import CredentialGuard
 from .service import AccountsService
 from .uia import UserInteractiveAuth
@@ -31,4 +31,5 @@ def wire(ctx: Any) -> AccountsService:
     accounts.uia = UserInteractiveAuth(ctx.clock.time_ms, creation_limiter=creation)
     accounts.load()
     register_all(ctx.router, accounts)
+    openid.register(ctx.router, accounts)  # OpenID tokens for third parties
     return accounts

@@ -34,6 +34,7 @@ MODULES = (
     # Device Management / End-to-End Encryption: a user's devices and keys.
     "user_devices",
     "user_keys",
+    "openid",  # OpenID: who an OpenID token belongs to (third parties, unsigned)
 )
 
 

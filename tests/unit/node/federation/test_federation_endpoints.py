@@ -72,10 +72,12 @@ def test_acl_prefixes_are_the_spec_list_of_the_endpoints_parta_serves():
     assert all("{roomId}" in ep.template for ep in E.ENDPOINTS if ep.acl_protected)
 
 
-def test_only_the_key_and_version_endpoints_are_unsigned():
+def test_only_the_key_version_and_openid_endpoints_are_unsigned():
+    # openid/userinfo: asked by third parties holding a user's OpenID token (spec "OpenID").
     unsigned = {ep.template for ep in E.ENDPOINTS if not ep.signed}
     assert unsigned == {
         "/_matrix/federation/v1/version",
+        "/_matrix/federation/v1/openid/userinfo",
         "/_matrix/key/v2/server",
         "/_matrix/key/v2/server/",
         "/_matrix/key/v2/server/{keyId}",
