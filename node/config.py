@@ -56,6 +56,25 @@ class RegistrationConfig:
 
 
 @dataclass
+class EmailConfig:
+    """E-mail for contact addresses and password resets (node/accounts/threepid*.py)."""
+
+    smtp_host: str = ""  # empty: no e-mail; the e-mail 3PID endpoints answer "not supported"
+    smtp_port: int = 25
+    smtp_security: str = "starttls"  # starttls (required) | tls (implicit, port 465) | none
+    smtp_user: str = ""  # empty: no SMTP login
+    smtp_password: str = ""
+    smtp_timeout_s: float = 10.0  # connecting and talking to the SMTP server, per mail
+    from_address: str = ""  # the From: of mails; empty: Parta <noreply@<server_name>>
+    registration: bool = False  # registration also asks for a validated e-mail address
+    token_lifetime_s: int = 3600  # how long a mailed validation code stays valid
+
+    def __post_init__(self) -> None:
+        if self.smtp_security not in ("starttls", "tls", "none"):
+            raise ConfigError("email.smtp_security: must be starttls, tls or none")
+
+
+@dataclass
 class FederationConfig:
     """Server-server API (spec: server-server API; node/federation)."""
 
@@ -100,6 +119,7 @@ class Config:
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     default_room_version: str = "12"
     federation: FederationConfig = field(default_factory=FederationConfig)
     log_level: str = "INFO"

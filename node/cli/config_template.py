@@ -55,6 +55,10 @@ COMMENTS = {
         "sent to them, and remote joins, invites, profiles, media and space look-ups are "
         "off. An enrolled node still refreshes its city roster from the gateway."
     ),
+    "email": (
+        "Outgoing e-mail (SMTP): validation codes for contact addresses and password "
+        "resets by e-mail. Off while smtp_host is empty."
+    ),
     "ip_range_blacklist": (
         "Outbound federation never connects to these IP ranges (CIDR), checked on every "
         "address a server name, its .well-known or DNS resolves to, before connecting. "
