@@ -75,6 +75,25 @@ class EmailConfig:
 
 
 @dataclass
+class PresenceConfig:
+    """Presence (client-server API "Presence"; node/sync/presence.py): off by default, and
+    when on only the presence of these roles is shared with users in a common room."""
+
+    enabled: bool = False
+    roles: list = field(default_factory=lambda: ["director", "teacher"])
+    idle_ms: int = 300_000  # no pro-active action for this long: unavailable
+    offline_ms: int = 90_000  # no /sync running and none for this long: offline
+
+
+@dataclass
+class AuthConfig:
+    """Access token lifetime for clients that ask for refresh tokens (client-server API
+    "Refreshing access tokens"; node/accounts/refresh.py)."""
+
+    access_token_lifetime_ms: int = 300_000  # only tokens issued with a refresh token expire
+
+
+@dataclass
 class FederationConfig:
     """Server-server API (spec: server-server API; node/federation)."""
 
@@ -120,6 +139,8 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     default_room_version: str = "12"
     federation: FederationConfig = field(default_factory=FederationConfig)
     log_level: str = "INFO"
