@@ -1,7 +1,8 @@
 """Room aliases: local alias mappings and ``m.room.canonical_alias`` validation.
 
 Spec: client-server API "Room aliases" (``directory.yaml``: PUT/GET/DELETE
-``/directory/room/{roomAlias}``, GET ``/rooms/{roomId}/aliases``), appendix "Room
+``/directory/room/{roomAlias}``, GET ``/rooms/{roomId}/aliases``; "Servers may contact
+the server named in the alias to find the room ID": ``hooks.remote_directory``), appendix "Room
 aliases" (``#room_alias:domain``, at most 255 bytes), ``room_state.yaml`` (new aliases in
 ``m.room.canonical_alias`` must be valid -- ``M_INVALID_PARAM`` -- and point to the room
 -- ``M_BAD_ALIAS``).
@@ -59,7 +60,12 @@ async def check_canonical_alias_content(service, room_id: str, content: dict) ->
 
 
 async def get_alias(service, alias: str) -> dict:
-    parse_alias(alias)
+    """An alias of ours from the database; another server's from that server, over
+    federation (``query/directory``), when the node federates (else 404)."""
+    _, server = parse_alias(alias)
+    remote = service.hooks.remote_directory
+    if server != service.server_name and remote is not None:
+        return await remote.resolve_alias(alias)
     room_id = await service.db.run(store.alias_room_id, alias)
     if room_id is None:
         raise NotFound(f"Room alias {alias} not found.")

@@ -12,6 +12,7 @@ usually land in one transaction).
 
 from __future__ import annotations
 
+import logging
 import secrets
 import string
 
@@ -27,6 +28,8 @@ from .event_meta import meta
 from .state_cache import RoomState
 
 _ROOM_ID_ALPHABET = string.ascii_letters
+
+log = logging.getLogger("parta.rooms")
 
 
 async def member_profile(service, user_id: str) -> dict:
@@ -66,7 +69,8 @@ async def create_room(service, user_id: str, body: dict) -> str:
             raise MatrixError(
                 f"Cannot invite {invitee}: no such user", errcode="M_INVALID_PARAM", http_status=400
             )
-    profiles = {u: await member_profile(service, u) for u in [user_id, *plan.invites]}
+    local_invites, remote_invites = split_invites(service, plan.invites)
+    profiles = {u: await member_profile(service, u) for u in [user_id, *local_invites]}
 
     now = service.clock.time_ms()
     room_id = None
@@ -108,8 +112,8 @@ async def create_room(service, user_id: str, body: dict) -> str:
     # 3.-7. power levels, canonical alias, preset, initial_state, name, topic
     for pe in plan.events:
         add(pe.type, pe.state_key, pe.content)
-    # 8. invites
-    for invitee in plan.invites:
+    # 8. invites (users of other servers: after the room exists, see invite_remote_users)
+    for invitee in local_invites:
         content = {"membership": "invite", **profiles[invitee]}
         if plan.is_direct:
             content["is_direct"] = True
@@ -140,7 +144,48 @@ async def create_room(service, user_id: str, body: dict) -> str:
         if plan.alias is not None:
             await service.db.run(store.delete_alias, plan.alias)
         raise
+    await invite_remote_users(service, user_id, room.room_id, remote_invites, plan.is_direct)
     return room.room_id
+
+
+def split_invites(service, invites: list[str]) -> tuple[list[str], list[str]]:
+    """(users of this server, users of other servers) among createRoom's ``invite``.
+
+    An invite of another server's user must be signed by that server before the room
+    sees it (server-server API "Inviting to a room"), so it cannot join the creation
+    batch; without federation every invite is built locally, as before."""
+    if service.hooks.membership is None:
+        return list(invites), []
+    local = [u for u in invites if u.partition(":")[2] == service.server_name]
+    return local, [u for u in invites if u.partition(":")[2] != service.server_name]
+
+
+async def invite_remote_users(
+    service, sender: str, room_id: str, invitees: list[str], is_direct: bool
+) -> None:
+    """Step 8 for users of other servers, through the federation invite handshake.
+
+    Every invitee is tried; the first failure is then raised for the client (the room
+    exists and keeps the invites that worked: the creator can retry with
+    ``/rooms/{roomId}/invite``)."""
+    membership = service.hooks.membership
+    if membership is None or not invitees:
+        return
+    first_error: MatrixError | None = None
+    for invitee in invitees:
+        try:
+            await membership.invite_user(sender, room_id, invitee, is_direct=is_direct)
+        except MatrixError as exc:
+            log.warning(
+                "event=create_room_invite_failed room_id=%s invitee=%s errcode=%s error=%s",
+                room_id,
+                invitee,
+                exc.errcode,
+                exc.message,
+            )
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
 
 
 async def resolve_room_id_or_alias(service, room_id_or_alias: str) -> str:

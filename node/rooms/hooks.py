@@ -3,8 +3,9 @@
 A node that federates does some room work through other servers: joins, knocks, invites
 and leaves of rooms that live elsewhere (server-server API "Joining Rooms", "Knocking",
 "Inviting", "Leaving Rooms"), the stripped state of a room known only from a remote
-invite, older history fetched by backfill and the children of a space that only another
-server knows (client-server API "Spaces").  That work lives in ``node.federation``, which
+invite, older history fetched by backfill, the children of a space that only another
+server knows (client-server API "Spaces") and other servers' aliases and published rooms
+(client-server API "Room aliases", "Listing rooms").  That work lives in ``node.federation``, which
 sits above ``node.rooms`` in the layer order, so rooms cannot import it.  Instead rooms
 declares here, as Protocols, exactly the calls it makes, and holds one ``RoomHooks`` whose
 fields are ``None`` until the composition root hands the federation's implementations over
@@ -47,7 +48,13 @@ class RemoteMembership(Protocol):
     ) -> str: ...
 
     async def invite_user(
-        self, sender: str, room_id: str, target: str, reason: str | None = None
+        self,
+        sender: str,
+        room_id: str,
+        target: str,
+        reason: str | None = None,
+        *,
+        is_direct: bool = False,
     ) -> None: ...
 
     async def leave_room(self, user_id: str, room_id: str, reason: str | None = None) -> None: ...
@@ -97,6 +104,29 @@ class RemoteHierarchy(Protocol):
         ...
 
 
+class RemoteDirectory(Protocol):
+    """Another server's room directory, asked over federation: its aliases
+    (``query/directory``) and its published rooms (``publicRooms``).  Both raise
+    ``MatrixError`` for the client (404 unknown alias, 403 a server the node may not
+    contact, 502 an unreachable or failing server)."""
+
+    async def resolve_alias(self, alias: str) -> dict:
+        """``{"room_id", "servers"}`` of a remote alias."""
+        ...
+
+    async def public_rooms(
+        self,
+        server: str,
+        *,
+        limit: int | None,
+        since: str | None,
+        search_term: str | None = None,
+        room_types: Sequence[str | None] | None = None,
+    ) -> dict:
+        """One page of ``server``'s published room directory, as the client API answers."""
+        ...
+
+
 @dataclass(slots=True)
 class RoomHooks:
     """What the rooms area may hand to the federation; ``None``: done locally or not at all."""
@@ -105,3 +135,4 @@ class RoomHooks:
     out_of_band_state: OutOfBandState | None = None
     backfill: Backfill | None = None
     remote_hierarchy: RemoteHierarchy | None = None
+    remote_directory: RemoteDirectory | None = None

@@ -46,7 +46,13 @@ INVITE_STATE_TYPES = (
 
 
 async def invite_remote(
-    ms: Any, sender: str, room_id: str, target: str, reason: str | None = None
+    ms: Any,
+    sender: str,
+    room_id: str,
+    target: str,
+    reason: str | None = None,
+    *,
+    is_direct: bool = False,
 ) -> Event | None:
     rooms = ms.rooms
     room = await rooms.room_for_sender(room_id)
@@ -57,6 +63,10 @@ async def invite_remote(
     content: dict = {"membership": "invite"}
     if reason:
         content["reason"] = reason
+    if is_direct:
+        # createRoom's ``is_direct``: the invitee's client files the room as a DM
+        # (client-server API "Direct Messaging").
+        content["is_direct"] = True
     async with room.lock:
         if not check_membership_change(room.state, room.room_version, sender, target, "invite"):
             return None  # already invited

@@ -199,13 +199,25 @@ class MembershipService:
         return await knock.knock_remote(self, user_id, room_id, candidates, reason)
 
     async def invite_user(
-        self, sender: str, room_id: str, target: str, reason: str | None = None
+        self,
+        sender: str,
+        room_id: str,
+        target: str,
+        reason: str | None = None,
+        *,
+        is_direct: bool = False,
     ) -> None:
-        """``POST /rooms/{roomId}/invite``."""
+        """``POST /rooms/{roomId}/invite``, and ``POST /createRoom``'s invites of users on
+        other servers (``is_direct``: the flag createRoom sets on its invites)."""
         if domain_of(target) == self.server_name:
-            await self.rooms.update_membership(sender, room_id, target, "invite", reason)
+            extra = {"is_direct": True} if is_direct else None
+            await self.rooms.update_membership(
+                sender, room_id, target, "invite", reason, extra_content=extra
+            )
             return
-        await remote_invite.invite_remote(self, sender, room_id, target, reason)
+        await remote_invite.invite_remote(
+            self, sender, room_id, target, reason, is_direct=is_direct
+        )
 
     async def leave_room(self, user_id: str, room_id: str, reason: str | None = None) -> None:
         """``POST /rooms/{roomId}/leave``."""

@@ -7,7 +7,8 @@ federation hooks (``node.rooms.hooks.RoomHooks``, once, through
 ``rooms.attach_federation``): ``membership``, which the client membership endpoints use
 for remote joins, invites and leaves; ``out_of_band_state``, so invites to rooms we are not
 in show the inviting server's room state in ``/sync``; ``backfill`` for older history of
-federated rooms; ``remote_hierarchy`` for space children other servers know.
+federated rooms; ``remote_hierarchy`` for space children other servers know;
+``remote_directory`` for other servers' aliases and published rooms.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from federation.transport import endpoints as E
-from node.rooms.hooks import Backfill, OutOfBandState, RemoteHierarchy, RoomHooks
+from node.rooms.hooks import Backfill, OutOfBandState, RemoteDirectory, RemoteHierarchy, RoomHooks
 
 from ..xmatrix_auth import serve
 from .out_of_band import stripped_state_for
@@ -70,6 +71,7 @@ def room_hooks(
     *,
     backfill: Backfill | None = None,
     remote_hierarchy: RemoteHierarchy | None = None,
+    remote_directory: RemoteDirectory | None = None,
 ) -> RoomHooks:
     """Everything the rooms area hands to the federation, for ``rooms.attach_federation``."""
     return RoomHooks(
@@ -77,6 +79,7 @@ def room_hooks(
         out_of_band_state=out_of_band_state(ms),
         backfill=backfill,
         remote_hierarchy=remote_hierarchy,
+        remote_directory=remote_directory,
     )
 
 
@@ -106,6 +109,7 @@ def wire(
     )
     from node.federation.remote.backfill import Backfiller
     from node.federation.remote.hierarchy import build as build_hierarchy
+    from node.federation.remote.remote_directory import RemoteDirectoryClient
 
     backfiller = Backfiller(
         rooms=rooms,
@@ -117,8 +121,17 @@ def wire(
     )
     # Spaces: the client /hierarchy asks other servers about children we do not know.
     hierarchy = build_hierarchy(fctx) if fctx.rooms is not None else None
+    # Other servers' aliases and published rooms for the client directory endpoints.
+    directory = RemoteDirectoryClient(
+        client=fctx.client, clock=ctx.clock, server_name=ctx.server_name, policy=fctx.policy
+    )
     rooms.attach_federation(
-        room_hooks(ms, backfill=backfiller.backfill, remote_hierarchy=hierarchy)
+        room_hooks(
+            ms,
+            backfill=backfiller.backfill,
+            remote_hierarchy=hierarchy,
+            remote_directory=directory,
+        )
     )
     return ms
 

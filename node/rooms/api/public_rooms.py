@@ -1,6 +1,8 @@
 """Published room directory endpoints (client-server API ``list_public_rooms.yaml``):
 ``GET /publicRooms`` (no auth), ``POST /publicRooms`` (filtered),
-``GET/PUT /directory/list/room/{roomId}``."""
+``GET/PUT /directory/list/room/{roomId}``.  With ``server=`` another server, the page
+comes from that server over federation (``hooks.remote_directory``,
+node/federation/remote/remote_directory.py)."""
 
 from __future__ import annotations
 
@@ -12,24 +14,34 @@ from .. import directory_ops
 from .common import V3, optional_str
 
 
-def _check_server(service: Any, server: str | None) -> None:
-    if server is not None and server != service.server_name:
+def _remote_server(service: Any, server: str | None) -> str | None:
+    """``server`` when it names another server (its directory is asked over federation,
+    ``hooks.remote_directory``); None for ours or none given."""
+    if server is None or server == service.server_name:
+        return None
+    if service.hooks.remote_directory is None:
         raise MatrixError(
-            "Other servers' room directories are not available yet",
+            "This server does not federate: other servers' room directories are not available",
             errcode="M_UNRECOGNIZED",
             http_status=400,
         )
+    return server
 
 
 def register(router: Any, service: Any) -> None:
     async def get_public(req: Any) -> tuple[int, dict]:
-        _check_server(service, req.query("server"))
+        limit = req.query_int("limit", None, minimum=0)
+        remote = _remote_server(service, req.query("server"))
+        if remote is not None:
+            return 200, await service.hooks.remote_directory.public_rooms(
+                remote, limit=limit, since=req.query("since")
+            )
         return 200, await directory_ops.list_public_rooms(
-            service, limit=req.query_int("limit", None, minimum=0), since=req.query("since")
+            service, limit=limit, since=req.query("since")
         )
 
     async def post_public(req: Any) -> tuple[int, dict]:
-        _check_server(service, req.query("server"))
+        remote = _remote_server(service, req.query("server"))
         body = req.json(allow_empty=True)
         limit = body.get("limit")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
@@ -44,6 +56,14 @@ def register(router: Any, service: Any) -> None:
             or not all(t is None or isinstance(t, str) for t in room_types)
         ):
             raise BadJSON("'filter.room_types' must be a list of strings or null")
+        if remote is not None:
+            return 200, await service.hooks.remote_directory.public_rooms(
+                remote,
+                limit=limit,
+                since=optional_str(body, "since"),
+                search_term=term,
+                room_types=room_types,
+            )
         return 200, await directory_ops.list_public_rooms(
             service,
             limit=limit,
