@@ -47,6 +47,10 @@ class MediaConfig:
     thumbnail_sizes: list[list[int]] = field(
         default_factory=lambda: [[32, 32], [96, 96], [320, 240], [640, 480], [800, 600]]
     )
+    # Deprecated unauthenticated downloads (/_matrix/media/v3/download|thumbnail): off,
+    # 404 M_NOT_FOUND ("freezing" in client-server API "Content repository").
+    legacy_unauthenticated: bool = False
+    max_pending_uploads: int = 10  # media IDs a user holds from POST /media/v1/create
 
 
 @dataclass
@@ -83,6 +87,37 @@ class PresenceConfig:
     roles: list = field(default_factory=lambda: ["director", "teacher"])
     idle_ms: int = 300_000  # no pro-active action for this long: unavailable
     offline_ms: int = 90_000  # no /sync running and none for this long: offline
+
+
+@dataclass
+class VoipConfig:
+    """TURN credentials for calls (client-server API "Voice over IP", ``GET
+    /voip/turnServer``; node/accounts/api/turn.py), in the TURN REST API scheme coturn's
+    ``use-auth-secret`` checks.  No URIs or no secret: no TURN server is offered."""
+
+    turn_uris: list = field(default_factory=list)  # e.g. ["turn:turn.school.example:3478"]
+    turn_shared_secret: str = ""  # coturn's static-auth-secret
+    turn_user_lifetime_s: int = 86_400  # how long handed-out credentials stay valid
+
+
+@dataclass
+class SupportConfig:
+    """``/.well-known/matrix/support`` (client-server API "Getting the support information
+    of a server"): who runs the school's server.  Neither set: 404."""
+
+    contacts: list = field(default_factory=list)  # [{matrix_id|email_address, role}]
+    page: str = ""  # support_page URL
+
+    def __post_init__(self) -> None:
+        for i, contact in enumerate(self.contacts):
+            where = f"support.contacts[{i}]"
+            if not isinstance(contact, dict) or not isinstance(contact.get("role"), str):
+                raise ConfigError(f"{where}: a mapping with a role (e.g. m.role.admin)")
+            if not (contact.get("matrix_id") or contact.get("email_address")):
+                raise ConfigError(f"{where}: needs matrix_id or email_address")
+            unknown = set(contact) - {"matrix_id", "email_address", "role"}
+            if unknown or not all(isinstance(v, str) for v in contact.values()):
+                raise ConfigError(f"{where}: matrix_id, email_address and role are strings")
 
 
 @dataclass
@@ -141,6 +176,8 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    voip: VoipConfig = field(default_factory=VoipConfig)
+    support: SupportConfig = field(default_factory=SupportConfig)
     default_room_version: str = "12"
     federation: FederationConfig = field(default_factory=FederationConfig)
     log_level: str = "INFO"

@@ -59,6 +59,18 @@ COMMENTS = {
         "Outgoing e-mail (SMTP): validation codes for contact addresses and password "
         "resets by e-mail. Off while smtp_host is empty."
     ),
+    "voip": (
+        "TURN server for calls: clients get short-lived credentials from GET "
+        "/voip/turnServer (coturn: use-auth-secret, static-auth-secret = turn_shared_secret)."
+    ),
+    "support": (
+        "Who runs this server, served at /.well-known/matrix/support (404 while empty). "
+        'contacts: [{"matrix_id": "@it:school.example", "role": "m.role.admin"}].'
+    ),
+    "legacy_unauthenticated": (
+        "true serves the deprecated unauthenticated /_matrix/media/v3/download and "
+        "thumbnail paths; false answers them 404 (media stays private to signed-in users)."
+    ),
     "ip_range_blacklist": (
         "Outbound federation never connects to these IP ranges (CIDR), checked on every "
         "address a server name, its .well-known or DNS resolves to, before connecting. "
