@@ -5,6 +5,9 @@ server-server API "Querying for information", ``query.yaml``).
   and missing fields are 404 ``M_NOT_FOUND``; with ``field`` only that field is returned.
 * directory: ``room_alias`` must be one of ours; the answer names the room and the servers
   likely to hold it (ours first, then the servers of the joined members).
+* any other ``/query/{queryType}`` ("Query for information": "Known query types are
+  specified as their own endpoints"): 404 ``M_UNRECOGNIZED``, after the signature check
+  like every query.
 """
 
 from __future__ import annotations
@@ -64,5 +67,12 @@ def register(routes: Any, fctx: Any) -> None:
             pass
         return 200, {"room_id": room_id, "servers": servers}
 
+    async def unknown_query(req: Any, origin: str, queryType: str) -> tuple[int, dict]:
+        raise MatrixError(
+            f"Unknown query type {queryType[:100]!r}", errcode="M_UNRECOGNIZED", http_status=404
+        )
+
     serve(routes, E.QUERY_PROFILE, profile)
     serve(routes, E.QUERY_DIRECTORY, directory)
+    # Last: the router takes the first match, so the known types above win.
+    serve(routes, E.QUERY, unknown_query)

@@ -295,3 +295,28 @@ def test_public_rooms_refusals_and_failures():
     assert err(d.public_rooms("x.test", limit=None, since=None)) == (502, "M_UNKNOWN")
     _, d = _client_dir((404, {"errcode": "M_UNRECOGNIZED"}))
     assert err(d.public_rooms("x.test", limit=None, since=None)) == (502, "M_UNKNOWN")
+
+
+# --- the generic federation query -----------------------------------------------------------
+
+
+def test_unknown_query_types_are_unrecognized_known_ones_answer():
+    import fedcore_support as core
+
+    net = core.Network()
+    a = core.FedNode(net, "a.test")
+    b = core.FedNode(net, "b.test")
+    q = "/_matrix/federation/v1/query/"
+    status, body = result_of(b.client.request("a.test", "GET", q + "thirdparty_lookup"))
+    assert (status, body["errcode"]) == (404, "M_UNRECOGNIZED")
+    # a route of its own: signed like every query (an unsigned request is refused first)
+    status, body = core.dispatch(a, "GET", q + "thirdparty_lookup", b"", {})
+    assert (status, body["errcode"]) == (401, "M_UNAUTHORIZED")
+    status, _ = result_of(
+        b.client.request("a.test", "GET", q + "profile", query={"user_id": a.uid("alice")})
+    )
+    assert status == 200
+    status, body = result_of(
+        b.client.request("a.test", "GET", q + "directory", query={"room_alias": "#x:a.test"})
+    )
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
