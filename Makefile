@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 # Synapse (the interop peer) lives in its own throwaway venv, never in ours.
 SYNAPSE_VENV ?= $(abspath .venv-synapse)
+# matrix-commander (a third-party CLI client) too: its pins are not ours.
+COMMANDER_VENV ?= $(abspath .venv-commander)
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 
@@ -24,14 +26,16 @@ demo: $(VENV)/.stamp-base
 	$(VENV)/bin/parta demo
 
 test-deps:
-	deploy/dev/test-deps.sh $(SYNAPSE_VENV)
+	deploy/dev/test-deps.sh $(SYNAPSE_VENV) $(COMMANDER_VENV)
 
 test: $(VENV)/.stamp-test test-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
-	PARTA_SYNAPSE_PY=$(SYNAPSE_VENV)/bin/python $(PY) -m pytest $(PYTEST_ARGS)
+	PARTA_SYNAPSE_PY=$(SYNAPSE_VENV)/bin/python \
+	PARTA_MATRIX_COMMANDER=$(COMMANDER_VENV)/bin/matrix-commander \
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.stamp-test
 	$(PY) bench/bench_core.py
@@ -49,4 +53,4 @@ bench-city: $(VENV)/.stamp-test
 	$(PY) bench/bench_city.py
 
 clean:
-	rm -rf $(VENV) .venv-synapse .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-synapse .venv-commander .pytest_cache .hypothesis

@@ -3,13 +3,16 @@
 #   - Debian's postgresql (server binaries: tests start throwaway clusters with initdb/pg_ctl),
 #   - Debian's chromium (the dashboard's Playwright test drives /usr/bin/chromium),
 #   - matrix-synapse from PyPI in a throwaway venv (interop tests; found via PARTA_SYNAPSE_PY),
+#   - matrix-commander from PyPI in a throwaway venv (found via PARTA_MATRIX_COMMANDER),
 #   - matrix-js-sdk from npm, pinned by tests/e2e/clients/jssdk/package-lock.json (Node.js
 #     from Debian when the machine has none).
 # Called by `make test` (and so by .ci/run). apt needs root or passwordless sudo; without them
 # it says what is missing and the tests that need it fail loudly in CI or skip locally.
 set -euo pipefail
 
-SYNAPSE_VENV="${1:?usage: test-deps.sh SYNAPSE_VENV}"
+SYNAPSE_VENV="${1:?usage: test-deps.sh SYNAPSE_VENV [COMMANDER_VENV]}"
+COMMANDER_VENV="${2:-$(dirname "$SYNAPSE_VENV")/.venv-commander}"
+COMMANDER_SPEC="${PARTA_COMMANDER_SPEC:-matrix-commander==8.0.6}"
 SYNAPSE_SPEC="${PARTA_SYNAPSE_SPEC:-matrix-synapse==1.163.2}"
 
 apt_install() {
@@ -38,6 +41,15 @@ if ! "$SYNAPSE_VENV/bin/python" -c "import synapse" >/dev/null 2>&1; then
   "$SYNAPSE_VENV/bin/python" -m pip install -q "$SYNAPSE_SPEC"
 fi
 "$SYNAPSE_VENV/bin/python" -c "import synapse; print('== test-deps: Synapse', synapse.__version__)"
+
+if [ ! -x "$COMMANDER_VENV/bin/matrix-commander" ]; then
+  echo "== test-deps: installing $COMMANDER_SPEC into $COMMANDER_VENV"
+  rm -rf "$COMMANDER_VENV"
+  python3 -m venv "$COMMANDER_VENV"
+  "$COMMANDER_VENV/bin/python" -m pip install -q "$COMMANDER_SPEC"
+fi
+echo "== test-deps: $("$COMMANDER_VENV/bin/python" -m pip show matrix-commander 2>/dev/null \
+  | awk '/^Version/ {print "matrix-commander " $2}')"
 
 JSSDK_DIR="$(cd "$(dirname "$0")/../../tests/e2e/clients/jssdk" && pwd)"
 if ! cmp -s "$JSSDK_DIR/package-lock.json" "$JSSDK_DIR/node_modules/.parta-installed-lock"; then
