@@ -1,13 +1,14 @@
 """Sync stream tokens (client-server API "Syncing": ``since`` / ``next_batch`` / ``prev_batch``).
 
 A sync token is the position of a client in several independent streams, written
-``s<events>_<typing>_<receipts>_<account_data>``, e.g. ``s1234_5_17_3``:
+``s<events>_<typing>_<receipts>_<account_data>_<presence>``, e.g. ``s1234_5_17_3_2``:
 
 - ``events``: the ``stream_ordering`` of the last event included (``events`` table);
 - ``typing``: the in-memory typing serial (resets when the node restarts; a ``since`` ahead of the
   current serial is treated as 0, i.e. the client gets the current typing state again);
 - ``receipts``: ``receipts.stream_id``;
-- ``account_data``: ``account_data.stream_id``.
+- ``account_data``: ``account_data.stream_id``;
+- ``presence``: the in-memory presence serial (``node/sync/presence.py``; restarts like typing).
 
 Trailing parts may be missing (an older, shorter token: they read as 0).  ``prev_batch`` tokens
 for ``/rooms/{roomId}/messages`` use only the events part, ``s<stream_ordering>``; a full sync
@@ -25,7 +26,7 @@ from dataclasses import dataclass, fields, replace
 
 from federation.errors import InvalidParam
 
-STREAMS = ("events", "typing", "receipts", "account_data")
+STREAMS = ("events", "typing", "receipts", "account_data", "presence")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class StreamToken:
     typing: int = 0
     receipts: int = 0
     account_data: int = 0
+    presence: int = 0
 
     def __str__(self) -> str:
         return "s" + "_".join(str(getattr(self, name)) for name in STREAMS)

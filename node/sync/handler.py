@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from twisted.internet import defer
@@ -31,6 +31,7 @@ from twisted.internet import defer
 from federation.auth.power_levels import get_power_levels_content, user_power_level
 from federation.events.model import Event
 from node.filtering import Filter, project_fields
+from node.push.service import PushService
 from node.rooms.event_meta import meta
 from node.rooms.visibility import Timeline as MembershipTimeline
 from node.stream_tokens import StreamToken, events_token
@@ -38,6 +39,9 @@ from node.stream_tokens import StreamToken, events_token
 from . import queries
 from .room_state import MEMBER, RoomStateReader, Timeline, has_name, stream_of, summary
 from .unread import COUNTED_TYPES, SCAN_LIMIT, UnreadCache, count_unread
+
+if TYPE_CHECKING:
+    from .presence import PresenceManager
 
 log = logging.getLogger("parta.sync")
 
@@ -125,8 +129,10 @@ class SyncHandler:
         self.receipts = receipts
         self.account_data = account_data
         self.clock = clock
+        self.presence: PresenceManager | None = None  # set by wiring (node/sync/presence.py)
         self.state = RoomStateReader(db, rooms)
         self.unread = UnreadCache()
+        self.push: PushService | None = None  # set by wiring (node/push)
         self._memberships_cache: OrderedDict[str, tuple[int, dict]] = OrderedDict()
         self._ll_sent: OrderedDict[tuple[str, str | None], dict[str, set[str]]] = OrderedDict()
         self._start_lock = defer.DeferredLock()
@@ -159,6 +165,8 @@ class SyncHandler:
         since = p.since
         if since is not None and since.typing > self.typing.serial:
             since = since.copy_with(typing=0)  # typing serials restarted with the node
+        if since is not None and since.presence > (self.presence.serial if self.presence else 0):
+            since = since.copy_with(presence=0)  # so did presence serials
         deadline = self.clock.time_ms() + max(0, p.timeout_ms)
         while True:
             response, empty, wait_rooms, upper = await self._compute(p, since)
@@ -209,6 +217,7 @@ class SyncHandler:
             self.typing.serial,
             self.notifier.current["receipts"],
             self.notifier.current["account_data"],
+            self.presence.serial if self.presence is not None else 0,
         )
         memberships = await self._memberships(user_id, fresh=full)
         changes: dict[str, tuple[str, Event]] = {}
@@ -252,9 +261,21 @@ class SyncHandler:
             ad_global, run.ad_rooms = await self.account_data.changes_since(
                 user_id, 0 if full else last.account_data, upper.account_data
             )
+        if full and self.push is not None:  # every initial sync has m.push_rules (node/push)
+            ad_global = [e for e in ad_global if e["type"] != "m.push_rules"]
+            rules = self.push.push_rules_content(user_id)
+            ad_global.append({"type": "m.push_rules", "content": rules})
         response["account_data"]["events"] = [
             e for e in ad_global if f.account_data.allows(e["type"])
         ]
+        if self.presence is not None:  # presence (module "Presence")
+            response["presence"]["events"] = [
+                e
+                for e in await self.presence.sync_events(
+                    user_id, None if initial else last.presence, upper.presence
+                )
+                if f.presence.allows(e["type"], e["sender"])
+            ]
 
         joined = [r for r, (m, _) in memberships.items() if m == "join" and f.room_allowed(r)]
         full_rooms: dict[str, int | None] = {}  # room -> lower bound (None: from start)
@@ -345,6 +366,7 @@ class SyncHandler:
             or rooms_out["leave"]
             or rooms_out["knock"]
             or response["account_data"]["events"]
+            or response["presence"]["events"]
         )
         return response, empty, joined, upper
 

@@ -24,7 +24,7 @@ from node.notifier import Notifier
 from node.stream_tokens import StreamToken
 
 ROOM_STREAMS = ("events", "typing", "receipts")
-USER_STREAMS = ("events", "receipts", "account_data")
+USER_STREAMS = ("events", "receipts", "account_data", "presence")
 
 
 class _Waiter:
@@ -114,7 +114,9 @@ class SyncNotifier(Notifier):
     # --- readers ----------------------------------------------------------------------------
     def current_token(self) -> StreamToken:
         c = self.current
-        return StreamToken(c["events"], c["typing"], c["receipts"], c["account_data"])
+        return StreamToken(
+            c["events"], c["typing"], c["receipts"], c["account_data"], c.get("presence", 0)
+        )
 
     def rooms_changed_since(self, room_ids: Iterable[str], since: StreamToken) -> set[str]:
         """Rooms among ``room_ids`` whose events, typing or receipts moved past ``since``."""
@@ -135,6 +137,7 @@ class SyncNotifier(Notifier):
             pos.get("events", 0) > since.events
             or pos.get("receipts", 0) > since.receipts
             or pos.get("account_data", 0) > since.account_data
+            or pos.get("presence", 0) > since.presence
         )
 
     def changed_for(self, user_id: str, room_ids: Iterable[str], since: StreamToken) -> bool:

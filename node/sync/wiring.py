@@ -10,12 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from .api import register_all, tags
+from node.push.service import PushService
+
 from .notifier import SyncNotifier
+from .push_link import attach_push
+from .presence_wiring import wire_presence
 from .service import SyncService
 
 
 def wire(
-    ctx: Any, accounts: Any = None, rooms: Any = None, notifier: SyncNotifier | None = None
+    ctx: Any,
+    accounts: Any = None,
+    rooms: Any = None,
+    notifier: SyncNotifier | None = None,
+    push: PushService | None = None,
 ) -> SyncService:
     if notifier is None:
         notifier = SyncNotifier(ctx.clock)
@@ -28,5 +36,8 @@ def wire(
         notifier=notifier,
     )
     register_all(ctx.router, service)
+    if push is not None:  # counts and m.push_rules from node/push
+        attach_push(service, push)
     tags.register(ctx.router, service)  # room tags: the m.tag room account data
+    wire_presence(ctx, service, accounts, rooms)  # presence: node/sync/presence.py
     return service

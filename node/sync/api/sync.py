@@ -1,7 +1,8 @@
 """``GET /_matrix/client/v3/sync`` (client-server API "Syncing", ``sync.yaml``).
 
 Query parameters: ``filter`` (filter ID or inline JSON), ``since``, ``full_state``,
-``set_presence`` (accepted; presence is off on this node), ``timeout`` (long poll, ms),
+``set_presence`` (``node/sync/presence.py``: a running sync keeps the user online),
+``timeout`` (long poll, ms),
 ``use_state_after`` (not implemented: ``state_after`` is never sent, which the spec tells
 clients to read as "not supported").  A client that disconnects ends its long poll.
 """
@@ -58,6 +59,9 @@ def register(router: Any, service: Any) -> None:
                 raw.notifyFinish().addErrback(lambda _f: waiting.cancel())
         if gauge is not None:
             gauge.inc()
+        tracker = service.handler.presence
+        if tracker is not None:
+            tracker.sync_started(req.user_id, presence)
         try:
             body = await service.handler.sync(params, waiting)
         except CancelledError:
@@ -65,6 +69,8 @@ def register(router: Any, service: Any) -> None:
         finally:
             if gauge is not None:
                 gauge.dec()
+            if tracker is not None:
+                tracker.sync_ended(req.user_id)
         return 200, body
 
     router.add("GET", V3 + "/sync", sync)

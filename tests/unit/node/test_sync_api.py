@@ -63,7 +63,7 @@ def test_sync_endpoint_and_token_errors(api):
     assert status == 200 and room in body["rooms"]["join"]
     status, again = api.call("GET", V3 + "/sync", query={"since": body["next_batch"]})
     assert status == 200 and again["rooms"]["join"] == {}
-    for bad in ("garbage", "s1_x", "s1_2_3_4_5"):
+    for bad in ("garbage", "s1_x", "s1_2_3_4_5_6_7_8_9_10"):
         status, err = api.call("GET", V3 + "/sync", query={"since": bad})
         assert (status, err["errcode"]) == (400, "M_INVALID_PARAM")
     status, err = api.call("GET", V3 + "/sync", query={"timeout": "soon"})

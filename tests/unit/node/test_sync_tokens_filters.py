@@ -19,9 +19,10 @@ from node.stream_tokens import StreamToken, events_position, events_token, parse
 
 # --- tokens -----------------------------------------------------------------------------
 def test_token_round_trip():
-    tok = StreamToken(events=12, typing=4, receipts=7, account_data=3)
-    assert str(tok) == "s12_4_7_3"
-    assert parse_sync_token("s12_4_7_3") == tok
+    tok = StreamToken(events=12, typing=4, receipts=7, account_data=3, presence=2)
+    assert str(tok) == "s12_4_7_3_2"
+    assert parse_sync_token("s12_4_7_3_2") == tok
+    assert parse_sync_token("s12_4_7_3") == StreamToken(12, 4, 7, 3)  # older tokens
 
 
 def test_short_token_reads_missing_streams_as_zero():
@@ -37,7 +38,7 @@ def test_short_token_reads_missing_streams_as_zero():
         "x12_1_1_1",
         "s12__1",
         "s-1_0_0_0",
-        "s1_2_3_4_5",
+        "s1_2_3_4_5_6_7_8_9_10",
         "s12_a_1_1",
         "12_1_1_1",
         "s١٢",
