@@ -91,6 +91,7 @@ def build_node(
     from .federation import wiring as federation_wiring
     from .media import wiring as media_wiring
     from .rooms import wiring as rooms_wiring
+    from .search import wiring as search_wiring
     from .sync import wiring as sync_wiring
     from .sync.notifier import make_notifier
 
@@ -108,6 +109,7 @@ def build_node(
     notifier = make_notifier(ctx)
     rooms = rooms_wiring.wire(ctx, accounts=accounts, notifier=notifier)
     accounts.room_leaver = make_room_leaver(rooms)  # deactivated users leave their rooms
+    search_wiring.wire(ctx, rooms=rooms)  # POST /search and its index
     sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier)
     media = media_wiring.wire(ctx, accounts=accounts)
     federation = federation_wiring.wire(
