@@ -8,7 +8,8 @@ Notifications", "Receipts", "Presence").
 * ``m.receipt`` (``{room_id: {"m.read": {user_id: {event_ids, data}}}}``): the same checks,
   plus the event must be one we hold in that room; stored through the sync area's
   receipts (so local clients get ``m.receipt`` in their sync).
-* ``m.presence``: ignored (presence is off by default).
+* ``m.presence``: handed to the sync area's presence when it is enabled
+  (``node/federation/presence.py``).
 * Server ACLs ("Server Access Control Lists (ACLs)"): a typing notification, and all the
   receipts, of a room whose current ``m.room.server_acl`` denies the origin are ignored.
 * anything else: ignored.
@@ -23,6 +24,7 @@ from federation.errors import MatrixError, NotFound
 from federation.identifiers import MAX_ID_BYTES, is_valid_event_id, is_valid_user_id
 
 from . import acl_check, fed_metrics
+from . import presence as presence_edus
 
 log = logging.getLogger("parta.federation.edus")
 
@@ -55,7 +57,7 @@ class EduHandler:
         self.handlers: dict[str, Callable[[str, Any], Awaitable[None]]] = {
             "m.typing": self.typing,
             "m.receipt": self.receipt,
-            "m.presence": self.ignore,
+            "m.presence": self.presence_edu,
         }
         self.counts: dict[str, int] = {}
 
@@ -77,6 +79,9 @@ class EduHandler:
 
     async def ignore(self, origin: str, content: Any) -> None:
         return None
+
+    async def presence_edu(self, origin: str, content: Any) -> None:
+        await presence_edus.receive(origin, content, rooms=self.rooms, sync=self.sync)
 
     async def _room(self, room_id: Any) -> Any:
         """The room, or None when ``room_id`` names no room we know."""

@@ -89,6 +89,9 @@ def attach(sender: FederationSender, *, rooms: Any, sync: Any = None) -> None:
         receipt_listeners = getattr(getattr(sync, "receipts", None), "listeners", None)
         if isinstance(receipt_listeners, list):
             receipt_listeners.append(sender.on_receipt)
+        from ..presence import attach_outbound
+
+        attach_outbound(sender, rooms=rooms, sync=sync)  # m.presence EDUs
 
 
 def wire(fctx: FederationContext, *, rooms: Any, sync: Any = None) -> FederationSender:
