@@ -90,6 +90,7 @@ def build_node(
     from .accounts.deactivation import make_room_leaver
     from .federation import wiring as federation_wiring
     from .media import wiring as media_wiring
+    from .push import wiring as push_wiring
     from .rooms import wiring as rooms_wiring
     from .search import wiring as search_wiring
     from .sync import wiring as sync_wiring
@@ -110,7 +111,8 @@ def build_node(
     rooms = rooms_wiring.wire(ctx, accounts=accounts, notifier=notifier)
     accounts.room_leaver = make_room_leaver(rooms)  # deactivated users leave their rooms
     search_wiring.wire(ctx, rooms=rooms)  # POST /search and its index
-    sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier)
+    push = push_wiring.wire(ctx, rooms=rooms)
+    sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier, push=push)
     media = media_wiring.wire(ctx, accounts=accounts)
     federation = federation_wiring.wire(
         ctx, accounts=accounts, rooms=rooms, notifier=notifier, sync=sync, media=media
