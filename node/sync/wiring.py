@@ -12,10 +12,7 @@ from typing import Any
 from node.push.service import PushService
 
 from .api import register_all, tags
-from node.push.service import PushService
-
 from .notifier import SyncNotifier
-from .push_link import attach_push
 from .presence_wiring import wire_presence
 from .push_link import attach_push
 from .service import SyncService
