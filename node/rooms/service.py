@@ -41,6 +41,7 @@ from .client_format import format_client_event
 from .event_meta import committed_stream, meta
 from .hooks import RoomHooks
 from .persister import EventPersister, is_hidden
+from .relations import Relations
 from .state_cache import RoomState
 from .state_store import StateStore
 from .user_queries import UserQueries
@@ -81,6 +82,9 @@ class RoomService(UserQueries):
         self.state_store.attach(self.persister)
         self.persister.on_persisted.append(self._after_persist)
         self.persister.on_failed.append(self._after_failure)
+        # Bundled aggregations (unsigned.m.relations) and their cache (node/rooms/relations.py).
+        self.relations = Relations(self)
+        self.persister.on_committed.append(self.relations.on_committed)
         self._rooms: dict[str, RoomState] = {}
         self._room_loads: dict[str, list[defer.Deferred]] = {}
         self._events: OrderedDict[str, Event] = OrderedDict()

@@ -31,6 +31,7 @@ from node.storage.bulk import insert_rows, placeholder
 from schema.events import events, forward_extremities, room_current_state, room_memberships, rooms
 
 from .event_meta import committed_stream, meta
+from .relations_store import write_relation_rows
 from .state_store import write_state_rows
 
 MEMBER = "m.room.member"
@@ -215,7 +216,8 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
 
     Writes room rows for new rooms, the event rows, transaction IDs, memberships (and
     un-forgets rooms on join/invite), current state, forward extremities and redaction
-    marks, and the state groups (``node.rooms.state_store.write_state_rows``).
+    marks, the state groups (``node.rooms.state_store.write_state_rows``) and the
+    relation rows (``node.rooms.relations_store.write_relation_rows``).
     Each event may carry ``meta(ev).extremities_after``: the room's forward
     extremities once it is applied (the service knows them); without it they are derived
     from the stored extremities and ``prev_events``.
@@ -313,6 +315,8 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> None:
                 .where(events.c.event_id == target, events.c.room_id == ev.room_id)
                 .values(redacted_by=ev.event_id)
             )
+    # Event relationships (threads, edits, references): nothing for most batches.
+    write_relation_rows(conn, batch)
 
 
 def _write_extremities(conn: Connection, batch: Sequence[Event]) -> None:

@@ -19,9 +19,11 @@ from . import (
     mutual_rooms,
     public_rooms,
     redact,
+    relations,
     send,
     state,
     summary,
+    threads,
     timestamp,
 )
 
@@ -41,6 +43,8 @@ MODULES = (
     mutual_rooms,
     summary,
     timestamp,
+    relations,
+    threads,
 )
 
 

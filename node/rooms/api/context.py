@@ -23,12 +23,18 @@ def register(router: Any, service: Any) -> None:
         def fmt(ev):
             return service.format_client_event(ev, requester=req.requester)
 
+        event = fmt(ctx.event)
+        before = [fmt(e) for e in ctx.before]
+        after = [fmt(e) for e in ctx.after]
+        await service.relations.add_bundles(
+            [(roomId, d) for d in [event, *before, *after]], req.requester
+        )
         return 200, {
             "start": ctx.start,
             "end": ctx.end,
-            "event": fmt(ctx.event),
-            "events_before": [fmt(e) for e in ctx.before],
-            "events_after": [fmt(e) for e in ctx.after],
+            "event": event,
+            "events_before": before,
+            "events_after": after,
             "state": [fmt(e) for e in ctx.state],
         }
 

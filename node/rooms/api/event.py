@@ -23,6 +23,8 @@ def register(router: Any, service: Any) -> None:
         visible = await service.filter_events_for_user(req.user_id, roomId, [ev])
         if not visible:
             raise NotFound("Event not found.")
-        return 200, service.format_client_event(ev, requester=req.requester)
+        out = service.format_client_event(ev, requester=req.requester)
+        await service.relations.add_bundles([(roomId, out)], req.requester)
+        return 200, out
 
     router.add("GET", V3 + "/rooms/{roomId}/event/{eventId}", get_event)

@@ -34,12 +34,9 @@ def register(router: Any, service: Any) -> None:
             limit=limit,
             event_filter=room_event_filter(req),
         )
-        body: dict = {
-            "start": page.start,
-            "chunk": [
-                service.format_client_event(ev, requester=req.requester) for ev in page.chunk
-            ],
-        }
+        chunk = [service.format_client_event(ev, requester=req.requester) for ev in page.chunk]
+        await service.relations.add_bundles([(roomId, d) for d in chunk], req.requester)
+        body: dict = {"start": page.start, "chunk": chunk}
         if page.end is not None:
             body["end"] = page.end
         if page.state:
