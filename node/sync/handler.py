@@ -368,6 +368,10 @@ class SyncHandler:
             or response["account_data"]["events"]
             or response["presence"]["events"]
         )
+        if not empty and f.event_format != "federation":
+            # unsigned.m.relations of the timelines' events, one batched lookup
+            # (client-server API "Aggregations of child events").
+            await self.rooms.relations.bundle_sync(rooms_out, p.requester)
         return response, empty, joined, upper
 
     @staticmethod
