@@ -12,6 +12,8 @@ from typing import Any, overload
 
 import yaml
 
+from federation.errors import MatrixError
+from federation.transport.dns_srv import parse_dns_server
 from federation.transport.ip_ranges import DEFAULT_IP_RANGE_BLACKLIST, AddressFilter, InvalidIpRange
 
 
@@ -137,6 +139,7 @@ class FederationConfig:
     tls_ca_file: str | None = None  # CA bundle for outbound TLS; null = the system store
     insecure_skip_tls_verify: bool = False  # loopback tests only: no outbound cert checks
     server_overrides: dict = field(default_factory=dict)  # server name -> "host:port"
+    dns_server: str | None = None  # "<ip>:<port>" for SRV look-ups; null = the system's DNS
     key_validity_ms: int = 24 * 3600 * 1000  # valid_until_ts of our published keys
     old_signing_keys_path: str = ""  # default: <data_dir>/old_signing_keys.json
     notary_servers: list = field(default_factory=list)  # [{server_name, verify_keys: {id: key}}]
@@ -158,6 +161,11 @@ class FederationConfig:
             AddressFilter(self.ip_range_blacklist or (), self.ip_range_whitelist or ())
         except InvalidIpRange as exc:
             raise ConfigError(str(exc)) from None
+        if self.dns_server is not None:
+            try:
+                parse_dns_server(self.dns_server)
+            except MatrixError as exc:
+                raise ConfigError(exc.message) from None
 
 
 @dataclass

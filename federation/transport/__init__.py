@@ -12,7 +12,8 @@ Modules:
 * ``key_server``   - our ``/_matrix/key/v2/server`` response and notary ``/query`` answers.
 * ``key_responses``- validate a server-keys response (self-signature, server name, validity).
 * ``keyring``      - cache of remote verify keys, direct and notary fetchers, pinned keys.
-* ``resolution``   - server name -> (host, port, Host header, TLS name), ``.well-known``.
+* ``resolution``   - server name -> (host, port, Host header, TLS name), ``.well-known``, SRV.
+* ``dns_srv``      - the SRV look-ups (``twisted.names``; ``federation.dns_server``).
 * ``client``       - ``FederationHttpClient`` (Twisted Agent, pooled, TLS verified, signed).
 * ``tls``          - dev certificates and TLS context factories.
 * ``errors``       - outbound request failures.

@@ -206,11 +206,27 @@ class _ResolvingEndpoint:
     async def _connect(self, protocol_factory: Any) -> Any:
         c = self._client
         res = await c.resolver.resolve(self._server_name)
-        tcp = _CheckedTCPEndpoint(
-            c.reactor, res.host, res.port, c.connect_timeout, c.address_filter, self._server_name
-        )
-        tls = wrapClientTLS(c.tls.creator_for(res.tls_name), tcp, clock=c.reactor)
-        return await tls.connect(protocol_factory)
+        targets = [(res.host, res.port), *res.fallbacks]
+        for i, (host, port) in enumerate(targets):
+            tcp = _CheckedTCPEndpoint(
+                c.reactor, host, port, c.connect_timeout, c.address_filter, self._server_name
+            )
+            tls = wrapClientTLS(c.tls.creator_for(res.tls_name), tcp, clock=c.reactor)
+            try:
+                return await tls.connect(protocol_factory)
+            except Exception as exc:
+                # Several SRV targets: the next one when this one cannot be reached
+                # (RFC 2782); the last failure is the request's.
+                if i == len(targets) - 1:
+                    raise
+                log.info(
+                    "event=federation_srv_target_failed destination=%s target=%s:%d error=%s",
+                    self._server_name,
+                    host,
+                    port,
+                    type(exc).__name__,
+                )
+        raise AssertionError("unreachable: targets is never empty")
 
 
 @implementer(IAgentEndpointFactory)

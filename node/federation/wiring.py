@@ -23,6 +23,7 @@ from typing import Any
 
 from federation.keys import VerifyKey
 from federation.transport.client import FederationHttpClient, WellKnownGetter
+from federation.transport.dns_srv import TwistedSrvLookup
 from federation.transport.ip_ranges import AddressFilter
 from federation.transport.key_server import KeyServer, NotaryService
 from federation.transport.keyring import DirectKeyFetcher, KeyRing, NotaryKeyFetcher
@@ -156,6 +157,7 @@ def build_context(
             ctx.clock,
             WellKnownGetter(ctx.reactor, tls, address_filter=addresses),
             overrides=cfg.server_overrides or {},
+            srv=TwistedSrvLookup(ctx.reactor, cfg.dns_server),  # resolution steps 3.3-5
         )
         client = FederationHttpClient(
             ctx.reactor,
