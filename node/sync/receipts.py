@@ -6,7 +6,9 @@ in-process lock so stream IDs commit in order (a sync never skips a receipt that
 
 ``m.read.private`` receipts are only ever shown to their owner.  Unthreaded receipts are stored
 with ``thread_id`` "" and delivered without ``thread_id``; threaded ones carry it (``main`` or a
-thread root's event ID).
+thread root's event ID).  A threaded receipt must name the thread its event is in
+(``check_thread``): "main" for the main timeline (thread roots included), the root's ID
+for an event in a thread.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import orjson
 from sqlalchemy import delete, func, insert, or_, select
 from twisted.internet import defer
 
+from federation.errors import InvalidParam
+from node.rooms.relations_store import thread_of
 from schema.events import events
 from schema.sync import receipts
 
@@ -111,6 +115,19 @@ def receipt_event(rows: Iterable) -> dict:
             body["thread_id"] = thread_id
         content.setdefault(event_id, {}).setdefault(rtype, {})[user_id] = body
     return {"type": "m.receipt", "content": content}
+
+
+async def check_thread(db: Any, room_id: str, event_id: str, thread_id: str) -> None:
+    """400 ``M_INVALID_PARAM`` when a threaded receipt's ``thread_id`` is not the thread
+    ``event_id`` is in (``receipts.yaml``: "The event_id is not related to the
+    thread_id"; "Threaded read receipts" says which thread an event is in).  A thread
+    root is in the main timeline, but a receipt on it under its own thread is accepted:
+    it is the start of that thread as a client shows it."""
+    if thread_id == event_id:
+        return
+    actual = await db.read(thread_of, room_id, event_id)
+    if actual != thread_id:
+        raise InvalidParam(f"The event is in thread {actual!r}, not {thread_id!r}")
 
 
 class ReceiptStore:
