@@ -25,6 +25,7 @@ from . import (
     summary,
     threads,
     timestamp,
+    upgrade,
 )
 
 MODULES = (
@@ -45,6 +46,7 @@ MODULES = (
     timestamp,
     relations,
     threads,
+    upgrade,
 )
 
 
