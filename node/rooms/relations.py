@@ -25,10 +25,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Iterable, Protocol, Sequence
 
+from federation.errors import MatrixError, NotFound
 from federation.events.model import Event
 
 from .event_meta import meta
-from .relations_extract import REPLACE, Original, relation_of, replaces
+from .relations_extract import REPLACE, THREAD, Original, relation_of, replaces
 from .relations_store import ParentRows, aggregation_rows
 
 EMPTY_KEEP = 50_000  # event IDs known to have no children
@@ -240,3 +241,35 @@ class Relations:
                     items.extend((room_id, d) for d in timeline.get("events", ()))
         if items:
             await self.add_bundles(items, requester, include_room_id=False)
+
+
+async def check_thread_start(service: Any, user_id: str, room_id: str, content: Any) -> None:
+    """400 ``M_UNKNOWN`` for a client's ``m.thread`` event whose thread root has a
+    relation itself ("Validation of m.thread relationships": "Servers SHOULD reject
+    client requests which attempt to start a thread off an event with an m.relates_to
+    property" -- one with a ``rel_type``; threads do not nest).  Only for a sender in
+    the room and a root in that room, so the answer tells nobody else anything."""
+    if not isinstance(content, dict):
+        return
+    rel = content.get("m.relates_to")
+    if not isinstance(rel, dict) or rel.get("rel_type") != THREAD:
+        return
+    root_id = rel.get("event_id")
+    if not isinstance(root_id, str):
+        return
+    try:
+        room = await service.get_room(room_id)
+    except NotFound:
+        return
+    if room.membership(user_id) != "join":
+        return
+    root = await service.get_event(root_id)
+    if root is None or root.room_id != room_id:
+        return
+    root_rel = root.content.get("m.relates_to")
+    if isinstance(root_rel, dict) and "rel_type" in root_rel:
+        raise MatrixError(
+            "Cannot start a thread from an event that has a relation itself",
+            errcode="M_UNKNOWN",
+            http_status=400,
+        )

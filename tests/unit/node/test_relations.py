@@ -413,3 +413,21 @@ def test_threads_bad_parameters(env):
     assert api.status("GET", path, ALICE, query={"from": "s12"}) == (400, "M_INVALID_PARAM")
     assert api.status("GET", path, ALICE, query={"from": "t1x"}) == (400, "M_INVALID_PARAM")
     assert get(api, path, ALICE, limit="1000")["chunk"] == []
+
+
+def test_no_thread_off_an_event_with_a_relation(env):
+    _svc, api, room = env
+    root = say(api, room, ALICE, "root")
+    in_thread = reply(api, room, BOB, root, "reply")
+    path = f"{V3}/rooms/{room}/send/m.room.message/nested"
+    body = {
+        "msgtype": "m.text",
+        "body": "nested",
+        "m.relates_to": {"rel_type": "m.thread", "event_id": in_thread},
+    }
+    assert api.status("PUT", path, BOB, body) == (400, "M_UNKNOWN")
+    # A rich reply (no rel_type) may start a thread.
+    answer = say(api, room, BOB, "answer", **{"m.in_reply_to": {"event_id": root}})
+    assert reply(api, room, ALICE, answer, "thread off a reply")
+    # Who is not in the room gets the usual 403, not a hint about the event.
+    assert api.status("PUT", path, uid("dave"), body) == (403, "M_FORBIDDEN")
