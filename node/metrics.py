@@ -62,6 +62,8 @@ MEDIA_UPLOADED_BYTES = Counter(
     "parta_media_uploaded_bytes", "Bytes of media uploaded", registry=REGISTRY
 )
 LOGINS = Counter("parta_logins", "Login attempts by result", ["result"], registry=REGISTRY)
+# Content reported by users (client-server "Reporting content"): kind is event, room or user.
+REPORTS = Counter("parta_reports", "Content reports accepted", ["kind"], registry=REGISTRY)
 
 
 class _DbPoolCollector:

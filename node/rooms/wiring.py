@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .api import register_all
+from .api import register_all, report
 from .service import RoomService
 
 log = logging.getLogger("parta.rooms")
@@ -32,6 +32,8 @@ def wire(ctx: Any, accounts: Any = None, notifier: Any = None) -> RoomService:
     except Exception:  # tables missing: the persister reads it lazily
         log.warning("event=rooms_start_deferred reason=cannot_read_stream_ordering", exc_info=True)
     register_all(ctx.router, service)
+    # Reporting content: stored, counted, posted to the moderators' "Reports" room.
+    report.register(ctx.router, service, accounts, enabled=ctx.config.rate_limits.enabled)
     if accounts is not None and hasattr(accounts, "add_profile_listener"):
         accounts.add_profile_listener(service.on_profile_changed)
     return service
