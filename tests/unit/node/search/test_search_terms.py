@@ -71,3 +71,19 @@ def test_tampered_or_foreign_tokens_are_invalid_param():
         codec.decode(flipped)
     with pytest.raises(InvalidParam):
         TokenCodec(b"other node").decode(token)
+
+
+def test_searchable_values_per_spec_keys():
+    from node.search.index import searchable_value
+
+    assert searchable_value("m.room.message", {"body": "hi"}, None) == "hi"
+    assert searchable_value("m.room.message", {"body": "hi"}, "") is None  # a state event
+    assert searchable_value("m.room.message", {"body": 5}, None) is None
+    assert searchable_value("m.room.name", {"name": "Chess"}, "") == "Chess"
+    assert searchable_value("m.room.name", {"name": "Chess"}, "x") is None
+    assert searchable_value("m.room.encrypted", {"body": "hi"}, None) is None
+    # m.room.topic: content.topic and the text/plain body of content["m.topic"]
+    rich = {"m.text": [{"mimetype": "text/html", "body": "<b>x</b>"}, {"body": "Plain words"}]}
+    assert searchable_value("m.room.topic", {"topic": "T", "m.topic": rich}, "") == "T\nPlain words"
+    assert searchable_value("m.room.topic", {"m.topic": rich}, "") == "Plain words"
+    assert searchable_value("m.room.message", {"body": "a\x00b"}, None) == "a b"
