@@ -88,6 +88,7 @@ def build_node(
     the gateway's routes); ``services`` has .accounts .notifier .rooms .sync .media."""
     from .accounts import wiring as accounts_wiring
     from .accounts.deactivation import make_room_leaver
+    from .e2ee import wiring as e2ee_wiring
     from .federation import wiring as federation_wiring
     from .media import wiring as media_wiring
     from .push import wiring as push_wiring
@@ -112,7 +113,10 @@ def build_node(
     accounts.room_leaver = make_room_leaver(rooms)  # deactivated users leave their rooms
     search_wiring.wire(ctx, rooms=rooms)  # POST /search and its index
     push = push_wiring.wire(ctx, rooms=rooms)
-    sync = sync_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier, push=push)
+    e2ee = e2ee_wiring.wire(ctx, accounts=accounts, rooms=rooms, notifier=notifier)  # keys
+    sync = sync_wiring.wire(
+        ctx, accounts=accounts, rooms=rooms, notifier=notifier, push=push, e2ee=e2ee
+    )
     media = media_wiring.wire(ctx, accounts=accounts)
     federation = federation_wiring.wire(
         ctx, accounts=accounts, rooms=rooms, notifier=notifier, sync=sync, media=media

@@ -1,14 +1,17 @@
 """Sync stream tokens (client-server API "Syncing": ``since`` / ``next_batch`` / ``prev_batch``).
 
 A sync token is the position of a client in several independent streams, written
-``s<events>_<typing>_<receipts>_<account_data>_<presence>``, e.g. ``s1234_5_17_3_2``:
+``s<events>_<typing>_<receipts>_<account_data>_<presence>_<to_device>_<device_lists>``, e.g.
+``s1234_5_17_3_2_9_4``:
 
 - ``events``: the ``stream_ordering`` of the last event included (``events`` table);
 - ``typing``: the in-memory typing serial (resets when the node restarts; a ``since`` ahead of the
   current serial is treated as 0, i.e. the client gets the current typing state again);
 - ``receipts``: ``receipts.stream_id``;
 - ``account_data``: ``account_data.stream_id``;
-- ``presence``: the in-memory presence serial (``node/sync/presence.py``; restarts like typing).
+- ``presence``: the in-memory presence serial (``node/sync/presence.py``; restarts like typing);
+- ``to_device``: ``e2ee_to_device.stream_id`` (a device's messages up to it are acknowledged);
+- ``device_lists``: ``e2ee_device_list_stream.stream_id`` (``node/e2ee/device_lists.py``).
 
 Trailing parts may be missing (an older, shorter token: they read as 0).  ``prev_batch`` tokens
 for ``/rooms/{roomId}/messages`` use only the events part, ``s<stream_ordering>``; a full sync
@@ -26,7 +29,15 @@ from dataclasses import dataclass, fields, replace
 
 from federation.errors import InvalidParam
 
-STREAMS = ("events", "typing", "receipts", "account_data", "presence")
+STREAMS = (
+    "events",
+    "typing",
+    "receipts",
+    "account_data",
+    "presence",
+    "to_device",
+    "device_lists",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,8 @@ class StreamToken:
     receipts: int = 0
     account_data: int = 0
     presence: int = 0
+    to_device: int = 0
+    device_lists: int = 0
 
     def __str__(self) -> str:
         return "s" + "_".join(str(getattr(self, name)) for name in STREAMS)

@@ -41,6 +41,8 @@ from .room_state import MEMBER, RoomStateReader, Timeline, has_name, stream_of, 
 from .unread import COUNTED_TYPES, SCAN_LIMIT, UnreadCache, count_unread
 
 if TYPE_CHECKING:
+    from node.e2ee.service import E2eeService
+
     from .presence import PresenceManager
 
 log = logging.getLogger("parta.sync")
@@ -133,6 +135,7 @@ class SyncHandler:
         self.state = RoomStateReader(db, rooms)
         self.unread = UnreadCache()
         self.push: PushService | None = None  # set by wiring (node/push)
+        self.e2ee: E2eeService | None = None  # set by wiring (node/e2ee)
         self._memberships_cache: OrderedDict[str, tuple[int, dict]] = OrderedDict()
         self._ll_sent: OrderedDict[tuple[str, str | None], dict[str, set[str]]] = OrderedDict()
         self._start_lock = defer.DeferredLock()
@@ -156,6 +159,8 @@ class SyncHandler:
         receipts = await self.receipts.load_position()
         account_data = await self.account_data.load_position()
         self._start = StreamToken(max(positions.values(), default=0), 0, receipts, account_data)
+        if self.e2ee is not None:
+            await self.e2ee.start()  # seeds the notifier's to_device / device_lists positions
 
     # --- entry point ----------------------------------------------------------------------
     async def sync(self, p: SyncParams, waiting: WaitHandle | None = None) -> dict:
@@ -218,6 +223,8 @@ class SyncHandler:
             self.notifier.current["receipts"],
             self.notifier.current["account_data"],
             self.presence.serial if self.presence is not None else 0,
+            self.notifier.current.get("to_device", 0),
+            self.notifier.current.get("device_lists", 0),
         )
         memberships = await self._memberships(user_id, fresh=full)
         changes: dict[str, tuple[str, Event]] = {}
@@ -359,9 +366,24 @@ class SyncHandler:
                 lower = None if full else last.events
                 response["rooms"]["leave"][room_id] = await self._left(run, room_id, ev, lower)
 
+        e2ee_news = False
+        if self.e2ee is not None:  # to_device, device_lists, one-time key counts (node/e2ee)
+            section = await self.e2ee.sync_section(
+                user_id,
+                getattr(p.requester, "device_id", None),
+                since,
+                upper,
+                [r for r, (m, _) in memberships.items() if m == "join"],
+            )
+            section.fill(response)
+            e2ee_news = section.has_news
+            if section.to_device_pos != upper.to_device:  # more messages wait: next answer
+                upper = upper.copy_with(to_device=section.to_device_pos)
+                response["next_batch"] = str(upper)
         rooms_out = response["rooms"]
         empty = not (
-            rooms_out["join"]
+            e2ee_news
+            or rooms_out["join"]
             or rooms_out["invite"]
             or rooms_out["leave"]
             or rooms_out["knock"]

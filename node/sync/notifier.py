@@ -24,7 +24,8 @@ from node.notifier import Notifier
 from node.stream_tokens import StreamToken
 
 ROOM_STREAMS = ("events", "typing", "receipts")
-USER_STREAMS = ("events", "receipts", "account_data", "presence")
+# to_device and device_lists: node/e2ee (a device's messages, co-members' key changes).
+USER_STREAMS = ("events", "receipts", "account_data", "presence", "to_device", "device_lists")
 
 
 class _Waiter:
@@ -115,7 +116,13 @@ class SyncNotifier(Notifier):
     def current_token(self) -> StreamToken:
         c = self.current
         return StreamToken(
-            c["events"], c["typing"], c["receipts"], c["account_data"], c.get("presence", 0)
+            c["events"],
+            c["typing"],
+            c["receipts"],
+            c["account_data"],
+            c.get("presence", 0),
+            c.get("to_device", 0),
+            c.get("device_lists", 0),
         )
 
     def rooms_changed_since(self, room_ids: Iterable[str], since: StreamToken) -> set[str]:
@@ -138,6 +145,8 @@ class SyncNotifier(Notifier):
             or pos.get("receipts", 0) > since.receipts
             or pos.get("account_data", 0) > since.account_data
             or pos.get("presence", 0) > since.presence
+            or pos.get("to_device", 0) > since.to_device
+            or pos.get("device_lists", 0) > since.device_lists
         )
 
     def changed_for(self, user_id: str, room_ids: Iterable[str], since: StreamToken) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.e2ee.service import E2eeService
 from node.push.service import PushService
 
 from .api import register_all, tags
@@ -24,6 +25,7 @@ def wire(
     rooms: Any = None,
     notifier: SyncNotifier | None = None,
     push: PushService | None = None,
+    e2ee: E2eeService | None = None,
 ) -> SyncService:
     if notifier is None:
         notifier = SyncNotifier(ctx.clock)
@@ -40,4 +42,5 @@ def wire(
         attach_push(service, push)
     tags.register(ctx.router, service)  # room tags: the m.tag room account data
     wire_presence(ctx, service, accounts, rooms)  # presence: node/sync/presence.py
+    service.handler.e2ee = e2ee  # to_device, device_lists, key counts: node/e2ee
     return service

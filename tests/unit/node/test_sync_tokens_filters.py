@@ -19,9 +19,12 @@ from node.stream_tokens import StreamToken, events_position, events_token, parse
 
 # --- tokens -----------------------------------------------------------------------------
 def test_token_round_trip():
-    tok = StreamToken(events=12, typing=4, receipts=7, account_data=3, presence=2)
-    assert str(tok) == "s12_4_7_3_2"
-    assert parse_sync_token("s12_4_7_3_2") == tok
+    tok = StreamToken(
+        events=12, typing=4, receipts=7, account_data=3, presence=2, to_device=9, device_lists=5
+    )
+    assert str(tok) == "s12_4_7_3_2_9_5"
+    assert parse_sync_token("s12_4_7_3_2_9_5") == tok
+    assert parse_sync_token("s12_4_7_3_2") == StreamToken(12, 4, 7, 3, 2)
     assert parse_sync_token("s12_4_7_3") == StreamToken(12, 4, 7, 3)  # older tokens
 
 

@@ -1,0 +1,29 @@
+"""Composition of the E2EE area: ``wire(ctx, *, accounts, rooms, notifier) ->
+E2eeService`` (called by node/app.py after rooms, before sync).
+
+Registers the client-server endpoints and subscribes to the rooms persister (membership
+changes are device-list changes).  The sync area reads ``sync_section`` for every
+``/sync``; the federation area serves our keys from it and hands over remote look-ups and
+EDU sending with ``attach_federation``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .api import register_all
+from .service import E2eeService
+
+
+def wire(ctx: Any, *, accounts: Any, rooms: Any, notifier: Any) -> E2eeService:
+    service = E2eeService(
+        db=ctx.db,
+        clock=ctx.clock,
+        server_name=ctx.server_name,
+        rooms=rooms,
+        notifier=notifier,
+        accounts=accounts,
+    )
+    rooms.persister.on_persisted.append(service.on_persisted)
+    register_all(ctx.router, service)
+    return service
