@@ -15,5 +15,7 @@ from .service import PushService
 def wire(ctx: Any, rooms: Any = None) -> PushService:
     service = PushService(db=ctx.db, clock=ctx.clock, server_name=ctx.server_name)
     service.rules.load_sync()
+    if rooms is not None:
+        service.attach_rooms(rooms)
     register_all(ctx.router, service)
     return service

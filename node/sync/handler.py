@@ -37,6 +37,7 @@ from node.rooms.visibility import Timeline as MembershipTimeline
 from node.stream_tokens import StreamToken, events_token
 
 from . import queries
+from .push_counts import PushUnread
 from .room_state import MEMBER, RoomStateReader, Timeline, has_name, stream_of, summary
 from .unread import COUNTED_TYPES, SCAN_LIMIT, UnreadCache, count_unread
 
@@ -135,6 +136,7 @@ class SyncHandler:
         self.state = RoomStateReader(db, rooms)
         self.unread = UnreadCache()
         self.push: PushService | None = None  # set by wiring (node/push)
+        self.push_unread: PushUnread | None = None  # counts from node/push
         self.e2ee: E2eeService | None = None  # set by wiring (node/e2ee)
         self._memberships_cache: OrderedDict[str, tuple[int, dict]] = OrderedDict()
         self._ll_sent: OrderedDict[tuple[str, str | None], dict[str, set[str]]] = OrderedDict()
@@ -650,6 +652,9 @@ class SyncHandler:
         self, run: _Run, room_id: str, entry: dict, tl: Timeline, current: dict | None
     ) -> bool:
         """Set ``unread_notifications``; True when the counts differ from the last answer."""
+        if self.push_unread is not None:  # the push area's per-user rules decide (node/push)
+            threaded = run.filter.room.timeline.unread_thread_notifications
+            return await self.push_unread.add(run.user_id, room_id, entry, threaded)
         user_id = run.user_id
         upper = run.upper.events
         read_pos = run.read_pos.get(room_id, 0)

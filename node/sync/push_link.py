@@ -5,6 +5,9 @@
   global account data, so incremental syncs deliver it like any other account data
   (client-server API "Push Rules: Events",
   https://spec.matrix.org/v1.16/client-server-api/#push-rules-events).
+- Unread counts: when the node evaluates push rules, ``/sync`` takes its counts from the
+  push area (``push_counts.PushUnread``); every stored read receipt makes the push area
+  read that user's position in that room again.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from node.push.service import PushService
 
+from .push_counts import PushUnread
 from .service import SyncService
 
 
@@ -23,3 +27,18 @@ def attach_push(sync: SyncService, push: PushService) -> None:
         return sync.account_data.set(user_id, None, "m.push_rules", content)
 
     push.rules.listeners.append(rules_changed)
+    if push.evaluator is None:
+        return  # push evaluation is off: the counts stay sync's own (node/sync/unread.py)
+    sync.handler.push_unread = PushUnread(push)
+
+    def receipt_stored(
+        room_id: str,
+        receipt_type: str,
+        user_id: str,
+        event_id: str,
+        ts: int,
+        thread_id: str | None,
+    ) -> None:
+        push.counts.receipt(user_id, room_id)
+
+    sync.receipts.listeners.append(receipt_stored)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import pushrules
+from . import notifications, pushrules
 
 
 def register_all(router: Any, service: Any) -> None:
-    for module in (pushrules,):
+    for module in (pushrules, notifications):
         module.register(router, service)

@@ -1,0 +1,223 @@
+"""Unread notification counts per (user, room), kept in memory and advanced as events are
+evaluated (client-server API "Receiving notifications" / "Marking notifications as read",
+https://spec.matrix.org/v1.16/client-server-api/#receiving-notifications).
+
+A notification ``(stream, thread, highlight)`` is unread unless the user has read past it:
+
+* an unthreaded receipt (``m.read`` or ``m.read.private``, the further of the two) reads
+  everything up to its event;
+* a threaded receipt (``main`` or a thread root) reads its thread up to its event;
+* an event the user sends counts as a receipt in its thread ("by sending an event").
+
+The first count of a (user, room) reads the user's receipts, their own recent events and
+the newest ``MAX_ITEMS`` notifications after their unthreaded receipt (the counts saturate
+there) in one database call; afterwards every new notification and own event updates the
+entry in memory, before the notifier wakes ``/sync``, so an event's count arrives in the
+same sync response as the event.  A new receipt drops the entry (read again next time).
+Notifications evaluated but not yet committed are kept aside (``pending``) so a load that
+races with their write still counts them, and changes during a load are replayed on it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import orjson
+from sqlalchemy import func, select
+
+from schema.events import events
+from schema.push import push_notifications
+from schema.sync import receipts
+
+from .threads import MAIN, thread_of
+
+MAX_ITEMS = 1000  # notifications kept per (user, room): counts saturate beyond
+OWN_EVENTS_SCANNED = 50  # own events read at load to find the thread marks
+MAX_ENTRIES = 100_000
+
+Key = tuple[str, str]
+Item = tuple[int, str, bool]  # (stream ordering, thread, highlight)
+
+
+@dataclass
+class RoomUnread:
+    base: int = 0  # unthreaded read position
+    marks: dict[str, int] = field(default_factory=dict)  # thread -> read position
+    items: list[Item] = field(default_factory=list)  # oldest first, after ``base``
+
+    def add(self, item: Item) -> None:
+        if item[0] <= self.base or any(i[0] == item[0] for i in self.items[-4:]):
+            return
+        self.items.append(item)
+        if len(self.items) > MAX_ITEMS:
+            del self.items[: len(self.items) - MAX_ITEMS]
+
+    def mark(self, thread: str, stream: int) -> None:
+        if stream > self.marks.get(thread, 0):
+            self.marks[thread] = stream
+
+    def is_read(self, stream: int, thread: str) -> bool:
+        return stream <= self.base or stream <= self.marks.get(thread, 0)
+
+
+@dataclass
+class Counts:
+    notifications: int = 0
+    highlights: int = 0
+    threads: dict[str, tuple[int, int]] = field(default_factory=dict)  # thread root -> counts
+    main: tuple[int, int] = (0, 0)
+
+
+def count(entry: RoomUnread) -> Counts:
+    out = Counts()
+    per_thread: dict[str, list[int]] = {}
+    for stream, thread, highlight in entry.items:
+        if entry.is_read(stream, thread):
+            continue
+        out.notifications += 1
+        out.highlights += highlight
+        slot = per_thread.setdefault(thread, [0, 0])
+        slot[0] += 1
+        slot[1] += highlight
+    main = per_thread.pop(MAIN, [0, 0])
+    out.main = (main[0], main[1])
+    out.threads = {t: (n, h) for t, (n, h) in per_thread.items()}
+    return out
+
+
+def _load(conn: Any, user_id: str, room_id: str) -> RoomUnread:
+    entry = RoomUnread()
+    rc = receipts.c
+    for thread, pos in conn.execute(
+        select(rc.thread_id, func.max(rc.event_stream))
+        .where(
+            rc.user_id == user_id,
+            rc.room_id == room_id,
+            rc.receipt_type.in_(("m.read", "m.read.private")),
+            rc.event_stream.is_not(None),
+        )
+        .group_by(rc.thread_id)
+    ):
+        if pos is None:
+            continue
+        if thread:
+            entry.mark(thread, int(pos))
+        else:
+            entry.base = max(entry.base, int(pos))
+    ec = events.c
+    for stream, text in conn.execute(
+        select(ec.stream_ordering, ec.json)
+        .where(
+            ec.room_id == room_id,
+            ec.sender == user_id,
+            ec.stream_ordering > entry.base,
+            ec.rejected_reason.is_(None),
+            ec.outlier.is_(False),
+        )
+        .order_by(ec.stream_ordering.desc())
+        .limit(OWN_EVENTS_SCANNED)
+    ):
+        content = orjson.loads(text).get("content")
+        entry.mark(thread_of(content), int(stream))
+    nc = push_notifications.c
+    rows = list(
+        conn.execute(
+            select(nc.stream_ordering, nc.thread_id, nc.highlight)
+            .where(nc.user_id == user_id, nc.room_id == room_id, nc.stream_ordering > entry.base)
+            .order_by(nc.stream_ordering.desc())
+            .limit(MAX_ITEMS)
+        )
+    )
+    entry.items = [(int(s), t, bool(h)) for s, t, h in reversed(rows)]
+    return entry
+
+
+class UnreadCounts:
+    def __init__(self, db: Any, max_entries: int = MAX_ENTRIES) -> None:
+        self.db = db
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Key, RoomUnread] = OrderedDict()
+        self._pending: dict[Key, list[Item]] = {}
+        self._loading: dict[Key, list[list[tuple[str, Any]]]] = {}  # logs of loads under way
+
+    # --- what happened ---------------------------------------------------------------------
+    def _apply(self, key: Key, op: str, arg: Any) -> None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            if op == "item":
+                entry.add(arg)
+            else:
+                entry.mark(*arg)
+        for log in self._loading.get(key, ()):
+            log.append((op, arg))
+
+    def notified(self, user_id: str, room_id: str, item: Item) -> None:
+        key = (user_id, room_id)
+        self._pending.setdefault(key, []).append(item)
+        self._apply(key, "item", item)
+
+    def written(self, keys: Iterable[tuple[Key, Item]]) -> None:
+        """The notifications' rows committed: a load reads them from the database now."""
+        for key, item in keys:
+            pending = self._pending.get(key)
+            if pending is not None:
+                try:
+                    pending.remove(item)
+                except ValueError:
+                    pass
+                if not pending:
+                    del self._pending[key]
+
+    def sent(self, user_id: str, room_id: str, thread: str, stream: int) -> None:
+        """The user sent an event: it reads its thread up to it."""
+        self._apply((user_id, room_id), "mark", (thread, stream))
+
+    def receipt(self, user_id: str, room_id: str) -> None:
+        key = (user_id, room_id)
+        self._entries.pop(key, None)
+        for log in self._loading.get(key, ()):
+            log.append(("drop", None))
+
+    # --- reading ---------------------------------------------------------------------------
+    async def entry(self, user_id: str, room_id: str) -> RoomUnread:
+        key = (user_id, room_id)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            return entry
+        log: list[tuple[str, Any]] = []
+        self._loading.setdefault(key, []).append(log)
+        # Evaluated but not yet committed when the read starts: not in what it reads.
+        snapshot = list(self._pending.get(key, ()))
+        try:
+            entry = await self.db.read(_load, user_id, room_id)
+        finally:
+            logs = self._loading[key]
+            logs.remove(log)
+            if not logs:
+                del self._loading[key]
+        have = {item[0] for item in entry.items}
+        extra = snapshot + [arg for op, arg in log if op == "item"]
+        for item in extra:
+            if item[0] not in have and item[0] > entry.base:
+                entry.items.append(item)
+                have.add(item[0])
+        if extra:
+            entry.items.sort()
+            del entry.items[: max(0, len(entry.items) - MAX_ITEMS)]
+        keep = True
+        for op, arg in log:
+            if op == "mark":
+                entry.mark(*arg)
+            elif op == "drop":
+                keep = False
+        if keep and key not in self._entries:
+            self._entries[key] = entry
+            if len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return self._entries.get(key, entry)
+
+    async def counts(self, user_id: str, room_id: str) -> Counts:
+        return count(await self.entry(user_id, room_id))

@@ -1,0 +1,242 @@
+"""Push rule evaluation for every persisted event (client-server API "Push Notifications" >
+"Server behaviour", https://spec.matrix.org/v1.16/client-server-api/#server-behaviour-14):
+"When receiving a new event homeservers process push rules for each of the local users
+in the room (excluding the sender)".
+
+Runs in the rooms persister's ``on_persisted`` hook, on the reactor, after the batch
+committed and before the notifier wakes ``/sync``: for each visible event, the room's
+current state in memory gives the local joined members (plus the invitee of an invite, so
+``.m.rule.invite_for_me`` can fire), the member count, display names and power levels;
+each member's compiled rules (``rule_store``) decide; a notifying rule updates the
+member's unread counts at once (``counts``) and becomes a ``push_notifications`` row,
+written with ``EventPersister.enqueue_extra`` in the next write transaction (one insert
+for the whole batch, no round trip per event).  Listeners (pusher delivery) get the
+notifications.  A room that is not in memory (rare: the rooms area keeps rooms it writes
+to) is loaded first and the room's syncs are woken again afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+import orjson
+from sqlalchemy import insert
+from twisted.internet import defer
+
+from federation.auth.power_levels import get_power_levels_content, user_power_level
+from federation.events.model import Event
+from federation.room_versions import RoomVersion
+from node.rooms.event_meta import committed_stream
+from schema.push import push_notifications
+
+from .counts import UnreadCounts
+from .evaluator import EventContext, evaluate
+from .rule_store import PushRuleStore
+from .threads import thread_of
+
+if TYPE_CHECKING:
+    from node.rooms.persister import EventPersister
+    from node.rooms.service import RoomService
+
+log = logging.getLogger("parta.push")
+
+MEMBER = "m.room.member"
+DEFAULT_NOTIFICATION_LEVEL = 50  # m.room.power_levels "notifications" default
+
+
+@dataclass(slots=True)
+class Notification:
+    """One event that notified one user."""
+
+    user_id: str
+    room_id: str
+    event_id: str
+    stream: int
+    thread_id: str
+    highlight: bool
+    actions: list
+    ts: int
+    tweaks: dict = field(default_factory=dict)
+    event: Event | None = None
+
+
+class _RoomFacts:
+    """``evaluator.RoomFacts`` over a room's current state."""
+
+    __slots__ = ("state", "member_count", "room_version", "sender", "_may")
+
+    def __init__(
+        self,
+        state: Mapping[tuple[str, str], Event],
+        member_count: int,
+        room_version: RoomVersion,
+        sender: str,
+    ) -> None:
+        self.state = state
+        self.member_count = member_count
+        self.room_version = room_version
+        self.sender = sender
+        self._may: dict[str, bool] = {}
+
+    def display_name(self, user_id: str) -> str | None:
+        ev = self.state.get((MEMBER, user_id))
+        name = ev.content.get("displayname") if ev is not None else None
+        return name if isinstance(name, str) else None
+
+    def sender_may_notify(self, key: str) -> bool:
+        hit = self._may.get(key)
+        if hit is None:
+            hit = self._may[key] = self._check(key)
+        return hit
+
+    def _check(self, key: str) -> bool:
+        if ("m.room.create", "") not in self.state:
+            return False
+        notifications = get_power_levels_content(self.state).get("notifications")
+        level = (
+            notifications.get(key, DEFAULT_NOTIFICATION_LEVEL)
+            if isinstance(notifications, dict)
+            else DEFAULT_NOTIFICATION_LEVEL
+        )
+        if not isinstance(level, int) or isinstance(level, bool):
+            level = DEFAULT_NOTIFICATION_LEVEL
+        return user_power_level(self.sender, self.state, self.room_version) >= level
+
+
+def _insert(conn: Any, rows: list[dict]) -> None:
+    conn.execute(insert(push_notifications), rows)
+
+
+class PushEvaluator:
+    def __init__(
+        self,
+        *,
+        rules: PushRuleStore,
+        counts: UnreadCounts,
+        rooms: RoomService,
+        server_name: str,
+        clock: Any,
+    ) -> None:
+        self.rules = rules
+        self.counts = counts
+        self.rooms = rooms
+        self.clock = clock
+        self._suffix = ":" + server_name
+        self.listeners: list[Callable[[list[Notification]], None]] = []
+
+    def attach(self, persister: EventPersister) -> None:
+        persister.on_persisted.append(self.on_persisted)
+        self._persister = persister
+
+    # --- the hook ------------------------------------------------------------------------
+    def on_persisted(self, evs: Sequence[Event]) -> None:
+        out: list[Notification] = []
+        for ev in evs:
+            room = self._room_now(ev)
+            if room is not None:
+                self._evaluate(ev, room, out)
+        if out:
+            self._emit(out)
+
+    def _room_now(self, ev: Event) -> Any:
+        """The room in memory now, or None (then it is evaluated once loaded)."""
+        box: list = []
+        now = [True]
+
+        def got(room: Any) -> None:
+            if now[0]:
+                box.append(room)
+            else:
+                self._late(ev, room)
+
+        def failed(failure: Any) -> None:
+            log.warning("event=push_room_unavailable room=%s: %s", ev.room_id, failure.value)
+
+        defer.ensureDeferred(self.rooms.get_room(ev.room_id)).addCallbacks(got, failed)
+        now[0] = False
+        return box[0] if box else None
+
+    def _late(self, ev: Event, room: Any) -> None:
+        out: list[Notification] = []
+        self._evaluate(ev, room, out)
+        if out:
+            self._emit(out)
+            if self.rooms.notifier is not None:  # wake the room's syncs for the counts
+                self.rooms.notifier.notify_room_event(ev.room_id, committed_stream(ev))
+
+    def _targets(self, ev: Event, room: Any) -> list[str]:
+        sender = ev.sender
+        suffix = self._suffix
+        targets = [u for u in room.joined if u != sender and u.endswith(suffix)]
+        if ev.type == MEMBER and ev.state_key and ev.content.get("membership") == "invite":
+            invitee = ev.state_key
+            if invitee.endswith(suffix) and invitee != sender and invitee not in room.joined:
+                targets.append(invitee)
+        return targets
+
+    def _evaluate(self, ev: Event, room: Any, out: list[Notification]) -> None:
+        try:
+            stream = committed_stream(ev)
+        except KeyError:
+            return
+        thread = thread_of(ev.content)
+        if ev.sender.endswith(self._suffix):
+            self.counts.sent(ev.sender, ev.room_id, thread, stream)
+        targets = self._targets(ev, room)
+        if not targets:
+            return
+        facts = _RoomFacts(room.state, len(room.joined), room.room_version, ev.sender)
+        ctx = EventContext(ev.pdu, facts)
+        ts = self.clock.time_ms()
+        for user_id in targets:
+            rule = evaluate(self.rules.compiled(user_id), ctx, user_id)
+            if rule is None or not rule.notify:
+                continue
+            self.counts.notified(user_id, ev.room_id, (stream, thread, rule.highlight))
+            out.append(
+                Notification(
+                    user_id,
+                    ev.room_id,
+                    ev.event_id,
+                    stream,
+                    thread,
+                    rule.highlight,
+                    rule.actions,
+                    ts,
+                    rule.tweaks,
+                    ev,
+                )
+            )
+
+    def _emit(self, notes: list[Notification]) -> None:
+        rows = [
+            {
+                "user_id": n.user_id,
+                "room_id": n.room_id,
+                "event_id": n.event_id,
+                "stream_ordering": n.stream,
+                "thread_id": n.thread_id,
+                "highlight": n.highlight,
+                "actions": orjson.dumps(n.actions).decode(),
+                "ts": n.ts,
+            }
+            for n in notes
+        ]
+        keys = [((n.user_id, n.room_id), (n.stream, n.thread_id, n.highlight)) for n in notes]
+        d = self._persister.enqueue_extra(_insert, rows)
+
+        def done(_: Any) -> None:
+            self.counts.written(keys)
+
+        def failed(failure: Any) -> None:
+            log.error("event=push_notifications_not_stored count=%d: %s", len(rows), failure.value)
+            self.counts.written(keys)
+
+        d.addCallbacks(done, failed)
+        for listener in self.listeners:
+            try:
+                listener(notes)
+            except Exception:  # delivery never breaks persistence
+                log.exception("push notification listener failed")
