@@ -31,6 +31,9 @@ event_relations = Table(
     # ``m.new_content`` is an object unless it is encrypted); the rules that involve the
     # original event are checked when serving it.
     Column("replace_ok", Boolean, nullable=False, default=False),
+    # m.annotation only: the annotation ``key`` (e.g. the reaction's emoji) when it fits
+    # the column, for refusing a user's duplicate annotation.
+    Column("aggregation_key", String(255), nullable=True),
 )
 Index(
     "ix_event_relations_parent",

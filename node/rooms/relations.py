@@ -29,10 +29,10 @@ from federation.errors import MatrixError, NotFound
 from federation.events.model import Event
 
 from .event_meta import meta
-from .relations_extract import REPLACE, THREAD, Original, relation_of, replaces
-from .relations_store import ParentRows, aggregation_rows
+from .relations_extract import ANNOTATION, REPLACE, THREAD, Original, relation_of, replaces
+from .relations_store import ParentRows, aggregation_rows, has_annotation
 
-EMPTY_KEEP = 50_000  # event IDs known to have no children
+EMPTY_KEEP = 20_000  # event IDs known to have no children
 BUNDLES_KEEP = 5_000  # parents with children
 RECENT_PARENTS_KEEP = 10_000  # parents named by recent relations (maybe not yet known)
 
@@ -243,19 +243,33 @@ class Relations:
             await self.add_bundles(items, requester, include_room_id=False)
 
 
-async def check_thread_start(service: Any, user_id: str, room_id: str, content: Any) -> None:
-    """400 ``M_UNKNOWN`` for a client's ``m.thread`` event whose thread root has a
-    relation itself ("Validation of m.thread relationships": "Servers SHOULD reject
-    client requests which attempt to start a thread off an event with an m.relates_to
-    property" -- one with a ``rel_type``; threads do not nest).  Only for a sender in
-    the room and a root in that room, so the answer tells nobody else anything."""
+async def check_relation_send(
+    service: Any,
+    user_id: str,
+    room_id: str,
+    etype: str,
+    content: Any,
+    txn: tuple[str, str] | None = None,
+) -> None:
+    """What the server refuses of a client's new child event (client-server API):
+
+    * "Validation of m.thread relationships": a thread off an event whose own
+      ``m.relates_to`` has a ``rel_type`` (threads do not nest) -- 400 ``M_UNKNOWN``;
+    * "Avoiding duplicate annotations": a second annotation of an event by the same
+      user with the same event type and key (unless the first was redacted) -- 400
+      ``M_DUPLICATE_ANNOTATION``.
+
+    Checked only for a sender joined to the room and a parent in that room, so the
+    answer tells nobody else anything; events without a relation cost one dict lookup.
+    """
     if not isinstance(content, dict):
         return
     rel = content.get("m.relates_to")
-    if not isinstance(rel, dict) or rel.get("rel_type") != THREAD:
+    if not isinstance(rel, dict):
         return
-    root_id = rel.get("event_id")
-    if not isinstance(root_id, str):
+    rel_type = rel.get("rel_type")
+    parent_id = rel.get("event_id")
+    if rel_type not in (THREAD, ANNOTATION) or not isinstance(parent_id, str):
         return
     try:
         room = await service.get_room(room_id)
@@ -263,7 +277,18 @@ async def check_thread_start(service: Any, user_id: str, room_id: str, content: 
         return
     if room.membership(user_id) != "join":
         return
-    root = await service.get_event(root_id)
+    if rel_type == ANNOTATION:
+        key = rel.get("key")
+        if isinstance(key, str) and await service.db.read(
+            has_annotation, room_id, parent_id, user_id, etype, key, txn
+        ):
+            raise MatrixError(
+                "You have already sent this annotation",
+                errcode="M_DUPLICATE_ANNOTATION",
+                http_status=400,
+            )
+        return
+    root = await service.get_event(parent_id)
     if root is None or root.room_id != room_id:
         return
     root_rel = root.content.get("m.relates_to")

@@ -20,6 +20,7 @@ from federation.events.model import Event
 THREAD = "m.thread"
 REPLACE = "m.replace"
 REFERENCE = "m.reference"
+ANNOTATION = "m.annotation"
 ENCRYPTED = "m.room.encrypted"
 MAX_ID_CHARS = 255  # the String(255) columns of schema/relations.py
 
@@ -30,6 +31,8 @@ class Relation:
     rel_type: str
     # m.replace only: the child on its own may replace its parent (see ``replace_ok``).
     replace_ok: bool
+    # m.annotation only: the annotation key, when it is a string that fits the column.
+    key: str | None = None
 
 
 def _plain_id(value: object) -> bool:
@@ -58,7 +61,25 @@ def relation_of(ev: Event) -> Relation | None:
         return None
     if parent == ev.event_id:
         return None
-    return Relation(parent, rel_type, rel_type == REPLACE and replace_ok(ev.pdu))
+    key = rel.get("key") if rel_type == ANNOTATION else None
+    return Relation(
+        parent,
+        rel_type,
+        rel_type == REPLACE and replace_ok(ev.pdu),
+        key if _storable_key(key) else None,
+    )
+
+
+def _storable_key(key: object) -> bool:
+    """Any string may be a key (emoji, text); one that cannot be a ``String(255)`` value
+    (too long, NUL, lone surrogates) is kept out of the duplicate check."""
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_ID_CHARS or "\x00" in key:
+        return False
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def replace_ok(pdu: dict) -> bool:

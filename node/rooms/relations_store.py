@@ -27,12 +27,13 @@ from sqlalchemy.engine import Connection
 
 from federation.events.model import Event
 from node.storage.bulk import insert_rows
+from schema.events import event_txn_ids as txns
 from schema.events import events
 from schema.relations import event_relations as rel
 from schema.relations import event_threads as thr
 
 from .event_meta import committed_stream, meta
-from .relations_extract import REFERENCE, REPLACE, THREAD, relation_of
+from .relations_extract import ANNOTATION, REFERENCE, REPLACE, THREAD, relation_of
 
 COLUMNS = (
     "event_id",
@@ -44,6 +45,7 @@ COLUMNS = (
     "origin_server_ts",
     "stream_ordering",
     "replace_ok",
+    "aggregation_key",
 )
 CHUNK = 500  # parent IDs per IN (...) list
 MAX_REFERENCES = 50  # m.reference children bundled per parent (oldest first)
@@ -87,6 +89,7 @@ def write_relation_rows(conn: Connection, batch: Sequence[Event]) -> None:
                 ev.origin_server_ts,
                 stream,
                 r.replace_ok,
+                r.key,
             )
         )
         if r.rel_type == THREAD:
@@ -410,3 +413,37 @@ def thread_of(conn: Connection, room_id: str, event_id: str) -> str:
             return str(row.relates_to_id)
         current = row.relates_to_id
     return "main"
+
+
+def has_annotation(
+    conn: Connection,
+    room_id: str,
+    parent_id: str,
+    sender: str,
+    etype: str,
+    key: str,
+    txn: tuple[str, str] | None = None,
+) -> bool:
+    """Has ``sender`` an (unredacted) annotation of ``parent_id`` with this event type and
+    key?  Spec "Avoiding duplicate annotations".  One sent with ``txn`` (device ID,
+    transaction ID) does not count: that is the same request again, which gets the
+    first answer ("Transaction identifiers")."""
+    q = select(rel.c.event_id).where(
+        rel.c.relates_to_id == parent_id,
+        rel.c.rel_type == ANNOTATION,
+        rel.c.room_id == room_id,
+        rel.c.sender == sender,
+        rel.c.type == etype,
+        rel.c.aggregation_key == key,
+    )
+    if txn is not None:
+        q = q.where(
+            ~exists().where(
+                txns.c.event_id == rel.c.event_id,
+                txns.c.user_id == sender,
+                txns.c.device_id == txn[0],
+                txns.c.txn_id == txn[1],
+            )
+        )
+    row = conn.execute(q.limit(1)).first()
+    return row is not None

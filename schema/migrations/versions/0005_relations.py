@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("origin_server_ts", sa.BigInteger(), nullable=False),
         sa.Column("stream_ordering", sa.BigInteger(), nullable=False),
         sa.Column("replace_ok", sa.Boolean(), nullable=False),
+        sa.Column("aggregation_key", sa.String(length=255), nullable=True),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_event_relations")),
     )
     with op.batch_alter_table("event_relations", schema=None) as batch_op:

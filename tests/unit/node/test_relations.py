@@ -431,3 +431,34 @@ def test_no_thread_off_an_event_with_a_relation(env):
     assert reply(api, room, ALICE, answer, "thread off a reply")
     # Who is not in the room gets the usual 403, not a hint about the event.
     assert api.status("PUT", path, uid("dave"), body) == (403, "M_FORBIDDEN")
+
+
+def test_duplicate_annotations_are_refused(env):
+    _svc, api, room = env
+    target = say(api, room, ALICE, "vote")
+    thumbs = {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": "👍"}}
+    path = f"{V3}/rooms/{room}/send/m.reaction"
+    first = api.call("PUT", f"{path}/react1", BOB, thumbs)[1]["event_id"]
+    # The same request again (a retry) gets the first answer, not an error.
+    assert api.call("PUT", f"{path}/react1", BOB, thumbs)[1] == {"event_id": first}
+    assert api.status("PUT", f"{path}/react2", BOB, thumbs) == (400, "M_DUPLICATE_ANNOTATION")
+    # Another key, another user, another event type: fine.
+    other_key = {"m.relates_to": dict(thumbs["m.relates_to"], key="🎉")}
+    assert api.call("PUT", f"{path}/react3", BOB, other_key)[0] == 200
+    assert api.call("PUT", f"{path}/react4", CAROL, thumbs)[0] == 200
+    sticker = f"{V3}/rooms/{room}/send/m.sticker/react5"
+    assert api.call("PUT", sticker, BOB, dict(thumbs, body="s", url="mxc://x/y"))[0] == 200
+    # Once the first is redacted, the user may react so again.
+    redact(api, room, BOB, first)
+    assert api.call("PUT", f"{path}/react6", BOB, thumbs)[0] == 200
+    # Annotations are not aggregated by the server.
+    assert "m.relations" not in event(api, room, target)["unsigned"]
+
+
+def test_annotation_keys():
+    rel_ = {"rel_type": "m.annotation", "event_id": "$p"}
+    assert rel({"m.relates_to": dict(rel_, key="👍")}).key == "👍"
+    assert rel({"m.relates_to": dict(rel_, key="x" * 256)}).key is None
+    assert rel({"m.relates_to": dict(rel_, key=7)}).key is None
+    assert rel({"m.relates_to": dict(rel_, key="a\x00")}).key is None
+    assert rel({"m.relates_to": {"rel_type": "m.thread", "event_id": "$p", "key": "k"}}).key is None
