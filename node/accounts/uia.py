@@ -37,6 +37,7 @@ from federation.errors import MatrixError
 DUMMY = "m.login.dummy"
 PASSWORD = "m.login.password"
 REGISTRATION_TOKEN = "m.login.registration_token"
+EMAIL_IDENTITY = "m.login.email.identity"
 
 SESSION_TIMEOUT_MS = 10 * 60 * 1000
 MAX_SESSIONS = 10_000

@@ -1,4 +1,5 @@
-"""UIA stage handlers ("Authentication types"): password, dummy, registration token."""
+"""UIA stage handlers ("Authentication types"): password, dummy, registration token,
+e-mail identity."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Any
 
 from federation.errors import MatrixError
 
+from .. import threepid_store
 from ..service import UserDeactivated
-from ..uia import DUMMY, PASSWORD, REGISTRATION_TOKEN, StageFailed, UiaSession
+from ..uia import DUMMY, EMAIL_IDENTITY, PASSWORD, REGISTRATION_TOKEN, StageFailed, UiaSession
 from ._common import login_identifier
 
 
@@ -69,4 +71,41 @@ def registration_token_stage(accounts: Any):
     return stage
 
 
-STAGES = (DUMMY, PASSWORD, REGISTRATION_TOKEN)
+def email_identity_stage(accounts: Any, purpose: str):
+    """``m.login.email.identity`` ("Email-based (identity / homeserver)"): ``threepid_creds``
+    names a validation session this node validated for ``purpose`` (``register`` or
+    ``password``; ``id_server`` is ignored).  The address is left in
+    ``session.data["threepid"]``; for ``password`` the account using the address becomes
+    ``session.data["user_id"]`` (with an access token it must be the token's user), and for
+    ``register`` the address must still be free.  Attempts count toward the client address's
+    login rate (``accounts.guard``)."""
+
+    async def stage(session: UiaSession, auth: dict) -> None:
+        accounts.guard.attempt(session.client_ip)
+        creds = auth.get("threepid_creds", auth.get("threepidCreds"))
+        if not isinstance(creds, dict):
+            raise StageFailed("Missing 'threepid_creds'", "M_MISSING_PARAM")
+        try:
+            row = await accounts.threepid_sessions.validated(
+                creds.get("sid"), creds.get("client_secret"), purpose
+            )
+        except MatrixError as exc:
+            raise StageFailed(exc.message, exc.errcode) from None
+        owner = await accounts.db.run(threepid_store.threepid_owner, row["medium"], row["address"])
+        if purpose == "password":
+            if owner is None or (session.user_id is not None and owner != session.user_id):
+                raise StageFailed("No account uses this address", "M_THREEPID_AUTH_FAILED")
+            session.data["user_id"] = owner
+        elif owner is not None:
+            raise StageFailed("This address is used by another account", "M_THREEPID_IN_USE")
+        session.data["threepid"] = {
+            "medium": row["medium"],
+            "address": row["address"],
+            "validated_at": row["validated_ts"],
+            "sid": row["session_id"],
+        }
+
+    return stage
+
+
+STAGES = (DUMMY, PASSWORD, REGISTRATION_TOKEN, EMAIL_IDENTITY)

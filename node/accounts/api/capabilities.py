@@ -7,6 +7,7 @@ from typing import Any
 from federation.room_versions import KNOWN_ROOM_VERSIONS
 
 from ._common import CLIENT_V3
+from .threepid_capabilities import threepid_capabilities
 
 
 def capabilities(accounts: Any) -> dict:
@@ -26,6 +27,8 @@ def capabilities(accounts: Any) -> dict:
 
 def register(router: Any, accounts: Any) -> None:
     async def get_capabilities(req: Any) -> tuple[int, dict]:
-        return 200, {"capabilities": capabilities(accounts)}
+        caps = capabilities(accounts)
+        caps.update(await threepid_capabilities(accounts, req.user_id))
+        return 200, {"capabilities": caps}
 
     router.add("GET", CLIENT_V3 + "/capabilities", get_capabilities)

@@ -7,7 +7,10 @@ Rules for ``POST /register``:
    username means a generated localpart.  The password must be long enough
    (``M_WEAK_PASSWORD``).
 3. UIA flows: ``[m.login.registration_token, m.login.dummy]`` always (schools hand out
-   tokens); ``[m.login.dummy]`` only when ``registration.open_registration`` is on.
+   tokens); ``[m.login.dummy]`` only when ``registration.open_registration`` is on.  With
+   ``email.registration`` (and e-mail configured) every flow ends with
+   ``m.login.email.identity`` instead of ``m.login.dummy``: the account gets the validated
+   address as a contact address (for password resets).
 4. On success the account gets the token's role (default role for open registration), one
    use of the token is counted (only now: the token stage reserves nothing) and unless
    ``inhibit_login`` a device and access token are returned.  If the token was used up by
@@ -22,10 +25,12 @@ from typing import Any
 from federation.errors import MatrixError
 
 from ...http.request import MissingParam
+from .. import threepid_store
 from ..ids import check_localpart, generate_localpart
+from ..refresh import add_refresh_token
 from ..roles import DEFAULT_ROLE
 from ..service import RegistrationTokenUsedUp
-from ..uia import DUMMY, REGISTRATION_TOKEN
+from ..uia import DUMMY, EMAIL_IDENTITY, REGISTRATION_TOKEN
 from ._common import (
     CLIENT_V1,
     CLIENT_V3,
@@ -35,18 +40,44 @@ from ._common import (
     opt_bool,
     opt_str,
 )
-from ._stages import dummy_stage, registration_token_stage
+from ._stages import dummy_stage, email_identity_stage, registration_token_stage
 
 
-def registration_flows(open_registration: bool) -> list[list[str]]:
-    flows = [[REGISTRATION_TOKEN, DUMMY]]
+def registration_flows(open_registration: bool, email: bool = False) -> list[list[str]]:
+    last = EMAIL_IDENTITY if email else DUMMY
+    flows = [[REGISTRATION_TOKEN, last]]
     if open_registration:
-        flows.append([DUMMY])
+        flows.append([last])
     return flows
 
 
+async def _add_registered_address(accounts: Any, user_id: str, threepid: dict) -> None:
+    """Rule 3: the validated address becomes the new account's contact address (unless
+    another registration took it meanwhile); the validation session is used up."""
+    now = accounts.now_ms()
+
+    def txn(conn: Any) -> None:
+        if threepid_store.threepid_owner(conn, threepid["medium"], threepid["address"]):
+            return
+        threepid_store.insert_threepid(
+            conn,
+            user_id=user_id,
+            medium=threepid["medium"],
+            address=threepid["address"],
+            validated_at=threepid["validated_at"],
+            now_ms=now,
+        )
+
+    await accounts.db.run(txn)
+    await accounts.threepid_sessions.consume(threepid["sid"])
+
+
 def register(router: Any, accounts: Any) -> None:
-    handlers = {DUMMY: dummy_stage, REGISTRATION_TOKEN: registration_token_stage(accounts)}
+    handlers = {
+        DUMMY: dummy_stage,
+        REGISTRATION_TOKEN: registration_token_stage(accounts),
+        EMAIL_IDENTITY: email_identity_stage(accounts, "register"),
+    }
 
     async def post_register(req: Any) -> tuple[int, dict]:
         accounts.guard.attempt(req.client_ip)
@@ -71,7 +102,11 @@ def register(router: Any, accounts: Any) -> None:
         device_id = opt_str(body, "device_id", max_bytes=MAX_DEVICE_ID_BYTES) or None
         display_name = device_name(body, "initial_device_display_name")
 
-        flows = registration_flows(accounts.config.registration.open_registration)  # rule 3
+        flows = registration_flows(  # rule 3
+            accounts.config.registration.open_registration,
+            email=getattr(accounts, "threepid_sessions", None) is not None
+            and accounts.threepid_sessions.registration,
+        )
         session = await accounts.uia.authenticate(
             "register", body.get("auth"), flows, handlers, client_ip=req.client_ip
         )
@@ -87,12 +122,15 @@ def register(router: Any, accounts: Any) -> None:
             session.data.pop("registration_token", None)
             raise accounts.uia.refuse(session, flows, REGISTRATION_TOKEN, exc.message) from None
         accounts.uia.finish(session)
+        if "threepid" in session.data:
+            await _add_registered_address(accounts, user_id, session.data["threepid"])
         result: dict[str, Any] = {"user_id": user_id, "home_server": accounts.server_name}
         if not inhibit_login:
             access_token, device_id = await accounts.issue_token(
                 user_id, device_id, display_name, req.client_ip
             )
             result.update(access_token=access_token, device_id=device_id)
+            await add_refresh_token(accounts, body, result)  # "refresh_token": true
         return 200, result
 
     async def get_available(req: Any) -> tuple[int, dict]:
