@@ -22,13 +22,21 @@ from .headers import media_headers, served_content_type
 from .service import MediaService
 
 DOWNLOAD = "/_matrix/client/v1/media/download/{serverName}/{mediaId}"
+# "timeout_ms": how long to wait for content not uploaded yet (spec default 20 s).
+DEFAULT_TIMEOUT_MS = 20_000
 
 
-def register(router: Router, media: MediaService) -> None:
+def register(
+    router: Router, media: MediaService, template: str = DOWNLOAD, *, auth: bool = True
+) -> None:
+    """The download routes under ``template`` (also the deprecated ``/_matrix/media/v3``
+    form, ``api_legacy``)."""
+
     async def download(
         req: ApiRequest, serverName: str, mediaId: str, fileName: str | None = None
     ) -> Response | FileResponse:
-        info, body = await media.open_download(serverName, mediaId)
+        timeout_ms = req.query_int("timeout_ms", DEFAULT_TIMEOUT_MS, minimum=0) or 0
+        info, body = await media.open_download(serverName, mediaId, timeout_ms)
         try:
             filename = fileName if fileName else info.upload_name
             content_type = served_content_type(info.content_type)
@@ -41,6 +49,6 @@ def register(router: Router, media: MediaService) -> None:
             return Response(200, body, content_type, headers)
         return FileResponse(200, body.file, body.size, content_type, headers)
 
-    router.add("GET", DOWNLOAD, download)
-    router.add("GET", DOWNLOAD + "/", download, name=DOWNLOAD)
-    router.add("GET", DOWNLOAD + "/{fileName}", download)
+    router.add("GET", template, download, auth=auth)
+    router.add("GET", template + "/", download, auth=auth, name=template)
+    router.add("GET", template + "/{fileName}", download, auth=auth)

@@ -13,6 +13,7 @@ from node.http.request import ApiRequest, MissingParam
 from node.http.router import Router
 from node.http.server import Response
 
+from .api_download import DEFAULT_TIMEOUT_MS
 from .headers import media_headers
 from .service import MediaService
 from .thumbnailer import MAX_DIMENSION, METHODS
@@ -29,14 +30,22 @@ def _dimension(req: ApiRequest, name: str) -> int:
     return value
 
 
-def register(router: Router, media: MediaService) -> None:
+def register(
+    router: Router, media: MediaService, template: str = THUMBNAIL, *, auth: bool = True
+) -> None:
+    """The thumbnail route at ``template`` (also the deprecated ``/_matrix/media/v3`` form,
+    ``api_legacy``)."""
+
     async def thumbnail(req: ApiRequest, serverName: str, mediaId: str) -> Response:
         width, height = _dimension(req, "width"), _dimension(req, "height")
         method = req.query("method", "scale")
         if method not in METHODS:
             raise InvalidParam("method must be 'crop' or 'scale'")
         animated = req.query_bool("animated", False)
-        result = await media.thumbnail(serverName, mediaId, width, height, method, animated)
+        timeout_ms = req.query_int("timeout_ms", DEFAULT_TIMEOUT_MS, minimum=0) or 0
+        result = await media.thumbnail(
+            serverName, mediaId, width, height, method, animated, timeout_ms
+        )
         ext = result.content_type.split("/", 1)[1]
         return Response(
             200,
@@ -45,4 +54,4 @@ def register(router: Router, media: MediaService) -> None:
             media_headers(result.content_type, f"thumbnail.{ext}", force_inline=True),
         )
 
-    router.add("GET", THUMBNAIL, thumbnail)
+    router.add("GET", template, thumbnail, auth=auth)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Awaitable, BinaryIO, Callable
+from typing import Any, Awaitable, BinaryIO, Callable, Protocol
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +38,12 @@ from .store import MediaStore
 Offload = Callable[..., Awaitable[Any]]
 
 UPLOAD_ROUTE = "/_matrix/media/v3/upload"
+
+
+class PendingContent(Protocol):
+    """Media IDs created before their content (``pending.PendingUploads``)."""
+
+    async def wait(self, media_id: str, timeout_ms: int) -> bool: ...
 
 
 class TooLarge(MatrixError):
@@ -158,6 +164,8 @@ class MediaService:
         # Route name -> request body limit, for ApiResource(body_limits=...) in node/app.py.
         self.body_limits: dict[str, int] = {UPLOAD_ROUTE: config.max_upload_bytes}
         self._thumbnail_inflight: dict[tuple, list[defer.Deferred]] = {}
+        # Created-but-not-uploaded media IDs: downloads wait for them (set by the wiring).
+        self.pending: PendingContent | None = None
         self._refused: OrderedDict[tuple, tuple[type[MatrixError], str]] = OrderedDict()
         # Decoding is admitted by estimated memory, a few jobs at a time (budget.py).
         self._budget = WorkBudget(
@@ -176,9 +184,15 @@ class MediaService:
         return await self.db.run(_usage_txn, user_id)
 
     async def upload(
-        self, user_id: str, content_type: str | None, filename: str | None, data: bytes
+        self,
+        user_id: str,
+        content_type: str | None,
+        filename: str | None,
+        data: bytes,
+        media_id: str | None = None,
     ) -> str:
-        """Store ``data`` for ``user_id``; return its ``mxc://`` URI."""
+        """Store ``data`` for ``user_id``; return its ``mxc://`` URI.  ``media_id``: an ID
+        reserved earlier with ``POST /media/v1/create`` (else a fresh one)."""
         size = len(data)
         if size > self.config.max_upload_bytes:
             raise TooLarge(f"Cannot upload files larger than {self.config.max_upload_bytes} bytes")
@@ -187,7 +201,7 @@ class MediaService:
         if await self.usage(user_id) + size > quota:
             raise Forbidden("Media quota exceeded: delete some uploads or ask the school office")
         sha256 = await self.offload(self.store.put, data)
-        media_id = new_media_id()
+        media_id = media_id or new_media_id()
         await self.db.run(
             _insert_media_txn,
             {
@@ -204,19 +218,26 @@ class MediaService:
         return mxc_uri(self.server_name, media_id)
 
     # --- lookup / download ----------------------------------------------------------------
-    async def get_local_media(self, server_name: str, media_id: str) -> MediaInfo:
-        """The row for ``mxc://server_name/media_id`` (404 ``M_NOT_FOUND`` if unknown)."""
+    async def get_local_media(
+        self, server_name: str, media_id: str, timeout_ms: int = 0
+    ) -> MediaInfo:
+        """The row for ``mxc://server_name/media_id`` (404 ``M_NOT_FOUND`` if unknown).  A
+        created ID whose content has not arrived is waited for up to ``timeout_ms``, then
+        504 ``M_NOT_YET_UPLOADED``."""
         if not is_valid_server_name(server_name) or not is_valid_media_id(media_id):
             raise NotFound("Media not found")
         if server_name != self.server_name:
             raise NotFound("Media from other servers is not available on this server yet")
         info = await self.db.run(_get_media_txn, media_id)
+        if info is None and self.pending is not None:
+            if await self.pending.wait(media_id, timeout_ms):
+                info = await self.db.run(_get_media_txn, media_id)
         if info is None:
             raise NotFound("Media not found")
         return info
 
     async def open_download(
-        self, server_name: str, media_id: str
+        self, server_name: str, media_id: str, timeout_ms: int = 0
     ) -> tuple[MediaInfo, MediaFile | bytes]:
         """What ``GET .../download/{serverName}/{mediaId}`` serves: a local file opened for
         streaming (the caller must close it), or a remote server's bytes (from the remote
@@ -229,7 +250,7 @@ class MediaService:
             and is_valid_media_id(media_id)
         ):
             return await remote.download(server_name, media_id)
-        info = await self.get_local_media(server_name, media_id)
+        info = await self.get_local_media(server_name, media_id, timeout_ms)
         opened = await self.offload(self.store.open_sized, info.sha256)
         if opened is None:
             raise NotFound("Media content is missing from the store")
@@ -237,9 +258,16 @@ class MediaService:
 
     # --- thumbnails -----------------------------------------------------------------------
     async def thumbnail(
-        self, server_name: str, media_id: str, width: int, height: int, method: str, animated: bool
+        self,
+        server_name: str,
+        media_id: str,
+        width: int,
+        height: int,
+        method: str,
+        animated: bool,
+        timeout_ms: int = 0,
     ) -> ThumbnailResult:
-        info = await self.get_local_media(server_name, media_id)
+        info = await self.get_local_media(server_name, media_id, timeout_ms)
         box_w, box_h = thumbnailer.choose_box(width, height, self.config.thumbnail_sizes)
         key = (media_id, box_w, box_h, method, animated)
         refused = self._refused.get(key)

@@ -12,7 +12,7 @@ from typing import Any
 
 from twisted.internet import threads
 
-from . import api_config, api_download, api_thumbnail, api_upload
+from . import api_config, api_create, api_download, api_legacy, api_thumbnail, api_upload
 from .service import MediaService
 from .store import MediaStore
 
@@ -33,4 +33,6 @@ def wire(ctx: Any, accounts: Any = None) -> MediaService:
     )
     for module in (api_upload, api_download, api_thumbnail, api_config):
         module.register(ctx.router, service)
+    api_legacy.register(ctx.router, service)  # deprecated /_matrix/media/v3 paths
+    api_create.register(ctx.router, service, ctx.clock)  # create now, upload later
     return service
