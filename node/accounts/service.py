@@ -77,6 +77,7 @@ class AccountsService:
         self.guard: Any = None
         self.login_limiter: Any = None
         self.uia: Any = None
+        self.refresh_tokens: Any = None  # set by wiring: refresh tokens (refresh.py)
         # Set by the composition root: makes a deactivated user leave their rooms.
         self.room_leaver: RoomLeaver | None = None
         self._sweep = DeactivationSweep(self)
@@ -154,10 +155,14 @@ class AccountsService:
                 raise UnknownToken("Unknown access token", soft_logout=False)
             user_id, device_id, token_id = row
             requester = Requester(user_id, device_id, token_id)
+            if self.refresh_tokens is not None:  # expiring tokens (refresh.py)
+                await self.refresh_tokens.on_first_use(h)
             # Cache only if no revocation ran while we read the database.
             if self._revocations == revocations:
                 self._tokens[h] = requester
                 self._user_tokens.setdefault(user_id, set()).add(h)
+        if self.refresh_tokens is not None and self.refresh_tokens.expired(h):
+            raise UnknownToken("Access token has expired", soft_logout=True)
         if requester.device_id is not None:
             ip = getattr(request, "client_ip", None) or "?"
             self._seen[(requester.user_id, requester.device_id)] = (ip, self.now_ms())

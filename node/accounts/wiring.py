@@ -7,6 +7,7 @@ from typing import Any
 from ..ratelimit import RateLimiter
 from .api import admin_whois, openid, register_all, thirdparty, turn
 from .guard import CredentialGuard
+from .refresh import setup as setup_refresh
 from .service import AccountsService
 from .uia import UserInteractiveAuth
 
@@ -30,6 +31,7 @@ def wire(ctx: Any) -> AccountsService:
     )
     accounts.uia = UserInteractiveAuth(ctx.clock.time_ms, creation_limiter=creation)
     accounts.load()
+    setup_refresh(ctx, accounts)  # refresh tokens and POST /refresh
     register_all(ctx.router, accounts)
     for module in (openid, turn, thirdparty, admin_whois):  # small client-server operations
         module.register(ctx.router, accounts)

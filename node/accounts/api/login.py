@@ -16,6 +16,7 @@ from typing import Any
 from federation.errors import MatrixError
 
 from ...http.request import MissingParam
+from ..refresh import add_refresh_token
 from ._common import (
     CLIENT_V3,
     MAX_DEVICE_ID_BYTES,
@@ -50,6 +51,7 @@ def register(router: Any, accounts: Any) -> None:
         )  # rules 3-6
         result["home_server"] = accounts.server_name
         result["well_known"] = well_known(accounts)
+        await add_refresh_token(accounts, body, result)  # "refresh_token": true
         return 200, result
 
     router.add("GET", CLIENT_V3 + "/login", get_login, auth=False)
