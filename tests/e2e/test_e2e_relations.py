@@ -11,6 +11,7 @@ from nio import (
     RoomGetEventResponse,
     RoomMessagesResponse,
     RoomRedactResponse,
+    RoomSendError,
     RoomSendResponse,
     SyncResponse,
 )
@@ -143,6 +144,23 @@ def test_threads_edits_reactions_references(node):
                 json_body=_thread(replies[0], "verschachtelt"),
             )
             assert (status, err["errcode"]) == (400, "M_UNKNOWN")
+            # The same reaction twice is refused.
+            again = await ben.room_send(
+                room_id,
+                "m.reaction",
+                {"m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "👍"}},
+            )
+            assert isinstance(again, RoomSendError) and again.status_code == (
+                "M_DUPLICATE_ANNOTATION"
+            ), again
+            # Redacting the latest thread reply: the one before is the latest.
+            redacted = await ben.room_redact(room_id, replies[-1])
+            assert isinstance(redacted, RoomRedactResponse), redacted
+            got = await anna.room_get_event(room_id, root)
+            assert isinstance(got, RoomGetEventResponse), got
+            thread = _relations(got.event.source)["m.thread"]
+            assert (thread["count"], thread["latest_event"]["event_id"]) == (2, replies[1])
+            assert [e.event_id async for e in anna.room_get_threads(room_id)] == [root]
         finally:
             await anna.close()
             await ben.close()
