@@ -59,6 +59,9 @@ def register(router: Any, accounts: Any) -> None:
             keep_device_id=requester.device_id if requester else None,
         )
         accounts.uia.finish(session)
+        tokens = getattr(accounts, "login_tokens", None)
+        if logout_devices and tokens is not None:
+            tokens.forget_user(user_id)  # unused m.login.token tokens log no device in now
         threepid = session.data.get("threepid")
         if threepid is not None:
             await accounts.threepid_sessions.consume(threepid["sid"])

@@ -64,6 +64,8 @@ def register(router: Any, accounts: Any) -> None:
         return 200, {"success": True}
 
     async def submit_get(req: Any) -> Response:
+        if req.method == "HEAD":  # link previews and checkers: never validate on HEAD
+            return _page(200, "Confirm your e-mail address", "Open this link to confirm.")
         accounts.guard.attempt(req.client_ip)
         try:
             next_link = await sessions.submit_token(
