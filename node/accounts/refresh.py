@@ -29,7 +29,6 @@ from federation.errors import BadJSON
 from schema.accounts import access_tokens, devices, users
 from schema.refresh_tokens import refresh_tokens
 
-from ..config import AuthConfig
 from .tokens import generate_access_token, hash_token
 
 REFRESH_TOKEN_PREFIX = "prt_"
@@ -238,14 +237,3 @@ async def add_refresh_token(accounts: Any, body: dict, result: dict) -> None:
     result.update(
         await tokens.issue(result["user_id"], result["device_id"], result["access_token"])
     )
-
-
-def setup(ctx: Any, accounts: Any) -> RefreshTokens:
-    """Wiring: the refresh token service and the ``/refresh`` route."""
-    from .api import refresh as refresh_api
-
-    auth = getattr(ctx.config, "auth", None) or AuthConfig()
-    tokens = RefreshTokens(accounts, auth.access_token_lifetime_ms)
-    accounts.refresh_tokens = tokens
-    refresh_api.register(ctx.router, accounts)
-    return tokens

@@ -7,7 +7,7 @@ from typing import Any
 from ..ratelimit import RateLimiter
 from .api import admin_whois, openid, register_all, thirdparty, turn
 from .guard import CredentialGuard
-from .refresh import setup as setup_refresh
+from .refresh_wiring import setup as setup_refresh
 from .service import AccountsService
 from .uia import UserInteractiveAuth
 
