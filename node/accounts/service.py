@@ -78,6 +78,11 @@ class AccountsService:
         self.login_limiter: Any = None
         self.uia: Any = None
         self.refresh_tokens: Any = None  # set by wiring: refresh tokens (refresh.py)
+        # Set by wiring (threepid_wiring.py), None in bare tests: account locks/suspensions
+        # (moderation.py), e-mail validation sessions, m.login.token tokens.
+        self.moderation: Any = None
+        self.threepid_sessions: Any = None
+        self.login_tokens: Any = None
         # Set by the composition root: makes a deactivated user leave their rooms.
         self.room_leaver: RoomLeaver | None = None
         self._sweep = DeactivationSweep(self)
@@ -163,6 +168,8 @@ class AccountsService:
                 self._user_tokens.setdefault(user_id, set()).add(h)
         if self.refresh_tokens is not None and self.refresh_tokens.expired(h):
             raise UnknownToken("Access token has expired", soft_logout=True)
+        if self.moderation is not None:  # locked / suspended accounts (moderation.py)
+            self.moderation.check(requester.user_id, request)
         if requester.device_id is not None:
             ip = getattr(request, "client_ip", None) or "?"
             self._seen[(requester.user_id, requester.device_id)] = (ip, self.now_ms())

@@ -1,6 +1,7 @@
 """``GET/POST /_matrix/client/v3/login`` (client-server "Login", login.yaml).
 
-Rules: (1) only ``m.login.password`` is offered; another ``type`` is 400 ``M_UNKNOWN``;
+Rules: (1) ``m.login.password`` and ``m.login.token`` (``login_token.py``) are offered;
+another ``type`` is 400 ``M_UNKNOWN``;
 (2) the user comes from ``identifier`` (``m.id.user``: localpart or full user ID) or the
 deprecated ``user``; (3) wrong credentials are 403 ``M_FORBIDDEN``; (4) a given ``device_id``
 is reused or created, otherwise one is generated; (5) attempts are rate-limited per client IP,
@@ -17,6 +18,7 @@ from federation.errors import MatrixError
 
 from ...http.request import MissingParam
 from ..refresh import add_refresh_token
+from . import login_token
 from ._common import (
     CLIENT_V3,
     MAX_DEVICE_ID_BYTES,
@@ -32,7 +34,7 @@ LOGIN_PASSWORD = "m.login.password"
 
 def register(router: Any, accounts: Any) -> None:
     async def get_login(req: Any) -> tuple[int, dict]:
-        return 200, {"flows": [{"type": LOGIN_PASSWORD}]}
+        return 200, {"flows": [{"type": LOGIN_PASSWORD}, login_token.login_flow()]}
 
     async def post_login(req: Any) -> tuple[int, dict]:
         accounts.guard.attempt(req.client_ip)  # rule 5
@@ -40,15 +42,18 @@ def register(router: Any, accounts: Any) -> None:
         kind = body.get("type")
         if kind is None:
             raise MissingParam("Missing 'type'")
-        if kind != LOGIN_PASSWORD:  # rule 1
+        if kind == login_token.LOGIN_TOKEN:  # m.login.token: login_token.py
+            result = await login_token.login_with_token(accounts, body, req.client_ip)
+        elif kind != LOGIN_PASSWORD:  # rule 1
             raise MatrixError("Bad login type.", errcode="M_UNKNOWN")
-        identifier = login_identifier(body)  # rule 2
-        password = req_str(body, "password")
-        device_id = opt_str(body, "device_id", max_bytes=MAX_DEVICE_ID_BYTES) or None
-        display_name = device_name(body, "initial_device_display_name")
-        result = await accounts.login_password(
-            identifier, password, device_id, display_name, req.client_ip
-        )  # rules 3-6
+        else:
+            identifier = login_identifier(body)  # rule 2
+            password = req_str(body, "password")
+            device_id = opt_str(body, "device_id", max_bytes=MAX_DEVICE_ID_BYTES) or None
+            display_name = device_name(body, "initial_device_display_name")
+            result = await accounts.login_password(
+                identifier, password, device_id, display_name, req.client_ip
+            )  # rules 3-6
         result["home_server"] = accounts.server_name
         result["well_known"] = well_known(accounts)
         await add_refresh_token(accounts, body, result)  # "refresh_token": true
