@@ -131,6 +131,28 @@ class AuthConfig:
 
 
 @dataclass
+class PushConfig:
+    """Push notifications (client-server API "Push Notifications"; node/push)."""
+
+    enabled: bool = True  # false: no push rule evaluation, no pushes (sync's own counts)
+    max_pushers_per_user: int = 10
+    # The push gateways pushers name are reached only at addresses outside these ranges
+    # (as for outbound federation: federation.transport.ip_ranges), unless whitelisted.
+    ip_range_blacklist: list = field(default_factory=lambda: list(DEFAULT_IP_RANGE_BLACKLIST))
+    ip_range_whitelist: list = field(default_factory=list)  # e.g. a gateway on loopback
+
+    def __post_init__(self) -> None:
+        try:
+            AddressFilter(
+                self.ip_range_blacklist or (),
+                self.ip_range_whitelist or (),
+                setting="push.ip_range",
+            )
+        except InvalidIpRange as exc:
+            raise ConfigError(str(exc)) from None
+
+
+@dataclass
 class FederationConfig:
     """Server-server API (spec: server-server API; node/federation)."""
 
@@ -188,6 +210,7 @@ class Config:
     support: SupportConfig = field(default_factory=SupportConfig)
     default_room_version: str = "12"
     federation: FederationConfig = field(default_factory=FederationConfig)
+    push: PushConfig = field(default_factory=PushConfig)
     log_level: str = "INFO"
     extensions: dict = field(default_factory=dict)  # raw sections of other packages (gateway:)
 

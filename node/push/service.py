@@ -1,12 +1,14 @@
-"""``PushService``: the push area's parts (rules; notification counts and pushers are
-added by their modules), as the sync area and the endpoints see them."""
+"""``PushService``: the push area's parts -- rules, evaluation, counts, pushers and
+delivery -- as the sync area and the endpoints see them."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from .counts import UnreadCounts
+from .delivery import Gateway, PushDelivery
 from .notify import PushEvaluator
+from .pushers import PusherStore
 from .rule_store import PushRuleStore
 
 if TYPE_CHECKING:
@@ -14,18 +16,23 @@ if TYPE_CHECKING:
 
 
 class PushService:
-    def __init__(self, *, db: Any, clock: Any, server_name: str) -> None:
+    def __init__(self, *, db: Any, clock: Any, server_name: str, max_pushers: int = 10) -> None:
         self.db = db
         self.clock = clock
         self.server_name = server_name
         self.rules = PushRuleStore(db)
         self.counts = UnreadCounts(db)
+        self.pushers = PusherStore(db, clock, max_pushers)
+        self.delivery: PushDelivery | None = None
         self.rooms: RoomService | None = None
         self.evaluator: PushEvaluator | None = None
 
-    def attach_rooms(self, rooms: RoomService, *, evaluate: bool = True) -> None:
+    def attach_rooms(
+        self, rooms: RoomService, *, evaluate: bool = True, gateway: Gateway | None = None
+    ) -> None:
         """Hook evaluation onto the rooms area's persister (``evaluate=False``: the node
-        runs without push evaluation, ``push.enabled: false``)."""
+        runs without push evaluation, ``push.enabled: false``) and, with a ``gateway``
+        client, deliver notifications to the users' pushers."""
         self.rooms = rooms
         if evaluate:
             self.evaluator = PushEvaluator(
@@ -36,6 +43,21 @@ class PushService:
                 clock=self.clock,
             )
             self.evaluator.attach(rooms.persister)
+            if gateway is not None:
+                self.delivery = PushDelivery(
+                    db=self.db,
+                    clock=self.clock,
+                    pushers=self.pushers,
+                    counts=self.counts,
+                    persister=rooms.persister,
+                    gateway=gateway,
+                )
+                self.evaluator.listeners.append(self.delivery.on_notifications)
+
+    def start(self) -> None:
+        """Send what was queued before a restart."""
+        if self.delivery is not None:
+            self.delivery.kick()
 
     def push_rules_content(self, user_id: str) -> dict:
         """The user's ``m.push_rules`` account data content."""

@@ -8,14 +8,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation.transport.ip_ranges import AddressFilter
+
 from .api import register_all
+from .gateway_client import GatewayClient
 from .service import PushService
 
 
 def wire(ctx: Any, rooms: Any = None) -> PushService:
-    service = PushService(db=ctx.db, clock=ctx.clock, server_name=ctx.server_name)
+    cfg = ctx.config.push
+    service = PushService(
+        db=ctx.db,
+        clock=ctx.clock,
+        server_name=ctx.server_name,
+        max_pushers=cfg.max_pushers_per_user,
+    )
     service.rules.load_sync()
+    service.pushers.load_sync()
     if rooms is not None:
-        service.attach_rooms(rooms)
+        address_filter = AddressFilter(
+            cfg.ip_range_blacklist, cfg.ip_range_whitelist, setting="push.ip_range"
+        )
+        gateway = GatewayClient(ctx.reactor, address_filter)
+        service.attach_rooms(rooms, evaluate=cfg.enabled, gateway=gateway)
+        ctx.reactor.callWhenRunning(service.start)
     register_all(ctx.router, service)
     return service

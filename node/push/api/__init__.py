@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import notifications, pushrules
+from . import notifications, pushers, pushrules
 
 
 def register_all(router: Any, service: Any) -> None:
-    for module in (pushrules, notifications):
+    for module in (pushrules, pushers, notifications):
         module.register(router, service)

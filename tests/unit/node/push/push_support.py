@@ -37,8 +37,25 @@ ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
 USERS = ("alice", "bob", "carol", "dave")
 
 
+class FakeGateway:
+    """A push gateway double: records every request; answers ``status`` / ``answer``, or
+    raises ``ConnectionRefusedError`` when ``down``."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict]] = []
+        self.status = 200
+        self.answer: dict = {"rejected": []}
+        self.down = False
+
+    async def post(self, url, body):
+        if self.down:
+            raise ConnectionRefusedError("gateway down")
+        self.requests.append((url, body))
+        return self.status, self.answer
+
+
 class PushNode:
-    def __init__(self, db: InlineDB | None = None, **push_kw) -> None:
+    def __init__(self, db: InlineDB | None = None, gateway: FakeGateway | None = None) -> None:
         self.reactor = task.Clock()
         self.reactor.advance(1_700_000_000)
         self.clock = ReactorClock(self.reactor)
@@ -47,10 +64,11 @@ class PushNode:
         self.rooms = make_service(
             self.db, clock=self.clock, notifier=self.notifier, accounts=FakeAccounts(USERS)
         )
-        self.push = PushService(db=self.db, clock=self.clock, server_name=SERVER, **push_kw)
+        self.gateway = gateway or FakeGateway()
+        self.push = PushService(db=self.db, clock=self.clock, server_name=SERVER, max_pushers=3)
         self.push.rules.load_sync()
-        if hasattr(self.push, "attach_rooms"):
-            self.push.attach_rooms(self.rooms)
+        self.push.pushers.load_sync()
+        self.push.attach_rooms(self.rooms, gateway=self.gateway)
         self.sync = SyncService(
             db=self.db,
             clock=self.clock,
