@@ -12,7 +12,7 @@ from typing import Any
 from node.e2ee.service import E2eeService
 from node.push.service import PushService
 
-from .api import register_all, tags
+from .api import old_sync, register_all, tags
 from .notifier import SyncNotifier
 from .presence_wiring import wire_presence
 from .push_link import attach_push
@@ -42,5 +42,6 @@ def wire(
         attach_push(service, push)
     tags.register(ctx.router, service)  # room tags: the m.tag room account data
     wire_presence(ctx, service, accounts, rooms)  # presence: node/sync/presence.py
+    old_sync.register(ctx.router, service)  # the deprecated sync API
     service.handler.e2ee = e2ee  # to_device, device_lists, key counts: node/e2ee
     return service
