@@ -2,6 +2,7 @@
 # Installs what the test suite needs beyond .venv, when it is missing:
 #   - Debian's postgresql (server binaries: tests start throwaway clusters with initdb/pg_ctl),
 #   - Debian's chromium (the dashboard's Playwright test drives /usr/bin/chromium),
+#   - Debian's coturn (the TURN credentials test runs turnserver and turnutils_uclient),
 #   - matrix-synapse from PyPI in a throwaway venv (interop tests; found via PARTA_SYNAPSE_PY),
 #   - matrix-commander from PyPI in a throwaway venv (found via PARTA_MATRIX_COMMANDER),
 #   - matrix-js-sdk from npm, pinned by tests/e2e/clients/jssdk/package-lock.json (Node.js
@@ -31,6 +32,7 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v turnutils_uclient >/dev/null 2>&1 || missing+=(coturn)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if ! "$SYNAPSE_VENV/bin/python" -c "import synapse" >/dev/null 2>&1; then
