@@ -189,12 +189,8 @@ def test_a_report_reaches_the_director(node):
             room_id = await create_room_with(anna, ben, name="7B")
             sent = await ben.room_send(room_id, "m.room.message", text("rude words"))
             path = f"/_matrix/client/v3/rooms/{room_id}/report/{sent.event_id}"
-            assert api(
-                node, "POST", path, token=anna.access_token, json_body={"reason": "rude"}
-            ) == (
-                200,
-                {},
-            )
+            body = {"reason": "rude"}
+            assert api(node, "POST", path, token=anna.access_token, json_body=body) == (200, {})
             # Not joined: the same 404 as an unknown event.
             carl = await node.new_client("outsider")
             status, err = api(node, "POST", path, token=carl.access_token, json_body={})
