@@ -172,10 +172,16 @@ async def invite_remote_users(
     if membership is None or not invitees:
         return
     first_error: MatrixError | None = None
+    unreachable: dict[str, MatrixError] = {}
     for invitee in invitees:
+        server = invitee.partition(":")[2]
+        if server in unreachable:
+            continue  # one wait per server that cannot be reached, not one per invitee
         try:
             await membership.invite_user(sender, room_id, invitee, is_direct=is_direct)
         except MatrixError as exc:
+            if exc.http_status in (502, 504):
+                unreachable[server] = exc
             log.warning(
                 "event=create_room_invite_failed room_id=%s invitee=%s errcode=%s error=%s",
                 room_id,

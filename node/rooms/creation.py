@@ -33,6 +33,9 @@ PRESETS = {
     "public_chat": ("public", "shared", "forbidden"),
 }
 
+# Invitees on other servers in one createRoom (each invite is a federation handshake).
+MAX_REMOTE_INVITES = 50
+
 # Appendix "Room aliases": the localpart is any non-empty string without ':' or NUL (and no
 # whitespace or '#', which clients cannot express reliably in a URL path).
 _ALIAS_LOCALPART = re.compile(r"^[^:\s#\x00]+$")
@@ -134,6 +137,10 @@ def plan_create_room(
     if not isinstance(invites, list) or not all(is_valid_user_id(u) for u in invites):
         raise InvalidParam("'invite' must be a list of user IDs")
     invites = list(dict.fromkeys(u for u in invites if u != creator))
+    remote = sum(1 for u in invites if u.partition(":")[2] != server_name)
+    if remote > MAX_REMOTE_INVITES:
+        # Each is a federation handshake made while the client waits.
+        raise InvalidParam(f"'invite' may name at most {MAX_REMOTE_INVITES} users of other servers")
     if body.get("invite_3pid"):
         raise MatrixError(
             "Third-party invites are not supported by this server",

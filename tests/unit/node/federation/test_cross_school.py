@@ -16,6 +16,7 @@ from fedout_support import FedNode, link, make_clock
 from node.federation.remote import public_rooms as pr
 from node.federation.remote.remote_directory import ALIAS_TTL_MS, RemoteDirectoryClient
 from node.rooms import aliases_ops
+from node.rooms.creation import MAX_REMOTE_INVITES
 
 A, B = "a.test", "b.test"
 
@@ -100,6 +101,22 @@ def test_create_room_remote_invite_failure_is_reported(net):
     # the room exists with the creator in it (a retry with /invite can work)
     rooms = result_of(a.rooms.joined_room_ids(alice))
     assert len(rooms) == 1 and membership(a, rooms[0], bob) is None
+
+
+def test_create_room_waits_once_for_an_unreachable_server(net):
+    a, b = net
+    a.client.down.add(B)
+    invitees = [b.uid("bob"), b.uid("carol")]
+    assert err(a.rooms.create_room(a.uid("alice"), {"invite": invitees}))[0] == 502
+    assert len([r for r in a.client.requests if r[0] == B and "/invite/" in r[2]]) == 1
+
+
+def test_create_room_caps_invitees_of_other_servers(net):
+    a, _ = net
+    many = [f"@u{i}:b.test" for i in range(MAX_REMOTE_INVITES + 1)]
+    assert err(a.rooms.create_room(a.uid("alice"), {"invite": many})) == (400, "M_INVALID_PARAM")
+    assert result_of(a.rooms.joined_room_ids(a.uid("alice"))) == []
+    assert a.client.requests == []
 
 
 def test_create_room_refuses_a_server_the_policy_refuses(net):
