@@ -59,6 +59,13 @@ COMMENTS = {
         "Outgoing e-mail (SMTP): validation codes for contact addresses and password "
         "resets by e-mail. Off while smtp_host is empty."
     ),
+    "presence": (
+        "Presence (online/away/offline and a status message), kept in memory. Off by "
+        "default; when on, only the roles listed are shared, with users in a common room."
+    ),
+    "presence.enabled": "true shares presence (GET /presence answers 403 while off).",
+    "presence.roles": 'Roles whose presence others see, e.g. ["director", "teacher"].',
+    "auth": "Access tokens of clients that ask for refresh tokens (refresh_token: true).",
     "voip": (
         "TURN server for calls: clients get short-lived credentials from GET "
         "/voip/turnServer (coturn: use-auth-secret, static-auth-secret = turn_shared_secret)."
