@@ -4,9 +4,10 @@
 The spec lets a server restrict it to the user themself and server admins; here those are
 the only callers (anyone else: 403 ``M_FORBIDDEN``, checked before any look-up so the answer
 reveals nothing about whether the user exists).  Server admins are the school roles that
-run the school (``SERVER_ADMIN_ROLES``).  Devices are reported with the last address and
-time seen; the node keeps no user agents, so connections carry ``ip`` and ``last_seen``
-only.  A user of another server or an unknown one of ours: 404 ``M_NOT_FOUND``.
+run the school, as for locking and suspension (``moderation.is_server_admin_role``).
+Devices are reported with the last address and time seen; the node keeps no user agents,
+so connections carry ``ip`` and ``last_seen`` only.  A user of another server or an
+unknown one of ours: 404 ``M_NOT_FOUND``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from typing import Any
 
 from federation.errors import Forbidden, NotFound
 
+from ..moderation import is_server_admin_role
 from ._common import CLIENT_V3
-
-SERVER_ADMIN_ROLES = frozenset({"director", "office"})
 
 
 def whois_body(user_id: str, devices: list[dict]) -> dict:
@@ -35,7 +35,7 @@ def whois_body(user_id: str, devices: list[dict]) -> dict:
 
 def register(router: Any, accounts: Any) -> None:
     async def whois(req: Any, userId: str) -> tuple[int, dict]:
-        if userId != req.user_id and accounts.role_of(req.user_id) not in SERVER_ADMIN_ROLES:
+        if userId != req.user_id and not is_server_admin_role(accounts.role_of(req.user_id)):
             raise Forbidden("Only server admins may look up other users")
         if not await accounts.user_exists(userId):
             raise NotFound("Unknown user")
