@@ -70,6 +70,8 @@ async def create_room(service, user_id: str, body: dict) -> str:
                 f"Cannot invite {invitee}: no such user", errcode="M_INVALID_PARAM", http_status=400
             )
     local_invites, remote_invites = split_invites(service, plan.invites)
+    for invitee in remote_invites:
+        service.hooks.membership.check_invitable(invitee)  # e.g. 403: not in the roster
     profiles = {u: await member_profile(service, u) for u in [user_id, *local_invites]}
 
     now = service.clock.time_ms()

@@ -59,6 +59,11 @@ class RemoteMembership(Protocol):
 
     async def leave_room(self, user_id: str, room_id: str, reason: str | None = None) -> None: ...
 
+    def check_invitable(self, target: str) -> None:
+        """Raise the error an invite of ``target`` would certainly meet before any room
+        exists (403 for a server this node may not contact); createRoom asks first."""
+        ...
+
 
 class OutOfBandState(Protocol):
     """The stripped state of a room known only through a remote invite or knock (the

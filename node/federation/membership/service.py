@@ -219,6 +219,17 @@ class MembershipService:
             self, sender, room_id, target, reason, is_direct=is_direct
         )
 
+    def check_invitable(self, target: str) -> None:
+        """createRoom's early check: a user of a server the policy refuses (the city
+        roster) is refused before the room is created, not after."""
+        server = domain_of(target)
+        if (
+            server != self.server_name
+            and self.policy is not None
+            and not self.policy.allow_outbound(server)
+        ):
+            raise refusal(self.policy, server)
+
     async def leave_room(self, user_id: str, room_id: str, reason: str | None = None) -> None:
         """``POST /rooms/{roomId}/leave``."""
         room = await self._room_or_none(room_id)

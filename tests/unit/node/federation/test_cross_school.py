@@ -125,6 +125,8 @@ def test_create_room_refuses_a_server_the_policy_refuses(net):
     status, code = err(a.rooms.create_room(a.uid("alice"), {"invite": [b.uid("bob")]}))
     assert (status, code) == (403, "M_FORBIDDEN")
     assert not [r for r in a.client.requests if r[0] == B]
+    # refused before anything was created: no stray room for the creator
+    assert result_of(a.rooms.joined_room_ids(a.uid("alice"))) == []
 
 
 # --- remote aliases -------------------------------------------------------------------------
