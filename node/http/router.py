@@ -36,25 +36,33 @@ R0_PREFIX = "/_matrix/client/r0/"
 V3_PREFIX = "/_matrix/client/v3/"
 
 # Client-server operations under v3 that the r0 API never had (added in v1.1 and later,
-# per the spec's ``x-addedInMatrixVersion``): not answered under r0.
-V3_ONLY: frozenset[str] = frozenset(
+# per the spec's ``x-addedInMatrixVersion``): not answered under r0.  An entry ending in
+# "/" covers every template under it (whatever its parameters are named).
+V3_ONLY: tuple[str, ...] = tuple(
     V3_PREFIX + t
     for t in (
-        "knock/{roomIdOrAlias}",  # knocking, v1.1
+        "knock/",  # knocking, v1.1
         "refresh",  # refresh tokens, v1.3
-        "keys/device_signing/upload",  # cross-signing, v1.1
-        "keys/signatures/upload",
-        "room_keys/version",  # server-side key backups, v1.1
-        "room_keys/version/{version}",
-        "room_keys/keys",
-        "room_keys/keys/{roomId}",
-        "room_keys/keys/{roomId}/{sessionId}",
-        "login/sso/redirect/{idpId}",  # v1.1
-        "rooms/{roomId}/report",  # reporting a room, v1.13
+        "keys/device_signing/",  # cross-signing, v1.1
+        "keys/signatures/",
+        "room_keys/",  # server-side key backups, v1.1
+        "login/sso/redirect/",  # per identity provider, v1.1 (the bare form is r0)
+        "rooms/{roomId}/report",  # reporting a room, v1.13 (events: r0)
         "users/{userId}/report",  # reporting a user, v1.14
-        "profile/{userId}/{keyName}",  # custom profile fields, v1.16
     )
 )
+
+
+def _in_r0(template: str) -> bool:
+    """Whether a route also answers under ``/_matrix/client/r0/`` (decided once, at
+    registration).  Custom profile fields (v1.16) share ``profile/{userId}/{keyName}`` with
+    the r0 ``displayname`` and ``avatar_url``, so that template stays."""
+    if not template.startswith(V3_PREFIX):
+        return False
+    return not any(
+        template.startswith(entry) if entry.endswith("/") else template == entry
+        for entry in V3_ONLY
+    )
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,7 @@ class Router:
             auth_optional,
             rate_limited,
             name or template,
-            template.startswith(V3_PREFIX) and template not in V3_ONLY,
+            _in_r0(template),
         )
         self._routes.append(route)
 

@@ -16,6 +16,8 @@ def _router() -> Router:
     router.add("POST", "/_matrix/client/v3/knock/{roomIdOrAlias}", _handler)
     router.add("POST", "/_matrix/client/v3/rooms/{roomId}/report", _handler)
     router.add("GET", "/_matrix/client/v1/rooms/{roomId}/hierarchy", _handler)
+    router.add("PUT", "/_matrix/client/v3/profile/{userId}/{keyName}", _handler)
+    router.add("GET", "/_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}", _handler)
     return router
 
 
@@ -26,6 +28,9 @@ def test_r0_paths_reach_the_v3_routes_with_their_parameters():
     route, params, _ = router.match("GET", "/_matrix/client/r0/rooms/%21r%3Ax/state/m.room.name")
     assert route is not None
     assert params == {"roomId": "!r:x", "eventType": "m.room.name"}
+    # displayname and avatar_url are r0 operations served by the generic profile route.
+    route, params, _ = router.match("PUT", "/_matrix/client/r0/profile/@a:x/displayname")
+    assert route is not None and params["keyName"] == "displayname"
     # Wrong method: 405 (path known), as under v3.
     route, _, known = router.match("DELETE", "/_matrix/client/r0/login")
     assert route is None and known
@@ -37,6 +42,7 @@ def test_operations_added_after_r0_are_not_answered_under_r0():
         ("POST", "/_matrix/client/r0/knock/!r:x"),
         ("POST", "/_matrix/client/r0/rooms/!r:x/report"),
         ("GET", "/_matrix/client/r0/rooms/!r:x/hierarchy"),
+        ("GET", "/_matrix/client/r0/room_keys/keys/!r:x/s1"),
     ):
         route, _, known = router.match(method, path)
         assert route is None and not known, path
