@@ -85,6 +85,8 @@ BACKFILL = Endpoint("backfill", "GET", FED_V1 + "/backfill/{roomId}", acl_protec
 GET_MISSING_EVENTS = Endpoint(
     "get_missing_events", "POST", FED_V1 + "/get_missing_events/{roomId}", acl_protected=True
 )
+# #get_matrixfederationv1timestamp_to_eventroomid: not in the spec's ACL-protected list.
+TIMESTAMP_TO_EVENT = Endpoint("timestamp_to_event", "GET", FED_V1 + "/timestamp_to_event/{roomId}")
 
 # --- membership (#joining-rooms, #knocking-rooms, #inviting-to-a-room,
 # #leaving-rooms-rejecting-invites) -----------------------------------------------------------
@@ -153,6 +155,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     EVENT_AUTH,
     BACKFILL,
     GET_MISSING_EVENTS,
+    TIMESTAMP_TO_EVENT,
     MAKE_JOIN,
     SEND_JOIN,
     MAKE_KNOCK,

@@ -35,6 +35,7 @@ MODULES = (
     "user_devices",
     "user_keys",
     "openid",  # OpenID: who an OpenID token belongs to (third parties, unsigned)
+    "timestamp",  # timestamp_to_event: the event nearest to a point in time
 )
 
 
