@@ -92,13 +92,17 @@ class SyncNotifier(Notifier):
     def notify_users(
         self, user_ids: Iterable[str], stream: str, position: int | None = None
     ) -> None:
-        """A per-user stream advanced (``account_data``, private ``receipts``, ...)."""
+        """A per-user stream advanced (``account_data``, private ``receipts``, ...).
+
+        The current position moves first: a woken sync recomputes at once and must see it
+        (else its answer is empty, its ``since`` stays behind the user's position and it
+        would be woken again and again)."""
+        if position is not None and position > self.current.get(stream, 0):
+            self.current[stream] = position
         for user_id in user_ids:
             if position is not None and stream in USER_STREAMS:
                 self._advance_user(user_id, stream, position)
             self._wake_user(user_id)
-        if position is not None and position > self.current.get(stream, 0):
-            self.current[stream] = position
 
     def load_room_positions(self, positions: dict[str, int]) -> None:
         """Seed the per-room event positions (start-up, from the events table)."""
