@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ratelimit import RateLimiter
+from . import threepid_wiring
 from .api import admin_whois, openid, register_all, thirdparty, turn
 from .guard import CredentialGuard
 from .refresh_wiring import setup as setup_refresh
@@ -32,7 +33,9 @@ def wire(ctx: Any) -> AccountsService:
     accounts.uia = UserInteractiveAuth(ctx.clock.time_ms, creation_limiter=creation)
     accounts.load()
     setup_refresh(ctx, accounts)  # refresh tokens and POST /refresh
+    threepid_wiring.setup(ctx, accounts)  # e-mail 3PIDs, locks, login tokens
     register_all(ctx.router, accounts)
+    threepid_wiring.register_routes(ctx.router, accounts)
     for module in (openid, turn, thirdparty, admin_whois):  # small client-server operations
         module.register(ctx.router, accounts)
     return accounts

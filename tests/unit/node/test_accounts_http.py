@@ -78,7 +78,15 @@ def test_capabilities(node):
 
 # --- login -----------------------------------------------------------------------------------
 def test_login_flows_and_success(node):
-    assert node.request("GET", V3 + "/login") == (200, {"flows": [{"type": "m.login.password"}]})
+    assert node.request("GET", V3 + "/login") == (
+        200,
+        {
+            "flows": [
+                {"type": "m.login.password"},
+                {"type": "m.login.token", "get_login_token": True},
+            ]
+        },
+    )
     user_id = node.add_user("alice", display_name="Alice")
     body = node.login("alice", initial_device_display_name="Phone")
     assert body["user_id"] == user_id
@@ -114,8 +122,10 @@ def test_login_failures(node):
             },
         )
         assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
-    status, body = node.request("POST", V3 + "/login", {"type": "m.login.token", "token": "x"})
+    status, body = node.request("POST", V3 + "/login", {"type": "m.login.sso", "token": "x"})
     assert (status, body["errcode"]) == (400, "M_UNKNOWN")
+    status, body = node.request("POST", V3 + "/login", {"type": "m.login.token", "token": "x"})
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     status, body = node.request("POST", V3 + "/login", raw=b"{not json")
     assert (status, body["errcode"]) == (400, "M_NOT_JSON")
     status, body = node.request("POST", V3 + "/login", raw=b"[1, 2]")
