@@ -4,8 +4,8 @@
   both ways (client-server API "Creation", "Direct Messaging"): the invitee's ``/sync``
   shows the invite with ``is_direct`` and the inviter's member event, the invitee joins
   and both talk.
-* A Parta client resolves a Synapse alias (``GET /directory/room``), and each side's
-  client reads the other's published rooms (``/publicRooms?server=``).
+* Each side's client resolves the other's aliases (``GET /directory/room``) and reads
+  the other's published rooms (``/publicRooms?server=``).
 """
 
 from __future__ import annotations
@@ -176,9 +176,18 @@ def test_alias_and_public_rooms_across(parta_and_synapse):
             )
             assert isinstance(on_synapse, RoomCreateResponse), on_synapse
             on_parta = await alice.client.room_create(
-                name="Bibliothek", visibility=RoomVisibility.public
+                alias=local, name="Bibliothek", visibility=RoomVisibility.public
             )
             assert isinstance(on_parta, RoomCreateResponse), on_parta
+
+            # Synapse asks Parta's query/directory for a Parta alias
+            parta_alias = f"#{local}:{parta.server_name}"
+            status, body = await asyncio.to_thread(
+                client_api, sam.client, "GET", f"/_matrix/client/v3/directory/room/{q(parta_alias)}"
+            )
+            assert status == 200, body
+            assert body["room_id"] == on_parta.room_id
+            assert parta.server_name in body["servers"]
 
             alias = f"#{local}:{synapse.server_name}"
             status, body = await asyncio.to_thread(
