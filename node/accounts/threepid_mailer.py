@@ -77,6 +77,6 @@ class SmtpMailer:
                     smtp.starttls(context=ssl.create_default_context())
                 if cfg.smtp_user:
                     smtp.login(cfg.smtp_user, cfg.smtp_password)
-                smtp.send_message(msg)
+                smtp.send_message(msg, to_addrs=[str(msg["To"])])
         except (OSError, smtplib.SMTPException) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}") from None

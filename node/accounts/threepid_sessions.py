@@ -7,8 +7,8 @@ request_token_response.yaml; the token submission follows the Identity Service A
 Rules:
 1. ``client_secret`` (and the ``sid`` we hand out) match ``[0-9a-zA-Z.=_-]{1,255}``;
    ``send_attempt`` is a non-negative integer; ``next_link`` an absolute http(s) URL; the
-   address a plain e-mail address (no spaces or line breaks, one ``@``, at most 254
-   characters; the domain is lower-cased) -- else 400 ``M_INVALID_PARAM``.
+   address a plain ASCII e-mail address (one ``@``, a local part of RFC 5322 "atext" and
+   dots, at most 254 characters; the domain is lower-cased) -- else 400 ``M_INVALID_PARAM``.
 2. One session per (client secret, address, purpose).  A ``send_attempt`` not greater than
    the last one seen answers the same ``sid`` without mailing again (client retries); a
    greater one mails a fresh code to the same session.
@@ -50,7 +50,9 @@ PURPOSES = ("register", "password", "add")
 SUBMIT_PATH = "/_parta/v1/threepid/email/submit_token"
 
 _OPAQUE = re.compile(r"^[0-9a-zA-Z.=_\-]{1,255}$")
-_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,252})$")
+# The local part: RFC 5322 "atext" and dots (no quoting, commas or angle brackets, so an
+# address is always exactly one recipient); the domain: ASCII labels.
+_EMAIL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]{1,64}@[A-Za-z0-9][A-Za-z0-9.\-]{0,252}$")
 MAX_EMAIL_CHARS = 254
 MAX_NEXT_LINK_CHARS = 2000
 MAX_SEND_ATTEMPT = 2**53 - 1

@@ -48,6 +48,7 @@ def _pw_auth(user: str, session: str | None = None) -> dict:
             {"client_secret": "ok", "email": "a@b.test\r\nBcc: x@y", "send_attempt": 1},
             "M_INVALID_PARAM",
         ),
+        ({"client_secret": "ok", "email": "x,evil@b.test", "send_attempt": 1}, "M_INVALID_PARAM"),
         ({"client_secret": "ok", "email": "a@school.test"}, "M_MISSING_PARAM"),
         ({"client_secret": "ok", "email": "a@school.test", "send_attempt": -1}, "M_INVALID_PARAM"),
         (
