@@ -167,15 +167,15 @@ class PresenceManager:
                     changed.append(user_id)
             if not changed:
                 return []
-            candidates: Iterable[str] = reversed(changed)
-        else:
-            candidates = sorted(self._states)
         visible = await self.rooms.rooms_shared_with(viewer)
+        visible.add(viewer)
+        if since is not None:
+            candidates: Iterable[str] = reversed(changed)
+        else:  # the users sharing a room, not every user this node knows
+            candidates = sorted(u for u in visible if u in self._states)
         out = []
         for user_id in candidates:
             if user_id != viewer and (user_id not in visible or not self.is_shared(user_id)):
-                continue
-            if since is None and user_id not in self._states:
                 continue
             out.append(self.event(user_id))
             if len(out) >= MAX_SYNC_EVENTS:
