@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import passwords, store
+from . import passwords, store, threepid_store
 from .ids import check_localpart, localpart_from_input, make_user_id
 from .roles import check_role
 from .tokens import generate_registration_token, is_valid_registration_token_string
@@ -104,4 +104,5 @@ def deactivate_user(conn: Any, *, server_name: str, user: str, erase: bool) -> s
     if existing["deactivated"] and not erase:
         raise AdminError(f"{user_id} is already deactivated")
     store.deactivate_user(conn, user_id, erase)
+    threepid_store.delete_user_threepids(conn, user_id)  # its contact addresses are free again
     return user_id

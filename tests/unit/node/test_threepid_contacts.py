@@ -375,3 +375,14 @@ def test_deactivation_frees_the_address(node):
     assert status == 200
     status, body = node.request_token(ADD, "ana@school.test", secret="newowner")
     assert status == 200 and node.mailer.last_code() is not None
+
+
+def test_cli_deactivation_frees_the_address_too(node):
+    from node.accounts import admin
+
+    node.add_user("cid")
+    node.add_address(node.login("cid"), "cid", "cid@school.test")
+    with node.db.engine.begin() as conn:
+        admin.deactivate_user(conn, server_name="school.test", user="cid", erase=False)
+    node.request_token(ADD, "cid@school.test", secret="next")
+    assert node.mailer.last_code() is not None
