@@ -277,14 +277,6 @@ class SyncHandler:
         response["account_data"]["events"] = [
             e for e in ad_global if f.account_data.allows(e["type"])
         ]
-        if self.presence is not None:  # presence (module "Presence")
-            response["presence"]["events"] = [
-                e
-                for e in await self.presence.sync_events(
-                    user_id, None if initial else last.presence, upper.presence
-                )
-                if f.presence.allows(e["type"], e["sender"])
-            ]
 
         joined = [r for r, (m, _) in memberships.items() if m == "join" and f.room_allowed(r)]
         full_rooms: dict[str, int | None] = {}  # room -> lower bound (None: from start)
@@ -321,6 +313,17 @@ class SyncHandler:
                 )
                 inc_rooms |= set(run.receipts)
             inc_rooms -= set(full_rooms)
+        if self.presence is not None:  # presence (module "Presence")
+            newcomers: set[str] = set()  # members of rooms joined since the token
+            for room_id in () if full else full_rooms:
+                newcomers |= (await self.rooms.get_room(room_id)).joined
+            response["presence"]["events"] = [
+                e
+                for e in await self.presence.sync_events(
+                    user_id, None if initial else last.presence, upper.presence, newcomers
+                )
+                if f.presence.allows(e["type"], e["sender"])
+            ]
         if full_rooms:
             run.receipts.update(
                 await self.receipts.receipts_for_rooms(list(full_rooms), 0, user_id, upper.receipts)

@@ -151,10 +151,13 @@ class PresenceManager:
     def event(self, user_id: str) -> dict[str, Any]:
         return {"type": "m.presence", "sender": user_id, "content": self.content(user_id)}
 
-    async def sync_events(self, viewer: str, since: int | None, upper: int) -> list[dict]:
+    async def sync_events(
+        self, viewer: str, since: int | None, upper: int, newcomers: Iterable[str] = ()
+    ) -> list[dict]:
         """The ``presence.events`` of a ``/sync``: for an initial sync (``since`` None) the
         presence of every visible user this node knows; otherwise of those whose presence
-        changed after ``since`` (up to ``upper``)."""
+        changed after ``since`` (up to ``upper``), plus ``newcomers`` (the members of rooms
+        the viewer joined since: their presence is news to the viewer)."""
         if not self.enabled:
             return []
         if since is not None:
@@ -165,12 +168,15 @@ class PresenceManager:
                     break
                 if serial <= upper:
                     changed.append(user_id)
+            changed.reverse()
+            seen = set(changed)
+            changed += sorted(u for u in newcomers if u in self._states and u not in seen)
             if not changed:
                 return []
         visible = await self.rooms.rooms_shared_with(viewer)
         visible.add(viewer)
         if since is not None:
-            candidates: Iterable[str] = reversed(changed)
+            candidates: Iterable[str] = changed
         else:  # the users sharing a room, not every user this node knows
             candidates = sorted(u for u in visible if u in self._states)
         out = []

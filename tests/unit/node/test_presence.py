@@ -178,3 +178,14 @@ def test_sending_an_event_is_activity():
     node.send(ALICE, room, "back")
     body = node.get(BOB, ALICE)[1]
     assert body["presence"] == "online" and body["currently_active"] is True
+
+
+def test_joining_a_room_brings_its_members_presence():
+    node = PresenceNode()
+    room = node.room(ALICE, preset="public_chat")
+    node.put(ALICE, {"presence": "online", "status_msg": "in the lab"})
+    since = node.do(CAROL)["next_batch"]
+    node.member(CAROL, room, CAROL, "join")
+    body = node.do(CAROL, since)
+    assert room in body["rooms"]["join"]
+    assert presence_of(body, ALICE)[0]["status_msg"] == "in the lab"
