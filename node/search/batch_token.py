@@ -3,8 +3,9 @@
 
 A token says where the next page starts: for ``recent`` order the stream ordering of the
 last result returned (the next page has older events), for ``rank`` order how many rows
-of the ranked match list were consumed.  A token returned inside a group also names the
-group (``room_id`` or ``sender`` and its value): paging with it stays in that group.
+of the ranked match list were consumed and which stream orderings that list ranks.  A
+token returned inside a group also names the group (``room_id`` or ``sender`` and its
+value): paging with it stays in that group.
 
 Tokens are opaque to clients: URL-safe Base64 of a small JSON array followed by a MAC
 (HMAC-SHA256, 96 bits) under a key derived from the node's signing key, so they survive
@@ -37,6 +38,9 @@ class Position:
     at: int  # recent: results are below this stream ordering; rank: rows to skip
     group_key: str | None = None  # "room_id" | "sender"
     group_value: str | None = None
+    # rank: the stream orderings ranked (node/search/query.py), fixed by the first page
+    window_low: int | None = None
+    window_high: int | None = None
 
 
 class TokenCodec:
@@ -47,7 +51,16 @@ class TokenCodec:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:MAC_BYTES]
 
     def encode(self, pos: Position) -> str:
-        payload = orjson.dumps([pos.order, pos.at, pos.group_key, pos.group_value])
+        payload = orjson.dumps(
+            [
+                pos.order,
+                pos.at,
+                pos.group_key,
+                pos.group_value,
+                pos.window_low,
+                pos.window_high,
+            ]
+        )
         raw = payload + self._mac(payload)
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -63,7 +76,7 @@ class TokenCodec:
         if len(raw) <= MAC_BYTES or not hmac.compare_digest(mac, self._mac(payload)):
             raise bad
         try:
-            order, at, group_key, group_value = orjson.loads(payload)
+            order, at, group_key, group_value, low, high = orjson.loads(payload)
         except (ValueError, TypeError):
             raise bad from None
         if (
@@ -72,6 +85,8 @@ class TokenCodec:
             or (group_key is not None and group_key not in GROUP_KEYS)
             or (group_key is None) != (group_value is None)
             or (group_value is not None and not isinstance(group_value, str))
+            or (low is not None and type(low) is not int)
+            or (high is not None and type(high) is not int)
         ):
             raise bad
-        return Position(order, at, group_key, group_value)
+        return Position(order, at, group_key, group_value, low, high)

@@ -23,6 +23,7 @@ from .scope import Scope
 from .terms import fts5_query, tsquery
 
 COUNT_CAP = 1000  # counts stop here ("an approximate count", spec)
+RANK_WINDOW = 2000  # rank order ranks this many most recent hits
 TSV = "to_tsvector('simple'::regconfig, s.value)"
 
 
@@ -86,14 +87,48 @@ def _from(sqlite: bool) -> str:
     return "event_search s"
 
 
-def search(
-    conn: Connection, q: Query, *, order: str, at: int | None, limit: int
-) -> tuple[list[Hit], int]:
-    """Up to ``limit`` hits from ``at`` (recent: below this stream ordering; rank: rows
-    to skip) and the count of all hits (at most ``COUNT_CAP``)."""
-    if not q.words or q.scope.empty or not q.types or (q.senders is not None and not q.senders):
-        return [], 0
+def _rowid(sqlite: bool) -> str:
+    return f"{FTS_TABLE}.rowid" if sqlite else "s.stream_ordering"
+
+
+def rank_floor(conn: Connection, q: Query, ceiling: int) -> int | None:
+    """The stream ordering of the ``RANK_WINDOW``-th most recent hit at or below
+    ``ceiling``, or None when there are fewer hits (then all of them are ranked)."""
     sqlite = conn.dialect.name == "sqlite"
+    params = _Params()
+    where = _where(q, params, sqlite)
+    sql = (
+        f"SELECT {_rowid(sqlite)} FROM {_from(sqlite)} WHERE {where} "
+        f"AND {_rowid(sqlite)} <= {params.add(ceiling)} "
+        f"ORDER BY {_rowid(sqlite)} DESC LIMIT 1 OFFSET {RANK_WINDOW - 1}"
+    )
+    found = conn.execute(text(sql), params.values).scalar()
+    return int(found) if found is not None else None
+
+
+def search(
+    conn: Connection,
+    q: Query,
+    *,
+    order: str,
+    at: int | None,
+    limit: int,
+    window: tuple[int | None, int] | None = None,
+) -> tuple[list[Hit], int, tuple[int | None, int] | None]:
+    """Up to ``limit`` hits from ``at`` (recent: below this stream ordering; rank: rows
+    to skip), the count of all hits (at most ``COUNT_CAP``) and, for rank order, the
+    window of stream orderings ranked.
+
+    Ranking scores every hit it orders, so a word found in most messages would cost time
+    in proportion to the whole history.  Rank order therefore ranks the ``RANK_WINDOW``
+    most recent hits: ``window`` = (lowest, highest) stream ordering, fixed by the first
+    page (``highest`` is the newest event then) and carried in ``next_batch``, so later
+    pages rank the same set whatever arrives meanwhile."""
+    if not q.words or q.scope.empty or not q.types or (q.senders is not None and not q.senders):
+        return [], 0, window
+    sqlite = conn.dialect.name == "sqlite"
+    if order == "rank" and window is not None and window[0] is None and at is None:
+        window = (rank_floor(conn, q, window[1]), window[1])
     params = _Params()
     where = _where(q, params, sqlite)
     count_sql = (
@@ -110,10 +145,14 @@ def search(
     )
     if order == "recent":
         if at is not None:
-            sql += f" AND s.stream_ordering < {params.add(at)}"
-        sql += f" ORDER BY {FTS_TABLE + '.rowid' if sqlite else 's.stream_ordering'} DESC"
-        sql += f" LIMIT {params.add(limit)}"
+            sql += f" AND {_rowid(sqlite)} < {params.add(at)}"
+        sql += f" ORDER BY {_rowid(sqlite)} DESC LIMIT {params.add(limit)}"
     else:
+        if window is not None:
+            low, high = window
+            if low is not None:
+                sql += f" AND {_rowid(sqlite)} >= {params.add(low)}"
+            sql += f" AND {_rowid(sqlite)} <= {params.add(high)}"
         sql += (
             f" ORDER BY {FTS_TABLE}.rank, s.stream_ordering DESC"
             if sqlite
@@ -122,4 +161,4 @@ def search(
         sql += f" LIMIT {params.add(limit)} OFFSET {params.add(at or 0)}"
     rows = conn.execute(text(sql), params.values).all()
     hits = [Hit(r[0], r[1], r[2], r[3], float(r[4] or 0.0)) for r in rows]
-    return hits, count
+    return hits, count, window

@@ -100,8 +100,14 @@ class SearchService:
             not_senders=sorted(flt.not_senders),
         )
         at = pos.at if pos is not None else None
-        hits, count = await self.db.read(
-            query.search, q, order=crit.order_by, at=at, limit=limit + 1
+        window: tuple[int | None, int] | None = None
+        if crit.order_by == "rank":
+            if pos is not None and pos.window_high is not None:
+                window = (pos.window_low, pos.window_high)
+            else:
+                window = (None, self.rooms.current_stream_ordering())
+        hits, count, window = await self.db.read(
+            query.search, q, order=crit.order_by, at=at, limit=limit + 1, window=window
         )
         more = len(hits) > limit
         hits = hits[:limit]
@@ -133,13 +139,15 @@ class SearchService:
         def token(p: Position) -> str:
             return self.codec.encode(p)
 
+        low, high = window if window is not None else (None, None)
         if more:
             if crit.order_by == "recent":
                 body["next_batch"] = token(replace_at(pos, crit.order_by, hits[-1].stream))
             else:
-                body["next_batch"] = token(replace_at(pos, crit.order_by, (at or 0) + len(hits)))
+                nxt = replace_at(pos, crit.order_by, (at or 0) + len(hits))
+                body["next_batch"] = token(replace(nxt, window_low=low, window_high=high))
         if crit.group_by:
-            body["groups"] = self._groups(crit, pos, hits, kept, more)
+            body["groups"] = self._groups(crit, pos, hits, kept, more, (low, high))
         if crit.include_state:
             body["state"] = await self._state(user_id, device_id, {h.room_id for h, _ in kept})
         return body
@@ -209,6 +217,7 @@ class SearchService:
         hits: list[query.Hit],
         kept: list[tuple[query.Hit, Event]],
         more: bool,
+        window: tuple[int | None, int | None],
     ) -> dict[str, dict[str, dict]]:
         """``groups.<key>.<value>``: the results of each value in order, ``order`` (1 is
         the group of the first result) and a ``next_batch`` that pages within the group.
@@ -234,7 +243,9 @@ class SearchService:
                         at = (pos.at if same and pos is not None else 0) + len(mine)
                     else:
                         continue
-                    group["next_batch"] = self.codec.encode(Position(crit.order_by, at, key, value))
+                    group["next_batch"] = self.codec.encode(
+                        Position(crit.order_by, at, key, value, *window)
+                    )
             out[key] = groups
         return out
 

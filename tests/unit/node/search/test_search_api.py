@@ -337,3 +337,22 @@ def test_backfill_indexes_events_stored_before_the_index(api):
     assert api.found(ALICE, "secret") == []
     assert api.db.run_sync(lambda c: c.execute(select(event_search_backfill)).all()) == []
     assert result_of(run_backfill(api.db)) == 0  # done: nothing to walk at the next start
+
+
+def test_rank_order_ranks_the_most_recent_hits_and_pages_stay_stable(api, monkeypatch):
+    from node.search import query
+
+    monkeypatch.setattr(query, "RANK_WINDOW", 4)
+    room = api.room()
+    for i in range(6):
+        api.say(room, ALICE, f"lab {i}")
+    res = events_of(api.search(ALICE, "lab", filter={"limit": 2})[1])
+    seen = [r["result"]["content"]["body"] for r in res["results"]]
+    api.say(room, ALICE, "lab new")  # arrives while the client pages
+    while "next_batch" in res:
+        res = events_of(
+            api.search(ALICE, "lab", next_batch=res["next_batch"], filter={"limit": 2})[1]
+        )
+        seen += [r["result"]["content"]["body"] for r in res["results"]]
+    assert sorted(seen) == ["lab 2", "lab 3", "lab 4", "lab 5"]
+    assert res["count"] == 7  # the count is not limited to the ranked window
