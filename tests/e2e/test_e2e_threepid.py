@@ -239,3 +239,19 @@ def test_a_second_device_logs_in_with_a_login_token(mail_node):
             await second.close()
 
     run(scenario())
+
+
+def test_starttls_is_required_unless_switched_off(smtp):
+    """``smtp_security: starttls`` (the default) never falls back to plain text: against a
+    server without STARTTLS the mail is refused, not sent."""
+    from node.accounts.threepid_mailer import MailError, SmtpMailer, build_message
+    from node.config import EmailConfig
+
+    inbox, port = smtp
+    before = len(inbox.mails)
+    config = EmailConfig(smtp_host="127.0.0.1", smtp_port=port, smtp_timeout_s=10.0)
+    mailer = SmtpMailer(None, config, "school.e2e.test")
+    msg = build_message(mailer.sender, "x@mail.e2e.test", "test", "text", "school.e2e.test")
+    with pytest.raises(MailError):
+        mailer._send_blocking(msg)
+    assert len(inbox.mails) == before

@@ -386,3 +386,21 @@ def test_cli_deactivation_frees_the_address_too(node):
         admin.deactivate_user(conn, server_name="school.test", user="cid", erase=False)
     node.request_token(ADD, "cid@school.test", secret="next")
     assert node.mailer.last_code() is not None
+
+
+def test_a_mail_server_failure_is_a_clean_error_and_can_be_retried(node):
+    from node.accounts.threepid_mailer import MailError
+
+    sent = node.mailer.sent
+
+    class Down:
+        async def send(self, to, subject, text):
+            raise MailError("connection refused")
+
+    node.accounts.threepid_sessions.mailer = Down()
+    status, answer = node.request_token(ADD, "retry@school.test")
+    assert (status, answer["errcode"]) == (503, "M_UNKNOWN")
+    node.accounts.threepid_sessions.mailer = node.mailer
+    status, body = node.request_token(ADD, "retry@school.test")  # the same send_attempt
+    assert status == 200 and len(sent) == 1
+    node.validate(body["sid"])
