@@ -148,6 +148,17 @@ def rotate(
     return row.user_id, row.device_id, dropped
 
 
+def revoke_device_rows(conn: Connection, user_id: str, device_id: str) -> list[str]:
+    """Delete a device's refresh tokens and the access tokens issued with them; returns
+    those access token hashes."""
+    where = (refresh_tokens.c.user_id == user_id, refresh_tokens.c.device_id == device_id)
+    hashes = [r[0] for r in conn.execute(select(refresh_tokens.c.access_token_hash).where(*where))]
+    if hashes:
+        conn.execute(delete(refresh_tokens).where(*where))
+        conn.execute(delete(access_tokens).where(access_tokens.c.token_hash.in_(hashes)))
+    return hashes
+
+
 # --- the service part -----------------------------------------------------------------------
 class RefreshTokens:
     """Issues and rotates refresh tokens and knows which access tokens expire."""
@@ -196,6 +207,14 @@ class RefreshTokens:
         self._remember(access_hash, expires)
         return {"refresh_token": token, "expires_in_ms": self.lifetime_ms}
 
+    async def revoke_device(self, user_id: str, device_id: str) -> None:
+        """A login that names its device: the spec invalidates the tokens the device had."""
+        dropped = await self.db.run(revoke_device_rows, user_id, device_id)
+        if dropped:
+            self.accounts._forget_tokens(user_id, dropped)  # cached requesters of those tokens
+            for h in dropped:
+                self._expiry.pop(h, None)
+
     async def refresh(self, refresh_token: str) -> dict[str, Any] | None:
         """``POST /refresh``: the new tokens, or None when the refresh token is no good."""
         access_token, new_refresh = generate_access_token(), generate_refresh_token()
@@ -229,10 +248,15 @@ class RefreshTokens:
 async def add_refresh_token(accounts: Any, body: dict, result: dict) -> None:
     """``/login`` and ``/register``: add ``refresh_token`` and ``expires_in_ms`` to
     ``result`` (which has the new access token) when the client asked for them."""
-    if not wants_refresh_token(body) or "access_token" not in result:
-        return
+    wanted = wants_refresh_token(body)
     tokens = getattr(accounts, "refresh_tokens", None)
-    if tokens is None:
+    if tokens is None or "access_token" not in result:
+        return
+    if body.get("device_id") is not None:
+        # "the server will invalidate any access and refresh tokens previously assigned
+        # to that device" (login.yaml): its refresh tokens and their access tokens
+        await tokens.revoke_device(result["user_id"], result["device_id"])
+    if not wanted:
         return
     result.update(
         await tokens.issue(result["user_id"], result["device_id"], result["access_token"])

@@ -107,3 +107,13 @@ def test_bad_refresh_requests(node):
     assert (status, err["errcode"]) == (401, "M_UNKNOWN_TOKEN")
     status, err = node.login("alice", refresh_token="yes")
     assert (status, err["errcode"]) == (400, "M_BAD_JSON")
+
+
+def test_a_login_naming_the_device_revokes_its_refresh_tokens(node):
+    first = login_refreshable(node)
+    again = login_refreshable(node, device_id=first["device_id"])
+    assert again["device_id"] == first["device_id"]
+    assert refresh(node, first["refresh_token"])[0] == 401
+    assert node.call("GET", WHOAMI, token=first["access_token"])[0] == 401
+    assert node.call("GET", WHOAMI, token=again["access_token"])[0] == 200
+    assert refresh(node, again["refresh_token"])[0] == 200
