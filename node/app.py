@@ -119,7 +119,7 @@ def build_node(
     )
     media = media_wiring.wire(ctx, accounts=accounts)
     federation = federation_wiring.wire(
-        ctx, accounts=accounts, rooms=rooms, notifier=notifier, sync=sync, media=media
+        ctx, accounts=accounts, rooms=rooms, notifier=notifier, sync=sync, media=media, e2ee=e2ee
     )
     services = SimpleNamespace(
         accounts=accounts,

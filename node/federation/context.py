@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from node.accounts.service import AccountsService
     from node.config import FederationConfig
     from node.context import NodeContext
+    from node.e2ee.service import E2eeService
     from node.http.router import Router
     from node.media.service import MediaService
     from node.rooms.service import RoomService
@@ -52,6 +53,7 @@ class FederationContext:
     media: MediaService | None = None
     notifier: SyncNotifier | None = None
     ingest: Ingest | None = None
+    e2ee: E2eeService | None = None  # our users' keys (node/e2ee)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -12,6 +12,9 @@ Notifications", "Receipts", "Presence").
   (``node/federation/presence.py``).
 * Server ACLs ("Server Access Control Lists (ACLs)"): a typing notification, and all the
   receipts, of a room whose current ``m.room.server_acl`` denies the origin are ignored.
+* ``m.direct_to_device``, ``m.device_list_update``, ``m.signing_key_update``: handed to
+  the e2ee area (``node/federation/e2ee_edus.py``): to-device messages for our users'
+  devices, and device-list changes of the origin's users.
 * anything else: ignored.
 """
 
@@ -23,7 +26,7 @@ from typing import Any, Awaitable, Callable
 from federation.errors import MatrixError, NotFound
 from federation.identifiers import MAX_ID_BYTES, is_valid_event_id, is_valid_user_id
 
-from . import acl_check, fed_metrics
+from . import acl_check, e2ee_edus, fed_metrics
 from . import presence as presence_edus
 
 log = logging.getLogger("parta.federation.edus")
@@ -50,7 +53,7 @@ def _plausible_id(value: Any, sigil: str) -> bool:
 
 
 class EduHandler:
-    def __init__(self, *, rooms: Any, sync: Any, presence: bool = False) -> None:
+    def __init__(self, *, rooms: Any, sync: Any, presence: bool = False, e2ee: Any = None) -> None:
         self.rooms = rooms
         self.sync = sync
         self.presence = presence
@@ -58,6 +61,7 @@ class EduHandler:
             "m.typing": self.typing,
             "m.receipt": self.receipt,
             "m.presence": self.presence_edu,
+            **e2ee_edus.handlers(e2ee),
         }
         self.counts: dict[str, int] = {}
 

@@ -222,10 +222,12 @@ def wire(
     sync: Any = None,
     media: Any = None,
     policy: Any = None,
+    e2ee: Any = None,
     **build_kw: Any,
 ) -> FederationService:
     fctx = build_context(ctx, rooms=rooms, policy=policy, **build_kw)
     fctx.accounts, fctx.sync, fctx.media, fctx.notifier = accounts, sync, media, notifier
+    fctx.e2ee = e2ee
     cfg = fctx.config
     ingest = Ingest(
         rooms=rooms,
@@ -238,7 +240,7 @@ def wire(
         verifier=SignatureVerifier(ctx.reactor, cfg.verify_threads),
     )
     fctx.ingest = ingest
-    edus = EduHandler(rooms=rooms, sync=sync, presence=cfg.presence)
+    edus = EduHandler(rooms=rooms, sync=sync, presence=cfg.presence, e2ee=e2ee)
     transactions = InboundTransactions(db=ctx.db, clock=ctx.clock, ingest=ingest, edus=edus)
     fctx.extras["transactions"] = transactions
     fctx.extras["edus"] = edus
@@ -257,6 +259,9 @@ def wire(
             "node.federation.outbound.wiring", "outbound sender", fctx, rooms=rooms, sync=sync
         )
         if service.sender is not None:
+            from .outbound.e2ee_link import attach as attach_e2ee
+
+            attach_e2ee(fctx, service.sender)  # remote keys and E2EE EDUs (node/e2ee)
             service.membership = _optional(
                 "node.federation.membership.wiring",
                 "membership handshakes",

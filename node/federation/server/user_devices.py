@@ -9,17 +9,12 @@ asks for them before it follows the user's ``m.device_list_update`` EDUs.
    management": "The display names of devices are publicly visible") and the operator
    allows it: ``federation.share_device_names`` is off by default, since a school's device
    names ("Anna's iPhone") tell other servers about pupils; the field is optional.
-3. ``keys`` (the device's identity keys, as uploaded with ``/keys/upload``): this node
-   stores no E2EE keys (no ``/keys/upload``), so no device has any and the field is left
-   out rather than filled with anything invented.  The schema lists ``keys`` as required;
-   a device that never uploaded keys has none to give, and servers that federate today
-   (Synapse among them) send such devices the same way and skip them on receipt.
-4. ``stream_id``: the position of the user's latest ``m.device_list_update`` EDU, which
-   receivers compare with later EDUs.  This node sends no such EDUs yet (there is no
-   device-list stream), so it is 0 for every user; whoever adds the EDUs must number a
-   user's updates from 1 and answer the latest one here.
-5. ``master_key`` / ``self_signing_key``: only if stored; cross-signing keys are not
-   stored, so they are never present.
+3. ``keys``: the device keys the device uploaded with ``/keys/upload`` (``node/e2ee``).  A
+   device that never uploaded any has none to give and the field is left out rather than
+   filled with anything invented (receivers skip such devices).
+4. ``stream_id``: the position of the user's latest key change in the device-list stream,
+   the ``stream_id`` of the ``m.device_list_update`` EDUs we send for them (0: none yet).
+5. ``master_key`` / ``self_signing_key``: the user's cross-signing keys, when stored.
 """
 
 from __future__ import annotations
@@ -31,6 +26,7 @@ from sqlalchemy.engine import Connection
 from federation.errors import NotFound
 from federation.transport import endpoints as E
 from node.accounts import store as accounts_store
+from node.e2ee import stream_store
 
 from ..xmatrix_auth import serve
 from .user_common import local_user_id
@@ -38,15 +34,16 @@ from .user_common import local_user_id
 if TYPE_CHECKING:
     from node.federation.context import FederationContext
 
-# No device-list stream yet: no m.device_list_update EDU was ever sent (rule 4).
-NO_DEVICE_LIST_UPDATES = 0
+_CROSS_SIGNING = (("master_keys", "master_key"), ("self_signing_keys", "self_signing_key"))
 
 
-def device_entry(row: dict, share_names: bool = False) -> dict:
+def device_entry(row: dict, share_names: bool = False, keys: dict | None = None) -> dict:
     """One ``User Device`` of the response from a ``devices`` row (rules 2, 3)."""
     out: dict[str, Any] = {"device_id": row["device_id"]}
     if share_names and row.get("display_name") is not None:
         out["device_display_name"] = row["display_name"]
+    if keys is not None:
+        out["keys"] = keys
     return out
 
 
@@ -66,10 +63,27 @@ def register(routes: Any, fctx: FederationContext) -> None:
         share_names = bool(getattr(fctx.config, "share_device_names", False))
         if rows is None:
             raise NotFound("User does not exist")
-        return 200, {
+        keys: dict = {"device_keys": {user_id: {}}}
+        stream_id = 0
+        if fctx.e2ee is not None:
+            keys = await fctx.e2ee.keys.local_keys({user_id: []}, None, names=False)
+            stream_id = await db.run(stream_store.user_stream_id, user_id)
+        device_keys = keys["device_keys"].get(user_id, {})
+        out: dict[str, Any] = {
             "user_id": user_id,
-            "stream_id": NO_DEVICE_LIST_UPDATES,  # 4.
-            "devices": [device_entry(r, share_names) for r in rows],
-        }  # 2., 3.
+            "stream_id": stream_id,  # 4.
+            "devices": [
+                device_entry(r, share_names, _without_unsigned(device_keys.get(r["device_id"])))
+                for r in rows
+            ],  # 2., 3.
+        }
+        for field, key in _CROSS_SIGNING:
+            if user_id in keys.get(field, {}):
+                out[key] = keys[field][user_id]  # 5.
+        return 200, out
 
     serve(routes, E.USER_DEVICES, user_devices)
+
+
+def _without_unsigned(obj: dict | None) -> dict | None:
+    return None if obj is None else {k: v for k, v in obj.items() if k != "unsigned"}

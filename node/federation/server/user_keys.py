@@ -1,9 +1,6 @@
 """``POST /_matrix/federation/v1/user/keys/query`` and ``/user/keys/claim`` (spec:
-server-server API "End-to-End Encryption", ``user_keys.yaml``).
-
-This node stores no E2EE keys: there is no ``/keys/upload`` (nor cross-signing or
-one-time key storage) on the client side yet.  Both endpoints therefore answer truthfully
-with what is stored -- nothing -- and never make keys up.
+server-server API "End-to-End Encryption", ``user_keys.yaml``), answered from the keys our
+users published with the client-server API (``node/e2ee``).
 
 keys/query (``{"device_keys": {userId: [deviceId, ...]}}``, ``[]`` = all devices):
 
@@ -11,17 +8,18 @@ keys/query (``{"device_keys": {userId: [deviceId, ...]}}``, ``[]`` = all devices
    strings (400 ``M_BAD_JSON``); at most ``MAX_USERS`` users / ``MAX_DEVICE_IDS`` device
    IDs (413 ``M_TOO_LARGE``, ``user_common``);
 2. ``device_keys`` has an entry for each requested user that has an account here,
-   mapping device ID -> the keys the device uploaded with ``/keys/upload`` (plus
-   ``unsigned``).  No device uploaded any, so every entry is ``{}``; a user ID of ours
-   without an account is left out (there is nothing to say about it);
-3. ``master_keys`` / ``self_signing_keys`` are left out: none are stored.
+   mapping device ID -> the device keys it uploaded with ``/keys/upload`` (with the
+   signatures of its owner's self-signing key), plus ``unsigned.device_display_name``
+   only with ``federation.share_device_names`` (off by default: pupils' device names stay
+   at school); devices without keys are left out, a user ID without an account too;
+3. ``master_keys`` / ``self_signing_keys`` of the requested users that have them (never
+   ``user_signing_keys``: those are their owner's only).
 
 keys/claim (``{"one_time_keys": {userId: {deviceId: algorithm}}}``):
 
 1. the same checks (each value an object of device ID -> algorithm string);
-2. ``one_time_keys`` holds the keys found ("If a key matching these requirements can be
-   found, the response contains it"): with no one-time or fallback keys stored, none is
-   found and the map is ``{}``.
+2. ``one_time_keys`` holds the key found for each device: a one-time key (handed out
+   once), else its fallback key; devices without either are left out.
 """
 
 from __future__ import annotations
@@ -76,14 +74,22 @@ def register(routes: Any, fctx: FederationContext) -> None:
     async def keys_query(req: Any, origin: str) -> tuple[int, dict]:
         requested = parse_query(req.json(), fctx.server_name)  # 1.
         known = await db.run(existing_users, list(requested)) if requested else set()
-        # 2. No device keys are stored on this node: each known user's map is empty.
-        # 3. No cross-signing keys are stored: no master_keys / self_signing_keys.
-        return 200, {"device_keys": {u: {} for u in requested if u in known}}
+        wanted = {u: d for u, d in requested.items() if u in known}
+        if fctx.e2ee is None:
+            return 200, {"device_keys": {u: {} for u in wanted}}
+        share_names = bool(getattr(fctx.config, "share_device_names", False))
+        found = await fctx.e2ee.keys.local_keys(wanted, None, names=share_names)  # 2., 3.
+        return 200, {
+            "device_keys": found["device_keys"],
+            "master_keys": found["master_keys"],
+            "self_signing_keys": found["self_signing_keys"],
+        }
 
     async def keys_claim(req: Any, origin: str) -> tuple[int, dict]:
-        parse_claim(req.json(), fctx.server_name)  # 1.
-        # 2. No one-time or fallback keys are stored: nothing can be claimed.
-        return 200, {"one_time_keys": {}}
+        requested = parse_claim(req.json(), fctx.server_name)  # 1.
+        if fctx.e2ee is None:
+            return 200, {"one_time_keys": {}}
+        return 200, {"one_time_keys": await fctx.e2ee.keys.claim_local(requested)}  # 2.
 
     serve(routes, E.USER_KEYS_QUERY, keys_query)
     serve(routes, E.USER_KEYS_CLAIM, keys_claim)

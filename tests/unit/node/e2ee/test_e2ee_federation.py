@@ -1,0 +1,121 @@
+"""E2EE across two in-process nodes: a remote server queries and claims our users' keys
+(``user/keys/query``, ``user/keys/claim``, ``user/devices``), our clients' queries reach
+other servers, and to-device EDUs are delivered (server-server API "End-to-End
+Encryption", "Send-to-device messaging", "Device Management")."""
+
+from __future__ import annotations
+
+import os
+import sys
+from urllib.parse import quote
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "federation"))
+
+from support.deferreds import result_of
+
+import schema.e2ee  # noqa: F401 - registers the tables before InlineDB creates them
+from fedcore_support import FedNode, Network
+from federation.b64 import encode_base64
+from federation.keys import SigningKey
+from federation.signing import sign_json
+from node.accounts.service import AccountsService
+from node.e2ee.service import E2eeService
+from node.federation import e2ee_edus
+from node.federation.outbound.e2ee_link import RemoteKeysLink
+
+
+def _e2ee(node: FedNode) -> E2eeService:
+    svc = E2eeService(
+        db=node.db,
+        clock=node.clock,
+        server_name=node.server_name,
+        rooms=node.rooms,
+        notifier=node.notifier,
+    )
+    node.fed.fctx.e2ee = svc
+    node.fed.edus.handlers.update(e2ee_edus.handlers(svc))
+    svc.attach_federation(RemoteKeysLink(client=node.client, sender=None))
+    return svc
+
+
+def _setup():
+    net = Network()
+    a, b = FedNode(net, "a.test"), FedNode(net, "b.test")
+    ea, eb = _e2ee(a), _e2ee(b)
+    accounts = AccountsService(a.ctx)
+    alice = result_of(accounts.create_user("alice", None, "teacher"))
+    _, device = result_of(accounts.issue_token(alice, "PHONE", "Alice's phone", "127.0.0.1"))
+    key = SigningKey(device, b"\x05" * 32)
+    keys = sign_json(
+        {
+            "user_id": alice,
+            "device_id": device,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2"],
+            "keys": {f"ed25519:{device}": key.verify_key.encode()},
+        },
+        alice,
+        key,
+    )
+    otk = sign_json({"key": encode_base64(b"o" * 32)}, alice, key)
+    result_of(
+        ea.keys.upload(
+            alice, device, {"device_keys": keys, "one_time_keys": {"signed_curve25519:A1": otk}}
+        )
+    )
+    return a, b, ea, eb, alice, device, keys
+
+
+def test_remote_query_and_claim_get_the_uploaded_keys_once():
+    a, b, ea, eb, alice, device, keys = _setup()
+    out = result_of(eb.keys.query("@bob:b.test", {"device_keys": {alice: []}}))
+    assert out["failures"] == {}
+    got = out["device_keys"][alice][device]
+    assert got["keys"] == keys["keys"] and got["signatures"] == keys["signatures"]
+    assert "device_display_name" not in got.get("unsigned", {})  # names stay at school
+    req = {"one_time_keys": {alice: {device: "signed_curve25519"}}}
+    first = result_of(eb.keys.claim(req))
+    assert list(first["one_time_keys"][alice][device]) == ["signed_curve25519:A1"]
+    assert result_of(eb.keys.claim(req))["one_time_keys"] == {}  # claimed once, no fallback
+
+
+def test_user_devices_serves_keys_and_a_stream_id():
+    a, b, ea, eb, alice, device, keys = _setup()
+    status, body = result_of(
+        b.client.request(
+            "a.test", "GET", f"/_matrix/federation/v1/user/devices/{quote(alice, safe='')}"
+        )
+    )
+    assert status == 200
+    assert body["stream_id"] > 0
+    (entry,) = body["devices"]
+    assert entry["device_id"] == device and entry["keys"]["keys"] == keys["keys"]
+
+
+def test_unreachable_server_is_a_failure():
+    a, b, ea, eb, alice, device, keys = _setup()
+    out = result_of(eb.keys.query("@bob:b.test", {"device_keys": {"@x:nowhere.test": []}}))
+    assert out["failures"] == {"nowhere.test": {}}
+    out = result_of(eb.keys.claim({"one_time_keys": {"@x:nowhere.test": {"D": "alg"}}}))
+    assert out["failures"] == {"nowhere.test": {}}
+
+
+def test_direct_to_device_edu_is_delivered_once_and_checked():
+    a, b, ea, eb, alice, device, keys = _setup()
+    edu = {
+        "edu_type": "m.direct_to_device",
+        "content": {
+            "sender": "@bob:b.test",
+            "type": "m.room.encrypted",
+            "message_id": "m1",
+            "messages": {alice: {"*": {"ciphertext": "x"}}},
+        },
+    }
+    result_of(a.fed.edus.handle("b.test", edu))
+    result_of(a.fed.edus.handle("b.test", edu))  # the same message_id again
+    spoofed = {"edu_type": "m.direct_to_device", "content": dict(edu["content"], message_id="m2")}
+    result_of(a.fed.edus.handle("c.test", spoofed))  # sender is not of the origin
+    events, _pos = result_of(ea.to_device.take(alice, device, 0, 10**9))
+    assert events == [
+        {"sender": "@bob:b.test", "type": "m.room.encrypted", "content": {"ciphertext": "x"}}
+    ]
