@@ -12,6 +12,7 @@ from typing import Any
 from node.e2ee.service import E2eeService
 from node.push.service import PushService
 
+from . import upgrade_follow
 from .api import old_sync, register_all, tags
 from .notifier import SyncNotifier
 from .presence_wiring import wire_presence
@@ -43,5 +44,6 @@ def wire(
     tags.register(ctx.router, service)  # room tags: the m.tag room account data
     wire_presence(ctx, service, accounts, rooms)  # presence: node/sync/presence.py
     old_sync.register(ctx.router, service)  # the deprecated sync API
+    upgrade_follow.attach(service, rooms, ctx.server_name)  # tags follow room upgrades
     service.handler.e2ee = e2ee  # to_device, device_lists, key counts: node/e2ee
     return service

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from types import SimpleNamespace
 
+import pytest
+from support.deferreds import result_of
+
+from node.sync import upgrade_follow
+from node.sync.account_data import AccountDataStore
 from rooms_support import Api, make_service, uid
 
 ALICE, BOB, CAROL = uid("alice"), uid("bob"), uid("carol")
@@ -147,3 +152,26 @@ def test_who_may_upgrade_and_bad_requests(api):
     ) == (400, "M_INVALID_PARAM")
     # nothing was created or tombstoned by the refused requests
     assert ("m.room.tombstone", "") not in full_state(api, room)
+
+
+class _QuietNotifier:
+    def notify_users(self, *args, **kw):
+        pass
+
+
+def test_a_member_who_follows_keeps_their_tags():
+    service = make_service()
+    api = Api(service)
+    sync = SimpleNamespace(
+        rooms=service, account_data=AccountDataStore(service.db, _QuietNotifier())
+    )
+    upgrade_follow.attach(sync, service, "school.test")
+    room = api.call("POST", V3 + "/createRoom", ALICE, {"preset": "public_chat"})[1]["room_id"]
+    api.call("POST", f"{V3}/rooms/{room}/join", BOB, {})
+    tags = {"tags": {"u.maths": {"order": 0.5}}}
+    result_of(sync.account_data.set(BOB, room, "m.tag", tags))
+    new = upgrade(api, room, new_version="12")[1]["replacement_room"]
+    api.call("POST", f"{V3}/rooms/{new}/join", BOB, {})
+    assert result_of(sync.account_data.get(BOB, new, "m.tag")) == tags
+    # alice had no tags: none are made up
+    assert result_of(sync.account_data.get(ALICE, new, "m.tag")) is None
