@@ -53,6 +53,23 @@ class MediaConfig:
     # 404 M_NOT_FOUND ("freezing" in client-server API "Content repository").
     legacy_unauthenticated: bool = False
     max_pending_uploads: int = 10  # media IDs a user holds from POST /media/v1/create
+    # URL previews (GET .../preview_url): off; when on, the node fetches the pages users
+    # name, only at addresses outside these ranges (as push gateways: ip_ranges.py).
+    url_previews: bool = False
+    url_preview_ip_range_blacklist: list = field(
+        default_factory=lambda: list(DEFAULT_IP_RANGE_BLACKLIST)
+    )
+    url_preview_ip_range_whitelist: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        try:
+            AddressFilter(
+                self.url_preview_ip_range_blacklist or (),
+                self.url_preview_ip_range_whitelist or (),
+                setting="media.url_preview_ip_range",
+            )
+        except InvalidIpRange as exc:
+            raise ConfigError(str(exc)) from None
 
 
 @dataclass

@@ -74,6 +74,11 @@ COMMENTS = {
         "Who runs this server, served at /.well-known/matrix/support (404 while empty). "
         'contacts: [{"matrix_id": "@it:school.example", "role": "m.role.admin"}].'
     ),
+    "url_previews": (
+        "true lets clients ask for link previews: the node fetches the page (1 MiB, 10 s, "
+        "addresses outside url_preview_ip_range_blacklist only) and returns its og: title "
+        "and description. Off: 404 M_UNRECOGNIZED, the node never fetches a URL users name."
+    ),
     "legacy_unauthenticated": (
         "true serves the deprecated unauthenticated /_matrix/media/v3/download and "
         "thumbnail paths; false answers them 404 (media stays private to signed-in users)."

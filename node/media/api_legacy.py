@@ -10,18 +10,20 @@ https://spec.matrix.org/v1.16/client-server-api/#content-repository
   the spec allows (changed in v1.11); ``true`` serves them with the authenticated
   endpoints' handlers, for a school whose clients predate authenticated media (anyone who
   knows an ``mxc://`` URI can then fetch it).
-* ``GET /_matrix/media/v3/preview_url`` and ``/_matrix/client/v1/media/preview_url``: not
-  offered (fetching arbitrary URLs for pupils is a server-side request surface a school
-  node does not need): 404 ``M_UNRECOGNIZED``, which clients treat as "no previews".
+* ``GET /_matrix/client/v1/media/preview_url`` and the deprecated
+  ``/_matrix/media/v3/preview_url``: with ``media.url_previews`` the page's Open Graph data
+  (``preview.py``); off (the default: fetching URLs users name is a server-side request
+  surface a school decides on) 404 ``M_UNRECOGNIZED``, which clients take as "no previews".
 """
 
 from __future__ import annotations
 
 from federation.errors import MatrixError, NotFound
-from node.http.request import ApiRequest
+from node.http.request import ApiRequest, MissingParam
 from node.http.router import Router
 
 from . import api_download, api_thumbnail
+from .preview import UrlPreviews
 from .service import MediaService
 
 LEGACY = "/_matrix/media/v3"
@@ -29,7 +31,7 @@ DOWNLOAD = LEGACY + "/download/{serverName}/{mediaId}"
 THUMBNAIL = LEGACY + "/thumbnail/{serverName}/{mediaId}"
 
 
-def register(router: Router, media: MediaService) -> None:
+def register(router: Router, media: MediaService, previews: UrlPreviews | None = None) -> None:
     async def config(req: ApiRequest) -> tuple[int, dict]:
         return 200, media.config_json()
 
@@ -52,5 +54,14 @@ def register(router: Router, media: MediaService) -> None:
         router.add("GET", DOWNLOAD + "/", frozen, auth=False, name=DOWNLOAD)
         router.add("GET", DOWNLOAD + "/{fileName}", frozen, auth=False)
         router.add("GET", THUMBNAIL, frozen, auth=False)
-    router.add("GET", LEGACY + "/preview_url", no_previews)
-    router.add("GET", "/_matrix/client/v1/media/preview_url", no_previews)
+
+    async def preview_url(req: ApiRequest) -> tuple[int, dict]:
+        assert previews is not None
+        url = req.query("url")
+        if not url:
+            raise MissingParam("Missing 'url' parameter")
+        return 200, await previews.preview(req.user_id, url)
+
+    handler = no_previews if previews is None else preview_url
+    router.add("GET", LEGACY + "/preview_url", handler, rate_limited=True)
+    router.add("GET", "/_matrix/client/v1/media/preview_url", handler, rate_limited=True)

@@ -11,9 +11,11 @@ import os
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
 import pytest
@@ -90,6 +92,8 @@ def node(node_factory: Any, turn_port: int | None) -> Any:
     return node_factory(
         voip={"turn_uris": uris, "turn_shared_secret": TURN_SECRET, "turn_user_lifetime_s": 600},
         support={"contacts": [{"email_address": "it@school.test", "role": "m.role.admin"}]},
+        # Previews may reach the test's web server on 127.0.0.1 only, nothing else local.
+        media={"url_previews": True, "url_preview_ip_range_whitelist": ["127.0.0.1/32"]},
     )
 
 
@@ -246,3 +250,60 @@ def test_async_upload_and_discovery(node):
     status, err = api(node, "GET", "/_matrix/client/v1/auth_metadata")
     assert (status, err["errcode"]) == (404, "M_UNRECOGNIZED")
     assert api(node, "GET", "/_matrix/client/v3/thirdparty/protocols", token=token) == (200, {})
+
+
+class _Site(BaseHTTPRequestHandler):
+    """A page with Open Graph tags, and a redirect to a host previews may not reach."""
+
+    hits: list[str] = []
+    other_port = 0
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        _Site.hits.append(f"{self.server.server_address[0]} {self.path}")
+        if self.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.2:{_Site.other_port}/private")
+            self.end_headers()
+            return
+        body = (
+            b"<html><head><title>Wien</title>"
+            b'<meta property="og:title" content="Klassenfahrt nach Wien"></head></html>'
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_url_previews_reach_allowed_pages_only(node):
+    public = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
+    private = ThreadingHTTPServer(("127.0.0.2", 0), _Site)  # refused: not whitelisted
+    _Site.other_port = private.server_address[1]
+    for server in (public, private):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        token = node.register(f"previewer{int(time.time() * 1000)}")["access_token"]
+        base = f"http://127.0.0.1:{public.server_address[1]}"
+
+        def preview(url: str) -> tuple[int, Any]:
+            path = "/_matrix/client/v1/media/preview_url?url=" + urllib.request.quote(url, "")
+            return api(node, "GET", path, token=token)
+
+        status, body = preview(base + "/page")
+        assert status == 200 and body["og:title"] == "Klassenfahrt nach Wien", body
+        for refused in (
+            base + "/redirect",  # to 127.0.0.2
+            f"http://127.0.0.2:{_Site.other_port}/private",
+            f"http://[::1]:{public.server_address[1]}/page",  # loopback, not whitelisted
+        ):
+            status, err = preview(refused)
+            assert (status, err["errcode"]) == (404, "M_NOT_FOUND"), refused
+        assert not any(h.startswith("127.0.0.2") for h in _Site.hits), _Site.hits
+    finally:
+        for server in (public, private):
+            server.shutdown()
+            server.server_close()
