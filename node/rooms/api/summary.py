@@ -7,9 +7,15 @@ for rooms whose join rule is ``public``/``knock``/``knock_restricted`` or whose 
 is ``world_readable``; a signed-in user also for a ``restricted``/``knock_restricted``
 room they could join through a room they are in (the space hierarchy's rule,
 ``hierarchy_ops.can_see``).  Everything else, unknown rooms and unknown aliases is the
-same 404 ``M_NOT_FOUND``, so a private room's existence does not leak.  Rooms this node
-does not hold are not asked of the ``via`` servers yet (404).  A banned user sees the
-summary only where an outsider would.
+same 404 ``M_NOT_FOUND``, so a private room's existence does not leak.  A banned user
+sees the summary only where an outsider would.
+
+Rooms this node does not hold (no local member) are asked of the ``via`` servers (and,
+for another server's alias, the servers the alias resolves to) with the federation
+``/hierarchy`` of the room -- the same cached look-up the space hierarchy uses
+(``service.hooks.remote_hierarchy``) -- and shown under the same rule: public,
+knockable, ``world_readable``, ``restricted`` through a room the user is in, or the user
+is invited or knocking.  Only signed-in users make the node ask other servers.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ..summary import room_summary
 from .common import V1
 
 _OPEN_RULES = ("public", "knock", "knock_restricted")
+MAX_VIA = 10  # the look-up itself asks at most 3 of them
 
 
 def open_to_anyone(room: RoomState) -> bool:
@@ -34,23 +41,63 @@ def open_to_anyone(room: RoomState) -> bool:
     return rule in _OPEN_RULES or hv == "world_readable"
 
 
-async def summary_for(service: Any, user_id: str | None, room_id_or_alias: str) -> dict:
-    not_found = NotFound("Room not found.")
-    if room_id_or_alias.startswith("#"):
-        try:
-            room_id = (await get_alias(service, room_id_or_alias))["room_id"]
-        except MatrixError:
-            raise not_found from None
-    elif room_id_or_alias.startswith("!"):
-        room_id = room_id_or_alias
-    else:
+async def _resolve(
+    service: Any, user_id: str | None, room_id_or_alias: str
+) -> tuple[str, list[str]]:
+    """(room ID, servers that know it) of a room ID or alias; 404 for unknown aliases."""
+    if room_id_or_alias.startswith("!"):
+        return room_id_or_alias, []
+    if not room_id_or_alias.startswith("#"):
         raise MatrixError(
             "Expected a room ID or a room alias", errcode="M_INVALID_PARAM", http_status=400
         )
     try:
+        if room_id_or_alias.endswith(":" + service.server_name) or user_id is None:
+            return (await get_alias(service, room_id_or_alias))["room_id"], []
+        directory = service.hooks.remote_directory
+        if directory is None:
+            raise NotFound("Room not found.")
+        found = await directory.resolve_alias(room_id_or_alias)
+    except MatrixError:
+        raise NotFound("Room not found.") from None
+    servers = found.get("servers")
+    if not isinstance(servers, list):
+        servers = []
+    return found["room_id"], [s for s in servers if isinstance(s, str)]
+
+
+async def _remote_summary(
+    service: Any, user_id: str | None, room_id: str, via: list[str]
+) -> dict[str, Any]:
+    remote = service.hooks.remote_hierarchy
+    if user_id is None or remote is None or not via:
+        raise NotFound("Room not found.")
+    hit, room = remote.cached(room_id, False)
+    if not hit:
+        room = await remote.fetch(room_id, via, False)
+    if room is None:
+        raise NotFound("Room not found.")
+    membership = None
+    for rid, m, _ev in await service.get_rooms_for_user(user_id, ["invite", "knock"]):
+        if rid == room_id:
+            membership = m
+    joined = set(await service.joined_room_ids(user_id))
+    if membership is None and not room.visible_to(joined):
+        raise NotFound("Room not found.")
+    out = dict(room.summary)
+    out["membership"] = membership or "leave"
+    return out
+
+
+async def summary_for(
+    service: Any, user_id: str | None, room_id_or_alias: str, via: list[str] | None = None
+) -> dict:
+    not_found = NotFound("Room not found.")
+    room_id, servers = await _resolve(service, user_id, room_id_or_alias)
+    try:
         room = await service.get_room(room_id)
     except MatrixError:
-        raise not_found from None
+        return await _remote_summary(service, user_id, room_id, [*(via or []), *servers])
     membership = room.membership(user_id) if user_id is not None else None
     if membership == "ban":
         allowed = open_to_anyone(room)
@@ -73,7 +120,8 @@ async def summary_for(service: Any, user_id: str | None, room_id_or_alias: str) 
 def register(router: Any, service: Any) -> None:
     async def get_summary(req: Any, roomIdOrAlias: str) -> tuple[int, dict]:
         user_id = req.requester.user_id if req.requester is not None else None
-        return 200, await summary_for(service, user_id, roomIdOrAlias)
+        via = req.args.get("via") or []
+        return 200, await summary_for(service, user_id, roomIdOrAlias, via[:MAX_VIA])
 
     router.add(
         "GET",

@@ -174,3 +174,58 @@ def test_timestamp_to_event_respects_membership_and_input(api):
         "event_id": secret,
         "origin_server_ts": secret_ts,
     }
+
+
+class FakeRemoteRoom:
+    def __init__(self, summary):
+        self.room_id = summary["room_id"]
+        self.room_type = None
+        self.summary = summary
+
+    def children(self, suggested_only):
+        return []
+
+    def visible_to(self, joined_rooms):
+        return self.summary["join_rule"] == "public"
+
+
+class FakeRemoteHierarchy:
+    def __init__(self, rooms):
+        self.rooms = rooms
+        self.asked = []
+
+    def cached(self, room_id, suggested_only, parent=None):
+        return False, None
+
+    async def fetch(self, room_id, via, suggested_only):
+        self.asked.append((room_id, list(via)))
+        return self.rooms.get(room_id)
+
+
+def test_summary_of_a_remote_room_asks_the_via_servers():
+    from node.rooms.hooks import RoomHooks
+
+    service = make_service()
+    remote = FakeRemoteHierarchy(
+        {
+            "!open:other.school": FakeRemoteRoom(
+                {"room_id": "!open:other.school", "join_rule": "public", "name": "Choir"}
+            ),
+            "!closed:other.school": FakeRemoteRoom(
+                {"room_id": "!closed:other.school", "join_rule": "invite"}
+            ),
+        }
+    )
+    service.attach_federation(RoomHooks(remote_hierarchy=remote))
+    api = Api(service)
+    path = f"{V1}/room_summary/!open:other.school"
+    status, body = api.call("GET", path, BOB, query={"via": ["other.school"]})
+    assert status == 200 and body["name"] == "Choir" and body["membership"] == "leave"
+    assert remote.asked == [("!open:other.school", ["other.school"])]
+    # an invite-only remote room stays hidden; without via nobody is asked
+    closed = f"{V1}/room_summary/!closed:other.school"
+    assert api.status("GET", closed, BOB, query={"via": ["other.school"]}) == (404, "M_NOT_FOUND")
+    assert api.status("GET", f"{V1}/room_summary/!x:other.school", BOB) == (404, "M_NOT_FOUND")
+    # unauthenticated callers never make the node ask other servers
+    assert api.status("GET", path, query={"via": ["other.school"]}) == (404, "M_NOT_FOUND")
+    assert len(remote.asked) == 2
