@@ -8,7 +8,8 @@ third party (e.g. an integration manager or a widget), which asks our federation
 who the token belongs to (``GET /_matrix/federation/v1/openid/userinfo``).  The token proves
 nothing else: it is not an access token and never authenticates a client request.
 
-Only the SHA-256 of a token is stored, with its expiry (``TOKEN_LIFETIME_MS``, one hour);
+Only the SHA-256 of a token is stored, with its expiry (``TOKEN_LIFETIME_MS``, one hour;
+a deactivated account's tokens stop answering at once);
 expired rows are deleted when new tokens are issued, so the table holds at most an hour of
 tokens.  A user may hold at most ``MAX_TOKENS_PER_USER`` live tokens (issuing more is 429
 ``M_LIMIT_EXCEEDED``), which bounds the table whatever a client does.
@@ -22,6 +23,7 @@ from typing import Any, Callable
 from sqlalchemy import delete, func, insert, select
 
 from federation.errors import MatrixError
+from schema.accounts import users
 from schema.client_misc import openid_tokens
 
 from .tokens import hash_token
@@ -52,9 +54,14 @@ def _issue(conn: Any, user_id: str, token_hash: str, now_ms: int) -> bool:
 
 
 def _owner(conn: Any, token_hash: str, now_ms: int) -> str | None:
+    # A deactivated account's tokens stop answering at once, like its access tokens.
     return conn.execute(
-        select(openid_tokens.c.user_id).where(
-            openid_tokens.c.token_hash == token_hash, openid_tokens.c.expires_ts > now_ms
+        select(openid_tokens.c.user_id)
+        .join(users, users.c.user_id == openid_tokens.c.user_id)
+        .where(
+            openid_tokens.c.token_hash == token_hash,
+            openid_tokens.c.expires_ts > now_ms,
+            users.c.deactivated.is_(False),
         )
     ).scalar()
 

@@ -15,6 +15,7 @@ from federation.errors import MatrixError
 from federation.transport import endpoints as E
 from node.accounts import openid as openid_store
 from node.accounts.api import openid as openid_api
+from node.accounts.store import deactivate_user, insert_user
 from node.accounts.tokens import hash_token
 from node.federation.server import openid as openid_fed
 from node.http.request import ApiRequest, Requester
@@ -43,6 +44,17 @@ class World:
     def __init__(self) -> None:
         self.clock = FakeClock()
         self.db = db = InlineDB()
+        for name in ("alice", "bob"):
+            run(
+                db,
+                insert_user,
+                user_id=f"@{name}:school.test",
+                localpart=name,
+                role="pupil",
+                displayname=name,
+                password_hash=None,
+                now_ms=1,
+            )
         ctx = SimpleNamespace(db=db, clock=self.clock)
         accounts = SimpleNamespace(
             db=db, clock=self.clock, config=SimpleNamespace(server_name="school.test")
@@ -120,3 +132,11 @@ def test_live_tokens_per_user_are_capped(world, monkeypatch):
     assert world.request_token(user=BOB)[0] == 200  # another user is not affected
     world.clock.advance(3600 * 1000)  # expired tokens no longer count
     assert world.request_token()[0] == 200
+
+
+def test_a_deactivated_users_tokens_stop_answering(world):
+    _, creds = world.request_token()
+    assert world.userinfo(creds["access_token"]) == (200, {"sub": ALICE})
+    run(world.db, deactivate_user, ALICE, False)
+    status, err = world.userinfo(creds["access_token"])
+    assert (status, err["errcode"]) == (401, "M_UNKNOWN_TOKEN")
