@@ -118,6 +118,13 @@ class VoipConfig:
     turn_shared_secret: str = ""  # coturn's static-auth-secret
     turn_user_lifetime_s: int = 86_400  # how long handed-out credentials stay valid
 
+    def __post_init__(self) -> None:
+        for uri in self.turn_uris:
+            if not isinstance(uri, str) or not uri.startswith(("turn:", "turns:")):
+                raise ConfigError(f"voip.turn_uris: {uri!r} is not a turn: or turns: URI")
+        if self.turn_user_lifetime_s <= 0:
+            raise ConfigError("voip.turn_user_lifetime_s: must be positive")
+
 
 @dataclass
 class SupportConfig:

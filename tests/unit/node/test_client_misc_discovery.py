@@ -202,3 +202,11 @@ def test_whois_others_only_for_server_admins_without_existence_leaks():
     assert status == 200 and set(body["devices"]) == {"PHONE", "NEW"}
     status, err = call("GET", V3 + "/admin/whois/@nobody:school.test", user=DIRECTOR)
     assert (status, err["errcode"]) == (404, "M_NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    "voip", [{"turn_uris": ["stun:x.test"]}, {"turn_uris": [5]}, {"turn_user_lifetime_s": 0}]
+)
+def test_turn_settings_are_checked_at_start(voip):
+    with pytest.raises(ConfigError, match="voip"):
+        VoipConfig(**voip)
