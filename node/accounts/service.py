@@ -21,6 +21,7 @@ from ..http.request import Requester
 from . import passwords, store
 from .deactivation import SWEEP_SECONDS, DeactivationSweep, RoomLeaver
 from .ids import check_localpart, generate_device_id, localpart_from_input, make_user_id
+from .remote_profiles import RemoteProfileSource
 from .roles import DEFAULT_ROLE, check_role
 from .tokens import (
     generate_access_token,
@@ -85,8 +86,14 @@ class AccountsService:
         self.login_tokens: Any = None
         # Set by the composition root: makes a deactivated user leave their rooms.
         self.room_leaver: RoomLeaver | None = None
+        # Other servers' profiles; None until the federation attaches it (remote_profiles.py).
+        self.remote_profiles: RemoteProfileSource | None = None
         self._sweep = DeactivationSweep(self)
         self._sweep_call: Any = None
+
+    def attach_remote_profiles(self, remote: RemoteProfileSource) -> None:
+        """Called once by the federation's wiring: profiles of other servers' users."""
+        self.remote_profiles = remote
 
     # --- start-up ------------------------------------------------------------------------
     def load(self) -> None:

@@ -46,6 +46,15 @@ class PendingContent(Protocol):
     async def wait(self, media_id: str, timeout_ms: int) -> bool: ...
 
 
+class RemoteMediaSource(Protocol):
+    """Other servers' media (server-server API "Content Repository"): the federation's
+    downloader with its bounded cache.  It lives in ``node.federation``, above media in the
+    layer order, and is handed over once with ``MediaService.attach_remote``; until then
+    media of other servers is 404 ``M_NOT_FOUND``.  Failures are ``MatrixError`` (404, 502)."""
+
+    async def download(self, server_name: str, media_id: str) -> tuple[MediaInfo, bytes]: ...
+
+
 class TooLarge(MatrixError):
     errcode = "M_TOO_LARGE"
     http_status = 413
@@ -166,6 +175,8 @@ class MediaService:
         self._thumbnail_inflight: dict[tuple, list[defer.Deferred]] = {}
         # Created-but-not-uploaded media IDs: downloads wait for them (set by the wiring).
         self.pending: PendingContent | None = None
+        # Other servers' media; None until the federation attaches it (attach_remote).
+        self.remote: RemoteMediaSource | None = None
         self._refused: OrderedDict[tuple, tuple[type[MatrixError], str]] = OrderedDict()
         # Decoding is admitted by estimated memory, a few jobs at a time (budget.py).
         self._budget = WorkBudget(
@@ -173,6 +184,10 @@ class MediaService:
             slots=config.thumbnail_concurrency,
             max_waiting=config.thumbnail_queue,
         )
+
+    def attach_remote(self, remote: RemoteMediaSource) -> None:
+        """Called once by the federation's wiring: downloads of other servers' media."""
+        self.remote = remote
 
     # --- config ---------------------------------------------------------------------------
     def config_json(self) -> dict:
@@ -242,7 +257,7 @@ class MediaService:
         """What ``GET .../download/{serverName}/{mediaId}`` serves: a local file opened for
         streaming (the caller must close it), or a remote server's bytes (from the remote
         media cache, whose size is bounded there)."""
-        remote = getattr(self, "remote_media", None)  # set when federating
+        remote = self.remote
         if (
             remote is not None
             and server_name != self.server_name

@@ -23,7 +23,7 @@ from ._common import CLIENT_V3, check_text
 def register(router: Any, accounts: Any) -> None:
     async def _profile(user_id: str) -> dict:
         check_text(user_id, "userId", max_bytes=MAX_USER_ID_BYTES)
-        remote = getattr(accounts, "remote_profiles", None)  # set when federating
+        remote = accounts.remote_profiles  # None unless federating
         if remote is not None and remote.is_remote(user_id):
             return await remote.get_profile(user_id)
         profile = await accounts.get_profile_or_none(user_id)  # rule 1

@@ -23,7 +23,9 @@ from .out_of_band import stripped_state_for
 from .service import MembershipService
 
 if TYPE_CHECKING:
+    from node.accounts.service import AccountsService
     from node.federation.context import FederationContext
+    from node.media.service import MediaService
 
 
 def register(routes: Any, ms: MembershipService) -> None:
@@ -87,13 +89,16 @@ def wire(
     fctx: FederationContext, *, rooms: Any, accounts: Any = None, sender: Any = None
 ) -> MembershipService:
     ctx = fctx.ctx
+    ingest = fctx.ingest
+    if ingest is None:
+        raise RuntimeError("the inbound pipeline must be wired before the handshakes")
     ms = MembershipService(
         rooms=rooms,
         accounts=accounts,
         sender=sender,
         client=fctx.client,
         keyring=fctx.keyring,
-        ingest=lambda: fctx.ingest,
+        ingest=ingest,
         state_store=fctx.state_store,
         policy=fctx.policy,
         db=ctx.db,
@@ -102,11 +107,7 @@ def wire(
         signing_key=lambda: fctx.signing_key,
     )
     register(fctx.routes, ms)
-    attach_remote(
-        fctx,
-        accounts=accounts or getattr(fctx, "accounts", None),
-        media=getattr(fctx, "media", None),
-    )
+    attach_remote(fctx, accounts=accounts or fctx.accounts, media=fctx.media)
     from node.federation.remote.backfill import Backfiller
     from node.federation.remote.hierarchy import build as build_hierarchy
     from node.federation.remote.remote_directory import RemoteDirectoryClient
@@ -116,7 +117,7 @@ def wire(
         client=fctx.client,
         clock=ctx.clock,
         server_name=ctx.server_name,
-        ingest=lambda: fctx.ingest,
+        ingest=ingest,
         policy=fctx.policy,
     )
     # Spaces: the client /hierarchy asks other servers about children we do not know.
@@ -136,22 +137,32 @@ def wire(
     return ms
 
 
-def attach_remote(fctx: FederationContext, *, accounts: Any, media: Any) -> None:
-    """Remote profile look-ups and remote media downloads for the client API."""
+def attach_remote(
+    fctx: FederationContext, *, accounts: AccountsService | None, media: MediaService | None
+) -> None:
+    """Remote profile look-ups and remote media downloads for the client API, handed to
+    the accounts and media areas through their extension points."""
     from node.federation.remote.media import RemoteMedia
     from node.federation.remote.profile import RemoteProfiles
 
     ctx = fctx.ctx
     if accounts is not None:
-        accounts.remote_profiles = RemoteProfiles(
-            client=fctx.client, clock=ctx.clock, server_name=ctx.server_name, policy=fctx.policy
+        accounts.attach_remote_profiles(
+            RemoteProfiles(
+                client=fctx.client,
+                clock=ctx.clock,
+                server_name=ctx.server_name,
+                policy=fctx.policy,
+            )
         )
     if media is not None:
-        max_bytes = getattr(getattr(ctx.config, "media", None), "max_upload_bytes", None)
-        media.remote_media = RemoteMedia(
-            client=fctx.client,
-            clock=ctx.clock,
-            server_name=ctx.server_name,
-            policy=fctx.policy,
-            max_bytes=max_bytes or 50 * 1024 * 1024,
+        max_bytes = ctx.config.media.max_upload_bytes
+        media.attach_remote(
+            RemoteMedia(
+                client=fctx.client,
+                clock=ctx.clock,
+                server_name=ctx.server_name,
+                policy=fctx.policy,
+                max_bytes=max_bytes or 50 * 1024 * 1024,
+            )
         )

@@ -27,7 +27,6 @@ import hashlib
 import logging
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -36,23 +35,11 @@ from federation.errors import MatrixError, NotFound
 from federation.transport import endpoints as E
 from federation.transport.errors import FederationRequestError
 from node.media.headers import filename_from_disposition
+from node.media.service import MediaInfo
 
 log = logging.getLogger("parta.federation.media")
 
 UNAVAILABLE = "Could not fetch the media from the remote server"
-
-
-@dataclass(frozen=True)
-class RemoteMediaInfo:
-    """The fields of ``node.media.service.MediaInfo`` the download endpoint uses."""
-
-    media_id: str
-    user_id: str
-    content_type: str
-    upload_name: str | None
-    size: int
-    sha256: str
-    created_ts: int
 
 
 def _boundary(content_type: str) -> bytes | None:
@@ -123,10 +110,10 @@ class RemoteMedia:
         self.max_bytes = max_bytes
         self.cache_bytes = cache_bytes
         self.timeout = timeout
-        self._cache: OrderedDict[tuple[str, str], tuple[RemoteMediaInfo, bytes]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[MediaInfo, bytes]] = OrderedDict()
         self._cached_size = 0
 
-    async def download(self, server_name: str, media_id: str) -> tuple[RemoteMediaInfo, bytes]:
+    async def download(self, server_name: str, media_id: str) -> tuple[MediaInfo, bytes]:
         key = (server_name, media_id)
         hit = self._cache.get(key)
         if hit is not None:
@@ -179,8 +166,8 @@ class RemoteMedia:
         content_type: str | None,
         disposition: str | None,
         data: bytes,
-    ) -> RemoteMediaInfo:
-        return RemoteMediaInfo(
+    ) -> MediaInfo:
+        return MediaInfo(
             media_id=media_id,
             user_id="",
             upload_name=_filename(disposition),
@@ -190,9 +177,7 @@ class RemoteMedia:
             created_ts=self.clock.time_ms(),
         )
 
-    def _multipart(
-        self, server_name: str, media_id: str, raw: Any
-    ) -> tuple[RemoteMediaInfo, bytes]:
+    def _multipart(self, server_name: str, media_id: str, raw: Any) -> tuple[MediaInfo, bytes]:
         self._check_status(server_name, media_id, raw)
         try:
             parts = parse_multipart(raw.body, raw.header("content-type") or "")
@@ -215,7 +200,7 @@ class RemoteMedia:
             data,
         ), data
 
-    def _plain(self, server_name: str, media_id: str, raw: Any) -> tuple[RemoteMediaInfo, bytes]:
+    def _plain(self, server_name: str, media_id: str, raw: Any) -> tuple[MediaInfo, bytes]:
         self._check_status(server_name, media_id, raw)
         return self._info(
             server_name,
@@ -226,8 +211,8 @@ class RemoteMedia:
         ), raw.body
 
     def _remember(
-        self, key: tuple[str, str], entry: tuple[RemoteMediaInfo, bytes]
-    ) -> tuple[RemoteMediaInfo, bytes]:
+        self, key: tuple[str, str], entry: tuple[MediaInfo, bytes]
+    ) -> tuple[MediaInfo, bytes]:
         size = len(entry[1])
         if size <= self.cache_bytes // 4:
             self._cache[key] = entry

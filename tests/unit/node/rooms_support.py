@@ -40,11 +40,20 @@ class FakeAccounts:
     async def get_profile(self, user_id):
         return dict(self.profiles.get(user_id, {}))
 
+    async def get_profile_or_none(self, user_id):
+        profile = self.profiles.get(user_id)
+        return None if profile is None else dict(profile)
+
     async def user_exists(self, user_id):
         return user_id in self.profiles
 
     def add_profile_listener(self, cb):
         self.listeners.append(cb)
+
+    remote_profiles = None
+
+    def attach_remote_profiles(self, remote):
+        self.remote_profiles = remote
 
 
 class RecordingNotifier:
