@@ -14,9 +14,13 @@ when presence is enabled on this node.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.identifiers import is_valid_user_id
+
+if TYPE_CHECKING:
+    from node.sync.presence import PresenceManager
+    from node.sync.service import SyncService
 
 log = logging.getLogger("parta.federation.presence")
 
@@ -32,12 +36,12 @@ def presence_edu(user_id: str, content: dict) -> tuple[str, dict, str]:
     return PRESENCE, {"push": [entry]}, f"presence|{user_id}"
 
 
-def _manager(sync: Any) -> Any:
-    handler = getattr(sync, "handler", None)
-    return getattr(handler, "presence", None)
+def _manager(sync: SyncService | None) -> PresenceManager | None:
+    """The sync area's presence, None when the node does not wire presence (off)."""
+    return None if sync is None else sync.handler.presence
 
 
-async def receive(origin: str, content: Any, *, rooms: Any, sync: Any) -> None:
+async def receive(origin: str, content: Any, *, rooms: Any, sync: SyncService | None) -> None:
     manager = _manager(sync)
     if manager is None or not manager.enabled or not isinstance(content, dict):
         return
@@ -57,7 +61,7 @@ async def receive(origin: str, content: Any, *, rooms: Any, sync: Any) -> None:
         await manager.receive_remote(origin, entry)
 
 
-def attach_outbound(sender: Any, *, rooms: Any, sync: Any) -> None:
+def attach_outbound(sender: Any, *, rooms: Any, sync: SyncService | None) -> None:
     """Send local users' presence changes to the servers sharing their rooms."""
     manager = _manager(sync)
     if manager is None or not manager.enabled:

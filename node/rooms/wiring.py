@@ -34,6 +34,6 @@ def wire(ctx: Any, accounts: Any = None, notifier: Any = None) -> RoomService:
     register_all(ctx.router, service)
     # Reporting content: stored, counted, posted to the moderators' "Reports" room.
     report.register(ctx.router, service, accounts, enabled=ctx.config.rate_limits.enabled)
-    if accounts is not None and hasattr(accounts, "add_profile_listener"):
+    if accounts is not None:
         accounts.add_profile_listener(service.on_profile_changed)
     return service

@@ -13,7 +13,7 @@ Client side (``node/rooms/api/membership.py`` calls these when federation is on)
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from federation.errors import InvalidParam, NotFound
 from node.rooms import store as rooms_store
@@ -23,6 +23,9 @@ from . import invite as invite_endpoint
 from . import joining, knock, leaving, make_join, make_leave, remote_invite, send_join, send_leave
 from .common import MEMBER, domain_of, local_members_joined
 from .out_of_band import remote_invite_for
+
+if TYPE_CHECKING:
+    from ..ingest import Ingest
 
 log = logging.getLogger("parta.federation.membership")
 
@@ -36,7 +39,7 @@ class MembershipService:
         sender: Any,
         client: Any,
         keyring: Any,
-        ingest: Any,
+        ingest: Ingest,
         state_store: Any,
         policy: Any,
         db: Any,
@@ -49,19 +52,13 @@ class MembershipService:
         self.sender = sender
         self.client = client
         self.keyring = keyring
-        self._ingest = ingest
+        self.ingest = ingest  # the inbound pipeline, for events other servers hand us
         self.state_store = state_store
         self.policy = policy
         self.db = db
         self.clock = clock
         self.server_name = server_name
         self._signing_key = signing_key
-
-    @property
-    def ingest(self) -> Any:
-        """The inbound pipeline (may be given as a callable: built after this service)."""
-        i = self._ingest
-        return i() if callable(i) and not hasattr(i, "receive_pdus") else i
 
     @property
     def signing_key(self) -> Any:

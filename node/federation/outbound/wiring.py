@@ -24,6 +24,7 @@ from .transaction_sender import TransactionSender
 
 if TYPE_CHECKING:
     from node.federation.context import FederationContext
+    from node.sync.service import SyncService
 
 log = logging.getLogger("parta.federation.outbound")
 
@@ -79,22 +80,20 @@ def build_sender(
     )
 
 
-def attach(sender: FederationSender, *, rooms: Any, sync: Any = None) -> None:
+def attach(sender: FederationSender, *, rooms: Any, sync: SyncService | None = None) -> None:
     """Subscribe the sender to the persister, typing and receipts."""
     rooms.persister.on_persisted.append(sender.on_persisted)
     if sync is not None:
-        typing_listeners = getattr(getattr(sync, "typing", None), "listeners", None)
-        if isinstance(typing_listeners, list):
-            typing_listeners.append(sender.on_typing)
-        receipt_listeners = getattr(getattr(sync, "receipts", None), "listeners", None)
-        if isinstance(receipt_listeners, list):
-            receipt_listeners.append(sender.on_receipt)
+        sync.typing.listeners.append(sender.on_typing)
+        sync.receipts.listeners.append(sender.on_receipt)
         from ..presence import attach_outbound
 
         attach_outbound(sender, rooms=rooms, sync=sync)  # m.presence EDUs
 
 
-def wire(fctx: FederationContext, *, rooms: Any, sync: Any = None) -> FederationSender:
+def wire(
+    fctx: FederationContext, *, rooms: Any, sync: SyncService | None = None
+) -> FederationSender:
     ctx = fctx.ctx
     fed = getattr(ctx.config, "federation", None)
     timeout = getattr(fed, "transaction_timeout_s", None)
@@ -104,7 +103,7 @@ def wire(fctx: FederationContext, *, rooms: Any, sync: Any = None) -> Federation
         client=fctx.client,
         server_name=ctx.server_name,
         rooms=rooms,
-        policy=getattr(fctx, "policy", None),
+        policy=fctx.policy,
         backoff=backoff_from_config(ctx.config),
         request_timeout=float(timeout) if timeout else None,
     )

@@ -18,11 +18,14 @@ more is not asked again for ``QUIET_MS``.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.errors import NotFound
 from federation.transport import endpoints as E
 from federation.transport.errors import FederationRequestError
+
+if TYPE_CHECKING:
+    from ..ingest import Ingest
 
 log = logging.getLogger("parta.federation.backfill")
 
@@ -42,7 +45,7 @@ class Backfiller:
         client: Any,
         clock: Any,
         server_name: str,
-        ingest: Any,
+        ingest: Ingest,
         policy: Any = None,
         timeout: float = 20.0,
     ) -> None:
@@ -50,15 +53,10 @@ class Backfiller:
         self.client = client
         self.clock = clock
         self.server_name = server_name
-        self._ingest = ingest
+        self.ingest = ingest
         self.policy = policy
         self.timeout = timeout
         self._quiet_until: dict[str, int] = {}
-
-    @property
-    def ingest(self) -> Any:
-        i = self._ingest
-        return i() if callable(i) and not hasattr(i, "persist_backfilled") else i
 
     async def backfill(self, room_id: str, limit: int) -> int:
         """Fetch older events of ``room_id``; how many new events were stored."""

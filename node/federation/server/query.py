@@ -38,12 +38,10 @@ def register(routes: Any, fctx: Any) -> None:
             raise InvalidParam("User is not hosted on this server")
         field = req.query("field")
         accounts = fctx.accounts
-        found = (
-            await accounts.get_profile_or_none(user_id)
-            if hasattr(accounts, "get_profile_or_none")
-            else await accounts.get_profile(user_id)
-        )
-        if found is None or (not found and not await accounts.user_exists(user_id)):
+        if accounts is None:
+            raise NotFound("User does not exist")
+        found = await accounts.get_profile_or_none(user_id)  # None: no such user
+        if found is None:
             raise NotFound("User does not exist")
         public = {k: v for k, v in found.items() if k in PROFILE_FIELDS and v is not None}
         if field is not None:

@@ -3,6 +3,8 @@ catch-up in order without duplicates, restarts, server policy."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from support.db import InlineDB
 from support.deferreds import result_of
 
@@ -329,6 +331,7 @@ def test_typing_and_receipts_of_local_users_become_edus():
 
     sync = Sync()
     sync.typing, sync.receipts = typing, receipts
+    sync.handler = SimpleNamespace(presence=None)  # presence off
     attach(n.sender, rooms=n.rooms, sync=sync)
     n.rooms.persister.on_persisted.remove(n.sender.on_persisted)  # attached twice above
     n.start()
