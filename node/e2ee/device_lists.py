@@ -14,7 +14,9 @@ tracking users named in ``left``.  Changes are rows of one stream
   leave, whoever no longer shares any room with the other lands in ``left``.
 
 Reading is bounded: at most ``MAX_ROWS`` rows per computation; past that, everyone the
-client shares a room with counts as changed (correct, only more key queries).
+client shares a room with counts as changed (correct, only more key queries).  The rows
+recorded since start-up (the latest ``RECENT_ROWS`` to ``2 * RECENT_ROWS``) are also
+kept in memory, so a sync whose token is recent reads them without a database query.
 
 Our users' key changes go to the other servers sharing a room with them as
 ``m.device_list_update`` EDUs (server-server API "Device Management"), their
@@ -23,6 +25,7 @@ cross-signing keys as ``m.signing_key_update``.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from typing import Any, Iterable, Sequence
 
@@ -34,6 +37,7 @@ from .hooks import RemoteKeys, RoomsView, UsersNotifier
 log = logging.getLogger("parta.e2ee")
 
 MAX_ROWS = 5000
+RECENT_ROWS = 10_000
 STREAM = "device_lists"
 MEMBER = "m.room.member"
 
@@ -54,10 +58,38 @@ class DeviceLists:
         # Rows are numbered and committed in order, so a token never passes a row that
         # commits later (PostgreSQL sequences would not promise that across transactions).
         self._lock = defer.DeferredLock()
+        # Rows after ``_covered_from`` are all in ``_ids`` / ``_rows`` (None: unknown yet).
+        self._covered_from: int | None = None
+        self._ids: list[int] = []
+        self._rows: list[tuple[str, str | None, str | None]] = []
+
+    def loaded(self, position: int) -> None:
+        """Every row up to ``position`` is in the database; later ones pass ``_record``."""
+        if self._covered_from is None:
+            self._covered_from = position
+            keep = [i for i, stream_id in enumerate(self._ids) if stream_id > position]
+            self._ids = [self._ids[i] for i in keep]
+            self._rows = [self._rows[i] for i in keep]
 
     async def _record(self, rows: Sequence[tuple[str, str | None, str | None]]) -> int:
         async with self._lock:
-            return await self.db.run(stream_store.add_changes, rows)
+            ids = await self.db.run(stream_store.add_changes, rows)
+            self._ids.extend(ids)
+            self._rows.extend(rows)
+            if len(self._ids) > 2 * RECENT_ROWS:
+                if self._covered_from is not None:
+                    self._covered_from = self._ids[-RECENT_ROWS - 1]
+                del self._ids[:-RECENT_ROWS]
+                del self._rows[:-RECENT_ROWS]
+            return max(ids, default=0)
+
+    async def _between(self, since: int, upper: int) -> list[tuple[str, str | None, str | None]]:
+        covered = self._covered_from
+        if covered is not None and since >= covered:
+            lo = bisect.bisect_right(self._ids, since)
+            hi = bisect.bisect_right(self._ids, upper)
+            return self._rows[lo : min(hi, lo + MAX_ROWS + 1)]
+        return await self.db.run(stream_store.changes_between, since, upper, MAX_ROWS)
 
     async def _co_members(self, user_id: str) -> tuple[set[str], list[str]]:
         """Everyone sharing a joined room with ``user_id`` (with them), and those rooms."""
@@ -121,7 +153,7 @@ class DeviceLists:
         """(changed, left) for ``user_id`` between two device-list positions."""
         if upper <= since:
             return [], []
-        rows = await self.db.run(stream_store.changes_between, since, upper, MAX_ROWS)
+        rows = await self._between(since, upper)
         if not rows:
             return [], []
         if joined is None:
@@ -136,17 +168,17 @@ class DeviceLists:
         my_rooms = set(room_ids)
         changed: set[str] = set()
         left: set[str] = set()
-        for other, room_id, membership in rows:
-            if room_id is None:
+        for other, in_room, membership in rows:
+            if in_room is None:
                 if other in sharing:
                     changed.add(other)
             elif other == user_id:
-                members = await self._joined(room_id)
+                members = await self._joined(in_room)
                 if membership == "join":
                     changed |= members
                 else:
                     left |= members
-            elif room_id in my_rooms:
+            elif in_room in my_rooms:
                 (changed if membership == "join" else left).add(other)
         left = {u for u in left if u not in sharing}
         changed = {u for u in changed if u in sharing}

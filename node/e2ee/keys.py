@@ -101,6 +101,12 @@ def parse_claim(body: dict) -> dict[str, dict[str, str]]:
     return wanted
 
 
+def with_zero_count(counts: dict[str, int]) -> dict[str, int]:
+    """Counts with ``signed_curve25519`` always present: "not listed" means zero in the
+    spec, but some clients only upload new one-time keys when they see the field."""
+    return {"signed_curve25519": 0, **counts}
+
+
 def _with_signatures(obj: dict, extra: dict[str, dict[str, str]] | None) -> dict:
     if not extra:
         return obj
@@ -182,7 +188,7 @@ class KeyService:
                 "keys": device_obj,
             }
             await self.device_lists.keys_changed(user_id, ("m.device_list_update", edu))
-        return {"one_time_key_counts": counts}
+        return {"one_time_key_counts": with_zero_count(counts)}
 
     # --- 2. query -------------------------------------------------------------------------
     async def local_keys(

@@ -23,7 +23,7 @@ from .backup import KeyBackups
 from .cross_signing import CrossSigning
 from .device_lists import DeviceLists
 from .hooks import RemoteKeys, RoomsView, UsersNotifier
-from .keys import KeyService
+from .keys import KeyService, with_zero_count
 from .to_device import ToDevice
 
 
@@ -43,7 +43,7 @@ class SyncSection:
     def fill(self, response: dict) -> None:
         response["to_device"] = {"events": self.to_device}
         response["device_lists"] = {"changed": self.changed, "left": self.left}
-        response["device_one_time_keys_count"] = self.otk_counts
+        response["device_one_time_keys_count"] = with_zero_count(self.otk_counts)
         response["device_unused_fallback_key_types"] = self.fallback_types
 
 
@@ -93,6 +93,7 @@ class E2eeService:
                 to_device, device_lists = await self.db.run(stream_store.positions)
                 self.notifier.set_current("to_device", to_device)
                 self.notifier.set_current("device_lists", device_lists)
+                self.device_lists.loaded(device_lists)
                 self._started = True
 
     async def sync_section(

@@ -109,16 +109,16 @@ def delete_device_messages(conn: Connection, user_id: str, device_ids: Iterable[
 
 
 # --- device lists --------------------------------------------------------------------------
-def add_changes(conn: Connection, rows: Sequence[tuple[str, str | None, str | None]]) -> int:
-    """Record (user, room or None, membership or None) changes; the last stream ID."""
-    last = 0
+def add_changes(conn: Connection, rows: Sequence[tuple[str, str | None, str | None]]) -> list[int]:
+    """Record (user, room or None, membership or None) changes; their stream IDs."""
+    ids = []
     for user_id, room_id, membership in rows:
         result = conn.execute(
             insert(dl).values(user_id=user_id, room_id=room_id, membership=membership)
         )
         pk = result.inserted_primary_key
-        last = max(last, int(pk[0]) if pk else 0)
-    return last
+        ids.append(int(pk[0]) if pk else 0)
+    return ids
 
 
 def changes_between(

@@ -33,7 +33,7 @@ def register(router: Any, e2ee: E2eeService) -> None:
         since, upper = parse_sync_token(raw_from), parse_sync_token(raw_to)
         return 200, await e2ee.key_changes(req.user_id, since.device_lists, upper.device_lists)
 
-    router.add("POST", CLIENT_V3 + "/keys/upload", upload, rate_limited=True)
+    router.add("POST", CLIENT_V3 + "/keys/upload", upload)
     router.add("POST", CLIENT_V3 + "/keys/query", query)
     router.add("POST", CLIENT_V3 + "/keys/claim", claim, rate_limited=True)
     router.add("GET", CLIENT_V3 + "/keys/changes", changes)
