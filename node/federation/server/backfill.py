@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.errors import MatrixError
 from federation.events.model import Event
@@ -17,11 +17,14 @@ from ..access import ServerVisibility, require_room_access
 from ..xmatrix_auth import serve
 from .common import envelope
 
+if TYPE_CHECKING:
+    from ..context import FederationContext
+
 MAX_LIMIT = 100
 
 
 async def walk_back(
-    fctx: Any,
+    fctx: FederationContext,
     room_id: str,
     start: list[str],
     limit: int,
@@ -49,12 +52,13 @@ async def walk_back(
             if ev.room_id == room_id and eid not in seen:
                 seen.add(eid)
                 heapq.heappush(heap, (-ev.depth, eid))
-    cache = dict(first)
+    cache: dict[str, Event] = dict(first)
     while heap and len(out) < limit:
         _, eid = heapq.heappop(heap)
-        ev = cache.pop(eid, None) or await fctx.rooms.get_event(eid)
-        if ev is None or ev.depth < min_depth:
+        found = cache.pop(eid, None) or await fctx.rooms.get_event(eid)
+        if found is None or found.depth < min_depth:
             continue
+        ev = found
         if ev.rejected_reason is None:
             out.append(ev)
         prevs = [p for p in ev.prev_event_ids if p not in seen]
@@ -67,7 +71,7 @@ async def walk_back(
     return out
 
 
-def register(routes: Any, fctx: Any) -> None:
+def register(routes: Any, fctx: FederationContext) -> None:
     async def backfill(req: Any, origin: str, roomId: str) -> tuple[int, dict]:
         start = [v for v in req.args.get("v", []) if v]
         if not start:

@@ -3,18 +3,23 @@ in ``federation/transport/endpoints.py``)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from federation.errors import NotFound
 from federation.events.model import Event
 
+if TYPE_CHECKING:
+    from ..context import FederationContext
 
-def envelope(fctx: Any, pdus: list[dict]) -> dict:
+
+def envelope(fctx: FederationContext, pdus: list[dict]) -> dict:
     """A ``Transaction`` wrapping PDUs (``single_pdu_transaction`` / backfill)."""
     return {"origin": fctx.server_name, "origin_server_ts": fctx.ctx.clock.time_ms(), "pdus": pdus}
 
 
-async def event_in_room(fctx: Any, event_id: str, room_id: str | None = None) -> Event:
+async def event_in_room(
+    fctx: FederationContext, event_id: str, room_id: str | None = None
+) -> Event:
     """A stored, not rejected event (of ``room_id``), else 404."""
     ev = await fctx.rooms.get_event(event_id) if isinstance(event_id, str) else None
     if (
@@ -27,7 +32,7 @@ async def event_in_room(fctx: Any, event_id: str, room_id: str | None = None) ->
 
 
 async def auth_chain_events(
-    fctx: Any, event_ids: Iterable[str], room_id: str | None = None
+    fctx: FederationContext, event_ids: Iterable[str], room_id: str | None = None
 ) -> list[Event]:
     """Every event reachable from ``event_ids`` through ``auth_events`` (not the starting
     events themselves unless one is in another's chain), oldest first.
@@ -36,6 +41,8 @@ async def auth_chain_events(
     it), yet every event's authorisation needs it: for such rooms (``room_id`` given) it is
     added to the chain."""
     start = list(event_ids)
+    if fctx.ingest is None:
+        raise RuntimeError("the inbound pipeline is wired before the read endpoints")
     closure = await fctx.ingest.resolver.load_closure(start)
     seen: set[str] = set()
     stack = [a for eid in start if eid in closure for a in closure[eid].auth_event_ids]

@@ -45,13 +45,15 @@ from ..xmatrix_auth import serve
 
 if TYPE_CHECKING:
     from node.federation.context import FederationContext
+    from node.rooms.service import RoomService
+    from node.rooms.state_cache import RoomState
 
 MAX_CHILDREN = 250
 MAX_STATE_EVENTS = 2_000
 _OPEN_RULES = ("public", "knock", "knock_restricted", "restricted")
 
 
-def server_can_peek_or_join(room: Any, origin: str) -> bool:
+def server_can_peek_or_join(room: RoomState, origin: str) -> bool:
     """Rules 1-4 of the module docstring (the member scan of rule 2 last: it is the only
     one that costs more than a lookup)."""
     if not server_allowed(room, origin):  # 1
@@ -71,7 +73,7 @@ def server_can_peek_or_join(room: Any, origin: str) -> bool:
     )
 
 
-def children_state(room: Any, suggested_only: bool) -> list[dict]:
+def children_state(room: RoomState, suggested_only: bool) -> list[dict]:
     """The room's valid ``m.space.child`` events (ordered, capped), stripped, with
     ``origin_server_ts``; empty for a room that is not a space."""
     if room.room_type != "m.space":
@@ -82,13 +84,13 @@ def children_state(room: Any, suggested_only: bool) -> list[dict]:
     ]
 
 
-def space_summary(room: Any, suggested_only: bool) -> dict:
+def space_summary(room: RoomState, suggested_only: bool) -> dict:
     out = room_summary(room, full=True)
     out["children_state"] = children_state(room, suggested_only)
     return out
 
 
-async def answer(rooms: Any, origin: str, room_id: str, suggested_only: bool) -> dict:
+async def answer(rooms: RoomService, origin: str, room_id: str, suggested_only: bool) -> dict:
     try:
         root = await rooms.get_room(room_id)
     except NotFound:

@@ -6,7 +6,7 @@ events appear only when reached from the requested events (as the spec says)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.errors import BadJSON
 from federation.transport import endpoints as E
@@ -15,6 +15,9 @@ from node.rooms.event_meta import meta
 from ..access import ServerVisibility, require_room_access
 from ..xmatrix_auth import serve
 from .backfill import walk_back
+
+if TYPE_CHECKING:
+    from ..context import FederationContext
 
 MAX_LIMIT = 100
 
@@ -33,7 +36,7 @@ def _int(body: dict, key: str, default: int) -> int:
     return value
 
 
-def register(routes: Any, fctx: Any) -> None:
+def register(routes: Any, fctx: FederationContext) -> None:
     async def get_missing_events(req: Any, origin: str, roomId: str) -> tuple[int, dict]:
         body = req.json()
         latest = _id_list(body, "latest_events")

@@ -12,7 +12,7 @@ server-server API "Querying for information", ``query.yaml``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federation.errors import InvalidParam, MatrixError, NotFound
 from federation.transport import endpoints as E
@@ -20,6 +20,9 @@ from node.rooms import store as rooms_store
 
 from ..access import server_of
 from ..xmatrix_auth import serve
+
+if TYPE_CHECKING:
+    from ..context import FederationContext
 
 PROFILE_FIELDS = ("displayname", "avatar_url", "m.tz")
 
@@ -31,7 +34,7 @@ def _required(req: Any, name: str) -> str:
     return value
 
 
-def register(routes: Any, fctx: Any) -> None:
+def register(routes: Any, fctx: FederationContext) -> None:
     async def profile(req: Any, origin: str) -> tuple[int, dict]:
         user_id = _required(req, "user_id")
         if not user_id.startswith("@") or server_of(user_id) != fctx.server_name:
