@@ -9,13 +9,14 @@ here, consecutively, right before a batch is written, so they are dense and orde
 
 After a batch commits: the ``on_committed`` hooks run with every event (storage
 bookkeeping, e.g. state groups), then the ``on_persisted`` hooks (caches, federation
-fan-out) and the notifier (one call per room with the room's highest stream ordering)
+fan-out) and the notifier (one call per room with the room's highest stream ordering),
 with the *visible* events only -- events received over federation may be stored hidden:
 outliers (``internal["outlier"]``, including soft-failed events) and rejected events
 (``rejected_reason``) are never shown to clients; backfilled history
 (``internal["backfilled"]``: stream orderings -1, -2, ... below everything else, so
 ``/messages`` finds it where it belongs) is not news for hooks or the notifier either.  Then
-the ``events persisted`` metric is incremented, and each sender's Deferred fires.
+the ``events persisted`` metric is incremented, each sender's Deferred fires, and only then
+is the notifier called: a sender's answer goes out before the syncs that echo its event.
 
 One event must never fail other users' sends.  Events that cannot become a row at all
 (``store_write.check_storable``: JSON that does not encode, NUL or oversized strings) are
@@ -388,11 +389,16 @@ class EventPersister:
                     hook(visible)
                 except Exception:
                     log.exception("on_persisted hook failed")
-            self._notify(visible)
         _count_persisted(len(evs))
+        # Senders first, then the long-polling syncs: a sender's response is written
+        # before a sync that carries the same event (the remote echo), the order clients
+        # expect (matrix-js-sdk fails a thread reply whose echo comes first).  Both happen
+        # in this reactor turn, so no request can see the send answered but not notified.
         for item, d in items:
             if isinstance(item, Event):
                 d.callback(item)
+        if visible:
+            self._notify(visible)
 
     def _report_failed(
         self, failed: list[tuple[Event | _Extra, defer.Deferred, BaseException]]

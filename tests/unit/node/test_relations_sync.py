@@ -3,6 +3,8 @@ receipts (``thread_id`` must name the event's thread), through the real handlers
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from support.deferreds import result_of
 
@@ -91,3 +93,35 @@ def test_threaded_receipts_name_the_events_thread(api):
     ephemeral = body["rooms"]["join"][room]["ephemeral"]["events"]
     receipt = next(e for e in ephemeral if e["type"] == "m.receipt")
     assert receipt["content"][reaction]["m.read"][ALICE]["thread_id"] == root
+
+
+def test_the_sender_is_answered_before_syncs_are_woken():
+    # matrix-js-sdk fails a thread reply whose remote echo (/sync) arrives before the
+    # answer to its send; the persister answers senders first.
+    from twisted.internet import defer
+
+    from rooms_support import StepClock, make_service
+
+    order = []
+
+    class Notifier:
+        def notify_room_event(self, room_id, stream_ordering, extra_user_ids=()):
+            order.append("sync woken")
+
+        def notify_users(self, user_ids, stream):
+            pass
+
+    class Clock(StepClock):
+        def call_later(self, seconds, fn, *args):
+            return SimpleNamespace(active=lambda: False, cancel=lambda: None)
+
+    svc = make_service(notifier=Notifier(), clock=Clock())
+    room = result_of(svc.create_room(ALICE, {}))
+    order.clear()
+    svc.persister.hold()  # the write completes later, as on the database thread
+    d = defer.ensureDeferred(svc.send_event(ALICE, room, "m.room.message", {"body": "x"}))
+    d.addCallback(lambda _: order.append("sender answered"))
+    assert order == []
+    svc.persister.release()
+    result_of(d)
+    assert order == ["sender answered", "sync woken"]
