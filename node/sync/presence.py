@@ -18,6 +18,9 @@ Changes that clients need to hear about (the state, the status message,
 and wake the syncs of the users who share a room with the user.  A mere bump of the last
 active time does not, as "Last active ago" allows while ``currently_active`` is true.
 
+Status messages of local users survive restarts (``schema/presence.py``): written when a
+user changes theirs, read once at start-up.
+
 Timers run on the injected clock, one sweep every ``SWEEP_SECONDS``: an online user with
 no pro-active action for ``idle_ms`` becomes ``unavailable`` ("Idle timeout"), and a user
 with no running ``/sync`` and no request for ``offline_ms`` becomes ``offline``.
@@ -29,6 +32,11 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Coroutine, Iterable, Protocol
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection
+
+from schema.presence import presence_status
 
 log = logging.getLogger("parta.sync.presence")
 
@@ -69,6 +77,21 @@ class UserPresence:
 Listener = Callable[[str, dict], Any]
 
 
+def load_status_messages(conn: Connection) -> dict[str, str]:
+    return {
+        r[0]: r[1]
+        for r in conn.execute(select(presence_status.c.user_id, presence_status.c.status_msg))
+    }
+
+
+def save_status_message(conn: Connection, user_id: str, msg: str | None, now_ms: int) -> None:
+    conn.execute(delete(presence_status).where(presence_status.c.user_id == user_id))
+    if msg is not None:
+        conn.execute(
+            insert(presence_status).values(user_id=user_id, status_msg=msg, updated_ts=now_ms)
+        )
+
+
 class PresenceManager:
     def __init__(
         self,
@@ -82,6 +105,7 @@ class PresenceManager:
         roles: Iterable[str] = ("director", "teacher"),
         idle_ms: int = 300_000,
         offline_ms: int = 90_000,
+        db: Any = None,
     ) -> None:
         self.clock = clock
         self.notifier = notifier
@@ -92,6 +116,7 @@ class PresenceManager:
         self.roles = frozenset(roles)
         self.idle_ms = idle_ms
         self.offline_ms = offline_ms
+        self.db = db  # keeps status messages (None: memory only)
         self.serial = 0
         self._states: dict[str, UserPresence] = {}
         self._changes: OrderedDict[str, int] = OrderedDict()  # user -> serial, oldest first
@@ -103,6 +128,13 @@ class PresenceManager:
         self._pending: set[Any] = set()
 
     # --- lifecycle --------------------------------------------------------------------
+    def load(self, messages: dict[str, str]) -> None:
+        """Start-up: the stored status messages (their users are offline until they sync)."""
+        for user_id, msg in list(messages.items())[:MAX_REMEMBERED]:
+            st = self._state(user_id)
+            st.status_msg = msg
+            st.told = st.visible_key()
+
     def start(self) -> None:
         if self.enabled and self._sweep_call is None:
             self._sweep_call = self.clock.call_later(SWEEP_SECONDS, self._sweep)
@@ -196,8 +228,10 @@ class PresenceManager:
         now = self.clock.time_ms()
         st = self._state(user_id)
         st.last_seen_ts = now
-        if status_msg is not ...:
+        if status_msg is not ... and status_msg != st.status_msg:
             st.status_msg = status_msg
+            if self.db is not None:
+                await self.db.run(save_status_message, user_id, status_msg, now)
         if presence == "online":
             st.last_active_ts = now
             st.currently_active = True

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from federation.events.model import Event
 
 from .api import presence as presence_api
-from .presence import PresenceManager
+from .presence import PresenceManager, load_status_messages
 
 
 def wire_presence(ctx: Any, service: Any, accounts: Any, rooms: Any) -> PresenceManager:
@@ -25,6 +25,7 @@ def wire_presence(ctx: Any, service: Any, accounts: Any, rooms: Any) -> Presence
         roles=[str(r) for r in cfg.roles],
         idle_ms=int(cfg.idle_ms),
         offline_ms=int(cfg.offline_ms),
+        db=ctx.db if cfg.enabled else None,
     )
     service.handler.presence = manager
     presence_api.register(ctx.router, manager)
@@ -35,5 +36,6 @@ def wire_presence(ctx: Any, service: Any, accounts: Any, rooms: Any) -> Presence
                 manager.note_active(ev.sender)
 
         rooms.persister.on_persisted.append(on_persisted)
+        manager.load(ctx.db.run_sync(load_status_messages))  # start-up only
         manager.start()
     return manager

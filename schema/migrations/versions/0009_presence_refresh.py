@@ -1,4 +1,4 @@
-"""refresh tokens (schema/refresh_tokens.py); presence is kept in memory
+"""refresh tokens (schema/refresh_tokens.py), presence status messages (schema/presence.py)
 
 Revision ID: 0009
 Revises: 0008
@@ -15,6 +15,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "presence_status",
+        sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("status_msg", sa.Text(), nullable=False),
+        sa.Column("updated_ts", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_presence_status")),
+    )
     op.create_table(
         "refresh_tokens",
         sa.Column(
@@ -45,3 +52,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_refresh_tokens_next")
         batch_op.drop_index("ix_refresh_tokens_access")
     op.drop_table("refresh_tokens")
+    op.drop_table("presence_status")

@@ -22,8 +22,8 @@ ROLES = {ALICE: "teacher", BOB: "pupil", CAROL: "teacher"}
 
 
 class PresenceNode(Node):
-    def __init__(self, enabled: bool = True) -> None:
-        super().__init__()
+    def __init__(self, enabled: bool = True, db=None) -> None:
+        super().__init__(db)
         self.router = Router()
         register_all(self.router, self.sync)
         ctx = SimpleNamespace(
@@ -31,6 +31,7 @@ class PresenceNode(Node):
             clock=self.rclock,
             server_name=SERVER,
             router=self.router,
+            db=self.db,
         )
         accounts = SimpleNamespace(role_of=ROLES.get)
         self.presence = wire_presence(ctx, self.sync, accounts, self.rooms)
@@ -189,3 +190,14 @@ def test_joining_a_room_brings_its_members_presence():
     body = node.do(CAROL, since)
     assert room in body["rooms"]["join"]
     assert presence_of(body, ALICE)[0]["status_msg"] == "in the lab"
+
+
+def test_status_messages_survive_a_restart():
+    node = PresenceNode()
+    node.put(ALICE, {"presence": "online", "status_msg": "on a school trip"})
+    node.put(BOB, {"presence": "online", "status_msg": "temporary"})
+    node.put(BOB, {"presence": "online", "status_msg": None})
+    again = PresenceNode(db=node.db)
+    body = again.get(ALICE, ALICE)[1]
+    assert body["presence"] == "offline" and body["status_msg"] == "on a school trip"
+    assert "status_msg" not in again.get(BOB, BOB)[1]
