@@ -298,7 +298,7 @@ class PresenceManager:
         if isinstance(ago, int) and 0 <= ago < 2**53:
             st.last_active_ts = self.clock.time_ms() - ago
         msg = push.get("status_msg")
-        st.status_msg = msg if isinstance(msg, str) else None
+        st.status_msg = msg[:MAX_STATUS_MSG_CHARS] if isinstance(msg, str) else None
         st.currently_active = push.get("currently_active") is True and st.presence == "online"
         await self._maybe_changed(user_id, st)
 

@@ -63,6 +63,9 @@ def test_inbound_presence_reaches_local_users_sharing_a_room():
     assert content["presence"] == "online" and content["status_msg"] == "hi"
     assert content["last_active_ago"] >= 5000
     assert mgr.notifier.calls[-1][0] == [ALICE, REMOTE]
+    # another server's status message is cut to the local limit
+    result_of(edus.handle("other.test", push({**entry, "status_msg": "x" * 10_000})))
+    assert len(mgr.content(REMOTE)["status_msg"]) == 256
 
 
 def test_inbound_presence_is_checked():
