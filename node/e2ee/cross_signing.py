@@ -13,7 +13,8 @@ Rules:
    the UIA flow).
 3. Signatures: the signed object must equal the stored key apart from ``signatures``;
    our own devices are signed by our self-signing key, our master key by one of our
-   devices, another user's master key by our user-signing key.  Each signature that does
+   devices, another user's master key by our user-signing key (a user of another server:
+   their master key as their server answers ``/keys/query``).  Each signature that does
    not verify is a failure ``M_INVALID_SIGNATURE``; an unknown key ``M_NOT_FOUND``; a
    signature of something we may not sign ``M_FORBIDDEN`` -- the rest are stored.
 4. Changes are device-list changes (the owner's co-members refresh their key lists); our
@@ -22,7 +23,7 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from federation.errors import BadJSON, MatrixError
 
@@ -30,11 +31,16 @@ from . import checks, key_store
 from .device_lists import DeviceLists
 
 MAX_SIGNED_OBJECTS = 100
+MAX_REMOTE_USERS = 10
 FIELDS = (
     ("master_key", "master"),
     ("self_signing_key", "self_signing"),
     ("user_signing_key", "user_signing"),
 )
+
+
+def _server(user_id: str) -> str:
+    return user_id.split(":", 1)[1] if ":" in user_id else ""
 
 
 def _without_signatures(obj: dict) -> dict:
@@ -49,6 +55,8 @@ class CrossSigning:
     def __init__(self, *, db: Any, device_lists: DeviceLists) -> None:
         self.db = db
         self.device_lists = device_lists
+        # Another server's user's master key (set by the service: a keys query).
+        self.remote_master: Callable[[str, str], Awaitable[dict | None]] | None = None
 
     async def stored(self, user_id: str) -> dict[str, dict]:
         return (await self.db.run(key_store.cross_signing_keys, [user_id])).get(user_id, {})
@@ -110,6 +118,12 @@ class CrossSigning:
         mine = await self.stored(user_id)
         targets = [u for u, v in body.items() if isinstance(v, dict)]
         others = await self.db.run(key_store.cross_signing_keys, targets)
+        if self.remote_master is not None:
+            for target in targets[:MAX_REMOTE_USERS]:
+                if target not in others and _server(target) not in ("", _server(user_id)):
+                    master = await self.remote_master(user_id, target)
+                    if master is not None:
+                        others[target] = {"master": master}
         stored_rows: list[tuple[str, str, str, str]] = []  # target user, key id, signer, sig
         changed_users: set[str] = set()
         for target_user, objects in body.items():

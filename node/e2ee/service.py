@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from twisted.internet import defer
 
+from federation.identifiers import is_valid_user_id
 from node.stream_tokens import StreamToken
 
 from . import stream_store
@@ -70,6 +71,7 @@ class E2eeService:
         )
         self.to_device = ToDevice(db=db, clock=clock, notifier=notifier, server_name=server_name)
         self.cross_signing = CrossSigning(db=db, device_lists=self.device_lists)
+        self.cross_signing.remote_master = self._remote_master
         self.backups = KeyBackups(db)
         self._started = False
         self._start_lock = defer.DeferredLock()
@@ -79,6 +81,14 @@ class E2eeService:
         self.keys.remote = remote
         self.to_device.remote = remote
         self.device_lists.remote = remote
+
+    async def _remote_master(self, viewer: str, user_id: str) -> dict | None:
+        """Another server's user's master key, as their server answers a keys query."""
+        if not is_valid_user_id(user_id):
+            return None
+        found = await self.keys.query(viewer, {"device_keys": {user_id: []}})
+        master = found.get("master_keys", {}).get(user_id)
+        return master if isinstance(master, dict) else None
 
     def on_persisted(self, evs: Iterable[Any]) -> None:
         """Rooms persister hook (membership changes feed the device-list stream)."""

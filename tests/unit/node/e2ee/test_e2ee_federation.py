@@ -119,3 +119,34 @@ def test_direct_to_device_edu_is_delivered_once_and_checked():
     assert events == [
         {"sender": "@bob:b.test", "type": "m.room.encrypted", "content": {"ciphertext": "x"}}
     ]
+
+
+def test_signing_a_remote_users_master_key():
+    from federation.signing import signed_bytes
+
+    a, b, ea, eb, alice, device, keys = _setup()
+    bob = result_of(AccountsService(b.ctx).create_user("bob", None, "pupil"))
+
+    def key(seed, user, usage, signer=None):
+        k = SigningKey("x", bytes([seed]) * 32)
+        pub = k.verify_key.encode()
+        obj = {"user_id": user, "usage": [usage], "keys": {f"ed25519:{pub}": pub}}
+        if signer is not None:
+            s_key, s_pub = signer
+            sig = encode_base64(s_key.sign(signed_bytes(obj)))
+            obj["signatures"] = {user: {f"ed25519:{s_pub}": sig}}
+        return obj, k, pub
+
+    bob_master, _k, bob_pub = key(60, bob, "master")
+    result_of(eb.cross_signing.upload(bob, {"master_key": bob_master}))
+    a_master, a_master_key, a_master_pub = key(61, alice, "master")
+    usk, usk_key, usk_pub = key(62, alice, "user_signing", (a_master_key, a_master_pub))
+    result_of(ea.cross_signing.upload(alice, {"master_key": a_master, "user_signing_key": usk}))
+    signed = dict(bob_master)
+    sig = encode_base64(usk_key.sign(signed_bytes(bob_master)))
+    signed["signatures"] = {alice: {f"ed25519:{usk_pub}": sig}}
+    out = result_of(ea.cross_signing.upload_signatures(alice, {bob: {bob_pub: signed}}))
+    assert out == {"failures": {}}
+    # Unknown users and malformed IDs are failures, not errors.
+    out = result_of(ea.cross_signing.upload_signatures(alice, {"nobody": {"K": signed}}))
+    assert out["failures"]["nobody"]["K"]["errcode"] == "M_NOT_FOUND"
