@@ -134,11 +134,8 @@ async def create_room(service, user_id: str, body: dict) -> str:
         "room_type": plan.room_type,
         "created_ts": now,
     }
-    service._rooms[room.room_id] = room
-    pending = []
-    for ev in built:
-        service._cache_event(ev)
-        pending.append(service.persister.enqueue(ev))
+    service.add_room(room)
+    pending = [service.enqueue_applied(ev) for ev in built]
     try:
         for d in pending:
             await d

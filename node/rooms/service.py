@@ -245,9 +245,16 @@ class RoomService(UserQueries):
         room.apply(ev)
         meta(ev).extremities_after = tuple(room.extremities)
 
-    def _commit_locally(self, room: RoomState, ev: Event) -> defer.Deferred:
-        """Apply a checked event to the in-memory room and queue it for persistence."""
+    def commit_local(self, room: RoomState, ev: Event) -> defer.Deferred:
+        """Apply a checked event to the in-memory room and queue it for persistence (the
+        caller holds ``room.lock``); fires once it is written."""
         self.apply_local(room, ev)
+        return self.enqueue_applied(ev)
+
+    def enqueue_applied(self, ev: Event) -> defer.Deferred:
+        """Queue an event for persistence whose effect on the room in memory is already
+        applied, or that has none (outliers, backfilled history).  It is cached first, so
+        reads see it before the write lands; fires once it is written."""
         self._cache_event(ev)
         return self.persister.enqueue(ev)
 
@@ -290,8 +297,7 @@ class RoomService(UserQueries):
             meta(ev).sg_current = (room.room_id, state_group)
         if ev.depth > room.depth and extremities is not None:
             room.depth = ev.depth
-        self._cache_event(ev)
-        return self.persister.enqueue(ev)
+        return self.enqueue_applied(ev)
 
     def invalidate_history(self, room_id: str) -> None:
         """Older events were added below the room's history (backfill): the cached
@@ -302,8 +308,19 @@ class RoomService(UserQueries):
             del self._mem_timelines[key]
 
     def add_room(self, room: RoomState) -> None:
-        """Register a room built elsewhere (a room joined over federation)."""
+        """Register a room built elsewhere (a room created here, joined over federation,
+        or known only from an out-of-band membership)."""
         self._rooms[room.room_id] = room
+
+    def loaded_room(self, room_id: str) -> RoomState | None:
+        """The room if it is in memory, without reading the database (``get_room`` loads
+        it): a room being set up and not yet stored is found only this way."""
+        return self._rooms.get(room_id)
+
+    def forget_room(self, room_id: str) -> None:
+        """Drop the room from memory, e.g. one set up for an event that failed to store;
+        the next ``get_room`` reads what the database holds."""
+        self._rooms.pop(room_id, None)
 
     async def create_event(
         self,
@@ -327,7 +344,7 @@ class RoomService(UserQueries):
                 meta(ev).txn = txn
             if redacts is not None:
                 meta(ev).redacts_target = redacts
-            d = self._commit_locally(room, ev)
+            d = self.commit_local(room, ev)
         await d
         return ev
 

@@ -85,8 +85,7 @@ class PersistMixin(IngestParts):
             meta(to_store[0]).new_room = new_room
         ds = []
         for e in to_store:
-            self.rooms._cache_event(e)
-            ds.append(self.rooms.persister.enqueue(e))
+            ds.append(self.rooms.enqueue_applied(e))
         self.rooms.persister.flush()  # maybe under a transaction's hold
         for d in ds:
             await d
@@ -246,8 +245,7 @@ class PersistMixin(IngestParts):
             meta(ev).current_state_delta = {}
             if ev.event_id in status:
                 meta(ev).replaces_outlier = True
-            self.rooms._cache_event(ev)
-            ds.append(self.rooms.persister.enqueue(ev))
+            ds.append(self.rooms.enqueue_applied(ev))
         self.rooms.persister.flush()  # maybe under a transaction's hold
         for d in ds:
             await d

@@ -109,10 +109,10 @@ async def store_out_of_band(
     try:
         room = await rooms.get_room(ev.room_id)
     except NotFound:
-        room = rooms._rooms.get(ev.room_id)
+        room = rooms.loaded_room(ev.room_id)
         if room is None:
             room = RoomState(ev.room_id, ev.room_version, creator=creator or ev.sender)
-            rooms._rooms[ev.room_id] = room
+            rooms.add_room(room)
             new_room = {
                 "room_id": ev.room_id,
                 "room_version": ev.room_version.identifier,
@@ -126,12 +126,12 @@ async def store_out_of_band(
             return room.state[ev.key]
         if new_room is not None:
             meta(ev).new_room = new_room
-        d = rooms._commit_locally(room, ev)
+        d = rooms.commit_local(room, ev)
     try:
         await d
     except Exception:
         if new_room is not None:
-            rooms._rooms.pop(ev.room_id, None)
+            rooms.forget_room(ev.room_id)
         raise
     return ev
 

@@ -111,7 +111,7 @@ async def invite_remote(
         if create is not None:
             auth_map[create.event_id] = create
         check_auth(final, room.state, auth_events=auth_map)
-        d = rooms._commit_locally(room, final)
+        d = rooms.commit_local(room, final)
     await d
     log.info("event=remote_invite_sent room_id=%s invitee=%s", room_id, target)
     return final

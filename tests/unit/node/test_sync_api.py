@@ -254,7 +254,7 @@ def test_user_directory_lists_remote_members_of_shared_rooms(api):
         origin_server_ts=1,
         state_key="@zora:other.school",
     )
-    result_of(node.rooms._commit_locally(room_state, ev))
+    result_of(node.rooms.commit_local(room_state, ev))
     api.node.sync.directory.accounts = DirectoryAccounts()
     _, body = api.call(
         "POST", V3 + "/user_directory/search", user=CAROL, body={"search_term": "zora"}

@@ -151,7 +151,7 @@ def remote_join(svc: RoomService, room_id: str, user_id: str, key: SigningKey):
                 state_key=user_id,
             )
             check_auth(ev, room.state)
-            d = svc._commit_locally(room, ev)
+            d = svc.commit_local(room, ev)
         await d
         return ev
 
@@ -219,7 +219,7 @@ class LinearIngest:
                 auth[create.event_id] = create
                 async with room.lock:
                     check_auth(ev, room.state, auth_events=auth)
-                    d = rooms._commit_locally(room, ev)
+                    d = rooms.commit_local(room, ev)
                 await d
                 out[ev.event_id] = {}
             except MatrixError as exc:
@@ -277,9 +277,9 @@ class LinearIngest:
                 "room_type": None,
                 "created_ts": 0,
             }
-        rooms._rooms[join.room_id] = room
+        rooms.add_room(room)
         async with room.lock:
-            d = rooms._commit_locally(room, join)
+            d = rooms.commit_local(room, join)
         await d
         return join
 

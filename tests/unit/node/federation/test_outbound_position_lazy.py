@@ -102,7 +102,7 @@ class Node:
                     depth=room.depth + 1,
                     origin_server_ts=svc.clock.time_ms(),
                 )
-                d = svc._commit_locally(room, ev)
+                d = svc.commit_local(room, ev)
             await d
             return ev
 
