@@ -129,6 +129,9 @@ class KeyService:
         self._counts: OrderedDict[tuple[str, str], tuple[dict[str, int], list[str]]] = OrderedDict()
 
     # --- counts for /sync -----------------------------------------------------------------
+    def forget_counts(self, user_id: str, device_id: str) -> None:
+        self._counts.pop((user_id, device_id), None)
+
     async def counts(self, user_id: str, device_id: str) -> tuple[dict[str, int], list[str]]:
         key = (user_id, device_id)
         hit = self._counts.get(key)

@@ -25,6 +25,7 @@ from .cross_signing import CrossSigning
 from .device_lists import DeviceLists
 from .hooks import RemoteKeys, RoomsView, UsersNotifier
 from .keys import KeyService, with_zero_count
+from .sweep import DeviceSweep
 from .to_device import ToDevice
 
 
@@ -73,6 +74,7 @@ class E2eeService:
         self.cross_signing = CrossSigning(db=db, device_lists=self.device_lists)
         self.cross_signing.remote_master = self._remote_master
         self.backups = KeyBackups(db)
+        self.sweep = DeviceSweep(db=db, clock=clock, device_lists=self.device_lists, keys=self.keys)
         self._started = False
         self._start_lock = defer.DeferredLock()
 

@@ -143,3 +143,29 @@ def test_device_list_changes_for_room_members_only(node):
     node.leave("carol", room)
     again = carol.sync(out["next_batch"])
     assert again["device_lists"]["left"] == [alice.user_id]
+
+
+def test_a_logged_out_devices_keys_go_and_room_members_hear_of_it(node):
+    from sqlalchemy import func, select
+    from support.deferreds import result_of
+    from twisted.internet import defer
+
+    from schema.e2ee import e2ee_one_time_keys
+
+    alice, bob = node.device("alice"), node.device("bob")
+    node.room("alice", "bob")
+    upload(
+        alice,
+        device_keys=alice.device_keys(),
+        one_time_keys={f"signed_curve25519:K{i}": alice.otk(i) for i in range(5)},
+    )
+    since = bob.sync()["next_batch"]
+    assert alice.call("POST", V3 + "/logout", {}) == (200, {})
+    # Not served from the moment the device is gone.
+    _, body = bob.call("POST", V3 + "/keys/query", {"device_keys": {alice.user_id: []}})
+    assert body["device_keys"] == {alice.user_id: {}}
+    assert result_of(defer.ensureDeferred(node.e2ee.sweep.run_once())) == 1
+    with node.db.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(e2ee_one_time_keys)).scalar() == 0
+    assert bob.sync(since)["device_lists"]["changed"] == [alice.user_id]
+    assert result_of(defer.ensureDeferred(node.e2ee.sweep.run_once())) == 0
