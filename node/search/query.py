@@ -23,7 +23,7 @@ from .scope import Scope
 from .terms import fts5_query, tsquery
 
 COUNT_CAP = 1000  # counts stop here ("an approximate count", spec)
-RANK_WINDOW = 2000  # rank order ranks this many most recent hits
+RANK_WINDOW = 1000  # rank order ranks this many most recent hits (>= COUNT_CAP)
 TSV = "to_tsvector('simple'::regconfig, s.value)"
 
 
@@ -131,10 +131,19 @@ def search(
         window = (rank_floor(conn, q, window[1]), window[1])
     params = _Params()
     where = _where(q, params, sqlite)
-    count_sql = (
-        f"SELECT count(*) FROM (SELECT 1 FROM {_from(sqlite)} WHERE {where} LIMIT {COUNT_CAP}) c"
-    )
-    count = int(conn.execute(text(count_sql), params.values).scalar() or 0)
+    if (
+        order == "rank"
+        and window is not None
+        and window[0] is not None
+        and RANK_WINDOW >= COUNT_CAP
+    ):
+        count = COUNT_CAP  # at least RANK_WINDOW hits: no need to count them
+    else:
+        count_sql = (
+            f"SELECT count(*) FROM (SELECT 1 FROM {_from(sqlite)} WHERE {where} "
+            f"LIMIT {COUNT_CAP}) c"
+        )
+        count = int(conn.execute(text(count_sql), params.values).scalar() or 0)
     if sqlite:
         rank = f"-bm25({FTS_TABLE})"
     else:
