@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 from sqlalchemy import func, select
@@ -42,49 +42,67 @@ Item = tuple[int, str, bool]  # (stream ordering, thread, highlight)
 
 
 @dataclass
-class RoomUnread:
-    base: int = 0  # unthreaded read position
-    marks: dict[str, int] = field(default_factory=dict)  # thread -> read position
-    items: list[Item] = field(default_factory=list)  # oldest first, after ``base``
-
-    def add(self, item: Item) -> None:
-        if item[0] <= self.base or any(i[0] == item[0] for i in self.items[-4:]):
-            return
-        self.items.append(item)
-        if len(self.items) > MAX_ITEMS:
-            del self.items[: len(self.items) - MAX_ITEMS]
-
-    def mark(self, thread: str, stream: int) -> None:
-        if stream > self.marks.get(thread, 0):
-            self.marks[thread] = stream
-
-    def is_read(self, stream: int, thread: str) -> bool:
-        return stream <= self.base or stream <= self.marks.get(thread, 0)
-
-
-@dataclass
 class Counts:
     notifications: int = 0
     highlights: int = 0
     threads: dict[str, tuple[int, int]] = field(default_factory=dict)  # thread root -> counts
     main: tuple[int, int] = (0, 0)
 
+    def bump(self, thread: str, highlight: bool, sign: int) -> None:
+        self.notifications += sign
+        self.highlights += sign * highlight
+        if thread == MAIN:
+            self.main = (self.main[0] + sign, self.main[1] + sign * highlight)
+            return
+        n, h = self.threads.get(thread, (0, 0))
+        n, h = n + sign, h + sign * highlight
+        if n > 0:
+            self.threads[thread] = (n, h)
+        else:
+            self.threads.pop(thread, None)
+
+
+@dataclass
+class RoomUnread:
+    """One user's unread notifications in one room.  The counts are computed once and then
+    kept up to date as notifications arrive (O(1) per notification, whatever the number
+    unread); a new read position recomputes them and forgets what it made read."""
+
+    base: int = 0  # unthreaded read position
+    marks: dict[str, int] = field(default_factory=dict)  # thread -> read position
+    items: list[Item] = field(default_factory=list)  # oldest first, after ``base``
+    cached: Counts | None = None
+
+    def add(self, item: Item) -> None:
+        stream, thread, highlight = item
+        if self.is_read(stream, thread) or any(i[0] == stream for i in self.items[-4:]):
+            return
+        self.items.append(item)
+        if self.cached is not None:
+            self.cached.bump(thread, highlight, 1)
+        if len(self.items) > MAX_ITEMS:
+            old = self.items.pop(0)
+            if self.cached is not None and not self.is_read(old[0], old[1]):
+                self.cached.bump(old[1], old[2], -1)
+
+    def mark(self, thread: str, stream: int) -> None:
+        if stream > self.marks.get(thread, 0):
+            self.marks[thread] = stream
+            self.items = [i for i in self.items if not self.is_read(i[0], i[1])]
+            self.cached = None
+
+    def is_read(self, stream: int, thread: str) -> bool:
+        return stream <= self.base or stream <= self.marks.get(thread, 0)
+
 
 def count(entry: RoomUnread) -> Counts:
-    out = Counts()
-    per_thread: dict[str, list[int]] = {}
-    for stream, thread, highlight in entry.items:
-        if entry.is_read(stream, thread):
-            continue
-        out.notifications += 1
-        out.highlights += highlight
-        slot = per_thread.setdefault(thread, [0, 0])
-        slot[0] += 1
-        slot[1] += highlight
-    main = per_thread.pop(MAIN, [0, 0])
-    out.main = (main[0], main[1])
-    out.threads = {t: (n, h) for t, (n, h) in per_thread.items()}
-    return out
+    if entry.cached is None:
+        out = Counts()
+        for stream, thread, highlight in entry.items:
+            if not entry.is_read(stream, thread):
+                out.bump(thread, highlight, 1)
+        entry.cached = out
+    return entry.cached
 
 
 def _load(conn: Any, user_id: str, room_id: str) -> RoomUnread:
@@ -139,7 +157,9 @@ class UnreadCounts:
         self.db = db
         self.max_entries = max_entries
         self._entries: OrderedDict[Key, RoomUnread] = OrderedDict()
-        self._pending: dict[Key, list[Item]] = {}
+        # Notifications evaluated but not yet committed, per write (``pending_batch``).
+        self._pending: dict[int, list[tuple[Key, Item]]] = {}
+        self.pending_batch = 0
         self._loading: dict[Key, list[list[tuple[str, Any]]]] = {}  # logs of loads under way
 
     # --- what happened ---------------------------------------------------------------------
@@ -155,20 +175,19 @@ class UnreadCounts:
 
     def notified(self, user_id: str, room_id: str, item: Item) -> None:
         key = (user_id, room_id)
-        self._pending.setdefault(key, []).append(item)
+        batch = self._pending.get(self.pending_batch)
+        if batch is None:
+            batch = self._pending[self.pending_batch] = []
+        batch.append((key, item))
         self._apply(key, "item", item)
 
-    def written(self, keys: Iterable[tuple[Key, Item]]) -> None:
-        """The notifications' rows committed: a load reads them from the database now."""
-        for key, item in keys:
-            pending = self._pending.get(key)
-            if pending is not None:
-                try:
-                    pending.remove(item)
-                except ValueError:
-                    pass
-                if not pending:
-                    del self._pending[key]
+    def next_batch(self) -> None:
+        """The notifications so far go into one write; later ones into the next."""
+        self.pending_batch += 1
+
+    def written(self, batch: int) -> None:
+        """A write's rows committed (or failed): a load reads them from the database."""
+        self._pending.pop(batch, None)
 
     def sent(self, user_id: str, room_id: str, thread: str, stream: int) -> None:
         """The user sent an event: it reads its thread up to it."""
@@ -190,7 +209,7 @@ class UnreadCounts:
         log: list[tuple[str, Any]] = []
         self._loading.setdefault(key, []).append(log)
         # Evaluated but not yet committed when the read starts: not in what it reads.
-        snapshot = list(self._pending.get(key, ()))
+        snapshot = [item for b in self._pending.values() for k, item in b if k == key]
         try:
             entry = await self.db.read(_load, user_id, room_id)
         finally:

@@ -8,9 +8,11 @@ committed and before the notifier wakes ``/sync``: for each visible event, the r
 current state in memory gives the local joined members (plus the invitee of an invite, so
 ``.m.rule.invite_for_me`` can fire), the member count, display names and power levels;
 each member's compiled rules (``rule_store``) decide; a notifying rule updates the
-member's unread counts at once (``counts``) and becomes a ``push_notifications`` row,
-written with ``EventPersister.enqueue_extra`` in the next write transaction (one insert
-for the whole batch, no round trip per event).  Listeners (pusher delivery) get the
+member's unread counts at once (``counts``) and becomes a ``push_notifications`` row.
+Rows are written ``FLUSH_S`` later with ``EventPersister.enqueue_extra``, in the write
+transaction of the events queued by then (multi-row inserts, never a round trip per
+event); a crash in between loses at most that moment's rows, never counts already
+shown (they are recomputed from the rows at the next start).  Listeners (pusher delivery) get the
 notifications.  A room that is not in memory (rare: the rooms area keeps rooms it writes
 to) is loaded first and the room's syncs are woken again afterwards.
 """
@@ -22,17 +24,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import orjson
-from sqlalchemy import insert
 from twisted.internet import defer
 
 from federation.auth.power_levels import get_power_levels_content, user_power_level
 from federation.events.model import Event
 from federation.room_versions import RoomVersion
 from node.rooms.event_meta import committed_stream
+from node.storage.bulk import insert_rows
 from schema.push import push_notifications
 
 from .counts import UnreadCounts
-from .evaluator import EventContext, evaluate
+from .evaluator import CompiledRule, EventContext, evaluate
 from .rule_store import PushRuleStore
 from .threads import thread_of
 
@@ -44,6 +46,10 @@ log = logging.getLogger("parta.push")
 
 MEMBER = "m.room.member"
 DEFAULT_NOTIFICATION_LEVEL = 50  # m.room.power_levels "notifications" default
+FLUSH_S = 0.1  # notification rows are written at most this long after their event
+FLUSH_ROWS = 5_000  # ... or at once when this many wait
+# Stands for "any member the event does not name": no Matrix ID holds a NUL.
+NOBODY = "@\x00:\x00"
 
 
 @dataclass(slots=True)
@@ -105,8 +111,33 @@ class _RoomFacts:
         return user_power_level(self.sender, self.state, self.room_version) >= level
 
 
-def _insert(conn: Any, rows: list[dict]) -> None:
-    conn.execute(insert(push_notifications), rows)
+def _named_users(ev: Event) -> set[str]:
+    named: set[str] = set()
+    if ev.state_key:
+        named.add(ev.state_key)
+    mentions = ev.content.get("m.mentions")
+    if isinstance(mentions, dict):
+        ids = mentions.get("user_ids")
+        if isinstance(ids, list):
+            named.update(i for i in ids if isinstance(i, str))
+    return named
+
+
+_COLUMNS = (
+    "user_id",
+    "room_id",
+    "event_id",
+    "stream_ordering",
+    "thread_id",
+    "highlight",
+    "actions",
+    "ts",
+)
+
+
+def _insert(conn: Any, rows: list[tuple]) -> None:
+    # Multi-row INSERTs (node/storage/bulk.py): one statement per chunk, not one per row.
+    insert_rows(conn, push_notifications.name, _COLUMNS, rows)
 
 
 class PushEvaluator:
@@ -125,6 +156,8 @@ class PushEvaluator:
         self.clock = clock
         self._suffix = ":" + server_name
         self.listeners: list[Callable[[list[Notification]], None]] = []
+        self._buffer: list[Notification] = []
+        self._timer: Any = None
 
     def attach(self, persister: EventPersister) -> None:
         persister.on_persisted.append(self.on_persisted)
@@ -132,13 +165,30 @@ class PushEvaluator:
 
     # --- the hook ------------------------------------------------------------------------
     def on_persisted(self, evs: Sequence[Event]) -> None:
-        out: list[Notification] = []
+        out = self._buffer
         for ev in evs:
             room = self._room_now(ev)
             if room is not None:
                 self._evaluate(ev, room, out)
-        if out:
-            self._emit(out)
+        self._buffered()
+
+    def _buffered(self) -> None:
+        """Write what was evaluated soon, not after every batch: an extra write queued
+        right after each batch would mostly run alone (the senders' next events wait for
+        their answers) and double the transactions on the send path."""
+        if len(self._buffer) >= FLUSH_ROWS:
+            self.flush()
+        elif self._buffer and self._timer is None:
+            self._timer = self.clock.call_later(FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+        notes, self._buffer = self._buffer, []
+        if notes:
+            self._emit(notes)
 
     def _room_now(self, ev: Event) -> Any:
         """The room in memory now, or None (then it is evaluated once loaded)."""
@@ -159,10 +209,10 @@ class PushEvaluator:
         return box[0] if box else None
 
     def _late(self, ev: Event, room: Any) -> None:
-        out: list[Notification] = []
-        self._evaluate(ev, room, out)
-        if out:
-            self._emit(out)
+        before = len(self._buffer)
+        self._evaluate(ev, room, self._buffer)
+        if len(self._buffer) > before:
+            self._buffered()
             if self.rooms.notifier is not None:  # wake the room's syncs for the counts
                 self.rooms.notifier.notify_room_event(ev.room_id, committed_stream(ev))
 
@@ -190,8 +240,19 @@ class PushEvaluator:
         facts = _RoomFacts(room.state, len(room.joined), room.room_version, ev.sender)
         ctx = EventContext(ev.pdu, facts)
         ts = self.clock.time_ms()
+        # The server-default rules depend on who evaluates them only through the user's ID
+        # in m.mentions.user_ids and in an invite's state_key: members with the default
+        # rules whom the event does not name all get the same answer, decided once.
+        named = _named_users(ev)
+        rules = self.rules
+        generic: list[CompiledRule | None] = []
         for user_id in targets:
-            rule = evaluate(self.rules.compiled(user_id), ctx, user_id)
+            if user_id in named or rules.has_own_rules(user_id):
+                rule = evaluate(rules.compiled(user_id), ctx, user_id)
+            else:
+                if not generic:
+                    generic.append(evaluate(rules.compiled(NOBODY), ctx, NOBODY))
+                rule = generic[0]
             if rule is None or not rule.notify:
                 continue
             self.counts.notified(user_id, ev.room_id, (stream, thread, rule.highlight))
@@ -211,30 +272,27 @@ class PushEvaluator:
             )
 
     def _emit(self, notes: list[Notification]) -> None:
-        rows = [
-            {
-                "user_id": n.user_id,
-                "room_id": n.room_id,
-                "event_id": n.event_id,
-                "stream_ordering": n.stream,
-                "thread_id": n.thread_id,
-                "highlight": n.highlight,
-                "actions": orjson.dumps(n.actions).decode(),
-                "ts": n.ts,
-            }
-            for n in notes
-        ]
-        keys = [((n.user_id, n.room_id), (n.stream, n.thread_id, n.highlight)) for n in notes]
+        actions_json: dict[int, str] = {}  # one encoding per rule's actions list
+        rows = []
+        for n in notes:
+            text = actions_json.get(id(n.actions))
+            if text is None:
+                text = actions_json[id(n.actions)] = orjson.dumps(n.actions).decode()
+            rows.append(
+                (n.user_id, n.room_id, n.event_id, n.stream, n.thread_id, n.highlight, text, n.ts)
+            )
+        batch = self.counts.pending_batch
         d = self._persister.enqueue_extra(_insert, rows)
 
         def done(_: Any) -> None:
-            self.counts.written(keys)
+            self.counts.written(batch)
 
         def failed(failure: Any) -> None:
             log.error("event=push_notifications_not_stored count=%d: %s", len(rows), failure.value)
-            self.counts.written(keys)
+            self.counts.written(batch)
 
         d.addCallbacks(done, failed)
+        self.counts.next_batch()
         for listener in self.listeners:
             try:
                 listener(notes)

@@ -71,6 +71,10 @@ class PushRuleStore:
         """The ``m.push_rules`` content / ``GET /pushrules/`` body: ``{"global": ...}``."""
         return {"global": client_ruleset(self.document(user_id), user_id)}
 
+    def has_own_rules(self, user_id: str) -> bool:
+        """Did the user change anything (else the server-default rules apply)?"""
+        return user_id in self._docs
+
     def compiled(self, user_id: str) -> tuple[CompiledRule, ...]:
         rules = self._compiled.get(user_id)
         if rules is None:
