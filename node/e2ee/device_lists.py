@@ -112,9 +112,11 @@ class DeviceLists:
         """``user_id``'s keys changed: tell local co-members' syncs and, for our users, the
         servers sharing a room with them (``edu``: the EDU type and content, whose
         ``stream_id`` is filled in here)."""
-        pos = await self._record([(user_id, None, None)])
         members, _rooms = await self._co_members(user_id)
         local = [u for u in members if _server(u) == self.server_name]
+        if not local:
+            return  # another server's user nobody here shares a room with: nothing to tell
+        pos = await self._record([(user_id, None, None)])
         self.notifier.notify_users(local, STREAM, pos)
         if edu is not None and self.remote is not None and _server(user_id) == self.server_name:
             servers = {_server(u) for u in members} - {self.server_name}

@@ -13,9 +13,10 @@ Rules:
 2. Query: our users from the database (only devices that still exist, with their
    signatures); other servers' users through ``user/keys/query``, all servers at once,
    each bounded by ``timeout`` (default 10 s, at most ``MAX_TIMEOUT_MS``); a server that
-   fails is listed in ``failures`` and its users are missing.  ``user_signing_keys`` only
-   for the requesting user ("Cross-signing").  What a remote server answers is kept only
-   for its own users.
+   fails is listed in ``failures`` and its users are missing; at most
+   ``MAX_REMOTE_SERVERS`` servers are asked per request (the others are failures).
+   ``user_signing_keys`` only for the requesting user ("Cross-signing").  What a remote
+   server answers is kept only for its own users.
 3. Claim: one key per requested device, a one-time key first (each handed out once: it is
    deleted in the claiming transaction), else the fallback key.
 4. At most ``MAX_USERS`` users and ``MAX_DEVICE_IDS`` device IDs per query or claim
@@ -44,6 +45,7 @@ MAX_USERS = 1000
 MAX_DEVICE_IDS = 10_000
 DEFAULT_TIMEOUT_MS = 10_000
 MAX_TIMEOUT_MS = 20_000
+MAX_REMOTE_SERVERS = 50
 _COUNTS_CACHE = 20_000
 
 
@@ -261,12 +263,19 @@ class KeyService:
     async def _fan_out(
         self, requests: dict[str, tuple[str, dict]], timeout: float, failures: dict
     ) -> dict[str, dict]:
-        """Ask every server at once; the ones that fail go to ``failures``."""
+        """Ask every server at once; the ones that fail go to ``failures``, and so do the
+        servers past the first ``MAX_REMOTE_SERVERS`` (one request must not make the node
+        contact any number of servers)."""
         remote = self.remote
-        if remote is None:
-            for server in requests:
-                failures[server] = {}
-            return {}
+        if remote is None or len(requests) > MAX_REMOTE_SERVERS:
+            servers = sorted(requests)
+            allowed = servers[:MAX_REMOTE_SERVERS] if remote is not None else []
+            for server in servers:
+                if server not in allowed:
+                    failures[server] = {}
+            requests = {s: requests[s] for s in allowed}
+            if remote is None or not requests:
+                return {}
 
         async def one(server: str, kind: str, payload: dict) -> tuple[str, dict | None]:
             try:

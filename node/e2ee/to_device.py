@@ -15,7 +15,8 @@ Rules:
    acknowledges it by syncing with a later ``since`` token; then it is deleted.
 4. Received EDUs: the sender must be a user of the origin server; ``message_id`` makes
    them idempotent per origin; they are queued like local messages.
-5. Limits: ``MAX_MESSAGES`` messages per request or EDU (413 ``M_TOO_LARGE``),
+5. Limits: ``MAX_MESSAGES`` messages per request or EDU and ``MAX_REMOTE_SERVERS``
+   other servers per request (413 ``M_TOO_LARGE``),
    ``MAX_QUEUED_PER_DEVICE`` waiting per device (more are dropped, logged: a device that
    never syncs cannot fill the disk).
 """
@@ -46,6 +47,7 @@ KEEP_TXN_MS = 24 * 3600 * 1000
 MAX_TYPE_BYTES = 255
 EDU_TYPE = "m.direct_to_device"
 MAX_EMPTY_KNOWN = 100_000
+MAX_REMOTE_SERVERS = 100
 
 
 def _server(user_id: str) -> str:
@@ -150,6 +152,9 @@ class ToDevice:
             for u, d, c in rows
             if _server(u) == self.server_name
         ]
+        servers = {_server(u) for u, _d, _c in rows} - {self.server_name}
+        if len(servers) > MAX_REMOTE_SERVERS:
+            raise TooLarge(f"Messages may go to at most {MAX_REMOTE_SERVERS} other servers")
         txn = (sender, sender_device or "", txn_id)
         if not await self._queue(local, txn):
             return

@@ -150,3 +150,26 @@ def test_signing_a_remote_users_master_key():
     # Unknown users and malformed IDs are failures, not errors.
     out = result_of(ea.cross_signing.upload_signatures(alice, {"nobody": {"K": signed}}))
     assert out["failures"]["nobody"]["K"]["errcode"] == "M_NOT_FOUND"
+
+
+def test_device_list_updates_about_strangers_are_not_recorded():
+    from sqlalchemy import func, select
+
+    from schema.e2ee import e2ee_device_list_stream
+
+    a, b, ea, eb, alice, device, keys = _setup()
+
+    def rows():
+        with a.db.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(e2ee_device_list_stream)).scalar()
+
+    before = rows()
+    for n in range(5):
+        edu = {
+            "edu_type": "m.device_list_update",
+            "content": {"user_id": "@bob:b.test", "device_id": f"D{n}", "stream_id": n},
+        }
+        result_of(a.fed.edus.handle("b.test", edu))
+    spoofed = {"edu_type": "m.device_list_update", "content": {"user_id": alice}}
+    result_of(a.fed.edus.handle("b.test", spoofed))  # not a user of the origin
+    assert rows() == before

@@ -83,6 +83,9 @@ def test_bad_requests(node):
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     status, body = send(alice, "t", {"@bob:school.test": {"D": "text"}})
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+    servers = {f"@u:s{i}.test": {"D": {}} for i in range(101)}
+    status, body = send(alice, "t", servers)
+    assert (status, body["errcode"]) == (413, "M_TOO_LARGE")
     many = {f"@u{i}:school.test": {"D": {}} for i in range(10_001)}
     status, body = send(alice, "t", many)
     assert (status, body["errcode"]) == (413, "M_TOO_LARGE")
