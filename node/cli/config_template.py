@@ -83,6 +83,19 @@ COMMENTS = {
         "true serves the deprecated unauthenticated /_matrix/media/v3/download and "
         "thumbnail paths; false answers them 404 (media stays private to signed-in users)."
     ),
+    "push": (
+        "Push notifications: push rules decide unread counts and which events reach the "
+        "push gateways of users' phones (POST /pushers/set)."
+    ),
+    "push.enabled": "false: no push rule evaluation and no pushes (counts use the defaults).",
+    "push.max_pushers_per_user": "Pushers (devices that get pushes) one user may set.",
+    "push.ip_range_blacklist": (
+        "Push gateways are never reached at these IP ranges (CIDR), checked on every "
+        "resolved address; the same default as federation.ip_range_blacklist."
+    ),
+    "push.ip_range_whitelist": (
+        "Exceptions to push.ip_range_blacklist, e.g. a push gateway on the school network."
+    ),
     "ip_range_blacklist": (
         "Outbound federation never connects to these IP ranges (CIDR), checked on every "
         "address a server name, its .well-known or DNS resolves to, before connecting. "

@@ -1,22 +1,14 @@
-"""Unread notification counts (client-server API "Push Notifications" > "Receiving
-notifications", "Marking notifications as read"; default push rules).
+"""Unread notification counts when the node does not evaluate push rules at persist time
+(``push.enabled: false``, or a sync service built without the push area): counted at
+sync time from the events after the user's read position, under the server-default push
+rules (client-server API "Push Notifications" > "Receiving notifications", "Marking
+notifications as read", "Predefined Rules").
 
-Without per-user push rules, the server-default rules decide (numbers are the spec's rule
-order): override rules first --
-
-  1. ``.m.rule.master`` is disabled by default (ignored);
-  2. ``.m.rule.suppress_notices``: ``content.msgtype == "m.notice"`` -> nothing;
-  3. ``.m.rule.invite_for_me``: an invite of the user -> notify;
-  4. ``.m.rule.member_event``: any other member event -> nothing;
-  5. ``.m.rule.is_user_mention``: ``content["m.mentions"].user_ids`` has the user -> highlight;
-  6. ``.m.rule.is_room_mention``: ``content["m.mentions"].room`` is ``true`` and the sender has
-     the ``notifications.room`` power level -> highlight;
-  7. ``.m.rule.tombstone`` (state key "") -> highlight;
-  8. ``.m.rule.reaction``, ``.m.rule.room.server_acl``, ``.m.rule.suppress_edits`` -> nothing;
-
-then underride rules: ``.m.rule.call`` (``m.call.invite``), ``.m.rule.encrypted_room_one_to_one``,
-``.m.rule.room_one_to_one``, ``.m.rule.message`` (``m.room.message``), ``.m.rule.encrypted``
-(``m.room.encrypted``) -> notify.
+The rules are the push area's own (``node.push.defaults`` compiled by
+``node.push.evaluator``), so both ways of counting agree; only per-user rules need the
+push area's evaluation (``node/push/notify.py``, ``node/sync/push_counts.py``).  The
+member count is not known here: the one-to-one rules notify exactly as
+``.m.rule.message`` / ``.m.rule.encrypted`` do, so counts are the same.
 
 Counting: events after the user's read-up-to position (the further of ``m.read`` and
 ``m.read.private``, unthreaded or ``main``); an event the user sends resets the count
@@ -25,12 +17,36 @@ Counting: events after the user's read-up-to position (the further of ``m.read``
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
+from node.push.evaluator import CompiledRule, EventContext, compile_ruleset, evaluate
+from node.push.ruleset import client_ruleset, empty_document
+
 NOTIFY_TYPES = frozenset({"m.room.message", "m.room.encrypted", "m.call.invite"})
-# Types worth fetching when counting (everything else never notifies).
+# Types worth fetching when counting (under the default rules nothing else notifies).
 COUNTED_TYPES = NOTIFY_TYPES | {"m.room.member", "m.room.tombstone"}
 SCAN_LIMIT = 300  # events looked at per room and sync at most (counts then saturate)
+
+
+@lru_cache(maxsize=10_000)
+def _default_rules(user_id: str) -> tuple[CompiledRule, ...]:
+    return compile_ruleset(client_ruleset(empty_document(), user_id))
+
+
+class _Facts:
+    __slots__ = ("member_count", "_may", "_sender")
+
+    def __init__(self, sender: str, may: Callable[[str], bool]) -> None:
+        self.member_count = 0  # unknown (see the module docstring)
+        self._sender = sender
+        self._may = may
+
+    def display_name(self, user_id: str) -> str | None:
+        return None  # no default rule looks at it
+
+    def sender_may_notify(self, key: str) -> bool:
+        return key == "room" and self._may(self._sender)
 
 
 def push_actions(
@@ -44,33 +60,18 @@ def push_actions(
     """(notify, highlight) for ``user_id`` under the server-default push rules."""
     if sender == user_id:
         return False, False
-    if not isinstance(content, Mapping):
-        content = {}
-    # 2. suppress_notices
-    if content.get("msgtype") == "m.notice":
+    event: dict[str, Any] = {
+        "type": event_type,
+        "sender": sender,
+        "content": content if isinstance(content, Mapping) else {},
+    }
+    if state_key is not None:
+        event["state_key"] = state_key
+    ctx = EventContext(event, _Facts(sender, sender_may_notify_room))
+    rule = evaluate(_default_rules(user_id), ctx, user_id)
+    if rule is None:
         return False, False
-    if event_type == "m.room.member":
-        # 3. invite_for_me, 4. member_event
-        return (state_key == user_id and content.get("membership") == "invite"), False
-    mentions = content.get("m.mentions")
-    if isinstance(mentions, Mapping):
-        # 5. is_user_mention
-        ids = mentions.get("user_ids")
-        if isinstance(ids, list) and user_id in ids:
-            return True, True
-        # 6. is_room_mention
-        if mentions.get("room") is True and sender_may_notify_room(sender):
-            return True, True
-    # 7. tombstone
-    if event_type == "m.room.tombstone" and state_key == "":
-        return True, True
-    # 8. suppress_edits (reactions and server ACLs never reach the underride types)
-    relates = content.get("m.relates_to")
-    if isinstance(relates, Mapping) and relates.get("rel_type") == "m.replace":
-        return False, False
-    if state_key is None and event_type in NOTIFY_TYPES:
-        return True, False
-    return False, False
+    return rule.notify, rule.highlight
 
 
 def count_unread(
