@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from federation.errors import BadJSON, MatrixError
+from federation.errors import BadJSON, InvalidParam, MatrixError
 
 from . import checks, key_store
 from .device_lists import DeviceLists
@@ -96,6 +96,10 @@ class CrossSigning:
             return {}
 
         def txn(conn: Any) -> None:
+            pubs = [(user_id, checks.public_key_id(obj)) for obj in changed.values()]
+            if key_store.existing_devices(conn, pubs):
+                # "Servers MUST not allow devices to have the same IDs as cross-signing keys"
+                raise InvalidParam("A cross-signing key has the ID of one of your devices")
             for key_type, obj in changed.items():
                 key_store.set_cross_signing_key(conn, user_id, key_type, checks.encode(obj))
 

@@ -172,6 +172,11 @@ class KeyService:
         def txn(conn: Any) -> tuple[bool, dict[str, int], list[str]]:
             changed = False
             if device_json is not None:
+                cross = key_store.cross_signing_keys(conn, [user_id]).get(user_id, {})
+                if any(checks.public_key_id(k) == device_id for k in cross.values()):
+                    # "Servers MUST not allow devices to have the same IDs as
+                    # cross-signing keys" ("Cross-signing").
+                    raise InvalidParam("The device ID is the ID of a cross-signing key")
                 changed = key_store.set_device_keys(conn, user_id, device_id, device_json)
             key_store.add_one_time_keys(conn, user_id, device_id, otks, MAX_OTKS_PER_DEVICE)
             key_store.set_fallback_keys(conn, user_id, device_id, fbs)

@@ -126,3 +126,18 @@ def test_signatures_upload_verifies_each_signature(node):
     assert alice.user_id not in seen["master_keys"][bob.user_id].get("signatures", {})
     _, mine = alice.call("POST", V3 + "/keys/query", {"device_keys": {bob.user_id: []}})
     assert usk.key_id in mine["master_keys"][bob.user_id]["signatures"][alice.user_id]
+
+
+def test_device_ids_and_cross_signing_key_ids_never_collide(node):
+    alice = node.device("alice")
+    master = XKey(70)
+    # A client may choose its device ID at login: one named like the master key.
+    status, body = node.login(alice.user_id, device_id=master.pub)
+    assert status == 200
+    status, err = node.call(
+        "POST",
+        V3 + "/keys/device_signing/upload",
+        {"master_key": master.obj(alice.user_id, "master")},
+        token=body["access_token"],
+    )
+    assert (status, err["errcode"]) == (400, "M_INVALID_PARAM")
