@@ -160,6 +160,7 @@ class PushConfig:
 
     enabled: bool = True  # false: no push rule evaluation, no pushes (sync's own counts)
     max_pushers_per_user: int = 10
+    notifications_kept_days: int = 30  # GET /notifications history; older rows are deleted
     # The push gateways pushers name are reached only at addresses outside these ranges
     # (as for outbound federation: federation.transport.ip_ranges), unless whitelisted.
     ip_range_blacklist: list = field(default_factory=lambda: list(DEFAULT_IP_RANGE_BLACKLIST))

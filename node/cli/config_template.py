@@ -89,6 +89,9 @@ COMMENTS = {
     ),
     "push.enabled": "false: no push rule evaluation and no pushes (counts use the defaults).",
     "push.max_pushers_per_user": "Pushers (devices that get pushes) one user may set.",
+    "push.notifications_kept_days": (
+        "Days the notifications of GET /notifications are kept (one row per member and event)."
+    ),
     "push.ip_range_blacklist": (
         "Push gateways are never reached at these IP ranges (CIDR), checked on every "
         "resolved address; the same default as federation.ip_range_blacklist."

@@ -9,6 +9,7 @@ from .counts import UnreadCounts
 from .delivery import Gateway, PushDelivery
 from .notify import PushEvaluator
 from .pushers import PusherStore
+from .retention import NotificationRetention
 from .rule_store import PushRuleStore
 
 if TYPE_CHECKING:
@@ -16,7 +17,15 @@ if TYPE_CHECKING:
 
 
 class PushService:
-    def __init__(self, *, db: Any, clock: Any, server_name: str, max_pushers: int = 10) -> None:
+    def __init__(
+        self,
+        *,
+        db: Any,
+        clock: Any,
+        server_name: str,
+        max_pushers: int = 10,
+        notifications_kept_days: int = 30,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.server_name = server_name
@@ -24,6 +33,7 @@ class PushService:
         self.counts = UnreadCounts(db)
         self.pushers = PusherStore(db, clock, max_pushers)
         self.delivery: PushDelivery | None = None
+        self.retention = NotificationRetention(db, clock, notifications_kept_days)
         self.rooms: RoomService | None = None
         self.evaluator: PushEvaluator | None = None
 
@@ -55,9 +65,11 @@ class PushService:
                 self.evaluator.listeners.append(self.delivery.on_notifications)
 
     def start(self) -> None:
-        """Send what was queued before a restart."""
+        """Send what was queued before a restart; prune old notifications from now on."""
         if self.delivery is not None:
             self.delivery.kick()
+        if self.evaluator is not None:
+            self.retention.start()
 
     def push_rules_content(self, user_id: str) -> dict:
         """The user's ``m.push_rules`` account data content."""

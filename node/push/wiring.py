@@ -22,6 +22,7 @@ def wire(ctx: Any, rooms: Any = None) -> PushService:
         clock=ctx.clock,
         server_name=ctx.server_name,
         max_pushers=cfg.max_pushers_per_user,
+        notifications_kept_days=cfg.notifications_kept_days,
     )
     service.rules.load_sync()
     service.pushers.load_sync()

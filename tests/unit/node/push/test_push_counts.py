@@ -182,3 +182,15 @@ def test_rows_are_written_shortly_after_the_event(node):
     again = PushNode(db=node.db)
     result_of(again.rooms.send_event(ALICE, room, "m.room.message", content))
     assert result_of(again.push.counts.counts(CAROL, room)).notifications == 2
+
+
+def test_old_notifications_are_pruned(node):
+    room = node.room(members=[BOB])
+    old = node.send(ALICE, room, "last month")
+    node.reactor.advance(31 * 86_400)
+    new = node.send(ALICE, room, "today")
+    assert result_of(node.push.retention.sweep()) >= 1
+    status, body = node.call("GET", NOTIFS, user=BOB)
+    ids = [n["event"]["event_id"] for n in body["notifications"]]
+    assert new in ids and old not in ids
+    assert result_of(node.push.retention.sweep()) == 0
