@@ -16,8 +16,8 @@ Where it is applied:
   ``/event/{eventId}`` checks the event's room itself (``server/event.py``), under the
   general rule above;
 * ``/send``: every PDU whose sending server (the transaction's origin) the room denies is
-  dropped with an error in the response and nothing stored (``ingest/receipt.py``
-  ``_prepare``); typing notifications and all receipts of such a room are ignored
+  dropped with an error in the response and nothing stored (``ingest/checks.py``
+  ``Checks.prepare``); typing notifications and all receipts of such a room are ignored
   (``edus.py``).
 
 Nothing else changes: events are still sent to denied servers that are residents of the

@@ -28,32 +28,43 @@ before taking the room lock) -> under the room's lock: state before (the prev ev
 states, resolved when they differ) -> 5 -> 6 -> new state groups, current state and
 forward extremities -> queued with the rooms persister (same batches as local events).
 
-Modules, one per pipeline stage: ``receipt`` (``/send``, checks 1-3, batches), ``gaps``
-(missing auth and prev events), ``state`` (state before, 5, 6, soft failure, commit),
-``persist`` (outliers, joined rooms, backfill); ``_common`` (logger and helpers).
+``Ingest`` is a facade over one collaborator per pipeline stage, each a class of its own
+module that is handed exactly what it uses: ``Checks`` (``checks``: policy, ACL, 1-3, one
+PDU or a batch), ``Persist`` (``persist``: outliers, joined rooms, backfill; uses
+``Checks``), ``Gaps`` (``gaps``: missing auth events, stored through ``Persist``, and
+missing prev events), ``StateCommit`` (``state``: state before, 5, 6, soft failure,
+commit) and ``Receipt`` (``receipt``: ``/send`` and the per-PDU driver over the others);
+``_common`` holds the logger, the outcome counter and small helpers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from .. import fed_metrics
+from twisted.internet import defer
+
+from federation.events.model import Event
+from federation.room_versions import RoomVersion
+from node.rooms.state_cache import RoomState
+
 from ..pdu_checks import signature_checker
+from ..policy import ServerPolicy
 from ..remote_fetch import RemoteEvents
 from ..state_resolution import StateResolver
 from ..verifier import SignatureVerifier
-from ._common import MAX_STATE_FETCHES, STORE_FAILED, log
-from .gaps import GapsMixin
-from .persist import PersistMixin
-from .receipt import ReceiptMixin
-from .state import StateMixin
+from ._common import MAX_STATE_FETCHES, STORE_FAILED, Outcomes, log
+from .checks import Checks
+from .gaps import Gaps
+from .persist import Persist
+from .receipt import PreparedPdus, Receipt
+from .state import StateCommit
 
 __all__ = ["Ingest", "MAX_STATE_FETCHES", "STORE_FAILED", "log"]
 
 
-class Ingest(ReceiptMixin, StateMixin, GapsMixin, PersistMixin):
-    """The inbound PDU pipeline; stages live in ``receipt``, ``gaps``, ``state`` and
-    ``persist``."""
+class Ingest:
+    """The inbound PDU pipeline: builds its stages (module docstring) and answers for
+    them; what the rest of the node calls is here."""
 
     def __init__(
         self,
@@ -62,25 +73,115 @@ class Ingest(ReceiptMixin, StateMixin, GapsMixin, PersistMixin):
         state_store: Any,
         keyring: Any,
         client: Any,
-        policy: Any,
+        policy: ServerPolicy,
         server_name: str,
         max_missing_events: int = 20,
         verifier: SignatureVerifier | None = None,
     ) -> None:
         self.rooms = rooms
-        self.db = rooms.db
         self.state_store = state_store
-        self.keyring = keyring
-        self.remote = RemoteEvents(client)
-        self.policy = policy
         self.server_name = server_name
-        self.max_missing = max_missing_events
         self.resolver = StateResolver(rooms.get_events)
-        self.is_signed_by = signature_checker(keyring)
-        # Step 2's ed25519 work, on worker threads (inline when none is given).
-        self.verifier = verifier if verifier is not None else SignatureVerifier(None, 0)
-        self.stats = {"accepted": 0, "rejected": 0, "soft_failed": 0, "dropped": 0}
+        self.outcomes = Outcomes()
+        is_signed_by = signature_checker(keyring)
+        remote = RemoteEvents(client)
+        self.checks = Checks(
+            policy=policy,
+            keyring=keyring,
+            # Step 2's ed25519 work, on worker threads (inline when none is given).
+            verifier=verifier if verifier is not None else SignatureVerifier(None, 0),
+            outcomes=self.outcomes,
+        )
+        self.persist = Persist(
+            rooms=rooms,
+            state_store=state_store,
+            keyring=keyring,
+            remote=remote,
+            checks=self.checks,
+            is_signed_by=is_signed_by,
+        )
+        self.gaps = Gaps(
+            rooms=rooms,
+            state_store=state_store,
+            keyring=keyring,
+            remote=remote,
+            policy=policy,
+            is_signed_by=is_signed_by,
+            persist=self.persist,
+            max_missing=max_missing_events,
+        )
+        self.state = StateCommit(
+            rooms=rooms,
+            state_store=state_store,
+            resolver=self.resolver,
+            is_signed_by=is_signed_by,
+            outcomes=self.outcomes,
+        )
+        self.receipt = Receipt(
+            rooms=rooms,
+            state_store=state_store,
+            checks=self.checks,
+            gaps=self.gaps,
+            state=self.state,
+            is_signed_by=is_signed_by,
+            outcomes=self.outcomes,
+        )
 
-    def _count(self, outcome: str) -> None:
-        self.stats[outcome] += 1
-        fed_metrics.pdu(outcome)
+    @property
+    def stats(self) -> dict[str, int]:
+        """PDUs accepted, rejected, soft-failed and dropped since start."""
+        return self.outcomes.stats
+
+    # --- /send (receipt.py) ---------------------------------------------------------------
+    async def receive_pdus(self, origin: str, pdus: Sequence[Any]) -> dict[str, dict]:
+        return await self.receipt.receive_pdus(origin, pdus)
+
+    async def prepare_pdus(self, origin: str, pdus: Sequence[Any]) -> PreparedPdus:
+        return await self.receipt.prepare_pdus(origin, pdus)
+
+    async def process_prepared(
+        self, prepared: PreparedPdus, statuses: dict
+    ) -> tuple[dict[str, dict], list[tuple[str, defer.Deferred]]]:
+        return await self.receipt.process_prepared(prepared, statuses)
+
+    async def written(
+        self, results: dict[str, dict], writes: Sequence[tuple[str, defer.Deferred]], origin: str
+    ) -> dict[str, dict]:
+        return await self.receipt.written(results, writes, origin)
+
+    async def process_pdu(
+        self, origin: str, room: RoomState, pdu: dict, *, fetch_missing: bool = True
+    ) -> str | None:
+        return await self.receipt.process_pdu(origin, room, pdu, fetch_missing=fetch_missing)
+
+    # --- events fetched in bulk (persist.py) ----------------------------------------------
+    async def persist_outlier_and_state(
+        self,
+        room_version: RoomVersion | str,
+        state_pdus: Sequence[dict],
+        auth_chain_pdus: Sequence[dict],
+        origin: str,
+        *,
+        room_id: str | None = None,
+        new_room: dict | None = None,
+    ) -> dict[str, Event]:
+        return await self.persist.persist_outlier_and_state(
+            room_version, state_pdus, auth_chain_pdus, origin, room_id=room_id, new_room=new_room
+        )
+
+    async def persist_joined_room(
+        self,
+        room_version: RoomVersion | str,
+        join_pdu: dict,
+        state_pdus: Sequence[dict],
+        auth_chain_pdus: Sequence[dict],
+        origin: str,
+    ) -> str:
+        return await self.persist.persist_joined_room(
+            room_version, join_pdu, state_pdus, auth_chain_pdus, origin
+        )
+
+    async def persist_backfilled(
+        self, origin: str, room_id: str, pdus: Sequence[Any]
+    ) -> list[Event]:
+        return await self.persist.persist_backfilled(origin, room_id, pdus)

@@ -1,22 +1,19 @@
 """Shared pieces of the inbound PDU pipeline (server-server API "Checks performed on
-receipt of a PDU"): the logger, limits and small PDU helpers used by every stage."""
+receipt of a PDU"): the logger, limits, the outcome counter and small PDU helpers used by
+every stage."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+
+from federation.events.model import Event
+
+from .. import fed_metrics
 
 if TYPE_CHECKING:
-    from twisted.internet import defer
-
-    from federation.events.model import Event
     from federation.room_versions import RoomVersion
-    from node.rooms.state_cache import RoomState
     from node.rooms.state_store import StateMap
-
-    from ..remote_fetch import RemoteEvents
-    from ..state_resolution import StateResolver
-    from ..verifier import SignatureVerifier
 
 log = logging.getLogger("parta.federation.ingest")
 
@@ -36,77 +33,48 @@ def _domain(user_id: Any) -> str | None:
     return None
 
 
-class IngestParts:
-    """What the pipeline's stages (the mixins of ``Ingest``) share: the attributes that
-    ``Ingest.__init__`` sets and the methods one stage calls on another.
+# "Is this event signed by that server?" (``pdu_checks.signature_checker`` over the key
+# ring), which some auth rules ask.
+SignedBy = Callable[[Event, str], bool]
 
-    Declarations for the type checker only: nothing here exists at run time, every name
-    resolves on the ``Ingest`` instance, so the stages stay separate modules."""
 
-    rooms: Any  # the rooms service (node.rooms), its DB and event cache
-    db: Any
-    state_store: Any
-    keyring: Any
-    remote: RemoteEvents
-    policy: Any  # the roster policy: which servers may take part
-    server_name: str
-    max_missing: int
-    resolver: StateResolver
-    is_signed_by: Callable[[Event, str], bool]
-    verifier: SignatureVerifier
-    stats: dict[str, int]
+class EventSource(Protocol):
+    """The part of the rooms service that looks events up (its cache, then the DB)."""
 
-    if TYPE_CHECKING:
+    async def get_events(self, event_ids: Any) -> dict[str, Event]: ...
 
-        def _count(self, outcome: str) -> None: ...
 
-        async def process_pdu(
-            self, origin: str, room: RoomState, pdu: dict, *, fetch_missing: bool = True
-        ) -> str | None: ...
+class Outcomes:
+    """What happened to received PDUs: ``stats`` (for tests and the CLI) and the
+    ``parta_federation_pdus_total`` metric, one count per PDU."""
 
-        async def _check_batch(
-            self,
-            pdus: Sequence[Any],
-            rv: RoomVersion,
-            origin: str,
-            room_id: str | None,
-            drop_log: str,
-        ) -> dict[str, Event]: ...
+    def __init__(self) -> None:
+        self.stats = {"accepted": 0, "rejected": 0, "soft_failed": 0, "dropped": 0}
 
-        async def _auth_events(
-            self, origin: str, room: RoomState, ev: Event
-        ) -> dict[str, Event]: ...
+    def count(self, outcome: str) -> None:
+        self.stats[outcome] += 1
+        fed_metrics.pdu(outcome)
 
-        async def _fill_prev_gaps(self, origin: str, room: RoomState, ev: Event) -> None: ...
 
-        @staticmethod
-        def _state_map(
-            rv: RoomVersion, state_pdus: Sequence[dict], pool: Mapping[str, Event]
-        ) -> StateMap: ...
+def state_map(rv: RoomVersion, state_pdus: Sequence[dict], pool: Mapping[str, Event]) -> StateMap:
+    """The state map (key -> event ID) of a ``/state`` or ``send_join`` answer: the valid,
+    not rejected state events of ``state_pdus`` among the checked events ``pool``."""
+    out: StateMap = {}
+    for pdu in state_pdus:
+        try:
+            eid = Event(pdu, rv).event_id
+        except Exception:  # noqa: BLE001 - a malformed state PDU is left out
+            continue
+        ev = pool.get(eid)
+        if ev is not None and ev.is_state and ev.rejected_reason is None:
+            out[ev.key] = ev.event_id
+    return out
 
-        async def _state_events(
-            self, ids: Mapping[tuple[str, str], str], keys: Sequence[tuple[str, str]]
-        ) -> dict[tuple[str, str], Event]: ...
 
-        async def _commit(
-            self,
-            room: RoomState,
-            ev: Event,
-            rejected: str | None,
-            auth_map: Mapping[str, Event] | None = None,
-            *,
-            replaces_outlier: bool,
-            memo_key: tuple | None = None,
-            auth_memo: dict | None = None,
-        ) -> tuple[defer.Deferred | None, str | None]: ...
-
-        async def persist_outlier_and_state(
-            self,
-            room_version: RoomVersion | str,
-            state_pdus: Sequence[dict],
-            auth_chain_pdus: Sequence[dict],
-            origin: str,
-            *,
-            room_id: str | None = None,
-            new_room: dict | None = None,
-        ) -> dict[str, Event]: ...
+async def state_events(
+    rooms: EventSource, ids: Mapping[tuple[str, str], str], keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Event]:
+    """The events of ``ids`` (a state map) under ``keys``, those that can be loaded."""
+    wanted = {k: ids[k] for k in keys if k in ids}
+    evs = await rooms.get_events(wanted.values())
+    return {k: evs[eid] for k, eid in wanted.items() if eid in evs}

@@ -8,13 +8,11 @@ information" (``/event_auth`` for unknown ``auth_events``).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from federation.events.model import Event
-from federation.room_versions import RoomVersion
 from node.rooms.event_meta import meta
 from node.rooms.state_cache import RoomState
-from node.rooms.state_store import StateMap
 
 from .. import store
 from ..pdu_checks import (
@@ -25,16 +23,47 @@ from ..pdu_checks import (
     check_format_signatures_hashes,
     state_keys_for_auth,
 )
-from ._common import MAX_STATE_FETCHES, IngestParts, _depth, _domain, log
+from ..policy import ServerPolicy
+from ..remote_fetch import RemoteEvents
+from ._common import MAX_STATE_FETCHES, SignedBy, _depth, _domain, log, state_events, state_map
+from .persist import Persist
+
+# Processes one PDU fetched to fill a gap (the receipt stage, which calls the gaps stage:
+# handed in per call rather than held, so neither stage holds the other).
+ProcessFetched = Callable[[str, RoomState, dict], Awaitable[None]]
 
 
-class GapsMixin(IngestParts):
-    """Fetching what an inbound event refers to but we lack (part of ``Ingest``)."""
+class Gaps:
+    """Fetching what an inbound event refers to but we lack: its auth events (stored as
+    outliers by ``persist``) and its prev events (processed by the caller's
+    ``process_fetched``, or stored with the state before them)."""
+
+    def __init__(
+        self,
+        *,
+        rooms: Any,
+        state_store: Any,
+        keyring: Any,
+        remote: RemoteEvents,
+        policy: ServerPolicy,
+        is_signed_by: SignedBy,
+        persist: Persist,
+        max_missing: int,
+    ) -> None:
+        self.rooms = rooms  # node.rooms.RoomService: events, the persister
+        self.db = rooms.db
+        self.state_store = state_store
+        self.keyring = keyring
+        self.remote = remote
+        self.policy = policy
+        self.is_signed_by = is_signed_by
+        self.persist = persist
+        self.max_missing = max_missing  # events asked of get_missing_events per gap
 
     # ======================================================================================
     # missing auth events and prev events
     # ======================================================================================
-    async def _auth_events(self, origin: str, room: RoomState, ev: Event) -> dict[str, Event]:
+    async def auth_events(self, origin: str, room: RoomState, ev: Event) -> dict[str, Event]:
         ids = [i for i in ev.auth_event_ids if isinstance(i, str)]
         # Usually the auth events are the room's current state for the selected keys.
         have: dict[str, Event] = {}
@@ -48,7 +77,7 @@ class GapsMixin(IngestParts):
         if len(have) < len(set(ids)):
             chain = await self.remote.event_auth(origin, room.room_id, ev.event_id)
             if chain:
-                await self.persist_outlier_and_state(
+                await self.persist.persist_outlier_and_state(
                     room.room_version, [], chain, origin, room_id=room.room_id
                 )
                 have = await self.rooms.get_events(ids)
@@ -62,7 +91,12 @@ class GapsMixin(IngestParts):
         status = await self.db.run(store.event_status, rest)
         return [p for p in rest if p not in status or (status[p][0] and not status[p][2])]
 
-    async def _fill_prev_gaps(self, origin: str, room: RoomState, ev: Event) -> None:
+    async def fill_prev_gaps(
+        self, origin: str, room: RoomState, ev: Event, process_fetched: ProcessFetched
+    ) -> None:
+        """Make the state after each of ``ev``'s prev events known: first by fetching the
+        missing events (``get_missing_events``, each given to ``process_fetched``), then,
+        for prev events still without state, by fetching them with their state."""
         missing = await self._prevs_without_state(ev.prev_event_ids)
         if not missing:
             return
@@ -82,7 +116,7 @@ class GapsMixin(IngestParts):
                 try:
                     if Event(pdu, room.room_version).event_id == ev.event_id:
                         continue
-                    await self.process_pdu(origin, room, pdu, fetch_missing=False)
+                    await process_fetched(origin, room, pdu)
                 except Exception:  # noqa: BLE001 - best effort: the event may still pass
                     log.exception("event=missing_event_failed room=%s", room.room_id)
             missing = await self._prevs_without_state(ev.prev_event_ids)
@@ -117,11 +151,11 @@ class GapsMixin(IngestParts):
         if got is None:
             return
         state_pdus, chain = got
-        pool = await self.persist_outlier_and_state(
+        pool = await self.persist.persist_outlier_and_state(
             room.room_version, state_pdus, chain, origin, room_id=room.room_id
         )
-        state_ids = self._state_map(room.room_version, state_pdus, pool)
-        auth_map = await self._auth_events(origin, room, ev)
+        state_ids = state_map(room.room_version, state_pdus, pool)
+        auth_map = await self.auth_events(origin, room, ev)
         rejected = check_against_auth_events(
             ev, auth_map, room.state.get(CREATE_KEY), self.is_signed_by
         )
@@ -130,7 +164,7 @@ class GapsMixin(IngestParts):
             before = await self.state_store.new_group_async(room.room_id, None, state_ids)
             new = [before]
             if rejected is None:
-                before_state = await self._state_events(state_ids, state_keys_for_auth(ev))
+                before_state = await state_events(self.rooms, state_ids, state_keys_for_auth(ev))
                 reason = check_against_state(ev, before_state, self.is_signed_by)
                 if reason is not None:
                     rejected = f"state before the event: {reason}"
@@ -153,18 +187,3 @@ class GapsMixin(IngestParts):
             )
         self.rooms.persister.flush()  # maybe under a transaction's hold
         await d
-
-    @staticmethod
-    def _state_map(
-        rv: RoomVersion, state_pdus: Sequence[dict], pool: Mapping[str, Event]
-    ) -> StateMap:
-        out: StateMap = {}
-        for pdu in state_pdus:
-            try:
-                eid = Event(pdu, rv).event_id
-            except Exception:  # noqa: BLE001 - a malformed state PDU is left out
-                continue
-            ev = pool.get(eid)
-            if ev is not None and ev.is_state and ev.rejected_reason is None:
-                out[ev.key] = ev.event_id
-        return out

@@ -25,11 +25,32 @@ from ..pdu_checks import (
     check_against_state,
     check_format_signatures_hashes,
 )
-from ._common import IngestParts, log
+from ..remote_fetch import RemoteEvents
+from ._common import SignedBy, log, state_map
+from .checks import Checks
 
 
-class PersistMixin(IngestParts):
-    """Outliers, ``send_join`` responses and backfill (part of ``Ingest``)."""
+class Persist:
+    """Outliers, ``send_join`` responses and backfill: events fetched in bulk, checked
+    (1-3 by ``checks``, 4 here) and stored."""
+
+    def __init__(
+        self,
+        *,
+        rooms: Any,
+        state_store: Any,
+        keyring: Any,
+        remote: RemoteEvents,
+        checks: Checks,
+        is_signed_by: SignedBy,
+    ) -> None:
+        self.rooms = rooms  # node.rooms.RoomService: rooms, events, the persister
+        self.db = rooms.db
+        self.state_store = state_store
+        self.keyring = keyring
+        self.remote = remote
+        self.checks = checks
+        self.is_signed_by = is_signed_by
 
     # ======================================================================================
     # outliers and joined rooms
@@ -51,7 +72,7 @@ class PersistMixin(IngestParts):
         fail steps 1-2, belong to another room, or whose auth events never turn up are
         dropped.  ``new_room``: a ``rooms`` row to create with the first stored event."""
         rv = get_room_version(room_version) if isinstance(room_version, str) else room_version
-        checked = await self._check_batch(
+        checked = await self.checks.check_batch(
             list(auth_chain_pdus) + list(state_pdus), rv, origin, room_id, "outlier_dropped"
         )
         pool: dict[str, Event] = dict(await self.rooms.get_events(list(checked)))
@@ -142,7 +163,7 @@ class PersistMixin(IngestParts):
         pool = await self.persist_outlier_and_state(
             rv, state_pdus, auth_chain_pdus, origin, room_id=room_id, new_room=new_room
         )
-        state_ids = self._state_map(rv, state_pdus, pool)
+        state_ids = state_map(rv, state_pdus, pool)
         create = pool.get(state_ids.get(CREATE_KEY, ""))
         if create is None:
             raise MatrixError(
@@ -212,7 +233,7 @@ class PersistMixin(IngestParts):
         events, newest first (already known events are skipped)."""
         room = await self.rooms.get_room(room_id)
         rv = room.room_version
-        checked = await self._check_batch(pdus, rv, origin, room_id, "backfill_dropped")
+        checked = await self.checks.check_batch(pdus, rv, origin, room_id, "backfill_dropped")
         if not checked:
             return []
         status = await self.db.run(store.event_status, list(checked))

@@ -1,9 +1,8 @@
 """Inbound PDUs, receipt: ``/send`` transactions and the per-PDU pipeline driver.
 
-Spec: server-server API "Checks performed on receipt of a PDU" (steps 1-3: format,
-signatures, hashes, see ``pdu_checks``; then step 4 and, under the room's lock, 5-6 in
-``state``), "Transactions" (per-PDU results of ``/send``).  Also the batch form of steps
-1-3 for events fetched from a server (outliers, backfill).
+Spec: server-server API "Checks performed on receipt of a PDU" (steps 1-3 in ``checks``;
+step 4 here, fetching missing auth and prev events through ``gaps``; under the room's
+lock, 5-6 in ``state``), "Transactions" (per-PDU results of ``/send``).
 """
 
 from __future__ import annotations
@@ -14,24 +13,41 @@ from twisted.internet import defer
 
 from federation.errors import NotFound
 from federation.events.model import Event
-from federation.room_versions import RoomVersion
 from node.rooms.state_cache import RoomState
 
-from .. import acl_check, store
-from ..pdu_checks import (
-    CREATE_KEY,
-    Dropped,
-    VerifyJob,
-    check_against_auth_events,
-    prepare_format_signatures_hashes,
-    run_verify_jobs,
-)
-from ..verifier import run_batch
-from ._common import _NONE, STORE_FAILED, IngestParts, _depth, _domain, log
+from .. import store
+from ..pdu_checks import CREATE_KEY, Dropped, check_against_auth_events
+from ..verifier import SignatureVerifier
+from ._common import _NONE, STORE_FAILED, Outcomes, SignedBy, _depth, log
+from .checks import Checks, _Verdicts
+from .gaps import Gaps
+from .state import StateCommit
 
 
-class ReceiptMixin(IngestParts):
-    """``receive_pdus``, ``process_pdu`` and the checks on receipt (part of ``Ingest``)."""
+class Receipt:
+    """``receive_pdus`` and ``process_pdu``: each PDU through checks 1-3 (``checks``),
+    step 4 with the gaps filled (``gaps``) and, under the room's lock, 5-6 and the
+    hand-over to the persister (``state``)."""
+
+    def __init__(
+        self,
+        *,
+        rooms: Any,
+        state_store: Any,
+        checks: Checks,
+        gaps: Gaps,
+        state: StateCommit,
+        is_signed_by: SignedBy,
+        outcomes: Outcomes,
+    ) -> None:
+        self.rooms = rooms  # node.rooms.RoomService: rooms, events, the persister
+        self.db = rooms.db
+        self.state_store = state_store
+        self.checks = checks
+        self.gaps = gaps
+        self.state = state
+        self.is_signed_by = is_signed_by
+        self.outcomes = outcomes
 
     # ======================================================================================
     # /send
@@ -49,7 +65,7 @@ class ReceiptMixin(IngestParts):
         """Policy and steps 1 and 3 of a transaction's PDUs, PDU by PDU; their ed25519
         verifications (step 2) go to the verifier's threads in chunks while the reactor
         prepares the next PDUs.  Nothing is stored or counted yet."""
-        prepared = PreparedPdus(origin, self.verifier)
+        prepared = PreparedPdus(origin, self.checks.verifier)
         for pdu in pdus:
             if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
                 continue
@@ -63,7 +79,7 @@ class ReceiptMixin(IngestParts):
                     continue
             item = _Item(_depth(pdu))
             try:
-                ev, jobs = await self._prepare(origin, room, pdu)
+                ev, jobs = await self.checks.prepare(origin, room, pdu)
                 item.ev, item.event_id = ev, ev.event_id
                 item.verdict = prepared.verdicts.add(jobs)
             except Dropped as exc:
@@ -94,11 +110,11 @@ class ReceiptMixin(IngestParts):
                     continue  # a second copy of one event: the first one's result
                 error, d = it.error, None
                 if it.ev is None:
-                    self._count("dropped")
+                    self.outcomes.count("dropped")
                 else:
                     failure = await prepared.verdicts.get(it.verdict)
                     if failure is not None:
-                        self._count("dropped")
+                        self.outcomes.count("dropped")
                         error = f"Signature check failed: {failure}"
                         log.info("event=pdu_dropped origin=%s reason=%s", origin, error)
                     else:
@@ -149,7 +165,7 @@ class ReceiptMixin(IngestParts):
         was accepted (or soft-failed, or already known), else why it was dropped or
         rejected."""
         try:
-            ev = await self._check(origin, room, pdu)
+            ev = await self.checks.check(origin, room, pdu)
         except Dropped as exc:
             return exc.reason
         outcome, d = await self._process_checked(origin, room, ev, fetch_missing=fetch_missing)
@@ -158,44 +174,10 @@ class ReceiptMixin(IngestParts):
             await d
         return outcome
 
-    async def _check(self, origin: str, room: RoomState, pdu: dict) -> Event:
-        """Policy and steps 1-3; ``Dropped`` when the PDU is not to be stored at all."""
-        try:
-            ev, jobs = await self._prepare(origin, room, pdu)
-        except Dropped:
-            self._count("dropped")
-            raise
-        failure = run_verify_jobs(jobs)  # one event: cheaper than a thread hand-over
-        if failure is not None:
-            self._count("dropped")
-            log.info("event=pdu_dropped origin=%s reason=%s", origin, failure)
-            raise Dropped(f"Signature check failed: {failure}")
-        return ev
-
-    async def _prepare(
-        self, origin: str, room: RoomState, pdu: dict
-    ) -> tuple[Event, list[VerifyJob]]:
-        """Policy and steps 1-3 but for the signature verifications themselves (returned,
-        to be run before the event is used); ``Dropped`` when the PDU is not to be stored
-        at all (the caller counts it)."""
-        # The sender's server must be one we federate with (policy; the origin was
-        # checked when the request was authenticated).
-        sender_server = _domain(pdu.get("sender"))
-        if sender_server is not None and not self.policy.allow_inbound(sender_server):
-            raise Dropped(f"Events from {sender_server} are not accepted by this server")
-        # Server ACLs (server-server API "Server Access Control Lists (ACLs)"): a PDU from a
-        # sending server the room's current ACL denies is ignored, with an error.
-        if not acl_check.server_allowed(room, origin):
-            raise Dropped(acl_check.denied_message(origin))
-        # 1.-3. format, signatures (sender's server, and others required), hashes
-        try:
-            ev, jobs = await prepare_format_signatures_hashes(pdu, room.room_version, self.keyring)
-        except Dropped as exc:
-            log.info("event=pdu_dropped origin=%s reason=%s", origin, exc.reason)
-            raise
-        if ev.room_id != room.room_id:
-            raise Dropped("The event is not in the room it claims")
-        return ev, jobs
+    async def _process_fetched(self, origin: str, room: RoomState, pdu: dict) -> None:
+        """A missing prev event ``get_missing_events`` brought: processed like a received
+        one, without fetching what it misses in turn."""
+        await self.process_pdu(origin, room, pdu, fetch_missing=False)
 
     async def _process_checked(
         self,
@@ -220,11 +202,11 @@ class ReceiptMixin(IngestParts):
         if status is not None and (status[2] or status[1] or not status[0]):
             return None, None  # already processed (or rejected before): nothing to do
         if ev.type == "m.room.create":
-            self._count("dropped")
+            self.outcomes.count("dropped")
             return "A room's m.room.create event cannot be received into the room", None
 
         # 4. auth rules against the event's own auth events
-        auth_map = await self._auth_events(origin, room, ev)
+        auth_map = await self.gaps.auth_events(origin, room, ev)
         memo_key = _auth_memo_key(ev) if auth_memo is not None else None
         if memo_key is not None and auth_memo is not None and memo_key in auth_memo:
             rejected = auth_memo[memo_key]
@@ -240,9 +222,9 @@ class ReceiptMixin(IngestParts):
                 auth_memo[memo_key] = rejected
         # Missing prev events: fetched before taking the room's lock.
         if fetch_missing:
-            await self._fill_prev_gaps(origin, room, ev)
+            await self.gaps.fill_prev_gaps(origin, room, ev, self._process_fetched)
         async with room.lock:
-            d, outcome = await self._commit(
+            d, outcome = await self.state.commit(
                 room,
                 ev,
                 rejected,
@@ -253,51 +235,6 @@ class ReceiptMixin(IngestParts):
             )
         return outcome, d
 
-    async def _check_batch(
-        self, pdus: Sequence[Any], rv: RoomVersion, origin: str, room_id: str | None, drop_log: str
-    ) -> dict[str, Event]:
-        """Checks 1-3 (format, signatures, hashes) of a batch of PDUs fetched from
-        ``origin``, by event ID (first copy wins).  Non-objects, events whose sender's server
-        the policy refuses, and (with ``room_id``) events of other rooms are skipped; check
-        failures are logged as ``event=<drop_log>``.  The signatures are verified on the
-        verifier's threads, in chunks, while the next PDUs are prepared."""
-        verdicts = _Verdicts(self.verifier)
-        prepared: list[tuple[Event, int]] = []
-        for pdu in pdus:
-            if not isinstance(pdu, dict):
-                continue
-            sender_server = _domain(pdu.get("sender"))
-            if sender_server is not None and not self.policy.allow_inbound(sender_server):
-                continue
-            try:
-                ev, jobs = await prepare_format_signatures_hashes(pdu, rv, self.keyring)
-            except Dropped as exc:
-                log.info("event=%s origin=%s reason=%s", drop_log, origin, exc.reason)
-                continue
-            if room_id is not None and ev.room_id != room_id:
-                continue
-            prepared.append((ev, verdicts.add(jobs)))
-        verdicts.flush()
-        checked: dict[str, Event] = {}
-        for ev, slot in prepared:
-            failure = await verdicts.get(slot)
-            if failure is not None:
-                log.info(
-                    "event=%s origin=%s reason=Signature check failed: %s",
-                    drop_log,
-                    origin,
-                    failure,
-                )
-                continue
-            checked.setdefault(ev.event_id, ev)
-        return checked
-
-
-# Events per verification batch handed to a verifier thread: large enough that the
-# hand-over is cheap per event, small enough that the threads start while the reactor is
-# still preparing the rest of a 50-PDU transaction.
-VERIFY_CHUNK = 8
-INLINE_VERIFY_MAX = 2  # batches this small are verified on the reactor thread
 
 # Non-state events of these types have auth rules that read their content or state key
 # (or are decided by rule 1): never memoised.
@@ -318,7 +255,7 @@ def _auth_memo_key(ev: Event) -> tuple | None:
 class PreparedPdus:
     """A transaction's PDUs after ``prepare_pdus``: by room, with their pending verdicts."""
 
-    def __init__(self, origin: str, verifier: Any) -> None:
+    def __init__(self, origin: str, verifier: SignatureVerifier) -> None:
         self.origin = origin
         self.rooms: dict[str, RoomState] = {}
         self.by_room: dict[str, list[_Item]] = {}
@@ -340,57 +277,3 @@ class _Item:
         self.ev: Event | None = None
         self.error: str | None = None
         self.verdict = -1
-
-
-class _Verdicts:
-    """Step 2 verdicts of a batch of events, verified ``VERIFY_CHUNK`` events at a time on
-    the verifier's threads.  ``add(jobs)`` returns a slot; ``await get(slot)`` its result
-    (None: the signatures hold).  Results are awaited in any order, each chunk once."""
-
-    def __init__(self, verifier: Any) -> None:
-        self.verifier = verifier
-        self._open: list[list[VerifyJob]] = []
-        self._chunks: list[defer.Deferred] = []
-        self._tasks: list[Any] = []  # the verifier's VerifyTask per chunk, or None
-        self._results: list[list | None] = []
-
-    def add(self, jobs: list[VerifyJob]) -> int:
-        slot = len(self._chunks) * VERIFY_CHUNK + len(self._open)
-        self._open.append(jobs)
-        if len(self._open) >= VERIFY_CHUNK:
-            self.flush()
-        return slot
-
-    def flush(self) -> None:
-        if self._open:
-            if not self._chunks and len(self._open) <= INLINE_VERIFY_MAX:
-                # A transaction of one or two PDUs (the usual case between schools in a
-                # conversation): a thread hand-over costs more than the verification.
-                self._chunks.append(defer.succeed(run_batch(self._open)))
-                self._tasks.append(None)
-            else:
-                task = self.verifier.submit(self._open)
-                self._chunks.append(task.deferred)
-                self._tasks.append(task)
-            self._results.append(None)
-            self._open = []
-
-    async def get(self, slot: int) -> Any:
-        chunk, index = divmod(slot, VERIFY_CHUNK)
-        results = self._results[chunk]
-        if results is None:
-            if not self._chunks[chunk].called:
-                self._help(chunk)
-            results = self._results[chunk] = await self._chunks[chunk]
-        return results[index]
-
-    def _help(self, chunk: int) -> None:
-        """About to wait for ``chunk``: run this batch's chunks that no verifier thread has
-        started yet here, the last first (the threads take them from the front), until
-        ``chunk`` is done or being verified by a thread."""
-        for j in range(len(self._tasks) - 1, chunk - 1, -1):
-            if self._chunks[chunk].called:
-                return
-            task = self._tasks[j]
-            if task is not None:
-                task.try_run_here()

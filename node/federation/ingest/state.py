@@ -11,7 +11,7 @@ accepted redaction applied to its target).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from twisted.internet import defer
 
@@ -24,11 +24,27 @@ from node.rooms.state_cache import RoomState
 from node.rooms.state_store import GroupRecord, StateMap, diff_states
 
 from ..pdu_checks import CREATE_KEY, check_against_state, state_keys_for_auth
-from ._common import IngestParts, log
+from ..state_resolution import StateResolver
+from ._common import Outcomes, SignedBy, log, state_events
 
 
-class StateMixin(IngestParts):
-    """State before / after an event and its persistence (part of ``Ingest``)."""
+class StateCommit:
+    """State before / after an event, steps 5-6 and the hand-over to the persister."""
+
+    def __init__(
+        self,
+        *,
+        rooms: Any,
+        state_store: Any,
+        resolver: StateResolver,
+        is_signed_by: SignedBy,
+        outcomes: Outcomes,
+    ) -> None:
+        self.rooms = rooms  # node.rooms.RoomService: events, commit_received
+        self.state_store = state_store
+        self.resolver = resolver
+        self.is_signed_by = is_signed_by
+        self.outcomes = outcomes
 
     # ======================================================================================
     # state before / after, under the room's lock
@@ -81,13 +97,6 @@ class StateMixin(IngestParts):
             )
         return rec.id, resolved, [rec]
 
-    async def _state_events(
-        self, ids: Mapping[tuple[str, str], str], keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], Event]:
-        wanted = {k: ids[k] for k in keys if k in ids}
-        evs = await self.rooms.get_events(wanted.values())
-        return {k: evs[eid] for k, eid in wanted.items() if eid in evs}
-
     def _ensure_room_group(self, room: RoomState, ev: Event, new: list[GroupRecord]) -> None:
         if room.state_group is None:  # a room from before state groups
             rec = self.state_store.new_group(
@@ -134,7 +143,7 @@ class StateMixin(IngestParts):
             hit = auth_memo[key] = self._auth_state_is_current(room, ev, auth_map)
         return hit
 
-    async def _commit(
+    async def commit(
         self,
         room: RoomState,
         ev: Event,
@@ -164,7 +173,7 @@ class StateMixin(IngestParts):
             except StateResolutionError as exc:
                 return None, f"State resolution failed: {exc}"
             new_groups += recs
-            before_state = await self._state_events(before_ids, state_keys_for_auth(ev))
+            before_state = await state_events(self.rooms, before_ids, state_keys_for_auth(ev))
         # 5. auth rules against the state before the event (the same check as step 4
         # when the auth events are the current state and that is the state before)
         if rejected is None and not (
@@ -198,10 +207,10 @@ class StateMixin(IngestParts):
             if soft_failed:
                 meta(ev).outlier = True
                 meta(ev).soft_failed = True
-                self._count("soft_failed")
+                self.outcomes.count("soft_failed")
                 log.info("event=pdu_soft_failed event_id=%s room=%s", ev.event_id, room.room_id)
             else:
-                self._count("rejected")
+                self.outcomes.count("rejected")
                 log.info(
                     "event=pdu_rejected event_id=%s room=%s reason=%s",
                     ev.event_id,
@@ -261,7 +270,7 @@ class StateMixin(IngestParts):
                 "prev_sender": prev.sender,
             }
         await self._maybe_redact(room, ev)
-        self._count("accepted")
+        self.outcomes.count("accepted")
         d = self.rooms.commit_received(
             room, ev, state_delta=delta, extremities=extremities, state_group=current_group
         )

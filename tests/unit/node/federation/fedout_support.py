@@ -321,7 +321,7 @@ class FedNode:
         attach(self.sender, rooms=self.rooms)
         if os.environ.get("FEDOUT_LINEAR_INGEST"):
             self.ingest = LinearIngest(self)
-        else:  # the real inbound pipeline (node/federation/ingest.py)
+        else:  # the real inbound pipeline (node/federation/ingest/)
             from node.federation.ingest import Ingest
 
             self.ingest = Ingest(

@@ -1,4 +1,4 @@
-"""The inbound PDU pipeline (node/federation/ingest.py) between in-process nodes: events
+"""The inbound PDU pipeline (node/federation/ingest/) between in-process nodes: events
 flow both ways through signed ``/send`` transactions, and each check on receipt of a PDU
 is applied in the spec's order with the spec's outcome (dropped / redacted / rejected /
 soft-failed)."""

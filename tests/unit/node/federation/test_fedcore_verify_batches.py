@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedcore_support import two_nodes_in_a_room
-from node.federation.ingest.receipt import INLINE_VERIFY_MAX, VERIFY_CHUNK
+from node.federation.ingest.checks import INLINE_VERIFY_MAX, VERIFY_CHUNK
 
 
 class CountingVerifier:
@@ -35,8 +35,8 @@ class CountingVerifier:
 
 def _setup():
     _, a, b, room_id = two_nodes_in_a_room()
-    counting = CountingVerifier(a.fed.ingest.verifier)
-    a.fed.ingest.verifier = counting
+    counting = CountingVerifier(a.fed.ingest.checks.verifier)
+    a.fed.ingest.checks.verifier = counting
     return a, b, room_id, counting
 
 

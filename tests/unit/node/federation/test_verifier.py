@@ -235,7 +235,7 @@ def test_waiting_for_a_chunk_runs_the_unstarted_chunks_of_the_batch_here():
 
     from twisted.internet import defer
 
-    from node.federation.ingest.receipt import VERIFY_CHUNK, _Verdicts
+    from node.federation.ingest.checks import VERIFY_CHUNK, _Verdicts
     from node.federation.verifier import VerifyTask
 
     class Stalled:
