@@ -21,7 +21,7 @@ import schema.accounts  # noqa: F401 - registers the tables
 from node.accounts import wiring
 from node.accounts.service import AccountsService
 from node.clock import ReactorClock
-from node.config import RateLimitConfig, RegistrationConfig
+from node.config import Config, RateLimitConfig, RegistrationConfig
 from node.http.router import Router
 from node.http.server import ApiResource
 
@@ -48,7 +48,8 @@ class Node:
         self.reactor.advance(1_700_000_000)
         self.clock = ReactorClock(self.reactor)
         self.db = InlineDB()
-        config = SimpleNamespace(
+        # The real configuration with its defaults: each accounts feature reads its own part.
+        config = Config(
             server_name=SERVER,
             public_baseurl=f"https://{SERVER}",
             rate_limits=rate_limits or RateLimitConfig(),

@@ -256,11 +256,10 @@ def test_rooms_wiring_registers_profile_listener():
     ctx.db, ctx.clock, ctx.server_name = svc0.db, svc0.clock, svc0.server_name
     ctx.signing_key = svc0.signing_key
 
-    class Cfg:
-        default_room_version = "11"
-
-    ctx.config = Cfg()
+    from node.config import Config
     from node.http.router import Router
+
+    ctx.config = Config(default_room_version="11")
 
     ctx.router = Router()
     accounts = FakeAccounts()
