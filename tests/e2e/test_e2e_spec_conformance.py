@@ -14,11 +14,13 @@ a real request with real IDs and checks that
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
+import threading
 import uuid
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -59,12 +61,16 @@ EXPECT: dict[tuple[str, str], int | set[int]] = {
     ("POST", "/_matrix/client/v3/register/email/requestToken"): 400,  # no mail configured
     ("GET", "/_matrix/client/v1/media/preview_url"): 200,
     ("GET", "/_matrix/media/v3/preview_url"): 200,
-    ("GET", "/.well-known/matrix/support"): 404,  # no contacts configured
     ("GET", "/_matrix/client/v3/thirdparty/protocol/{protocol}"): 404,  # none registered
     ("GET", "/_matrix/client/v3/thirdparty/location/{protocol}"): 404,
     ("GET", "/_matrix/client/v3/thirdparty/user/{protocol}"): 404,
     ("GET", "/_matrix/client/v3/events/{eventId}"): 200,
     ("PUT", "/_matrix/media/v3/upload/{serverName}/{mediaId}"): 200,
+    # The unauthenticated media paths are frozen (content-repo.yaml; client-server API
+    # "Content repository", v1.11): 404 for media, as the spec lets servers answer.
+    ("GET", "/_matrix/media/v3/download/{serverName}/{mediaId}"): 404,
+    ("GET", "/_matrix/media/v3/download/{serverName}/{mediaId}/{fileName}"): 404,
+    ("GET", "/_matrix/media/v3/thumbnail/{serverName}/{mediaId}"): 404,
     ("PUT", "/_matrix/client/v1/admin/suspend/{userId}"): 403,  # alice is no server admin
     ("PUT", "/_matrix/client/v1/admin/lock/{userId}"): 403,
     ("GET", "/_matrix/client/v1/admin/suspend/{userId}"): 403,
@@ -215,8 +221,8 @@ QUERIES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/_matrix/client/v3/rooms/{roomId}/messages"): {"dir": "b"},
     ("GET", "/_matrix/client/v3/register/available"): {"username": "{fresh_localpart}"},
     ("GET", "/_matrix/client/v1/register/m.login.registration_token/validity"): {"token": "nope"},
-    ("GET", "/_matrix/client/v1/media/preview_url"): {"url": "https://example.org/"},
-    ("GET", "/_matrix/media/v3/preview_url"): {"url": "https://example.org/"},
+    ("GET", "/_matrix/client/v1/media/preview_url"): {"url": "{page}"},
+    ("GET", "/_matrix/media/v3/preview_url"): {"url": "{page}"},
     ("GET", "/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}"): {
         "width": "32",
         "height": "32",
@@ -246,6 +252,7 @@ PATH_VALUES: dict[tuple[str, str], dict[str, str]] = {
         "version": "{spare_backup_version}"
     },
     ("DELETE", "/_matrix/client/v3/pushrules/global/{kind}/{ruleId}"): {"ruleId": "dinner"},
+    ("PUT", "/_matrix/media/v3/upload/{serverName}/{mediaId}"): {"mediaId": "{created_media}"},
     ("DELETE", "/_matrix/client/v3/directory/room/{roomAlias}"): {"roomAlias": "{old_alias}"},
 }
 
@@ -308,6 +315,8 @@ class World:
         self.media_server, self.media_id = json.loads(data)["content_uri"][len("mxc://") :].split(
             "/"
         )
+        created = self.call(alice, "POST", "/_matrix/media/v1/create", {})[1]["content_uri"]
+        self.created_media = created.rsplit("/", 1)[1]
         self.alias = f"#conf{uuid.uuid4().hex[:6]}:{node.server_name}"
         self.call(
             alice,
@@ -438,6 +447,8 @@ class World:
             "fresh_localpart": f"fresh{uuid.uuid4().hex[:6]}",
             "refresh_token": who.get("refresh_token", "none"),
             "side_room": self.side_room,
+            "created_media": self.created_media,
+            "page": getattr(self, "page", ""),
             "spare_backup_version": self.spare_backup_version,
             "knock_room": self.knock_room,
             "upgrade_room": self.upgrade_room,
@@ -463,9 +474,42 @@ def _fill(value: Any, values: dict[str, str]) -> Any:
     return value
 
 
+class _Page(http.server.BaseHTTPRequestHandler):
+    """A web page for the URL preview operations to read."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+        body = b'<html><head><meta property="og:title" content="Timetable"></head></html>'
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def world(node) -> World:
-    return World(node)
+def web_page() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/timetable"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def world(node_factory, web_page) -> World:
+    """A node with the optional parts switched on (TURN, support contacts, presence, URL
+    previews of the loopback page), so their operations answer with content."""
+    node = node_factory(
+        voip={"turn_uris": ["turn:127.0.0.1:3478?transport=udp"], "turn_shared_secret": "s3"},
+        support={"contacts": [{"email_address": "it@school.example", "role": "m.role.admin"}]},
+        presence={"enabled": True, "roles": ["pupil", "teacher", "director"]},
+        media={"url_previews": True, "url_preview_ip_range_whitelist": ["127.0.0.1/32"]},
+    )
+    world = World(node)
+    world.page = web_page
+    return world
 
 
 def test_coverage_count_and_doc():

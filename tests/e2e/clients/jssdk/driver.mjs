@@ -146,7 +146,13 @@ async function handle(cmd) {
     }
     case "start": {
       const prepared = waitForPrepared(client, cmd.timeoutMs ?? 30000);
-      await client.startClient({ initialSyncLimit: 20, threadSupport: true, ...(cmd.options ?? {}) });
+      // The options Element Web starts the SDK with: threads on, local echoes detached.
+      await client.startClient({
+        initialSyncLimit: 20,
+        threadSupport: true,
+        pendingEventOrdering: "detached",
+        ...(cmd.options ?? {}),
+      });
       return await prepared;
     }
     case "stop":
