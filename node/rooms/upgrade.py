@@ -21,7 +21,9 @@ behaviour the module lists, in order:
    1)`` so ordinary members stop talking and inviting there (best effort).
 
 Members are not moved (the spec: servers cannot impersonate other servers' users); they
-follow with a join of the tombstone's ``replacement_room``.  Two upgrades of the same room
+follow with a join of the tombstone's ``replacement_room``.  The replacement of a room that
+is not public would refuse that join, so its joined members are invited to it first (by the
+upgrader, over federation for other servers' users).  Two upgrades of the same room
 at once give one replacement room: the second caller waits for the first's answer.
 """
 
@@ -65,6 +67,11 @@ TRANSFERRED = (
 MAX_ADDITIONAL_CREATORS = 100
 
 _in_progress: dict[str, list[defer.Deferred]] = {}
+
+
+# Joined members of a non-public room invited to its replacement: a school room is at most a
+# few thousand people; the rest may still join by knocking or a new invite.
+MAX_FOLLOW_INVITES = 5_000
 
 
 def parse_upgrade_body(body: dict) -> tuple[str, list[str]]:
@@ -184,6 +191,8 @@ async def _upgrade(service: Any, user_id: str, room_id: str, version: str, extra
             "preset": "public_chat" if join_rule == "public" else "private_chat",
         },
     )
+    if join_rule != "public":
+        await _invite_members(service, user_id, old, new_room_id)
     if final_levels is not None:
         await service.send_event(user_id, new_room_id, POWER_LEVELS, final_levels, "")
     await _move_aliases(service, user_id, old, new_room_id)
@@ -202,6 +211,40 @@ async def _upgrade(service: Any, user_id: str, room_id: str, version: str, extra
             log.info("event=upgrade_old_room_not_restricted room_id=%s reason=%s", room_id, exc)
     log.info("event=room_upgraded room_id=%s new_room_id=%s by=%s", room_id, new_room_id, user_id)
     return new_room_id
+
+
+async def _invite_members(service: Any, user_id: str, old: RoomState, new_room_id: str) -> None:
+    """Members follow: a room anyone may join needs nothing, but the replacement of an
+    invite-only (or knock, restricted) room would shut its members out, since membership
+    is not transferred (step 3).  So its joined members are invited to the new room, while
+    the upgrader still holds the raised power levels; a failed invite (e.g. a server that
+    cannot be reached) is logged and the others still go out."""
+    members = [
+        uid
+        for uid, ev in old.members()
+        if uid != user_id and ev.content.get("membership") == "join"
+    ]
+    fed = service.hooks.membership
+    for target in members[:MAX_FOLLOW_INVITES]:
+        try:
+            if fed is not None:
+                await fed.invite_user(user_id, new_room_id, target, None)
+            else:
+                await service.update_membership(user_id, new_room_id, target, "invite", None)
+        except MatrixError as exc:
+            log.info(
+                "event=upgrade_invite_failed room_id=%s user_id=%s reason=%s",
+                new_room_id,
+                target,
+                exc,
+            )
+    if len(members) > MAX_FOLLOW_INVITES:
+        log.warning(
+            "event=upgrade_invites_capped room_id=%s members=%d invited=%d",
+            new_room_id,
+            len(members),
+            MAX_FOLLOW_INVITES,
+        )
 
 
 def _move_alias_rows(conn: Any, old_room_id: str, new_room_id: str) -> None:

@@ -175,3 +175,29 @@ def test_a_member_who_follows_keeps_their_tags():
     assert result_of(sync.account_data.get(BOB, new, "m.tag")) == tags
     # alice had no tags: none are made up
     assert result_of(sync.account_data.get(ALICE, new, "m.tag")) is None
+
+
+def test_members_of_an_invite_only_room_are_invited_to_follow(api):
+    room = api.call("POST", V3 + "/createRoom", ALICE, {"preset": "private_chat", "invite": [BOB]})
+    room = room[1]["room_id"]
+    assert api.call("POST", f"{V3}/rooms/{room}/join", BOB, {})[0] == 200
+    api.call("POST", f"{V3}/rooms/{room}/invite", ALICE, {"user_id": CAROL})  # invited only
+    status, body = upgrade(api, room, new_version="11")
+    assert status == 200, body
+    new_room = body["replacement_room"]
+    members = {
+        e["state_key"]: e["content"]["membership"]
+        for e in api.call("GET", f"{V3}/rooms/{new_room}/members", ALICE)[1]["chunk"]
+    }
+    assert members == {ALICE: "join", BOB: "invite"}  # joined members only
+    assert api.call("POST", f"{V3}/rooms/{new_room}/join", BOB, {})[0] == 200
+    assert api.status("POST", f"{V3}/rooms/{new_room}/join", CAROL, {}) == (403, "M_FORBIDDEN")
+
+
+def test_public_rooms_need_no_invites_to_follow(api):
+    room = api.call("POST", V3 + "/createRoom", ALICE, {"preset": "public_chat"})[1]["room_id"]
+    api.call("POST", f"{V3}/rooms/{room}/join", BOB, {})
+    new_room = upgrade(api, room, new_version="11")[1]["replacement_room"]
+    members = api.call("GET", f"{V3}/rooms/{new_room}/members", ALICE)[1]["chunk"]
+    assert [e["state_key"] for e in members] == [ALICE]
+    assert api.call("POST", f"{V3}/rooms/{new_room}/join", BOB, {})[0] == 200
