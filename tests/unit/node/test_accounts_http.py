@@ -56,6 +56,7 @@ def _register(node, username, token, password=PASSWORD, **extra):
 def test_versions_wellknown_health(node):
     status, body = node.request("GET", "/_matrix/client/versions")
     assert status == 200 and "v1.1" in body["versions"] and "v1.12" in body["versions"]
+    assert "r0.6.1" in body["versions"]  # r0 paths are served too
     status, body = node.request("GET", "/.well-known/matrix/client")
     assert status == 200
     assert body["m.homeserver"]["base_url"].rstrip("/") == node.base_url
