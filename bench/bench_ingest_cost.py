@@ -8,10 +8,10 @@ Why: on a shared 2-core machine the wall-clock ingest benchmark (``bench_federat
 --only ingest``) moves by +-25 % from run to run, more than most single changes to the ingest
 code are worth.  Instructions executed are nearly deterministic, so this script is the
 yardstick for such changes.  It runs, under ``valgrind --tool=cachegrind`` (instruction
-counts only), an in-process pair of nodes (``tests/unit/node/federation/fedcore_support``:
-real room service, federation area, X-Matrix authentication and ``/send`` processing, on
-in-memory SQLite, everything on one thread) in four modes, each at two sizes so that start-up
-cancels out:
+counts only), an in-process pair of nodes
+(``tests/unit/node/federation/inprocess_federation_support``: real room service, federation
+area, X-Matrix authentication and ``/send`` processing, on in-memory SQLite, everything on
+one thread) in four modes, each at two sizes so that start-up cancels out:
 
 * ``ingest``: server B builds a chain of message PDUs in a room shared with A and sends
   them to A in transactions of 50; A checks (steps 1-6, signatures verified inline) and
@@ -76,7 +76,7 @@ def _inner(mode: str, n: int) -> float:
     # tests/ for the shared test kit (tests/support), as tests/conftest.py adds it.
     for sub in ("tests/unit/node/federation", "tests/unit/node", "tests", ""):
         sys.path.insert(0, os.path.join(ROOT, sub))
-    from fedcore_support import FedNode, Network, join_remote, result_of
+    from inprocess_federation_support import FedNode, Network, join_remote, result_of
 
     if mode == "bound":
         sys.path.insert(0, os.path.join(ROOT, "bench"))

@@ -15,10 +15,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "federation"))
 from support.deferreds import result_of
 
 import schema.e2ee  # noqa: F401 - registers the tables before InlineDB creates them
-from fedcore_support import FedNode, Network
 from federation.b64 import encode_base64
 from federation.keys import SigningKey
 from federation.signing import sign_json
+from inprocess_federation_support import FedNode, Network
 from node.accounts.service import AccountsService
 from node.e2ee.service import E2eeService
 from node.federation import e2ee_edus

@@ -320,7 +320,7 @@ def test_public_rooms_refusals_and_failures():
 
 
 def test_unknown_query_types_are_unrecognized_known_ones_answer():
-    import fedcore_support as core
+    import inprocess_federation_support as core
 
     net = core.Network()
     a = core.FedNode(net, "a.test")

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support.deferreds import result_of
 
-from fedcore_support import two_nodes_in_a_room
+from inprocess_federation_support import two_nodes_in_a_room
 
 MAX_DEPTH = 2**53 - 1
 

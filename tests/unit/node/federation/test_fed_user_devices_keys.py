@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support.deferreds import result_of
 
-from fedcore_support import FedNode, Network, dispatch
+from inprocess_federation_support import FedNode, Network, dispatch
 from node.accounts.service import AccountsService
 from node.federation.server.user_common import MAX_DEVICE_IDS, MAX_USERS
 

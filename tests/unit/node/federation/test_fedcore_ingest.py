@@ -14,8 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sqlalchemy import func, select
 from support.deferreds import result_of
 
-from fedcore_support import FedNode, Network, forward, join_remote, two_nodes_in_a_room
 from federation.keys import SigningKey
+from inprocess_federation_support import FedNode, Network, forward, join_remote, two_nodes_in_a_room
 from node.rooms.event_meta import meta
 from schema.events import events
 

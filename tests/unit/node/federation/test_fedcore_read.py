@@ -12,8 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support.deferreds import result_of
 
-from fedcore_support import FedNode, Network, join_remote
 from federation.transport.errors import RemoteError
+from inprocess_federation_support import FedNode, Network, join_remote
 
 V1 = "/_matrix/federation/v1"
 

@@ -14,9 +14,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sqlalchemy import func, select
 from support.deferreds import result_of
 
-from fedcore_support import FedNode, Network, forward, join_remote
 from federation.events.model import Event
 from federation.room_versions import V12
+from inprocess_federation_support import FedNode, Network, forward, join_remote
 from node.federation import acl_check
 from node.federation.membership.wiring import wire as wire_membership
 from schema.sync import receipts

@@ -13,11 +13,11 @@ import orjson
 from sqlalchemy import func, select
 from support.deferreds import result_of
 
-from fedcore_support import FedNode, Network, dispatch, forward, two_nodes_in_a_room
 from federation.keys import SigningKey
 from federation.signing import verify_json
 from federation.transport.key_server import OldKey
 from federation.transport.xmatrix import sign_request
+from inprocess_federation_support import FedNode, Network, dispatch, forward, two_nodes_in_a_room
 from schema.events import events
 from schema.sync import receipts
 

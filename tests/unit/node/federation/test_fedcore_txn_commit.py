@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from support.deferreds import result_of
 from twisted.internet import defer
 
-from fedcore_support import two_nodes_in_a_room
+from inprocess_federation_support import two_nodes_in_a_room
 from node.federation import store
 from node.federation.ingest import STORE_FAILED
 from schema.events import events

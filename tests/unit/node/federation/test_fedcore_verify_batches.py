@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import two_nodes_in_a_room
+from inprocess_federation_support import two_nodes_in_a_room
 from node.federation.ingest.checks import INLINE_VERIFY_MAX, VERIFY_CHUNK
 
 

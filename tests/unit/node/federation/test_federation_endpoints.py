@@ -10,8 +10,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fedcore_support import FedNode, Network
 from federation.transport import endpoints as E
+from inprocess_federation_support import FedNode, Network
 from node.federation import acl_check
 from node.federation.membership.wiring import wire as wire_membership
 

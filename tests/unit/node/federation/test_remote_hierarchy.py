@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support.deferreds import result_of
 
-import fedcore_support  # noqa: F401 - puts tests/unit/node on the path
+import inprocess_federation_support  # noqa: F401 - puts tests/unit/node on the path
 from federation.transport.errors import DestinationUnreachable
 from node.federation.remote.hierarchy import (
     FAILURE_TTL_MS,

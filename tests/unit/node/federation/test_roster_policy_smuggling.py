@@ -1,6 +1,7 @@
 """Events of a server outside the roster smuggled in by a member server (in a send_join
-response or a transaction), between in-process federating nodes (``fedcore_support``: real
-RoomService + federation area per node, X-Matrix-signed requests routed without sockets).
+response or a transaction), between in-process federating nodes
+(``inprocess_federation_support``: real RoomService + federation area per node,
+X-Matrix-signed requests routed without sockets).
 
 a.test hosts a room and does not enforce a roster (think: a member whose own checks are
 weaker); c.test -- not in the city roster -- has a user in it.  b.test enforces the roster
@@ -16,8 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support.deferreds import result_of
 
-from fedcore_support import FedNode, Network, forward, join_remote
 from federation.roster import RosterState, build_roster, generate_roster_key, server_entry
+from inprocess_federation_support import FedNode, Network, forward, join_remote
 from node.federation.roster_policy import RosterPolicy
 
 

@@ -13,8 +13,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support.deferreds import result_of
 
-from fedcore_support import FedNode, Network
 from federation.errors import MatrixError
+from inprocess_federation_support import FedNode, Network
 from node.federation.remote import hierarchy as remote_hierarchy
 from node.rooms import hierarchy_ops
 from node.rooms.hooks import RoomHooks

@@ -9,8 +9,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from support.deferreds import result_of
 
-from fedcore_support import FedNode, Network
 from federation.transport import endpoints as E
+from inprocess_federation_support import FedNode, Network
 
 
 def ask(b, room_id, **query):
