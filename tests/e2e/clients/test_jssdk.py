@@ -142,9 +142,12 @@ def test_threads_edits_and_reactions(sdk, people):
 
 
 def test_notification_counts_follow_push_rules(sdk, people, node):
-    room_id = sdk.call("alice", "createRoom", {"invite": [people["carol"]["user_id"]]})["room_id"]
-    sdk.wait_for("carol", room_id, membership="invite")
-    sdk.call("carol", "joinRoom", room_id)
+    # Three members: in a room of two, .m.rule.room_one_to_one would notify first.
+    invite = [people["carol"]["user_id"], people["bob"]["user_id"]]
+    room_id = sdk.call("alice", "createRoom", {"invite": invite})["room_id"]
+    for name in ("carol", "bob"):
+        sdk.wait_for(name, room_id, membership="invite")
+        sdk.call(name, "joinRoom", room_id)
     first = sdk.call("alice", "sendTextMessage", room_id, "one")["event_id"]
     sdk.wait_for("carol", room_id, eventId=first, unreadTotal=1)
     # Carol turns off notifications for ordinary messages; the next message does not count.

@@ -105,7 +105,7 @@ function waitForPrepared(client, timeoutMs) {
       if (state === "ERROR" && data?.error) record("error", [`sync error: ${data.error.message ?? data.error}`]);
       if (state === "PREPARED") {
         clearTimeout(timer);
-        resolve(states);
+        resolve([...states]);
       }
     });
   });
