@@ -1,11 +1,12 @@
 """The server-default push rules (client-server API "Predefined Rules",
 https://spec.matrix.org/v1.16/client-server-api/#predefined-rules), in the spec's order.
 
-The legacy rules that looked for mentions in the body (``.m.rule.contains_display_name``,
-``.m.rule.roomnotif``, ``.m.rule.contains_user_name``) are not listed: the current spec
-removed them in favour of ``m.mentions`` (``.m.rule.is_user_mention`` /
-``.m.rule.is_room_mention``).  The ``contains_display_name`` *condition* is still evaluated
-for users' own rules.
+The legacy rules that look for mentions in the body (``.m.rule.contains_display_name``,
+``.m.rule.roomnotif``, ``.m.rule.contains_user_name``) are listed as v1.16 lists them
+(deprecated since v1.7, when ``m.mentions`` came): clients such as matrix-js-sdk expect
+them, and events from clients that send no ``m.mentions`` still need them.  They do not
+apply to an event that has ``m.mentions`` (``LEGACY_MENTION_RULES``, skipped by the
+evaluator), so an event is never highlighted twice over for one mention.
 
 ``.m.rule.master`` is an override rule that always comes before the user's own rules; every
 other default rule comes after the user's rules of its kind.
@@ -21,6 +22,11 @@ KINDS = ("override", "content", "room", "sender", "underride")
 _SOUND_DEFAULT = {"set_tweak": "sound", "value": "default"}
 _HIGHLIGHT = {"set_tweak": "highlight"}
 _USER = "[user]"  # replaced by the user's Matrix ID
+_LOCALPART = "[localpart]"  # replaced by the local part of the user's Matrix ID
+
+LEGACY_MENTION_RULES = frozenset(
+    {".m.rule.contains_display_name", ".m.rule.roomnotif", ".m.rule.contains_user_name"}
+)
 
 
 def _match(key: str, pattern: str) -> dict:
@@ -67,9 +73,22 @@ _OVERRIDE: list[dict[str, Any]] = [
         "actions": ["notify", _SOUND_DEFAULT, _HIGHLIGHT],
     },
     {
+        "rule_id": ".m.rule.contains_display_name",
+        "conditions": [{"kind": "contains_display_name"}],
+        "actions": ["notify", _SOUND_DEFAULT, _HIGHLIGHT],
+    },
+    {
         "rule_id": ".m.rule.is_room_mention",
         "conditions": [
             {"kind": "event_property_is", "key": "content.m\\.mentions.room", "value": True},
+            {"kind": "sender_notification_permission", "key": "room"},
+        ],
+        "actions": ["notify", _HIGHLIGHT],
+    },
+    {
+        "rule_id": ".m.rule.roomnotif",
+        "conditions": [
+            _match("content.body", "@room"),
             {"kind": "sender_notification_permission", "key": "room"},
         ],
         "actions": ["notify", _HIGHLIGHT],
@@ -139,7 +158,13 @@ _UNDERRIDE: list[dict[str, Any]] = [
 # kind -> the default rules of that kind after the user's own (master excluded).
 DEFAULTS_AFTER: dict[str, list[dict[str, Any]]] = {
     "override": _OVERRIDE,
-    "content": [],
+    "content": [
+        {
+            "rule_id": ".m.rule.contains_user_name",
+            "pattern": _LOCALPART,
+            "actions": ["notify", _SOUND_DEFAULT, _HIGHLIGHT],
+        }
+    ],
     "room": [],
     "sender": [],
     "underride": _UNDERRIDE,
@@ -154,6 +179,8 @@ DEFAULT_KIND: dict[str, str] = {MASTER["rule_id"]: "override"} | {
 def _for_user(value: Any, user_id: str) -> Any:
     if value == _USER:
         return user_id
+    if value == _LOCALPART:
+        return user_id[1:].split(":", 1)[0]
     if isinstance(value, list):
         return [_for_user(v, user_id) for v in value]
     if isinstance(value, dict):
@@ -169,6 +196,9 @@ def default_rule(rule_id: str, user_id: str) -> dict[str, Any]:
     kind = DEFAULT_KIND[rule_id]
     rule = next(r for r in DEFAULTS_AFTER[kind] if r["rule_id"] == rule_id)
     out = {"rule_id": rule_id, "default": True, "enabled": True}
-    out["conditions"] = _for_user(rule["conditions"], user_id)
+    if "pattern" in rule:
+        out["pattern"] = _for_user(rule["pattern"], user_id)
+    else:
+        out["conditions"] = _for_user(rule["conditions"], user_id)
     out["actions"] = copy.deepcopy(rule["actions"])
     return out

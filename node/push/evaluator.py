@@ -29,6 +29,7 @@ import orjson
 from federation.globs import Glob
 
 from .body_match import BodyGlob
+from .defaults import LEGACY_MENTION_RULES
 from .paths import MISSING, lookup, parse_path
 from .ruleset import HISTORICAL_ACTIONS, is_scalar, parse_member_count
 
@@ -49,12 +50,15 @@ class EventContext:
     """One event being evaluated for every member: property look-ups and condition
     results are computed once."""
 
-    __slots__ = ("event", "room", "memo", "_values", "_lowered")
+    __slots__ = ("event", "room", "memo", "has_mentions", "_values", "_lowered")
 
     def __init__(self, event: Mapping[str, Any], room: RoomFacts) -> None:
         self.event = event
         self.room = room
         self.memo: dict[int, bool] = {}
+        content = event.get("content")
+        # The legacy body-mention rules do not apply to events with m.mentions.
+        self.has_mentions = isinstance(content, Mapping) and "m.mentions" in content
         self._values: dict[tuple[str, ...], object] = {}
         self._lowered: dict[tuple[str, ...], str | None] = {}
 
@@ -267,6 +271,7 @@ class CompiledRule:
     notify: bool = False
     highlight: bool = False
     tweaks: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    legacy_mention: bool = False  # skipped for events with m.mentions (defaults.py)
 
 
 def _conditions_for(kind: str, rule: Mapping[str, Any]) -> tuple[Condition, ...]:
@@ -298,6 +303,7 @@ def compile_ruleset(ruleset: Mapping[str, list[dict[str, Any]]]) -> tuple[Compil
                     notify,
                     highlight,
                     tweaks,
+                    rule.get("default") is True and rule["rule_id"] in LEGACY_MENTION_RULES,
                 )
             )
     return tuple(out)
@@ -309,6 +315,8 @@ def evaluate(
     """The first rule whose conditions all hold (None: no rule matched: no notification)."""
     memo = ctx.memo
     for rule in rules:
+        if rule.legacy_mention and ctx.has_mentions:
+            continue
         for cond in rule.conditions:
             if cond.per_user:
                 if not cond.test(ctx, user_id):

@@ -111,15 +111,30 @@ class _RoomFacts:
         return user_power_level(self.sender, self.state, self.room_version) >= level
 
 
-def _named_users(ev: Event) -> set[str]:
+def _named_users(ev: Event, targets: list[str], state: Mapping[tuple[str, str], Event]) -> set[str]:
+    """Members the server-default rules may answer differently for than for anyone else
+    (a superset: a plain substring test stands in for the word-boundary match)."""
     named: set[str] = set()
     if ev.state_key:
         named.add(ev.state_key)
-    mentions = ev.content.get("m.mentions")
+    content = ev.content
+    mentions = content.get("m.mentions")
     if isinstance(mentions, dict):
         ids = mentions.get("user_ids")
         if isinstance(ids, list):
             named.update(i for i in ids if isinstance(i, str))
+        return named
+    body = content.get("body")
+    if isinstance(body, str) and body:
+        text = body.lower()
+        for user_id in targets:
+            if user_id[1:].split(":", 1)[0].lower() in text:
+                named.add(user_id)
+                continue
+            member = state.get((MEMBER, user_id))
+            name = member.content.get("displayname") if member is not None else None
+            if isinstance(name, str) and name and name.lower() in text:
+                named.add(user_id)
     return named
 
 
@@ -241,9 +256,10 @@ class PushEvaluator:
         ctx = EventContext(ev.pdu, facts)
         ts = self.clock.time_ms()
         # The server-default rules depend on who evaluates them only through the user's ID
-        # in m.mentions.user_ids and in an invite's state_key: members with the default
-        # rules whom the event does not name all get the same answer, decided once.
-        named = _named_users(ev)
+        # (in m.mentions.user_ids, an invite's state_key) and, for an event without
+        # m.mentions, the user's local part or display name in the body: members with the
+        # default rules whom the event does not name all get the same answer, decided once.
+        named = _named_users(ev, targets, room.state)
         rules = self.rules
         generic: list[CompiledRule | None] = []
         for user_id in targets:

@@ -194,3 +194,11 @@ def test_old_notifications_are_pruned(node):
     ids = [n["event"]["event_id"] for n in body["notifications"]]
     assert new in ids and old not in ids
     assert result_of(node.push.retention.sweep()) == 0
+
+
+def test_body_mentions_from_clients_without_m_mentions(node):
+    room = node.room(members=[BOB, CAROL])
+    node.send(ALICE, room, "hey Bob, homework?")  # no m.mentions: the legacy rules apply
+    node.send(ALICE, room, "Bob again", **{"m.mentions": {}})  # m.mentions: they do not
+    assert counts(node.do_sync(BOB), room) == c(2, 1)
+    assert counts(node.do_sync(CAROL), room) == c(2, 0)

@@ -160,7 +160,9 @@ def test_default_rules_in_spec_order():
         ".m.rule.invite_for_me",
         ".m.rule.member_event",
         ".m.rule.is_user_mention",
+        ".m.rule.contains_display_name",
         ".m.rule.is_room_mention",
+        ".m.rule.roomnotif",
         ".m.rule.tombstone",
         ".m.rule.reaction",
         ".m.rule.room.server_acl",
@@ -173,9 +175,23 @@ def test_default_rules_in_spec_order():
         ".m.rule.message",
         ".m.rule.encrypted",
     ]
-    assert rules["content"] == rules["room"] == rules["sender"] == []
+    assert rules["content"] == [
+        {
+            "rule_id": ".m.rule.contains_user_name",
+            "default": True,
+            "enabled": True,
+            "pattern": "me",
+            "actions": [
+                "notify",
+                {"set_tweak": "sound", "value": "default"},
+                {"set_tweak": "highlight"},
+            ],
+        }
+    ]
+    assert rules["room"] == rules["sender"] == []
     assert rules["override"][0]["enabled"] is False
     mention = rules["override"][4]
+    assert mention["rule_id"] == ".m.rule.is_user_mention"
     assert mention["conditions"][0]["value"] == ME and mention["default"] is True
     assert set(DEFAULT_KIND) == {r["rule_id"] for k in rules.values() for r in k}
 
@@ -263,3 +279,18 @@ def test_historical_actions_are_ignored():
     }
     rule_id, notify, _ = winner(msg(), doc=doc)
     assert rule_id == "@other:school.test" and notify is False
+
+
+def test_legacy_body_mentions_only_without_m_mentions():
+    room = Room(names={ME: "Ms Smith"})
+    assert winner(msg("hi me, see this"), room) == (".m.rule.contains_user_name", True, True)
+    assert winner(msg("ask Ms Smith"), room) == (".m.rule.contains_display_name", True, True)
+    assert winner(msg("@room lunch!"), room) == (".m.rule.roomnotif", True, True)
+    # An event with m.mentions is judged by it alone.
+    for body in ("hi me", "ask Ms Smith", "@room lunch!"):
+        assert winner(msg(body, **{"m.mentions": {}}), room) == (".m.rule.message", True, False)
+    assert winner(msg("@room", **{"m.mentions": {"room": True}}), room) == (
+        ".m.rule.is_room_mention",
+        True,
+        True,
+    )
