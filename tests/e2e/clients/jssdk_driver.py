@@ -22,6 +22,32 @@ JSSDK_DIR = os.path.join(HERE, "jssdk")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+# What the SDK logs whatever the server, so not about our responses (the federation module
+# runs one SDK client against Synapse 1.163, which logs the same):
+SDK_OWN_WARNINGS = (
+    # The SDK runs here without its Rust crypto module.
+    "[crypto]",
+    "End-to-end encryption",
+    "initRustCrypto",
+    # The SDK expects two unstable rule IDs (MSC3786, MSC3914) besides the spec's default
+    # push rules and adds them itself; Synapse 1.163's defaults lack them too.
+    "Adding default global override push rule .org.matrix.msc3786.rule.room.server_acl",
+    "Adding default global underride push rule .org.matrix.msc3914.rule.room.call",
+    # The SDK injects a room's state before it stores a room it sees for the first time
+    # (sync.js), so its MatrixRTC manager logs this once per state event of every new room.
+    "Got room state event for unknown room",
+)
+
+
+def complaints(sdk: "JsSdk") -> list[str]:
+    """Every warning or error the SDK logged, except its own noise (``SDK_OWN_WARNINGS``)."""
+    return [
+        f"{w['level']}: {w['text']}"
+        for w in sdk.warnings()
+        if not any(marker in w["text"] for marker in SDK_OWN_WARNINGS)
+    ]
+
+
 class DriverError(Exception):
     pass
 

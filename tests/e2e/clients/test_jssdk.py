@@ -15,28 +15,13 @@ import uuid
 import pytest
 
 from e2e_helpers import http_request
-from jssdk_driver import IN_CI, JsSdk, unavailable_reason
+from jssdk_driver import IN_CI, JsSdk, complaints, unavailable_reason
 
 pytestmark = pytest.mark.e2e
 
 _REASON = unavailable_reason()
 if _REASON and not IN_CI:
     pytest.skip(_REASON, allow_module_level=True)
-
-# What the SDK logs whatever the server, so not about our responses:
-_NOT_OURS = (
-    # The SDK runs here without its Rust crypto module.
-    "[crypto]",
-    "End-to-end encryption",
-    "initRustCrypto",
-    # The SDK expects two unstable rule IDs (MSC3786, MSC3914) besides the spec's default
-    # push rules and adds them itself; Synapse 1.163's defaults lack them too.
-    "Adding default global override push rule .org.matrix.msc3786.rule.room.server_acl",
-    "Adding default global underride push rule .org.matrix.msc3914.rule.room.call",
-    # The SDK injects a room's state before it stores a room it sees for the first time
-    # (sync.js), so its MatrixRTC manager logs this once per state event of every new room.
-    "Got room state event for unknown room",
-)
 
 
 @pytest.fixture(scope="module")
@@ -189,5 +174,5 @@ def test_room_upgrade_followed(sdk, people):
 
 
 def test_no_sdk_warnings(sdk, people):
-    complaints = [w for w in sdk.warnings() if not any(marker in w["text"] for marker in _NOT_OURS)]
-    assert complaints == [], "\n".join(f"{w['level']}: {w['text']}" for w in complaints)
+    found = complaints(sdk)
+    assert found == [], "\n".join(found)
