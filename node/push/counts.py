@@ -33,9 +33,9 @@ from schema.sync import receipts
 
 from .threads import MAIN, thread_of
 
-MAX_ITEMS = 1000  # notifications kept per (user, room): counts saturate beyond
+MAX_ITEMS = 300  # notifications kept per (user, room): counts saturate beyond
 OWN_EVENTS_SCANNED = 50  # own events read at load to find the thread marks
-MAX_ENTRIES = 100_000
+MAX_ENTRIES = 50_000  # (user, room) entries in memory (least recently used dropped)
 
 Key = tuple[str, str]
 Item = tuple[int, str, bool]  # (stream ordering, thread, highlight)

@@ -196,14 +196,14 @@ class PushEvaluator:
         elif self._buffer and self._timer is None:
             self._timer = self.clock.call_later(FLUSH_S, self.flush)
 
-    def flush(self) -> None:
+    def flush(self) -> defer.Deferred | None:
+        """Queue the evaluated notifications' rows now; the Deferred fires once written."""
         if self._timer is not None:
             if self._timer.active():
                 self._timer.cancel()
             self._timer = None
         notes, self._buffer = self._buffer, []
-        if notes:
-            self._emit(notes)
+        return self._emit(notes) if notes else None
 
     def _room_now(self, ev: Event) -> Any:
         """The room in memory now, or None (then it is evaluated once loaded)."""
@@ -287,7 +287,7 @@ class PushEvaluator:
                 )
             )
 
-    def _emit(self, notes: list[Notification]) -> None:
+    def _emit(self, notes: list[Notification]) -> defer.Deferred:
         actions_json: dict[int, str] = {}  # one encoding per rule's actions list
         rows = []
         for n in notes:
@@ -314,3 +314,4 @@ class PushEvaluator:
                 listener(notes)
             except Exception:  # delivery never breaks persistence
                 log.exception("push notification listener failed")
+        return d

@@ -71,6 +71,11 @@ class PushService:
         if self.evaluator is not None:
             self.retention.start()
 
+    def stop(self) -> Any:
+        """At shutdown: write the notifications evaluated in the last moment (a Deferred
+        the reactor waits for, or None)."""
+        return self.evaluator.flush() if self.evaluator is not None else None
+
     def push_rules_content(self, user_id: str) -> dict:
         """The user's ``m.push_rules`` account data content."""
         return self.rules.ruleset(user_id)

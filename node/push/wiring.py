@@ -33,5 +33,6 @@ def wire(ctx: Any, rooms: Any = None) -> PushService:
         gateway = GatewayClient(ctx.reactor, address_filter)
         service.attach_rooms(rooms, evaluate=cfg.enabled, gateway=gateway)
         ctx.reactor.callWhenRunning(service.start)
+        ctx.reactor.addSystemEventTrigger("before", "shutdown", service.stop)
     register_all(ctx.router, service)
     return service

@@ -178,10 +178,21 @@ def test_rows_are_written_shortly_after_the_event(node):
     assert users() == []
     node.reactor.advance(FLUSH_S)
     assert users() == [BOB, CAROL]
+    # Shutting down writes what is still waiting.
+    second = result_of(node.rooms.send_event(ALICE, room, "m.room.message", content))
+    result_of(node.push.stop())
+    assert (
+        len(
+            node.db.run_sync(
+                lambda conn: list(conn.execute(select(pn.c.id).where(pn.c.event_id == second)))
+            )
+        )
+        == 2
+    )
     # A count loaded from the database before the rows were written still has the event.
     again = PushNode(db=node.db)
     result_of(again.rooms.send_event(ALICE, room, "m.room.message", content))
-    assert result_of(again.push.counts.counts(CAROL, room)).notifications == 2
+    assert result_of(again.push.counts.counts(CAROL, room)).notifications == 3
 
 
 def test_old_notifications_are_pruned(node):
