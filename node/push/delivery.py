@@ -66,6 +66,7 @@ def payload(note: Notification, pusher: Pusher) -> dict:
     if ev is not None and pusher.data.get("format") != "event_id_only":
         out["type"] = ev.type
         out["sender"] = ev.sender
+        out.update(note.details)
         if ev.content:
             out["content"] = ev.content
         if ev.type == "m.room.member":

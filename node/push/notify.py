@@ -66,6 +66,8 @@ class Notification:
     ts: int
     tweaks: dict = field(default_factory=dict)
     event: Event | None = None
+    # For push gateways: sender_display_name, room_name, room_alias (when known).
+    details: dict = field(default_factory=dict)
 
 
 class _RoomFacts:
@@ -109,6 +111,24 @@ class _RoomFacts:
         if not isinstance(level, int) or isinstance(level, bool):
             level = DEFAULT_NOTIFICATION_LEVEL
         return user_power_level(self.sender, self.state, self.room_version) >= level
+
+
+def _details(ev: Event, state: Mapping[tuple[str, str], Event]) -> dict:
+    """The optional names of a Push Gateway API notification, from the room's state."""
+    out: dict = {}
+    member = state.get((MEMBER, ev.sender))
+    name = member.content.get("displayname") if member is not None else None
+    if isinstance(name, str) and name:
+        out["sender_display_name"] = name
+    room_name = state.get(("m.room.name", ""))
+    value = room_name.content.get("name") if room_name is not None else None
+    if isinstance(value, str) and value:
+        out["room_name"] = value
+    alias_ev = state.get(("m.room.canonical_alias", ""))
+    alias = alias_ev.content.get("alias") if alias_ev is not None else None
+    if isinstance(alias, str) and alias:
+        out["room_alias"] = alias
+    return out
 
 
 def _named_users(ev: Event, targets: list[str], state: Mapping[tuple[str, str], Event]) -> set[str]:
@@ -171,6 +191,8 @@ class PushEvaluator:
         self.clock = clock
         self._suffix = ":" + server_name
         self.listeners: list[Callable[[list[Notification]], None]] = []
+        # Who gets pushes (then the notification carries the room's and sender's names).
+        self.wants_details: Callable[[str], bool] = lambda user_id: False
         self._buffer: list[Notification] = []
         self._timer: Any = None
 
@@ -262,6 +284,7 @@ class PushEvaluator:
         named = _named_users(ev, targets, room.state)
         rules = self.rules
         generic: list[CompiledRule | None] = []
+        details: dict | None = None
         for user_id in targets:
             if user_id in named or rules.has_own_rules(user_id):
                 rule = evaluate(rules.compiled(user_id), ctx, user_id)
@@ -272,20 +295,23 @@ class PushEvaluator:
             if rule is None or not rule.notify:
                 continue
             self.counts.notified(user_id, ev.room_id, (stream, thread, rule.highlight))
-            out.append(
-                Notification(
-                    user_id,
-                    ev.room_id,
-                    ev.event_id,
-                    stream,
-                    thread,
-                    rule.highlight,
-                    rule.actions,
-                    ts,
-                    rule.tweaks,
-                    ev,
-                )
+            note = Notification(
+                user_id,
+                ev.room_id,
+                ev.event_id,
+                stream,
+                thread,
+                rule.highlight,
+                rule.actions,
+                ts,
+                rule.tweaks,
+                ev,
             )
+            if self.wants_details(user_id):
+                if details is None:
+                    details = _details(ev, room.state)
+                note.details = details
+            out.append(note)
 
     def _emit(self, notes: list[Notification]) -> defer.Deferred:
         actions_json: dict[int, str] = {}  # one encoding per rule's actions list

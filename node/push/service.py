@@ -63,6 +63,7 @@ class PushService:
                     gateway=gateway,
                 )
                 self.evaluator.listeners.append(self.delivery.on_notifications)
+                self.evaluator.wants_details = lambda user_id: bool(self.pushers.for_user(user_id))
 
     def start(self) -> None:
         """Send what was queued before a restart; prune old notifications from now on."""

@@ -109,7 +109,7 @@ def test_pushers_per_user_are_capped(node):
 
 
 def test_a_notification_reaches_the_gateway_in_the_spec_format(node):
-    room = node.room(members=[BOB, CAROL])
+    room = node.room(members=[BOB, CAROL], name="Class 7b")
     node.call("POST", SET, user=BOB, body=pusher())
     event_id = node.send(ALICE, room, "hello bob", **{"m.mentions": {"user_ids": [BOB]}})
     [(url, body)] = node.gateway.requests
@@ -120,6 +120,7 @@ def test_a_notification_reaches_the_gateway_in_the_spec_format(node):
     assert note["content"]["body"] == "hello bob"
     assert note["counts"] == {"unread": 1}
     assert note["prio"] == "high"
+    assert note["room_name"] == "Class 7b" and note["sender_display_name"] == "Alice"
     [device] = note["devices"]
     assert device["app_id"] == "org.example.app" and device["pushkey"] == "key1"
     assert device["data"] == {"custom": "x"}  # everything but the URL
@@ -133,12 +134,12 @@ def test_a_notification_reaches_the_gateway_in_the_spec_format(node):
 
 
 def test_event_id_only_format(node):
-    room = node.room(members=[BOB, CAROL])
+    room = node.room(members=[BOB, CAROL], name="Private")
     node.call("POST", SET, user=BOB, body=pusher(data={"url": URL, "format": "event_id_only"}))
     event_id = node.send(ALICE, room, "secret")
     note = node.gateway.requests[0][1]["notification"]
     assert note["event_id"] == event_id and note["room_id"] == room
-    assert not {"content", "type", "sender"} & set(note)
+    assert not {"content", "type", "sender", "room_name", "sender_display_name"} & set(note)
     assert note["devices"][0]["data"] == {"format": "event_id_only"}
 
 
