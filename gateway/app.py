@@ -10,7 +10,7 @@ periodic roster re-signing.  ``run(config)`` is ``parta gateway run``.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import defer, task
 
@@ -19,6 +19,15 @@ from .dashboard.sessions import SessionStore
 from .roster import RosterService
 from .roster_key import load_roster_key
 from .sources import NoPublicRoomsSource, NoStatusSource
+
+if TYPE_CHECKING:
+    from node.app import NodeServices
+
+    from .directory.api import CityDirectory
+    from .directory.directors import DirectorInviter
+    from .directory.gatherer import DirectoryGatherer
+    from .roster_enforcement import GatewayRoster, RosterAcks
+    from .status import ContactTracker
 
 log = logging.getLogger("parta.gateway")
 
@@ -54,6 +63,16 @@ class Gateway:
         self.city_rooms: dict[str, str] = {}
         self._roster_listeners: list[Callable[[dict], None]] = []
         self._refresh: Any = None
+        # Set once by the wiring, None until then and when that part is not wired:
+        # roster_enforcement.wire (the acknowledged roster versions; the enforcer only
+        # when the node's federation enforces a roster this gateway signs) and
+        # directory.wiring.wire (directory, status contacts, gathering, directors).
+        self.roster_acks: RosterAcks | None = None
+        self.roster_enforcer: GatewayRoster | None = None
+        self.directory: CityDirectory | None = None
+        self.contacts: ContactTracker | None = None
+        self.gatherer: DirectoryGatherer | None = None
+        self.director_inviter: DirectorInviter | None = None
 
     @property
     def public_baseurl(self) -> str:
@@ -134,7 +153,7 @@ async def _ensure_rooms(gw: Gateway) -> dict[str, str]:
     )
 
 
-def build_gateway(ctx: Any, services: Any, gw_config: GatewayConfig) -> Gateway:
+def build_gateway(ctx: Any, services: NodeServices, gw_config: GatewayConfig) -> Gateway:
     """The ``Gateway`` on a built node context, with its routes added."""
     from . import api, dashboard
 
@@ -160,7 +179,7 @@ def build_gateway(ctx: Any, services: Any, gw_config: GatewayConfig) -> Gateway:
     api.register(ctx.router, gw)
     from .roster_enforcement import wire as wire_roster
 
-    wire_roster(gw, getattr(services, "federation", None))  # own roster, hints, acks
+    wire_roster(gw, services.federation)  # own roster, hints, acks
     from .directory.wiring import wire as wire_directory
 
     wire_directory(gw, services, ctx.router, ctx.db)  # room directory, status, directors
@@ -169,10 +188,10 @@ def build_gateway(ctx: Any, services: Any, gw_config: GatewayConfig) -> Gateway:
     return gw
 
 
-def gateway_area(config: Any) -> Callable[[Any, Any], Gateway]:
+def gateway_area(config: Any) -> Callable[[Any, NodeServices], Gateway]:
     gw_config = gateway_config(config)
 
-    def area(ctx: Any, services: Any) -> Gateway:
+    def area(ctx: Any, services: NodeServices) -> Gateway:
         gw = build_gateway(ctx, services, gw_config)
         reactor = ctx.reactor
         if hasattr(reactor, "callWhenRunning"):

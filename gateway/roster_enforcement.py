@@ -196,7 +196,7 @@ class GatewayRoster:
         self._poll.start(self.interval_s, now=True).addErrback(
             lambda f: log.error("event=gateway_roster_poll_died error=%s", f.getErrorMessage())
         )
-        acks = getattr(self.gw, "roster_acks", None)
+        acks = self.gw.roster_acks
         if acks is not None:
             self._flush = task.LoopingCall(acks.flush)
             self._flush.clock = reactor
@@ -206,7 +206,7 @@ class GatewayRoster:
         for loop in (self._poll, self._flush):
             if loop is not None and loop.running:
                 loop.stop()
-        acks = getattr(self.gw, "roster_acks", None)
+        acks = self.gw.roster_acks
         if acks is not None:
             acks.flush()
 
@@ -297,8 +297,8 @@ def note_roster_request(gw: Any, req: Any, since: int) -> None:
     """Called by ``GET /_parta/v1/roster?since=N``: record a signed refresh as an
     acknowledgement of version ``since`` (unsigned or unverifiable requests are served
     all the same, just not recorded)."""
-    acks = getattr(gw, "roster_acks", None)
-    enforcer = getattr(gw, "roster_enforcer", None)
+    acks = gw.roster_acks
+    enforcer = gw.roster_enforcer
     if acks is None or enforcer is None:
         return
     acks.note_request(req, since, enforcer.policy, gw.server_name)

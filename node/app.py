@@ -19,8 +19,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from federation.errors import MatrixError
 from federation.keys import SigningKey, read_signing_keys
@@ -35,7 +34,28 @@ from .ratelimit import RateLimiter, make_rate_limit_hook
 from .startup import StartupError
 from .storage.database import Database
 
+if TYPE_CHECKING:
+    from .accounts.service import AccountsService
+    from .federation.wiring import FederationService
+    from .media.service import MediaService
+    from .rooms.service import RoomService
+    from .sync.notifier import SyncNotifier
+    from .sync.service import SyncService
+
 log = logging.getLogger("parta.node")
+
+
+@dataclass(frozen=True)
+class NodeServices:
+    """The node's services as an extra area (``build_node(extra_areas=...)``, e.g. the
+    gateway) receives them."""
+
+    accounts: AccountsService
+    notifier: SyncNotifier
+    rooms: RoomService
+    sync: SyncService
+    media: MediaService
+    federation: FederationService
 
 
 @dataclass
@@ -85,7 +105,7 @@ def build_node(
     """Wire every area onto one router; the database must already be at head.
 
     ``extra_areas``: callables ``fn(ctx, services)`` run after the node's own areas (e.g.
-    the gateway's routes); ``services`` has .accounts .notifier .rooms .sync .media."""
+    the gateway's routes); ``services`` is the ``NodeServices``."""
     from .accounts import wiring as accounts_wiring
     from .accounts.deactivation import make_room_leaver
     from .e2ee import wiring as e2ee_wiring
@@ -121,7 +141,7 @@ def build_node(
     federation = federation_wiring.wire(
         ctx, accounts=accounts, rooms=rooms, notifier=notifier, sync=sync, media=media, e2ee=e2ee
     )
-    services = SimpleNamespace(
+    services = NodeServices(
         accounts=accounts,
         notifier=notifier,
         rooms=rooms,

@@ -66,7 +66,7 @@ def register(router: Any, gw: Any) -> None:
                 token=new_token(),
                 status=403,
             )
-        limiter = getattr(gw.accounts, "login_limiter", None)
+        limiter = gw.accounts.login_limiter
         if limiter is not None:
             try:
                 limiter.check("ip:" + (req.client_ip or "?"))

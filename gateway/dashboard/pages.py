@@ -335,7 +335,7 @@ def _keys_table(entry: dict | None) -> Markup:
 
 async def _room_results(gw: Any, entries: list[dict], q: str) -> Markup:
     """The city's public rooms matching ``q`` (room name/topic/alias or school)."""
-    directory = getattr(gw, "directory", None)
+    directory = gw.directory
     if directory is None:
         return Markup("")
     from ..directory.rooms import filter_rooms

@@ -13,12 +13,15 @@ status shows what the roster acknowledgements give.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..status import CityStatusSource, ContactTracker
 from .api import CityDirectory, register
 from .directors import DirectorInviter
 from .gatherer import DirectoryGatherer
+
+if TYPE_CHECKING:
+    from node.app import NodeServices
 
 log = logging.getLogger("parta.gateway.directory")
 
@@ -32,9 +35,9 @@ class _NoClient:
     request_ok = request
 
 
-def wire(gw: Any, services: Any, router: Any, db: Any = None) -> DirectoryGatherer:
-    federation = getattr(services, "federation", None)
-    fctx = getattr(federation, "fctx", None)
+def wire(gw: Any, services: NodeServices, router: Any, db: Any = None) -> DirectoryGatherer:
+    federation = services.federation
+    fctx = federation.fctx
     client = fctx.client if fctx is not None and fctx.config.enabled else _NoClient()
 
     async def members() -> list[str]:
@@ -57,15 +60,15 @@ def wire(gw: Any, services: Any, router: Any, db: Any = None) -> DirectoryGather
     gw.status_source = CityStatusSource(
         db=db if fctx is not None else None,
         contacts=contacts,
-        acks=getattr(gw, "roster_acks", None),
+        acks=gw.roster_acks,
         gatherer=gatherer,
         own_server=gw.server_name,
     )
-    gw.directory = CityDirectory(gw, gatherer, getattr(services, "rooms", None))
+    gw.directory = CityDirectory(gw, gatherer, services.rooms)
     register(router, gw, gw.directory)
 
-    membership = getattr(federation, "membership", None)
-    if membership is not None and getattr(services, "rooms", None) is not None:
+    membership = federation.membership
+    if membership is not None:
         gw.director_inviter = inviter = _inviter(gw, membership, services.rooms)
         gatherer.on_stats.append(inviter.on_stats)
 
