@@ -27,6 +27,8 @@ from typing import Any, Mapping
 from federation.errors import Forbidden
 from federation.roster import SERVER_CLASSES
 
+from .policy import ClassifiesServers
+
 AUDIENCE_EVENT = "org.parta.room.audience"
 DEFAULT_CLASSES: tuple[str, ...] = ("school", "city")
 
@@ -54,10 +56,9 @@ def check_audience(
     """Refuse (403) a user of ``server_name`` whose server class the room does not admit."""
     if server_name == local_server:
         return
-    class_of = getattr(policy, "server_class", None)
-    if class_of is None or not getattr(policy, "bound", True):
+    if not isinstance(policy, ClassifiesServers) or not policy.bound:
         return  # open federation: no classes to go by
-    cls = class_of(server_name)
+    cls = policy.server_class(server_name)
     if cls is None:
         raise Forbidden(f"server {server_name} is not in the city roster")
     allowed = room_audience(state)

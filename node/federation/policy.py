@@ -14,11 +14,16 @@ outbound destination must be in the signed roster, keys pinned from it).
   server's keys, or None when not pinned.
 
 ``AllowAllPolicy`` (the default) allows everything and pins nothing.
+
+Optional capabilities, declared here as Protocols a policy may also implement (the city
+roster's ``RosterPolicy`` implements both): ``ExplainsRefusals`` words its own refusals
+(``refusal_message``); ``ClassifiesServers`` knows each server's roster class, which room
+audiences go by (``audience.py``).
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from typing import Mapping, Protocol, runtime_checkable
 
 from federation.errors import Forbidden
 from federation.keys import VerifyKey
@@ -31,6 +36,33 @@ class ServerPolicy(Protocol):
     def allow_outbound(self, destination: str) -> bool: ...
 
     def pinned_keys(self, server_name: str) -> "dict[str, VerifyKey] | None": ...
+
+
+@runtime_checkable
+class ExplainsRefusals(Protocol):
+    """A policy that says in its own words why it refuses a server (the city roster:
+    "server X is not in the city roster")."""
+
+    def refusal_message(self, server_name: str) -> str: ...
+
+
+@runtime_checkable
+class ClassifiesServers(Protocol):
+    """A policy that knows each server's class (``federation.roster.SERVER_CLASSES``):
+    ``server_class`` is None for a server it does not know; ``bound`` is False while it
+    has no roster yet (then there are no classes to go by)."""
+
+    @property
+    def bound(self) -> bool: ...
+
+    def server_class(self, server_name: str) -> str | None: ...
+
+
+def refusal_text(policy: object, server_name: str, default: str) -> str:
+    """The policy's own wording for refusing ``server_name``, else ``default``."""
+    if isinstance(policy, ExplainsRefusals):
+        return policy.refusal_message(server_name)
+    return default
 
 
 class AllowAllPolicy:
@@ -65,9 +97,8 @@ class ServerNotAllowed(Forbidden):
 
 def require_inbound(policy: ServerPolicy, origin: str) -> None:
     if not policy.allow_inbound(origin):
-        describe = getattr(policy, "refusal_message", None)  # e.g. the city roster's
         raise ServerNotAllowed(
-            describe(origin)
-            if describe is not None
-            else f"Federation with {origin} is not allowed by this server's policy"
+            refusal_text(
+                policy, origin, f"Federation with {origin} is not allowed by this server's policy"
+            )
         )

@@ -47,6 +47,8 @@ from federation.roster import Roster, RosterError, RosterState
 from federation.transport.keyring import PinnedKey
 from node.startup import StartupError
 
+from .policy import refusal_text
+
 log = logging.getLogger("parta.federation.roster")
 
 MODES = ("auto", "off", "required")
@@ -339,10 +341,6 @@ class RosterNotarySource:
 
 def refusal(policy: Any, server_name: str) -> "Forbidden":
     """The 403 for a server the policy refuses (the roster's wording when there is one)."""
-    describe = getattr(policy, "refusal_message", None)
-    message = (
-        describe(server_name)
-        if describe is not None
-        else f"This server does not federate with {server_name}"
+    return Forbidden(
+        refusal_text(policy, server_name, f"This server does not federate with {server_name}")
     )
-    return Forbidden(message)
