@@ -27,6 +27,7 @@ from typing import Mapping, Protocol, runtime_checkable
 
 from federation.errors import Forbidden
 from federation.keys import VerifyKey
+from federation.roster import RosterState
 from federation.transport.keyring import PinnedKey
 
 
@@ -56,6 +57,15 @@ class ClassifiesServers(Protocol):
     def bound(self) -> bool: ...
 
     def server_class(self, server_name: str) -> str | None: ...
+
+
+@runtime_checkable
+class EnforcesRoster(Protocol):
+    """A policy enforcing a city roster: its ``state`` (None until it has one) names the
+    server that signs the roster (``signer_name``)."""
+
+    @property
+    def state(self) -> RosterState | None: ...
 
 
 def refusal_text(policy: object, server_name: str, default: str) -> str:

@@ -13,7 +13,7 @@ Client side (``node/rooms/api/membership.py`` calls these when federation is on)
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from federation.errors import InvalidParam, NotFound
 from node.rooms import store as rooms_store
@@ -25,6 +25,8 @@ from .common import MEMBER, domain_of, local_members_joined
 from .out_of_band import remote_invite_for
 
 if TYPE_CHECKING:
+    from federation.keys import SigningKey
+
     from ..ingest import Ingest
 
 log = logging.getLogger("parta.federation.membership")
@@ -45,7 +47,7 @@ class MembershipService:
         db: Any,
         clock: Any,
         server_name: str,
-        signing_key: Any,
+        signing_key: Callable[[], SigningKey],
     ) -> None:
         self.rooms = rooms
         self.accounts = accounts
@@ -58,12 +60,12 @@ class MembershipService:
         self.db = db
         self.clock = clock
         self.server_name = server_name
-        self._signing_key = signing_key
+        self._signing_key = signing_key  # the current key: it changes when rotated
 
     @property
-    def signing_key(self) -> Any:
-        k = self._signing_key
-        return k() if callable(k) else k
+    def signing_key(self) -> SigningKey:
+        """Our signing key now (``parta node keys rotate`` replaces it while running)."""
+        return self._signing_key()
 
     # --- resident side --------------------------------------------------------------------
     async def on_make_join(

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from federation.errors import Forbidden
 from federation.transport import endpoints as E
 
+from ..policy import EnforcesRoster
 from ..xmatrix_auth import serve
 
 if TYPE_CHECKING:
@@ -68,10 +69,11 @@ def collect_stats(conn: Connection, server_name: str) -> dict:
     }
 
 
-def gateway_of(policy: Any) -> str | None:
+def gateway_of(policy: object) -> str | None:
     """The server that signs the roster this node enforces (None: not enrolled)."""
-    state = getattr(policy, "state", None)
-    return getattr(state, "signer_name", None)
+    if not isinstance(policy, EnforcesRoster) or policy.state is None:
+        return None
+    return policy.state.signer_name
 
 
 def register(routes: Any, fctx: FederationContext) -> None:

@@ -344,7 +344,7 @@ class FedNode:
             db=self.db,
             clock=self.clock,
             server_name=server,
-            signing_key=key,
+            signing_key=lambda: key,
         )
         from node.federation.remote.backfill import Backfiller
 
