@@ -10,7 +10,7 @@ and keeps in step: ``node/search/index.py``).  PostgreSQL searches an expression
 on ``to_tsvector('simple', value)`` created by the migration.
 """
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
 
 from .meta import metadata
 
@@ -25,8 +25,9 @@ event_search = Table(
     Column("key", String(32), nullable=False),  # content.body | content.name | content.topic
     Column("value", Text, nullable=False),
 )
-Index("ix_event_search_event", event_search.c.event_id)
-Index("ix_event_search_room", event_search.c.room_id, event_search.c.stream_ordering)
+# No secondary indexes: searches reach rows through the full-text index and the primary
+# key, redactions find their target's stream ordering in ``events`` -- each index would
+# cost every message a B-tree insert on the send path.
 
 # Events stored before the index existed are indexed in the background at start
 # (``node/search/backfill.py``), newest first: the one row says which stream orderings

@@ -117,29 +117,28 @@ def write_index(conn: Connection, evs: Sequence[Event]) -> None:
 
 
 def unindex(conn: Connection, targets: Sequence[tuple[str, str]]) -> None:
-    """Remove redacted events (event ID, room ID) from the index."""
+    """Remove redacted events (event ID, room ID) from the index: their stream ordering
+    comes from ``events`` (unique on event ID), the index is keyed by it."""
     ph = placeholder(conn)
     sqlite = conn.dialect.name == "sqlite"
     dbapi: Any = conn.connection.dbapi_connection  # open, so never None
     cursor = dbapi.cursor()
     try:
         for event_id, room_id in targets:
-            if sqlite:
-                cursor.execute(
-                    f"SELECT stream_ordering, value FROM event_search "
-                    f"WHERE event_id = {ph} AND room_id = {ph}",
-                    (event_id, room_id),
-                )
-                for stream, value in cursor.fetchall():
+            cursor.execute(
+                f"SELECT s.stream_ordering, s.value FROM events e JOIN event_search s "
+                f"ON s.stream_ordering = e.stream_ordering "
+                f"WHERE e.event_id = {ph} AND e.room_id = {ph}",
+                (event_id, room_id),
+            )
+            for stream, value in cursor.fetchall():
+                if sqlite:
                     cursor.execute(
                         f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, value) "
                         f"VALUES ('delete', {ph}, {ph})",
                         (stream, value),
                     )
-            cursor.execute(
-                f"DELETE FROM event_search WHERE event_id = {ph} AND room_id = {ph}",
-                (event_id, room_id),
-            )
+                cursor.execute(f"DELETE FROM event_search WHERE stream_ordering = {ph}", (stream,))
     finally:
         cursor.close()
 

@@ -31,9 +31,6 @@ def upgrade() -> None:
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("stream_ordering", name=op.f("pk_event_search")),
     )
-    with op.batch_alter_table("event_search", schema=None) as batch_op:
-        batch_op.create_index("ix_event_search_event", ["event_id"], unique=False)
-        batch_op.create_index("ix_event_search_room", ["room_id", "stream_ordering"], unique=False)
     op.create_table(
         "event_search_backfill",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
@@ -59,7 +56,4 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TABLE IF EXISTS event_search_fts")
     op.drop_table("event_search_backfill")
-    with op.batch_alter_table("event_search", schema=None) as batch_op:
-        batch_op.drop_index("ix_event_search_room")
-        batch_op.drop_index("ix_event_search_event")
     op.drop_table("event_search")
