@@ -346,6 +346,12 @@ def print_table(results: list[Result]) -> None:
             f"delivery p99 x{p.delivery_p99_ms / s.delivery_p99_ms:.2f}, "
             f"peak RSS x{p.peak_rss_mib / s.peak_rss_mib:.2f}"
         )
+    if "parta" in by and "parta-nopush" in by:
+        on, off = by["parta"], by["parta-nopush"]
+        print(
+            f"Push evaluation on/off: send rate x{on.send_rate / off.send_rate:.2f}, "
+            f"delivery p99 x{on.delivery_p99_ms / off.delivery_p99_ms:.2f}"
+        )
 
 
 def main() -> int:
@@ -371,6 +377,12 @@ def main() -> int:
         help="repeat the whole measurement (fresh servers each time); the table "
         "shows every run and the per-server median",
     )
+    ap.add_argument(
+        "--push-off",
+        action="store_true",
+        help="also run Parta with push evaluation off (push.enabled: false), labelled "
+        "'parta-nopush', to measure what evaluating every member's push rules costs",
+    )
     ap.add_argument("--json", help="also write the results as JSON to this file")
     args = ap.parse_args()
 
@@ -382,6 +394,8 @@ def main() -> int:
     os.makedirs(BENCH_ROOT, exist_ok=True)
     results: list[Result] = []
     order = [args.only] if args.only else ["synapse", "parta"]
+    if args.push_off:
+        order.append("parta-nopush")
     for which in order * args.runs:
         workdir = tempfile.mkdtemp(prefix=f"{which}-", dir=BENCH_ROOT)
         server = None
@@ -392,8 +406,9 @@ def main() -> int:
                 results.append(bench_server(server, "synapse", synapse_version(python), args))
             else:
                 os.rmdir(workdir)  # parta node init creates it
-                server = PartaServer(workdir)
-                results.append(bench_server(server, "parta", parta_version(), args))
+                overrides = {"push": {"enabled": False}} if which == "parta-nopush" else None
+                server = PartaServer(workdir, overrides=overrides)
+                results.append(bench_server(server, which, parta_version(), args))
         finally:
             if server is not None:
                 server.stop()

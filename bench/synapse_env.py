@@ -276,10 +276,14 @@ class PartaServer(_Server):
     name = "parta"
     health_path = "/health"
 
-    def __init__(self, workdir: str, command: list[str] | None = None) -> None:
+    def __init__(
+        self, workdir: str, command: list[str] | None = None, overrides: dict | None = None
+    ) -> None:
         """``command``: what runs ``parta`` (default ``parta_command()``), e.g. a bench
-        wrapper such as ``bench/ingest_bound_node.py``."""
+        wrapper such as ``bench/ingest_bound_node.py``; ``overrides``: config sections
+        merged over the generated config (e.g. ``{"push": {"enabled": False}}``)."""
         self.workdir = workdir
+        self.overrides = overrides or {}
         self.command = command or parta_command()
         self.port = free_port()
         self.server_name = f"localhost:{self.port}"
@@ -317,6 +321,8 @@ class PartaServer(_Server):
         cfg["rate_limits"] = {**cfg.get("rate_limits", {}), "enabled": False}
         cfg["registration"] = {**cfg.get("registration", {}), "open_registration": True}
         cfg["log_level"] = "WARNING"
+        for section, values in self.overrides.items():
+            cfg[section] = {**(cfg.get(section) or {}), **values}
         with open(self.config_path, "w") as fh:
             yaml.safe_dump(cfg, fh, sort_keys=False)
 
