@@ -16,40 +16,45 @@ One computation answers "what changed for this user between ``since`` and now":
 History visibility is enforced for every timeline a user gets while their membership changed
 (initial syncs, new joins, leaves); a room the user stayed joined to since the token only has
 events the user may see (rule 2: they were joined).
+
+The sections of the answer live beside this module: ``joined_rooms.py`` (with
+``lazy_members.py`` and ``unread_counts.py``), ``left_rooms.py``; ``params.py`` holds
+``SyncParams`` (re-exported here) and the per-computation state they share.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from twisted.internet import defer
 
-from federation.auth.power_levels import get_power_levels_content, user_power_level
 from federation.events.model import Event
-from node.filtering import Filter, project_fields
 from node.push.service import PushService
-from node.rooms.event_meta import meta
 from node.rooms.visibility import Timeline as MembershipTimeline
-from node.stream_tokens import StreamToken, events_token
+from node.stream_tokens import StreamToken
 
 from . import queries
+from .joined_rooms import JoinedRooms
+from .lazy_members import LazyMembers
+from .left_rooms import LeftRooms
+from .params import SyncParams, SyncRun
 from .push_counts import PushUnread
-from .room_state import MEMBER, RoomStateReader, Timeline, has_name, stream_of, summary
-from .unread import COUNTED_TYPES, SCAN_LIMIT, UnreadCache, count_unread
+from .room_state import RoomStateReader, stream_of
+from .unread import UnreadCache
+from .unread_counts import UnreadCounts
 
 if TYPE_CHECKING:
     from node.e2ee.service import E2eeService
 
     from .presence import PresenceManager
 
+__all__ = ["SyncHandler", "SyncParams", "WaitHandle"]
+
 log = logging.getLogger("parta.sync")
 
 _MEMBERSHIP_CACHE = 20_000
-_LL_CACHE = 5_000
 
 
 class WaitHandle:
@@ -66,51 +71,6 @@ class WaitHandle:
         d = self.deferred
         if d is not None and not d.called:
             d.cancel()
-
-
-@dataclass
-class SyncParams:
-    requester: Any  # node.http.request.Requester
-    filter: Filter
-    since: StreamToken | None = None
-    full_state: bool = False
-    timeout_ms: int = 0
-
-    @property
-    def user_id(self) -> str:
-        return self.requester.user_id
-
-
-@dataclass
-class _Run:
-    """State of one computation."""
-
-    p: SyncParams
-    since: StreamToken | None
-    upper: StreamToken
-    full: bool
-    ad_rooms: dict[str, list[dict]] = field(default_factory=dict)
-    receipts: dict[str, dict] = field(default_factory=dict)
-    read_pos: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def user_id(self) -> str:
-        return self.p.requester.user_id
-
-    @property
-    def filter(self) -> Filter:
-        return self.p.filter
-
-
-class _Row:
-    """An events row viewed as much like an ``Event`` as unread counting needs."""
-
-    __slots__ = ("type", "sender", "state_key", "content", "stream")
-
-    def __init__(self, row: Any) -> None:
-        self.stream, self.type, self.sender, self.state_key = row[0], row[1], row[2], row[3]
-        content = orjson.loads(row[4]).get("content") if not row[5] else {}
-        self.content = content if isinstance(content, dict) else {}
 
 
 class SyncHandler:
@@ -136,14 +96,31 @@ class SyncHandler:
         self.state = RoomStateReader(db, rooms)
         self.unread = UnreadCache()
         self.push: PushService | None = None  # set by wiring (node/push)
-        self.push_unread: PushUnread | None = None  # counts from node/push
         self.e2ee: E2eeService | None = None  # set by wiring (node/e2ee)
+        self._unread_counts = UnreadCounts(db, notifier, self.state, self.unread)
+        self._joined = JoinedRooms(
+            rooms=rooms,
+            notifier=notifier,
+            typing=typing,
+            state=self.state,
+            lazy=LazyMembers(),
+            unread=self._unread_counts,
+        )
+        self._left = LeftRooms(rooms=rooms, state=self.state)
         self._memberships_cache: OrderedDict[str, tuple[int, dict]] = OrderedDict()
-        self._ll_sent: OrderedDict[tuple[str, str | None], dict[str, set[str]]] = OrderedDict()
         self._start_lock = defer.DeferredLock()
         self._loaded = False
         # Positions at start-up: in-memory positions say nothing about older tokens.
         self._start = StreamToken()
+
+    @property
+    def push_unread(self) -> PushUnread | None:
+        """The push area's unread counts (set by ``push_link.py``); ``None``: counted here."""
+        return self._unread_counts.push
+
+    @push_unread.setter
+    def push_unread(self, value: PushUnread | None) -> None:
+        self._unread_counts.push = value
 
     # --- start-up -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -250,7 +227,7 @@ class SyncHandler:
         if top > upper.events:
             upper = upper.copy_with(events=top)
 
-        run = _Run(p=p, since=since, upper=upper, full=full)
+        run = SyncRun(p=p, since=since, upper=upper, full=full)
         response: dict = {
             "next_batch": str(upper),
             "rooms": {"join": {}, "invite": {}, "leave": {}, "knock": {}},
@@ -334,11 +311,11 @@ class SyncHandler:
 
         join_out = response["rooms"]["join"]
         for room_id, lower in full_rooms.items():
-            join_out[room_id] = await self._full_joined(
+            join_out[room_id] = await self._joined.full(
                 run, room_id, lower, visibility.get(room_id)
             )
         for room_id in sorted(inc_rooms):
-            entry = await self._incremental_joined(run, room_id)
+            entry = await self._joined.incremental(run, room_id)
             if entry is not None:
                 join_out[room_id] = entry
 
@@ -369,7 +346,9 @@ class SyncHandler:
                 ):
                     continue
                 lower = None if full else last.events
-                response["rooms"]["leave"][room_id] = await self._left(run, room_id, ev, lower)
+                response["rooms"]["leave"][room_id] = await self._left.entry(
+                    run, room_id, ev, lower
+                )
 
         e2ee_news = False
         if self.e2ee is not None:  # to_device, device_lists, one-time key counts (node/e2ee)
@@ -408,311 +387,3 @@ class SyncHandler:
         if tl.at(since) != "join":
             return False
         return all(m == "join" for s, m in points if since < s <= upper)
-
-    # --- joined rooms ---------------------------------------------------------------------
-    def _allow_timeline(self, run: _Run, room_id: str):
-        tf = run.filter.room.timeline
-        if tf.is_pass_all:
-            return lambda ev: True
-        return lambda ev: tf.allows(ev.type, ev.sender, ev.content, room_id)
-
-    async def _full_joined(
-        self, run: _Run, room_id: str, lower: int | None, vis: tuple | None
-    ) -> dict:
-        user_id = run.user_id
-        if vis is None:
-            vis = await self.rooms.visibility_timelines(room_id, user_id)
-        tl = await self.state.fetch_timeline(
-            room_id,
-            user_id,
-            lower,
-            run.upper.events,
-            run.filter.timeline_limit,
-            self._allow_timeline(run, room_id),
-            vis,
-        )
-        start = tl.prev_pos if (tl.events or tl.limited) else run.upper.events
-        current = await self.state.current_state(room_id)
-        summ = summary(current, user_id)
-        if run.filter.lazy_load_members:
-            wanted = {ev.sender for ev in tl.events} | {user_id} | set(summ["m.heroes"])
-            at_start = await self.state.state_at_timeline_start(room_id, tl, start)
-            state_evs = [ev for k, ev in at_start.items() if k[0] != MEMBER or k[1] in wanted]
-            self._ll_reset_room(
-                run, room_id, [ev for ev in state_evs + tl.events if ev.type == MEMBER]
-            )
-        else:
-            state_evs = list(
-                (await self.state.state_at_timeline_start(room_id, tl, start)).values()
-            )
-        state_evs.sort(key=lambda e: stream_of(e) or 0)
-        entry = self._joined_entry(run, room_id, tl, state_evs, current, summ, typing_always=True)
-        await self._add_unread(run, room_id, entry, tl, current)
-        return entry
-
-    async def _incremental_joined(self, run: _Run, room_id: str) -> dict | None:
-        user_id = run.user_id
-        since = run.since
-        assert since is not None
-        lower = since.events
-        if self.notifier.room_events.get(room_id, 0) > lower:
-            tl = await self.state.fetch_timeline(
-                room_id,
-                user_id,
-                lower,
-                run.upper.events,
-                run.filter.timeline_limit,
-                self._allow_timeline(run, room_id),
-                None,
-            )
-        else:
-            tl = Timeline(prev_pos=run.upper.events, raw_covers_from=lower)
-        state_evs: list[Event] = []
-        if tl.limited:
-            # The gap's state changes (its member events are never "redundant").
-            state_evs = await self.state.state_delta(room_id, lower, tl.prev_pos)
-        if run.filter.lazy_load_members and tl.events:
-            delivered = [ev for ev in state_evs + tl.events if ev.type == MEMBER]
-            have = {ev.state_key for ev in delivered}
-            senders = {ev.sender for ev in tl.events} - have
-            if senders:
-                members = await self.state.state_at(
-                    room_id, tl.prev_pos, [(MEMBER, s) for s in senders]
-                )
-                state_evs.extend(self._ll_not_sent(run, room_id, members.values()))
-            self._ll_room(run, room_id).update(ev.event_id for ev in delivered)
-        current = None
-        summ = None
-        if any(ev.type == MEMBER for ev in tl.events) or any(ev.type == MEMBER for ev in state_evs):
-            current = await self.state.current_state(room_id)
-            summ = summary(current, user_id)
-        entry = self._joined_entry(run, room_id, tl, state_evs, current, summ, typing_always=False)
-        has_content = bool(
-            entry["timeline"]["events"]
-            or entry["state"]["events"]
-            or entry["ephemeral"]["events"]
-            or entry["account_data"]["events"]
-        )
-        counts_changed = await self._add_unread(run, room_id, entry, tl, current)
-        if not has_content and not counts_changed:
-            return None
-        return entry
-
-    def _joined_entry(
-        self,
-        run: _Run,
-        room_id: str,
-        tl: Timeline,
-        state_evs: list[Event],
-        current: dict | None,
-        summ: dict | None,
-        *,
-        typing_always: bool,
-    ) -> dict:
-        f = run.filter
-        sf = f.room.state
-        state_out = [
-            self._format(run, ev)
-            for ev in state_evs
-            if sf.is_pass_all or sf.allows(ev.type, ev.sender, ev.content, room_id)
-        ]
-        entry: dict = {
-            "timeline": {
-                "events": [self._format(run, ev) for ev in tl.events],
-                "limited": tl.limited,
-                "prev_batch": events_token(tl.prev_pos),
-            },
-            "state": {"events": state_out},
-            "ephemeral": {"events": self._ephemeral(run, room_id, typing_always)},
-            "account_data": {
-                "events": [
-                    e
-                    for e in run.ad_rooms.get(room_id, ())
-                    if f.room.account_data.allows(e["type"], None, None, room_id)
-                ]
-            },
-        }
-        if summ is not None:
-            if current is not None and has_name(current) and not run.full:
-                summ = {k: v for k, v in summ.items() if k != "m.heroes"}
-            entry["summary"] = summ
-        return entry
-
-    def _ephemeral(self, run: _Run, room_id: str, typing_always: bool) -> list[dict]:
-        ef = run.filter.room.ephemeral
-        out = []
-        since_typing = run.since.typing if run.since is not None else 0
-        if typing_always:
-            if self.typing.typing_users(room_id):
-                out.append(self.typing.typing_event(room_id))
-        elif self.typing.room_serial(room_id) > since_typing:
-            out.append(self.typing.typing_event(room_id))
-        receipt = run.receipts.get(room_id)
-        if receipt is not None:
-            out.append(receipt)
-        if ef.is_pass_all:
-            return out
-        return [e for e in out if ef.allows(e["type"], None, None, room_id)]
-
-    # --- left rooms -----------------------------------------------------------------------
-    async def _left(self, run: _Run, room_id: str, leave_ev: Event, lower: int | None) -> dict:
-        user_id = run.user_id
-        leave_pos = stream_of(leave_ev) or run.upper.events
-        vis = await self.rooms.visibility_timelines(room_id, user_id)
-        tl = await self.state.fetch_timeline(
-            room_id,
-            user_id,
-            lower,
-            leave_pos,
-            run.filter.timeline_limit,
-            self._allow_timeline(run, room_id),
-            vis,
-        )
-        if lower is None:
-            start = tl.prev_pos if (tl.events or tl.limited) else leave_pos
-            # The state at the start of the timeline (which ends at the leave), from the
-            # state store: a remote room's state from send_join is stored as outliers,
-            # after an invite that may open the timeline.
-            state_evs = list(
-                (await self.state.state_at_timeline_start(room_id, tl, start)).values()
-            )
-            if run.filter.lazy_load_members:
-                wanted = {ev.sender for ev in tl.events} | {user_id}
-                state_evs = [ev for ev in state_evs if ev.type != MEMBER or ev.state_key in wanted]
-        elif tl.limited:
-            state_evs = await self.state.state_delta(room_id, lower, tl.prev_pos)
-        else:
-            state_evs = []
-        state_evs.sort(key=lambda e: stream_of(e) or 0)
-        sf = run.filter.room.state
-        return {
-            "timeline": {
-                "events": [self._format(run, ev) for ev in tl.events],
-                "limited": tl.limited,
-                "prev_batch": events_token(tl.prev_pos),
-            },
-            "state": {
-                "events": [
-                    self._format(run, ev)
-                    for ev in state_evs
-                    if sf.allows(ev.type, ev.sender, ev.content, room_id)
-                ]
-            },
-            "account_data": {
-                "events": [
-                    e
-                    for e in run.ad_rooms.get(room_id, ())
-                    if run.filter.room.account_data.allows(e["type"], None, None, room_id)
-                ]
-            },
-        }
-
-    # --- formatting -----------------------------------------------------------------------
-    def _format(self, run: _Run, ev: Event) -> dict:
-        f = run.filter
-        if f.event_format == "federation":
-            out = dict(ev.pdu)
-        else:
-            out = self.rooms.format_client_event(
-                ev, include_room_id=False, requester=run.p.requester
-            )
-        if f.event_fields is not None:
-            out = project_fields(out, f.event_fields)
-        return out
-
-    # --- lazy-loading redundancy ----------------------------------------------------------
-    def _ll_room(self, run: _Run, room_id: str) -> set[str]:
-        key = (run.user_id, getattr(run.p.requester, "device_id", None))
-        rooms = self._ll_sent.get(key)
-        if rooms is None:
-            rooms = self._ll_sent[key] = {}
-            if len(self._ll_sent) > _LL_CACHE:
-                self._ll_sent.popitem(last=False)
-        else:
-            self._ll_sent.move_to_end(key)
-        sent = rooms.get(room_id)
-        if sent is None or len(sent) > 2000:
-            sent = rooms[room_id] = set()
-        return sent
-
-    def _ll_reset_room(self, run: _Run, room_id: str, members: list[Event]) -> None:
-        """A full-state answer: the client now knows exactly the members sent here."""
-        sent = self._ll_room(run, room_id)
-        sent.clear()
-        sent.update(ev.event_id for ev in members)
-
-    def _ll_not_sent(self, run: _Run, room_id: str, members: Any) -> list[Event]:
-        sent = self._ll_room(run, room_id)
-        out = []
-        for ev in members:
-            if run.filter.include_redundant_members or ev.event_id not in sent:
-                out.append(ev)
-                sent.add(ev.event_id)
-        return out
-
-    # --- unread notification counts -------------------------------------------------------
-    async def _add_unread(
-        self, run: _Run, room_id: str, entry: dict, tl: Timeline, current: dict | None
-    ) -> bool:
-        """Set ``unread_notifications``; True when the counts differ from the last answer."""
-        if self.push_unread is not None:  # the push area's per-user rules decide (node/push)
-            threaded = run.filter.room.timeline.unread_thread_notifications
-            return await self.push_unread.add(run.user_id, room_id, entry, threaded)
-        user_id = run.user_id
-        upper = run.upper.events
-        read_pos = run.read_pos.get(room_id, 0)
-        before = self.unread.get(user_id, room_id, read_pos)
-        if before is not None and before[0] >= upper:
-            notif, highlight = before[1], before[2]
-        else:
-            start_pos, base = (before[0], (before[1], before[2])) if before else (read_pos, (0, 0))
-            if tl.raw_covers_from is not None and tl.raw_covers_from <= start_pos:
-                evs: list = [
-                    ev
-                    for ev in reversed(tl.raw)
-                    if (stream_of(ev) or 0) > start_pos and meta(ev).redacted_by is None
-                ]
-            else:
-                rows = await self.db.run(
-                    queries.notifiable_events_query,
-                    room_id,
-                    user_id,
-                    start_pos,
-                    upper,
-                    sorted(COUNTED_TYPES),
-                    SCAN_LIMIT,
-                )
-                evs = [_Row(r) for r in rows if not r[5]]
-            if evs:
-                if current is None:
-                    current = await self.state.current_state(room_id)
-                notif, highlight = count_unread(
-                    evs, user_id, self._room_notifier_check(current), base
-                )
-            else:
-                notif, highlight = base
-            self.unread.put(user_id, room_id, read_pos, upper, notif, highlight)
-        entry["unread_notifications"] = {"notification_count": notif, "highlight_count": highlight}
-        if before is None:
-            # Unknown before (first answer since start-up): report when events moved.
-            return self.notifier.room_events.get(room_id, 0) > (
-                run.since.events if run.since else 0
-            )
-        return (before[1], before[2]) != (notif, highlight)
-
-    @staticmethod
-    def _room_notifier_check(state: dict):
-        """``sender_notification_permission`` for the ``room`` key (default level 50)."""
-
-        def check(sender: str) -> bool:
-            create = state.get(("m.room.create", ""))
-            if create is None:
-                return False
-            pl = get_power_levels_content(state)
-            notifications = pl.get("notifications")
-            level = notifications.get("room", 50) if isinstance(notifications, dict) else 50
-            if not isinstance(level, int) or isinstance(level, bool):
-                level = 50
-            return user_power_level(sender, state, create.room_version) >= level
-
-        return check
