@@ -9,7 +9,7 @@ refused by the API layer, not here: the read markers module writes ``m.fully_rea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from sqlalchemy import delete, func, insert, select
@@ -64,6 +64,10 @@ class AccountDataStore:
         self.db = db
         self.notifier = notifier
         self._lock = defer.DeferredLock()
+        # Server-managed global types whose current content another area keeps (the push
+        # area's ``m.push_rules``): ``GET .../account_data/{type}`` answers from here, so a
+        # user who never changed a rule still reads the server-default ruleset.
+        self.readers: dict[str, Callable[[str], dict]] = {}
 
     async def load_position(self) -> int:
         pos = await self.db.run(_max_stream)

@@ -44,7 +44,8 @@ def register(router: Any, service: Any) -> None:
 
     async def get_global(req: Any, userId: str, type: str) -> tuple[int, dict]:  # noqa: A002 - the spec's {type}
         service.require_self(req, userId, "read account data")
-        content = await store.get(userId, None, type)
+        reader = store.readers.get(type)
+        content = reader(userId) if reader is not None else await store.get(userId, None, type)
         if content is None:
             raise NotFound("Account data not found")
         return 200, content
