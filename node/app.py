@@ -111,6 +111,7 @@ def build_node(
     from .e2ee import wiring as e2ee_wiring
     from .federation import wiring as federation_wiring
     from .media import wiring as media_wiring
+    from .people import wiring as people_wiring
     from .push import wiring as push_wiring
     from .rooms import wiring as rooms_wiring
     from .search import wiring as search_wiring
@@ -138,6 +139,7 @@ def build_node(
         ctx, accounts=accounts, rooms=rooms, notifier=notifier, push=push, e2ee=e2ee
     )
     media = media_wiring.wire(ctx, accounts=accounts)
+    people_wiring.wire(ctx, accounts=accounts, rooms=rooms)  # imported roster's rooms, claims
     federation = federation_wiring.wire(
         ctx, accounts=accounts, rooms=rooms, notifier=notifier, sync=sync, media=media, e2ee=e2ee
     )

@@ -1,4 +1,5 @@
-"""``parta node ...``: init, run, user add/list/deactivate, token create/list, db upgrade.
+"""``parta node ...``: init, run, user add/list/deactivate, token create/list, db upgrade,
+people import/claim-codes (``people_cmd.py``).
 
 Every subcommand after ``init`` takes ``-c CONFIG``.  Admin subcommands work on the database
 directly (no running node needed; SQLite WAL lets them run next to a running node).
@@ -117,6 +118,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from .enrol_cmd import add_enrol_parser  # parta node enrol (city gateway)
 
     add_enrol_parser(sub)
+
+    from .people_cmd import add_people_parser  # parta node people import / claim-codes
+
+    add_people_parser(sub)
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
