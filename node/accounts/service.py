@@ -9,7 +9,7 @@ counter stops a concurrent cache fill from resurrecting a revoked token.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from twisted.internet import threads
 from twisted.python.threadpool import ThreadPool
@@ -34,6 +34,8 @@ from .tokens import (
 log = logging.getLogger("parta.accounts")
 
 ProfileListener = Callable[[str, dict], Awaitable[Any]]
+# (user ID, the deleted device IDs or None for every device of the user)
+DeviceDeletedListener = Callable[[str, Sequence[str] | None], Awaitable[Any]]
 LAST_SEEN_FLUSH_SECONDS = 60.0
 KDF_THREADS = 2
 
@@ -71,6 +73,10 @@ class AccountsService:
         self._roles: dict[str, str] = {}
         self._seen: dict[tuple[str, str], tuple[str, int]] = {}
         self._profile_listeners: list[ProfileListener] = []
+        # Called after a deletion of devices committed (logout, DELETE /devices, a password
+        # change that logs the other devices out, deactivation): the E2EE area drops their
+        # keys and tells the users sharing a room at once (node/e2ee/wiring.py).
+        self.device_deleted: list[DeviceDeletedListener] = []
         self._flush_call: Any = None
         self._kdf_pool = ThreadPool(minthreads=0, maxthreads=KDF_THREADS, name="parta-kdf")
         # Set by wiring: the credential guard (its ``attempts`` limiter is also exposed as
@@ -347,16 +353,17 @@ class AccountsService:
     ) -> None:
         pw_hash = await self._on_thread(passwords.hash_password, new_password)
 
-        def txn(conn: Any) -> list[str]:
+        def txn(conn: Any) -> tuple[list[str], list[str]]:
             store.set_password_hash(conn, user_id, pw_hash)
             if not logout_devices:
-                return []
+                return [], []
             others = [d for d in store.device_ids_of(conn, user_id) if d != keep_device_id]
-            return store.delete_devices(conn, user_id, others)
+            return others, store.delete_devices(conn, user_id, others)
 
-        hashes = await self.db.run(txn)
+        others, hashes = await self.db.run(txn)
         if logout_devices:
             self._forget_tokens(user_id, None if keep_device_id is None else hashes)
+            await self._devices_deleted(user_id, others)
         log.info("event=password_changed user_id=%s logout_devices=%s", user_id, logout_devices)
 
     # --- deactivation (deactivation.py) --------------------------------------------------
@@ -369,6 +376,7 @@ class AccountsService:
         self.forget_user_tokens(user_id)
         self._sweep.note(user_id)
         log.info("event=user_deactivated user_id=%s erase=%s", user_id, erase)
+        await self._devices_deleted(user_id, None)
         await self.leave_rooms(user_id)
 
     def forget_user_tokens(self, user_id: str) -> None:
@@ -398,12 +406,22 @@ class AccountsService:
         await self.db.run(txn)
         self._forget_tokens(user_id)
         log.info("event=logout_all user_id=%s", user_id)
+        await self._devices_deleted(user_id, None)
 
     async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
         hashes = await self.db.run(store.delete_devices, user_id, device_ids)
         self._forget_tokens(user_id, hashes)
         for d in device_ids:
             self._seen.pop((user_id, d), None)
+        await self._devices_deleted(user_id, device_ids)
+
+    async def _devices_deleted(self, user_id: str, device_ids: Sequence[str] | None) -> None:
+        """Tell the listeners; the deletion stands whatever they do."""
+        for listener in list(self.device_deleted):
+            try:
+                await listener(user_id, device_ids)
+            except Exception:  # noqa: BLE001 - a listener never undoes a logout
+                log.exception("event=device_deleted_listener_failed user_id=%s", user_id)
 
     def _device_json(self, row: dict) -> dict:
         out: dict[str, Any] = {"device_id": row["device_id"]}

@@ -2,20 +2,22 @@
 
 A device is deleted by the accounts area (logout, ``DELETE /devices``, a password change
 that logs the other devices out, deactivation), which knows nothing about E2EE.  Its
-keys stop being served at once (queries join with ``devices``), and this sweep, every
-``SWEEP_SECONDS``, deletes what is left: device keys, one-time and fallback keys and
-queued to-device messages (school computers shared by a class log in and out every day:
-without it, every login would leave its 50 or so one-time keys behind for good).  A
-device whose keys were removed is a device-list change for its user (client-server API
-"Tracking the device list for a user": "removed an existing device with identity keys"),
-so the users sharing a room with them refresh their lists, and other servers get an
-``m.device_list_update`` with ``deleted: true``.
+keys stop being served at once (queries join with ``devices``), and the accounts area's
+``device_deleted`` listener (``drop_deleted``, registered by the wiring) deletes what is
+left of that user's deleted devices right after: device keys, one-time and fallback keys
+and queued to-device messages (school computers shared by a class log in and out every
+day: without it, every login would leave its 50 or so one-time keys behind for good).
+This sweep, every ``SWEEP_SECONDS``, catches the rest (devices deleted by the CLI, or
+while a listener failed).  A device whose keys were removed is a device-list change for
+its user (client-server API "Tracking the device list for a user": "removed an existing
+device with identity keys"), so the users sharing a room with them refresh their lists,
+and other servers get an ``m.device_list_update`` with ``deleted: true``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.engine import Connection
@@ -32,9 +34,15 @@ MAX_DEVICES_PER_SWEEP = 1000
 _TABLES = (e2ee_device_keys, e2ee_one_time_keys, e2ee_fallback_keys, e2ee_to_device)
 
 
-def sweep_orphans(conn: Connection, limit: int) -> list[tuple[str, str, bool]]:
-    """Delete the E2EE rows of up to ``limit`` devices that no longer exist; returns
-    (user, device, had device keys)."""
+def sweep_orphans(
+    conn: Connection,
+    limit: int,
+    user_id: str | None = None,
+    device_ids: Sequence[str] | None = None,
+) -> list[tuple[str, str, bool]]:
+    """Delete the E2EE rows of up to ``limit`` devices that no longer exist (only
+    ``user_id``'s, and of those only ``device_ids``, when given); returns (user, device,
+    had device keys)."""
     found: dict[tuple[str, str], bool] = {}
     for table in _TABLES:
         if len(found) >= limit:
@@ -42,12 +50,12 @@ def sweep_orphans(conn: Connection, limit: int) -> list[tuple[str, str, bool]]:
         gone = ~exists().where(
             and_(devices.c.user_id == table.c.user_id, devices.c.device_id == table.c.device_id)
         )
-        rows = conn.execute(
-            select(table.c.user_id, table.c.device_id)
-            .where(gone)
-            .distinct()
-            .limit(limit - len(found))
-        )
+        q = select(table.c.user_id, table.c.device_id).where(gone)
+        if user_id is not None:  # the primary keys start with user_id
+            q = q.where(table.c.user_id == user_id)
+        if device_ids is not None:
+            q = q.where(table.c.device_id.in_(list(device_ids)))
+        rows = conn.execute(q.distinct().limit(limit - len(found)))
         for user_id, device_id in rows:
             found.setdefault((user_id, device_id), table is e2ee_device_keys)
     for (user_id, device_id), _had in found.items():
@@ -68,6 +76,20 @@ class DeviceSweep:
 
     async def run_once(self) -> int:
         removed = await self.db.run(sweep_orphans, MAX_DEVICES_PER_SWEEP)
+        return await self._removed(removed)
+
+    async def drop_deleted(self, user_id: str, device_ids: Sequence[str] | None) -> None:
+        """The accounts area's ``device_deleted`` listener: the same clean-up for one
+        user's devices just deleted (``None``: all of them), so the users sharing a room
+        with them see the change in their next ``/sync`` rather than minutes later."""
+        if device_ids is not None:
+            device_ids = list(device_ids)[:MAX_DEVICES_PER_SWEEP]
+            if not device_ids:
+                return
+        removed = await self.db.run(sweep_orphans, MAX_DEVICES_PER_SWEEP, user_id, device_ids)
+        await self._removed(removed)
+
+    async def _removed(self, removed: list[tuple[str, str, bool]]) -> int:
         for user_id, device_id, had_keys in removed:
             self.keys.forget_counts(user_id, device_id)
             if had_keys:

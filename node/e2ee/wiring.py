@@ -25,6 +25,8 @@ def wire(ctx: Any, *, accounts: Any, rooms: Any, notifier: Any) -> E2eeService:
         accounts=accounts,
     )
     rooms.persister.on_persisted.append(service.on_persisted)
+    # A deleted device's keys go, and co-members hear of it, as soon as it is deleted.
+    accounts.device_deleted.append(service.sweep.drop_deleted)
     reactor = getattr(ctx, "reactor", None)
     if reactor is not None and hasattr(reactor, "callWhenRunning"):
         reactor.callWhenRunning(service.sweep.start)  # deleted devices' keys (sweep.py)
