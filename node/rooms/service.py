@@ -1,5 +1,6 @@
 """``RoomService``: event creation, persistence and the room queries other areas use
-(the per-user queries are in ``user_queries.UserQueries``).
+(the per-user queries are in ``user_queries.UserQueries``; building and authorising an
+event in ``event_build``, transaction IDs in ``txn_ids``, redactions in ``redaction_ops``).
 
 Spec: server-server API "PDUs" (prev_events = forward extremities, depth, auth events
 selection), the room versions' "Authorisation rules" (every event we create is checked
@@ -11,7 +12,7 @@ Hot path (``send_event``): the room's state and forward extremities are held in 
 auth-checked and applied to the in-memory state, then queued with the batching
 ``EventPersister``; the lock is released before the commit is awaited, so concurrent
 senders in one room share DB transactions.  Transaction IDs are remembered in memory
-(preloaded from the last hour on first use), so a send does no DB read.
+(preloaded from the last hour on first use, ``txn_ids.py``), so a send does no DB read.
 
 Public API (used by sync and the other areas; keep these names):
   create_room, send_event, redact_event, update_membership, joined_room_ids,
@@ -29,26 +30,25 @@ from typing import Any, Callable, Iterable, Sequence
 
 from twisted.internet import defer
 
-from federation.auth.rules import check_auth
-from federation.auth.selection import auth_types_for_event
-from federation.errors import BadJSON, Forbidden, InvalidParam, MatrixError, NotFound
-from federation.events.builder import build_event, next_depth
+from federation.errors import Forbidden, InvalidParam, MatrixError, NotFound
 from federation.events.model import Event
 from federation.room_versions import RoomVersion, get_room_version
 
 from . import store
 from .client_format import format_client_event
+from .event_build import build_and_check
 from .event_meta import committed_stream, meta
 from .hooks import RoomHooks
 from .persister import EventPersister, is_hidden
+from .redaction_ops import redact_event
 from .relations import Relations
 from .state_cache import RoomState
 from .state_store import StateStore
+from .txn_ids import TxnIds
 from .user_queries import UserQueries
 
 log = logging.getLogger("parta.rooms")
 
-CREATE = ("m.room.create", "")
 # Transaction IDs remembered in memory (and preloaded after a restart): retransmissions
 # come within seconds or minutes; bounded in time and count for memory.
 TXN_KEEP_MS = 3600 * 1000
@@ -93,9 +93,7 @@ class RoomService(UserQueries):
         self._vis_gen = 0
         self._mem_timelines: OrderedDict[tuple[str, str], list] = OrderedDict()
         self._hv_timelines: dict[str, list] = {}
-        self._txns: OrderedDict[tuple[str, str, str, str], tuple[str, int]] = OrderedDict()
-        self._txns_loaded = False
-        self._txn_waiters: dict[tuple[str, str, str, str], list[defer.Deferred]] = {}
+        self.txn_ids = TxnIds(db, clock, keep_ms=TXN_KEEP_MS, max_entries=TXN_MAX)
         # Filled once by the composition root when the node federates (node/rooms/hooks.py).
         self.hooks = RoomHooks()
 
@@ -189,52 +187,22 @@ class RoomService(UserQueries):
         state_key: str | None = None,
         redacts: str | None = None,
     ) -> Event:
-        """Build the signed PDU on top of ``room`` and run the auth rules (no side effects).
+        """Build the signed PDU on top of ``room`` and run the auth rules (no side effects;
+        ``event_build.py``).
 
         Raises ``AuthError`` (403 M_FORBIDDEN, with the failing rule) when not allowed.
         """
-        rv = room.room_version
-        state = room.state
-        keys = auth_types_for_event(rv, etype, sender, state_key, content)
-        auth_evs = [state[k] for k in keys if k in state]
-        try:
-            ev = build_event(
-                rv,
-                server_name=self.server_name,
-                signing_key=self.signing_key,
-                type=etype,
-                sender=sender,
-                content=content,
-                room_id=room.room_id,
-                prev_events=list(room.extremities),
-                auth_events=[e.event_id for e in auth_evs],
-                depth=next_depth(room.depth),
-                origin_server_ts=self.clock.time_ms(),
-                state_key=state_key,
-                redacts=redacts,
-            )
-        except BadJSON as exc:
-            if "the limit is" in exc.message:  # the 64 KiB PDU size limit
-                raise MatrixError(
-                    "Event too large (the limit is 65536 bytes)",
-                    errcode="M_TOO_LARGE",
-                    http_status=413,
-                ) from None
-            raise
-        auth_map = {e.event_id: e for e in auth_evs}
-        create = state.get(CREATE)
-        if create is not None:
-            auth_map[create.event_id] = create
-        check_auth(ev, state, auth_events=auth_map)
-        if ev.is_state:
-            prev = state.get(ev.key)
-            if prev is not None:
-                meta(ev).unsigned = {
-                    "replaces_state": prev.event_id,
-                    "prev_content": dict(prev.content),
-                    "prev_sender": prev.sender,
-                }
-        return ev
+        return build_and_check(
+            room,
+            server_name=self.server_name,
+            signing_key=self.signing_key,
+            now_ms=self.clock.time_ms(),
+            sender=sender,
+            etype=etype,
+            content=content,
+            state_key=state_key,
+            redacts=redacts,
+        )
 
     def apply_local(self, room: RoomState, ev: Event) -> None:
         """Advance the in-memory room past an event created here (state groups, current
@@ -369,29 +337,16 @@ class RoomService(UserQueries):
             return (await self._dispatch(user_id, room_id, etype, content, state_key)).event_id
         device_id, txn_id = txn
         # "the same transaction ID ... and the path of the HTTP request is the same": the
-        # room is part of the path, so it is part of the key.
+        # room is part of the path, so it is part of the key (``txn_ids.py``).
         key = (user_id, device_id or "", txn_id, room_id)
-        found = await self._txn_lookup(key)
-        if found is not None:
-            return found
-        waiters = self._txn_waiters.get(key)
-        if waiters is not None:  # the same transaction is in flight: share its result
-            d: defer.Deferred = defer.Deferred()
-            waiters.append(d)
-            return await d
-        self._txn_waiters[key] = waiters = []
-        try:
+
+        async def send() -> str:
             ev = await self._dispatch(
                 user_id, room_id, etype, content, state_key, txn=(key[1], txn_id)
             )
-        except Exception as exc:
-            for d in self._txn_waiters.pop(key, []):
-                d.errback(exc)
-            raise
-        self._remember_txn(key, ev.event_id)
-        for d in self._txn_waiters.pop(key, []):
-            d.callback(ev.event_id)
-        return ev.event_id
+            return ev.event_id
+
+        return await self.txn_ids.once(key, send)
 
     async def _dispatch(
         self,
@@ -424,28 +379,6 @@ class RoomService(UserQueries):
         assert ev is not None
         return ev
 
-    # --- transaction IDs ---------------------------------------------------------------
-    async def _txn_lookup(self, key: tuple[str, str, str, str]) -> str | None:
-        if not self._txns_loaded:
-            since = self.clock.time_ms() - TXN_KEEP_MS
-            rows = await self.db.run(_recent_txns, since)
-            if not self._txns_loaded:
-                for k, eid, ts in rows:
-                    self._txns.setdefault(k, (eid, ts))
-                self._txns_loaded = True
-        hit = self._txns.get(key)
-        return hit[0] if hit is not None else None
-
-    def _remember_txn(self, key: tuple[str, str, str, str], event_id: str) -> None:
-        now = self.clock.time_ms()
-        self._txns[key] = (event_id, now)
-        while self._txns:
-            _, (_, ts) = next(iter(self._txns.items()))
-            if ts >= now - TXN_KEEP_MS and len(self._txns) <= TXN_MAX:
-                break
-            self._txns.popitem(last=False)
-
-    # --- redaction ---------------------------------------------------------------------
     async def redact_event(
         self,
         user_id: str,
@@ -454,39 +387,9 @@ class RoomService(UserQueries):
         content: dict | None = None,
         txn: tuple[str, str] | None = None,
     ) -> Event:
-        """Send ``m.room.redaction`` for ``target_id`` (client-server API "Redactions")."""
-        room = await self.room_for_sender(room_id)
-        target = await self.get_event(target_id)
-        if target is None or target.room_id != room_id:
-            raise NotFound("Event not found")
-        content = dict(content or {})
-        reason = content.get("reason")
-        if reason is not None and not isinstance(reason, str):
-            raise MatrixError("'reason' must be a string", errcode="M_BAD_JSON")
-
-        def precheck(room: RoomState) -> bool:
-            from federation.auth.power_levels import event_send_level, named_level, user_power_level
-
-            if room.membership(user_id) != "join":
-                raise Forbidden("You are not in this room")
-            level = user_power_level(user_id, room.state, room.room_version)
-            if level < event_send_level("m.room.redaction", False, room.state):
-                raise Forbidden("You do not have permission to send redactions in this room")
-            if target.sender != user_id and level < named_level("redact", room.state):
-                raise Forbidden("You do not have permission to redact other users' events")
-            return True
-
-        ev = await self.create_event(
-            room.room_id,
-            user_id,
-            "m.room.redaction",
-            content,
-            redacts=target_id,
-            txn=txn,
-            precheck=precheck,
-        )
-        assert ev is not None
-        return ev
+        """Send ``m.room.redaction`` for ``target_id`` (client-server API "Redactions",
+        ``redaction_ops.py``)."""
+        return await redact_event(self, user_id, room_id, target_id, content, txn)
 
     # ==================================================================================
     # Persistence hooks (reactor thread, after a batch committed / failed)
@@ -655,16 +558,3 @@ class RoomService(UserQueries):
 
 def _plausible_room_id(room_id: str) -> bool:
     return isinstance(room_id, str) and room_id.startswith("!") and len(room_id) <= 255
-
-
-def _recent_txns(conn: Any, since: int) -> list:
-    from sqlalchemy import select
-
-    from schema.events import event_txn_ids as t
-
-    return [
-        ((r.user_id, r.device_id, r.txn_id, r.room_id), r.event_id, r.inserted_ts)
-        for r in conn.execute(
-            select(t).where(t.c.inserted_ts >= since).order_by(t.c.inserted_ts.asc())
-        )
-    ]

@@ -389,7 +389,7 @@ def test_txn_memory_is_bounded(monkeypatch):
         )
         for i in range(5)
     ]
-    assert len(svc._txns) == 3
+    assert len(svc.txn_ids) == 3
     # recent transactions are still recognised
     assert (
         result_of(svc.send_event(ALICE, room_id, "m.room.message", {"body": "4"}, txn=("D", "t4")))
