@@ -19,8 +19,10 @@ looks for newly deactivated accounts every ``SWEEP_SECONDS`` and does steps 2-3 
 at start-up it does step 3 for every deactivated account once (deactivations made while it
 was stopped).
 
-Erasure does not redact the user's past events (the spec's "serve redacted copies to later
-joiners" is not implemented); it clears the profile only.
+With ``erase`` the profile and account data are cleared and the erasure is recorded in the
+same transaction (``erasure.py``); before leaving the rooms the leaver tells the rooms
+service, which from then on serves the user's events redacted to those who could not see
+them before (``node.rooms.erasure``).  The CLI's erasures are picked up by the sweep.
 """
 
 from __future__ import annotations
@@ -49,11 +51,20 @@ class LeaveHooks(Protocol):
     def membership(self) -> RemoteLeaver | None: ...
 
 
+class ErasureRegistry(Protocol):
+    """The rooms service's erased senders (``node.rooms.erasure.ErasedSenders``)."""
+
+    async def refresh(self, user_id: str) -> None: ...
+
+
 class MemberRooms(Protocol):
     """What leaving every room needs of the rooms service (``node.rooms.RoomService``)."""
 
     @property
     def hooks(self) -> LeaveHooks: ...
+
+    @property
+    def erasure(self) -> ErasureRegistry: ...
 
     async def get_rooms_for_user(
         self, user_id: str, memberships: Sequence[str] | None = None
@@ -75,6 +86,8 @@ def make_room_leaver(rooms: MemberRooms) -> RoomLeaver:
     ``POST /rooms/{roomId}/leave`` does, so remote invites are rejected remotely)."""
 
     async def leave_all(user_id: str) -> None:
+        # An erasure recorded with the deactivation takes effect before the leaves.
+        await rooms.erasure.refresh(user_id)
         memberships = await rooms.get_rooms_for_user(user_id, ["join", "invite", "knock"])
         for room_id, _membership, _event in memberships:
             fed = rooms.hooks.membership

@@ -13,6 +13,8 @@ from sqlalchemy.engine import Connection
 
 from schema.accounts import access_tokens, devices, registration_tokens, users
 
+from .erasure import record_erasure
+
 
 # --- users ---------------------------------------------------------------------------------
 def insert_user(
@@ -101,7 +103,8 @@ def search_users(conn: Connection, term: str, limit: int) -> list[dict]:
 
 def deactivate_user(conn: Connection, user_id: str, erase: bool) -> list[str] | None:
     """Mark the account deactivated and delete every device and access token (returns the
-    token hashes; None if there is no such user).  ``erase`` also clears the profile."""
+    token hashes; None if there is no such user).  ``erase`` also clears the profile and
+    records the erasure (``erasure.py``)."""
     values: dict[str, Any] = {"deactivated": True}
     if erase:
         values.update(displayname=None, avatar_url=None, profile_fields=None)
@@ -115,6 +118,8 @@ def deactivate_user(conn: Connection, user_id: str, erase: bool) -> list[str] | 
     ]
     conn.execute(delete(access_tokens).where(access_tokens.c.user_id == user_id))
     conn.execute(delete(devices).where(devices.c.user_id == user_id))
+    if erase:
+        record_erasure(conn, user_id)
     return hashes
 
 

@@ -67,7 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _config_arg(p)
     p.add_argument("user", help="localpart or full user ID")
     p.add_argument(
-        "--erase", action="store_true", help="also clear the profile (display name, avatar)"
+        "--erase",
+        action="store_true",
+        help="also erase: clear the profile and account data; users who join a room "
+        "later see the account's messages redacted",
     )
     p.set_defaults(func=cmd_user_deactivate)
 

@@ -36,6 +36,7 @@ from federation.room_versions import RoomVersion, get_room_version
 
 from . import store
 from .client_format import format_client_event
+from .erasure import ErasedSenders
 from .event_build import build_and_check
 from .event_meta import committed_stream, meta
 from .hooks import RoomHooks
@@ -96,6 +97,8 @@ class RoomService(UserQueries):
         self.txn_ids = TxnIds(db, clock, keep_ms=TXN_KEEP_MS, max_entries=TXN_MAX)
         # Filled once by the composition root when the node federates (node/rooms/hooks.py).
         self.hooks = RoomHooks()
+        # Erased users, whose events later joiners see redacted (node/rooms/erasure.py).
+        self.erasure = ErasedSenders(db)
 
     def attach_federation(self, hooks: RoomHooks) -> None:
         """Hand the rooms area the federation's implementations of its hooks (joins of
@@ -510,13 +513,18 @@ class RoomService(UserQueries):
     ) -> dict:
         if requester is not None:
             user_id, device_id = requester.user_id, requester.device_id
-        return format_client_event(
+        out = format_client_event(
             event,
             now_ms=self.clock.time_ms(),
             include_room_id=include_room_id,
             user_id=user_id,
             device_id=device_id,
         )
+        if event.sender in self.erasure.erased:  # an erased sender (node/rooms/erasure.py)
+            erased = self.erasure.served_content(event, user_id, self)
+            if erased is not None:
+                out["content"] = erased
+        return out
 
     # --- delegated operations ------------------------------------------------------------
     async def create_room(self, user_id: str, body: dict) -> str:

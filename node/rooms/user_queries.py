@@ -19,6 +19,7 @@ from federation.events.model import Event
 
 from . import store
 from .client_format import strip_state_event
+from .event_meta import meta
 from .visibility import filter_visible
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class UserQueries:
         async def get_room(self, room_id: str) -> RoomState: ...
 
         async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]: ...
+
+        def loaded_room(self, room_id: str) -> RoomState | None: ...
 
     # ==================================================================================
     # Users and memberships
@@ -162,6 +165,24 @@ class UserQueries:
         else:
             self._mem_timelines.move_to_end((room_id, user_id))
         return list(mem), list(hv)
+
+    def cached_visibility_timelines(
+        self, room_id: str, user_id: str
+    ) -> tuple[list[tuple[int, str]], list[tuple[int, str]]] | None:
+        """``visibility_timelines`` if both are in memory, else None (no database read:
+        for decisions made while formatting, e.g. ``erasure.ErasedSenders``)."""
+        mem = self._mem_timelines.get((room_id, user_id))
+        hv = self._hv_timelines.get(room_id)
+        return None if mem is None or hv is None else (mem, hv)
+
+    def joined_since(self, room_id: str, user_id: str) -> int | None:
+        """The stream ordering of ``user_id``'s current join event if the room is in memory
+        and they are joined, else None."""
+        room = self.loaded_room(room_id)
+        ev = None if room is None else room.state.get(("m.room.member", user_id))
+        if ev is None or ev.membership != "join":
+            return None
+        return meta(ev).stream_ordering
 
 
 def _memberships_and_forgotten(conn: Any, user_id: str, memberships: Sequence[str] | None):

@@ -1,0 +1,124 @@
+"""Serving an erased user's events (client-server API "Account deactivation", ``erase``).
+
+https://spec.matrix.org/v1.16/client-server-api/#post_matrixclientv3accountdeactivate :
+"any users (or servers) which join the room after the erasure request are served redacted
+copies of the events sent by this account.  Users which had visibility on those events
+prior to the erasure are still able to see unredacted copies.  No redactions are sent".
+
+The erasure is a row of ``erased_users`` (written by ``node.accounts.erasure`` with the
+deactivation) carrying the events stream position of the moment.  An event of an erased
+sender is served as it was when the history visibility rules (``visibility.is_visible``)
+let the requester see it with their memberships and the room's history visibility *as they
+stood at that position*; otherwise its content is the redacted form of
+``federation.events.redaction``.  The stored event is not touched: it is signed, and other
+servers may still need it.
+
+The hot path pays one dict look-up of the sender; only an erased sender's events are
+looked at further.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+from sqlalchemy import select
+
+from federation.events.model import Event
+from federation.events.redaction import redacted_view
+from schema.erasure import erased_users
+
+from .event_meta import meta
+from .visibility import Timeline, is_visible
+
+Points = Sequence[tuple[int, str]]
+
+
+class MembershipView(Protocol):
+    """What deciding needs of the rooms service (``user_queries.UserQueries``), without a
+    database round trip."""
+
+    def cached_visibility_timelines(
+        self, room_id: str, user_id: str
+    ) -> tuple[Points, Points] | None: ...
+
+    def joined_since(self, room_id: str, user_id: str) -> int | None: ...
+
+
+def _all(conn: Any) -> dict[str, int]:
+    return {
+        r.user_id: int(r.stream_ordering)
+        for r in conn.execute(select(erased_users.c.user_id, erased_users.c.stream_ordering))
+    }
+
+
+def _one(conn: Any, user_id: str) -> int | None:
+    value = conn.execute(
+        select(erased_users.c.stream_ordering).where(erased_users.c.user_id == user_id)
+    ).scalar()
+    return None if value is None else int(value)
+
+
+def saw_before_erasure(
+    event: Event, user_id: str, erased_at: int, memberships: Points, history: Points
+) -> bool:
+    """Whether ``user_id`` could see ``event`` with the timelines as they were at the
+    erasure's stream position ``erased_at`` (pure)."""
+    stream = meta(event).stream_ordering
+    if stream is None or stream > erased_at:
+        return False  # sent (or received) after the erasure: nobody saw it before
+    mem = [p for p in memberships if p[0] <= erased_at]
+    hv = [p for p in history if p[0] <= erased_at]
+    return is_visible(event, user_id, Timeline(mem, None), Timeline(hv, "shared"))
+
+
+def erased_content(event: Event) -> dict:
+    """The content of ``event``'s redacted form (room-version rules)."""
+    content = redacted_view(event.pdu, event.room_version).get("content", {})
+    return dict(content)
+
+
+class ErasedSenders:
+    """The erased users of this node, in memory: ``user_id -> erasure stream position``."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.erased: dict[str, int] = {}
+
+    def load_sync(self) -> None:
+        """Read every erasure (blocking; wiring only)."""
+        self.erased = self.db.run_sync(_all)
+
+    async def refresh(self, user_id: str) -> None:
+        """Pick up ``user_id``'s erasure after a deactivation (API or CLI)."""
+        pos = await self.db.run(_one, user_id)
+        if pos is not None:
+            self.erased[user_id] = pos
+
+    def served_content(
+        self, event: Event, user_id: str | None, view: MembershipView
+    ) -> dict | None:
+        """The redacted content to serve ``user_id`` in place of ``event``'s, or None to
+        serve it as it is.  The (memberships, history visibility) timelines come from the
+        rooms service's cache; without them, a requester joined without a break since before
+        the erasure saw everything they see now (the event already passed the visibility
+        rules), and anyone else gets the redacted form: an erasure errs on the side of the
+        erased user."""
+        erased_at = self.erased.get(event.sender)
+        if erased_at is None or user_id == event.sender:
+            return None
+        if user_id is not None:
+            found = view.cached_visibility_timelines(event.room_id, user_id)
+            if found is not None:
+                if saw_before_erasure(event, user_id, erased_at, *found):
+                    return None
+            else:
+                since = view.joined_since(event.room_id, user_id)
+                stream = meta(event).stream_ordering
+                if (
+                    since is not None
+                    and since <= erased_at
+                    and stream is not None
+                    and stream <= erased_at
+                ):
+                    return None
+        return erased_content(event)
