@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import select
 
 from federation.errors import InvalidParam
+from node.rooms.ignored import hides
 from schema.push import push_notifications
 
 from .counts import UnreadCounts
@@ -54,6 +55,7 @@ async def list_notifications(
     only: str | None,
 ) -> dict:
     user_id = requester.user_id
+    ignored = rooms.ignored.of(user_id)
     rows = await db.read(_page, user_id, parse_from(token), limit, only == "highlight")
     events = await rooms.get_events([r[1] for r in rows])
     entries = {}
@@ -62,7 +64,7 @@ async def list_notifications(
     out = []
     for room_id, event_id, stream, thread, actions, ts in rows:
         ev = events.get(event_id)
-        if ev is None:
+        if ev is None or hides(ev, ignored):  # ignored senders (node/rooms/ignored.py)
             continue
         out.append(
             {

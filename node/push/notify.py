@@ -261,6 +261,15 @@ class PushEvaluator:
             invitee = ev.state_key
             if invitee.endswith(suffix) and invitee != sender and invitee not in room.joined:
                 targets.append(invitee)
+        # Users who ignore the sender get neither their messages nor their invites
+        # (client-server API "Ignoring Users"; node/rooms/ignored.py).
+        ignorers = self.rooms.ignored.ignorers_of(sender)
+        if ignorers:
+            invite = ev.type == MEMBER and ev.content.get("membership") == "invite"
+            if ev.state_key is None:
+                targets = [u for u in targets if u not in ignorers]
+            elif invite and ev.state_key in ignorers:
+                targets = [u for u in targets if u != ev.state_key]
         return targets
 
     def _evaluate(self, ev: Event, room: Any, out: list[Notification]) -> None:

@@ -60,7 +60,7 @@ def _allowed(ev: Event, flt: EventFilter | None) -> bool:
 
 async def _checker(service: Any, room_id: str, user_id: str) -> VisibilityChecker:
     mem, hv = await service.visibility_timelines(room_id, user_id)
-    return VisibilityChecker(user_id, mem, hv)
+    return VisibilityChecker(user_id, mem, hv, service.ignored.of(user_id))
 
 
 async def paginate(

@@ -42,7 +42,7 @@ class ChildPage:
 
 async def _checker(service: Any, room_id: str, user_id: str) -> VisibilityChecker:
     mem, hv = await service.visibility_timelines(room_id, user_id)
-    return VisibilityChecker(user_id, mem, hv)
+    return VisibilityChecker(user_id, mem, hv, service.ignored.of(user_id))
 
 
 async def visible_parent(service: Any, user_id: str, room_id: str, event_id: str) -> Event:

@@ -40,6 +40,7 @@ from .erasure import ErasedSenders
 from .event_build import build_and_check
 from .event_meta import committed_stream, meta
 from .hooks import RoomHooks
+from .ignored import IgnoredUsers
 from .persister import EventPersister, is_hidden
 from .redaction_ops import redact_event
 from .relations import Relations
@@ -99,6 +100,8 @@ class RoomService(UserQueries):
         self.hooks = RoomHooks()
         # Erased users, whose events later joiners see redacted (node/rooms/erasure.py).
         self.erasure = ErasedSenders(db)
+        # Who each user ignores (node/rooms/ignored.py): kept from them on every read path.
+        self.ignored = IgnoredUsers(db)
 
     def attach_federation(self, hooks: RoomHooks) -> None:
         """Hand the rooms area the federation's implementations of its hooks (joins of

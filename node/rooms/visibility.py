@@ -28,6 +28,7 @@ from typing import Sequence
 from federation.events.model import Event
 
 from .event_meta import meta
+from .ignored import hides
 
 KNOWN = ("world_readable", "shared", "invited", "joined")
 
@@ -87,15 +88,19 @@ def is_visible(event: Event, user_id: str, memberships: Timeline, history: Timel
 
 
 class VisibilityChecker:
-    """``visible(event)`` for one user in one room, from the two timelines."""
+    """``visible(event)`` for one user in one room, from the two timelines; with
+    ``ignored`` (client-server API "Ignoring Users") the non-state events of those senders
+    are not visible either."""
 
     def __init__(
         self,
         user_id: str,
         membership_points: Sequence[tuple[int, str]],
         history_points: Sequence[tuple[int, str]],
+        ignored: frozenset[str] = frozenset(),
     ) -> None:
         self.user_id = user_id
+        self.ignored = ignored
         self.memberships = Timeline(membership_points, None)
         self.history = Timeline(history_points, "shared")
         # A joined user in a room whose history was never restricted sees everything
@@ -107,6 +112,8 @@ class VisibilityChecker:
         )
 
     def visible(self, event: Event) -> bool:
+        if self.ignored and hides(event, self.ignored):
+            return False
         return self.sees_all or is_visible(event, self.user_id, self.memberships, self.history)
 
 

@@ -30,6 +30,7 @@ def wire(ctx: Any, accounts: Any = None, notifier: Any = None) -> RoomService:
         service.persister.start_sync()
         service.state_store.start_sync()
         service.erasure.load_sync()
+        service.ignored.load_sync()
     except Exception:  # tables missing: the persister reads it lazily
         log.warning("event=rooms_start_deferred reason=cannot_read_stream_ordering", exc_info=True)
     register_all(ctx.router, service)

@@ -88,7 +88,8 @@ class SearchService:
             if group_key == "room_id" and room_id != group_value:
                 continue
             mem, hv = await self.rooms.visibility_timelines(room_id, user_id)
-            checkers[room_id] = VisibilityChecker(user_id, mem, hv)
+            # Ignored senders' messages are not results either (node/rooms/ignored.py).
+            checkers[room_id] = VisibilityChecker(user_id, mem, hv, self.rooms.ignored.of(user_id))
             ranges = visible_ranges(user_id, mem, hv)
             if ranges is None or ranges:
                 per_room.append((room_id, ranges))

@@ -68,6 +68,10 @@ class AccountDataStore:
         # area's ``m.push_rules``): ``GET .../account_data/{type}`` answers from here, so a
         # user who never changed a rule still reads the server-default ruleset.
         self.readers: dict[str, Callable[[str], dict]] = {}
+        # Global types another area keeps in memory (the rooms area's ignored users): the
+        # check refuses content before it is written, the watcher learns the new content.
+        self.checks: dict[str, Callable[[dict], None]] = {}
+        self.watchers: dict[str, Callable[[str, dict], None]] = {}
 
     async def load_position(self) -> int:
         pos = await self.db.run(_max_stream)
@@ -75,12 +79,18 @@ class AccountDataStore:
         return pos
 
     async def set(self, user_id: str, room_id: str | None, type_: str, content: dict) -> int:
+        check = self.checks.get(type_) if room_id is None else None
+        if check is not None:
+            check(content)
         text = orjson.dumps(content).decode()
         await self._lock.acquire()
         try:
             stream_id = await self.db.run(_write, user_id, room_id or "", type_, text)
         finally:
             self._lock.release()
+        watcher = self.watchers.get(type_) if room_id is None else None
+        if watcher is not None:
+            watcher(user_id, content)
         self.notifier.notify_users([user_id], "account_data", stream_id)
         return stream_id
 

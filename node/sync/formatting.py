@@ -11,6 +11,7 @@ from typing import Any, Callable
 from federation.events.model import Event
 from node.filtering import project_fields
 
+from .ignored import without_ignored
 from .params import SyncRun
 
 
@@ -18,8 +19,10 @@ def allow_timeline(run: SyncRun, room_id: str) -> Callable[[Event], bool]:
     """The room timeline filter as a predicate (a constant one when it passes everything)."""
     tf = run.filter.room.timeline
     if tf.is_pass_all:
-        return lambda ev: True
-    return lambda ev: tf.allows(ev.type, ev.sender, ev.content, room_id)
+        return without_ignored(lambda ev: True, run.ignored)
+    return without_ignored(
+        lambda ev: tf.allows(ev.type, ev.sender, ev.content, room_id), run.ignored
+    )
 
 
 def format_event(rooms: Any, run: SyncRun, ev: Event) -> dict:

@@ -36,6 +36,7 @@ from node.rooms.visibility import Timeline as MembershipTimeline
 from node.stream_tokens import StreamToken
 
 from . import queries
+from .ignored import hidden_invite
 from .joined_rooms import JoinedRooms
 from .lazy_members import LazyMembers
 from .left_rooms import LeftRooms
@@ -227,7 +228,9 @@ class SyncHandler:
         if top > upper.events:
             upper = upper.copy_with(events=top)
 
-        run = SyncRun(p=p, since=since, upper=upper, full=full)
+        run = SyncRun(
+            p=p, since=since, upper=upper, full=full, ignored=self.rooms.ignored.of(user_id)
+        )
         response: dict = {
             "next_batch": str(upper),
             "rooms": {"join": {}, "invite": {}, "leave": {}, "knock": {}},
@@ -326,6 +329,8 @@ class SyncHandler:
             listed = {r: v for r, v in changes.items() if f.room_allowed(r)}
         for room_id, (membership, ev) in listed.items():
             if membership == "invite":
+                if hidden_invite(ev, run.ignored):  # node/sync/ignored.py
+                    continue
                 response["rooms"]["invite"][room_id] = {
                     "invite_state": {"events": await self.rooms.stripped_state(room_id, [ev])}
                 }

@@ -39,6 +39,8 @@ class SyncRun:
     ad_rooms: dict[str, list[dict]] = field(default_factory=dict)
     receipts: dict[str, dict] = field(default_factory=dict)
     read_pos: dict[str, int] = field(default_factory=dict)
+    # Senders the user ignores (client-server API "Ignoring Users", node/sync/ignored.py).
+    ignored: frozenset[str] = frozenset()
 
     @property
     def user_id(self) -> str:

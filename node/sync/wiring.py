@@ -12,7 +12,7 @@ from typing import Any
 from node.e2ee.service import E2eeService
 from node.push.service import PushService
 
-from . import upgrade_follow
+from . import ignored, upgrade_follow
 from .api import old_sync, register_all, tags
 from .notifier import SyncNotifier
 from .presence_wiring import wire_presence
@@ -39,6 +39,8 @@ def wire(
         notifier=notifier,
     )
     register_all(ctx.router, service)
+    if rooms is not None:  # ignored users: node/sync/ignored.py
+        ignored.attach(service.account_data, rooms)
     if push is not None:  # counts and m.push_rules from node/push
         attach_push(service, push)
     tags.register(ctx.router, service)  # room tags: the m.tag room account data
