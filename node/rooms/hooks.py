@@ -3,14 +3,16 @@
 A node that federates does some room work through other servers: joins, knocks, invites
 and leaves of rooms that live elsewhere (server-server API "Joining Rooms", "Knocking",
 "Inviting", "Leaving Rooms"), the stripped state of a room known only from a remote
-invite, older history fetched by backfill, the children of a space that only another
-server knows (client-server API "Spaces") and other servers' aliases and published rooms
-(client-server API "Room aliases", "Listing rooms").  That work lives in ``node.federation``, which
-sits above ``node.rooms`` in the layer order, so rooms cannot import it.  Instead rooms
-declares here, as Protocols, exactly the calls it makes, and holds one ``RoomHooks`` whose
-fields are ``None`` until the composition root hands the federation's implementations over
-with ``RoomService.attach_federation``.  A field left ``None`` means "this node does not
-federate that part": every caller then does the local thing.
+invite, older history fetched by backfill, the event nearest a time when our copy of the
+history has a gap there (client-server API "GET /timestamp_to_event"), the children of a
+space that only another server knows (client-server API "Spaces") and other servers'
+aliases and published rooms (client-server API "Room aliases", "Listing rooms").  That
+work lives in ``node.federation``, which sits above ``node.rooms`` in the layer order, so
+rooms cannot import it.  Instead rooms declares here, as Protocols, exactly the calls it
+makes, and holds one ``RoomHooks`` whose fields are ``None`` until the composition root
+hands the federation's implementations over with ``RoomService.attach_federation``.  A
+field left ``None`` means "this node does not federate that part": every caller then does
+the local thing.
 """
 
 from __future__ import annotations
@@ -79,6 +81,14 @@ class Backfill(Protocol):
     async def __call__(self, room_id: str, limit: int) -> int: ...
 
 
+class RemoteTimestamp(Protocol):
+    """The event nearest to ``ts`` in direction ``dir`` (``"f"``/``"b"``) as the room's
+    other servers know it (server-server API ``GET /timestamp_to_event``), fetched,
+    checked and stored here; None when no server had one."""
+
+    async def __call__(self, room_id: str, ts: int, direction: str) -> Event | None: ...
+
+
 class RemoteSpaceRoom(Protocol):
     """A room known only from another server's ``/hierarchy`` answer, as the client
     ``/hierarchy`` walk reads it."""
@@ -141,3 +151,4 @@ class RoomHooks:
     backfill: Backfill | None = None
     remote_hierarchy: RemoteHierarchy | None = None
     remote_directory: RemoteDirectory | None = None
+    timestamp_to_event: RemoteTimestamp | None = None

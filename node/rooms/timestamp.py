@@ -7,10 +7,17 @@ For a user, the first candidate the history visibility rules let them see is the
 answer; candidates are read ``BATCH`` at a time and at most ``MAX_CANDIDATES`` are
 looked at, so a room where a user may see almost nothing cannot make one request scan
 its whole history (the answer is then 404, as if there were no event).
+
+The client endpoint may also ask the room's other servers (``RoomHooks.timestamp_to_event``)
+when this copy of the room may lack the answer: nothing was found, or the found event
+comes right after a gap (one of its ``prev_events`` is not in our history: typically the
+first event after we joined, when ``ts`` is older).  The remote event is kept when it is
+strictly nearer to ``ts`` and the user may see it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Awaitable, Callable, Sequence
 
 from sqlalchemy import and_, select
@@ -20,8 +27,19 @@ from federation.errors import InvalidParam, NotFound
 from federation.events.model import Event
 from schema.events import events
 
+log = logging.getLogger("parta.rooms.timestamp")
+
 BATCH = 50
 MAX_CANDIDATES = 1000
+
+
+def _missing_prevs(conn: Connection, prev_ids: list[str]) -> bool:
+    """Is any of ``prev_ids`` not an event of our history (unknown or an outlier)?"""
+    c = events.c
+    held = conn.execute(
+        select(c.event_id).where(c.event_id.in_(prev_ids), c.outlier.is_(False))
+    ).all()
+    return len(held) < len(set(prev_ids))
 
 
 def parse_dir(value: str | None) -> str:
@@ -86,3 +104,44 @@ async def nearest_event(
             break
         after = (rows[-1][1], rows[-1][2])
     raise NotFound("Unable to find an event in the given direction")
+
+
+async def next_to_gap(service: Any, event_id: str) -> bool:
+    """Does our history lack events right before ``event_id`` (one database read)?"""
+    ev = (await service.get_events([event_id])).get(event_id)
+    if ev is None:
+        return True
+    prevs = list(ev.prev_event_ids)[:20]
+    if not prevs:
+        return False  # the create event: nothing is older
+    return bool(await service.db.run(_missing_prevs, prevs))
+
+
+async def nearest_event_or_remote(
+    service: Any, room_id: str, ts: int, direction: str, visible: VisibleFilter
+) -> dict[str, Any]:
+    """``nearest_event``, completed from the room's other servers when our copy may be
+    incomplete there (``service.hooks.timestamp_to_event``; None: local only)."""
+    remote = service.hooks.timestamp_to_event
+    if remote is None:
+        return await nearest_event(service, room_id, ts, direction, visible)
+    local: dict[str, Any] | None
+    try:
+        local = await nearest_event(service, room_id, ts, direction, visible)
+    except NotFound:
+        local = None
+    if local is not None and not await next_to_gap(service, local["event_id"]):
+        return local
+    try:
+        ev = await remote(room_id, ts, direction)
+    except Exception:  # noqa: BLE001 - other servers are a best effort: keep our answer
+        log.exception("event=remote_timestamp_to_event_failed room_id=%s", room_id)
+        ev = None
+    if ev is not None and (
+        local is None or abs(ev.origin_server_ts - ts) < abs(local["origin_server_ts"] - ts)
+    ):
+        if await visible([ev]):
+            return {"event_id": ev.event_id, "origin_server_ts": ev.origin_server_ts}
+    if local is None:
+        raise NotFound("Unable to find an event in the given direction")
+    return local

@@ -8,7 +8,8 @@ federation hooks (``node.rooms.hooks.RoomHooks``, once, through
 for remote joins, invites and leaves; ``out_of_band_state``, so invites to rooms we are not
 in show the inviting server's room state in ``/sync``; ``backfill`` for older history of
 federated rooms; ``remote_hierarchy`` for space children other servers know;
-``remote_directory`` for other servers' aliases and published rooms.
+``remote_directory`` for other servers' aliases and published rooms;
+``timestamp_to_event`` for the client ``timestamp_to_event`` where our history has a gap.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from federation.transport import endpoints as E
-from node.rooms.hooks import Backfill, OutOfBandState, RemoteDirectory, RemoteHierarchy, RoomHooks
+from node.rooms.hooks import (
+    Backfill,
+    OutOfBandState,
+    RemoteDirectory,
+    RemoteHierarchy,
+    RemoteTimestamp,
+    RoomHooks,
+)
 
 from ..xmatrix_auth import serve
 from .out_of_band import stripped_state_for
@@ -74,6 +82,7 @@ def room_hooks(
     backfill: Backfill | None = None,
     remote_hierarchy: RemoteHierarchy | None = None,
     remote_directory: RemoteDirectory | None = None,
+    timestamp_to_event: RemoteTimestamp | None = None,
 ) -> RoomHooks:
     """Everything the rooms area hands to the federation, for ``rooms.attach_federation``."""
     return RoomHooks(
@@ -82,6 +91,7 @@ def room_hooks(
         backfill=backfill,
         remote_hierarchy=remote_hierarchy,
         remote_directory=remote_directory,
+        timestamp_to_event=timestamp_to_event,
     )
 
 
@@ -111,6 +121,7 @@ def wire(
     from node.federation.remote.backfill import Backfiller
     from node.federation.remote.hierarchy import build as build_hierarchy
     from node.federation.remote.remote_directory import RemoteDirectoryClient
+    from node.federation.remote.timestamp import RemoteTimestamps
 
     backfiller = Backfiller(
         rooms=rooms,
@@ -132,6 +143,13 @@ def wire(
             backfill=backfiller.backfill,
             remote_hierarchy=hierarchy,
             remote_directory=directory,
+            timestamp_to_event=RemoteTimestamps(
+                rooms=rooms,
+                client=fctx.client,
+                server_name=ctx.server_name,
+                ingest=ingest,
+                policy=fctx.policy,
+            ),
         )
     )
     return ms

@@ -3,9 +3,9 @@
 ``dir`` that the caller may see.
 
 Non-members of a room that is not ``world_readable`` get 403 ``M_FORBIDDEN`` (as for
-``/messages``); no visible event in that direction is 404 ``M_NOT_FOUND``.  Only this
-node's copy of the room is searched; asking other servers is left for when the node
-keeps partial histories.
+``/messages``); no visible event in that direction is 404 ``M_NOT_FOUND``.  This
+node's copy of the room is searched first; when it may lack the answer the room's other
+servers are asked (``node/rooms/timestamp.py``, ``nearest_event_or_remote``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from federation.events.model import Event
 
 from ...http.request import MissingParam
 from ..access import may_read_history
-from ..timestamp import nearest_event, parse_dir
+from ..timestamp import nearest_event_or_remote, parse_dir
 from .common import V1
 
 MAX_TS = 2**63 - 1
@@ -44,7 +44,7 @@ def register(router: Any, service: Any) -> None:
         async def visible(evs: Sequence[Event]) -> list[Event]:
             return await service.filter_events_for_user(user_id, roomId, evs)
 
-        return 200, await nearest_event(service, roomId, ts, direction, visible)
+        return 200, await nearest_event_or_remote(service, roomId, ts, direction, visible)
 
     router.add(
         "GET",
