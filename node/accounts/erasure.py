@@ -17,8 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, insert, select
 
 from schema.erasure import erased_users
 from schema.events import events
@@ -36,6 +35,7 @@ def record_erasure(conn: Any, user_id: str, now_ms: int | None = None) -> None:
         "erased_ts": int(time.time() * 1000) if now_ms is None else now_ms,
         "stream_ordering": stream,
     }
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(erased_users).values(**values).on_conflict_do_nothing())
+    known = select(erased_users.c.user_id).where(erased_users.c.user_id == user_id)
+    if conn.execute(known).first() is None:
+        conn.execute(insert(erased_users).values(**values))
     conn.execute(delete(account_data).where(account_data.c.user_id == user_id))
