@@ -21,6 +21,7 @@ from typing import Any
 from federation.errors import InvalidParam, MatrixError
 from federation.events.model import Event
 from node.filtering import EventFilter
+from node.http.request import Requester
 from node.rooms.access import room_view
 from node.rooms.event_meta import committed_stream
 from node.rooms.service import RoomService
@@ -135,6 +136,12 @@ class SearchService:
                     ev, checkers[h.room_id], crit, user_id, device_id
                 )
             results.append(item)
+        # Bundled aggregations (client-server API "Aggregations of child events"), as
+        # /messages serves them: edits, threads and references of each result.
+        await self.rooms.relations.add_bundles(
+            [(h.room_id, item["result"]) for (h, _), item in zip(kept, results, strict=True)],
+            Requester(user_id, device_id),
+        )
         body: dict[str, Any] = {"count": count, "highlights": ws, "results": results}
 
         def token(p: Position) -> str:
