@@ -21,6 +21,8 @@ from typing import Any, Iterable
 from federation.errors import Forbidden, NotFound
 from federation.events.model import Event
 from federation.events.redaction import redact
+from node.rooms.erasure import server_was_joined
+from node.rooms.event_meta import meta
 from node.rooms.state_cache import RoomState
 
 HV = ("m.room.history_visibility", "")
@@ -60,6 +62,7 @@ class ServerVisibility:
         self.origin = origin
         self.in_room = server_in_room(room, origin)
         self._by_group: dict[int, bool] = {}
+        self._joined_at: dict[int, bool] = {}  # erasure position -> origin was joined
 
     async def visible(self, event: Event) -> bool:
         store = self.rooms.state_store
@@ -101,11 +104,25 @@ class ServerVisibility:
         return any(ev.content.get("membership") in wanted for ev in members.values())
 
     async def serve(self, events: Iterable[Event]) -> list[dict]:
-        """The PDUs to send: visible events as stored, the others redacted."""
+        """The PDUs to send: visible events as stored, the others redacted (and an erased
+        user's events to a server that joined after the erasure: ``node.rooms.erasure``)."""
         out = []
         for ev in events:
             pdu = dict(ev.pdu)
-            if not await self.visible(ev):
+            if not await self.visible(ev) or await self._erased_for_origin(ev):
                 pdu = redact(pdu, ev.room_version)
             out.append(pdu)
         return out
+
+    async def _erased_for_origin(self, ev: Event) -> bool:
+        erased_at = self.rooms.erasure.erased.get(ev.sender)
+        if erased_at is None:
+            return False
+        stream = meta(ev).stream_ordering
+        if stream is None or stream > erased_at:
+            return True
+        seen = self._joined_at.get(erased_at)
+        if seen is None:
+            seen = await server_was_joined(self.rooms, self.room.room_id, self.origin, erased_at)
+            self._joined_at[erased_at] = seen
+        return not seen

@@ -77,6 +77,22 @@ def erased_content(event: Event) -> dict:
     return dict(content)
 
 
+class StateAt(Protocol):
+    async def get_state_at(self, room_id: str, stream: int) -> dict[tuple[str, str], Event]: ...
+
+
+async def server_was_joined(rooms: StateAt, room_id: str, origin: str, erased_at: int) -> bool:
+    """Whether ``origin`` had a joined user in the room at the erasure's position: the
+    spec's servers "which join the room after the erasure request are served redacted
+    copies" (server-server reads: ``/event``, ``/backfill``, ``/get_missing_events``)."""
+    state = await rooms.get_state_at(room_id, erased_at)
+    suffix = ":" + origin
+    return any(
+        etype == "m.room.member" and skey.endswith(suffix) and ev.membership == "join"
+        for (etype, skey), ev in state.items()
+    )
+
+
 class ErasedSenders:
     """The erased users of this node, in memory: ``user_id -> erasure stream position``."""
 
