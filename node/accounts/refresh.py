@@ -249,7 +249,7 @@ async def add_refresh_token(accounts: Any, body: dict, result: dict) -> None:
     """``/login`` and ``/register``: add ``refresh_token`` and ``expires_in_ms`` to
     ``result`` (which has the new access token) when the client asked for them."""
     wanted = wants_refresh_token(body)
-    tokens = getattr(accounts, "refresh_tokens", None)
+    tokens = accounts.refresh_tokens
     if tokens is None or "access_token" not in result:
         return
     if body.get("device_id") is not None:

@@ -42,6 +42,7 @@ from twisted.internet import defer
 from federation.errors import MatrixError
 from federation.events.model import Event
 
+from .. import metrics
 from . import store, store_write
 from .event_meta import committed_stream, meta
 
@@ -70,28 +71,11 @@ def is_hidden(ev: Event) -> bool:
     return ev.rejected_reason is not None or meta(ev).outlier
 
 
-_METRICS: list = []
-
-
 def _count_persisted(n: int) -> None:
-    """Increment ``node.metrics``' event counters when that module provides them."""
-    if not _METRICS:
-        try:
-            from node import metrics  # noqa: PLC0415 - optional, written by the accounts area
-        except ImportError:
-            metrics = None  # type: ignore[assignment]  # getattr below reads None as absent
-        _METRICS.append(
-            (
-                getattr(metrics, "EVENTS_PERSISTED", None),
-                getattr(metrics, "EVENT_PERSIST_BATCHES", None),
-            )
-        )
-    events_counter, batches_counter = _METRICS[0]
+    """Increment the event counters of ``node.metrics`` (``/_parta/metrics``)."""
     try:
-        if events_counter is not None:
-            events_counter.inc(n)
-        if batches_counter is not None:
-            batches_counter.inc()
+        metrics.EVENTS_PERSISTED.inc(n)
+        metrics.EVENT_PERSIST_BATCHES.inc()
     except Exception:  # metrics never break persistence
         log.debug("metrics counter failed", exc_info=True)
 

@@ -27,7 +27,7 @@ def register(router: Any, accounts: Any) -> None:
     }
 
     def flows() -> list[list[str]]:
-        sessions = getattr(accounts, "threepid_sessions", None)
+        sessions = accounts.threepid_sessions
         email = sessions is not None and sessions.enabled
         return [[PASSWORD], [EMAIL_IDENTITY]] if email else [[PASSWORD]]
 
@@ -59,7 +59,7 @@ def register(router: Any, accounts: Any) -> None:
             keep_device_id=requester.device_id if requester else None,
         )
         accounts.uia.finish(session)
-        tokens = getattr(accounts, "login_tokens", None)
+        tokens = accounts.login_tokens
         if logout_devices and tokens is not None:
             tokens.forget_user(user_id)  # unused m.login.token tokens log no device in now
         threepid = session.data.get("threepid")

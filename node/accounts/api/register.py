@@ -104,7 +104,7 @@ def register(router: Any, accounts: Any) -> None:
 
         flows = registration_flows(  # rule 3
             accounts.config.registration.open_registration,
-            email=getattr(accounts, "threepid_sessions", None) is not None
+            email=accounts.threepid_sessions is not None
             and accounts.threepid_sessions.registration,
         )
         session = await accounts.uia.authenticate(

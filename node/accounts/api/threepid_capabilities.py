@@ -13,12 +13,11 @@ from ..moderation import is_server_admin_role
 
 
 async def threepid_capabilities(accounts: Any, user_id: str) -> dict[str, Any]:
-    sessions = getattr(accounts, "threepid_sessions", None)
+    sessions = accounts.threepid_sessions
     caps: dict[str, Any] = {
         "m.3pid_changes": {"enabled": sessions is not None and sessions.enabled},
-        "m.get_login_token": {"enabled": getattr(accounts, "login_tokens", None) is not None},
+        "m.get_login_token": {"enabled": accounts.login_tokens is not None},
     }
-    moderation = getattr(accounts, "moderation", None)
-    if moderation is not None and is_server_admin_role(await accounts.get_role(user_id)):
+    if accounts.moderation is not None and is_server_admin_role(await accounts.get_role(user_id)):
         caps["m.account_moderation"] = {"suspend": True, "lock": True}
     return caps

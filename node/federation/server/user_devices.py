@@ -60,7 +60,7 @@ def register(routes: Any, fctx: FederationContext) -> None:
     async def user_devices(req: Any, origin: str, userId: str) -> tuple[int, dict]:
         user_id = local_user_id(userId, fctx.server_name)  # 1.
         rows = await db.run(devices_of, user_id)
-        share_names = bool(getattr(fctx.config, "share_device_names", False))
+        share_names = fctx.config.share_device_names
         if rows is None:
             raise NotFound("User does not exist")
         keys: dict = {"device_keys": {user_id: {}}}

@@ -77,7 +77,7 @@ def register(routes: Any, fctx: FederationContext) -> None:
         wanted = {u: d for u, d in requested.items() if u in known}
         if fctx.e2ee is None:
             return 200, {"device_keys": {u: {} for u in wanted}}
-        share_names = bool(getattr(fctx.config, "share_device_names", False))
+        share_names = fctx.config.share_device_names
         found = await fctx.e2ee.keys.local_keys(wanted, None, names=share_names)  # 2., 3.
         return 200, {
             "device_keys": found["device_keys"],
