@@ -248,6 +248,9 @@ def wire(
     from .roster_refresh import install as install_roster
 
     install_roster(fctx)  # roster refresh + push hints (an enrolled node)
+    from .role_attestations import install as install_attestations
+
+    install_attestations(fctx)  # staff role attestations (org.parta.role) need the roster
     from node import metrics
 
     resource = make_resource(fctx.router, observe=metrics.observe_request)

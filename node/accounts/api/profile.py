@@ -5,7 +5,9 @@
 ``accounts.remote_profiles`` is set, node/federation/remote/profile.py); (2) a user changes only
 their own profile (403 ``M_FORBIDDEN``); (3) the PUT body must contain ``keyName``
 (``M_MISSING_PARAM``); field rules live in ``profile_rules``; (4) a change is announced to the
-profile listeners (rooms update the user's member events).
+profile listeners (rooms update the user's member events); (5) ``org.parta.role`` is the
+server's, never the user's: it shows the verified role attestation (``attestations.py``) and
+cannot be set or removed (403 ``M_FORBIDDEN``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from federation.errors import Forbidden, NotFound
 
 from ...http.request import MissingParam
+from ..attestations import ROLE_FIELD
 from ..ids import MAX_USER_ID_BYTES
 from ..profile_rules import check_key, check_value
 from ._common import CLIENT_V3, check_text
@@ -24,11 +27,18 @@ def register(router: Any, accounts: Any) -> None:
     async def _profile(user_id: str) -> dict:
         check_text(user_id, "userId", max_bytes=MAX_USER_ID_BYTES)
         remote = accounts.remote_profiles  # None unless federating
+        roles = accounts.attestations
         if remote is not None and remote.is_remote(user_id):
-            return await remote.get_profile(user_id)
-        profile = await accounts.get_profile_or_none(user_id)  # rule 1
-        if profile is None:
-            raise NotFound("Profile not found")
+            profile = await remote.get_profile(user_id)
+            role = await roles.remote_field(user_id)  # rule 5
+        else:
+            profile = await accounts.get_profile_or_none(user_id)  # rule 1
+            if profile is None:
+                raise NotFound("Profile not found")
+            role = await roles.local_view(user_id)
+        profile.pop(ROLE_FIELD, None)
+        if role is not None:
+            profile[ROLE_FIELD] = role
         return profile
 
     async def get_profile(req: Any, userId: str) -> tuple[int, dict]:
@@ -45,6 +55,8 @@ def register(router: Any, accounts: Any) -> None:
         if userId != req.user_id:  # rule 2
             raise Forbidden("You may only change your own profile")
         check_key(keyName)
+        if keyName == ROLE_FIELD:  # rule 5
+            raise Forbidden("The school's server sets org.parta.role")
         body = req.json()
         if keyName not in body:  # rule 3
             raise MissingParam(f"Missing '{keyName}'")
@@ -56,6 +68,8 @@ def register(router: Any, accounts: Any) -> None:
         if userId != req.user_id:
             raise Forbidden("You may only change your own profile")
         check_key(keyName)
+        if keyName == ROLE_FIELD:
+            raise Forbidden("The school's server sets org.parta.role")
         await accounts.update_profile(userId, {}, removals=[keyName])
         return 200, {}
 

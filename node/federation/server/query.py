@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from federation.errors import InvalidParam, MatrixError, NotFound
 from federation.transport import endpoints as E
+from node.accounts.attestations import ROLE_FIELD
 from node.rooms import store as rooms_store
 
 from ..access import server_of
@@ -47,6 +48,10 @@ def register(routes: Any, fctx: FederationContext) -> None:
         if found is None:
             raise NotFound("User does not exist")
         public = {k: v for k, v in found.items() if k in PROFILE_FIELDS and v is not None}
+        if field is None or field == ROLE_FIELD:  # a staff member's signed role (people.md)
+            attestation = await accounts.attestations.local(user_id)
+            if attestation is not None:
+                public[ROLE_FIELD] = attestation
         if field is not None:
             if field not in public:
                 raise NotFound(f"The user has no {field!r} profile field")

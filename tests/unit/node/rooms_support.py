@@ -32,7 +32,19 @@ class StepClock:
         raise AssertionError("no timers in room tests")
 
 
+class NoAttestations:
+    """No staff role attestations (node/accounts/attestations.py): nobody is attested."""
+
+    def attach(self, roster, signing_key, remote=None) -> None:
+        pass
+
+    async def local(self, user_id):
+        return None
+
+
 class FakeAccounts:
+    attestations = NoAttestations()
+
     def __init__(self, users=("alice", "bob", "carol", "dave")) -> None:
         self.profiles = {f"@{u}:{SERVER}": {"displayname": u.capitalize()} for u in users}
         self.listeners = []
