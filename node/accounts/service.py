@@ -22,8 +22,12 @@ from . import passwords, store
 from .attestations import RoleAttestations
 from .deactivation import SWEEP_SECONDS, DeactivationSweep, RoomLeaver
 from .ids import check_localpart, generate_device_id, localpart_from_input, make_user_id
+from .login_tokens import LoginTokens
+from .moderation import AccountModeration
+from .refresh import RefreshTokens
 from .remote_profiles import RemoteProfileSource
 from .roles import DEFAULT_ROLE, check_role
+from .threepid_sessions import ValidationSessions
 from .tokens import (
     generate_access_token,
     generate_registration_token,
@@ -85,12 +89,13 @@ class AccountsService:
         self.guard: Any = None
         self.login_limiter: Any = None
         self.uia: Any = None
-        self.refresh_tokens: Any = None  # set by wiring: refresh tokens (refresh.py)
+        # Set by wiring (refresh_wiring.py): expiring access tokens and their refresh tokens.
+        self.refresh_tokens: RefreshTokens | None = None
         # Set by wiring (threepid_wiring.py), None in bare tests: account locks/suspensions
         # (moderation.py), e-mail validation sessions, m.login.token tokens.
-        self.moderation: Any = None
-        self.threepid_sessions: Any = None
-        self.login_tokens: Any = None
+        self.moderation: AccountModeration | None = None
+        self.threepid_sessions: ValidationSessions | None = None
+        self.login_tokens: LoginTokens | None = None
         # Set by the composition root: makes a deactivated user leave their rooms.
         self.room_leaver: RoomLeaver | None = None
         # Other servers' profiles; None until the federation attaches it (remote_profiles.py).
