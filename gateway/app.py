@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .directory.api import CityDirectory
     from .directory.directors import DirectorInviter
     from .directory.gatherer import DirectoryGatherer
+    from .directory.staff import CityStaff
     from .roster_enforcement import GatewayRoster, RosterAcks
     from .status import ContactTracker
 
@@ -73,6 +74,7 @@ class Gateway:
         self.contacts: ContactTracker | None = None
         self.gatherer: DirectoryGatherer | None = None
         self.director_inviter: DirectorInviter | None = None
+        self.staff: CityStaff | None = None  # the city staff directory (directory.staff)
 
     @property
     def public_baseurl(self) -> str:

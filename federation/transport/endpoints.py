@@ -140,6 +140,8 @@ OPENID_USERINFO = Endpoint("openid_userinfo", "GET", FED_V1 + "/openid/userinfo"
 # --- Parta's own endpoints on the federation listener ---------------------------------------
 PARTA_STATS = Endpoint("parta_stats", "GET", "/_parta/v1/stats")
 PARTA_ROSTER_HINT = Endpoint("parta_roster_hint", "PUT", "/_parta/v1/roster_hint")
+# On the gateway: the city staff directory, searched by nodes (docs/people.md).
+PARTA_STAFF = Endpoint("parta_staff", "GET", "/_parta/v1/staff")
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     VERSION,
@@ -178,6 +180,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     OPENID_USERINFO,
     PARTA_STATS,
     PARTA_ROSTER_HINT,
+    PARTA_STAFF,
 )
 
 # The server ACL prefixes, from the table (see the module docstring).

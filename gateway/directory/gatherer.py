@@ -40,6 +40,7 @@ REQUEST_TIMEOUT_S = 20.0
 MAX_TEXT = 1000  # characters kept of a name / topic
 MAX_ID = 255
 MAX_DIRECTORS = 50
+MAX_STAFF = 1000  # role attestations kept per school
 
 _STR_FIELDS = {
     "room_id": MAX_ID,
@@ -69,7 +70,10 @@ class Gathered:
         return {
             "rooms": None if self.rooms is None else len(self.rooms),
             "rooms_ts": self.rooms_ts,
-            "stats": self.stats,
+            # The staff attestations are the staff directory's (directory.staff), not a count.
+            "stats": None
+            if self.stats is None
+            else {k: v for k, v in self.stats.items() if k != "staff"},
             "stats_ts": self.stats_ts,
             "error": self.error,
             "error_ts": self.error_ts,
@@ -103,7 +107,7 @@ def clean_room(raw: Any) -> dict | None:
 
 
 def clean_stats(raw: Any, server_name: str) -> dict | None:
-    """``{users, rooms, public_rooms, directors}`` from a stats answer; counts that are not
+    """``{users, rooms, public_rooms, directors, staff}`` from a stats answer; counts that are not
     non-negative integers become None, directors outside ``server_name`` are dropped."""
     if not isinstance(raw, dict):
         return None
@@ -125,11 +129,15 @@ def clean_stats(raw: Any, server_name: str) -> dict | None:
             directors.append(uid)
         if len(directors) >= MAX_DIRECTORS:
             break
+    staff = raw.get("staff")  # role attestations, verified by directory.staff
     return {
         "users": count("users"),
         "rooms": count("rooms"),
         "public_rooms": count("public_rooms"),
         "directors": directors,
+        "staff": [d for d in staff[:MAX_STAFF] if isinstance(d, dict)]
+        if isinstance(staff, list)
+        else [],
     }
 
 

@@ -19,6 +19,7 @@ from ..status import CityStatusSource, ContactTracker
 from .api import CityDirectory, register
 from .directors import DirectorInviter
 from .gatherer import DirectoryGatherer
+from .staff import CityStaff, register_route
 
 if TYPE_CHECKING:
     from node.app import NodeServices
@@ -66,6 +67,12 @@ def wire(gw: Any, services: NodeServices, router: Any, db: Any = None) -> Direct
     )
     gw.directory = CityDirectory(gw, gatherer, services.rooms)
     register(router, gw, gw.directory)
+
+    # The city staff directory: verified attestations from the schools' stats answers.
+    gw.staff = staff = CityStaff(roster=services.accounts.attestations.roster, clock=gw.clock)
+    gatherer.on_stats.append(staff.on_stats)
+    if fctx is not None:
+        register_route(fctx.routes, staff)
 
     membership = federation.membership
     if membership is not None:

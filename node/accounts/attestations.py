@@ -50,7 +50,7 @@ LIFETIME_MS = 7 * 24 * 3600 * 1000
 VERDICT_TTL_MS = 3600 * 1000
 VERDICT_CACHE_SIZE = 10_000
 FETCH_TTL_MS = 5 * 60 * 1000  # how long a remote user's attestation (or its absence) is kept
-MAX_STAFF = 5_000  # staff one node announces to the city directory
+MAX_STAFF = 1_000  # staff one node announces to the city directory
 
 
 class RemoteRoleSource(Protocol):

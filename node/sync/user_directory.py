@@ -2,13 +2,16 @@
 
 The spec's minimum: users sharing a room with the requester, and users joined to rooms with a
 ``public`` join rule or ``world_readable`` history.  A school node also lists its own users
-(the school directory, from the accounts area).  Matching is case-insensitive on the user ID
-and display name.  Results are ranked: prefix matches first, then users with a display name.
+(the school directory, from the accounts area), and, in a city, the city staff directory:
+other schools' directors, deputies and opted-in teachers whose role attestations verify
+(``CityStaffSource``, attached by the federation area; docs/people.md).  Matching is
+case-insensitive on the user ID and display name.  Results are ranked: prefix matches first,
+then users with a display name.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from . import queries
 
@@ -43,6 +46,15 @@ def _rank(term: str, item: dict) -> tuple:
     return (prefix, 0 if item.get("display_name") else 1, item["user_id"])
 
 
+class CityStaffSource(Protocol):
+    """Other schools' verified staff matching a search term (the federation area asks the
+    city gateway; bounded and cached there)."""
+
+    async def search(self, term: str, limit: int) -> list[dict]:
+        """User directory items (``user_id``, ``display_name``); empty when unavailable."""
+        ...
+
+
 class UserDirectory:
     def __init__(
         self, db: Any, accounts: Any, rooms: Any, server_name: str, clock: Any = None
@@ -53,6 +65,11 @@ class UserDirectory:
         self.server_name = server_name
         self.clock = clock
         self._open_rooms: tuple[int, set[str]] | None = None  # (expiry ms, room IDs)
+        self.city: CityStaffSource | None = None
+
+    def attach_city(self, source: CityStaffSource) -> None:
+        """Called once by the federation's wiring of an enrolled node."""
+        self.city = source
 
     async def _rooms_open_to_all(self) -> set[str]:
         """Rooms with a ``public`` join rule or ``world_readable`` history (cached briefly:
@@ -97,5 +114,8 @@ class UserDirectory:
                 if isinstance(avatar, str) and avatar.startswith("mxc://"):
                     item["avatar_url"] = avatar
                 found[uid] = item
+        if self.city is not None and needle:
+            for item in await self.city.search(term.strip(), limit):
+                found.setdefault(item["user_id"], item)
         ranked = sorted(found.values(), key=lambda it: _rank(needle, it))
         return {"results": ranked[:limit], "limited": len(ranked) > limit}

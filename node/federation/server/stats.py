@@ -10,7 +10,8 @@ node has not enrolled, gets 403 ``M_FORBIDDEN``.  Response::
     {"users": 123,            # active (not deactivated) accounts on this server
      "rooms": 45,             # rooms created on this server
      "public_rooms": 3,       # of those, published in the room directory
-     "directors": ["@director:school42.example", ...]}   # accounts with role director
+     "directors": ["@director:school42.example", ...],   # accounts with role director
+     "staff": [<role attestation>, ...]}  # directors, deputies, opted-in teachers (people.md)
 
 Counts only: no names, no memberships, nothing about pupils beyond a number.
 """
@@ -81,6 +82,9 @@ def register(routes: Any, fctx: FederationContext) -> None:
         gateway = gateway_of(fctx.policy)
         if gateway is None or origin != gateway:
             raise Forbidden("Only this server's city gateway may read its statistics")
-        return 200, await fctx.ctx.db.run(collect_stats, fctx.server_name)
+        stats = await fctx.ctx.db.run(collect_stats, fctx.server_name)
+        if fctx.accounts is not None:  # the city staff directory (docs/people.md)
+            stats["staff"] = await fctx.accounts.attestations.directory()
+        return 200, stats
 
     serve(routes, E.PARTA_STATS, get_stats)

@@ -31,6 +31,7 @@ def city():
         "rooms": 160,
         "public_rooms": 151,
         "directors": ["@director:" + A],
+        "staff": [],
     }
     return h
 
@@ -83,7 +84,13 @@ def test_clean_stats_keeps_only_directors_of_the_school_itself():
         },
         A,
     )
-    assert out == {"users": 10, "rooms": None, "public_rooms": None, "directors": ["@d:" + A]}
+    assert out == {
+        "users": 10,
+        "rooms": None,
+        "public_rooms": None,
+        "directors": ["@d:" + A],
+        "staff": [],
+    }
     assert clean_stats("nope", A) is None
     assert clean_stats({"directors": "@d:" + A}, A)["directors"] == []
 
@@ -100,6 +107,7 @@ def test_gathering_pages_through_every_school_and_records_when(city):
         "rooms": 160,
         "public_rooms": 151,
         "directors": ["@director:" + A],
+        "staff": [],
     }
     b = cache[B]
     assert [r["name"] for r in b.rooms] == ["Robotics"]

@@ -206,7 +206,9 @@ class _Routes:
 )
 def test_only_the_roster_signer_may_read_stats(signer, origin, allowed):
     policy = SimpleNamespace(state=SimpleNamespace(signer_name=signer) if signer else None)
-    fctx = SimpleNamespace(policy=policy, server_name=A, ctx=SimpleNamespace(db=school_db()))
+    fctx = SimpleNamespace(
+        policy=policy, server_name=A, ctx=SimpleNamespace(db=school_db()), accounts=None
+    )
     routes = _Routes()
     stats_endpoint.register(routes, fctx)
     handler = routes.handlers[("GET", "/_parta/v1/stats")]

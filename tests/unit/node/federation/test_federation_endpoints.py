@@ -51,11 +51,12 @@ def test_every_route_of_the_federation_listener_is_in_the_table():
     routes = {(r.method, r.template) for r in _node().fed.fctx.router._routes}
     table = {(ep.method, ep.template) for ep in E.ENDPOINTS}
     assert routes <= table
-    # what the in-process node does not serve: media (no media area wired here) and the
-    # deprecated client-server download, which Parta only calls
+    # what the in-process node does not serve: media (no media area wired here), the
+    # deprecated client-server download, which Parta only calls, and the city staff
+    # directory, which only a gateway serves
     assert table - routes == {
         (ep.method, ep.template)
-        for ep in (E.MEDIA_DOWNLOAD, E.MEDIA_THUMBNAIL, E.LEGACY_MEDIA_DOWNLOAD)
+        for ep in (E.MEDIA_DOWNLOAD, E.MEDIA_THUMBNAIL, E.LEGACY_MEDIA_DOWNLOAD, E.PARTA_STAFF)
     }
 
 
