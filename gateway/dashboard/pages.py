@@ -17,6 +17,7 @@ from ..directory import MAX_QUERY, directory_entries, search
 from ..sources import UNKNOWN
 from .common import logged_in, redirect, render
 from .html import DASH, Markup, badge, check, html, join, or_dash, when
+from .staff import staff_table
 from .style import CSS
 
 
@@ -173,11 +174,12 @@ def register(router: Any, gw: Any) -> None:
             )
         body = html(
             '<div class="panel">{facts}{actions}</div><h2>Pinned server keys</h2>'
-            "{keys}<h2>Public rooms</h2>{rooms}",
+            "{keys}<h2>Public rooms</h2>{rooms}<h2>Staff</h2>{staff}",
             facts=facts,
             actions=actions,
             keys=keys,
             rooms=_rooms_table(rooms),
+            staff=staff_table(gw, e["server"]),
         )
         return render(gw, session, e["name"], body, active="schools")
 
