@@ -153,7 +153,7 @@ def test_openid_token_is_checked_on_the_federation_listener(node):
 
     def userinfo(tok: str) -> tuple[int, dict]:
         try:
-            with urllib.request.urlopen(base + tok, context=unverified, timeout=10) as r:  # noqa: S310
+            with urllib.request.urlopen(base + tok, context=unverified, timeout=10) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())

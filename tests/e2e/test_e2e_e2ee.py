@@ -21,7 +21,7 @@ from nio import (  # noqa: E402 - after the skip
     RoomSendResponse,
 )
 
-from e2e_helpers import DEFAULT_PASSWORD, api, create_room_with, run, sync_until  # noqa: E402
+from e2e_helpers import DEFAULT_PASSWORD, api, create_room_with, run, sync_until
 
 V3 = "/_matrix/client/v3"
 ENCRYPTED_ROOM = [

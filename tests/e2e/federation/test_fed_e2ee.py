@@ -24,9 +24,9 @@ from nio import (  # noqa: E402 - after the skip
     RoomSendResponse,
 )
 
-from e2e_helpers import DEFAULT_PASSWORD, run  # noqa: E402
-from fed_fixtures import fed_ca, fed_cluster  # noqa: E402,F401 - pytest fixtures
-from fed_harness import wait_for  # noqa: E402
+from e2e_helpers import DEFAULT_PASSWORD, run
+from fed_fixtures import fed_ca, fed_cluster  # noqa: F401 - pytest fixtures
+from fed_harness import wait_for
 
 ENCRYPTED_ROOM = [
     {

@@ -24,8 +24,8 @@ from twisted.internet import defer, task
 
 import accounts_support
 import schema.e2ee  # noqa: F401 - registers the tables before InlineDB creates them
-import schema.rooms  # noqa: F401
-import schema.sync  # noqa: F401
+import schema.rooms  # noqa: F401 - registers the tables before InlineDB creates them
+import schema.sync  # noqa: F401 - registers the tables before InlineDB creates them
 from accounts_support import PASSWORD, SERVER, V3
 from federation.b64 import encode_base64
 from federation.keys import SigningKey
