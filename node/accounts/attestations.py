@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from federation.attestations import (
+    MAX_BYTES,
     STAFF_ROLES,
     AttestationError,
     RosterLookup,
@@ -224,6 +225,8 @@ class RoleAttestations:
         try:
             cache_key = user_id + "\n" + json.dumps(doc, sort_keys=True)
         except (TypeError, ValueError):
+            return {"verified": False, "reason": "malformed"}
+        if len(cache_key) > 2 * MAX_BYTES:  # never keep a large document in the cache
             return {"verified": False, "reason": "malformed"}
         hit = self._verdicts.get(cache_key)
         if hit is not None and now < hit[0]:

@@ -36,6 +36,7 @@ STAFF_TTL_MS = 60_000
 STAFF_CACHE_SIZE = 1_000
 MAX_STAFF_RESULTS = 50  # the gateway's own cap (gateway/directory/staff.py)
 MAX_TERM = 200
+MIN_TERM = 2  # a single letter matches half the city: not worth a request
 
 
 class RemoteRoles:
@@ -75,7 +76,7 @@ class CityStaffSearch:
     async def search(self, term: str, limit: int) -> list[dict]:
         term, limit = term.lower()[:MAX_TERM], max(1, min(limit, MAX_STAFF_RESULTS))
         gateway = gateway_of(self.fctx.policy)
-        if not term or gateway is None or gateway == self.fctx.server_name:
+        if len(term) < MIN_TERM or gateway is None or gateway == self.fctx.server_name:
             return []
         now = self.fctx.ctx.clock.time_ms()
         hit = self._cache.get((term, limit))

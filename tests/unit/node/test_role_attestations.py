@@ -174,3 +174,10 @@ def test_city_directory_lists_leaders_and_opted_in_teachers(node):
     listed = node.run(node.accounts.attestations.directory())
     assert sorted(d["user_id"] for d in listed) == sorted([director, deputy, teacher])
     assert quiet not in {d["user_id"] for d in listed}
+
+
+def test_an_oversized_remote_document_is_refused_and_not_cached(node):
+    doc = {**_remote_director(node), "padding": "x" * 20_000}
+    node.remote.docs["@dir:" + OTHER] = doc
+    assert _get(node, "@dir:" + OTHER)[1][FIELD] == {"verified": False, "reason": "malformed"}
+    assert node.accounts.attestations._verdicts == {}
