@@ -181,3 +181,24 @@ def test_an_oversized_remote_document_is_refused_and_not_cached(node):
     node.remote.docs["@dir:" + OTHER] = doc
     assert _get(node, "@dir:" + OTHER)[1][FIELD] == {"verified": False, "reason": "malformed"}
     assert node.accounts.attestations._verdicts == {}
+
+
+def test_a_role_change_is_attested_at_the_next_request(node):
+    from sqlalchemy import update
+
+    from schema.accounts import users
+
+    user = node.add_user("t1", role="teacher")
+    assert _get(node, user)[1][FIELD]["role"] == "teacher"
+
+    def set_role(role):
+        node.db.run_sync(
+            lambda conn: conn.execute(
+                update(users).where(users.c.user_id == user).values(role=role)
+            )
+        )
+
+    set_role("deputy")  # e.g. changed by another process (CLI, roster import)
+    assert _get(node, user)[1][FIELD]["role"] == "deputy"
+    set_role("parent")
+    assert _get(node, user)[0] == 404
