@@ -61,6 +61,9 @@ async def list_notifications(
     entries = {}
     for room_id in {r[0] for r in rows}:
         entries[room_id] = await counts.entry(user_id, room_id)
+        if rooms.erasure.erased:  # decided from the timelines (node/rooms/erasure.py)
+            in_room = [ev for ev in events.values() if ev.room_id == room_id]
+            await rooms.erasure.prepare(rooms, room_id, user_id, in_room)
     out = []
     for room_id, event_id, stream, thread, actions, ts in rows:
         ev = events.get(event_id)

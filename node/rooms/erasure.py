@@ -19,7 +19,7 @@ looked at further.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 from sqlalchemy import select
 
@@ -42,6 +42,10 @@ class MembershipView(Protocol):
     ) -> tuple[Points, Points] | None: ...
 
     def joined_since(self, room_id: str, user_id: str) -> int | None: ...
+
+    async def visibility_timelines(
+        self, room_id: str, user_id: str
+    ) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]: ...
 
 
 def _all(conn: Any) -> dict[str, int]:
@@ -109,6 +113,18 @@ class ErasedSenders:
         pos = await self.db.run(_one, user_id)
         if pos is not None:
             self.erased[user_id] = pos
+
+    async def prepare(
+        self, view: MembershipView, room_id: str, user_id: str, events: Iterable[Event]
+    ) -> None:
+        """Before formatting ``events`` for ``user_id`` on a path that has not read the
+        user's visibility timelines (an incremental ``/sync``, ``/notifications``): read them
+        if an erased sender is among the events, so ``served_content`` decides exactly
+        rather than from the current membership alone."""
+        erased = self.erased
+        if erased and any(ev.sender in erased for ev in events):
+            if view.cached_visibility_timelines(room_id, user_id) is None:
+                await view.visibility_timelines(room_id, user_id)
 
     def served_content(
         self, event: Event, user_id: str | None, view: MembershipView

@@ -108,6 +108,8 @@ class JoinedRooms:
         if any(ev.type == MEMBER for ev in tl.events) or any(ev.type == MEMBER for ev in state_evs):
             current = await self.state.current_state(room_id)
             summ = summary(current, user_id)
+        # An erased sender's events are decided from the timelines (node/rooms/erasure.py).
+        await self.rooms.erasure.prepare(self.rooms, room_id, user_id, tl.events + state_evs)
         entry = self._entry(run, room_id, tl, state_evs, current, summ, typing_always=False)
         has_content = bool(
             entry["timeline"]["events"]

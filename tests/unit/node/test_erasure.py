@@ -176,3 +176,36 @@ def test_saw_before_erasure_rules():
     assert saw_before_erasure(_event(10), me, 20, [(15, "join")], [])
     # "joined" history: joining after the event never showed it.
     assert not saw_before_erasure(_event(10), me, 20, [(15, "join")], [(1, "joined")])
+
+
+def test_sync_and_notifications_after_a_restart_keep_what_old_members_saw():
+    """After a restart nothing is cached: /notifications and an incremental /sync spanning
+    the erasure still give a member who was there (and changed their name since) the
+    message as it was, and a newcomer's initial sync the redacted form."""
+    from support.deferreds import result_of
+
+    from node.accounts.erasure import record_erasure
+    from test_ignored_users import ALICE, BOB, CAROL
+    from test_ignored_users import Node as SyncNode
+
+    node = SyncNode()
+    room = node.room()
+    token = node.sync_as(CAROL)["next_batch"]
+    secret = node.send(BOB, room, "secret", **{"m.mentions": {"user_ids": [CAROL]}})
+    result_of(node.db.run(record_erasure, BOB))
+    result_of(node.rooms.erasure.refresh(BOB))
+    node.member(CAROL, room, CAROL, "join")  # a display name change after the erasure
+    restarted = SyncNode(node.db)
+    restarted.rooms.erasure.load_sync()
+    status, notes = restarted.call("GET", "/_matrix/client/v3/notifications", CAROL)
+    assert status == 200
+    assert [n["event"]["content"].get("body") for n in notes["notifications"]] == ["secret"]
+    timeline = restarted.sync_as(CAROL, token)["rooms"]["join"][room]["timeline"]["events"]
+    [msg] = [e for e in timeline if e["event_id"] == secret]
+    assert msg["content"]["body"] == "secret"
+    dave = uid("dave")
+    restarted.member(dave, room, dave, "join")
+    timeline = restarted.sync_as(dave)["rooms"]["join"][room]["timeline"]["events"]
+    [msg] = [e for e in timeline if e["event_id"] == secret]
+    assert msg["content"] == {}
+    assert ALICE  # the room's creator, unaffected
