@@ -202,3 +202,41 @@ def test_a_role_change_is_attested_at_the_next_request(node):
     assert _get(node, user)[1][FIELD]["role"] == "deputy"
     set_role("parent")
     assert _get(node, user)[0] == 404
+
+
+def test_user_search_includes_verified_city_staff_and_caches(node):
+    from types import SimpleNamespace
+
+    from node.federation.role_attestations import CityStaffSearch
+
+    good = _remote_director(node, displayname="Anna Direktor")
+    forged = {**_remote_director(node, user_id="@t:" + OTHER, role="teacher"), "role": "director"}
+    own = sign_attestation(
+        user_id="@me:" + SERVER,
+        role="director",
+        server_name=SERVER,
+        school="17",
+        key=KEY,
+        issued_ts=node.clock.time_ms(),
+        lifetime_ms=LIFETIME_MS,
+    )
+    asked = []
+
+    class Client:
+        async def request(self, server, method, path, query=None, timeout=None):
+            asked.append((server, path, query["term"]))
+            return 200, {"results": [good, forged, own, "junk"]}
+
+    fctx = SimpleNamespace(
+        policy=SimpleNamespace(state=SimpleNamespace(signer_name="city.test")),
+        server_name=SERVER,
+        client=Client(),
+        ctx=SimpleNamespace(clock=node.clock),
+    )
+    search = CityStaffSearch(fctx, node.accounts.attestations)
+    items = node.run(search.search("Anna", 10))
+    assert items == [{"user_id": "@dir:" + OTHER, "display_name": "Anna Direktor"}]
+    assert node.run(search.search("anna", 10)) == items  # cached per term
+    assert asked == [("city.test", "/_parta/v1/staff", "anna")]
+    assert node.run(search.search("a", 10)) == []  # too short to ask
+    assert len(asked) == 1
