@@ -178,6 +178,7 @@ class PeopleRoomSync:
             self._running = False
 
     async def sync(self) -> None:
+        started = self.rooms.clock.time_ms()
         w = await self.db.run(read_wanted)
         await self._make_rooms(w)
         w = await self.db.run(read_wanted)  # with the room IDs just recorded
@@ -200,7 +201,12 @@ class PeopleRoomSync:
                     )
         if failed == 0:
             self.done_generation = w.generation
-            log.info("event=people_rooms_synced generation=%d rooms=%d", w.generation, len(items))
+            log.info(
+                "event=people_rooms_synced generation=%d rooms=%d ms=%d",
+                w.generation,
+                len(items),
+                self.rooms.clock.time_ms() - started,
+            )
 
     # --- rooms -------------------------------------------------------------------------------
     async def _create(
@@ -258,6 +264,18 @@ class PeopleRoomSync:
         the room's lock, written as one batch."""
         room = await self.rooms.get_room(room_id)
         pending = []
+        persister = self.rooms.persister
+        persister.hold()  # the room's events become one write, not one each
+        try:
+            await self._build_room(room, want, names, pending)
+        finally:
+            persister.release()
+        for d in pending:
+            await d
+
+    async def _build_room(
+        self, room: Any, want: RoomWant, names: dict[str, str], pending: list
+    ) -> None:
         async with room.lock:
             current = {uid: ev.content.get("membership") for uid, ev in room.members()}
             for uid in sorted(want.members):
@@ -285,8 +303,6 @@ class PeopleRoomSync:
             if levels is not None:
                 ev = self.rooms.build_and_check(room, self.bot, "m.room.power_levels", levels, "")
                 pending.append(self.rooms.commit_local(room, ev))
-        for d in pending:
-            await d
 
     def _commit(self, room: Any, sender: str, target: str, content: dict) -> Any:
         ev = self.rooms.build_and_check(room, sender, "m.room.member", content, target)

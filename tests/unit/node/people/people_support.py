@@ -45,3 +45,23 @@ def edit(export: Path, name: str, fn) -> None:
 def append_line(export: Path, name: str, line: str) -> None:
     with open(os.path.join(export, f"{name}.csv"), "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
+
+
+class _Call:
+    def active(self) -> bool:
+        return False
+
+    def cancel(self) -> None:
+        pass
+
+
+def hold_clock():
+    """The rooms tests' step clock, with the timer the persister's ``hold`` arms (never
+    fired: the room sync releases its hold itself)."""
+    from rooms_support import StepClock
+
+    class HoldClock(StepClock):
+        def call_later(self, seconds, fn, *args):
+            return _Call()
+
+    return HoldClock()

@@ -12,7 +12,11 @@ from support.deferreds import result_of
 import schema.events  # noqa: F401 - registers the tables
 import schema.people  # noqa: F401 - registers the tables
 import schema.rooms  # noqa: F401 - registers the tables
-from people_support import edit, sample_copy  # first: puts the node harnesses on the path
+from people_support import (  # first: puts the node harnesses on the path
+    edit,
+    hold_clock,
+    sample_copy,
+)
 
 from accounts_support import Node  # isort: skip
 from node.people import admin, store
@@ -32,7 +36,7 @@ class School:
         self.node = Node(monkeypatch)
         self.db = self.node.db
         claim_api.register(self.node.router, self.node.accounts)
-        self.rooms = make_service(self.db)
+        self.rooms = make_service(self.db, clock=hold_clock())
         self.sync = PeopleRoomSync(self.db, self.rooms, SERVER)
         self.now = 1_700_000_000_000
 
