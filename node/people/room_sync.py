@@ -263,7 +263,7 @@ class PeopleRoomSync:
         """Invite and join who is missing, kick who left, set the power levels: built under
         the room's lock, written as one batch."""
         room = await self.rooms.get_room(room_id)
-        pending = []
+        pending: list[defer.Deferred] = []
         persister = self.rooms.persister
         persister.hold()  # the room's events become one write, not one each
         try:
@@ -274,7 +274,7 @@ class PeopleRoomSync:
             await d
 
     async def _build_room(
-        self, room: Any, want: RoomWant, names: dict[str, str], pending: list
+        self, room: Any, want: RoomWant, names: dict[str, str], pending: list[defer.Deferred]
     ) -> None:
         async with room.lock:
             current = {uid: ev.content.get("membership") for uid, ev in room.members()}
