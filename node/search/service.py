@@ -124,6 +124,9 @@ class SearchService:
                 or ev.room_id != h.room_id
                 or not checker.visible(ev)
                 or not flt.allows(ev.type, ev.sender, ev.content)
+                # An erased sender's event served redacted to this user must not be found
+                # by its original words either (node/rooms/erasure.py).
+                or self.rooms.erasure.served_content(ev, user_id, self.rooms) is not None
             ):
                 continue
             kept.append((h, ev))
