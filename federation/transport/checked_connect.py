@@ -3,7 +3,9 @@
 A name is resolved once through a filtering resolver and the connection goes to exactly the
 addresses that were checked, so DNS rebinding cannot get past the check; IP literals and
 override targets are checked directly.  Used by ``client.FederationHttpClient`` for every
-federation request and the ``.well-known`` fetch (docs/security.md, "Outbound federation").
+federation request and the ``.well-known`` fetch (docs/security.md, "Outbound federation"),
+and, through ``checked_tcp_endpoint``, by the node's other clients of user-given URLs (push
+gateways, URL previews), each with its own filter.
 """
 
 from __future__ import annotations
@@ -38,9 +40,8 @@ from .resolution import ServerResolver
 from .server_names import is_ip_literal
 from .tls import ClientTLSPolicy
 
-log = logging.getLogger(__name__)
-
-# The client's logger: these lines belong to its requests.
+# The federation client's logger: these lines belong to its requests (the other clients'
+# lines say which client they are, ``event=<client>_address_refused``).
 log = logging.getLogger("federation.transport.client")
 
 
@@ -117,7 +118,8 @@ class _FilteringReactor:
 @implementer(IStreamClientEndpoint)
 class _CheckedTCPEndpoint:
     """TCP to ``host``:``port`` at an address the filter allows, else ``AddressRefused``
-    before any connection (no filter: plain endpoints, for library use and tests)."""
+    before any connection (no filter: plain endpoints, for library use and tests).
+    ``client`` names the connecting client in the log lines."""
 
     def __init__(
         self,
@@ -127,6 +129,7 @@ class _CheckedTCPEndpoint:
         connect_timeout: float,
         address_filter: AddressFilter | None,
         destination: str,
+        client: str = "federation",
     ) -> None:
         self._reactor = reactor
         self._host = host
@@ -134,10 +137,12 @@ class _CheckedTCPEndpoint:
         self._timeout = connect_timeout
         self._filter = address_filter
         self._destination = destination
+        self._client = client
 
     def _refused(self, detail: str) -> Failure:
         log.warning(
-            "event=federation_address_refused destination=%s host=%s port=%d refused=%s",
+            "event=%s_address_refused destination=%s host=%s port=%d refused=%s",
+            self._client,
             self._destination,
             self._host,
             self._port,
@@ -172,7 +177,8 @@ class _CheckedTCPEndpoint:
         def connected(protocol: Any) -> Any:
             if reactor.refused:
                 log.info(
-                    "event=federation_address_skipped destination=%s host=%s refused=%s",
+                    "event=%s_address_skipped destination=%s host=%s refused=%s",
+                    self._client,
                     self._destination,
                     host,
                     ", ".join(reactor.refused),
@@ -180,6 +186,25 @@ class _CheckedTCPEndpoint:
             return protocol
 
         return d.addCallbacks(connected, failed)
+
+
+def checked_tcp_endpoint(
+    reactor: Any,
+    host: str,
+    port: int,
+    *,
+    connect_timeout: float,
+    address_filter: AddressFilter,
+    client: str,
+) -> IStreamClientEndpoint:
+    """TCP to ``host``:``port`` for an outbound client of user-given URLs: the name is
+    resolved once and only the addresses ``address_filter`` allows are connected to (so DNS
+    rebinding cannot get past it), else the connection fails with ``AddressRefused``
+    before any connection is made.  ``client`` (``push_gateway``, ``url_preview``...)
+    names the client in the log lines: ``event=<client>_address_refused``."""
+    return _CheckedTCPEndpoint(
+        reactor, host, port, connect_timeout, address_filter, host, client=client
+    )
 
 
 class ConnectingClient(Protocol):

@@ -24,7 +24,7 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 # The filtered TCP endpoint of outbound federation (resolve once, check every address).
-from federation.transport.checked_connect import _CheckedTCPEndpoint
+from federation.transport.checked_connect import checked_tcp_endpoint
 from federation.transport.ip_ranges import AddressFilter
 
 MAX_REDIRECTS = 3
@@ -76,7 +76,14 @@ class _WebEndpoints:
         host = uri.host.decode("ascii")
         if host.startswith("["):
             host = host[1:-1]
-        tcp = _CheckedTCPEndpoint(self._reactor, host, uri.port, self._timeout, self._filter, host)
+        tcp = checked_tcp_endpoint(
+            self._reactor,
+            host,
+            uri.port,
+            connect_timeout=self._timeout,
+            address_filter=self._filter,
+            client="url_preview",
+        )
         if uri.scheme == b"https":
             return wrapClientTLS(optionsForClientTLS(host), tcp)
         return tcp

@@ -3,6 +3,8 @@ never connects to an address the filter refuses."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from support.clocks import FakeClock
 from support.deferreds import result_of
@@ -162,9 +164,12 @@ class RecordingReactor(task.Clock):
         "http://[::ffff:192.168.1.1]/",
     ],
 )
-def test_fetcher_never_connects_to_refused_addresses(url):
+def test_fetcher_never_connects_to_refused_addresses(url, caplog):
     reactor = RecordingReactor()
     fetcher = WebFetcher(reactor, AddressFilter(DEFAULT_IP_RANGE_BLACKLIST, ()))
-    with pytest.raises(FetchFailed, match="AddressRefused"):
+    with caplog.at_level(logging.WARNING), pytest.raises(FetchFailed, match="AddressRefused"):
         result_of(fetcher.fetch(url))
     assert reactor.connections == []
+    # The operator's log says which client was refused, not "federation".
+    assert "event=url_preview_address_refused" in caplog.text
+    assert "federation_address_refused" not in caplog.text

@@ -4,6 +4,8 @@ Push Gateway API ``/_matrix/push/v1/notify``, https://spec.matrix.org/v1.16/push
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from node.push.delivery import MAX_ATTEMPTS, backoff_ms
@@ -194,7 +196,7 @@ def test_the_queue_survives_a_restart(node):
     assert body["notification"]["event_id"] == event_id
 
 
-def test_the_gateway_client_refuses_private_addresses():
+def test_the_gateway_client_refuses_private_addresses(caplog):
     from twisted.internet import defer, task
 
     from federation.transport.errors import AddressRefused
@@ -208,5 +210,10 @@ def test_the_gateway_client_refuses_private_addresses():
         "http://10.1.2.3/_matrix/push/v1/notify",
     ):
         failures: list = []
-        defer.ensureDeferred(client.post(url, {})).addErrback(failures.append)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            defer.ensureDeferred(client.post(url, {})).addErrback(failures.append)
         assert failures and failures[0].check(AddressRefused), url
+        # The operator's log says which client was refused, not "federation".
+        assert "event=push_gateway_address_refused" in caplog.text, url
+        assert "federation_address_refused" not in caplog.text
