@@ -33,6 +33,7 @@ from node.rooms.pagination import paginate
 from node.stream_tokens import StreamToken, parse_sync_token
 
 from .handler import SyncParams
+from .ignored import hidden_invite
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -104,7 +105,10 @@ class OldSync:
         rows = await self.rooms.get_rooms_for_user(user_id, wanted)
         global_ad, room_ad = await self.sync.account_data.changes_since(user_id, 0)
         rooms = []
+        ignored = self.rooms.ignored.of(user_id)
         for room_id, membership, ev in rows[:MAX_ROOMS]:
+            if membership == "invite" and hidden_invite(ev, ignored):  # sync/ignored.py
+                continue
             try:
                 info = await self._room_info(requester, room_id, membership, ev, limit)
             except MatrixError:

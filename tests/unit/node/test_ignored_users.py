@@ -288,3 +288,21 @@ def test_the_list_is_capped_and_survives_a_restart(node):
     assert bodies(restarted.sync_as(ALICE)["rooms"]["join"][room]["timeline"]["events"]) == [
         "carol"
     ]
+
+
+def test_initial_sync_of_the_old_api_leaves_out_ignored_senders(node):
+    from node.sync.api import old_sync
+
+    old_sync.register(node.router, node.sync)
+    room = node.room()
+    node.send(BOB, room, "bob")
+    node.send(CAROL, room, "carol")
+    node.reactor.advance(0.01)
+    bobs = result_of(node.rooms.create_room(BOB, {"preset": "private_chat"}))
+    node.member(BOB, bobs, ALICE, "invite")
+    node.ignore(ALICE, BOB)
+    status, body = node.call("GET", f"{V3}/initialSync?limit=10")
+    assert status == 200
+    by_id = {r["room_id"]: r for r in body["rooms"]}
+    assert set(by_id) == {room}
+    assert bodies(by_id[room]["messages"]["chunk"]) == ["carol"]
