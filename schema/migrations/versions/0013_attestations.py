@@ -1,12 +1,11 @@
-"""role attestations of staff (schema/attestations.py)
+"""role attestations of staff: no tables (they are signed on demand and held in memory;
+the gateway's staff list refills at its first gathering), kept so the revision chain is whole
 
 Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-07 22:00:00
 """
 
-import sqlalchemy as sa  # noqa: F401  (used once the tables are added)
-from alembic import op  # noqa: F401  (used once the tables are added)
 
 revision = "0013"
 down_revision = "0012"
