@@ -212,4 +212,5 @@ class OldSync:
         end = upper
         if len(evs) >= EVENTS_BATCH:  # more to come: continue after the last one
             end = upper.copy_with(events=meta(evs[-1]).stream_ordering or since.events)
-        return await self.rooms.filter_events_for_user(user_id, room_id, evs), end
+        visible = await self.rooms.filter_events_for_user(user_id, room_id, evs)
+        return self.rooms.ignored.visible_to(user_id, visible), end  # sync/ignored.py

@@ -306,3 +306,18 @@ def test_initial_sync_of_the_old_api_leaves_out_ignored_senders(node):
     by_id = {r["room_id"]: r for r in body["rooms"]}
     assert set(by_id) == {room}
     assert bodies(by_id[room]["messages"]["chunk"]) == ["carol"]
+
+
+def test_the_old_events_stream_of_one_room_leaves_out_ignored_senders(node):
+    from node.sync.api import old_sync
+
+    old_sync.register(node.router, node.sync)
+    room = node.room()
+    node.ignore(ALICE, BOB)
+    status, start = node.call("GET", f"{V3}/events?room_id={room}&timeout=0")
+    assert status == 200
+    node.send(BOB, room, "bob")
+    node.send(CAROL, room, "carol")
+    status, body = node.call("GET", f"{V3}/events?room_id={room}&timeout=0&from={start['end']}")
+    assert status == 200
+    assert bodies(body["chunk"]) == ["carol"]
