@@ -277,10 +277,17 @@ class PeopleRoomSync:
         self, room: Any, want: RoomWant, names: dict[str, str], pending: list[defer.Deferred]
     ) -> None:
         async with room.lock:
-            current = {uid: ev.content.get("membership") for uid, ev in room.members()}
+            events = dict(room.members())
+            current = {uid: ev.content.get("membership") for uid, ev in events.items()}
             for uid in sorted(want.members):
                 state = current.get(uid)
-                if state in ("join", "ban"):  # a ban by the room's staff stands
+                if state == "ban":  # a ban by the room's staff stands
+                    continue
+                if state == "join":
+                    name = names.get(uid, uid)
+                    if events[uid].content.get("displayname") != name:  # renamed in the file
+                        content = {**events[uid].content, "displayname": name}
+                        pending.append(self._commit(room, uid, uid, content))
                     continue
                 if state != "invite":
                     content = {"membership": "invite", "displayname": names.get(uid, uid)}

@@ -157,8 +157,14 @@ def test_reimport_moves_and_removes_pupils(school):
                 r["classSourcedId"] = "class-5b"
         return rows
 
+    def users(rows):
+        for r in rows:
+            if r["sourcedId"] == "pupil-1":
+                r["givenName"] = "Alexandra"
+        return [r for r in rows if r["sourcedId"] != "pupil-4"]
+
     edit(school.export, "enrollments", enrollments)
-    edit(school.export, "users", lambda rows: [r for r in rows if r["sourcedId"] != "pupil-4"])
+    edit(school.export, "users", users)
     result = school.import_(school.export)
     assert [p.sourced_id for p in result.plan.deactivate] == ["pupil-4"]
     assert school.rooms_sync() is True
@@ -169,6 +175,10 @@ def test_reimport_moves_and_removes_pupils(school):
     # Parent 2 follows their child to 5B's parents' room.
     assert school.membership(school.room_of("parents", "class-5a"), "parent-2") == "leave"
     assert school.membership(school.room_of("parents", "class-5b"), "parent-2") == "join"
+    # A new name reaches the member events of the rooms the pupil is in.
+    room = result_of(school.rooms.get_room(class_5a))
+    member = room.get("m.room.member", school.uid("pupil-1"))
+    assert member.content == {"membership": "join", "displayname": "Alexandra Kuznetsov"}
     pupil4 = school.uid("pupil-4")
     assert school.node.login(pupil4, "x")[0] == 403
     assert school.import_(school.export).plan.is_empty()
