@@ -30,6 +30,10 @@ def format_event(rooms: Any, run: SyncRun, ev: Event) -> dict:
     f = run.filter
     if f.event_format == "federation":
         out = dict(ev.pdu)
+        if ev.sender in rooms.erasure.erased:  # an erased sender (node/rooms/erasure.py)
+            erased = rooms.erasure.served_content(ev, run.user_id, rooms)
+            if erased is not None:
+                out["content"] = erased
     else:
         out = rooms.format_client_event(ev, include_room_id=False, requester=run.p.requester)
     if f.event_fields is not None:

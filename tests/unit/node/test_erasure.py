@@ -209,3 +209,26 @@ def test_sync_and_notifications_after_a_restart_keep_what_old_members_saw():
     [msg] = [e for e in timeline if e["event_id"] == secret]
     assert msg["content"] == {}
     assert ALICE  # the room's creator, unaffected
+
+
+def test_the_federation_event_format_of_sync_is_redacted_too():
+    from support.deferreds import result_of
+
+    from test_ignored_users import BOB, CAROL
+    from test_ignored_users import Node as SyncNode
+
+    node = SyncNode()
+    room = node.room(members=(BOB,))
+    secret = node.send(BOB, room, "secret")
+    node.rooms.erasure.erased[BOB] = node.rooms.current_stream_ordering()
+    node.member(CAROL, room, CAROL, "join")
+    flt = '{"event_format":"federation"}'
+    status, body = node.call("GET", f"/_matrix/client/v3/sync?filter={flt}", CAROL)
+    assert status == 200
+    [pdu] = [
+        e
+        for e in body["rooms"]["join"][room]["timeline"]["events"]
+        if e["type"] == "m.room.message"
+    ]
+    assert pdu["content"] == {}
+    assert result_of(node.rooms.get_event(secret)).content["body"] == "secret"
