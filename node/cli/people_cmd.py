@@ -23,14 +23,20 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _open(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The config and an engine on its database at the head migration."""
-    from node.app import upgrade_database
+    """The config and an engine on its database at the head migration (without importing
+    the whole node: start-up time is most of a re-import's)."""
     from node.config import load_config
     from node.storage.database import make_engine
+    from schema.migrations import upgrade
 
     config = load_config(args.config)
-    upgrade_database(config)
-    return config, make_engine(config.database_url)
+    engine = make_engine(config.database_url)
+    try:
+        upgrade(engine)
+    except Exception as exc:  # noqa: BLE001 - one clear line for the operator
+        engine.dispose()
+        raise CliError(f"database upgrade failed: {exc.__class__.__name__}: {exc}") from None
+    return config, engine
 
 
 def _now_ms() -> int:
@@ -73,7 +79,7 @@ def cmd_people_import(args: argparse.Namespace) -> int:
     from node.people import admin
     from node.people.oneroster import RosterError
     from node.people.plan import summary
-    from node.people.room_sync import SWEEP_SECONDS
+    from node.people.store import SWEEP_SECONDS
 
     config, engine = _open(args)
     try:

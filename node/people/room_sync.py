@@ -50,7 +50,7 @@ from .oneroster import STAFF_ROLES
 
 log = logging.getLogger("parta.people")
 
-SWEEP_SECONDS = 10.0
+SWEEP_SECONDS = store.SWEEP_SECONDS
 STAFF_LEVEL = 50
 ROOM_CONCURRENCY = 8
 

@@ -35,6 +35,8 @@ from .plan import Plan, State
 # as it).  Its localpart starts with "_" like other service accounts.
 SCHOOL_BOT_LOCALPART = "_parta_school"
 GENERATION = "generation"
+# How often the running node looks for a new import generation (room_sync.py).
+SWEEP_SECONDS = 10.0
 _CHUNK = 500
 
 
