@@ -5,16 +5,21 @@ commands, while the node may be running; rooms need the node's signed events and
 in memory, so the node does this part.  It compares what the record asks for with what the
 rooms hold and sends the difference, as the school account (``store.SCHOOL_BOT_LOCALPART``):
 
-* a space (``m.space``, client-server API "Spaces") holding every room below, joined by
-  everyone;
-* a staff room (staff), an announcements room (everyone; only staff may post:
+* a space (``m.space``, client-server API "Spaces") holding every room below, to which
+  everyone is invited;
+* a staff room (staff), an announcements room (everyone is invited; only staff may post:
   ``events_default`` 50 and staff at 50);
 * per class a class room (its teachers and pupils; teachers at 50) and a parents' room (the
   parents of its pupils and its teachers; teachers at 50).
 
-A person joins through an invite from the school account and a join of their own (the
-rooms are invite-only); a person who is no longer wanted (left a class, deactivated, class
-closed) is kicked.  People the record does not manage (added by hand) are left alone.
+The rooms are invite-only.  In the class, parents' and staff rooms a person is invited by
+the school account and joined at once (a join of their own, made by their server); to the
+two school-wide rooms people are only invited and accept in their client.  That is not
+only politeness: the node's per-event work (push rules, federation fan-out) grows with a
+room's joined members, so joining the whole school into one room costs the square of its
+size, while invites leave the joined set small.  A person who is no longer wanted (left a
+class, deactivated, class closed) is kicked.  People the record does not manage (added by
+hand) are left alone.
 
 It runs at start-up and whenever the import generation changes (checked every
 ``SWEEP_SECONDS``).  Each room's changes are built under the room's lock and written in
@@ -109,6 +114,7 @@ class RoomWant:
     members: dict[str, int]
     managed: set[str]  # user IDs the record manages (may be kicked)
     events_default: int | None = None  # set for the announcements room
+    invite_only: bool = False  # members are invited and join themselves (school-wide rooms)
 
 
 def wanted_rooms(w: Wanted) -> dict[str, RoomWant]:
@@ -118,10 +124,12 @@ def wanted_rooms(w: Wanted) -> dict[str, RoomWant]:
     everyone = {uid: (STAFF_LEVEL if role in STAFF_ROLES else 0) for uid, role in live.values()}
     rooms: dict[str, RoomWant] = {}
     if "space" in w.school_rooms:
-        rooms[w.school_rooms["space"]] = RoomWant({u: 0 for u in everyone}, managed)
+        rooms[w.school_rooms["space"]] = RoomWant(
+            {u: 0 for u in everyone}, managed, invite_only=True
+        )
     if "announcements" in w.school_rooms:
         rooms[w.school_rooms["announcements"]] = RoomWant(
-            dict(everyone), managed, events_default=STAFF_LEVEL
+            dict(everyone), managed, events_default=STAFF_LEVEL, invite_only=True
         )
     if "staff" in w.school_rooms:
         rooms[w.school_rooms["staff"]] = RoomWant(
@@ -292,6 +300,8 @@ class PeopleRoomSync:
                 if state != "invite":
                     content = {"membership": "invite", "displayname": names.get(uid, uid)}
                     pending.append(self._commit(room, self.bot, uid, content))
+                if want.invite_only:
+                    continue
                 content = {"membership": "join", "displayname": names.get(uid, uid)}
                 pending.append(self._commit(room, uid, uid, content))
             for uid, state in sorted(current.items()):

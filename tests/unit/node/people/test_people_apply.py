@@ -68,14 +68,14 @@ class School:
         room = result_of(self.rooms.get_room(room_id))
         return room.membership(self.uid(sourced_id))
 
-    def joined(self, room_id: str) -> set[str]:
+    def joined(self, room_id: str, membership: str = "join") -> set[str]:
         room = result_of(self.rooms.get_room(room_id))
         by_uid = {v: k for k, v in self.db.run_sync(store.user_ids).items()}
-        return {
-            by_uid[u]
-            for u, ev in room.members()
-            if ev.content["membership"] == "join" and u in by_uid
-        }
+        joined = {u for u, ev in room.members() if ev.content["membership"] == membership}
+        return {by_uid[u] for u in joined if u in by_uid}
+
+    def invited(self, room_id: str) -> set[str]:
+        return self.joined(room_id, "invite")
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_rooms_follow_the_record(school):
     assert school.rooms_sync() is True
     assert school.rooms_sync() is False  # same generation: nothing to do
     space = school.room_of("space")
-    assert school.joined(space) == {
+    assert school.invited(space) == {
         "staff-director", "staff-t1", "staff-t2",
         "pupil-1", "pupil-2", "pupil-3", "pupil-4", "parent-1", "parent-2",
     }  # fmt: skip
@@ -131,6 +131,9 @@ def test_rooms_follow_the_record(school):
     assert levels["events_default"] == 50
     assert levels["users"][school.uid("staff-t1")] == 50
     assert school.uid("pupil-1") not in levels["users"]
+    assert school.invited(ann.room_id) == school.invited(space)  # everyone, invited
+    pupil = school.uid("pupil-1")
+    result_of(school.rooms.update_membership(pupil, ann.room_id, pupil, "join"))
     from federation.errors import MatrixError
 
     with pytest.raises(MatrixError) as info:
@@ -139,7 +142,7 @@ def test_rooms_follow_the_record(school):
                 school.uid("pupil-1"), ann.room_id, "m.room.message", {"body": "hi"}
             )
         )
-    assert info.value.http_status == 403
+    assert info.value.http_status == 403 and "power level 50" in str(info.value)
     # The class rooms are children of the space.
     space_room = result_of(school.rooms.get_room(space))
     assert space_room.get("m.space.child", school.room_of("class", "class-5a")) is not None
