@@ -6,7 +6,6 @@ Revises: 0012
 Create Date: 2026-12-07 22:00:00
 """
 
-
 revision = "0013"
 down_revision = "0012"
 branch_labels = None
