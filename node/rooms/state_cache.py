@@ -35,6 +35,7 @@ class RoomState:
         "room_type",
         "creator",
         "state_group",
+        "members_version",
     )
 
     def __init__(
@@ -56,6 +57,10 @@ class RoomState:
         self.depth = 0
         self.lock = DeferredLock()
         self.joined: set[str] = set()
+        # Bumped on every change of an m.room.member state event, so per-room caches of
+        # what the members imply (servers to send to, whom push rules are evaluated for)
+        # are recomputed on a membership change only, not for every event.
+        self.members_version = 0
         # The state group holding ``state`` (node.rooms.state_store); None until the
         # room's first event, or for a room from before state groups existed.
         self.state_group: int | None = None
@@ -82,6 +87,7 @@ class RoomState:
         """Put a state event into the current state (loading, or after a redaction)."""
         self.state[event.key] = event
         if event.type == MEMBER:
+            self.members_version += 1
             user_id = event.key[1]
             if event.content.get("membership") == "join":
                 self.joined.add(user_id)
@@ -92,6 +98,7 @@ class RoomState:
         """Drop a key from the current state (state resolution may do that)."""
         event = self.state.pop(key, None)
         if event is not None and event.type == MEMBER:
+            self.members_version += 1
             self.joined.discard(event.state_key)
 
     def apply(self, event: Event) -> None:

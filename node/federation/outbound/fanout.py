@@ -71,6 +71,10 @@ class FederationSender:
         self._save_call: Any = None
         self._saving = False  # a delayed position save is being written
         self._drained: list[defer.Deferred] = []
+        # room_id -> (the room in memory, its members_version, the remote servers with
+        # joined members): recomputed when the room's membership changed, so fanning an
+        # ordinary event out of a room of thousands costs a lookup, not a member scan.
+        self._servers: dict[str, tuple[Any, int, frozenset[str]]] = {}
 
     # --- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -141,10 +145,22 @@ class FederationSender:
         try:
             room = await self.rooms.get_room(room_id)
         except NotFound:
+            self._servers.pop(room_id, None)
             return set()
+        return set(self._room_servers(room))
+
+    def _room_servers(self, room: Any) -> frozenset[str]:
+        """The remote servers with joined members in ``room`` (a ``RoomState``), from the
+        cache while the room's membership is unchanged."""
+        version = room.members_version
+        hit = self._servers.get(room.room_id)
+        if hit is not None and hit[0] is room and hit[1] == version:
+            return hit[2]
         out = {domain_of(u) for u in room.joined}
         out.discard(self.server_name)
-        return out
+        servers = frozenset(out)
+        self._servers[room.room_id] = (room, version, servers)
+        return servers
 
     async def send_event_to_room(self, event: Event, exclude: Iterable[str] = ()) -> None:
         """Queue a persisted event for the room's servers except ``exclude``."""
