@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import orjson
 from twisted.internet import defer
@@ -34,7 +34,9 @@ from node.storage.bulk import insert_rows
 from schema.push import push_notifications
 
 from .counts import UnreadCounts
-from .evaluator import CompiledRule, EventContext, evaluate
+from .evaluator import EventContext, evaluate
+from .members import RoomMembers, named_users
+from .members import build as build_members
 from .rule_store import PushRuleStore
 from .threads import thread_of
 
@@ -131,33 +133,6 @@ def _details(ev: Event, state: Mapping[tuple[str, str], Event]) -> dict:
     return out
 
 
-def _named_users(ev: Event, targets: list[str], state: Mapping[tuple[str, str], Event]) -> set[str]:
-    """Members the server-default rules may answer differently for than for anyone else
-    (a superset: a plain substring test stands in for the word-boundary match)."""
-    named: set[str] = set()
-    if ev.state_key:
-        named.add(ev.state_key)
-    content = ev.content
-    mentions = content.get("m.mentions")
-    if isinstance(mentions, dict):
-        ids = mentions.get("user_ids")
-        if isinstance(ids, list):
-            named.update(i for i in ids if isinstance(i, str))
-        return named
-    body = content.get("body")
-    if isinstance(body, str) and body:
-        text = body.lower()
-        for user_id in targets:
-            if user_id[1:].split(":", 1)[0].lower() in text:
-                named.add(user_id)
-                continue
-            member = state.get((MEMBER, user_id))
-            name = member.content.get("displayname") if member is not None else None
-            if isinstance(name, str) and name and name.lower() in text:
-                named.add(user_id)
-    return named
-
-
 _COLUMNS = (
     "user_id",
     "room_id",
@@ -195,6 +170,9 @@ class PushEvaluator:
         self.wants_details: Callable[[str], bool] = lambda user_id: False
         self._buffer: list[Notification] = []
         self._timer: Any = None
+        self._room_members: dict[str, RoomMembers] = {}
+        self._rules_version = 0
+        rules.listeners.append(self._rules_changed)
 
     def attach(self, persister: EventPersister) -> None:
         persister.on_persisted.append(self.on_persisted)
@@ -253,24 +231,55 @@ class PushEvaluator:
             if self.rooms.notifier is not None:  # wake the room's syncs for the counts
                 self.rooms.notifier.notify_room_event(ev.room_id, committed_stream(ev))
 
-    def _targets(self, ev: Event, room: Any) -> list[str]:
+    def _rules_changed(self, user_id: str, content: dict) -> None:
+        """``PushRuleStore`` listener: who has rules of their own may have changed."""
+        self._rules_version += 1
+
+    def _members(self, room: Any) -> RoomMembers:
+        """The room's local joined members, from the cache while the room's membership and
+        everyone's rules are unchanged."""
+        version = room.members_version
+        hit = self._room_members.get(room.room_id)
+        if (
+            hit is not None
+            and hit.room is room
+            and hit.version == version
+            and hit.rules_version == self._rules_version
+        ):
+            return hit
+        hit = build_members(
+            room,
+            version,
+            self._rules_version,
+            room.joined,
+            room.state,
+            self._suffix,
+            self.rules.has_own_rules,
+        )
+        self._room_members[room.room_id] = hit
+        return hit
+
+    def _excluded(self, ev: Event, room: Any) -> tuple[set[str], str | None]:
+        """Who must not be evaluated (the sender; users ignoring the sender) and the local
+        invitee of an invite who is not joined yet (so ``.m.rule.invite_for_me`` fires)."""
         sender = ev.sender
-        suffix = self._suffix
-        targets = [u for u in room.joined if u != sender and u.endswith(suffix)]
-        if ev.type == MEMBER and ev.state_key and ev.content.get("membership") == "invite":
-            invitee = ev.state_key
-            if invitee.endswith(suffix) and invitee != sender and invitee not in room.joined:
-                targets.append(invitee)
+        excluded = {sender}
+        invitee = None
+        invite = ev.type == MEMBER and ev.content.get("membership") == "invite"
+        if invite and ev.state_key:
+            target = ev.state_key
+            if target.endswith(self._suffix) and target != sender and target not in room.joined:
+                invitee = target
         # Users who ignore the sender get neither their messages nor their invites
         # (client-server API "Ignoring Users"; node/rooms/ignored.py).
         ignorers = self.rooms.ignored.ignorers_of(sender)
         if ignorers:
-            invite = ev.type == MEMBER and ev.content.get("membership") == "invite"
             if ev.state_key is None:
-                targets = [u for u in targets if u not in ignorers]
+                excluded |= ignorers
             elif invite and ev.state_key in ignorers:
-                targets = [u for u in targets if u != ev.state_key]
-        return targets
+                excluded.add(ev.state_key)
+                invitee = None
+        return excluded, invitee
 
     def _evaluate(self, ev: Event, room: Any, out: list[Notification]) -> None:
         try:
@@ -280,27 +289,40 @@ class PushEvaluator:
         thread = thread_of(ev.content)
         if ev.sender.endswith(self._suffix):
             self.counts.sent(ev.sender, ev.room_id, thread, stream)
-        targets = self._targets(ev, room)
-        if not targets:
-            return
+        members = self._members(room)
+        excluded, invitee = self._excluded(ev, room)
+        local = members.local
+        if invitee is None and len(local) <= len(excluded) and all(u in excluded for u in local):
+            return  # nobody to evaluate for
         facts = _RoomFacts(room.state, len(room.joined), room.room_version, ev.sender)
         ctx = EventContext(ev.pdu, facts)
-        ts = self.clock.time_ms()
         # The server-default rules depend on who evaluates them only through the user's ID
         # (in m.mentions.user_ids, an invite's state_key) and, for an event without
         # m.mentions, the user's local part or display name in the body: members with the
         # default rules whom the event does not name all get the same answer, decided once.
-        named = _named_users(ev, targets, room.state)
+        named = named_users(ev, members)
         rules = self.rules
-        generic: list[CompiledRule | None] = []
+        generic = evaluate(rules.compiled(NOBODY), ctx, NOBODY)
+        special = named | members.own
+        targets: Iterable[str]
+        if generic is not None and generic.notify:
+            targets = members.local  # everyone is notified: walk them all
+        else:
+            # Nobody with the default rules is notified: only the named members and those
+            # with rules of their own need a look (a membership event in a big room).
+            index = members.index
+            targets = sorted((u for u in special if u in index), key=index.__getitem__)
+        if invitee is not None:
+            targets = [*targets, invitee]
+        ts = self.clock.time_ms()
         details: dict | None = None
         for user_id in targets:
-            if user_id in named or rules.has_own_rules(user_id):
+            if user_id in excluded:
+                continue
+            if user_id in special:
                 rule = evaluate(rules.compiled(user_id), ctx, user_id)
             else:
-                if not generic:
-                    generic.append(evaluate(rules.compiled(NOBODY), ctx, NOBODY))
-                rule = generic[0]
+                rule = generic
             if rule is None or not rule.notify:
                 continue
             self.counts.notified(user_id, ev.room_id, (stream, thread, rule.highlight))
