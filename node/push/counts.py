@@ -181,6 +181,24 @@ class UnreadCounts:
         batch.append((key, item))
         self._apply(key, "item", item)
 
+    def notified_many(self, user_ids: list[str], room_id: str, item: Item) -> None:
+        """``notified`` for every user of ``user_ids`` (the members the server-default
+        rules notified for one event), with the per-call lookups done once."""
+        batch = self._pending.get(self.pending_batch)
+        if batch is None:
+            batch = self._pending[self.pending_batch] = []
+        batch.extend([((u, room_id), item) for u in user_ids])
+        entries = self._entries
+        loading = self._loading
+        for user_id in user_ids:
+            key = (user_id, room_id)
+            entry = entries.get(key)
+            if entry is not None:
+                entry.add(item)
+            if loading:
+                for log in loading.get(key, ()):
+                    log.append(("item", item))
+
     def next_batch(self) -> None:
         """The notifications so far go into one write; later ones into the next."""
         self.pending_batch += 1

@@ -172,6 +172,7 @@ class PushEvaluator:
         self._timer: Any = None
         self._room_members: dict[str, RoomMembers] = {}
         self._rules_version = 0
+        self._own_seen: set[str] = set()  # users whose rule change was counted
         rules.listeners.append(self._rules_changed)
 
     def attach(self, persister: EventPersister) -> None:
@@ -232,8 +233,12 @@ class PushEvaluator:
                 self.rooms.notifier.notify_room_event(ev.room_id, committed_stream(ev))
 
     def _rules_changed(self, user_id: str, content: dict) -> None:
-        """``PushRuleStore`` listener: who has rules of their own may have changed."""
-        self._rules_version += 1
+        """``PushRuleStore`` listener: who has rules of their own may have changed.  A
+        user's documents are never removed, so only a user's first change moves them out
+        of the default group; later changes need no recomputation."""
+        if user_id not in self._own_seen:
+            self._own_seen.add(user_id)
+            self._rules_version += 1
 
     def _members(self, room: Any) -> RoomMembers:
         """The room's local joined members, from the cache while the room's membership and
@@ -316,16 +321,20 @@ class PushEvaluator:
             targets = [*targets, invitee]
         ts = self.clock.time_ms()
         details: dict | None = None
+        grouped: list[str] = []  # notified by the shared evaluation: counted in one call
         for user_id in targets:
             if user_id in excluded:
                 continue
             if user_id in special:
                 rule = evaluate(rules.compiled(user_id), ctx, user_id)
+                if rule is None or not rule.notify:
+                    continue
+                self.counts.notified(user_id, ev.room_id, (stream, thread, rule.highlight))
             else:
                 rule = generic
-            if rule is None or not rule.notify:
-                continue
-            self.counts.notified(user_id, ev.room_id, (stream, thread, rule.highlight))
+                if rule is None or not rule.notify:
+                    continue
+                grouped.append(user_id)
             note = Notification(
                 user_id,
                 ev.room_id,
@@ -343,6 +352,8 @@ class PushEvaluator:
                     details = _details(ev, room.state)
                 note.details = details
             out.append(note)
+        if grouped and generic is not None:
+            self.counts.notified_many(grouped, ev.room_id, (stream, thread, generic.highlight))
 
     def _emit(self, notes: list[Notification]) -> defer.Deferred:
         actions_json: dict[int, str] = {}  # one encoding per rule's actions list
