@@ -320,6 +320,8 @@ class PushEvaluator:
         if invitee is not None:
             targets = [*targets, invitee]
         ts = self.clock.time_ms()
+        room_id, event_id = ev.room_id, ev.event_id  # (properties: read once, not per member)
+        wants_details = self.wants_details
         details: dict | None = None
         grouped: list[str] = []  # notified by the shared evaluation: counted in one call
         for user_id in targets:
@@ -329,7 +331,7 @@ class PushEvaluator:
                 rule = evaluate(rules.compiled(user_id), ctx, user_id)
                 if rule is None or not rule.notify:
                     continue
-                self.counts.notified(user_id, ev.room_id, (stream, thread, rule.highlight))
+                self.counts.notified(user_id, room_id, (stream, thread, rule.highlight))
             else:
                 rule = generic
                 if rule is None or not rule.notify:
@@ -337,8 +339,8 @@ class PushEvaluator:
                 grouped.append(user_id)
             note = Notification(
                 user_id,
-                ev.room_id,
-                ev.event_id,
+                room_id,
+                event_id,
                 stream,
                 thread,
                 rule.highlight,
@@ -347,13 +349,13 @@ class PushEvaluator:
                 rule.tweaks,
                 ev,
             )
-            if self.wants_details(user_id):
+            if wants_details(user_id):
                 if details is None:
                     details = _details(ev, room.state)
                 note.details = details
             out.append(note)
         if grouped and generic is not None:
-            self.counts.notified_many(grouped, ev.room_id, (stream, thread, generic.highlight))
+            self.counts.notified_many(grouped, room_id, (stream, thread, generic.highlight))
 
     def _emit(self, notes: list[Notification]) -> defer.Deferred:
         actions_json: dict[int, str] = {}  # one encoding per rule's actions list
