@@ -37,7 +37,7 @@ def _inner(push: bool, members: int, n: int) -> None:
     from node.clock import ReactorClock
     from node.push.service import PushService
     from node.sync.notifier import SyncNotifier
-    from rooms_support import FakeAccounts, make_service, uid
+    from rooms_support import SERVER, FakeAccounts, make_service, uid
 
     localparts = ["teacher"] + [f"pupil{i}" for i in range(members - 1)]
     reactor = task.Clock()
@@ -47,10 +47,12 @@ def _inner(push: bool, members: int, n: int) -> None:
     rooms = make_service(
         db, clock=clock, notifier=SyncNotifier(clock), accounts=FakeAccounts(localparts)
     )
-    service = PushService(db=db, clock=clock, server_name="test", max_pushers=3)
+    service = PushService(db=db, clock=clock, server_name=SERVER, max_pushers=3)
     service.rules.load_sync()
     if push:
         service.attach_rooms(rooms)
+        # The members must be local users, or no rule is ever evaluated.
+        assert all(uid(lp).endswith(":" + SERVER) for lp in localparts)
     teacher = uid("teacher")
     room = result_of(rooms.create_room(teacher, {"preset": "public_chat"}))
     for lp in localparts[1:]:
