@@ -22,6 +22,7 @@ class SchoolStatus:
     roster_version_acked: int | None = None  # roster version the school reported using
     user_count: int | None = None  # as published by the school
     room_count: int | None = None
+    report_count: int | None = None  # content reports made by its users (moderation)
 
 
 UNKNOWN = SchoolStatus()

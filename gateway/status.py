@@ -117,6 +117,7 @@ class CityStatusSource:
                 roster_version_acked=ack[0] if ack else None,
                 user_count=stats.get("users") if stats else None,
                 room_count=stats.get("rooms") if stats else None,
+                report_count=stats.get("reports") if stats else None,
             )
             if status != SchoolStatus():
                 out[name] = status

@@ -64,7 +64,7 @@ def _schools_table(entries: list[dict], statuses: dict, *, empty: str) -> Markup
             html(
                 '<tr><td>{link}<div class="muted mono">#{sid}</div></td><td>{district}</td>'
                 "{server}<td>{status}</td><td>{contact}</td>{queue}{ack}"
-                "{users}{rooms}</tr>",
+                "{users}{rooms}{reports}</tr>",
                 link=_school_link(e),
                 sid=e["school_id"],
                 district=or_dash(e["district"]),
@@ -75,15 +75,17 @@ def _schools_table(entries: list[dict], statuses: dict, *, empty: str) -> Markup
                 ack=_num(st.roster_version_acked),
                 users=_num(st.user_count),
                 rooms=_num(st.room_count),
+                reports=_num(st.report_count),
             )
         )
     if not rows:
-        rows.append(html('<tr><td colspan="9" class="empty">{m}</td></tr>', m=empty))
+        rows.append(html('<tr><td colspan="10" class="empty">{m}</td></tr>', m=empty))
     return html(
         '<table class="schools"><thead><tr><th>School</th><th>District</th><th>Server</th>'
         '<th>Status</th><th>Last federation contact</th><th class="num">Outbound queue</th>'
         '<th class="num">Roster ack\u2019d</th><th class="num">Users</th>'
-        '<th class="num">Rooms</th></tr></thead><tbody>{rows}</tbody></table>',
+        '<th class="num">Rooms</th><th class="num">Reports</th></tr></thead>'
+        "<tbody>{rows}</tbody></table>",
         rows=join(rows),
     )
 
@@ -148,7 +150,8 @@ def register(router: Any, gw: Any) -> None:
             "<dt>Enrolled</dt><dd>{enrolled}</dd><dt>Revoked</dt><dd>{revoked}</dd>"
             "<dt>Last federation contact</dt><dd>{contact}</dd>"
             "<dt>Outbound queue</dt><dd>{queue}</dd><dt>Roster version acknowledged</dt>"
-            "<dd>{ack}</dd><dt>Users / rooms</dt><dd>{users} / {rooms}</dd></dl>",
+            "<dd>{ack}</dd><dt>Users / rooms</dt><dd>{users} / {rooms}</dd>"
+            "<dt>Content reports</dt><dd>{reports}</dd></dl>",
             sid=e["school_id"],
             district=or_dash(e["district"]),
             server=or_dash(e["server"]),
@@ -161,6 +164,7 @@ def register(router: Any, gw: Any) -> None:
             ack=or_dash(st.roster_version_acked),
             users=or_dash(st.user_count),
             rooms=or_dash(st.room_count),
+            reports=or_dash(st.report_count),
         )
         entry = (doc or {}).get("servers", {}).get(e["server"]) if e["server"] else None
         keys = _keys_table(entry)

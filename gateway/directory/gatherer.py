@@ -107,8 +107,9 @@ def clean_room(raw: Any) -> dict | None:
 
 
 def clean_stats(raw: Any, server_name: str) -> dict | None:
-    """``{users, rooms, public_rooms, directors, staff}`` from a stats answer; counts that are not
-    non-negative integers become None, directors outside ``server_name`` are dropped."""
+    """``{users, rooms, public_rooms, reports, directors, staff}`` from a stats answer;
+    counts that are not non-negative integers become None, directors outside
+    ``server_name`` are dropped."""
     if not isinstance(raw, dict):
         return None
 
@@ -134,6 +135,7 @@ def clean_stats(raw: Any, server_name: str) -> dict | None:
         "users": count("users"),
         "rooms": count("rooms"),
         "public_rooms": count("public_rooms"),
+        "reports": count("reports"),
         "directors": directors,
         "staff": [d for d in staff[:MAX_STAFF] if isinstance(d, dict)]
         if isinstance(staff, list)

@@ -10,6 +10,7 @@ node has not enrolled, gets 403 ``M_FORBIDDEN``.  Response::
     {"users": 123,            # active (not deactivated) accounts on this server
      "rooms": 45,             # rooms created on this server
      "public_rooms": 3,       # of those, published in the room directory
+     "reports": 2,            # content reports made by this school's users (moderation)
      "directors": ["@director:school42.example", ...],   # accounts with role director
      "staff": [<role attestation>, ...]}  # directors, deputies, opted-in teachers (people.md)
 
@@ -37,6 +38,7 @@ MAX_DIRECTORS = 50
 
 def collect_stats(conn: Connection, server_name: str) -> dict:
     from schema.accounts import users
+    from schema.client_misc import content_reports
     from schema.events import rooms
 
     n_users = (
@@ -53,6 +55,7 @@ def collect_stats(conn: Connection, server_name: str) -> dict:
         ).scalar()
         or 0
     )
+    n_reports = conn.execute(select(func.count()).select_from(content_reports)).scalar() or 0
     directors = [
         r[0]
         for r in conn.execute(
@@ -66,6 +69,7 @@ def collect_stats(conn: Connection, server_name: str) -> dict:
         "users": int(n_users),
         "rooms": int(n_rooms),
         "public_rooms": int(n_public),
+        "reports": int(n_reports),
         "directors": directors,
     }
 

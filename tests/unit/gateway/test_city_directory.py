@@ -80,6 +80,7 @@ def test_clean_stats_keeps_only_directors_of_the_school_itself():
             "users": 10,
             "rooms": -1,
             "public_rooms": True,
+            "reports": 4,
             "directors": ["@d:" + A, "@d:" + B, "@d:" + A, "nobody", 5, "@x:" + A + ".evil"],
         },
         A,
@@ -88,6 +89,7 @@ def test_clean_stats_keeps_only_directors_of_the_school_itself():
         "users": 10,
         "rooms": None,
         "public_rooms": None,
+        "reports": 4,
         "directors": ["@d:" + A],
         "staff": [],
     }
@@ -106,6 +108,7 @@ def test_gathering_pages_through_every_school_and_records_when(city):
         "users": 420,
         "rooms": 160,
         "public_rooms": 151,
+        "reports": None,  # a school that does not publish the count yet
         "directors": ["@director:" + A],
         "staff": [],
     }

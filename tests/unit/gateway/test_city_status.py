@@ -15,6 +15,7 @@ from support.db import InlineDB
 from support.deferreds import result_of
 
 import schema.accounts  # registers the tables
+import schema.client_misc
 import schema.events
 import schema.federation_outbound as fo
 from city_support import CityHarness
@@ -76,7 +77,9 @@ def test_each_column_comes_from_its_source():
     acks.record(C, 6, ts=20_000)
     gatherer = SimpleNamespace(
         get=lambda s: (
-            SimpleNamespace(stats={"users": 420, "rooms": 31}, rooms_ts=8_000, stats_ts=8_500)
+            SimpleNamespace(
+                stats={"users": 420, "rooms": 31, "reports": 2}, rooms_ts=8_000, stats_ts=8_500
+            )
             if s == A
             else None
         )
@@ -89,6 +92,7 @@ def test_each_column_comes_from_its_source():
         roster_version_acked=7,
         user_count=420,
         room_count=31,
+        report_count=2,
     )
     assert got[B] == SchoolStatus(last_contact_ts=5_000, outbound_queue_depth=0)
     assert got[C] == SchoolStatus(
@@ -179,13 +183,30 @@ def school_db():
             ],
         )  # LIKE wildcards do not match
 
+        conn.execute(
+            insert(schema.client_misc.content_reports),
+            [
+                {"kind": kind, "reporter": f"@cara:{A}", "received_ts": 1, **target}
+                for kind, target in [
+                    ("user", {"target_user_id": f"@x:{B}", "room_id": None}),
+                    ("room", {"target_user_id": None, "room_id": "!r2:x"}),
+                ]
+            ],
+        )
+
     db.run_sync(fill)
     return db
 
 
-def test_stats_count_active_users_local_rooms_and_list_directors():
+def test_stats_count_active_users_local_rooms_reports_and_list_directors():
     got = school_db().run_sync(lambda conn: stats_endpoint.collect_stats(conn, A))
-    assert got == {"users": 3, "rooms": 2, "public_rooms": 1, "directors": [f"@director:{A}"]}
+    assert got == {
+        "users": 3,
+        "rooms": 2,
+        "public_rooms": 1,
+        "reports": 2,
+        "directors": [f"@director:{A}"],
+    }
 
 
 class _Routes:

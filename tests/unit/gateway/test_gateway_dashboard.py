@@ -267,6 +267,7 @@ def test_schools_page_shows_status_from_the_source(logged):
                     roster_version_acked=2,
                     user_count=311,
                     room_count=45,
+                    report_count=3,
                 )
             }
 
@@ -274,8 +275,9 @@ def test_schools_page_shows_status_from_the_source(logged):
     page = h.request("GET", "/dashboard/").body
     row = page[page.index("Lyceum No. 42") :]
     row = row[: row.index("</tr>")]
-    for value in (">7<", ">2<", ">311<", ">45<", "2023-11-14 22:13 UTC"):
+    for value in (">7<", ">2<", ">311<", ">45<", ">3<", "2023-11-14 22:13 UTC"):
         assert value in row
+    assert '<th class="num">Reports</th>' in page
 
 
 def test_school_detail_shows_keys_and_rooms_source(logged):
