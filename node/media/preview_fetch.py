@@ -15,17 +15,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
-from twisted.internet import defer, protocol
-from twisted.internet.endpoints import wrapClientTLS
-from twisted.internet.ssl import optionsForClientTLS
+from twisted.internet import defer
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory
-from zope.interface import implementer
+
+from federation.transport.ip_ranges import AddressFilter
 
 # The filtered TCP endpoint of outbound federation (resolve once, check every address).
-from federation.transport.checked_connect import checked_tcp_endpoint
-from federation.transport.ip_ranges import AddressFilter
+from federation.transport.web_client import BodyHead, CheckedWebEndpoints
 
 MAX_REDIRECTS = 3
 MAX_URL_CHARS = 2000
@@ -65,57 +62,6 @@ def check_url(url: str) -> str:
     return url
 
 
-@implementer(IAgentEndpointFactory)
-class _WebEndpoints:
-    def __init__(self, reactor: Any, address_filter: AddressFilter, timeout_s: float) -> None:
-        self._reactor = reactor
-        self._filter = address_filter
-        self._timeout = timeout_s
-
-    def endpointForURI(self, uri: Any) -> Any:
-        host = uri.host.decode("ascii")
-        if host.startswith("["):
-            host = host[1:-1]
-        tcp = checked_tcp_endpoint(
-            self._reactor,
-            host,
-            uri.port,
-            connect_timeout=self._timeout,
-            address_filter=self._filter,
-            client="url_preview",
-        )
-        if uri.scheme == b"https":
-            return wrapClientTLS(optionsForClientTLS(host), tcp)
-        return tcp
-
-
-class _Head(protocol.Protocol):
-    """Keeps the first ``limit`` bytes of a body and stops the download there."""
-
-    def __init__(self, limit: int) -> None:
-        self.done: defer.Deferred[bytes] = defer.Deferred()
-        self.limit = limit
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.size >= self.limit:
-            return
-        self.parts.append(data[: self.limit - self.size])
-        self.size += len(data)
-        if self.size >= self.limit and self.transport is not None:
-            # A response body's transport is a producer proxy: stop the rest of the body.
-            cast(Any, self.transport).stopProducing()
-            self._finish()
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self._finish()
-
-    def _finish(self) -> None:
-        if not self.done.called:
-            self.done.callback(b"".join(self.parts))
-
-
 class WebFetcher:
     def __init__(
         self,
@@ -130,7 +76,9 @@ class WebFetcher:
         self.max_bytes = max_bytes
         pool = HTTPConnectionPool(reactor, persistent=False)
         self.agent = Agent.usingEndpointFactory(
-            reactor, _WebEndpoints(reactor, address_filter, timeout_s), pool=pool
+            reactor,
+            CheckedWebEndpoints(reactor, address_filter, timeout_s, "url_preview"),
+            pool=pool,
         )
 
     async def fetch(self, url: str) -> FetchedPage:
@@ -169,12 +117,12 @@ class WebFetcher:
 
     @staticmethod
     async def _drain(response: Any, limit: int) -> bytes:
-        head = _Head(limit)
+        head = BodyHead(limit)
         response.deliverBody(head)
         if limit == 0 and not head.done.called:
             # Nothing wanted: stop the body and close (the pool keeps no connections).
             transport = head.transport
             if transport is not None:
                 cast(Any, transport).stopProducing()
-            head._finish()
+            head.finish()
         return await head.done
